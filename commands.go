@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/minik-dev/minik/server"
+)
+
+func commands() []*ucli.Command {
+	return []*ucli.Command{
+		serverCommand(),
+		{
+			Name:  "version",
+			Usage: "print the client version",
+			Action: func(c *ucli.Context) error {
+				fmt.Printf("minik version %s\n", version)
+				return nil
+			},
+		},
+	}
+}
+
+func serverCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "server",
+		Usage: "run the control plane (and, unless --disable-agent, a local agent)",
+		Flags: serverFlags(),
+		Action: func(c *ucli.Context) error {
+			cfg := server.Config{
+				DataDir:          c.String("data-dir"),
+				HTTPSPort:        c.Int("https-listen-port"),
+				BindAddress:      c.String("bind-address"),
+				TLSSANs:          c.StringSlice("tls-san"),
+				Token:            c.String("token"),
+				ClusterCIDR:      c.String("cluster-cidr"),
+				ServiceCIDR:      c.String("service-cidr"),
+				NodeName:         c.String("node-name"),
+				NodeIP:           c.String("node-ip"),
+				DisableAgent:     c.Bool("disable-agent"),
+				CompactionWindow: c.Int64("compaction-window"),
+				Version:          version,
+				Logger:           newLogger(c.Bool("debug")),
+			}
+			return server.Run(c.Context, cfg)
+		},
+	}
+}
+
+func newLogger(debug bool) *slog.Logger {
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func serverFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Value: "/var/lib/minik", EnvVars: []string{"MINIK_DATA_DIR"}, Usage: "where state, certificates and the kubeconfig live"},
+		&ucli.IntFlag{Name: "https-listen-port", Value: 6443, EnvVars: []string{"MINIK_HTTPS_LISTEN_PORT"}, Usage: "port of the HTTPS API"},
+		&ucli.StringFlag{Name: "bind-address", EnvVars: []string{"MINIK_BIND_ADDRESS"}, Usage: "address the API listens on (default: all)"},
+		&ucli.StringSliceFlag{Name: "tls-san", EnvVars: []string{"MINIK_TLS_SAN"}, Usage: "extra host names or IPs for the serving certificate"},
+		&ucli.StringFlag{Name: "token", EnvVars: []string{"MINIK_TOKEN"}, Usage: "join token (or its secret part); generated when empty"},
+		&ucli.StringFlag{Name: "cluster-cidr", Value: "10.42.0.0/16", EnvVars: []string{"MINIK_CLUSTER_CIDR"}, Usage: "pod network; each node gets a slice"},
+		&ucli.StringFlag{Name: "service-cidr", Value: "10.43.0.0/16", EnvVars: []string{"MINIK_SERVICE_CIDR"}, Usage: "range of Service cluster IPs"},
+		&ucli.StringFlag{Name: "node-name", EnvVars: []string{"MINIK_NODE_NAME"}, Usage: "name of the local node (default: host name)"},
+		&ucli.StringFlag{Name: "node-ip", EnvVars: []string{"MINIK_NODE_IP"}, Usage: "address of the local node"},
+		&ucli.BoolFlag{Name: "disable-agent", EnvVars: []string{"MINIK_DISABLE_AGENT"}, Usage: "run the control plane only"},
+		&ucli.Int64Flag{Name: "compaction-window", Value: 100000, EnvVars: []string{"MINIK_COMPACTION_WINDOW"}, Usage: "revisions of history kept for watches"},
+		&ucli.BoolFlag{Name: "debug", EnvVars: []string{"MINIK_DEBUG"}, Usage: "log at debug level"},
+	}
+}

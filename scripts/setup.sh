@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what minik and its tests need on a Debian 12 machine (run as root).
+set -euo pipefail
+
+packages=(
+	ca-certificates git iproute2 iptables
+	containerd runc containernetworking-plugins busybox-static
+)
+
+export DEBIAN_FRONTEND=noninteractive
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Go: the toolchain named in go.mod is fetched through the module proxy by
+# any Go from 1.21 on.
+if ! command -v go >/dev/null 2>&1; then
+	if [ -x /usr/local/go/bin/go ]; then
+		echo "setup: add /usr/local/go/bin to PATH" >&2
+	else
+		echo "setup: Go 1.21 or newer is required (https://go.dev/dl)" >&2
+	fi
+	exit 1
+fi
+echo "setup: ok ($(go version))"

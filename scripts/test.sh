@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, then (as root) the integration and
+# end-to-end tests that drive the real binary, containerd and iptables.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+
+go build -o minik .
+go vet ./...
+go test -count=1 -timeout 15m ./...
+
+if [ "$(id -u)" = 0 ]; then
+	MINIK_INTEGRATION=1 MINIK_BINARY="$PWD/minik" \
+		go test -count=1 -timeout 20m -tags integration -run 'Integration|E2E' ./...
+else
+	echo "test: not root, integration tests not run" >&2
+fi

@@ -1,0 +1,149 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/minik-dev/minik/server/registry"
+	"github.com/minik-dev/minik/store"
+)
+
+// ipAllocator hands out Service cluster IPs. Each allocated address is a
+// key of its own in the store, created atomically, so two servers (or two
+// requests) can never take the same one; the key's value names the owner.
+type ipAllocator struct {
+	st     store.Store
+	prefix netip.Prefix
+	base   uint32
+	size   uint32
+}
+
+// ipKeyPrefix is where allocated service IPs are recorded.
+const ipKeyPrefix = "/registry/ranges/serviceips/"
+
+func newIPAllocator(st store.Store, cidr string) (*ipAllocator, error) {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || !p.Addr().Is4() || p.Bits() > 29 {
+		return nil, fmt.Errorf("service CIDR %q: must be an IPv4 prefix of /29 or larger", cidr)
+	}
+	p = p.Masked()
+	b := p.Addr().As4()
+	return &ipAllocator{st: st, prefix: p, base: binary.BigEndian.Uint32(b[:]), size: 1 << (32 - p.Bits())}, nil
+}
+
+// reserved addresses are handed out only when asked for by value: the
+// first one (the API service) and the tenth (cluster DNS).
+func (a *ipAllocator) reserved(off uint32) bool { return off == 1 || off == 10 }
+
+func (a *ipAllocator) addr(off uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], a.base+off)
+	return netip.AddrFrom4(b)
+}
+
+// Allocate takes ip, or any free address when ip is invalid (empty).
+func (a *ipAllocator) Allocate(ctx context.Context, ip netip.Addr, owner string) (netip.Addr, error) {
+	if ip.IsValid() {
+		if !a.prefix.Contains(ip) || ip == a.addr(0) || ip == a.addr(a.size-1) {
+			return ip, errIPRange
+		}
+		_, err := a.st.Create(ctx, ipKeyPrefix+ip.String(), []byte(owner))
+		if errors.Is(err, store.ErrExists) {
+			return ip, errIPTaken
+		}
+		return ip, err
+	}
+	usable := a.size - 2
+	start := rand.Uint32N(usable)
+	for i := uint32(0); i < usable; i++ {
+		off := 1 + (start+i)%usable
+		if a.reserved(off) {
+			continue
+		}
+		cand := a.addr(off)
+		_, err := a.st.Create(ctx, ipKeyPrefix+cand.String(), []byte(owner))
+		if errors.Is(err, store.ErrExists) {
+			continue
+		}
+		return cand, err
+	}
+	return netip.Addr{}, errIPFull
+}
+
+// Release frees ip; an address that is not allocated is ignored.
+func (a *ipAllocator) Release(ctx context.Context, ip netip.Addr) error {
+	_, _, err := a.st.Delete(ctx, ipKeyPrefix+ip.String(), 0)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+var (
+	errIPRange = errors.New("provided IP is not in the valid range")
+	errIPTaken = errors.New("provided IP is already allocated")
+	errIPFull  = errors.New("range is full")
+)
+
+// allocate takes what a new object needs from shared ranges and returns
+// the function that gives it back.
+func (s *Server) allocate(ctx context.Context, res *registry.Resource, obj runtime.Object) (func(), error) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok || svc.Spec.Type == corev1.ServiceTypeExternalName || svc.Spec.ClusterIP == corev1.ClusterIPNone {
+		return func() {}, nil
+	}
+	var want netip.Addr
+	if svc.Spec.ClusterIP != "" {
+		var err error
+		if want, err = netip.ParseAddr(svc.Spec.ClusterIP); err != nil {
+			return nil, invalidClusterIP(svc, err)
+		}
+	}
+	ip, err := s.ips.Allocate(ctx, want, svc.Namespace+"/"+svc.Name)
+	switch {
+	case errors.Is(err, errIPRange):
+		return nil, invalidClusterIP(svc, fmt.Errorf("failed to allocate IP %s: %w; the range of valid IPs is %s", want, err, s.ips.prefix))
+	case errors.Is(err, errIPTaken):
+		return nil, invalidClusterIP(svc, fmt.Errorf("failed to allocate IP %s: %w", want, err))
+	case errors.Is(err, errIPFull):
+		return nil, apierrors.NewInternalError(fmt.Errorf("failed to allocate a service IP: %w", err))
+	case err != nil:
+		return nil, err
+	}
+	svc.Spec.ClusterIP = ip.String()
+	svc.Spec.ClusterIPs = []string{ip.String()}
+	return func() { s.ips.Release(context.WithoutCancel(ctx), ip) }, nil
+}
+
+func invalidClusterIP(svc *corev1.Service, err error) error {
+	return apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, svc.Name, field.ErrorList{
+		field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), svc.Spec.ClusterIP, err.Error()),
+	})
+}
+
+// release gives back what a deleted object held.
+func (s *Server) release(ctx context.Context, res *registry.Resource, obj runtime.Object) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return
+	}
+	for _, v := range svc.Spec.ClusterIPs {
+		if ip, err := netip.ParseAddr(v); err == nil && s.prefixContains(ip) {
+			if err := s.ips.Release(context.WithoutCancel(ctx), ip); err != nil {
+				s.log.Warn("releasing service ip", "ip", v, "err", err)
+			}
+		}
+	}
+}
+
+func (s *Server) prefixContains(ip netip.Addr) bool { return s.ips.prefix.Contains(ip) }

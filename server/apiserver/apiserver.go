@@ -1,0 +1,241 @@
+package apiserver
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/minik-dev/minik/server/auth"
+	"github.com/minik-dev/minik/store"
+)
+
+// Authenticator identifies the user behind a request.
+type Authenticator interface {
+	Authenticate(r *http.Request) (auth.User, bool)
+}
+
+// Authorizer decides whether a user may do what a request asks.
+type Authorizer interface {
+	Authorize(u auth.User, a auth.Attributes) (allowed bool, reason string)
+}
+
+// Config holds what the API server needs.
+type Config struct {
+	Store store.Store
+	// Authenticator and Authorizer may be nil only in tests that serve
+	// the handler without authentication.
+	Authenticator Authenticator
+	Authorizer    Authorizer
+	Logger        *slog.Logger
+	// Metrics registers the server's collectors; nil → not exported.
+	Metrics *Metrics
+	// BookmarkInterval is the least time between two BOOKMARK events on a
+	// watch that asked for them (default 1 minute).
+	BookmarkInterval time.Duration
+	// ServiceCIDR is where Service cluster IPs come from.
+	ServiceCIDR string
+	// Version is reported at /version.
+	Version string
+	// Now returns the current time (tests pass a fixed clock).
+	Now func() time.Time
+}
+
+// Server serves the Kubernetes-shaped REST API over a Store.
+type Server struct {
+	cfg     Config
+	store   store.Store
+	log     *slog.Logger
+	metrics *Metrics
+	ips     *ipAllocator
+	nsQueue chan string // namespaces marked for deletion, for Run
+
+	readyMu sync.Mutex
+	ready   bool
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BookmarkInterval == 0 {
+		cfg.BookmarkInterval = time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ServiceCIDR == "" {
+		cfg.ServiceCIDR = "10.43.0.0/16"
+	}
+	ips, err := newIPAllocator(cfg.Store, cfg.ServiceCIDR)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{
+		cfg:     cfg,
+		store:   cfg.Store,
+		log:     cfg.Logger.With("component", "apiserver"),
+		metrics: cfg.Metrics,
+		ips:     ips,
+		nsQueue: make(chan string, 64),
+	}, nil
+}
+
+// SetReady marks the server ready (answers /readyz with 200).
+func (s *Server) SetReady(ready bool) {
+	s.readyMu.Lock()
+	s.ready = ready
+	s.readyMu.Unlock()
+}
+
+func (s *Server) isReady() bool {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	return s.ready
+}
+
+// ServeHTTP routes a request: public health paths first, then
+// authentication, authorization and the resource handlers.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	verb, resource := s.serve(rec, r)
+	s.metrics.observe(verb, resource, rec.code, time.Since(start))
+}
+
+func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource string) {
+	path := r.URL.Path
+	switch path {
+	case "/healthz", "/livez":
+		w.Write([]byte("ok"))
+		return "get", "healthz"
+	case "/readyz":
+		if !s.isReady() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return "get", "readyz"
+		}
+		w.Write([]byte("ok"))
+		return "get", "readyz"
+	case "/version":
+		s.serveVersion(w)
+		return "get", "version"
+	}
+	user, ok := s.authenticate(r)
+	if !ok {
+		st := apierrors.NewUnauthorized("Unauthorized")
+		s.writeStatus(w, r, st, schema.GroupResource{}, "")
+		return r.Method, "unauthorized"
+	}
+	if rest, found := strings.CutPrefix(path, "/api/v1/"); found && rest != "" {
+		watch := isTrue(r.URL.Query().Get("watch"))
+		info, ok := parseResourcePath(r.Method, rest, watch)
+		if !ok {
+			s.writeStatus(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""), schema.GroupResource{}, "")
+			return r.Method, "unknown"
+		}
+		if !s.authorize(w, r, user, info) {
+			return info.Verb, info.Resource.Name
+		}
+		s.serveResource(w, r, info)
+		return info.Verb, info.Resource.Name
+	}
+	if !s.authorizePath(w, r, user) {
+		return "get", path
+	}
+	s.serveNonResource(w, r)
+	return strings.ToLower(r.Method), "nonresource"
+}
+
+func (s *Server) authenticate(r *http.Request) (auth.User, bool) {
+	if s.cfg.Authenticator == nil {
+		return auth.User{Name: "system:admin", Groups: []string{"system:masters"}}, true
+	}
+	return s.cfg.Authenticator.Authenticate(r)
+}
+
+func (s *Server) authorize(w *statusRecorder, r *http.Request, u auth.User, info requestInfo) bool {
+	if s.cfg.Authorizer == nil {
+		return true
+	}
+	attrs := auth.Attributes{
+		Verb: info.Verb, Resource: info.Resource.Name, Subresource: info.Subresource,
+		Namespace: info.Namespace, Name: info.Name,
+	}
+	allowed, reason := s.cfg.Authorizer.Authorize(u, attrs)
+	if allowed {
+		return true
+	}
+	gr := schema.GroupResource{Resource: info.Resource.Name}
+	s.writeStatus(w, r, apierrors.NewForbidden(gr, info.Name, forbiddenReason(u, info, reason)), gr, info.Name)
+	return false
+}
+
+func (s *Server) authorizePath(w *statusRecorder, r *http.Request, u auth.User) bool {
+	if s.cfg.Authorizer == nil {
+		return true
+	}
+	allowed, reason := s.cfg.Authorizer.Authorize(u, auth.Attributes{Verb: strings.ToLower(r.Method), Path: r.URL.Path})
+	if allowed {
+		return true
+	}
+	st := apierrors.NewForbidden(schema.GroupResource{}, "", errString(reason))
+	st.ErrStatus.Message = "forbidden: User \"" + u.Name + "\" cannot " + strings.ToLower(r.Method) + " path \"" + r.URL.Path + "\""
+	s.writeStatus(w, r, st, schema.GroupResource{}, "")
+	return false
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+func forbiddenReason(u auth.User, info requestInfo, reason string) error {
+	msg := "User \"" + u.Name + "\" cannot " + info.Verb + " resource \"" + info.Resource.Name + "\""
+	if info.Subresource != "" {
+		msg += " subresource \"" + info.Subresource + "\""
+	}
+	if info.Namespace != "" {
+		msg += " in the namespace \"" + info.Namespace + "\""
+	}
+	if reason != "" {
+		msg += ": " + reason
+	}
+	return errString(msg)
+}
+
+func isTrue(v string) bool {
+	b, err := strconv.ParseBool(v)
+	return err == nil && b
+}
+
+func formatRV(rev int64) string { return strconv.FormatInt(rev, 10) }
+
+// statusRecorder remembers the status code written, for metrics, and
+// passes Flush through for watches.
+type statusRecorder struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.code = code
+		r.wroteHeader = true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,148 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	"github.com/minik-dev/minik/server/registry"
+)
+
+// maxBodyBytes is the largest request body accepted, as in Kubernetes.
+const maxBodyBytes = 3 << 20
+
+// readBody reads a request body, refusing one over maxBodyBytes with 413,
+// and converts YAML to JSON.
+func readBody(r *http.Request) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	if err != nil {
+		return nil, badRequest("reading request body: %v", err)
+	}
+	if len(data) > maxBodyBytes {
+		return nil, apierrors.NewRequestEntityTooLargeError(
+			fmt.Sprintf("request body of more than %d bytes", maxBodyBytes))
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/yaml" || ct == "application/apply-patch+yaml" {
+		if data, err = yaml.YAMLToJSON(data); err != nil {
+			return nil, badRequest("invalid YAML: %v", err)
+		}
+	}
+	return data, nil
+}
+
+// decodeObject decodes a request body into a new object of res, checking
+// apiVersion and kind. Unknown fields are refused, reported as a warning or
+// ignored according to the fieldValidation parameter.
+func decodeObject(w http.ResponseWriter, r *http.Request, res *registry.Resource, data []byte) (runtime.Object, error) {
+	var tm struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := json.Unmarshal(data, &tm); err != nil {
+		return nil, badRequest("the body of the request is not valid JSON: %v", err)
+	}
+	if tm.Kind != "" && tm.Kind != res.Kind {
+		return nil, badRequest("the body of the request has kind %q, want %q for resource %q", tm.Kind, res.Kind, res.Name)
+	}
+	if tm.APIVersion != "" && tm.APIVersion != "v1" {
+		return nil, badRequest("the body of the request has apiVersion %q, want \"v1\" for %s", tm.APIVersion, res.Kind)
+	}
+	obj := res.New()
+	if err := strictDecode(w, r, data, obj); err != nil {
+		return nil, err
+	}
+	setTypeMeta(obj, res)
+	return obj, nil
+}
+
+// strictDecode unmarshals data into obj honouring fieldValidation.
+func strictDecode(w http.ResponseWriter, r *http.Request, data []byte, obj any) error {
+	strictErrs, err := kjson.UnmarshalStrict(data, obj)
+	if err != nil {
+		return badRequest("the body of the request could not be decoded: %v", err)
+	}
+	if len(strictErrs) == 0 {
+		return nil
+	}
+	switch r.URL.Query().Get("fieldValidation") {
+	case "Ignore":
+		return nil
+	case "Strict":
+		msgs := make([]string, len(strictErrs))
+		for i, e := range strictErrs {
+			msgs[i] = e.Error()
+		}
+		return badRequest("strict decoding error: %s", strings.Join(msgs, ", "))
+	}
+	for _, e := range strictErrs {
+		if w == nil {
+			break
+		}
+		w.Header().Add("Warning", fmt.Sprintf("299 - %q", e.Error()))
+	}
+	return nil
+}
+
+// setTypeMeta fills apiVersion and kind, which the typed structs leave
+// empty after decoding a stored object.
+func setTypeMeta(obj runtime.Object, res *registry.Resource) {
+	obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: res.Kind})
+}
+
+// encodeStored is the stored form of obj: JSON without resourceVersion,
+// which the store's revision supplies on read.
+func encodeStored(obj runtime.Object) ([]byte, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	rv := m.GetResourceVersion()
+	m.SetResourceVersion("")
+	data, err := json.Marshal(obj)
+	m.SetResourceVersion(rv)
+	return data, err
+}
+
+// decodeStored turns a stored value back into an object at revision rev.
+func decodeStored(res *registry.Resource, value []byte, rev int64) (runtime.Object, error) {
+	obj := res.New()
+	if err := json.Unmarshal(value, obj); err != nil {
+		return nil, fmt.Errorf("decoding stored %s: %w", res.Kind, err)
+	}
+	setTypeMeta(obj, res)
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	m.SetResourceVersion(formatRV(rev))
+	return obj, nil
+}
+
+// writeJSON writes v with the given status code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(data)
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+func setListKind(list runtime.Object, res *registry.Resource) {
+	list.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: res.Kind + "List"})
+}

@@ -1,0 +1,158 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/minik-dev/minik/server/registry"
+	"github.com/minik-dev/minik/store"
+)
+
+// generateNameTries bounds the retries when a generated name is taken.
+const generateNameTries = 8
+
+func (s *Server) serveCreate(w *statusRecorder, r *http.Request, info requestInfo) error {
+	data, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	obj, err := decodeObject(w, r, info.Resource, data)
+	if err != nil {
+		return err
+	}
+	m, _ := meta.Accessor(obj)
+	if info.Resource.Namespaced {
+		if ns := m.GetNamespace(); ns != "" && ns != info.Namespace {
+			return badRequest("the namespace of the provided object (%q) does not match the namespace sent on the request (%q)", ns, info.Namespace)
+		}
+		m.SetNamespace(info.Namespace)
+	}
+	out, err := s.createObject(r.Context(), info.Resource, obj, isDryRun(r))
+	if err != nil {
+		return err
+	}
+	return s.writeObject(w, r, info.Resource, http.StatusCreated, out)
+}
+
+// createObject defaults, validates and stores a new object; obj's
+// namespace must already be set for namespaced kinds.
+func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	gk := schema.GroupKind{Kind: res.Kind}
+	if m.GetName() == "" && m.GetGenerateName() == "" {
+		return nil, apierrors.NewInvalid(gk, "", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name or generateName is required")})
+	}
+	s.prepareMetaForCreate(m)
+	res.PrepareForCreate(obj)
+	if res.Namespaced {
+		if err := s.checkNamespaceOpen(ctx, m.GetNamespace()); err != nil {
+			return nil, err
+		}
+	}
+	generated := m.GetName() == ""
+	for try := 0; ; try++ {
+		if generated {
+			m.SetName(m.GetGenerateName() + randomSuffix())
+		}
+		if errs := res.ValidateCreate(obj); len(errs) > 0 {
+			return nil, apierrors.NewInvalid(gk, m.GetName(), errs)
+		}
+		if dryRun {
+			return obj, nil
+		}
+		out, err := s.storeNew(ctx, res, obj)
+		if generated && errors.Is(err, store.ErrExists) && try < generateNameTries {
+			continue
+		}
+		return out, err
+	}
+}
+
+// storeNew writes a validated object, allocating what its kind needs
+// first and releasing it again if the write fails.
+func (s *Server) storeNew(ctx context.Context, res *registry.Resource, obj runtime.Object) (runtime.Object, error) {
+	m, _ := meta.Accessor(obj)
+	key := storageKey(res, m.GetNamespace(), m.GetName())
+	release, err := s.allocate(ctx, res, obj)
+	if err != nil {
+		return nil, err
+	}
+	data, err := encodeStored(obj)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	rev, err := s.store.Create(ctx, key, data)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	m.SetResourceVersion(formatRV(rev))
+	return obj, nil
+}
+
+// prepareMetaForCreate sets the server-owned metadata of a new object.
+func (s *Server) prepareMetaForCreate(m metav1.Object) {
+	m.SetUID(uuid.NewUUID())
+	m.SetCreationTimestamp(metav1.NewTime(s.cfg.Now().Truncate(1e9)))
+	m.SetResourceVersion("")
+	m.SetDeletionTimestamp(nil)
+	m.SetDeletionGracePeriodSeconds(nil)
+	m.SetManagedFields(nil)
+	m.SetSelfLink("")
+	if m.GetGeneration() == 0 {
+		m.SetGeneration(1)
+	}
+}
+
+// checkNamespaceOpen refuses content in a namespace that does not exist or
+// is being deleted.
+func (s *Server) checkNamespaceOpen(ctx context.Context, ns string) error {
+	nsRes, _ := registry.Lookup("namespaces")
+	obj, _, err := s.getObject(ctx, nsRes, "", ns)
+	if errors.Is(err, store.ErrNotFound) {
+		return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, ns)
+	}
+	if err != nil {
+		return err
+	}
+	m, _ := meta.Accessor(obj)
+	if m.GetDeletionTimestamp() != nil {
+		return apierrors.NewForbidden(schema.GroupResource{Resource: "namespaces"}, ns,
+			errString("unable to create new content in namespace "+ns+" because it is being terminated"))
+	}
+	return nil
+}
+
+func isDryRun(r *http.Request) bool {
+	for _, v := range r.URL.Query()["dryRun"] {
+		if v == "All" {
+			return true
+		}
+	}
+	return false
+}
+
+// randomSuffix is the random part of a generated name, from the same
+// alphabet Kubernetes uses (no vowels, no confusable digits).
+func randomSuffix() string {
+	const alphabet = "bcdfghjklmnpqrstvwxz2456789"
+	b := make([]byte, 5)
+	for i := range b {
+		b[i] = alphabet[rand.IntN(len(alphabet))]
+	}
+	return string(b)
+}

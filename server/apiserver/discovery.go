@@ -1,0 +1,101 @@
+package apiserver
+
+import (
+	"net/http"
+	"runtime"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/minik-dev/minik/server/registry"
+)
+
+// serveNonResource serves discovery and the other non-resource paths.
+func (s *Server) serveNonResource(w *statusRecorder, r *http.Request) {
+	switch strings.TrimSuffix(r.URL.Path, "/") {
+	case "/api":
+		writeJSON(w, http.StatusOK, &metav1.APIVersions{
+			TypeMeta: metav1.TypeMeta{Kind: "APIVersions"},
+			Versions: []string{"v1"},
+			ServerAddressByClientCIDRs: []metav1.ServerAddressByClientCIDR{
+				{ClientCIDR: "0.0.0.0/0", ServerAddress: r.Host},
+			},
+		})
+	case "/api/v1":
+		writeJSON(w, http.StatusOK, apiResourceList())
+	case "/apis":
+		writeJSON(w, http.StatusOK, &metav1.APIGroupList{
+			TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"},
+			Groups:   []metav1.APIGroup{},
+		})
+	case "/metrics":
+		if s.metrics == nil {
+			http.NotFound(w, r)
+			return
+		}
+		s.metrics.handler.ServeHTTP(w, r)
+	default:
+		s.writeStatus(w, r, notFoundPath(r.URL.Path), schemaGR(""), "")
+	}
+}
+
+func notFoundPath(path string) error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusNotFound, Reason: metav1.StatusReasonNotFound,
+		Message: "the server could not find the requested resource: " + path,
+	}}
+}
+
+// apiResourceList describes the resources of core/v1 for discovery.
+func apiResourceList() *metav1.APIResourceList {
+	list := &metav1.APIResourceList{
+		TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
+		GroupVersion: "v1",
+	}
+	for _, res := range registry.All() {
+		verbs := metav1.Verbs{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+		list.APIResources = append(list.APIResources, metav1.APIResource{
+			Name: res.Name, SingularName: res.Singular, Namespaced: res.Namespaced,
+			Kind: res.Kind, Verbs: verbs, ShortNames: res.ShortNames,
+		})
+		if res.HasStatus {
+			list.APIResources = append(list.APIResources, metav1.APIResource{
+				Name: res.Name + "/status", Namespaced: res.Namespaced, Kind: res.Kind,
+				Verbs: metav1.Verbs{"get", "patch", "update"},
+			})
+		}
+		if res.HasScale {
+			list.APIResources = append(list.APIResources, metav1.APIResource{
+				Name: res.Name + "/scale", Namespaced: res.Namespaced, Group: "autoscaling",
+				Version: "v1", Kind: "Scale", Verbs: metav1.Verbs{"get", "patch", "update"},
+			})
+		}
+		if res.Name == "pods" {
+			list.APIResources = append(list.APIResources, metav1.APIResource{
+				Name: "pods/binding", Namespaced: true, Kind: "Binding", Verbs: metav1.Verbs{"create"},
+			})
+		}
+		if res.Name == "namespaces" {
+			list.APIResources = append(list.APIResources, metav1.APIResource{
+				Name: "namespaces/finalize", Kind: "Namespace", Verbs: metav1.Verbs{"update"},
+			})
+		}
+	}
+	return list
+}
+
+// Version is the version of the Kubernetes API minik serves.
+const kubeGitVersion = "v1.37.0"
+
+func (s *Server) serveVersion(w http.ResponseWriter) {
+	writeJSON(w, http.StatusOK, &version.Info{
+		Major:      "1",
+		Minor:      "37",
+		GitVersion: kubeGitVersion + "+minik-" + s.cfg.Version,
+		GoVersion:  runtime.Version(),
+		Compiler:   runtime.Compiler,
+		Platform:   runtime.GOOS + "/" + runtime.GOARCH,
+	})
+}

@@ -1,0 +1,93 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"mime"
+	"net/http"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+
+	"github.com/minik-dev/minik/server/registry"
+)
+
+// patchTypes are the patch formats served, by Content-Type.
+var patchTypes = []string{
+	string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType),
+}
+
+func (s *Server) servePatch(w *statusRecorder, r *http.Request, info requestInfo, kind updateKind) error {
+	pt, err := patchType(r)
+	if err != nil {
+		return err
+	}
+	patch, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	res := info.Resource
+	obj, err := s.updateObject(r.Context(), res, info.Namespace, info.Name, kind, isDryRun(r),
+		func(cur runtime.Object) (runtime.Object, error) {
+			return applyPatch(w, r, res, pt, cur, patch)
+		})
+	if err != nil {
+		return err
+	}
+	return s.writeObject(w, r, res, http.StatusOK, obj)
+}
+
+func patchType(r *http.Request) (types.PatchType, error) {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	for _, t := range patchTypes {
+		if ct == t {
+			return types.PatchType(ct), nil
+		}
+	}
+	return "", apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", schemaGR(""), "",
+		"the body of the request was in an unknown format - accepted media types include: "+
+			"application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json", 0, false)
+}
+
+// applyPatch applies patch to cur and decodes the result into a new object
+// of res.
+func applyPatch(w http.ResponseWriter, r *http.Request, res *registry.Resource, pt types.PatchType, cur runtime.Object, patch []byte) (runtime.Object, error) {
+	original, err := json.Marshal(cur)
+	if err != nil {
+		return nil, err
+	}
+	patched, err := patchJSON(pt, original, patch, res.New())
+	if err != nil {
+		return nil, err
+	}
+	out := res.New()
+	if err := strictDecode(w, r, patched, out); err != nil {
+		return nil, err
+	}
+	setTypeMeta(out, res)
+	return out, nil
+}
+
+// patchJSON applies one patch document of type pt to original; schema is
+// an empty object of the target type, for strategic merge.
+func patchJSON(pt types.PatchType, original, patch []byte, schema any) ([]byte, error) {
+	var out []byte
+	var err error
+	switch pt {
+	case types.JSONPatchType:
+		var p jsonpatch.Patch
+		if p, err = jsonpatch.DecodePatch(patch); err == nil {
+			out, err = p.Apply(original)
+		}
+	case types.MergePatchType:
+		out, err = jsonpatch.MergePatch(original, patch)
+	case types.StrategicMergePatchType:
+		out, err = strategicpatch.StrategicMergePatch(original, patch, schema)
+	}
+	if err != nil {
+		return nil, apierrors.NewBadRequest("the patch could not be applied: " + err.Error())
+	}
+	return out, nil
+}

@@ -1,0 +1,251 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/minik-dev/minik/server/registry"
+	"github.com/minik-dev/minik/store"
+)
+
+// watchEvent is one line of a watch stream.
+type watchEvent struct {
+	Type   watch.EventType `json:"type"`
+	Object any             `json:"object"`
+}
+
+// watcher streams one watch request.
+type watcher struct {
+	s        *Server
+	w        *statusRecorder
+	r        *http.Request
+	res      *registry.Resource
+	opts     listOptions
+	out      outputKind
+	version  string
+	enc      *json.Encoder
+	bookmark bool
+	lastMark time.Time
+}
+
+func (s *Server) serveWatch(w *statusRecorder, r *http.Request, info requestInfo) error {
+	res := info.Resource
+	q := r.URL.Query()
+	opts, err := parseListOptions(r, res)
+	if err != nil {
+		return err
+	}
+	out, version, err := negotiate(r)
+	if err != nil {
+		return err
+	}
+	initial, err := wantInitialEvents(q.Get("sendInitialEvents"), q.Get("resourceVersionMatch"), isTrue(q.Get("allowWatchBookmarks")))
+	if err != nil {
+		return err
+	}
+	rv := q.Get("resourceVersion")
+	var from int64
+	if rv != "" && rv != "0" {
+		if from, err = strconv.ParseInt(rv, 10, 64); err != nil || from < 0 {
+			return badRequest("invalid resourceVersion %q: must be a non-negative integer", rv)
+		}
+	}
+	if q.Get("sendInitialEvents") == "" && (rv == "" || rv == "0") {
+		initial = true
+	}
+	ctx := r.Context()
+	if t, err := strconv.Atoi(q.Get("timeoutSeconds")); err == nil && t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Second)
+		defer cancel()
+	}
+	wt := &watcher{s: s, w: w, r: r, res: res, opts: opts, out: out, version: version,
+		bookmark: isTrue(q.Get("allowWatchBookmarks")), lastMark: time.Now()}
+	prefix := storagePrefix(res, info.Namespace)
+	var snapshot []store.KV
+	if initial {
+		// The snapshot and the watch start at one revision, so nothing
+		// falls between them.
+		if snapshot, from, err = s.store.List(ctx, prefix, 0); err != nil {
+			return err
+		}
+	}
+	events, err := s.store.Watch(ctx, prefix, from)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Transfer-Encoding", "chunked")
+	w.WriteHeader(http.StatusOK)
+	wt.enc = json.NewEncoder(w)
+	if err != nil {
+		wt.sendError(err)
+		return nil
+	}
+	s.metrics.watchers(1)
+	defer s.metrics.watchers(-1)
+	wt.run(ctx, snapshot, from, initial && q.Get("sendInitialEvents") == "true", events)
+	return nil
+}
+
+// wantInitialEvents checks the streaming-list parameters.
+func wantInitialEvents(send, match string, bookmarks bool) (bool, error) {
+	if send == "" {
+		return false, nil
+	}
+	v, err := strconv.ParseBool(send)
+	if err != nil {
+		return false, badRequest("invalid sendInitialEvents %q", send)
+	}
+	if !v {
+		return false, nil
+	}
+	var errs field.ErrorList
+	if match != string(metav1.ResourceVersionMatchNotOlderThan) {
+		errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"),
+			"sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
+	}
+	if !bookmarks {
+		errs = append(errs, field.Forbidden(field.NewPath("allowWatchBookmarks"),
+			"sendInitialEvents requires setting allowWatchBookmarks to true"))
+	}
+	if len(errs) > 0 {
+		return false, apierrors.NewInvalid(metaGK("ListOptions"), "", errs)
+	}
+	return true, nil
+}
+
+func (wt *watcher) run(ctx context.Context, snapshot []store.KV, rev int64, endMarker bool, events <-chan store.Event) {
+	for _, kv := range snapshot {
+		obj, err := decodeStored(wt.res, kv.Value, kv.ModRevision)
+		if err != nil || !wt.opts.matches(wt.res, obj) {
+			continue
+		}
+		if !wt.send(watch.Added, obj) {
+			return
+		}
+	}
+	if endMarker {
+		if !wt.sendBookmark(rev, true) {
+			return
+		}
+	}
+	wt.w.Flush()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if !wt.handle(ev) {
+				return
+			}
+			// Drain what is already waiting before one flush.
+			for more := true; more; {
+				select {
+				case ev, ok := <-events:
+					if !ok || !wt.handle(ev) {
+						wt.w.Flush()
+						return
+					}
+				default:
+					more = false
+				}
+			}
+			wt.w.Flush()
+		}
+	}
+}
+
+// handle turns one store event into at most one watch event; false ends
+// the stream.
+func (wt *watcher) handle(ev store.Event) bool {
+	switch ev.Type {
+	case store.EventError:
+		wt.sendError(ev.Err)
+		return false
+	case store.EventProgress:
+		if wt.bookmark && time.Since(wt.lastMark) >= wt.s.cfg.BookmarkInterval {
+			return wt.sendBookmark(ev.Revision, false)
+		}
+		return true
+	}
+	obj, err := decodeStored(wt.res, ev.Value, ev.Revision)
+	if err != nil {
+		return true
+	}
+	newMatch := wt.opts.matches(wt.res, obj)
+	switch ev.Type {
+	case store.EventCreate:
+		if newMatch {
+			return wt.send(watch.Added, obj)
+		}
+	case store.EventDelete:
+		if newMatch {
+			return wt.send(watch.Deleted, obj)
+		}
+	case store.EventUpdate:
+		oldMatch := newMatch
+		if !wt.opts.labels.Empty() || !wt.opts.fields.Empty() {
+			if old, err := decodeStored(wt.res, ev.PrevValue, ev.Revision); err == nil {
+				oldMatch = wt.opts.matches(wt.res, old)
+			}
+		}
+		switch {
+		case newMatch && oldMatch:
+			return wt.send(watch.Modified, obj)
+		case newMatch:
+			return wt.send(watch.Added, obj)
+		case oldMatch:
+			return wt.send(watch.Deleted, obj)
+		}
+	}
+	return true
+}
+
+func (wt *watcher) send(t watch.EventType, obj runtime.Object) bool {
+	var out any = obj
+	switch wt.out {
+	case outputTable:
+		tbl := wt.s.table(wt.r, wt.res, []runtime.Object{obj}, wt.version)
+		if m, err := meta.Accessor(obj); err == nil {
+			tbl.ResourceVersion = m.GetResourceVersion()
+		}
+		out = tbl
+	case outputPartialMetadata:
+		out = partialMetadata(obj, wt.version)
+	}
+	return wt.enc.Encode(watchEvent{Type: t, Object: out}) == nil
+}
+
+func (wt *watcher) sendBookmark(rev int64, initialEnd bool) bool {
+	wt.lastMark = time.Now()
+	obj := wt.res.New()
+	setTypeMeta(obj, wt.res)
+	m, _ := meta.Accessor(obj)
+	m.SetResourceVersion(formatRV(rev))
+	if initialEnd {
+		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+	}
+	if wt.enc.Encode(watchEvent{Type: watch.Bookmark, Object: obj}) != nil {
+		return false
+	}
+	wt.w.Flush()
+	return true
+}
+
+func (wt *watcher) sendError(err error) {
+	st := statusFor(err, schemaGR(wt.res.Name), "").Status()
+	st.Kind, st.APIVersion = "Status", "v1"
+	wt.enc.Encode(watchEvent{Type: watch.Error, Object: &st})
+	wt.w.Flush()
+}
