@@ -1,0 +1,29 @@
+// Package auth authenticates and authorizes API requests.
+//
+// # Authentication
+//
+// An Authenticator maps a request to a User: from a client certificate
+// issued by the cluster CA (common name = user name, organizations =
+// groups) or from a bearer token in a fixed table (the join token secret
+// maps to BootstrapUser, the admin token to AdminUser). It knows nothing
+// of the API server; the server decides what to do with requests that
+// carry no credentials (pass Anonymous to the Authorizer, or answer 401).
+//
+// # Authorization
+//
+// An Authorizer applies fixed rules: system:masters may do everything,
+// health and version paths are public, discovery needs authentication, and
+// nodes get the narrow set of rights an agent needs, confined to their own
+// Node object and, given a PodNodeGetter, their own pods.
+//
+// # Wiring
+//
+//	authn := auth.NewAuthenticator(ca.ClientCAPool(), map[string]auth.User{
+//		ca.TokenSecret(): auth.BootstrapUser,
+//		ca.Token():       auth.BootstrapUser,
+//		ca.AdminToken():  auth.AdminUser,
+//	})
+//	authz := &auth.Authorizer{Pods: podNodeGetter}
+//	u, ok := authn.Authenticate(r)       // !ok: 401, or Anonymous
+//	allowed, reason := authz.Authorize(ctx, u, attrs) // !allowed: 403 with reason
+package auth
