@@ -5,4 +5,52 @@
 //
 // Store is the interface every backend implements (bbolt here, etcd later);
 // storetest.Suite checks a backend against it.
+//
+// # Writes
+//
+// Bolt has one committer goroutine. It takes every write waiting in its
+// queue, applies them in order in one bbolt transaction (a write sees the
+// ones before it; a failed precondition fails only that write), gives each
+// successful write the next revision, commits with fsync, publishes the
+// events to watchers and only then acknowledges the writers. There is no
+// timer: a lone write commits at once, and under load the groups grow by
+// themselves.
+//
+// # Watches
+//
+// Events of recent revisions stay in an in-memory window. A watcher that
+// keeps up is served straight from each commit (watchers are indexed by
+// prefix). One whose channel is full is set aside and caught up by a
+// background loop from the window, or from the log bucket when the window
+// no longer reaches back far enough; if the log was compacted past it, it
+// gets an EventError with ErrCompacted and its channel is closed.
+//
+// # Compaction
+//
+// Compact records the compacted revision in meta, then deletes the log
+// records up to it in short transactions. Automatic compaction keeps both
+// Options.KeepRevisions revisions and Options.KeepDuration of history.
+//
+// # Layout
+//
+// The bbolt file holds three buckets (schema version 1):
+//
+//	meta
+//	├── "schema"    → uint64 BE: layout version
+//	├── "revision"  → uint64 BE: last committed revision
+//	└── "compacted" → uint64 BE: compacted revision (absent = 0)
+//	keys                          current objects
+//	└── <key>       → createRev uint64 BE | modRev uint64 BE | value
+//	log                           one record per revision, in revision order
+//	└── <rev uint64 BE> → type byte (1 create, 2 update, 3 delete)
+//	                    | uvarint createRev
+//	                    | uvarint prevModRev (0 for create)
+//	                    | uvarint len | key
+//	                    | uvarint len | value (empty for delete)
+//	                    | previous value, to the end (absent for create)
+//
+// The revision in meta is written in the same transaction as the records,
+// so it survives a crash and is never reused. A List at a past revision
+// starts from keys and undoes the log records after it, newest first, using
+// the previous value and revisions they carry.
 package store
