@@ -70,6 +70,9 @@ func newRoot(streams genericiooptions.IOStreams, name string, args []string) *co
 	})
 	cmd.Use = name
 	cmd.SetArgs(args)
+	cmd.SetIn(streams.In)
+	cmd.SetOut(streams.Out)
+	cmd.SetErr(streams.ErrOut)
 	return cmd
 }
 
