@@ -1,0 +1,36 @@
+// Package registry holds everything kind-specific about the core/v1
+// resources minik serves: defaults, the create/update rules for status and
+// generation, validation, field selectors, table printing and scaling.
+// The API server is generic and reaches each kind through a [Resource].
+//
+// # What the API server does, and what this package does
+//
+// The API server owns the metadata every kind shares: uid,
+// creationTimestamp, resourceVersion and its preconditions, name
+// generation, deletion, and allocation (service cluster IPs and node
+// ports). It calls the funcs of a Resource in this order:
+//
+//	create:        PrepareForCreate → ValidateCreate
+//	update:        PrepareForUpdate → ValidateUpdate
+//	status update: PrepareForStatusUpdate → ValidateStatusUpdate
+//
+// This package handles:
+//
+//   - status on create: cleared for services and replication controllers,
+//     reset to Pending (with the computed QoS class) for pods and to Active
+//     for namespaces; nodes keep the status their agent creates them with.
+//   - metadata.generation: 1 on create for kinds with a spec (pods,
+//     services, replication controllers, nodes, namespaces); on update it
+//     is old's generation, plus one when the spec changed; status updates
+//     keep old's generation.
+//   - defaults, written after the Kubernetes defaulters and admission
+//     plugins (DefaultTolerationSeconds, Priority) the user would expect.
+//   - validation of metadata, spec and status, with paths relative to the
+//     object ("spec.containers[0].image") and the error types Kubernetes
+//     uses. metadata.resourceVersion is not checked here.
+//
+// # Tables
+//
+// Columns and Row follow kubectl's printers, so `kubectl get` looks as it
+// does against Kubernetes; [Resource.Table] builds a whole metav1.Table.
+package registry
