@@ -1,0 +1,195 @@
+//go:build integration
+
+package network_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minik-dev/minik/network"
+	"github.com/minik-dev/minik/network/networktest"
+)
+
+const greetTimeout = 10 * time.Second
+
+// newCNI returns a CNI on a fresh bridge whose pods, chains and bridge are
+// removed when t ends, and checks that nothing it made is left behind.
+func newCNI(t *testing.T, podCIDR string) *network.CNI {
+	t.Helper()
+	networktest.RequireIntegration(t)
+	c, err := network.NewCNI(network.Config{
+		PodCIDR:    netip.MustParsePrefix(podCIDR),
+		BridgeName: networktest.Name("mkt"),
+		DataDir:    t.TempDir(),
+		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatalf("NewCNI: %v", err)
+	}
+	bridge := c.Config().BridgeName
+	t.Cleanup(func() {
+		if err := c.Cleanup(context.Background()); err != nil {
+			t.Errorf("Cleanup: %v", err)
+		}
+		if err := exec.Command("ip", "link", "show", bridge).Run(); err == nil {
+			t.Errorf("bridge %s still exists after Cleanup", bridge)
+		}
+		if chains := natChains(t); strings.Contains(chains, bridge) {
+			t.Errorf("nat chains for %s left after Cleanup:\n%s", bridge, chains)
+		}
+	})
+	return c
+}
+
+// pod is a network namespace attached through a CNI.
+type pod struct {
+	id, ns, path string
+	ip           netip.Addr
+}
+
+// addPod creates a namespace and sets it up; the pod is torn down when t
+// ends (before the CNI's cleanup, as cleanups run last-in first-out).
+func addPod(t *testing.T, c *network.CNI, ports ...network.PortMapping) pod {
+	t.Helper()
+	p := pod{id: networktest.Name("pod-")}
+	p.ns, p.path = networktest.NetNS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ip, err := c.Setup(ctx, p.id, p.path, ports)
+	if err != nil {
+		t.Fatalf("Setup(%s): %v", p.id, err)
+	}
+	p.ip = ip
+	t.Cleanup(func() {
+		if err := c.Teardown(context.Background(), p.id, p.path, ports); err != nil {
+			t.Errorf("Teardown(%s): %v", p.id, err)
+		}
+		if chains := natChains(t); strings.Contains(chains, p.id) {
+			t.Errorf("nat rules for %s left after Teardown:\n%s", p.id, chains)
+		}
+	})
+	return p
+}
+
+// natChains returns iptables-save output for the nat table.
+func natChains(t *testing.T) string {
+	t.Helper()
+	return networktest.Run(t, "iptables-save", "-t", "nat")
+}
+
+// freePort returns a TCP port on 127.0.0.1 that nothing listened on a moment ago.
+func freePort(t *testing.T) uint16 {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+func TestCNIPodReachableFromNode(t *testing.T) {
+	c := newCNI(t, "10.42.201.0/24")
+	if err := c.Status(context.Background()); err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	hostPort := freePort(t)
+	p := addPod(t, c, network.PortMapping{HostPort: hostPort, ContainerPort: 8080})
+	if !c.Config().PodCIDR.Contains(p.ip) || p.ip == netip.MustParseAddr("10.42.201.1") {
+		t.Fatalf("Setup IP = %v, want a pod address in %v", p.ip, c.Config().PodCIDR)
+	}
+	if got, err := c.PodIP(context.Background(), p.id); err != nil || got != p.ip {
+		t.Errorf("PodIP = %v, %v; want %v", got, err, p.ip)
+	}
+	networktest.Serve(t, p.path, ":8080", "pod-a")
+
+	t.Run("pod IP", func(t *testing.T) {
+		networktest.EventuallyGreet(t, "", netip.AddrPortFrom(p.ip, 8080).String(), "pod-a", greetTimeout)
+	})
+	t.Run("pod loopback", func(t *testing.T) {
+		networktest.Serve(t, p.path, "127.0.0.1:8081", "pod-a-lo")
+		networktest.EventuallyGreet(t, p.path, "127.0.0.1:8081", "pod-a-lo", greetTimeout)
+	})
+	t.Run("hostPort", func(t *testing.T) {
+		networktest.EventuallyGreet(t, "", fmt.Sprintf("127.0.0.1:%d", hostPort), "pod-a", greetTimeout)
+	})
+	t.Run("teardown", func(t *testing.T) {
+		ctx := context.Background()
+		for i := range 2 { // idempotent
+			if err := c.Teardown(ctx, p.id, p.path, nil); err != nil {
+				t.Fatalf("Teardown #%d: %v", i+1, err)
+			}
+		}
+		if _, err := c.PodIP(ctx, p.id); !errors.Is(err, network.ErrNotFound) {
+			t.Errorf("PodIP after Teardown: err = %v, want ErrNotFound", err)
+		}
+		if got, err := networktest.Greet("", fmt.Sprintf("127.0.0.1:%d", hostPort), time.Second); err == nil {
+			t.Errorf("hostPort still answers %q after Teardown", got)
+		}
+	})
+}
+
+func TestCNITeardownReleasesIP(t *testing.T) {
+	// A /30 has one pod address: the second pod only fits once the first
+	// pod's lease is released.
+	c := newCNI(t, "10.42.202.0/30")
+	a := addPod(t, c)
+	if want := netip.MustParseAddr("10.42.202.2"); a.ip != want {
+		t.Fatalf("first pod IP = %v, want %v", a.ip, want)
+	}
+	_, bPath := networktest.NetNS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ip, err := c.Setup(ctx, "pod-b", bPath, nil); err == nil {
+		t.Fatalf("Setup in a full range = %v, want error", ip)
+	}
+	networktest.Run(t, "ip", "netns", "del", a.ns) // the sandbox died first
+	if err := c.Teardown(ctx, a.id, a.path, nil); err != nil {
+		t.Fatalf("Teardown with the netns gone: %v", err)
+	}
+	ip, err := c.Setup(ctx, "pod-b", bPath, nil)
+	if err != nil {
+		t.Fatalf("Setup after release: %v", err)
+	}
+	defer c.Teardown(context.Background(), "pod-b", bPath, nil)
+	if ip != a.ip {
+		t.Errorf("Setup after release = %v, want the released %v", ip, a.ip)
+	}
+}
+
+func TestCNITwoNodesOnOneHost(t *testing.T) {
+	c1 := newCNI(t, "10.42.203.0/24")
+	c2 := newCNI(t, "10.42.204.0/24")
+	p1, p2 := addPod(t, c1), addPod(t, c2)
+	networktest.Serve(t, p1.path, ":8080", "pod-1")
+	networktest.Serve(t, p2.path, ":8080", "pod-2")
+	if !c1.Config().PodCIDR.Contains(p1.ip) || !c2.Config().PodCIDR.Contains(p2.ip) {
+		t.Fatalf("pod IPs %v, %v not in their podCIDRs", p1.ip, p2.ip)
+	}
+	addr1 := netip.AddrPortFrom(p1.ip, 8080).String()
+	addr2 := netip.AddrPortFrom(p2.ip, 8080).String()
+	networktest.EventuallyGreet(t, "", addr1, "pod-1", greetTimeout)
+	networktest.EventuallyGreet(t, "", addr2, "pod-2", greetTimeout)
+	// Pods on different bridges reach each other through the host.
+	networktest.EventuallyGreet(t, p1.path, addr2, "pod-2", greetTimeout)
+
+	ctx := context.Background()
+	if err := c1.Teardown(ctx, p1.id, p1.path, nil); err != nil {
+		t.Fatalf("Teardown: %v", err)
+	}
+	if err := c1.Cleanup(ctx); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	networktest.EventuallyGreet(t, "", addr2, "pod-2", greetTimeout)
+	if err := c2.Status(ctx); err != nil {
+		t.Errorf("Status of the other CNI: %v", err)
+	}
+}

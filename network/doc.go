@@ -1,0 +1,32 @@
+// Package network wires pods into the node's network and keeps the node's
+// routing and service rules in step with the cluster.
+//
+// # Pod network
+//
+// [CNI] runs the standard CNI plugins (bridge, host-local, portmap, loopback)
+// through libcni with a network configuration list rendered from [Config].
+// Every pod gets a veth pair into one Linux bridge per node, an address from
+// the node's podCIDR and a default route via the bridge. Traffic from pods to
+// destinations outside the cluster CIDR is masqueraded by a chain the node
+// owns (MINIK-MASQ-<bridge>), so pod-to-pod traffic across nodes keeps its
+// source address.
+//
+// All state (host-local leases, libcni's result cache) lives under
+// [Config.DataDir], and the bridge name and chain names derive from
+// [Config.BridgeName], so several agents can share one host as long as each
+// has its own data dir and bridge name (or network namespace).
+//
+// # Routes
+//
+// [Router] installs host-gw style routes: one route per remote node,
+// sending that node's podCIDR via its node IP. Routes are tagged with a
+// dedicated routing protocol number ([DefaultRouteProtocol]) so that
+// [Router.SyncRoutes] only ever removes routes it installed.
+//
+// # Service proxy
+//
+// [Proxier] renders Services and Endpoints into iptables nat chains owned by
+// minik (MINIK-SERVICES and below) and applies them through an [Executor]
+// with iptables-restore --noflush, rewriting only the chains whose content
+// changed.
+package network
