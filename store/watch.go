@@ -13,39 +13,41 @@ import (
 // catchUpBatch bounds the events fetched for one unsynced watcher at a time.
 const catchUpBatch = 1024
 
-// retryInterval is how often the sync loop retries watchers whose channel
-// was full.
-const retryInterval = 10 * time.Millisecond
-
 // logReader reads the log from revision from on: up to limit events with
 // the prefix, and the revision to continue from. Below the compacted
 // revision it fails with ErrCompacted.
 type logReader func(prefix string, from int64, limit int) (evs []Event, next int64, err error)
 
-// watcher is one Watch call. All fields after ch are guarded by hub.mu.
+// watcher is one Watch call. Its channel has one owner at a time: while
+// the watcher is synced, the hub, which sends under hub.mu without ever
+// blocking; while it is unsynced, its catch-up goroutine, which blocks on
+// the reader. Whoever owns the channel closes it.
 type watcher struct {
 	prefix string
 	ch     chan Event
+	ctx    context.Context
+	stop   func() bool // stops the ctx.Done callback
+
+	// Guarded by hub.mu.
 	// nextRev is the first revision not yet examined for this watcher:
-	// every matching event before it has been sent or is in pending.
+	// every matching event before it has been sent (or, while catching
+	// up, fetched for sending).
 	nextRev int64
-	pending []Event // fetched for an unsynced watcher, not yet sent
-	err     error   // sent once pending is drained; then ch is closed
 	synced  bool
 	closed  bool
-	stop    func() bool // stops the ctx.Done callback
 }
 
 // hub fans committed events out to watchers. Synced watchers get events
-// from publish directly; a watcher whose channel is full becomes unsynced
-// and the sync loop catches it up from the window or the log. All channel
-// sends and closes happen under mu, and never block.
+// from publish directly; a watcher whose channel is full is set aside and
+// a goroutine of its own catches it up from the window or the log, at the
+// reader's pace, then hands it back.
 type hub struct {
 	lg       *slog.Logger
 	buffer   int
 	readLog  logReader
 	watchers prometheus.Gauge
-	wake     chan struct{} // capacity 1: unsynced watchers need attention
+	closing  chan struct{} // closed by close: catch-up goroutines stop
+	catchUps sync.WaitGroup
 
 	mu  sync.Mutex // guards everything below
 	rev int64      // last published revision
@@ -54,7 +56,6 @@ type hub struct {
 	window      []Event
 	windowStart int64
 	synced      prefixIndex
-	unsynced    map[*watcher]struct{}
 	closed      bool
 }
 
@@ -64,12 +65,11 @@ func newHub(lg *slog.Logger, opts Options, rev int64, g prometheus.Gauge, read l
 		buffer:      opts.WatchBuffer,
 		readLog:     read,
 		watchers:    g,
-		wake:        make(chan struct{}, 1),
+		closing:     make(chan struct{}),
 		rev:         rev,
 		window:      make([]Event, opts.WindowSize),
 		windowStart: rev + 1,
 		synced:      newPrefixIndex(),
-		unsynced:    make(map[*watcher]struct{}),
 	}
 }
 
@@ -81,39 +81,47 @@ func (h *hub) watch(ctx context.Context, prefix string, rev int64) (<-chan Event
 	if h.closed {
 		return nil, ErrClosed
 	}
-	w := &watcher{prefix: prefix, ch: make(chan Event, h.buffer), nextRev: rev + 1}
+	w := &watcher{prefix: prefix, ch: make(chan Event, h.buffer), ctx: ctx, nextRev: rev + 1}
 	if rev == 0 {
 		w.nextRev = h.rev + 1
 	}
+	h.watchers.Inc()
+	w.stop = context.AfterFunc(ctx, func() { h.cancel(w) })
 	if w.nextRev > h.rev {
 		h.addSyncedLocked(w)
 	} else {
-		h.unsynced[w] = struct{}{}
-		h.signal()
+		h.startCatchUpLocked(w)
 	}
-	h.watchers.Inc()
-	w.stop = context.AfterFunc(ctx, func() { h.cancel(w) })
 	return w.ch, nil
 }
 
+// cancel closes the channel of a synced watcher whose ctx ended; the
+// catch-up goroutine of an unsynced one sees ctx itself.
 func (h *hub) cancel(w *watcher) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.closeLocked(w)
+	if w.synced {
+		h.endLocked(w, nil)
+	}
 }
 
-// closeLocked removes w and closes its channel. h.mu must be held.
-func (h *hub) closeLocked(w *watcher) {
+// endLocked closes w's channel, after an EventError carrying err if err
+// is set and the channel has room. Only the channel's owner may call it.
+// h.mu must be held.
+func (h *hub) endLocked(w *watcher, err error) {
 	if w.closed {
 		return
+	}
+	if err != nil {
+		select {
+		case w.ch <- Event{Type: EventError, Revision: w.nextRev - 1, Err: err}:
+		default:
+		}
 	}
 	w.closed = true
 	if w.synced {
 		h.synced.remove(w)
-	} else {
-		delete(h.unsynced, w)
 	}
-	w.pending = nil
 	close(w.ch)
 	w.stop()
 	h.watchers.Dec()
@@ -124,18 +132,15 @@ func (h *hub) addSyncedLocked(w *watcher) {
 	h.synced.add(w)
 }
 
-// unsyncLocked sets w aside; it has seen everything before w.nextRev.
-func (h *hub) unsyncLocked(w *watcher) {
-	h.synced.remove(w)
-	w.synced = false
-	h.unsynced[w] = struct{}{}
-}
-
-func (h *hub) signal() {
-	select {
-	case h.wake <- struct{}{}:
-	default:
+// startCatchUpLocked sets w aside and starts its catch-up goroutine; w has
+// seen everything before w.nextRev. h.mu must be held.
+func (h *hub) startCatchUpLocked(w *watcher) {
+	if w.synced {
+		h.synced.remove(w)
+		w.synced = false
 	}
+	h.catchUps.Add(1)
+	go h.catchUp(w)
 }
 
 // publish records the events of one commit, in revision order, and sends
@@ -143,7 +148,7 @@ func (h *hub) signal() {
 func (h *hub) publish(evs []Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	unsynced := len(h.unsynced)
+	var full []*watcher
 	for i := range evs {
 		ev := &evs[i]
 		h.window[ev.Revision%int64(len(h.window))] = *ev
@@ -156,156 +161,131 @@ func (h *hub) publish(evs []Event) {
 				break
 			}
 			for w := range h.synced.sets[ev.Key[:l]] {
-				h.sendLocked(w, ev)
+				if !w.sendLocked(ev) {
+					full = append(full, w)
+				}
 			}
 		}
-	}
-	if len(h.unsynced) > unsynced {
-		h.signal()
+		// Set aside only now: that changes the index being walked.
+		for _, w := range full {
+			h.startCatchUpLocked(w)
+			h.lg.Debug("watcher set aside", "prefix", w.prefix, "revision", ev.Revision)
+		}
+		full = full[:0]
 	}
 }
 
-// sendLocked delivers ev to the synced watcher w, or sets w aside when
-// its channel is full. h.mu must be held.
-func (h *hub) sendLocked(w *watcher, ev *Event) {
+// sendLocked delivers ev to the synced watcher w and reports false if its
+// channel is full. h.mu must be held.
+func (w *watcher) sendLocked(ev *Event) bool {
 	if ev.Revision < w.nextRev {
-		return // a watch that started ahead of ev
+		return true // a watch that started ahead of ev
 	}
 	select {
 	case w.ch <- *ev:
 		w.nextRev = ev.Revision + 1
+		return true
 	default:
 		w.nextRev = ev.Revision
-		h.unsyncLocked(w)
-		h.lg.Debug("watcher set aside", "prefix", w.prefix, "revision", ev.Revision)
+		return false
 	}
 }
 
-// run is the sync loop: it catches up unsynced watchers and sends
-// progress events to synced ones, until ctx ends.
+// run sends progress events to synced watchers until ctx ends.
 func (h *hub) run(ctx context.Context, progressEvery time.Duration) {
-	var progress <-chan time.Time
-	if progressEvery > 0 {
-		t := time.NewTicker(progressEvery)
-		defer t.Stop()
-		progress = t.C
+	if progressEvery <= 0 {
+		return
 	}
-	retry := time.NewTimer(retryInterval)
-	defer retry.Stop()
-	var retryC <-chan time.Time
+	t := time.NewTicker(progressEvery)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-progress:
+		case <-t.C:
 			h.sendProgress()
-			continue
-		case <-h.wake:
-		case <-retryC:
-		}
-		retryC = nil
-		if h.syncRound() {
-			retry.Reset(retryInterval)
-			retryC = retry.C
 		}
 	}
 }
 
-// syncRound makes one pass over the unsynced watchers and reports whether
-// some remain.
-func (h *hub) syncRound() bool {
-	h.mu.Lock()
-	ws := make([]*watcher, 0, len(h.unsynced))
-	for w := range h.unsynced {
-		ws = append(ws, w)
-	}
-	h.mu.Unlock()
-	for _, w := range ws {
-		h.syncOne(w)
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.unsynced) > 0
-}
-
-// syncOne moves the unsynced watcher w forward as far as its channel
-// allows, reading the log outside the lock when the window does not reach
-// back to w.nextRev.
-func (h *hub) syncOne(w *watcher) {
-	h.mu.Lock()
-	if !h.advanceLocked(w) {
-		h.mu.Unlock()
-		return
-	}
-	from := w.nextRev
-	h.mu.Unlock()
-
-	evs, next, err := h.readLog(w.prefix, from, catchUpBatch)
-
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if w.closed || w.nextRev != from {
-		return
-	}
-	if err != nil {
-		h.lg.Debug("watcher cannot catch up", "prefix", w.prefix, "revision", from, "err", err)
-		w.err = err
-	} else {
-		w.pending, w.nextRev = evs, next
-	}
-	h.advanceLocked(w)
-}
-
-// advanceLocked sends what w has pending, refills it from the window and
-// moves w to the synced set once it has caught up. It reports whether w
-// needs the log read from w.nextRev. h.mu must be held.
-func (h *hub) advanceLocked(w *watcher) (needLog bool) {
-	for !w.closed && w.flushLocked() {
+// catchUp feeds the unsynced watcher w from the window or the log until it
+// has reached the last published revision, then hands it back to publish.
+func (h *hub) catchUp(w *watcher) {
+	defer h.catchUps.Done()
+	var pending []Event
+	for {
+		h.mu.Lock()
 		switch {
-		case w.err != nil:
-			select {
-			case w.ch <- Event{Type: EventError, Revision: w.nextRev - 1, Err: w.err}:
-				h.closeLocked(w)
-			default:
-			}
-			return false
+		case h.closed:
+			h.endLocked(w, ErrClosed)
+		case w.ctx.Err() != nil:
+			h.endLocked(w, nil)
 		case w.nextRev > h.rev:
-			delete(h.unsynced, w)
 			h.addSyncedLocked(w)
-			return false
-		case w.nextRev < h.windowStart:
-			return true
 		}
-		h.fillFromWindowLocked(w)
+		if w.closed || w.synced {
+			h.mu.Unlock()
+			return
+		}
+		from, fromLog := w.nextRev, w.nextRev < h.windowStart
+		if !fromLog {
+			pending = h.fillFromWindowLocked(w, pending[:0])
+		}
+		h.mu.Unlock()
+		if fromLog {
+			evs, next, err := h.readLog(w.prefix, from, catchUpBatch)
+			if err != nil {
+				h.lg.Debug("watcher cannot catch up", "prefix", w.prefix, "revision", from, "err", err)
+				h.fail(w, err)
+				return
+			}
+			pending = evs
+			h.mu.Lock()
+			w.nextRev = next
+			h.mu.Unlock()
+		}
+		for _, ev := range pending {
+			if !h.send(w, ev) {
+				break // the next round ends the watch
+			}
+		}
+		clear(pending)
+	}
+}
+
+// send delivers ev to an unsynced watcher, waiting for the reader. It
+// reports false if the watch or the hub ends first.
+func (h *hub) send(w *watcher, ev Event) bool {
+	select {
+	case w.ch <- ev:
+		return true
+	case <-w.ctx.Done():
+	case <-h.closing:
 	}
 	return false
 }
 
-// flushLocked sends pending events while the channel has room and reports
-// whether all were sent. h.mu must be held.
-func (w *watcher) flushLocked() bool {
-	for i, ev := range w.pending {
-		select {
-		case w.ch <- ev:
-		default:
-			w.pending = w.pending[i:]
-			return false
-		}
-	}
-	clear(w.pending)
-	w.pending = w.pending[:0]
-	return true
+// fail ends the unsynced watcher w with an EventError carrying err.
+func (h *hub) fail(w *watcher, err error) {
+	h.mu.Lock()
+	ev := Event{Type: EventError, Revision: w.nextRev - 1, Err: err}
+	h.mu.Unlock()
+	h.send(w, ev)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.endLocked(w, nil)
 }
 
-// fillFromWindowLocked queues the window's events from w.nextRev on that
-// match w, up to catchUpBatch. h.mu must be held.
-func (h *hub) fillFromWindowLocked(w *watcher) {
+// fillFromWindowLocked appends to evs the window's events from w.nextRev
+// on that match w, up to catchUpBatch. h.mu must be held.
+func (h *hub) fillFromWindowLocked(w *watcher, evs []Event) []Event {
 	n := int64(len(h.window))
-	for ; w.nextRev <= h.rev && len(w.pending) < catchUpBatch; w.nextRev++ {
+	for ; w.nextRev <= h.rev && len(evs) < catchUpBatch; w.nextRev++ {
 		if ev := &h.window[w.nextRev%n]; strings.HasPrefix(ev.Key, w.prefix) {
-			w.pending = append(w.pending, *ev)
+			evs = append(evs, *ev)
 		}
 	}
+	return evs
 }
 
 // sendProgress tells every synced watcher with room in its channel how
@@ -325,25 +305,16 @@ func (h *hub) sendProgress() {
 }
 
 // close ends every watch: each channel gets an EventError with ErrClosed
-// if it has room, and is closed.
+// if it has room, and is closed. It returns once all are closed.
 func (h *hub) close() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.closed = true
-	var all []*watcher
-	for w := range h.unsynced {
-		all = append(all, w)
-	}
+	close(h.closing)
 	for _, set := range h.synced.sets {
 		for w := range set {
-			all = append(all, w)
+			h.endLocked(w, ErrClosed)
 		}
 	}
-	for _, w := range all {
-		select {
-		case w.ch <- Event{Type: EventError, Revision: h.rev, Err: ErrClosed}:
-		default:
-		}
-		h.closeLocked(w)
-	}
+	h.mu.Unlock()
+	h.catchUps.Wait()
 }
