@@ -156,9 +156,9 @@ func endpointsRow(ep *corev1.Endpoints, now time.Time) []interface{} {
 	return []interface{}{ep.Name, formatEndpoints(ep), since(ep.CreationTimestamp.Time, now)}
 }
 
-// formatEndpoints lists the first ready addresses as ip:port (just ip for
-// a subset without ports) and how many more there are:
-// "10.42.0.5:80,10.42.0.6:80,10.42.0.7:80 + 2 more...".
+// formatEndpoints lists the first ready addresses as ip:port, port by
+// port (just ip for a subset without ports), and how many more there
+// are: "10.42.0.5:80,10.42.0.6:80,10.42.0.7:80 + 2 more...".
 func formatEndpoints(ep *corev1.Endpoints) string {
 	var shown []string
 	total := 0
@@ -169,11 +169,13 @@ func formatEndpoints(ep *corev1.Endpoints) string {
 		}
 	}
 	for _, ss := range ep.Subsets {
-		for _, a := range ss.Addresses {
-			if len(ss.Ports) == 0 {
+		if len(ss.Ports) == 0 {
+			for _, a := range ss.Addresses {
 				add(a.IP)
 			}
-			for _, p := range ss.Ports {
+		}
+		for _, p := range ss.Ports {
+			for _, a := range ss.Addresses {
 				add(net.JoinHostPort(a.IP, strconv.Itoa(int(p.Port))))
 			}
 		}
