@@ -3,7 +3,6 @@ package registry
 import (
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
@@ -42,17 +41,18 @@ func (r *Resource) Table(objs []runtime.Object, include metav1.IncludeObjectPoli
 // partialMetadata returns a copy of obj's metadata, nil for an object
 // without metadata.
 func partialMetadata(obj runtime.Object) runtime.Object {
-	m, err := meta.Accessor(obj)
-	if err != nil {
+	a, ok := obj.(metav1.ObjectMetaAccessor)
+	if !ok {
 		return nil
 	}
-	p := &metav1.PartialObjectMetadata{
-		TypeMeta: metav1.TypeMeta{Kind: "PartialObjectMetadata", APIVersion: "meta.k8s.io/v1"},
+	om, ok := a.GetObjectMeta().(*metav1.ObjectMeta)
+	if !ok {
+		return nil
 	}
-	if om, ok := m.(*metav1.ObjectMeta); ok {
-		p.ObjectMeta = *om.DeepCopy()
+	return &metav1.PartialObjectMetadata{
+		TypeMeta:   metav1.TypeMeta{Kind: "PartialObjectMetadata", APIVersion: "meta.k8s.io/v1"},
+		ObjectMeta: *om.DeepCopy(),
 	}
-	return p
 }
 
 // nameColumn is the first column of most tables; its "name" format tells
