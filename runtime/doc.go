@@ -1,0 +1,46 @@
+// Package runtime runs Kubernetes-style pods on containerd.
+//
+// A pod is a sandbox plus application containers. The sandbox is a small
+// "pause" container that owns the pod's network, IPC and UTS namespaces;
+// application containers join those namespaces through /proc/<pid>/ns/*.
+// The pause process is the agent's own executable (resolved from
+// /proc/self/exe) bind-mounted read-only into an empty root file system that
+// the runtime creates under its data directory, so a node needs no image from
+// outside to run a pod. The binary's main must therefore dispatch
+//
+//	minik pause
+//
+// to [PauseMain] (see [PauseArg]).
+//
+// # Layout under the data directory
+//
+//	DIR/
+//	  containerd.sock           when supervised by [StartContainerd]
+//	  containerd/{root,state}   containerd's own state
+//	  fifo/                     task stdio FIFOs
+//	  pause/rootfs/             empty read-only root of every sandbox
+//	  sandboxes/<uid>/          hosts, hostname, resolv.conf
+//	  sandboxes/<uid>/volumes/<name>/   emptyDir volumes
+//	  pods/<ns>_<name>_<uid>/<container>/<attempt>.log   CRI-format logs
+//
+// # Containerd objects
+//
+// Everything the runtime creates lives in one containerd namespace (one per
+// agent) and carries labels: [LabelKind] ("sandbox" or "container"),
+// [LabelPodUID], [LabelPodName], [LabelPodNamespace], [LabelContainer] and
+// [LabelAttempt]. State is read back from these labels, so a new [Containerd]
+// on the same containerd adopts running pods without restarting them, and
+// [Containerd.GC] removes what belongs to no pod. A container attempt is a
+// containerd container; a restart creates attempt N+1 and keeps attempt N
+// (for its exit status and log) until attempt N+2 replaces it.
+//
+// All of a pod's containers carry the io.containerd.runc.v2.group annotation,
+// so one shim serves the whole pod.
+//
+// # Interfaces
+//
+// [Runtime] is the seam an agent's pod workers use (pods via [Pods],
+// containers via [Containers]); [Execer] and [Images] are optional
+// abilities. [Containerd] implements all of them; runtimetest.Fake is an
+// in-memory implementation, and runtimetest.Suite checks both.
+package runtime

@@ -1,0 +1,90 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+)
+
+// ImportTar imports every image of an OCI or docker-archive tar and unpacks
+// it into the snapshotter (containerd's import alone does not unpack).
+func (c *Containerd) ImportTar(ctx context.Context, path string) ([]string, error) {
+	ctx = c.ctx(ctx)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	imgs, err := c.client.Import(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("import %q: %w", path, err)
+	}
+	names := make([]string, 0, len(imgs))
+	for _, img := range imgs {
+		if err := client.NewImage(c.client, img).Unpack(ctx, c.cfg.Snapshotter); err != nil {
+			return nil, fmt.Errorf("unpack %q from %q: %w", img.Name, path, err)
+		}
+		names = append(names, img.Name)
+	}
+	return names, nil
+}
+
+// NormalizeImage returns the full reference for an image name as Docker
+// and Kubernetes read it ("busybox" is docker.io/library/busybox:latest).
+func NormalizeImage(ref string) (string, error) {
+	named, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w: %v", ref, ErrInvalid, err)
+	}
+	return named.String(), nil
+}
+
+// Pull makes ref present as policy says. Registries on localhost are
+// reached over plain HTTP.
+func (c *Containerd) Pull(ctx context.Context, ref string, policy PullPolicy) error {
+	_, err := c.ensureImage(c.ctx(ctx), ref, policy)
+	return err
+}
+
+// ensureImage returns the unpacked image ref, pulling it as policy says.
+func (c *Containerd) ensureImage(ctx context.Context, ref string, policy PullPolicy) (client.Image, error) {
+	name, err := NormalizeImage(ref)
+	if err != nil {
+		return nil, err
+	}
+	if policy != PullAlways {
+		img, err := c.client.GetImage(ctx, name)
+		switch {
+		case err == nil:
+			return img, c.unpack(ctx, img)
+		case !errdefs.IsNotFound(err):
+			return nil, err
+		case policy == PullNever:
+			return nil, fmt.Errorf("image %q: %w", name, ErrImageNeverPull)
+		}
+	}
+	resolver := docker.NewResolver(docker.ResolverOptions{
+		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchLocalhost)),
+	})
+	img, err := c.client.Pull(ctx, name,
+		client.WithResolver(resolver),
+		client.WithPullUnpack,
+		client.WithPullSnapshotter(c.cfg.Snapshotter))
+	if err != nil {
+		return nil, fmt.Errorf("pull %q: %w: %v", name, ErrImagePull, err)
+	}
+	return img, nil
+}
+
+func (c *Containerd) unpack(ctx context.Context, img client.Image) error {
+	ok, err := img.IsUnpacked(ctx, c.cfg.Snapshotter)
+	if err != nil || ok {
+		return err
+	}
+	return img.Unpack(ctx, c.cfg.Snapshotter)
+}

@@ -1,0 +1,218 @@
+package runtime
+
+import (
+	"encoding/json"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+)
+
+// sandboxID is the containerd ID of a pod's sandbox container.
+func sandboxID(uid string) string { return "sandbox-" + uid }
+
+// RunPodSandbox starts the pod's sandbox; see Pods.
+func (c *Containerd) RunPodSandbox(ctx context.Context, pod *PodSpec) (*PodStatus, error) {
+	if err := validatePod(pod); err != nil {
+		return nil, err
+	}
+	ctx = c.ctx(ctx)
+	defer c.lockPod(pod.UID)()
+	sb, err := c.client.LoadContainer(ctx, sandboxID(pod.UID))
+	switch {
+	case err == nil:
+		if pid, _ := taskPID(ctx, sb); pid > 0 {
+			return c.podStatusLocked(ctx, pod.UID)
+		}
+		c.lg.Info("sandbox died, replacing it", "pod", pod.Namespace+"/"+pod.Name)
+		if err := c.stopPodLocked(ctx, pod.UID, 0); err != nil {
+			return nil, err
+		}
+		if err := sb.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+			return nil, err
+		}
+	case !errdefs.IsNotFound(err):
+		return nil, err
+	}
+	if err := c.writePodFiles(pod, ""); err != nil {
+		return nil, err
+	}
+	if err := c.startSandbox(ctx, pod); err != nil {
+		return nil, err
+	}
+	return c.podStatusLocked(ctx, pod.UID)
+}
+
+func validatePod(pod *PodSpec) error {
+	if pod.UID == "" || pod.Name == "" || pod.Namespace == "" {
+		return fmt.Errorf("pod %q/%q uid %q: uid, namespace and name must be set: %w", pod.Namespace, pod.Name, pod.UID, ErrInvalid)
+	}
+	if err := identifiers.Validate(sandboxID(pod.UID)); err != nil {
+		return fmt.Errorf("pod uid %q: %w: %v", pod.UID, ErrInvalid, err)
+	}
+	for i, v := range pod.Volumes {
+		if v.Name == "" || filepath.Base(v.Name) != v.Name {
+			return fmt.Errorf("pod.spec.volumes[%d].name %q must be a plain name: %w", i, v.Name, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// startSandbox creates and starts the pause container, then sets up the
+// network and rewrites /etc/hosts with the pod IP. On error it removes what
+// it created.
+func (c *Containerd) startSandbox(ctx context.Context, pod *PodSpec) (err error) {
+	id := sandboxID(pod.UID)
+	ctr, err := c.client.NewContainer(ctx, id,
+		client.WithContainerLabels(podLabels(pod, KindSandbox)),
+		client.WithNewSpec(c.sandboxSpec(pod, id)...))
+	if err != nil {
+		return fmt.Errorf("create sandbox: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			c.deleteContainer(context.WithoutCancel(ctx), ctr)
+		}
+	}()
+	task, err := ctr.NewTask(ctx, cio0)
+	if err != nil {
+		return fmt.Errorf("create sandbox task: %w", err)
+	}
+	if err := task.Start(ctx); err != nil {
+		return fmt.Errorf("start sandbox: %w", err)
+	}
+	netns := netnsPath(task.Pid())
+	if err := loopbackUp(netns); err != nil {
+		return fmt.Errorf("sandbox loopback: %w", err)
+	}
+	if c.cfg.Network == nil {
+		return nil
+	}
+	ip, err := c.cfg.Network.Setup(ctx, pod.UID, netns)
+	if err != nil {
+		return fmt.Errorf("network setup: %w", err)
+	}
+	if err := setLabel(ctx, ctr, LabelPodIP, ip); err != nil {
+		return err
+	}
+	return c.writePodFiles(pod, ip)
+}
+
+func (c *Containerd) sandboxSpec(pod *PodSpec, id string) []oci.SpecOpts {
+	return []oci.SpecOpts{
+		oci.WithRootFSPath(c.pause.rootfs),
+		oci.WithRootFSReadonly(),
+		oci.WithProcessArgs(pauseTarget, PauseArg),
+		oci.WithHostname(hostname(pod)),
+		oci.WithMounts(c.pause.mounts),
+		oci.WithCgroup(c.cgroupPath(pod.UID, id)),
+		oci.WithAnnotations(map[string]string{groupAnnotation: pod.UID}),
+		oci.WithNoNewPrivileges,
+	}
+}
+
+func hostname(pod *PodSpec) string {
+	if pod.Hostname != "" {
+		return pod.Hostname
+	}
+	return pod.Name
+}
+
+func podLabels(pod *PodSpec, kind string) map[string]string {
+	return map[string]string{
+		LabelKind:         kind,
+		LabelPodUID:       pod.UID,
+		LabelPodName:      pod.Name,
+		LabelPodNamespace: pod.Namespace,
+	}
+}
+
+func netnsPath(pid uint32) string { return fmt.Sprintf("/proc/%d/ns/net", pid) }
+
+// taskPID returns the PID of the container's running task, or 0.
+func taskPID(ctx context.Context, ctr client.Container) (uint32, error) {
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	st, err := task.Status(ctx)
+	if err != nil || st.Status != client.Running {
+		return 0, err
+	}
+	return task.Pid(), nil
+}
+
+// writePodFiles writes the pod's hostname, hosts and resolv.conf files and
+// creates its emptyDir volumes.
+func (c *Containerd) writePodFiles(pod *PodSpec, ip string) error {
+	dir := c.sandboxDir(pod.UID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := writeVolumes(dir, pod.Volumes); err != nil {
+		return err
+	}
+	resolv := pod.ResolvConf
+	if resolv == "" {
+		b, err := os.ReadFile("/etc/resolv.conf")
+		if err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		resolv = string(b)
+	}
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	if ip != "" {
+		hosts += ip + "\t" + hostname(pod) + "\n"
+	}
+	files := map[string]string{"hostname": hostname(pod) + "\n", "hosts": hosts, "resolv.conf": resolv}
+	for name, content := range files {
+		if err := writeFileAtomic(filepath.Join(dir, name), []byte(content)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeVolumes creates the pod's emptyDirs and records where each volume
+// is, for the containers started later.
+func writeVolumes(dir string, vols []Volume) error {
+	src := map[string]string{}
+	for _, v := range vols {
+		src[v.Name] = v.HostPath
+		if v.HostPath == "" {
+			src[v.Name] = filepath.Join(dir, "volumes", v.Name)
+			if err := os.MkdirAll(src[v.Name], 0o777); err != nil {
+				return err
+			}
+		}
+	}
+	data, err := json.Marshal(src)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, "volumes.json"), data)
+}
+
+// readVolumes returns the source directory of each pod volume by name.
+func readVolumes(dir string) (map[string]string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "volumes.json"))
+	if err != nil {
+		return nil, err
+	}
+	src := map[string]string{}
+	return src, json.Unmarshal(data, &src)
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := fmt.Sprintf("%s.tmp%d", path, time.Now().UnixNano())
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,121 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// cfsPeriod is the CPU CFS period, in microseconds, that limits use.
+const cfsPeriod = 100000
+
+// containerSpec returns the spec options of an application container that
+// joins the namespaces of the sandbox with PID sbPID.
+func (c *Containerd) containerSpec(ctx context.Context, uid, id string, sbPID uint32, spec *ContainerSpec, img client.Image) ([]oci.SpecOpts, error) {
+	ic, err := img.Spec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("image %q config: %w", spec.Image, err)
+	}
+	args := Args(ic.Config.Entrypoint, ic.Config.Cmd, spec.Command, spec.Args)
+	if len(args) == 0 {
+		return nil, fmt.Errorf("container %q: no command and none in image %q: %w", spec.Name, spec.Image, ErrInvalid)
+	}
+	mounts, err := c.containerMounts(uid, spec)
+	if err != nil {
+		return nil, err
+	}
+	opts := []oci.SpecOpts{
+		oci.WithImageConfig(img),
+		oci.WithProcessArgs(args...),
+		oci.WithEnv(envList(spec.Env)),
+		oci.WithMounts(mounts),
+		oci.WithCgroup(c.cgroupPath(uid, id)),
+		oci.WithAnnotations(map[string]string{groupAnnotation: uid}),
+	}
+	for _, ns := range []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace} {
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: ns, Path: nsPath(sbPID, ns)}))
+	}
+	if spec.WorkingDir != "" {
+		opts = append(opts, oci.WithProcessCwd(spec.WorkingDir))
+	}
+	if spec.TTY {
+		opts = append(opts, oci.WithTTY)
+	}
+	return append(opts, resourceOpts(spec.Resources)...), nil
+}
+
+// Args returns the process arguments of a container as Kubernetes decides
+// them from the image's entrypoint and cmd and the container's command and
+// args: a command replaces the entrypoint and drops the image's cmd; args
+// replace the cmd.
+func Args(entrypoint, cmd, command, args []string) []string {
+	switch {
+	case len(command) > 0:
+		return append(append([]string{}, command...), args...)
+	case len(args) > 0:
+		return append(append([]string{}, entrypoint...), args...)
+	default:
+		return append(append([]string{}, entrypoint...), cmd...)
+	}
+}
+
+func envList(env []EnvVar) []string {
+	out := make([]string, 0, len(env))
+	for _, e := range env {
+		out = append(out, e.Name+"="+e.Value)
+	}
+	return out
+}
+
+func nsPath(pid uint32, ns specs.LinuxNamespaceType) string {
+	name := map[specs.LinuxNamespaceType]string{
+		specs.NetworkNamespace: "net", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts",
+	}[ns]
+	return fmt.Sprintf("/proc/%d/ns/%s", pid, name)
+}
+
+// containerMounts returns the pod files and the volume mounts of spec.
+func (c *Containerd) containerMounts(uid string, spec *ContainerSpec) ([]specs.Mount, error) {
+	dir := c.sandboxDir(uid)
+	mounts := []specs.Mount{
+		bindMount(filepath.Join(dir, "hosts"), "/etc/hosts", false),
+		bindMount(filepath.Join(dir, "hostname"), "/etc/hostname", true),
+		bindMount(filepath.Join(dir, "resolv.conf"), "/etc/resolv.conf", true),
+	}
+	vols, err := readVolumes(dir)
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range spec.Mounts {
+		src, ok := vols[m.Volume]
+		if !ok {
+			return nil, fmt.Errorf("container %q: volumeMounts[%d].name %q is not a pod volume: %w", spec.Name, i, m.Volume, ErrInvalid)
+		}
+		mounts = append(mounts, bindMount(src, m.Path, m.ReadOnly))
+	}
+	return mounts, nil
+}
+
+// resourceOpts maps requests and limits to cgroup settings as the kubelet
+// does: shares from the CPU request, CFS quota from the CPU limit.
+func resourceOpts(r Resources) []oci.SpecOpts {
+	var opts []oci.SpecOpts
+	if r.CPURequestMilli > 0 || r.CPULimitMilli > 0 {
+		req := r.CPURequestMilli
+		if req == 0 {
+			req = r.CPULimitMilli
+		}
+		opts = append(opts, oci.WithCPUShares(uint64(max(2, req*1024/1000))))
+	}
+	if r.CPULimitMilli > 0 {
+		opts = append(opts, oci.WithCPUCFS(max(1000, r.CPULimitMilli*cfsPeriod/1000), cfsPeriod))
+	}
+	if r.MemoryLimitBytes > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(r.MemoryLimitBytes)))
+	}
+	return opts
+}
