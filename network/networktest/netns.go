@@ -13,12 +13,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/minik-dev/minik/network/internal/netns"
 )
 
 // RequireIntegration skips t unless MINIK_INTEGRATION=1 and the test runs as
@@ -70,28 +69,8 @@ func Run(t testing.TB, name string, args ...string) string {
 }
 
 // InNetNS runs fn on an OS thread that has joined the network namespace at
-// path. Sockets fn creates belong to that namespace for their whole life,
-// whichever thread uses them later. The thread is discarded afterwards.
-func InNetNS(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		// Never unlocked: the runtime ends the thread when this goroutine
-		// returns, so no other goroutine runs in the namespace.
-		runtime.LockOSThread()
-		f, err := os.Open(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %q: %w", path, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+// path (see package network/internal/netns).
+func InNetNS(path string, fn func() error) error { return netns.Do(path, fn) }
 
 // Serve listens on addr (host:port) inside the namespace at nsPath (the
 // current namespace when empty) and answers every connection with

@@ -1,0 +1,225 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ProxierConfig configures a [Proxier].
+type ProxierConfig struct {
+	// Executor applies the rules. Required.
+	Executor Executor
+	// ClusterCIDR, when set, makes traffic to a cluster IP from outside it
+	// (the node itself, other hosts) masqueraded, so replies return
+	// through this node.
+	ClusterCIDR netip.Prefix
+	// LocalhostNodePorts exposes NodePorts on 127.0.0.1 too. It sets
+	// net.ipv4.conf.all.route_localnet=1 and adds the rule that drops
+	// packets to 127.0.0.0/8 from elsewhere.
+	LocalhostNodePorts bool
+	// Logger receives sync results; nil discards them.
+	Logger *slog.Logger
+}
+
+// Proxier keeps the node's service rules in step with Services and
+// Endpoints. Its methods are safe for concurrent use; syncs are serialized.
+//
+// The proxy owns one network namespace's MINIK-SERVICES, MINIK-SVC-*,
+// MINIK-SEP-*, MINIK-NODEPORTS, MINIK-MARK-MASQ, MINIK-POSTROUTING,
+// MINIK-FORWARD and MINIK-FIREWALL chains; two proxiers must not share one.
+type Proxier struct {
+	exec Executor
+	opt  renderOptions
+	lg   *slog.Logger
+
+	mu sync.Mutex // serializes Sync and Cleanup; guards the fields below
+	// applied maps table → chain → hash of the chain's rules as last
+	// written. A missing table is unknown and gets listed first; a zero
+	// hash marks a chain found but not written by this Proxier.
+	applied map[string]map[string]uint64
+	hooked  bool // jumps and sysctls are in place
+}
+
+// NewProxier returns a Proxier. It changes nothing until the first Sync.
+func NewProxier(cfg ProxierConfig) (*Proxier, error) {
+	if cfg.Executor == nil {
+		return nil, fmt.Errorf("proxier executor must be set: %w", ErrInvalidConfig)
+	}
+	if cfg.ClusterCIDR.IsValid() && !cfg.ClusterCIDR.Addr().Is4() {
+		return nil, fmt.Errorf("proxier clusterCIDR %s must be IPv4: %w", cfg.ClusterCIDR, ErrInvalidConfig)
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	return &Proxier{
+		exec:    cfg.Executor,
+		opt:     renderOptions{clusterCIDR: cfg.ClusterCIDR.Masked(), localhostNodePorts: cfg.LocalhostNodePorts},
+		lg:      lg.With("component", "proxier"),
+		applied: map[string]map[string]uint64{},
+	}, nil
+}
+
+// Sync makes the rules match services and endpoints, the complete current
+// state. Only chains whose rules changed are written; chains no longer
+// needed are deleted. Invalid service ports are left out and reported in
+// the returned error after the valid ones are applied. After a failed
+// write the next Sync rewrites every chain of that table.
+func (p *Proxier) Sync(ctx context.Context, services []Service, endpoints []Endpoints) error {
+	start := time.Now()
+	ports, invalid := joinPorts(services, endpoints)
+	want := render(ports, p.opt)
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	errs := []error{invalid}
+	written := 0
+	for _, table := range tables {
+		n, err := p.syncTableLocked(ctx, table, want[table])
+		written += n
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs[1:]...); err != nil {
+		return errors.Join(invalid, err)
+	}
+	if err := p.hookLocked(ctx); err != nil {
+		return errors.Join(invalid, err)
+	}
+	p.lg.Debug("rules synced", "servicePorts", len(ports), "chainsChanged", written, "took", time.Since(start))
+	return invalid
+}
+
+// syncTableLocked writes the chains of table that differ from what was
+// applied and deletes the owned ones no longer wanted. It returns the
+// number of chains written or deleted.
+// p.mu must be held.
+func (p *Proxier) syncTableLocked(ctx context.Context, table string, chains []*chain) (int, error) {
+	have, err := p.appliedLocked(ctx, table)
+	if err != nil {
+		return 0, err
+	}
+	next := make(map[string]uint64, len(chains))
+	var decl, body strings.Builder
+	changed := 0
+	for _, c := range chains {
+		h := hashRules(c.rules)
+		next[c.name] = h
+		if have[c.name] == h {
+			continue
+		}
+		changed++
+		fmt.Fprintf(&decl, ":%s - [0:0]\n", c.name)
+		for _, r := range c.rules {
+			body.WriteString(r)
+			body.WriteByte('\n')
+		}
+	}
+	for _, name := range staleChains(have, next) {
+		changed++
+		fmt.Fprintf(&decl, ":%s - [0:0]\n", name)
+		fmt.Fprintf(&body, "-X %s\n", name)
+	}
+	if changed == 0 {
+		return 0, nil
+	}
+	decl.WriteString(body.String())
+	if err := p.exec.Restore(ctx, table, []byte(decl.String())); err != nil {
+		delete(p.applied, table)
+		return 0, err
+	}
+	p.applied[table] = next
+	return changed, nil
+}
+
+// appliedLocked returns what table holds of the proxy's chains, listing the
+// table when unknown.
+// p.mu must be held.
+func (p *Proxier) appliedLocked(ctx context.Context, table string) (map[string]uint64, error) {
+	if have, ok := p.applied[table]; ok {
+		return have, nil
+	}
+	names, err := p.exec.ListChains(ctx, table)
+	if err != nil {
+		return nil, fmt.Errorf("list %s chains: %w", table, err)
+	}
+	have := map[string]uint64{}
+	for _, n := range names {
+		if ownedChain(n) {
+			have[n] = 0
+		}
+	}
+	return have, nil
+}
+
+// staleChains returns the chains in have but not in next, sorted.
+func staleChains(have, next map[string]uint64) []string {
+	var out []string
+	for name := range have {
+		if _, ok := next[name]; !ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// hookLocked installs the jumps from built-in chains and the sysctls, once.
+// p.mu must be held.
+func (p *Proxier) hookLocked(ctx context.Context) error {
+	if p.hooked {
+		return nil
+	}
+	if p.opt.localhostNodePorts {
+		if err := p.exec.SetSysctl(ctx, "net.ipv4.conf.all.route_localnet", "1"); err != nil {
+			return fmt.Errorf("enable route_localnet: %w", err)
+		}
+	}
+	for _, j := range jumps(p.opt) {
+		if err := p.exec.EnsureRule(ctx, j.table, j.chain, j.rule...); err != nil {
+			return fmt.Errorf("jump from %s %s: %w", j.table, j.chain, err)
+		}
+	}
+	p.hooked = true
+	return nil
+}
+
+// Cleanup removes every chain the proxy owns and the jumps to them, whether
+// this Proxier or an earlier one wrote them. A later Sync starts afresh.
+func (p *Proxier) Cleanup(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	all := renderOptions{localhostNodePorts: true}
+	for _, j := range jumps(all) {
+		if err := p.exec.DeleteRule(ctx, j.table, j.chain, j.rule...); err != nil {
+			errs = append(errs, fmt.Errorf("jump from %s %s: %w", j.table, j.chain, err))
+		}
+	}
+	p.hooked = false
+	for _, table := range tables {
+		delete(p.applied, table)
+		if _, err := p.syncTableLocked(ctx, table, nil); err != nil {
+			errs = append(errs, err)
+		}
+		delete(p.applied, table)
+	}
+	return errors.Join(errs...)
+}
+
+// hashRules hashes a chain's rules; never 0, which marks an unknown chain.
+func hashRules(rules []string) uint64 {
+	h := fnv.New64a()
+	for _, r := range rules {
+		h.Write([]byte(r))
+		h.Write([]byte{'\n'})
+	}
+	return h.Sum64() | 1
+}

@@ -1,0 +1,262 @@
+package network_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/minik-dev/minik/network"
+	"github.com/minik-dev/minik/network/networktest"
+)
+
+var _ network.Executor = (*networktest.Recorder)(nil)
+
+var updateGolden = flag.Bool("update-proxier", false, "rewrite the proxier golden files in testdata")
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// state is a small cluster: a web service with a NodePort and three
+// backends, a DNS service with TCP and UDP ports, and a service without
+// backends.
+func state() ([]network.Service, []network.Endpoints) {
+	svcs := []network.Service{
+		{Namespace: "default", Name: "web", ClusterIP: netip.MustParseAddr("10.43.0.10"),
+			Ports: []network.ServicePort{{Name: "http", Port: 80, NodePort: 30080}}},
+		{Namespace: "kube-system", Name: "dns", ClusterIP: netip.MustParseAddr("10.43.0.53"),
+			Ports: []network.ServicePort{{Name: "dns", Protocol: "udp", Port: 53}, {Name: "dns-tcp", Port: 53}}},
+		{Namespace: "default", Name: "empty", ClusterIP: netip.MustParseAddr("10.43.0.20"),
+			Ports: []network.ServicePort{{Name: "http", Port: 80, NodePort: 30081}}},
+		{Namespace: "default", Name: "headless", Ports: []network.ServicePort{{Port: 80}}},
+	}
+	eps := []network.Endpoints{
+		{Namespace: "default", Name: "web", Ports: map[string][]netip.AddrPort{
+			"http": {ap("10.42.1.7:8080"), ap("10.42.1.5:8080"), ap("10.42.2.9:8080")}}},
+		{Namespace: "kube-system", Name: "dns", Ports: map[string][]netip.AddrPort{
+			"dns": {ap("10.42.1.3:53")}, "dns-tcp": {ap("10.42.1.3:53")}}},
+	}
+	return svcs, eps
+}
+
+func newProxier(t *testing.T) (*network.Proxier, *networktest.Recorder) {
+	t.Helper()
+	rec := networktest.NewRecorder()
+	p, err := network.NewProxier(network.ProxierConfig{
+		Executor:           rec,
+		ClusterCIDR:        netip.MustParsePrefix("10.42.0.0/16"),
+		LocalhostNodePorts: true,
+	})
+	if err != nil {
+		t.Fatalf("NewProxier: %v", err)
+	}
+	return p, rec
+}
+
+// goldenRestores compares the restores with testdata/name.
+func goldenRestores(t *testing.T, name string, rs []networktest.Restore) {
+	t.Helper()
+	var b strings.Builder
+	for _, r := range rs {
+		b.WriteString("*" + r.Table + "\n" + r.Rules + "COMMIT\n")
+	}
+	path := filepath.Join("testdata", name)
+	if *updateGolden {
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update-proxier to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), b.String()); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
+	}
+}
+
+func mustSync(t *testing.T, p *network.Proxier, svcs []network.Service, eps []network.Endpoints) {
+	t.Helper()
+	if err := p.Sync(context.Background(), svcs, eps); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+}
+
+func TestProxierFullSync(t *testing.T) {
+	p, rec := newProxier(t)
+	svcs, eps := state()
+	mustSync(t, p, svcs, eps)
+	goldenRestores(t, "proxier-full.golden", rec.Restores())
+
+	if got := rec.Sysctl("net.ipv4.conf.all.route_localnet"); got != "1" {
+		t.Errorf("route_localnet = %q, want 1", got)
+	}
+	for _, c := range []struct{ table, chain, target string }{
+		{"nat", "PREROUTING", "MINIK-SERVICES"},
+		{"nat", "OUTPUT", "MINIK-SERVICES"},
+		{"nat", "POSTROUTING", "MINIK-POSTROUTING"},
+		{"filter", "INPUT", "MINIK-FIREWALL"},
+		{"filter", "OUTPUT", "MINIK-SERVICES"},
+		{"filter", "FORWARD", "MINIK-FORWARD"},
+	} {
+		rules, _ := rec.Chain(c.table, c.chain)
+		if !strings.Contains(strings.Join(rules, "\n"), "-j "+c.target) {
+			t.Errorf("%s %s has no jump to %s: %q", c.table, c.chain, c.target, rules)
+		}
+	}
+	mustSync(t, p, svcs, eps)
+	if rs := rec.Restores(); len(rs) != 0 {
+		t.Errorf("Sync without changes wrote %d tables: %v", len(rs), rs)
+	}
+}
+
+func TestProxierIncremental(t *testing.T) {
+	p, rec := newProxier(t)
+	svcs, eps := state()
+	mustSync(t, p, svcs, eps)
+	rec.Restores()
+
+	// One backend of web replaced: web's SVC chain, one new SEP chain, one
+	// deleted; MINIK-SERVICES and other services untouched.
+	eps[0].Ports["http"][2] = ap("10.42.2.10:8080")
+	mustSync(t, p, svcs, eps)
+	goldenRestores(t, "proxier-endpoint-change.golden", rec.Restores())
+
+	// web loses all backends: its chains go, MINIK-SERVICES changes, and
+	// the filter table rejects instead.
+	eps[0].Ports = nil
+	mustSync(t, p, svcs, eps)
+	goldenRestores(t, "proxier-no-endpoints.golden", rec.Restores())
+}
+
+func TestProxierProbabilities(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 4} {
+		p, rec := newProxier(t)
+		var backends []netip.AddrPort
+		for i := range n {
+			backends = append(backends, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 42, 1, byte(10 + i)}), 80))
+		}
+		svcs := []network.Service{{Namespace: "ns", Name: "s", ClusterIP: netip.MustParseAddr("10.43.0.1"),
+			Ports: []network.ServicePort{{Port: 80}}}}
+		mustSync(t, p, svcs, []network.Endpoints{{Namespace: "ns", Name: "s", Ports: map[string][]netip.AddrPort{"": backends}}})
+		var got []string
+		for _, r := range rec.Restores() {
+			for _, line := range strings.Split(r.Rules, "\n") {
+				if strings.HasPrefix(line, "-A MINIK-SVC-") && strings.Contains(line, "-j MINIK-SEP-") {
+					prob := "none"
+					if _, after, ok := strings.Cut(line, "--probability "); ok {
+						prob = strings.Fields(after)[0]
+					}
+					got = append(got, prob)
+				}
+			}
+		}
+		want := map[int][]string{
+			1: {"none"},
+			2: {"0.5000000000", "none"},
+			3: {"0.3333333333", "0.5000000000", "none"},
+			4: {"0.2500000000", "0.3333333333", "0.5000000000", "none"},
+		}[n]
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%d backends: probabilities (-want +got):\n%s", n, diff)
+		}
+	}
+}
+
+func TestProxierRestoreFailureRewritesAll(t *testing.T) {
+	p, rec := newProxier(t)
+	svcs, eps := state()
+	mustSync(t, p, svcs, eps)
+	full := rec.Restores()
+
+	errBoom := errors.New("iptables-restore: boom")
+	rec.FailNextRestore(errBoom)
+	eps[0].Ports["http"] = eps[0].Ports["http"][:1]
+	if err := p.Sync(context.Background(), svcs, eps); !errors.Is(err, errBoom) {
+		t.Fatalf("Sync with a failing restore: err = %v, want %v", err, errBoom)
+	}
+	rec.Restores()
+	eps[0].Ports["http"] = []netip.AddrPort{ap("10.42.1.7:8080"), ap("10.42.1.5:8080"), ap("10.42.2.9:8080")}
+	mustSync(t, p, svcs, eps)
+	got := rec.Restores()
+	// The failed nat table is rewritten in full; filter did not change.
+	if len(got) != 1 || got[0].Table != "nat" || got[0].Rules != natOf(full) {
+		t.Errorf("Sync after a failed restore wrote %+v, want the full nat table:\n%s", got, natOf(full))
+	}
+}
+
+func natOf(rs []networktest.Restore) string {
+	for _, r := range rs {
+		if r.Table == "nat" {
+			return r.Rules
+		}
+	}
+	return ""
+}
+
+func TestProxierTakesOverStaleChains(t *testing.T) {
+	old, rec := newProxier(t)
+	svcs, eps := state()
+	mustSync(t, old, svcs, eps)
+
+	// A restarted agent: the new Proxier finds the old chains, rewrites
+	// the ones it wants and deletes the rest.
+	p, err := network.NewProxier(network.ProxierConfig{Executor: rec, ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"),
+		LocalhostNodePorts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, p, svcs[:1], eps[:1])
+	chains, _ := rec.ListChains(context.Background(), "nat")
+	var svcChains int
+	for _, c := range chains {
+		if strings.HasPrefix(c, "MINIK-SVC-") {
+			svcChains++
+		}
+	}
+	if svcChains != 1 {
+		t.Errorf("after takeover nat has %d MINIK-SVC chains, want 1: %q", svcChains, chains)
+	}
+}
+
+func TestProxierCleanup(t *testing.T) {
+	p, rec := newProxier(t)
+	svcs, eps := state()
+	mustSync(t, p, svcs, eps)
+	if err := p.Cleanup(context.Background()); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	for _, table := range []string{"filter", "nat"} {
+		chains, _ := rec.ListChains(context.Background(), table)
+		for _, c := range chains {
+			if strings.HasPrefix(c, "MINIK-") {
+				t.Errorf("%s chain %s left after Cleanup", table, c)
+			}
+			rules, _ := rec.Chain(table, c)
+			if strings.Contains(strings.Join(rules, "\n"), "MINIK-") {
+				t.Errorf("%s %s still jumps to minik chains: %q", table, c, rules)
+			}
+		}
+	}
+	// Sync after Cleanup starts afresh.
+	rec.Restores()
+	mustSync(t, p, svcs, eps)
+	goldenRestores(t, "proxier-full.golden", rec.Restores())
+}
+
+func TestProxierInvalidService(t *testing.T) {
+	p, rec := newProxier(t)
+	svcs, eps := state()
+	svcs = append(svcs, network.Service{Namespace: "default", Name: "bad", ClusterIP: netip.MustParseAddr("10.43.0.99"),
+		Ports: []network.ServicePort{{Name: "x", Protocol: "icmp", Port: 1}}})
+	err := p.Sync(context.Background(), svcs, eps)
+	if !errors.Is(err, network.ErrInvalidConfig) || !strings.Contains(err.Error(), "services[4].ports[0]") {
+		t.Errorf("Sync with a bad protocol: err = %v, want ErrInvalidConfig naming services[4].ports[0]", err)
+	}
+	goldenRestores(t, "proxier-full.golden", rec.Restores())
+}

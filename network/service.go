@@ -1,0 +1,124 @@
+package network
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// Service is what the proxy needs of a Kubernetes Service.
+type Service struct {
+	Namespace, Name string
+	// ClusterIP is the virtual IP; services without one (headless) are
+	// skipped.
+	ClusterIP netip.Addr
+	Ports     []ServicePort
+}
+
+// ServicePort is one port of a Service.
+type ServicePort struct {
+	// Name matches the port's name in Endpoints; may be empty for a
+	// single-port service.
+	Name string
+	// Protocol is "tcp" (default), "udp" or "sctp".
+	Protocol string
+	Port     uint16
+	// NodePort, when not 0, also exposes the port on every local address
+	// of the node, 127.0.0.1 included.
+	NodePort uint16
+}
+
+// Endpoints lists a Service's ready backends.
+type Endpoints struct {
+	Namespace, Name string
+	// Ports maps a service port name to its backends.
+	Ports map[string][]netip.AddrPort
+}
+
+// svcPort is one service port joined with its backends, ready to render.
+type svcPort struct {
+	key       string // namespace/name:port, used in comments
+	proto     string
+	clusterIP netip.Addr
+	port      uint16
+	nodePort  uint16
+	backends  []netip.AddrPort // sorted
+	svcChain  string
+}
+
+// joinPorts validates services, joins them with their endpoints and returns
+// the service ports sorted by key. Invalid ports are reported and left out.
+func joinPorts(services []Service, endpoints []Endpoints) ([]svcPort, error) {
+	eps := make(map[string]map[string][]netip.AddrPort, len(endpoints))
+	for _, e := range endpoints {
+		eps[e.Namespace+"/"+e.Name] = e.Ports
+	}
+	var out []svcPort
+	var errs []error
+	for i, s := range services {
+		if !s.ClusterIP.IsValid() {
+			continue
+		}
+		if !s.ClusterIP.Is4() {
+			errs = append(errs, fmt.Errorf("services[%d].clusterIP %s must be IPv4: %w", i, s.ClusterIP, ErrInvalidConfig))
+			continue
+		}
+		for j, p := range s.Ports {
+			sp, err := newSvcPort(s, p, eps[s.Namespace+"/"+s.Name][p.Name])
+			if err != nil {
+				errs = append(errs, fmt.Errorf("services[%d].ports[%d]: %w", i, j, err))
+				continue
+			}
+			out = append(out, sp)
+		}
+	}
+	slices.SortFunc(out, func(a, b svcPort) int { return cmp.Compare(a.key+a.proto, b.key+b.proto) })
+	return out, errors.Join(errs...)
+}
+
+func newSvcPort(s Service, p ServicePort, backends []netip.AddrPort) (svcPort, error) {
+	proto := p.Protocol
+	if proto == "" {
+		proto = "tcp"
+	}
+	if proto != "tcp" && proto != "udp" && proto != "sctp" {
+		return svcPort{}, fmt.Errorf("protocol %q must be tcp, udp or sctp: %w", p.Protocol, ErrInvalidConfig)
+	}
+	if p.Port == 0 {
+		return svcPort{}, fmt.Errorf("port must be set: %w", ErrInvalidConfig)
+	}
+	sp := svcPort{
+		key:       s.Namespace + "/" + s.Name + ":" + p.Name,
+		proto:     proto,
+		clusterIP: s.ClusterIP,
+		port:      p.Port,
+		nodePort:  p.NodePort,
+	}
+	for _, b := range backends {
+		if b.Addr().Unmap().Is4() && b.Port() != 0 {
+			sp.backends = append(sp.backends, netip.AddrPortFrom(b.Addr().Unmap(), b.Port()))
+		}
+	}
+	slices.SortFunc(sp.backends, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	sp.backends = slices.Compact(sp.backends)
+	sp.svcChain = chainName("MINIK-SVC-", sp.key+"/"+proto)
+	return sp, nil
+}
+
+// sepChain names the chain that DNATs to one backend of sp.
+func (sp svcPort) sepChain(b netip.AddrPort) string {
+	return chainName("MINIK-SEP-", sp.key+"/"+sp.proto+"/"+b.String())
+}
+
+var chainEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// chainName returns prefix plus 16 characters of a hash of id, so names stay
+// within iptables' 28-character limit and are stable across restarts.
+func chainName(prefix, id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return prefix + chainEncoding.EncodeToString(sum[:])[:16]
+}
