@@ -7,11 +7,12 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/minik-dev/minik/cli"
 	"github.com/minik-dev/minik/server"
 )
 
 func commands() []*ucli.Command {
-	return []*ucli.Command{
+	cmds := []*ucli.Command{
 		serverCommand(),
 		{
 			Name:  "version",
@@ -22,6 +23,7 @@ func commands() []*ucli.Command {
 			},
 		},
 	}
+	return append(cmds, cli.Commands()...)
 }
 
 func serverCommand() *ucli.Command {

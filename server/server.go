@@ -48,18 +48,24 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 
+	authz := &auth.Authorizer{}
 	api, err := apiserver.New(apiserver.Config{
-		Store:         st,
-		Authenticator: auth.NewAuthenticator(authority.CACert(), map[string]auth.User{}),
-		Authorizer:    auth.NewAuthorizer(),
-		Logger:        lg,
-		Metrics:       apiserver.NewMetrics(st.Collectors()...),
-		ServiceCIDR:   cfg.ServiceCIDR,
-		Version:       cfg.Version,
+		Store: st,
+		Authenticator: auth.NewAuthenticator(authority.ClientCAPool(), map[string]auth.User{
+			authority.Token():       auth.BootstrapUser,
+			authority.TokenSecret(): auth.BootstrapUser,
+			authority.AdminToken():  auth.AdminUser,
+		}),
+		Authorizer:  authz,
+		Logger:      lg,
+		Metrics:     apiserver.NewMetrics(st.Collectors()...),
+		ServiceCIDR: cfg.ServiceCIDR,
+		Version:     cfg.Version,
 	})
 	if err != nil {
 		return err
 	}
+	authz.Pods = auth.PodNodeFunc(api.PodNode)
 	if err := api.EnsureNamespaces(ctx); err != nil {
 		return fmt.Errorf("creating the default namespaces: %w", err)
 	}
@@ -107,7 +113,7 @@ func openStore(cfg Config, lg *slog.Logger) (*store.Bolt, error) {
 		return nil, err
 	}
 	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{
-		CompactionWindow: cfg.CompactionWindow, Logger: lg,
+		KeepRevisions: cfg.CompactionWindow, Logger: lg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -11,7 +12,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/minik-dev/minik/server/auth"
+	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
 )
 
@@ -22,7 +26,7 @@ type Authenticator interface {
 
 // Authorizer decides whether a user may do what a request asks.
 type Authorizer interface {
-	Authorize(u auth.User, a auth.Attributes) (allowed bool, reason string)
+	Authorize(ctx context.Context, u auth.User, a auth.Attributes) (allowed bool, reason string)
 }
 
 // Config holds what the API server needs.
@@ -38,6 +42,9 @@ type Config struct {
 	// BookmarkInterval is the least time between two BOOKMARK events on a
 	// watch that asked for them (default 1 minute).
 	BookmarkInterval time.Duration
+	// MaxWatchDuration ends watches after this long (clients then watch
+	// again from their last revision); default 30 minutes.
+	MaxWatchDuration time.Duration
 	// ServiceCIDR is where Service cluster IPs come from.
 	ServiceCIDR string
 	// Version is reported at /version.
@@ -66,6 +73,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.BookmarkInterval == 0 {
 		cfg.BookmarkInterval = time.Minute
+	}
+	if cfg.MaxWatchDuration == 0 {
+		cfg.MaxWatchDuration = 30 * time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -167,7 +177,7 @@ func (s *Server) authorize(w *statusRecorder, r *http.Request, u auth.User, info
 		Verb: info.Verb, Resource: info.Resource.Name, Subresource: info.Subresource,
 		Namespace: info.Namespace, Name: info.Name,
 	}
-	allowed, reason := s.cfg.Authorizer.Authorize(u, attrs)
+	allowed, reason := s.cfg.Authorizer.Authorize(r.Context(), u, attrs)
 	if allowed {
 		return true
 	}
@@ -180,7 +190,7 @@ func (s *Server) authorizePath(w *statusRecorder, r *http.Request, u auth.User) 
 	if s.cfg.Authorizer == nil {
 		return true
 	}
-	allowed, reason := s.cfg.Authorizer.Authorize(u, auth.Attributes{Verb: strings.ToLower(r.Method), Path: r.URL.Path})
+	allowed, reason := s.cfg.Authorizer.Authorize(r.Context(), u, auth.Attributes{Verb: "get", Path: r.URL.Path})
 	if allowed {
 		return true
 	}
@@ -239,3 +249,14 @@ func (r *statusRecorder) Flush() {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// PodNode returns the node a pod is bound to ("" if unbound), for the
+// node authorizer.
+func (s *Server) PodNode(ctx context.Context, namespace, name string) (string, error) {
+	res, _ := registry.Lookup("pods")
+	obj, _, err := s.getObject(ctx, res, namespace, name)
+	if err != nil {
+		return "", err
+	}
+	return obj.(*corev1.Pod).Spec.NodeName, nil
+}

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	clientscheme "k8s.io/client-go/kubernetes/scheme"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -45,6 +47,16 @@ func readBody(r *http.Request) ([]byte, error) {
 // apiVersion and kind. Unknown fields are refused, reported as a warning or
 // ignored according to the fieldValidation parameter.
 func decodeObject(w http.ResponseWriter, r *http.Request, res *registry.Resource, data []byte) (runtime.Object, error) {
+	if isProtobuf(r) {
+		obj := res.New()
+		if err := decodeProtobuf(data, obj); err != nil {
+			return nil, err
+		}
+		if gvk := obj.GetObjectKind().GroupVersionKind(); gvk.Kind != res.Kind || gvk.GroupVersion().String() != "v1" {
+			return nil, badRequest("the body of the request has kind %q in %q, want %q in \"v1\" for resource %q", gvk.Kind, gvk.GroupVersion(), res.Kind, res.Name)
+		}
+		return obj, nil
+	}
 	var tm struct {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
@@ -66,8 +78,16 @@ func decodeObject(w http.ResponseWriter, r *http.Request, res *registry.Resource
 	return obj, nil
 }
 
-// strictDecode unmarshals data into obj honouring fieldValidation.
+// strictDecode unmarshals data into obj honouring fieldValidation. A
+// protobuf body (client-go's default for built-in kinds) is decoded as such.
 func strictDecode(w http.ResponseWriter, r *http.Request, data []byte, obj any) error {
+	if isProtobuf(r) {
+		ro, ok := obj.(runtime.Object)
+		if !ok {
+			return badRequest("protobuf is not accepted for this request")
+		}
+		return decodeProtobuf(data, ro)
+	}
 	strictErrs, err := kjson.UnmarshalStrict(data, obj)
 	if err != nil {
 		return badRequest("the body of the request could not be decoded: %v", err)
@@ -91,6 +111,29 @@ func strictDecode(w http.ResponseWriter, r *http.Request, data []byte, obj any) 
 		}
 		w.Header().Add("Warning", fmt.Sprintf("299 - %q", e.Error()))
 	}
+	return nil
+}
+
+// protobufCodec decodes the Kubernetes protobuf envelope for every kind
+// client-go knows.
+var protobufCodec = protobuf.NewSerializer(clientscheme.Scheme, clientscheme.Scheme)
+
+const protobufType = "application/vnd.kubernetes.protobuf"
+
+func isProtobuf(r *http.Request) bool {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return ct == protobufType
+}
+
+func decodeProtobuf(data []byte, into runtime.Object) error {
+	out, gvk, err := protobufCodec.Decode(data, nil, into)
+	if err != nil {
+		return badRequest("the body of the request could not be decoded as protobuf: %v", err)
+	}
+	if out != into {
+		return badRequest("the body of the request has kind %q, which this request does not take", gvk.Kind)
+	}
+	into.GetObjectKind().SetGroupVersionKind(*gvk)
 	return nil
 }
 

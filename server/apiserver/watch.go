@@ -63,12 +63,12 @@ func (s *Server) serveWatch(w *statusRecorder, r *http.Request, info requestInfo
 	if q.Get("sendInitialEvents") == "" && (rv == "" || rv == "0") {
 		initial = true
 	}
-	ctx := r.Context()
-	if t, err := strconv.Atoi(q.Get("timeoutSeconds")); err == nil && t > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Second)
-		defer cancel()
+	timeout := s.cfg.MaxWatchDuration
+	if t, err := strconv.Atoi(q.Get("timeoutSeconds")); err == nil && t > 0 && time.Duration(t)*time.Second < timeout {
+		timeout = time.Duration(t) * time.Second
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
 	wt := &watcher{s: s, w: w, r: r, res: res, opts: opts, out: out, version: version,
 		bookmark: isTrue(q.Get("allowWatchBookmarks")), lastMark: time.Now()}
 	prefix := storagePrefix(res, info.Namespace)

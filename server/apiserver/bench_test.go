@@ -1,0 +1,206 @@
+package apiserver
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minik-dev/minik/store/storetest"
+)
+
+// benchServer serves the API over real TLS from a store in a temp dir.
+func benchServer(b *testing.B) (*httptest.Server, *Server) {
+	st := storetest.New(b)
+	s, err := New(Config{Store: st, Logger: slog.New(slog.DiscardHandler), ServiceCIDR: "10.43.0.0/16"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.EnsureNamespaces(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(s)
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	b.Cleanup(ts.Close)
+	return ts, s
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[int(float64(len(d)-1)*p)]
+}
+
+const benchPod = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"%s","labels":{"app":"bench"}},` +
+	`"spec":{"containers":[{"name":"main","image":"busybox:1.36","command":["sleep","3600"],` +
+	`"resources":{"requests":{"cpu":"10m","memory":"16Mi"}}}]}}`
+
+// BenchmarkAPICreatePods creates pods through the HTTPS API from 32
+// concurrent clients and reports creates/s and latency percentiles, beside
+// the store's own create rate measured in the same run (ratio).
+func BenchmarkAPICreatePods(b *testing.B) {
+	const clients = 32
+	ts, _ := benchServer(b)
+	client := ts.Client()
+	client.Transport.(*http.Transport).MaxIdleConnsPerHost = clients
+	var next atomic.Int64
+	lat := make([][]time.Duration, clients)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				body := fmt.Sprintf(benchPod, "p"+strconv.FormatInt(i, 10))
+				t0 := time.Now()
+				resp, err := client.Post(ts.URL+"/api/v1/namespaces/default/pods", "application/json", strings.NewReader(body))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					b.Errorf("create = %d", resp.StatusCode)
+					return
+				}
+				lat[c] = append(lat[c], time.Since(t0))
+			}
+		}(c)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	rate := float64(b.N) / elapsed.Seconds()
+	b.ReportMetric(rate, "creates/s")
+	b.ReportMetric(float64(percentile(all, 0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(all, 0.99).Microseconds())/1000, "p99-ms")
+	// Baseline: the store alone, 32 writers, same object size.
+	st := storetest.New(b)
+	value := []byte(fmt.Sprintf(benchPod, "baseline-pod-name"))
+	next.Store(0)
+	t0 := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				st.Create(context.Background(), "/bench/"+strconv.FormatInt(i, 10), value)
+			}
+		}()
+	}
+	wg.Wait()
+	storeRate := float64(b.N) / time.Since(t0).Seconds()
+	b.ReportMetric(rate/storeRate, "api/store")
+}
+
+// BenchmarkWatchFanout keeps 1,000 watches open on pods and measures, for
+// every delivered event, the time from the write being sent to its arrival
+// at each watcher.
+func BenchmarkWatchFanout(b *testing.B) {
+	const watchers = 1000
+	ts, _ := benchServer(b)
+	client := ts.Client()
+	tr := client.Transport.(*http.Transport)
+	tr.MaxIdleConnsPerHost = watchers
+	tr.MaxConnsPerHost = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	acked := map[string]time.Time{} // pod name → write sent
+	lat := make([][]time.Duration, watchers)
+	var delivered atomic.Int64
+	var ready sync.WaitGroup
+	var done sync.WaitGroup
+	for i := 0; i < watchers; i++ {
+		ready.Add(1)
+		done.Add(1)
+		go func(i int) {
+			defer done.Done()
+			req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/api/v1/namespaces/default/pods?watch=1&resourceVersion=1", nil)
+			resp, err := client.Do(req)
+			ready.Done()
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() {
+				now := time.Now()
+				var ev struct {
+					Object metav1.PartialObjectMetadata `json:"object"`
+				}
+				if json.Unmarshal(sc.Bytes(), &ev) != nil {
+					continue
+				}
+				mu.Lock()
+				t, ok := acked[ev.Object.Name]
+				mu.Unlock()
+				if ok {
+					lat[i] = append(lat[i], now.Sub(t))
+				}
+				delivered.Add(1)
+			}
+		}(i)
+	}
+	ready.Wait()
+	time.Sleep(200 * time.Millisecond)
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		name := "w" + strconv.Itoa(n)
+		body := fmt.Sprintf(benchPod, name)
+		// The clock starts before the write is sent, so each figure
+		// covers the commit too and is an upper bound.
+		mu.Lock()
+		acked[name] = time.Now()
+		mu.Unlock()
+		resp, err := client.Post(ts.URL+"/api/v1/namespaces/default/pods", "application/json", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		time.Sleep(2 * time.Millisecond)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for delivered.Load() < int64(watchers*b.N) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.StopTimer()
+	cancel()
+	done.Wait()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	b.ReportMetric(float64(delivered.Load())/float64(watchers*b.N), "delivered-ratio")
+	b.ReportMetric(float64(percentile(all, 0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(all, 0.99).Microseconds())/1000, "p99-ms")
+}

@@ -1,0 +1,70 @@
+package apiserver
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/minik-dev/minik/store"
+	"github.com/minik-dev/minik/store/storetest"
+)
+
+// testServer is an API server over a real bbolt store, served over HTTP
+// without authentication.
+type testServer struct {
+	*Server
+	store  store.Store
+	url    string
+	client *kubernetes.Clientset
+}
+
+func newTestServer(t *testing.T) *testServer {
+	t.Helper()
+	st := storetest.New(t)
+	s, err := New(Config{
+		Store:            st,
+		Logger:           slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		BookmarkInterval: 50 * time.Millisecond,
+		ServiceCIDR:      "10.43.0.0/24",
+		Version:          "test",
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.EnsureNamespaces(ctx); err != nil {
+		t.Fatalf("EnsureNamespaces: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	ts := httptest.NewServer(s)
+	t.Cleanup(func() {
+		ts.Close()
+		cancel()
+		<-done
+	})
+	cs, err := kubernetes.NewForConfig(&rest.Config{Host: ts.URL, QPS: -1})
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	return &testServer{Server: s, store: st, url: ts.URL, client: cs}
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newHTTPServer serves h over HTTP for the test's lifetime.
+func newHTTPServer(t *testing.T, h http.Handler) string {
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
