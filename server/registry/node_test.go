@@ -50,7 +50,9 @@ func TestValidateNode(t *testing.T) {
 		{"name a DNS subdomain", func(n *corev1.Node) { n.Name = "Node_1" }, []string{errKey(invalid, "metadata.name")}},
 		{"podCIDR a CIDR", func(n *corev1.Node) { n.Spec.PodCIDR, n.Spec.PodCIDRs = "10.42.1.0", nil }, []string{errKey(invalid, "spec.podCIDR")}},
 		{"podCIDRs match podCIDR", func(n *corev1.Node) { n.Spec.PodCIDRs = []string{"10.42.2.0/24"} }, []string{errKey(invalid, "spec.podCIDRs[0]")}},
-		{"taint", func(n *corev1.Node) { n.Spec.Taints = []corev1.Taint{{Key: "gpu", Value: "a100", Effect: "NoSchedule"}} }, nil},
+		{"taint", func(n *corev1.Node) {
+			n.Spec.Taints = []corev1.Taint{{Key: "gpu", Value: "a100", Effect: "NoSchedule"}}
+		}, nil},
 		{"taint key required", func(n *corev1.Node) { n.Spec.Taints = []corev1.Taint{{Effect: "NoSchedule"}} },
 			[]string{errKey(required, "spec.taints[0].key")}},
 		{"taint key qualified", func(n *corev1.Node) { n.Spec.Taints = []corev1.Taint{{Key: "a b", Effect: "NoSchedule"}} },
@@ -109,6 +111,7 @@ func TestNodeRow(t *testing.T) {
 	node.CreationTimestamp = ago(10 * 24 * time.Hour)
 	node.Labels["node-role.kubernetes.io/control-plane"] = "true"
 	node.Labels["node-role.kubernetes.io/master"] = "true"
+	node.Labels["kubernetes.io/role"] = "master"
 	node.Status.Addresses = append(node.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: "203.0.113.7"})
 	want := []interface{}{"node-1", "Ready", "control-plane,master", "10d", "v1.35.0-minik",
 		"192.168.1.10", "203.0.113.7", "Debian GNU/Linux 13 (trixie)", "6.12.0", "containerd://1.6.20"}

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 func TestPodDefaults(t *testing.T) {
@@ -257,5 +258,41 @@ func TestPodFieldSet(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, podResource.FieldSet(pod)); diff != "" {
 		t.Errorf("FieldSet (-want +got):\n%s", diff)
+	}
+}
+
+func TestPodDefaultsProbesAndVolumes(t *testing.T) {
+	pod := testPod()
+	c := &pod.Spec.Containers[0]
+	c.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Port: intstr.FromInt32(80)}}}
+	c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}}, PeriodSeconds: 2}
+	c.Env = []corev1.EnvVar{{Name: "POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}
+	pod.Spec.Volumes = []corev1.Volume{
+		{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "conf"}}}},
+		{Name: "creds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "creds", DefaultMode: ptrTo[int32](0o400)}}},
+		{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv"}}},
+	}
+	podResource.PrepareForCreate(pod)
+
+	wantLiveness := &corev1.Probe{
+		ProbeHandler:   corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(80), Scheme: corev1.URISchemeHTTP}},
+		TimeoutSeconds: 1, PeriodSeconds: 10, SuccessThreshold: 1, FailureThreshold: 3,
+	}
+	if diff := cmp.Diff(wantLiveness, c.LivenessProbe); diff != "" {
+		t.Errorf("liveness probe (-want +got):\n%s", diff)
+	}
+	got := []interface{}{
+		c.ReadinessProbe.PeriodSeconds,
+		c.Env[0].ValueFrom.FieldRef.APIVersion,
+		*pod.Spec.Volumes[0].ConfigMap.DefaultMode,
+		*pod.Spec.Volumes[1].Secret.DefaultMode,
+		*pod.Spec.Volumes[2].HostPath.Type,
+	}
+	want := []interface{}{int32(2), "v1", int32(0o644), int32(0o400), corev1.HostPathUnset}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(readiness period, fieldRef apiVersion, configMap mode, secret mode, hostPath type) (-want +got):\n%s", diff)
+	}
+	if errs := podResource.ValidateCreate(pod); len(errs) > 0 {
+		t.Errorf("defaulted pod invalid: %v", errs)
 	}
 }

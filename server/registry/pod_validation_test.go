@@ -146,6 +146,21 @@ func TestValidatePodVolumes(t *testing.T) {
 			addVolume(p, "data")
 			mount(p, corev1.VolumeMount{Name: "data", MountPath: "/d"}, corev1.VolumeMount{Name: "data", MountPath: "/d"})
 		}, []string{errKey(invalid, "spec.containers[0].volumeMounts[1].mountPath")}},
+		{"subPath relative", func(p *corev1.Pod) {
+			addVolume(p, "data")
+			mount(p, corev1.VolumeMount{Name: "data", MountPath: "/d", SubPath: "/etc"})
+		}, []string{errKey(invalid, "spec.containers[0].volumeMounts[0].subPath")}},
+		{"configMap name", func(p *corev1.Pod) {
+			v := addVolume(p, "data")
+			v.EmptyDir, v.ConfigMap = nil, &corev1.ConfigMapVolumeSource{}
+		}, []string{errKey(required, "spec.volumes[0].configMap.name")}},
+		{"claimName", func(p *corev1.Pod) {
+			v := addVolume(p, "data")
+			v.EmptyDir, v.PersistentVolumeClaim = nil, &corev1.PersistentVolumeClaimVolumeSource{}
+		}, []string{errKey(required, "spec.volumes[0].persistentVolumeClaim.claimName")}},
+		{"emptyDir sizeLimit not negative", func(p *corev1.Pod) {
+			addVolume(p, "data").EmptyDir.SizeLimit = ptrTo(resource.MustParse("-1Gi"))
+		}, []string{errKey(invalid, "spec.volumes[0].emptyDir.sizeLimit")}},
 		{"subPath stays inside", func(p *corev1.Pod) {
 			addVolume(p, "data")
 			mount(p, corev1.VolumeMount{Name: "data", MountPath: "/d", SubPath: "a/../../etc"})
@@ -191,6 +206,12 @@ func TestValidatePodSpecFields(t *testing.T) {
 		{"at most 3 nameservers", func(p *corev1.Pod) {
 			p.Spec.DNSConfig = &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1", "1.0.0.1", "8.8.8.8", "8.8.4.4"}}
 		}, []string{errKey(tooMany, "spec.dnsConfig.nameservers")}},
+		{"search domains", func(p *corev1.Pod) {
+			p.Spec.DNSConfig = &corev1.PodDNSConfig{Searches: []string{"svc.cluster.local.", "bad_domain"}}
+		},
+			[]string{errKey(invalid, "spec.dnsConfig.searches[1]")}},
+		{"subdomain a DNS label", func(p *corev1.Pod) { p.Spec.Subdomain = "a.b" }, []string{errKey(invalid, "spec.subdomain")}},
+		{"schedulerName a DNS subdomain", func(p *corev1.Pod) { p.Spec.SchedulerName = "My Scheduler" }, []string{errKey(invalid, "spec.schedulerName")}},
 		{"terminationGracePeriodSeconds not negative", func(p *corev1.Pod) { p.Spec.TerminationGracePeriodSeconds = ptrTo[int64](-1) },
 			[]string{errKey(invalid, "spec.terminationGracePeriodSeconds")}},
 		{"activeDeadlineSeconds positive", func(p *corev1.Pod) { p.Spec.ActiveDeadlineSeconds = ptrTo[int64](0) },
@@ -208,7 +229,9 @@ func TestValidatePodTolerations(t *testing.T) {
 	// validPod already has the two default tolerations.
 	tol := func(p *corev1.Pod, t corev1.Toleration) { p.Spec.Tolerations = append(p.Spec.Tolerations, t) }
 	runValidation(t, podResource, validPod, []validationCase[*corev1.Pod]{
-		{"valid", func(p *corev1.Pod) { tol(p, corev1.Toleration{Key: "gpu", Operator: "Equal", Value: "yes", Effect: "NoSchedule"}) }, nil},
+		{"valid", func(p *corev1.Pod) {
+			tol(p, corev1.Toleration{Key: "gpu", Operator: "Equal", Value: "yes", Effect: "NoSchedule"})
+		}, nil},
 		{"tolerate everything", func(p *corev1.Pod) { tol(p, corev1.Toleration{Operator: "Exists"}) }, nil},
 		{"key qualified", func(p *corev1.Pod) { tol(p, corev1.Toleration{Key: "a b", Operator: "Exists"}) },
 			[]string{errKey(invalid, "spec.tolerations[2].key")}},
@@ -237,7 +260,9 @@ func TestValidatePodProbes(t *testing.T) {
 		{"one handler", func(p *corev1.Pod) {
 			probe(p, corev1.ProbeHandler{HTTPGet: http, TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}})
 		}, []string{errKey(forbidden, "spec.containers[0].livenessProbe.tcpSocket")}},
-		{"port valid", func(p *corev1.Pod) { probe(p, corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(0)}}) },
+		{"port valid", func(p *corev1.Pod) {
+			probe(p, corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(0)}})
+		},
 			[]string{errKey(invalid, "spec.containers[0].livenessProbe.tcpSocket.port")}},
 		{"period positive", func(p *corev1.Pod) {
 			probe(p, corev1.ProbeHandler{HTTPGet: http})

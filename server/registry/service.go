@@ -3,6 +3,8 @@ package registry
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,8 +58,10 @@ func prepareServiceForCreate(svc *corev1.Service) {
 
 // prepareServiceForUpdate keeps what the API server allocated (cluster
 // IPs, node ports) when the update leaves it out, as a PUT of the
-// original manifest does.
+// original manifest does, and drops it when the service changes to a
+// type without it.
 func prepareServiceForUpdate(svc, old *corev1.Service) {
+	dropTypeFields(&svc.Spec, &old.Spec)
 	keepAllocated(&svc.Spec, &old.Spec)
 	defaultService(svc)
 	svc.Status = old.Status
@@ -93,6 +97,48 @@ func keepAllocated(spec, old *corev1.ServiceSpec) {
 	if spec.HealthCheckNodePort == 0 && spec.ExternalTrafficPolicy == old.ExternalTrafficPolicy {
 		spec.HealthCheckNodePort = old.HealthCheckNodePort
 	}
+}
+
+// dropTypeFields clears what old's type needed and spec's type does not
+// allow, when spec carries it unchanged from old: a patch that only
+// changes the type leaves the old values in the merged object.
+func dropTypeFields(spec, old *corev1.ServiceSpec) {
+	if spec.Type == corev1.ServiceTypeExternalName && old.Type != spec.Type &&
+		spec.ClusterIP == old.ClusterIP && slices.Equal(spec.ClusterIPs, old.ClusterIPs) {
+		spec.ClusterIP, spec.ClusterIPs = "", nil
+		spec.IPFamilies, spec.IPFamilyPolicy, spec.InternalTrafficPolicy = nil, nil, nil
+	}
+	if !usesNodePorts(old.Type) || usesNodePorts(spec.Type) {
+		return
+	}
+	if sameNodePorts(spec.Ports, old.Ports) {
+		for i := range spec.Ports {
+			spec.Ports[i].NodePort = 0
+		}
+	}
+	if spec.ExternalTrafficPolicy == old.ExternalTrafficPolicy {
+		spec.ExternalTrafficPolicy = ""
+	}
+	if spec.HealthCheckNodePort == old.HealthCheckNodePort {
+		spec.HealthCheckNodePort = 0
+	}
+	if reflect.DeepEqual(spec.AllocateLoadBalancerNodePorts, old.AllocateLoadBalancerNodePorts) {
+		spec.AllocateLoadBalancerNodePorts = nil
+	}
+}
+
+// sameNodePorts reports whether every node port in ports is one of old's.
+func sameNodePorts(ports, old []corev1.ServicePort) bool {
+	had := map[int32]bool{}
+	for _, p := range old {
+		had[p.NodePort] = true
+	}
+	for _, p := range ports {
+		if p.NodePort != 0 && !had[p.NodePort] {
+			return false
+		}
+	}
+	return true
 }
 
 func protocolOrTCP(p corev1.Protocol) corev1.Protocol {

@@ -108,6 +108,9 @@ func TestValidateService(t *testing.T) {
 			s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
 			s.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptrTo[int32](0)}}
 		}, []string{errKey(invalid, "spec.sessionAffinityConfig.clientIP.timeoutSeconds")}},
+		{"affinity config only for ClientIP", func(s *corev1.Service) {
+			s.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptrTo[int32](60)}}
+		}, []string{errKey(forbidden, "spec.sessionAffinityConfig")}},
 		{"selector labels", func(s *corev1.Service) { s.Spec.Selector = map[string]string{"app": "web app"} }, []string{errKey(invalid, "spec.selector")}},
 		{"clusterIP an IP", func(s *corev1.Service) { s.Spec.ClusterIP = "10.43.0.300" }, []string{errKey(invalid, "spec.clusterIP")}},
 		{"clusterIP given", func(s *corev1.Service) { s.Spec.ClusterIP = "10.43.0.10" }, nil},
@@ -119,9 +122,15 @@ func TestValidateService(t *testing.T) {
 		{"externalIPs are IPs", func(s *corev1.Service) { s.Spec.ExternalIPs = []string{"example.com"} }, []string{errKey(invalid, "spec.externalIPs[0]")}},
 		{"externalTrafficPolicy only external", func(s *corev1.Service) { s.Spec.ExternalTrafficPolicy = "Local" },
 			[]string{errKey(invalid, "spec.externalTrafficPolicy")}},
-		{"internalTrafficPolicy supported", func(s *corev1.Service) { s.Spec.InternalTrafficPolicy = ptrTo[corev1.ServiceInternalTrafficPolicy]("Node") },
+		{"internalTrafficPolicy supported", func(s *corev1.Service) {
+			s.Spec.InternalTrafficPolicy = ptrTo[corev1.ServiceInternalTrafficPolicy]("Node")
+		},
 			[]string{errKey(notSupported, "spec.internalTrafficPolicy")}},
 		{"ipFamilies supported", func(s *corev1.Service) { s.Spec.IPFamilies = []corev1.IPFamily{"IPv5"} }, []string{errKey(notSupported, "spec.ipFamilies[0]")}},
+		{"ipFamilies unique", func(s *corev1.Service) { s.Spec.IPFamilies = []corev1.IPFamily{"IPv4", "IPv4"} },
+			[]string{errKey(duplicate, "spec.ipFamilies[1]")}},
+		{"at most two ipFamilies", func(s *corev1.Service) { s.Spec.IPFamilies = []corev1.IPFamily{"IPv4", "IPv6", "IPv6"} },
+			[]string{errKey(duplicate, "spec.ipFamilies[2]"), errKey(tooMany, "spec.ipFamilies")}},
 		{"ipFamilyPolicy supported", func(s *corev1.Service) { s.Spec.IPFamilyPolicy = ptrTo[corev1.IPFamilyPolicy]("Any") },
 			[]string{errKey(notSupported, "spec.ipFamilyPolicy")}},
 	})
@@ -172,6 +181,36 @@ func TestServiceUpdate(t *testing.T) {
 	want := []interface{}{"10.43.0.10", int32(30080), old.Status, int64(2)}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("after PrepareForUpdate (clusterIP, nodePort, status, generation) (-want +got):\n%s", diff)
+	}
+}
+
+func TestServiceTypeChange(t *testing.T) {
+	lb := func() *corev1.Service {
+		svc := testService()
+		svc.Spec.Type = corev1.ServiceTypeLoadBalancer
+		svc = stored(serviceResource, svc)
+		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = "10.43.0.10", []string{"10.43.0.10"}
+		svc.Spec.Ports[0].NodePort = 30080
+		return svc
+	}
+	runUpdate(t, serviceResource, false, lb, []validationCase[*corev1.Service]{
+		{"to ClusterIP drops node ports", func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeClusterIP }, nil},
+		{"to ClusterIP with a new node port", func(s *corev1.Service) {
+			s.Spec.Type, s.Spec.Ports[0].NodePort = corev1.ServiceTypeClusterIP, 30081
+		}, []string{errKey(forbidden, "spec.ports[0].nodePort")}},
+		{"to ExternalName drops cluster IPs", func(s *corev1.Service) {
+			s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "web.example.com"
+		}, nil},
+	})
+
+	old := lb()
+	svc := old.DeepCopy()
+	svc.Spec.Type = corev1.ServiceTypeClusterIP
+	serviceResource.PrepareForUpdate(svc, old)
+	got := []interface{}{svc.Spec.Ports[0].NodePort, svc.Spec.ExternalTrafficPolicy, svc.Spec.AllocateLoadBalancerNodePorts, svc.Spec.ClusterIP}
+	want := []interface{}{int32(0), corev1.ServiceExternalTrafficPolicy(""), (*bool)(nil), "10.43.0.10"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("LoadBalancer to ClusterIP (nodePort, externalTrafficPolicy, allocateLoadBalancerNodePorts, clusterIP) (-want +got):\n%s", diff)
 	}
 }
 
