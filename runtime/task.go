@@ -258,4 +258,3 @@ func setLabel(ctx context.Context, ctr client.Container, k, v string) error {
 	_, err := ctr.SetLabels(ctx, map[string]string{k: v})
 	return err
 }
-
