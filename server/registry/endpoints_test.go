@@ -48,7 +48,7 @@ func TestValidateEndpoints(t *testing.T) {
 		}, []string{errKey(invalid, "subsets[0].notReadyAddresses[0].ip")}},
 		{"hostname a DNS label", func(ep *corev1.Endpoints) { ss(ep).Addresses[0].Hostname = "web.0" },
 			[]string{errKey(invalid, "subsets[0].addresses[0].hostname")}},
-		{"ip not multicast", func(ep *corev1.Endpoints) { ss(ep).Addresses[0].IP = "224.0.0.1" }, []string{errKey(invalid, "subsets[0].addresses[0].ip")}},
+		{"ip not multicast", func(ep *corev1.Endpoints) { ss(ep).Addresses[0].IP = "239.1.2.3" }, []string{errKey(invalid, "subsets[0].addresses[0].ip")}},
 		{"nodeName", func(ep *corev1.Endpoints) { ss(ep).Addresses[0].NodeName = ptrTo("Node_1") },
 			[]string{errKey(invalid, "subsets[0].addresses[0].nodeName")}},
 		{"port in range", func(ep *corev1.Endpoints) { ss(ep).Ports[0].Port = 70000 }, []string{errKey(invalid, "subsets[0].ports[0].port")}},

@@ -50,6 +50,8 @@ func TestValidateNode(t *testing.T) {
 		{"name a DNS subdomain", func(n *corev1.Node) { n.Name = "Node_1" }, []string{errKey(invalid, "metadata.name")}},
 		{"podCIDR a CIDR", func(n *corev1.Node) { n.Spec.PodCIDR, n.Spec.PodCIDRs = "10.42.1.0", nil }, []string{errKey(invalid, "spec.podCIDR")}},
 		{"podCIDRs match podCIDR", func(n *corev1.Node) { n.Spec.PodCIDRs = []string{"10.42.2.0/24"} }, []string{errKey(invalid, "spec.podCIDRs[0]")}},
+		{"at most two podCIDRs", func(n *corev1.Node) { n.Spec.PodCIDRs = append(n.Spec.PodCIDRs, "fd00:1::/64", "10.42.9.0/24") },
+			[]string{errKey(tooMany, "spec.podCIDRs")}},
 		{"taint", func(n *corev1.Node) {
 			n.Spec.Taints = []corev1.Taint{{Key: "gpu", Value: "a100", Effect: "NoSchedule"}}
 		}, nil},

@@ -120,6 +120,14 @@ func TestQOSClass(t *testing.T) {
 		{"cpu limit only", []corev1.ResourceRequirements{{Limits: corev1.ResourceList{"cpu": q("1")}}}, corev1.PodQOSBurstable},
 		{"one container without", []corev1.ResourceRequirements{{Limits: both}, {}}, corev1.PodQOSBurstable},
 	}
+	// Init containers count like app containers.
+	withInit := &corev1.PodSpec{
+		InitContainers: []corev1.Container{{Name: "setup"}},
+		Containers:     []corev1.Container{{Name: "app", Resources: corev1.ResourceRequirements{Limits: both}}},
+	}
+	if got := qosClass(withInit); got != corev1.PodQOSBurstable {
+		t.Errorf("qosClass with an unlimited init container = %q, want Burstable", got)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := &corev1.PodSpec{}
@@ -130,6 +138,25 @@ func TestQOSClass(t *testing.T) {
 				t.Errorf("qosClass = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestQOSClassPodLevel(t *testing.T) {
+	q := resource.MustParse
+	pod := testPod()
+	pod.Spec.InitContainers = []corev1.Container{{Name: "setup", Image: "busybox",
+		Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{"memory": q("64Mi")}}}}
+	pod.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{"cpu": q("1"), "memory": q("1Gi")}}
+	podResource.PrepareForCreate(pod)
+	if pod.Status.QOSClass != corev1.PodQOSGuaranteed {
+		t.Errorf("qosClass with pod-level limits = %q, want Guaranteed", pod.Status.QOSClass)
+	}
+	wantInit := corev1.ResourceList{"memory": q("64Mi")}
+	if diff := cmp.Diff(wantInit, pod.Spec.InitContainers[0].Resources.Requests, quantityEqual); diff != "" {
+		t.Errorf("init container requests (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(pod.Spec.Resources.Limits, pod.Spec.Resources.Requests, quantityEqual); diff != "" {
+		t.Errorf("pod-level requests (-want +got):\n%s", diff)
 	}
 }
 
@@ -225,6 +252,14 @@ func TestValidatePodStatusUpdate(t *testing.T) {
 		{"podIP an IP", func(p *corev1.Pod) { p.Status.PodIP = "10.42.0" }, []string{errKey(invalid, "status.podIP")}},
 		{"podIPs are IPs", func(p *corev1.Pod) { p.Status.PodIPs = []corev1.PodIP{{IP: "x"}} }, []string{errKey(invalid, "status.podIPs[0].ip")}},
 		{"hostIP an IP", func(p *corev1.Pod) { p.Status.HostIP = "node" }, []string{errKey(invalid, "status.hostIP")}},
+		{"nominatedNodeName a DNS subdomain", func(p *corev1.Pod) { p.Status.NominatedNodeName = "Node_1" },
+			[]string{errKey(invalid, "status.nominatedNodeName")}},
+		{"restartCount not negative", func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "nginx", RestartCount: -1}}
+		}, []string{errKey(invalid, "status.containerStatuses[0].restartCount")}},
+		{"init container statuses name init containers", func(p *corev1.Pod) {
+			p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "nginx"}}
+		}, []string{errKey(notFound, "status.initContainerStatuses[0].name")}},
 		{"container statuses name containers", func(p *corev1.Pod) {
 			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "redis"}}
 		}, []string{errKey(notFound, "status.containerStatuses[0].name")}},

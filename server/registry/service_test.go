@@ -93,6 +93,8 @@ func TestValidateService(t *testing.T) {
 		{"protocol supported", func(s *corev1.Service) { port(s).Protocol = "ICMP" }, []string{errKey(notSupported, "spec.ports[0].protocol")}},
 		{"targetPort number", func(s *corev1.Service) { port(s).TargetPort = intstr.FromInt32(70000) }, []string{errKey(invalid, "spec.ports[0].targetPort")}},
 		{"targetPort name", func(s *corev1.Service) { port(s).TargetPort = intstr.FromString("http_alt") }, []string{errKey(invalid, "spec.ports[0].targetPort")}},
+		{"targetPort name required", func(s *corev1.Service) { port(s).TargetPort = intstr.FromString("") },
+			[]string{errKey(required, "spec.ports[0].targetPort")}},
 		{"names required with several ports", func(s *corev1.Service) { addPort(s, "https", 443) }, []string{errKey(required, "spec.ports[0].name")}},
 		{"names unique", func(s *corev1.Service) { port(s).Name = "http"; addPort(s, "http", 443) }, []string{errKey(duplicate, "spec.ports[1].name")}},
 		{"names DNS labels", func(s *corev1.Service) { port(s).Name = "Http" }, []string{errKey(invalid, "spec.ports[0].name")}},
