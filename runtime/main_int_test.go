@@ -130,3 +130,17 @@ func testCtx(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// reconnect replaces the runtime with a new one on the same containerd,
+// as an agent restart does.
+func (e *env) reconnect(t testing.TB, net runtime.NetworkSetup) {
+	if err := e.rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Network = net
+	rt, err := runtime.New(context.Background(), e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rt = rt
+}
