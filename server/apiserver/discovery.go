@@ -14,6 +14,9 @@ import (
 
 // serveNonResource serves discovery and the other non-resource paths.
 func (s *Server) serveNonResource(w *statusRecorder, r *http.Request) {
+	if s.serveOpenAPI(w, r) {
+		return
+	}
 	switch strings.TrimSuffix(r.URL.Path, "/") {
 	case "/api":
 		writeJSON(w, http.StatusOK, &metav1.APIVersions{
