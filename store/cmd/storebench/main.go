@@ -6,18 +6,22 @@
 //   - bbolt-group: a committer goroutine that drains every waiting put into
 //     one transaction, the ceiling minik's store is compared with.
 //
-// Every case starts from an empty database in a fresh directory; all three
-// open bbolt with the options minik uses. Usage:
+// Every measurement starts from an empty database; all three open bbolt
+// with the options minik uses. Each case's time is split into -rounds
+// slices taken in turn with the other implementations', so a change in
+// machine load mid-run affects all three alike. Usage:
 //
-//	go run ./store/cmd/storebench [-duration 3s] [-writers 1,16,64] [-value 1024]
+//	go run ./store/cmd/storebench [-duration 3s] [-rounds 3] [-writers 1,16,64] [-value 1024]
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +45,8 @@ type impl struct {
 	open func(path string) (putter, error)
 }
 
+var sequential *bool
+
 var impls = []impl{
 	{"minik", openMinik},
 	{"bbolt-update", openUpdate},
@@ -48,18 +54,20 @@ var impls = []impl{
 }
 
 func main() {
-	duration := flag.Duration("duration", 3*time.Second, "how long each case writes")
+	duration := flag.Duration("duration", 3*time.Second, "how long each case writes in total")
+	rounds := flag.Int("rounds", 3, "slices each case's time is split into, taken in turn")
 	writersFlag := flag.String("writers", "1,16,64", "comma-separated writer counts")
 	valueSize := flag.Int("value", 1024, "value size in bytes")
+	sequential = flag.Bool("seq", false, "keys from one global sequence (one insertion point) instead of one range per writer")
 	dir := flag.String("dir", "", "directory for the databases (default: a temporary one)")
 	flag.Parse()
-	if err := run(*duration, *writersFlag, *valueSize, *dir); err != nil {
+	if err := run(*duration, *rounds, *writersFlag, *valueSize, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "storebench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, writersFlag string, valueSize int, dir string) error {
+func run(duration time.Duration, rounds int, writersFlag string, valueSize int, dir string) error {
 	var counts []int
 	for _, f := range strings.Split(writersFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -80,33 +88,60 @@ func run(duration time.Duration, writersFlag string, valueSize int, dir string) 
 	for i := range value {
 		value[i] = byte('a' + i%26)
 	}
-	fmt.Printf("durable writes/s, %d-byte values, %v per case\n\n", valueSize, duration)
+	fsync, err := fsyncLatency(dir, 100)
+	if err != nil {
+		return err
+	}
+	keys := "one key range per writer"
+	if *sequential {
+		keys = "keys from one global sequence"
+	}
+	fmt.Printf("durable writes/s, %d-byte values, %s, %v per case; median 4 KiB write+fsync %v\n\n",
+		valueSize, keys, duration, fsync.Round(10*time.Microsecond))
 	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "writers\tminik\tbbolt-update\tbbolt-group\tminik/group\t")
 	for _, n := range counts {
-		rates := make([]float64, len(impls))
-		for i, im := range impls {
-			path := filepath.Join(dir, fmt.Sprintf("%s-%d.db", im.name, n))
-			rate, err := measure(im, path, n, duration, value)
-			if err != nil {
-				return fmt.Errorf("%s with %d writers: %w", im.name, n, err)
-			}
-			rates[i] = rate
-			os.Remove(path)
+		rates, err := measureAll(dir, n, duration, max(rounds, 1), value)
+		if err != nil {
+			return err
 		}
 		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f\t%.2f\t\n", n, rates[0], rates[1], rates[2], rates[0]/rates[2])
 	}
 	return tw.Flush()
 }
 
+// measureAll returns the writes per second of every implementation with
+// n writers, measured in rounds slices taken in turn.
+func measureAll(dir string, n int, duration time.Duration, rounds int, value []byte) ([]float64, error) {
+	writes := make([]int64, len(impls))
+	elapsed := make([]time.Duration, len(impls))
+	for r := range rounds {
+		for i, im := range impls {
+			path := filepath.Join(dir, fmt.Sprintf("%s-%d-%d.db", im.name, n, r))
+			w, d, err := measure(im, path, n, duration/time.Duration(rounds), value)
+			os.Remove(path)
+			if err != nil {
+				return nil, fmt.Errorf("%s with %d writers: %w", im.name, n, err)
+			}
+			writes[i] += w
+			elapsed[i] += d
+		}
+	}
+	rates := make([]float64, len(impls))
+	for i := range impls {
+		rates[i] = float64(writes[i]) / elapsed[i].Seconds()
+	}
+	return rates, nil
+}
+
 // measure runs writers goroutines putting new keys for duration and
-// returns the acknowledged writes per second.
-func measure(im impl, path string, writers int, duration time.Duration, value []byte) (float64, error) {
+// returns how many writes were acknowledged and in how long.
+func measure(im impl, path string, writers int, duration time.Duration, value []byte) (int64, time.Duration, error) {
 	p, err := im.open(path)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var done atomic.Int64
+	var done, seq atomic.Int64
 	var stop atomic.Bool
 	errs := make([]error, writers)
 	var wg sync.WaitGroup
@@ -114,7 +149,11 @@ func measure(im impl, path string, writers int, duration time.Duration, value []
 	for w := range writers {
 		wg.Go(func() {
 			for i := 0; !stop.Load(); i++ {
-				if errs[w] = p.put(fmt.Sprintf("/bench/%03d/%09d", w, i), value); errs[w] != nil {
+				key := fmt.Sprintf("/bench/%03d/%09d", w, i)
+				if *sequential {
+					key = fmt.Sprintf("/bench/%012d", seq.Add(1))
+				}
+				if errs[w] = p.put(key, value); errs[w] != nil {
 					return
 				}
 				done.Add(1)
@@ -126,14 +165,12 @@ func measure(im impl, path string, writers int, duration time.Duration, value []
 	wg.Wait()
 	elapsed := time.Since(start)
 	if err := p.close(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	for _, err := range errs {
-		if err != nil {
-			return 0, err
-		}
+	if err := errors.Join(errs...); err != nil {
+		return 0, 0, err
 	}
-	return float64(done.Load()) / elapsed.Seconds(), nil
+	return done.Load(), elapsed, nil
 }
 
 type minik struct{ s *store.Bolt }
@@ -184,3 +221,28 @@ func (u update) put(key string, value []byte) error {
 }
 
 func (u update) close() error { return u.db.Close() }
+
+// fsyncLatency writes and fsyncs one 4 KiB block n times in dir and
+// returns the median time, the floor under any durable commit.
+func fsyncLatency(dir string, n int) (time.Duration, error) {
+	f, err := os.CreateTemp(dir, "fsync")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	block := make([]byte, 4096)
+	times := make([]time.Duration, n)
+	for i := range times {
+		start := time.Now()
+		if _, err := f.WriteAt(block, int64(i%16)*4096); err != nil {
+			return 0, err
+		}
+		if err := f.Sync(); err != nil {
+			return 0, err
+		}
+		times[i] = time.Since(start)
+	}
+	slices.Sort(times)
+	return times[n/2], nil
+}
