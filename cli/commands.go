@@ -30,9 +30,10 @@ var verbs = []struct{ name, usage string }{
 // "minik get pods -n x -o wide" behaves as "kubectl get pods -n x -o wide".
 //
 // An action fails with a cli.ExitCoder that carries kubectl's message and
-// exit code (for exec, the remote command's exit status). Actions use the
-// app's Reader, Writer and ErrWriter, and must not run concurrently with
-// each other.
+// exit code (for exec, the remote command's exit status). Actions hand
+// kubectl the app's Reader, Writer and ErrWriter, though kubectl itself
+// reads "-f -" from os.Stdin and prints klog messages to os.Stderr. Actions
+// must not run concurrently with each other.
 func Commands() []*cli.Command {
 	cmds := make([]*cli.Command, 0, len(verbs)+1)
 	for _, v := range verbs {

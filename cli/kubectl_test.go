@@ -189,6 +189,25 @@ func (s *apiServer) requested(path string) bool {
 	return false
 }
 
+// setStdin points os.Stdin at a file holding data until the test ends.
+func setStdin(t *testing.T, data string) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "stdin")
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdin
+	os.Stdin = f
+	t.Cleanup(func() {
+		os.Stdin = old
+		f.Close()
+	})
+}
+
 // writeKubeconfig writes a kubeconfig for server to a temporary file.
 func writeKubeconfig(t *testing.T, server string) string {
 	t.Helper()
@@ -224,6 +243,13 @@ func TestRunAgainstServer(t *testing.T) {
 	out, _, err := runArgs(t, "get", "pods", "-o", "name")
 	if err != nil || out != "pod/a\n" {
 		t.Errorf(`run(get pods -o name) = %q, %v, want "pod/a\n", nil`, out, err)
+	}
+
+	// kubectl reads "-f -" from os.Stdin itself, not from the streams.
+	setStdin(t, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: b\nspec:\n  containers:\n  - name: c\n    image: busybox\n")
+	out, _, err = runArgs(t, "create", "-f", "-", "--dry-run=client", "--validate=false", "-o", "name")
+	if err != nil || out != "pod/b\n" {
+		t.Errorf(`run(create -f - --dry-run=client) = %q, %v, want "pod/b\n", nil`, out, err)
 	}
 
 	_, _, err = runArgs(t, "get", "po", "-n", "secret")
