@@ -16,8 +16,11 @@ import (
 
 var _ Store = (*Bolt)(nil)
 
-// errEmptyKey is returned for a write with an empty key.
-var errEmptyKey = errors.New("store: empty key")
+// Errors for arguments no store accepts.
+var (
+	errEmptyKey         = errors.New("store: empty key")
+	errNegativeRevision = errors.New("store: negative revision")
+)
 
 // Options tune a Bolt store. The zero value gives the defaults.
 type Options struct {
@@ -285,7 +288,7 @@ func (s *Bolt) List(ctx context.Context, prefix string, rev int64) ([]KV, int64,
 		cur, compacted := readMeta(b.meta)
 		switch {
 		case rev < 0:
-			return fmt.Errorf("revision %d: %w", rev, ErrFutureRevision)
+			return fmt.Errorf("revision %d: %w", rev, errNegativeRevision)
 		case rev > cur:
 			return fmt.Errorf("revision %d (current %d): %w", rev, cur, ErrFutureRevision)
 		case rev > 0 && rev < compacted:
@@ -337,15 +340,16 @@ func (s *Bolt) CompactedRevision() int64 {
 
 // Watch delivers the changes to keys with the given prefix made after
 // revision rev; see Store.Watch. rev may be ahead of the current revision:
-// the watch then starts with the first event after rev. The Value and
-// PrevValue slices of events are shared between watchers and must not be
-// modified.
+// the watch then starts with the first event after rev. Close ends every
+// watch with an EventError carrying ErrClosed (if the channel has room)
+// and closes the channel. The Value and PrevValue slices of events are
+// shared between watchers and must not be modified.
 func (s *Bolt) Watch(ctx context.Context, prefix string, rev int64) (<-chan Event, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
 	if rev < 0 {
-		return nil, fmt.Errorf("revision %d: %w", rev, ErrFutureRevision)
+		return nil, fmt.Errorf("revision %d: %w", rev, errNegativeRevision)
 	}
 	if c := s.compacted.Load(); rev > 0 && rev < c {
 		return nil, fmt.Errorf("revision %d (compacted %d): %w", rev, c, ErrCompacted)

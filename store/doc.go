@@ -19,11 +19,14 @@
 // # Watches
 //
 // Events of recent revisions stay in an in-memory window. A watcher that
-// keeps up is served straight from each commit (watchers are indexed by
-// prefix). One whose channel is full is set aside and caught up by a
-// background loop from the window, or from the log bucket when the window
-// no longer reaches back far enough; if the log was compacted past it, it
-// gets an EventError with ErrCompacted and its channel is closed.
+// keeps up is served straight from each commit without ever blocking it
+// (watchers are indexed by prefix). One whose channel is full is set aside
+// and a goroutine of its own catches it up, at the reader's pace, from the
+// window, or from the log bucket when the window no longer reaches back
+// far enough, then hands it back; if the log was compacted past it, it
+// gets an EventError with ErrCompacted and its channel is closed. A watch
+// from a past revision starts the same way. Watchers that are caught up
+// get an EventProgress every Options.ProgressInterval.
 //
 // # Compaction
 //

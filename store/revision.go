@@ -97,10 +97,11 @@ func (s *Bolt) readLog(prefix string, from int64, limit int) (evs []Event, next 
 	return evs, next, err
 }
 
-// Compact discards the history up to and including revision rev: List
-// below rev and Watch from below rev fail with ErrCompacted afterwards.
-// rev above the current revision → ErrFutureRevision; rev at or below the
-// compacted revision does nothing. The log is deleted in short
+// Compact discards the history before revision rev: afterwards List at a
+// revision below rev and Watch from below rev fail with ErrCompacted, while
+// List at rev and Watch from rev still work (the log records up to and
+// including rev are deleted). rev above the current revision →
+// ErrFutureRevision; rev at or below the compacted revision does nothing. The log is deleted in short
 // transactions between which writes go on; if ctx ends midway the rest is
 // deleted by the next compaction.
 func (s *Bolt) Compact(ctx context.Context, rev int64) error {

@@ -48,8 +48,14 @@ func NewWith(t testing.TB, opts store.Options) *store.Bolt {
 // Suite runs the conformance tests against stores made by newStore. Each
 // test gets a new, empty store and uses it alone. newStore should arrange
 // to close the store at the end of the test; one test closes it first, so
-// a second Close must be harmless. Backends must deliver EventProgress
-// within a few seconds of a watch being caught up.
+// a second Close must be harmless.
+//
+// Besides the Store documentation, the suite expects what the bbolt
+// backend does where the interface leaves a choice: Compact at or below
+// the compacted revision succeeds and does nothing; Watch from a revision
+// ahead of the current one starts with the first event after it; every
+// method of a closed store fails with ErrClosed and its watch channels
+// close; EventProgress reaches a caught-up watch within a few seconds.
 func Suite(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests := []struct {
 		name string
