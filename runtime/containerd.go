@@ -126,6 +126,10 @@ func (c *Containerd) Client() *client.Client { return c.client }
 // Namespace is the containerd namespace the runtime works in.
 func (c *Containerd) Namespace() string { return c.cfg.Namespace }
 
+// RemoveCgroupParent removes the runtime's cgroup parent if no pod is left
+// in it; call it when the node is torn down.
+func (c *Containerd) RemoveCgroupParent() { removeCgroup(c.cfg.CgroupParent) }
+
 // Close stops following tasks and closes the connection; containers keep
 // running.
 func (c *Containerd) Close() error {

@@ -58,7 +58,7 @@ func (c *Containerd) Exec(ctx context.Context, podUID, container string, opts Ex
 	if err != nil {
 		return 0, err
 	}
-	closeIO(proc.IO(), true)
+	closeIO(proc.IO())
 	return int(code), nil
 }
 

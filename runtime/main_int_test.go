@@ -22,7 +22,12 @@ func TestMain(m *testing.M) {
 		runtime.PauseMain()
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/minik-test")
+	for _, d := range dirs {
+		os.Remove(d)
+	}
+	os.Exit(code)
 }
 
 // env is a containerd started for one test with a runtime on it.
@@ -120,6 +125,10 @@ func (e *env) cleanup(t testing.TB) {
 	for _, img := range imgs {
 		cl.ImageService().Delete(nctx, img.Name)
 	}
+	if err := cl.NamespaceService().Delete(nctx, e.cfg.Namespace); err != nil {
+		t.Logf("cleanup: delete namespace: %v", err)
+	}
+	e.rt.RemoveCgroupParent()
 	if err := e.rt.Close(); err != nil {
 		t.Errorf("cleanup: Close: %v", err)
 	}

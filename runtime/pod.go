@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -111,6 +112,7 @@ func (c *Containerd) RemovePod(ctx context.Context, podUID string) error {
 	if err := os.RemoveAll(c.sandboxDir(podUID)); err != nil {
 		return err
 	}
+	removeCgroup(filepath.Join(c.cfg.CgroupParent, "pod"+podUID))
 	c.mu.Lock()
 	delete(c.locks, podUID)
 	c.mu.Unlock()
@@ -232,6 +234,12 @@ func (c *Containerd) containerStatus(ctx context.Context, ctr client.Container) 
 	case err != nil:
 		st.State = ContainerUnknown
 	case ts.Status == client.Stopped:
+		if c.waitRecorded(ctx, ctr.ID()) {
+			// The watcher has flushed the log and recorded the exit.
+			if fresh, err := c.client.LoadContainer(ctx, ctr.ID()); err == nil {
+				return c.containerStatus(ctx, fresh)
+			}
+		}
 		st.State, st.ExitCode, st.FinishedAt = ContainerExited, int(ts.ExitStatus), ts.ExitTime
 		st.Reason = exitReason(st.ExitCode)
 	case ts.Status == client.Created:
@@ -240,6 +248,24 @@ func (c *Containerd) containerStatus(ctx context.Context, ctr client.Container) 
 		st.State = ContainerRunning
 	}
 	return st
+}
+
+// waitRecorded waits (bounded) for the watcher of a stopped task to finish
+// recording its exit. It reports false when there is no watcher.
+func (c *Containerd) waitRecorded(ctx context.Context, id string) bool {
+	c.mu.Lock()
+	w := c.tasks[id]
+	c.mu.Unlock()
+	if w == nil {
+		return false
+	}
+	select {
+	case <-w.exited:
+		return true
+	case <-ctx.Done():
+	case <-time.After(ioDrainTimeout + 3*time.Second):
+	}
+	return false
 }
 
 func exitReason(code int) string {

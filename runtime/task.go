@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"syscall"
@@ -22,6 +21,7 @@ import (
 type taskWatch struct {
 	id     string
 	exited chan struct{} // closed once the exit is recorded
+	ctx    context.Context
 	cancel context.CancelFunc
 }
 
@@ -76,7 +76,7 @@ func (c *Containerd) watch(id string, task client.Task) (*taskWatch, <-chan clie
 		cancel()
 		return nil, nil, fmt.Errorf("wait task: %w", err)
 	}
-	w := &taskWatch{id: id, exited: make(chan struct{}), cancel: cancel}
+	w := &taskWatch{id: id, exited: make(chan struct{}), ctx: wctx, cancel: cancel}
 	c.mu.Lock()
 	c.tasks[id] = w
 	c.mu.Unlock()
@@ -93,13 +93,16 @@ func (c *Containerd) follow(w *taskWatch, ctr client.Container, task client.Task
 			}
 			c.mu.Unlock()
 		}()
-		st := <-statusC
-		if st.Error() != nil && errors.Is(st.Error(), context.Canceled) {
-			closeIO(task.IO(), false)
+		st, ok := c.waitTask(w, task, statusC)
+		if !ok {
+			// Detached: stop copying but keep the FIFOs for the next runtime.
+			if io := task.IO(); io != nil {
+				io.Cancel()
+			}
 			logs.Close()
-			return // detached
+			return
 		}
-		closeIO(task.IO(), true)
+		closeIO(task.IO())
 		for _, s := range streams {
 			s.Close()
 		}
@@ -114,18 +117,48 @@ func (c *Containerd) follow(w *taskWatch, ctr client.Container, task client.Task
 	})
 }
 
-// closeIO waits (bounded) for output still in the FIFOs, then releases them.
-func closeIO(io cio.IO, drain bool) {
+// waitTask returns the task's exit status, waiting again when the
+// connection to containerd breaks (containerd restarts; the task lives on in
+// its shim). It returns false when the watcher is detached.
+func (c *Containerd) waitTask(w *taskWatch, task client.Task, statusC <-chan client.ExitStatus) (client.ExitStatus, bool) {
+	for {
+		st := <-statusC
+		if w.ctx.Err() != nil {
+			return st, false
+		}
+		if st.Error() == nil {
+			return st, true
+		}
+		c.lg.Debug("task wait interrupted", "container", w.id, "err", st.Error())
+		for {
+			select {
+			case <-w.ctx.Done():
+				return st, false
+			case <-time.After(200 * time.Millisecond):
+			}
+			var err error
+			statusC, err = task.Wait(w.ctx)
+			if err == nil {
+				break
+			}
+			if errdefs.IsNotFound(err) {
+				return client.ExitStatus{}, true
+			}
+		}
+	}
+}
+
+// closeIO waits (bounded) for output still in the FIFOs, then releases
+// and removes them.
+func closeIO(io cio.IO) {
 	if io == nil {
 		return
 	}
-	if drain {
-		done := make(chan struct{})
-		go func() { io.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(ioDrainTimeout):
-		}
+	done := make(chan struct{})
+	go func() { io.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(ioDrainTimeout):
 	}
 	io.Cancel()
 	io.Close()
