@@ -144,4 +144,3 @@ func reportLatencies(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(pct(0.99).Microseconds())/1000, "p99-ms")
 	b.Logf("%s: n=%d p50=%v p99=%v max=%v", b.Name(), len(lat), pct(0.50), pct(0.99), lat[len(lat)-1])
 }
-
