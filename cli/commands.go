@@ -54,18 +54,18 @@ func Commands() []*cli.Command {
 		Category:        "client",
 		SkipFlagParsing: true,
 		HideHelp:        true,
-		Action:          verbAction("kubectl", ""),
+		Action:          verbAction("minik kubectl", ""),
 	})
 }
 
-// verbAction returns an action running the kubectl tree under the root
-// name root, with verb (if any) in front of the command's arguments.
-func verbAction(root, verb string) cli.ActionFunc {
+// verbAction returns an action running the kubectl tree, displayed as
+// display, with verb (if any) in front of the command's arguments.
+func verbAction(display, verb string) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		args := c.Args().Slice()
 		if verb != "" {
 			args = append([]string{verb}, args...)
 		}
-		return run(c.Context, streamsFrom(c), root, args)
+		return run(c.Context, streamsFrom(c), display, args)
 	}
 }

@@ -34,7 +34,8 @@ func TestCommandsInApp(t *testing.T) {
 		{[]string{"minik", "get", "--help"}, "minik get [(-o|--output=)", ""},
 		{[]string{"minik", "drain", "--help"}, "Drain node in preparation for maintenance", ""},
 		{[]string{"minik", "kubectl", "--help"}, "kubectl controls the Kubernetes cluster manager", ""},
-		{[]string{"minik", "kubectl", "logs", "--help"}, "kubectl logs [-f]", ""},
+		{[]string{"minik", "kubectl", "logs", "--help"}, "minik kubectl logs [-f]", ""},
+		{[]string{"minik", "kubectl", "get", "--bogus"}, "", "See 'minik kubectl get --help' for usage."},
 		{[]string{"minik", "delete", "--bogus"}, "", "unknown flag: --bogus"},
 	}
 	for _, tc := range tests {

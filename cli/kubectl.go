@@ -32,11 +32,12 @@ type fatalExit struct {
 	code int
 }
 
-// run executes the kubectl command tree named root with args (the
-// subcommand first, as on kubectl's command line) and returns nil, or a
-// cli.ExitCoder carrying kubectl's message and exit code. ctx ending
-// returns ctx.Err() without waiting for the command.
-func run(ctx context.Context, streams genericiooptions.IOStreams, root string, args []string) error {
+// run executes the kubectl command tree with args (the subcommand first,
+// as on kubectl's command line) and returns nil, or a cli.ExitCoder
+// carrying kubectl's message and exit code. Help and error messages call
+// the root command display ("minik" or "minik kubectl"). ctx ending returns
+// ctx.Err() without waiting for the command.
+func run(ctx context.Context, streams genericiooptions.IOStreams, display string, args []string) error {
 	runMu.Lock()
 	defer runMu.Unlock()
 
@@ -47,7 +48,7 @@ func run(ctx context.Context, streams genericiooptions.IOStreams, root string, a
 		}
 	}
 
-	cmd := newRoot(streams, root, args)
+	cmd := newRoot(streams, display, args)
 	cmd.SetContext(ctx)
 	return execute(ctx, func() {
 		if err := k8scli.RunNoErrOutput(cmd); err != nil {
@@ -56,19 +57,23 @@ func run(ctx context.Context, streams genericiooptions.IOStreams, root string, a
 	})
 }
 
-// newRoot builds kubectl's root command named name, set to run args.
-func newRoot(streams genericiooptions.IOStreams, name string, args []string) *cobra.Command {
+// newRoot builds kubectl's root command, displayed as display and set to
+// run args.
+func newRoot(streams genericiooptions.IOStreams, display string, args []string) *cobra.Command {
 	flags := genericclioptions.NewConfigFlags(true).
 		WithDeprecatedPasswordFlag().
 		WithDiscoveryBurst(300).
 		WithDiscoveryQPS(50.0).
 		WithWarningPrinter(streams)
 	cmd := kubectl.NewKubectlCommand(kubectl.KubectlOptions{
-		Arguments:   append([]string{name}, args...),
+		Arguments:   append([]string{"kubectl"}, args...),
 		ConfigFlags: flags,
 		IOStreams:   streams,
 	})
-	cmd.Use = name
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[cobra.CommandDisplayNameAnnotation] = display
 	cmd.SetArgs(args)
 	cmd.SetIn(streams.In)
 	cmd.SetOut(streams.Out)
