@@ -121,6 +121,10 @@ func TestCNIPodReachableFromNode(t *testing.T) {
 	t.Run("hostPort", func(t *testing.T) {
 		networktest.EventuallyGreet(t, "", fmt.Sprintf("127.0.0.1:%d", hostPort), "pod-a", greetTimeout)
 	})
+	t.Run("hairpin through own hostPort", func(t *testing.T) {
+		gw := netip.AddrPortFrom(c.Config().PodCIDR.Addr().Next(), hostPort)
+		networktest.EventuallyGreet(t, p.path, gw.String(), "pod-a", greetTimeout)
+	})
 	t.Run("teardown", func(t *testing.T) {
 		ctx := context.Background()
 		for i := range 2 { // idempotent

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 )
@@ -25,6 +24,10 @@ type ProxierConfig struct {
 	// net.ipv4.conf.all.route_localnet=1 and adds the rule that drops
 	// packets to 127.0.0.0/8 from elsewhere.
 	LocalhostNodePorts bool
+	// MaxRestoreLines bounds one iptables-restore input; larger changes
+	// are applied in several transactions, each leaving consistent rules.
+	// 0 means [DefaultMaxRestoreLines], a negative value no bound.
+	MaxRestoreLines int
 	// Logger receives sync results; nil discards them.
 	Logger *slog.Logger
 }
@@ -36,9 +39,10 @@ type ProxierConfig struct {
 // MINIK-SEP-*, MINIK-NODEPORTS, MINIK-MARK-MASQ, MINIK-POSTROUTING,
 // MINIK-FORWARD and MINIK-FIREWALL chains; two proxiers must not share one.
 type Proxier struct {
-	exec Executor
-	opt  renderOptions
-	lg   *slog.Logger
+	exec     Executor
+	opt      renderOptions
+	maxLines int
+	lg       *slog.Logger
 
 	mu sync.Mutex // serializes Sync and Cleanup; guards the fields below
 	// applied maps table → chain → hash of the chain's rules as last
@@ -60,11 +64,15 @@ func NewProxier(cfg ProxierConfig) (*Proxier, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxRestoreLines == 0 {
+		cfg.MaxRestoreLines = DefaultMaxRestoreLines
+	}
 	return &Proxier{
-		exec:    cfg.Executor,
-		opt:     renderOptions{clusterCIDR: cfg.ClusterCIDR.Masked(), localhostNodePorts: cfg.LocalhostNodePorts},
-		lg:      lg.With("component", "proxier"),
-		applied: map[string]map[string]uint64{},
+		exec:     cfg.Executor,
+		maxLines: cfg.MaxRestoreLines,
+		opt:      renderOptions{clusterCIDR: cfg.ClusterCIDR.Masked(), localhostNodePorts: cfg.LocalhostNodePorts},
+		lg:       lg.With("component", "proxier"),
+		applied:  map[string]map[string]uint64{},
 	}, nil
 }
 
@@ -107,36 +115,23 @@ func (p *Proxier) syncTableLocked(ctx context.Context, table string, chains []*c
 		return 0, err
 	}
 	next := make(map[string]uint64, len(chains))
-	var decl, body strings.Builder
-	changed := 0
+	var writes []*chain
 	for _, c := range chains {
 		h := hashRules(c.rules)
 		next[c.name] = h
-		if have[c.name] == h {
-			continue
-		}
-		changed++
-		fmt.Fprintf(&decl, ":%s - [0:0]\n", c.name)
-		for _, r := range c.rules {
-			body.WriteString(r)
-			body.WriteByte('\n')
+		if have[c.name] != h {
+			writes = append(writes, c)
 		}
 	}
-	for _, name := range staleChains(have, next) {
-		changed++
-		fmt.Fprintf(&decl, ":%s - [0:0]\n", name)
-		fmt.Fprintf(&body, "-X %s\n", name)
-	}
-	if changed == 0 {
-		return 0, nil
-	}
-	decl.WriteString(body.String())
-	if err := p.exec.Restore(ctx, table, []byte(decl.String())); err != nil {
-		delete(p.applied, table)
-		return 0, err
+	deletes := staleChains(have, next)
+	for _, in := range planRestores(writes, deletes, p.maxLines) {
+		if err := p.exec.Restore(ctx, table, in); err != nil {
+			delete(p.applied, table)
+			return 0, err
+		}
 	}
 	p.applied[table] = next
-	return changed, nil
+	return len(writes) + len(deletes), nil
 }
 
 // appliedLocked returns what table holds of the proxy's chains, listing the

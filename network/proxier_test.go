@@ -260,3 +260,80 @@ func TestProxierInvalidService(t *testing.T) {
 	}
 	goldenRestores(t, "proxier-full.golden", rec.Restores())
 }
+
+// manyServices returns n services with three backends each.
+func manyServices(n int) ([]network.Service, []network.Endpoints) {
+	svcs := make([]network.Service, n)
+	eps := make([]network.Endpoints, n)
+	for i := range n {
+		name := "svc-" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		svcs[i] = network.Service{Namespace: "many", Name: name,
+			ClusterIP: netip.AddrFrom4([4]byte{10, 43, 1, byte(i)}),
+			Ports:     []network.ServicePort{{Name: "http", Port: 80, NodePort: uint16(30000 + i)}}}
+		var backends []netip.AddrPort
+		for j := range 3 {
+			backends = append(backends, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 42, byte(j), byte(i)}), 8080))
+		}
+		eps[i] = network.Endpoints{Namespace: "many", Name: name, Ports: map[string][]netip.AddrPort{"http": backends}}
+	}
+	return svcs, eps
+}
+
+func TestProxierBatchedRestores(t *testing.T) {
+	const maxLines = 40
+	rec := networktest.NewRecorder()
+	p, err := network.NewProxier(network.ProxierConfig{Executor: rec, MaxRestoreLines: maxLines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs, eps := manyServices(60)
+	// The Recorder rejects a restore that jumps to a missing chain or
+	// deletes a referenced one, so every step below checks the order.
+	mustSync(t, p, svcs, eps)
+	checkBatches(t, rec.Restores(), maxLines)
+
+	for i := range eps[:30] {
+		eps[i].Ports["http"] = eps[i].Ports["http"][1:]
+	}
+	mustSync(t, p, svcs[10:], eps[10:])
+	checkBatches(t, rec.Restores(), maxLines)
+
+	if err := p.Cleanup(context.Background()); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	chains, _ := rec.ListChains(context.Background(), "nat")
+	for _, c := range chains {
+		if strings.HasPrefix(c, "MINIK-") {
+			t.Errorf("chain %s left after Cleanup", c)
+		}
+	}
+}
+
+// checkBatches checks that a sync took several restores, each within
+// maxLines unless it holds a single chain.
+func checkBatches(t *testing.T, rs []networktest.Restore, maxLines int) {
+	t.Helper()
+	if len(rs) < 3 {
+		t.Errorf("sync took %d restores, want several of at most %d lines", len(rs), maxLines)
+	}
+	for i, r := range rs {
+		lines := strings.Count(r.Rules, "\n")
+		if decls := strings.Count(r.Rules, "\n:") + 1; lines > maxLines && decls > 1 {
+			t.Errorf("restore %d has %d lines over %d chains, want at most %d lines", i, lines, decls, maxLines)
+		}
+	}
+}
+
+func TestRecorderRejectsBadOrder(t *testing.T) {
+	rec := networktest.NewRecorder()
+	ctx := context.Background()
+	if err := rec.Restore(ctx, "nat", []byte(":MINIK-A - [0:0]\n-A MINIK-A -j MINIK-B\n")); err == nil {
+		t.Errorf("Restore with a jump to a missing chain succeeded")
+	}
+	if err := rec.Restore(ctx, "nat", []byte(":MINIK-B - [0:0]\n:MINIK-A - [0:0]\n-A MINIK-A -j MINIK-B\n")); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if err := rec.Restore(ctx, "nat", []byte(":MINIK-B - [0:0]\n-X MINIK-B\n")); err == nil {
+		t.Errorf("Restore deleting a referenced chain succeeded")
+	}
+}

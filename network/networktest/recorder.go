@@ -2,6 +2,9 @@ package networktest
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -47,8 +50,11 @@ func (r *Recorder) FailNextRestore(err error) {
 	r.failNext = err
 }
 
-// Restore records the call and applies chain declarations (which flush),
-// -A and -X lines to the model.
+// Restore records the call and applies it to the model as one
+// transaction: chain declarations (which flush), then -A and -X lines in
+// order. Like iptables-restore it fails, changing nothing, on a rule for
+// an undeclared chain, a jump to a missing user chain, or -X of a chain
+// that is missing or still referenced.
 func (r *Recorder) Restore(ctx context.Context, table string, rules []byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -56,21 +62,62 @@ func (r *Recorder) Restore(ctx context.Context, table string, rules []byte) erro
 		r.failNext = nil
 		return err
 	}
-	r.restores = append(r.restores, Restore{Table: table, Rules: string(rules)})
-	t := r.table(table)
-	for _, line := range strings.Split(string(rules), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) == 0:
-		case strings.HasPrefix(f[0], ":"):
-			t[f[0][1:]] = []string{}
-		case f[0] == "-A" && len(f) > 1:
-			t[f[1]] = append(t[f[1]], line)
-		case f[0] == "-X" && len(f) > 1:
-			delete(t, f[1])
+	t := maps.Clone(r.table(table))
+	for n, line := range strings.Split(string(rules), "\n") {
+		if err := applyLine(t, line); err != nil {
+			return fmt.Errorf("recorder: %s line %d %q: %w", table, n+1, line, err)
 		}
 	}
+	r.chains[table] = t
+	r.restores = append(r.restores, Restore{Table: table, Rules: string(rules)})
 	return nil
+}
+
+// applyLine applies one iptables-restore line to a table model.
+func applyLine(t map[string][]string, line string) error {
+	f := strings.Fields(line)
+	switch {
+	case len(f) == 0:
+	case strings.HasPrefix(f[0], ":"):
+		t[f[0][1:]] = []string{}
+	case f[0] == "-A" && len(f) > 1:
+		if _, ok := t[f[1]]; !ok {
+			return errors.New("no such chain")
+		}
+		if target := jumpTarget(f); isUserChain(target) && t[target] == nil {
+			return fmt.Errorf("jump to missing chain %s", target)
+		}
+		t[f[1]] = append(t[f[1]], line)
+	case f[0] == "-X" && len(f) > 1:
+		if _, ok := t[f[1]]; !ok {
+			return errors.New("no such chain")
+		}
+		for name, rules := range t {
+			for _, rule := range rules {
+				if jumpTarget(strings.Fields(rule)) == f[1] {
+					return fmt.Errorf("chain still referenced from %s", name)
+				}
+			}
+		}
+		delete(t, f[1])
+	default:
+		return errors.New("unsupported line")
+	}
+	return nil
+}
+
+// jumpTarget returns the target of a rule's -j, or "".
+func jumpTarget(fields []string) string {
+	if i := slices.Index(fields, "-j"); i >= 0 && i+1 < len(fields) {
+		return fields[i+1]
+	}
+	return ""
+}
+
+// isUserChain reports whether a -j target names a chain rather than a
+// built-in target such as DNAT.
+func isUserChain(target string) bool {
+	return strings.HasPrefix(target, "MINIK-") || strings.HasPrefix(target, "CNI-")
 }
 
 // EnsureRule records rule at the top of chain unless it is there.
@@ -78,6 +125,9 @@ func (r *Recorder) EnsureRule(ctx context.Context, table, chain string, rule ...
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t := r.table(table)
+	if target := jumpTarget(rule); isUserChain(target) && t[target] == nil {
+		return fmt.Errorf("recorder: %s %s: jump to missing chain %s", table, chain, target)
+	}
 	line := strings.Join(rule, " ")
 	if !slices.Contains(t[chain], line) {
 		t[chain] = append([]string{line}, t[chain]...)
