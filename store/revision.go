@@ -75,7 +75,7 @@ func (s *Bolt) readLog(prefix string, from int64, limit int) (evs []Event, next 
 			scanned++
 			rev := parseRevKey(k)
 			next = rev + 1
-			_, key, _, err := decodeLogKey(v)
+			_, key, err := decodeLogKey(v)
 			if err != nil {
 				return fmt.Errorf("log revision %d: %w", rev, err)
 			}

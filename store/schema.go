@@ -145,20 +145,20 @@ func appendLogRecord(buf []byte, r *logRecord) []byte {
 
 // decodeLogKey returns the type and key of a log record without decoding
 // the values, so a scan can skip records outside a prefix cheaply.
-func decodeLogKey(rec []byte) (typ byte, key []byte, rest []byte, err error) {
+func decodeLogKey(rec []byte) (typ byte, key []byte, err error) {
 	if len(rec) < 1 {
-		return 0, nil, nil, errCorrupt
+		return 0, nil, errCorrupt
 	}
-	typ, rest = rec[0], rec[1:]
+	rest := rec[1:]
 	for range 2 { // createRev, prevModRev
-		if _, n := binary.Uvarint(rest); n > 0 {
-			rest = rest[n:]
-		} else {
-			return 0, nil, nil, errCorrupt
+		_, n := binary.Uvarint(rest)
+		if n <= 0 {
+			return 0, nil, errCorrupt
 		}
+		rest = rest[n:]
 	}
-	key, rest, err = lengthPrefixed(rest)
-	return typ, key, rest, err
+	key, _, err = lengthPrefixed(rest)
+	return rec[0], key, err
 }
 
 func decodeLogRecord(rec []byte, r *logRecord) error {

@@ -46,7 +46,7 @@ func TestLogRecordRoundTrip(t *testing.T) {
 				t.Errorf("decodeLogRecord(%q) revisions = %d, %d, want %d, %d",
 					buf, got.createRev, got.prevModRev, tc.rec.createRev, tc.rec.prevModRev)
 			}
-			typ, key, _, err := decodeLogKey(buf)
+			typ, key, err := decodeLogKey(buf)
 			if err != nil || typ != tc.rec.typ || string(key) != string(tc.rec.key) {
 				t.Errorf("decodeLogKey(%q) = %d, %q, %v, want %d, %q", buf, typ, key, err, tc.rec.typ, tc.rec.key)
 			}
