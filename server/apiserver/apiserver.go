@@ -62,8 +62,17 @@ type Server struct {
 	ips     *ipAllocator
 	nsQueue chan string // namespaces marked for deletion, for Run
 
+	nsMu    sync.Mutex
+	nsCache map[string]nsState // guarded by nsMu; namespace key → last decoded state
+
 	readyMu sync.Mutex
 	ready   bool
+}
+
+// nsState is what creates need to know of a namespace.
+type nsState struct {
+	rev         int64
+	terminating bool
 }
 
 // New returns a Server for cfg.
@@ -94,6 +103,7 @@ func New(cfg Config) (*Server, error) {
 		metrics: cfg.Metrics,
 		ips:     ips,
 		nsQueue: make(chan string, 64),
+		nsCache: map[string]nsState{},
 	}, nil
 }
 

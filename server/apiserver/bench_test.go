@@ -57,8 +57,12 @@ const benchPod = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"%s","label
 func BenchmarkAPICreatePods(b *testing.B) {
 	const clients = 32
 	ts, _ := benchServer(b)
-	client := ts.Client()
-	client.Transport.(*http.Transport).MaxIdleConnsPerHost = clients
+	// Each client has a connection of its own, as 32 client processes would.
+	conns := make([]*http.Client, clients)
+	for i := range conns {
+		tr := ts.Client().Transport.(*http.Transport).Clone()
+		conns[i] = &http.Client{Transport: tr}
+	}
 	var next atomic.Int64
 	lat := make([][]time.Duration, clients)
 	b.ResetTimer()
@@ -75,7 +79,7 @@ func BenchmarkAPICreatePods(b *testing.B) {
 				}
 				body := fmt.Sprintf(benchPod, "p"+strconv.FormatInt(i, 10))
 				t0 := time.Now()
-				resp, err := client.Post(ts.URL+"/api/v1/namespaces/default/pods", "application/json", strings.NewReader(body))
+				resp, err := conns[c].Post(ts.URL+"/api/v1/namespaces/default/pods", "application/json", strings.NewReader(body))
 				if err != nil {
 					b.Error(err)
 					return

@@ -57,22 +57,19 @@ func decodeObject(w http.ResponseWriter, r *http.Request, res *registry.Resource
 		}
 		return obj, nil
 	}
-	var tm struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-	}
-	if err := json.Unmarshal(data, &tm); err != nil {
-		return nil, badRequest("the body of the request is not valid JSON: %v", err)
-	}
-	if tm.Kind != "" && tm.Kind != res.Kind {
-		return nil, badRequest("the body of the request has kind %q, want %q for resource %q", tm.Kind, res.Kind, res.Name)
-	}
-	if tm.APIVersion != "" && tm.APIVersion != "v1" {
-		return nil, badRequest("the body of the request has apiVersion %q, want \"v1\" for %s", tm.APIVersion, res.Kind)
-	}
 	obj := res.New()
-	if err := strictDecode(w, r, data, obj); err != nil {
-		return nil, err
+	decodeErr := strictDecode(w, r, data, obj)
+	// The typed struct has decoded apiVersion and kind, if the body set
+	// them; a wrong kind explains unknown fields better than they do.
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	if gvk.Kind != "" && gvk.Kind != res.Kind {
+		return nil, badRequest("the body of the request has kind %q, want %q for resource %q", gvk.Kind, res.Kind, res.Name)
+	}
+	if gv := gvk.GroupVersion().String(); gv != "" && gv != "v1" {
+		return nil, badRequest("the body of the request has apiVersion %q, want \"v1\" for %s", gv, res.Kind)
+	}
+	if decodeErr != nil {
+		return nil, decodeErr
 	}
 	setTypeMeta(obj, res)
 	return obj, nil

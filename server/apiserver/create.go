@@ -122,19 +122,44 @@ func (s *Server) prepareMetaForCreate(m metav1.Object) {
 // is being deleted.
 func (s *Server) checkNamespaceOpen(ctx context.Context, ns string) error {
 	nsRes, _ := registry.Lookup("namespaces")
-	obj, _, err := s.getObject(ctx, nsRes, "", ns)
+	gr := schema.GroupResource{Resource: "namespaces"}
+	kv, err := s.store.Get(ctx, storageKey(nsRes, "", ns))
 	if errors.Is(err, store.ErrNotFound) {
-		return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, ns)
+		return apierrors.NewNotFound(gr, ns)
 	}
 	if err != nil {
 		return err
 	}
-	m, _ := meta.Accessor(obj)
-	if m.GetDeletionTimestamp() != nil {
-		return apierrors.NewForbidden(schema.GroupResource{Resource: "namespaces"}, ns,
+	terminating, err := s.nsTerminating(nsRes, kv)
+	if err != nil {
+		return err
+	}
+	if terminating {
+		return apierrors.NewForbidden(gr, ns,
 			errString("unable to create new content in namespace "+ns+" because it is being terminated"))
 	}
 	return nil
+}
+
+// nsTerminating reports whether a stored namespace is being deleted,
+// decoding each revision of it only once.
+func (s *Server) nsTerminating(nsRes *registry.Resource, kv store.KV) (bool, error) {
+	s.nsMu.Lock()
+	c, ok := s.nsCache[kv.Key]
+	s.nsMu.Unlock()
+	if ok && c.rev == kv.ModRevision {
+		return c.terminating, nil
+	}
+	obj, err := decodeStored(nsRes, kv.Value, kv.ModRevision)
+	if err != nil {
+		return false, err
+	}
+	m, _ := meta.Accessor(obj)
+	terminating := m.GetDeletionTimestamp() != nil
+	s.nsMu.Lock()
+	s.nsCache[kv.Key] = nsState{rev: kv.ModRevision, terminating: terminating}
+	s.nsMu.Unlock()
+	return terminating, nil
 }
 
 func isDryRun(r *http.Request) bool {

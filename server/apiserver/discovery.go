@@ -51,6 +51,11 @@ func notFoundPath(path string) error {
 	}}
 }
 
+// categories group resources for `kubectl get all`, as in Kubernetes.
+var categories = map[string][]string{
+	"pods": {"all"}, "services": {"all"}, "replicationcontrollers": {"all"},
+}
+
 // apiResourceList describes the resources of core/v1 for discovery.
 func apiResourceList() *metav1.APIResourceList {
 	list := &metav1.APIResourceList{
@@ -61,7 +66,7 @@ func apiResourceList() *metav1.APIResourceList {
 		verbs := metav1.Verbs{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 		list.APIResources = append(list.APIResources, metav1.APIResource{
 			Name: res.Name, SingularName: res.Singular, Namespaced: res.Namespaced,
-			Kind: res.Kind, Verbs: verbs, ShortNames: res.ShortNames,
+			Kind: res.Kind, Verbs: verbs, ShortNames: res.ShortNames, Categories: categories[res.Name],
 		})
 		if res.HasStatus {
 			list.APIResources = append(list.APIResources, metav1.APIResource{
