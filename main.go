@@ -10,12 +10,19 @@ import (
 	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/minik-dev/minik/runtime"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "v0.1.0-dev"
 
 func main() {
+	// A pod sandbox runs this binary as its pause process.
+	if len(os.Args) > 1 && os.Args[1] == runtime.PauseArg {
+		runtime.PauseMain()
+		return
+	}
 	app := &ucli.App{
 		Name:                 "minik",
 		Usage:                "a Kubernetes-style cluster in one binary",

@@ -1,7 +1,9 @@
 package apiserver
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -29,6 +31,13 @@ type Authorizer interface {
 	Authorize(ctx context.Context, u auth.User, a auth.Attributes) (allowed bool, reason string)
 }
 
+// PodStreamer serves the streaming subresources of a pod, which the node
+// running it answers: log, exec and attach. The API server has already
+// authenticated and authorized the request and read the pod.
+type PodStreamer interface {
+	ServePodSubresource(w http.ResponseWriter, r *http.Request, pod *corev1.Pod, subresource string)
+}
+
 // Config holds what the API server needs.
 type Config struct {
 	Store store.Store
@@ -37,6 +46,9 @@ type Config struct {
 	Authenticator Authenticator
 	Authorizer    Authorizer
 	Logger        *slog.Logger
+	// PodStreams serves the pods/log, pods/exec and pods/attach
+	// subresources (nil → 404).
+	PodStreams PodStreamer
 	// Metrics registers the server's collectors; nil → not exported.
 	Metrics *Metrics
 	// BookmarkInterval is the least time between two BOOKMARK events on a
@@ -269,4 +281,14 @@ func (s *Server) PodNode(ctx context.Context, namespace, name string) (string, e
 		return "", err
 	}
 	return obj.(*corev1.Pod).Spec.NodeName, nil
+}
+
+// Hijack passes connection upgrades (exec, attach) through.
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := r.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errString("the connection cannot be upgraded")
+	}
+	r.wroteHeader, r.code = true, http.StatusSwitchingProtocols
+	return h.Hijack()
 }

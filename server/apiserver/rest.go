@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -34,6 +35,8 @@ func (s *Server) serveResource(w *statusRecorder, r *http.Request, info requestI
 		err = s.serveBinding(w, r, info)
 	case "finalize":
 		err = s.serveFinalize(w, r, info)
+	case "log", "exec", "attach":
+		err = s.servePodStream(w, r, info)
 	default:
 		err = apierrors.NewNotFound(gr, info.Name+"/"+info.Subresource)
 	}
@@ -202,4 +205,18 @@ func listRevision(rv, match, cont string) (int64, string, error) {
 		return n, "", nil
 	}
 	return 0, "", nil
+}
+
+// servePodStream hands a pod's log, exec or attach request to PodStreams.
+func (s *Server) servePodStream(w *statusRecorder, r *http.Request, info requestInfo) error {
+	gr := schema.GroupResource{Resource: info.Resource.Name}
+	if info.Resource.Name != "pods" || s.cfg.PodStreams == nil {
+		return apierrors.NewNotFound(gr, info.Name+"/"+info.Subresource)
+	}
+	obj, _, err := s.getObject(r.Context(), info.Resource, info.Namespace, info.Name)
+	if err != nil {
+		return err
+	}
+	s.cfg.PodStreams.ServePodSubresource(w, r, obj.(*corev1.Pod), info.Subresource)
+	return nil
 }
