@@ -3,8 +3,8 @@ package apiserver
 import (
 	"bufio"
 	"context"
-	"net"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
