@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 func names(pods []corev1.Pod) []string {
@@ -32,6 +33,9 @@ func TestListSelectors(t *testing.T) {
 		if _, err := pods.Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
+	}
+	if _, err := pods.Patch(ctx, "p1", types.MergePatchType, []byte(`{"spec":{"nodeName":"n1"}}`), metav1.PatchOptions{}); !apierrors.IsInvalid(err) {
+		t.Fatalf("Patch of spec.nodeName = %v, want Invalid (set through binding only)", err)
 	}
 	b := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "p1"}, Target: corev1.ObjectReference{Kind: "Node", Name: "n1"}}
 	if err := pods.Bind(ctx, b, metav1.CreateOptions{}); err != nil {

@@ -214,7 +214,7 @@ func TestValidatePodUpdate(t *testing.T) {
 		{"other spec fields", func(p *corev1.Pod) { p.Spec.Containers[0].Command = []string{"sh"} },
 			[]string{errKey(forbidden, "spec")}},
 		{"containers added", func(p *corev1.Pod) { addContainer(p, "sidecar") }, []string{errKey(forbidden, "spec")}},
-		{"nodeName set once", func(p *corev1.Pod) { p.Spec.NodeName = "node-1" }, nil},
+		{"nodeName set by binding only", func(p *corev1.Pod) { p.Spec.NodeName = "node-1" }, []string{errKey(forbidden, "spec")}},
 		{"deadline shortened", func(p *corev1.Pod) { p.Spec.ActiveDeadlineSeconds = ptrTo[int64](30) }, nil},
 		{"deadline lengthened", func(p *corev1.Pod) { p.Spec.ActiveDeadlineSeconds = ptrTo[int64](90) },
 			[]string{errKey(invalid, "spec.activeDeadlineSeconds")}},

@@ -15,8 +15,8 @@ import (
 // changes more than the few mutable fields.
 const podUpdateForbidden = "pod updates may not change fields other than " +
 	"`spec.containers[*].image`, `spec.initContainers[*].image`, " +
-	"`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations) " +
-	"or `spec.nodeName` (only when unset)"
+	"`spec.activeDeadlineSeconds` or `spec.tolerations` (only additions to existing tolerations); " +
+	"`spec.nodeName` is set through the pods/binding subresource"
 
 func validatePodUpdate(pod, old *corev1.Pod) field.ErrorList {
 	errs := validateMetaUpdate(&pod.ObjectMeta, &old.ObjectMeta)
@@ -25,8 +25,8 @@ func validatePodUpdate(pod, old *corev1.Pod) field.ErrorList {
 }
 
 // validatePodSpecUpdate allows only container images, a shorter
-// activeDeadlineSeconds, added tolerations and setting an unset nodeName
-// to change.
+// activeDeadlineSeconds and added tolerations to change. An unset
+// nodeName is set only by binding; a set one never changes.
 func validatePodSpecUpdate(spec, old *corev1.PodSpec) field.ErrorList {
 	var errs field.ErrorList
 	if old.NodeName != "" {
@@ -48,7 +48,9 @@ func mutablePodSpec(spec, old *corev1.PodSpec) corev1.PodSpec {
 	copyImages(m.InitContainers, spec.InitContainers)
 	m.ActiveDeadlineSeconds = spec.ActiveDeadlineSeconds
 	m.Tolerations = spec.Tolerations
-	m.NodeName = spec.NodeName // checked on its own
+	if old.NodeName != "" {
+		m.NodeName = spec.NodeName // checked on its own
+	}
 	return m
 }
 
