@@ -88,3 +88,20 @@ func TestConfigInvalid(t *testing.T) {
 		})
 	}
 }
+
+func TestOwnedChain(t *testing.T) {
+	tests := map[string]bool{
+		"MINIK-SERVICES":             true,
+		"MINIK-SVC-ABCDEFGHIJKLMNOP": true,
+		"MINIK-SEP-ABCDEFGHIJKLMNOP": true,
+		"MINIK-POSTROUTING":          true,
+		"MINIK-MASQ-minik0":          false, // the CNI's, not the proxy's
+		"CNI-HOSTPORT-DNAT":          false,
+		"POSTROUTING":                false,
+	}
+	for name, want := range tests {
+		if got := ownedChain(name); got != want {
+			t.Errorf("ownedChain(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

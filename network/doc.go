@@ -28,5 +28,18 @@
 // [Proxier] renders Services and Endpoints into iptables nat chains owned by
 // minik (MINIK-SERVICES and below) and applies them through an [Executor]
 // with iptables-restore --noflush, rewriting only the chains whose content
-// changed.
+// changed. Large changes are split into several restores, ordered so that
+// every jump has its target in between (see [DefaultMaxRestoreLines]).
+//
+// Time from Sync to rules applied, 2-core VM under load from other work
+// (BenchmarkProxierSync, services × 3 endpoints, medians of 3):
+//
+//	backend  services  first sync  full rewrite  one endpoint  one new service
+//	nft      1,000     1.3 s       1.7 s         0.09 s        0.19 s
+//	nft      5,000     6.2 s       9.7 s         0.27 s        0.85 s
+//	legacy   1,000     1.2 s       0.8 s         0.19 s        0.22 s
+//	legacy   5,000     7.0 s       8.2 s         1.0 s         1.3 s
+//
+// A full rewrite happens after a restart or a failed restore; a new
+// service also rewrites MINIK-SERVICES, one rule per service port.
 package network

@@ -45,12 +45,32 @@ type IPTablesConfig struct {
 	NetNSPath string
 }
 
+// RestoreLimiter is implemented by executors that prefer iptables-restore
+// inputs of at most RestoreLineLimit lines; a [Proxier] uses it when
+// [ProxierConfig.MaxRestoreLines] is 0.
+type RestoreLimiter interface {
+	RestoreLineLimit() int
+}
+
 // IPTables applies rules with iptables-restore --noflush and edits single
 // rules with go-iptables.
 type IPTables struct {
 	restore string
 	ipt     *iptables.IPTables
 	nsPath  string
+	legacy  bool
+}
+
+var _ RestoreLimiter = (*IPTables)(nil)
+
+// RestoreLineLimit returns the input size that applied fastest here:
+// nf_tables restores slow down superlinearly with input size, while each
+// legacy restore rewrites the whole table, so fewer, larger ones win.
+func (x *IPTables) RestoreLineLimit() int {
+	if x.legacy {
+		return 10000
+	}
+	return DefaultMaxRestoreLines
 }
 
 var _ Executor = (*IPTables)(nil)
@@ -73,7 +93,7 @@ func NewIPTables(cfg IPTablesConfig) (*IPTables, error) {
 	if err != nil {
 		return nil, fmt.Errorf("iptables: %w", err)
 	}
-	return &IPTables{restore: restorePath, ipt: ipt, nsPath: cfg.NetNSPath}, nil
+	return &IPTables{restore: restorePath, ipt: ipt, nsPath: cfg.NetNSPath, legacy: cfg.Legacy}, nil
 }
 
 // Restore runs iptables-restore --noflush with the rules for table.

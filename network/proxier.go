@@ -26,7 +26,8 @@ type ProxierConfig struct {
 	LocalhostNodePorts bool
 	// MaxRestoreLines bounds one iptables-restore input; larger changes
 	// are applied in several transactions, each leaving consistent rules.
-	// 0 means [DefaultMaxRestoreLines], a negative value no bound.
+	// 0 means the executor's [RestoreLimiter] limit or else
+	// [DefaultMaxRestoreLines]; a negative value means no bound.
 	MaxRestoreLines int
 	// Logger receives sync results; nil discards them.
 	Logger *slog.Logger
@@ -66,6 +67,9 @@ func NewProxier(cfg ProxierConfig) (*Proxier, error) {
 	}
 	if cfg.MaxRestoreLines == 0 {
 		cfg.MaxRestoreLines = DefaultMaxRestoreLines
+		if l, ok := cfg.Executor.(RestoreLimiter); ok {
+			cfg.MaxRestoreLines = l.RestoreLineLimit()
+		}
 	}
 	return &Proxier{
 		exec:     cfg.Executor,

@@ -41,7 +41,8 @@ func benchState(n int) ([]network.Service, []network.Endpoints) {
 //   - endpoint: one backend of one service replaced;
 //   - service: one service added (rewrites MINIK-SERVICES too).
 //
-// Run with -benchtime=1x for the large cases.
+// Run with -benchtime=1x for the large cases. MINIK_BENCH_MAX_RESTORE_LINES
+// overrides ProxierConfig.MaxRestoreLines.
 func BenchmarkProxierSync(b *testing.B) {
 	networktest.RequireIntegration(b)
 	for _, backend := range backends(b) {

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,8 +55,10 @@ func newIntProxier(t testing.TB, backend, nsPath string) *network.Proxier {
 	if err != nil {
 		t.Fatalf("NewIPTables: %v", err)
 	}
+	maxLines, _ := strconv.Atoi(os.Getenv("MINIK_BENCH_MAX_RESTORE_LINES"))
 	p, err := network.NewProxier(network.ProxierConfig{
 		Executor:           x,
+		MaxRestoreLines:    maxLines,
 		ClusterCIDR:        netip.MustParsePrefix("10.42.0.0/16"),
 		LocalhostNodePorts: true,
 	})
