@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -37,29 +38,33 @@ func (s *Server) serveCreate(w *statusRecorder, r *http.Request, info requestInf
 		}
 		m.SetNamespace(info.Namespace)
 	}
-	out, err := s.createObject(r.Context(), info.Resource, obj, isDryRun(r))
+	out, raw, err := s.createObject(r.Context(), info.Resource, obj, isDryRun(r))
 	if err != nil {
 		return err
+	}
+	if raw != nil && wantsPlainJSON(r) && writeRaw(w, http.StatusCreated, raw, revisionOf(out)) {
+		return nil
 	}
 	return s.writeObject(w, r, info.Resource, http.StatusCreated, out)
 }
 
 // createObject defaults, validates and stores a new object; obj's
-// namespace must already be set for namespaced kinds.
-func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+// namespace must already be set for namespaced kinds. It returns the
+// object and its stored bytes (nil for a dry run).
+func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj runtime.Object, dryRun bool) (runtime.Object, []byte, error) {
 	m, err := meta.Accessor(obj)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	gk := schema.GroupKind{Kind: res.Kind}
 	if m.GetName() == "" && m.GetGenerateName() == "" {
-		return nil, apierrors.NewInvalid(gk, "", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name or generateName is required")})
+		return nil, nil, apierrors.NewInvalid(gk, "", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name or generateName is required")})
 	}
 	s.prepareMetaForCreate(m)
 	res.PrepareForCreate(obj)
 	if res.Namespaced {
 		if err := s.checkNamespaceOpen(ctx, m.GetNamespace()); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	generated := m.GetName() == ""
@@ -68,40 +73,41 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 			m.SetName(m.GetGenerateName() + randomSuffix())
 		}
 		if errs := res.ValidateCreate(obj); len(errs) > 0 {
-			return nil, apierrors.NewInvalid(gk, m.GetName(), errs)
+			return nil, nil, apierrors.NewInvalid(gk, m.GetName(), errs)
 		}
 		if dryRun {
-			return obj, nil
+			return obj, nil, nil
 		}
-		out, err := s.storeNew(ctx, res, obj)
+		out, raw, err := s.storeNew(ctx, res, obj)
 		if generated && errors.Is(err, store.ErrExists) && try < generateNameTries {
 			continue
 		}
-		return out, err
+		return out, raw, err
 	}
 }
 
 // storeNew writes a validated object, allocating what its kind needs
-// first and releasing it again if the write fails.
-func (s *Server) storeNew(ctx context.Context, res *registry.Resource, obj runtime.Object) (runtime.Object, error) {
+// first and releasing it again if the write fails. It returns the object
+// and its stored bytes.
+func (s *Server) storeNew(ctx context.Context, res *registry.Resource, obj runtime.Object) (runtime.Object, []byte, error) {
 	m, _ := meta.Accessor(obj)
 	key := storageKey(res, m.GetNamespace(), m.GetName())
 	release, err := s.allocate(ctx, res, obj)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	data, err := encodeStored(obj)
 	if err != nil {
 		release()
-		return nil, err
+		return nil, nil, err
 	}
 	rev, err := s.store.Create(ctx, key, data)
 	if err != nil {
 		release()
-		return nil, err
+		return nil, nil, err
 	}
 	m.SetResourceVersion(formatRV(rev))
-	return obj, nil
+	return obj, data, nil
 }
 
 // prepareMetaForCreate sets the server-owned metadata of a new object.
@@ -180,4 +186,14 @@ func randomSuffix() string {
 		b[i] = alphabet[rand.IntN(len(alphabet))]
 	}
 	return string(b)
+}
+
+// revisionOf is the resourceVersion of obj as a number (0 if unset).
+func revisionOf(obj runtime.Object) int64 {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return 0
+	}
+	rev, _ := strconv.ParseInt(m.GetResourceVersion(), 10, 64)
+	return rev
 }

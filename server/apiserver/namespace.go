@@ -19,7 +19,7 @@ func (s *Server) EnsureNamespaces(ctx context.Context) error {
 	for name := range protectedNamespaces {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 		setTypeMeta(ns, res)
-		_, err := s.createObject(ctx, res, ns, false)
+		_, _, err := s.createObject(ctx, res, ns, false)
 		if err != nil && !errors.Is(err, store.ErrExists) {
 			return err
 		}

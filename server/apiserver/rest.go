@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/minik-dev/minik/server/registry"
+	"github.com/minik-dev/minik/store"
 )
 
 // serveResource dispatches a parsed resource request.
@@ -53,6 +54,15 @@ func (s *Server) serveMain(w *statusRecorder, r *http.Request, info requestInfo)
 	}
 	switch info.Verb {
 	case "get":
+		if wantsPlainJSON(r) {
+			kv, err := s.store.Get(ctx, storageKey(res, info.Namespace, info.Name))
+			if err != nil {
+				return err
+			}
+			if writeRaw(w, http.StatusOK, kv.Value, kv.ModRevision) {
+				return nil
+			}
+		}
 		obj, _, err := s.getObject(ctx, res, info.Namespace, info.Name)
 		if err != nil {
 			return err
@@ -148,23 +158,43 @@ func (s *Server) serveList(w *statusRecorder, r *http.Request, info requestInfo)
 		return err
 	}
 	var items []runtime.Object
+	var raw []store.KV
+	filtered := !opts.labels.Empty() || !opts.fields.Empty()
 	next := ""
 	for _, kv := range kvs {
 		if kv.Key < start {
 			continue
 		}
-		obj, err := decodeStored(res, kv.Value, kv.ModRevision)
-		if err != nil {
-			return err
+		var obj runtime.Object
+		if filtered {
+			if obj, err = decodeStored(res, kv.Value, kv.ModRevision); err != nil {
+				return err
+			}
+			if !opts.matches(res, obj) {
+				continue
+			}
 		}
-		if !opts.matches(res, obj) {
-			continue
-		}
-		if limit > 0 && int64(len(items)) == limit {
+		if limit > 0 && int64(len(raw)) == limit {
 			next = kv.Key
 			break
 		}
+		raw = append(raw, kv)
 		items = append(items, obj)
+	}
+	token := ""
+	if next != "" {
+		tok, _ := json.Marshal(continueToken{Rev: listRev, Start: next})
+		token = base64.RawURLEncoding.EncodeToString(tok)
+	}
+	if wantsPlainJSON(r) && writeRawList(w, res, raw, listRev, token) {
+		return nil
+	}
+	for i, kv := range raw {
+		if items[i] == nil {
+			if items[i], err = decodeStored(res, kv.Value, kv.ModRevision); err != nil {
+				return err
+			}
+		}
 	}
 	list := res.NewList()
 	if err := meta.SetList(list, items); err != nil {
@@ -172,10 +202,7 @@ func (s *Server) serveList(w *statusRecorder, r *http.Request, info requestInfo)
 	}
 	lm, _ := meta.ListAccessor(list)
 	lm.SetResourceVersion(formatRV(listRev))
-	if next != "" {
-		tok, _ := json.Marshal(continueToken{Rev: listRev, Start: next})
-		lm.SetContinue(base64.RawURLEncoding.EncodeToString(tok))
-	}
+	lm.SetContinue(token)
 	setListKind(list, res)
 	return s.writeList(w, r, res, list, items)
 }

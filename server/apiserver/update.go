@@ -170,7 +170,7 @@ func (s *Server) serveUpdate(w *statusRecorder, r *http.Request, info requestInf
 		func(runtime.Object) (runtime.Object, error) { return body.DeepCopyObject(), nil })
 	if errors.Is(err, store.ErrNotFound) && kind == updateMain && createOnUpdate(info.Resource) {
 		bm.SetNamespace(info.Namespace)
-		obj, err = s.createObject(r.Context(), info.Resource, body, isDryRun(r))
+		obj, _, err = s.createObject(r.Context(), info.Resource, body, isDryRun(r))
 		if err == nil {
 			return s.writeObject(w, r, info.Resource, http.StatusCreated, obj)
 		}

@@ -1,0 +1,23 @@
+package apiserver
+
+import "testing"
+
+func TestWithRV(t *testing.T) {
+	cases := []struct {
+		name, stored string
+		rev          int64
+		want         string
+	}{
+		{"fields", `{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a"},"spec":{}}`, 7,
+			`{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"7","name":"a"},"spec":{}}`},
+		{"empty metadata", `{"kind":"Pod","metadata":{}}`, 12, `{"kind":"Pod","metadata":{"resourceVersion":"12"}}`},
+		{"no metadata", `{"kind":"Pod"}`, 1, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(withRV([]byte(tc.stored), tc.rev)); got != tc.want {
+				t.Errorf("withRV(%s, %d) = %s, want %s", tc.stored, tc.rev, got, tc.want)
+			}
+		})
+	}
+}
