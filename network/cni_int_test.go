@@ -14,11 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/minik-dev/minik/network"
 	"github.com/minik-dev/minik/network/networktest"
 )
 
 const greetTimeout = 10 * time.Second
+
+var cmpAddr = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
 
 // newCNI returns a CNI on a fresh bridge whose pods, chains and bridge are
 // removed when t ends, and checks that nothing it made is left behind.
@@ -111,6 +114,15 @@ func TestCNIPodReachableFromNode(t *testing.T) {
 	}
 	networktest.Serve(t, p.path, ":8080", "pod-a")
 
+	t.Run("ping", func(t *testing.T) {
+		if err := networktest.Ping("", p.ip, 5*time.Second); err != nil {
+			t.Errorf("Ping(%v) from the node: %v", p.ip, err)
+		}
+		unused := netip.MustParseAddr("10.42.201.250")
+		if err := networktest.Ping("", unused, time.Second); err == nil {
+			t.Errorf("Ping(%v), an address no pod has, succeeded", unused)
+		}
+	})
 	t.Run("pod IP", func(t *testing.T) {
 		networktest.EventuallyGreet(t, "", netip.AddrPortFrom(p.ip, 8080).String(), "pod-a", greetTimeout)
 	})
@@ -155,9 +167,16 @@ func TestCNITeardownReleasesIP(t *testing.T) {
 	if ip, err := c.Setup(ctx, "pod-b", bPath, nil); err == nil {
 		t.Fatalf("Setup in a full range = %v, want error", ip)
 	}
+	want := []network.Attachment{{PodID: a.id, NetNSPath: a.path, IP: a.ip}}
+	if got, err := c.Attachments(ctx); err != nil || !cmp.Equal(got, want, cmpAddr) {
+		t.Errorf("Attachments = %+v, %v; want %+v", got, err, want)
+	}
 	networktest.Run(t, "ip", "netns", "del", a.ns) // the sandbox died first
 	if err := c.Teardown(ctx, a.id, a.path, nil); err != nil {
 		t.Fatalf("Teardown with the netns gone: %v", err)
+	}
+	if got, err := c.Attachments(ctx); err != nil || len(got) != 0 {
+		t.Errorf("Attachments after Teardown = %+v, %v; want none", got, err)
 	}
 	ip, err := c.Setup(ctx, "pod-b", bPath, nil)
 	if err != nil {
