@@ -159,11 +159,15 @@ func (c *Config) complete() error {
 
 // Setup attaches the pod whose network namespace is at netnsPath to the
 // bridge and maps its host ports. It returns the pod's IPv4 address. On
-// error it undoes what the plugins did. Calling Setup again for an attached
-// pod is an error from the plugins (the interface exists); Teardown first.
+// error it undoes what the plugins did. For a pod already set up it
+// returns the address it has and changes nothing (a retry must not tear a
+// working pod down).
 func (c *CNI) Setup(ctx context.Context, podID, netnsPath string, ports []PortMapping) (netip.Addr, error) {
 	if err := c.ensureMasq(); err != nil {
 		return netip.Addr{}, err
+	}
+	if ip, err := c.PodIP(ctx, podID); err == nil {
+		return ip, nil
 	}
 	rt := c.runtimeConf(podID, netnsPath, ports)
 	res, err := c.cni.AddNetworkList(ctx, c.list, rt)

@@ -130,6 +130,13 @@ func TestCNIPodReachableFromNode(t *testing.T) {
 		networktest.Serve(t, p.path, "127.0.0.1:8081", "pod-a-lo")
 		networktest.EventuallyGreet(t, p.path, "127.0.0.1:8081", "pod-a-lo", greetTimeout)
 	})
+	t.Run("setup again", func(t *testing.T) {
+		ip, err := c.Setup(context.Background(), p.id, p.path, nil)
+		if err != nil || ip != p.ip {
+			t.Fatalf("second Setup = %v, %v; want %v", ip, err, p.ip)
+		}
+		networktest.EventuallyGreet(t, "", netip.AddrPortFrom(p.ip, 8080).String(), "pod-a", greetTimeout)
+	})
 	t.Run("hostPort", func(t *testing.T) {
 		networktest.EventuallyGreet(t, "", fmt.Sprintf("127.0.0.1:%d", hostPort), "pod-a", greetTimeout)
 	})

@@ -92,15 +92,13 @@ func (p *Proxier) Sync(ctx context.Context, services []Service, endpoints []Endp
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	errs := []error{invalid}
 	written := 0
 	for _, table := range tables {
 		n, err := p.syncTableLocked(ctx, table, want[table])
+		if err != nil {
+			return errors.Join(invalid, err)
+		}
 		written += n
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs[1:]...); err != nil {
-		return errors.Join(invalid, err)
 	}
 	if err := p.hookLocked(ctx); err != nil {
 		return errors.Join(invalid, err)
