@@ -99,7 +99,7 @@ func freePort(t *testing.T) uint16 {
 	return uint16(l.Addr().(*net.TCPAddr).Port)
 }
 
-func TestCNIPodReachableFromNode(t *testing.T) {
+func TestIntegrationCNIPodReachableFromNode(t *testing.T) {
 	c := newCNI(t, "10.42.201.0/24")
 	if err := c.Status(context.Background()); err != nil {
 		t.Fatalf("Status: %v", err)
@@ -160,7 +160,7 @@ func TestCNIPodReachableFromNode(t *testing.T) {
 	})
 }
 
-func TestCNITeardownReleasesIP(t *testing.T) {
+func TestIntegrationCNITeardownReleasesIP(t *testing.T) {
 	// A /30 has one pod address: the second pod only fits once the first
 	// pod's lease is released.
 	c := newCNI(t, "10.42.202.0/30")
@@ -195,7 +195,7 @@ func TestCNITeardownReleasesIP(t *testing.T) {
 	}
 }
 
-func TestCNITwoNodesOnOneHost(t *testing.T) {
+func TestIntegrationCNITwoNodesOnOneHost(t *testing.T) {
 	c1 := newCNI(t, "10.42.203.0/24")
 	c2 := newCNI(t, "10.42.204.0/24")
 	p1, p2 := addPod(t, c1), addPod(t, c2)

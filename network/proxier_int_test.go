@@ -68,7 +68,7 @@ func newIntProxier(t testing.TB, backend, nsPath string) *network.Proxier {
 	return p
 }
 
-func TestProxierDNAT(t *testing.T) {
+func TestIntegrationProxierDNAT(t *testing.T) {
 	networktest.RequireIntegration(t)
 	for _, backend := range backends(t) {
 		t.Run(backend, func(t *testing.T) { testProxierDNAT(t, backend) })

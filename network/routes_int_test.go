@@ -33,7 +33,7 @@ func twoNodes(t *testing.T) (aName, aPath, bName, bPath string) {
 	return aName, aPath, bName, bPath
 }
 
-func TestSyncRoutes(t *testing.T) {
+func TestIntegrationSyncRoutes(t *testing.T) {
 	networktest.RequireIntegration(t)
 	aName, aPath, _, _ := twoNodes(t)
 	// A route some other tool owns, in the same table.
@@ -81,7 +81,7 @@ func TestSyncRoutes(t *testing.T) {
 	}
 }
 
-func TestSyncRoutesInvalid(t *testing.T) {
+func TestIntegrationSyncRoutesInvalid(t *testing.T) {
 	networktest.RequireIntegration(t)
 	_, aPath := networktest.NetNS(t)
 	r, err := network.NewRouter(network.RouterConfig{NetNSPath: aPath})
