@@ -163,7 +163,7 @@ func (c *Config) complete() error {
 // returns the address it has and changes nothing (a retry must not tear a
 // working pod down).
 func (c *CNI) Setup(ctx context.Context, podID, netnsPath string, ports []PortMapping) (netip.Addr, error) {
-	if err := c.ensureMasq(); err != nil {
+	if err := c.ensureMasq(ctx); err != nil {
 		return netip.Addr{}, err
 	}
 	if ip, err := c.PodIP(ctx, podID); err == nil {
@@ -279,17 +279,17 @@ func podAddr(res types.Result) (netip.Addr, error) {
 }
 
 // ensureMasq installs the masquerade chain once per CNI.
-func (c *CNI) ensureMasq() error {
+func (c *CNI) ensureMasq(ctx context.Context) error {
 	c.masqMu.Lock()
 	defer c.masqMu.Unlock()
 	if c.masqSet {
 		return nil
 	}
-	ipt, err := newIPTables()
+	x, err := NewIPTables(IPTablesConfig{})
 	if err != nil {
 		return err
 	}
-	if err := c.masq.ensure(ipt); err != nil {
+	if err := c.masq.ensure(ctx, x); err != nil {
 		return err
 	}
 	c.masqSet = true
@@ -303,10 +303,10 @@ func (c *CNI) Cleanup(ctx context.Context) error {
 	c.masqMu.Lock()
 	defer c.masqMu.Unlock()
 	var errs []error
-	if ipt, err := newIPTables(); err != nil {
+	if x, err := NewIPTables(IPTablesConfig{}); err != nil {
 		errs = append(errs, err)
 	} else {
-		errs = append(errs, c.masq.remove(ipt), removeIdlePortmap(ipt))
+		errs = append(errs, c.masq.remove(x.ipt), removeIdlePortmap(x.ipt))
 	}
 	c.masqSet = false
 	if l, err := netlink.LinkByName(c.cfg.BridgeName); err == nil {

@@ -113,6 +113,17 @@ func TestIntegrationCNIPodReachableFromNode(t *testing.T) {
 		t.Errorf("PodIP = %v, %v; want %v", got, err, p.ip)
 	}
 	networktest.Serve(t, p.path, ":8080", "pod-a")
+	bridge := c.Config().BridgeName
+	nat := natChains(t)
+	for _, want := range []string{
+		"-A POSTROUTING -s 10.42.201.0/24 -m comment --comment \"minik: masquerade pods on " + bridge,
+		"-A MINIK-MASQ-" + bridge + " -d 10.42.0.0/16 -j RETURN",
+		"-A MINIK-MASQ-" + bridge + " -j MASQUERADE",
+	} {
+		if !strings.Contains(nat, want) {
+			t.Errorf("nat table lacks %q:\n%s", want, nat)
+		}
+	}
 
 	t.Run("ping", func(t *testing.T) {
 		if err := networktest.Ping("", p.ip, 5*time.Second); err != nil {

@@ -1,9 +1,11 @@
 package network
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
 )
@@ -29,25 +31,22 @@ func (m masqChain) jump() []string {
 		"minik: masquerade pods on " + m.bridge + " leaving the cluster", "-j", m.name()}
 }
 
-func (m masqChain) rules() [][]string {
-	return [][]string{
-		{"-d", m.clusterCIDR.String(), "-j", "RETURN"},
-		{"-d", "224.0.0.0/4", "-j", "RETURN"},
-		{"-j", "MASQUERADE"},
-	}
+// restore returns the chain as iptables-restore lines.
+func (m masqChain) restore() []byte {
+	c := &chain{name: m.name()}
+	c.add("-d %s -j RETURN", m.clusterCIDR)
+	c.add("-d 224.0.0.0/4 -j RETURN")
+	c.add("-j MASQUERADE")
+	return []byte(":" + c.name + " - [0:0]\n" + strings.Join(c.rules, "\n") + "\n")
 }
 
-// ensure creates or rewrites the chain and the jump to it.
-func (m masqChain) ensure(ipt *iptables.IPTables) error {
-	if err := ipt.ClearChain("nat", m.name()); err != nil {
+// ensure writes the chain in one transaction (pods keep being masqueraded
+// throughout) and adds the jump to it.
+func (m masqChain) ensure(ctx context.Context, x *IPTables) error {
+	if err := x.Restore(ctx, "nat", m.restore()); err != nil {
 		return fmt.Errorf("chain %q: %w", m.name(), err)
 	}
-	for _, r := range m.rules() {
-		if err := ipt.Append("nat", m.name(), r...); err != nil {
-			return fmt.Errorf("chain %q: %w", m.name(), err)
-		}
-	}
-	if err := ipt.AppendUnique("nat", "POSTROUTING", m.jump()...); err != nil {
+	if err := x.EnsureRule(ctx, "nat", "POSTROUTING", m.jump()...); err != nil {
 		return fmt.Errorf("jump to %q: %w", m.name(), err)
 	}
 	return nil
@@ -97,14 +96,4 @@ func removeIdlePortmap(ipt *iptables.IPTables) error {
 		errs = append(errs, ipt.ClearAndDeleteChain("nat", c))
 	}
 	return errors.Join(errs...)
-}
-
-// newIPTables returns an IPv4 iptables handle that waits for the xtables
-// lock for up to 5 s.
-func newIPTables() (*iptables.IPTables, error) {
-	ipt, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv4), iptables.Timeout(5))
-	if err != nil {
-		return nil, fmt.Errorf("iptables: %w", err)
-	}
-	return ipt, nil
 }
