@@ -179,37 +179,62 @@ func (wt *watcher) handle(ev store.Event) bool {
 		}
 		return true
 	}
+	filtered := !wt.opts.labels.Empty() || !wt.opts.fields.Empty()
+	if !filtered && wt.out == outputObject {
+		return wt.sendStored(eventType(ev.Type), ev.Value, ev.Revision)
+	}
 	obj, err := decodeStored(wt.res, ev.Value, ev.Revision)
 	if err != nil {
 		return true
 	}
 	newMatch := wt.opts.matches(wt.res, obj)
-	switch ev.Type {
-	case store.EventCreate:
-		if newMatch {
-			return wt.send(watch.Added, obj)
-		}
-	case store.EventDelete:
-		if newMatch {
-			return wt.send(watch.Deleted, obj)
-		}
-	case store.EventUpdate:
+	t := eventType(ev.Type)
+	if ev.Type == store.EventUpdate && filtered {
 		oldMatch := newMatch
-		if !wt.opts.labels.Empty() || !wt.opts.fields.Empty() {
-			if old, err := decodeStored(wt.res, ev.PrevValue, ev.Revision); err == nil {
-				oldMatch = wt.opts.matches(wt.res, old)
-			}
+		if old, err := decodeStored(wt.res, ev.PrevValue, ev.Revision); err == nil {
+			oldMatch = wt.opts.matches(wt.res, old)
 		}
 		switch {
-		case newMatch && oldMatch:
-			return wt.send(watch.Modified, obj)
-		case newMatch:
-			return wt.send(watch.Added, obj)
-		case oldMatch:
-			return wt.send(watch.Deleted, obj)
+		case newMatch && !oldMatch:
+			t = watch.Added
+		case oldMatch && !newMatch:
+			// The object left the selection: Kubernetes reports it deleted.
+			t, newMatch = watch.Deleted, true
 		}
 	}
-	return true
+	if !newMatch {
+		return true
+	}
+	if wt.out == outputObject {
+		return wt.sendStored(t, ev.Value, ev.Revision)
+	}
+	return wt.send(t, obj)
+}
+
+func eventType(t store.EventType) watch.EventType {
+	switch t {
+	case store.EventCreate:
+		return watch.Added
+	case store.EventDelete:
+		return watch.Deleted
+	}
+	return watch.Modified
+}
+
+// sendStored writes an event whose object is taken from stored bytes.
+func (wt *watcher) sendStored(t watch.EventType, value []byte, rev int64) bool {
+	obj := withRV(value, rev)
+	if obj == nil {
+		return true
+	}
+	line := make([]byte, 0, len(obj)+32)
+	line = append(line, `{"type":"`...)
+	line = append(line, t...)
+	line = append(line, `","object":`...)
+	line = append(line, obj...)
+	line = append(line, "}\n"...)
+	_, err := wt.w.Write(line)
+	return err == nil
 }
 
 func (wt *watcher) send(t watch.EventType, obj runtime.Object) bool {
