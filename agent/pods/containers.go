@@ -1,0 +1,145 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minik-dev/minik/runtime"
+)
+
+// startContainers runs the init containers one at a time, each to
+// success, then starts or restarts the app containers as the restart
+// policy says. It reports whether it started anything.
+func (w *worker) startContainers(ctx context.Context, rs *runtime.PodStatus) bool {
+	policy := w.pod.Spec.RestartPolicy
+	for i := range w.pod.Spec.InitContainers {
+		c := &w.pod.Spec.InitContainers[i]
+		rc := rs.Container(c.Name)
+		switch {
+		case rc == nil:
+			return w.start(ctx, c, rs)
+		case rc.State == runtime.ContainerRunning || rc.State == runtime.ContainerCreated:
+			return false
+		case rc.State == runtime.ContainerExited && rc.ExitCode == 0:
+			w.clear(c.Name)
+			continue
+		case policy == corev1.RestartPolicyNever:
+			w.exited(rc)
+			return false
+		default:
+			return w.restart(ctx, c, rs, rc)
+		}
+	}
+	started := false
+	for i := range w.pod.Spec.Containers {
+		c := &w.pod.Spec.Containers[i]
+		rc := rs.Container(c.Name)
+		switch {
+		case rc == nil:
+			started = w.start(ctx, c, rs) || started
+		case rc.State == runtime.ContainerRunning:
+			w.clear(c.Name)
+		case rc.State == runtime.ContainerCreated:
+		case shouldRestart(policy, rc):
+			started = w.restart(ctx, c, rs, rc) || started
+		default:
+			w.exited(rc)
+		}
+	}
+	return started
+}
+
+// shouldRestart applies the restart policy to an exited container.
+func shouldRestart(policy corev1.RestartPolicy, rc *runtime.ContainerStatus) bool {
+	switch policy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return rc.ExitCode != 0 || rc.State == runtime.ContainerUnknown
+	}
+	return true
+}
+
+// clear forgets the waiting state of a container that runs or completed.
+func (w *worker) clear(name string) {
+	delete(w.waiting, name)
+	w.pull.reset(name)
+}
+
+// exited records an exited attempt, for the lastState of the next one.
+func (w *worker) exited(rc *runtime.ContainerStatus) {
+	delete(w.waiting, rc.Name)
+	w.exits[rc.Name] = *rc
+}
+
+// restart starts the next attempt of an exited container once its
+// back-off has passed; until then it waits in CrashLoopBackOff.
+func (w *worker) restart(ctx context.Context, c *corev1.Container, rs *runtime.PodStatus, rc *runtime.ContainerStatus) bool {
+	w.exits[c.Name] = *rc
+	if !rc.StartedAt.IsZero() && rc.FinishedAt.Sub(rc.StartedAt) >= resetAfter {
+		w.crash.reset(c.Name)
+	}
+	now := w.m.cfg.Now()
+	until, delay := w.crash.next(c.Name, rc.Attempt, now)
+	if now.Before(until) {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{
+			Reason: reasonCrashLoopBackOff,
+			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
+				delay, c.Name, w.pod.Name, w.pod.Namespace, w.pod.UID),
+		}
+		return false
+	}
+	return w.start(ctx, c, rs)
+}
+
+// start starts the next attempt of a container, pulling its image first if
+// needed. Failures put the container in a waiting state and back off.
+func (w *worker) start(ctx context.Context, c *corev1.Container, rs *runtime.PodStatus) bool {
+	now := w.m.cfg.Now()
+	if e, ok := w.pull.delayed(c.Name, now); ok {
+		if cur := w.waiting[c.Name]; cur != nil && (cur.Reason == reasonErrImagePull || cur.Reason == reasonImagePullBackOff) {
+			w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonImagePullBackOff,
+				Message: fmt.Sprintf("Back-off pulling image %q: %s", c.Image, e.message)}
+		}
+		return false
+	}
+	spec, err := w.m.containerSpec(w.pod, c, rs.IP)
+	if err != nil {
+		w.fail(c.Name, reasonConfigError, err)
+		return false
+	}
+	if _, err := w.m.cfg.Runtime.StartContainer(w.startCtx, string(w.uid), spec); err != nil {
+		w.startFailed(ctx, c.Name, err)
+		return false
+	}
+	w.lg.Debug("container started", "container", c.Name)
+	w.clear(c.Name)
+	return true
+}
+
+func (w *worker) startFailed(ctx context.Context, name string, err error) {
+	switch {
+	case ctx.Err() != nil || w.startCtx.Err() != nil:
+	case errors.Is(err, runtime.ErrImagePull):
+		w.fail(name, reasonErrImagePull, err)
+	case errors.Is(err, runtime.ErrImageNeverPull):
+		w.fail(name, reasonErrImageNeverPull, err)
+	case errors.Is(err, runtime.ErrSandboxNotReady):
+		// The next sync replaces the sandbox.
+	case errors.Is(err, runtime.ErrInvalid):
+		w.fail(name, reasonConfigError, err)
+	default:
+		w.fail(name, reasonRunError, err)
+	}
+}
+
+// fail puts a container in a waiting state and backs off its next start.
+func (w *worker) fail(name, reason string, err error) {
+	w.lg.Info("container start failed", "container", name, "reason", reason, "err", err)
+	w.waiting[name] = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
+	w.pull.fail(name, w.m.cfg.Now())
+	w.pull.entries[name].message = err.Error()
+}

@@ -1,0 +1,49 @@
+// Package pods is the node's pod manager: it runs the pods bound to the
+// node on a container runtime, reports their statuses and serves their logs
+// and exec sessions.
+//
+// # Reconciling
+//
+// The session hands the complete set of the node's pods to
+// [Manager.SetPods] after every change. [Manager.Run] keeps one worker
+// goroutine per pod; a worker's sync re-reads the desired pod and the
+// runtime's state and acts on the difference, after every change of the pod
+// and every [Config.SyncPeriod] (the runtime has no events, so exits are
+// noticed by polling). A sync
+//
+//   - creates the sandbox when there is none (hostname, resolv.conf,
+//     emptyDir and hostPath volumes);
+//   - runs the init containers one at a time, each to success;
+//   - starts the app containers, pulling images as imagePullPolicy says, and
+//     restarts exited ones as restartPolicy says, with a back-off (first
+//     restart at once, then BackoffBase doubling to BackoffMax; reset after
+//     ten minutes of clean running) during which the container waits in
+//     CrashLoopBackOff; failed pulls wait in ErrImagePull, then
+//     ImagePullBackOff;
+//   - stops the sandbox of a pod that reached Succeeded or Failed;
+//   - stops a pod with a deletionTimestamp with its grace period, removes it
+//     and calls [Reporter.PodTerminated];
+//   - computes the status as the kubelet does and reports it when it
+//     changed.
+//
+// Pods that leave the desired set are stopped and removed without a report.
+//
+// # Restarts of the agent
+//
+// Run waits for the first SetPods before it touches the runtime. Then it
+// removes what the runtime holds for pods not in the set and adopts the
+// others: running containers are left alone, and restart counts come from
+// the runtime's attempt numbers, so they survive the agent.
+//
+// # Logs and exec
+//
+// [Manager.Logs] reads the runtime's CRI-format log files and writes plain
+// lines; [Manager.Exec] uses the runtime's [runtime.Execer].
+//
+// # Not supported
+//
+// Probes (containers are ready when running), hostPorts (the runtime's
+// network hook has no port mappings), configMap/secret/projected volume
+// contents (such volumes are empty directories), configMap and secret
+// environment references (an error unless optional) and subPath mounts.
+package pods

@@ -1,0 +1,244 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minik-dev/minik/runtime"
+)
+
+// Runtime is what the manager needs of the container runtime.
+// *runtime.Containerd and runtimetest.Fake implement it.
+type Runtime interface {
+	runtime.Pods
+	runtime.Containers
+}
+
+// garbageCollector is an optional Runtime ability: removing whatever
+// belongs to no desired pod, including containers without a sandbox.
+type garbageCollector interface {
+	GC(ctx context.Context, keep func(podUID string) bool) error
+}
+
+var (
+	_ garbageCollector = (*runtime.Containerd)(nil)
+	_ Runtime          = (*runtime.Containerd)(nil)
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultBackoffBase   = 10 * time.Second
+	DefaultBackoffMax    = 300 * time.Second
+	DefaultSyncPeriod    = time.Second
+	DefaultClusterDomain = "cluster.local"
+	defaultGrace         = 30 * time.Second
+)
+
+// Config configures a Manager.
+type Config struct {
+	// NodeName is this node's name (spec.nodeName in the downward API).
+	NodeName string
+	// NodeIP is reported as each pod's hostIP.
+	NodeIP string
+	// DataDir is the agent's data directory. Relative container log paths
+	// from the runtime are resolved against it.
+	DataDir string
+	// Runtime runs the pods. If it also implements runtime.Execer, Exec
+	// works; runtime.Images, ImportImages works.
+	Runtime Runtime
+	// Reporter receives pod statuses and terminations. Required.
+	Reporter Reporter
+	// ClusterDNS are the nameservers of ClusterFirst pods; empty means the
+	// host's nameservers.
+	ClusterDNS []string
+	// ClusterDomain defaults to DefaultClusterDomain.
+	ClusterDomain string
+	// BackoffBase and BackoffMax bound the delay before restarting a
+	// crashed container or retrying a failed image pull; defaults
+	// DefaultBackoffBase and DefaultBackoffMax.
+	BackoffBase, BackoffMax time.Duration
+	// SyncPeriod is how often each pod is compared with the runtime to
+	// notice exits; default DefaultSyncPeriod.
+	SyncPeriod time.Duration
+	Logger     *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Manager runs the pods bound to this node: it starts and restarts their
+// containers, reports their statuses and stops the pods that are deleted.
+// It implements Streamer.
+type Manager struct {
+	cfg     Config
+	lg      *slog.Logger
+	hostDNS dnsConfig
+
+	mu      sync.Mutex // guards desired, byName and received
+	desired map[types.UID]*corev1.Pod
+	byName  map[types.NamespacedName]*corev1.Pod
+	// received is set by the first SetPods; Run touches nothing before.
+	received bool
+	changed  chan struct{} // cap 1: desired changed
+}
+
+var _ Streamer = (*Manager)(nil)
+
+// NewManager returns a manager for cfg; Run starts it.
+func NewManager(cfg Config) (*Manager, error) {
+	if cfg.Runtime == nil || cfg.Reporter == nil {
+		return nil, errors.New("pods: Runtime and Reporter must be set")
+	}
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = DefaultBackoffBase
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = DefaultBackoffMax
+	}
+	cfg.BackoffMax = max(cfg.BackoffMax, cfg.BackoffBase)
+	if cfg.SyncPeriod <= 0 {
+		cfg.SyncPeriod = DefaultSyncPeriod
+	}
+	if cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = DefaultClusterDomain
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{
+		cfg: cfg, lg: lg.With("component", "pods"), hostDNS: readHostDNS(),
+		desired: map[types.UID]*corev1.Pod{}, byName: map[types.NamespacedName]*corev1.Pod{},
+		changed: make(chan struct{}, 1),
+	}, nil
+}
+
+// SetPods replaces the desired set: every pod bound to this node. Pods
+// left out are stopped and removed without a report. The manager keeps
+// copies; the caller may change pods afterwards. Safe for concurrent use;
+// it does not block.
+func (m *Manager) SetPods(pods []*corev1.Pod) {
+	desired := make(map[types.UID]*corev1.Pod, len(pods))
+	byName := make(map[types.NamespacedName]*corev1.Pod, len(pods))
+	for _, p := range pods {
+		c := p.DeepCopy()
+		desired[c.UID] = c
+		byName[types.NamespacedName{Namespace: c.Namespace, Name: c.Name}] = c
+	}
+	m.mu.Lock()
+	m.desired, m.byName, m.received = desired, byName, true
+	m.mu.Unlock()
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+// snapshot returns the desired set; pods in it are never modified.
+func (m *Manager) snapshot() map[types.UID]*corev1.Pod {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.desired
+}
+
+// lookup returns the desired pod with the given name.
+func (m *Manager) lookup(name types.NamespacedName) (*corev1.Pod, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.byName[name]; p != nil {
+		return p, nil
+	}
+	return nil, fmt.Errorf("pod %q in namespace %q: %w", name.Name, name.Namespace, ErrNotFound)
+}
+
+// Run reconciles the runtime with the desired set until ctx ends. It waits
+// for the first SetPods, so that an agent restarting does not remove pods
+// before the session has delivered them; then it removes what runs but is
+// not desired, adopts what is (without restarting it), and keeps one worker
+// per pod. It returns nil once every worker has exited; the pods keep
+// running.
+func (m *Manager) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-m.changed:
+	}
+	m.collect(ctx, m.snapshot())
+	s := &supervisor{m: m, workers: map[types.UID]*worker{}, done: make(chan types.UID)}
+	defer s.wg.Wait()
+	s.reconcile(ctx, m.snapshot())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.changed:
+			s.reconcile(ctx, m.snapshot())
+		case uid := <-s.done:
+			delete(s.workers, uid)
+			s.reconcile(ctx, m.snapshot())
+		}
+	}
+}
+
+// collect removes the pods the runtime holds that are not desired.
+func (m *Manager) collect(ctx context.Context, desired map[types.UID]*corev1.Pod) {
+	keep := func(uid string) bool { return desired[types.UID(uid)] != nil }
+	running, err := m.cfg.Runtime.ListPods(ctx)
+	if err != nil {
+		m.lg.Warn("list pods", "err", err)
+	}
+	for _, p := range running {
+		if keep(p.UID) {
+			m.lg.Info("adopting pod", "pod", p.Namespace+"/"+p.Name, "uid", p.UID)
+			continue
+		}
+		m.lg.Info("removing pod not bound here", "pod", p.Namespace+"/"+p.Name, "uid", p.UID)
+		if err := m.cfg.Runtime.RemovePod(ctx, p.UID); err != nil {
+			m.lg.Warn("remove pod", "uid", p.UID, "err", err)
+		}
+	}
+	if gc, ok := m.cfg.Runtime.(garbageCollector); ok {
+		if err := gc.GC(ctx, keep); err != nil {
+			m.lg.Warn("collect garbage", "err", err)
+		}
+	}
+}
+
+// supervisor owns the workers; only Run's goroutine uses it.
+type supervisor struct {
+	m       *Manager
+	workers map[types.UID]*worker
+	done    chan types.UID
+	wg      sync.WaitGroup
+}
+
+// reconcile starts a worker per new pod, hands changed pods to theirs and
+// tells the workers of pods no longer desired to remove them.
+func (s *supervisor) reconcile(ctx context.Context, desired map[types.UID]*corev1.Pod) {
+	for uid, w := range s.workers {
+		w.update(desired[uid])
+	}
+	for uid, p := range desired {
+		if s.workers[uid] != nil {
+			continue
+		}
+		w := newWorker(s.m, p)
+		s.workers[uid] = w
+		s.wg.Go(func() {
+			w.run(ctx)
+			select {
+			case s.done <- uid:
+			case <-ctx.Done():
+			}
+		})
+	}
+}

@@ -1,0 +1,266 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minik-dev/minik/runtime"
+)
+
+// worker keeps one pod in its desired state. Its goroutine owns every
+// field but updates, sent and abortStarts, which belong to the supervisor.
+type worker struct {
+	m   *Manager
+	lg  *slog.Logger
+	uid types.UID
+	pod *corev1.Pod
+
+	// updates carries the latest desired pod; nil means the pod is no
+	// longer desired. Only the supervisor sends, draining first, so a send
+	// never blocks and the newest value wins.
+	updates chan *corev1.Pod
+	sent    *corev1.Pod
+	// startCtx bounds image pulls and container starts; abortStarts
+	// cancels it once the pod is deleted or no longer desired.
+	startCtx    context.Context
+	abortStarts context.CancelFunc
+
+	crash, pull *backoff
+	waiting     map[string]*corev1.ContainerStateWaiting
+	exits       map[string]runtime.ContainerStatus
+	startTime   *metav1.Time
+	reported    *corev1.PodStatus
+	// finished is set once the pod reached Succeeded or Failed: its
+	// sandbox is stopped and nothing restarts.
+	finished bool
+	// terminated is set once the deleted pod's removal was reported.
+	terminated bool
+}
+
+func newWorker(m *Manager, pod *corev1.Pod) *worker {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &worker{
+		m: m, uid: pod.UID, pod: pod, sent: pod,
+		lg:      m.lg.With("pod", pod.Namespace+"/"+pod.Name, "uid", pod.UID),
+		updates: make(chan *corev1.Pod, 1), startCtx: ctx, abortStarts: cancel,
+		crash: newBackoff(m.cfg.BackoffBase, m.cfg.BackoffMax),
+		pull:  newBackoff(m.cfg.BackoffBase, m.cfg.BackoffMax),
+		waiting: map[string]*corev1.ContainerStateWaiting{}, exits: map[string]runtime.ContainerStatus{},
+		startTime: pod.Status.StartTime,
+		reported:  pod.Status.DeepCopy(),
+		finished:  pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed,
+	}
+	if pod.DeletionTimestamp != nil {
+		cancel()
+	}
+	return w
+}
+
+// update hands the worker a new desired pod, or nil to remove it. Only the
+// supervisor calls it.
+func (w *worker) update(p *corev1.Pod) {
+	if p != nil && w.sent != nil && p.ResourceVersion != "" && p.ResourceVersion == w.sent.ResourceVersion {
+		return
+	}
+	w.sent = p
+	if p == nil || p.DeletionTimestamp != nil {
+		w.abortStarts()
+	}
+	select {
+	case <-w.updates:
+	default:
+	}
+	w.updates <- p
+}
+
+// run syncs the pod until ctx ends or the pod is no longer desired, in
+// which case it removes it first.
+func (w *worker) run(ctx context.Context) {
+	defer w.abortStarts()
+	for {
+		wait := w.sync(ctx)
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case p := <-w.updates:
+			timer.Stop()
+			if p == nil {
+				w.remove(ctx)
+				return
+			}
+			w.pod = p
+		case <-timer.C:
+		}
+	}
+}
+
+// idle is the wait between syncs of a pod that needs no attention.
+const idle = time.Hour
+
+// sync compares the pod with the runtime, acts, reports a changed status
+// and returns how long to wait before the next sync.
+func (w *worker) sync(ctx context.Context) time.Duration {
+	if w.pod.DeletionTimestamp != nil {
+		if !w.terminate(ctx) {
+			return w.m.cfg.SyncPeriod
+		}
+		return idle
+	}
+	rs, err := w.m.cfg.Runtime.PodStatus(ctx, string(w.uid))
+	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		w.lg.Warn("read pod status", "err", err)
+		return w.m.cfg.SyncPeriod
+	}
+	if w.finished {
+		w.report(rs)
+		return idle
+	}
+	if w.startTime == nil {
+		t := metav1.NewTime(w.m.cfg.Now().Truncate(time.Second))
+		w.startTime = &t
+	}
+	if rs == nil || rs.State != runtime.SandboxReady {
+		if w.terminal(rs) {
+			w.finish(ctx, rs)
+			return idle
+		}
+		if rs, err = w.runSandbox(ctx); err != nil {
+			w.lg.Warn("start sandbox", "err", err)
+			w.report(rs)
+			return w.m.cfg.SyncPeriod
+		}
+	}
+	if w.startContainers(ctx, rs) {
+		if fresh, err := w.m.cfg.Runtime.PodStatus(ctx, string(w.uid)); err == nil {
+			rs = fresh
+		}
+	}
+	st := w.report(rs)
+	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
+		w.finish(ctx, rs)
+		return idle
+	}
+	return w.nextSync()
+}
+
+// terminal tells whether the runtime's state is already a final phase, so
+// a sandbox that went away must not be recreated.
+func (w *worker) terminal(rs *runtime.PodStatus) bool {
+	if rs == nil || len(rs.Containers) == 0 {
+		return false
+	}
+	st := w.status(rs)
+	return st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed
+}
+
+// finish stops the sandbox of a pod that reached Succeeded or Failed; its
+// containers and logs stay until the pod is deleted.
+func (w *worker) finish(ctx context.Context, rs *runtime.PodStatus) {
+	w.finished = true
+	if rs != nil && rs.State == runtime.SandboxReady {
+		if err := w.m.cfg.Runtime.StopPod(ctx, string(w.uid), 0); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			w.lg.Warn("stop finished pod", "err", err)
+		}
+	}
+	if fresh, err := w.m.cfg.Runtime.PodStatus(ctx, string(w.uid)); err == nil {
+		rs = fresh
+	}
+	w.report(rs)
+	w.lg.Info("pod finished")
+}
+
+func (w *worker) runSandbox(ctx context.Context) (*runtime.PodStatus, error) {
+	spec, err := w.m.podSpec(w.pod)
+	if err != nil {
+		return nil, err
+	}
+	return w.m.cfg.Runtime.RunPodSandbox(ctx, spec)
+}
+
+// nextSync is the period, or sooner when a back-off ends.
+func (w *worker) nextSync() time.Duration {
+	d := w.m.cfg.SyncPeriod
+	now := w.m.cfg.Now()
+	for _, b := range []*backoff{w.crash, w.pull} {
+		for _, e := range b.entries {
+			if left := e.until.Sub(now); left > 0 && left < d {
+				d = left
+			}
+		}
+	}
+	return d
+}
+
+// grace is the pod's termination grace period.
+func (w *worker) grace() time.Duration {
+	switch {
+	case w.pod.DeletionGracePeriodSeconds != nil:
+		return time.Duration(*w.pod.DeletionGracePeriodSeconds) * time.Second
+	case w.pod.Spec.TerminationGracePeriodSeconds != nil:
+		return time.Duration(*w.pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	return defaultGrace
+}
+
+// terminate stops a deleted pod gracefully, removes it and reports that it
+// is gone; it reports false on failure. Later syncs, which follow changes
+// of the pod object, repeat the report in case the first was lost.
+func (w *worker) terminate(ctx context.Context) bool {
+	if !w.terminated {
+		if err := w.stopAndRemove(ctx, w.grace()); err != nil {
+			return false
+		}
+		w.terminated = true
+		w.lg.Info("pod terminated")
+	}
+	w.m.cfg.Reporter.PodTerminated(types.NamespacedName{Namespace: w.pod.Namespace, Name: w.pod.Name}, w.uid)
+	return true
+}
+
+// remove stops and removes a pod that is no longer desired.
+func (w *worker) remove(ctx context.Context) {
+	if w.stopAndRemove(ctx, w.grace()) == nil {
+		w.lg.Info("pod removed")
+	}
+}
+
+func (w *worker) stopAndRemove(ctx context.Context, grace time.Duration) error {
+	err := w.m.cfg.Runtime.StopPod(ctx, string(w.uid), grace)
+	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		w.lg.Warn("stop pod", "err", err)
+		return err
+	}
+	if err := w.m.cfg.Runtime.RemovePod(ctx, string(w.uid)); err != nil {
+		w.lg.Warn("remove pod", "err", err)
+		return err
+	}
+	return nil
+}
+
+func (w *worker) status(rs *runtime.PodStatus) corev1.PodStatus {
+	return computeStatus(statusInput{
+		pod: w.pod, rs: rs, waiting: w.waiting, exits: w.exits, hostIP: w.m.cfg.NodeIP,
+		startTime: w.startTime, prev: w.reported, now: w.m.cfg.Now(),
+	})
+}
+
+// report computes the status and sends it if it changed.
+func (w *worker) report(rs *runtime.PodStatus) corev1.PodStatus {
+	st := w.status(rs)
+	if w.reported != nil && equality.Semantic.DeepEqual(*w.reported, st) {
+		return st
+	}
+	w.reported = st.DeepCopy()
+	w.lg.Debug("pod status", "phase", st.Phase)
+	w.m.cfg.Reporter.PodStatus(types.NamespacedName{Namespace: w.pod.Namespace, Name: w.pod.Name}, w.uid, st)
+	return st
+}
