@@ -12,6 +12,8 @@ import (
 
 	"github.com/coreos/go-iptables/iptables"
 	"github.com/minik-dev/minik/network/internal/netns"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Executor applies packet filter changes for a [Proxier]. [IPTables] is the
@@ -152,4 +154,28 @@ func (x *IPTables) ListChains(ctx context.Context, table string) ([]string, erro
 func (x *IPTables) SetSysctl(ctx context.Context, key, value string) error {
 	path := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
 	return netns.Do(x.nsPath, func() error { return os.WriteFile(path, []byte(value), 0o644) })
+}
+
+var _ ConntrackCleaner = (*IPTables)(nil)
+
+// DeleteStaleFlows deletes the UDP conntrack entries of flows in the
+// executor's network namespace.
+func (x *IPTables) DeleteStaleFlows(ctx context.Context, flows []StaleFlow) error {
+	filters := make([]netlink.CustomConntrackFilter, 0, len(flows))
+	for _, f := range flows {
+		cf := &netlink.ConntrackFilter{}
+		_ = cf.AddProtocol(unix.IPPROTO_UDP)
+		if f.Service.Addr().IsValid() {
+			_ = cf.AddIP(netlink.ConntrackOrigDstIP, f.Service.Addr().AsSlice())
+		}
+		_ = cf.AddPort(netlink.ConntrackOrigDstPort, f.Service.Port())
+		_ = cf.AddIP(netlink.ConntrackReplySrcIP, f.Backend.AsSlice())
+		filters = append(filters, cf)
+	}
+	return netns.Do(x.nsPath, func() error {
+		if _, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...); err != nil {
+			return fmt.Errorf("delete conntrack entries: %w", err)
+		}
+		return nil
+	})
 }

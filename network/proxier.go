@@ -50,7 +50,8 @@ type Proxier struct {
 	// written. A missing table is unknown and gets listed first; a zero
 	// hash marks a chain found but not written by this Proxier.
 	applied map[string]map[string]uint64
-	hooked  bool // jumps and sysctls are in place
+	hooked  bool               // jumps and sysctls are in place
+	udp     map[string]svcPort // UDP service ports as last applied, by SVC chain
 }
 
 // NewProxier returns a Proxier. It changes nothing until the first Sync.
@@ -103,6 +104,7 @@ func (p *Proxier) Sync(ctx context.Context, services []Service, endpoints []Endp
 	if err := p.hookLocked(ctx); err != nil {
 		return errors.Join(invalid, err)
 	}
+	p.deleteStaleFlowsLocked(ctx, ports)
 	p.lg.Debug("rules synced", "servicePorts", len(ports), "chainsChanged", written, "took", time.Since(start))
 	return invalid
 }
@@ -166,6 +168,22 @@ func staleChains(have, next map[string]uint64) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// deleteStaleFlowsLocked deletes conntrack entries of UDP traffic to
+// backends that are gone, if the executor can. Failures are logged: the
+// rules are right, and the entries time out eventually.
+// p.mu must be held.
+func (p *Proxier) deleteStaleFlowsLocked(ctx context.Context, ports []svcPort) {
+	flows, next := staleFlows(p.udp, ports)
+	p.udp = next
+	cc, ok := p.exec.(ConntrackCleaner)
+	if !ok || len(flows) == 0 {
+		return
+	}
+	if err := cc.DeleteStaleFlows(ctx, flows); err != nil {
+		p.lg.Warn("stale UDP flows not deleted", "flows", len(flows), "err", err)
+	}
 }
 
 // hookLocked installs the jumps from built-in chains and the sysctls, once.

@@ -140,3 +140,38 @@ func saveCmd(backend string) string {
 	}
 	return "iptables-save"
 }
+
+func TestIntegrationProxierUDPBackendChange(t *testing.T) {
+	networktest.RequireIntegration(t)
+	_, nodePath, podPath := nodeWithPod(t)
+	networktest.ServeUDP(t, podPath, ":5353", "backend-a")
+	networktest.ServeUDP(t, podPath, ":5354", "backend-b")
+	p := newIntProxier(t, "nft", nodePath)
+	t.Cleanup(func() {
+		if err := p.Cleanup(context.Background()); err != nil {
+			t.Errorf("Cleanup: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	svcs := []network.Service{{Namespace: "kube-system", Name: "dns", ClusterIP: netip.MustParseAddr("10.43.0.53"),
+		Ports: []network.ServicePort{{Name: "dns", Protocol: "udp", Port: 53}}}}
+	eps := []network.Endpoints{{Namespace: "kube-system", Name: "dns",
+		Ports: map[string][]netip.AddrPort{"dns": {ap("10.42.221.2:5353")}}}}
+	if err := p.Sync(ctx, svcs, eps); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	c := networktest.DialUDP(t, nodePath, "10.43.0.53:53")
+	if got, err := networktest.AskUDP(c, 5*time.Second); err != nil || got != "backend-a" {
+		t.Fatalf("AskUDP = %q, %v; want backend-a", got, err)
+	}
+	// The same client socket keeps its conntrack entry alive; only its
+	// deletion sends the next datagram to the new backend.
+	eps[0].Ports["dns"] = []netip.AddrPort{ap("10.42.221.2:5354")}
+	if err := p.Sync(ctx, svcs, eps); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if got, err := networktest.AskUDP(c, 5*time.Second); err != nil || got != "backend-b" {
+		t.Errorf("AskUDP after the backend changed = %q, %v; want backend-b", got, err)
+	}
+}

@@ -337,3 +337,40 @@ func TestRecorderRejectsBadOrder(t *testing.T) {
 		t.Errorf("Restore deleting a referenced chain succeeded")
 	}
 }
+
+func TestProxierStaleUDPFlows(t *testing.T) {
+	p, rec := newProxier(t)
+	svcs, eps := state()
+	svcs[1].Ports[0].NodePort = 30053
+	mustSync(t, p, svcs, eps)
+	if got := rec.StaleFlows(); len(got) != 0 {
+		t.Errorf("first Sync deleted flows %v", got)
+	}
+	flow := func(svc, backend string) network.StaleFlow {
+		return network.StaleFlow{Service: netip.MustParseAddrPort(svc), Backend: netip.MustParseAddr(backend)}
+	}
+	nodePort := func(port uint16, backend string) network.StaleFlow {
+		return network.StaleFlow{Service: netip.AddrPortFrom(netip.Addr{}, port), Backend: netip.MustParseAddr(backend)}
+	}
+	steps := []struct {
+		name   string
+		change func()
+		want   []network.StaleFlow
+	}{
+		{"TCP backend replaced", func() { eps[0].Ports["http"] = eps[0].Ports["http"][1:] }, nil},
+		{"UDP backend added", func() {
+			eps[1].Ports["dns"] = []netip.AddrPort{ap("10.42.1.3:53"), ap("10.42.1.4:53")}
+		}, nil},
+		{"UDP backend removed", func() { eps[1].Ports["dns"] = []netip.AddrPort{ap("10.42.1.4:53")} },
+			[]network.StaleFlow{nodePort(30053, "10.42.1.3"), flow("10.43.0.53:53", "10.42.1.3")}},
+		{"UDP service deleted", func() { svcs = svcs[:1] },
+			[]network.StaleFlow{nodePort(30053, "10.42.1.4"), flow("10.43.0.53:53", "10.42.1.4")}},
+	}
+	for _, s := range steps {
+		s.change()
+		mustSync(t, p, svcs, eps)
+		if diff := cmp.Diff(s.want, rec.StaleFlows(), cmp.Comparer(func(a, b network.StaleFlow) bool { return a == b })); diff != "" {
+			t.Errorf("%s: stale flows (-want +got):\n%s", s.name, diff)
+		}
+	}
+}

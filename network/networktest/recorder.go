@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/minik-dev/minik/network"
 )
 
 // Restore is one recorded Recorder.Restore call.
@@ -24,8 +26,14 @@ type Recorder struct {
 	restores []Restore
 	chains   map[string]map[string][]string // table → chain → rules (built-ins: jump rules)
 	sysctls  map[string]string
+	flows    []network.StaleFlow
 	failNext error
 }
+
+var (
+	_ network.Executor         = (*Recorder)(nil)
+	_ network.ConntrackCleaner = (*Recorder)(nil)
+)
 
 // NewRecorder returns a Recorder whose tables hold only built-in chains.
 func NewRecorder() *Recorder {
@@ -163,6 +171,23 @@ func (r *Recorder) SetSysctl(ctx context.Context, key, value string) error {
 	defer r.mu.Unlock()
 	r.sysctls[key] = value
 	return nil
+}
+
+// DeleteStaleFlows records the flows.
+func (r *Recorder) DeleteStaleFlows(ctx context.Context, flows []network.StaleFlow) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flows = append(r.flows, flows...)
+	return nil
+}
+
+// StaleFlows returns the flows passed to DeleteStaleFlows and forgets them.
+func (r *Recorder) StaleFlows() []network.StaleFlow {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.flows
+	r.flows = nil
+	return out
 }
 
 // Restores returns the recorded Restore calls and forgets them.
