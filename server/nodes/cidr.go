@@ -1,0 +1,122 @@
+package nodes
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"strings"
+
+	"github.com/minik-dev/minik/store"
+)
+
+// cidrKeyPrefix is where allocated podCIDRs are recorded: one key per /24
+// ("/registry/ranges/podcidrs/10.42.3.0-24"), created atomically, whose
+// value is the node's name. So two registrations can never share a range,
+// and a restarted server gives a node the range it had.
+const cidrKeyPrefix = "/registry/ranges/podcidrs/"
+
+// nodeCIDRBits is the size of a node's podCIDR.
+const nodeCIDRBits = 24
+
+var errCIDRFull = errors.New("cluster CIDR is full")
+
+// cidrAllocator hands out one /24 of the cluster CIDR per node.
+type cidrAllocator struct {
+	st     store.Store
+	prefix netip.Prefix
+}
+
+func cidrKey(p netip.Prefix) string {
+	return cidrKeyPrefix + strings.Replace(p.String(), "/", "-", 1)
+}
+
+// owned returns the ranges recorded for node, keyed by store key.
+func (a *cidrAllocator) owned(ctx context.Context, node string) ([]store.KV, error) {
+	kvs, _, err := a.st.List(ctx, cidrKeyPrefix, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.KV
+	for _, kv := range kvs {
+		if string(kv.Value) == node {
+			out = append(out, kv)
+		}
+	}
+	return out, nil
+}
+
+// allocate returns node's podCIDR, taking the lowest free /24 if it has
+// none.
+func (a *cidrAllocator) allocate(ctx context.Context, node string) (netip.Prefix, error) {
+	mine, err := a.owned(ctx, node)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if len(mine) > 0 {
+		s := strings.Replace(strings.TrimPrefix(mine[0].Key, cidrKeyPrefix), "-", "/", 1)
+		return netip.ParsePrefix(s)
+	}
+	base := a.prefix.Addr().As4()
+	start := binary.BigEndian.Uint32(base[:])
+	n := uint32(1) << (nodeCIDRBits - a.prefix.Bits())
+	for i := range n {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], start+i<<(32-nodeCIDRBits))
+		cand := netip.PrefixFrom(netip.AddrFrom4(b), nodeCIDRBits)
+		_, err := a.st.Create(ctx, cidrKey(cand), []byte(node))
+		if errors.Is(err, store.ErrExists) {
+			continue
+		}
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return cand, nil
+	}
+	return netip.Prefix{}, errCIDRFull
+}
+
+// release frees every range recorded for node.
+func (a *cidrAllocator) release(ctx context.Context, node string) error {
+	mine, err := a.owned(ctx, node)
+	if err != nil {
+		return err
+	}
+	for _, kv := range mine {
+		if _, _, err := a.st.Delete(ctx, kv.Key, kv.ModRevision); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// nodesPrefix is where Node objects live.
+const nodesPrefix = "/registry/nodes/"
+
+// watchNodes releases the podCIDR of each deleted Node and forgets its
+// heartbeats, until ctx ends. A watch that fails is started again from
+// the current revision.
+func (s *Service) watchNodes(ctx context.Context) error {
+	for ctx.Err() == nil {
+		ch, err := s.st.Watch(ctx, nodesPrefix, 0)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for ev := range ch {
+			if ev.Type != store.EventDelete {
+				continue
+			}
+			node := strings.TrimPrefix(ev.Key, nodesPrefix)
+			s.beats.forget(node)
+			if err := s.cidrs.release(ctx, node); err != nil && ctx.Err() == nil {
+				s.lg.Warn("releasing podCIDR", "node", node, "err", err)
+				continue
+			}
+			s.lg.Info("node deleted; podCIDR released", "node", node)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+package nodes
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/server/auth"
+	"github.com/minik-dev/minik/server/pki"
+)
+
+// Register checks the join token, signs the CSR's key as the node and
+// allocates (or finds) the node's podCIDR.
+func (s *Service) Register(ctx context.Context, req *api.RegisterRequest) (*api.RegisterResponse, error) {
+	if err := s.checkToken(req.GetToken()); err != nil {
+		return nil, err
+	}
+	node := req.GetNodeName()
+	if errs := validation.IsDNS1123Subdomain(node); len(errs) > 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "node name %q: %s", node, strings.Join(errs, "; "))
+	}
+	pub, err := pki.PublicKeyFromCSR(req.GetCsr())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "csr: %v", err)
+	}
+	cfg, err := s.nodeConfig(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := s.cfg.Authority.SignClientCert(auth.NodeUserPrefix+node, []string{auth.GroupNodes}, pub, 0)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "signing the node certificate: %v", err)
+	}
+	s.lg.Info("node registered", "node", node, "podCIDR", cfg.PodCidr)
+	return &api.RegisterResponse{Certificate: cert, Config: cfg}, nil
+}
+
+// Config returns the calling node's configuration.
+func (s *Service) Config(ctx context.Context, _ *api.ConfigRequest) (*api.NodeConfig, error) {
+	node, err := callerNode(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.nodeConfig(ctx, node)
+}
+
+func (s *Service) nodeConfig(ctx context.Context, node string) (*api.NodeConfig, error) {
+	cidr, err := s.cidrs.allocate(ctx, node)
+	if errors.Is(err, errCIDRFull) {
+		return nil, status.Errorf(codes.ResourceExhausted, "no podCIDR left in %s for node %q", s.cidrs.prefix, node)
+	}
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &api.NodeConfig{
+		PodCidr:          cidr.String(),
+		ClusterCidr:      s.cidrs.prefix.String(),
+		ServerAddresses:  s.cfg.ServerAddresses,
+		HeartbeatGraceMs: s.cfg.GracePeriod.Milliseconds(),
+	}, nil
+}
+
+// checkToken accepts the full join token of this cluster or its secret.
+func (s *Service) checkToken(token string) error {
+	bad := status.Error(codes.Unauthenticated, "invalid join token")
+	hash, secret, err := pki.ParseToken(token)
+	if err != nil {
+		return bad
+	}
+	if hash != "" && pki.VerifyCAHash(s.cfg.Authority.CAPEM(), hash) != nil {
+		return bad
+	}
+	want := s.cfg.Authority.TokenSecret()
+	if subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
+		return bad
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package nodes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/server/auth"
+	"github.com/minik-dev/minik/server/pki"
+	"github.com/minik-dev/minik/store"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultGracePeriod = 40 * time.Second
+	DefaultBatchDelay  = 100 * time.Millisecond
+	DefaultClusterCIDR = "10.42.0.0/16"
+)
+
+// ServiceUser is the identity the service writes with where a node may
+// not write itself: deleting terminated pods and marking silent nodes.
+var ServiceUser = auth.User{Name: "system:minik:node-service", Groups: []string{auth.GroupMasters}}
+
+// API is the API server as the service uses it: in process, as a given
+// user (see apiserver.Server.InProcessTransport).
+type API interface {
+	InProcessTransport(u auth.User) http.RoundTripper
+}
+
+// Config configures a Service.
+type Config struct {
+	Store store.Store
+	API   API
+	// Authority signs node certificates and knows the join token.
+	Authority *pki.Authority
+	// ClusterCIDR is split into a /24 per node (default DefaultClusterCIDR).
+	ClusterCIDR string
+	// ServerAddresses are told to agents ("host:port").
+	ServerAddresses []string
+	// GracePeriod is how long a node may go without a heartbeat before it
+	// is marked Ready=Unknown (default DefaultGracePeriod).
+	GracePeriod time.Duration
+	// BatchDelay is how long a session waits for more changes before it
+	// sends a batch; each change restarts the wait (default 100ms).
+	BatchDelay time.Duration
+	Logger     *slog.Logger
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+}
+
+// Service implements the api.NodeServer side of the node protocol. Its
+// methods are safe for concurrent use.
+type Service struct {
+	api.UnimplementedNodeServer
+
+	cfg     Config
+	st      store.Store
+	lg      *slog.Logger
+	cidrs   *cidrAllocator
+	beats   *heartbeats
+	stopped chan struct{} // closed when Run returns
+
+	clientMu sync.Mutex
+	clients  map[string]corev1client.CoreV1Interface // guarded by clientMu; by user name
+}
+
+var _ api.NodeServer = (*Service)(nil)
+
+// New returns a Service for cfg.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.API == nil || cfg.Authority == nil {
+		return nil, errors.New("nodes: Store, API and Authority must be set")
+	}
+	if cfg.ClusterCIDR == "" {
+		cfg.ClusterCIDR = DefaultClusterCIDR
+	}
+	if cfg.GracePeriod <= 0 {
+		cfg.GracePeriod = DefaultGracePeriod
+	}
+	if cfg.BatchDelay <= 0 {
+		cfg.BatchDelay = DefaultBatchDelay
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cidr, err := netip.ParsePrefix(cfg.ClusterCIDR)
+	if err != nil || !cidr.Addr().Is4() || cidr.Bits() > 24 {
+		return nil, fmt.Errorf("cluster CIDR %q: must be an IPv4 prefix of /24 or larger", cfg.ClusterCIDR)
+	}
+	s := &Service{
+		cfg:     cfg,
+		st:      cfg.Store,
+		lg:      cfg.Logger.With("component", "nodes"),
+		cidrs:   &cidrAllocator{st: cfg.Store, prefix: cidr.Masked()},
+		stopped: make(chan struct{}),
+		clients: map[string]corev1client.CoreV1Interface{},
+	}
+	s.beats = newHeartbeats(s)
+	return s, nil
+}
+
+// RegisterWith adds the service to a gRPC server.
+func (s *Service) RegisterWith(gs *grpc.Server) { api.RegisterNodeServer(gs, s) }
+
+// Handler returns an http.Handler that serves GET /cacerts (the CA bundle,
+// unauthenticated) and hands gRPC requests (HTTP/2 with Content-Type
+// application/grpc) to gs and everything else to next.
+func (s *Service) Handler(gs http.Handler, next http.Handler) http.Handler {
+	caPEM := s.cfg.Authority.CAPEM()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == "/cacerts" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			w.Header().Set("Content-Type", "application/x-pem-file")
+			w.Write(caPEM)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Run keeps the heartbeat table and releases the podCIDR of deleted
+// nodes until ctx ends. Sessions end when Run returns.
+func (s *Service) Run(ctx context.Context) error {
+	defer close(s.stopped)
+	errc := make(chan error, 1)
+	go func() { errc <- s.watchNodes(ctx) }()
+	s.beats.run(ctx)
+	return <-errc
+}
+
+// LastHeartbeat returns when node last sent a heartbeat (or reported
+// itself, or, after a server start, when the server first saw its Node);
+// ok is false for a node the service knows nothing of.
+func (s *Service) LastHeartbeat(node string) (t time.Time, ok bool) {
+	return s.beats.last(node)
+}
+
+// callerNode returns the node whose certificate authenticated the call.
+func callerNode(ctx context.Context) (string, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", status.Error(codes.Unauthenticated, "no peer")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return "", status.Error(codes.Unauthenticated, "a node client certificate is required")
+	}
+	leaf := ti.State.VerifiedChains[0][0]
+	u := auth.User{Name: leaf.Subject.CommonName, Groups: leaf.Subject.Organization}
+	node, ok := auth.NodeName(u)
+	if !ok {
+		return "", status.Errorf(codes.PermissionDenied, "user %q is not a node", u.Name)
+	}
+	return node, nil
+}
+
+// nodeUser is the identity of a node.
+func nodeUser(node string) auth.User {
+	return auth.User{Name: auth.NodeUserPrefix + node, Groups: []string{auth.GroupNodes}}
+}
+
+// client returns a core/v1 client that calls the API in process as u.
+func (s *Service) client(u auth.User) corev1client.CoreV1Interface {
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
+	if c, ok := s.clients[u.Name]; ok {
+		return c
+	}
+	c, err := corev1client.NewForConfig(&rest.Config{
+		Host:          "http://in-process",
+		Transport:     s.cfg.API.InProcessTransport(u),
+		ContentConfig: rest.ContentConfig{ContentType: "application/json", AcceptContentTypes: "application/json"},
+		QPS:           -1,
+	})
+	if err != nil {
+		// Only a malformed Host makes NewForConfig fail.
+		panic(err)
+	}
+	s.clients[u.Name] = c
+	return c
+}
+
+// grpcError maps an error from the API or the store to a gRPC status. It
+// is the one place that does this mapping.
+func grpcError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(grpcCode(err), err.Error())
+}
+
+func grpcCode(err error) codes.Code {
+	if s, ok := status.FromError(err); ok {
+		return s.Code()
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case apierrors.IsNotFound(err), errors.Is(err, store.ErrNotFound):
+		return codes.NotFound
+	case apierrors.IsForbidden(err):
+		return codes.PermissionDenied
+	case apierrors.IsUnauthorized(err):
+		return codes.Unauthenticated
+	case apierrors.IsConflict(err), errors.Is(err, store.ErrConflict):
+		return codes.Aborted
+	case apierrors.IsAlreadyExists(err), errors.Is(err, store.ErrExists):
+		return codes.AlreadyExists
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
+		return codes.InvalidArgument
+	case errors.Is(err, store.ErrClosed):
+		return codes.Unavailable
+	}
+	return codes.Internal
+}

@@ -1,0 +1,186 @@
+package nodes
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minik-dev/minik/api"
+)
+
+// maxConflictRetries bounds the read-modify-write retries of one item.
+const maxConflictRetries = 5
+
+// UpdateStatus applies a batch of pod statuses, terminated pods and the
+// node's report, each on its own.
+func (s *Service) UpdateStatus(ctx context.Context, req *api.StatusUpdate) (*api.StatusUpdateResponse, error) {
+	node, err := callerNode(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &api.StatusUpdateResponse{}
+	if rep := req.GetNode(); rep != nil {
+		resp.Node = result(s.reportNode(ctx, node, rep))
+	}
+	for _, ps := range req.GetPods() {
+		resp.Pods = append(resp.Pods, result(s.podStatus(ctx, node, ps)))
+	}
+	for _, ref := range req.GetTerminated() {
+		resp.Terminated = append(resp.Terminated, result(s.podTerminated(ctx, node, ref)))
+	}
+	return resp, nil
+}
+
+func result(err error) *api.Result {
+	if err == nil {
+		return &api.Result{}
+	}
+	st := status.Convert(grpcError(err))
+	return &api.Result{Code: uint32(st.Code()), Message: st.Message()}
+}
+
+// podStatus writes one pod's status through pods/NAME/status as the node,
+// so the API's node authorization decides.
+func (s *Service) podStatus(ctx context.Context, node string, ps *api.PodStatus) error {
+	var st corev1.PodStatus
+	if err := json.Unmarshal(ps.GetStatus(), &st); err != nil {
+		return status.Errorf(codes.InvalidArgument, "pod %s/%s: status: %v", ps.GetNamespace(), ps.GetName(), err)
+	}
+	pods := s.client(nodeUser(node)).Pods(ps.GetNamespace())
+	for try := 0; ; try++ {
+		pod, err := pods.Get(ctx, ps.GetName(), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if uid := types.UID(ps.GetUid()); uid != "" && pod.UID != uid {
+			return status.Errorf(codes.NotFound, "pod %s/%s with uid %s is gone", ps.GetNamespace(), ps.GetName(), uid)
+		}
+		if pod.Spec.NodeName != node {
+			return status.Errorf(codes.PermissionDenied, "pod %s/%s is bound to node %q, not %q", pod.Namespace, pod.Name, pod.Spec.NodeName, node)
+		}
+		pod.Status = st
+		_, err = pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) && try < maxConflictRetries {
+			continue
+		}
+		return err
+	}
+}
+
+// podTerminated removes a pod the node has stopped, if it is the node's and
+// marked for deletion. Nodes may not delete pods through the API, so the
+// service checks and deletes as itself.
+func (s *Service) podTerminated(ctx context.Context, node string, ref *api.PodRef) error {
+	pod, err := s.client(nodeUser(node)).Pods(ref.GetNamespace()).Get(ctx, ref.GetName(), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case ref.GetUid() != "" && pod.UID != types.UID(ref.GetUid()):
+		return nil // that pod is gone; another has its name
+	case pod.Spec.NodeName != node:
+		return status.Errorf(codes.PermissionDenied, "pod %s/%s is bound to node %q, not %q", pod.Namespace, pod.Name, pod.Spec.NodeName, node)
+	case pod.DeletionTimestamp == nil:
+		return status.Errorf(codes.FailedPrecondition, "pod %s/%s is not marked for deletion", pod.Namespace, pod.Name)
+	}
+	zero := int64(0)
+	err = s.client(ServiceUser).Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: &zero,
+		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+	})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// reportNode creates or updates the node's Node from its report: its
+// podCIDR, labels and status, with Ready=True.
+func (s *Service) reportNode(ctx context.Context, node string, rep *api.NodeReport) error {
+	var st corev1.NodeStatus
+	if len(rep.GetStatus()) > 0 {
+		if err := json.Unmarshal(rep.GetStatus(), &st); err != nil {
+			return status.Errorf(codes.InvalidArgument, "node status: %v", err)
+		}
+	}
+	cidr, err := s.cidrs.allocate(ctx, node)
+	if err != nil {
+		return fmt.Errorf("podCIDR: %w", err)
+	}
+	nodes := s.client(nodeUser(node)).Nodes()
+	for try := 0; ; try++ {
+		cur, err := nodes.Get(ctx, node, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			n := &corev1.Node{
+				ObjectMeta: metav1.ObjectMeta{Name: node, Labels: maps.Clone(rep.GetLabels())},
+				Spec:       corev1.NodeSpec{PodCIDR: cidr.String(), PodCIDRs: []string{cidr.String()}},
+				Status:     st,
+			}
+			setCondition(&n.Status, readyCondition(), s.cfg.Now())
+			_, err = nodes.Create(ctx, n, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) && try < maxConflictRetries {
+				continue
+			}
+			if err == nil {
+				s.beats.setReady(node, corev1.ConditionTrue)
+				s.lg.Info("node created", "node", node, "podCIDR", cidr)
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		err = s.updateNode(ctx, cur, cidr.String(), rep.GetLabels(), st)
+		if apierrors.IsConflict(err) && try < maxConflictRetries {
+			continue
+		}
+		if err == nil {
+			s.beats.setReady(node, corev1.ConditionTrue)
+		}
+		return err
+	}
+}
+
+// updateNode brings an existing Node up to date: spec and labels first
+// (if they change), then the status.
+func (s *Service) updateNode(ctx context.Context, cur *corev1.Node, cidr string, labels map[string]string, st corev1.NodeStatus) error {
+	nodes := s.client(nodeUser(cur.Name)).Nodes()
+	n := cur.DeepCopy()
+	if n.Spec.PodCIDR == "" {
+		n.Spec.PodCIDR, n.Spec.PodCIDRs = cidr, []string{cidr}
+	}
+	if n.Labels == nil && len(labels) > 0 {
+		n.Labels = map[string]string{}
+	}
+	maps.Copy(n.Labels, labels)
+	if n.Spec.PodCIDR != cur.Spec.PodCIDR || !maps.Equal(n.Labels, cur.Labels) {
+		var err error
+		if n, err = nodes.Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+	}
+	conds := n.Status.Conditions
+	n.Status = st
+	n.Status.Conditions = conds
+	setCondition(&n.Status, readyCondition(), s.cfg.Now())
+	_, err := nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
+	return err
+}
+
+func readyCondition() corev1.NodeCondition {
+	return corev1.NodeCondition{
+		Type: corev1.NodeReady, Status: corev1.ConditionTrue,
+		Reason: "KubeletReady", Message: "minik agent is posting ready status",
+	}
+}
