@@ -130,7 +130,10 @@ func (p *Proxier) syncTableLocked(ctx context.Context, table string, chains []*c
 	deletes := staleChains(have, next)
 	for _, in := range planRestores(writes, deletes, p.maxLines) {
 		if err := p.exec.Restore(ctx, table, in); err != nil {
+			// Something else may have changed the tables: list them
+			// and check the jumps again next time.
 			delete(p.applied, table)
+			p.hooked = false
 			return 0, err
 		}
 	}
