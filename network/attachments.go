@@ -60,6 +60,11 @@ func (c *CNI) Attachments(ctx context.Context) ([]Attachment, error) {
 	return out, nil
 }
 
+// cachePath is where libcni caches the result of a pod's ADD.
+func (c *CNI) cachePath(podID string) string {
+	return filepath.Join(c.cfg.DataDir, "cache", "results", c.cfg.NetworkName+"-"+podID+"-"+podIfName)
+}
+
 // readAttachment reads one cache file; ok is false for another network's.
 func (c *CNI) readAttachment(ctx context.Context, path string) (a Attachment, ok bool, err error) {
 	b, err := os.ReadFile(path)

@@ -159,17 +159,19 @@ func (c *Config) complete() error {
 
 // Setup attaches the pod whose network namespace is at netnsPath to the
 // bridge and maps its host ports. It returns the pod's IPv4 address. On
-// error it undoes what the plugins did. For a pod already set up it
-// returns the address it has and changes nothing (a retry must not tear a
-// working pod down).
+// error it undoes what the plugins did. For a pod already set up in the
+// same namespace it returns the address it has and changes nothing (a
+// retry must not tear a working pod down); set up in another namespace,
+// the old attachment is torn down first. All state is keyed by podID, so
+// a sandbox ID (new for each sandbox) suits it better than a pod UID.
 func (c *CNI) Setup(ctx context.Context, podID, netnsPath string, ports []PortMapping) (netip.Addr, error) {
 	if err := c.ensureMasq(ctx); err != nil {
 		return netip.Addr{}, err
 	}
-	if ip, err := c.PodIP(ctx, podID); err == nil {
-		return ip, nil
-	}
 	rt := c.runtimeConf(podID, netnsPath, ports)
+	if ip, done, err := c.reuse(ctx, rt); done || err != nil {
+		return ip, err
+	}
 	res, err := c.cni.AddNetworkList(ctx, c.list, rt)
 	if err != nil {
 		if derr := c.cni.DelNetworkList(context.WithoutCancel(ctx), c.list, rt); derr != nil {
@@ -183,6 +185,19 @@ func (c *CNI) Setup(ctx context.Context, podID, netnsPath string, ports []PortMa
 	}
 	c.lg.Debug("pod network set up", "pod", podID, "ip", ip)
 	return ip, nil
+}
+
+// reuse handles a pod that is already set up: done is true when the
+// existing attachment (in rt's namespace) stands and ip is its address.
+func (c *CNI) reuse(ctx context.Context, rt *libcni.RuntimeConf) (ip netip.Addr, done bool, err error) {
+	a, ok, err := c.readAttachment(ctx, c.cachePath(rt.ContainerID))
+	if err != nil || !ok {
+		return netip.Addr{}, false, err
+	}
+	if a.NetNSPath == rt.NetNS && a.IP.IsValid() {
+		return a.IP, true, nil
+	}
+	return netip.Addr{}, false, c.Teardown(ctx, rt.ContainerID, a.NetNSPath, nil)
 }
 
 // Teardown detaches the pod, removes its host port mappings and releases its

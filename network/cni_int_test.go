@@ -234,3 +234,25 @@ func TestIntegrationCNITwoNodesOnOneHost(t *testing.T) {
 		t.Errorf("Status of the other CNI: %v", err)
 	}
 }
+
+func TestIntegrationCNISetupInNewSandbox(t *testing.T) {
+	c := newCNI(t, "10.42.205.0/24")
+	old := addPod(t, c)
+	_, newPath := networktest.NetNS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ip, err := c.Setup(ctx, old.id, newPath, nil)
+	if err != nil {
+		t.Fatalf("Setup in a new namespace: %v", err)
+	}
+	t.Cleanup(func() { c.Teardown(context.Background(), old.id, newPath, nil) })
+	networktest.Serve(t, newPath, ":8080", "new-sandbox")
+	networktest.EventuallyGreet(t, "", netip.AddrPortFrom(ip, 8080).String(), "new-sandbox", greetTimeout)
+	want := []network.Attachment{{PodID: old.id, NetNSPath: newPath, IP: ip}}
+	if got, err := c.Attachments(ctx); err != nil || !cmp.Equal(got, want, cmpAddr) {
+		t.Errorf("Attachments = %+v, %v; want %+v", got, err, want)
+	}
+	if out := networktest.Run(t, "ip", "-n", old.ns, "link", "show"); strings.Contains(out, "eth0") {
+		t.Errorf("old sandbox still has eth0:\n%s", out)
+	}
+}
