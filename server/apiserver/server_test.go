@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -67,4 +68,29 @@ func newHTTPServer(t *testing.T, h http.Handler) string {
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	return ts.URL
+}
+
+func TestLoopbackClient(t *testing.T) {
+	ts := newTestServer(t)
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	cs := kubernetes.NewForConfigOrDie(ts.ServeLoopback(ctx))
+	list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("List over loopback: %v", err)
+	}
+	if len(list.Items) != 4 {
+		t.Errorf("loopback list = %d namespaces, want 4", len(list.Items))
+	}
+	w, err := cs.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("Watch over loopback: %v", err)
+	}
+	defer w.Stop()
+	if _, err := ts.client.CoreV1().Pods("default").Create(ctx, testPod("a", nil), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if got := eventName(nextEvent(t, w)); got != "ADDED a" {
+		t.Errorf("loopback watch event = %s, want ADDED a", got)
+	}
 }
