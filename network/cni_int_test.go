@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -254,5 +255,41 @@ func TestIntegrationCNISetupInNewSandbox(t *testing.T) {
 	}
 	if out := networktest.Run(t, "ip", "-n", old.ns, "link", "show"); strings.Contains(out, "eth0") {
 		t.Errorf("old sandbox still has eth0:\n%s", out)
+	}
+}
+
+func TestIntegrationCNIConcurrentSetup(t *testing.T) {
+	c := newCNI(t, "10.42.206.0/24")
+	const n = 8
+	type result struct {
+		id, path string
+		ip       netip.Addr
+		err      error
+	}
+	results := make([]result, n)
+	for i := range results {
+		results[i].id = networktest.Name("pod-")
+		_, results[i].path = networktest.NetNS(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() { results[i].ip, results[i].err = c.Setup(ctx, results[i].id, results[i].path, nil) })
+	}
+	wg.Wait()
+	seen := map[netip.Addr]bool{}
+	for _, r := range results {
+		t.Cleanup(func() { c.Teardown(context.Background(), r.id, r.path, nil) })
+		if r.err != nil {
+			t.Errorf("Setup(%s): %v", r.id, r.err)
+			continue
+		}
+		if seen[r.ip] {
+			t.Errorf("IP %v handed out twice", r.ip)
+		}
+		seen[r.ip] = true
+		networktest.Serve(t, r.path, ":8080", r.id)
+		networktest.EventuallyGreet(t, "", netip.AddrPortFrom(r.ip, 8080).String(), r.id, greetTimeout)
 	}
 }
