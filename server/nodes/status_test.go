@@ -1,0 +1,192 @@
+package nodes_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minik-dev/minik/api"
+)
+
+func podStatus(t *testing.T, p *corev1.Pod, phase corev1.PodPhase) *api.PodStatus {
+	t.Helper()
+	data, err := json.Marshal(corev1.PodStatus{Phase: phase, PodIP: "10.42.0.5", HostIP: "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &api.PodStatus{Namespace: p.Namespace, Name: p.Name, Uid: string(p.UID), Status: data}
+}
+
+func TestUpdatePodStatus(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, _ := e.register("n1")
+	mine := e.createPod("mine", "n1")
+	theirs := e.createPod("theirs", "n2")
+	stale := podStatus(t, mine, corev1.PodRunning)
+	stale.Uid = "not-the-uid"
+	resp, err := c.UpdateStatus(ctxT(t), &api.StatusUpdate{Pods: []*api.PodStatus{
+		podStatus(t, mine, corev1.PodRunning),
+		podStatus(t, theirs, corev1.PodRunning),
+		stale,
+		{Namespace: "default", Name: "missing", Status: []byte(`{}`)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []codes.Code{codes.OK, codes.PermissionDenied, codes.NotFound, codes.NotFound}
+	if len(resp.Pods) != len(want) {
+		t.Fatalf("UpdateStatus returned %d pod results, want %d", len(resp.Pods), len(want))
+	}
+	for i, w := range want {
+		if got := codes.Code(resp.Pods[i].Code); got != w {
+			t.Errorf("pod result %d = %v %q, want %v", i, got, resp.Pods[i].Message, w)
+		}
+	}
+	got, err := e.admin.Pods("default").Get(ctxT(t), "mine", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Phase != corev1.PodRunning || got.Status.PodIP != "10.42.0.5" || got.Labels["app"] != "mine" {
+		t.Errorf("pod after status update: phase %q podIP %q labels %v; want Running, 10.42.0.5, labels kept", got.Status.Phase, got.Status.PodIP, got.Labels)
+	}
+	other, err := e.admin.Pods("default").Get(ctxT(t), "theirs", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Status.Phase == corev1.PodRunning {
+		t.Errorf("n1 changed the status of a pod bound to n2")
+	}
+}
+
+func TestPodTerminated(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, _ := e.register("n1")
+	running := e.createPod("running", "n1")
+	marked := e.createPod("marked", "n1")
+	theirs := e.createPod("theirs", "n2")
+	for _, name := range []string{"marked", "theirs"} {
+		if err := e.admin.Pods("default").Delete(ctxT(t), name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := func(p *corev1.Pod) *api.PodRef { return &api.PodRef{Namespace: p.Namespace, Name: p.Name, Uid: string(p.UID)} }
+	resp, err := c.UpdateStatus(ctxT(t), &api.StatusUpdate{Terminated: []*api.PodRef{
+		ref(running), ref(marked), ref(theirs), {Namespace: "default", Name: "gone"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []codes.Code{codes.FailedPrecondition, codes.OK, codes.PermissionDenied, codes.OK}
+	for i, w := range want {
+		if got := codes.Code(resp.Terminated[i].Code); got != w {
+			t.Errorf("terminated result %d = %v %q, want %v", i, got, resp.Terminated[i].Message, w)
+		}
+	}
+	for name, wantExists := range map[string]bool{"running": true, "marked": false, "theirs": true} {
+		_, err := e.admin.Pods("default").Get(ctxT(t), name, metav1.GetOptions{})
+		if exists := !apierrors.IsNotFound(err); exists != wantExists {
+			t.Errorf("pod %q exists = %v (Get = %v), want %v", name, exists, err, wantExists)
+		}
+	}
+}
+
+func readyOf(t *testing.T, e *env, node string) (corev1.ConditionStatus, string, *corev1.Node) {
+	t.Helper()
+	n, err := e.admin.Nodes().Get(ctxT(t), node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status, c.Reason, n
+		}
+	}
+	return "", "", n
+}
+
+func TestNodeReportAndHeartbeats(t *testing.T) {
+	grace := 500 * time.Millisecond
+	e := newEnv(t, envOptions{grace: grace})
+	c, cfg := e.register("n1")
+	st, err := json.Marshal(corev1.NodeStatus{
+		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.0.2.1"}},
+		Capacity:  corev1.ResourceList{corev1.ResourcePods: resource.MustParse("110"), corev1.ResourceCPU: resource.MustParse("2")},
+		NodeInfo:  corev1.NodeSystemInfo{OperatingSystem: "linux", KernelVersion: "6.1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.UpdateStatus(ctxT(t), &api.StatusUpdate{Node: &api.NodeReport{Status: st, Labels: map[string]string{"kubernetes.io/hostname": "n1"}}})
+	if err != nil || resp.Node.Code != 0 {
+		t.Fatalf("UpdateStatus(node report) = %v, %v", resp, err)
+	}
+	ready, reason, n := readyOf(t, e, "n1")
+	if ready != corev1.ConditionTrue || reason != "KubeletReady" || n.Spec.PodCIDR != cfg.PodCidr ||
+		n.Labels["kubernetes.io/hostname"] != "n1" || n.Status.Allocatable.Pods().Value() != 110 {
+		t.Fatalf("node after report: ready %q %q, podCIDR %q (want %q), labels %v, allocatable %v",
+			ready, reason, n.Spec.PodCIDR, cfg.PodCidr, n.Labels, n.Status.Allocatable)
+	}
+
+	beat := func(ready bool) {
+		t.Helper()
+		if _, err := c.Heartbeat(ctxT(t), &api.HeartbeatRequest{Ready: ready}); err != nil {
+			t.Fatalf("Heartbeat(%v) = %v", ready, err)
+		}
+	}
+	rv := n.ResourceVersion
+	for range 3 {
+		beat(true)
+	}
+	if _, _, n := readyOf(t, e, "n1"); n.ResourceVersion != rv {
+		t.Errorf("heartbeats without a readiness change wrote the Node (resourceVersion %s → %s)", rv, n.ResourceVersion)
+	}
+	if _, ok := e.svc.LastHeartbeat("n1"); !ok {
+		t.Error("LastHeartbeat(n1) unknown after heartbeats")
+	}
+	beat(false)
+	ready, _, n = readyOf(t, e, "n1")
+	if ready != corev1.ConditionFalse || n.ResourceVersion == rv {
+		t.Fatalf("after a not-ready heartbeat: Ready=%s (resourceVersion %s), want False written", ready, n.ResourceVersion)
+	}
+	rv = n.ResourceVersion
+	beat(false)
+	if _, _, n := readyOf(t, e, "n1"); n.ResourceVersion != rv {
+		t.Errorf("a second not-ready heartbeat wrote the Node again")
+	}
+	beat(true)
+
+	// Silence: Ready=Unknown after the grace period.
+	deadline := time.Now().Add(testTimeout)
+	for {
+		ready, reason, _ := readyOf(t, e, "n1")
+		if ready == corev1.ConditionUnknown && reason == "NodeStatusUnknown" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Ready=%s after %v of silence, want Unknown", ready, testTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	beat(true)
+	if ready, _, _ := readyOf(t, e, "n1"); ready != corev1.ConditionTrue {
+		t.Errorf("after a heartbeat following silence: Ready=%s, want True", ready)
+	}
+}
+
+func TestNodeMayCreateOnlyItself(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	n1 := e.client(nodeUserT("n1"))
+	_, err := n1.Nodes().Create(ctxT(t), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n2"}}, metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Errorf("n1 creating Node n2 = %v, want Forbidden", err)
+	}
+	if _, err := n1.Nodes().Create(ctxT(t), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("n1 creating Node n1 = %v", err)
+	}
+}
