@@ -195,7 +195,7 @@ func (e *env) createPod(name, node string) *corev1.Pod {
 	e.t.Helper()
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"app": name}},
-		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 	}
 	out, err := e.admin.Pods("default").Create(ctxT(e.t), p, metav1.CreateOptions{})
 	if err != nil {

@@ -75,7 +75,9 @@ func TestPodTerminated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ref := func(p *corev1.Pod) *api.PodRef { return &api.PodRef{Namespace: p.Namespace, Name: p.Name, Uid: string(p.UID)} }
+	ref := func(p *corev1.Pod) *api.PodRef {
+		return &api.PodRef{Namespace: p.Namespace, Name: p.Name, Uid: string(p.UID)}
+	}
 	resp, err := c.UpdateStatus(ctxT(t), &api.StatusUpdate{Terminated: []*api.PodRef{
 		ref(running), ref(marked), ref(theirs), {Namespace: "default", Name: "gone"},
 	}})
