@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -88,6 +89,9 @@ func (s *Server) deleteObject(ctx context.Context, res *registry.Resource, ns, n
 		if err := checkPreconditions(res, m, opts.Preconditions); err != nil {
 			return nil, err
 		}
+		if f := propagationFinalizer(opts); f != "" && m.GetDeletionTimestamp() == nil && !slices.Contains(m.GetFinalizers(), f) {
+			m.SetFinalizers(append(m.GetFinalizers(), f))
+		}
 		if lingers(res, obj, opts) {
 			return s.markDeleted(ctx, res, obj, kv.ModRevision, opts, dryRun)
 		}
@@ -104,6 +108,24 @@ func (s *Server) deleteObject(ctx context.Context, res *registry.Resource, ns, n
 		s.release(ctx, res, obj)
 		return obj, nil
 	}
+}
+
+// propagationFinalizer is the finalizer that asks the garbage collector to
+// orphan the dependents of an object, or to delete them before it.
+func propagationFinalizer(opts metav1.DeleteOptions) string {
+	if p := opts.PropagationPolicy; p != nil {
+		switch *p {
+		case metav1.DeletePropagationOrphan:
+			return metav1.FinalizerOrphanDependents
+		case metav1.DeletePropagationForeground:
+			return metav1.FinalizerDeleteDependents
+		}
+		return ""
+	}
+	if opts.OrphanDependents != nil && *opts.OrphanDependents {
+		return metav1.FinalizerOrphanDependents
+	}
+	return ""
 }
 
 func checkPreconditions(res *registry.Resource, m metav1.Object, p *metav1.Preconditions) error {
@@ -178,6 +200,10 @@ func gracePeriod(obj runtime.Object, opts metav1.DeleteOptions) int64 {
 		return *opts.GracePeriodSeconds
 	}
 	if pod, ok := obj.(*corev1.Pod); ok {
+		// Nothing runs a pod that is unbound or finished: no grace.
+		if pod.Spec.NodeName == "" || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			return 0
+		}
 		if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
 			return *g
 		}

@@ -302,3 +302,49 @@ func TestTableOutput(t *testing.T) {
 		t.Errorf("first column %q cell %v, want Name/web", tbl.ColumnDefinitions[0].Name, tbl.Rows[0].Cells[0])
 	}
 }
+
+func TestDeletePropagationFinalizers(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	pods := ts.client.CoreV1().Pods("default")
+	cases := []struct {
+		name      string
+		policy    metav1.DeletionPropagation
+		finalizer string // "" = deleted at once
+	}{
+		{"background", metav1.DeletePropagationBackground, ""},
+		{"orphan", metav1.DeletePropagationOrphan, metav1.FinalizerOrphanDependents},
+		{"foreground", metav1.DeletePropagationForeground, metav1.FinalizerDeleteDependents},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := pods.Create(ctx, testPod(tc.name, nil), metav1.CreateOptions{}); err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			if err := pods.Delete(ctx, tc.name, metav1.DeleteOptions{PropagationPolicy: &tc.policy}); err != nil {
+				t.Fatalf("Delete: %v", err)
+			}
+			p, err := pods.Get(ctx, tc.name, metav1.GetOptions{})
+			if tc.finalizer == "" {
+				if !apierrors.IsNotFound(err) {
+					t.Errorf("Get after %s delete = %v, want NotFound", tc.policy, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			if p.DeletionTimestamp == nil || len(p.Finalizers) != 1 || p.Finalizers[0] != tc.finalizer {
+				t.Errorf("after %s delete: deletionTimestamp %v finalizers %v, want set and [%s]", tc.policy, p.DeletionTimestamp, p.Finalizers, tc.finalizer)
+			}
+			// Removing the finalizer (the garbage collector's job) lets it go.
+			p.Finalizers = nil
+			if _, err := pods.Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			if _, err := pods.Get(ctx, tc.name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("Get after the finalizer is removed = %v, want NotFound", err)
+			}
+		})
+	}
+}
