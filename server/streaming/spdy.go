@@ -165,4 +165,3 @@ func spdyClientStreams(conn httpstream.Connection, streams map[string]httpstream
 	}
 	return cs
 }
-

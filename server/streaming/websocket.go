@@ -7,8 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/remotecommand"
+	"k8s.io/klog/v2"
 	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"github.com/minik-dev/minik/api"
@@ -49,6 +51,9 @@ func upgradeWebSocket(w http.ResponseWriter, r *http.Request, opts *api.TunnelEx
 
 	conn := wsstream.NewConn(protocols)
 	conn.SetIdleTimeout(streamIdleTimeout)
+	// The connection logs through the request's klog logger, and reports
+	// our own closing of it as an error: keep that out of the server log.
+	r = r.WithContext(klog.NewContext(r.Context(), logr.Discard()))
 	protocol, streams, err := conn.Open(w, r)
 	if err != nil {
 		return nil, err
