@@ -207,3 +207,9 @@ func condition(st corev1.PodStatus, typ corev1.PodConditionType) corev1.Conditio
 	}
 	return ""
 }
+
+func fakeRuntime() *runtimetest.Fake {
+	f := runtimetest.NewFake()
+	f.AddImage(testImage)
+	return f
+}

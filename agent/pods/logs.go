@@ -179,6 +179,10 @@ func parseEntry(line []byte) (ts, stream []byte, full bool, text []byte, ok bool
 	return ts, stream, !bytes.Equal(tag, []byte("P")), text, true
 }
 
+// timeFormat is how Kubernetes prints log timestamps: RFC 3339 with all
+// nine fractional digits.
+const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
 // errLimit ends a copy at limitBytes.
 var errLimit = errors.New("pods: log limit reached")
 
@@ -220,7 +224,12 @@ func (lw *logWriter) entry(line []byte) error {
 	}
 	var out []byte
 	if lw.timestamps && lw.atStart {
-		out = append(append(out, ts...), ' ')
+		if t, err := time.Parse(time.RFC3339Nano, string(ts)); err == nil {
+			out = t.UTC().AppendFormat(out, timeFormat)
+		} else {
+			out = append(out, ts...)
+		}
+		out = append(out, ' ')
 	}
 	out = append(out, text...)
 	if full {

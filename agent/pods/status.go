@@ -2,7 +2,6 @@ package pods
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -257,14 +256,4 @@ func transitionTime(prev *corev1.PodStatus, c corev1.PodCondition, now time.Time
 		return c.LastTransitionTime
 	}
 	return metav1.NewTime(now.Truncate(time.Second))
-}
-
-// sortedNames returns the keys of m in order.
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
