@@ -56,11 +56,12 @@ func Run(ctx context.Context, cfg Config) error {
 			authority.TokenSecret(): auth.BootstrapUser,
 			authority.AdminToken():  auth.AdminUser,
 		}),
-		Authorizer:  authz,
-		Logger:      lg,
-		Metrics:     apiserver.NewMetrics(st.Collectors()...),
-		ServiceCIDR: cfg.ServiceCIDR,
-		Version:     cfg.Version,
+		Authorizer:    authz,
+		Logger:        lg,
+		Metrics:       apiserver.NewMetrics(st.Collectors()...),
+		ServiceCIDR:   cfg.ServiceCIDR,
+		NodePortRange: cfg.NodePortRange,
+		Version:       cfg.Version,
 	})
 	if err != nil {
 		return err

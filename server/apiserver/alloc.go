@@ -99,7 +99,25 @@ var (
 // the function that gives it back.
 func (s *Server) allocate(ctx context.Context, res *registry.Resource, obj runtime.Object) (func(), error) {
 	svc, ok := obj.(*corev1.Service)
-	if !ok || svc.Spec.Type == corev1.ServiceTypeExternalName || svc.Spec.ClusterIP == corev1.ClusterIPNone {
+	if !ok {
+		return func() {}, nil
+	}
+	releaseIP, err := s.allocateClusterIP(ctx, svc)
+	if err != nil {
+		return nil, err
+	}
+	undoPorts, _, err := s.allocateNodePorts(ctx, svc, nil)
+	if err != nil {
+		releaseIP()
+		return nil, err
+	}
+	return func() { releaseIP(); undoPorts() }, nil
+}
+
+// allocateClusterIP gives svc its cluster IP (the one asked for, or a free
+// one) unless it is headless or an ExternalName.
+func (s *Server) allocateClusterIP(ctx context.Context, svc *corev1.Service) (func(), error) {
+	if svc.Spec.Type == corev1.ServiceTypeExternalName || svc.Spec.ClusterIP == corev1.ClusterIPNone {
 		return func() {}, nil
 	}
 	var want netip.Addr
@@ -136,6 +154,13 @@ func (s *Server) release(ctx context.Context, res *registry.Resource, obj runtim
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
 		return
+	}
+	if wantsNodePorts(svc) {
+		ports := make([]int32, 0, len(svc.Spec.Ports))
+		for _, p := range svc.Spec.Ports {
+			ports = append(ports, p.NodePort)
+		}
+		s.releaseNodePorts(ctx, svc, ports)
 	}
 	for _, v := range svc.Spec.ClusterIPs {
 		if ip, err := netip.ParseAddr(v); err == nil && s.prefixContains(ip) {

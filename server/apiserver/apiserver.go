@@ -59,6 +59,8 @@ type Config struct {
 	MaxWatchDuration time.Duration
 	// ServiceCIDR is where Service cluster IPs come from.
 	ServiceCIDR string
+	// NodePortRange is where NodePorts come from ("30000-32767").
+	NodePortRange string
 	// Version is reported at /version.
 	Version string
 	// Now returns the current time (tests pass a fixed clock).
@@ -72,6 +74,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	ips     *ipAllocator
+	ports   *portAllocator
 	nsQueue chan string // namespaces marked for deletion, for Run
 
 	nsMu    sync.Mutex
@@ -108,12 +111,20 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.NodePortRange == "" {
+		cfg.NodePortRange = "30000-32767"
+	}
+	base, size, err := parsePortRange(cfg.NodePortRange)
+	if err != nil {
+		return nil, err
+	}
 	return &Server{
 		cfg:     cfg,
 		store:   cfg.Store,
 		log:     cfg.Logger.With("component", "apiserver"),
 		metrics: cfg.Metrics,
 		ips:     ips,
+		ports:   &portAllocator{st: cfg.Store, base: base, size: size},
 		nsQueue: make(chan string, 64),
 		nsCache: map[string]nsState{},
 	}, nil

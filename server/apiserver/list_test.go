@@ -348,3 +348,49 @@ func TestDeletePropagationFinalizers(t *testing.T) {
 		})
 	}
 }
+
+func TestServiceNodePorts(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	svcs := ts.client.CoreV1().Services("default")
+	svc := func(name string, typ corev1.ServiceType, nodePort int32) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{
+			Type: typ, Selector: map[string]string{"app": name},
+			Ports: []corev1.ServicePort{{Port: 80, NodePort: nodePort}},
+		}}
+	}
+	a, err := svcs.Create(ctx, svc("a", corev1.ServiceTypeNodePort, 0), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	np := a.Spec.Ports[0].NodePort
+	if np < 30000 || np > 32767 {
+		t.Fatalf("allocated nodePort %d, want one in 30000-32767", np)
+	}
+	if _, err := svcs.Create(ctx, svc("b", corev1.ServiceTypeNodePort, np), metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("Create with a taken nodePort = %v, want Invalid", err)
+	}
+	if _, err := svcs.Create(ctx, svc("c", corev1.ServiceTypeNodePort, 80), metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("Create with an out-of-range nodePort = %v, want Invalid", err)
+	}
+	lb, err := svcs.Create(ctx, svc("lb", corev1.ServiceTypeLoadBalancer, 31000), metav1.CreateOptions{})
+	if err != nil || lb.Spec.Ports[0].NodePort != 31000 {
+		t.Fatalf("Create LoadBalancer with nodePort 31000 = %v, %v", lb, err)
+	}
+	// Switching a ClusterIP service to NodePort allocates one; back frees it.
+	c, err := svcs.Create(ctx, svc("d", corev1.ServiceTypeClusterIP, 0), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	c.Spec.Type = corev1.ServiceTypeNodePort
+	c, err = svcs.Update(ctx, c, metav1.UpdateOptions{})
+	if err != nil || c.Spec.Ports[0].NodePort == 0 {
+		t.Fatalf("Update to NodePort = %v, %v; want a node port", c, err)
+	}
+	if err := svcs.Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := svcs.Create(ctx, svc("e", corev1.ServiceTypeNodePort, np), metav1.CreateOptions{}); err != nil {
+		t.Errorf("Create with a released nodePort = %v, want success", err)
+	}
+}

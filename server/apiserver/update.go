@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -59,11 +60,19 @@ func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, n
 		if err := s.prepareUpdate(res, kind, obj, old, kv.ModRevision); err != nil {
 			return nil, err
 		}
+		undo, freed := func() {}, []int32(nil)
+		if svc, ok := obj.(*corev1.Service); ok && kind == updateMain && !dryRun {
+			if undo, freed, err = s.allocateNodePorts(ctx, svc, old.(*corev1.Service)); err != nil {
+				return nil, err
+			}
+		}
 		data, err := encodeStored(obj)
 		if err != nil {
+			undo()
 			return nil, err
 		}
 		if bytes.Equal(data, kv.Value) || dryRun {
+			undo()
 			return obj, nil
 		}
 		if finished(res, obj) {
@@ -76,11 +85,17 @@ func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, n
 			continue
 		}
 		rev, err := s.store.Update(ctx, key, data, kv.ModRevision)
+		if err != nil {
+			undo()
+		}
 		if errors.Is(err, store.ErrConflict) && try < maxUpdateRetries {
 			continue
 		}
 		if err != nil {
 			return nil, statusFor(err, gr, name)
+		}
+		if svc, ok := obj.(*corev1.Service); ok {
+			s.releaseNodePorts(ctx, svc, freed)
 		}
 		m, _ := meta.Accessor(obj)
 		m.SetResourceVersion(formatRV(rev))

@@ -1,0 +1,160 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/minik-dev/minik/store"
+)
+
+// portAllocator hands out NodePorts. Like cluster IPs, each allocated port
+// is a key of its own, created atomically; its value names the service.
+type portAllocator struct {
+	st         store.Store
+	base, size int
+}
+
+const portKeyPrefix = "/registry/ranges/servicenodeports/"
+
+// parsePortRange parses "30000-32767".
+func parsePortRange(r string) (base, size int, err error) {
+	lo, hi, ok := strings.Cut(r, "-")
+	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	b, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if !ok || err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+		return 0, 0, fmt.Errorf("node port range %q: want FIRST-LAST within 1-65535", r)
+	}
+	return a, b - a + 1, nil
+}
+
+func (a *portAllocator) String() string {
+	return fmt.Sprintf("%d-%d", a.base, a.base+a.size-1)
+}
+
+// allocate takes port (0 = any free one) for owner.
+func (a *portAllocator) allocate(ctx context.Context, port int32, owner string) (int32, error) {
+	if port != 0 {
+		if int(port) < a.base || int(port) >= a.base+a.size {
+			return port, errPortRange
+		}
+		return port, a.take(ctx, port, owner)
+	}
+	start := rand.IntN(a.size)
+	for i := 0; i < a.size; i++ {
+		p := int32(a.base + (start+i)%a.size)
+		err := a.take(ctx, p, owner)
+		if errors.Is(err, errPortTaken) {
+			continue
+		}
+		return p, err
+	}
+	return 0, errPortFull
+}
+
+func (a *portAllocator) take(ctx context.Context, port int32, owner string) error {
+	_, err := a.st.Create(ctx, portKeyPrefix+strconv.Itoa(int(port)), []byte(owner))
+	if errors.Is(err, store.ErrExists) {
+		if kv, gerr := a.st.Get(ctx, portKeyPrefix+strconv.Itoa(int(port))); gerr == nil && string(kv.Value) == owner {
+			return errPortOwned
+		}
+		return errPortTaken
+	}
+	return err
+}
+
+// release frees port if owner holds it.
+func (a *portAllocator) release(ctx context.Context, port int32, owner string) {
+	key := portKeyPrefix + strconv.Itoa(int(port))
+	kv, err := a.st.Get(ctx, key)
+	if err != nil || string(kv.Value) != owner {
+		return
+	}
+	a.st.Delete(ctx, key, kv.ModRevision)
+}
+
+var (
+	errPortRange = errors.New("provided port is not in the valid range")
+	errPortTaken = errors.New("provided port is already allocated")
+	errPortOwned = errors.New("port already held by this service")
+	errPortFull  = errors.New("range is full")
+)
+
+func wantsNodePorts(svc *corev1.Service) bool {
+	return svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer
+}
+
+// allocateNodePorts gives every port of svc a node port, keeping the ones
+// held in old (nil on create). It returns what to undo if the write fails
+// and the ports of old no longer used, to release after it succeeds.
+func (s *Server) allocateNodePorts(ctx context.Context, svc, old *corev1.Service) (undo func(), freed []int32, err error) {
+	owner := svc.Namespace + "/" + svc.Name
+	held := map[int32]bool{}
+	if old != nil && wantsNodePorts(old) {
+		for _, p := range old.Spec.Ports {
+			held[p.NodePort] = true
+		}
+	}
+	var taken []int32
+	undo = func() {
+		for _, p := range taken {
+			s.ports.release(context.WithoutCancel(ctx), p, owner)
+		}
+	}
+	inUse := map[int32]bool{}
+	if wantsNodePorts(svc) {
+		for i := range svc.Spec.Ports {
+			p := &svc.Spec.Ports[i]
+			if p.NodePort != 0 && (held[p.NodePort] || inUse[p.NodePort]) {
+				inUse[p.NodePort] = true
+				continue
+			}
+			got, err := s.ports.allocate(ctx, p.NodePort, owner)
+			if err != nil && !errors.Is(err, errPortOwned) {
+				undo()
+				return nil, nil, s.nodePortError(svc, i, err)
+			}
+			if err == nil {
+				taken = append(taken, got)
+			}
+			p.NodePort = got
+			inUse[got] = true
+		}
+	}
+	for p := range held {
+		if !inUse[p] {
+			freed = append(freed, p)
+		}
+	}
+	return undo, freed, nil
+}
+
+func (s *Server) nodePortError(svc *corev1.Service, i int, err error) error {
+	p := svc.Spec.Ports[i].NodePort
+	path := field.NewPath("spec", "ports").Index(i).Child("nodePort")
+	switch {
+	case errors.Is(err, errPortRange):
+		return apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, svc.Name, field.ErrorList{field.Invalid(path, p,
+			fmt.Sprintf("%v; the range of valid ports is %s", err, s.ports))})
+	case errors.Is(err, errPortTaken):
+		return apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, svc.Name, field.ErrorList{field.Invalid(path, p, err.Error())})
+	case errors.Is(err, errPortFull):
+		return apierrors.NewInternalError(fmt.Errorf("failed to allocate a node port: %w", err))
+	}
+	return err
+}
+
+// releaseNodePorts frees ports held by svc.
+func (s *Server) releaseNodePorts(ctx context.Context, svc *corev1.Service, ports []int32) {
+	for _, p := range ports {
+		s.ports.release(context.WithoutCancel(ctx), p, svc.Namespace+"/"+svc.Name)
+	}
+}
