@@ -60,10 +60,13 @@ func startServer(t *testing.T, extra ...string) *serverProc {
 	return s
 }
 
-func (s *serverProc) start() {
+func (s *serverProc) start() { s.startWith("127.0.0.1") }
+
+// startWith starts the server bound to bind.
+func (s *serverProc) startWith(bind string) {
 	s.t.Helper()
 	args := append([]string{"server", "--disable-agent", "--data-dir", s.dataDir,
-		"--https-listen-port", fmt.Sprint(s.port), "--bind-address", "127.0.0.1"}, s.args...)
+		"--https-listen-port", fmt.Sprint(s.port), "--bind-address", bind}, s.args...)
 	s.cmd = exec.Command(s.bin, args...)
 	s.log = &bytes.Buffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
