@@ -114,10 +114,27 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type harness struct {
-	m    *Manager
-	fake *runtimetest.Fake
-	rep  *recorder
-	done chan error
+	m      *Manager
+	fake   *runtimetest.Fake
+	rep    *recorder
+	done   chan error
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+// stop ends Run and waits for it.
+func (h *harness) stop(t testing.TB) {
+	h.once.Do(func() {
+		h.cancel()
+		select {
+		case err := <-h.done:
+			if err != nil {
+				t.Errorf("Run = %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return")
+		}
+	})
 }
 
 // start runs a Manager on a Fake holding testImage. cfg fields left zero
@@ -149,21 +166,12 @@ func start(t *testing.T, cfg Config, pods ...*corev1.Pod) *harness {
 	}
 	h.m = m
 	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
 	if pods != nil {
 		m.SetPods(pods)
 	}
 	go func() { h.done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-h.done:
-			if err != nil {
-				t.Errorf("Run = %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return")
-		}
-	})
+	t.Cleanup(func() { h.stop(t) })
 	return h
 }
 
