@@ -1,0 +1,30 @@
+// Package streaming serves the pods/log, pods/exec and pods/attach
+// subresources by forwarding them to the node that runs the pod, through
+// streams the node's agent opened (api.Tunnel): the server never dials an
+// agent.
+//
+// # Tunnel
+//
+// Server implements the gRPC Tunnel service. Each agent holds one Connect
+// stream; to serve a request the server sends a TunnelRequest on it and
+// waits (OpenTimeout) for the agent to open a Stream call naming the
+// request id. That call carries the session's bytes and lasts until the
+// API handler is done with it. Node identity comes from the caller's
+// authenticated identity (PeerNodeName by default), so a node can neither
+// connect as another nor take another node's sessions.
+//
+// # Client protocols
+//
+// Logs are streamed as chunked text/plain, flushed per write. Exec and
+// attach speak the remote command protocols of kubectl and client-go:
+// v5.channel.k8s.io (and v4, and the unversioned ones) over WebSocket, and
+// v4.channel.k8s.io to v2 over SPDY/3.1. The exit code reaches the client
+// as a Status with reason NonZeroExitCode and an ExitCode cause.
+//
+// # Flow control
+//
+// No hop buffers more than a frame or two: writes to the client block the
+// gRPC receive, HTTP/2 flow control then blocks the agent's send, and the
+// agent's writer blocks the container's log or process. A client that
+// stops reading stalls only its own session.
+package streaming
