@@ -1,0 +1,191 @@
+package scheduler
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	resourcehelper "k8s.io/component-helpers/resource"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+)
+
+// Requests of containers that ask for nothing still count when scoring, so
+// that many such pods spread out (as kube-scheduler's non-zero defaults).
+const (
+	defaultScoreMilliCPU = 100
+	defaultScoreMemory   = 200 << 20
+)
+
+// resources is an amount of the resources the scheduler accounts for.
+type resources struct {
+	milliCPU int64
+	memory   int64
+	pods     int64
+}
+
+func (r *resources) add(o resources) {
+	r.milliCPU += o.milliCPU
+	r.memory += o.memory
+	r.pods += o.pods
+}
+
+func (r *resources) sub(o resources) {
+	r.milliCPU -= o.milliCPU
+	r.memory -= o.memory
+	r.pods -= o.pods
+}
+
+// hostPort is a port a pod claims on its node's addresses.
+type hostPort struct {
+	ip       string // "0.0.0.0" for every address
+	protocol corev1.Protocol
+	port     int32
+}
+
+const wildcardIP = "0.0.0.0"
+
+// podInfo is what the scheduler precomputes of a pod once per attempt.
+type podInfo struct {
+	pod         *corev1.Pod
+	req         resources // requests, pods = 1
+	scoreReq    resources // requests with non-zero defaults, for scoring
+	ports       []hostPort
+	owner       types.UID // controller ownerReference, "" if none
+	affinity    *nodeaffinity.RequiredNodeAffinity
+	tolerations []corev1.Toleration
+}
+
+func newPodInfo(pod *corev1.Pod) *podInfo {
+	p := &podInfo{pod: pod, tolerations: pod.Spec.Tolerations, ports: podHostPorts(pod)}
+	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+	p.req = resources{milliCPU: reqs.Cpu().MilliValue(), memory: reqs.Memory().Value(), pods: 1}
+	p.scoreReq = p.req
+	if p.scoreReq.milliCPU == 0 {
+		p.scoreReq.milliCPU = defaultScoreMilliCPU
+	}
+	if p.scoreReq.memory == 0 {
+		p.scoreReq.memory = defaultScoreMemory
+	}
+	if ref := metav1.GetControllerOf(pod); ref != nil {
+		p.owner = ref.UID
+	}
+	if hasRequiredAffinity(pod) {
+		a := nodeaffinity.GetRequiredNodeAffinity(pod)
+		p.affinity = &a
+	}
+	return p
+}
+
+func hasRequiredAffinity(pod *corev1.Pod) bool {
+	if len(pod.Spec.NodeSelector) > 0 {
+		return true
+	}
+	a := pod.Spec.Affinity
+	return a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil
+}
+
+func podHostPorts(pod *corev1.Pod) []hostPort {
+	var ports []hostPort
+	for i := range pod.Spec.Containers {
+		for _, cp := range pod.Spec.Containers[i].Ports {
+			if cp.HostPort <= 0 {
+				continue
+			}
+			hp := hostPort{ip: cp.HostIP, protocol: cp.Protocol, port: cp.HostPort}
+			if hp.ip == "" || hp.ip == "::" {
+				hp.ip = wildcardIP
+			}
+			if hp.protocol == "" {
+				hp.protocol = corev1.ProtocolTCP
+			}
+			ports = append(ports, hp)
+		}
+	}
+	return ports
+}
+
+// taintInfo is a taint that keeps pods off a node, with its explanation
+// formatted once.
+type taintInfo struct {
+	taint  corev1.Taint
+	reason string
+}
+
+// nodeInfo is a node with the requests of the pods assigned to it,
+// precomputed so that checking a pod against it is cheap.
+type nodeInfo struct {
+	name          string
+	node          *corev1.Node // nil while only pods refer to the node
+	ready         bool
+	unschedulable bool
+	alloc         resources
+	used          resources // sum of requests of the pods on the node
+	scoreUsed     resources // same with non-zero defaults
+	taints        []taintInfo
+	ports         map[hostPort]int    // claimed host ports, with counts
+	portsAnyIP    map[hostPort]int    // same keyed with ip "", for wildcard checks
+	owners        map[types.UID]int32 // pods on the node per controller
+	index         int                 // position in cache.list, -1 if absent
+}
+
+func newNodeInfo(name string) *nodeInfo {
+	return &nodeInfo{name: name, owners: map[types.UID]int32{}, index: -1}
+}
+
+// setNode refreshes what is derived from the Node object.
+func (n *nodeInfo) setNode(node *corev1.Node) {
+	n.node = node
+	n.ready = nodeReady(node)
+	n.unschedulable = node.Spec.Unschedulable
+	a := node.Status.Allocatable
+	n.alloc = resources{milliCPU: a.Cpu().MilliValue(), memory: a.Memory().Value(), pods: a.Pods().Value()}
+	n.taints = n.taints[:0]
+	for _, t := range node.Spec.Taints {
+		if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
+			n.taints = append(n.taints, taintInfo{taint: t, reason: "node(s) had untolerated taint {" + t.Key + ": " + t.Value + "}"})
+		}
+	}
+}
+
+func nodeReady(node *corev1.Node) bool {
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func (n *nodeInfo) addPod(p *podInfo) {
+	n.used.add(p.req)
+	n.scoreUsed.add(p.scoreReq)
+	if p.owner != "" {
+		n.owners[p.owner]++
+	}
+	for _, hp := range p.ports {
+		if n.ports == nil {
+			n.ports, n.portsAnyIP = map[hostPort]int{}, map[hostPort]int{}
+		}
+		n.ports[hp]++
+		n.portsAnyIP[hostPort{protocol: hp.protocol, port: hp.port}]++
+	}
+}
+
+func (n *nodeInfo) removePod(p *podInfo) {
+	n.used.sub(p.req)
+	n.scoreUsed.sub(p.scoreReq)
+	if p.owner != "" {
+		if n.owners[p.owner]--; n.owners[p.owner] <= 0 {
+			delete(n.owners, p.owner)
+		}
+	}
+	for _, hp := range p.ports {
+		decrement(n.ports, hp)
+		decrement(n.portsAnyIP, hostPort{protocol: hp.protocol, port: hp.port})
+	}
+}
+
+func decrement(m map[hostPort]int, k hostPort) {
+	if m[k]--; m[k] <= 0 {
+		delete(m, k)
+	}
+}

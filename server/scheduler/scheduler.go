@@ -1,0 +1,175 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	toolscache "k8s.io/client-go/tools/cache"
+)
+
+// Name is the scheduler name pods ask for (spec.schedulerName) and the
+// component its events come from.
+const Name = corev1.DefaultSchedulerName
+
+// EventRecorder records events about objects. client-go's
+// record.EventRecorder satisfies it.
+type EventRecorder interface {
+	Event(object runtime.Object, eventtype, reason, message string)
+}
+
+// Options tune a Scheduler; zero values pick the defaults.
+type Options struct {
+	// Recorder records Scheduled and FailedScheduling events. Nil: the
+	// scheduler writes them through its client.
+	Recorder EventRecorder
+	// Binders is the number of concurrent API writers (bindings and
+	// status updates); default 16.
+	Binders int
+	// InitialBackoff and MaxBackoff bound the per-pod wait between
+	// attempts; default 1 s doubling to 10 s.
+	InitialBackoff, MaxBackoff time.Duration
+	// RetryUnschedulable is how long an unschedulable pod waits for a
+	// cluster change before it is tried anyway; default 60 s.
+	RetryUnschedulable time.Duration
+	// PercentageOfNodesToScore is the share of nodes to find feasible
+	// before scoring in clusters of 100 nodes or more; 0 adapts to the
+	// cluster size (50% minus 1% per 125 nodes, at least 5%), 100 scores all.
+	PercentageOfNodesToScore int
+}
+
+func (o *Options) setDefaults() {
+	if o.Binders <= 0 {
+		o.Binders = 16
+	}
+	if o.InitialBackoff <= 0 {
+		o.InitialBackoff = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 10 * time.Second
+	}
+	if o.RetryUnschedulable <= 0 {
+		o.RetryUnschedulable = time.Minute
+	}
+}
+
+// Scheduler assigns pending pods to nodes. Create it with New, then call
+// Run.
+type Scheduler struct {
+	client   kubernetes.Interface
+	factory  informers.SharedInformerFactory
+	pods     toolscache.SharedIndexInformer
+	nodes    toolscache.SharedIndexInformer
+	lg       *slog.Logger
+	opts     Options
+	cache    *cache
+	queue    *queue
+	selector *selector
+	events   *apiRecorder // nil when opts.Recorder is set
+	tasks    chan func(context.Context)
+}
+
+// New returns a scheduler that reads pods and nodes from factory's
+// informers and writes bindings, pod status and events through client.
+// It registers its informers with factory; Run starts them if the caller
+// has not.
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, lg *slog.Logger, opts Options) (*Scheduler, error) {
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	opts.setDefaults()
+	s := &Scheduler{
+		client:  client,
+		factory: factory,
+		pods:    factory.Core().V1().Pods().Informer(),
+		nodes:   factory.Core().V1().Nodes().Informer(),
+		lg:      lg.With("component", "scheduler"),
+		opts:    opts,
+		cache:   newCache(),
+		queue:   newQueue(opts.InitialBackoff, opts.MaxBackoff, opts.RetryUnschedulable),
+		tasks:   make(chan func(context.Context), 4*opts.Binders),
+	}
+	s.selector = &selector{cache: s.cache, percent: opts.PercentageOfNodesToScore}
+	if opts.Recorder == nil {
+		s.events = newAPIRecorder(client, Name, s.lg)
+		s.opts.Recorder = s.events
+	}
+	if _, err := s.pods.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: s.onPodAdd, UpdateFunc: s.onPodUpdate, DeleteFunc: s.onPodDelete,
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := s.nodes.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: s.onNodeAdd, UpdateFunc: s.onNodeUpdate, DeleteFunc: s.onNodeDelete,
+	}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Run schedules pods until ctx ends. It returns after its goroutines have
+// exited; the error is nil when ctx ended.
+func (s *Scheduler) Run(ctx context.Context) error {
+	s.factory.Start(ctx.Done())
+	if !toolscache.WaitForCacheSync(ctx.Done(), s.pods.HasSynced, s.nodes.HasSynced) {
+		return ctx.Err()
+	}
+	s.lg.Info("scheduler started", "binders", s.opts.Binders)
+	g, gctx := errgroup.WithContext(ctx)
+	for range s.opts.Binders {
+		g.Go(func() error { return s.runTasks(gctx) })
+	}
+	if s.events != nil {
+		g.Go(func() error { return s.events.run(gctx) })
+	}
+	g.Go(func() error { return s.flushLoop(gctx) })
+	g.Go(func() error { return s.scheduleLoop(gctx) })
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil
+	}
+	return err
+}
+
+// flushLoop ends back-offs and retries long-unschedulable pods.
+func (s *Scheduler) flushLoop(ctx context.Context) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			s.queue.flush()
+		}
+	}
+}
+
+// runTasks runs API writes handed over by the scheduling loop.
+func (s *Scheduler) runTasks(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case task := <-s.tasks:
+			task(ctx)
+		}
+	}
+}
+
+// enqueueTask hands an API write to the binders, waiting while they are
+// all busy. It reports false when ctx ended.
+func (s *Scheduler) enqueueTask(ctx context.Context, task func(context.Context)) bool {
+	select {
+	case s.tasks <- task:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
