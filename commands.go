@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -14,6 +15,7 @@ import (
 func commands() []*ucli.Command {
 	cmds := []*ucli.Command{
 		serverCommand(),
+		agentCommand(),
 		{
 			Name:  "version",
 			Usage: "print the client version",
@@ -33,20 +35,22 @@ func serverCommand() *ucli.Command {
 		Flags: serverFlags(),
 		Action: func(c *ucli.Context) error {
 			cfg := server.Config{
-				DataDir:          c.String("data-dir"),
-				HTTPSPort:        c.Int("https-listen-port"),
-				BindAddress:      c.String("bind-address"),
-				TLSSANs:          c.StringSlice("tls-san"),
-				Token:            c.String("token"),
-				ClusterCIDR:      c.String("cluster-cidr"),
-				ServiceCIDR:      c.String("service-cidr"),
-				NodePortRange:    c.String("service-node-port-range"),
-				NodeName:         c.String("node-name"),
-				NodeIP:           c.String("node-ip"),
-				DisableAgent:     c.Bool("disable-agent"),
-				CompactionWindow: c.Int64("compaction-window"),
-				Version:          version,
-				Logger:           newLogger(c.Bool("debug")),
+				DataDir:                c.String("data-dir"),
+				HTTPSPort:              c.Int("https-listen-port"),
+				BindAddress:            c.String("bind-address"),
+				TLSSANs:                c.StringSlice("tls-san"),
+				Token:                  c.String("token"),
+				ClusterCIDR:            c.String("cluster-cidr"),
+				ServiceCIDR:            c.String("service-cidr"),
+				NodePortRange:          c.String("service-node-port-range"),
+				NodeName:               c.String("node-name"),
+				NodeIP:                 c.String("node-ip"),
+				DisableAgent:           c.Bool("disable-agent"),
+				NodeMonitorGracePeriod: c.Duration("node-monitor-grace-period"),
+				HeartbeatInterval:      c.Duration("heartbeat-interval"),
+				CompactionWindow:       c.Int64("compaction-window"),
+				Version:                version,
+				Logger:                 newLogger(c.Bool("debug")),
 			}
 			return server.Run(c.Context, cfg)
 		},
@@ -74,6 +78,8 @@ func serverFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "node-name", EnvVars: []string{"MINIK_NODE_NAME"}, Usage: "name of the local node (default: host name)"},
 		&ucli.StringFlag{Name: "node-ip", EnvVars: []string{"MINIK_NODE_IP"}, Usage: "address of the local node"},
 		&ucli.BoolFlag{Name: "disable-agent", EnvVars: []string{"MINIK_DISABLE_AGENT"}, Usage: "run the control plane only"},
+		&ucli.DurationFlag{Name: "node-monitor-grace-period", Value: 40 * time.Second, EnvVars: []string{"MINIK_NODE_MONITOR_GRACE_PERIOD"}, Usage: "a node without a heartbeat for this long is marked Ready=Unknown"},
+		&ucli.DurationFlag{Name: "heartbeat-interval", Value: 10 * time.Second, EnvVars: []string{"MINIK_HEARTBEAT_INTERVAL"}, Usage: "how often the embedded agent sends heartbeats"},
 		&ucli.Int64Flag{Name: "compaction-window", Value: 100000, EnvVars: []string{"MINIK_COMPACTION_WINDOW"}, Usage: "revisions of history kept for watches"},
 		&ucli.BoolFlag{Name: "debug", EnvVars: []string{"MINIK_DEBUG"}, Usage: "log at debug level"},
 	}

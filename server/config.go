@@ -1,6 +1,9 @@
 package server
 
-import "log/slog"
+import (
+	"log/slog"
+	"time"
+)
 
 // Config is everything `minik server` is started with.
 type Config struct {
@@ -16,6 +19,11 @@ type Config struct {
 	NodeName      string
 	NodeIP        string
 	DisableAgent  bool
+	// NodeMonitorGracePeriod is how long a node may go without a
+	// heartbeat before it is marked Ready=Unknown (default 40s).
+	NodeMonitorGracePeriod time.Duration
+	// HeartbeatInterval is the embedded agent's (default 10s).
+	HeartbeatInterval time.Duration
 	// CompactionWindow is how many revisions of history the store keeps.
 	CompactionWindow int64
 	Version          string

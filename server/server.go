@@ -12,13 +12,18 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
+	"github.com/minik-dev/minik/agent"
 	"github.com/minik-dev/minik/server/apiserver"
 	"github.com/minik-dev/minik/server/auth"
+	"github.com/minik-dev/minik/server/nodes"
 	"github.com/minik-dev/minik/server/pki"
+	"github.com/minik-dev/minik/server/streaming"
 	"github.com/minik-dev/minik/store"
 )
 
@@ -49,6 +54,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer st.Close()
 
 	authz := &auth.Authorizer{}
+	streams := streaming.NewServer(lg, nil)
 	api, err := apiserver.New(apiserver.Config{
 		Store: st,
 		Authenticator: auth.NewAuthenticator(authority.ClientCAPool(), map[string]auth.User{
@@ -57,6 +63,7 @@ func Run(ctx context.Context, cfg Config) error {
 			authority.AdminToken():  auth.AdminUser,
 		}),
 		Authorizer:    authz,
+		PodStreams:    streams,
 		Logger:        lg,
 		Metrics:       apiserver.NewMetrics(st.Collectors()...),
 		ServiceCIDR:   cfg.ServiceCIDR,
@@ -75,16 +82,33 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
+	nodeSvc, err := nodes.New(nodes.Config{
+		Store: st, API: api, Authority: authority, ClusterCIDR: cfg.ClusterCIDR,
+		ServerAddresses: []string{ln.Addr().String()}, GracePeriod: cfg.NodeMonitorGracePeriod, Logger: lg,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// Agents' gRPC calls arrive on the HTTPS port, told apart by their
+	// Content-Type.
+	gs := grpc.NewServer()
+	nodeSvc.RegisterWith(gs)
+	streams.Register(gs)
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           nodeSvc.Handler(gs, api),
 		TLSConfig:         authority.ServerTLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
 	}
-	if !cfg.DisableAgent {
-		lg.Warn("the embedded agent is not available in this build; running the control plane only")
-	}
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return nodeSvc.Run(gctx) })
+	if !cfg.DisableAgent {
+		g.Go(func() error {
+			runEmbeddedAgent(gctx, cfg, authority.Token(), ln.Addr(), lg)
+			return nil
+		})
+	}
 	g.Go(func() error {
 		err := srv.ServeTLS(ln, "", "")
 		if errors.Is(err, http.ErrServerClosed) {
@@ -120,4 +144,33 @@ func openStore(cfg Config, lg *slog.Logger) (*store.Bolt, error) {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
 	return st, nil
+}
+
+// runEmbeddedAgent runs this host's node in the server process, with its
+// state under DATA/agent, until ctx ends. Its failure leaves the control
+// plane running.
+func runEmbeddedAgent(ctx context.Context, cfg Config, token string, addr net.Addr, lg *slog.Logger) {
+	name := cfg.NodeName
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			lg.Error("embedded agent: no node name", "err", err)
+			return
+		}
+		name = strings.ToLower(h)
+	}
+	host := "127.0.0.1"
+	if ip := net.ParseIP(cfg.BindAddress); ip != nil && !ip.IsUnspecified() {
+		host = cfg.BindAddress
+	}
+	_, port, _ := net.SplitHostPort(addr.String())
+	err := agent.Run(ctx, agent.Config{
+		ServerURL: "https://" + net.JoinHostPort(host, port), Token: token,
+		DataDir: filepath.Join(cfg.DataDir, "agent"), NodeName: name, NodeIP: cfg.NodeIP,
+		HeartbeatInterval: cfg.HeartbeatInterval, Version: cfg.Version, Logger: lg,
+		Labels: map[string]string{"node-role.kubernetes.io/control-plane": "true", "node-role.kubernetes.io/master": "true"},
+	})
+	if err != nil && ctx.Err() == nil {
+		lg.Error("embedded agent stopped; the control plane keeps running", "err", err)
+	}
 }

@@ -1,0 +1,208 @@
+// Package agent runs a node: it joins the cluster, runs the pods the server
+// binds to the node on containerd, and reports their status back. Every
+// connection is opened by the agent (see api/node.proto).
+//
+// # Data directory
+//
+//	DataDir/
+//	  tls/ca.crt, node.crt, node.key   trust and identity, kept across restarts
+//	  containerd/                      the agent's own containerd (without --containerd-socket)
+//	  cni/                             IPAM leases and CNI cache
+//	  images/*.tar                     imported at start
+//	  pods/, sandboxes/, fifo/, ...    the runtime's files
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minik-dev/minik/agent/pods"
+	"github.com/minik-dev/minik/agent/tunnel"
+	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/network"
+	"github.com/minik-dev/minik/runtime"
+)
+
+// DefaultHeartbeatInterval is how often the agent tells the server it is
+// alive.
+const DefaultHeartbeatInterval = 10 * time.Second
+
+// Config is everything an agent is started with.
+type Config struct {
+	// ServerURL is the server's HTTPS address, "https://HOST:PORT".
+	ServerURL string
+	// Token is the join token ("K10<hash>::server:<secret>", or the
+	// secret, which pins no CA).
+	Token string
+	// DataDir holds the agent's state.
+	DataDir string
+	// NodeName is the node's name; NodeIP its address (optional).
+	NodeName string
+	NodeIP   string
+	// ContainerdSocket is an existing containerd to use; "" starts one
+	// under DataDir/containerd.
+	ContainerdSocket string
+	// HeartbeatInterval defaults to DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// Labels are added to the Node's labels.
+	Labels map[string]string
+	// Version is reported as the node's kubelet version.
+	Version string
+	Logger  *slog.Logger
+}
+
+// podSetter receives the pods bound to the node (pods.Manager).
+type podSetter interface {
+	SetPods(pods []*corev1.Pod)
+}
+
+// agent is one running node.
+type agent struct {
+	cfg    Config
+	lg     *slog.Logger
+	client api.NodeClient
+	rep    *reporter
+	pods   podSetter
+}
+
+// Run joins the cluster and runs the node until ctx ends. Pods keep
+// running when Run returns: a restarted agent adopts them. Errors that
+// retrying cannot fix (a token the server refuses, a CA that does not
+// match the token) are returned at once and wrap ErrTokenRefused,
+// ErrCAMismatch, ErrInvalidToken or ErrRegistrationRefused.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.ServerURL == "" || cfg.Token == "" || cfg.DataDir == "" || cfg.NodeName == "" {
+		return errors.New("agent: ServerURL, Token, DataDir and NodeName must be set")
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &agent{cfg: cfg, lg: cfg.Logger.With("component", "agent", "node", cfg.NodeName)}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	j, err := a.joinRetrying(ctx)
+	if err != nil {
+		return err
+	}
+	defer j.conn.Close()
+	a.client = api.NewNodeClient(j.conn)
+	podCIDR, err := netip.ParsePrefix(j.config.GetPodCidr())
+	if err != nil {
+		return fmt.Errorf("podCIDR %q from the server: %w", j.config.GetPodCidr(), err)
+	}
+	clusterCIDR, _ := netip.ParsePrefix(j.config.GetClusterCidr())
+
+	g, gctx := errgroup.WithContext(ctx)
+	address := cfg.ContainerdSocket
+	if address == "" {
+		d, err := runtime.StartContainerd(gctx, runtime.DaemonConfig{Dir: filepath.Join(cfg.DataDir, "containerd"), Logger: cfg.Logger})
+		if err != nil {
+			return fmt.Errorf("starting containerd: %w", err)
+		}
+		defer d.Wait()
+		address = d.Address()
+	}
+	cni, err := network.NewCNI(network.Config{
+		PodCIDR: podCIDR, ClusterCIDR: clusterCIDR, BridgeName: bridgeName(cfg.NodeName),
+		DataDir: filepath.Join(cfg.DataDir, "cni"), Logger: cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	rt, err := runtime.New(gctx, runtime.Config{
+		Address: address, DataDir: cfg.DataDir, Namespace: "minik-" + cfg.NodeName,
+		CgroupParent: "/minik-" + cfg.NodeName, Network: cniSetup{cni}, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	a.rep = newReporter(a.client, a.nodeReport(func(ctx context.Context) string {
+		v, err := rt.Client().Version(ctx)
+		if err != nil {
+			return "containerd://unknown"
+		}
+		return "containerd://" + v.Version
+	}), a.lg)
+	mgr, err := pods.NewManager(pods.Config{
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir,
+		Runtime: rt, Reporter: a.rep, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	a.pods = mgr
+	if err := mgr.ImportImages(gctx, filepath.Join(cfg.DataDir, "images")); err != nil {
+		a.lg.Warn("importing images", "err", err)
+	}
+	a.lg.Info("agent running", "podCIDR", podCIDR, "containerd", address)
+	g.Go(func() error { return mgr.Run(gctx) })
+	g.Go(func() error { return a.runSessions(gctx) })
+	g.Go(func() error { return tunnel.Run(gctx, j.conn, cfg.NodeName, mgr, cfg.Logger) })
+	return g.Wait()
+}
+
+// joinRetrying joins, retrying with backoff while the server cannot be
+// reached; errors retrying cannot fix end it.
+func (a *agent) joinRetrying(ctx context.Context) (*joined, error) {
+	backoff := minBackoff
+	for {
+		j, err := a.join(ctx)
+		if err == nil {
+			return j, nil
+		}
+		if errors.Is(err, ErrTokenRefused) || errors.Is(err, ErrCAMismatch) || errors.Is(err, ErrInvalidToken) ||
+			errors.Is(err, ErrRegistrationRefused) || ctx.Err() != nil {
+			return nil, err
+		}
+		a.lg.Warn("cannot join yet; retrying", "server", a.cfg.ServerURL, "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// bridgeName is a bridge name unique to the node, within the 15 bytes
+// Linux allows.
+func bridgeName(node string) string {
+	sum := sha256.Sum256([]byte(node))
+	return "minik-" + hex.EncodeToString(sum[:])[:8]
+}
+
+// cniSetup attaches sandboxes with the node's CNI network.
+type cniSetup struct{ cni *network.CNI }
+
+var _ runtime.NetworkSetup = cniSetup{}
+
+// Setup attaches the sandbox.
+// TODO(nodes): pass the pod's hostPorts once the runtime hands them over.
+func (n cniSetup) Setup(ctx context.Context, podID, netnsPath string) (string, error) {
+	ip, err := n.cni.Setup(ctx, podID, netnsPath, nil)
+	if err != nil {
+		return "", err
+	}
+	return ip.String(), nil
+}
+
+// Teardown detaches the sandbox.
+func (n cniSetup) Teardown(ctx context.Context, podID, netnsPath string) error {
+	return n.cni.Teardown(ctx, podID, netnsPath, nil)
+}

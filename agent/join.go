@@ -1,0 +1,285 @@
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/minik-dev/minik/api"
+)
+
+// Errors of joining that retrying cannot fix; test with errors.Is.
+var (
+	// ErrCAMismatch: the server's CA does not hash to the token's pin.
+	ErrCAMismatch = errors.New("agent: the server's CA certificate does not match the join token")
+	// ErrTokenRefused: the server refused the join token.
+	ErrTokenRefused = errors.New("agent: the server refused the join token")
+	// ErrInvalidToken: the token is malformed.
+	ErrInvalidToken = errors.New("agent: invalid join token")
+	// ErrRegistrationRefused: the server refused the registration for a
+	// reason other than the token (e.g. an invalid node name).
+	ErrRegistrationRefused = errors.New("agent: registration refused")
+)
+
+// Files under DataDir/tls.
+const (
+	caFile   = "ca.crt"
+	certFile = "node.crt"
+	keyFile  = "node.key"
+)
+
+// renewBefore is how close to expiry a kept certificate may be before
+// the agent registers again.
+const renewBefore = 30 * 24 * time.Hour
+
+// joined is the outcome of joining: a connection that authenticates as the
+// node, and the node's configuration.
+type joined struct {
+	conn   *grpc.ClientConn
+	config *api.NodeConfig
+}
+
+// parseToken splits "K10<sha256 hex>::server:<secret>"; a token without
+// the prefix is a plain secret and pins no CA.
+func parseToken(tok string) (caHash string, err error) {
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
+		return "", fmt.Errorf("empty token: %w", ErrInvalidToken)
+	}
+	rest, ok := strings.CutPrefix(tok, "K10")
+	if !ok {
+		return "", nil
+	}
+	hash, cred, ok := strings.Cut(rest, "::")
+	if b, err := hex.DecodeString(hash); !ok || err != nil || len(b) != sha256.Size || !strings.HasPrefix(cred, "server:") {
+		return "", fmt.Errorf("token must look like K10<hash>::server:<secret>: %w", ErrInvalidToken)
+	}
+	return strings.ToLower(hash), nil
+}
+
+// join makes the node a member of the cluster: it trusts the server's CA
+// (pinned by the token), then reuses the node certificate kept in the data
+// directory or registers for a new one. Errors that retrying cannot fix
+// wrap ErrCAMismatch, ErrTokenRefused or ErrInvalidToken; others (the
+// server is not up yet) may be retried.
+func (a *agent) join(ctx context.Context) (*joined, error) {
+	tlsDir := filepath.Join(a.cfg.DataDir, "tls")
+	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
+		return nil, err
+	}
+	caPEM, err := a.trustCA(ctx, tlsDir)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s holds no certificate", filepath.Join(tlsDir, caFile))
+	}
+	if cert, ok := a.keptCert(tlsDir, roots); ok {
+		conn, err := a.dial(roots, &cert)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := api.NewNodeClient(conn).Config(ctx, &api.ConfigRequest{})
+		if err == nil {
+			return &joined{conn: conn, config: cfg}, nil
+		}
+		conn.Close()
+		if c := status.Code(err); c != codes.Unauthenticated && c != codes.PermissionDenied {
+			return nil, err
+		}
+		a.lg.Warn("kept node certificate refused; registering again", "err", err)
+	}
+	return a.register(ctx, tlsDir, roots)
+}
+
+// trustCA returns the CA bundle: fetched from the server and checked
+// against the token's pin, or, for a plain-secret token, the one kept
+// from an earlier join (else fetched and trusted on first use).
+func (a *agent) trustCA(ctx context.Context, tlsDir string) ([]byte, error) {
+	pin, err := parseToken(a.cfg.Token)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(tlsDir, caFile)
+	if pin == "" {
+		if kept, err := os.ReadFile(path); err == nil {
+			return kept, nil
+		}
+	}
+	caPEM, err := fetchCA(ctx, a.cfg.ServerURL)
+	if err != nil {
+		return nil, err
+	}
+	if pin == "" {
+		a.lg.Warn("the join token pins no CA; trusting the server's CA on first use")
+	} else {
+		sum := sha256.Sum256(caPEM)
+		if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(pin)) != 1 {
+			return nil, fmt.Errorf("CA certificate served by %s has hash %x, the token pins %s: %w", a.cfg.ServerURL, sum, pin, ErrCAMismatch)
+		}
+	}
+	if err := writeFileAtomic(path, caPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return caPEM, nil
+}
+
+// fetchCA gets SERVER/cacerts without verifying the server: the caller
+// checks what it gets against the token.
+func fetchCA(ctx context.Context, server string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+"/cacerts", nil)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // checked by hash
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetching the CA certificate: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("fetching the CA certificate: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetching the CA certificate: %s", resp.Status)
+	}
+	return data, nil
+}
+
+// keptCert returns the node certificate kept in tlsDir if it is for this
+// node, from this CA and not about to expire.
+func (a *agent) keptCert(tlsDir string, roots *x509.CertPool) (tls.Certificate, bool) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, certFile), filepath.Join(tlsDir, keyFile))
+	if err != nil {
+		return tls.Certificate{}, false
+	}
+	leaf := cert.Leaf
+	if leaf == nil || leaf.Subject.CommonName != "system:node:"+a.cfg.NodeName || time.Until(leaf.NotAfter) < renewBefore {
+		return tls.Certificate{}, false
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return tls.Certificate{}, false
+	}
+	return cert, true
+}
+
+// register asks for a node certificate with the join token and keeps it.
+func (a *agent) register(ctx context.Context, tlsDir string, roots *x509.CertPool) (*joined, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, err
+	}
+	anon, err := a.dial(roots, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer anon.Close()
+	resp, err := api.NewNodeClient(anon).Register(ctx, &api.RegisterRequest{
+		Token: a.cfg.Token, NodeName: a.cfg.NodeName,
+		Csr: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}),
+	})
+	switch status.Code(err) {
+	case codes.OK:
+	case codes.Unauthenticated:
+		return nil, fmt.Errorf("%s: %w", a.cfg.ServerURL, ErrTokenRefused)
+	case codes.InvalidArgument:
+		return nil, fmt.Errorf("registering node %q: %s: %w", a.cfg.NodeName, status.Convert(err).Message(), ErrRegistrationRefused)
+	default:
+		return nil, fmt.Errorf("registering node %q: %w", a.cfg.NodeName, err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	cert, err := tls.X509KeyPair(resp.Certificate, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("certificate from the server: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(tlsDir, keyFile), keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(tlsDir, certFile), resp.Certificate, 0o644); err != nil {
+		return nil, err
+	}
+	conn, err := a.dial(roots, &cert)
+	if err != nil {
+		return nil, err
+	}
+	a.lg.Info("node registered", "podCIDR", resp.GetConfig().GetPodCidr())
+	return &joined{conn: conn, config: resp.GetConfig()}, nil
+}
+
+// dial returns a connection to the server's gRPC endpoint (the HTTPS
+// port) that verifies the server with roots and presents cert, if any.
+func (a *agent) dial(roots *x509.CertPool, cert *tls.Certificate) (*grpc.ClientConn, error) {
+	u, err := url.Parse(a.cfg.ServerURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("server URL %q: want https://HOST:PORT", a.cfg.ServerURL)
+	}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "443"
+	}
+	tc := &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		tc.Certificates = []tls.Certificate{*cert}
+	}
+	return grpc.NewClient("passthrough:///"+net.JoinHostPort(host, port), grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+}
+
+// writeFileAtomic writes data to name through a temporary file.
+func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
+}

@@ -1,0 +1,182 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minik-dev/minik/agent/pods"
+	"github.com/minik-dev/minik/api"
+)
+
+// batchDelay is how long the reporter waits for more changes before it
+// sends a batch.
+const batchDelay = 100 * time.Millisecond
+
+// reporter collects what the pod manager reports and sends it to the
+// server in batches. Items the server could not apply for a passing
+// reason are sent again with the next batch, unless a newer report
+// replaced them.
+type reporter struct {
+	client api.NodeClient
+	lg     *slog.Logger
+	// node builds the node report sent at the start of each connection.
+	node func(ctx context.Context) (*api.NodeReport, error)
+
+	mu         sync.Mutex                              // guards statuses and terminated
+	statuses   map[types.NamespacedName]*api.PodStatus // latest per pod
+	terminated map[types.NamespacedName]*api.PodRef    // per pod
+	kick       chan struct{}                           // cap 1: something to send
+}
+
+var _ pods.Reporter = (*reporter)(nil)
+
+func newReporter(client api.NodeClient, node func(context.Context) (*api.NodeReport, error), lg *slog.Logger) *reporter {
+	return &reporter{
+		client: client, lg: lg, node: node,
+		statuses:   map[types.NamespacedName]*api.PodStatus{},
+		terminated: map[types.NamespacedName]*api.PodRef{},
+		kick:       make(chan struct{}, 1),
+	}
+}
+
+// PodStatus queues a pod's status.
+func (r *reporter) PodStatus(pod types.NamespacedName, uid types.UID, status corev1.PodStatus) {
+	data, err := json.Marshal(status)
+	if err != nil {
+		r.lg.Warn("encoding pod status", "pod", pod, "err", err)
+		return
+	}
+	r.mu.Lock()
+	r.statuses[pod] = &api.PodStatus{Namespace: pod.Namespace, Name: pod.Name, Uid: string(uid), Status: data}
+	r.mu.Unlock()
+	r.wake()
+}
+
+// PodTerminated queues the removal of a pod.
+func (r *reporter) PodTerminated(pod types.NamespacedName, uid types.UID) {
+	r.mu.Lock()
+	r.terminated[pod] = &api.PodRef{Namespace: pod.Namespace, Name: pod.Name, Uid: string(uid)}
+	r.mu.Unlock()
+	r.wake()
+}
+
+func (r *reporter) wake() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// reportNode sends the node report.
+func (r *reporter) reportNode(ctx context.Context) error {
+	rep, err := r.node(ctx)
+	if err != nil {
+		return fmt.Errorf("node report: %w", err)
+	}
+	resp, err := r.client.UpdateStatus(ctx, &api.StatusUpdate{Node: rep})
+	if err != nil {
+		return fmt.Errorf("node report: %w", err)
+	}
+	if res := resp.GetNode(); res.GetCode() != 0 {
+		return fmt.Errorf("node report refused: %s: %s", codes.Code(res.GetCode()), res.GetMessage())
+	}
+	return nil
+}
+
+// run sends batches until ctx ends or a call fails.
+func (r *reporter) run(ctx context.Context) error {
+	r.wake() // whatever queued up while disconnected
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.kick:
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(batchDelay):
+		}
+		if err := r.flush(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// flush sends what is queued. On a failed call everything is queued again.
+func (r *reporter) flush(ctx context.Context) error {
+	r.mu.Lock()
+	statuses, terminated := r.statuses, r.terminated
+	r.statuses = map[types.NamespacedName]*api.PodStatus{}
+	r.terminated = map[types.NamespacedName]*api.PodRef{}
+	r.mu.Unlock()
+	if len(statuses) == 0 && len(terminated) == 0 {
+		return nil
+	}
+	req := &api.StatusUpdate{}
+	for _, s := range statuses {
+		req.Pods = append(req.Pods, s)
+	}
+	for _, t := range terminated {
+		req.Terminated = append(req.Terminated, t)
+	}
+	resp, err := r.client.UpdateStatus(ctx, req)
+	if err != nil {
+		r.requeue(statuses, terminated)
+		return fmt.Errorf("status update: %w", err)
+	}
+	retryS := map[types.NamespacedName]*api.PodStatus{}
+	for i, res := range resp.GetPods() {
+		if i < len(req.Pods) && retryable(res) {
+			p := req.Pods[i]
+			retryS[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}] = p
+		} else if res.GetCode() != 0 {
+			r.lg.Warn("pod status refused", "pod", req.Pods[i].Namespace+"/"+req.Pods[i].Name, "code", codes.Code(res.GetCode()), "err", res.GetMessage())
+		}
+	}
+	retryT := map[types.NamespacedName]*api.PodRef{}
+	for i, res := range resp.GetTerminated() {
+		if i < len(req.Terminated) && retryable(res) {
+			p := req.Terminated[i]
+			retryT[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}] = p
+		}
+	}
+	r.requeue(retryS, retryT)
+	if len(retryS)+len(retryT) > 0 {
+		r.wake()
+	}
+	return nil
+}
+
+// requeue puts back items no newer report has replaced.
+func (r *reporter) requeue(statuses map[types.NamespacedName]*api.PodStatus, terminated map[types.NamespacedName]*api.PodRef) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, v := range statuses {
+		if _, newer := r.statuses[k]; !newer {
+			r.statuses[k] = v
+		}
+	}
+	for k, v := range terminated {
+		if _, newer := r.terminated[k]; !newer {
+			r.terminated[k] = v
+		}
+	}
+}
+
+// retryable reports whether an item failed for a reason that may pass.
+func retryable(res *api.Result) bool {
+	switch codes.Code(res.GetCode()) {
+	case codes.OK, codes.NotFound, codes.PermissionDenied, codes.FailedPrecondition, codes.InvalidArgument:
+		return false
+	}
+	return true
+}

@@ -1,0 +1,182 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minik-dev/minik/api"
+)
+
+// Reconnect backoff: jittered, doubling from minBackoff to maxBackoff, and
+// back to minBackoff after a connection that lasted stableAfter.
+const (
+	minBackoff  = 200 * time.Millisecond
+	maxBackoff  = 10 * time.Second
+	stableAfter = 30 * time.Second
+)
+
+// errGap ends a session whose batches are not chained: the agent asks for
+// a complete set.
+var errGap = errors.New("session: revision gap")
+
+// objKey names an object of a session.
+type objKey struct {
+	kind      api.ObjectKind
+	namespace string
+	name      string
+}
+
+// state is what the sessions have told the agent. Only the session
+// goroutine uses it.
+type state struct {
+	rev     int64
+	objects map[objKey][]byte // JSON as received
+}
+
+// runSessions keeps a session open until ctx ends, reconnecting with
+// backoff. Pods keep running while disconnected.
+func (a *agent) runSessions(ctx context.Context) error {
+	st := &state{objects: map[objKey][]byte{}}
+	backoff := minBackoff
+	for {
+		start := time.Now()
+		err := a.connect(ctx, st)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > stableAfter {
+			backoff = minBackoff
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(2*backoff, maxBackoff)
+		if errors.Is(err, errGap) {
+			wait = 0
+		}
+		a.lg.Warn("disconnected from the server; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// connect runs one session: the stream of desired state, heartbeats and
+// status batches, all ended together by the first error.
+func (a *agent) connect(ctx context.Context, st *state) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The node report goes first: the Node must exist, with its podCIDR,
+	// before the session's pods are reported on.
+	if err := a.rep.reportNode(ctx); err != nil {
+		return err
+	}
+	stream, err := a.client.Session(ctx, &api.SessionRequest{LastRevision: st.rev})
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 3)
+	msgs := make(chan *api.SessionMessage)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { errc <- a.heartbeats(ctx) }()
+	go func() { errc <- a.rep.run(ctx) }()
+	for {
+		select {
+		case m := <-msgs:
+			if err := a.apply(st, m); err != nil {
+				return err
+			}
+		case err := <-errc:
+			return err
+		}
+	}
+}
+
+// apply brings st up to date with m and hands the pods to the manager.
+func (a *agent) apply(st *state, m *api.SessionMessage) error {
+	switch m.GetType() {
+	case api.SessionMessage_COMPLETE:
+		st.objects = map[objKey][]byte{}
+	case api.SessionMessage_INCREMENTAL:
+		if m.GetPrevRevision() != st.rev {
+			a.lg.Warn("session revision gap; asking for a complete set", "have", st.rev, "prev", m.GetPrevRevision())
+			st.rev = 0
+			return errGap
+		}
+	default:
+		return fmt.Errorf("session message of unknown type %v", m.GetType())
+	}
+	podsChanged := m.GetType() == api.SessionMessage_COMPLETE
+	for _, c := range m.GetChanges() {
+		k := objKey{kind: c.GetKind(), namespace: c.GetNamespace(), name: c.GetName()}
+		if c.GetAction() == api.Change_DELETE {
+			delete(st.objects, k)
+		} else {
+			st.objects[k] = c.GetObject()
+		}
+		podsChanged = podsChanged || k.kind == api.ObjectKind_OBJECT_KIND_POD
+	}
+	st.rev = m.GetRevision()
+	if podsChanged {
+		a.pods.SetPods(st.pods(a.lg))
+	}
+	a.lg.Debug("session applied", "type", m.GetType(), "revision", st.rev, "changes", len(m.GetChanges()))
+	return nil
+}
+
+// pods decodes the pods of st.
+func (st *state) pods(lg *slog.Logger) []*corev1.Pod {
+	var out []*corev1.Pod
+	for k, data := range st.objects {
+		if k.kind != api.ObjectKind_OBJECT_KIND_POD {
+			continue
+		}
+		p := &corev1.Pod{}
+		if err := json.Unmarshal(data, p); err != nil {
+			lg.Warn("undecodable pod from the server", "pod", k.namespace+"/"+k.name, "err", err)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// heartbeats tells the server the node is alive every HeartbeatInterval,
+// starting at once.
+func (a *agent) heartbeats(ctx context.Context) error {
+	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		hctx, cancel := context.WithTimeout(ctx, a.cfg.HeartbeatInterval)
+		_, err := a.client.Heartbeat(hctx, &api.HeartbeatRequest{Ready: true})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("heartbeat: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
