@@ -42,6 +42,7 @@ func (w *worker) startContainers(ctx context.Context, rs *runtime.PodStatus) boo
 			started = w.start(ctx, c, rs) || started
 		case rc.State == runtime.ContainerRunning:
 			w.clear(c.Name)
+			w.probe(ctx, c, rc, rs.IP)
 		case rc.State == runtime.ContainerCreated:
 		case shouldRestart(policy, rc):
 			started = w.restart(ctx, c, rs, rc) || started
@@ -72,6 +73,7 @@ func (w *worker) clear(name string) {
 // exited records an exited attempt, for the lastState of the next one.
 func (w *worker) exited(rc *runtime.ContainerStatus) {
 	delete(w.waiting, rc.Name)
+	delete(w.probes, rc.Name)
 	w.exits[rc.Name] = *rc
 }
 
@@ -79,6 +81,7 @@ func (w *worker) exited(rc *runtime.ContainerStatus) {
 // back-off has passed; until then it waits in CrashLoopBackOff.
 func (w *worker) restart(ctx context.Context, c *corev1.Container, rs *runtime.PodStatus, rc *runtime.ContainerStatus) bool {
 	w.exits[c.Name] = *rc
+	delete(w.probes, c.Name)
 	if !rc.StartedAt.IsZero() && rc.FinishedAt.Sub(rc.StartedAt) >= resetAfter {
 		w.crash.reset(c.Name)
 	}

@@ -20,6 +20,10 @@
 //     ten minutes of clean running) during which the container waits in
 //     CrashLoopBackOff; failed pulls wait in ErrImagePull, then
 //     ImagePullBackOff;
+//   - runs exec, httpGet and tcpSocket readiness and liveness probes of
+//     running containers (a container without a readiness probe is ready
+//     while it runs; one failing its liveness probe is stopped and then
+//     restarted as its policy says);
 //   - stops the sandbox of a pod that reached Succeeded or Failed;
 //   - stops a pod with a deletionTimestamp with its grace period, removes it
 //     and calls [Reporter.PodTerminated];
@@ -42,7 +46,7 @@
 //
 // # Not supported
 //
-// Probes (containers are ready when running), hostPorts (the runtime's
+// Startup and gRPC probes (they count as passing), hostPorts (the runtime's
 // network hook has no port mappings), configMap/secret/projected volume
 // contents (such volumes are empty directories), configMap and secret
 // environment references (an error unless optional) and subPath mounts.

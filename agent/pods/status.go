@@ -33,7 +33,10 @@ type statusInput struct {
 	waiting map[string]*corev1.ContainerStateWaiting
 	// exits holds the latest exited attempt seen of each container, for
 	// lastState.
-	exits     map[string]runtime.ContainerStatus
+	exits map[string]runtime.ContainerStatus
+	// unready holds running containers whose readiness probe has not
+	// passed.
+	unready   map[string]bool
 	hostIP    string
 	startTime *metav1.Time
 	// prev is the status last reported, for condition transition times.
@@ -52,7 +55,7 @@ func computeStatus(in statusInput) corev1.PodStatus {
 		st.HostIP = in.hostIP
 		st.HostIPs = []corev1.HostIP{{IP: in.hostIP}}
 	}
-	if in.rs != nil && in.rs.IP != "" && in.rs.State == runtime.SandboxReady {
+	if in.rs != nil && in.rs.IP != "" {
 		st.PodIP = in.rs.IP
 		st.PodIPs = []corev1.PodIP{{IP: in.rs.IP}}
 	}
@@ -99,7 +102,7 @@ func containerStatus(in statusInput, c *corev1.Container, pending bool) corev1.C
 	switch rc.State {
 	case runtime.ContainerRunning:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(rc.StartedAt)}
-		cs.Ready, cs.Started = true, ptr(true)
+		cs.Ready, cs.Started = !in.unready[c.Name], ptr(true)
 	case runtime.ContainerExited, runtime.ContainerUnknown:
 		if w != nil {
 			cs.State.Waiting = w

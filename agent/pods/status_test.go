@@ -128,9 +128,9 @@ func TestComputeStatus(t *testing.T) {
 		{name: "init failed, never", init: true, policy: corev1.RestartPolicyNever, rs: sandbox(exitedWith("i0", 0, 1)),
 			want: summary{Phase: corev1.PodFailed, PodIP: "10.42.0.5", Conditions: conds(no, no, no, yes),
 				States: []string{"Error", reasonPodInitializing, reasonPodInitializing}, Restarts: []int32{0, 0, 0}, LastExit: []int32{-1, -1, -1}}},
-		{name: "stopped sandbox hides the IP", policy: corev1.RestartPolicyNever,
+		{name: "stopped sandbox keeps the IP", policy: corev1.RestartPolicyNever,
 			rs: &runtime.PodStatus{State: runtime.SandboxNotReady, IP: "10.42.0.5", Containers: []runtime.ContainerStatus{exitedWith("c0", 0, 0), exitedWith("c1", 0, 0)}},
-			want: summary{Phase: corev1.PodSucceeded, Conditions: conds(no, no, yes, no),
+			want: summary{Phase: corev1.PodSucceeded, PodIP: "10.42.0.5", Conditions: conds(no, no, yes, no),
 				States: []string{"Completed", "Completed"}, Restarts: []int32{0, 0}, LastExit: []int32{-1, -1}}},
 	}
 	for _, tc := range tests {

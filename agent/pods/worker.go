@@ -35,6 +35,7 @@ type worker struct {
 	crash, pull *backoff
 	waiting     map[string]*corev1.ContainerStateWaiting
 	exits       map[string]runtime.ContainerStatus
+	probes      map[string]*probeState
 	startTime   *metav1.Time
 	reported    *corev1.PodStatus
 	// finished is set once the pod reached Succeeded or Failed: its
@@ -53,6 +54,7 @@ func newWorker(m *Manager, pod *corev1.Pod) *worker {
 		crash:   newBackoff(m.cfg.BackoffBase, m.cfg.BackoffMax),
 		pull:    newBackoff(m.cfg.BackoffBase, m.cfg.BackoffMax),
 		waiting: map[string]*corev1.ContainerStateWaiting{}, exits: map[string]runtime.ContainerStatus{},
+		probes:    map[string]*probeState{},
 		startTime: pod.Status.StartTime,
 		reported:  pod.Status.DeepCopy(),
 		finished:  pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed,
@@ -248,7 +250,7 @@ func (w *worker) stopAndRemove(ctx context.Context, grace time.Duration) error {
 
 func (w *worker) status(rs *runtime.PodStatus) corev1.PodStatus {
 	return computeStatus(statusInput{
-		pod: w.pod, rs: rs, waiting: w.waiting, exits: w.exits, hostIP: w.m.cfg.NodeIP,
+		pod: w.pod, rs: rs, waiting: w.waiting, exits: w.exits, unready: w.unready(), hostIP: w.m.cfg.NodeIP,
 		startTime: w.startTime, prev: w.reported, now: w.m.cfg.Now(),
 	})
 }
