@@ -16,17 +16,18 @@ import (
 
 const intWait = time.Minute
 
-// startInt runs a Manager on the environment's containerd after importing
-// the images directory through it.
+// startInt runs a Manager on the environment's containerd, imports the
+// images directory through it, then hands it pods.
 func startInt(t *testing.T, e *intEnv, cfg Config, pods ...*corev1.Pod) *harness {
 	cfg.Runtime = e.rt
 	cfg.SyncPeriod = 200 * time.Millisecond
-	h := start(t, cfg, pods...)
+	h := start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), intWait)
 	defer cancel()
 	if err := h.m.ImportImages(ctx, e.imagesDir); err != nil {
 		t.Fatalf("ImportImages = %v", err)
 	}
+	h.m.SetPods(pods)
 	return h
 }
 
@@ -186,5 +187,25 @@ func TestIntegrationAdoption(t *testing.T) {
 	got := second.rep.waitStatus(t, pod.UID, intWait, "Running", allRunning).ContainerStatuses[0]
 	if got.ContainerID != before.ContainerID || got.RestartCount != 0 || !got.State.Running.StartedAt.Equal(&before.State.Running.StartedAt) {
 		t.Errorf("after restart container = %+v, want %s started at %v without restarts", got, before.ContainerID, before.State.Running.StartedAt)
+	}
+}
+
+func TestIntegrationFollowLogs(t *testing.T) {
+	e := newIntEnv(t)
+	pod := newPod("follow", "echo a; sleep 1; echo b")
+	pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+	h := startInt(t, e, Config{}, pod)
+	h.rep.waitStatus(t, pod.UID, intWait, "Running", allRunning)
+	got := h.logs(t, pod, "c0", &corev1.PodLogOptions{Follow: true})
+	if got != "a\nb\n" {
+		t.Errorf("followed logs = %q, want %q", got, "a\nb\n")
+	}
+	st := h.rep.waitStatus(t, pod.UID, intWait, "Succeeded", phaseIs(corev1.PodSucceeded))
+	if term := st.ContainerStatuses[0].State.Terminated; term == nil || term.Reason != "Completed" || term.FinishedAt.IsZero() {
+		t.Errorf("state = %+v, want terminated Completed", st.ContainerStatuses[0].State)
+	}
+	// A finished pod's logs stay readable until it is deleted.
+	if got := h.logs(t, pod, "c0", &corev1.PodLogOptions{TailLines: ptr(int64(1))}); got != "b\n" {
+		t.Errorf("tail of finished pod = %q, want %q", got, "b\n")
 	}
 }
