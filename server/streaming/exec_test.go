@@ -252,7 +252,9 @@ func TestExecClientGoesAway(t *testing.T) {
 			stdin, stdinW := io.Pipe() // stays open: the client holds stdin
 			defer stdinW.Close()
 			errc := make(chan error, 1)
-			go func() { errc <- e.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: io.Discard, Stderr: io.Discard}) }()
+			go func() {
+				errc <- e.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: io.Discard, Stderr: io.Discard})
+			}()
 			recv(t, started, "Exec to start")
 			cancel()
 			recv(t, errc, "the client to return")
