@@ -40,6 +40,8 @@ func (w *worker) startContainers(ctx context.Context, rs *runtime.PodStatus) boo
 		switch {
 		case rc == nil:
 			started = w.start(ctx, c, rs) || started
+		case rc.State == runtime.ContainerRunning && rc.Image != c.Image:
+			started = w.replace(ctx, c, rs) || started
 		case rc.State == runtime.ContainerRunning:
 			w.clear(c.Name)
 			w.probe(ctx, c, rc, rs.IP)
@@ -51,6 +53,18 @@ func (w *worker) startContainers(ctx context.Context, rs *runtime.PodStatus) boo
 		}
 	}
 	return started
+}
+
+// replace stops a container whose image was changed in the pod spec and
+// starts it again with the new one, whatever the restart policy.
+func (w *worker) replace(ctx context.Context, c *corev1.Container, rs *runtime.PodStatus) bool {
+	w.lg.Info("container image changed, restarting it", "container", c.Name, "image", c.Image)
+	if err := w.m.cfg.Runtime.StopContainer(ctx, string(w.uid), c.Name, w.grace()); err != nil {
+		w.lg.Warn("stop container", "container", c.Name, "err", err)
+		return false
+	}
+	delete(w.probes, c.Name)
+	return w.start(ctx, c, rs)
 }
 
 // shouldRestart applies the restart policy to an exited container.

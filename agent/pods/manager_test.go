@@ -292,3 +292,22 @@ func TestFinishedPodNotRestartedAfterAdoption(t *testing.T) {
 		t.Errorf("finished pod restarted: %+v", rs)
 	}
 }
+
+func TestImageChangeRestartsContainer(t *testing.T) {
+	pod := newPod("img", "")
+	pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+	h := start(t, Config{}, pod)
+	h.rep.waitStatus(t, pod.UID, wait, "Running", phaseIs(corev1.PodRunning))
+	const newImage = "docker.io/minik/other:2"
+	h.fake.AddImage(newImage)
+	changed := bump(pod)
+	changed.Spec.Containers[0].Image = newImage
+	h.m.SetPods([]*corev1.Pod{changed})
+	st := h.rep.waitStatus(t, pod.UID, wait, "running the new image", func(st corev1.PodStatus) bool {
+		cs := st.ContainerStatuses[0]
+		return cs.State.Running != nil && cs.RestartCount == 1
+	})
+	if st.ContainerStatuses[0].Image != newImage {
+		t.Errorf("image = %q, want %q", st.ContainerStatuses[0].Image, newImage)
+	}
+}

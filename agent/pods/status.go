@@ -95,6 +95,9 @@ func containerStatus(in statusInput, c *corev1.Container, pending bool) corev1.C
 		return cs
 	}
 	cs.ContainerID = "containerd://" + rc.ID
+	if rc.Image != "" {
+		cs.Image, cs.ImageID = rc.Image, imageID(rc.Image)
+	}
 	cs.RestartCount = int32(rc.Attempt)
 	if prev, ok := in.exits[c.Name]; ok && prev.Attempt < rc.Attempt {
 		cs.LastTerminationState.Terminated = terminated(&prev)
