@@ -1,0 +1,21 @@
+// Package controllers holds minik's control loops: replication
+// controllers, service endpoints, the garbage collector, node lifecycle,
+// and the event recorder they share.
+//
+// # Contract
+//
+// Every controller reads the cluster through informers built on the API
+// server's loopback configuration and writes back through typed client-go
+// clients, so it sees the same validation and watch semantics as a remote
+// client. Controllers are level-triggered: informer events only enqueue a
+// key, and sync(ctx, key) re-reads the current state from the caches. A
+// key whose object is gone is done; an error requeues the key with
+// exponential backoff.
+//
+// # Running
+//
+// Each controller is built with New…(client, informers, logger, options)
+// and started with Run(ctx, workers), which waits for its caches, runs
+// workers until ctx ends and returns after they have stopped. RunAll wires
+// all of them on one SharedInformerFactory.
+package controllers

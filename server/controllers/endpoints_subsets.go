@@ -1,0 +1,151 @@
+package controllers
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// endpointSubsets returns the subsets of svc's Endpoints for pods (those
+// its selector matches): one subset per distinct set of resolved ports,
+// addresses sorted by IP, subsets sorted by their ports.
+func endpointSubsets(svc *corev1.Service, pods []*corev1.Pod) []corev1.EndpointSubset {
+	bySig := map[string]*corev1.EndpointSubset{}
+	for _, pod := range pods {
+		if pod.Status.PodIP == "" || pod.DeletionTimestamp != nil ||
+			pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		ports, ok := resolvePorts(svc, pod)
+		if !ok {
+			continue
+		}
+		sig := portsSignature(ports)
+		ss := bySig[sig]
+		if ss == nil {
+			ss = &corev1.EndpointSubset{Ports: ports}
+			bySig[sig] = ss
+		}
+		addr := podAddress(pod)
+		if podReady(pod) || svc.Spec.PublishNotReadyAddresses {
+			ss.Addresses = append(ss.Addresses, addr)
+		} else {
+			ss.NotReadyAddresses = append(ss.NotReadyAddresses, addr)
+		}
+	}
+	var out []corev1.EndpointSubset
+	for _, ss := range bySig {
+		out = append(out, *ss)
+	}
+	return normalSubsets(out)
+}
+
+// normalSubsets sorts subsets into the order endpointSubsets writes them
+// in, so two equivalent lists compare equal. It sorts in place and
+// returns subsets (nil when empty).
+func normalSubsets(subsets []corev1.EndpointSubset) []corev1.EndpointSubset {
+	if len(subsets) == 0 {
+		return nil
+	}
+	for i := range subsets {
+		ss := &subsets[i]
+		slices.SortFunc(ss.Addresses, compareAddresses)
+		slices.SortFunc(ss.NotReadyAddresses, compareAddresses)
+		slices.SortFunc(ss.Ports, func(a, b corev1.EndpointPort) int { return strings.Compare(portKey(a), portKey(b)) })
+	}
+	slices.SortFunc(subsets, func(a, b corev1.EndpointSubset) int {
+		return strings.Compare(portsSignature(a.Ports), portsSignature(b.Ports))
+	})
+	return subsets
+}
+
+func compareAddresses(a, b corev1.EndpointAddress) int {
+	if c := strings.Compare(a.IP, b.IP); c != 0 {
+		return c
+	}
+	return strings.Compare(targetName(a), targetName(b))
+}
+
+func targetName(a corev1.EndpointAddress) string {
+	if a.TargetRef == nil {
+		return ""
+	}
+	return a.TargetRef.Name
+}
+
+func podAddress(pod *corev1.Pod) corev1.EndpointAddress {
+	a := corev1.EndpointAddress{
+		IP: pod.Status.PodIP,
+		TargetRef: &corev1.ObjectReference{
+			Kind:      "Pod",
+			Namespace: pod.Namespace,
+			Name:      pod.Name,
+			UID:       pod.UID,
+		},
+	}
+	if pod.Spec.NodeName != "" {
+		n := pod.Spec.NodeName
+		a.NodeName = &n
+	}
+	return a
+}
+
+// resolvePorts maps svc's ports to pod's: a numeric targetPort as is (0
+// means the service port), a named one to the pod's container port of
+// that name and protocol. ok is false when no port resolves.
+func resolvePorts(svc *corev1.Service, pod *corev1.Pod) (ports []corev1.EndpointPort, ok bool) {
+	for _, sp := range svc.Spec.Ports {
+		proto := sp.Protocol
+		if proto == "" {
+			proto = corev1.ProtocolTCP
+		}
+		n, found := targetPort(sp, proto, pod)
+		if !found {
+			continue
+		}
+		ports = append(ports, corev1.EndpointPort{Name: sp.Name, Port: n, Protocol: proto, AppProtocol: sp.AppProtocol})
+	}
+	return ports, len(ports) > 0 || len(svc.Spec.Ports) == 0
+}
+
+func targetPort(sp corev1.ServicePort, proto corev1.Protocol, pod *corev1.Pod) (int32, bool) {
+	tp := sp.TargetPort
+	switch {
+	case tp.Type == intstr.String && tp.StrVal != "":
+		return namedPort(pod, tp.StrVal, proto)
+	case tp.Type == intstr.Int && tp.IntVal != 0:
+		return tp.IntVal, true
+	}
+	return sp.Port, true
+}
+
+func namedPort(pod *corev1.Pod, name string, proto corev1.Protocol) (int32, bool) {
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			pp := p.Protocol
+			if pp == "" {
+				pp = corev1.ProtocolTCP
+			}
+			if p.Name == name && pp == proto {
+				return p.ContainerPort, true
+			}
+		}
+	}
+	return 0, false
+}
+
+func portKey(p corev1.EndpointPort) string {
+	return p.Name + "/" + string(p.Protocol) + "/" + strconv.Itoa(int(p.Port))
+}
+
+func portsSignature(ports []corev1.EndpointPort) string {
+	keys := make([]string, len(ports))
+	for i, p := range ports {
+		keys[i] = portKey(p)
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, ",")
+}

@@ -1,0 +1,94 @@
+package controllers
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// loop is the work queue and worker pool shared by the controllers: keys
+// go in, sync is called for each with at most one worker per key, and a
+// failed sync requeues the key with exponential backoff.
+type loop struct {
+	name  string
+	queue workqueue.TypedRateLimitingInterface[string]
+	sync  func(ctx context.Context, key string) error
+	lg    *slog.Logger
+}
+
+func newLoop(name string, lg *slog.Logger, sync func(ctx context.Context, key string) error) *loop {
+	rl := workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](10*time.Millisecond, 2*time.Minute),
+	)
+	return &loop{
+		name:  name,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[string]{Name: name}),
+		sync:  sync,
+		lg:    lg,
+	}
+}
+
+// add enqueues key.
+func (l *loop) add(key string) { l.queue.Add(key) }
+
+// addAfter enqueues key once d has passed.
+func (l *loop) addAfter(key string, d time.Duration) { l.queue.AddAfter(key, d) }
+
+// run waits for synced, then runs workers until ctx ends, and returns
+// after every worker has stopped. It returns nil when ctx ends.
+func (l *loop) run(ctx context.Context, workers int, synced ...cache.InformerSynced) error {
+	defer l.queue.ShutDown()
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return nil
+	}
+	l.lg.Info("controller started", "workers", workers)
+	var wg sync.WaitGroup
+	for range max(workers, 1) {
+		wg.Go(func() {
+			for l.next(ctx) {
+			}
+		})
+	}
+	<-ctx.Done()
+	l.queue.ShutDown()
+	wg.Wait()
+	l.lg.Info("controller stopped")
+	return nil
+}
+
+func (l *loop) next(ctx context.Context) bool {
+	key, quit := l.queue.Get()
+	if quit {
+		return false
+	}
+	defer l.queue.Done(key)
+	err := l.sync(ctx, key)
+	switch {
+	case err == nil:
+		l.queue.Forget(key)
+	case ctx.Err() != nil:
+	default:
+		l.lg.Debug("sync failed", "key", key, "err", err)
+		l.queue.AddRateLimited(key)
+	}
+	return true
+}
+
+// keyOf returns the namespace/name key of an informer object, including
+// a tombstone's.
+func keyOf(obj any) (string, bool) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	return key, err == nil
+}
+
+// untombstone returns the object inside a tombstone, or obj itself.
+func untombstone(obj any) any {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		return t.Obj
+	}
+	return obj
+}

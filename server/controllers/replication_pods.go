@@ -1,0 +1,307 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// claim returns the pods rc controls after adopting orphans its selector
+// matches and releasing its pods that no longer match.
+func (m *ReplicationManager) claim(ctx context.Context, rc *corev1.ReplicationController, pods []*corev1.Pod) ([]*corev1.Pod, error) {
+	sel := rcSelector(rc)
+	var owned []*corev1.Pod
+	var errs []error
+	canAdopt := func() error { return m.checkAdoptable(ctx, rc) }
+	for _, pod := range pods {
+		ref := metav1.GetControllerOf(pod)
+		matches := sel.Matches(labels.Set(pod.Labels))
+		switch {
+		case ref != nil && ref.UID == rc.UID:
+			if matches || pod.DeletionTimestamp != nil {
+				owned = append(owned, pod)
+				continue
+			}
+			errs = append(errs, m.release(ctx, rc, pod))
+		case ref == nil && matches && pod.DeletionTimestamp == nil:
+			if err := canAdopt(); err != nil {
+				canAdopt = func() error { return err }
+				continue
+			}
+			canAdopt = func() error { return nil }
+			adopted, err := m.adopt(ctx, rc, pod)
+			if err != nil {
+				errs = append(errs, err)
+			} else if adopted != nil {
+				owned = append(owned, adopted)
+			}
+		}
+	}
+	return owned, errors.Join(errs...)
+}
+
+// checkAdoptable re-reads rc from the API: only a live RC that is not
+// being deleted may adopt pods (the cache may lag behind a delete).
+func (m *ReplicationManager) checkAdoptable(ctx context.Context, rc *corev1.ReplicationController) error {
+	fresh, err := m.client.CoreV1().ReplicationControllers(rc.Namespace).Get(ctx, rc.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if fresh.UID != rc.UID {
+		return fmt.Errorf("replication controller %q was replaced", rc.Name)
+	}
+	if fresh.DeletionTimestamp != nil {
+		return fmt.Errorf("replication controller %q is being deleted", rc.Name)
+	}
+	return nil
+}
+
+func (m *ReplicationManager) adopt(ctx context.Context, rc *corev1.ReplicationController, pod *corev1.Pod) (*corev1.Pod, error) {
+	refs := append(slices.Clone(pod.OwnerReferences), controllerRef(rc))
+	if err := patchOwnerRefs(ctx, m.client, "pods", pod, refs); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	m.lg.Debug("adopted pod", "rc", rc.Namespace+"/"+rc.Name, "pod", pod.Name)
+	out := pod.DeepCopy()
+	out.OwnerReferences = refs
+	return out, nil
+}
+
+func (m *ReplicationManager) release(ctx context.Context, rc *corev1.ReplicationController, pod *corev1.Pod) error {
+	err := patchOwnerRefs(ctx, m.client, "pods", pod, withoutOwner(pod.OwnerReferences, rc.UID))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err == nil {
+		m.lg.Debug("released pod", "rc", rc.Namespace+"/"+rc.Name, "pod", pod.Name)
+	}
+	return err
+}
+
+func controllerRef(rc *corev1.ReplicationController) metav1.OwnerReference {
+	t := true
+	return metav1.OwnerReference{
+		APIVersion:         rcKind.GroupVersion().String(),
+		Kind:               rcKind.Kind,
+		Name:               rc.Name,
+		UID:                rc.UID,
+		Controller:         &t,
+		BlockOwnerDeletion: &t,
+	}
+}
+
+// manage creates or deletes pods so that active has rc's replica count.
+func (m *ReplicationManager) manage(ctx context.Context, key string, rc *corev1.ReplicationController, active []*corev1.Pod) error {
+	diff := len(active) - rcReplicas(rc)
+	switch {
+	case diff < 0:
+		n := min(-diff, m.opts.BurstReplicas)
+		m.exp.expect(key, n, nil)
+		return m.createPods(ctx, key, rc, n)
+	case diff > 0:
+		victims := podsToDelete(active, min(diff, m.opts.BurstReplicas))
+		keys := make([]string, len(victims))
+		for i, p := range victims {
+			keys[i] = p.Namespace + "/" + p.Name
+		}
+		m.exp.expect(key, 0, keys)
+		return m.deletePods(ctx, key, rc, victims)
+	}
+	return nil
+}
+
+// createPods creates n pods in batches of 1, 2, 4, …, stopping at the
+// first batch with a failure; pods not created are taken off the
+// expectations.
+func (m *ReplicationManager) createPods(ctx context.Context, key string, rc *corev1.ReplicationController, n int) error {
+	done := 0
+	for batch := 1; done < n; batch *= 2 {
+		size := min(batch, n-done)
+		err := parallel(size, func(int) error { return m.createPod(ctx, key, rc) })
+		done += size
+		if err != nil {
+			for range n - done {
+				m.exp.creationObserved(key)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *ReplicationManager) createPod(ctx context.Context, key string, rc *corev1.ReplicationController) error {
+	pod := podFromTemplate(rc)
+	out, err := m.client.CoreV1().Pods(rc.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		m.exp.creationObserved(key)
+		if ctx.Err() == nil {
+			m.rec.Eventf(rc, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+		}
+		return err
+	}
+	m.rec.Eventf(rc, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", out.Name)
+	return nil
+}
+
+func podFromTemplate(rc *corev1.ReplicationController) *corev1.Pod {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName:    rc.Name + "-",
+			Namespace:       rc.Namespace,
+			OwnerReferences: []metav1.OwnerReference{controllerRef(rc)},
+		},
+	}
+	if t := rc.Spec.Template; t != nil {
+		pod.Labels = maps(t.Labels)
+		pod.Annotations = maps(t.Annotations)
+		pod.Finalizers = slices.Clone(t.Finalizers)
+		pod.Spec = *t.Spec.DeepCopy()
+	}
+	return pod
+}
+
+func maps(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (m *ReplicationManager) deletePods(ctx context.Context, key string, rc *corev1.ReplicationController, pods []*corev1.Pod) error {
+	return parallel(len(pods), func(i int) error {
+		p := pods[i]
+		err := m.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{
+			Preconditions: &metav1.Preconditions{UID: &p.UID},
+		})
+		if err != nil {
+			m.exp.deletionObserved(key, p.Namespace+"/"+p.Name)
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		m.rec.Eventf(rc, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+		return nil
+	})
+}
+
+// parallel runs f(0) … f(n-1) concurrently and joins their errors.
+func parallel(n int, f func(i int) error) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = f(i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// podsToDelete picks the n pods to delete first: unscheduled before
+// scheduled, pending before unknown before running, not ready before
+// ready, more restarts first, newer first.
+func podsToDelete(pods []*corev1.Pod, n int) []*corev1.Pod {
+	sorted := slices.Clone(pods)
+	slices.SortStableFunc(sorted, comparePodsForDeletion)
+	return sorted[:n]
+}
+
+func comparePodsForDeletion(a, b *corev1.Pod) int {
+	if c := cmpBool(a.Spec.NodeName != "", b.Spec.NodeName != ""); c != 0 {
+		return c
+	}
+	if c := phaseRank(a.Status.Phase) - phaseRank(b.Status.Phase); c != 0 {
+		return c
+	}
+	if c := cmpBool(podReady(a), podReady(b)); c != 0 {
+		return c
+	}
+	if c := int(maxRestarts(b) - maxRestarts(a)); c != 0 {
+		return c
+	}
+	if c := b.CreationTimestamp.Compare(a.CreationTimestamp.Time); c != 0 {
+		return c
+	}
+	return cmpString(a.Name, b.Name)
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func phaseRank(p corev1.PodPhase) int {
+	switch p {
+	case corev1.PodPending, "":
+		return 0
+	case corev1.PodUnknown:
+		return 1
+	}
+	return 2
+}
+
+func maxRestarts(p *corev1.Pod) int32 {
+	var n int32
+	for _, c := range p.Status.ContainerStatuses {
+		n = max(n, c.RestartCount)
+	}
+	return n
+}
+
+// podReadyCondition returns pod's Ready condition, or nil.
+func podReadyCondition(p *corev1.Pod) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == corev1.PodReady {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	c := podReadyCondition(p)
+	return c != nil && c.Status == corev1.ConditionTrue
+}
+
+// podAvailable reports whether p has been ready for minReady at now, and
+// if it is ready but not yet available, how long until it is.
+func podAvailable(p *corev1.Pod, minReady time.Duration, now time.Time) (bool, time.Duration) {
+	c := podReadyCondition(p)
+	if c == nil || c.Status != corev1.ConditionTrue {
+		return false, 0
+	}
+	if minReady == 0 {
+		return true, 0
+	}
+	left := c.LastTransitionTime.Add(minReady).Sub(now)
+	return left <= 0, left
+}
