@@ -105,7 +105,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 	t.Fatalf("%s: not within %v (last error: %v)", what, timeout, last)
 }
 
-func TestServerRunsPodsOnEmbeddedAgent(t *testing.T) {
+func TestIntegrationServerRunsPodsOnEmbeddedAgent(t *testing.T) {
 	bin := minikBinary(t)
 	dir, err := os.MkdirTemp("", "mkit")
 	if err != nil {
