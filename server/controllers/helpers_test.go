@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/minik-dev/minik/server/apiserver"
 	"github.com/minik-dev/minik/store/storetest"
@@ -23,6 +26,7 @@ const waitTimeout = 8 * time.Second
 type env struct {
 	t       *testing.T
 	ctx     context.Context
+	cfg     *rest.Config
 	client  kubernetes.Interface
 	factory informers.SharedInformerFactory
 	lg      *slog.Logger
@@ -43,11 +47,48 @@ func newEnv(t *testing.T) *env {
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	client, err := kubernetes.NewForConfig(s.ServeLoopback(ctx))
+	cfg := s.ServeLoopback(ctx)
+	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &env{t: t, ctx: ctx, client: client, lg: lg, factory: informers.NewSharedInformerFactory(client, 0)}
+	return &env{t: t, ctx: ctx, cfg: cfg, client: client, lg: lg, factory: informers.NewSharedInformerFactory(client, 0)}
+}
+
+// useLaggingInformers makes e's informer factory receive every watch
+// event late by delay, like an informer behind a slow network.
+func (e *env) useLaggingInformers(delay time.Duration) {
+	cfg := rest.CopyConfig(e.cfg)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return slowWatches{rt, delay} }
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		e.t.Fatalf("client: %v", err)
+	}
+	e.factory = informers.NewSharedInformerFactory(client, 0)
+}
+
+type slowWatches struct {
+	rt    http.RoundTripper
+	delay time.Duration
+}
+
+func (s slowWatches) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := s.rt.RoundTrip(req)
+	if err != nil || req.URL.Query().Get("watch") == "" {
+		return resp, err
+	}
+	resp.Body = slowBody{resp.Body, s.delay}
+	return resp, nil
+}
+
+type slowBody struct {
+	io.ReadCloser
+	delay time.Duration
+}
+
+func (b slowBody) Read(p []byte) (int, error) {
+	time.Sleep(b.delay)
+	return b.ReadCloser.Read(p)
 }
 
 // run starts the informers and the given Run funcs; they stop when the
