@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"errors"
 	"os"
 	"strings"
@@ -32,6 +34,7 @@ func agentCommand() *ucli.Command {
 				NodeIP:            c.String("node-ip"),
 				ContainerdSocket:  c.String("containerd-socket"),
 				HeartbeatInterval: c.Duration("heartbeat-interval"),
+				RestartBackoff:    c.Duration("restart-backoff"),
 				Version:           version,
 				Logger:            newLogger(c.Bool("debug")),
 			}
@@ -55,6 +58,7 @@ func agentFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "node-name", EnvVars: []string{"MINIK_NODE_NAME"}, Usage: "name of this node (default: host name)"},
 		&ucli.StringFlag{Name: "node-ip", EnvVars: []string{"MINIK_NODE_IP"}, Usage: "address of this node"},
 		&ucli.StringFlag{Name: "containerd-socket", EnvVars: []string{"MINIK_CONTAINERD_SOCKET"}, Usage: "use this containerd instead of starting one"},
+		&ucli.DurationFlag{Name: "restart-backoff", Value: 10 * time.Second, EnvVars: []string{"MINIK_RESTART_BACKOFF"}, Usage: "first delay before restarting a crashed container (doubles up to 5m)"},
 		&ucli.DurationFlag{Name: "heartbeat-interval", Value: agent.DefaultHeartbeatInterval, EnvVars: []string{"MINIK_HEARTBEAT_INTERVAL"}, Usage: "how often the agent tells the server it is alive"},
 		&ucli.BoolFlag{Name: "debug", EnvVars: []string{"MINIK_DEBUG"}, Usage: "log at debug level"},
 	}

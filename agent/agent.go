@@ -55,6 +55,9 @@ type Config struct {
 	ContainerdSocket string
 	// HeartbeatInterval defaults to DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
+	// RestartBackoff is the first CrashLoopBackOff delay, doubling to five
+	// minutes (default 10s; tests shorten it).
+	RestartBackoff time.Duration
 	// Labels are added to the Node's labels.
 	Labels map[string]string
 	// Version is reported as the node's kubelet version.
@@ -141,7 +144,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}), a.lg)
 	mgr, err := pods.NewManager(pods.Config{
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir,
-		Runtime: rt, Reporter: a.rep, Logger: cfg.Logger,
+		Runtime: rt, Reporter: a.rep, Logger: cfg.Logger, BackoffBase: cfg.RestartBackoff,
 	})
 	if err != nil {
 		return err

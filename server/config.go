@@ -22,6 +22,8 @@ type Config struct {
 	// NodeMonitorGracePeriod is how long a node may go without a
 	// heartbeat before it is marked Ready=Unknown (default 40s).
 	NodeMonitorGracePeriod time.Duration
+	// RestartBackoff is the embedded agent's first CrashLoopBackOff delay.
+	RestartBackoff time.Duration
 	// HeartbeatInterval is the embedded agent's (default 10s).
 	HeartbeatInterval time.Duration
 	// CompactionWindow is how many revisions of history the store keeps.

@@ -168,7 +168,8 @@ func runEmbeddedAgent(ctx context.Context, cfg Config, token string, addr net.Ad
 		ServerURL: "https://" + net.JoinHostPort(host, port), Token: token,
 		DataDir: filepath.Join(cfg.DataDir, "agent"), NodeName: name, NodeIP: cfg.NodeIP,
 		HeartbeatInterval: cfg.HeartbeatInterval, Version: cfg.Version, Logger: lg,
-		Labels: map[string]string{"node-role.kubernetes.io/control-plane": "true", "node-role.kubernetes.io/master": "true"},
+		RestartBackoff: cfg.RestartBackoff,
+		Labels:         map[string]string{"node-role.kubernetes.io/control-plane": "true", "node-role.kubernetes.io/master": "true"},
 	})
 	if err != nil && ctx.Err() == nil {
 		lg.Error("embedded agent stopped; the control plane keeps running", "err", err)
