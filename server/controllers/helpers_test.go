@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,6 +66,38 @@ func (e *env) useLaggingInformers(delay time.Duration) {
 		e.t.Fatalf("client: %v", err)
 	}
 	e.factory = informers.NewSharedInformerFactory(client, 0)
+}
+
+// countingClient returns a client that counts its requests by method
+// and resource path.
+func (e *env) countingClient() (kubernetes.Interface, *requestCounter) {
+	cfg := rest.CopyConfig(e.cfg)
+	rc := &requestCounter{n: map[string]int{}}
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { rc.rt = rt; return rc }
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		e.t.Fatalf("client: %v", err)
+	}
+	return client, rc
+}
+
+type requestCounter struct {
+	rt http.RoundTripper
+	mu sync.Mutex
+	n  map[string]int // "PUT /api/v1/namespaces/default/endpoints/web" → count
+}
+
+func (c *requestCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.n[req.Method+" "+req.URL.Path]++
+	c.mu.Unlock()
+	return c.rt.RoundTrip(req)
+}
+
+func (c *requestCounter) count(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key]
 }
 
 type slowWatches struct {
