@@ -1,0 +1,237 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// ownerIndex indexes objects by the uids of their owners.
+const ownerIndex = "gc-owner-uid"
+
+// gcRecheck is how soon an owner waiting for its dependents to go is
+// checked again even without an event.
+const gcRecheck = 2 * time.Second
+
+// gcKind is a core/v1 kind the garbage collector follows, as owner and as
+// dependent.
+type gcKind struct {
+	kind       string // "Pod"
+	resource   string // "pods"
+	namespaced bool
+	informer   cache.SharedIndexInformer
+}
+
+// GarbageCollectorOptions tunes a GarbageCollector.
+type GarbageCollectorOptions struct{}
+
+// GarbageCollector deletes objects whose owners are gone, and carries out
+// the foreground and orphan deletion the API server asks for with the
+// foregroundDeletion and orphan finalizers:
+//
+//   - An object all of whose ownerReferences name objects that no longer
+//     exist (by uid) is deleted in the background; references to missing
+//     owners are removed from objects that keep another owner.
+//   - An owner being deleted with the foregroundDeletion finalizer has its
+//     dependents deleted, blocking ones (blockOwnerDeletion) first; once no
+//     blocking dependent remains the finalizer is removed.
+//   - An owner being deleted with the orphan finalizer has its reference
+//     removed from every dependent; then the finalizer is removed.
+//
+// It follows the core/v1 kinds Pod, Service, Endpoints,
+// ReplicationController and Node. References to other kinds are left
+// alone.
+type GarbageCollector struct {
+	client kubernetes.Interface
+	kinds  []*gcKind
+	lg     *slog.Logger
+	loop   *loop
+	synced []cache.InformerSynced
+}
+
+// NewGarbageCollector returns a GarbageCollector using the informers of
+// factory. It must be called before factory is started (it adds an
+// index). lg may be nil.
+func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedInformerFactory, lg *slog.Logger, _ GarbageCollectorOptions) (*GarbageCollector, error) {
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	lg = lg.With("component", "garbage-collector")
+	core := factory.Core().V1()
+	gc := &GarbageCollector{
+		client: client,
+		lg:     lg,
+		kinds: []*gcKind{
+			{kind: "Pod", resource: "pods", namespaced: true, informer: core.Pods().Informer()},
+			{kind: "Service", resource: "services", namespaced: true, informer: core.Services().Informer()},
+			{kind: "Endpoints", resource: "endpoints", namespaced: true, informer: core.Endpoints().Informer()},
+			{kind: "ReplicationController", resource: "replicationcontrollers", namespaced: true, informer: core.ReplicationControllers().Informer()},
+			{kind: "Node", resource: "nodes", informer: core.Nodes().Informer()},
+		},
+	}
+	gc.loop = newLoop("garbagecollector", lg, gc.sync)
+	for _, k := range gc.kinds {
+		if err := gc.watch(k); err != nil {
+			return nil, fmt.Errorf("%s informer: %w", k.resource, err)
+		}
+	}
+	return gc, nil
+}
+
+func (gc *GarbageCollector) watch(k *gcKind) error {
+	err := k.informer.AddIndexers(cache.Indexers{ownerIndex: indexByOwner})
+	if err != nil && !strings.Contains(err.Error(), "already") {
+		return err
+	}
+	reg, err := k.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { gc.changed(k, obj) },
+		UpdateFunc: func(_, obj any) { gc.changed(k, obj) },
+		DeleteFunc: func(obj any) { gc.deleted(k, obj) },
+	})
+	if err != nil {
+		return err
+	}
+	gc.synced = append(gc.synced, reg.HasSynced)
+	return nil
+}
+
+func indexByOwner(obj any) ([]string, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, nil
+	}
+	var uids []string
+	for _, r := range m.GetOwnerReferences() {
+		uids = append(uids, string(r.UID))
+	}
+	return uids, nil
+}
+
+// Run collects garbage with workers goroutines until ctx ends, and
+// returns after they have stopped.
+func (gc *GarbageCollector) Run(ctx context.Context, workers int) error {
+	return gc.loop.run(ctx, workers, gc.synced...)
+}
+
+// gcKey is the queue key of an object: "resource|namespace/name".
+func gcKey(k *gcKind, m metav1.Object) string {
+	return k.resource + "|" + cache.NewObjectName(m.GetNamespace(), m.GetName()).String()
+}
+
+func (gc *GarbageCollector) changed(k *gcKind, obj any) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return
+	}
+	if len(m.GetOwnerReferences()) > 0 || waitsForGC(m) {
+		gc.loop.add(gcKey(k, m))
+	}
+	if m.GetDeletionTimestamp() != nil {
+		gc.enqueueOwners(m)
+	}
+}
+
+// deleted enqueues the dependents of a deleted object (their owner may be
+// gone) and its owners (they may wait for it to go).
+func (gc *GarbageCollector) deleted(k *gcKind, obj any) {
+	m, err := meta.Accessor(untombstone(obj))
+	if err != nil {
+		return
+	}
+	gc.enqueueDependents(m)
+	gc.enqueueOwners(m)
+}
+
+func (gc *GarbageCollector) enqueueDependents(owner metav1.Object) {
+	for _, k := range gc.kinds {
+		deps, _ := k.informer.GetIndexer().ByIndex(ownerIndex, string(owner.GetUID()))
+		for _, d := range deps {
+			if m, err := meta.Accessor(d); err == nil {
+				gc.loop.add(gcKey(k, m))
+			}
+		}
+	}
+}
+
+func (gc *GarbageCollector) enqueueOwners(m metav1.Object) {
+	for _, r := range m.GetOwnerReferences() {
+		if k := gc.kindOf(r); k != nil {
+			gc.loop.add(k.resource + "|" + cache.NewObjectName(k.namespace(m.GetNamespace()), r.Name).String())
+		}
+	}
+}
+
+// kindOf returns the followed kind a reference names, or nil.
+func (gc *GarbageCollector) kindOf(r metav1.OwnerReference) *gcKind {
+	if r.APIVersion != "v1" {
+		return nil
+	}
+	for _, k := range gc.kinds {
+		if k.kind == r.Kind {
+			return k
+		}
+	}
+	return nil
+}
+
+func (k *gcKind) namespace(ns string) string {
+	if k.namespaced {
+		return ns
+	}
+	return ""
+}
+
+// waitsForGC reports whether m is being deleted and waits for the
+// collector (it has the foregroundDeletion or orphan finalizer).
+func waitsForGC(m metav1.Object) bool {
+	if m.GetDeletionTimestamp() == nil {
+		return false
+	}
+	f := m.GetFinalizers()
+	return slices.Contains(f, metav1.FinalizerDeleteDependents) || slices.Contains(f, metav1.FinalizerOrphanDependents)
+}
+
+func (gc *GarbageCollector) sync(ctx context.Context, key string) error {
+	res, nsName, ok := strings.Cut(key, "|")
+	if !ok {
+		return nil
+	}
+	var k *gcKind
+	for _, c := range gc.kinds {
+		if c.resource == res {
+			k = c
+		}
+	}
+	if k == nil {
+		return nil
+	}
+	obj, exists, err := k.informer.GetIndexer().GetByKey(nsName)
+	if err != nil || !exists {
+		return err
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil
+	}
+	fins := m.GetFinalizers()
+	switch {
+	case m.GetDeletionTimestamp() != nil && slices.Contains(fins, metav1.FinalizerOrphanDependents):
+		return gc.orphan(ctx, k, m)
+	case m.GetDeletionTimestamp() != nil && slices.Contains(fins, metav1.FinalizerDeleteDependents):
+		return gc.deleteDependents(ctx, k, key, m)
+	}
+	return gc.checkOwners(ctx, k, m)
+}
+
+// errUnknownOwner marks a reference whose owner's state can't be told.
+var errUnknownOwner = errors.New("gc: owner of a kind not followed")

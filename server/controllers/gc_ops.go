@@ -1,0 +1,173 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// checkOwners deletes m when none of its owners exists any more, or drops
+// the references to missing owners when some remain.
+func (gc *GarbageCollector) checkOwners(ctx context.Context, k *gcKind, m metav1.Object) error {
+	refs := m.GetOwnerReferences()
+	var gone []metav1.OwnerReference
+	for _, r := range refs {
+		exists, err := gc.ownerExists(ctx, k, m.GetNamespace(), r)
+		if errors.Is(err, errUnknownOwner) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !exists {
+			gone = append(gone, r)
+		}
+	}
+	switch {
+	case len(gone) == 0:
+		return nil
+	case len(gone) == len(refs):
+		gc.lg.Info("deleting object whose owners are gone", "resource", k.resource, "namespace", m.GetNamespace(), "name", m.GetName())
+		return gc.delete(ctx, k, m, metav1.DeletePropagationBackground)
+	}
+	keep := slices.DeleteFunc(slices.Clone(refs), func(r metav1.OwnerReference) bool {
+		return slices.ContainsFunc(gone, func(g metav1.OwnerReference) bool { return g.UID == r.UID })
+	})
+	return ignoreNotFound(patchOwnerRefs(ctx, gc.client, k.resource, m, keep))
+}
+
+// ownerExists reports whether the owner r of an object in namespace ns
+// (of kind dep) exists with r's uid. A cache miss is confirmed with the
+// API, since the cache may not show a new owner yet.
+func (gc *GarbageCollector) ownerExists(ctx context.Context, dep *gcKind, ns string, r metav1.OwnerReference) (bool, error) {
+	k := gc.kindOf(r)
+	if k == nil || (k.namespaced && !dep.namespaced) {
+		return false, errUnknownOwner
+	}
+	key := cache.NewObjectName(k.namespace(ns), r.Name).String()
+	if obj, ok, _ := k.informer.GetIndexer().GetByKey(key); ok {
+		if m, err := meta.Accessor(obj); err == nil && m.GetUID() == r.UID {
+			return true, nil
+		}
+	}
+	obj, err := gc.client.CoreV1().RESTClient().Get().
+		Namespace(k.namespace(ns)).Resource(k.resource).Name(r.Name).Do(ctx).Get()
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return false, err
+	}
+	return m.GetUID() == r.UID, nil
+}
+
+// delete deletes m if it is still the object with m's uid.
+func (gc *GarbageCollector) delete(ctx context.Context, k *gcKind, m metav1.Object, policy metav1.DeletionPropagation) error {
+	uid := m.GetUID()
+	opts := &metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}}
+	err := gc.client.CoreV1().RESTClient().Delete().
+		Namespace(m.GetNamespace()).Resource(k.resource).Name(m.GetName()).
+		Body(opts).Do(ctx).Error()
+	if apierrors.IsConflict(err) {
+		// Replaced by another object of the same name: not ours to delete.
+		return nil
+	}
+	return ignoreNotFound(err)
+}
+
+// dependent is an object with an owner reference to some owner.
+type dependent struct {
+	kind     *gcKind
+	obj      metav1.Object
+	blocking bool // the reference has blockOwnerDeletion
+}
+
+// dependents returns the cached objects that reference owner, blocking
+// ones first.
+func (gc *GarbageCollector) dependents(owner metav1.Object) []dependent {
+	var out []dependent
+	for _, k := range gc.kinds {
+		objs, _ := k.informer.GetIndexer().ByIndex(ownerIndex, string(owner.GetUID()))
+		for _, o := range objs {
+			m, err := meta.Accessor(o)
+			if err != nil {
+				continue
+			}
+			d := dependent{kind: k, obj: m}
+			for _, r := range m.GetOwnerReferences() {
+				if r.UID == owner.GetUID() && r.BlockOwnerDeletion != nil && *r.BlockOwnerDeletion {
+					d.blocking = true
+				}
+			}
+			out = append(out, d)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b dependent) int { return cmpBool(b.blocking, a.blocking) })
+	return out
+}
+
+// deleteDependents carries out a foreground deletion of owner: its
+// dependents are deleted, and the foregroundDeletion finalizer is removed
+// once no blocking dependent is left.
+func (gc *GarbageCollector) deleteDependents(ctx context.Context, k *gcKind, key string, owner metav1.Object) error {
+	var errs []error
+	blocked := false
+	for _, d := range gc.dependents(owner) {
+		if d.blocking {
+			blocked = true
+		}
+		if d.obj.GetDeletionTimestamp() != nil {
+			continue
+		}
+		policy := metav1.DeletePropagationBackground
+		if len(gc.dependents(d.obj)) > 0 {
+			policy = metav1.DeletePropagationForeground
+		}
+		errs = append(errs, gc.delete(ctx, d.kind, d.obj, policy))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if blocked {
+		gc.loop.addAfter(key, gcRecheck)
+		return nil
+	}
+	gc.lg.Info("dependents deleted", "resource", k.resource, "namespace", owner.GetNamespace(), "name", owner.GetName())
+	return gc.removeFinalizer(ctx, k, owner, metav1.FinalizerDeleteDependents)
+}
+
+// orphan removes owner's reference from its dependents, then the orphan
+// finalizer from owner.
+func (gc *GarbageCollector) orphan(ctx context.Context, k *gcKind, owner metav1.Object) error {
+	var errs []error
+	for _, d := range gc.dependents(owner) {
+		refs := withoutOwner(d.obj.GetOwnerReferences(), owner.GetUID())
+		errs = append(errs, ignoreNotFound(patchOwnerRefs(ctx, gc.client, d.kind.resource, d.obj, refs)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	gc.lg.Info("dependents orphaned", "resource", k.resource, "namespace", owner.GetNamespace(), "name", owner.GetName())
+	return gc.removeFinalizer(ctx, k, owner, metav1.FinalizerOrphanDependents)
+}
+
+func (gc *GarbageCollector) removeFinalizer(ctx context.Context, k *gcKind, m metav1.Object, f string) error {
+	fins := slices.DeleteFunc(slices.Clone(m.GetFinalizers()), func(s string) bool { return s == f })
+	return ignoreNotFound(patchFinalizers(ctx, gc.client, k.resource, m, fins))
+}
+
+func ignoreNotFound(err error) error {
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
