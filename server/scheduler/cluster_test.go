@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,15 +19,25 @@ import (
 )
 
 // testCluster is an API server over a real store, reached through the
-// loopback client, with a scheduler running against it.
+// loopback client, with a scheduler against it.
 type testCluster struct {
-	client kubernetes.Interface
-	sched  *Scheduler
+	client  kubernetes.Interface
+	factory informers.SharedInformerFactory
+	sched   *Scheduler
+	start   func() // runs the scheduler; once
 }
 
 // newTestCluster starts an API server and a scheduler with opts; both stop
 // when the test ends.
 func newTestCluster(tb testing.TB, opts Options) *testCluster {
+	c := newIdleCluster(tb, opts)
+	c.start()
+	return c
+}
+
+// newIdleCluster starts an API server and makes a scheduler that runs once
+// c.start is called. Both stop when the test ends.
+func newIdleCluster(tb testing.TB, opts Options) *testCluster {
 	tb.Helper()
 	lg := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := apiserver.New(apiserver.Config{Store: storetest.New(tb), Logger: lg})
@@ -46,8 +57,10 @@ func newTestCluster(tb testing.TB, opts Options) *testCluster {
 		tb.Fatalf("scheduler.New: %v", err)
 	}
 	schedDone := make(chan error, 1)
-	go func() { schedDone <- s.Run(ctx) }()
+	var once sync.Once
+	start := func() { once.Do(func() { go func() { schedDone <- s.Run(ctx) }() }) }
 	tb.Cleanup(func() {
+		once.Do(func() { schedDone <- nil })
 		cancel()
 		for _, ch := range []<-chan struct{}{waitErr(tb, schedDone), srvDone} {
 			select {
@@ -58,7 +71,7 @@ func newTestCluster(tb testing.TB, opts Options) *testCluster {
 		}
 		factory.Shutdown()
 	})
-	return &testCluster{client: client, sched: s}
+	return &testCluster{client: client, factory: factory, sched: s, start: start}
 }
 
 func waitErr(tb testing.TB, errc <-chan error) <-chan struct{} {

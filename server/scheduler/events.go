@@ -17,8 +17,8 @@ import (
 // eventBuffer bounds the events waiting to be written; past it events are
 // dropped rather than slowing scheduling down.
 const (
-	eventBuffer  = 4096
-	eventWriters = 4
+	eventBuffer  = 16384
+	eventWriters = 16
 )
 
 // apiRecorder writes core/v1 Events through a client, asynchronously.
