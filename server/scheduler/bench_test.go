@@ -26,7 +26,6 @@ const (
 
 var benchBinders, _ = strconv.Atoi(os.Getenv("BENCH_BINDERS"))
 
-
 // BenchmarkSchedule creates 1,000 Ready nodes (32 cpu, 64Gi, 110 pods)
 // and then 10,000 small pods through the API, and reports how fast pods go
 // from creation to bound, and the process RSS at the end (API server,

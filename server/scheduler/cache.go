@@ -19,8 +19,8 @@ type cachedPod struct {
 // before the informer reports their binding.
 type cache struct {
 	mu    sync.Mutex
-	nodes map[string]*nodeInfo    // guarded by mu; includes nodes only pods refer to
-	list  []*nodeInfo             // guarded by mu; nodes with a Node object, in no order
+	nodes map[string]*nodeInfo     // guarded by mu; includes nodes only pods refer to
+	list  []*nodeInfo              // guarded by mu; nodes with a Node object, in no order
 	pods  map[types.UID]*cachedPod // guarded by mu
 }
 
