@@ -5,6 +5,8 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minik-dev/minik/network/networktest"
+	"github.com/minik-dev/minik/runtime/runtimetest"
 )
 
 // The multi-node harness: a bridge on the host stands for the machines'
@@ -71,9 +76,17 @@ func startAgent(t *testing.T, s *serverProc, serverIP string, i int, extra ...st
 		ip: fmt.Sprintf("%s.%d", bridgeSubnet, 10+i), dataDir: t.TempDir(),
 	}
 	host, peer := fmt.Sprintf("mke2e%dh", i), "eth0"
+	if err := os.MkdirAll(filepath.Join(a.dataDir, "images"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeBusybox(t, filepath.Join(a.dataDir, "images"))
+	exec.Command("ip", "link", "del", host).Run()
 	exec.Command("ip", "netns", "del", a.netns).Run()
 	run(t, "ip", "netns", "add", a.netns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", a.netns).Run() })
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", host).Run()
+		exec.Command("ip", "netns", "del", a.netns).Run()
+	})
 	run(t, "ip", "link", "add", host, "type", "veth", "peer", "name", peer, "netns", a.netns)
 	run(t, "ip", "link", "set", host, "master", bridgeName, "up")
 	in := func(args ...string) { run(t, "ip", append([]string{"netns", "exec", a.netns}, args...)...) }
@@ -85,7 +98,9 @@ func startAgent(t *testing.T, s *serverProc, serverIP string, i int, extra ...st
 	if err != nil {
 		t.Fatalf("token: %v", err)
 	}
-	a.args = append([]string{"netns", "exec", a.netns, s.bin, "agent",
+	// nsenter switches only the network namespace: `ip netns exec` would
+	// also remount /sys and hide the cgroup hierarchy from runc.
+	a.args = append([]string{"--net=/run/netns/" + a.netns, s.bin, "agent",
 		"--join", fmt.Sprintf("https://%s:%d", serverIP, s.port), "--token", strings.TrimSpace(string(token)),
 		"--data-dir", a.dataDir, "--node-name", a.name, "--node-ip", a.ip}, extra...)
 	a.start()
@@ -94,7 +109,7 @@ func startAgent(t *testing.T, s *serverProc, serverIP string, i int, extra ...st
 }
 
 func (a *agentProc) start() {
-	a.cmd = exec.Command("ip", a.args...)
+	a.cmd = exec.Command("nsenter", a.args...)
 	a.log = &bytes.Buffer{}
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -108,6 +123,9 @@ func (a *agentProc) start() {
 func (a *agentProc) kill() {
 	if a.cmd == nil || a.cmd.Process == nil {
 		return
+	}
+	if a.t.Failed() {
+		a.t.Logf("agent %s log (tail):\n%s", a.name, tail(a.log.String(), 40))
 	}
 	syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
 	a.cmd.Wait()
@@ -126,4 +144,52 @@ func startClusterServer(t *testing.T, extra ...string) (*serverProc, string) {
 	s.startWith("0.0.0.0")
 	t.Cleanup(s.kill)
 	return s, ip
+}
+
+// writeBusybox puts the test image (busybox from the host) into dir.
+func writeBusybox(t *testing.T, dir string) {
+	t.Helper()
+	img, err := runtimetest.BusyboxImage()
+	if err != nil {
+		t.Fatalf("busybox image: %v", err)
+	}
+	if _, err := runtimetest.WriteOCIArchive(dir, "docker.io/library/busybox:latest", img); err != nil {
+		t.Fatalf("writing image: %v", err)
+	}
+}
+
+// inNode runs a command in node a's network namespace.
+func (a *agentProc) inNode(args ...string) (string, error) {
+	out, err := exec.Command("nsenter", append([]string{"--net=/run/netns/" + a.netns}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// httpGet fetches http://addr/path from inside node a's network namespace
+// and returns the response body.
+func (a *agentProc) httpGet(addr, path string) (string, error) {
+	var body string
+	err := networktest.InNetNS("/run/netns/"+a.netns, func() error {
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr)
+		data, err := io.ReadAll(conn)
+		if _, b, ok := strings.Cut(string(data), "\r\n\r\n"); ok {
+			body = b
+		}
+		return err
+	})
+	return body, err
 }

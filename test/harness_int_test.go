@@ -105,6 +105,9 @@ func (s *serverProc) kill() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
+	if s.t.Failed() {
+		s.t.Logf("server log (tail):\n%s", tail(s.log.String(), 40))
+	}
 	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	s.cmd.Wait()
 	s.cmd = nil
