@@ -214,4 +214,3 @@ func nodeClientset(t *testing.T, s *serverProc, a *agentProc) *kubernetes.Client
 	}}
 	return kubernetes.NewForConfigOrDie(cfg)
 }
-
