@@ -55,8 +55,7 @@ func (s *Scheduler) bind(ctx context.Context, key string, p *podInfo, node strin
 	}
 	err := s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, b, metav1.CreateOptions{})
 	if err == nil {
-		s.opts.Recorder.Event(pod, corev1.EventTypeNormal, "Scheduled",
-			fmt.Sprintf("Successfully assigned %s to %s", key, node))
+		s.opts.Recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s to %s", key, node)
 		return
 	}
 	s.cache.forget(pod.UID)
@@ -71,11 +70,15 @@ func (s *Scheduler) bind(ctx context.Context, key string, p *podInfo, node strin
 	}
 }
 
-// markUnschedulable records why a pod fits nowhere: a FailedScheduling
-// event, and the condition PodScheduled=False reason Unschedulable unless
-// the pod already carries the same.
+// markUnschedulable records why a pod fits nowhere: the condition
+// PodScheduled=False reason Unschedulable and a FailedScheduling event.
+// Both are skipped when the pod already carries the same message, so a pod
+// retried for the same reason doesn't pile up events.
 func (s *Scheduler) markUnschedulable(ctx context.Context, pod *corev1.Pod, msg string) {
-	s.opts.Recorder.Event(pod, corev1.EventTypeWarning, "FailedScheduling", msg)
+	if hasUnschedulable(pod, msg) {
+		return
+	}
+	s.opts.Recorder.Eventf(pod, corev1.EventTypeWarning, "FailedScheduling", "%s", msg)
 	for range 3 {
 		if hasUnschedulable(pod, msg) {
 			return

@@ -35,10 +35,10 @@ func newAPIRecorder(client kubernetes.Interface, component string, lg *slog.Logg
 	return &apiRecorder{client: client, component: component, lg: lg, ch: make(chan *corev1.Event, eventBuffer)}
 }
 
-// Event queues an event about object; it never blocks. It is safe for
+// Eventf queues an event about obj; it never blocks. It is safe for
 // concurrent use.
-func (r *apiRecorder) Event(object runtime.Object, eventtype, reason, message string) {
-	ref, err := reference.GetReference(scheme.Scheme, object)
+func (r *apiRecorder) Eventf(obj runtime.Object, eventType, reason, format string, args ...any) {
+	ref, err := reference.GetReference(scheme.Scheme, obj)
 	if err != nil {
 		r.lg.Debug("event dropped", "reason", reason, "err", err)
 		return
@@ -51,8 +51,8 @@ func (r *apiRecorder) Event(object runtime.Object, eventtype, reason, message st
 		},
 		InvolvedObject:      *ref,
 		Reason:              reason,
-		Message:             message,
-		Type:                eventtype,
+		Message:             fmt.Sprintf(format, args...),
+		Type:                eventType,
 		Source:              corev1.EventSource{Component: r.component},
 		FirstTimestamp:      now,
 		LastTimestamp:       now,
