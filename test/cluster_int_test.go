@@ -29,7 +29,7 @@ const (
 )
 
 // run runs a command and fails the test on error.
-func run(t *testing.T, name string, args ...string) string {
+func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -39,7 +39,7 @@ func run(t *testing.T, name string, args ...string) string {
 }
 
 // requireRoot skips where the harness cannot work; CI runs as root.
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	binary(t)
 	if os.Geteuid() != 0 {
 		t.Fatalf("multi-node tests need root")
@@ -47,7 +47,7 @@ func requireRoot(t *testing.T) {
 }
 
 // hostBridge creates the bridge with the server's address on it.
-func hostBridge(t *testing.T) string {
+func hostBridge(t testing.TB) string {
 	requireRoot(t)
 	exec.Command("ip", "link", "del", bridgeName).Run()
 	run(t, "ip", "link", "add", bridgeName, "type", "bridge")
@@ -59,7 +59,7 @@ func hostBridge(t *testing.T) string {
 
 // agentProc is a `minik agent` in its own network namespace.
 type agentProc struct {
-	t       *testing.T
+	t       testing.TB
 	name    string
 	netns   string
 	ip      string
@@ -70,7 +70,7 @@ type agentProc struct {
 }
 
 // startAgent creates node i's namespace and starts its agent, joined to s.
-func startAgent(t *testing.T, s *serverProc, serverIP string, i int, extra ...string) *agentProc {
+func startAgent(t testing.TB, s *serverProc, serverIP string, i int, extra ...string) *agentProc {
 	a := &agentProc{
 		t: t, name: fmt.Sprintf("node%d", i), netns: fmt.Sprintf("mk-e2e-n%d", i),
 		ip: fmt.Sprintf("%s.%d", bridgeSubnet, 10+i), dataDir: t.TempDir(),
@@ -134,10 +134,31 @@ func (a *agentProc) kill() {
 	// this agent's data dir.
 	exec.Command("pkill", "-9", "-f", a.dataDir).Run()
 	time.Sleep(100 * time.Millisecond)
+	unmountUnder(a.dataDir)
+}
+
+// unmountUnder detaches every mount below dir (container root
+// filesystems, the sandbox's files), deepest first, so the test's temp
+// dir can be removed.
+func unmountUnder(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir) {
+			mounts = append(mounts, f[4])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+	}
 }
 
 // startClusterServer starts a server reachable from the namespaces.
-func startClusterServer(t *testing.T, extra ...string) (*serverProc, string) {
+func startClusterServer(t testing.TB, extra ...string) (*serverProc, string) {
 	ip := hostBridge(t)
 	s := &serverProc{t: t, bin: binary(t), dataDir: t.TempDir(), port: freePort(t),
 		args: append([]string{"--tls-san", ip}, extra...)}
@@ -147,7 +168,7 @@ func startClusterServer(t *testing.T, extra ...string) (*serverProc, string) {
 }
 
 // writeBusybox puts the test image (busybox from the host) into dir.
-func writeBusybox(t *testing.T, dir string) {
+func writeBusybox(t testing.TB, dir string) {
 	t.Helper()
 	img, err := runtimetest.BusyboxImage()
 	if err != nil {

@@ -40,12 +40,13 @@ spec:
   - name: main
 `
 
-func clientFor(t *testing.T, s *serverProc) *kubernetes.Clientset {
+func clientFor(t testing.TB, s *serverProc) *kubernetes.Clientset {
 	t.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig())
 	if err != nil {
 		t.Fatalf("kubeconfig: %v", err)
 	}
+	cfg.QPS, cfg.Burst = -1, -1
 	return kubernetes.NewForConfigOrDie(cfg)
 }
 

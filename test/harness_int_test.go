@@ -19,7 +19,7 @@ import (
 )
 
 // binary is the minik binary under test.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	if os.Getenv("MINIK_INTEGRATION") != "1" {
 		t.Skip("set MINIK_INTEGRATION=1 to run integration tests")
@@ -33,7 +33,7 @@ func binary(t *testing.T) string {
 
 // serverProc is a `minik server` child process.
 type serverProc struct {
-	t       *testing.T
+	t       testing.TB
 	bin     string
 	dataDir string
 	port    int
@@ -42,7 +42,7 @@ type serverProc struct {
 	log     *bytes.Buffer
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
@@ -53,7 +53,7 @@ func freePort(t *testing.T) int {
 
 // startServer starts `minik server --disable-agent` on a free port and
 // waits for /readyz.
-func startServer(t *testing.T, extra ...string) *serverProc {
+func startServer(t testing.TB, extra ...string) *serverProc {
 	s := &serverProc{t: t, bin: binary(t), dataDir: t.TempDir(), port: freePort(t), args: extra}
 	s.start()
 	t.Cleanup(func() { s.kill() })
