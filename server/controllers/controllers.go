@@ -1,0 +1,99 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Config is what RunAll needs.
+type Config struct {
+	// Loopback is the API server's in-process client configuration
+	// (apiserver.Server.ServeLoopback).
+	Loopback *rest.Config
+	// Logger may be nil.
+	Logger *slog.Logger
+	// Workers is the number of workers per controller (default 2).
+	Workers int
+	// ResyncPeriod is how often informers replay their whole cache to the
+	// controllers (default 10 minutes).
+	ResyncPeriod time.Duration
+	// NodeMonitorGracePeriod, PodEvictionTimeout and NodeMonitorPeriod
+	// tune node lifecycle; see NodeLifecycleOptions (0 = defaults: 40s,
+	// 5m, 5s).
+	NodeMonitorGracePeriod time.Duration
+	PodEvictionTimeout     time.Duration
+	NodeMonitorPeriod      time.Duration
+	// Heartbeats is the node service's heartbeat table; nil → nodes'
+	// Ready condition lastHeartbeatTime.
+	Heartbeats Heartbeats
+}
+
+// RunAll runs the replication manager, the endpoints controller, the
+// garbage collector, node lifecycle and their event recorder until ctx
+// ends, and returns after all have stopped. It returns the first error
+// that stopped a controller early.
+func RunAll(ctx context.Context, cfg Config) error {
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.ResyncPeriod <= 0 {
+		cfg.ResyncPeriod = 10 * time.Minute
+	}
+	client, err := kubernetes.NewForConfig(cfg.Loopback)
+	if err != nil {
+		return fmt.Errorf("controllers: client: %w", err)
+	}
+	factory := informers.NewSharedInformerFactory(client, cfg.ResyncPeriod)
+	rec := NewRecorder(client, ComponentControllerManager, lg)
+	runs, err := build(client, factory, rec, lg, cfg)
+	if err != nil {
+		return fmt.Errorf("controllers: %w", err)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	g.Go(func() error { return rec.Run(ctx) })
+	for _, r := range runs {
+		g.Go(func() error { return r(ctx, cfg.Workers) })
+	}
+	return g.Wait()
+}
+
+// build makes every controller on factory, and returns their Run funcs.
+func build(client kubernetes.Interface, factory informers.SharedInformerFactory, rec EventRecorder, lg *slog.Logger, cfg Config) ([]func(context.Context, int) error, error) {
+	core := factory.Core().V1()
+	rm, err := NewReplicationManager(client, core.ReplicationControllers(), core.Pods(), lg, ReplicationOptions{Recorder: rec})
+	if err != nil {
+		return nil, err
+	}
+	ec, err := NewEndpointsController(client, core.Services(), core.Pods(), core.Endpoints(), lg, EndpointsOptions{})
+	if err != nil {
+		return nil, err
+	}
+	gc, err := NewGarbageCollector(client, factory, lg, GarbageCollectorOptions{})
+	if err != nil {
+		return nil, err
+	}
+	nl, err := NewNodeLifecycleController(client, core.Nodes(), core.Pods(), lg, NodeLifecycleOptions{
+		GracePeriod:        cfg.NodeMonitorGracePeriod,
+		PodEvictionTimeout: cfg.PodEvictionTimeout,
+		MonitorPeriod:      cfg.NodeMonitorPeriod,
+		Heartbeats:         cfg.Heartbeats,
+		Recorder:           rec,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []func(context.Context, int) error{rm.Run, ec.Run, gc.Run, nl.Run}, nil
+}

@@ -1,0 +1,57 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+func TestRunAll(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- RunAll(ctx, Config{Loopback: e.cfg, Logger: e.lg}) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("RunAll = %v, want nil after its context ended", err)
+			}
+		case <-time.After(waitTimeout):
+			t.Error("RunAll did not return after its context ended")
+		}
+	}()
+
+	sel := map[string]string{"app": "web"}
+	e.createRC("web", 2, sel, sel)
+	e.createService("web", sel, corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromString("http")})
+	e.waitRCStatus("web", corev1.ReplicationControllerStatus{Replicas: 2, FullyLabeledReplicas: 2})
+	for i, name := range e.activePodNames() {
+		e.setPodStatus(name, corev1.PodRunning, fmt.Sprintf("10.42.0.%d", 10+i), false, 0)
+	}
+	e.eventually("endpoints", func() error {
+		ep, err := e.client.CoreV1().Endpoints("default").Get(e.ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(ep.Subsets) != 1 || len(ep.Subsets[0].NotReadyAddresses) == 0 {
+			return fmt.Errorf("subsets = %+v", ep.Subsets)
+		}
+		return nil
+	})
+
+	// Deleting the RC lets the garbage collector delete its pods.
+	e.deleteRC("web")
+	e.eventually("pods collected", func() error {
+		if got := e.activePodNames(); len(got) != 0 {
+			return fmt.Errorf("pods = %v, want none", got)
+		}
+		return nil
+	})
+}
