@@ -18,7 +18,7 @@ import (
 
 // batchDelay is how long the reporter waits for more changes before it
 // sends a batch.
-const batchDelay = 100 * time.Millisecond
+const batchDelay = 20 * time.Millisecond
 
 // reporter collects what the pod manager reports and sends it to the
 // server in batches. Items the server could not apply for a passing

@@ -29,7 +29,7 @@ import (
 // Defaults for Config fields left zero.
 const (
 	DefaultGracePeriod = 40 * time.Second
-	DefaultBatchDelay  = 100 * time.Millisecond
+	DefaultBatchDelay  = 20 * time.Millisecond
 	DefaultClusterCIDR = "10.42.0.0/16"
 )
 
