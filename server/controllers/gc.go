@@ -89,8 +89,7 @@ func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedIn
 }
 
 func (gc *GarbageCollector) watch(k *gcKind) error {
-	err := k.informer.AddIndexers(cache.Indexers{ownerIndex: indexByOwner})
-	if err != nil && !strings.Contains(err.Error(), "already") {
+	if err := k.informer.AddIndexers(cache.Indexers{ownerIndex: indexByOwner}); err != nil {
 		return err
 	}
 	reg, err := k.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{

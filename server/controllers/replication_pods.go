@@ -116,7 +116,9 @@ func (m *ReplicationManager) manage(ctx context.Context, key string, rc *corev1.
 			keys[i] = p.Namespace + "/" + p.Name
 		}
 		m.exp.expect(key, 0, keys)
-		return m.deletePods(ctx, key, rc, victims)
+		if err := m.deletePods(ctx, key, rc, victims); err != nil {
+			return deleteError{err}
+		}
 	}
 	return nil
 }

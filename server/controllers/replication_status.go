@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -57,6 +58,7 @@ func (m *ReplicationManager) computeStatus(rc *corev1.ReplicationController, act
 
 // replicaFailure returns conds with the ReplicaFailure condition set when
 // err is a failure to create or delete pods, and removed otherwise.
+// The reason is FailedDelete when a deletion failed, else FailedCreate.
 func replicaFailure(conds []corev1.ReplicationControllerCondition, err error, now time.Time) []corev1.ReplicationControllerCondition {
 	var out []corev1.ReplicationControllerCondition
 	var prev *corev1.ReplicationControllerCondition
@@ -73,7 +75,7 @@ func replicaFailure(conds []corev1.ReplicationControllerCondition, err error, no
 	c := corev1.ReplicationControllerCondition{
 		Type:               corev1.ReplicationControllerReplicaFailure,
 		Status:             corev1.ConditionTrue,
-		Reason:             "FailedCreate",
+		Reason:             failureReason(err),
 		Message:            err.Error(),
 		LastTransitionTime: metav1.NewTime(now),
 	}
@@ -81,4 +83,17 @@ func replicaFailure(conds []corev1.ReplicationControllerCondition, err error, no
 		c.LastTransitionTime = prev.LastTransitionTime
 	}
 	return append(out, c)
+}
+
+// deleteError marks an error from deleting pods.
+type deleteError struct{ error }
+
+func (e deleteError) Unwrap() error { return e.error }
+
+func failureReason(err error) string {
+	var de deleteError
+	if errors.As(err, &de) {
+		return "FailedDelete"
+	}
+	return "FailedCreate"
 }
