@@ -22,6 +22,10 @@ type Config struct {
 	// NodeMonitorGracePeriod is how long a node may go without a
 	// heartbeat before it is marked Ready=Unknown (default 40s).
 	NodeMonitorGracePeriod time.Duration
+	// PodEvictionTimeout is how long pods stay on a node that stopped
+	// answering before they are deleted (default 5m; a pod's shorter
+	// toleration of the unreachable taint wins).
+	PodEvictionTimeout time.Duration
 	// RestartBackoff is the embedded agent's first CrashLoopBackOff delay.
 	RestartBackoff time.Duration
 	// HeartbeatInterval is the embedded agent's (default 10s).

@@ -17,12 +17,17 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/minik-dev/minik/agent"
 	"github.com/minik-dev/minik/server/apiserver"
 	"github.com/minik-dev/minik/server/auth"
+	"github.com/minik-dev/minik/server/controllers"
 	"github.com/minik-dev/minik/server/nodes"
 	"github.com/minik-dev/minik/server/pki"
+	"github.com/minik-dev/minik/server/scheduler"
 	"github.com/minik-dev/minik/server/streaming"
 	"github.com/minik-dev/minik/store"
 )
@@ -117,6 +122,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	})
 	g.Go(func() error { return api.Run(gctx) })
+	loopback := api.ServeLoopback(gctx)
+	g.Go(func() error {
+		return controllers.RunAll(gctx, controllers.Config{
+			Loopback: loopback, Logger: lg, Heartbeats: nodeSvc,
+			NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod, PodEvictionTimeout: cfg.PodEvictionTimeout,
+		})
+	})
+	g.Go(func() error { return runScheduler(gctx, loopback, lg) })
 	g.Go(func() error {
 		<-gctx.Done()
 		api.SetReady(false)
@@ -174,4 +187,18 @@ func runEmbeddedAgent(ctx context.Context, cfg Config, token string, addr net.Ad
 	if err != nil && ctx.Err() == nil {
 		lg.Error("embedded agent stopped; the control plane keeps running", "err", err)
 	}
+}
+
+// runScheduler places pods on nodes until ctx ends.
+func runScheduler(ctx context.Context, loopback *rest.Config, lg *slog.Logger) error {
+	client, err := kubernetes.NewForConfig(loopback)
+	if err != nil {
+		return err
+	}
+	factory := informers.NewSharedInformerFactory(client, 0)
+	sched, err := scheduler.New(client, factory, lg, scheduler.Options{})
+	if err != nil {
+		return err
+	}
+	return sched.Run(ctx)
 }
