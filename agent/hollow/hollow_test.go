@@ -35,7 +35,7 @@ type cluster struct {
 	client     kubernetes.Interface
 }
 
-func startServer(t *testing.T, ctx context.Context, lg *slog.Logger) *cluster {
+func startServer(t testing.TB, ctx context.Context, lg *slog.Logger) *cluster {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -49,14 +49,14 @@ func startServer(t *testing.T, ctx context.Context, lg *slog.Logger) *cluster {
 	go func() {
 		done <- server.Run(ctx, server.Config{
 			DataDir: dir, HTTPSPort: port, BindAddress: "127.0.0.1", DisableAgent: true,
-			ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", Logger: lg,
+			ClusterCIDR: "10.64.0.0/10", ServiceCIDR: "10.43.0.0/16", Logger: lg,
 		})
 	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case err := <-done:
-			if err != nil {
+			if err != nil && !errors.Is(err, context.Canceled) {
 				t.Errorf("server.Run: %v", err)
 			}
 		case <-time.After(testTimeout):
@@ -73,6 +73,7 @@ func startServer(t *testing.T, ctx context.Context, lg *slog.Logger) *cluster {
 		if err != nil {
 			return false
 		}
+		cfg.QPS, cfg.Burst = -1, -1
 		c.token, c.client = strings.TrimSpace(string(tok)), kubernetes.NewForConfigOrDie(cfg)
 		_, err = c.client.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{})
 		return err == nil
@@ -81,7 +82,7 @@ func startServer(t *testing.T, ctx context.Context, lg *slog.Logger) *cluster {
 }
 
 // poll checks cond every 50 ms, failing the test after testTimeout.
-func poll(t *testing.T, what string, cond func() bool) {
+func poll(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(testTimeout)
 	for !cond() {
@@ -92,7 +93,7 @@ func poll(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func runHollow(t *testing.T, ctx context.Context, cfg hollow.Config) {
+func runHollow(t testing.TB, ctx context.Context, cfg hollow.Config) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- hollow.Run(ctx, cfg) }()
@@ -202,7 +203,7 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-func startScheduler(t *testing.T, ctx context.Context, client kubernetes.Interface, lg *slog.Logger) {
+func startScheduler(t testing.TB, ctx context.Context, client kubernetes.Interface, lg *slog.Logger) {
 	ctx, cancel := context.WithCancel(ctx)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	s, err := scheduler.New(client, factory, lg, scheduler.Options{})

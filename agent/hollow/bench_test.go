@@ -1,0 +1,159 @@
+package hollow_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/minik-dev/minik/agent/hollow"
+)
+
+// BenchmarkHollowCluster runs a real server (TLS, node service), hollow
+// nodes and the scheduler in one process, creates pods through the API
+// and reports how fast they become Running, and the process RSS.
+// HOLLOW_NODES (default 1000) and HOLLOW_PODS (default 10000) set the size.
+//
+//	go test -run '^$' -bench HollowCluster -benchtime 1x -timeout 10m ./agent/hollow
+func BenchmarkHollowCluster(b *testing.B) {
+	nodes, pods := envInt("HOLLOW_NODES", 1000), envInt("HOLLOW_PODS", 10000)
+	for b.Loop() {
+		benchHollow(b, nodes, pods)
+	}
+}
+
+func benchHollow(b *testing.B, nodes, pods int) {
+	lg := slog.New(slog.NewTextHandler(b.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	c := startServer(b, ctx, lg)
+	start := time.Now()
+	runHollow(b, ctx, hollow.Config{
+		Server: c.url, Token: c.token, Count: nodes, DataDir: b.TempDir(),
+		CPU: "32", Memory: "64Gi", Logger: lg,
+	})
+	pollFor(b, ctx, fmt.Sprintf("%d Ready nodes", nodes), func() bool {
+		list, err := c.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		return err == nil && len(list.Items) == nodes && allReady(list.Items)
+	})
+	b.Logf("%d hollow nodes registered and Ready in %v", nodes, time.Since(start).Round(time.Millisecond))
+
+	startScheduler(b, ctx, c.client, lg)
+	running := countRunning(b, ctx, c, pods)
+	start = time.Now()
+	createPods(b, ctx, c, pods)
+	created := time.Since(start)
+	select {
+	case end := <-running:
+		d := end.Sub(start)
+		rss := rssMiB("VmRSS")
+		b.ReportMetric(float64(pods)/d.Seconds(), "running-pods/s")
+		b.ReportMetric(float64(rss), "rss-MiB")
+		b.Logf("%d pods on %d hollow nodes: created in %v, all Running after %v (%.0f pods/s); RSS %d MiB, peak %d MiB",
+			pods, nodes, created.Round(time.Millisecond), d.Round(time.Millisecond), float64(pods)/d.Seconds(), rss, rssMiB("VmHWM"))
+	case <-ctx.Done():
+		b.Fatalf("not all %d pods Running in time", pods)
+	}
+}
+
+// countRunning reports when n pods have been seen Running.
+func countRunning(b *testing.B, ctx context.Context, c *cluster, n int) <-chan time.Time {
+	factory := informers.NewSharedInformerFactory(c.client, 0)
+	inf := factory.Core().V1().Pods().Informer()
+	done := make(chan time.Time, 1)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	count := func(obj any) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.Status.Phase != corev1.PodRunning {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !seen[p.Name] {
+			seen[p.Name] = true
+			if len(seen) == n {
+				done <- time.Now()
+			}
+		}
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: count, UpdateFunc: func(_, o any) { count(o) }}); err != nil {
+		b.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	b.Cleanup(factory.Shutdown)
+	return done
+}
+
+func createPods(b *testing.B, ctx context.Context, c *cluster, n int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range 64 {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				pod := &corev1.Pod{
+					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pod-%05d", i), Namespace: "default"},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "pause", Resources: corev1.ResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}},
+				}
+				if _, err := c.client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatalf("create pod: %v", err)
+	}
+}
+
+func pollFor(b *testing.B, ctx context.Context, what string, cond func() bool) {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			b.Fatalf("timed out waiting for %s", what)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// rssMiB reads a memory figure of this process from /proc (0 if absent).
+func rssMiB(field string) int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			kib, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kib / 1024
+		}
+	}
+	return 0
+}
