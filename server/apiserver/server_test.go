@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/store"
 	"github.com/minik-dev/minik/store/storetest"
 )
@@ -70,8 +71,18 @@ func newHTTPServer(t *testing.T, h http.Handler) string {
 	return ts.URL
 }
 
+// refuseAll authenticates nobody.
+type refuseAll struct{}
+
+func (refuseAll) Authenticate(*http.Request) (auth.User, bool) { return auth.User{}, false }
+
 func TestLoopbackClient(t *testing.T) {
 	ts := newTestServer(t)
+	// Remote clients are refused; the loopback is not.
+	ts.cfg.Authenticator = refuseAll{}
+	if _, err := ts.client.CoreV1().Namespaces().List(testContext(t), metav1.ListOptions{}); err == nil {
+		t.Fatalf("remote List succeeded with an authenticator that refuses everyone")
+	}
 	ctx, cancel := context.WithCancel(testContext(t))
 	defer cancel()
 	cs := kubernetes.NewForConfigOrDie(ts.ServeLoopback(ctx))
