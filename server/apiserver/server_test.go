@@ -98,7 +98,7 @@ func TestLoopbackClient(t *testing.T) {
 		t.Fatalf("Watch over loopback: %v", err)
 	}
 	defer w.Stop()
-	if _, err := ts.client.CoreV1().Pods("default").Create(ctx, testPod("a", nil), metav1.CreateOptions{}); err != nil {
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, testPod("a", nil), metav1.CreateOptions{}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	if got := eventName(nextEvent(t, w)); got != "ADDED a" {
