@@ -41,13 +41,13 @@ func TestPrefersLeastAllocatedNode(t *testing.T) {
 }
 
 func TestSpreadsPodsOfOneController(t *testing.T) {
-	nodes := []*corev1.Node{testNode("a", "4", "8Gi", 110), testNode("b", "4", "8Gi", 110), testNode("c", "4", "8Gi", 110)}
-	// An unrelated pod makes "a" slightly busier; spreading must still
-	// count for more than that.
-	sel := &selector{cache: newTestCache(nodes, []*corev1.Pod{testPod("other", "100m", "100Mi", onNode("a"))})}
+	// Node a is four times as large: balancing resources alone would put
+	// most pods there.
+	nodes := []*corev1.Node{testNode("a", "16", "32Gi", 110), testNode("b", "4", "8Gi", 110), testNode("c", "4", "8Gi", 110)}
+	sel := &selector{cache: newTestCache(nodes, nil)}
 	perNode := map[string]int{}
 	for i := range 9 {
-		got, err := sel.selectNode(newPodInfo(testPod(string(rune('a'+i)), "100m", "100Mi", ownedBy("rc-1"))))
+		got, err := sel.selectNode(newPodInfo(testPod(string(rune('a'+i)), "500m", "1Gi", ownedBy("rc-1"))))
 		if err != nil {
 			t.Fatalf("selectNode: %v", err)
 		}
