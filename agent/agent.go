@@ -127,9 +127,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	ports := newHostPorts(nil)
 	rt, err := runtime.New(gctx, runtime.Config{
 		Address: address, DataDir: cfg.DataDir, Namespace: "minik-" + cfg.NodeName,
-		CgroupParent: "/minik-" + cfg.NodeName, Network: cniSetup{cni}, Logger: cfg.Logger,
+		CgroupParent: "/minik-" + cfg.NodeName, Network: cniSetup{cni: cni, ports: ports}, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return err
@@ -149,7 +150,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	a.pods = mgr
+	ports.next = mgr
+	a.pods = ports
 	if err := mgr.ImportImages(gctx, filepath.Join(cfg.DataDir, "images")); err != nil {
 		a.lg.Warn("importing images", "err", err)
 	}
@@ -190,15 +192,18 @@ func bridgeName(node string) string {
 	return "minik-" + hex.EncodeToString(sum[:])[:8]
 }
 
-// cniSetup attaches sandboxes with the node's CNI network.
-type cniSetup struct{ cni *network.CNI }
+// cniSetup attaches sandboxes with the node's CNI network, mapping their
+// hostPorts.
+type cniSetup struct {
+	cni   *network.CNI
+	ports *hostPorts
+}
 
 var _ runtime.NetworkSetup = cniSetup{}
 
-// Setup attaches the sandbox.
-// TODO(nodes): pass the pod's hostPorts once the runtime hands them over.
+// Setup attaches the sandbox (podID is the pod's UID).
 func (n cniSetup) Setup(ctx context.Context, podID, netnsPath string) (string, error) {
-	ip, err := n.cni.Setup(ctx, podID, netnsPath, nil)
+	ip, err := n.cni.Setup(ctx, podID, netnsPath, n.ports.For(podID))
 	if err != nil {
 		return "", err
 	}

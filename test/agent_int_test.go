@@ -31,6 +31,7 @@ spec:
     image: busybox
     imagePullPolicy: IfNotPresent
     command: ["sh", "-c", "echo hello-from-web > /data/index.html; exec httpd -f -p 8080 -h /data"]
+    ports: [{containerPort: 8080, hostPort: 18080}]
     volumeMounts: [{name: shared, mountPath: /data}]
   - name: client
     image: busybox
@@ -131,6 +132,15 @@ func TestIntegrationAgentRunsPods(t *testing.T) {
 	if err != nil || !strings.Contains(out, "hello-from-web") {
 		t.Errorf("GET pod IP from the node: %v %s", err, out)
 	}
+
+	// hostPort: the node's address forwards to the pod.
+	eventually(t, 15*time.Second, "hostPort", func() error {
+		out, err := n1.httpGet(n1.ip+":18080", "/index.html")
+		if err != nil || !strings.Contains(out, "hello-from-web") {
+			return fmt.Errorf("GET node:18080: %v %q", err, out)
+		}
+		return nil
+	})
 
 	// A crashing container is restarted with back-off.
 	s.mustMinik(strings.Replace(crashPod, "NODE", n1.name, 1), "apply", "-f", "-")

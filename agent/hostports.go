@@ -1,0 +1,68 @@
+package agent
+
+import (
+	"net/netip"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minik-dev/minik/network"
+)
+
+// hostPorts remembers the hostPorts of the node's pods, by pod UID, so
+// that the CNI setup of a sandbox can map them (the runtime hands the
+// network hook only the pod's UID). It sits in front of the pod manager
+// and sees every desired set on its way there.
+type hostPorts struct {
+	next podSetter
+
+	mu    sync.Mutex
+	byUID map[string][]network.PortMapping // guarded by mu
+}
+
+func newHostPorts(next podSetter) *hostPorts {
+	return &hostPorts{next: next, byUID: map[string][]network.PortMapping{}}
+}
+
+// SetPods records the pods' hostPorts and passes the set on.
+func (h *hostPorts) SetPods(pods []*corev1.Pod) {
+	m := make(map[string][]network.PortMapping, len(pods))
+	for _, p := range pods {
+		if pm := portMappings(p); len(pm) > 0 {
+			m[string(p.UID)] = pm
+		}
+	}
+	h.mu.Lock()
+	h.byUID = m
+	h.mu.Unlock()
+	h.next.SetPods(pods)
+}
+
+// For returns the mappings of pod uid (nil if it has none).
+func (h *hostPorts) For(uid string) []network.PortMapping {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byUID[uid]
+}
+
+// portMappings lists the container ports of p that ask for a hostPort.
+func portMappings(p *corev1.Pod) []network.PortMapping {
+	var out []network.PortMapping
+	for _, c := range p.Spec.Containers {
+		for _, port := range c.Ports {
+			if port.HostPort == 0 || p.Spec.HostNetwork {
+				continue
+			}
+			pm := network.PortMapping{
+				HostPort: uint16(port.HostPort), ContainerPort: uint16(port.ContainerPort),
+				Protocol: strings.ToLower(string(port.Protocol)),
+			}
+			if ip, err := netip.ParseAddr(port.HostIP); err == nil {
+				pm.HostIP = ip
+			}
+			out = append(out, pm)
+		}
+	}
+	return out
+}
