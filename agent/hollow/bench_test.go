@@ -22,8 +22,8 @@ import (
 	"github.com/minik-dev/minik/agent/hollow"
 )
 
-// BenchmarkHollowCluster runs a real server (TLS, node service), hollow
-// nodes and the scheduler in one process, creates pods through the API
+// BenchmarkHollowCluster runs a real server (TLS, node service,
+// controllers, scheduler) and hollow nodes in one process, creates pods through the API
 // and reports how fast they become Running, and the process RSS.
 // HOLLOW_NODES (default 1000) and HOLLOW_PODS (default 10000) set the size.
 //
@@ -51,7 +51,6 @@ func benchHollow(b *testing.B, nodes, pods int) {
 	})
 	b.Logf("%d hollow nodes registered and Ready in %v", nodes, time.Since(start).Round(time.Millisecond))
 
-	startScheduler(b, ctx, c.client, lg)
 	running := countRunning(b, ctx, c, pods)
 	start = time.Now()
 	createPods(b, ctx, c, pods)

@@ -16,20 +16,18 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/minik-dev/minik/agent/hollow"
 	"github.com/minik-dev/minik/server"
 	"github.com/minik-dev/minik/server/pki"
-	"github.com/minik-dev/minik/server/scheduler"
 )
 
 const testTimeout = 30 * time.Second
 
-// cluster is a real minik server (without its embedded agent) on a local
-// port.
+// cluster is a real minik server (controllers and scheduler, without its
+// embedded agent) on a local port.
 type cluster struct {
 	url, token string
 	client     kubernetes.Interface
@@ -133,7 +131,7 @@ func TestHollowNodesRunScheduledPods(t *testing.T) {
 		}
 	}
 
-	startScheduler(t, ctx, c.client, lg)
+	// The server's own scheduler places the pods.
 	for i := range 6 {
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("web-%d", i), Namespace: "default"},
@@ -201,24 +199,4 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-func startScheduler(t testing.TB, ctx context.Context, client kubernetes.Interface, lg *slog.Logger) {
-	ctx, cancel := context.WithCancel(ctx)
-	factory := informers.NewSharedInformerFactory(client, 0)
-	s, err := scheduler.New(client, factory, lg, scheduler.Options{})
-	if err != nil {
-		t.Fatalf("scheduler.New: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(testTimeout):
-			t.Errorf("scheduler did not stop")
-		}
-		factory.Shutdown()
-	})
 }
