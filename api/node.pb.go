@@ -61,6 +61,10 @@ const (
 	ObjectKind_OBJECT_KIND_SERVICE ObjectKind = 2
 	// ENDPOINTS: every endpoints object.
 	ObjectKind_OBJECT_KIND_ENDPOINTS ObjectKind = 3
+	// NODE: every node, trimmed to metadata.name, spec.podCIDR and
+	// status.addresses (the agent's routes to other nodes' pods); sent only
+	// when one of those changes.
+	ObjectKind_OBJECT_KIND_NODE ObjectKind = 4
 )
 
 // Enum value maps for ObjectKind.
@@ -70,12 +74,14 @@ var (
 		1: "OBJECT_KIND_POD",
 		2: "OBJECT_KIND_SERVICE",
 		3: "OBJECT_KIND_ENDPOINTS",
+		4: "OBJECT_KIND_NODE",
 	}
 	ObjectKind_value = map[string]int32{
 		"OBJECT_KIND_UNSPECIFIED": 0,
 		"OBJECT_KIND_POD":         1,
 		"OBJECT_KIND_SERVICE":     2,
 		"OBJECT_KIND_ENDPOINTS":   3,
+		"OBJECT_KIND_NODE":        4,
 	}
 )
 
@@ -562,8 +568,8 @@ type Change struct {
 	Kind      ObjectKind             `protobuf:"varint,2,opt,name=kind,proto3,enum=minik.node.v1.ObjectKind" json:"kind,omitempty"`
 	Namespace string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	Name      string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
-	// object is the Kubernetes object (core/v1 Pod, Service or Endpoints)
-	// as JSON, resourceVersion set.
+	// object is the Kubernetes object (core/v1 Pod, Service, Endpoints or
+	// trimmed Node) as JSON, resourceVersion set.
 	Object        []byte `protobuf:"bytes,5,opt,name=object,proto3" json:"object,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1179,13 +1185,14 @@ const file_node_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"4\n" +
 	"\x11HeartbeatResponse\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\x03R\n" +
-	"intervalMs*r\n" +
+	"intervalMs*\x88\x01\n" +
 	"\n" +
 	"ObjectKind\x12\x1b\n" +
 	"\x17OBJECT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOBJECT_KIND_POD\x10\x01\x12\x17\n" +
 	"\x13OBJECT_KIND_SERVICE\x10\x02\x12\x19\n" +
-	"\x15OBJECT_KIND_ENDPOINTS\x10\x032\x83\x03\n" +
+	"\x15OBJECT_KIND_ENDPOINTS\x10\x03\x12\x14\n" +
+	"\x10OBJECT_KIND_NODE\x10\x042\x83\x03\n" +
 	"\x04Node\x12K\n" +
 	"\bRegister\x12\x1e.minik.node.v1.RegisterRequest\x1a\x1f.minik.node.v1.RegisterResponse\x12A\n" +
 	"\x06Config\x12\x1c.minik.node.v1.ConfigRequest\x1a\x19.minik.node.v1.NodeConfig\x12I\n" +

@@ -17,8 +17,8 @@ import (
 	"github.com/minik-dev/minik/store"
 )
 
-// Store prefixes a session follows. One watch on their common parent
-// keeps the changes of all three kinds in revision order.
+// Store prefixes a session follows (and nodesPrefix). One watch on their
+// common parent keeps the changes of all kinds in revision order.
 const (
 	registryPrefix  = "/registry/"
 	podsPrefix      = "/registry/pods/"
@@ -164,7 +164,7 @@ func (ss *session) sendComplete(ctx context.Context) (<-chan store.Event, error)
 		return nil, grpcError(err)
 	}
 	var changes []*api.Change
-	for _, prefix := range []string{podsPrefix, servicesPrefix, endpointsPrefix} {
+	for _, prefix := range []string{podsPrefix, servicesPrefix, endpointsPrefix, nodesPrefix} {
 		kvs, _, err := st.List(ctx, prefix, rev)
 		if err != nil {
 			return nil, grpcError(err)
@@ -195,6 +195,9 @@ func (ss *session) change(ev store.Event) (*api.Change, error) {
 	kind, ns, name, ok := parseKey(ev.Key)
 	if !ok {
 		return nil, nil
+	}
+	if kind == api.ObjectKind_OBJECT_KIND_NODE {
+		return nodeChange(ev, name)
 	}
 	action := api.Change_PUT
 	if ev.Type == store.EventDelete {
@@ -234,8 +237,8 @@ func onNode(obj []byte, node string) bool {
 	return json.Unmarshal(obj, &p) == nil && p.Spec.NodeName == node
 }
 
-// parseKey splits "/registry/RESOURCE/NS/NAME" for the kinds a session
-// carries.
+// parseKey splits "/registry/RESOURCE/NS/NAME" (or "/registry/nodes/NAME")
+// for the kinds a session carries.
 func parseKey(key string) (kind api.ObjectKind, ns, name string, ok bool) {
 	var rest string
 	switch {
@@ -245,6 +248,9 @@ func parseKey(key string) (kind api.ObjectKind, ns, name string, ok bool) {
 		kind, rest = api.ObjectKind_OBJECT_KIND_SERVICE, key[len(servicesPrefix):]
 	case strings.HasPrefix(key, endpointsPrefix):
 		kind, rest = api.ObjectKind_OBJECT_KIND_ENDPOINTS, key[len(endpointsPrefix):]
+	case strings.HasPrefix(key, nodesPrefix):
+		name = key[len(nodesPrefix):]
+		return api.ObjectKind_OBJECT_KIND_NODE, "", name, name != "" && !strings.Contains(name, "/")
 	default:
 		return 0, "", "", false
 	}

@@ -1,0 +1,62 @@
+package nodes
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/store"
+)
+
+// Sessions carry every Node, trimmed to what an agent routes by: its name,
+// podCIDR and addresses. Status writes that leave those alone (readiness,
+// capacity) are not sent, so a cluster of many nodes does not fan every
+// node's status out to every other node.
+
+// trimNode returns the stored Node in value reduced to its name, podCIDR
+// and addresses, without resourceVersion.
+func trimNode(value []byte) (*corev1.Node, error) {
+	n := &corev1.Node{}
+	if err := json.Unmarshal(value, n); err != nil {
+		return nil, err
+	}
+	return &corev1.Node{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Node"},
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID},
+		Spec:       corev1.NodeSpec{PodCIDR: n.Spec.PodCIDR, PodCIDRs: n.Spec.PodCIDRs},
+		Status:     corev1.NodeStatus{Addresses: n.Status.Addresses},
+	}, nil
+}
+
+// nodeChange turns a store event on a Node into a session change, or nil
+// when nothing an agent routes by changed.
+func nodeChange(ev store.Event, name string) (*api.Change, error) {
+	n, err := trimNode(ev.Value)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := json.Marshal(n)
+	if err != nil {
+		return nil, err
+	}
+	action := api.Change_PUT
+	switch ev.Type {
+	case store.EventDelete:
+		action = api.Change_DELETE
+	case store.EventUpdate:
+		if prev, err := trimNode(ev.PrevValue); err == nil {
+			if p, err := json.Marshal(prev); err == nil && bytes.Equal(p, obj) {
+				return nil, nil
+			}
+		}
+	}
+	n.ResourceVersion = strconv.FormatInt(ev.Revision, 10)
+	if obj, err = json.Marshal(n); err != nil {
+		return nil, err
+	}
+	return &api.Change{Action: action, Kind: api.ObjectKind_OBJECT_KIND_NODE, Name: name, Object: obj}, nil
+}
