@@ -15,6 +15,7 @@ import (
 func commands() []*ucli.Command {
 	cmds := []*ucli.Command{
 		serverCommand(),
+		imageCommand(),
 		agentCommand(),
 		{
 			Name:  "version",

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
@@ -14,19 +15,37 @@ import (
 // ImportTar imports every image of an OCI or docker-archive tar and unpacks
 // it into the snapshotter (containerd's import alone does not unpack).
 func (c *Containerd) ImportTar(ctx context.Context, path string) ([]string, error) {
-	ctx = c.ctx(ctx)
+	return importTar(c.ctx(ctx), c.client, c.cfg.Snapshotter, path)
+}
+
+// ImportArchive imports the images of the tar at path into the containerd
+// at address, in namespace, and unpacks them for snapshotter ("" =
+// overlayfs). It is `minik image import`: it needs no running agent.
+func ImportArchive(ctx context.Context, address, namespace, snapshotter, path string) ([]string, error) {
+	if snapshotter == "" {
+		snapshotter = "overlayfs"
+	}
+	cl, err := client.New(address, client.WithDefaultNamespace(namespace))
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %q: %w", address, err)
+	}
+	defer cl.Close()
+	return importTar(namespaces.WithNamespace(ctx, namespace), cl, snapshotter, path)
+}
+
+func importTar(ctx context.Context, cl *client.Client, snapshotter, path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	imgs, err := c.client.Import(ctx, f)
+	imgs, err := cl.Import(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("import %q: %w", path, err)
 	}
 	names := make([]string, 0, len(imgs))
 	for _, img := range imgs {
-		if err := client.NewImage(c.client, img).Unpack(ctx, c.cfg.Snapshotter); err != nil {
+		if err := client.NewImage(cl, img).Unpack(ctx, snapshotter); err != nil {
 			return nil, fmt.Errorf("unpack %q from %q: %w", img.Name, path, err)
 		}
 		names = append(names, img.Name)

@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/minik-dev/minik/runtime/runtimetest"
 )
 
 const duoPod = `apiVersion: v1
@@ -163,6 +165,25 @@ func TestIntegrationAgentRunsPods(t *testing.T) {
 		t.Errorf("logs --previous = %q, want boom", out)
 	}
 
+	// `minik image import` brings an image in by hand; a pod that must not
+	// pull runs from it.
+	img, err := runtimetest.BusyboxImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarPath, err := runtimetest.WriteOCIArchive(t.TempDir(), "example.org/tools/busybox:imported", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = s.mustMinik("", "image", "import", "--data-dir", n1.dataDir, "--node-name", n1.name, tarPath)
+	if !strings.Contains(out, "imported example.org/tools/busybox:imported") {
+		t.Errorf("image import output: %s", out)
+	}
+	never := strings.NewReplacer("name: crash", "name: imported", "image: busybox", "image: example.org/tools/busybox:imported",
+		"imagePullPolicy: IfNotPresent", "imagePullPolicy: Never", `"echo boom; exit 1"`, `"sleep 3600"`).Replace(strings.Replace(crashPod, "NODE", n1.name, 1))
+	s.mustMinik(never, "apply", "-f", "-")
+	waitPodRunning(t, cs, "default", "imported")
+
 	// Node authorization: node1's identity may write the status of its own
 	// pods only.
 	other := strings.Replace(strings.Replace(crashPod, "NODE", n2.name, 1), "name: crash", "name: elsewhere", 1)
@@ -183,7 +204,7 @@ func TestIntegrationAgentRunsPods(t *testing.T) {
 	}
 
 	// Delete leaves nothing behind on the node.
-	for _, name := range []string{"duo", "crash"} {
+	for _, name := range []string{"duo", "crash", "imported"} {
 		s.mustMinik("", "delete", "pod", name, "--wait=false")
 	}
 	eventually(t, 60*time.Second, "pods gone", func() error {
