@@ -109,7 +109,7 @@ func report(b *testing.B, ctx context.Context, c *testCluster, start time.Time, 
 		b.Logf("%d pods on %d nodes (%s): all bound after %v, %.0f pods/s; RSS %d MiB, peak %d MiB",
 			benchPods, benchNodes, note, d.Round(time.Millisecond), float64(benchPods)/d.Seconds(), rss, peak)
 		if os.Getenv("BENCH_EVENTS") != "" {
-			time.Sleep(2 * time.Second)
+			time.Sleep(10 * time.Second)
 			evs, err := c.client.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
 			b.Logf("events written: %d (err %v)", len(evs.Items), err)
 		}

@@ -15,10 +15,11 @@ import (
 )
 
 // eventBuffer bounds the events waiting to be written; past it events are
-// dropped rather than slowing scheduling down.
+// dropped rather than slowing scheduling down. Fewer writers than binders
+// let events trail a burst of bindings instead of competing with them.
 const (
 	eventBuffer  = 16384
-	eventWriters = 16
+	eventWriters = 8
 )
 
 // apiRecorder writes core/v1 Events through a client, asynchronously.
