@@ -18,6 +18,12 @@ func agentCommand() *ucli.Command {
 		Usage: "run a node that joins a server",
 		Flags: agentFlags(),
 		Action: func(c *ucli.Context) error {
+			if c.Bool("cleanup") {
+				return agent.Cleanup(c.Context)
+			}
+			if c.String("join") == "" || c.String("token") == "" {
+				return ucli.Exit("error: --join and --token are required", 1)
+			}
 			name := c.String("node-name")
 			if name == "" {
 				h, err := os.Hostname()
@@ -35,6 +41,8 @@ func agentCommand() *ucli.Command {
 				ContainerdSocket:  c.String("containerd-socket"),
 				HeartbeatInterval: c.Duration("heartbeat-interval"),
 				RestartBackoff:    c.Duration("restart-backoff"),
+				ClusterDNS:        c.String("cluster-dns"),
+				ClusterDomain:     c.String("cluster-domain"),
 				Version:           version,
 				Logger:            newLogger(c.Bool("debug")),
 			}
@@ -52,14 +60,17 @@ func agentCommand() *ucli.Command {
 
 func agentFlags() []ucli.Flag {
 	return []ucli.Flag{
-		&ucli.StringFlag{Name: "join", Aliases: []string{"server", "s"}, Required: true, EnvVars: []string{"MINIK_JOIN", "MINIK_URL"}, Usage: "server to join, https://HOST:PORT"},
-		&ucli.StringFlag{Name: "token", Aliases: []string{"t"}, Required: true, EnvVars: []string{"MINIK_TOKEN"}, Usage: "join token (the server's DATA/token)"},
+		&ucli.StringFlag{Name: "join", Aliases: []string{"server", "s"}, EnvVars: []string{"MINIK_JOIN", "MINIK_URL"}, Usage: "server to join, https://HOST:PORT"},
+		&ucli.StringFlag{Name: "token", Aliases: []string{"t"}, EnvVars: []string{"MINIK_TOKEN"}, Usage: "join token (the server's DATA/token)"},
 		&ucli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Value: "/var/lib/minik/agent", EnvVars: []string{"MINIK_DATA_DIR"}, Usage: "where the agent keeps its state"},
 		&ucli.StringFlag{Name: "node-name", EnvVars: []string{"MINIK_NODE_NAME"}, Usage: "name of this node (default: host name)"},
 		&ucli.StringFlag{Name: "node-ip", EnvVars: []string{"MINIK_NODE_IP"}, Usage: "address of this node"},
 		&ucli.StringFlag{Name: "containerd-socket", EnvVars: []string{"MINIK_CONTAINERD_SOCKET"}, Usage: "use this containerd instead of starting one"},
 		&ucli.DurationFlag{Name: "restart-backoff", Value: 10 * time.Second, EnvVars: []string{"MINIK_RESTART_BACKOFF"}, Usage: "first delay before restarting a crashed container (doubles up to 5m)"},
 		&ucli.DurationFlag{Name: "heartbeat-interval", Value: agent.DefaultHeartbeatInterval, EnvVars: []string{"MINIK_HEARTBEAT_INTERVAL"}, Usage: "how often the agent tells the server it is alive"},
+		&ucli.StringFlag{Name: "cluster-dns", Value: agent.DefaultClusterDNS.String(), EnvVars: []string{"MINIK_CLUSTER_DNS"}, Usage: "cluster DNS address given to pods (the tenth address of the service CIDR)"},
+		&ucli.StringFlag{Name: "cluster-domain", Value: agent.DefaultClusterDomain, EnvVars: []string{"MINIK_CLUSTER_DOMAIN"}, Usage: "DNS domain of services and pods"},
+		&ucli.BoolFlag{Name: "cleanup", EnvVars: []string{"MINIK_CLEANUP"}, Usage: "remove the service rules, masquerade chains and pod routes agents made in this network namespace, and exit"},
 		&ucli.BoolFlag{Name: "debug", EnvVars: []string{"MINIK_DEBUG"}, Usage: "log at debug level"},
 	}
 }

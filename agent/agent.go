@@ -60,6 +60,10 @@ type Config struct {
 	RestartBackoff time.Duration
 	// Labels are added to the Node's labels.
 	Labels map[string]string
+	// ClusterDNS is the cluster DNS address given to pods (default
+	// DefaultClusterDNS), ClusterDomain its domain (DefaultClusterDomain).
+	ClusterDNS    string
+	ClusterDomain string
 	// Version is reported as the node's kubelet version.
 	Version string
 	Logger  *slog.Logger
@@ -77,6 +81,7 @@ type agent struct {
 	client api.NodeClient
 	rep    *reporter
 	pods   podSetter
+	net    *netSync // nil: services not routed
 }
 
 // Run joins the cluster and runs the node until ctx ends. Pods keep
@@ -143,7 +148,12 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return "containerd://" + v.Version
 	}), a.lg)
+	if a.net, err = newNetSync(cfg, podCIDR, clusterCIDR); err != nil {
+		return err
+	}
+	clusterDNS, _ := cfg.clusterDNS()
 	mgr, err := pods.NewManager(pods.Config{
+		ClusterDNS: []string{clusterDNS.String()}, ClusterDomain: cfg.ClusterDomain,
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir,
 		Runtime: rt, Reporter: a.rep, Logger: cfg.Logger, BackoffBase: cfg.RestartBackoff,
 	})
@@ -158,6 +168,7 @@ func Run(ctx context.Context, cfg Config) error {
 	a.lg.Info("agent running", "podCIDR", podCIDR, "containerd", address)
 	g.Go(func() error { return mgr.Run(gctx) })
 	g.Go(func() error { return a.runSessions(gctx) })
+	g.Go(func() error { return a.net.run(gctx) })
 	g.Go(func() error { return tunnel.Run(gctx, j.conn, cfg.NodeName, mgr, cfg.Logger) })
 	return g.Wait()
 }

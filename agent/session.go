@@ -127,6 +127,7 @@ func (a *agent) apply(st *state, m *api.SessionMessage) error {
 		return fmt.Errorf("session message of unknown type %v", m.GetType())
 	}
 	podsChanged := m.GetType() == api.SessionMessage_COMPLETE
+	netChanged := podsChanged
 	for _, c := range m.GetChanges() {
 		k := objKey{kind: c.GetKind(), namespace: c.GetNamespace(), name: c.GetName()}
 		if c.GetAction() == api.Change_DELETE {
@@ -135,10 +136,14 @@ func (a *agent) apply(st *state, m *api.SessionMessage) error {
 			st.objects[k] = c.GetObject()
 		}
 		podsChanged = podsChanged || k.kind == api.ObjectKind_OBJECT_KIND_POD
+		netChanged = netChanged || isNetKind(k.kind)
 	}
 	st.rev = m.GetRevision()
 	if podsChanged {
 		a.pods.SetPods(st.pods(a.lg))
+	}
+	if netChanged && a.net != nil {
+		a.net.update(st.netObjects())
 	}
 	a.lg.Debug("session applied", "type", m.GetType(), "revision", st.rev, "changes", len(m.GetChanges()))
 	return nil

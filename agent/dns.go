@@ -1,0 +1,176 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultClusterDomain is the DNS domain of services and pods.
+const DefaultClusterDomain = "cluster.local"
+
+// Upstream resolvers for names outside the cluster domain.
+var (
+	resolvConfPath        = "/etc/resolv.conf"
+	systemdResolvConfPath = "/run/systemd/resolve/resolv.conf"
+	forwardTimeout        = 2 * time.Second
+)
+
+// dnsServer answers the cluster's names on addr:53, UDP and TCP, and
+// forwards other names to the node's resolvers. Its records are replaced
+// as a whole by setRecords; queries read whichever set is current.
+type dnsServer struct {
+	addr    netip.Addr
+	domain  string // lowercase, fully qualified: "cluster.local."
+	records atomic.Pointer[dnsRecords]
+	lg      *slog.Logger
+}
+
+func newDNSServer(addr netip.Addr, domain string, lg *slog.Logger) *dnsServer {
+	if domain == "" {
+		domain = DefaultClusterDomain
+	}
+	s := &dnsServer{addr: addr, domain: dns.Fqdn(strings.ToLower(domain)), lg: lg.With("component", "dns", "addr", addr)}
+	s.records.Store(&dnsRecords{})
+	return s
+}
+
+func (s *dnsServer) setRecords(r *dnsRecords) { s.records.Store(r) }
+
+// run serves until ctx ends. The listeners bind with IP_FREEBIND: the
+// address is the bridge's, which appears only with the node's first pod.
+// A node whose port 53 is taken runs without DNS; that is logged.
+func (s *dnsServer) run(ctx context.Context) error {
+	lc := net.ListenConfig{Control: freebind}
+	ap := netip.AddrPortFrom(s.addr, 53).String()
+	pc, err := lc.ListenPacket(ctx, "udp4", ap)
+	if err != nil {
+		s.lg.Warn("cluster DNS not available", "err", err)
+		return nil
+	}
+	l, err := lc.Listen(ctx, "tcp4", ap)
+	if err != nil {
+		pc.Close()
+		s.lg.Warn("cluster DNS not available", "err", err)
+		return nil
+	}
+	servers := []*dns.Server{
+		{PacketConn: pc, Handler: s},
+		{Listener: l, Handler: s},
+	}
+	done := make(chan error, len(servers))
+	for _, srv := range servers {
+		go func() { done <- srv.ActivateAndServe() }()
+	}
+	s.lg.Info("cluster DNS serving")
+	<-ctx.Done()
+	for _, srv := range servers {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		srv.ShutdownContext(sctx)
+		cancel()
+	}
+	for range servers {
+		<-done
+	}
+	return nil
+}
+
+func freebind(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// ServeDNS answers one query.
+func (s *dnsServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	if len(req.Question) != 1 || req.Opcode != dns.OpcodeQuery {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeNotImplemented)
+		w.WriteMsg(m)
+		return
+	}
+	q := req.Question[0]
+	name := strings.ToLower(dns.Fqdn(q.Name))
+	if name != s.domain && !strings.HasSuffix(name, "."+s.domain) {
+		w.WriteMsg(s.forward(req, isTCP(w)))
+		return
+	}
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	exists := name == s.domain
+	if !exists {
+		rel := strings.TrimSuffix(name, "."+s.domain)
+		exists = s.records.Load().answer(m, q, rel, s.domain)
+	}
+	if !exists {
+		m.Rcode = dns.RcodeNameError
+	}
+	if len(m.Answer) == 0 {
+		m.Ns = []dns.RR{soa(s.domain)}
+	}
+	if err := w.WriteMsg(m); err != nil {
+		s.lg.Debug("dns reply not sent", "err", err)
+	}
+}
+
+func isTCP(w dns.ResponseWriter) bool {
+	_, ok := w.RemoteAddr().(*net.TCPAddr)
+	return ok
+}
+
+// forward asks the node's resolvers in turn and returns the first answer,
+// or SERVFAIL.
+func (s *dnsServer) forward(req *dns.Msg, tcp bool) *dns.Msg {
+	c := &dns.Client{Timeout: forwardTimeout}
+	if tcp {
+		c.Net = "tcp"
+	}
+	for _, up := range upstreams() {
+		if up == s.addr.String() {
+			continue
+		}
+		resp, _, err := c.Exchange(req, net.JoinHostPort(up, "53"))
+		if err == nil {
+			return resp
+		}
+		s.lg.Debug("upstream resolver failed", "upstream", up, "err", err)
+	}
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeServerFailure)
+	return m
+}
+
+// upstreams returns the node's nameservers, skipping a loopback stub
+// (systemd-resolved) for the servers it uses itself.
+func upstreams() []string {
+	cfg, err := dns.ClientConfigFromFile(resolvConfPath)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, srv := range cfg.Servers {
+		if ip, err := netip.ParseAddr(srv); err == nil && !ip.IsLoopback() {
+			out = append(out, srv)
+		}
+	}
+	if len(out) == 0 && len(cfg.Servers) > 0 {
+		if sd, err := dns.ClientConfigFromFile(systemdResolvConfPath); err == nil {
+			out = sd.Servers
+		}
+	}
+	return out
+}

@@ -1,0 +1,324 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/network"
+)
+
+// Service networking on the node. The session hands every change of the
+// cluster's services, endpoints and nodes to a netSync, whose one goroutine
+// turns the latest view into the proxy's iptables rules, the host-gw routes
+// to other nodes' pods and the records of the node's DNS server.
+//
+// Cluster DNS is node-local: every node answers on its bridge gateway (the
+// first address of its podCIDR), and the proxy sends the fixed cluster DNS
+// address (Config.ClusterDNS, 10.43.0.10) there, as the Service
+// kube-system/kube-dns. Pods thus reach the DNS server of their own node,
+// which needs no Service object in the store and keeps working while the
+// server is away.
+
+// Delays of the sync loop: changes arriving within syncDelay of the first
+// are applied together; a failed sync is retried after retryDelay.
+const (
+	syncDelay  = 50 * time.Millisecond
+	retryDelay = time.Second
+)
+
+// DefaultClusterDNS is the cluster DNS address pods are given: the tenth
+// address of the default service CIDR.
+var DefaultClusterDNS = netip.MustParseAddr("10.43.0.10")
+
+// dnsServiceNamespace and dnsServiceName name the cluster DNS service.
+const (
+	dnsServiceNamespace = "kube-system"
+	dnsServiceName      = "kube-dns"
+)
+
+// netSync applies the session's view of services, endpoints and nodes to
+// the node. update may be called from any goroutine; run owns the rest.
+type netSync struct {
+	node       string
+	proxier    *network.Proxier
+	router     *network.Router // nil: no routes
+	dns        *dnsServer      // nil: no DNS
+	clusterDNS netip.Addr
+	lg         *slog.Logger
+
+	mu     sync.Mutex        // guards next
+	next   map[objKey][]byte // latest view not yet taken by run
+	notify chan struct{}     // capacity 1: next changed
+}
+
+// newNetSync sets up the node's proxy, router and DNS server; nothing
+// changes on the node before run. The DNS server listens on the first
+// address of podCIDR, the bridge's.
+func newNetSync(cfg Config, podCIDR, clusterCIDR netip.Prefix) (*netSync, error) {
+	clusterDNS, err := cfg.clusterDNS()
+	if err != nil {
+		return nil, err
+	}
+	ipt, err := network.NewIPTables(network.IPTablesConfig{})
+	if err != nil {
+		return nil, err
+	}
+	proxier, err := network.NewProxier(network.ProxierConfig{Executor: ipt, ClusterCIDR: clusterCIDR,
+		LocalhostNodePorts: true, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	router, err := network.NewRouter(network.RouterConfig{Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return &netSync{node: cfg.NodeName, proxier: proxier, router: router, clusterDNS: clusterDNS,
+		dns:    newDNSServer(podCIDR.Masked().Addr().Next(), cfg.ClusterDomain, cfg.Logger),
+		lg:     cfg.Logger.With("component", "netsync"),
+		notify: make(chan struct{}, 1)}, nil
+}
+
+// clusterDNS parses cfg.ClusterDNS, DefaultClusterDNS when empty.
+func (cfg Config) clusterDNS() (netip.Addr, error) {
+	if cfg.ClusterDNS == "" {
+		return DefaultClusterDNS, nil
+	}
+	ip, err := netip.ParseAddr(cfg.ClusterDNS)
+	if err != nil || !ip.Is4() {
+		return netip.Addr{}, fmt.Errorf("cluster DNS %q must be an IPv4 address", cfg.ClusterDNS)
+	}
+	return ip, nil
+}
+
+// run runs the DNS server and applies views until ctx ends.
+func (n *netSync) run(ctx context.Context) error {
+	defer n.router.Close()
+	g, gctx := errgroup.WithContext(ctx)
+	if n.dns != nil {
+		g.Go(func() error { return n.dns.run(gctx) })
+	}
+	g.Go(func() error { return n.loop(gctx) })
+	return g.Wait()
+}
+
+// update replaces the view to apply; objs must not change afterwards.
+func (n *netSync) update(objs map[objKey][]byte) {
+	n.mu.Lock()
+	n.next = objs
+	n.mu.Unlock()
+	select {
+	case n.notify <- struct{}{}:
+	default:
+	}
+}
+
+// loop applies views until ctx ends. Nothing is applied before the first
+// view, so a restarted agent leaves the rules it finds alone until it has
+// the complete set; the rules stay when run returns.
+func (n *netSync) loop(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	armed := false
+	var cur map[objKey][]byte
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-n.notify:
+			if !armed {
+				timer.Reset(syncDelay)
+				armed = true
+			}
+		case <-timer.C:
+			armed = false
+			n.mu.Lock()
+			if n.next != nil {
+				cur, n.next = n.next, nil
+			}
+			n.mu.Unlock()
+			if cur == nil {
+				continue
+			}
+			if err := n.sync(ctx, cur); err != nil && ctx.Err() == nil {
+				n.lg.Warn("service networking not in sync; retrying", "err", err, "in", retryDelay)
+				timer.Reset(retryDelay)
+				armed = true
+			}
+		}
+	}
+}
+
+// sync applies one view. Invalid objects are logged and left out; the
+// error is for what a retry may fix.
+func (n *netSync) sync(ctx context.Context, objs map[objKey][]byte) error {
+	start := time.Now()
+	v := decodeView(objs, n.lg)
+	svcs, eps := proxyServices(v.services), proxyEndpoints(v.endpoints)
+	if n.dns != nil && n.clusterDNS.IsValid() {
+		svcs, eps = withClusterDNS(svcs, eps, n.clusterDNS, n.dns.addr)
+	}
+	var errs []error
+	if err := n.proxier.Sync(ctx, svcs, eps); err != nil {
+		if !onlyInvalid(err) {
+			errs = append(errs, err)
+		}
+		n.lg.Warn("service rules incomplete", "err", err)
+	}
+	if n.router != nil {
+		if err := n.router.SyncRoutes(ctx, nodeRoutes(n.node, v.nodes, n.lg)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if n.dns != nil {
+		n.dns.setRecords(newRecords(v.services, v.endpoints))
+	}
+	n.lg.Debug("service networking synced", "services", len(svcs), "nodes", len(v.nodes), "took", time.Since(start))
+	return errors.Join(errs...)
+}
+
+// onlyInvalid reports whether err holds nothing but invalid service ports,
+// which a retry will not fix.
+func onlyInvalid(err error) bool {
+	var j interface{ Unwrap() []error }
+	if errors.As(err, &j) {
+		for _, e := range j.Unwrap() {
+			if !onlyInvalid(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, network.ErrInvalidConfig)
+}
+
+// netObjects copies the services, endpoints and nodes of st for a netSync.
+func (st *state) netObjects() map[objKey][]byte {
+	out := map[objKey][]byte{}
+	for k, v := range st.objects {
+		if isNetKind(k.kind) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func isNetKind(k api.ObjectKind) bool {
+	return k == api.ObjectKind_OBJECT_KIND_SERVICE || k == api.ObjectKind_OBJECT_KIND_ENDPOINTS ||
+		k == api.ObjectKind_OBJECT_KIND_NODE
+}
+
+// view is a decoded netObjects map.
+type view struct {
+	services  []*corev1.Service
+	endpoints []*corev1.Endpoints
+	nodes     []*corev1.Node
+}
+
+func decodeView(objs map[objKey][]byte, lg *slog.Logger) view {
+	var v view
+	for k, data := range objs {
+		var err error
+		switch k.kind {
+		case api.ObjectKind_OBJECT_KIND_SERVICE:
+			s := &corev1.Service{}
+			if err = json.Unmarshal(data, s); err == nil {
+				v.services = append(v.services, s)
+			}
+		case api.ObjectKind_OBJECT_KIND_ENDPOINTS:
+			e := &corev1.Endpoints{}
+			if err = json.Unmarshal(data, e); err == nil {
+				v.endpoints = append(v.endpoints, e)
+			}
+		case api.ObjectKind_OBJECT_KIND_NODE:
+			nd := &corev1.Node{}
+			if err = json.Unmarshal(data, nd); err == nil {
+				v.nodes = append(v.nodes, nd)
+			}
+		}
+		if err != nil {
+			lg.Warn("undecodable object from the server", "kind", k.kind, "name", k.namespace+"/"+k.name, "err", err)
+		}
+	}
+	return v
+}
+
+// proxyServices converts services for the proxy. Headless and ExternalName
+// services have no cluster IP and are left out; a LoadBalancer service is
+// exposed like a NodePort one.
+func proxyServices(svcs []*corev1.Service) []network.Service {
+	var out []network.Service
+	for _, s := range svcs {
+		ip, err := netip.ParseAddr(s.Spec.ClusterIP)
+		if err != nil || s.Spec.Type == corev1.ServiceTypeExternalName {
+			continue
+		}
+		ps := network.Service{Namespace: s.Namespace, Name: s.Name, ClusterIP: ip}
+		exposed := s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer
+		for _, p := range s.Spec.Ports {
+			sp := network.ServicePort{Name: p.Name, Protocol: strings.ToLower(string(p.Protocol)), Port: uint16(p.Port)}
+			if exposed {
+				sp.NodePort = uint16(p.NodePort)
+			}
+			ps.Ports = append(ps.Ports, sp)
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+// proxyEndpoints converts the ready addresses of endpoints for the proxy.
+func proxyEndpoints(eps []*corev1.Endpoints) []network.Endpoints {
+	out := make([]network.Endpoints, 0, len(eps))
+	for _, e := range eps {
+		pe := network.Endpoints{Namespace: e.Namespace, Name: e.Name, Ports: map[string][]netip.AddrPort{}}
+		for _, ss := range e.Subsets {
+			for _, p := range ss.Ports {
+				for _, a := range ss.Addresses {
+					ip, err := netip.ParseAddr(a.IP)
+					if err != nil {
+						continue
+					}
+					pe.Ports[p.Name] = append(pe.Ports[p.Name], netip.AddrPortFrom(ip, uint16(p.Port)))
+				}
+			}
+		}
+		out = append(out, pe)
+	}
+	return out
+}
+
+// withClusterDNS replaces any kube-system/kube-dns service with one at
+// clusterDNS whose only backend is the node's own DNS listener at local.
+func withClusterDNS(svcs []network.Service, eps []network.Endpoints, clusterDNS, local netip.Addr) ([]network.Service, []network.Endpoints) {
+	isDNS := func(ns, name string) bool { return ns == dnsServiceNamespace && name == dnsServiceName }
+	outS := make([]network.Service, 0, len(svcs)+1)
+	for _, s := range svcs {
+		if !isDNS(s.Namespace, s.Name) && s.ClusterIP != clusterDNS {
+			outS = append(outS, s)
+		}
+	}
+	outE := make([]network.Endpoints, 0, len(eps)+1)
+	for _, e := range eps {
+		if !isDNS(e.Namespace, e.Name) {
+			outE = append(outE, e)
+		}
+	}
+	backend := []netip.AddrPort{netip.AddrPortFrom(local, 53)}
+	outS = append(outS, network.Service{Namespace: dnsServiceNamespace, Name: dnsServiceName, ClusterIP: clusterDNS,
+		Ports: []network.ServicePort{{Name: "dns", Protocol: "udp", Port: 53}, {Name: "dns-tcp", Protocol: "tcp", Port: 53}}})
+	outE = append(outE, network.Endpoints{Namespace: dnsServiceNamespace, Name: dnsServiceName,
+		Ports: map[string][]netip.AddrPort{"dns": backend, "dns-tcp": backend}})
+	return outS, outE
+}

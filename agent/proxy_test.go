@@ -1,0 +1,147 @@
+package agent
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minik-dev/minik/network"
+)
+
+func testServices() ([]*corev1.Service, []*corev1.Endpoints) {
+	svcs := []*corev1.Service{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeNodePort, ClusterIP: "10.43.0.20",
+			Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, NodePort: 30080}},
+		}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db"}, Spec: corev1.ServiceSpec{
+			ClusterIP: "None",
+			Ports:     []corev1.ServicePort{{Name: "pg", Protocol: corev1.ProtocolTCP, Port: 5432}},
+		}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "plain"}, Spec: corev1.ServiceSpec{
+			ClusterIP: "10.43.0.21",
+			Ports: []corev1.ServicePort{{Protocol: corev1.ProtocolUDP, Port: 53, NodePort: 31000}},
+		}},
+	}
+	eps := []*corev1.Endpoints{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Subsets: []corev1.EndpointSubset{{
+			Addresses:         []corev1.EndpointAddress{{IP: "10.42.0.5"}, {IP: "10.42.1.7"}},
+			NotReadyAddresses: []corev1.EndpointAddress{{IP: "10.42.1.9"}},
+			Ports:             []corev1.EndpointPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}},
+		}}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db"}, Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: "10.42.1.3"}, {IP: "10.42.0.3"}},
+			Ports:     []corev1.EndpointPort{{Name: "pg", Port: 5432, Protocol: corev1.ProtocolTCP}},
+		}}},
+	}
+	return svcs, eps
+}
+
+func TestProxyConversion(t *testing.T) {
+	svcs, eps := testServices()
+	wantS := []network.Service{
+		{Namespace: "default", Name: "web", ClusterIP: netip.MustParseAddr("10.43.0.20"),
+			Ports: []network.ServicePort{{Name: "http", Protocol: "tcp", Port: 80, NodePort: 30080}}},
+		{Namespace: "default", Name: "plain", ClusterIP: netip.MustParseAddr("10.43.0.21"),
+			Ports: []network.ServicePort{{Protocol: "udp", Port: 53}}},
+	}
+	if diff := cmp.Diff(wantS, proxyServices(svcs), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("proxyServices (-want +got):\n%s", diff)
+	}
+	got := proxyEndpoints(eps)
+	want := []netip.AddrPort{netip.MustParseAddrPort("10.42.0.5:8080"), netip.MustParseAddrPort("10.42.1.7:8080")}
+	if !cmp.Equal(got[0].Ports["http"], want, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })) {
+		t.Errorf("proxyEndpoints web http = %v, want %v", got[0].Ports["http"], want)
+	}
+
+	dnsIP, local := netip.MustParseAddr("10.43.0.10"), netip.MustParseAddr("10.42.0.1")
+	s2, e2 := withClusterDNS(append(proxyServices(svcs), network.Service{Namespace: "kube-system", Name: "kube-dns", ClusterIP: dnsIP}), got, dnsIP, local)
+	var found int
+	for _, s := range s2 {
+		if s.ClusterIP == dnsIP {
+			found++
+		}
+	}
+	last := e2[len(e2)-1]
+	if found != 1 || last.Ports["dns"][0] != netip.AddrPortFrom(local, 53) {
+		t.Errorf("withClusterDNS: %d services at %s, endpoints %v; want one, to %s:53", found, dnsIP, last.Ports, local)
+	}
+}
+
+func TestNodeRoutes(t *testing.T) {
+	node := func(name, cidr, ip string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDR: cidr},
+			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: name}, {Type: corev1.NodeInternalIP, Address: ip}}}}
+	}
+	nodes := []*corev1.Node{node("a", "10.42.0.0/24", "192.0.2.1"), node("b", "10.42.1.0/24", "192.0.2.2"), node("c", "", "192.0.2.3")}
+	got := nodeRoutes("a", nodes, slog.New(slog.DiscardHandler))
+	want := []network.Route{{PodCIDR: netip.MustParsePrefix("10.42.1.0/24"), NodeIP: netip.MustParseAddr("192.0.2.2")}}
+	if len(got) != 1 || got[0] != want[0] {
+		t.Errorf("nodeRoutes = %v, want %v", got, want)
+	}
+}
+
+// fakeWriter records a DNS reply.
+type fakeWriter struct {
+	dns.ResponseWriter
+	msg *dns.Msg
+}
+
+func (w *fakeWriter) WriteMsg(m *dns.Msg) error { w.msg = m; return nil }
+func (w *fakeWriter) RemoteAddr() net.Addr     { return &net.UDPAddr{} }
+
+func TestDNSAnswers(t *testing.T) {
+	svcs, eps := testServices()
+	s := newDNSServer(netip.MustParseAddr("10.42.0.1"), "", slog.New(slog.DiscardHandler))
+	s.setRecords(newRecords(svcs, eps))
+	tests := []struct {
+		name  string
+		qtype uint16
+		rcode int
+		want  []string // answer values
+	}{
+		{"web.default.svc.cluster.local.", dns.TypeA, dns.RcodeSuccess, []string{"10.43.0.20"}},
+		{"WEB.default.svc.cluster.local.", dns.TypeA, dns.RcodeSuccess, []string{"10.43.0.20"}},
+		{"web.default.svc.cluster.local.", dns.TypeAAAA, dns.RcodeSuccess, nil},
+		{"db.default.svc.cluster.local.", dns.TypeA, dns.RcodeSuccess, []string{"10.42.0.3", "10.42.1.3"}},
+		{"_http._tcp.web.default.svc.cluster.local.", dns.TypeSRV, dns.RcodeSuccess, []string{"80 web.default.svc.cluster.local."}},
+		{"_pg._tcp.db.default.svc.cluster.local.", dns.TypeSRV, dns.RcodeSuccess, []string{"5432 10-42-0-3.db.default.svc.cluster.local.", "5432 10-42-1-3.db.default.svc.cluster.local."}},
+		{"10-42-1-3.db.default.svc.cluster.local.", dns.TypeA, dns.RcodeSuccess, []string{"10.42.1.3"}},
+		{"10-1-2-3.default.pod.cluster.local.", dns.TypeA, dns.RcodeSuccess, []string{"10.1.2.3"}},
+		{"nope.default.svc.cluster.local.", dns.TypeA, dns.RcodeNameError, nil},
+		{"web.other.svc.cluster.local.", dns.TypeA, dns.RcodeNameError, nil},
+		{"_nope._tcp.web.default.svc.cluster.local.", dns.TypeSRV, dns.RcodeNameError, nil},
+		{"web.default.svc.cluster.local.default.svc.cluster.local.", dns.TypeA, dns.RcodeNameError, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name+dns.TypeToString[tc.qtype], func(t *testing.T) {
+			req := new(dns.Msg)
+			req.SetQuestion(tc.name, tc.qtype)
+			w := &fakeWriter{}
+			s.ServeDNS(w, req)
+			if w.msg == nil {
+				t.Fatal("no reply")
+			}
+			var got []string
+			for _, rr := range w.msg.Answer {
+				switch rr := rr.(type) {
+				case *dns.A:
+					got = append(got, rr.A.String())
+				case *dns.SRV:
+					got = append(got, fmt.Sprint(rr.Port)+" "+rr.Target)
+				}
+			}
+			if w.msg.Rcode != tc.rcode || !cmp.Equal(got, tc.want) {
+				t.Errorf("%s %s = %s %v, want %s %v", tc.name, dns.TypeToString[tc.qtype],
+					dns.RcodeToString[w.msg.Rcode], got, dns.RcodeToString[tc.rcode], tc.want)
+			}
+		})
+	}
+}
