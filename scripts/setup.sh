@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
 	ca-certificates git iproute2 iptables
 	containerd runc containernetworking-plugins busybox-static
+	etcd-server
 )
 
 export DEBIAN_FRONTEND=noninteractive
