@@ -62,7 +62,7 @@ type etcdMember struct {
 	client    string // client URL
 	cmd       *exec.Cmd
 	waitc     chan struct{} // closed when cmd has exited
-	cleanedUp atomic.Bool // the test is ending: stop logging
+	cleanedUp atomic.Bool   // the test is ending: stop logging
 }
 
 // StartEtcdCluster runs an n-member etcd cluster on loopback, as
