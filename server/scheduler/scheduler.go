@@ -32,8 +32,8 @@ type Options struct {
 	// that a Scheduled event per pod keeps up with 1,000 bindings/s.
 	Recorder EventRecorder
 	// Binders is the number of concurrent API writers (bindings and
-	// status updates); default 64. Bindings wait
-	// for the store's group commit, so throughput grows with their number.
+	// status updates); default 64. Bindings wait for the store's group
+	// commit, so throughput grows with their number.
 	Binders int
 	// InitialBackoff and MaxBackoff bound the per-pod wait between
 	// attempts; default 1 s doubling to 10 s.
