@@ -52,6 +52,10 @@ func serverCommand() *ucli.Command {
 				HeartbeatInterval:      c.Duration("heartbeat-interval"),
 				RestartBackoff:         c.Duration("restart-backoff"),
 				CompactionWindow:       c.Int64("compaction-window"),
+				DatastoreEndpoint:      c.String("datastore-endpoint"),
+				DatastoreCAFile:        c.String("datastore-cafile"),
+				DatastoreCertFile:      c.String("datastore-certfile"),
+				DatastoreKeyFile:       c.String("datastore-keyfile"),
 				Version:                version,
 				Logger:                 newLogger(c.Bool("debug")),
 			}
@@ -86,6 +90,10 @@ func serverFlags() []ucli.Flag {
 		&ucli.DurationFlag{Name: "pod-eviction-timeout", Value: 5 * time.Minute, EnvVars: []string{"MINIK_POD_EVICTION_TIMEOUT"}, Usage: "how long pods stay on an unreachable node before they are deleted"},
 		&ucli.DurationFlag{Name: "heartbeat-interval", Value: 10 * time.Second, EnvVars: []string{"MINIK_HEARTBEAT_INTERVAL"}, Usage: "how often the embedded agent sends heartbeats"},
 		&ucli.Int64Flag{Name: "compaction-window", Value: 100000, EnvVars: []string{"MINIK_COMPACTION_WINDOW"}, Usage: "revisions of history kept for watches"},
+		&ucli.StringFlag{Name: "datastore-endpoint", EnvVars: []string{"MINIK_DATASTORE_ENDPOINT"}, Usage: "etcd client URLs, comma-separated (default: the embedded bbolt store)"},
+		&ucli.StringFlag{Name: "datastore-cafile", EnvVars: []string{"MINIK_DATASTORE_CAFILE"}, Usage: "CA certificate that verifies the etcd members (https endpoints)"},
+		&ucli.StringFlag{Name: "datastore-certfile", EnvVars: []string{"MINIK_DATASTORE_CERTFILE"}, Usage: "client certificate for etcd"},
+		&ucli.StringFlag{Name: "datastore-keyfile", EnvVars: []string{"MINIK_DATASTORE_KEYFILE"}, Usage: "key of the client certificate for etcd"},
 		&ucli.BoolFlag{Name: "debug", EnvVars: []string{"MINIK_DEBUG"}, Usage: "log at debug level"},
 	}
 }

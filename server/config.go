@@ -32,6 +32,13 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// CompactionWindow is how many revisions of history the store keeps.
 	CompactionWindow int64
-	Version          string
-	Logger           *slog.Logger
+	// DatastoreEndpoint lists etcd client URLs, comma-separated; set, it
+	// replaces the embedded bbolt store. The files below are PEM files
+	// for https endpoints.
+	DatastoreEndpoint string
+	DatastoreCAFile   string
+	DatastoreCertFile string
+	DatastoreKeyFile  string
+	Version           string
+	Logger            *slog.Logger
 }

@@ -52,7 +52,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
-	st, err := openStore(cfg, lg)
+	st, err := openStore(ctx, cfg, lg)
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,12 @@ func Run(ctx context.Context, cfg Config) error {
 	return g.Wait()
 }
 
-func openStore(cfg Config, lg *slog.Logger) (*store.Bolt, error) {
+// openStore opens the etcd datastore when cfg names one, else the bbolt
+// store under DATA/db.
+func openStore(ctx context.Context, cfg Config, lg *slog.Logger) (datastore, error) {
+	if cfg.DatastoreEndpoint != "" {
+		return openEtcd(ctx, cfg, lg)
+	}
 	dir := filepath.Join(cfg.DataDir, "db")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
