@@ -106,7 +106,7 @@ func startCluster(t testing.TB, bin string, n int) (*EtcdCluster, error) {
 			"--initial-cluster", strings.Join(peers, ","),
 			"--initial-cluster-state", "new", "--initial-cluster-token", token,
 			"--experimental-watch-progress-notify-interval", "100ms",
-			"--log-level", "warn", "--logger", "zap",
+			"--log-level", "error", "--logger", "zap",
 		}
 		m := &etcdMember{name: names[i], client: client, cmd: exec.Command(bin, args...)}
 		m.cmd.Stdout = io.Discard
