@@ -4,7 +4,10 @@
 //
 //   - bbolt-update: one db.Update (one fsync) per put;
 //   - bbolt-group: a committer goroutine that drains every waiting put into
-//     one transaction, the ceiling minik's store is compared with.
+//     one transaction, the ceiling minik's store is compared with;
+//   - etcd: minik's etcd store (store.Etcd) on a one-member etcd, started in
+//     -dir from the etcd binary on PATH (or /usr/bin/etcd), or at the
+//     -etcd URL; -etcd off leaves it out, as does a missing binary.
 //
 // Every measurement starts from an empty database; all three open bbolt
 // with the options minik uses. Each case's time is split into -rounds
@@ -12,7 +15,7 @@
 // machine load mid-run affects all three alike. Usage:
 //
 //	go run ./store/cmd/storebench [-duration 3s] [-rounds 3] [-writers 1,16,64]
-//		[-value 1024] [-seq] [-dir DIR]
+//		[-value 1024] [-seq] [-dir DIR] [-etcd URL|off]
 //
 // By default each writer creates keys in a range of its own, so a commit
 // touches about as many leaf pages as it has writes; -seq draws all keys
@@ -68,14 +71,15 @@ func main() {
 	valueSize := flag.Int("value", 1024, "value size in bytes")
 	sequential = flag.Bool("seq", false, "keys from one global sequence (one insertion point) instead of one range per writer")
 	dir := flag.String("dir", "", "directory for the databases (default: a temporary one)")
+	etcd := flag.String("etcd", "", "etcd client URL to measure, or off (default: start the etcd binary if there is one)")
 	flag.Parse()
-	if err := run(*duration, *rounds, *writersFlag, *valueSize, *dir); err != nil {
+	if err := run(*duration, *rounds, *writersFlag, *valueSize, *dir, *etcd); err != nil {
 		fmt.Fprintln(os.Stderr, "storebench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, rounds int, writersFlag string, valueSize int, dir string) error {
+func run(duration time.Duration, rounds int, writersFlag string, valueSize int, dir, etcd string) error {
 	var counts []int
 	for _, f := range strings.Split(writersFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -92,6 +96,11 @@ func run(duration time.Duration, rounds int, writersFlag string, valueSize int, 
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
+	stopEtcd, err := addEtcd(etcd, dir)
+	if err != nil {
+		return err
+	}
+	defer stopEtcd()
 	value := make([]byte, valueSize)
 	for i := range value {
 		value[i] = byte('a' + i%26)
@@ -107,13 +116,21 @@ func run(duration time.Duration, rounds int, writersFlag string, valueSize int, 
 	fmt.Printf("durable writes/s, %d-byte values, %s, %v per case; median 4 KiB write+fsync %v\n\n",
 		valueSize, keys, duration, fsync.Round(10*time.Microsecond))
 	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "writers\tminik\tbbolt-update\tbbolt-group\tminik/group\t")
+	fmt.Fprint(tw, "writers\t")
+	for _, im := range impls {
+		fmt.Fprintf(tw, "%s\t", im.name)
+	}
+	fmt.Fprintln(tw, "minik/group\t")
 	for _, n := range counts {
 		rates, err := measureAll(dir, n, duration, max(rounds, 1), value)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f\t%.2f\t\n", n, rates[0], rates[1], rates[2], rates[0]/rates[2])
+		fmt.Fprintf(tw, "%d\t", n)
+		for _, r := range rates {
+			fmt.Fprintf(tw, "%.0f\t", r)
+		}
+		fmt.Fprintf(tw, "%.2f\t\n", rates[0]/rates[2])
 	}
 	return tw.Flush()
 }
