@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -186,12 +187,27 @@ func runEmbeddedAgent(ctx context.Context, cfg Config, token string, addr net.Ad
 		ServerURL: "https://" + net.JoinHostPort(host, port), Token: token,
 		DataDir: filepath.Join(cfg.DataDir, "agent"), NodeName: name, NodeIP: cfg.NodeIP,
 		HeartbeatInterval: cfg.HeartbeatInterval, Version: cfg.Version, Logger: lg,
-		RestartBackoff: cfg.RestartBackoff,
-		Labels:         map[string]string{"node-role.kubernetes.io/control-plane": "true", "node-role.kubernetes.io/master": "true"},
+		RestartBackoff: cfg.RestartBackoff, ClusterDNS: clusterDNS(cfg.ServiceCIDR),
+		Labels: map[string]string{"node-role.kubernetes.io/control-plane": "true", "node-role.kubernetes.io/master": "true"},
 	})
 	if err != nil && ctx.Err() == nil {
 		lg.Error("embedded agent stopped; the control plane keeps running", "err", err)
 	}
+}
+
+// clusterDNS returns the tenth address of the service CIDR, which the
+// allocator keeps for cluster DNS, or "" (the agent's default) when the
+// CIDR is unset or unusable.
+func clusterDNS(serviceCIDR string) string {
+	p, err := netip.ParsePrefix(serviceCIDR)
+	if err != nil || !p.Addr().Is4() || p.Bits() > 28 {
+		return ""
+	}
+	ip := p.Masked().Addr()
+	for range 10 {
+		ip = ip.Next()
+	}
+	return ip.String()
 }
 
 // runScheduler places pods on nodes until ctx ends.
