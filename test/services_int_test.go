@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -208,6 +210,8 @@ for i in $(seq 60); do printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $ip 80 | tail -
 		return nil
 	})
 	checkDNS(t, s, cs, client)
+	checkPodToPod(t, s, cs, client)
+	checkAgentRestart(t, n2, vip)
 
 	// Scale to 1: only the remaining pod answers, soon.
 	scaled := time.Now()
@@ -279,6 +283,65 @@ func checkDNS(t *testing.T, s *serverProc, cs *kubernetes.Clientset, pod string)
 	out, code = s.minik("", "exec", pod, "--", "sh", "-c", "nslookup nope.default.svc.cluster.local")
 	if code == 0 || !strings.Contains(strings.ToUpper(out), "NXDOMAIN") {
 		t.Errorf("unknown service: exit %d, want NXDOMAIN:\n%s", code, out)
+	}
+}
+
+// checkPodToPod fetches every other pod's page by its pod IP from inside
+// pod, across nodes (host-gw routes).
+func checkPodToPod(t *testing.T, s *serverProc, cs *kubernetes.Clientset, pod string) {
+	t.Helper()
+	list, err := cs.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list.Items {
+		cmd := fmt.Sprintf(`printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 %s 8080 | tail -n 1`, p.Status.PodIP)
+		if out, code := s.minik("", "exec", pod, "--", "sh", "-c", cmd); code != 0 || strings.TrimSpace(out) != p.Name {
+			t.Errorf("from pod %s to pod %s at %s (node %s): exit %d, %q", pod, p.Name, p.Status.PodIP, p.Spec.NodeName, code, out)
+		}
+	}
+}
+
+// checkAgentRestart restarts node a's agent while requests from a's
+// namespace to vip keep going: none may fail.
+func checkAgentRestart(t *testing.T, a *agentProc, vip string) {
+	t.Helper()
+	var ok, failed atomic.Int64
+	var lastErr atomic.Value
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if _, err := a.httpGet(vip, "/"); err != nil {
+				failed.Add(1)
+				lastErr.Store(err.Error())
+			} else {
+				ok.Add(1)
+			}
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- a.cmd.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("agent %s did not exit within 30s of SIGTERM", a.name)
+	}
+	time.Sleep(time.Second)
+	a.start()
+	time.Sleep(4 * time.Second) // the new agent's session and first sync
+	close(stop)
+	<-done
+	t.Logf("agent %s restarted: %d requests to %s answered, %d failed", a.name, ok.Load(), vip, failed.Load())
+	if failed.Load() > 0 || ok.Load() == 0 {
+		t.Errorf("requests failed across the agent restart: %d of %d (last: %v)", failed.Load(), failed.Load()+ok.Load(), lastErr.Load())
 	}
 }
 
