@@ -15,12 +15,16 @@
 //
 // # Sessions
 //
-// A session is one store watch on /registry/, filtered to the node's pods
-// (spec.nodeName) and all services and endpoints. It starts with a complete
-// set listed at one revision, with the watch starting at that same
-// revision, so nothing is lost between the two. Changes follow in batches
-// chained by revision. An agent resuming from a compacted revision gets a
-// complete set again.
+// One store watch on /registry/ (the hub, hub.go) feeds every session: it
+// decodes each pod's spec.nodeName once and hands the event only to the
+// sessions of the nodes the pod was and is bound to, and services,
+// endpoints and Nodes to all. A session starts with a complete set listed
+// at the revision the hub has dispatched up to, so nothing is lost
+// between the two; changes follow in batches chained by revision. The hub
+// keeps recent events, so an agent resuming from a recent revision gets
+// what it missed; one resuming from an older or compacted revision gets a
+// complete set. The hub never waits for a session: one that lets its
+// queue fill up is dropped and starts over with a complete set.
 //
 // # Heartbeats and podCIDRs
 //

@@ -74,6 +74,7 @@ type Service struct {
 	lg      *slog.Logger
 	cidrs   *cidrAllocator
 	beats   *heartbeats
+	hub     *hub
 	stopped chan struct{} // closed when Run returns
 
 	clientMu sync.Mutex
@@ -115,6 +116,7 @@ func New(cfg Config) (*Service, error) {
 		clients: map[string]corev1client.CoreV1Interface{},
 	}
 	s.beats = newHeartbeats(s)
+	s.hub = newHub(cfg.Store, s.lg, s.stopped)
 	return s, nil
 }
 
@@ -140,13 +142,17 @@ func (s *Service) Handler(gs http.Handler, next http.Handler) http.Handler {
 	})
 }
 
-// Run keeps the heartbeat table and releases the podCIDR of deleted
-// nodes until ctx ends. Sessions end when Run returns.
+// Run keeps the heartbeat table, releases the podCIDR of deleted nodes
+// and runs the watch that feeds sessions, until ctx ends. Sessions wait
+// for Run to start and end when it returns.
 func (s *Service) Run(ctx context.Context) error {
 	defer close(s.stopped)
 	errc := make(chan error, 1)
+	hubDone := make(chan struct{})
 	go func() { errc <- s.watchNodes(ctx) }()
+	go func() { s.hub.run(ctx); close(hubDone) }()
 	s.beats.run(ctx)
+	<-hubDone
 	return <-errc
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -43,24 +42,24 @@ func (s *Service) Session(req *api.SessionRequest, stream api.Node_SessionServer
 	}
 	lg := s.lg.With("node", node)
 	ss := &session{svc: s, node: node, stream: stream, last: req.GetLastRevision()}
-	var events <-chan store.Event
-	if ss.last > 0 {
-		events, err = s.st.Watch(ctx, registryPrefix, ss.last)
-		if errors.Is(err, store.ErrCompacted) || errors.Is(err, store.ErrFutureRevision) {
-			lg.Info("session revision unavailable; sending a complete set", "revision", ss.last, "err", err)
-			err, ss.last = nil, 0
+	defer func() {
+		if ss.sub != nil {
+			s.hub.unsubscribe(ss.sub)
 		}
-		if err != nil {
-			return grpcError(err)
+	}()
+	if ss.last > 0 {
+		if err := ss.resume(ctx); err != nil {
+			lg.Info("session revision unavailable; sending a complete set", "revision", ss.last, "err", err)
+			ss.last = 0
 		}
 	}
 	if ss.last == 0 {
-		if events, err = ss.sendComplete(ctx); err != nil {
+		if err := ss.sendComplete(ctx); err != nil {
 			return err
 		}
 	}
 	lg.Debug("session started", "revision", ss.last)
-	err = ss.loop(ctx, events)
+	err = ss.loop(ctx)
 	lg.Debug("session ended", "err", err)
 	return err
 }
@@ -70,14 +69,30 @@ type session struct {
 	svc    *Service
 	node   string
 	stream api.Node_SessionServer
+	sub    *subscriber // the session's queue in the hub
 	// last is the revision of the last message sent (or the agent's own).
 	last     int64
 	lastSent time.Time
 }
 
-// loop batches the watch's events into INCREMENTAL messages: a batch goes
+// resume follows the hub from ss.last, which must be neither compacted
+// nor ahead of the store.
+func (ss *session) resume(ctx context.Context) error {
+	// A list that matches no key checks the revision cheaply.
+	if _, _, err := ss.svc.st.List(ctx, registryPrefix+"\x00", ss.last); err != nil {
+		return err
+	}
+	ss.sub = newSubscriber(ss.node)
+	if _, err := ss.svc.hub.subscribe(ctx, ss.sub, ss.last); err != nil {
+		ss.sub = nil
+		return err
+	}
+	return nil
+}
+
+// loop batches the hub's deltas into INCREMENTAL messages: a batch goes
 // out BatchDelay after its last change, or maxBatchDelay after its first.
-func (ss *session) loop(ctx context.Context, events <-chan store.Event) error {
+func (ss *session) loop(ctx context.Context) error {
 	var (
 		pending  []*api.Change
 		rev      = ss.last // revision the pending batch brings the agent to
@@ -93,25 +108,29 @@ func (ss *session) loop(ctx context.Context, events <-chan store.Event) error {
 			return nil
 		case <-ss.svc.stopped:
 			return status.Error(codes.Unavailable, "server is shutting down")
-		case ev, ok := <-events:
-			if !ok {
-				return status.Error(codes.Unavailable, "watch ended")
-			}
-			switch ev.Type {
-			case store.EventError:
-				if !errors.Is(ev.Err, store.ErrCompacted) {
-					return grpcError(ev.Err)
-				}
-				// Fell behind the log: start over with a complete set.
-				var err error
-				if events, err = ss.sendComplete(ctx); err != nil {
+		case <-ss.sub.ready:
+			deltas, dropped := ss.sub.take()
+			if dropped {
+				// Fell behind the hub: start over with a complete set.
+				if err := ss.sendComplete(ctx); err != nil {
 					return err
 				}
 				pending, rev, batching = nil, ss.last, false
 				timer.Stop()
 				continue
-			case store.EventProgress:
-				rev = max(rev, ev.Revision)
+			}
+			progressOnly := true
+			for _, d := range deltas {
+				rev = max(rev, d.ev.Revision)
+				if d.ev.Type == store.EventProgress {
+					continue
+				}
+				progressOnly = false
+				if c := ss.deltaChange(d); c != nil {
+					pending = append(pending, c)
+				}
+			}
+			if progressOnly {
 				if !batching && rev > ss.last && time.Since(ss.lastSent) >= idleRevisionEvery {
 					if err := ss.send(api.SessionMessage_INCREMENTAL, rev, nil); err != nil {
 						return err
@@ -119,15 +138,9 @@ func (ss *session) loop(ctx context.Context, events <-chan store.Event) error {
 				}
 				continue
 			}
-			rev = max(rev, ev.Revision)
-			c, err := ss.change(ev)
-			if err != nil {
-				ss.svc.lg.Warn("skipping undecodable object", "key", ev.Key, "err", err)
-			}
-			if c == nil {
+			if len(pending) == 0 {
 				continue
 			}
-			pending = append(pending, c)
 			if !batching {
 				batching, first = true, time.Now()
 			}
@@ -140,6 +153,22 @@ func (ss *session) loop(ctx context.Context, events <-chan store.Event) error {
 			pending, batching = nil, false
 		}
 	}
+}
+
+// deltaChange returns the change d makes for the node, or nil.
+func (ss *session) deltaChange(d *delta) *api.Change {
+	if d.change != nil {
+		return d.change
+	}
+	kind, ns, name, ok := parseKey(d.ev.Key)
+	if !ok || kind != api.ObjectKind_OBJECT_KIND_POD {
+		return nil
+	}
+	c, err := podChange(d.ev, ns, name, d.oldNode == ss.node, d.newNode == ss.node)
+	if err != nil {
+		ss.svc.lg.Warn("skipping undecodable object", "key", d.ev.Key, "err", err)
+	}
+	return c
 }
 
 func (ss *session) send(typ api.SessionMessage_Type, rev int64, changes []*api.Change) error {
@@ -155,22 +184,26 @@ func (ss *session) send(typ api.SessionMessage_Type, rev int64, changes []*api.C
 	return nil
 }
 
-// sendComplete sends the node's pods and every service and endpoints as of
-// one revision, and returns a watch of the changes after it.
-func (ss *session) sendComplete(ctx context.Context) (<-chan store.Event, error) {
-	st := ss.svc.st
-	rev, err := st.CurrentRevision(ctx)
-	if err != nil {
-		return nil, grpcError(err)
+// sendComplete subscribes to the hub and sends the node's pods and every
+// service, endpoints and Node as of the revision the hub's deltas follow.
+func (ss *session) sendComplete(ctx context.Context) error {
+	if ss.sub != nil {
+		ss.svc.hub.unsubscribe(ss.sub)
 	}
+	ss.sub = newSubscriber(ss.node)
+	rev, err := ss.svc.hub.subscribe(ctx, ss.sub, 0)
+	if err != nil {
+		return grpcError(err)
+	}
+	st := ss.svc.st
 	var changes []*api.Change
 	for _, prefix := range []string{podsPrefix, servicesPrefix, endpointsPrefix, nodesPrefix} {
 		kvs, _, err := st.List(ctx, prefix, rev)
 		if err != nil {
-			return nil, grpcError(err)
+			return grpcError(err)
 		}
 		for _, kv := range kvs {
-			c, err := ss.change(store.Event{Type: store.EventCreate, Key: kv.Key, Value: kv.Value, Revision: kv.ModRevision})
+			c, err := ss.listedChange(kv)
 			if err != nil {
 				ss.svc.lg.Warn("skipping undecodable object", "key", kv.Key, "err", err)
 			}
@@ -179,23 +212,29 @@ func (ss *session) sendComplete(ctx context.Context) (<-chan store.Event, error)
 			}
 		}
 	}
-	events, err := st.Watch(ctx, registryPrefix, rev)
-	if err != nil {
-		return nil, grpcError(err)
-	}
-	if err := ss.send(api.SessionMessage_COMPLETE, rev, changes); err != nil {
-		return nil, err
-	}
-	return events, nil
+	return ss.send(api.SessionMessage_COMPLETE, rev, changes)
 }
 
-// change turns a store event into the change the node must see, or nil
-// if the event does not concern it.
-func (ss *session) change(ev store.Event) (*api.Change, error) {
-	kind, ns, name, ok := parseKey(ev.Key)
+// listedChange turns a listed object into the change that puts it on
+// the node, or nil if it does not concern the node.
+func (ss *session) listedChange(kv store.KV) (*api.Change, error) {
+	kind, ns, name, ok := parseKey(kv.Key)
 	if !ok {
 		return nil, nil
 	}
+	ev := store.Event{Type: store.EventCreate, Key: kv.Key, Value: kv.Value, Revision: kv.ModRevision}
+	if kind != api.ObjectKind_OBJECT_KIND_POD {
+		return sharedChange(ev, kind, ns, name)
+	}
+	if !ss.bound(kv.Value) || podNodeName(kv.Value) != ss.node {
+		return nil, nil
+	}
+	return podChange(ev, ns, name, false, true)
+}
+
+// sharedChange turns an event on a service, endpoints or Node into the
+// change every node sees, or nil if there is none.
+func sharedChange(ev store.Event, kind api.ObjectKind, ns, name string) (*api.Change, error) {
 	if kind == api.ObjectKind_OBJECT_KIND_NODE {
 		return nodeChange(ev, name)
 	}
@@ -203,38 +242,36 @@ func (ss *session) change(ev store.Event) (*api.Change, error) {
 	if ev.Type == store.EventDelete {
 		action = api.Change_DELETE
 	}
-	isPod := kind == api.ObjectKind_OBJECT_KIND_POD
-	if isPod && !ss.bound(ev.Value) && !ss.bound(ev.PrevValue) {
-		return nil, nil
-	}
 	obj, err := withRevision(kind, ev.Value, ev.Revision)
 	if err != nil {
 		return nil, err
 	}
-	if isPod && !onNode(obj, ss.node) {
-		if ev.Type == store.EventDelete || !ss.bound(ev.PrevValue) {
-			return nil, nil
-		}
-		// Moved away from the node: not possible through the API, but
-		// the node must drop the pod if it happened.
+	return &api.Change{Action: action, Kind: kind, Namespace: ns, Name: name, Object: obj}, nil
+}
+
+// podChange turns an event on a pod into the node's change: wasOn and
+// isOn say whether the pod was bound to the node before and after it.
+func podChange(ev store.Event, ns, name string, wasOn, isOn bool) (*api.Change, error) {
+	if !wasOn && !isOn {
+		return nil, nil
+	}
+	action := api.Change_PUT
+	if ev.Type == store.EventDelete || !isOn {
+		// A pod moved away from the node is not possible through the
+		// API, but the node must drop the pod if it happened.
 		action = api.Change_DELETE
 	}
-	return &api.Change{Action: action, Kind: kind, Namespace: ns, Name: name, Object: obj}, nil
+	obj, err := withRevision(api.ObjectKind_OBJECT_KIND_POD, ev.Value, ev.Revision)
+	if err != nil {
+		return nil, err
+	}
+	return &api.Change{Action: action, Kind: api.ObjectKind_OBJECT_KIND_POD, Namespace: ns, Name: name, Object: obj}, nil
 }
 
 // bound is a cheap test of whether a stored pod may be bound to the node:
 // false only if it surely is not.
 func (ss *session) bound(value []byte) bool {
 	return value != nil && bytes.Contains(value, []byte(`"nodeName":`+strconv.Quote(ss.node)))
-}
-
-func onNode(obj []byte, node string) bool {
-	var p struct {
-		Spec struct {
-			NodeName string `json:"nodeName"`
-		} `json:"spec"`
-	}
-	return json.Unmarshal(obj, &p) == nil && p.Spec.NodeName == node
 }
 
 // parseKey splits "/registry/RESOURCE/NS/NAME" (or "/registry/nodes/NAME")

@@ -1,0 +1,368 @@
+package nodes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/store"
+)
+
+// Sizes of the hub's buffers.
+const (
+	// maxQueued is how many deltas a session may have waiting before the
+	// hub drops it; the session then starts over with a complete set.
+	maxQueued = 4096
+	// replayLen is how many recent deltas the hub keeps for sessions
+	// resuming from a revision.
+	replayLen = 4096
+)
+
+// errNotReplayable: the hub no longer holds every change after the
+// revision a session asked to resume from.
+var errNotReplayable = errors.New("nodes: revision not held for replay")
+
+// delta is one store event as the hub hands it to sessions. Deltas are
+// shared by every session they go to and must not be changed.
+type delta struct {
+	ev store.Event
+	// change is the change of a service, endpoints or Node, built once
+	// for every session; nil when there is nothing to send. Pod changes
+	// depend on the node and are built by the session.
+	change *api.Change
+	// nodes are the pod's nodeName before and after the change ("" when
+	// unbound or not a pod).
+	oldNode, newNode string
+}
+
+// subscriber is a session's queue of deltas. The hub appends without
+// blocking; a session that lets the queue fill up is dropped.
+type subscriber struct {
+	node  string
+	after int64         // deltas at or below this revision are not queued; hub-owned
+	ready chan struct{} // signalled when the queue becomes non-empty
+
+	mu      sync.Mutex // guards queue and dropped
+	queue   []*delta
+	dropped bool
+}
+
+func newSubscriber(node string) *subscriber {
+	return &subscriber{node: node, ready: make(chan struct{}, 1)}
+}
+
+// push queues d and reports whether the subscriber still follows the hub.
+func (s *subscriber) push(d *delta) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropped {
+		return false
+	}
+	if len(s.queue) >= maxQueued {
+		s.dropped, s.queue = true, nil
+	} else {
+		s.queue = append(s.queue, d)
+	}
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+	return !s.dropped
+}
+
+// drop detaches the subscriber from the hub.
+func (s *subscriber) drop() {
+	s.mu.Lock()
+	s.dropped, s.queue = true, nil
+	s.mu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the queued deltas, in revision order, and whether the
+// subscriber was dropped.
+func (s *subscriber) take() ([]*delta, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queue
+	s.queue = nil
+	return q, s.dropped
+}
+
+// concerns reports whether d goes to the subscriber.
+func (s *subscriber) concerns(d *delta) bool {
+	if d.ev.Type == store.EventProgress || d.change != nil {
+		return true
+	}
+	return s.node == d.newNode || s.node == d.oldNode
+}
+
+// subscription asks the hub to follow a session. after > 0 resumes after
+// that revision; 0 subscribes at the hub's revision, which is replied.
+type subscription struct {
+	sub   *subscriber
+	after int64
+	reply chan subscribed
+}
+
+type subscribed struct {
+	rev int64
+	err error
+}
+
+// hub is the one store watch behind every session. Its goroutine owns
+// the subscribers and the replay buffer. Each pod event goes to at most
+// the two sessions of the nodes it was and is bound to; services,
+// endpoints and Nodes go to every session.
+type hub struct {
+	st     store.Store
+	lg     *slog.Logger
+	subs   chan subscription
+	unsubs chan *subscriber
+	done   <-chan struct{} // closed once run has returned
+
+	// Owned by run.
+	rev     int64 // every delta up to rev has been dispatched
+	byNode  map[string]map[*subscriber]struct{}
+	all     map[*subscriber]struct{}
+	replay  []*delta // ring of the last replayLen deltas, oldest at head
+	head    int
+	covered int64 // replay holds every delta after covered
+}
+
+func newHub(st store.Store, lg *slog.Logger, done <-chan struct{}) *hub {
+	return &hub{
+		st: st, lg: lg, done: done,
+		subs:   make(chan subscription),
+		unsubs: make(chan *subscriber, 64),
+		byNode: map[string]map[*subscriber]struct{}{},
+		all:    map[*subscriber]struct{}{},
+	}
+}
+
+// subscribe registers sub (see subscription) and returns the revision the
+// session's deltas follow.
+func (h *hub) subscribe(ctx context.Context, sub *subscriber, after int64) (int64, error) {
+	req := subscription{sub: sub, after: after, reply: make(chan subscribed, 1)}
+	select {
+	case h.subs <- req:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-h.done:
+		return 0, store.ErrClosed
+	}
+	select {
+	case r := <-req.reply:
+		return r.rev, r.err
+	case <-ctx.Done():
+		h.unsubscribe(sub)
+		return 0, ctx.Err()
+	case <-h.done:
+		return 0, store.ErrClosed
+	}
+}
+
+// unsubscribe detaches sub; it never blocks for long.
+func (h *hub) unsubscribe(sub *subscriber) {
+	sub.drop()
+	select {
+	case h.unsubs <- sub:
+	case <-h.done:
+	}
+}
+
+// run follows the store until ctx ends. When its watch fails it drops
+// every session (each starts over with a complete set) and watches again
+// from the current revision.
+func (h *hub) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		events, err := h.watch(ctx)
+		if err == nil {
+			err = h.follow(ctx, events)
+		}
+		h.dropAll()
+		if ctx.Err() != nil {
+			return
+		}
+		h.lg.Warn("session watch ended; watching again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (h *hub) watch(ctx context.Context) (<-chan store.Event, error) {
+	rev, err := h.st.CurrentRevision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	events, err := h.st.Watch(ctx, registryPrefix, rev)
+	if err != nil {
+		return nil, err
+	}
+	h.rev, h.covered = rev, rev
+	h.replay, h.head = nil, 0
+	return events, nil
+}
+
+// follow dispatches events until the watch ends.
+func (h *hub) follow(ctx context.Context, events <-chan store.Event) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case req := <-h.subs:
+			h.add(req)
+		case sub := <-h.unsubs:
+			h.remove(sub)
+		case ev, ok := <-events:
+			if !ok {
+				return errors.New("watch closed")
+			}
+			if ev.Type == store.EventError {
+				return ev.Err
+			}
+			h.dispatch(h.delta(ev))
+		}
+	}
+}
+
+// delta decodes what sessions need of ev, once for all of them.
+func (h *hub) delta(ev store.Event) *delta {
+	d := &delta{ev: ev}
+	if ev.Type == store.EventProgress {
+		return d
+	}
+	kind, ns, name, ok := parseKey(ev.Key)
+	switch {
+	case !ok:
+	case kind == api.ObjectKind_OBJECT_KIND_POD:
+		d.newNode = podNodeName(ev.Value)
+		d.oldNode = d.newNode
+		if ev.Type == store.EventUpdate {
+			d.oldNode = podNodeName(ev.PrevValue)
+		}
+	default:
+		c, err := sharedChange(ev, kind, ns, name)
+		if err != nil {
+			h.lg.Warn("skipping undecodable object", "key", ev.Key, "err", err)
+		}
+		d.change = c
+	}
+	return d
+}
+
+// dispatch queues d for the sessions it concerns and keeps it for replay.
+func (h *hub) dispatch(d *delta) {
+	h.rev = max(h.rev, d.ev.Revision)
+	switch {
+	case d.ev.Type == store.EventProgress, d.change != nil:
+		for sub := range h.all {
+			h.push(sub, d)
+		}
+	case d.newNode != "" || d.oldNode != "":
+		for sub := range h.byNode[d.newNode] {
+			h.push(sub, d)
+		}
+		if d.oldNode != d.newNode {
+			for sub := range h.byNode[d.oldNode] {
+				h.push(sub, d)
+			}
+		}
+	}
+	if d.ev.Type != store.EventProgress {
+		h.keep(d)
+	}
+}
+
+func (h *hub) push(sub *subscriber, d *delta) {
+	if d.ev.Revision <= sub.after {
+		return
+	}
+	if !sub.push(d) {
+		h.lg.Info("session fell behind; it starts over with a complete set", "node", sub.node)
+		h.remove(sub)
+	}
+}
+
+// keep adds d to the replay ring.
+func (h *hub) keep(d *delta) {
+	if len(h.replay) < replayLen {
+		h.replay = append(h.replay, d)
+		return
+	}
+	h.covered = h.replay[h.head].ev.Revision
+	h.replay[h.head] = d
+	h.head = (h.head + 1) % replayLen
+}
+
+// add registers a subscriber, first queueing the deltas it missed after
+// the revision it resumes from.
+func (h *hub) add(req subscription) {
+	sub := req.sub
+	if req.after == 0 {
+		sub.after = h.rev
+	} else {
+		if req.after < h.covered {
+			req.reply <- subscribed{err: errNotReplayable}
+			return
+		}
+		sub.after = req.after
+		for i := range h.replay {
+			d := h.replay[(h.head+i)%len(h.replay)]
+			if d.ev.Revision > req.after && sub.concerns(d) && !sub.push(d) {
+				req.reply <- subscribed{err: errNotReplayable}
+				return
+			}
+		}
+	}
+	h.all[sub] = struct{}{}
+	m := h.byNode[sub.node]
+	if m == nil {
+		m = map[*subscriber]struct{}{}
+		h.byNode[sub.node] = m
+	}
+	m[sub] = struct{}{}
+	req.reply <- subscribed{rev: sub.after}
+}
+
+func (h *hub) remove(sub *subscriber) {
+	delete(h.all, sub)
+	if m := h.byNode[sub.node]; m != nil {
+		delete(m, sub)
+		if len(m) == 0 {
+			delete(h.byNode, sub.node)
+		}
+	}
+}
+
+func (h *hub) dropAll() {
+	for sub := range h.all {
+		sub.drop()
+		h.remove(sub)
+	}
+}
+
+// podNodeName returns the spec.nodeName of a stored pod ("" if unbound or
+// undecodable).
+func podNodeName(value []byte) string {
+	if value == nil {
+		return ""
+	}
+	var p struct {
+		Spec struct {
+			NodeName string `json:"nodeName"`
+		} `json:"spec"`
+	}
+	if json.Unmarshal(value, &p) != nil {
+		return ""
+	}
+	return p.Spec.NodeName
+}

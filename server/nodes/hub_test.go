@@ -1,0 +1,138 @@
+package nodes
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/minik-dev/minik/store"
+	"github.com/minik-dev/minik/store/storetest"
+)
+
+// startHub runs a hub on a fresh store until the test ends.
+func startHub(t *testing.T) (*hub, store.Store) {
+	t.Helper()
+	st := storetest.New(t)
+	done := make(chan struct{})
+	h := newHub(st, slog.New(slog.NewTextHandler(t.Output(), nil)), done)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { h.run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("hub did not stop")
+		}
+	})
+	return h, st
+}
+
+// next waits for sub's next non-progress deltas.
+func next(t *testing.T, sub *subscriber) []string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case <-sub.ready:
+			ds, dropped := sub.take()
+			if dropped {
+				t.Fatalf("subscriber of %s dropped", sub.node)
+			}
+			var keys []string
+			for _, d := range ds {
+				if d.ev.Type != store.EventProgress {
+					keys = append(keys, d.ev.Key)
+				}
+			}
+			if len(keys) > 0 {
+				return keys
+			}
+		case <-deadline:
+			t.Fatalf("no delta for %s", sub.node)
+		}
+	}
+}
+
+func TestHubRoutesPodsToTheirNodes(t *testing.T) {
+	h, st := startHub(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := st.Create(ctx, "/registry/other", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	n1, n2 := newSubscriber("n1"), newSubscriber("n2")
+	for _, sub := range []*subscriber{n1, n2} {
+		if _, err := h.subscribe(ctx, sub, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod := podsPrefix + "default/a"
+	if _, err := st.Create(ctx, pod, []byte(`{"metadata":{"name":"a","namespace":"default"},"spec":{"nodeName":"n1"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	svc := servicesPrefix + "default/web"
+	if _, err := st.Create(ctx, svc, []byte(`{"metadata":{"name":"web","namespace":"default"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, n1); len(got) == 0 || got[0] != pod {
+		t.Errorf("n1 got %q first, want %q", got, pod)
+	}
+	if got := next(t, n2); len(got) != 1 || got[0] != svc {
+		t.Errorf("n2 got %q, want only %q", got, svc)
+	}
+
+	// Resuming from before the pod replays it to n1 only.
+	rev, err := st.CurrentRevision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := newSubscriber("n1")
+	if _, err := h.subscribe(ctx, again, rev-2); err != nil {
+		t.Fatalf("subscribe(after %d) = %v", rev-2, err)
+	}
+	if got := next(t, again); len(got) != 2 || got[0] != pod || got[1] != svc {
+		t.Errorf("replay to n1 = %q, want [%q %q]", got, pod, svc)
+	}
+}
+
+func TestHubDropsSlowSubscriber(t *testing.T) {
+	h, st := startHub(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	slow := newSubscriber("n1")
+	if _, err := h.subscribe(ctx, slow, 0); err != nil {
+		t.Fatal(err)
+	}
+	for range maxQueued {
+		slow.push(&delta{})
+	}
+	if _, err := st.Create(ctx, servicesPrefix+"default/web", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		slow.mu.Lock()
+		dropped := slow.dropped
+		slow.mu.Unlock()
+		if dropped {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a full subscriber was not dropped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Others keep following.
+	other := newSubscriber("n2")
+	if _, err := h.subscribe(ctx, other, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Create(ctx, servicesPrefix+"default/db", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, other); len(got) != 1 {
+		t.Errorf("after a drop, n2 got %q, want one service", got)
+	}
+}
