@@ -299,8 +299,9 @@ func proxyEndpoints(eps []*corev1.Endpoints) []network.Endpoints {
 	return out
 }
 
-// withClusterDNS replaces any kube-system/kube-dns service with one at
-// clusterDNS whose only backend is the node's own DNS listener at local.
+// withClusterDNS replaces any kube-system/kube-dns service, and any other
+// service at clusterDNS, with one at clusterDNS whose only backend is the
+// node's own DNS listener at local (UDP and TCP port 53).
 func withClusterDNS(svcs []network.Service, eps []network.Endpoints, clusterDNS, local netip.Addr) ([]network.Service, []network.Endpoints) {
 	isDNS := func(ns, name string) bool { return ns == dnsServiceNamespace && name == dnsServiceName }
 	outS := make([]network.Service, 0, len(svcs)+1)

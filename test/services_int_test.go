@@ -137,6 +137,13 @@ func TestIntegrationServices(t *testing.T) {
 	waitNodeReady(t, cs, n1.name)
 	waitNodeReady(t, cs, n2.name)
 	ctx := context.Background()
+	// Service IPs without rules must not leave the node namespaces (the
+	// default route leads to the host): send them to lo, where they die.
+	for _, n := range []*agentProc{n1, n2} {
+		if out, err := n.inNode("ip", "route", "add", "10.43.0.0/16", "dev", "lo"); err != nil {
+			t.Fatalf("service CIDR route in %s: %v\n%s", n.name, err, out)
+		}
+	}
 
 	s.mustMinik(httpRC, "apply", "-f", "-")
 	s.mustMinik(webSvc, "apply", "-f", "-")
@@ -156,6 +163,15 @@ func TestIntegrationServices(t *testing.T) {
 	vip := net.JoinHostPort(svc.Spec.ClusterIP, "80")
 	nodePort := strconv.Itoa(int(svc.Spec.Ports[0].NodePort))
 	t.Logf("service web: %s, nodePort %s, pods %v", vip, nodePort, pods)
+
+	for _, n := range []*agentProc{n1, n2} {
+		eventually(t, 30*time.Second, "rules of default/web on "+n.name, func() error {
+			if !strings.Contains(natRules(t, n), "default/web:http cluster IP") {
+				return fmt.Errorf("no cluster IP rule")
+			}
+			return nil
+		})
+	}
 
 	// The ClusterIP from both nodes: 60 requests reach all 3 pods.
 	took := expectBackends(t, n2, vip, 60, pods, 60*time.Second)
