@@ -1,15 +1,15 @@
 package main
 
 import (
-	"time"
-
 	"errors"
 	"os"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/minik-dev/minik/agent"
+	"github.com/minik-dev/minik/agent/hollow"
 )
 
 func agentCommand() *ucli.Command {
@@ -32,6 +32,9 @@ func agentCommand() *ucli.Command {
 				}
 				name = strings.ToLower(h)
 			}
+			if n := c.Int("hollow"); n > 0 {
+				return runHollow(c, n, name)
+			}
 			cfg := agent.Config{
 				ServerURL:         c.String("join"),
 				Token:             c.String("token"),
@@ -46,16 +49,36 @@ func agentCommand() *ucli.Command {
 				Version:           version,
 				Logger:            newLogger(c.Bool("debug")),
 			}
-			err := agent.Run(c.Context, cfg)
-			switch {
-			case errors.Is(err, agent.ErrTokenRefused):
-				return ucli.Exit("error: the server at "+cfg.ServerURL+" refused the join token (wrong or unknown --token); nothing was registered", 1)
-			case errors.Is(err, agent.ErrCAMismatch):
-				return ucli.Exit("error: "+err.Error()+"; is --join pointing at the server that issued --token?", 1)
-			}
-			return err
+			return joinError(agent.Run(c.Context, cfg), cfg.ServerURL)
 		},
 	}
+}
+
+// runHollow runs n simulated nodes, named NAME-0 … NAME-(n-1), instead
+// of a real one.
+func runHollow(c *ucli.Context, n int, name string) error {
+	err := hollow.Run(c.Context, hollow.Config{
+		Server:            c.String("join"),
+		Token:             c.String("token"),
+		Count:             n,
+		NamePrefix:        name,
+		DataDir:           c.String("data-dir"),
+		HeartbeatInterval: c.Duration("heartbeat-interval"),
+		Logger:            newLogger(c.Bool("debug")),
+	})
+	return joinError(err, c.String("join"))
+}
+
+// joinError turns the errors of joining that retrying cannot fix into
+// messages that say what to check.
+func joinError(err error, server string) error {
+	switch {
+	case errors.Is(err, agent.ErrTokenRefused):
+		return ucli.Exit("error: the server at "+server+" refused the join token (wrong or unknown --token); nothing was registered", 1)
+	case errors.Is(err, agent.ErrCAMismatch):
+		return ucli.Exit("error: "+err.Error()+"; is --join pointing at the server that issued --token?", 1)
+	}
+	return err
 }
 
 func agentFlags() []ucli.Flag {
@@ -71,6 +94,7 @@ func agentFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "cluster-dns", Value: agent.DefaultClusterDNS.String(), EnvVars: []string{"MINIK_CLUSTER_DNS"}, Usage: "cluster DNS address given to pods (the tenth address of the service CIDR)"},
 		&ucli.StringFlag{Name: "cluster-domain", Value: agent.DefaultClusterDomain, EnvVars: []string{"MINIK_CLUSTER_DOMAIN"}, Usage: "DNS domain of services and pods"},
 		&ucli.BoolFlag{Name: "cleanup", EnvVars: []string{"MINIK_CLEANUP"}, Usage: "remove the service rules, masquerade chains and pod routes agents made in this network namespace, and exit"},
+		&ucli.IntFlag{Name: "hollow", EnvVars: []string{"MINIK_HOLLOW"}, Usage: "run this many simulated nodes (no containers, for scale tests) named NODE-NAME-0, NODE-NAME-1, …; each takes a /24 of the server's --cluster-cidr, so more than 256 need a wider one than the default /16 (e.g. 10.64.0.0/10)"},
 		&ucli.BoolFlag{Name: "debug", EnvVars: []string{"MINIK_DEBUG"}, Usage: "log at debug level"},
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -89,16 +90,12 @@ func (a *agent) join(ctx context.Context) (*joined, error) {
 	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
 		return nil, err
 	}
-	caPEM, err := a.trustCA(ctx, tlsDir)
+	roots, err := TrustCA(ctx, a.cfg.ServerURL, a.cfg.Token, tlsDir, a.lg)
 	if err != nil {
 		return nil, err
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("%s holds no certificate", filepath.Join(tlsDir, caFile))
-	}
 	if cert, ok := a.keptCert(tlsDir, roots); ok {
-		conn, err := a.dial(roots, &cert)
+		conn, err := Dial(a.cfg.ServerURL, roots, &cert)
 		if err != nil {
 			return nil, err
 		}
@@ -115,36 +112,40 @@ func (a *agent) join(ctx context.Context) (*joined, error) {
 	return a.register(ctx, tlsDir, roots)
 }
 
-// trustCA returns the CA bundle: fetched from the server and checked
-// against the token's pin, or, for a plain-secret token, the one kept
-// from an earlier join (else fetched and trusted on first use).
-func (a *agent) trustCA(ctx context.Context, tlsDir string) ([]byte, error) {
-	pin, err := parseToken(a.cfg.Token)
+// TrustCA returns the server's CA certificates: fetched from serverURL
+// and checked against the token's pin, or, for a plain-secret token, the
+// ones kept in dir from an earlier join (else fetched and trusted on first
+// use, with a warning to lg). What it trusts is kept in dir/ca.crt, dir
+// being created if needed. A malformed token wraps ErrInvalidToken, a CA
+// that does not match the pin ErrCAMismatch; other errors may be retried.
+func TrustCA(ctx context.Context, serverURL, token, dir string, lg *slog.Logger) (*x509.CertPool, error) {
+	pin, err := parseToken(token)
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(tlsDir, caFile)
-	if pin == "" {
-		if kept, err := os.ReadFile(path); err == nil {
-			return kept, nil
-		}
-	}
-	caPEM, err := fetchCA(ctx, a.cfg.ServerURL)
-	if err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	if pin == "" {
-		a.lg.Warn("the join token pins no CA; trusting the server's CA on first use")
-	} else {
-		sum := sha256.Sum256(caPEM)
-		if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(pin)) != 1 {
-			return nil, fmt.Errorf("CA certificate served by %s has hash %x, the token pins %s: %w", a.cfg.ServerURL, sum, pin, ErrCAMismatch)
+	path := filepath.Join(dir, caFile)
+	caPEM, err := os.ReadFile(path)
+	if pin != "" || err != nil {
+		if caPEM, err = fetchCA(ctx, serverURL); err != nil {
+			return nil, err
+		}
+		if pin == "" {
+			lg.Warn("the join token pins no CA; trusting the server's CA on first use")
+		} else if sum := sha256.Sum256(caPEM); subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(pin)) != 1 {
+			return nil, fmt.Errorf("CA certificate served by %s has hash %x, the token pins %s: %w", serverURL, sum, pin, ErrCAMismatch)
+		}
+		if err := writeFileAtomic(path, caPEM, 0o644); err != nil {
+			return nil, err
 		}
 	}
-	if err := writeFileAtomic(path, caPEM, 0o644); err != nil {
-		return nil, err
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s holds no certificate", path)
 	}
-	return caPEM, nil
+	return roots, nil
 }
 
 // fetchCA gets SERVER/cacerts without verifying the server: the caller
@@ -192,6 +193,43 @@ func (a *agent) keptCert(tlsDir string, roots *x509.CertPool) (tls.Certificate, 
 
 // register asks for a node certificate with the join token and keeps it.
 func (a *agent) register(ctx context.Context, tlsDir string, roots *x509.CertPool) (*joined, error) {
+	anon, err := Dial(a.cfg.ServerURL, roots, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer anon.Close()
+	reg, err := Register(ctx, anon, a.cfg.Token, a.cfg.NodeName)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.cfg.ServerURL, err)
+	}
+	if err := writeFileAtomic(filepath.Join(tlsDir, keyFile), reg.KeyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(tlsDir, certFile), reg.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	conn, err := Dial(a.cfg.ServerURL, roots, &reg.Certificate)
+	if err != nil {
+		return nil, err
+	}
+	a.lg.Info("node registered", "podCIDR", reg.Config.GetPodCidr())
+	return &joined{conn: conn, config: reg.Config}, nil
+}
+
+// Registration is what registering a node yields.
+type Registration struct {
+	// Certificate is the node's client certificate with its key.
+	Certificate tls.Certificate
+	// CertPEM and KeyPEM are the same, PEM-encoded.
+	CertPEM, KeyPEM []byte
+	Config          *api.NodeConfig
+}
+
+// Register asks the server over anon, a connection without a client
+// certificate, for a certificate for node, with the join token. A refused
+// token wraps ErrTokenRefused, a refused node name ErrRegistrationRefused;
+// other errors may be retried. It is safe for concurrent use.
+func Register(ctx context.Context, anon *grpc.ClientConn, token, node string) (*Registration, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -200,53 +238,38 @@ func (a *agent) register(ctx context.Context, tlsDir string, roots *x509.CertPoo
 	if err != nil {
 		return nil, err
 	}
-	anon, err := a.dial(roots, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer anon.Close()
 	resp, err := api.NewNodeClient(anon).Register(ctx, &api.RegisterRequest{
-		Token: a.cfg.Token, NodeName: a.cfg.NodeName,
+		Token: token, NodeName: node,
 		Csr: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}),
 	})
 	switch status.Code(err) {
 	case codes.OK:
 	case codes.Unauthenticated:
-		return nil, fmt.Errorf("%s: %w", a.cfg.ServerURL, ErrTokenRefused)
+		return nil, ErrTokenRefused
 	case codes.InvalidArgument:
-		return nil, fmt.Errorf("registering node %q: %s: %w", a.cfg.NodeName, status.Convert(err).Message(), ErrRegistrationRefused)
+		return nil, fmt.Errorf("registering node %q: %s: %w", node, status.Convert(err).Message(), ErrRegistrationRefused)
 	default:
-		return nil, fmt.Errorf("registering node %q: %w", a.cfg.NodeName, err)
+		return nil, fmt.Errorf("registering node %q: %w", node, err)
 	}
 	der, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		return nil, err
 	}
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
-	cert, err := tls.X509KeyPair(resp.Certificate, keyPEM)
+	cert, err := tls.X509KeyPair(resp.GetCertificate(), keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("certificate from the server: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(tlsDir, keyFile), keyPEM, 0o600); err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(filepath.Join(tlsDir, certFile), resp.Certificate, 0o644); err != nil {
-		return nil, err
-	}
-	conn, err := a.dial(roots, &cert)
-	if err != nil {
-		return nil, err
-	}
-	a.lg.Info("node registered", "podCIDR", resp.GetConfig().GetPodCidr())
-	return &joined{conn: conn, config: resp.GetConfig()}, nil
+	return &Registration{Certificate: cert, CertPEM: resp.GetCertificate(), KeyPEM: keyPEM, Config: resp.GetConfig()}, nil
 }
 
-// dial returns a connection to the server's gRPC endpoint (the HTTPS
-// port) that verifies the server with roots and presents cert, if any.
-func (a *agent) dial(roots *x509.CertPool, cert *tls.Certificate) (*grpc.ClientConn, error) {
-	u, err := url.Parse(a.cfg.ServerURL)
+// Dial returns a connection to the gRPC endpoint of the server at
+// serverURL (its HTTPS port, "https://HOST:PORT") that verifies the server
+// with roots and presents cert, if any.
+func Dial(serverURL string, roots *x509.CertPool, cert *tls.Certificate) (*grpc.ClientConn, error) {
+	u, err := url.Parse(serverURL)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("server URL %q: want https://HOST:PORT", a.cfg.ServerURL)
+		return nil, fmt.Errorf("server URL %q: want https://HOST:PORT", serverURL)
 	}
 	host, port := u.Hostname(), u.Port()
 	if port == "" {

@@ -84,20 +84,7 @@ func (a *agent) connect(ctx context.Context, st *state) error {
 	}
 	errc := make(chan error, 3)
 	msgs := make(chan *api.SessionMessage)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	go ReceiveSession(ctx, stream, msgs, errc)
 	go func() { errc <- a.heartbeats(ctx) }()
 	go func() { errc <- a.rep.run(ctx) }()
 	for {
@@ -182,6 +169,24 @@ func (a *agent) heartbeats(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
+		}
+	}
+}
+
+// ReceiveSession hands the stream's messages to msgs until ctx ends or
+// Recv fails, and then reports the error on errc, which must have room
+// for it.
+func ReceiveSession(ctx context.Context, stream api.Node_SessionClient, msgs chan<- *api.SessionMessage, errc chan<- error) {
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			errc <- err
+			return
+		}
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+			return
 		}
 	}
 }

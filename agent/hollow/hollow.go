@@ -11,6 +11,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/minik-dev/minik/agent"
 )
 
 // Config says how many hollow nodes to run and where.
@@ -86,13 +88,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	h := &hollow{cfg: cfg, lg: cfg.Logger.With("component", "hollow")}
 	roots, err := retry(ctx, h.lg, func() (*x509.CertPool, error) {
-		return trustCA(ctx, cfg.Server, cfg.Token, cfg.DataDir)
+		return agent.TrustCA(ctx, cfg.Server, cfg.Token, cfg.DataDir, h.lg)
 	})
 	if err != nil {
 		return err
 	}
 	h.roots = roots
-	if h.anon, err = h.dial(nil); err != nil {
+	if h.anon, err = agent.Dial(cfg.Server, roots, nil); err != nil {
 		return err
 	}
 	defer h.anon.Close()

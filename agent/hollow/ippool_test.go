@@ -37,22 +37,3 @@ func TestIPPool(t *testing.T) {
 		t.Errorf("reserve of a released address failed")
 	}
 }
-
-func TestCAPin(t *testing.T) {
-	hash := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	for _, tc := range []struct {
-		token, want string
-		ok          bool
-	}{
-		{"K10" + hash + "::server:secret", hash, true},
-		{"plainsecret", "", true},
-		{"K10nothex::server:x", "", false},
-		{"K10" + hash + "::node:x", "", false},
-		{"", "", false},
-	} {
-		got, err := caPin(tc.token)
-		if got != tc.want || (err == nil) != tc.ok {
-			t.Errorf("caPin(%q) = %q, %v; want %q, ok %v", tc.token, got, err, tc.want, tc.ok)
-		}
-	}
-}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/minik-dev/minik/agent"
 	"github.com/minik-dev/minik/api"
 )
 
@@ -126,20 +127,7 @@ func (n *node) connect(ctx context.Context) error {
 	}
 	errc := make(chan error, 2)
 	msgs := make(chan *api.SessionMessage)
-	wg.Go(func() {
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	})
+	wg.Go(func() { agent.ReceiveSession(ctx, stream, msgs, errc) })
 	wg.Go(func() { errc <- n.heartbeats(ctx) })
 	return n.loop(ctx, msgs, errc)
 }
