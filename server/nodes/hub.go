@@ -126,6 +126,8 @@ type hub struct {
 	subs   chan subscription
 	unsubs chan *subscriber
 	done   <-chan struct{} // closed once run has returned
+	// onNodeDeleted, if set, is called with the key of each deleted Node.
+	onNodeDeleted func(key string)
 
 	// Owned by run.
 	rev     int64 // every delta up to rev has been dispatched
@@ -250,6 +252,9 @@ func (h *hub) delta(ev store.Event) *delta {
 			d.oldNode = podNodeName(ev.PrevValue)
 		}
 	default:
+		if kind == api.ObjectKind_OBJECT_KIND_NODE && ev.Type == store.EventDelete && h.onNodeDeleted != nil {
+			h.onNodeDeleted(ev.Key)
+		}
 		c, err := sharedChange(ev, kind, ns, name)
 		if err != nil {
 			h.lg.Warn("skipping undecodable object", "key", ev.Key, "err", err)

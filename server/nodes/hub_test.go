@@ -136,3 +136,19 @@ func TestHubDropsSlowSubscriber(t *testing.T) {
 		t.Errorf("after a drop, n2 got %q, want one service", got)
 	}
 }
+
+func TestNodeChangesBuiltOncePerRevision(t *testing.T) {
+	var nc nodeChanges
+	kv := store.KV{Key: nodesPrefix + "n1", Value: []byte(`{"metadata":{"name":"n1"},"spec":{"podCIDR":"10.42.0.0/24"}}`), ModRevision: 5}
+	a, err := nc.get(kv, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := nc.get(kv, "n1"); b != a {
+		t.Errorf("get at the same revision built a new change")
+	}
+	kv.ModRevision = 6
+	if c, _ := nc.get(kv, "n1"); c == a {
+		t.Errorf("get at a new revision returned the old change")
+	}
+}

@@ -75,6 +75,7 @@ type Service struct {
 	cidrs   *cidrAllocator
 	beats   *heartbeats
 	hub     *hub
+	nodes   nodeChanges   // Node changes for complete sets
 	stopped chan struct{} // closed when Run returns
 
 	clientMu sync.Mutex
@@ -117,6 +118,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.beats = newHeartbeats(s)
 	s.hub = newHub(cfg.Store, s.lg, s.stopped)
+	s.hub.onNodeDeleted = s.nodes.forget
 	return s, nil
 }
 

@@ -223,7 +223,10 @@ func (ss *session) listedChange(kv store.KV) (*api.Change, error) {
 		return nil, nil
 	}
 	ev := store.Event{Type: store.EventCreate, Key: kv.Key, Value: kv.Value, Revision: kv.ModRevision}
-	if kind != api.ObjectKind_OBJECT_KIND_POD {
+	switch kind {
+	case api.ObjectKind_OBJECT_KIND_NODE:
+		return ss.svc.nodes.get(kv, name)
+	case api.ObjectKind_OBJECT_KIND_SERVICE, api.ObjectKind_OBJECT_KIND_ENDPOINTS:
 		return sharedChange(ev, kind, ns, name)
 	}
 	if !ss.bound(kv.Value) || podNodeName(kv.Value) != ss.node {

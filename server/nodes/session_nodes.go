@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,4 +60,48 @@ func nodeChange(ev store.Event, name string) (*api.Change, error) {
 		return nil, err
 	}
 	return &api.Change{Action: action, Kind: api.ObjectKind_OBJECT_KIND_NODE, Name: name, Object: obj}, nil
+}
+
+// nodeChanges keeps the change of each Node as last built, so that the
+// complete sets of many sessions decode each Node once, not once per
+// session. It is safe for concurrent use.
+type nodeChanges struct {
+	mu      sync.Mutex               // guards changes
+	changes map[string]*cachedChange // by store key
+}
+
+type cachedChange struct {
+	rev    int64
+	change *api.Change
+}
+
+// get returns the change putting the Node stored in kv, built once per
+// revision of the key. The change is shared and must not be modified.
+func (nc *nodeChanges) get(kv store.KV, name string) (*api.Change, error) {
+	nc.mu.Lock()
+	c, ok := nc.changes[kv.Key]
+	nc.mu.Unlock()
+	if ok && c.rev == kv.ModRevision {
+		return c.change, nil
+	}
+	ch, err := nodeChange(store.Event{Type: store.EventCreate, Key: kv.Key, Value: kv.Value, Revision: kv.ModRevision}, name)
+	if err != nil {
+		return nil, err
+	}
+	nc.mu.Lock()
+	if nc.changes == nil {
+		nc.changes = map[string]*cachedChange{}
+	}
+	if cur, ok := nc.changes[kv.Key]; !ok || cur.rev < kv.ModRevision {
+		nc.changes[kv.Key] = &cachedChange{rev: kv.ModRevision, change: ch}
+	}
+	nc.mu.Unlock()
+	return ch, nil
+}
+
+// forget drops the change of a deleted Node.
+func (nc *nodeChanges) forget(key string) {
+	nc.mu.Lock()
+	delete(nc.changes, key)
+	nc.mu.Unlock()
 }
