@@ -27,7 +27,7 @@ func testServices() ([]*corev1.Service, []*corev1.Endpoints) {
 		}},
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "plain"}, Spec: corev1.ServiceSpec{
 			ClusterIP: "10.43.0.21",
-			Ports: []corev1.ServicePort{{Protocol: corev1.ProtocolUDP, Port: 53, NodePort: 31000}},
+			Ports:     []corev1.ServicePort{{Protocol: corev1.ProtocolUDP, Port: 53, NodePort: 31000}},
 		}},
 	}
 	eps := []*corev1.Endpoints{
@@ -95,7 +95,7 @@ type fakeWriter struct {
 }
 
 func (w *fakeWriter) WriteMsg(m *dns.Msg) error { w.msg = m; return nil }
-func (w *fakeWriter) RemoteAddr() net.Addr     { return &net.UDPAddr{} }
+func (w *fakeWriter) RemoteAddr() net.Addr      { return &net.UDPAddr{} }
 
 func TestDNSAnswers(t *testing.T) {
 	svcs, eps := testServices()
