@@ -4,11 +4,11 @@ import (
 	"debug/elf"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/minik-dev/minik/runtime/pause"
 )
 
 // PauseArg is the argument with which the runtime runs its own executable
@@ -27,26 +27,7 @@ const pauseTarget = "/pause"
 // PauseMain is the body of a sandbox's pause process: it holds the pod's
 // namespaces, reaps the zombies it inherits as PID 1, and returns on SIGTERM
 // or SIGINT.
-func PauseMain() {
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
-	for sig := range sigs {
-		if sig != syscall.SIGCHLD {
-			return
-		}
-		reapZombies()
-	}
-}
-
-func reapZombies() {
-	for {
-		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-		if pid <= 0 || err != nil {
-			return
-		}
-	}
-}
+func PauseMain() { pause.Main() }
 
 // pauseFiles is what every sandbox shares: an empty read-only root and the
 // mounts that bring the executable (and, if it is dynamically linked, the
@@ -57,14 +38,14 @@ type pauseFiles struct {
 }
 
 // preparePause creates DIR/pause/rootfs with the mount points a sandbox
-// needs. binary defaults to this process' executable.
+// needs. binary defaults to the embedded static pause program.
 func preparePause(dataDir, binary string) (pauseFiles, error) {
 	if binary == "" {
-		exe, err := os.Executable()
+		path, err := writePauseBinary(dataDir)
 		if err != nil {
 			return pauseFiles{}, err
 		}
-		binary = exe
+		binary = path
 	}
 	binary, err := filepath.EvalSymlinks(binary)
 	if err != nil {
