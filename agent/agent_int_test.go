@@ -113,7 +113,15 @@ func TestIntegrationServerRunsPodsOnEmbeddedAgent(t *testing.T) {
 	}
 	node := "it-" + filepath.Base(dir)[4:]
 	node = strings.ToLower(node)
-	t.Cleanup(func() { cleanupNode(t, dir, node); os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		cleanupNode(t, dir, node)
+		// The embedded agent ran in the host namespace: take its service
+		// rules, masquerade chains and routes away again.
+		if out, err := exec.Command(bin, "agent", "--cleanup").CombinedOutput(); err != nil {
+			t.Logf("agent --cleanup: %v\n%s", err, out)
+		}
+		os.RemoveAll(dir)
+	})
 	images := filepath.Join(dir, "agent", "images")
 	if err := os.MkdirAll(images, 0o700); err != nil {
 		t.Fatal(err)
