@@ -220,7 +220,7 @@ func (c *Containerd) containerStatus(ctx context.Context, ctr client.Container) 
 		st.ExitCode, _ = strconv.Atoi(code)
 		st.FinishedAt = parseTime(l[LabelFinishedAt])
 		st.State, st.Reason = ContainerExited, exitReason(st.ExitCode)
-		return st
+		return orderTimes(st)
 	}
 	task, err := ctr.Task(ctx, nil)
 	if err != nil {
@@ -242,10 +242,21 @@ func (c *Containerd) containerStatus(ctx context.Context, ctr client.Container) 
 		}
 		st.State, st.ExitCode, st.FinishedAt = ContainerExited, int(ts.ExitStatus), ts.ExitTime
 		st.Reason = exitReason(st.ExitCode)
+		st = orderTimes(st)
 	case ts.Status == client.Created:
 		st.State = ContainerCreated
 	default:
 		st.State = ContainerRunning
+	}
+	return st
+}
+
+// orderTimes keeps startedAt ≤ finishedAt: the start is stamped when
+// task.Start returns, the exit by containerd, and a process that exits at
+// once can beat the stamp.
+func orderTimes(st ContainerStatus) ContainerStatus {
+	if !st.FinishedAt.IsZero() && st.StartedAt.After(st.FinishedAt) {
+		st.StartedAt = st.FinishedAt
 	}
 	return st
 }
