@@ -212,10 +212,19 @@ func TestIntegrationResources(t *testing.T) {
 		"/sys/fs/cgroup/cpu" + cg + "/cpu.cfs_quota_us":         "50000",
 		"/sys/fs/cgroup/cpu" + cg + "/cpu.shares":               "256",
 	}
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		// cgroup v2: the same limits in the unified hierarchy (shares 256
+		// map to weight 10).
+		want = map[string]string{
+			"/sys/fs/cgroup" + cg + "/memory.max": fmt.Sprint(64 << 20),
+			"/sys/fs/cgroup" + cg + "/cpu.max":    "50000 100000",
+			"/sys/fs/cgroup" + cg + "/cpu.weight": "10",
+		}
+	}
 	for path, w := range want {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			t.Skipf("cgroup v1 files not found (%v)", err)
+			t.Fatalf("cgroup limits: %v", err)
 		}
 		if got := strings.TrimSpace(string(data)); got != w {
 			t.Errorf("%s = %s, want %s", path, got, w)

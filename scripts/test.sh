@@ -6,11 +6,12 @@ cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 
 go build -o minik .
+export MINIK_BINARY="$PWD/minik"
 go vet ./...
 go test -count=1 -timeout 15m ./...
 
 if [ "$(id -u)" = 0 ]; then
-	MINIK_INTEGRATION=1 MINIK_BINARY="$PWD/minik" \
+	MINIK_INTEGRATION=1 \
 		go test -count=1 -timeout 20m -tags integration -run 'Integration|E2E' ./...
 else
 	echo "test: not root, integration tests not run" >&2

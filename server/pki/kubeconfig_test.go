@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -146,18 +147,26 @@ func TestKubeconfigHandshake(t *testing.T) {
 	}
 }
 
-// TestKubectlAcceptsKubeconfig runs the real kubectl, if installed,
-// against the kubeconfig.
+// TestKubectlAcceptsKubeconfig runs kubectl against the kubeconfig: the
+// one on PATH, else the one bundled in the minik binary named by
+// MINIK_BINARY (scripts/test.sh sets it).
 func TestKubectlAcceptsKubeconfig(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl not installed")
+	var argv []string
+	if kubectl, err := exec.LookPath("kubectl"); err == nil {
+		argv = []string{kubectl}
+	} else if bin := os.Getenv("MINIK_BINARY"); bin != "" {
+		argv = []string{bin, "kubectl"}
+	} else if os.Getenv("CI") != "" {
+		t.Fatal("no kubectl: neither on PATH nor MINIK_BINARY set")
+	} else {
+		t.Skip("no kubectl on PATH and MINIK_BINARY unset")
 	}
 	ln, port := listenLocal(t)
 	a, dir := ensure(t, pki.Options{Port: port})
 	startServer(t, a, ln)
-	out, err := exec.Command(kubectl, "--kubeconfig", filepath.Join(dir, "admin.kubeconfig"),
-		"--request-timeout", "10s", "get", "--raw", "/version").CombinedOutput()
+	args := append(argv[1:], "--kubeconfig", filepath.Join(dir, "admin.kubeconfig"),
+		"--request-timeout", "10s", "get", "--raw", "/version")
+	out, err := exec.Command(argv[0], args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("kubectl get --raw /version = %v: %s", err, out)
 	}
