@@ -52,6 +52,7 @@ func newCluster(t *testing.T) *cluster {
 	}
 	authz.Pods = auth.PodNodeFunc(a.PodNode)
 	ctx, cancel := context.WithCancel(context.Background())
+	a.ServeLoopback(ctx)
 	if err := a.EnsureNamespaces(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -76,10 +77,9 @@ func newCluster(t *testing.T) *cluster {
 			t.Error("node service did not stop")
 		}
 	})
-	admin, err := corev1client.NewForConfig(&rest.Config{
-		Host: "http://in-process", Transport: a.InProcessTransport(auth.AdminUser),
-		ContentConfig: rest.ContentConfig{ContentType: "application/json"},
-	})
+	cfg := a.LoopbackConfig(auth.AdminUser)
+	cfg.ContentConfig = rest.ContentConfig{ContentType: "application/json"}
+	admin, err := corev1client.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

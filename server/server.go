@@ -88,6 +88,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
+	// In-process components (node service, controllers, scheduler) use
+	// the API over the loopback; it must serve before agents can connect.
+	loopCtx, stopLoopback := context.WithCancel(ctx)
+	defer stopLoopback()
+	loopback := api.ServeLoopback(loopCtx)
 	nodeSvc, err := nodes.New(nodes.Config{
 		Store: st, API: api, Authority: authority, ClusterCIDR: cfg.ClusterCIDR,
 		ServerAddresses: []string{ln.Addr().String()}, GracePeriod: cfg.NodeMonitorGracePeriod, Logger: lg,
@@ -123,7 +128,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	})
 	g.Go(func() error { return api.Run(gctx) })
-	loopback := api.ServeLoopback(gctx)
 	g.Go(func() error {
 		return controllers.RunAll(gctx, controllers.Config{
 			Loopback: loopback, Logger: lg, Heartbeats: nodeSvc,

@@ -77,6 +77,9 @@ type Server struct {
 	ports   *portAllocator
 	nsQueue chan string // namespaces marked for deletion, for Run
 
+	loopMu sync.Mutex
+	loop   *pipeListener // set by ServeLoopback; guarded by loopMu
+
 	nsMu    sync.Mutex
 	nsCache map[string]nsState // guarded by nsMu; namespace key → last decoded state
 
@@ -196,10 +199,7 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource strin
 }
 
 func (s *Server) authenticate(r *http.Request) (auth.User, bool) {
-	if isLoopback(r) {
-		return LoopbackUser, true
-	}
-	if u, ok := inProcessUser(r); ok {
+	if u, ok := loopbackUser(r); ok {
 		return u, true
 	}
 	if s.cfg.Authenticator == nil {

@@ -12,15 +12,23 @@ import (
 	"github.com/minik-dev/minik/server/auth"
 )
 
-// Controllers, the scheduler and other in-process components reach the API
-// through a loopback: the same handler, validation and watch code as remote
-// clients, over in-memory connections instead of TCP and TLS. Requests on
-// it run as LoopbackUser.
+// Controllers, the scheduler, the node service and other in-process
+// components reach the API through a loopback: the same handler,
+// validation, authorization and watch code as remote clients, over
+// in-memory connections instead of TCP and TLS. Each connection carries
+// the identity its client was made for (LoopbackUser by default); only
+// code in this process can dial it.
 
 // LoopbackUser is the identity of in-process clients.
 var LoopbackUser = auth.User{Name: "system:minik-loopback", Groups: []string{auth.GroupMasters, auth.GroupAuthenticated}}
 
 type loopbackKey struct{}
+
+// userConn is the server end of a loopback connection and its identity.
+type userConn struct {
+	net.Conn
+	user auth.User
+}
 
 // pipeListener is a net.Listener whose connections are in-memory pipes
 // made by dial.
@@ -50,10 +58,15 @@ func (l *pipeListener) Close() error {
 
 func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
 
-func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+// dialAs returns a dialer whose connections run as u.
+func (l *pipeListener) dialAs(u auth.User) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, _, _ string) (net.Conn, error) { return l.dial(ctx, u) }
+}
+
+func (l *pipeListener) dial(ctx context.Context, u auth.User) (net.Conn, error) {
 	client, server := net.Pipe()
 	select {
-	case l.conns <- server:
+	case l.conns <- userConn{Conn: server, user: u}:
 		return client, nil
 	case <-l.closed:
 		return nil, errors.New("loopback: server stopped")
@@ -68,13 +81,17 @@ func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "loopback" }
 
 // ServeLoopback serves the API to in-process clients until ctx ends and
-// returns the client configuration that reaches it.
+// returns the client configuration that reaches it as LoopbackUser. Call
+// it once, before LoopbackConfig.
 func (s *Server) ServeLoopback(ctx context.Context) *rest.Config {
 	l := newPipeListener()
 	srv := &http.Server{
 		Handler: s,
-		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
-			return context.WithValue(ctx, loopbackKey{}, true)
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if uc, ok := c.(userConn); ok {
+				return context.WithValue(ctx, loopbackKey{}, uc.user)
+			}
+			return ctx
 		},
 	}
 	go srv.Serve(l)
@@ -83,15 +100,34 @@ func (s *Server) ServeLoopback(ctx context.Context) *rest.Config {
 		srv.Close()
 		l.Close()
 	}()
+	s.loopMu.Lock()
+	s.loop = l
+	s.loopMu.Unlock()
+	return s.LoopbackConfig(LoopbackUser)
+}
+
+// LoopbackConfig is a client configuration that reaches the loopback as
+// u, so that u's authorization applies. It needs ServeLoopback first.
+func (s *Server) LoopbackConfig(u auth.User) *rest.Config {
+	s.loopMu.Lock()
+	l := s.loop
+	s.loopMu.Unlock()
+	if l == nil {
+		panic("apiserver: LoopbackConfig before ServeLoopback")
+	}
 	return &rest.Config{
 		Host:  "http://loopback",
-		Dial:  l.dial,
+		Dial:  l.dialAs(u),
 		QPS:   -1,
 		Burst: -1,
 	}
 }
 
-func isLoopback(r *http.Request) bool {
-	v, _ := r.Context().Value(loopbackKey{}).(bool)
-	return v
+// loopbackUser is the identity of a request that came over the loopback.
+func loopbackUser(r *http.Request) (auth.User, bool) {
+	u, ok := r.Context().Value(loopbackKey{}).(auth.User)
+	if ok && !u.InGroup(auth.GroupAuthenticated) {
+		u.Groups = append(u.Groups[:len(u.Groups):len(u.Groups)], auth.GroupAuthenticated)
+	}
+	return u, ok
 }

@@ -71,6 +71,9 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	authz.Pods = auth.PodNodeFunc(a.PodNode)
+	loopCtx, stopLoop := context.WithCancel(context.Background())
+	t.Cleanup(stopLoop)
+	a.ServeLoopback(loopCtx)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	if err := a.EnsureNamespaces(ctx); err != nil {
@@ -121,10 +124,9 @@ func newEnv(t *testing.T, opts envOptions) *env {
 
 // client returns a core/v1 client calling the API in process as u.
 func (e *env) client(u auth.User) corev1client.CoreV1Interface {
-	c, err := corev1client.NewForConfig(&rest.Config{
-		Host: "http://in-process", Transport: e.api.InProcessTransport(u),
-		ContentConfig: rest.ContentConfig{ContentType: "application/json"},
-	})
+	cfg := e.api.LoopbackConfig(u)
+	cfg.ContentConfig = rest.ContentConfig{ContentType: "application/json"}
+	c, err := corev1client.NewForConfig(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -38,9 +38,9 @@ const (
 var ServiceUser = auth.User{Name: "system:minik:node-service", Groups: []string{auth.GroupMasters}}
 
 // API is the API server as the service uses it: in process, as a given
-// user (see apiserver.Server.InProcessTransport).
+// user (see apiserver.Server.LoopbackConfig).
 type API interface {
-	InProcessTransport(u auth.User) http.RoundTripper
+	LoopbackConfig(u auth.User) *rest.Config
 }
 
 // Config configures a Service.
@@ -196,12 +196,9 @@ func (s *Service) client(u auth.User) corev1client.CoreV1Interface {
 	if c, ok := s.clients[u.Name]; ok {
 		return c
 	}
-	c, err := corev1client.NewForConfig(&rest.Config{
-		Host:          "http://in-process",
-		Transport:     s.cfg.API.InProcessTransport(u),
-		ContentConfig: rest.ContentConfig{ContentType: "application/json", AcceptContentTypes: "application/json"},
-		QPS:           -1,
-	})
+	cfg := s.cfg.API.LoopbackConfig(u)
+	cfg.ContentConfig = rest.ContentConfig{ContentType: "application/json", AcceptContentTypes: "application/json"}
+	c, err := corev1client.NewForConfig(cfg)
 	if err != nil {
 		// Only a malformed Host makes NewForConfig fail.
 		panic(err)
