@@ -6,14 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/containerd/v2/pkg/oci"
 
 	"github.com/minik-dev/minik/runtime"
 	"github.com/minik-dev/minik/runtime/runtimetest"
@@ -104,32 +100,11 @@ func (e *env) benchBare(b *testing.B) []time.Duration {
 	}
 	var lat []time.Duration
 	for i := 0; b.Loop(); i++ {
-		id := fmt.Sprintf("bare-%d", i)
-		start := time.Now()
-		ctr, err := cl.NewContainer(ctx, id, client.WithNewSnapshot(id, img),
-			client.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "3600")))
+		took, err := runtimetest.BareStart(ctx, cl, img, fmt.Sprintf("bare-%d", i))
 		if err != nil {
 			b.Fatal(err)
 		}
-		task, err := ctr.NewTask(ctx, cio.NullIO)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := task.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-		b.StopTimer()
-		statusC, _ := task.Wait(ctx)
-		task.Kill(ctx, syscall.SIGKILL)
-		select {
-		case <-statusC:
-		case <-time.After(10 * time.Second):
-			b.Fatal("bare task did not exit")
-		}
-		task.Delete(ctx)
-		ctr.Delete(ctx, client.WithSnapshotCleanup)
-		b.StartTimer()
+		lat = append(lat, took)
 	}
 	return lat
 }

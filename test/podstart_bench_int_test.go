@@ -8,14 +8,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/minik-dev/minik/runtime/runtimetest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -196,29 +194,11 @@ func bareStarts(ctx context.Context, b *testing.B, n *agentProc, count int) []ti
 	}
 	var lat []time.Duration
 	for i := 0; i < count; i++ {
-		id := fmt.Sprintf("bare-%d-%d", time.Now().UnixNano(), i)
-		start := time.Now()
-		ctr, err := cl.NewContainer(ctx, id, client.WithNewSnapshot(id, img),
-			client.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "3600")))
+		took, err := runtimetest.BareStart(ctx, cl, img, fmt.Sprintf("bare-%d-%d", time.Now().UnixNano(), i))
 		if err != nil {
 			b.Fatal(err)
 		}
-		task, err := ctr.NewTask(ctx, cio.NullIO)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := task.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-		statusC, _ := task.Wait(ctx)
-		task.Kill(ctx, syscall.SIGKILL)
-		select {
-		case <-statusC:
-		case <-time.After(10 * time.Second):
-		}
-		task.Delete(ctx)
-		ctr.Delete(ctx, client.WithSnapshotCleanup)
+		lat = append(lat, took)
 	}
 	return lat
 }
