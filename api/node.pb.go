@@ -1107,6 +1107,89 @@ func (x *HeartbeatResponse) GetIntervalMs() int64 {
 	return 0
 }
 
+type WatchServersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchServersRequest) Reset() {
+	*x = WatchServersRequest{}
+	mi := &file_node_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchServersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchServersRequest) ProtoMessage() {}
+
+func (x *WatchServersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_node_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchServersRequest.ProtoReflect.Descriptor instead.
+func (*WatchServersRequest) Descriptor() ([]byte, []int) {
+	return file_node_proto_rawDescGZIP(), []int{15}
+}
+
+// ServerList is the complete set of live API servers.
+type ServerList struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// addresses are "host:port" of every live server, sorted; the server
+	// that sends the list is among them.
+	Addresses     []string `protobuf:"bytes,1,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerList) Reset() {
+	*x = ServerList{}
+	mi := &file_node_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerList) ProtoMessage() {}
+
+func (x *ServerList) ProtoReflect() protoreflect.Message {
+	mi := &file_node_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerList.ProtoReflect.Descriptor instead.
+func (*ServerList) Descriptor() ([]byte, []int) {
+	return file_node_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ServerList) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
 var File_node_proto protoreflect.FileDescriptor
 
 const file_node_proto_rawDesc = "" +
@@ -1185,20 +1268,25 @@ const file_node_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"4\n" +
 	"\x11HeartbeatResponse\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\x03R\n" +
-	"intervalMs*\x88\x01\n" +
+	"intervalMs\"\x15\n" +
+	"\x13WatchServersRequest\"*\n" +
+	"\n" +
+	"ServerList\x12\x1c\n" +
+	"\taddresses\x18\x01 \x03(\tR\taddresses*\x88\x01\n" +
 	"\n" +
 	"ObjectKind\x12\x1b\n" +
 	"\x17OBJECT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOBJECT_KIND_POD\x10\x01\x12\x17\n" +
 	"\x13OBJECT_KIND_SERVICE\x10\x02\x12\x19\n" +
 	"\x15OBJECT_KIND_ENDPOINTS\x10\x03\x12\x14\n" +
-	"\x10OBJECT_KIND_NODE\x10\x042\x83\x03\n" +
+	"\x10OBJECT_KIND_NODE\x10\x042\xd4\x03\n" +
 	"\x04Node\x12K\n" +
 	"\bRegister\x12\x1e.minik.node.v1.RegisterRequest\x1a\x1f.minik.node.v1.RegisterResponse\x12A\n" +
 	"\x06Config\x12\x1c.minik.node.v1.ConfigRequest\x1a\x19.minik.node.v1.NodeConfig\x12I\n" +
 	"\aSession\x12\x1d.minik.node.v1.SessionRequest\x1a\x1d.minik.node.v1.SessionMessage0\x01\x12P\n" +
 	"\fUpdateStatus\x12\x1b.minik.node.v1.StatusUpdate\x1a#.minik.node.v1.StatusUpdateResponse\x12N\n" +
-	"\tHeartbeat\x12\x1f.minik.node.v1.HeartbeatRequest\x1a .minik.node.v1.HeartbeatResponseB Z\x1egithub.com/minik-dev/minik/apib\x06proto3"
+	"\tHeartbeat\x12\x1f.minik.node.v1.HeartbeatRequest\x1a .minik.node.v1.HeartbeatResponse\x12O\n" +
+	"\fWatchServers\x12\".minik.node.v1.WatchServersRequest\x1a\x19.minik.node.v1.ServerList0\x01B Z\x1egithub.com/minik-dev/minik/apib\x06proto3"
 
 var (
 	file_node_proto_rawDescOnce sync.Once
@@ -1213,7 +1301,7 @@ func file_node_proto_rawDescGZIP() []byte {
 }
 
 var file_node_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_node_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_node_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_node_proto_goTypes = []any{
 	(ObjectKind)(0),              // 0: minik.node.v1.ObjectKind
 	(SessionMessage_Type)(0),     // 1: minik.node.v1.SessionMessage.Type
@@ -1233,7 +1321,9 @@ var file_node_proto_goTypes = []any{
 	(*Result)(nil),               // 15: minik.node.v1.Result
 	(*HeartbeatRequest)(nil),     // 16: minik.node.v1.HeartbeatRequest
 	(*HeartbeatResponse)(nil),    // 17: minik.node.v1.HeartbeatResponse
-	nil,                          // 18: minik.node.v1.NodeReport.LabelsEntry
+	(*WatchServersRequest)(nil),  // 18: minik.node.v1.WatchServersRequest
+	(*ServerList)(nil),           // 19: minik.node.v1.ServerList
+	nil,                          // 20: minik.node.v1.NodeReport.LabelsEntry
 }
 var file_node_proto_depIdxs = []int32{
 	6,  // 0: minik.node.v1.RegisterResponse.config:type_name -> minik.node.v1.NodeConfig
@@ -1244,7 +1334,7 @@ var file_node_proto_depIdxs = []int32{
 	11, // 5: minik.node.v1.StatusUpdate.pods:type_name -> minik.node.v1.PodStatus
 	12, // 6: minik.node.v1.StatusUpdate.terminated:type_name -> minik.node.v1.PodRef
 	13, // 7: minik.node.v1.StatusUpdate.node:type_name -> minik.node.v1.NodeReport
-	18, // 8: minik.node.v1.NodeReport.labels:type_name -> minik.node.v1.NodeReport.LabelsEntry
+	20, // 8: minik.node.v1.NodeReport.labels:type_name -> minik.node.v1.NodeReport.LabelsEntry
 	15, // 9: minik.node.v1.StatusUpdateResponse.pods:type_name -> minik.node.v1.Result
 	15, // 10: minik.node.v1.StatusUpdateResponse.terminated:type_name -> minik.node.v1.Result
 	15, // 11: minik.node.v1.StatusUpdateResponse.node:type_name -> minik.node.v1.Result
@@ -1253,13 +1343,15 @@ var file_node_proto_depIdxs = []int32{
 	7,  // 14: minik.node.v1.Node.Session:input_type -> minik.node.v1.SessionRequest
 	10, // 15: minik.node.v1.Node.UpdateStatus:input_type -> minik.node.v1.StatusUpdate
 	16, // 16: minik.node.v1.Node.Heartbeat:input_type -> minik.node.v1.HeartbeatRequest
-	4,  // 17: minik.node.v1.Node.Register:output_type -> minik.node.v1.RegisterResponse
-	6,  // 18: minik.node.v1.Node.Config:output_type -> minik.node.v1.NodeConfig
-	8,  // 19: minik.node.v1.Node.Session:output_type -> minik.node.v1.SessionMessage
-	14, // 20: minik.node.v1.Node.UpdateStatus:output_type -> minik.node.v1.StatusUpdateResponse
-	17, // 21: minik.node.v1.Node.Heartbeat:output_type -> minik.node.v1.HeartbeatResponse
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
+	18, // 17: minik.node.v1.Node.WatchServers:input_type -> minik.node.v1.WatchServersRequest
+	4,  // 18: minik.node.v1.Node.Register:output_type -> minik.node.v1.RegisterResponse
+	6,  // 19: minik.node.v1.Node.Config:output_type -> minik.node.v1.NodeConfig
+	8,  // 20: minik.node.v1.Node.Session:output_type -> minik.node.v1.SessionMessage
+	14, // 21: minik.node.v1.Node.UpdateStatus:output_type -> minik.node.v1.StatusUpdateResponse
+	17, // 22: minik.node.v1.Node.Heartbeat:output_type -> minik.node.v1.HeartbeatResponse
+	19, // 23: minik.node.v1.Node.WatchServers:output_type -> minik.node.v1.ServerList
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
@@ -1276,7 +1368,7 @@ func file_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_proto_rawDesc), len(file_node_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

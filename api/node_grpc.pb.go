@@ -53,6 +53,7 @@ const (
 	Node_Session_FullMethodName      = "/minik.node.v1.Node/Session"
 	Node_UpdateStatus_FullMethodName = "/minik.node.v1.Node/UpdateStatus"
 	Node_Heartbeat_FullMethodName    = "/minik.node.v1.Node/Heartbeat"
+	Node_WatchServers_FullMethodName = "/minik.node.v1.Node/WatchServers"
 )
 
 // NodeClient is the client API for Node service.
@@ -91,6 +92,11 @@ type NodeClient interface {
 	// memory; a node silent for the server's grace period is marked
 	// Ready=Unknown.
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
+	// WatchServers streams the addresses of the cluster's live API servers:
+	// first the current list, then the whole list again each time it
+	// changes. An agent keeps the last list in its data directory and, when
+	// its server goes away, reconnects to another one from it.
+	WatchServers(ctx context.Context, in *WatchServersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ServerList], error)
 }
 
 type nodeClient struct {
@@ -160,6 +166,25 @@ func (c *nodeClient) Heartbeat(ctx context.Context, in *HeartbeatRequest, opts .
 	return out, nil
 }
 
+func (c *nodeClient) WatchServers(ctx context.Context, in *WatchServersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ServerList], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Node_ServiceDesc.Streams[1], Node_WatchServers_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchServersRequest, ServerList]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Node_WatchServersClient = grpc.ServerStreamingClient[ServerList]
+
 // NodeServer is the server API for Node service.
 // All implementations must embed UnimplementedNodeServer
 // for forward compatibility.
@@ -196,6 +221,11 @@ type NodeServer interface {
 	// memory; a node silent for the server's grace period is marked
 	// Ready=Unknown.
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
+	// WatchServers streams the addresses of the cluster's live API servers:
+	// first the current list, then the whole list again each time it
+	// changes. An agent keeps the last list in its data directory and, when
+	// its server goes away, reconnects to another one from it.
+	WatchServers(*WatchServersRequest, grpc.ServerStreamingServer[ServerList]) error
 	mustEmbedUnimplementedNodeServer()
 }
 
@@ -220,6 +250,9 @@ func (UnimplementedNodeServer) UpdateStatus(context.Context, *StatusUpdate) (*St
 }
 func (UnimplementedNodeServer) Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Heartbeat not implemented")
+}
+func (UnimplementedNodeServer) WatchServers(*WatchServersRequest, grpc.ServerStreamingServer[ServerList]) error {
+	return status.Error(codes.Unimplemented, "method WatchServers not implemented")
 }
 func (UnimplementedNodeServer) mustEmbedUnimplementedNodeServer() {}
 func (UnimplementedNodeServer) testEmbeddedByValue()              {}
@@ -325,6 +358,17 @@ func _Node_Heartbeat_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Node_WatchServers_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchServersRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NodeServer).WatchServers(m, &grpc.GenericServerStream[WatchServersRequest, ServerList]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Node_WatchServersServer = grpc.ServerStreamingServer[ServerList]
+
 // Node_ServiceDesc is the grpc.ServiceDesc for Node service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -353,6 +397,11 @@ var Node_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Session",
 			Handler:       _Node_Session_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchServers",
+			Handler:       _Node_WatchServers_Handler,
 			ServerStreams: true,
 		},
 	},
