@@ -411,3 +411,11 @@ func (s *Etcd) wrap(ctx context.Context, what string, err error) error {
 	}
 	return fmt.Errorf("%s: etcd: %w", what, err)
 }
+
+// Client returns the etcd client the store uses, for coordination that
+// lives beside the objects (leader election, server leases). It is closed
+// by Close.
+func (s *Etcd) Client() *clientv3.Client { return s.cli }
+
+// Prefix returns the prefix of every key the store writes in etcd.
+func (s *Etcd) Prefix() string { return s.prefix }

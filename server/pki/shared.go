@@ -1,0 +1,173 @@
+package pki
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// ErrWrongToken is returned by Unseal when the token secret does not
+// decrypt the sealed data.
+var ErrWrongToken = errors.New("pki: the token does not decrypt the cluster's bootstrap data")
+
+// Shared is what every server of one cluster holds alike: the CA with its
+// key, the join token's secret and the admin bearer token. Each server
+// issues its own serving and admin certificates from the CA.
+type Shared struct {
+	CACert      []byte `json:"caCert"` // PEM
+	CAKey       []byte `json:"caKey"`  // PEM
+	TokenSecret string `json:"tokenSecret"`
+	AdminToken  string `json:"adminToken"`
+}
+
+// Shared returns the credentials other servers of the cluster need.
+func (a *Authority) Shared() Shared {
+	return Shared{
+		CACert: slices.Clone(a.ca.certPEM), CAKey: slices.Clone(a.ca.keyPEM),
+		TokenSecret: a.secret, AdminToken: a.adminToken,
+	}
+}
+
+// CAHash is the hash of sh.CACert, the pin of the cluster's join token.
+func (sh Shared) CAHash() string { return CAHash(sh.CACert) }
+
+// Install writes sh under dataDir (tls/ca.crt, tls/ca.key,
+// tls/admin.token and the token file), replacing what is there, so that
+// a following Ensure uses the cluster's CA and secrets and reissues the
+// serving and admin certificates from it.
+func Install(dataDir string, sh Shared) error {
+	if _, err := parseKeyPair(sh.CACert, sh.CAKey); err != nil {
+		return fmt.Errorf("shared CA: %w", err)
+	}
+	for _, s := range []string{sh.TokenSecret, sh.AdminToken} {
+		if s == "" || strings.IndexFunc(s, unicode.IsSpace) >= 0 {
+			return fmt.Errorf("shared secrets: %w", ErrInvalidToken)
+		}
+	}
+	tlsDir := filepath.Join(dataDir, TLSDir)
+	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
+		return err
+	}
+	files := []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{
+		{filepath.Join(tlsDir, "ca.crt"), sh.CACert, 0o644},
+		{filepath.Join(tlsDir, "ca.key"), sh.CAKey, 0o600},
+		{filepath.Join(tlsDir, AdminTokenFile), []byte(sh.AdminToken + "\n"), 0o600},
+		{filepath.Join(dataDir, TokenFile), []byte(FormatToken(sh.CAHash(), sh.TokenSecret) + "\n"), 0o600},
+	}
+	for _, f := range files {
+		if err := writeIfChanged(f.name, f.data, f.perm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Key derivation for Seal: PBKDF2-HMAC-SHA256 (OWASP's 2023 count),
+// into an AES-256-GCM key.
+const (
+	sealKDF        = "pbkdf2-sha256"
+	sealIterations = 600000
+	sealSaltBytes  = 16
+)
+
+// sealed is the stored form of Shared: encrypted with a key derived from
+// the token secret, the CA hash in clear (it is public, and lets a server
+// with a token for another cluster say so).
+type sealed struct {
+	KDF        string `json:"kdf"`
+	Iterations int    `json:"iterations"`
+	Salt       []byte `json:"salt"`
+	Nonce      []byte `json:"nonce"`
+	CAHash     string `json:"caHash"`
+	Ciphertext []byte `json:"ciphertext"`
+}
+
+// Seal encrypts sh with a key derived from sh.TokenSecret, so that only
+// holders of the join token can read it. The CA hash is bound to the
+// ciphertext as additional data.
+func Seal(sh Shared) ([]byte, error) {
+	plain, err := json.Marshal(sh)
+	if err != nil {
+		return nil, err
+	}
+	s := sealed{KDF: sealKDF, Iterations: sealIterations, Salt: make([]byte, sealSaltBytes), CAHash: sh.CAHash()}
+	rand.Read(s.Salt) // never fails (crypto/rand)
+	aead, err := sealAEAD(sh.TokenSecret, s)
+	if err != nil {
+		return nil, err
+	}
+	s.Nonce = make([]byte, aead.NonceSize())
+	rand.Read(s.Nonce)
+	s.Ciphertext = aead.Seal(nil, s.Nonce, plain, []byte(s.CAHash))
+	return json.Marshal(s)
+}
+
+// SealedCAHash returns the CA hash data sealed by Seal was made for,
+// without decrypting it.
+func SealedCAHash(data []byte) (string, error) {
+	var s sealed
+	if err := json.Unmarshal(data, &s); err != nil {
+		return "", fmt.Errorf("sealed bootstrap data: %w", err)
+	}
+	return s.CAHash, nil
+}
+
+// Unseal decrypts data made by Seal with the token secret. A secret that
+// does not decrypt it is ErrWrongToken.
+func Unseal(data []byte, secret string) (Shared, error) {
+	var s sealed
+	if err := json.Unmarshal(data, &s); err != nil {
+		return Shared{}, fmt.Errorf("sealed bootstrap data: %w", err)
+	}
+	if s.KDF != sealKDF || s.Iterations <= 0 {
+		return Shared{}, fmt.Errorf("sealed bootstrap data: unknown key derivation %q (%d iterations)", s.KDF, s.Iterations)
+	}
+	aead, err := sealAEAD(secret, s)
+	if err != nil {
+		return Shared{}, err
+	}
+	if len(s.Nonce) != aead.NonceSize() {
+		return Shared{}, fmt.Errorf("sealed bootstrap data: nonce of %d bytes", len(s.Nonce))
+	}
+	plain, err := aead.Open(nil, s.Nonce, s.Ciphertext, []byte(s.CAHash))
+	if err != nil {
+		return Shared{}, ErrWrongToken
+	}
+	var sh Shared
+	if err := json.Unmarshal(plain, &sh); err != nil {
+		return Shared{}, fmt.Errorf("sealed bootstrap data: %w", err)
+	}
+	if sh.CAHash() != s.CAHash {
+		return Shared{}, fmt.Errorf("sealed bootstrap data: CA does not match its hash: %w", ErrCAMismatch)
+	}
+	return sh, nil
+}
+
+func sealAEAD(secret string, s sealed) (cipher.AEAD, error) {
+	if secret == "" {
+		return nil, fmt.Errorf("empty token secret: %w", ErrInvalidToken)
+	}
+	key, err := pbkdf2.Key(sha256.New, secret, s.Salt, s.Iterations, 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
