@@ -256,7 +256,8 @@ func decodeView(objs map[objKey][]byte, lg *slog.Logger) view {
 
 // proxyServices converts services for the proxy. Headless and ExternalName
 // services have no cluster IP and are left out; a LoadBalancer service is
-// exposed like a NodePort one.
+// exposed like a NodePort one and, as kube-proxy does, at the IPs of its
+// status.loadBalancer.ingress.
 func proxyServices(svcs []*corev1.Service) []network.Service {
 	var out []network.Service
 	for _, s := range svcs {
@@ -264,7 +265,17 @@ func proxyServices(svcs []*corev1.Service) []network.Service {
 		if err != nil || s.Spec.Type == corev1.ServiceTypeExternalName {
 			continue
 		}
-		ps := network.Service{Namespace: s.Namespace, Name: s.Name, ClusterIP: ip}
+		ps := network.Service{Namespace: s.Namespace, Name: s.Name, ClusterIP: ip,
+			AffinityTimeout: affinityTimeout(&s.Spec)}
+		if s.Spec.Type == corev1.ServiceTypeLoadBalancer {
+			for _, in := range s.Status.LoadBalancer.Ingress {
+				// The proxy is IPv4 only; other ingress addresses
+				// are not its to serve.
+				if a, err := netip.ParseAddr(in.IP); err == nil && a.Unmap().Is4() {
+					ps.ExternalIPs = append(ps.ExternalIPs, a.Unmap())
+				}
+			}
+		}
 		exposed := s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer
 		for _, p := range s.Spec.Ports {
 			sp := network.ServicePort{Name: p.Name, Protocol: strings.ToLower(string(p.Protocol)), Port: uint16(p.Port)}
@@ -276,6 +287,22 @@ func proxyServices(svcs []*corev1.Service) []network.Service {
 		out = append(out, ps)
 	}
 	return out
+}
+
+// defaultAffinityTimeout is ClientIP affinity's timeout when the Service
+// gives none (Kubernetes' default, 3 hours).
+const defaultAffinityTimeout = 10800 * time.Second
+
+// affinityTimeout returns the ClientIP session affinity timeout of spec, 0
+// without affinity.
+func affinityTimeout(spec *corev1.ServiceSpec) time.Duration {
+	if spec.SessionAffinity != corev1.ServiceAffinityClientIP {
+		return 0
+	}
+	if c := spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil && *c.ClientIP.TimeoutSeconds > 0 {
+		return time.Duration(*c.ClientIP.TimeoutSeconds) * time.Second
+	}
+	return defaultAffinityTimeout
 }
 
 // proxyEndpoints converts the ready addresses of endpoints for the proxy.

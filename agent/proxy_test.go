@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
@@ -29,6 +30,17 @@ func testServices() ([]*corev1.Service, []*corev1.Endpoints) {
 			ClusterIP: "10.43.0.21",
 			Ports:     []corev1.ServicePort{{Protocol: corev1.ProtocolUDP, Port: 53, NodePort: 31000}},
 		}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "lb"}, Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.43.0.22",
+			SessionAffinity: corev1.ServiceAffinityClientIP,
+			SessionAffinityConfig: &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: new(int32(30))}},
+			Ports:           []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, NodePort: 30081}},
+		}, Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{
+			{IP: "172.31.250.11"}, {IP: "fd00::1"}, {Hostname: "lb.example.com"}, {IP: "::ffff:172.31.250.12"}}}}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "sticky"}, Spec: corev1.ServiceSpec{
+			ClusterIP: "10.43.0.23", SessionAffinity: corev1.ServiceAffinityClientIP,
+			Ports: []corev1.ServicePort{{Protocol: corev1.ProtocolTCP, Port: 80}},
+		}, Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "172.31.250.11"}}}}},
 	}
 	eps := []*corev1.Endpoints{
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Subsets: []corev1.EndpointSubset{{
@@ -51,6 +63,14 @@ func TestProxyConversion(t *testing.T) {
 			Ports: []network.ServicePort{{Name: "http", Protocol: "tcp", Port: 80, NodePort: 30080}}},
 		{Namespace: "default", Name: "plain", ClusterIP: netip.MustParseAddr("10.43.0.21"),
 			Ports: []network.ServicePort{{Protocol: "udp", Port: 53}}},
+		{Namespace: "default", Name: "lb", ClusterIP: netip.MustParseAddr("10.43.0.22"),
+			Ports:           []network.ServicePort{{Name: "http", Protocol: "tcp", Port: 80, NodePort: 30081}},
+			ExternalIPs:     []netip.Addr{netip.MustParseAddr("172.31.250.11"), netip.MustParseAddr("172.31.250.12")},
+			AffinityTimeout: 30 * time.Second},
+		// Not a LoadBalancer: its ingress is ignored. Affinity without a
+		// config: Kubernetes' default timeout.
+		{Namespace: "default", Name: "sticky", ClusterIP: netip.MustParseAddr("10.43.0.23"),
+			Ports: []network.ServicePort{{Protocol: "tcp", Port: 80}}, AffinityTimeout: 3 * time.Hour},
 	}
 	if diff := cmp.Diff(wantS, proxyServices(svcs), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("proxyServices (-want +got):\n%s", diff)

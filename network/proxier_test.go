@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/minik-dev/minik/network"
@@ -372,5 +373,135 @@ func TestProxierStaleUDPFlows(t *testing.T) {
 		if diff := cmp.Diff(s.want, rec.StaleFlows(), cmp.Comparer(func(a, b network.StaleFlow) bool { return a == b })); diff != "" {
 			t.Errorf("%s: stale flows (-want +got):\n%s", s.name, diff)
 		}
+	}
+}
+
+// chainRules returns the rules of the nat chain whose rules mention sub,
+// by chain name prefix.
+func natChains(t *testing.T, rec *networktest.Recorder, prefix string) map[string][]string {
+	t.Helper()
+	names, _ := rec.ListChains(context.Background(), "nat")
+	out := map[string][]string{}
+	for _, n := range names {
+		if strings.HasPrefix(n, prefix) {
+			out[n], _ = rec.Chain("nat", n)
+		}
+	}
+	return out
+}
+
+func TestProxierSessionAffinity(t *testing.T) {
+	p, rec := newProxier(t)
+	svcs, eps := state()
+	svcs[0].AffinityTimeout = 10800 * time.Second
+	mustSync(t, p, svcs, eps)
+	goldenRestores(t, "proxier-affinity.golden", rec.Restores())
+
+	svc := natChains(t, rec, "MINIK-SVC-")
+	seps := natChains(t, rec, "MINIK-SEP-")
+	var webSvc []string
+	for _, rules := range svc {
+		if strings.Contains(rules[0], "default/web:http") {
+			webSvc = rules
+		}
+	}
+	// Masquerade, then one recent check per backend, then the random
+	// choice: a known client never reaches the random rules.
+	var kinds []string
+	for _, r := range webSvc {
+		switch {
+		case strings.Contains(r, "--rcheck --seconds 10800 --reap"):
+			kinds = append(kinds, "rcheck")
+			name := jumpOf(r)
+			if !strings.Contains(r, "--name "+name+" ") {
+				t.Errorf("rcheck rule checks another list than its target %s: %q", name, r)
+			}
+			if !strings.Contains(strings.Join(seps[name], "\n"), "-m recent --name "+name+" --set") {
+				t.Errorf("%s does not record clients in its own list: %q", name, seps[name])
+			}
+		case strings.Contains(r, "--probability"):
+			kinds = append(kinds, "random")
+		case strings.Contains(r, "MINIK-MARK-MASQ"):
+			kinds = append(kinds, "masq")
+		default:
+			kinds = append(kinds, "last")
+		}
+	}
+	want := []string{"masq", "rcheck", "rcheck", "rcheck", "random", "random", "last"}
+	if diff := cmp.Diff(want, kinds); diff != "" {
+		t.Errorf("web's SVC chain (-want +got):\n%s\n%s", diff, strings.Join(webSvc, "\n"))
+	}
+	// The service without affinity has no recent match.
+	for name, rules := range svc {
+		if !strings.Contains(rules[0], "default/web:http") && strings.Contains(strings.Join(rules, "\n"), "recent") {
+			t.Errorf("%s uses recent without affinity: %q", name, rules)
+		}
+	}
+
+	// A timeout change rewrites web's SVC chain only.
+	svcs[0].AffinityTimeout = 60 * time.Second
+	mustSync(t, p, svcs, eps)
+	rs := rec.Restores()
+	if len(rs) != 1 || strings.Count(rs[0].Rules, "\n:") != 0 || !strings.Contains(rs[0].Rules, "--seconds 60 --reap") {
+		t.Errorf("timeout change wrote %+v, want one SVC chain with --seconds 60", rs)
+	}
+	// Affinity off: web's SVC and SEP chains lose the recent matches.
+	svcs[0].AffinityTimeout = 0
+	mustSync(t, p, svcs, eps)
+	rec.Restores()
+	for name, rules := range natChains(t, rec, "MINIK-S") {
+		if strings.Contains(strings.Join(rules, "\n"), "recent") {
+			t.Errorf("%s still uses recent after affinity was turned off: %q", name, rules)
+		}
+	}
+}
+
+func jumpOf(rule string) string {
+	f := strings.Fields(rule)
+	for i := range f[:len(f)-1] {
+		if f[i] == "-j" {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+func TestProxierExternalIPs(t *testing.T) {
+	p, rec := newProxier(t)
+	svcs, eps := state()
+	lb := []netip.Addr{netip.MustParseAddr("172.31.250.12"), netip.MustParseAddr("172.31.250.11")}
+	svcs[0].ExternalIPs = lb
+	svcs[2].ExternalIPs = lb[:1]
+	mustSync(t, p, svcs, eps)
+	goldenRestores(t, "proxier-external.golden", rec.Restores())
+
+	services, _ := rec.Chain("nat", "MINIK-SERVICES")
+	var webSvc string
+	for name, rules := range natChains(t, rec, "MINIK-SVC-") {
+		if strings.Contains(rules[0], "default/web:http") {
+			webSvc = name
+		}
+	}
+	for _, ip := range []string{"172.31.250.11", "172.31.250.12"} {
+		var got []string
+		for _, r := range services {
+			if strings.Contains(r, "-d "+ip+"/32 ") {
+				got = append(got, jumpOf(r))
+			}
+		}
+		// Marked for masquerade first, then to the service.
+		if diff := cmp.Diff([]string{"MINIK-MARK-MASQ", webSvc}, got); diff != "" {
+			t.Errorf("MINIK-SERVICES rules for %s:80 (-want +got):\n%s", ip, diff)
+		}
+	}
+	reject, _ := rec.Chain("filter", "MINIK-SERVICES")
+	if !strings.Contains(strings.Join(reject, "\n"), `"default/empty:http has no endpoints" -d 172.31.250.12/32 -p tcp -m tcp --dport 80 -j REJECT`) {
+		t.Errorf("filter MINIK-SERVICES does not reject the empty service's external IP:\n%s", strings.Join(reject, "\n"))
+	}
+
+	svcs[0].ExternalIPs = []netip.Addr{netip.MustParseAddr("fd00::1")}
+	err := p.Sync(context.Background(), svcs, eps)
+	if !errors.Is(err, network.ErrInvalidConfig) || !strings.Contains(err.Error(), "services[0].externalIPs") {
+		t.Errorf("Sync with an IPv6 external IP: err = %v, want ErrInvalidConfig naming services[0].externalIPs", err)
 	}
 }

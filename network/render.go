@@ -54,6 +54,14 @@ func render(ports []svcPort, opt renderOptions) map[string][]*chain {
 		}
 		natSvcs.add(`-m comment --comment "%s cluster IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
 			sp.key, sp.clusterIP, sp.proto, sp.proto, sp.port, sp.svcChain)
+		// External addresses (load balancer ingress) are reached like
+		// NodePorts: from anywhere, so replies need this node as source.
+		for _, ip := range sp.external {
+			natSvcs.add(`-m comment --comment "%s external IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
+				sp.key, ip, sp.proto, sp.proto, sp.port, chainMarkMasq)
+			natSvcs.add(`-m comment --comment "%s external IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
+				sp.key, ip, sp.proto, sp.proto, sp.port, sp.svcChain)
+		}
 		if sp.nodePort != 0 {
 			nodePorts.add(`-m comment --comment %s -p %s -m %s --dport %d -j %s`,
 				sp.key, sp.proto, sp.proto, sp.nodePort, chainMarkMasq)
@@ -76,6 +84,10 @@ func render(ports []svcPort, opt renderOptions) map[string][]*chain {
 func renderReject(c *chain, sp svcPort) {
 	c.add(`-m comment --comment "%s has no endpoints" -d %s/32 -p %s -m %s --dport %d -j REJECT --reject-with icmp-port-unreachable`,
 		sp.key, sp.clusterIP, sp.proto, sp.proto, sp.port)
+	for _, ip := range sp.external {
+		c.add(`-m comment --comment "%s has no endpoints" -d %s/32 -p %s -m %s --dport %d -j REJECT --reject-with icmp-port-unreachable`,
+			sp.key, ip, sp.proto, sp.proto, sp.port)
+	}
 	if sp.nodePort != 0 {
 		c.add(`-m comment --comment "%s has no endpoints" -m addrtype --dst-type LOCAL -p %s -m %s --dport %d -j REJECT --reject-with icmp-port-unreachable`,
 			sp.key, sp.proto, sp.proto, sp.nodePort)
@@ -85,6 +97,12 @@ func renderReject(c *chain, sp svcPort) {
 // renderService returns sp's MINIK-SVC chain, which picks a backend at
 // random (backend i of n with probability 1/(n-i) once the earlier ones
 // were passed over), and one MINIK-SEP chain per backend.
+//
+// With ClientIP affinity every MINIK-SEP chain records the client's
+// address in a recent list named after the chain, and the MINIK-SVC chain
+// first sends a client seen within the timeout back to the backend whose
+// list holds it; --reap drops older entries. The lists live in the kernel
+// (/proc/net/xt_recent/<chain>), at most 100 clients each by default.
 func renderService(sp svcPort, opt renderOptions) []*chain {
 	svc := &chain{name: sp.svcChain}
 	if opt.clusterCIDR.IsValid() {
@@ -92,6 +110,13 @@ func renderService(sp svcPort, opt renderOptions) []*chain {
 			sp.key, opt.clusterCIDR, sp.clusterIP, sp.proto, sp.proto, sp.port, chainMarkMasq)
 	}
 	out := []*chain{svc}
+	if sp.affinity > 0 {
+		for _, b := range sp.backends {
+			sep := sp.sepChain(b)
+			svc.add(`-m comment --comment "%s -> %s" -m recent --name %s --rcheck --seconds %d --reap -j %s`,
+				sp.key, b, sep, sp.affinity, sep)
+		}
+	}
 	n := len(sp.backends)
 	for i, b := range sp.backends {
 		sep := &chain{name: sp.sepChain(b)}
@@ -104,7 +129,12 @@ func renderService(sp svcPort, opt renderOptions) []*chain {
 		// A backend reaching its own service comes back through the
 		// bridge (hairpin) and must see the node as the source.
 		sep.add(`-m comment --comment %s -s %s/32 -j %s`, sp.key, b.Addr(), chainMarkMasq)
-		sep.add(`-m comment --comment %s -p %s -m %s -j DNAT --to-destination %s`, sp.key, sp.proto, sp.proto, b)
+		if sp.affinity > 0 {
+			sep.add(`-m comment --comment %s -m recent --name %s --set -p %s -m %s -j DNAT --to-destination %s`,
+				sp.key, sep.name, sp.proto, sp.proto, b)
+		} else {
+			sep.add(`-m comment --comment %s -p %s -m %s -j DNAT --to-destination %s`, sp.key, sp.proto, sp.proto, b)
+		}
 		out = append(out, sep)
 	}
 	return out

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 )
 
 // Service is what the proxy needs of a Kubernetes Service.
@@ -17,6 +18,14 @@ type Service struct {
 	// skipped.
 	ClusterIP netip.Addr
 	Ports     []ServicePort
+	// ExternalIPs are further addresses the ports are served at, such as
+	// a load balancer's ingress IPs (which may be node addresses); traffic
+	// to them is masqueraded like NodePort traffic.
+	ExternalIPs []netip.Addr
+	// AffinityTimeout, when not 0, gives ClientIP session affinity: a
+	// client IP keeps reaching the backend it reached last as long as it
+	// comes back within the timeout (whole seconds, at least one).
+	AffinityTimeout time.Duration
 }
 
 // ServicePort is one port of a Service.
@@ -46,6 +55,8 @@ type svcPort struct {
 	clusterIP netip.Addr
 	port      uint16
 	nodePort  uint16
+	external  []netip.Addr     // sorted
+	affinity  int              // ClientIP affinity timeout in seconds; 0: none
 	backends  []netip.AddrPort // sorted
 	svcChain  string
 }
@@ -67,11 +78,20 @@ func joinPorts(services []Service, endpoints []Endpoints) ([]svcPort, error) {
 			errs = append(errs, fmt.Errorf("services[%d].clusterIP %s must be IPv4: %w", i, s.ClusterIP, ErrInvalidConfig))
 			continue
 		}
+		external, err := externalIPs(s.ExternalIPs)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("services[%d].externalIPs: %w", i, err))
+			continue
+		}
 		for j, p := range s.Ports {
 			sp, err := newSvcPort(s, p, eps[s.Namespace+"/"+s.Name][p.Name])
 			if err != nil {
 				errs = append(errs, fmt.Errorf("services[%d].ports[%d]: %w", i, j, err))
 				continue
+			}
+			sp.external = external
+			if s.AffinityTimeout > 0 {
+				sp.affinity = max(1, int(s.AffinityTimeout/time.Second))
 			}
 			out = append(out, sp)
 		}
@@ -107,6 +127,23 @@ func newSvcPort(s Service, p ServicePort, backends []netip.AddrPort) (svcPort, e
 	sp.backends = slices.Compact(sp.backends)
 	sp.svcChain = chainName("MINIK-SVC-", sp.key+"/"+proto)
 	return sp, nil
+}
+
+// externalIPs returns ips sorted and without duplicates, or an error for an
+// address other than IPv4.
+func externalIPs(ips []netip.Addr) ([]netip.Addr, error) {
+	if len(ips) == 0 {
+		return nil, nil
+	}
+	out := make([]netip.Addr, 0, len(ips))
+	for _, ip := range ips {
+		if ip = ip.Unmap(); !ip.Is4() {
+			return nil, fmt.Errorf("%s must be IPv4: %w", ip, ErrInvalidConfig)
+		}
+		out = append(out, ip)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out), nil
 }
 
 // sepChain names the chain that DNATs to one backend of sp.
