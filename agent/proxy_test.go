@@ -32,9 +32,9 @@ func testServices() ([]*corev1.Service, []*corev1.Endpoints) {
 		}},
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "lb"}, Spec: corev1.ServiceSpec{
 			Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.43.0.22",
-			SessionAffinity: corev1.ServiceAffinityClientIP,
+			SessionAffinity:       corev1.ServiceAffinityClientIP,
 			SessionAffinityConfig: &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: new(int32(30))}},
-			Ports:           []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, NodePort: 30081}},
+			Ports:                 []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, NodePort: 30081}},
 		}, Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{
 			{IP: "172.31.250.11"}, {IP: "fd00::1"}, {Hostname: "lb.example.com"}, {IP: "::ffff:172.31.250.12"}}}}},
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "sticky"}, Spec: corev1.ServiceSpec{
