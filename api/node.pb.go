@@ -1190,6 +1190,219 @@ func (x *ServerList) GetAddresses() []string {
 	return nil
 }
 
+// EventReport is a batch of events about the node's pods. Agents keep a
+// bounded queue of them, aggregating repeats, and drop what does not fit.
+type EventReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*PodEvent            `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventReport) Reset() {
+	*x = EventReport{}
+	mi := &file_node_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventReport) ProtoMessage() {}
+
+func (x *EventReport) ProtoReflect() protoreflect.Message {
+	mi := &file_node_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventReport.ProtoReflect.Descriptor instead.
+func (*EventReport) Descriptor() ([]byte, []int) {
+	return file_node_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *EventReport) GetEvents() []*PodEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// PodEvent is one event about a pod, possibly seen several times.
+type PodEvent struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Uid       string                 `protobuf:"bytes,3,opt,name=uid,proto3" json:"uid,omitempty"`
+	// field_path names the part of the pod the event is about, like the
+	// kubelet's "spec.containers{NAME}"; empty for the whole pod.
+	FieldPath string `protobuf:"bytes,4,opt,name=field_path,json=fieldPath,proto3" json:"field_path,omitempty"`
+	// type is "Normal" or "Warning".
+	Type    string `protobuf:"bytes,5,opt,name=type,proto3" json:"type,omitempty"`
+	Reason  string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	Message string `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	// count is how many times the agent saw the event since it last
+	// reported it (at least 1).
+	Count int32 `protobuf:"varint,8,opt,name=count,proto3" json:"count,omitempty"`
+	// first_seen_ms and last_seen_ms are Unix milliseconds.
+	FirstSeenMs   int64 `protobuf:"varint,9,opt,name=first_seen_ms,json=firstSeenMs,proto3" json:"first_seen_ms,omitempty"`
+	LastSeenMs    int64 `protobuf:"varint,10,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PodEvent) Reset() {
+	*x = PodEvent{}
+	mi := &file_node_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodEvent) ProtoMessage() {}
+
+func (x *PodEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_node_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodEvent.ProtoReflect.Descriptor instead.
+func (*PodEvent) Descriptor() ([]byte, []int) {
+	return file_node_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PodEvent) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *PodEvent) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PodEvent) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
+}
+
+func (x *PodEvent) GetFieldPath() string {
+	if x != nil {
+		return x.FieldPath
+	}
+	return ""
+}
+
+func (x *PodEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *PodEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PodEvent) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PodEvent) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *PodEvent) GetFirstSeenMs() int64 {
+	if x != nil {
+		return x.FirstSeenMs
+	}
+	return 0
+}
+
+func (x *PodEvent) GetLastSeenMs() int64 {
+	if x != nil {
+		return x.LastSeenMs
+	}
+	return 0
+}
+
+type EventReportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*Result              `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventReportResponse) Reset() {
+	*x = EventReportResponse{}
+	mi := &file_node_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventReportResponse) ProtoMessage() {}
+
+func (x *EventReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_node_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventReportResponse.ProtoReflect.Descriptor instead.
+func (*EventReportResponse) Descriptor() ([]byte, []int) {
+	return file_node_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *EventReportResponse) GetEvents() []*Result {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 var File_node_proto protoreflect.FileDescriptor
 
 const file_node_proto_rawDesc = "" +
@@ -1272,19 +1485,38 @@ const file_node_proto_rawDesc = "" +
 	"\x13WatchServersRequest\"*\n" +
 	"\n" +
 	"ServerList\x12\x1c\n" +
-	"\taddresses\x18\x01 \x03(\tR\taddresses*\x88\x01\n" +
+	"\taddresses\x18\x01 \x03(\tR\taddresses\">\n" +
+	"\vEventReport\x12/\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.minik.node.v1.PodEventR\x06events\"\x8f\x02\n" +
+	"\bPodEvent\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03uid\x18\x03 \x01(\tR\x03uid\x12\x1d\n" +
+	"\n" +
+	"field_path\x18\x04 \x01(\tR\tfieldPath\x12\x12\n" +
+	"\x04type\x18\x05 \x01(\tR\x04type\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\a \x01(\tR\amessage\x12\x14\n" +
+	"\x05count\x18\b \x01(\x05R\x05count\x12\"\n" +
+	"\rfirst_seen_ms\x18\t \x01(\x03R\vfirstSeenMs\x12 \n" +
+	"\flast_seen_ms\x18\n" +
+	" \x01(\x03R\n" +
+	"lastSeenMs\"D\n" +
+	"\x13EventReportResponse\x12-\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.minik.node.v1.ResultR\x06events*\x88\x01\n" +
 	"\n" +
 	"ObjectKind\x12\x1b\n" +
 	"\x17OBJECT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOBJECT_KIND_POD\x10\x01\x12\x17\n" +
 	"\x13OBJECT_KIND_SERVICE\x10\x02\x12\x19\n" +
 	"\x15OBJECT_KIND_ENDPOINTS\x10\x03\x12\x14\n" +
-	"\x10OBJECT_KIND_NODE\x10\x042\xd4\x03\n" +
+	"\x10OBJECT_KIND_NODE\x10\x042\xa4\x04\n" +
 	"\x04Node\x12K\n" +
 	"\bRegister\x12\x1e.minik.node.v1.RegisterRequest\x1a\x1f.minik.node.v1.RegisterResponse\x12A\n" +
 	"\x06Config\x12\x1c.minik.node.v1.ConfigRequest\x1a\x19.minik.node.v1.NodeConfig\x12I\n" +
 	"\aSession\x12\x1d.minik.node.v1.SessionRequest\x1a\x1d.minik.node.v1.SessionMessage0\x01\x12P\n" +
 	"\fUpdateStatus\x12\x1b.minik.node.v1.StatusUpdate\x1a#.minik.node.v1.StatusUpdateResponse\x12N\n" +
+	"\fReportEvents\x12\x1a.minik.node.v1.EventReport\x1a\".minik.node.v1.EventReportResponse\x12N\n" +
 	"\tHeartbeat\x12\x1f.minik.node.v1.HeartbeatRequest\x1a .minik.node.v1.HeartbeatResponse\x12O\n" +
 	"\fWatchServers\x12\".minik.node.v1.WatchServersRequest\x1a\x19.minik.node.v1.ServerList0\x01B Z\x1egithub.com/minik-dev/minik/apib\x06proto3"
 
@@ -1301,7 +1533,7 @@ func file_node_proto_rawDescGZIP() []byte {
 }
 
 var file_node_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_node_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_node_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_node_proto_goTypes = []any{
 	(ObjectKind)(0),              // 0: minik.node.v1.ObjectKind
 	(SessionMessage_Type)(0),     // 1: minik.node.v1.SessionMessage.Type
@@ -1323,7 +1555,10 @@ var file_node_proto_goTypes = []any{
 	(*HeartbeatResponse)(nil),    // 17: minik.node.v1.HeartbeatResponse
 	(*WatchServersRequest)(nil),  // 18: minik.node.v1.WatchServersRequest
 	(*ServerList)(nil),           // 19: minik.node.v1.ServerList
-	nil,                          // 20: minik.node.v1.NodeReport.LabelsEntry
+	(*EventReport)(nil),          // 20: minik.node.v1.EventReport
+	(*PodEvent)(nil),             // 21: minik.node.v1.PodEvent
+	(*EventReportResponse)(nil),  // 22: minik.node.v1.EventReportResponse
+	nil,                          // 23: minik.node.v1.NodeReport.LabelsEntry
 }
 var file_node_proto_depIdxs = []int32{
 	6,  // 0: minik.node.v1.RegisterResponse.config:type_name -> minik.node.v1.NodeConfig
@@ -1334,27 +1569,31 @@ var file_node_proto_depIdxs = []int32{
 	11, // 5: minik.node.v1.StatusUpdate.pods:type_name -> minik.node.v1.PodStatus
 	12, // 6: minik.node.v1.StatusUpdate.terminated:type_name -> minik.node.v1.PodRef
 	13, // 7: minik.node.v1.StatusUpdate.node:type_name -> minik.node.v1.NodeReport
-	20, // 8: minik.node.v1.NodeReport.labels:type_name -> minik.node.v1.NodeReport.LabelsEntry
+	23, // 8: minik.node.v1.NodeReport.labels:type_name -> minik.node.v1.NodeReport.LabelsEntry
 	15, // 9: minik.node.v1.StatusUpdateResponse.pods:type_name -> minik.node.v1.Result
 	15, // 10: minik.node.v1.StatusUpdateResponse.terminated:type_name -> minik.node.v1.Result
 	15, // 11: minik.node.v1.StatusUpdateResponse.node:type_name -> minik.node.v1.Result
-	3,  // 12: minik.node.v1.Node.Register:input_type -> minik.node.v1.RegisterRequest
-	5,  // 13: minik.node.v1.Node.Config:input_type -> minik.node.v1.ConfigRequest
-	7,  // 14: minik.node.v1.Node.Session:input_type -> minik.node.v1.SessionRequest
-	10, // 15: minik.node.v1.Node.UpdateStatus:input_type -> minik.node.v1.StatusUpdate
-	16, // 16: minik.node.v1.Node.Heartbeat:input_type -> minik.node.v1.HeartbeatRequest
-	18, // 17: minik.node.v1.Node.WatchServers:input_type -> minik.node.v1.WatchServersRequest
-	4,  // 18: minik.node.v1.Node.Register:output_type -> minik.node.v1.RegisterResponse
-	6,  // 19: minik.node.v1.Node.Config:output_type -> minik.node.v1.NodeConfig
-	8,  // 20: minik.node.v1.Node.Session:output_type -> minik.node.v1.SessionMessage
-	14, // 21: minik.node.v1.Node.UpdateStatus:output_type -> minik.node.v1.StatusUpdateResponse
-	17, // 22: minik.node.v1.Node.Heartbeat:output_type -> minik.node.v1.HeartbeatResponse
-	19, // 23: minik.node.v1.Node.WatchServers:output_type -> minik.node.v1.ServerList
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	21, // 12: minik.node.v1.EventReport.events:type_name -> minik.node.v1.PodEvent
+	15, // 13: minik.node.v1.EventReportResponse.events:type_name -> minik.node.v1.Result
+	3,  // 14: minik.node.v1.Node.Register:input_type -> minik.node.v1.RegisterRequest
+	5,  // 15: minik.node.v1.Node.Config:input_type -> minik.node.v1.ConfigRequest
+	7,  // 16: minik.node.v1.Node.Session:input_type -> minik.node.v1.SessionRequest
+	10, // 17: minik.node.v1.Node.UpdateStatus:input_type -> minik.node.v1.StatusUpdate
+	20, // 18: minik.node.v1.Node.ReportEvents:input_type -> minik.node.v1.EventReport
+	16, // 19: minik.node.v1.Node.Heartbeat:input_type -> minik.node.v1.HeartbeatRequest
+	18, // 20: minik.node.v1.Node.WatchServers:input_type -> minik.node.v1.WatchServersRequest
+	4,  // 21: minik.node.v1.Node.Register:output_type -> minik.node.v1.RegisterResponse
+	6,  // 22: minik.node.v1.Node.Config:output_type -> minik.node.v1.NodeConfig
+	8,  // 23: minik.node.v1.Node.Session:output_type -> minik.node.v1.SessionMessage
+	14, // 24: minik.node.v1.Node.UpdateStatus:output_type -> minik.node.v1.StatusUpdateResponse
+	22, // 25: minik.node.v1.Node.ReportEvents:output_type -> minik.node.v1.EventReportResponse
+	17, // 26: minik.node.v1.Node.Heartbeat:output_type -> minik.node.v1.HeartbeatResponse
+	19, // 27: minik.node.v1.Node.WatchServers:output_type -> minik.node.v1.ServerList
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_node_proto_init() }
@@ -1368,7 +1607,7 @@ func file_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_proto_rawDesc), len(file_node_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -52,6 +52,7 @@ const (
 	Node_Config_FullMethodName       = "/minik.node.v1.Node/Config"
 	Node_Session_FullMethodName      = "/minik.node.v1.Node/Session"
 	Node_UpdateStatus_FullMethodName = "/minik.node.v1.Node/UpdateStatus"
+	Node_ReportEvents_FullMethodName = "/minik.node.v1.Node/ReportEvents"
 	Node_Heartbeat_FullMethodName    = "/minik.node.v1.Node/Heartbeat"
 	Node_WatchServers_FullMethodName = "/minik.node.v1.Node/WatchServers"
 )
@@ -88,6 +89,16 @@ type NodeClient interface {
 	// status and per terminated pod, in request order. Applying the same
 	// batch twice is harmless.
 	UpdateStatus(ctx context.Context, in *StatusUpdate, opts ...grpc.CallOption) (*StatusUpdateResponse, error)
+	// ReportEvents records a batch of events the node observed about its
+	// pods (image pulls, container starts and kills, back-offs, probe
+	// failures) as core/v1 Events with source component "kubelet" and host
+	// the node's name. Events are best effort: the response has one result
+	// per event, in request order; an event about a pod that is not bound to
+	// the node → PERMISSION_DENIED, about a pod that is gone (or whose uid
+	// differs) → NOT_FOUND. Repeats are aggregated on the server into one
+	// Event (count, lastTimestamp), so sending a batch twice counts its
+	// events twice.
+	ReportEvents(ctx context.Context, in *EventReport, opts ...grpc.CallOption) (*EventReportResponse, error)
 	// Heartbeat tells the server the node is alive. Heartbeats are kept in
 	// memory; a node silent for the server's grace period is marked
 	// Ready=Unknown.
@@ -156,6 +167,16 @@ func (c *nodeClient) UpdateStatus(ctx context.Context, in *StatusUpdate, opts ..
 	return out, nil
 }
 
+func (c *nodeClient) ReportEvents(ctx context.Context, in *EventReport, opts ...grpc.CallOption) (*EventReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EventReportResponse)
+	err := c.cc.Invoke(ctx, Node_ReportEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *nodeClient) Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(HeartbeatResponse)
@@ -217,6 +238,16 @@ type NodeServer interface {
 	// status and per terminated pod, in request order. Applying the same
 	// batch twice is harmless.
 	UpdateStatus(context.Context, *StatusUpdate) (*StatusUpdateResponse, error)
+	// ReportEvents records a batch of events the node observed about its
+	// pods (image pulls, container starts and kills, back-offs, probe
+	// failures) as core/v1 Events with source component "kubelet" and host
+	// the node's name. Events are best effort: the response has one result
+	// per event, in request order; an event about a pod that is not bound to
+	// the node → PERMISSION_DENIED, about a pod that is gone (or whose uid
+	// differs) → NOT_FOUND. Repeats are aggregated on the server into one
+	// Event (count, lastTimestamp), so sending a batch twice counts its
+	// events twice.
+	ReportEvents(context.Context, *EventReport) (*EventReportResponse, error)
 	// Heartbeat tells the server the node is alive. Heartbeats are kept in
 	// memory; a node silent for the server's grace period is marked
 	// Ready=Unknown.
@@ -247,6 +278,9 @@ func (UnimplementedNodeServer) Session(*SessionRequest, grpc.ServerStreamingServ
 }
 func (UnimplementedNodeServer) UpdateStatus(context.Context, *StatusUpdate) (*StatusUpdateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateStatus not implemented")
+}
+func (UnimplementedNodeServer) ReportEvents(context.Context, *EventReport) (*EventReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportEvents not implemented")
 }
 func (UnimplementedNodeServer) Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Heartbeat not implemented")
@@ -340,6 +374,24 @@ func _Node_UpdateStatus_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Node_ReportEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EventReport)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServer).ReportEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Node_ReportEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServer).ReportEvents(ctx, req.(*EventReport))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Node_Heartbeat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(HeartbeatRequest)
 	if err := dec(in); err != nil {
@@ -387,6 +439,10 @@ var Node_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateStatus",
 			Handler:    _Node_UpdateStatus_Handler,
+		},
+		{
+			MethodName: "ReportEvents",
+			Handler:    _Node_ReportEvents_Handler,
 		},
 		{
 			MethodName: "Heartbeat",
