@@ -55,11 +55,12 @@ func RunAll(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("controllers: client: %w", err)
 	}
 	factory := informers.NewSharedInformerFactory(client, cfg.ResyncPeriod)
-	rec := NewRecorder(client, ComponentControllerManager, lg)
+	rec := NewRecorder(client, ComponentControllerManager, lg, RecorderOptions{})
 	runs, err := build(client, factory, rec, lg, cfg)
 	if err != nil {
 		return fmt.Errorf("controllers: %w", err)
 	}
+	runs = append(runs, serviceLBRun(client, factory, lg))
 	g, ctx := errgroup.WithContext(ctx)
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()

@@ -3,7 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,27 +34,44 @@ func (discardEvents) Eventf(runtime.Object, string, string, string, ...any) {}
 // events.
 const ComponentControllerManager = "minik-controller-manager"
 
-// eventQueueSize is how many events wait for Run before new ones are
-// dropped.
-const eventQueueSize = 1000
+// DefaultEventQueueSize is how many events wait to be written, across all
+// writers, before new ones are dropped.
+const DefaultEventQueueSize = 1000
 
 // aggregateTTL is how long a written event is remembered for aggregation.
 const aggregateTTL = 10 * time.Minute
 
+// RecorderOptions tune a Recorder; zero values pick the defaults.
+type RecorderOptions struct {
+	// Writers is the number of goroutines writing events (default 1).
+	// Repeats of one event always go to the same writer, so aggregation
+	// holds with any number.
+	Writers int
+	// QueueSize bounds the events waiting to be written, shared evenly
+	// among the writers (default DefaultEventQueueSize).
+	QueueSize int
+}
+
 // Recorder is an EventRecorder that writes Events through the API. An
 // event with the same involved object, type, reason and message as one it
-// wrote recently updates that Event (count+1, lastTimestamp) instead of
-// creating another. Events are written by Run, in the order recorded;
-// until Run starts they wait in a bounded queue, and when the queue is
-// full new events are dropped (and logged).
+// wrote recently updates that Event (count and lastTimestamp) instead of
+// creating another. Events are written by Run's writers; each writer
+// writes its events in the order recorded. Until Run starts they wait in
+// bounded queues, and when a queue is full new events are dropped (and
+// logged).
 type Recorder struct {
 	client    kubernetes.Interface
 	component string
 	lg        *slog.Logger
 	now       func() time.Time
-	queue     chan *corev1.Event
+	writers   []*eventWriter
+}
 
-	// seen is owned by Run: aggregation key → last written Event.
+// eventWriter writes the events whose aggregation key hashes to it. Its
+// goroutine owns seen.
+type eventWriter struct {
+	queue chan *corev1.Event
+	// seen: aggregation key → last written Event.
 	seen map[string]*seenEvent
 }
 
@@ -65,18 +84,27 @@ var _ EventRecorder = (*Recorder)(nil)
 
 // NewRecorder returns a Recorder whose events name component as their
 // source. lg may be nil.
-func NewRecorder(client kubernetes.Interface, component string, lg *slog.Logger) *Recorder {
+func NewRecorder(client kubernetes.Interface, component string, lg *slog.Logger, opts RecorderOptions) *Recorder {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &Recorder{
+	if opts.Writers <= 0 {
+		opts.Writers = 1
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = DefaultEventQueueSize
+	}
+	r := &Recorder{
 		client:    client,
 		component: component,
 		lg:        lg.With("component", "events", "source", component),
 		now:       time.Now,
-		queue:     make(chan *corev1.Event, eventQueueSize),
-		seen:      map[string]*seenEvent{},
 	}
+	per := max(opts.QueueSize/opts.Writers, 1)
+	for range opts.Writers {
+		r.writers = append(r.writers, &eventWriter{queue: make(chan *corev1.Event, per), seen: map[string]*seenEvent{}})
+	}
+	return r
 }
 
 // Eventf records an event about obj; eventType is corev1.EventTypeNormal
@@ -89,57 +117,103 @@ func (r *Recorder) Eventf(obj runtime.Object, eventType, reason, format string, 
 		return
 	}
 	now := metav1.NewTime(r.now())
-	ns := ref.Namespace
-	if ns == "" {
-		ns = metav1.NamespaceDefault
+	r.Record(&corev1.Event{
+		InvolvedObject: *ref,
+		Reason:         reason,
+		Message:        fmt.Sprintf(format, args...),
+		Type:           eventType,
+		FirstTimestamp: now,
+		LastTimestamp:  now,
+		Count:          1,
+	})
+}
+
+// Record queues ev, an event its caller has built: involvedObject, type,
+// reason and message must be set. The recorder names it and fills what is
+// unset: namespace (the involved object's, else default), source component
+// (the recorder's), timestamps (now) and count (1). Record takes ownership
+// of ev, never blocks and is safe for concurrent use.
+func (r *Recorder) Record(ev *corev1.Event) {
+	if ev.Namespace == "" {
+		ev.Namespace = ev.InvolvedObject.Namespace
 	}
-	ev := &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      fmt.Sprintf("%s.%x", ref.Name, now.UnixNano()),
-			Namespace: ns,
-		},
-		InvolvedObject:      *ref,
-		Reason:              reason,
-		Message:             fmt.Sprintf(format, args...),
-		Type:                eventType,
-		Source:              corev1.EventSource{Component: r.component},
-		FirstTimestamp:      now,
-		LastTimestamp:       now,
-		Count:               1,
-		ReportingController: r.component,
+	if ev.Namespace == "" {
+		ev.Namespace = metav1.NamespaceDefault
 	}
+	if ev.Source.Component == "" {
+		ev.Source.Component = r.component
+	}
+	if ev.ReportingController == "" {
+		ev.ReportingController = ev.Source.Component
+	}
+	if ev.ReportingInstance == "" {
+		ev.ReportingInstance = ev.Source.Host
+	}
+	if ev.FirstTimestamp.IsZero() {
+		ev.FirstTimestamp = metav1.NewTime(r.now())
+	}
+	if ev.LastTimestamp.IsZero() {
+		ev.LastTimestamp = ev.FirstTimestamp
+	}
+	if ev.Count <= 0 {
+		ev.Count = 1
+	}
+	if ev.Name == "" {
+		ev.Name = fmt.Sprintf("%s.%x", ev.InvolvedObject.Name, ev.FirstTimestamp.UnixNano())
+	}
+	w := r.writers[writerOf(aggregationKey(ev), len(r.writers))]
 	select {
-	case r.queue <- ev:
+	case w.queue <- ev:
 	default:
-		r.lg.Warn("event queue full, event dropped", "reason", reason, "object", ref.Name)
+		r.lg.Warn("event queue full, event dropped", "reason", ev.Reason, "object", ev.InvolvedObject.Name)
 	}
 }
 
-// Run writes recorded events until ctx ends.
+// writerOf picks the writer of an aggregation key.
+func writerOf(key string, n int) int {
+	if n == 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(n))
+}
+
+// Run writes recorded events until ctx ends, and returns after its
+// writers have stopped.
 func (r *Recorder) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, w := range r.writers {
+		wg.Go(func() { r.runWriter(ctx, w) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (r *Recorder) runWriter(ctx context.Context, w *eventWriter) {
 	t := time.NewTicker(aggregateTTL)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case ev := <-r.queue:
-			if err := r.write(ctx, ev); err != nil && ctx.Err() == nil {
+			return
+		case ev := <-w.queue:
+			if err := r.write(ctx, w, ev); err != nil && ctx.Err() == nil {
 				r.lg.Warn("writing event", "reason", ev.Reason, "object", ev.InvolvedObject.Name, "err", err)
 			}
 		case <-t.C:
-			r.expire()
+			r.expire(w)
 		}
 	}
 }
 
 // write creates ev, or updates the Event it repeats.
-func (r *Recorder) write(ctx context.Context, ev *corev1.Event) error {
+func (r *Recorder) write(ctx context.Context, w *eventWriter, ev *corev1.Event) error {
 	key := aggregationKey(ev)
-	if s, ok := r.seen[key]; ok {
-		updated, err := r.bump(ctx, s.ev, ev.LastTimestamp)
+	if s, ok := w.seen[key]; ok {
+		updated, err := r.bump(ctx, s.ev, ev.Count, ev.LastTimestamp)
 		if err == nil {
-			r.seen[key] = &seenEvent{ev: updated, written: r.now()}
+			w.seen[key] = &seenEvent{ev: updated, written: r.now()}
 			return nil
 		}
 		if !apierrors.IsNotFound(err) {
@@ -147,18 +221,22 @@ func (r *Recorder) write(ctx context.Context, ev *corev1.Event) error {
 		}
 	}
 	created, err := r.client.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		// Two events about one object in the same nanosecond.
+		ev.Name = fmt.Sprintf("%s.%x", ev.InvolvedObject.Name, r.now().UnixNano())
+		created, err = r.client.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+	}
 	if err != nil {
 		return err
 	}
-	r.seen[key] = &seenEvent{ev: created, written: r.now()}
+	w.seen[key] = &seenEvent{ev: created, written: r.now()}
 	return nil
 }
 
-// bump counts one more occurrence of prev, seen at last.
-func (r *Recorder) bump(ctx context.Context, prev *corev1.Event, last metav1.Time) (*corev1.Event, error) {
+// bump counts n more occurrences of prev, the last seen at last.
+func (r *Recorder) bump(ctx context.Context, prev *corev1.Event, n int32, last metav1.Time) (*corev1.Event, error) {
 	ev := prev.DeepCopy()
-	ev.Count++
-	ev.LastTimestamp = last
+	addOccurrences(ev, n, last)
 	events := r.client.CoreV1().Events(ev.Namespace)
 	out, err := events.Update(ctx, ev, metav1.UpdateOptions{})
 	if !apierrors.IsConflict(err) {
@@ -168,23 +246,30 @@ func (r *Recorder) bump(ctx context.Context, prev *corev1.Event, last metav1.Tim
 	if err != nil {
 		return nil, err
 	}
-	cur.Count++
-	cur.LastTimestamp = last
+	addOccurrences(cur, n, last)
 	return events.Update(ctx, cur, metav1.UpdateOptions{})
 }
 
-func (r *Recorder) expire() {
+func addOccurrences(ev *corev1.Event, n int32, last metav1.Time) {
+	ev.Count += n
+	if last.After(ev.LastTimestamp.Time) {
+		ev.LastTimestamp = last
+	}
+}
+
+func (r *Recorder) expire(w *eventWriter) {
 	cutoff := r.now().Add(-aggregateTTL)
-	for k, s := range r.seen {
+	for k, s := range w.seen {
 		if s.written.Before(cutoff) {
-			delete(r.seen, k)
+			delete(w.seen, k)
 		}
 	}
 }
 
 func aggregationKey(ev *corev1.Event) string {
 	o := ev.InvolvedObject
-	return fmt.Sprintf("%s/%s/%s/%s/%s\x00%s\x00%s\x00%s", o.Kind, o.Namespace, o.Name, o.UID, o.FieldPath, ev.Type, ev.Reason, ev.Message)
+	return fmt.Sprintf("%s/%s/%s/%s/%s\x00%s\x00%s\x00%s\x00%s\x00%s", o.Kind, o.Namespace, o.Name, o.UID, o.FieldPath,
+		ev.Source.Component, ev.Source.Host, ev.Type, ev.Reason, ev.Message)
 }
 
 // recorderOr returns r, or DiscardEvents when r is nil.

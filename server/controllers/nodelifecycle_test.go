@@ -51,7 +51,7 @@ func (h *fakeHeartbeats) beat(node string, t time.Time) {
 
 func startNodeLifecycle(e *env, opts NodeLifecycleOptions) {
 	e.t.Helper()
-	rec := NewRecorder(e.client, ComponentControllerManager, e.lg)
+	rec := NewRecorder(e.client, ComponentControllerManager, e.lg, RecorderOptions{})
 	opts.Recorder = rec
 	opts.MonitorPeriod = 20 * time.Millisecond
 	f := e.factory.Core().V1()
@@ -240,5 +240,118 @@ func TestNodeLifecycleConditionHeartbeat(t *testing.T) {
 	e.waitNoTaints("n1")
 	if c := readyCondition(e.getNode("n1")); c.Status != corev1.ConditionTrue {
 		t.Errorf("ready = %s after the node posted Ready, want True", c.Status)
+	}
+}
+
+// lifecycleTaints returns node's lifecycle taints as "key:Effect", sorted.
+func lifecycleTaints(n *corev1.Node) []string {
+	var out []string
+	for _, t := range n.Spec.Taints {
+		if t.Key == corev1.TaintNodeUnreachable || t.Key == corev1.TaintNodeNotReady {
+			out = append(out, t.Key+":"+string(t.Effect))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (e *env) waitLifecycleTaints(name string, want ...string) {
+	e.t.Helper()
+	e.eventually(fmt.Sprintf("%s taints %v", name, want), func() error {
+		if got := lifecycleTaints(e.getNode(name)); !slices.Equal(got, want) {
+			return fmt.Errorf("lifecycle taints = %v, want %v", got, want)
+		}
+		return nil
+	})
+}
+
+func (e *env) setNodeNotReady(name string, beat time.Time) {
+	e.t.Helper()
+	n := e.getNode(name)
+	n.Status.Conditions = []corev1.NodeCondition{{
+		Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "KubeletNotReady", Message: "runtime down",
+		LastHeartbeatTime: metav1.NewTime(beat), LastTransitionTime: metav1.NewTime(beat),
+	}}
+	if _, err := e.client.CoreV1().Nodes().UpdateStatus(e.ctx, n, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatalf("node status: %v", err)
+	}
+}
+
+// TestNodeLifecycleNotReady: a node that keeps beating but reports
+// Ready=False gets the not-ready taints (NoSchedule and NoExecute), and
+// its pods go when their not-ready toleration runs out; silence swaps them
+// for the unreachable taints, and Ready=True removes every lifecycle taint.
+func TestNodeLifecycleNotReady(t *testing.T) {
+	const (
+		notReadyNoExecute  = corev1.TaintNodeNotReady + ":NoExecute"
+		notReadyNoSchedule = corev1.TaintNodeNotReady + ":NoSchedule"
+	)
+	e := newEnv(t)
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	hb := &fakeHeartbeats{last: map[string]time.Time{}}
+	e.createNode("n1", clock.Now())
+	e.createPod("default-toleration", nil, func(p *corev1.Pod) { p.Spec.NodeName = "n1" })
+	e.createPod("short", nil, func(p *corev1.Pod) {
+		p.Spec.NodeName = "n1"
+		p.Spec.Tolerations = []corev1.Toleration{{
+			Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists,
+			Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr[int64](10),
+		}}
+	})
+	e.createPod("unreachable-only", nil, tolerateFor(ptr[int64](5)))
+	hb.beat("n1", clock.Now())
+	startNodeLifecycle(e, NodeLifecycleOptions{
+		GracePeriod: 40 * time.Second, PodEvictionTimeout: 60 * time.Second,
+		Heartbeats: hb, Now: clock.Now,
+	})
+	e.waitLifecycleTaints("n1")
+
+	e.setNodeNotReady("n1", clock.Now())
+	e.waitLifecycleTaints("n1", notReadyNoExecute, notReadyNoSchedule)
+	if c := readyCondition(e.getNode("n1")); c.Status != corev1.ConditionFalse {
+		t.Errorf("ready = %s, want False kept", c.Status)
+	}
+
+	// The unreachable toleration (5s) does not apply to not-ready: only
+	// "short" goes after 10s, the others after PodEvictionTimeout.
+	clock.Advance(11 * time.Second)
+	hb.beat("n1", clock.Now())
+	e.waitTerminating("short")
+	time.Sleep(100 * time.Millisecond)
+	if got := e.terminating(); !slices.Equal(got, []string{"short"}) {
+		t.Errorf("terminating = %v, want [short]", got)
+	}
+
+	// Silence: unreachable replaces not-ready.
+	clock.Advance(41 * time.Second)
+	e.waitLifecycleTaints("n1", corev1.TaintNodeUnreachable+":NoExecute", corev1.TaintNodeUnreachable+":NoSchedule")
+
+	// Heard from and Ready again: no lifecycle taint is left.
+	hb.beat("n1", clock.Now())
+	e.setNodeReady(e.getNode("n1"), clock.Now())
+	e.waitLifecycleTaints("n1")
+}
+
+// The not-ready taint's NoExecute time is kept while the node stays not
+// ready, so the tolerations count from when it was first added.
+func TestNodeLifecycleNotReadyKeepsTimeAdded(t *testing.T) {
+	e := newEnv(t)
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	hb := &fakeHeartbeats{last: map[string]time.Time{}}
+	e.createNode("n1", clock.Now())
+	hb.beat("n1", clock.Now())
+	startNodeLifecycle(e, NodeLifecycleOptions{GracePeriod: 40 * time.Second, Heartbeats: hb, Now: clock.Now})
+	added := clock.Now()
+	e.setNodeNotReady("n1", added)
+	e.waitLifecycleTaints("n1", corev1.TaintNodeNotReady+":NoExecute", corev1.TaintNodeNotReady+":NoSchedule")
+	for range 3 {
+		clock.Advance(5 * time.Second)
+		hb.beat("n1", clock.Now())
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, taint := range e.getNode("n1").Spec.Taints {
+		if taint.Key == corev1.TaintNodeNotReady && (taint.TimeAdded == nil || !taint.TimeAdded.Time.Equal(added)) {
+			t.Errorf("taint %s timeAdded = %v, want %v", taint.ToString(), taint.TimeAdded, added)
+		}
 	}
 }

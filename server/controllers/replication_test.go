@@ -17,7 +17,7 @@ import (
 
 func startReplication(e *env) *ReplicationManager {
 	e.t.Helper()
-	rec := NewRecorder(e.client, ComponentControllerManager, e.lg)
+	rec := NewRecorder(e.client, ComponentControllerManager, e.lg, RecorderOptions{})
 	m, err := NewReplicationManager(e.client, e.factory.Core().V1().ReplicationControllers(), e.factory.Core().V1().Pods(), e.lg, ReplicationOptions{Recorder: rec})
 	if err != nil {
 		e.t.Fatalf("NewReplicationManager: %v", err)
