@@ -62,12 +62,14 @@ type NodeLifecycleOptions struct {
 	Now func() time.Time
 }
 
-// NodeLifecycleController watches node heartbeats. A node silent for the
-// grace period gets Ready=Unknown and the node.kubernetes.io/unreachable
-// taints (NoExecute and NoSchedule); its pods are deleted once they have
-// been unreachable longer than they tolerate. When heartbeats resume the
-// taints are removed; the Ready condition is the node service's to
-// restore.
+// NodeLifecycleController watches node heartbeats and readiness, as the
+// upstream node lifecycle controller does with taints. A node silent for
+// the grace period gets Ready=Unknown and the node.kubernetes.io/unreachable
+// taints (NoExecute and NoSchedule); a node that reports Ready=False gets
+// the node.kubernetes.io/not-ready taints instead. Pods are deleted once
+// the NoExecute taint has been there longer than they tolerate it. When
+// the node is heard from and Ready again the taints are removed; the Ready
+// condition is the node service's to restore.
 type NodeLifecycleController struct {
 	client  kubernetes.Interface
 	nodes   corelisters.NodeLister
@@ -180,17 +182,25 @@ func (c *NodeLifecycleController) sync(ctx context.Context, name string) error {
 		return err
 	}
 	now := c.opts.Now()
-	if now.Sub(c.lastHeartbeat(node)) <= c.opts.GracePeriod {
-		return c.removeTaints(ctx, node)
+	if now.Sub(c.lastHeartbeat(node)) > c.opts.GracePeriod {
+		node, since, err := c.setTaints(ctx, node, corev1.TaintNodeUnreachable, now)
+		if err != nil {
+			return err
+		}
+		if err := c.markUnknown(ctx, node, now); err != nil {
+			return err
+		}
+		return c.evictPods(ctx, name, corev1.TaintNodeUnreachable, since, now)
 	}
-	node, since, err := c.ensureTaints(ctx, node, now)
-	if err != nil {
-		return err
+	if cond := readyCondition(node); cond != nil && cond.Status == corev1.ConditionFalse {
+		_, since, err := c.setTaints(ctx, node, corev1.TaintNodeNotReady, now)
+		if err != nil {
+			return err
+		}
+		return c.evictPods(ctx, name, corev1.TaintNodeNotReady, since, now)
 	}
-	if err := c.markUnknown(ctx, node, now); err != nil {
-		return err
-	}
-	return c.evictPods(ctx, name, since, now)
+	_, _, err = c.setTaints(ctx, node, "", now)
+	return err
 }
 
 // lastHeartbeat is when node was last heard from, but never earlier than

@@ -11,63 +11,64 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-func isUnreachableTaint(t corev1.Taint) bool {
-	return t.Key == corev1.TaintNodeUnreachable && (t.Effect == corev1.TaintEffectNoExecute || t.Effect == corev1.TaintEffectNoSchedule)
+// lifecycleTaintKeys are the taint keys the controller owns.
+var lifecycleTaintKeys = []string{corev1.TaintNodeUnreachable, corev1.TaintNodeNotReady}
+
+// isLifecycleTaint reports whether t is a NoExecute or NoSchedule taint
+// with one of the controller's keys.
+func isLifecycleTaint(t corev1.Taint) bool {
+	return slices.Contains(lifecycleTaintKeys, t.Key) && (t.Effect == corev1.TaintEffectNoExecute || t.Effect == corev1.TaintEffectNoSchedule)
 }
 
-// ensureTaints gives node the unreachable NoExecute and NoSchedule taints
-// and returns the node as written and when the NoExecute taint was added.
-func (c *NodeLifecycleController) ensureTaints(ctx context.Context, node *corev1.Node, now time.Time) (*corev1.Node, time.Time, error) {
+// setTaints makes key's NoExecute and NoSchedule taints the only lifecycle
+// taints of node (none when key is empty), keeping the time the NoExecute
+// taint was first added. It returns the node as written and, for a key,
+// when its NoExecute taint was added.
+func (c *NodeLifecycleController) setTaints(ctx context.Context, node *corev1.Node, key string, now time.Time) (*corev1.Node, time.Time, error) {
 	var since time.Time
-	hasNoSchedule := false
+	hasNoSchedule, others := false, false
 	for _, t := range node.Spec.Taints {
 		switch {
-		case t.Key != corev1.TaintNodeUnreachable:
+		case !isLifecycleTaint(t):
+		case t.Key != key:
+			others = true
 		case t.Effect == corev1.TaintEffectNoExecute && t.TimeAdded != nil:
 			since = t.TimeAdded.Time
 		case t.Effect == corev1.TaintEffectNoSchedule:
 			hasNoSchedule = true
 		}
 	}
-	if !since.IsZero() && hasNoSchedule {
+	if !others && (key == "" || !since.IsZero() && hasNoSchedule) {
 		return node, since, nil
 	}
 	out := node.DeepCopy()
-	out.Spec.Taints = slices.DeleteFunc(out.Spec.Taints, isUnreachableTaint)
-	if since.IsZero() {
-		since = now
+	out.Spec.Taints = slices.DeleteFunc(out.Spec.Taints, isLifecycleTaint)
+	if key != "" {
+		if since.IsZero() {
+			since = now
+		}
+		added := metav1.NewTime(since)
+		out.Spec.Taints = append(out.Spec.Taints,
+			corev1.Taint{Key: key, Effect: corev1.TaintEffectNoExecute, TimeAdded: &added},
+			corev1.Taint{Key: key, Effect: corev1.TaintEffectNoSchedule, TimeAdded: &added},
+		)
 	}
-	added := metav1.NewTime(since)
-	out.Spec.Taints = append(out.Spec.Taints,
-		corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: &added},
-		corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule, TimeAdded: &added},
-	)
 	written, err := c.client.CoreV1().Nodes().Update(ctx, out, metav1.UpdateOptions{})
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	c.lg.Info("node tainted unreachable", "node", node.Name)
+	if key == "" {
+		c.lg.Info("node ready again, lifecycle taints removed", "node", node.Name)
+	} else {
+		c.lg.Info("node tainted", "node", node.Name, "taint", key)
+	}
 	return written, since, nil
 }
 
-// removeTaints removes the unreachable taints from node, if it has any.
-func (c *NodeLifecycleController) removeTaints(ctx context.Context, node *corev1.Node) error {
-	if !slices.ContainsFunc(node.Spec.Taints, isUnreachableTaint) {
-		return nil
-	}
-	out := node.DeepCopy()
-	out.Spec.Taints = slices.DeleteFunc(out.Spec.Taints, isUnreachableTaint)
-	if _, err := c.client.CoreV1().Nodes().Update(ctx, out, metav1.UpdateOptions{}); err != nil {
-		return err
-	}
-	c.lg.Info("node reachable again", "node", node.Name)
-	return nil
-}
-
-// evictPods deletes the pods on node that have been unreachable since
-// since for longer than they tolerate, and requeues the node for the next
-// one due.
-func (c *NodeLifecycleController) evictPods(ctx context.Context, node string, since, now time.Time) error {
+// evictPods deletes the pods on node that have had the NoExecute taint
+// key since since for longer than they tolerate, and requeues the node for
+// the next one due.
+func (c *NodeLifecycleController) evictPods(ctx context.Context, node, key string, since, now time.Time) error {
 	objs, err := c.pods.ByIndex(nodePodsIndex, node)
 	if err != nil {
 		return err
@@ -79,7 +80,7 @@ func (c *NodeLifecycleController) evictPods(ctx context.Context, node string, si
 		if pod.DeletionTimestamp != nil {
 			continue
 		}
-		d, forever := c.tolerated(pod)
+		d, forever := c.tolerated(pod, key)
 		if forever {
 			continue
 		}
@@ -89,7 +90,7 @@ func (c *NodeLifecycleController) evictPods(ctx context.Context, node string, si
 			}
 			continue
 		}
-		errs = append(errs, c.evict(ctx, pod))
+		errs = append(errs, c.evict(ctx, pod, key))
 	}
 	if next > 0 {
 		c.loop.addAfter(node, next)
@@ -97,7 +98,7 @@ func (c *NodeLifecycleController) evictPods(ctx context.Context, node string, si
 	return errors.Join(errs...)
 }
 
-func (c *NodeLifecycleController) evict(ctx context.Context, pod *corev1.Pod) error {
+func (c *NodeLifecycleController) evict(ctx context.Context, pod *corev1.Pod, key string) error {
 	err := c.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		Preconditions: &metav1.Preconditions{UID: &pod.UID},
 	})
@@ -107,17 +108,18 @@ func (c *NodeLifecycleController) evict(ctx context.Context, pod *corev1.Pod) er
 	if err != nil {
 		return err
 	}
-	c.lg.Info("evicted pod from unreachable node", "pod", pod.Namespace+"/"+pod.Name, "node", pod.Spec.NodeName)
+	c.lg.Info("evicted pod from tainted node", "pod", pod.Namespace+"/"+pod.Name, "node", pod.Spec.NodeName, "taint", key)
 	c.rec.Eventf(pod, corev1.EventTypeNormal, "TaintManagerEviction", "Marking for deletion Pod %s/%s", pod.Namespace, pod.Name)
 	return nil
 }
 
-// tolerated returns how long pod stays on an unreachable node: the least
-// tolerationSeconds of its tolerations of the unreachable NoExecute taint
-// (the default 300 meaning PodEvictionTimeout), PodEvictionTimeout if it
-// has none, or forever for a toleration without tolerationSeconds.
-func (c *NodeLifecycleController) tolerated(pod *corev1.Pod) (d time.Duration, forever bool) {
-	taint := corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute}
+// tolerated returns how long pod stays on a node with the NoExecute taint
+// key (unreachable or not-ready): the least tolerationSeconds of its
+// tolerations of that taint (the default 300 meaning PodEvictionTimeout),
+// PodEvictionTimeout if it has none, or forever for a toleration without
+// tolerationSeconds.
+func (c *NodeLifecycleController) tolerated(pod *corev1.Pod, key string) (d time.Duration, forever bool) {
+	taint := corev1.Taint{Key: key, Effect: corev1.TaintEffectNoExecute}
 	found, unbounded := false, false
 	for _, t := range pod.Spec.Tolerations {
 		if !tolerates(t, taint) {

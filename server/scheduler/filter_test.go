@@ -91,6 +91,25 @@ func TestFilterExplanations(t *testing.T) {
 			want:  []string{"a"},
 		},
 		{
+			name: "node lifecycle taints like any other",
+			nodes: []*corev1.Node{
+				big("not-ready", tainted(corev1.TaintNodeNotReady, "", corev1.TaintEffectNoSchedule)),
+				big("not-ready-noexecute", tainted(corev1.TaintNodeNotReady, "", corev1.TaintEffectNoExecute)),
+				big("unreachable", tainted(corev1.TaintNodeUnreachable, "", corev1.TaintEffectNoSchedule)),
+			},
+			pod: testPod("p", "", ""),
+			msg: "0/3 nodes are available: 2 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }",
+		},
+		{
+			name: "not-ready taints tolerated",
+			nodes: []*corev1.Node{
+				big("not-ready", tainted(corev1.TaintNodeNotReady, "", corev1.TaintEffectNoSchedule), tainted(corev1.TaintNodeNotReady, "", corev1.TaintEffectNoExecute)),
+				big("unreachable", tainted(corev1.TaintNodeUnreachable, "", corev1.TaintEffectNoSchedule)),
+			},
+			pod:  testPod("p", "", "", tolerating(corev1.Toleration{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists})),
+			want: []string{"not-ready"},
+		},
+		{
 			name:  "toleration of another value",
 			nodes: []*corev1.Node{big("a", tainted("key", "value", corev1.TaintEffectNoSchedule))},
 			pod:   testPod("p", "", "", tolerating(corev1.Toleration{Key: "key", Value: "other"})),
