@@ -56,6 +56,8 @@ func serverCommand() *ucli.Command {
 				DatastoreCAFile:        c.String("datastore-cafile"),
 				DatastoreCertFile:      c.String("datastore-certfile"),
 				DatastoreKeyFile:       c.String("datastore-keyfile"),
+				JoinServer:             c.String("server"),
+				AdvertiseAddress:       c.String("advertise-address"),
 				Version:                version,
 				Logger:                 newLogger(c.Bool("debug")),
 			}
@@ -94,6 +96,8 @@ func serverFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "datastore-cafile", EnvVars: []string{"MINIK_DATASTORE_CAFILE"}, Usage: "CA certificate that verifies the etcd members (https endpoints)"},
 		&ucli.StringFlag{Name: "datastore-certfile", EnvVars: []string{"MINIK_DATASTORE_CERTFILE"}, Usage: "client certificate for etcd"},
 		&ucli.StringFlag{Name: "datastore-keyfile", EnvVars: []string{"MINIK_DATASTORE_KEYFILE"}, Usage: "key of the client certificate for etcd"},
+		&ucli.StringFlag{Name: "server", EnvVars: []string{"MINIK_SERVER"}, Usage: "join the cluster of this server (https://HOST:PORT), sharing its --datastore-endpoint; needs --token"},
+		&ucli.StringFlag{Name: "advertise-address", EnvVars: []string{"MINIK_ADVERTISE_ADDRESS"}, Usage: "address agents and other servers reach this server at (default: --bind-address, --node-ip or the first host address)"},
 		&ucli.BoolFlag{Name: "debug", EnvVars: []string{"MINIK_DEBUG"}, Usage: "log at debug level"},
 	}
 }

@@ -39,6 +39,13 @@ type Config struct {
 	DatastoreCAFile   string
 	DatastoreCertFile string
 	DatastoreKeyFile  string
-	Version           string
-	Logger            *slog.Logger
+	// JoinServer is another server of the cluster ("https://HOST:PORT",
+	// --server): a server started with it joins that cluster, whose
+	// credentials it reads from the shared datastore with Token.
+	JoinServer string
+	// AdvertiseAddress is the address agents and other servers reach
+	// this server at (default: see advertiseHost).
+	AdvertiseAddress string
+	Version          string
+	Logger           *slog.Logger
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"k8s.io/client-go/informers"
@@ -27,7 +28,6 @@ import (
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/controllers"
 	"github.com/minik-dev/minik/server/nodes"
-	"github.com/minik-dev/minik/server/pki"
 	"github.com/minik-dev/minik/server/scheduler"
 	"github.com/minik-dev/minik/server/streaming"
 	"github.com/minik-dev/minik/store"
@@ -46,18 +46,36 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	authority, err := pki.Ensure(cfg.DataDir, pki.Options{
-		ServiceCIDR: cfg.ServiceCIDR, SANs: cfg.TLSSANs, Port: cfg.HTTPSPort,
-		BindAddress: cfg.BindAddress, Token: cfg.Token, Logger: lg,
-	})
-	if err != nil {
-		return fmt.Errorf("certificates: %w", err)
-	}
 	st, err := openStore(ctx, cfg, lg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	var (
+		cli    *clientv3.Client // set when servers share an etcd datastore
+		prefix string
+	)
+	if e, ok := st.(*store.Etcd); ok {
+		cli, prefix = e.Client(), e.Prefix()
+	}
+	advertiseHost := advertiseHost(cfg)
+	authority, err := bootstrap(ctx, cfg, cli, prefix, advertiseHost, lg)
+	if err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	addr := net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.HTTPSPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	self := net.JoinHostPort(advertiseHost, port)
+	leader := newElector(cli, prefix+leaderKey, self, lg)
+	servers := nodes.NewServerSet(self)
+	var members *membership
+	if cli != nil {
+		members = newMembership(cli, prefix, self, servers, publishInterval(cfg), lg)
+	}
 
 	authz := &auth.Authorizer{}
 	streams := streaming.NewServer(lg, nil)
@@ -71,7 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Authorizer:    authz,
 		PodStreams:    streams,
 		Logger:        lg,
-		Metrics:       apiserver.NewMetrics(st.Collectors()...),
+		Metrics:       apiserver.NewMetrics(append(st.Collectors(), leader.Collectors()...)...),
 		ServiceCIDR:   cfg.ServiceCIDR,
 		NodePortRange: cfg.NodePortRange,
 		Version:       cfg.Version,
@@ -81,22 +99,22 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	authz.Pods = auth.PodNodeFunc(api.PodNode)
 	if err := api.EnsureNamespaces(ctx); err != nil {
+		ln.Close()
 		return fmt.Errorf("creating the default namespaces: %w", err)
-	}
-	addr := net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.HTTPSPort))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
 	// In-process components (node service, controllers, scheduler) use
 	// the API over the loopback; it must serve before agents can connect.
 	loopCtx, stopLoopback := context.WithCancel(ctx)
 	defer stopLoopback()
 	loopback := api.ServeLoopback(loopCtx)
-	nodeSvc, err := nodes.New(nodes.Config{
+	nodeCfg := nodes.Config{
 		Store: st, API: api, Authority: authority, ClusterCIDR: cfg.ClusterCIDR,
-		ServerAddresses: []string{ln.Addr().String()}, GracePeriod: cfg.NodeMonitorGracePeriod, Logger: lg,
-	})
+		Servers: servers, GracePeriod: cfg.NodeMonitorGracePeriod, Leading: leader.Leading, Logger: lg,
+	}
+	if members != nil {
+		nodeCfg.Peers = members
+	}
+	nodeSvc, err := nodes.New(nodeCfg)
 	if err != nil {
 		ln.Close()
 		return err
@@ -128,13 +146,23 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	})
 	g.Go(func() error { return api.Run(gctx) })
+	if members != nil {
+		g.Go(func() error { return members.Run(gctx, nodeSvc) })
+	}
+	// Controllers and the scheduler run on one server at a time.
 	g.Go(func() error {
-		return controllers.RunAll(gctx, controllers.Config{
-			Loopback: loopback, Logger: lg, Heartbeats: nodeSvc,
-			NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod, PodEvictionTimeout: cfg.PodEvictionTimeout,
+		return leader.Run(gctx, func(ctx context.Context) error {
+			work, wctx := errgroup.WithContext(ctx)
+			work.Go(func() error {
+				return controllers.RunAll(wctx, controllers.Config{
+					Loopback: loopback, Logger: lg, Heartbeats: nodeSvc,
+					NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod, PodEvictionTimeout: cfg.PodEvictionTimeout,
+				})
+			})
+			work.Go(func() error { return runScheduler(wctx, loopback, lg) })
+			return work.Wait()
 		})
 	})
-	g.Go(func() error { return runScheduler(gctx, loopback, lg) })
 	g.Go(func() error {
 		<-gctx.Done()
 		api.SetReady(false)
@@ -146,7 +174,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return nil
 	})
 	api.SetReady(true)
-	lg.Info("api server ready", "address", ln.Addr().String(), "kubeconfig", authority.KubeconfigPath())
+	lg.Info("api server ready", "address", ln.Addr().String(), "advertise", self, "kubeconfig", authority.KubeconfigPath())
 	return g.Wait()
 }
 
@@ -226,4 +254,37 @@ func runScheduler(ctx context.Context, loopback *rest.Config, lg *slog.Logger) e
 		return err
 	}
 	return sched.Run(ctx)
+}
+
+// advertiseHost is the address other servers and agents reach this server
+// at: --advertise-address, else a specific --bind-address, else
+// --node-ip, else the host's first global IPv4 address, else 127.0.0.1.
+func advertiseHost(cfg Config) string {
+	if cfg.AdvertiseAddress != "" {
+		return cfg.AdvertiseAddress
+	}
+	if ip := net.ParseIP(cfg.BindAddress); ip != nil && !ip.IsUnspecified() {
+		return cfg.BindAddress
+	}
+	if cfg.NodeIP != "" {
+		return cfg.NodeIP
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+			return n.IP.String()
+		}
+	}
+	return "127.0.0.1"
+}
+
+// publishInterval is how often a server publishes the heartbeats of its
+// nodes for the others: every 5 s, or a quarter of the grace period when
+// that is shorter.
+func publishInterval(cfg Config) time.Duration {
+	grace := cfg.NodeMonitorGracePeriod
+	if grace <= 0 {
+		grace = nodes.DefaultGracePeriod
+	}
+	return min(5*time.Second, max(grace/4, 100*time.Millisecond))
 }

@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,9 @@ type heartbeats struct {
 type beat struct {
 	last  time.Time
 	ready corev1.ConditionStatus // as last written or read; "" = not known
+	// heard is the last heartbeat the node sent to this server (zero:
+	// none); other servers learn of it through Config.Peers.
+	heard time.Time
 }
 
 func newHeartbeats(s *Service) *heartbeats {
@@ -56,6 +60,20 @@ func (h *heartbeats) last(node string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return b.last, true
+}
+
+// local returns the nodes that sent heartbeats to this server, with the
+// time of the last one.
+func (h *heartbeats) local() map[string]time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string]time.Time{}
+	for name, b := range h.nodes {
+		if !b.heard.IsZero() {
+			out[name] = b.heard
+		}
+	}
+	return out
 }
 
 func (h *heartbeats) forget(node string) {
@@ -86,13 +104,18 @@ func (h *heartbeats) beat(ctx context.Context, node string, want corev1.Conditio
 		b = &beat{}
 		h.nodes[node] = b
 	}
+	// The first heartbeat a server hears from a node checks the Node: the
+	// node may come from a server that went away, and the leader may have
+	// marked it Unknown meanwhile.
+	first := b.heard.IsZero()
 	b.last = h.svc.cfg.Now()
+	b.heard = b.last
 	known := b.ready
 	h.mu.Unlock()
-	if known == want {
+	if known == want && !first {
 		return nil
 	}
-	written, err := h.svc.setReady(ctx, node, want, readyReason(want), msg, known == "")
+	written, err := h.svc.setReady(ctx, node, want, readyReason(want), msg, known == "" || first)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -119,6 +142,9 @@ func (h *heartbeats) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if h.svc.cfg.Leading != nil && !h.svc.cfg.Leading() {
+				continue
+			}
 			for _, node := range h.silent() {
 				_, err := h.svc.setReady(ctx, node, corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status.", false)
 				if err != nil && !apierrors.IsNotFound(err) {
@@ -168,7 +194,14 @@ func (h *heartbeats) silent() []string {
 			out = append(out, name)
 		}
 	}
-	return out
+	if h.svc.cfg.Peers == nil {
+		return out
+	}
+	// A node connected to another server is heard there.
+	return slices.DeleteFunc(out, func(name string) bool {
+		t, ok := h.svc.cfg.Peers.LastHeartbeat(name)
+		return ok && now.Sub(t) <= h.svc.cfg.GracePeriod
+	})
 }
 
 func readyReason(s corev1.ConditionStatus) string {

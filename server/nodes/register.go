@@ -61,7 +61,7 @@ func (s *Service) nodeConfig(ctx context.Context, node string) (*api.NodeConfig,
 	return &api.NodeConfig{
 		PodCidr:          cidr.String(),
 		ClusterCidr:      s.cidrs.prefix.String(),
-		ServerAddresses:  s.cfg.ServerAddresses,
+		ServerAddresses:  s.servers.Addresses(),
 		HeartbeatGraceMs: s.cfg.GracePeriod.Milliseconds(),
 	}, nil
 }

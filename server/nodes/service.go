@@ -51,8 +51,18 @@ type Config struct {
 	Authority *pki.Authority
 	// ClusterCIDR is split into a /24 per node (default DefaultClusterCIDR).
 	ClusterCIDR string
-	// ServerAddresses are told to agents ("host:port").
+	// ServerAddresses are told to agents ("host:port") when Servers is
+	// nil.
 	ServerAddresses []string
+	// Servers, when set, is the live list of servers told to agents
+	// (Register, Config, WatchServers).
+	Servers *ServerSet
+	// Peers, when set, knows the heartbeats other servers received; a
+	// node is silent only when neither this server nor a peer heard it.
+	Peers Heartbeats
+	// Leading, when set, says whether this server may mark silent nodes
+	// (only the leader does, so servers do not race); nil = always.
+	Leading func() bool
 	// GracePeriod is how long a node may go without a heartbeat before it
 	// is marked Ready=Unknown (default DefaultGracePeriod).
 	GracePeriod time.Duration
@@ -74,6 +84,7 @@ type Service struct {
 	lg      *slog.Logger
 	cidrs   *cidrAllocator
 	beats   *heartbeats
+	servers *ServerSet
 	hub     *hub
 	nodes   nodeChanges   // Node changes for complete sets
 	stopped chan struct{} // closed when Run returns
@@ -117,6 +128,10 @@ func New(cfg Config) (*Service, error) {
 		clients: map[string]corev1client.CoreV1Interface{},
 	}
 	s.beats = newHeartbeats(s)
+	s.servers = cfg.Servers
+	if s.servers == nil {
+		s.servers = NewServerSet(cfg.ServerAddresses...)
+	}
 	s.hub = newHub(cfg.Store, s.lg, s.stopped)
 	s.hub.onNodeDeleted = s.nodes.forget
 	return s, nil
@@ -158,11 +173,29 @@ func (s *Service) Run(ctx context.Context) error {
 	return <-errc
 }
 
-// LastHeartbeat returns when node last sent a heartbeat (or reported
-// itself, or, after a server start, when the server first saw its Node);
-// ok is false for a node the service knows nothing of.
+// Heartbeats tells when a node was last heard from.
+type Heartbeats interface {
+	LastHeartbeat(node string) (t time.Time, ok bool)
+}
+
+// LastHeartbeat returns when node last sent a heartbeat to this server or
+// (through Config.Peers) to another one (or reported itself, or, after a
+// server start, when the server first saw its Node); ok is false for a
+// node the service knows nothing of.
 func (s *Service) LastHeartbeat(node string) (t time.Time, ok bool) {
-	return s.beats.last(node)
+	t, ok = s.beats.last(node)
+	if s.cfg.Peers != nil {
+		if pt, pok := s.cfg.Peers.LastHeartbeat(node); pok && (!ok || pt.After(t)) {
+			t, ok = pt, true
+		}
+	}
+	return t, ok
+}
+
+// LocalHeartbeats returns when each node that sent heartbeats to this
+// server last did; the map belongs to the caller.
+func (s *Service) LocalHeartbeats() map[string]time.Time {
+	return s.beats.local()
 }
 
 // callerNode returns the node whose certificate authenticated the call.

@@ -1,0 +1,148 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/minik-dev/minik/agent"
+	"github.com/minik-dev/minik/server/pki"
+)
+
+// ErrWrongToken: the join token does not open the cluster's bootstrap
+// data in the datastore.
+var ErrWrongToken = errors.New("server: the token does not match the cluster in the datastore")
+
+// pkiOptions are the certificate options cfg asks for.
+func pkiOptions(cfg Config, advertise string, lg *slog.Logger) pki.Options {
+	sans := cfg.TLSSANs
+	if advertise != "" {
+		sans = append(sans[:len(sans):len(sans)], advertise)
+	}
+	return pki.Options{
+		ServiceCIDR: cfg.ServiceCIDR, SANs: sans, Port: cfg.HTTPSPort,
+		BindAddress: cfg.BindAddress, Token: cfg.Token, Logger: lg,
+	}
+}
+
+// bootstrap sets up the server's credentials. Alone (cli nil) it keeps
+// them under the data directory. On etcd the cluster's CA and secrets
+// (pki.Shared) live sealed under prefix+bootstrapKey: the first server
+// writes them, create-if-absent, and every other server — joining with
+// --server and --token, restarting, or losing a race to initialise —
+// reads and installs them before issuing its own serving and admin
+// certificates.
+func bootstrap(ctx context.Context, cfg Config, cli *clientv3.Client, prefix, advertise string, lg *slog.Logger) (*pki.Authority, error) {
+	opts := pkiOptions(cfg, advertise, lg)
+	if cli == nil {
+		if cfg.JoinServer != "" {
+			return nil, errors.New("--server needs --datastore-endpoint: servers of one cluster share an etcd datastore")
+		}
+		return pki.Ensure(cfg.DataDir, opts)
+	}
+	key := prefix + bootstrapKey
+	for range 2 {
+		resp, err := cli.Get(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("reading the bootstrap data: %w", err)
+		}
+		if len(resp.Kvs) > 0 {
+			return joinCluster(ctx, cfg, resp.Kvs[0].Value, opts, lg)
+		}
+		if cfg.JoinServer != "" {
+			return nil, fmt.Errorf("--server %s: the datastore holds no cluster yet; start the first server without --server", cfg.JoinServer)
+		}
+		a, err := pki.Ensure(cfg.DataDir, opts)
+		if err != nil {
+			return nil, err
+		}
+		sealed, err := pki.Seal(a.Shared())
+		if err != nil {
+			return nil, err
+		}
+		txn, err := cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, string(sealed))).
+			Commit()
+		if err != nil {
+			return nil, fmt.Errorf("storing the bootstrap data: %w", err)
+		}
+		if txn.Succeeded {
+			lg.Info("initialised the cluster in the datastore", "caHash", pki.CAHash(a.CAPEM()))
+			return a, nil
+		}
+		// Another server initialised the datastore first: use its CA.
+		lg.Info("another server initialised the datastore first; adopting its CA")
+	}
+	return nil, errors.New("bootstrap data vanished from the datastore")
+}
+
+// joinCluster installs the cluster's shared credentials from sealed and
+// issues this server's own certificates. The token is --token, else the
+// one kept from an earlier start. With --server, the CA that server
+// presents must be the one the token pins and the one in the datastore.
+func joinCluster(ctx context.Context, cfg Config, sealed []byte, opts pki.Options, lg *slog.Logger) (*pki.Authority, error) {
+	token := cfg.Token
+	if token == "" {
+		data, err := os.ReadFile(filepath.Join(cfg.DataDir, pki.TokenFile))
+		if err != nil {
+			return nil, errors.New("the datastore already holds a cluster: start this server with its --token")
+		}
+		token = strings.TrimSpace(string(data))
+	}
+	pin, secret, err := pki.ParseToken(token)
+	if err != nil {
+		return nil, fmt.Errorf("--token: %w", err)
+	}
+	clusterHash, err := pki.SealedCAHash(sealed)
+	if err != nil {
+		return nil, err
+	}
+	if pin != "" && pin != clusterHash {
+		return nil, fmt.Errorf("the token pins CA %s, the datastore's cluster has CA %s: %w", pin, clusterHash, ErrWrongToken)
+	}
+	if cfg.JoinServer != "" {
+		if err := checkJoinServer(ctx, cfg, token, clusterHash, lg); err != nil {
+			return nil, err
+		}
+	}
+	sh, err := pki.Unseal(sealed, secret)
+	if errors.Is(err, pki.ErrWrongToken) {
+		return nil, fmt.Errorf("the token's secret does not decrypt the datastore's bootstrap data (wrong --token?): %w", ErrWrongToken)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := pki.Install(cfg.DataDir, sh); err != nil {
+		return nil, err
+	}
+	a, err := pki.Ensure(cfg.DataDir, opts)
+	if err != nil {
+		return nil, err
+	}
+	lg.Info("joined the cluster", "caHash", clusterHash, "via", cfg.JoinServer)
+	return a, nil
+}
+
+// checkJoinServer verifies the CA served at --server against the token,
+// as an agent does, and that it is the datastore's cluster CA.
+func checkJoinServer(ctx context.Context, cfg Config, token, clusterHash string, lg *slog.Logger) error {
+	dir := filepath.Join(cfg.DataDir, "join")
+	if _, err := agent.TrustCA(ctx, cfg.JoinServer, token, dir, lg); err != nil {
+		return fmt.Errorf("--server %s: %w", cfg.JoinServer, err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		return err
+	}
+	if got := pki.CAHash(caPEM); got != clusterHash {
+		return fmt.Errorf("--server %s serves CA %s, the datastore's cluster has CA %s: %w", cfg.JoinServer, got, clusterHash, ErrWrongToken)
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/minik-dev/minik/server/nodes"
+)
+
+// Keys under the store's prefix in etcd that coordinate the servers of a
+// cluster. They are outside /registry/, so the REST API never serves them.
+const (
+	clusterDir    = "/cluster/"
+	bootstrapKey  = clusterDir + "bootstrap"  // sealed pki.Shared
+	leaderKey     = clusterDir + "leader"     // election prefix
+	serversDir    = clusterDir + "servers/"   // servers/<host:port> → host:port, on the server's lease
+	heartbeatsDir = clusterDir + "heartbeats/" // heartbeats/<node> → peerBeat, on the writer's lease
+)
+
+// Timing of the membership records.
+const (
+	// memberTTL is the lease of a server's records: a dead server drops
+	// out of the server list (and its nodes' heartbeat records expire)
+	// this long after its last renewal.
+	memberTTL = 10 // seconds
+	// pollEvery is how often the server list and other servers'
+	// heartbeats are read back.
+	pollEvery = time.Second
+)
+
+// peerBeat is a node's heartbeat as published by the server it is
+// connected to.
+type peerBeat struct {
+	Server string    `json:"server"`
+	Time   time.Time `json:"time"`
+}
+
+// localBeats is the node service as the membership uses it.
+type localBeats interface {
+	LocalHeartbeats() map[string]time.Time
+}
+
+// membership keeps this server's record in etcd, follows the other
+// servers' records and shares the heartbeats of the nodes connected here.
+// Publishing a node's heartbeat every publishEvery (not each one) keeps
+// the store's log small: a 5,000-node cluster writes 1,000 records/s at
+// 5 s.
+type membership struct {
+	cli          *clientv3.Client
+	prefix       string // the store's prefix
+	self         string // advertised host:port
+	servers      *nodes.ServerSet
+	publishEvery time.Duration
+	lg           *slog.Logger
+
+	mu     sync.Mutex           // guards remote
+	remote map[string]time.Time // node → heartbeat published by any server
+}
+
+func newMembership(cli *clientv3.Client, prefix, self string, servers *nodes.ServerSet, publishEvery time.Duration, lg *slog.Logger) *membership {
+	return &membership{
+		cli: cli, prefix: prefix, self: self, servers: servers, publishEvery: publishEvery,
+		lg: lg.With("component", "membership"), remote: map[string]time.Time{},
+	}
+}
+
+// LastHeartbeat returns the newest heartbeat of node any server
+// published. Safe for concurrent use.
+func (m *membership) LastHeartbeat(node string) (time.Time, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.remote[node]
+	return t, ok
+}
+
+// Run keeps the membership until ctx ends; it re-registers after losing
+// its lease (etcd unreachable for memberTTL).
+func (m *membership) Run(ctx context.Context, beats localBeats) error {
+	for ctx.Err() == nil {
+		err := m.term(ctx, beats)
+		if ctx.Err() != nil {
+			break
+		}
+		m.lg.Warn("server record lost; registering again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+func (m *membership) term(ctx context.Context, beats localBeats) error {
+	lease, err := m.cli.Grant(ctx, memberTTL)
+	if err != nil {
+		return err
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer func() {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		m.cli.Revoke(rctx, lease.ID) // a stopping server leaves the list at once
+		rcancel()
+	}()
+	acks, err := m.cli.KeepAlive(tctx, lease.ID)
+	if err != nil {
+		return err
+	}
+	if _, err := m.cli.Put(ctx, m.prefix+serversDir+m.self, m.self, clientv3.WithLease(lease.ID)); err != nil {
+		return err
+	}
+	m.lg.Info("server registered", "address", m.self)
+	poll := time.NewTicker(pollEvery)
+	defer poll.Stop()
+	publish := time.NewTicker(m.publishEvery)
+	defer publish.Stop()
+	published := map[string]time.Time{}
+	m.poll(tctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-acks:
+			if !ok {
+				return errLeaseLost
+			}
+		case <-poll.C:
+			m.poll(tctx)
+		case <-publish.C:
+			m.publish(tctx, lease.ID, beats.LocalHeartbeats(), published)
+		}
+	}
+}
+
+// errLeaseLost ends a membership term whose lease etcd let expire.
+var errLeaseLost = errors.New("server lease expired")
+
+// poll reads the server list and the published heartbeats.
+func (m *membership) poll(ctx context.Context) {
+	resp, err := m.cli.Get(ctx, m.prefix+heartbeatsDir, clientv3.WithPrefix())
+	if err != nil {
+		m.lg.Debug("reading published heartbeats", "err", err)
+	} else {
+		remote := make(map[string]time.Time, len(resp.Kvs))
+		for _, kv := range resp.Kvs {
+			var b peerBeat
+			if json.Unmarshal(kv.Value, &b) == nil {
+				remote[strings.TrimPrefix(string(kv.Key), m.prefix+heartbeatsDir)] = b.Time
+			}
+		}
+		m.mu.Lock()
+		m.remote = remote
+		m.mu.Unlock()
+	}
+	resp, err = m.cli.Get(ctx, m.prefix+serversDir, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		m.lg.Debug("reading the server list", "err", err)
+		return
+	}
+	addrs := []string{m.self}
+	for _, kv := range resp.Kvs {
+		addrs = append(addrs, strings.TrimPrefix(string(kv.Key), m.prefix+serversDir))
+	}
+	slices.Sort(addrs)
+	if m.servers.Set(slices.Compact(addrs)) {
+		m.lg.Info("server list changed", "servers", m.servers.Addresses())
+	}
+}
+
+// publish writes the heartbeats newer than the ones it last wrote, on the
+// server's lease, so that they vanish with the server.
+func (m *membership) publish(ctx context.Context, lease clientv3.LeaseID, beats map[string]time.Time, published map[string]time.Time) {
+	for node, t := range beats {
+		if !t.After(published[node]) {
+			continue
+		}
+		data, _ := json.Marshal(peerBeat{Server: m.self, Time: t})
+		if _, err := m.cli.Put(ctx, m.prefix+heartbeatsDir+node, string(data), clientv3.WithLease(lease)); err != nil {
+			m.lg.Debug("publishing a heartbeat", "node", node, "err", err)
+			continue
+		}
+		published[node] = t
+	}
+}
