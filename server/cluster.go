@@ -19,9 +19,9 @@ import (
 // cluster. They are outside /registry/, so the REST API never serves them.
 const (
 	clusterDir    = "/cluster/"
-	bootstrapKey  = clusterDir + "bootstrap"  // sealed pki.Shared
-	leaderKey     = clusterDir + "leader"     // election prefix
-	serversDir    = clusterDir + "servers/"   // servers/<host:port> → host:port, on the server's lease
+	bootstrapKey  = clusterDir + "bootstrap"   // sealed pki.Shared
+	leaderKey     = clusterDir + "leader"      // election prefix
+	serversDir    = clusterDir + "servers/"    // servers/<host:port> → host:port, on the server's lease
 	heartbeatsDir = clusterDir + "heartbeats/" // heartbeats/<node> → peerBeat, on the writer's lease
 )
 
