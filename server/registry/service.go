@@ -108,6 +108,14 @@ func dropTypeFields(spec, old *corev1.ServiceSpec) {
 		spec.ClusterIP, spec.ClusterIPs = "", nil
 		spec.IPFamilies, spec.IPFamilyPolicy, spec.InternalTrafficPolicy = nil, nil, nil
 	}
+	if old.Type == corev1.ServiceTypeLoadBalancer && spec.Type != old.Type {
+		if reflect.DeepEqual(spec.LoadBalancerClass, old.LoadBalancerClass) {
+			spec.LoadBalancerClass = nil
+		}
+		if reflect.DeepEqual(spec.AllocateLoadBalancerNodePorts, old.AllocateLoadBalancerNodePorts) {
+			spec.AllocateLoadBalancerNodePorts = nil
+		}
+	}
 	if !usesNodePorts(old.Type) || usesNodePorts(spec.Type) {
 		return
 	}

@@ -113,6 +113,20 @@ func TestValidateService(t *testing.T) {
 		{"affinity config only for ClientIP", func(s *corev1.Service) {
 			s.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptrTo[int32](60)}}
 		}, []string{errKey(forbidden, "spec.sessionAffinityConfig")}},
+		{"loadBalancerClass for LoadBalancer", func(s *corev1.Service) {
+			s.Spec.Type, s.Spec.ExternalTrafficPolicy = corev1.ServiceTypeLoadBalancer, corev1.ServiceExternalTrafficPolicyCluster
+			s.Spec.LoadBalancerClass = ptrTo("minik.dev/servicelb")
+		}, nil},
+		{"loadBalancerClass a qualified name", func(s *corev1.Service) {
+			s.Spec.Type, s.Spec.ExternalTrafficPolicy = corev1.ServiceTypeLoadBalancer, corev1.ServiceExternalTrafficPolicyCluster
+			s.Spec.LoadBalancerClass = ptrTo("not a class")
+		}, []string{errKey(invalid, "spec.loadBalancerClass")}},
+		{"loadBalancerClass not for ClusterIP", func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptrTo("minik.dev/servicelb") },
+			[]string{errKey(forbidden, "spec.loadBalancerClass")}},
+		{"allocateLoadBalancerNodePorts not for NodePort", func(s *corev1.Service) {
+			s.Spec.Type, s.Spec.ExternalTrafficPolicy = corev1.ServiceTypeNodePort, corev1.ServiceExternalTrafficPolicyCluster
+			s.Spec.AllocateLoadBalancerNodePorts = ptrTo(false)
+		}, []string{errKey(forbidden, "spec.allocateLoadBalancerNodePorts")}},
 		{"selector labels", func(s *corev1.Service) { s.Spec.Selector = map[string]string{"app": "web app"} }, []string{errKey(invalid, "spec.selector")}},
 		{"clusterIP an IP", func(s *corev1.Service) { s.Spec.ClusterIP = "10.43.0.300" }, []string{errKey(invalid, "spec.clusterIP")}},
 		{"clusterIP given", func(s *corev1.Service) { s.Spec.ClusterIP = "10.43.0.10" }, nil},
@@ -190,6 +204,7 @@ func TestServiceTypeChange(t *testing.T) {
 	lb := func() *corev1.Service {
 		svc := testService()
 		svc.Spec.Type = corev1.ServiceTypeLoadBalancer
+		svc.Spec.LoadBalancerClass = ptrTo("minik.dev/servicelb")
 		svc = stored(serviceResource, svc)
 		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = "10.43.0.10", []string{"10.43.0.10"}
 		svc.Spec.Ports[0].NodePort = 30080
@@ -203,16 +218,22 @@ func TestServiceTypeChange(t *testing.T) {
 		{"to ExternalName drops cluster IPs", func(s *corev1.Service) {
 			s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "web.example.com"
 		}, nil},
+		{"to NodePort drops load balancer fields", func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeNodePort }, nil},
+		{"to NodePort with a new class", func(s *corev1.Service) {
+			s.Spec.Type, s.Spec.LoadBalancerClass = corev1.ServiceTypeNodePort, ptrTo("example.com/lb")
+		}, []string{errKey(forbidden, "spec.loadBalancerClass")}},
+		{"class immutable", func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptrTo("example.com/lb") },
+			[]string{errKey(invalid, "spec.loadBalancerClass")}},
 	})
 
 	old := lb()
 	svc := old.DeepCopy()
 	svc.Spec.Type = corev1.ServiceTypeClusterIP
 	serviceResource.PrepareForUpdate(svc, old)
-	got := []interface{}{svc.Spec.Ports[0].NodePort, svc.Spec.ExternalTrafficPolicy, svc.Spec.AllocateLoadBalancerNodePorts, svc.Spec.ClusterIP}
-	want := []interface{}{int32(0), corev1.ServiceExternalTrafficPolicy(""), (*bool)(nil), "10.43.0.10"}
+	got := []interface{}{svc.Spec.Ports[0].NodePort, svc.Spec.ExternalTrafficPolicy, svc.Spec.AllocateLoadBalancerNodePorts, svc.Spec.ClusterIP, svc.Spec.LoadBalancerClass}
+	want := []interface{}{int32(0), corev1.ServiceExternalTrafficPolicy(""), (*bool)(nil), "10.43.0.10", (*string)(nil)}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("LoadBalancer to ClusterIP (nodePort, externalTrafficPolicy, allocateLoadBalancerNodePorts, clusterIP) (-want +got):\n%s", diff)
+		t.Errorf("LoadBalancer to ClusterIP (nodePort, externalTrafficPolicy, allocateLoadBalancerNodePorts, clusterIP, loadBalancerClass) (-want +got):\n%s", diff)
 	}
 }
 

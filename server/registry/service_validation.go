@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +27,12 @@ func validateService(svc *corev1.Service) field.ErrorList {
 func validateServiceUpdate(svc, old *corev1.Service) field.ErrorList {
 	errs := validateMetaUpdate(&svc.ObjectMeta, &old.ObjectMeta)
 	errs = append(errs, validateServiceSpec(&svc.Spec)...)
+	// The class picks the implementation that provisioned the load
+	// balancer; it stays while the service is one.
+	if old.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.Type == corev1.ServiceTypeLoadBalancer &&
+		!reflect.DeepEqual(svc.Spec.LoadBalancerClass, old.Spec.LoadBalancerClass) {
+		errs = append(errs, field.Invalid(specPath.Child("loadBalancerClass"), svc.Spec.LoadBalancerClass, "may not change once set"))
+	}
 	// An allocated cluster IP stays until the service becomes an
 	// ExternalName service, which has none.
 	if old.Spec.ClusterIP != "" && svc.Spec.Type != corev1.ServiceTypeExternalName {
@@ -57,6 +64,7 @@ func validateServiceSpec(s *corev1.ServiceSpec) field.ErrorList {
 	errs = append(errs, v1validation.ValidateLabels(s.Selector, specPath.Child("selector"))...)
 	errs = append(errs, validateTrafficPolicies(s)...)
 	errs = append(errs, validateIPFamilies(s)...)
+	errs = append(errs, validateLoadBalancerFields(s)...)
 	for i, ip := range s.ExternalIPs {
 		errs = append(errs, validateIP(ip, specPath.Child("externalIPs").Index(i))...)
 	}
@@ -162,6 +170,26 @@ func validateAffinity(s *corev1.ServiceSpec) field.ErrorList {
 		if t := *cfg.ClientIP.TimeoutSeconds; t < 1 || t > maxAffinityTimeoutSeconds {
 			errs = append(errs, field.Invalid(cfgPath.Child("clientIP", "timeoutSeconds"), t, validation.InclusiveRangeError(1, maxAffinityTimeoutSeconds)))
 		}
+	}
+	return errs
+}
+
+// validateLoadBalancerFields allows loadBalancerClass and
+// allocateLoadBalancerNodePorts on LoadBalancer services only; a class is a
+// label-style name, such as minik.dev/servicelb.
+func validateLoadBalancerFields(s *corev1.ServiceSpec) field.ErrorList {
+	var errs field.ErrorList
+	lb := s.Type == corev1.ServiceTypeLoadBalancer
+	if c := s.LoadBalancerClass; c != nil {
+		p := specPath.Child("loadBalancerClass")
+		if !lb {
+			errs = append(errs, field.Forbidden(p, "may only be used when `type` is 'LoadBalancer'"))
+		} else {
+			errs = append(errs, messages(p, *c, validation.IsQualifiedName(*c))...)
+		}
+	}
+	if s.AllocateLoadBalancerNodePorts != nil && !lb {
+		errs = append(errs, field.Forbidden(specPath.Child("allocateLoadBalancerNodePorts"), "may only be used when `type` is 'LoadBalancer'"))
 	}
 	return errs
 }
