@@ -6,6 +6,7 @@
 //
 //	DataDir/
 //	  tls/ca.crt, node.crt, node.key   trust and identity, kept across restarts
+//	  servers                          the API servers' addresses, for fail-over
 //	  containerd/                      the agent's own containerd (without --containerd-socket)
 //	  cni/                             IPAM leases and CNI cache
 //	  images/*.tar                     imported at start
@@ -79,6 +80,9 @@ type agent struct {
 	cfg    Config
 	lg     *slog.Logger
 	client api.NodeClient
+	// servers are the API servers the agent may connect to, kept in
+	// DataDir/servers.
+	servers *serverList
 	rep    *reporter
 	pods   podSetter
 	net    *netSync // nil: services not routed
@@ -101,6 +105,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	a := &agent{cfg: cfg, lg: cfg.Logger.With("component", "agent", "node", cfg.NodeName)}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	var err error
+	if a.servers, err = newServerList(cfg.ServerURL, filepath.Join(cfg.DataDir, ServersFile), a.lg); err != nil {
 		return err
 	}
 	j, err := a.joinRetrying(ctx)
@@ -168,23 +176,29 @@ func Run(ctx context.Context, cfg Config) error {
 	a.lg.Info("agent running", "podCIDR", podCIDR, "containerd", address)
 	g.Go(func() error { return mgr.Run(gctx) })
 	g.Go(func() error { return a.runSessions(gctx) })
+	g.Go(func() error { return a.followServers(gctx, a.client) })
 	g.Go(func() error { return a.net.run(gctx) })
 	g.Go(func() error { return tunnel.Run(gctx, j.conn, cfg.NodeName, mgr, cfg.Logger) })
 	return g.Wait()
 }
 
-// joinRetrying joins, retrying with backoff while the server cannot be
-// reached; errors retrying cannot fix end it.
+// joinRetrying joins through the first server of the list that answers,
+// retrying with backoff while none can be reached; errors retrying cannot
+// fix end it.
 func (a *agent) joinRetrying(ctx context.Context) (*joined, error) {
 	backoff := minBackoff
 	for {
-		j, err := a.join(ctx)
-		if err == nil {
-			return j, nil
-		}
-		if errors.Is(err, ErrTokenRefused) || errors.Is(err, ErrCAMismatch) || errors.Is(err, ErrInvalidToken) ||
-			errors.Is(err, ErrRegistrationRefused) || ctx.Err() != nil {
-			return nil, err
+		var err error
+		for _, u := range a.servers.urls() {
+			var j *joined
+			if j, err = a.join(ctx, u); err == nil {
+				return j, nil
+			}
+			if errors.Is(err, ErrTokenRefused) || errors.Is(err, ErrCAMismatch) || errors.Is(err, ErrInvalidToken) ||
+				errors.Is(err, ErrRegistrationRefused) || ctx.Err() != nil {
+				return nil, err
+			}
+			a.lg.Debug("cannot join through this server", "server", u, "err", err)
 		}
 		a.lg.Warn("cannot join yet; retrying", "server", a.cfg.ServerURL, "err", err, "in", backoff)
 		select {

@@ -87,10 +87,15 @@ func newCluster(t *testing.T) *cluster {
 }
 
 func newAgent(t *testing.T, c *cluster, token, dir string) *agent {
-	return &agent{
+	a := &agent{
 		cfg: Config{ServerURL: c.url, Token: token, DataDir: dir, NodeName: "n1", HeartbeatInterval: 100 * time.Millisecond},
 		lg:  slog.New(slog.NewTextHandler(t.Output(), nil)),
 	}
+	var err error
+	if a.servers, err = newServerList(c.url, filepath.Join(dir, ServersFile), a.lg); err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -119,7 +124,7 @@ func TestJoin(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			j, err := newAgent(t, c, tc.token, dir).join(ctxT(t))
+			j, err := newAgent(t, c, tc.token, dir).join(ctxT(t), c.url)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("join() = %v, want %v", err, tc.want)
 			}
@@ -139,7 +144,7 @@ func TestJoin(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A restart reuses the certificate.
-			j2, err := newAgent(t, c, tc.token, dir).join(ctxT(t))
+			j2, err := newAgent(t, c, tc.token, dir).join(ctxT(t), c.url)
 			if err != nil {
 				t.Fatalf("second join() = %v", err)
 			}
@@ -192,7 +197,7 @@ func (f *fakePods) waitPods(t *testing.T, what string, ok func([]*corev1.Pod) bo
 func TestSessionFeedsPodsAndReportsStatus(t *testing.T) {
 	c := newCluster(t)
 	a := newAgent(t, c, c.ca.Token(), t.TempDir())
-	j, err := a.join(ctxT(t))
+	j, err := a.join(ctxT(t), c.url)
 	if err != nil {
 		t.Fatal(err)
 	}

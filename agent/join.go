@@ -85,17 +85,17 @@ func parseToken(tok string) (caHash string, err error) {
 // directory or registers for a new one. Errors that retrying cannot fix
 // wrap ErrCAMismatch, ErrTokenRefused or ErrInvalidToken; others (the
 // server is not up yet) may be retried.
-func (a *agent) join(ctx context.Context) (*joined, error) {
+func (a *agent) join(ctx context.Context, serverURL string) (*joined, error) {
 	tlsDir := filepath.Join(a.cfg.DataDir, "tls")
 	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
 		return nil, err
 	}
-	roots, err := TrustCA(ctx, a.cfg.ServerURL, a.cfg.Token, tlsDir, a.lg)
+	roots, err := TrustCA(ctx, serverURL, a.cfg.Token, tlsDir, a.lg)
 	if err != nil {
 		return nil, err
 	}
 	if cert, ok := a.keptCert(tlsDir, roots); ok {
-		conn, err := Dial(a.cfg.ServerURL, roots, &cert)
+		conn, err := a.servers.dial(roots, &cert)
 		if err != nil {
 			return nil, err
 		}
@@ -109,7 +109,7 @@ func (a *agent) join(ctx context.Context) (*joined, error) {
 		}
 		a.lg.Warn("kept node certificate refused; registering again", "err", err)
 	}
-	return a.register(ctx, tlsDir, roots)
+	return a.register(ctx, serverURL, tlsDir, roots)
 }
 
 // TrustCA returns the server's CA certificates: fetched from serverURL
@@ -192,15 +192,15 @@ func (a *agent) keptCert(tlsDir string, roots *x509.CertPool) (tls.Certificate, 
 }
 
 // register asks for a node certificate with the join token and keeps it.
-func (a *agent) register(ctx context.Context, tlsDir string, roots *x509.CertPool) (*joined, error) {
-	anon, err := Dial(a.cfg.ServerURL, roots, nil)
+func (a *agent) register(ctx context.Context, serverURL, tlsDir string, roots *x509.CertPool) (*joined, error) {
+	anon, err := Dial(serverURL, roots, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer anon.Close()
 	reg, err := Register(ctx, anon, a.cfg.Token, a.cfg.NodeName)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", a.cfg.ServerURL, err)
+		return nil, fmt.Errorf("%s: %w", serverURL, err)
 	}
 	if err := writeFileAtomic(filepath.Join(tlsDir, keyFile), reg.KeyPEM, 0o600); err != nil {
 		return nil, err
@@ -208,7 +208,7 @@ func (a *agent) register(ctx context.Context, tlsDir string, roots *x509.CertPoo
 	if err := writeFileAtomic(filepath.Join(tlsDir, certFile), reg.CertPEM, 0o644); err != nil {
 		return nil, err
 	}
-	conn, err := Dial(a.cfg.ServerURL, roots, &reg.Certificate)
+	conn, err := a.servers.dial(roots, &reg.Certificate)
 	if err != nil {
 		return nil, err
 	}
