@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -20,6 +21,14 @@ import (
 // sends a batch.
 const batchDelay = 20 * time.Millisecond
 
+// maxQueuedEvents bounds the distinct events waiting to be sent; repeats
+// of a queued event only bump its count, and new events past the bound
+// are dropped (and counted), so a flood cannot grow the queue.
+const maxQueuedEvents = 1024
+
+// maxEventBatch is the most events sent in one ReportEvents call.
+const maxEventBatch = 256
+
 // reporter collects what the pod manager reports and sends it to the
 // server in batches. Items the server could not apply for a passing
 // reason are sent again with the next batch, unless a newer report
@@ -30,19 +39,33 @@ type reporter struct {
 	// node builds the node report sent at the start of each connection.
 	node func(ctx context.Context) (*api.NodeReport, error)
 
-	mu         sync.Mutex                              // guards statuses and terminated
+	mu         sync.Mutex                              // guards statuses, terminated, events, eventOrder, dropped, noEvents
 	statuses   map[types.NamespacedName]*api.PodStatus // latest per pod
 	terminated map[types.NamespacedName]*api.PodRef    // per pod
+	events     map[eventKey]*api.PodEvent              // queued, repeats aggregated
+	eventOrder []eventKey                              // events' keys, oldest first
+	dropped    int                                     // events dropped since the last warning
+	noEvents   bool                                    // the server has no ReportEvents
 	kick       chan struct{}                           // cap 1: something to send
 }
 
-var _ pods.Reporter = (*reporter)(nil)
+// eventKey tells repeats of an event apart from other events.
+type eventKey struct {
+	uid                                   types.UID
+	fieldPath, eventType, reason, message string
+}
+
+var (
+	_ pods.Reporter      = (*reporter)(nil)
+	_ pods.EventReporter = (*reporter)(nil)
+)
 
 func newReporter(client api.NodeClient, node func(context.Context) (*api.NodeReport, error), lg *slog.Logger) *reporter {
 	return &reporter{
 		client: client, lg: lg, node: node,
 		statuses:   map[types.NamespacedName]*api.PodStatus{},
 		terminated: map[types.NamespacedName]*api.PodRef{},
+		events:     map[eventKey]*api.PodEvent{},
 		kick:       make(chan struct{}, 1),
 	}
 }
@@ -64,6 +87,30 @@ func (r *reporter) PodStatus(pod types.NamespacedName, uid types.UID, status cor
 func (r *reporter) PodTerminated(pod types.NamespacedName, uid types.UID) {
 	r.mu.Lock()
 	r.terminated[pod] = &api.PodRef{Namespace: pod.Namespace, Name: pod.Name, Uid: string(uid)}
+	r.mu.Unlock()
+	r.wake()
+}
+
+// PodEvent queues an event about a pod, or counts it as a repeat of one
+// queued.
+func (r *reporter) PodEvent(pod types.NamespacedName, uid types.UID, ev pods.Event) {
+	k := eventKey{uid: uid, fieldPath: ev.FieldPath, eventType: ev.Type, reason: ev.Reason, message: ev.Message}
+	ms := ev.Time.UnixMilli()
+	r.mu.Lock()
+	switch q := r.events[k]; {
+	case r.noEvents:
+	case q != nil:
+		q.Count++
+		q.LastSeenMs = max(q.LastSeenMs, ms)
+	case len(r.events) >= maxQueuedEvents:
+		r.dropped++
+	default:
+		r.events[k] = &api.PodEvent{
+			Namespace: pod.Namespace, Name: pod.Name, Uid: string(uid), FieldPath: ev.FieldPath,
+			Type: ev.Type, Reason: ev.Reason, Message: ev.Message, Count: 1, FirstSeenMs: ms, LastSeenMs: ms,
+		}
+		r.eventOrder = append(r.eventOrder, k)
+	}
 	r.mu.Unlock()
 	r.wake()
 }
@@ -105,10 +152,91 @@ func (r *reporter) run(ctx context.Context) error {
 			return ctx.Err()
 		case <-time.After(batchDelay):
 		}
+		// Events first: a Killing event must reach the server before the
+		// pod's termination lets it remove the pod.
+		if err := r.flushEvents(ctx); err != nil {
+			return err
+		}
 		if err := r.flush(ctx); err != nil {
 			return err
 		}
 	}
+}
+
+// flushEvents sends the queued events, oldest first, in batches. Events
+// the server refuses are dropped; on a failed call the batch is queued
+// again, merged with newer repeats.
+func (r *reporter) flushEvents(ctx context.Context) error {
+	for {
+		batch, dropped := r.takeEvents()
+		if dropped > 0 {
+			r.lg.Warn("event queue full, events dropped", "dropped", dropped)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		resp, err := r.client.ReportEvents(ctx, &api.EventReport{Events: batch})
+		if status.Code(err) == codes.Unimplemented {
+			r.lg.Info("the server does not take events; not sending any")
+			r.mu.Lock()
+			r.noEvents, r.events, r.eventOrder = true, map[eventKey]*api.PodEvent{}, nil
+			r.mu.Unlock()
+			return nil
+		}
+		if err != nil {
+			r.requeueEvents(batch)
+			return fmt.Errorf("event report: %w", err)
+		}
+		for i, res := range resp.GetEvents() {
+			if res.GetCode() != 0 && i < len(batch) {
+				r.lg.Debug("event refused", "pod", batch[i].Namespace+"/"+batch[i].Name, "reason", batch[i].Reason,
+					"code", codes.Code(res.GetCode()), "err", res.GetMessage())
+			}
+		}
+	}
+}
+
+// takeEvents removes up to maxEventBatch queued events, oldest first, and
+// the count of events dropped since the last call.
+func (r *reporter) takeEvents() ([]*api.PodEvent, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := min(len(r.eventOrder), maxEventBatch)
+	batch := make([]*api.PodEvent, 0, n)
+	for _, k := range r.eventOrder[:n] {
+		batch = append(batch, r.events[k])
+		delete(r.events, k)
+	}
+	r.eventOrder = r.eventOrder[n:]
+	if len(r.eventOrder) == 0 {
+		r.eventOrder = nil
+	}
+	dropped := r.dropped
+	r.dropped = 0
+	return batch, dropped
+}
+
+// requeueEvents puts back events that could not be sent, ahead of newer
+// ones and merged with their repeats, as far as the queue's bound allows.
+func (r *reporter) requeueEvents(batch []*api.PodEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var order []eventKey
+	for _, ev := range batch {
+		k := eventKey{uid: types.UID(ev.Uid), fieldPath: ev.FieldPath, eventType: ev.Type, reason: ev.Reason, message: ev.Message}
+		if q := r.events[k]; q != nil {
+			q.Count += ev.Count
+			q.FirstSeenMs = min(q.FirstSeenMs, ev.FirstSeenMs)
+			continue
+		}
+		if len(r.events) >= maxQueuedEvents {
+			r.dropped++
+			continue
+		}
+		r.events[k] = ev
+		order = append(order, k)
+	}
+	r.eventOrder = append(order, r.eventOrder...)
 }
 
 // flush sends what is queued. On a failed call everything is queued again.

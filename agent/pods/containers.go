@@ -59,6 +59,7 @@ func (w *worker) startContainers(ctx context.Context, rs *runtime.PodStatus) boo
 // starts it again with the new one, whatever the restart policy.
 func (w *worker) replace(ctx context.Context, c *corev1.Container, rs *runtime.PodStatus) bool {
 	w.lg.Info("container image changed, restarting it", "container", c.Name, "image", c.Image)
+	w.event(c.Name, corev1.EventTypeNormal, EventKilling, "Container %s definition changed, will be restarted", c.Name)
 	if err := w.m.cfg.Runtime.StopContainer(ctx, string(w.uid), c.Name, w.grace()); err != nil {
 		w.lg.Warn("stop container", "container", c.Name, "err", err)
 		return false
@@ -102,6 +103,10 @@ func (w *worker) restart(ctx context.Context, c *corev1.Container, rs *runtime.P
 	now := w.m.cfg.Now()
 	until, delay := w.crash.next(c.Name, rc.Attempt, now)
 	if now.Before(until) {
+		if prev := w.waiting[c.Name]; prev == nil || prev.Reason != reasonCrashLoopBackOff {
+			w.event(c.Name, corev1.EventTypeWarning, EventBackOff, "Back-off restarting failed container %s in pod %s_%s(%s)",
+				c.Name, w.pod.Name, w.pod.Namespace, w.pod.UID)
+		}
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{
 			Reason: reasonCrashLoopBackOff,
 			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
@@ -118,6 +123,10 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, rs *runtime.Pod
 	now := w.m.cfg.Now()
 	if e, ok := w.pull.delayed(c.Name, now); ok {
 		if cur := w.waiting[c.Name]; cur != nil && (cur.Reason == reasonErrImagePull || cur.Reason == reasonImagePullBackOff) {
+			if cur.Reason == reasonErrImagePull {
+				w.event(c.Name, corev1.EventTypeNormal, EventBackOff, "Back-off pulling image %q", c.Image)
+				w.event(c.Name, corev1.EventTypeWarning, EventFailed, "Error: %s", reasonImagePullBackOff)
+			}
 			w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonImagePullBackOff,
 				Message: fmt.Sprintf("Back-off pulling image %q: %s", c.Image, e.message)}
 		}
@@ -128,11 +137,17 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, rs *runtime.Pod
 		w.fail(c.Name, reasonConfigError, err)
 		return false
 	}
+	if err := w.pullImage(w.startCtx, c); err != nil {
+		w.startFailed(ctx, c.Name, err)
+		return false
+	}
 	if _, err := w.m.cfg.Runtime.StartContainer(w.startCtx, string(w.uid), spec); err != nil {
 		w.startFailed(ctx, c.Name, err)
 		return false
 	}
 	w.lg.Debug("container started", "container", c.Name)
+	w.event(c.Name, corev1.EventTypeNormal, EventCreated, "Created container %s", c.Name)
+	w.event(c.Name, corev1.EventTypeNormal, EventStarted, "Started container %s", c.Name)
 	w.clear(c.Name)
 	return true
 }
@@ -156,6 +171,12 @@ func (w *worker) startFailed(ctx context.Context, name string, err error) {
 // fail puts a container in a waiting state and backs off its next start.
 func (w *worker) fail(name, reason string, err error) {
 	w.lg.Info("container start failed", "container", name, "reason", reason, "err", err)
+	switch reason {
+	case reasonErrImagePull, reasonErrImageNeverPull:
+		w.event(name, corev1.EventTypeWarning, EventFailed, "Error: %s", reason)
+	default:
+		w.event(name, corev1.EventTypeWarning, EventFailed, "Error: %v", err)
+	}
 	w.waiting[name] = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
 	w.pull.fail(name, w.m.cfg.Now())
 	w.pull.entries[name].message = err.Error()

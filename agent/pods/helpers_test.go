@@ -21,10 +21,28 @@ type recorder struct {
 	mu         sync.Mutex
 	statuses   map[types.UID][]corev1.PodStatus
 	terminated map[types.UID]int
+	events     map[types.UID][]Event
 }
 
 func newRecorder() *recorder {
-	return &recorder{statuses: map[types.UID][]corev1.PodStatus{}, terminated: map[types.UID]int{}}
+	return &recorder{statuses: map[types.UID][]corev1.PodStatus{}, terminated: map[types.UID]int{}, events: map[types.UID][]Event{}}
+}
+
+func (r *recorder) PodEvent(_ types.NamespacedName, uid types.UID, ev Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events[uid] = append(r.events[uid], ev)
+}
+
+// eventsOf returns uid's events as "FieldPath Type Reason: Message".
+func (r *recorder) eventsOf(uid types.UID) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, ev := range r.events[uid] {
+		out = append(out, ev.FieldPath+" "+ev.Type+" "+ev.Reason+": "+ev.Message)
+	}
+	return out
 }
 
 func (r *recorder) PodStatus(_ types.NamespacedName, uid types.UID, st corev1.PodStatus) {

@@ -47,20 +47,26 @@ func (w *worker) probe(ctx context.Context, c *corev1.Container, rc *runtime.Con
 	now := w.m.cfg.Now()
 	if p := c.ReadinessProbe; p != nil && !now.Before(ps.readyNext) {
 		ps.readyNext = now.Add(seconds(p.PeriodSeconds, 10))
-		if w.runProbe(ctx, p, c, podIP) {
+		if err := w.runProbe(ctx, p, c, podIP); err == nil {
 			ps.readyOK, ps.readyFail = ps.readyOK+1, 0
 			ps.ready = ps.ready || ps.readyOK >= threshold(p.SuccessThreshold, 1)
 		} else {
+			w.event(c.Name, corev1.EventTypeWarning, EventUnhealthy, "Readiness probe failed: %v", err)
 			ps.readyOK, ps.readyFail = 0, ps.readyFail+1
 			ps.ready = ps.ready && ps.readyFail < threshold(p.FailureThreshold, 3)
 		}
 	}
 	if p := c.LivenessProbe; p != nil && !now.Before(ps.liveNext) {
 		ps.liveNext = now.Add(seconds(p.PeriodSeconds, 10))
-		if w.runProbe(ctx, p, c, podIP) {
+		err := w.runProbe(ctx, p, c, podIP)
+		if err == nil {
 			ps.liveFail = 0
-		} else if ps.liveFail++; ps.liveFail >= threshold(p.FailureThreshold, 3) {
+			return
+		}
+		w.event(c.Name, corev1.EventTypeWarning, EventUnhealthy, "Liveness probe failed: %v", err)
+		if ps.liveFail++; ps.liveFail >= threshold(p.FailureThreshold, 3) {
 			w.lg.Info("liveness probe failed, restarting container", "container", c.Name)
+			w.event(c.Name, corev1.EventTypeNormal, EventKilling, "Container %s failed liveness probe, will be restarted", c.Name)
 			ps.ready = false
 			if err := w.m.cfg.Runtime.StopContainer(ctx, string(w.uid), c.Name, w.grace()); err != nil {
 				w.lg.Warn("stop unhealthy container", "container", c.Name, "err", err)
@@ -95,9 +101,9 @@ func (w *worker) unready() map[string]bool {
 	return out
 }
 
-// runProbe runs one probe and reports success. gRPC probes are not run and
-// count as passing.
-func (w *worker) runProbe(ctx context.Context, p *corev1.Probe, c *corev1.Container, podIP string) bool {
+// runProbe runs one probe and returns why it failed. gRPC probes are not
+// run and count as passing.
+func (w *worker) runProbe(ctx context.Context, p *corev1.Probe, c *corev1.Container, podIP string) error {
 	ctx, cancel := context.WithTimeout(ctx, seconds(p.TimeoutSeconds, 1))
 	defer cancel()
 	var err error
@@ -112,7 +118,7 @@ func (w *worker) runProbe(ctx context.Context, p *corev1.Probe, c *corev1.Contai
 	if err != nil {
 		w.lg.Debug("probe failed", "container", c.Name, "err", err)
 	}
-	return err == nil
+	return err
 }
 
 func (w *worker) execProbe(ctx context.Context, ctr string, cmd []string) error {

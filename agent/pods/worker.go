@@ -137,6 +137,9 @@ func (w *worker) sync(ctx context.Context) time.Duration {
 		}
 		if rs, err = w.runSandbox(ctx); err != nil {
 			w.lg.Warn("start sandbox", "err", err)
+			if ctx.Err() == nil {
+				w.event("", corev1.EventTypeWarning, EventFailedCreatePodSandBox, "Failed to create pod sandbox: %v", err)
+			}
 			w.report(rs)
 			return w.m.cfg.SyncPeriod
 		}
@@ -218,6 +221,9 @@ func (w *worker) grace() time.Duration {
 // of the pod object, repeat the report in case the first was lost.
 func (w *worker) terminate(ctx context.Context) bool {
 	if !w.terminated {
+		if rs, err := w.m.cfg.Runtime.PodStatus(ctx, string(w.uid)); err == nil {
+			w.killingEvents(rs)
+		}
 		if err := w.stopAndRemove(ctx, w.grace()); err != nil {
 			return false
 		}
