@@ -83,9 +83,9 @@ type agent struct {
 	// servers are the API servers the agent may connect to, kept in
 	// DataDir/servers.
 	servers *serverList
-	rep    *reporter
-	pods   podSetter
-	net    *netSync // nil: services not routed
+	rep     *reporter
+	pods    podSetter
+	net     *netSync // nil: services not routed
 }
 
 // Run joins the cluster and runs the node until ctx ends. Pods keep
