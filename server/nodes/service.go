@@ -22,6 +22,7 @@ import (
 
 	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/server/auth"
+	"github.com/minik-dev/minik/server/controllers"
 	"github.com/minik-dev/minik/server/pki"
 	"github.com/minik-dev/minik/store"
 )
@@ -86,8 +87,9 @@ type Service struct {
 	beats   *heartbeats
 	servers *ServerSet
 	hub     *hub
-	nodes   nodeChanges   // Node changes for complete sets
-	stopped chan struct{} // closed when Run returns
+	events  *controllers.Recorder // nodes' events about their pods
+	nodes   nodeChanges           // Node changes for complete sets
+	stopped chan struct{}         // closed when Run returns
 
 	clientMu sync.Mutex
 	clients  map[string]corev1client.CoreV1Interface // guarded by clientMu; by user name
@@ -134,6 +136,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.hub = newHub(cfg.Store, s.lg, s.stopped)
 	s.hub.onNodeDeleted = s.nodes.forget
+	if s.events, err = newEventRecorder(cfg.API, s.lg); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -168,8 +173,11 @@ func (s *Service) Run(ctx context.Context) error {
 	hubDone := make(chan struct{})
 	go func() { errc <- s.watchNodes(ctx) }()
 	go func() { s.hub.run(ctx); close(hubDone) }()
+	eventsDone := make(chan struct{})
+	go func() { s.events.Run(ctx); close(eventsDone) }()
 	s.beats.run(ctx)
 	<-hubDone
+	<-eventsDone
 	return <-errc
 }
 
