@@ -75,7 +75,7 @@ func newNetSync(cfg Config, podCIDR, clusterCIDR netip.Prefix) (*netSync, error)
 		return nil, err
 	}
 	proxier, err := network.NewProxier(network.ProxierConfig{Executor: ipt, ClusterCIDR: clusterCIDR,
-		LocalhostNodePorts: true, Logger: cfg.Logger})
+		PodCIDR: podCIDR, LocalhostNodePorts: true, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

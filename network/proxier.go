@@ -20,6 +20,10 @@ type ProxierConfig struct {
 	// (the node itself, other hosts) masqueraded, so replies return
 	// through this node.
 	ClusterCIDR netip.Prefix
+	// PodCIDR, when set, is the node's pod CIDR: only backends in it get
+	// a MINIK-SEP chain with the hairpin masquerade; others are DNATed to
+	// from the service chain. Unset, every backend gets a chain.
+	PodCIDR netip.Prefix
 	// LocalhostNodePorts exposes NodePorts on 127.0.0.1 too. It sets
 	// net.ipv4.conf.all.route_localnet=1 and adds the rule that drops
 	// packets to 127.0.0.0/8 from elsewhere.
@@ -52,6 +56,9 @@ type Proxier struct {
 	applied map[string]map[string]uint64
 	hooked  bool               // jumps and sysctls are in place
 	udp     map[string]svcPort // UDP service ports as last applied, by SVC chain
+	// rendered holds every service port's rules as last rendered, by
+	// svcPort.id.
+	rendered map[string]*portRules
 }
 
 // NewProxier returns a Proxier. It changes nothing until the first Sync.
@@ -61,6 +68,9 @@ func NewProxier(cfg ProxierConfig) (*Proxier, error) {
 	}
 	if cfg.ClusterCIDR.IsValid() && !cfg.ClusterCIDR.Addr().Is4() {
 		return nil, fmt.Errorf("proxier clusterCIDR %s must be IPv4: %w", cfg.ClusterCIDR, ErrInvalidConfig)
+	}
+	if cfg.PodCIDR.IsValid() && !cfg.PodCIDR.Addr().Is4() {
+		return nil, fmt.Errorf("proxier podCIDR %s must be IPv4: %w", cfg.PodCIDR, ErrInvalidConfig)
 	}
 	lg := cfg.Logger
 	if lg == nil {
@@ -75,9 +85,10 @@ func NewProxier(cfg ProxierConfig) (*Proxier, error) {
 	return &Proxier{
 		exec:     cfg.Executor,
 		maxLines: cfg.MaxRestoreLines,
-		opt:      renderOptions{clusterCIDR: cfg.ClusterCIDR.Masked(), localhostNodePorts: cfg.LocalhostNodePorts},
-		lg:       lg.With("component", "proxier"),
-		applied:  map[string]map[string]uint64{},
+		opt: renderOptions{clusterCIDR: cfg.ClusterCIDR.Masked(), podCIDR: cfg.PodCIDR.Masked(),
+			localhostNodePorts: cfg.LocalhostNodePorts},
+		lg:      lg.With("component", "proxier"),
+		applied: map[string]map[string]uint64{},
 	}, nil
 }
 
@@ -89,10 +100,11 @@ func NewProxier(cfg ProxierConfig) (*Proxier, error) {
 func (p *Proxier) Sync(ctx context.Context, services []Service, endpoints []Endpoints) error {
 	start := time.Now()
 	ports, invalid := joinPorts(services, endpoints)
-	want := render(ports, p.opt)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	want, rendered := render(ports, p.opt, p.rendered)
+	p.rendered = rendered
 	written := 0
 	for _, table := range tables {
 		n, err := p.syncTableLocked(ctx, table, want[table])
@@ -121,7 +133,7 @@ func (p *Proxier) syncTableLocked(ctx context.Context, table string, chains []*c
 	next := make(map[string]uint64, len(chains))
 	var writes []*chain
 	for _, c := range chains {
-		h := hashRules(c.rules)
+		h := c.sum()
 		next[c.name] = h
 		if have[c.name] != h {
 			writes = append(writes, c)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -376,9 +377,9 @@ func TestProxierStaleUDPFlows(t *testing.T) {
 	}
 }
 
-// chainRules returns the rules of the nat chain whose rules mention sub,
-// by chain name prefix.
-func natChains(t *testing.T, rec *networktest.Recorder, prefix string) map[string][]string {
+// recordedChains returns the rules of rec's nat chains whose names start
+// with prefix.
+func recordedChains(t *testing.T, rec *networktest.Recorder, prefix string) map[string][]string {
 	t.Helper()
 	names, _ := rec.ListChains(context.Background(), "nat")
 	out := map[string][]string{}
@@ -397,8 +398,8 @@ func TestProxierSessionAffinity(t *testing.T) {
 	mustSync(t, p, svcs, eps)
 	goldenRestores(t, "proxier-affinity.golden", rec.Restores())
 
-	svc := natChains(t, rec, "MINIK-SVC-")
-	seps := natChains(t, rec, "MINIK-SEP-")
+	svc := recordedChains(t, rec, "MINIK-SVC-")
+	seps := recordedChains(t, rec, "MINIK-SEP-")
 	var webSvc []string
 	for _, rules := range svc {
 		if strings.Contains(rules[0], "default/web:http") {
@@ -449,7 +450,7 @@ func TestProxierSessionAffinity(t *testing.T) {
 	svcs[0].AffinityTimeout = 0
 	mustSync(t, p, svcs, eps)
 	rec.Restores()
-	for name, rules := range natChains(t, rec, "MINIK-S") {
+	for name, rules := range recordedChains(t, rec, "MINIK-S") {
 		if strings.Contains(strings.Join(rules, "\n"), "recent") {
 			t.Errorf("%s still uses recent after affinity was turned off: %q", name, rules)
 		}
@@ -477,7 +478,7 @@ func TestProxierExternalIPs(t *testing.T) {
 
 	services, _ := rec.Chain("nat", "MINIK-SERVICES")
 	var webSvc string
-	for name, rules := range natChains(t, rec, "MINIK-SVC-") {
+	for name, rules := range recordedChains(t, rec, "MINIK-SVC-") {
 		if strings.Contains(rules[0], "default/web:http") {
 			webSvc = name
 		}
@@ -503,5 +504,51 @@ func TestProxierExternalIPs(t *testing.T) {
 	err := p.Sync(context.Background(), svcs, eps)
 	if !errors.Is(err, network.ErrInvalidConfig) || !strings.Contains(err.Error(), "services[0].externalIPs") {
 		t.Errorf("Sync with an IPv6 external IP: err = %v, want ErrInvalidConfig naming services[0].externalIPs", err)
+	}
+}
+
+func TestProxierPodCIDR(t *testing.T) {
+	rec := networktest.NewRecorder()
+	p, err := network.NewProxier(network.ProxierConfig{Executor: rec, ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"),
+		PodCIDR: netip.MustParsePrefix("10.42.1.0/24")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs, eps := state()
+	svcs[1].AffinityTimeout = time.Minute
+	eps[1].Ports["dns"] = append(eps[1].Ports["dns"], ap("10.42.7.3:53"))
+	mustSync(t, p, svcs, eps)
+	goldenRestores(t, "proxier-podcidr.golden", rec.Restores())
+
+	// Only the backends in 10.42.1.0/24 have chains (with the hairpin
+	// masquerade); the others are DNATed to from the service chains.
+	var seps []string
+	for _, rules := range recordedChains(t, rec, "MINIK-SEP-") {
+		seps = append(seps, strings.Fields(rules[0])[3]) // -A NAME -s IP/32
+	}
+	slices.Sort(seps)
+	if diff := cmp.Diff([]string{"10.42.1.3/32", "10.42.1.3/32", "10.42.1.5/32", "10.42.1.7/32"}, seps); diff != "" {
+		t.Errorf("MINIK-SEP chains' sources (-want +got):\n%s", diff)
+	}
+	var inline []string
+	for _, rules := range recordedChains(t, rec, "MINIK-SVC-") {
+		for _, r := range rules {
+			if strings.Contains(r, "DNAT") {
+				inline = append(inline, r[strings.Index(r, " -")+1:])
+			}
+		}
+	}
+	slices.Sort(inline)
+	want := []string{
+		"-m recent --name MINIK-SEP-XLUITXCXR6BNKKY6 --set -p udp -m udp -j DNAT --to-destination 10.42.7.3:53",
+		"-m recent --name MINIK-SEP-XLUITXCXR6BNKKY6 --update --seconds 60 --reap -p udp -m udp -j DNAT --to-destination 10.42.7.3:53",
+		"-p tcp -m tcp -j DNAT --to-destination 10.42.2.9:8080",
+	}
+	if diff := cmp.Diff(want, inline); diff != "" {
+		t.Errorf("DNAT rules in service chains (-want +got):\n%s", diff)
+	}
+
+	if _, err := network.NewProxier(network.ProxierConfig{Executor: rec, PodCIDR: netip.MustParsePrefix("fd00::/64")}); !errors.Is(err, network.ErrInvalidConfig) {
+		t.Errorf("NewProxier with an IPv6 podCIDR: err = %v, want ErrInvalidConfig", err)
 	}
 }

@@ -28,47 +28,98 @@ var tables = []string{"filter", "nat"}
 type chain struct {
 	name  string
 	rules []string
+	hash  uint64 // of rules once computed (see sum); 0 until then
 }
 
 func (c *chain) add(format string, args ...any) {
 	c.rules = append(c.rules, "-A "+c.name+" "+fmt.Sprintf(format, args...))
 }
 
+// sum returns the hash of c's rules, computed once: chains are not changed
+// after rendering.
+func (c *chain) sum() uint64 {
+	if c.hash == 0 {
+		c.hash = hashRules(c.rules)
+	}
+	return c.hash
+}
+
 // renderOptions are the node-wide settings rendering depends on.
 type renderOptions struct {
 	clusterCIDR        netip.Prefix // zero: no masquerade for off-cluster sources
+	podCIDR            netip.Prefix // zero: every backend may be local
 	localhostNodePorts bool
 }
 
-// render returns the proxy's chains per table. The order of chains within a
-// table is deterministic.
-func render(ports []svcPort, opt renderOptions) map[string][]*chain {
+// local reports whether backend b may be a pod of this node.
+func (o renderOptions) local(b netip.AddrPort) bool {
+	return !o.podCIDR.IsValid() || o.podCIDR.Contains(b.Addr())
+}
+
+// portRules is the rendering of one service port: its rules in the shared
+// chains and its own chains. A Proxier keeps them between syncs and
+// renders again only the ports that changed, so a sync of one change
+// among thousands of services costs little more than the lookups.
+type portRules struct {
+	sp          svcPort
+	natServices []string // in nat MINIK-SERVICES
+	nodePorts   []string // in MINIK-NODEPORTS
+	reject      []string // in filter MINIK-SERVICES
+	chains      []*chain // MINIK-SVC and MINIK-SEP chains
+}
+
+// renderPort renders one service port.
+func renderPort(sp svcPort, opt renderOptions) *portRules {
+	natSvcs := &chain{name: chainServices}
+	nodePorts := &chain{name: chainNodePorts}
+	filterSvcs := &chain{name: chainServices}
+	pr := &portRules{sp: sp}
+	if len(sp.backends) == 0 {
+		renderReject(filterSvcs, sp)
+		pr.reject = filterSvcs.rules
+		return pr
+	}
+	natSvcs.add(`-m comment --comment "%s cluster IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
+		sp.key, sp.clusterIP, sp.proto, sp.proto, sp.port, sp.svcChain)
+	// External addresses (load balancer ingress) are reached like
+	// NodePorts: from anywhere, so replies need this node as source.
+	for _, ip := range sp.external {
+		natSvcs.add(`-m comment --comment "%s external IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
+			sp.key, ip, sp.proto, sp.proto, sp.port, chainMarkMasq)
+		natSvcs.add(`-m comment --comment "%s external IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
+			sp.key, ip, sp.proto, sp.proto, sp.port, sp.svcChain)
+	}
+	if sp.nodePort != 0 {
+		nodePorts.add(`-m comment --comment %s -p %s -m %s --dport %d -j %s`,
+			sp.key, sp.proto, sp.proto, sp.nodePort, chainMarkMasq)
+		nodePorts.add(`-m comment --comment %s -p %s -m %s --dport %d -j %s`,
+			sp.key, sp.proto, sp.proto, sp.nodePort, sp.svcChain)
+	}
+	pr.natServices, pr.nodePorts = natSvcs.rules, nodePorts.rules
+	pr.chains = renderService(sp, opt)
+	return pr
+}
+
+// render returns the proxy's chains per table, and the rendering of every
+// port for the next call. Ports equal to their rendering in prev reuse it.
+// The order of chains within a table is deterministic.
+func render(ports []svcPort, opt renderOptions, prev map[string]*portRules) (map[string][]*chain, map[string]*portRules) {
+	next := make(map[string]*portRules, len(ports))
 	natSvcs := &chain{name: chainServices}
 	nodePorts := &chain{name: chainNodePorts}
 	filterSvcs := &chain{name: chainServices}
 	nat := []*chain{natSvcs, nodePorts}
 	for _, sp := range ports {
-		if len(sp.backends) == 0 {
-			renderReject(filterSvcs, sp)
-			continue
+		id := sp.id()
+		pr := prev[id]
+		if pr == nil || !pr.sp.equal(sp) {
+			pr = renderPort(sp, opt)
 		}
-		natSvcs.add(`-m comment --comment "%s cluster IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
-			sp.key, sp.clusterIP, sp.proto, sp.proto, sp.port, sp.svcChain)
-		// External addresses (load balancer ingress) are reached like
-		// NodePorts: from anywhere, so replies need this node as source.
-		for _, ip := range sp.external {
-			natSvcs.add(`-m comment --comment "%s external IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
-				sp.key, ip, sp.proto, sp.proto, sp.port, chainMarkMasq)
-			natSvcs.add(`-m comment --comment "%s external IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
-				sp.key, ip, sp.proto, sp.proto, sp.port, sp.svcChain)
-		}
-		if sp.nodePort != 0 {
-			nodePorts.add(`-m comment --comment %s -p %s -m %s --dport %d -j %s`,
-				sp.key, sp.proto, sp.proto, sp.nodePort, chainMarkMasq)
-			nodePorts.add(`-m comment --comment %s -p %s -m %s --dport %d -j %s`,
-				sp.key, sp.proto, sp.proto, sp.nodePort, sp.svcChain)
-		}
-		nat = append(nat, renderService(sp, opt)...)
+		next[id] = pr
+		natSvcs.rules = append(natSvcs.rules, pr.natServices...)
+		nodePorts.rules = append(nodePorts.rules, pr.nodePorts...)
+		filterSvcs.rules = append(filterSvcs.rules, pr.reject...)
+		nat = append(nat, pr.chains...)
 	}
 	natSvcs.add(`-m comment --comment "minik service nodeports; must be the last rule" -m addrtype --dst-type LOCAL -j %s`,
 		chainNodePorts)
@@ -77,7 +128,7 @@ func render(ports []svcPort, opt renderOptions) map[string][]*chain {
 	if opt.localhostNodePorts {
 		filter = append(filter, renderFirewall())
 	}
-	return map[string][]*chain{"filter": filter, "nat": nat}
+	return map[string][]*chain{"filter": filter, "nat": nat}, next
 }
 
 // renderReject rejects new connections to a service port without backends.
@@ -96,13 +147,23 @@ func renderReject(c *chain, sp svcPort) {
 
 // renderService returns sp's MINIK-SVC chain, which picks a backend at
 // random (backend i of n with probability 1/(n-i) once the earlier ones
-// were passed over), and one MINIK-SEP chain per backend.
+// were passed over), and a MINIK-SEP chain per local backend.
 //
-// With ClientIP affinity every MINIK-SEP chain records the client's
-// address in a recent list named after the chain, and the MINIK-SVC chain
-// first sends a client seen within the timeout back to the backend whose
-// list holds it; --reap drops older entries. The lists live in the kernel
-// (/proc/net/xt_recent/<chain>), at most 100 clients each by default.
+// A local backend's MINIK-SEP chain masquerades the backend's own traffic
+// (a pod reaching itself through the service comes back through the
+// bridge and must see the node as the source) and DNATs to it. A remote
+// backend needs no such rule: its traffic to the service is DNATed on its
+// own node. The service chain DNATs to it straight away, which keeps the
+// nat table to one chain per service port: with nf_tables every change
+// has the kernel check every chain reachable from the hooks, so fewer
+// chains make every sync faster (see doc.go).
+//
+// With ClientIP affinity the backend's rule records the client's address
+// in a recent list named after the backend (as its MINIK-SEP chain is),
+// and the service chain first sends a client seen within the timeout back
+// to the backend whose list holds it; --reap drops older entries. The
+// lists live in the kernel (/proc/net/xt_recent/<name>), at most 100
+// clients each by default.
 func renderService(sp svcPort, opt renderOptions) []*chain {
 	svc := &chain{name: sp.svcChain}
 	if opt.clusterCIDR.IsValid() {
@@ -110,31 +171,38 @@ func renderService(sp svcPort, opt renderOptions) []*chain {
 			sp.key, opt.clusterCIDR, sp.clusterIP, sp.proto, sp.proto, sp.port, chainMarkMasq)
 	}
 	out := []*chain{svc}
+	dnat := func(b netip.AddrPort) string {
+		return fmt.Sprintf("-p %s -m %s -j DNAT --to-destination %s", sp.proto, sp.proto, b)
+	}
 	if sp.affinity > 0 {
 		for _, b := range sp.backends {
-			sep := sp.sepChain(b)
-			svc.add(`-m comment --comment "%s -> %s" -m recent --name %s --rcheck --seconds %d --reap -j %s`,
-				sp.key, b, sep, sp.affinity, sep)
+			list := sp.sepChain(b)
+			if opt.local(b) {
+				svc.add(`-m recent --name %s --rcheck --seconds %d --reap -j %s`, list, sp.affinity, list)
+			} else {
+				svc.add(`-m recent --name %s --update --seconds %d --reap %s`, list, sp.affinity, dnat(b))
+			}
 		}
 	}
 	n := len(sp.backends)
 	for i, b := range sp.backends {
-		sep := &chain{name: sp.sepChain(b)}
+		random := ""
 		if i < n-1 {
-			svc.add(`-m comment --comment "%s -> %s" -m statistic --mode random --probability %0.10f -j %s`,
-				sp.key, b, 1/float64(n-i), sep.name)
-		} else {
-			svc.add(`-m comment --comment "%s -> %s" -j %s`, sp.key, b, sep.name)
+			random = fmt.Sprintf("-m statistic --mode random --probability %0.10f ", 1/float64(n-i))
 		}
-		// A backend reaching its own service comes back through the
-		// bridge (hairpin) and must see the node as the source.
-		sep.add(`-m comment --comment %s -s %s/32 -j %s`, sp.key, b.Addr(), chainMarkMasq)
+		name := sp.sepChain(b)
+		set := ""
 		if sp.affinity > 0 {
-			sep.add(`-m comment --comment %s -m recent --name %s --set -p %s -m %s -j DNAT --to-destination %s`,
-				sp.key, sep.name, sp.proto, sp.proto, b)
-		} else {
-			sep.add(`-m comment --comment %s -p %s -m %s -j DNAT --to-destination %s`, sp.key, sp.proto, sp.proto, b)
+			set = "-m recent --name " + name + " --set "
 		}
+		if !opt.local(b) {
+			svc.add(`%s%s%s`, random, set, dnat(b))
+			continue
+		}
+		svc.add(`%s-j %s`, random, name)
+		sep := &chain{name: name}
+		sep.add(`-s %s/32 -j %s`, b.Addr(), chainMarkMasq)
+		sep.add(`%s%s`, set, dnat(b))
 		out = append(out, sep)
 	}
 	return out

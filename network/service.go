@@ -96,7 +96,7 @@ func joinPorts(services []Service, endpoints []Endpoints) ([]svcPort, error) {
 			out = append(out, sp)
 		}
 	}
-	slices.SortFunc(out, func(a, b svcPort) int { return cmp.Compare(a.key+a.proto, b.key+b.proto) })
+	slices.SortFunc(out, func(a, b svcPort) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.proto, b.proto)) })
 	return out, errors.Join(errs...)
 }
 
@@ -125,7 +125,7 @@ func newSvcPort(s Service, p ServicePort, backends []netip.AddrPort) (svcPort, e
 	}
 	slices.SortFunc(sp.backends, func(a, b netip.AddrPort) int { return a.Compare(b) })
 	sp.backends = slices.Compact(sp.backends)
-	sp.svcChain = chainName("MINIK-SVC-", sp.key+"/"+proto)
+	sp.svcChain = chainName("MINIK-SVC-", sp.id())
 	return sp, nil
 }
 
@@ -144,6 +144,16 @@ func externalIPs(ips []netip.Addr) ([]netip.Addr, error) {
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return slices.Compact(out), nil
+}
+
+// id identifies sp among the service ports: namespace/name:port/protocol.
+func (sp svcPort) id() string { return sp.key + "/" + sp.proto }
+
+// equal reports whether sp and o render the same rules.
+func (sp svcPort) equal(o svcPort) bool {
+	return sp.key == o.key && sp.proto == o.proto && sp.clusterIP == o.clusterIP && sp.port == o.port &&
+		sp.nodePort == o.nodePort && sp.affinity == o.affinity && sp.svcChain == o.svcChain &&
+		slices.Equal(sp.external, o.external) && slices.Equal(sp.backends, o.backends)
 }
 
 // sepChain names the chain that DNATs to one backend of sp.
