@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,6 +57,8 @@ type netSync struct {
 	dns        *dnsServer      // nil: no DNS
 	clusterDNS netip.Addr
 	lg         *slog.Logger
+
+	decoded map[objKey]decodedObj // owned by loop: the last view, decoded
 
 	mu     sync.Mutex        // guards next
 	next   map[objKey][]byte // latest view not yet taken by run
@@ -164,7 +167,8 @@ func (n *netSync) loop(ctx context.Context) error {
 // error is for what a retry may fix.
 func (n *netSync) sync(ctx context.Context, objs map[objKey][]byte) error {
 	start := time.Now()
-	v := decodeView(objs, n.lg)
+	v, decoded := decodeViewCached(objs, n.decoded, n.lg)
+	n.decoded = decoded
 	svcs, eps := proxyServices(v.services), proxyEndpoints(v.endpoints)
 	if n.dns != nil && n.clusterDNS.IsValid() {
 		svcs, eps = withClusterDNS(svcs, eps, n.clusterDNS, n.dns.addr)
@@ -226,32 +230,70 @@ type view struct {
 	nodes     []*corev1.Node
 }
 
-func decodeView(objs map[objKey][]byte, lg *slog.Logger) view {
+// decodedObj is an object as decoded from data.
+type decodedObj struct {
+	data []byte
+	obj  any // *corev1.Service, *corev1.Endpoints or *corev1.Node
+}
+
+// decodeViewCached decodes objs, reusing the objects of prev whose bytes
+// did not change, and returns the view and the cache for the next call.
+// With thousands of services a sync after one change would otherwise spend
+// most of its time decoding what it decoded before. Objects in the view
+// are shared with the cache and must not be changed.
+func decodeViewCached(objs map[objKey][]byte, prev map[objKey]decodedObj, lg *slog.Logger) (view, map[objKey]decodedObj) {
 	var v view
+	next := make(map[objKey]decodedObj, len(objs))
 	for k, data := range objs {
-		var err error
-		switch k.kind {
-		case api.ObjectKind_OBJECT_KIND_SERVICE:
-			s := &corev1.Service{}
-			if err = json.Unmarshal(data, s); err == nil {
-				v.services = append(v.services, s)
+		d, ok := prev[k]
+		if !ok || !sameBytes(d.data, data) {
+			obj, err := decodeNetObject(k.kind, data)
+			if err != nil {
+				lg.Warn("undecodable object from the server", "kind", k.kind, "name", k.namespace+"/"+k.name, "err", err)
+				continue
 			}
-		case api.ObjectKind_OBJECT_KIND_ENDPOINTS:
-			e := &corev1.Endpoints{}
-			if err = json.Unmarshal(data, e); err == nil {
-				v.endpoints = append(v.endpoints, e)
-			}
-		case api.ObjectKind_OBJECT_KIND_NODE:
-			nd := &corev1.Node{}
-			if err = json.Unmarshal(data, nd); err == nil {
-				v.nodes = append(v.nodes, nd)
-			}
+			d = decodedObj{data: data, obj: obj}
 		}
-		if err != nil {
-			lg.Warn("undecodable object from the server", "kind", k.kind, "name", k.namespace+"/"+k.name, "err", err)
+		next[k] = d
+		switch o := d.obj.(type) {
+		case *corev1.Service:
+			v.services = append(v.services, o)
+		case *corev1.Endpoints:
+			v.endpoints = append(v.endpoints, o)
+		case *corev1.Node:
+			v.nodes = append(v.nodes, o)
 		}
 	}
-	return v
+	return v, next
+}
+
+// sameBytes reports whether a and b hold the same bytes, at once when they
+// are the same slice, as an object the session did not touch is.
+func sameBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	return len(a) == 0 || &a[0] == &b[0] || bytes.Equal(a, b)
+}
+
+// decodeNetObject decodes a service, endpoints or node; other kinds decode
+// to nil.
+func decodeNetObject(kind api.ObjectKind, data []byte) (any, error) {
+	var obj any
+	switch kind {
+	case api.ObjectKind_OBJECT_KIND_SERVICE:
+		obj = &corev1.Service{}
+	case api.ObjectKind_OBJECT_KIND_ENDPOINTS:
+		obj = &corev1.Endpoints{}
+	case api.ObjectKind_OBJECT_KIND_NODE:
+		obj = &corev1.Node{}
+	default:
+		return nil, nil
+	}
+	if err := json.Unmarshal(data, obj); err != nil {
+		return nil, err
+	}
+	return obj, nil
 }
 
 // proxyServices converts services for the proxy. Headless and ExternalName

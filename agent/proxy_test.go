@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/network"
 )
 
@@ -161,6 +164,89 @@ func TestDNSAnswers(t *testing.T) {
 			if w.msg.Rcode != tc.rcode || !cmp.Equal(got, tc.want) {
 				t.Errorf("%s %s = %s %v, want %s %v", tc.name, dns.TypeToString[tc.qtype],
 					dns.RcodeToString[w.msg.Rcode], got, dns.RcodeToString[tc.rcode], tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeViewCached(t *testing.T) {
+	svcKey := objKey{kind: api.ObjectKind_OBJECT_KIND_SERVICE, namespace: "default", name: "web"}
+	epKey := objKey{kind: api.ObjectKind_OBJECT_KIND_ENDPOINTS, namespace: "default", name: "web"}
+	nodeKey := objKey{kind: api.ObjectKind_OBJECT_KIND_NODE, name: "n1"}
+	badKey := objKey{kind: api.ObjectKind_OBJECT_KIND_SERVICE, namespace: "default", name: "bad"}
+	objs := map[objKey][]byte{
+		svcKey:  []byte(`{"metadata":{"name":"web","namespace":"default"},"spec":{"clusterIP":"10.43.0.20"}}`),
+		epKey:   []byte(`{"metadata":{"name":"web","namespace":"default"}}`),
+		nodeKey: []byte(`{"metadata":{"name":"n1"}}`),
+		badKey:  []byte(`{`),
+	}
+	lg := slog.New(slog.DiscardHandler)
+	v1, cache := decodeViewCached(objs, nil, lg)
+	if len(v1.services) != 1 || len(v1.endpoints) != 1 || len(v1.nodes) != 1 || v1.services[0].Spec.ClusterIP != "10.43.0.20" {
+		t.Fatalf("first view: %d services, %d endpoints, %d nodes, want 1 of each", len(v1.services), len(v1.endpoints), len(v1.nodes))
+	}
+	// The service is unchanged (the same bytes, or equal ones), the
+	// endpoints changed, the node went.
+	next := map[objKey][]byte{
+		svcKey: objs[svcKey],
+		epKey:  []byte(`{"metadata":{"name":"web","namespace":"default"},"subsets":[{"addresses":[{"ip":"10.42.0.5"}]}]}`),
+	}
+	v2, cache := decodeViewCached(next, cache, lg)
+	if v2.services[0] != v1.services[0] {
+		t.Errorf("unchanged service decoded again")
+	}
+	if v2.endpoints[0] == v1.endpoints[0] || len(v2.endpoints[0].Subsets) != 1 {
+		t.Errorf("changed endpoints not decoded again: %+v", v2.endpoints[0])
+	}
+	if len(v2.nodes) != 0 || len(cache) != 2 {
+		t.Errorf("deleted node: %d nodes in the view, %d objects cached; want 0 and 2", len(v2.nodes), len(cache))
+	}
+	next[svcKey] = append([]byte(nil), objs[svcKey]...)
+	if v3, _ := decodeViewCached(next, cache, lg); v3.services[0] != v1.services[0] {
+		t.Errorf("service with equal bytes in a new slice decoded again")
+	}
+}
+
+// BenchmarkNetView measures what a sync of the agent does before the
+// proxier at 5,000 services × 3 endpoints after one endpoints change:
+// decoding the view (cached, and from scratch as the baseline) and
+// converting it for the proxier.
+func BenchmarkNetView(b *testing.B) {
+	objs := map[objKey][]byte{}
+	for i := range 5000 {
+		name := fmt.Sprintf("svc-%05d", i)
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: name}, Spec: corev1.ServiceSpec{
+			ClusterIP: fmt.Sprintf("10.43.%d.%d", i>>8, i&255), Selector: map[string]string{"app": name},
+			Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}}}
+		ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: name}, Subsets: []corev1.EndpointSubset{{
+			Ports: []corev1.EndpointPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}}}}}
+		for j := range 3 {
+			k := i*3 + j
+			ep.Subsets[0].Addresses = append(ep.Subsets[0].Addresses, corev1.EndpointAddress{IP: fmt.Sprintf("10.42.%d.%d", k>>8, k&255)})
+		}
+		sd, _ := json.Marshal(svc)
+		ed, _ := json.Marshal(ep)
+		objs[objKey{kind: api.ObjectKind_OBJECT_KIND_SERVICE, namespace: "bench", name: name}] = sd
+		objs[objKey{kind: api.ObjectKind_OBJECT_KIND_ENDPOINTS, namespace: "bench", name: name}] = ed
+	}
+	lg := slog.New(slog.DiscardHandler)
+	changed := objKey{kind: api.ObjectKind_OBJECT_KIND_ENDPOINTS, namespace: "bench", name: "svc-00000"}
+	for _, cached := range []bool{false, true} {
+		b.Run(fmt.Sprintf("cached=%v", cached), func(b *testing.B) {
+			_, cache := decodeViewCached(objs, nil, lg)
+			i := 0
+			for b.Loop() {
+				i++
+				next := maps.Clone(objs)
+				next[changed] = fmt.Appendf(nil, `{"metadata":{"namespace":"bench","name":"svc-00000"},"subsets":[{"addresses":[{"ip":"10.41.0.%d"}],"ports":[{"name":"http","port":8080}]}]}`, i%250)
+				if !cached {
+					cache = nil
+				}
+				var v view
+				v, cache = decodeViewCached(next, cache, lg)
+				if len(proxyServices(v.services)) != 5000 || len(proxyEndpoints(v.endpoints)) != 5000 {
+					b.Fatal("wrong view")
+				}
 			}
 		})
 	}
