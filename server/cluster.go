@@ -61,14 +61,14 @@ type membership struct {
 	publishEvery time.Duration
 	lg           *slog.Logger
 
-	mu     sync.Mutex           // guards remote
-	remote map[string]time.Time // node → heartbeat published by any server
+	mu     sync.Mutex          // guards remote
+	remote map[string]peerBeat // node → heartbeat published by any server
 }
 
 func newMembership(cli *clientv3.Client, prefix, self string, servers *nodes.ServerSet, publishEvery time.Duration, lg *slog.Logger) *membership {
 	return &membership{
 		cli: cli, prefix: prefix, self: self, servers: servers, publishEvery: publishEvery,
-		lg: lg.With("component", "membership"), remote: map[string]time.Time{},
+		lg: lg.With("component", "membership"), remote: map[string]peerBeat{},
 	}
 }
 
@@ -77,8 +77,17 @@ func newMembership(cli *clientv3.Client, prefix, self string, servers *nodes.Ser
 func (m *membership) LastHeartbeat(node string) (time.Time, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t, ok := m.remote[node]
-	return t, ok
+	b, ok := m.remote[node]
+	return b.Time, ok
+}
+
+// Holder returns the server node last published a heartbeat through,
+// the one holding its connection. Safe for concurrent use.
+func (m *membership) Holder(node string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.remote[node]
+	return b.Server, ok && b.Server != ""
 }
 
 // Run keeps the membership until ctx ends; it re-registers after losing
@@ -149,11 +158,11 @@ func (m *membership) poll(ctx context.Context) {
 	if err != nil {
 		m.lg.Debug("reading published heartbeats", "err", err)
 	} else {
-		remote := make(map[string]time.Time, len(resp.Kvs))
+		remote := make(map[string]peerBeat, len(resp.Kvs))
 		for _, kv := range resp.Kvs {
 			var b peerBeat
 			if json.Unmarshal(kv.Value, &b) == nil {
-				remote[strings.TrimPrefix(string(kv.Key), m.prefix+heartbeatsDir)] = b.Time
+				remote[strings.TrimPrefix(string(kv.Key), m.prefix+heartbeatsDir)] = b
 			}
 		}
 		m.mu.Lock()

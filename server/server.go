@@ -79,6 +79,10 @@ func Run(ctx context.Context, cfg Config) error {
 
 	authz := &auth.Authorizer{}
 	streams := streaming.NewServer(lg, nil)
+	var podStreams apiserver.PodStreamer = streams
+	if members != nil {
+		podStreams = newPodStreamRouter(streams, members, self, authority, lg)
+	}
 	api, err := apiserver.New(apiserver.Config{
 		Store: st,
 		Authenticator: auth.NewAuthenticator(authority.ClientCAPool(), map[string]auth.User{
@@ -87,7 +91,7 @@ func Run(ctx context.Context, cfg Config) error {
 			authority.AdminToken():  auth.AdminUser,
 		}),
 		Authorizer:    authz,
-		PodStreams:    streams,
+		PodStreams:    podStreams,
 		Logger:        lg,
 		Metrics:       apiserver.NewMetrics(append(st.Collectors(), leader.Collectors()...)...),
 		ServiceCIDR:   cfg.ServiceCIDR,

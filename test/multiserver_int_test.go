@@ -229,6 +229,18 @@ func TestIntegrationMultiServer(t *testing.T) {
 		t.Errorf("the agent's log does not show it connecting to another server")
 	}
 
+	// logs and exec work through either survivor: the one the node is
+	// not connected to forwards them to the one it is.
+	for i, s := range []*serverProc{b, c} {
+		want := fmt.Sprintf("through-server-%d", i)
+		if out := strings.TrimSpace(s.mustMinik("", "exec", replacement, "--", "echo", want)); out != want {
+			t.Errorf("exec through server %d = %q, want %q", i, out, want)
+		}
+		if out, code := s.minik("", "logs", replacement); code != 0 {
+			t.Errorf("logs through server %d: exit %d: %s", i, code, out)
+		}
+	}
+
 	// One etcd member down: writes are still acknowledged, and each
 	// acknowledged write reads back through another server.
 	ec.Kill(0)

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/minik-dev/minik/server/apiserver"
+	"github.com/minik-dev/minik/server/pki"
+)
+
+// forwardedHeader marks a pod stream request one server forwarded to
+// another; it is not forwarded again.
+const forwardedHeader = "X-Minik-Forwarded-By"
+
+// holders knows which server a node is connected to.
+type holders interface {
+	Holder(node string) (server string, ok bool)
+}
+
+// localStreams is the streaming server of this process.
+type localStreams interface {
+	apiserver.PodStreamer
+	Connected(node string) bool
+}
+
+// podStreamRouter serves a pod's log, exec and attach here when its node
+// holds a tunnel to this server, and otherwise forwards the request to
+// the server the node is connected to. The request has been
+// authenticated and authorized here; the forward authenticates as the
+// cluster admin (the admin token every server shares), as an API server
+// does towards its kubelets.
+type podStreamRouter struct {
+	local   localStreams
+	holders holders
+	self    string // this server's advertised host:port
+	proxy   *httputil.ReverseProxy
+	lg      *slog.Logger
+}
+
+func newPodStreamRouter(local localStreams, h holders, self string, authority *pki.Authority, lg *slog.Logger) *podStreamRouter {
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: authority.ClientCAPool(), MinVersion: tls.VersionTLS12},
+		// Upgrades (exec, attach) need HTTP/1.1.
+		ForceAttemptHTTP2: false,
+	}
+	adminToken := authority.AdminToken()
+	p := &podStreamRouter{local: local, holders: h, self: self, lg: lg.With("component", "stream-router")}
+	p.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			target := pr.In.Context().Value(targetKey{}).(*url.URL)
+			pr.SetURL(target)
+			pr.Out.URL.Path, pr.Out.URL.RawPath = pr.In.URL.Path, pr.In.URL.RawPath
+			pr.Out.Header.Set("Authorization", "Bearer "+adminToken)
+			pr.Out.Header.Set(forwardedHeader, self)
+		},
+		Transport:     tr,
+		FlushInterval: -1, // logs stream as they come
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			p.lg.Warn("forwarding a pod stream", "to", r.Context().Value(targetKey{}), "err", err)
+			writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("forwarding to server %s: %v", r.Context().Value(targetKey{}).(*url.URL).Host, err)))
+		},
+	}
+	return p
+}
+
+type targetKey struct{}
+
+// ServePodSubresource implements apiserver.PodStreamer.
+func (p *podStreamRouter) ServePodSubresource(w http.ResponseWriter, r *http.Request, pod *corev1.Pod, sub string) {
+	node := pod.Spec.NodeName
+	if node == "" || p.local.Connected(node) || r.Header.Get(forwardedHeader) != "" {
+		p.local.ServePodSubresource(w, r, pod, sub)
+		return
+	}
+	holder, ok := p.holders.Holder(node)
+	if !ok || holder == p.self {
+		p.local.ServePodSubresource(w, r, pod, sub)
+		return
+	}
+	if _, _, err := net.SplitHostPort(holder); err != nil {
+		p.local.ServePodSubresource(w, r, pod, sub)
+		return
+	}
+	target := &url.URL{Scheme: "https", Host: holder}
+	p.lg.Debug("forwarding a pod stream", "pod", pod.Namespace+"/"+pod.Name, "node", node, "to", holder)
+	p.proxy.ServeHTTP(w, r.WithContext(contextWithTarget(r, target)))
+}
+
+func contextWithTarget(r *http.Request, target *url.URL) context.Context {
+	return context.WithValue(r.Context(), targetKey{}, target)
+}
+
+// writeStatus answers with err's Status as JSON.
+func writeStatus(w http.ResponseWriter, err apierrors.APIStatus) {
+	st := err.Status()
+	st.Kind, st.APIVersion = "Status", "v1"
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(int(st.Code))
+	json.NewEncoder(w).Encode(st)
+}
