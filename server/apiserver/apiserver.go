@@ -178,10 +178,10 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource strin
 		s.writeStatus(w, r, st, schema.GroupResource{}, "")
 		return r.Method, "unauthorized"
 	}
-	if rest, found := strings.CutPrefix(path, "/api/v1/"); found && rest != "" {
+	if rest, gv, found := cutResourcePrefix(path); found && rest != "" {
 		watch := isTrue(r.URL.Query().Get("watch"))
 		info, ok := parseResourcePath(r.Method, rest, watch)
-		if !ok {
+		if !ok || info.Resource.GroupVersion() != gv {
 			s.writeStatus(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""), schema.GroupResource{}, "")
 			return r.Method, "unknown"
 		}

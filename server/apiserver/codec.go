@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	clientscheme "k8s.io/client-go/kubernetes/scheme"
 	kjson "sigs.k8s.io/json"
@@ -52,8 +51,8 @@ func decodeObject(w http.ResponseWriter, r *http.Request, res *registry.Resource
 		if err := decodeProtobuf(data, obj); err != nil {
 			return nil, err
 		}
-		if gvk := obj.GetObjectKind().GroupVersionKind(); gvk.Kind != res.Kind || gvk.GroupVersion().String() != "v1" {
-			return nil, badRequest("the body of the request has kind %q in %q, want %q in \"v1\" for resource %q", gvk.Kind, gvk.GroupVersion(), res.Kind, res.Name)
+		if gvk := obj.GetObjectKind().GroupVersionKind(); gvk.Kind != res.Kind || gvk.GroupVersion() != res.GroupVersion() {
+			return nil, badRequest("the body of the request has kind %q in %q, want %q in %q for resource %q", gvk.Kind, gvk.GroupVersion(), res.Kind, res.GroupVersion(), res.Name)
 		}
 		return obj, nil
 	}
@@ -65,8 +64,8 @@ func decodeObject(w http.ResponseWriter, r *http.Request, res *registry.Resource
 	if gvk.Kind != "" && gvk.Kind != res.Kind {
 		return nil, badRequest("the body of the request has kind %q, want %q for resource %q", gvk.Kind, res.Kind, res.Name)
 	}
-	if gv := gvk.GroupVersion().String(); gv != "" && gv != "v1" {
-		return nil, badRequest("the body of the request has apiVersion %q, want \"v1\" for %s", gv, res.Kind)
+	if gv := gvk.GroupVersion().String(); gv != "" && gv != res.GroupVersion().String() {
+		return nil, badRequest("the body of the request has apiVersion %q, want %q for %s", gv, res.GroupVersion(), res.Kind)
 	}
 	if decodeErr != nil {
 		return nil, decodeErr
@@ -137,7 +136,7 @@ func decodeProtobuf(data []byte, into runtime.Object) error {
 // setTypeMeta fills apiVersion and kind, which the typed structs leave
 // empty after decoding a stored object.
 func setTypeMeta(obj runtime.Object, res *registry.Resource) {
-	obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: res.Kind})
+	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersion().WithKind(res.Kind))
 }
 
 // encodeStored is the stored form of obj: JSON without resourceVersion,
@@ -184,5 +183,5 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 func setListKind(list runtime.Object, res *registry.Resource) {
-	list.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: res.Kind + "List"})
+	list.GetObjectKind().SetGroupVersionKind(res.GroupVersion().WithKind(res.Kind + "List"))
 }

@@ -29,10 +29,7 @@ func (s *Server) serveNonResource(w *statusRecorder, r *http.Request) {
 	case "/api/v1":
 		writeJSON(w, http.StatusOK, apiResourceList())
 	case "/apis":
-		writeJSON(w, http.StatusOK, &metav1.APIGroupList{
-			TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"},
-			Groups:   []metav1.APIGroup{},
-		})
+		writeJSON(w, http.StatusOK, apiGroupList())
 	case "/metrics":
 		if s.metrics == nil {
 			http.NotFound(w, r)
@@ -40,6 +37,10 @@ func (s *Server) serveNonResource(w *statusRecorder, r *http.Request) {
 		}
 		s.metrics.handler.ServeHTTP(w, r)
 	default:
+		if v := groupDiscovery(strings.TrimSuffix(r.URL.Path, "/")); v != nil {
+			writeJSON(w, http.StatusOK, v)
+			return
+		}
 		s.writeStatus(w, r, notFoundPath(r.URL.Path), schemaGR(""), "")
 	}
 }
@@ -63,6 +64,9 @@ func apiResourceList() *metav1.APIResourceList {
 		GroupVersion: "v1",
 	}
 	for _, res := range registry.All() {
+		if res.Group != "" {
+			continue // served under /apis/GROUP/v1 (groups.go)
+		}
 		verbs := metav1.Verbs{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 		list.APIResources = append(list.APIResources, metav1.APIResource{
 			Name: res.Name, SingularName: res.Singular, Namespaced: res.Namespaced,
@@ -83,7 +87,7 @@ func apiResourceList() *metav1.APIResourceList {
 		if res.Name == "pods" {
 			list.APIResources = append(list.APIResources, metav1.APIResource{
 				Name: "pods/binding", Namespaced: true, Kind: "Binding", Verbs: metav1.Verbs{"create"},
-			})
+			}, evictionResource)
 		}
 		if res.Name == "namespaces" {
 			list.APIResources = append(list.APIResources, metav1.APIResource{

@@ -52,6 +52,9 @@ var openAPIv1 = sync.OnceValues(func() ([]byte, string) {
 	}
 	str := map[string]string{"type": "string"}
 	for _, res := range registry.All() {
+		if res.Group != "" {
+			continue // this document is api/v1's
+		}
 		path := "/api/v1/" + res.Name + "/{name}"
 		if res.Namespaced {
 			path = "/api/v1/namespaces/{namespace}/" + res.Name + "/{name}"

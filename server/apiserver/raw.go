@@ -56,7 +56,7 @@ func writeRaw(w http.ResponseWriter, code int, stored []byte, rev int64) bool {
 // writeRawList writes a list of stored objects as KIND List JSON.
 func writeRawList(w http.ResponseWriter, res *registry.Resource, kvs []store.KV, listRev int64, cont string) bool {
 	var buf bytes.Buffer
-	buf.WriteString(`{"kind":"` + res.Kind + `List","apiVersion":"v1","metadata":{"resourceVersion":"`)
+	buf.WriteString(`{"kind":"` + res.Kind + `List","apiVersion":"` + res.GroupVersion().String() + `","metadata":{"resourceVersion":"`)
 	buf.WriteString(strconv.FormatInt(listRev, 10))
 	buf.WriteByte('"')
 	if cont != "" {

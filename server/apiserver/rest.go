@@ -34,6 +34,8 @@ func (s *Server) serveResource(w *statusRecorder, r *http.Request, info requestI
 		err = s.serveScale(w, r, info)
 	case "binding":
 		err = s.serveBinding(w, r, info)
+	case "eviction":
+		err = s.serveEviction(w, r, info)
 	case "finalize":
 		err = s.serveFinalize(w, r, info)
 	case "log", "exec", "attach":

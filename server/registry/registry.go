@@ -20,6 +20,7 @@ var resources = []*Resource{
 	replicationControllerResource,
 	nodeResource,
 	eventResource,
+	pdbResource,
 }
 
 var (
@@ -35,7 +36,8 @@ func index(key func(*Resource) string) map[string]*Resource {
 	return m
 }
 
-// All returns every resource served under /api/v1 in a stable order. The
+// All returns every resource served, core (/api/v1) and grouped
+// (/apis/GROUP/v1), in a stable order. The
 // slice is the caller's; the Resources are shared and must not be
 // modified.
 func All() []*Resource {

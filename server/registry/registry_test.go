@@ -20,6 +20,7 @@ func TestAll(t *testing.T) {
 	want := []string{
 		"namespaces Namespace", "pods Pod", "services Service", "endpoints Endpoints",
 		"replicationcontrollers ReplicationController", "nodes Node", "events Event",
+		"poddisruptionbudgets PodDisruptionBudget",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)

@@ -4,6 +4,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -15,9 +16,12 @@ import (
 // Funcs receive typed objects (*corev1.Pod for pods, …) and are safe for
 // concurrent use; they may modify the object passed in but nothing else.
 type Resource struct {
-	Name       string // plural, lower case: "pods"
-	Singular   string // "pod"
-	Kind       string // "Pod"
+	Name     string // plural, lower case: "pods"
+	Singular string // "pod"
+	Kind     string // "Pod"
+	// Group is the API group, "" for core; every resource is served in
+	// version v1 of its group (see GroupVersion).
+	Group      string
 	ShortNames []string
 	Namespaced bool
 	HasStatus  bool // serves the status subresource
@@ -60,4 +64,10 @@ type Resource struct {
 	// spec replicas, status replicas and the label selector in string form.
 	Replicas    func(obj runtime.Object) (spec, status int32, selector string)
 	SetReplicas func(obj runtime.Object, n int32)
+}
+
+// GroupVersion is the group and version the resource is served in:
+// core "v1" (under /api/v1) or GROUP/v1 (under /apis/GROUP/v1).
+func (r *Resource) GroupVersion() schema.GroupVersion {
+	return schema.GroupVersion{Group: r.Group, Version: "v1"}
 }

@@ -1,0 +1,111 @@
+package apiserver
+
+import (
+	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/minik-dev/minik/server/registry"
+)
+
+// Resources outside the core group are served under /apis/GROUP/v1, with
+// the discovery documents kubectl and client-go read: /apis lists the
+// groups, /apis/GROUP the group, /apis/GROUP/v1 its resources.
+
+var coreV1 = schema.GroupVersion{Version: "v1"}
+
+// cutResourcePrefix splits a resource path into the part after its
+// group-version prefix and that group-version: /api/v1/REST is core v1,
+// /apis/GROUP/v1/REST is GROUP/v1 for a group minik serves. ok is false
+// for any other path.
+func cutResourcePrefix(path string) (rest string, gv schema.GroupVersion, ok bool) {
+	if rest, ok := strings.CutPrefix(path, "/api/v1/"); ok {
+		return rest, coreV1, true
+	}
+	rest, ok = strings.CutPrefix(path, "/apis/")
+	if !ok {
+		return "", gv, false
+	}
+	group, rest, ok1 := strings.Cut(rest, "/")
+	version, rest, ok2 := strings.Cut(rest, "/")
+	if !ok1 || !ok2 || version != "v1" || !slices.Contains(apiGroups(), group) {
+		return "", gv, false
+	}
+	return rest, schema.GroupVersion{Group: group, Version: version}, true
+}
+
+// apiGroups lists the groups of the registry's resources, in order.
+func apiGroups() []string {
+	var groups []string
+	for _, res := range registry.All() {
+		if res.Group != "" && !slices.Contains(groups, res.Group) {
+			groups = append(groups, res.Group)
+		}
+	}
+	return groups
+}
+
+func apiGroup(group string) metav1.APIGroup {
+	v := metav1.GroupVersionForDiscovery{GroupVersion: group + "/v1", Version: "v1"}
+	return metav1.APIGroup{
+		TypeMeta: metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"},
+		Name:     group, Versions: []metav1.GroupVersionForDiscovery{v}, PreferredVersion: v,
+	}
+}
+
+// apiGroupList is the /apis document.
+func apiGroupList() *metav1.APIGroupList {
+	list := &metav1.APIGroupList{
+		TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"},
+		Groups:   []metav1.APIGroup{},
+	}
+	for _, g := range apiGroups() {
+		ag := apiGroup(g)
+		ag.TypeMeta = metav1.TypeMeta{}
+		list.Groups = append(list.Groups, ag)
+	}
+	return list
+}
+
+// groupDiscovery returns the discovery document at path (without a
+// trailing slash) for a served group, or nil.
+func groupDiscovery(path string) any {
+	rest, ok := strings.CutPrefix(path, "/apis/")
+	if !ok {
+		return nil
+	}
+	group, version, versioned := strings.Cut(rest, "/")
+	if !slices.Contains(apiGroups(), group) {
+		return nil
+	}
+	if !versioned {
+		g := apiGroup(group)
+		return &g
+	}
+	if version != "v1" {
+		return nil
+	}
+	list := &metav1.APIResourceList{
+		TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
+		GroupVersion: group + "/v1",
+	}
+	for _, res := range registry.All() {
+		if res.Group != group {
+			continue
+		}
+		list.APIResources = append(list.APIResources, metav1.APIResource{
+			Name: res.Name, SingularName: res.Singular, Namespaced: res.Namespaced, Kind: res.Kind,
+			Verbs:      metav1.Verbs{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
+			ShortNames: res.ShortNames, Categories: categories[res.Name],
+		})
+		if res.HasStatus {
+			list.APIResources = append(list.APIResources, metav1.APIResource{
+				Name: res.Name + "/status", Namespaced: res.Namespaced, Kind: res.Kind,
+				Verbs: metav1.Verbs{"get", "patch", "update"},
+			})
+		}
+	}
+	return list
+}
