@@ -49,6 +49,8 @@ type envOptions struct {
 	grace time.Duration
 	st    *store.Bolt
 	ca    *pki.Authority
+	// configure, when set, adjusts the service's Config.
+	configure func(*nodes.Config)
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
@@ -79,10 +81,14 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if err := a.EnsureNamespaces(ctx); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := nodes.New(nodes.Config{
+	cfg := nodes.Config{
 		Store: st, API: a, Authority: ca, GracePeriod: opts.grace,
 		BatchDelay: 20 * time.Millisecond, ServerAddresses: []string{"127.0.0.1:6443"}, Logger: lg,
-	})
+	}
+	if opts.configure != nil {
+		opts.configure(&cfg)
+	}
+	svc, err := nodes.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
