@@ -60,6 +60,27 @@ spec:
   ports: [{name: http, port: 8080}]
 `
 
+// stickySvc is web with ClientIP session affinity; lbSvc is web as a
+// LoadBalancer on port 8090, served at every Ready node's address.
+const stickySvc = `apiVersion: v1
+kind: Service
+metadata: {name: web-sticky}
+spec:
+  selector: {app: web}
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}
+  ports: [{name: http, port: 80, targetPort: http}]
+`
+
+const lbSvc = `apiVersion: v1
+kind: Service
+metadata: {name: web-lb}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{name: http, port: 8090, targetPort: http}]
+`
+
 // webPods returns the names of the RC's running pods not being deleted,
 // and how many there are per node.
 func webPods(t *testing.T, cs *kubernetes.Clientset) ([]string, map[string]int) {
@@ -147,6 +168,8 @@ func TestIntegrationServices(t *testing.T) {
 
 	s.mustMinik(httpRC, "apply", "-f", "-")
 	s.mustMinik(webSvc, "apply", "-f", "-")
+	s.mustMinik(stickySvc, "apply", "-f", "-")
+	s.mustMinik(lbSvc, "apply", "-f", "-")
 	var pods []string
 	eventually(t, 120*time.Second, "3 web pods over both nodes", func() error {
 		names, by := webPods(t, cs)
@@ -191,6 +214,9 @@ func TestIntegrationServices(t *testing.T) {
 	} {
 		expectBackends(t, target.from, target.addr, 30, pods, 10*time.Second)
 	}
+
+	checkSessionAffinity(t, cs, n1, n2, pods)
+	checkLoadBalancer(t, cs, n1, n2, pods)
 
 	// From inside a pod, by DNS name: resolv.conf, then 60 requests.
 	client := pods[0]
@@ -275,6 +301,67 @@ for i in $(seq 60); do printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $ip 80 | tail -
 	}
 	if out, _ := n2.inNode("ip", "route", "show", "proto", "211"); strings.TrimSpace(out) != "" {
 		t.Errorf("after --cleanup, pod routes left:\n%s", out)
+	}
+}
+
+// checkSessionAffinity sends 30 requests from each node to web-sticky,
+// which has ClientIP affinity: each node (one client IP) reaches one pod
+// only, while web, without affinity, still spreads over all pods.
+func checkSessionAffinity(t *testing.T, cs *kubernetes.Clientset, n1, n2 *agentProc, pods []string) {
+	t.Helper()
+	svc, err := cs.CoreV1().Services("default").Get(context.Background(), "web-sticky", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vip := net.JoinHostPort(svc.Spec.ClusterIP, "80")
+	for _, n := range []*agentProc{n1, n2} {
+		var got []string
+		eventually(t, 30*time.Second, "web-sticky answers from "+n.name, func() (err error) {
+			got, err = backends(n, vip, 30)
+			return err
+		})
+		if len(got) != 1 {
+			t.Errorf("30 requests from %s to web-sticky (ClientIP affinity) reached %v, want one pod", n.name, got)
+		}
+		t.Logf("30 requests from %s to web-sticky reached only %v", n.name, got)
+	}
+	web, err := cs.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectBackends(t, n2, net.JoinHostPort(web.Spec.ClusterIP, "80"), 30, pods, 10*time.Second)
+}
+
+// checkLoadBalancer waits until web-lb's status lists both nodes' IPs and
+// sends requests to nodeIP:8090 on both nodes, from both nodes.
+func checkLoadBalancer(t *testing.T, cs *kubernetes.Clientset, n1, n2 *agentProc, pods []string) {
+	t.Helper()
+	want := []string{n1.ip, n2.ip}
+	sort.Strings(want)
+	eventually(t, 30*time.Second, fmt.Sprintf("web-lb ingress %v", want), func() error {
+		svc, err := cs.CoreV1().Services("default").Get(context.Background(), "web-lb", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, in := range svc.Status.LoadBalancer.Ingress {
+			got = append(got, in.IP)
+		}
+		sort.Strings(got)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("ingress %v", got)
+		}
+		return nil
+	})
+	for _, target := range []struct {
+		from *agentProc
+		addr string
+	}{
+		{n1, net.JoinHostPort(n2.ip, "8090")},
+		{n2, net.JoinHostPort(n1.ip, "8090")},
+		{n1, net.JoinHostPort(n1.ip, "8090")},
+	} {
+		expectBackends(t, target.from, target.addr, 30, pods, 30*time.Second)
 	}
 }
 
