@@ -36,9 +36,9 @@ type Config struct {
 }
 
 // RunAll runs the replication manager, the endpoints controller, the
-// garbage collector, node lifecycle and their event recorder until ctx
-// ends, and returns after all have stopped. It returns the first error
-// that stopped a controller early.
+// garbage collector, node lifecycle, the disruption controller and their
+// event recorder until ctx ends, and returns after all have stopped. It
+// returns the first error that stopped a controller early.
 func RunAll(ctx context.Context, cfg Config) error {
 	lg := cfg.Logger
 	if lg == nil {
@@ -96,5 +96,9 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
-	return []func(context.Context, int) error{rm.Run, ec.Run, gc.Run, nl.Run}, nil
+	dc, err := NewDisruptionController(client, factory.Policy().V1().PodDisruptionBudgets(), core.Pods(), core.ReplicationControllers(), lg, DisruptionOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return []func(context.Context, int) error{rm.Run, ec.Run, gc.Run, nl.Run, dc.Run}, nil
 }

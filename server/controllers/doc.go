@@ -1,6 +1,7 @@
 // Package controllers holds minik's control loops: replication
-// controllers, service endpoints, the garbage collector, node lifecycle,
-// and the event recorder they share.
+// controllers, service endpoints, the garbage collector, node lifecycle
+// (unreachable and not-ready taints), pod disruption budgets, and the
+// event recorder they share with the scheduler and the node service.
 //
 // # Contract
 //
