@@ -145,12 +145,45 @@ func (e *elector) term(ctx context.Context, work leading) error {
 	if time.Since(time.Unix(0, lastAck.Load())) >= leaderStopAfter {
 		return errors.New("election lease lapsed while campaigning")
 	}
-	return e.lead(tctx, work, lost, &lastAck)
+	keyGone := make(chan struct{})
+	go e.watchKey(tctx, el.Key(), el.Rev(), keyGone)
+	return e.lead(tctx, work, lost, keyGone, &lastAck)
 }
 
-// lead runs work until ctx ends, the lease is lost or no renewal has been
-// acknowledged for leaderStopAfter.
-func (e *elector) lead(ctx context.Context, work leading, lost <-chan struct{}, lastAck *atomic.Int64) error {
+// watchKey closes gone when the election key is deleted (its lease
+// revoked or expired) or cannot be found, and returns when ctx ends.
+func (e *elector) watchKey(ctx context.Context, key string, rev int64, gone chan<- struct{}) {
+	for ctx.Err() == nil {
+		for resp := range e.cli.Watch(ctx, key, clientv3.WithRev(rev+1)) {
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					close(gone)
+					return
+				}
+			}
+			if resp.Err() != nil {
+				break // compacted past rev: check the key below
+			}
+			rev = max(rev, resp.Header.Revision)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		got, err := e.cli.Get(ctx, key)
+		if err != nil {
+			continue
+		}
+		if len(got.Kvs) == 0 {
+			close(gone)
+			return
+		}
+		rev = got.Header.Revision
+	}
+}
+
+// lead runs work until ctx ends, the lease is lost, the election key is
+// deleted or no renewal has been acknowledged for leaderStopAfter.
+func (e *elector) lead(ctx context.Context, work leading, lost, keyGone <-chan struct{}, lastAck *atomic.Int64) error {
 	wctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go func() {
@@ -162,6 +195,9 @@ func (e *elector) lead(ctx context.Context, work leading, lost <-chan struct{}, 
 				return
 			case <-lost:
 				stop(errors.New("election lease lost"))
+				return
+			case <-keyGone:
+				stop(errors.New("election key deleted"))
 				return
 			case <-t.C:
 				if time.Since(time.Unix(0, lastAck.Load())) >= leaderStopAfter {

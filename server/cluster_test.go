@@ -1,0 +1,292 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/minik-dev/minik/server/nodes"
+	"github.com/minik-dev/minik/server/pki"
+	"github.com/minik-dev/minik/store/storetest"
+)
+
+const testTimeout = 20 * time.Second
+
+func etcdClient(t *testing.T, endpoint string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), nil))
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// leaderWork counts how many electors run their work at once.
+type leaderWork struct {
+	running, most atomic.Int32
+	mu            sync.Mutex
+	who           []string
+}
+
+func (w *leaderWork) fn(name string) leading {
+	return func(ctx context.Context) error {
+		n := w.running.Add(1)
+		for {
+			m := w.most.Load()
+			if n <= m || w.most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		w.mu.Lock()
+		w.who = append(w.who, name)
+		w.mu.Unlock()
+		<-ctx.Done()
+		w.running.Add(-1)
+		return nil
+	}
+}
+
+func (w *leaderWork) leaders() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.who)
+}
+
+func TestElectorOneLeaderAtATime(t *testing.T) {
+	endpoint := storetest.StartEtcd(t)
+	cli := etcdClient(t, endpoint)
+	work := &leaderWork{}
+	var (
+		electors [2]*elector
+		cancels  [2]context.CancelFunc
+		done     [2]chan error
+	)
+	for i, name := range []string{"a", "b"} {
+		electors[i] = newElector(etcdClient(t, endpoint), "/test/leader", name, testLogger(t))
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels[i], done[i] = cancel, make(chan error, 1)
+		go func() { done[i] <- electors[i].Run(ctx, work.fn(name)) }()
+		t.Cleanup(func() { cancel(); <-done[i] })
+		if i == 0 {
+			waitUntil(t, "a to lead", electors[0].Leading)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if electors[1].Leading() {
+		t.Fatalf("b leads while a does")
+	}
+	// a loses its lease (as when etcd expires it): its work stops and b
+	// takes over.
+	leases, err := cli.Leases(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cli.Get(context.Background(), "/test/leader", clientv3.WithFirstCreate()...)
+	if err != nil || len(resp.Kvs) == 0 {
+		t.Fatalf("election key: %v, %d keys", err, len(resp.Kvs))
+	}
+	aLease := clientv3.LeaseID(resp.Kvs[0].Lease)
+	if !slices.ContainsFunc(leases.Leases, func(l clientv3.LeaseStatus) bool { return l.ID == aLease }) {
+		t.Fatalf("a's lease %x not among %v", aLease, leases.Leases)
+	}
+	if _, err := cli.Revoke(context.Background(), aLease); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "b to lead after a lost its lease", electors[1].Leading)
+	waitUntil(t, "a to stop leading", func() bool { return !electors[0].Leading() })
+	// Revocation reaches both at once, so their work may overlap for
+	// moments; handing over normally must not.
+	work.most.Store(work.running.Load())
+	// a campaigns again and waits behind b.
+	time.Sleep(300 * time.Millisecond)
+	if electors[0].Leading() {
+		t.Errorf("a leads again while b does")
+	}
+	// b stops: a takes over without waiting for b's lease to expire.
+	stopped := time.Now()
+	cancels[1]()
+	if err := <-done[1]; err != nil {
+		t.Errorf("b's Run = %v", err)
+	}
+	done[1] <- nil
+	waitUntil(t, "a to lead after b stopped", electors[0].Leading)
+	if d := time.Since(stopped); d >= leaderTTL*time.Second {
+		t.Errorf("a took over %v after b stopped, not before b's lease could expire", d)
+	}
+	if got := work.most.Load(); got != 1 {
+		t.Errorf("at most %d electors worked at once, want 1", got)
+	}
+	if got, want := work.leaders(), []string{"a", "b", "a"}; !slices.Equal(got, want) {
+		t.Errorf("leaders in turn = %v, want %v", got, want)
+	}
+}
+
+func TestElectorWithoutEtcdAlwaysLeads(t *testing.T) {
+	e := newElector(nil, "", "solo", testLogger(t))
+	boom := errors.New("boom")
+	if err := e.Run(context.Background(), func(ctx context.Context) error {
+		if !e.Leading() {
+			t.Errorf("not leading while its work runs")
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Errorf("Run = %v, want %v", err, boom)
+	}
+}
+
+// localOnly is one server's local heartbeats.
+type localOnly map[string]time.Time
+
+func (l localOnly) LocalHeartbeats() map[string]time.Time { return l }
+
+func TestMembership(t *testing.T) {
+	endpoint := storetest.StartEtcd(t)
+	sets := [2]*nodes.ServerSet{nodes.NewServerSet("10.0.0.1:6443"), nodes.NewServerSet("10.0.0.2:6443")}
+	beat := time.Now().Round(time.Millisecond)
+	local := [2]localOnly{{"n1": beat}, {}}
+	var ms [2]*membership
+	var cancels [2]context.CancelFunc
+	for i := range ms {
+		ms[i] = newMembership(etcdClient(t, endpoint), "/test", sets[i].Addresses()[0], sets[i], 50*time.Millisecond, testLogger(t))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { ms[i].Run(ctx, local[i]); close(done) }()
+		cancels[i] = func() { cancel(); <-done }
+		t.Cleanup(cancels[i])
+	}
+	both := []string{"10.0.0.1:6443", "10.0.0.2:6443"}
+	waitUntil(t, "both servers listed on both", func() bool {
+		return slices.Equal(sets[0].Addresses(), both) && slices.Equal(sets[1].Addresses(), both)
+	})
+	waitUntil(t, "n1's heartbeat published to the second server", func() bool {
+		got, ok := ms[1].LastHeartbeat("n1")
+		return ok && got.Equal(beat)
+	})
+	if h, ok := ms[1].Holder("n1"); !ok || h != "10.0.0.1:6443" {
+		t.Errorf("Holder(n1) = %q, %v; want 10.0.0.1:6443", h, ok)
+	}
+	// The first server stops: it leaves the list, and its records go.
+	cancels[0]()
+	waitUntil(t, "the stopped server to leave the list", func() bool {
+		return slices.Equal(sets[1].Addresses(), []string{"10.0.0.2:6443"})
+	})
+	waitUntil(t, "its heartbeat records to go", func() bool {
+		_, ok := ms[1].LastHeartbeat("n1")
+		return !ok
+	})
+}
+
+func TestBootstrap(t *testing.T) {
+	endpoint := storetest.StartEtcd(t)
+	cli := etcdClient(t, endpoint)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	lg := testLogger(t)
+	cfg := func(extra func(*Config)) Config {
+		c := Config{DataDir: t.TempDir(), HTTPSPort: 6443}
+		if extra != nil {
+			extra(&c)
+		}
+		return c
+	}
+	first, err := bootstrap(ctx, cfg(nil), cli, "/test", "10.0.0.1", lg)
+	if err != nil {
+		t.Fatalf("first bootstrap = %v", err)
+	}
+	stored, err := cli.Get(ctx, "/test"+bootstrapKey)
+	if err != nil || len(stored.Kvs) != 1 {
+		t.Fatalf("bootstrap key: %v", err)
+	}
+	if sh := first.Shared(); bytes.Contains(stored.Kvs[0].Value, sh.CAKey) || bytes.Contains(stored.Kvs[0].Value, []byte(sh.TokenSecret)) {
+		t.Errorf("the datastore holds the CA key or the token secret in the clear")
+	}
+	tests := []struct {
+		name  string
+		token string
+		want  error
+	}{
+		{"full token", first.Token(), nil},
+		{"token secret", first.TokenSecret(), nil},
+		{"wrong secret", "not-the-secret", ErrWrongToken},
+		{"token of another CA", pki.FormatToken(pki.CAHash([]byte("other")), first.TokenSecret()), ErrWrongToken},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg(func(c *Config) { c.Token = tc.token })
+			a, err := bootstrap(ctx, c, cli, "/test", "10.0.0.2", lg)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("bootstrap = %v, want %v", err, tc.want)
+			}
+			if err != nil {
+				return
+			}
+			if !bytes.Equal(a.CAPEM(), first.CAPEM()) || a.Token() != first.Token() || a.AdminToken() != first.AdminToken() {
+				t.Errorf("joined server's CA or tokens differ from the first's")
+			}
+			if _, err := os.Stat(filepath.Join(c.DataDir, pki.KubeconfigFile)); err != nil {
+				t.Errorf("joined server wrote no kubeconfig: %v", err)
+			}
+		})
+	}
+	if _, err := bootstrap(ctx, cfg(nil), cli, "/test", "", lg); err == nil {
+		t.Errorf("bootstrap without a token on an initialised datastore succeeded")
+	}
+}
+
+func TestBootstrapRace(t *testing.T) {
+	endpoint := storetest.StartEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	const secret = "0123456789abcdef0123456789abcdef"
+	var (
+		wg   sync.WaitGroup
+		cas  [4][]byte
+		errs [4]error
+	)
+	for i := range cas {
+		cli := etcdClient(t, endpoint)
+		dir := t.TempDir()
+		wg.Go(func() {
+			a, err := bootstrap(ctx, Config{DataDir: dir, Token: secret}, cli, "/race", "", testLogger(t))
+			if errs[i] = err; err == nil {
+				cas[i] = a.CAPEM()
+			}
+		})
+	}
+	wg.Wait()
+	for i := range cas {
+		if errs[i] != nil {
+			t.Fatalf("server %d: %v", i, errs[i])
+		}
+		if !bytes.Equal(cas[i], cas[0]) {
+			t.Errorf("server %d ended with another CA than server 0", i)
+		}
+	}
+}
