@@ -87,12 +87,13 @@ func (l *serverList) urls() []string {
 }
 
 // set replaces the list with addrs from the server, keeping the server
-// in use first and the --join server last, and keeps it in l.path.
+// in use first (while it is listed, or is the --join server) and the
+// --join server in any case, and keeps it in l.path.
 func (l *serverList) set(addrs []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	next := make([]string, 0, len(addrs)+2)
-	if cur := l.addrs[0]; slices.Contains(addrs, cur) {
+	if cur := l.addrs[0]; cur == l.seed || slices.Contains(addrs, cur) {
 		next = append(next, cur)
 	}
 	for _, a := range addrs {

@@ -31,9 +31,9 @@ func TestServerListKeepsCurrentFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.set([]string{"10.0.0.3:6443", "10.0.0.2:6443"})
-	want := []string{"https://10.0.0.3:6443", "https://10.0.0.2:6443", "https://10.0.0.1:6443"}
+	want := []string{"https://10.0.0.1:6443", "https://10.0.0.3:6443", "https://10.0.0.2:6443"}
 	if got := l.urls(); !slices.Equal(got, want) {
-		t.Errorf("urls() = %v, want %v", got, want)
+		t.Errorf("urls() = %v, want %v (the server in use first)", got, want)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil || string(data) != "10.0.0.2:6443\n10.0.0.3:6443\n" {
