@@ -25,4 +25,13 @@
 // then trusts the server. The secret part authenticates the agent while it
 // has no certificate of its own; SignClientCert then issues its node
 // identity (CN system:node:NAME, O system:nodes).
+//
+// # Several servers
+//
+// Servers of one cluster share Shared: the CA with its key, the token
+// secret and the admin token. The first server keeps them in the datastore
+// sealed by Seal (AES-256-GCM under a PBKDF2-SHA256 key from the token
+// secret, the CA hash in clear as additional data); a joining server
+// opens them with Unseal, writes them with Install and runs Ensure, which
+// issues its own serving and admin certificates from that CA.
 package pki
