@@ -1,5 +1,13 @@
-// Package server runs minik's control plane: the store, the API server and
-// (in later stages) the controllers, the scheduler and the node service.
+// Package server runs minik's control plane: the store, the API server,
+// the controllers, the scheduler and the node service.
+//
+// Servers that share an etcd datastore form one control plane: any of them
+// serves the API; the controllers and the scheduler run on an elected
+// leader (leader.go); the first server keeps the cluster's CA and secrets
+// in the datastore for the others (bootstrap.go); each keeps a
+// lease-backed record there, learns the others' addresses for the agents
+// and shares its nodes' heartbeats (cluster.go); logs and exec go to the
+// server a node is connected to (streams.go).
 package server
 
 import (
