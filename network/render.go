@@ -1,7 +1,10 @@
 package network
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash"
+	"hash/fnv"
 	"net/netip"
 	"strings"
 )
@@ -66,6 +69,40 @@ type portRules struct {
 	nodePorts   []string // in MINIK-NODEPORTS
 	reject      []string // in filter MINIK-SERVICES
 	chains      []*chain // MINIK-SVC and MINIK-SEP chains
+	// sums hashes natServices, nodePorts and reject, so the shared
+	// chains' hashes come from 8 bytes per port instead of their rules.
+	sums [3]uint64
+}
+
+// shared is a chain made of every port's rules of one kind, hashed from
+// the ports' hashes of those rules.
+type shared struct {
+	chain
+	h hash.Hash64
+}
+
+func newShared(name string, size int) *shared {
+	return &shared{chain: chain{name: name, rules: make([]string, 0, size)}, h: fnv.New64a()}
+}
+
+func (c *shared) addPort(rules []string, sum uint64) {
+	if len(rules) == 0 {
+		return // the chain is the same with or without this port
+	}
+	c.rules = append(c.rules, rules...)
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], sum)
+	c.h.Write(b[:])
+}
+
+// done adds the chain's own last rules and fixes its hash.
+func (c *shared) done(last ...string) *chain {
+	c.rules = append(c.rules, last...)
+	for _, r := range last {
+		c.h.Write([]byte(r))
+	}
+	c.hash = c.h.Sum64() | 1
+	return &c.chain
 }
 
 // renderPort renders one service port.
@@ -77,6 +114,7 @@ func renderPort(sp svcPort, opt renderOptions) *portRules {
 	if len(sp.backends) == 0 {
 		renderReject(filterSvcs, sp)
 		pr.reject = filterSvcs.rules
+		pr.sums = [3]uint64{hashRules(nil), hashRules(nil), hashRules(pr.reject)}
 		return pr
 	}
 	natSvcs.add(`-m comment --comment "%s cluster IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
@@ -97,6 +135,7 @@ func renderPort(sp svcPort, opt renderOptions) *portRules {
 	}
 	pr.natServices, pr.nodePorts = natSvcs.rules, nodePorts.rules
 	pr.chains = renderService(sp, opt)
+	pr.sums = [3]uint64{hashRules(pr.natServices), hashRules(pr.nodePorts), hashRules(pr.reject)}
 	return pr
 }
 
@@ -105,10 +144,10 @@ func renderPort(sp svcPort, opt renderOptions) *portRules {
 // The order of chains within a table is deterministic.
 func render(ports []svcPort, opt renderOptions, prev map[string]*portRules) (map[string][]*chain, map[string]*portRules) {
 	next := make(map[string]*portRules, len(ports))
-	natSvcs := &chain{name: chainServices}
-	nodePorts := &chain{name: chainNodePorts}
-	filterSvcs := &chain{name: chainServices}
-	nat := []*chain{natSvcs, nodePorts}
+	natSvcs := newShared(chainServices, len(ports)+1)
+	nodePorts := newShared(chainNodePorts, 0)
+	filterSvcs := newShared(chainServices, 0)
+	nat := make([]*chain, 2, 4+len(ports)) // MINIK-SERVICES and MINIK-NODEPORTS first, once complete
 	for _, sp := range ports {
 		id := sp.id()
 		pr := prev[id]
@@ -116,15 +155,17 @@ func render(ports []svcPort, opt renderOptions, prev map[string]*portRules) (map
 			pr = renderPort(sp, opt)
 		}
 		next[id] = pr
-		natSvcs.rules = append(natSvcs.rules, pr.natServices...)
-		nodePorts.rules = append(nodePorts.rules, pr.nodePorts...)
-		filterSvcs.rules = append(filterSvcs.rules, pr.reject...)
+		natSvcs.addPort(pr.natServices, pr.sums[0])
+		nodePorts.addPort(pr.nodePorts, pr.sums[1])
+		filterSvcs.addPort(pr.reject, pr.sums[2])
 		nat = append(nat, pr.chains...)
 	}
-	natSvcs.add(`-m comment --comment "minik service nodeports; must be the last rule" -m addrtype --dst-type LOCAL -j %s`,
+	last := &chain{name: chainServices}
+	last.add(`-m comment --comment "minik service nodeports; must be the last rule" -m addrtype --dst-type LOCAL -j %s`,
 		chainNodePorts)
+	nat[0], nat[1] = natSvcs.done(last.rules...), nodePorts.done()
 	nat = append(nat, renderMasq()...)
-	filter := []*chain{filterSvcs, renderForward()}
+	filter := []*chain{filterSvcs.done(), renderForward()}
 	if opt.localhostNodePorts {
 		filter = append(filter, renderFirewall())
 	}

@@ -96,8 +96,17 @@ func joinPorts(services []Service, endpoints []Endpoints) ([]svcPort, error) {
 			out = append(out, sp)
 		}
 	}
-	slices.SortFunc(out, func(a, b svcPort) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.proto, b.proto)) })
-	return out, errors.Join(errs...)
+	// Sort pointers: moving the structs costs more than comparing them.
+	byKey := make([]*svcPort, len(out))
+	for i := range out {
+		byKey[i] = &out[i]
+	}
+	slices.SortFunc(byKey, func(a, b *svcPort) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.proto, b.proto)) })
+	sorted := make([]svcPort, len(out))
+	for i, sp := range byKey {
+		sorted[i] = *sp
+	}
+	return sorted, errors.Join(errs...)
 }
 
 func newSvcPort(s Service, p ServicePort, backends []netip.AddrPort) (svcPort, error) {
