@@ -123,6 +123,19 @@ func TestIntegrationAgentRunsPods(t *testing.T) {
 		}
 		return nil
 	})
+	// The node's events about the pod: what kubectl describe and get events
+	// show.
+	waitEvents(t, cs, n1.name, "duo", "spec.containers{web}", "Pulled", "Created", "Started")
+	waitEvents(t, cs, n1.name, "duo", "spec.containers{client}", "Pulled", "Created", "Started")
+	describe := s.mustMinik("", "describe", "pod", "duo")
+	for _, want := range []string{"Pulled", "already present on machine", "Created container web", "Started container client", "kubelet"} {
+		if !strings.Contains(describe, want) {
+			t.Errorf("describe pod duo lacks %q:\n%s", want, describe)
+		}
+	}
+	if out := s.mustMinik("", "get", "events", "--field-selector", "involvedObject.name=duo,reason=Started"); !strings.Contains(out, "Started container web") {
+		t.Errorf("get events lacks Started container web:\n%s", out)
+	}
 	if out := strings.TrimSpace(s.mustMinik("", "exec", "duo", "-c", "web", "--", "hostname")); out != "duo" {
 		t.Errorf("hostname = %q, want duo", out)
 	}
@@ -163,6 +176,32 @@ func TestIntegrationAgentRunsPods(t *testing.T) {
 	})
 	if out := s.mustMinik("", "logs", "crash", "--previous"); !strings.Contains(out, "boom") {
 		t.Errorf("logs --previous = %q, want boom", out)
+	}
+	backOff := waitEvents(t, cs, n1.name, "crash", "spec.containers{main}", "Started", "BackOff")
+	if ev := backOff["BackOff"]; ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, "Back-off restarting failed container main") {
+		t.Errorf("BackOff event = %s %q", ev.Type, ev.Message)
+	}
+	// Restarts repeat "Started container main": one Event, counted.
+	eventually(t, 30*time.Second, "Started events aggregated", func() error {
+		list, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{
+			FieldSelector: "involvedObject.name=crash,involvedObject.fieldPath=spec.containers{main},reason=Started",
+		})
+		if err != nil {
+			return err
+		}
+		if len(list.Items) != 1 || list.Items[0].Count < 3 {
+			return fmt.Errorf("%d Started events (count %v), want one with count ≥ 3", len(list.Items), func() []int32 {
+				var c []int32
+				for _, ev := range list.Items {
+					c = append(c, ev.Count)
+				}
+				return c
+			}())
+		}
+		return nil
+	})
+	if out := s.mustMinik("", "describe", "pod", "crash"); !strings.Contains(out, "Back-off restarting failed container main") {
+		t.Errorf("describe pod crash lacks the BackOff event:\n%s", out)
 	}
 
 	// `minik image import` brings an image in by hand; a pod that must not
@@ -207,6 +246,7 @@ func TestIntegrationAgentRunsPods(t *testing.T) {
 	for _, name := range []string{"duo", "crash", "imported"} {
 		s.mustMinik("", "delete", "pod", name, "--wait=false")
 	}
+	waitEvents(t, cs, n1.name, "duo", "spec.containers{web}", "Killing")
 	eventually(t, 60*time.Second, "pods gone", func() error {
 		list, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n1.name})
 		if err != nil || len(list.Items) > 0 {
@@ -244,4 +284,31 @@ func nodeClientset(t *testing.T, s *serverProc, a *agentProc) *kubernetes.Client
 		CertFile: filepath.Join(dir, "node.crt"), KeyFile: filepath.Join(dir, "node.key"), CAFile: filepath.Join(dir, "ca.crt"),
 	}}
 	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// waitEvents waits for events from node's kubelet about the pod's
+// fieldPath with each of the reasons, and returns them by reason.
+func waitEvents(t *testing.T, cs *kubernetes.Clientset, node, pod, fieldPath string, reasons ...string) map[string]corev1.Event {
+	t.Helper()
+	got := map[string]corev1.Event{}
+	eventually(t, 60*time.Second, fmt.Sprintf("events %v about %s %s", reasons, pod, fieldPath), func() error {
+		list, err := cs.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{
+			FieldSelector: "involvedObject.kind=Pod,involvedObject.name=" + pod,
+		})
+		if err != nil {
+			return err
+		}
+		for _, ev := range list.Items {
+			if ev.InvolvedObject.FieldPath == fieldPath && ev.Source.Component == "kubelet" && ev.Source.Host == node {
+				got[ev.Reason] = ev
+			}
+		}
+		for _, r := range reasons {
+			if _, ok := got[r]; !ok {
+				return fmt.Errorf("no %s event among %d", r, len(list.Items))
+			}
+		}
+		return nil
+	})
+	return got
 }

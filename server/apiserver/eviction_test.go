@@ -328,3 +328,36 @@ func TestPDBCRUD(t *testing.T) {
 		t.Errorf("Get after Delete = %v, want NotFound", err)
 	}
 }
+
+// kubectl validates a manifest against the OpenAPI document of its
+// group-version: policy/v1 has one, naming PodDisruptionBudget.
+func TestOpenAPIPerGroupVersion(t *testing.T) {
+	ts := newTestServer(t)
+	get := func(path string) string {
+		resp, err := http.Get(ts.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var buf bytes.Buffer
+		buf.ReadFrom(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s = %d", path, resp.StatusCode)
+		}
+		return buf.String()
+	}
+	index := get("/openapi/v3")
+	for _, key := range []string{`"api/v1"`, `"apis/policy/v1"`} {
+		if !strings.Contains(index, key) {
+			t.Errorf("/openapi/v3 lacks %s: %s", key, index)
+		}
+	}
+	policy := get("/openapi/v3/apis/policy/v1")
+	if !strings.Contains(policy, `"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}"`) ||
+		!strings.Contains(policy, `"group":"policy"`) || strings.Contains(policy, `"kind":"Pod"`) {
+		t.Errorf("policy/v1 document: %s", policy)
+	}
+	if core := get("/openapi/v3/api/v1"); strings.Contains(core, "PodDisruptionBudget") || !strings.Contains(core, `"kind":"Pod"`) {
+		t.Errorf("core document: %s", core)
+	}
+}

@@ -36,6 +36,23 @@ func cutResourcePrefix(path string) (rest string, gv schema.GroupVersion, ok boo
 	return rest, schema.GroupVersion{Group: group, Version: version}, true
 }
 
+// apiPrefix is the path prefix of gv's resources, with a trailing slash.
+func apiPrefix(gv schema.GroupVersion) string {
+	if gv.Group == "" {
+		return "/api/" + gv.Version + "/"
+	}
+	return "/apis/" + gv.String() + "/"
+}
+
+// operationGroup names gv's group in OpenAPI operation IDs, as Kubernetes
+// does: "Core", "Policy".
+func operationGroup(gv schema.GroupVersion) string {
+	if gv.Group == "" {
+		return "Core"
+	}
+	return strings.ToUpper(gv.Group[:1]) + gv.Group[1:]
+}
+
 // apiGroups lists the groups of the registry's resources, in order.
 func apiGroups() []string {
 	var groups []string

@@ -5,13 +5,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/minik-dev/minik/server/registry"
 )
 
-// The OpenAPI v3 documents served describe the operations of core/v1, not
-// the schemas of its types: enough for clients to learn which query
+// The OpenAPI v3 documents served, one per group-version, describe its
+// operations, not the schemas of its types: enough for clients to learn which query
 // parameters the server honours (kubectl checks PATCH for fieldValidation
 // before it relies on server-side validation). Clients that want schemas
 // to compute patches fall back to the types compiled into them.
@@ -44,7 +47,32 @@ type openAPIRequestBody struct {
 	Required bool           `json:"required"`
 }
 
-var openAPIv1 = sync.OnceValues(func() ([]byte, string) {
+// openAPIDocs holds the document of each served group-version, by its
+// path below /openapi/v3 ("api/v1", "apis/policy/v1"), with its hash.
+var openAPIDocs = sync.OnceValue(func() map[string]openAPIDocument {
+	docs := map[string]openAPIDocument{}
+	for _, res := range registry.All() {
+		gv := res.GroupVersion()
+		key := strings.TrimSuffix(strings.TrimPrefix(apiPrefix(gv), "/"), "/")
+		if _, ok := docs[key]; !ok {
+			docs[key] = openAPIDocument{data: openAPIFor(gv)}
+		}
+	}
+	for key, d := range docs {
+		sum := sha256.Sum256(d.data)
+		d.hash = hex.EncodeToString(sum[:8])
+		docs[key] = d
+	}
+	return docs
+})
+
+type openAPIDocument struct {
+	data []byte
+	hash string
+}
+
+// openAPIFor builds the document of the resources of gv.
+func openAPIFor(gv schema.GroupVersion) []byte {
 	doc := openAPIDoc{
 		OpenAPI: "3.0.0",
 		Info:    map[string]string{"title": "minik", "version": kubeGitVersion},
@@ -52,16 +80,16 @@ var openAPIv1 = sync.OnceValues(func() ([]byte, string) {
 	}
 	str := map[string]string{"type": "string"}
 	for _, res := range registry.All() {
-		if res.Group != "" {
-			continue // this document is api/v1's
+		if res.GroupVersion() != gv {
+			continue
 		}
-		path := "/api/v1/" + res.Name + "/{name}"
+		path := apiPrefix(gv) + res.Name + "/{name}"
 		if res.Namespaced {
-			path = "/api/v1/namespaces/{namespace}/" + res.Name + "/{name}"
+			path = apiPrefix(gv) + "namespaces/{namespace}/" + res.Name + "/{name}"
 		}
 		doc.Paths[path] = openAPIPathItem{Patch: &openAPIOperation{
-			OperationID: "patchCoreV1" + res.Kind,
-			GVK:         map[string]string{"group": "", "version": "v1", "kind": res.Kind},
+			OperationID: "patch" + operationGroup(gv) + "V1" + res.Kind,
+			GVK:         map[string]string{"group": gv.Group, "version": gv.Version, "kind": res.Kind},
 			Parameters: []openAPIParameter{
 				{Name: "dryRun", In: "query", Schema: str},
 				{Name: "fieldManager", In: "query", Schema: str},
@@ -74,23 +102,25 @@ var openAPIv1 = sync.OnceValues(func() ([]byte, string) {
 		}}
 	}
 	data, _ := json.Marshal(doc)
-	sum := sha256.Sum256(data)
-	return data, hex.EncodeToString(sum[:8])
-})
+	return data
+}
 
 func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) bool {
 	switch r.URL.Path {
 	case "/openapi/v3", "/openapi/v3/":
-		_, hash := openAPIv1()
-		writeJSON(w, http.StatusOK, map[string]any{"paths": map[string]any{
-			"api/v1": map[string]string{"serverRelativeURL": "/openapi/v3/api/v1?hash=" + hash},
-		}})
+		paths := map[string]any{}
+		for key, d := range openAPIDocs() {
+			paths[key] = map[string]string{"serverRelativeURL": "/openapi/v3/" + key + "?hash=" + d.hash}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"paths": paths})
 		return true
-	case "/openapi/v3/api/v1":
-		data, _ := openAPIv1()
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(data)
-		return true
+	}
+	if key, ok := strings.CutPrefix(r.URL.Path, "/openapi/v3/"); ok {
+		if d, ok := openAPIDocs()[key]; ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(d.data)
+			return true
+		}
 	}
 	return false
 }
