@@ -175,3 +175,75 @@ func TestIntegrationProxierUDPBackendChange(t *testing.T) {
 		t.Errorf("AskUDP after the backend changed = %q, %v; want backend-b", got, err)
 	}
 }
+
+// TestIntegrationProxierAffinityExternalIP runs a service with two backends
+// (one server on two ports) on a node whose pod CIDR holds the pod: with
+// ClientIP affinity 30 connections from the node reach one backend, without
+// it both; the node's own address as an external IP serves the port; the
+// pod reaches itself through the service (hairpin, with its MINIK-SEP
+// chain).
+func TestIntegrationProxierAffinityExternalIP(t *testing.T) {
+	networktest.RequireIntegration(t)
+	for _, backend := range backends(t) {
+		t.Run(backend, func(t *testing.T) { testProxierAffinity(t, backend) })
+	}
+}
+
+func testProxierAffinity(t *testing.T, backend string) {
+	_, nodePath, podPath := nodeWithPod(t)
+	networktest.Serve(t, podPath, ":8081", "pod-8081")
+	x, err := network.NewIPTables(network.IPTablesConfig{Legacy: backend == "legacy", NetNSPath: nodePath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := network.NewProxier(network.ProxierConfig{Executor: x, ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"),
+		PodCIDR: netip.MustParsePrefix("10.42.221.0/24"), LocalhostNodePorts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Cleanup(context.Background()); err != nil {
+			t.Errorf("Cleanup: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	two := []netip.AddrPort{ap("10.42.221.2:8080"), ap("10.42.221.2:8081")}
+	svcs := []network.Service{
+		{Namespace: "default", Name: "sticky", ClusterIP: netip.MustParseAddr("10.43.0.11"), AffinityTimeout: time.Hour,
+			Ports: []network.ServicePort{{Name: "http", Port: 80}}},
+		{Namespace: "default", Name: "spread", ClusterIP: netip.MustParseAddr("10.43.0.12"),
+			ExternalIPs: []netip.Addr{netip.MustParseAddr("10.42.221.1")},
+			Ports:       []network.ServicePort{{Name: "http", Port: 81}}},
+	}
+	eps := []network.Endpoints{
+		{Namespace: "default", Name: "sticky", Ports: map[string][]netip.AddrPort{"http": two}},
+		{Namespace: "default", Name: "spread", Ports: map[string][]netip.AddrPort{"http": two}},
+	}
+	if err := p.Sync(ctx, svcs, eps); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	answers := func(ns, addr string) map[string]int {
+		got := map[string]int{}
+		for range 30 {
+			g, err := networktest.Greet(ns, addr, 5*time.Second)
+			if err != nil {
+				t.Fatalf("Greet(%s): %v", addr, err)
+			}
+			got[g]++
+		}
+		return got
+	}
+	if got := answers(nodePath, "10.43.0.11:80"); len(got) != 1 {
+		t.Errorf("30 connections to the service with affinity reached %v, want one backend", got)
+	}
+	if got := answers(nodePath, "10.43.0.12:81"); len(got) != 2 {
+		t.Errorf("30 connections to the service without affinity reached %v, want both backends", got)
+	}
+	if got := answers(nodePath, "10.42.221.1:81"); len(got) != 2 {
+		t.Errorf("30 connections to the external IP reached %v, want both backends", got)
+	}
+	if got := answers(podPath, "10.43.0.11:80"); len(got) != 1 {
+		t.Errorf("30 connections from the pod to itself through the service with affinity reached %v, want one backend", got)
+	}
+}
