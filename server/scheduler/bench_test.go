@@ -109,13 +109,30 @@ func report(b *testing.B, ctx context.Context, c *testCluster, start time.Time, 
 		b.Logf("%d pods on %d nodes (%s): all bound after %v, %.0f pods/s; RSS %d MiB, peak %d MiB",
 			benchPods, benchNodes, note, d.Round(time.Millisecond), float64(benchPods)/d.Seconds(), rss, peak)
 		if os.Getenv("BENCH_EVENTS") != "" {
-			time.Sleep(10 * time.Second)
-			evs, err := c.client.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
-			b.Logf("events written: %d (err %v)", len(evs.Items), err)
+			reportEvents(b, ctx, c, end)
 		}
 	case <-ctx.Done():
 		b.Fatalf("not all %d pods bound before the timeout", benchPods)
 	}
+}
+
+// reportEvents waits up to a minute for a Scheduled event per pod and
+// reports how long after the last binding the last one was written.
+func reportEvents(b *testing.B, ctx context.Context, c *testCluster, bound time.Time) {
+	n := 0
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		evs, err := c.client.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "reason=Scheduled"})
+		if err != nil {
+			b.Fatalf("listing events: %v", err)
+		}
+		if n = len(evs.Items); n >= benchPods {
+			break
+		}
+	}
+	lag := time.Since(bound)
+	b.ReportMetric(float64(n), "scheduled-events")
+	b.ReportMetric(lag.Seconds(), "events-lag-s")
+	b.Logf("Scheduled events written: %d of %d, the last %v after the last binding", n, benchPods, lag.Round(100*time.Millisecond))
 }
 
 // boundCounter counts pods seen bound and reports when all are.
