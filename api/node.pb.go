@@ -20,6 +20,8 @@
 //    incremental batches chained by store revision.
 //  - UpdateStatus carries batches of pod statuses, terminated pods and the
 //    node's own report.
+//  - ReportEvents carries batches of events about the node's pods, written
+//    as core/v1 Events from "kubelet".
 //  - Heartbeat is called every few seconds; the server keeps heartbeats in
 //    memory and writes the Node only when its readiness changes.
 //

@@ -32,6 +32,17 @@
 //
 // Pods that leave the desired set are stopped and removed without a report.
 //
+// # Events
+//
+// When the Reporter also implements [EventReporter], workers record what
+// the kubelet records, about the container's field path
+// (spec.containers{NAME}): Pulling and Pulled (or "already present on
+// machine"), Created and Started, Killing (deletion, failed liveness probe,
+// changed image), BackOff (once per crash back-off; image pull back-off),
+// Failed (ErrImagePull, ErrImageNeverPull, start errors), Unhealthy (each
+// failed probe) and FailedCreatePodSandBox. The agent aggregates repeats
+// and sends them to the server, which writes core/v1 Events.
+//
 // # Restarts of the agent
 //
 // Run waits for the first SetPods before it touches the runtime. Then it
