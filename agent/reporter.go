@@ -167,7 +167,9 @@ func (r *reporter) run(ctx context.Context) error {
 // the server refuses are dropped; on a failed call the batch is queued
 // again, merged with newer repeats.
 func (r *reporter) flushEvents(ctx context.Context) error {
-	for {
+	// At most a full queue per flush, so a steady flood cannot keep the
+	// statuses waiting.
+	for range maxQueuedEvents/maxEventBatch + 1 {
 		batch, dropped := r.takeEvents()
 		if dropped > 0 {
 			r.lg.Warn("event queue full, events dropped", "dropped", dropped)
@@ -194,6 +196,8 @@ func (r *reporter) flushEvents(ctx context.Context) error {
 			}
 		}
 	}
+	r.wake() // the rest goes with the next batch
+	return nil
 }
 
 // takeEvents removes up to maxEventBatch queued events, oldest first, and
