@@ -175,6 +175,18 @@ func TestAgentFailsOverToAnotherServer(t *testing.T) {
 		_, ok := ts.svcs[1].LocalHeartbeats()["n1"]
 		return ok
 	})
+
+	// Restarted while its --join server is still down, the agent joins
+	// through a server from the list it kept.
+	again := &agent{cfg: a.cfg, lg: a.lg}
+	if again.servers, err = newServerList(ts.urls[0], filepath.Join(dir, ServersFile), a.lg); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := again.joinRetrying(ctxT(t))
+	if err != nil {
+		t.Fatalf("joining again with the first server down: %v", err)
+	}
+	j2.conn.Close()
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
