@@ -141,6 +141,7 @@ func renderPort(sp svcPort, opt renderOptions) *portRules {
 
 // render returns the proxy's chains per table, and the rendering of every
 // port for the next call. Ports equal to their rendering in prev reuse it.
+// It sets the svcChain of every port.
 // The order of chains within a table is deterministic.
 func render(ports []svcPort, opt renderOptions, prev map[string]*portRules) (map[string][]*chain, map[string]*portRules) {
 	next := make(map[string]*portRules, len(ports))
@@ -148,13 +149,18 @@ func render(ports []svcPort, opt renderOptions, prev map[string]*portRules) (map
 	nodePorts := newShared(chainNodePorts, 0)
 	filterSvcs := newShared(chainServices, 0)
 	nat := make([]*chain, 2, 4+len(ports)) // MINIK-SERVICES and MINIK-NODEPORTS first, once complete
-	for _, sp := range ports {
-		id := sp.id()
-		pr := prev[id]
-		if pr == nil || !pr.sp.equal(sp) {
-			pr = renderPort(sp, opt)
+	for i := range ports {
+		sp := &ports[i]
+		pr := prev[sp.id]
+		if pr != nil {
+			sp.svcChain = pr.sp.svcChain
+		} else {
+			sp.svcChain = chainName("MINIK-SVC-", sp.id)
 		}
-		next[id] = pr
+		if pr == nil || !pr.sp.equal(*sp) {
+			pr = renderPort(*sp, opt)
+		}
+		next[sp.id] = pr
 		natSvcs.addPort(pr.natServices, pr.sums[0])
 		nodePorts.addPort(pr.nodePorts, pr.sums[1])
 		filterSvcs.addPort(pr.reject, pr.sums[2])

@@ -52,23 +52,29 @@ type Endpoints struct {
 type svcPort struct {
 	key       string // namespace/name:port, used in comments
 	proto     string
+	id        string // key/proto, unique among the service ports
 	clusterIP netip.Addr
 	port      uint16
 	nodePort  uint16
 	external  []netip.Addr     // sorted
 	affinity  int              // ClientIP affinity timeout in seconds; 0: none
 	backends  []netip.AddrPort // sorted
-	svcChain  string
+	svcChain  string           // derived from id; set by render
 }
 
 // joinPorts validates services, joins them with their endpoints and returns
 // the service ports sorted by key. Invalid ports are reported and left out.
 func joinPorts(services []Service, endpoints []Endpoints) ([]svcPort, error) {
-	eps := make(map[string]map[string][]netip.AddrPort, len(endpoints))
+	type name struct{ ns, name string }
+	eps := make(map[name]map[string][]netip.AddrPort, len(endpoints))
 	for _, e := range endpoints {
-		eps[e.Namespace+"/"+e.Name] = e.Ports
+		eps[name{e.Namespace, e.Name}] = e.Ports
 	}
-	var out []svcPort
+	n := 0
+	for _, s := range services {
+		n += len(s.Ports)
+	}
+	out := make([]svcPort, 0, n)
 	var errs []error
 	for i, s := range services {
 		if !s.ClusterIP.IsValid() {
@@ -84,7 +90,7 @@ func joinPorts(services []Service, endpoints []Endpoints) ([]svcPort, error) {
 			continue
 		}
 		for j, p := range s.Ports {
-			sp, err := newSvcPort(s, p, eps[s.Namespace+"/"+s.Name][p.Name])
+			sp, err := newSvcPort(s, p, eps[name{s.Namespace, s.Name}][p.Name])
 			if err != nil {
 				errs = append(errs, fmt.Errorf("services[%d].ports[%d]: %w", i, j, err))
 				continue
@@ -134,7 +140,9 @@ func newSvcPort(s Service, p ServicePort, backends []netip.AddrPort) (svcPort, e
 	}
 	slices.SortFunc(sp.backends, func(a, b netip.AddrPort) int { return a.Compare(b) })
 	sp.backends = slices.Compact(sp.backends)
-	sp.svcChain = chainName("MINIK-SVC-", sp.id())
+	sp.id = sp.key + "/" + proto
+	// svcChain is left to render, which knows the names of the ports it
+	// rendered before.
 	return sp, nil
 }
 
@@ -155,13 +163,10 @@ func externalIPs(ips []netip.Addr) ([]netip.Addr, error) {
 	return slices.Compact(out), nil
 }
 
-// id identifies sp among the service ports: namespace/name:port/protocol.
-func (sp svcPort) id() string { return sp.key + "/" + sp.proto }
-
 // equal reports whether sp and o render the same rules.
 func (sp svcPort) equal(o svcPort) bool {
-	return sp.key == o.key && sp.proto == o.proto && sp.clusterIP == o.clusterIP && sp.port == o.port &&
-		sp.nodePort == o.nodePort && sp.affinity == o.affinity && sp.svcChain == o.svcChain &&
+	return sp.id == o.id && sp.clusterIP == o.clusterIP && sp.port == o.port &&
+		sp.nodePort == o.nodePort && sp.affinity == o.affinity &&
 		slices.Equal(sp.external, o.external) && slices.Equal(sp.backends, o.backends)
 }
 
