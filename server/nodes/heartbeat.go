@@ -46,6 +46,8 @@ type beat struct {
 	// heard is the last heartbeat the node sent to this server (zero:
 	// none); other servers learn of it through Config.Peers.
 	heard time.Time
+	// checked is when a heartbeat last compared ready with the Node.
+	checked time.Time
 }
 
 func newHeartbeats(s *Service) *heartbeats {
@@ -104,18 +106,23 @@ func (h *heartbeats) beat(ctx context.Context, node string, want corev1.Conditio
 		b = &beat{}
 		h.nodes[node] = b
 	}
-	// The first heartbeat a server hears from a node checks the Node: the
-	// node may come from a server that went away, and the leader may have
-	// marked it Unknown meanwhile.
-	first := b.heard.IsZero()
-	b.last = h.svc.cfg.Now()
-	b.heard = b.last
+	// The first heartbeat a server hears from a node, and one every grace
+	// period after, compares ready with the Node: with several servers
+	// the leader may have marked the node Unknown (it came from a server
+	// that went away, or its heartbeats did not reach the leader) while
+	// this server's table still says Ready.
+	now := h.svc.cfg.Now()
+	check := b.checked.IsZero() || now.Sub(b.checked) >= h.svc.cfg.GracePeriod
+	b.last, b.heard = now, now
+	if check {
+		b.checked = now
+	}
 	known := b.ready
 	h.mu.Unlock()
-	if known == want && !first {
+	if known == want && !check {
 		return nil
 	}
-	written, err := h.svc.setReady(ctx, node, want, readyReason(want), msg, known == "" || first)
+	written, err := h.svc.setReady(ctx, node, want, readyReason(want), msg, known == "" || check)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
