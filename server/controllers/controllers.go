@@ -36,9 +36,9 @@ type Config struct {
 }
 
 // RunAll runs the replication manager, the endpoints controller, the
-// garbage collector, node lifecycle, the disruption controller and their
-// event recorder until ctx ends, and returns after all have stopped. It
-// returns the first error that stopped a controller early.
+// garbage collector, node lifecycle, the disruption controller, the event
+// TTL and their event recorder until ctx ends, and returns after all have
+// stopped. It returns the first error that stopped a controller early.
 func RunAll(ctx context.Context, cfg Config) error {
 	lg := cfg.Logger
 	if lg == nil {
@@ -100,5 +100,6 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
-	return []func(context.Context, int) error{rm.Run, ec.Run, gc.Run, nl.Run, dc.Run}, nil
+	ttl := NewEventTTL(client, lg, EventTTLOptions{})
+	return []func(context.Context, int) error{rm.Run, ec.Run, gc.Run, nl.Run, dc.Run, ttl.Run}, nil
 }

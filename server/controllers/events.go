@@ -159,7 +159,9 @@ func (r *Recorder) Record(ev *corev1.Event) {
 		ev.Count = 1
 	}
 	if ev.Name == "" {
-		ev.Name = fmt.Sprintf("%s.%x", ev.InvolvedObject.Name, ev.FirstTimestamp.UnixNano())
+		// Named by when it is recorded, not first seen: a node reports
+		// several events first seen in the same millisecond.
+		ev.Name = fmt.Sprintf("%s.%x", ev.InvolvedObject.Name, r.now().UnixNano())
 	}
 	w := r.writers[writerOf(aggregationKey(ev), len(r.writers))]
 	select {
