@@ -77,7 +77,11 @@ func bootstrap(ctx context.Context, cfg Config, cli *clientv3.Client, prefix, ad
 			lg.Info("initialised the cluster in the datastore", "caHash", pki.CAHash(a.CAPEM()))
 			return a, nil
 		}
-		// Another server initialised the datastore first: use its CA.
+		// Another server initialised the datastore first: use its CA,
+		// which the same token opens.
+		if cfg.Token == "" {
+			return nil, errors.New("another server initialised the datastore at the same time: start this server with that cluster's --token")
+		}
 		lg.Info("another server initialised the datastore first; adopting its CA")
 	}
 	return nil, errors.New("bootstrap data vanished from the datastore")
