@@ -197,6 +197,9 @@ func (c *NodeLifecycleController) sync(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
+		if since.Equal(now) {
+			c.rec.Eventf(node, corev1.EventTypeNormal, "NodeNotReady", "Node %s status is now: NodeNotReady", node.Name)
+		}
 		return c.evictPods(ctx, name, corev1.TaintNodeNotReady, since, now)
 	}
 	_, _, err = c.setTaints(ctx, node, "", now)

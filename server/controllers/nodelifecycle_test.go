@@ -308,6 +308,7 @@ func TestNodeLifecycleNotReady(t *testing.T) {
 
 	e.setNodeNotReady("n1", clock.Now())
 	e.waitLifecycleTaints("n1", notReadyNoExecute, notReadyNoSchedule)
+	e.waitEvents(t, "n1", "NodeNotReady", 1)
 	if c := readyCondition(e.getNode("n1")); c.Status != corev1.ConditionFalse {
 		t.Errorf("ready = %s, want False kept", c.Status)
 	}
