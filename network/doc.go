@@ -59,20 +59,25 @@
 // inlined. iptables-legacy has no such validation but replaces the whole
 // table on every restore.
 //
-// Time from Sync to rules applied, 2-core VM shared with other work
-// (BenchmarkProxierSync, services × 3 endpoints, pod CIDR 10.42.0.0/24
-// holding 256 of the backends; first sync one run, the others the mean of
-// three; "empty" is an empty restore against the same tables, in the same
-// run):
+// Time from Sync to rules applied (BenchmarkProxierSync, services × 3
+// endpoints; layout podCIDR: the node's pod CIDR 10.42.0.0/24 holds 256 of
+// the backends; all-local: every backend has its chain). One endpoint and
+// its restore: median / minimum of 15; empty: an empty restore against the
+// same tables after each of them; the rest one run or the mean of three.
+// 2-core VM at load average 7.7 from other work:
 //
-//	backend  services  first sync  full rewrite  one endpoint (restore)  one new service  empty
-//	nft      1,000     0.56 s      0.75 s        44 ms (36 ms)           169 ms           4.6 ms
-//	nft      5,000     3.6 s       3.4 s         70 ms (44 ms)           535 ms           3.0 ms
-//	legacy   1,000     0.31 s      0.25 s        42 ms (37 ms)           72 ms            19 ms
-//	legacy   5,000     2.1 s       1.8 s         287 ms (257 ms)         373 ms           77 ms
+//	backend  layout     services  first   full rewrite  one endpoint     its restore      empty            one new service
+//	nft      podCIDR    1,000     0.38 s  0.84 s        30 / 20 ms       26 / 18 ms       3.0 / 2.4 ms     136 ms
+//	nft      podCIDR    5,000     2.6 s   3.5 s         67 / 50 ms       56 / 43 ms       2.4 / 1.9 ms     1.4 s
+//	nft      all-local  5,000     7.7 s   9.1 s         109 / 89 ms      92 / 78 ms       3.3 / 1.9 ms     0.62 s
+//	legacy   podCIDR    1,000     0.42 s  0.28 s        71 / 29 ms       69 / 27 ms       21 / 12 ms       144 ms
+//	legacy   podCIDR    5,000     2.5 s   2.0 s         267 / 168 ms     254 / 162 ms     116 / 63 ms      0.44 s
+//	legacy   all-local  5,000     4.3 s   5.5 s         368 / 318 ms     358 / 301 ms     158 / 125 ms     0.70 s
 //
 // A full rewrite happens after a restart or a failed restore; a new
 // service also rewrites MINIK-SERVICES, one rule per service port. Before
 // the proxier kept each port's rendering and inlined remote backends, one
-// endpoint took 0.27 s (nft) and 1.0 s (legacy) at 5,000 services.
+// endpoint took 0.27 s (nft) and 1.0 s (legacy) at 5,000 services, 0.12 s
+// of it rendering. Legacy restores read and replace the whole table, so
+// they stay proportional to it.
 package network
