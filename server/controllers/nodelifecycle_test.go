@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 )
 
 // fakeClock is a settable clock.
@@ -265,16 +266,30 @@ func (e *env) waitLifecycleTaints(name string, want ...string) {
 	})
 }
 
-func (e *env) setNodeNotReady(name string, beat time.Time) {
+// setNodeReadiness writes node's Ready condition, retrying while the
+// controller's taint updates get in between.
+func (e *env) setNodeReadiness(name string, status corev1.ConditionStatus, beat time.Time) {
 	e.t.Helper()
-	n := e.getNode(name)
-	n.Status.Conditions = []corev1.NodeCondition{{
-		Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "KubeletNotReady", Message: "runtime down",
-		LastHeartbeatTime: metav1.NewTime(beat), LastTransitionTime: metav1.NewTime(beat),
-	}}
-	if _, err := e.client.CoreV1().Nodes().UpdateStatus(e.ctx, n, metav1.UpdateOptions{}); err != nil {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n := e.getNode(name)
+		n.Status.Conditions = []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: status, Reason: "KubeletNotReady", Message: "runtime down",
+			LastHeartbeatTime: metav1.NewTime(beat), LastTransitionTime: metav1.NewTime(beat),
+		}}
+		if status == corev1.ConditionTrue {
+			n.Status.Conditions[0].Reason, n.Status.Conditions[0].Message = "KubeletReady", ""
+		}
+		_, err := e.client.CoreV1().Nodes().UpdateStatus(e.ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		e.t.Fatalf("node status: %v", err)
 	}
+}
+
+func (e *env) setNodeNotReady(name string, beat time.Time) {
+	e.t.Helper()
+	e.setNodeReadiness(name, corev1.ConditionFalse, beat)
 }
 
 // TestNodeLifecycleNotReady: a node that keeps beating but reports
@@ -329,7 +344,7 @@ func TestNodeLifecycleNotReady(t *testing.T) {
 
 	// Heard from and Ready again: no lifecycle taint is left.
 	hb.beat("n1", clock.Now())
-	e.setNodeReady(e.getNode("n1"), clock.Now())
+	e.setNodeReadiness("n1", corev1.ConditionTrue, clock.Now())
 	e.waitLifecycleTaints("n1")
 }
 
