@@ -182,6 +182,16 @@ func TestIntegrationMultiServer(t *testing.T) {
 	// pod through a surviving server.
 	killed := time.Now()
 	a.kill()
+	tookOver := make(chan time.Duration, 1)
+	go func() {
+		for time.Since(killed) < time.Minute {
+			if len(leaders(b, c)) == 1 {
+				tookOver <- time.Since(killed)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
 	if err := csB.CoreV1().Pods("default").Delete(ctx, victim.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("deleting pod %s through B: %v", victim.Name, err)
 	}
@@ -200,6 +210,11 @@ func TestIntegrationMultiServer(t *testing.T) {
 		return fmt.Errorf("%d pods, none a Running replacement", len(list.Items))
 	})
 	t.Logf("replacement %s Running %v after the leader's SIGKILL", replacement, time.Since(killed).Round(100*time.Millisecond))
+	select {
+	case d := <-tookOver:
+		t.Logf("a new leader %v after the SIGKILL", d.Round(100*time.Millisecond))
+	default:
+	}
 	if got := leaders(b, c); len(got) != 1 {
 		t.Errorf("leaders among the survivors = %v, want exactly one", got)
 	}
