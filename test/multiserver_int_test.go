@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -258,7 +260,8 @@ func TestIntegrationMultiServer(t *testing.T) {
 
 	// One etcd member down: writes are still acknowledged, and each
 	// acknowledged write reads back through another server.
-	ec.Kill(0)
+	victimMember := etcdLeader(t, ec.Endpoints)
+	ec.Kill(victimMember)
 	acked := writeNamespaces(ctx, t, csB, 30)
 	if len(acked) < 25 {
 		t.Errorf("%d of 30 writes acknowledged with one etcd member down", len(acked))
@@ -268,7 +271,30 @@ func TestIntegrationMultiServer(t *testing.T) {
 			t.Errorf("acknowledged namespace %s, read through C: %v", name, err)
 		}
 	}
-	t.Logf("%d of 30 writes acknowledged with etcd member 0 down, all readable", len(acked))
+	t.Logf("%d of 30 writes acknowledged with etcd member %d (the etcd leader) down, all readable", len(acked), victimMember)
+}
+
+// etcdLeader returns the index of the etcd member that leads.
+func etcdLeader(t *testing.T, endpoints []string) int {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, ep := range endpoints {
+		st, err := cli.Status(ctx, ep)
+		if err != nil {
+			t.Fatalf("etcd status of %s: %v", ep, err)
+		}
+		if st.Leader == st.Header.MemberId {
+			return i
+		}
+	}
+	t.Fatalf("no etcd member leads")
+	return -1
 }
 
 func mustRead(t *testing.T, name string) []byte {
