@@ -22,7 +22,7 @@ func chainLevel(name string) int {
 		return 1
 	case strings.HasPrefix(name, "MINIK-SVC-"):
 		return 2
-	case name == chainNodePorts:
+	case name == chainNodePorts, strings.HasPrefix(name, chainServices+"-"):
 		return 3
 	case name == chainServices:
 		return 4

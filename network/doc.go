@@ -35,7 +35,10 @@
 // are deleted, so clients of a UDP service (DNS) move on to the new
 // backends.
 //
-// Each service port has a MINIK-SVC chain choosing a backend at random, or
+// MINIK-SERVICES sends a packet by the last 5 bits of its destination to
+// one of 32 buckets, MINIK-SERVICES-NN, holding the rules of the service
+// addresses that end so; a new service rewrites its bucket only. Each
+// service port has a MINIK-SVC chain choosing a backend at random, or
 // by ClientIP session affinity (recent lists) first. Backends in the
 // node's pod CIDR get a MINIK-SEP chain with the hairpin masquerade; the
 // others are DNATed to from the service chain itself. Load balancer

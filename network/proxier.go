@@ -40,7 +40,8 @@ type ProxierConfig struct {
 // Proxier keeps the node's service rules in step with Services and
 // Endpoints. Its methods are safe for concurrent use; syncs are serialized.
 //
-// The proxy owns one network namespace's MINIK-SERVICES, MINIK-SVC-*,
+// The proxy owns one network namespace's MINIK-SERVICES, MINIK-SERVICES-NN
+// (buckets of service addresses), MINIK-SVC-*,
 // MINIK-SEP-*, MINIK-NODEPORTS, MINIK-MARK-MASQ, MINIK-POSTROUTING,
 // MINIK-FORWARD and MINIK-FIREWALL chains; two proxiers must not share one.
 type Proxier struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -476,23 +477,30 @@ func TestProxierExternalIPs(t *testing.T) {
 	mustSync(t, p, svcs, eps)
 	goldenRestores(t, "proxier-external.golden", rec.Restores())
 
-	services, _ := rec.Chain("nat", "MINIK-SERVICES")
 	var webSvc string
 	for name, rules := range recordedChains(t, rec, "MINIK-SVC-") {
 		if strings.Contains(rules[0], "default/web:http") {
 			webSvc = name
 		}
 	}
-	for _, ip := range []string{"172.31.250.11", "172.31.250.12"} {
+	// Each address's rules are in the bucket of its last 5 bits, which
+	// MINIK-SERVICES sends it to.
+	services, _ := rec.Chain("nat", "MINIK-SERVICES")
+	for ip, bucket := range map[string]string{"172.31.250.11": "MINIK-SERVICES-11", "172.31.250.12": "MINIK-SERVICES-12"} {
 		var got []string
-		for _, r := range services {
+		rules, _ := rec.Chain("nat", bucket)
+		for _, r := range rules {
 			if strings.Contains(r, "-d "+ip+"/32 ") {
 				got = append(got, jumpOf(r))
 			}
 		}
 		// Marked for masquerade first, then to the service.
 		if diff := cmp.Diff([]string{"MINIK-MARK-MASQ", webSvc}, got); diff != "" {
-			t.Errorf("MINIK-SERVICES rules for %s:80 (-want +got):\n%s", ip, diff)
+			t.Errorf("%s rules for %s:80 (-want +got):\n%s", bucket, ip, diff)
+		}
+		dispatch := fmt.Sprintf("-A MINIK-SERVICES -d 0.0.0.%s/0.0.0.31 -j %s", bucket[len(bucket)-2:], bucket)
+		if !slices.Contains(services, dispatch) {
+			t.Errorf("MINIK-SERVICES lacks %q:\n%s", dispatch, strings.Join(services, "\n"))
 		}
 	}
 	reject, _ := rec.Chain("filter", "MINIK-SERVICES")
@@ -614,7 +622,26 @@ func TestProxierSharedChainsRewrittenOnlyWhenChanged(t *testing.T) {
 			}
 		}
 	}
-	if diff := cmp.Diff([]string{"nat MINIK-SERVICES"}, got); diff != "" {
+	// 10.43.0.30 is in bucket 30, which had no rules before: it
+	// comes, and MINIK-SERVICES gets a rule to it.
+	if diff := cmp.Diff([]string{"nat MINIK-SERVICES-30", "nat MINIK-SERVICES"}, got); diff != "" {
 		t.Errorf("shared chains written for a new ClusterIP service (-want +got):\n%s", diff)
+	}
+	// Another in the same bucket: that bucket only.
+	svcs = append(svcs, network.Service{Namespace: "default", Name: "extra2", ClusterIP: netip.MustParseAddr("10.43.0.62"),
+		Ports: []network.ServicePort{{Name: "http", Port: 80}}})
+	eps = append(eps, network.Endpoints{Namespace: "default", Name: "extra2",
+		Ports: map[string][]netip.AddrPort{"http": {ap("10.42.1.31:8080")}}})
+	mustSync(t, p, svcs, eps)
+	got = nil
+	for _, r := range rec.Restores() {
+		for _, l := range strings.Split(r.Rules, "\n") {
+			if strings.HasPrefix(l, ":") && !strings.HasPrefix(l, ":MINIK-SVC-") && !strings.HasPrefix(l, ":MINIK-SEP-") {
+				got = append(got, r.Table+" "+strings.Fields(l)[0][1:])
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{"nat MINIK-SERVICES-30"}, got); diff != "" {
+		t.Errorf("shared chains written for a second ClusterIP service in bucket 30 (-want +got):\n%s", diff)
 	}
 }

@@ -65,13 +65,42 @@ func (o renderOptions) local(b netip.AddrPort) bool {
 // among thousands of services costs little more than the lookups.
 type portRules struct {
 	sp          svcPort
-	natServices []string // in nat MINIK-SERVICES
-	nodePorts   []string // in MINIK-NODEPORTS
-	reject      []string // in filter MINIK-SERVICES
-	chains      []*chain // MINIK-SVC and MINIK-SEP chains
-	// sums hashes natServices, nodePorts and reject, so the shared
-	// chains' hashes come from 8 bytes per port instead of their rules.
-	sums [3]uint64
+	natServices []bucketRules // in the MINIK-SERVICES-NN buckets
+	nodePorts   []string      // in MINIK-NODEPORTS
+	reject      []string      // in filter MINIK-SERVICES
+	chains      []*chain      // MINIK-SVC and MINIK-SEP chains
+	// sums hashes nodePorts and reject, so the shared chains' hashes
+	// come from 8 bytes per port instead of their rules.
+	sums [2]uint64
+}
+
+// serviceBuckets is how many chains the rules matching service addresses
+// are spread over, by the low bits of the address: MINIK-SERVICES sends a
+// packet to MINIK-SERVICES-NN by its destination. A new service rewrites
+// one bucket instead of a rule for every service, and a packet passes at
+// most serviceBuckets rules plus its bucket's.
+const serviceBuckets = 32
+
+// bucketOf returns the bucket of rules matching destination ip.
+func bucketOf(ip netip.Addr) int { return int(ip.As4()[3]) & (serviceBuckets - 1) }
+
+func bucketChain(b int) string { return fmt.Sprintf("%s-%02d", chainServices, b) }
+
+// bucketRules are a port's rules in one bucket, with their hash.
+type bucketRules struct {
+	bucket int
+	rules  []string
+	sum    uint64
+}
+
+// addToBucket adds rule to the last of rs if it is bucket b's, else to a
+// new bucketRules.
+func addToBucket(rs []bucketRules, b int, rule string) []bucketRules {
+	if n := len(rs); n > 0 && rs[n-1].bucket == b {
+		rs[n-1].rules = append(rs[n-1].rules, rule)
+		return rs
+	}
+	return append(rs, bucketRules{bucket: b, rules: []string{rule}})
 }
 
 // shared is a chain made of every port's rules of one kind, hashed from
@@ -107,25 +136,31 @@ func (c *shared) done(last ...string) *chain {
 
 // renderPort renders one service port.
 func renderPort(sp svcPort, opt renderOptions) *portRules {
-	natSvcs := &chain{name: chainServices}
 	nodePorts := &chain{name: chainNodePorts}
 	filterSvcs := &chain{name: chainServices}
 	pr := &portRules{sp: sp}
 	if len(sp.backends) == 0 {
 		renderReject(filterSvcs, sp)
 		pr.reject = filterSvcs.rules
-		pr.sums = [3]uint64{hashRules(nil), hashRules(nil), hashRules(pr.reject)}
+		pr.sums = [2]uint64{hashRules(nil), hashRules(pr.reject)}
 		return pr
 	}
-	natSvcs.add(`-m comment --comment "%s cluster IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
+	add := func(ip netip.Addr, format string, args ...any) {
+		b := bucketOf(ip)
+		pr.natServices = addToBucket(pr.natServices, b, "-A "+bucketChain(b)+" "+fmt.Sprintf(format, args...))
+	}
+	add(sp.clusterIP, `-m comment --comment "%s cluster IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
 		sp.key, sp.clusterIP, sp.proto, sp.proto, sp.port, sp.svcChain)
 	// External addresses (load balancer ingress) are reached like
 	// NodePorts: from anywhere, so replies need this node as source.
 	for _, ip := range sp.external {
-		natSvcs.add(`-m comment --comment "%s external IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
+		add(ip, `-m comment --comment "%s external IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
 			sp.key, ip, sp.proto, sp.proto, sp.port, chainMarkMasq)
-		natSvcs.add(`-m comment --comment "%s external IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
+		add(ip, `-m comment --comment "%s external IP" -d %s/32 -p %s -m %s --dport %d -j %s`,
 			sp.key, ip, sp.proto, sp.proto, sp.port, sp.svcChain)
+	}
+	for i := range pr.natServices {
+		pr.natServices[i].sum = hashRules(pr.natServices[i].rules)
 	}
 	if sp.nodePort != 0 {
 		nodePorts.add(`-m comment --comment %s -p %s -m %s --dport %d -j %s`,
@@ -133,9 +168,9 @@ func renderPort(sp svcPort, opt renderOptions) *portRules {
 		nodePorts.add(`-m comment --comment %s -p %s -m %s --dport %d -j %s`,
 			sp.key, sp.proto, sp.proto, sp.nodePort, sp.svcChain)
 	}
-	pr.natServices, pr.nodePorts = natSvcs.rules, nodePorts.rules
+	pr.nodePorts = nodePorts.rules
 	pr.chains = renderService(sp, opt)
-	pr.sums = [3]uint64{hashRules(pr.natServices), hashRules(pr.nodePorts), hashRules(pr.reject)}
+	pr.sums = [2]uint64{hashRules(pr.nodePorts), hashRules(pr.reject)}
 	return pr
 }
 
@@ -145,10 +180,10 @@ func renderPort(sp svcPort, opt renderOptions) *portRules {
 // The order of chains within a table is deterministic.
 func render(ports []svcPort, opt renderOptions, prev map[string]*portRules) (map[string][]*chain, map[string]*portRules) {
 	next := make(map[string]*portRules, len(ports))
-	natSvcs := newShared(chainServices, len(ports)+1)
+	var buckets [serviceBuckets]*shared
 	nodePorts := newShared(chainNodePorts, 0)
 	filterSvcs := newShared(chainServices, 0)
-	nat := make([]*chain, 2, 4+len(ports)) // MINIK-SERVICES and MINIK-NODEPORTS first, once complete
+	nat := make([]*chain, 2, 4+serviceBuckets+len(ports)) // MINIK-SERVICES and MINIK-NODEPORTS first, once complete
 	for i := range ports {
 		sp := &ports[i]
 		pr := prev[sp.id]
@@ -161,15 +196,26 @@ func render(ports []svcPort, opt renderOptions, prev map[string]*portRules) (map
 			pr = renderPort(*sp, opt)
 		}
 		next[sp.id] = pr
-		natSvcs.addPort(pr.natServices, pr.sums[0])
-		nodePorts.addPort(pr.nodePorts, pr.sums[1])
-		filterSvcs.addPort(pr.reject, pr.sums[2])
+		for _, br := range pr.natServices {
+			if buckets[br.bucket] == nil {
+				buckets[br.bucket] = newShared(bucketChain(br.bucket), 2*len(ports)/serviceBuckets)
+			}
+			buckets[br.bucket].addPort(br.rules, br.sum)
+		}
+		nodePorts.addPort(pr.nodePorts, pr.sums[0])
+		filterSvcs.addPort(pr.reject, pr.sums[1])
 		nat = append(nat, pr.chains...)
 	}
-	last := &chain{name: chainServices}
-	last.add(`-m comment --comment "minik service nodeports; must be the last rule" -m addrtype --dst-type LOCAL -j %s`,
+	natSvcs := &chain{name: chainServices}
+	for b, c := range buckets {
+		if c != nil {
+			natSvcs.add(`-d 0.0.0.%d/0.0.0.%d -j %s`, b, serviceBuckets-1, c.name)
+			nat = append(nat, c.done())
+		}
+	}
+	natSvcs.add(`-m comment --comment "minik service nodeports; must be the last rule" -m addrtype --dst-type LOCAL -j %s`,
 		chainNodePorts)
-	nat[0], nat[1] = natSvcs.done(last.rules...), nodePorts.done()
+	nat[0], nat[1] = natSvcs, nodePorts.done()
 	nat = append(nat, renderMasq()...)
 	filter := []*chain{filterSvcs.done(), renderForward()}
 	if opt.localhostNodePorts {
@@ -321,5 +367,6 @@ func ownedChain(name string) bool {
 	case chainServices, chainNodePorts, chainMarkMasq, chainPostrouting, chainForward, chainFirewall:
 		return true
 	}
-	return strings.HasPrefix(name, "MINIK-SVC-") || strings.HasPrefix(name, "MINIK-SEP-")
+	return strings.HasPrefix(name, "MINIK-SVC-") || strings.HasPrefix(name, "MINIK-SEP-") ||
+		strings.HasPrefix(name, chainServices+"-")
 }
