@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,7 +26,9 @@ import (
 // BenchmarkHollowCluster runs a real server (TLS, node service,
 // controllers, scheduler) and hollow nodes in one process, creates pods through the API
 // and reports how fast they become Running, and the process RSS.
-// HOLLOW_NODES (default 1000) and HOLLOW_PODS (default 10000) set the size.
+// HOLLOW_NODES (default 1000) and HOLLOW_PODS (default 10000) set the size;
+// HOLLOW_CPUPROFILE=FILE writes a CPU profile of the pod phase only (from
+// the first create to all Running), without node registration.
 //
 //	go test -run '^$' -bench HollowCluster -benchtime 1x -timeout 10m ./agent/hollow
 func BenchmarkHollowCluster(b *testing.B) {
@@ -52,6 +55,7 @@ func benchHollow(b *testing.B, nodes, pods int) {
 	b.Logf("%d hollow nodes registered and Ready in %v", nodes, time.Since(start).Round(time.Millisecond))
 
 	bound, running := countPods(b, ctx, c, pods)
+	stopProfile := startCPUProfile(b, os.Getenv("HOLLOW_CPUPROFILE"))
 	start = time.Now()
 	createPods(b, ctx, c, pods)
 	created := time.Since(start)
@@ -64,6 +68,7 @@ func benchHollow(b *testing.B, nodes, pods int) {
 	}
 	select {
 	case end := <-running:
+		stopProfile()
 		d := end.Sub(start)
 		rss := rssMiB("VmRSS")
 		b.ReportMetric(float64(pods)/boundAfter.Seconds(), "bound-pods/s")
@@ -73,6 +78,7 @@ func benchHollow(b *testing.B, nodes, pods int) {
 			pods, nodes, created.Round(time.Millisecond), float64(pods)/created.Seconds(),
 			boundAfter.Round(time.Millisecond), float64(pods)/boundAfter.Seconds(),
 			d.Round(time.Millisecond), float64(pods)/d.Seconds(), rss, rssMiB("VmHWM"))
+		logServerMetrics(b, ctx, c)
 	case <-ctx.Done():
 		b.Fatalf("not all %d pods Running in time", pods)
 	}
@@ -140,6 +146,61 @@ func createPods(b *testing.B, ctx context.Context, c *cluster, n int) {
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatalf("create pod: %v", err)
 	}
+}
+
+// startCPUProfile starts a CPU profile into file, if named, and returns
+// what stops it.
+func startCPUProfile(b *testing.B, file string) (stop func()) {
+	if file == "" {
+		return func() {}
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	b.Cleanup(stop)
+	return stop
+}
+
+// logServerMetrics logs the server's own view of the run: mean latency of
+// pod creates, bindings and status updates, and of store commits.
+func logServerMetrics(b *testing.B, ctx context.Context, c *cluster) {
+	raw, err := c.client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		b.Logf("server metrics: %v", err)
+		return
+	}
+	sums := map[string]float64{}
+	for line := range strings.Lines(string(raw)) {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if v, err := strconv.ParseFloat(value, 64); ok && err == nil {
+			sums[name] = v
+		}
+	}
+	mean := func(metric, labels string) string {
+		n := sums[metric+"_count"+labels]
+		if n == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f ms (%.0f)", 1000*sums[metric+"_sum"+labels]/n, n)
+	}
+	const req = "apiserver_request_duration_seconds"
+	b.Logf("server mean latency: pod create and binding %s, get %s, update %s; store commit %s, %.1f writes per commit",
+		mean(req, `{resource="pods",verb="create"}`), mean(req, `{resource="pods",verb="get"}`),
+		mean(req, `{resource="pods",verb="update"}`), mean("minik_store_commit_duration_seconds", ""),
+		sums["minik_store_commit_group_size_sum"]/max(1, sums["minik_store_commit_group_size_count"]))
 }
 
 func pollFor(b *testing.B, ctx context.Context, what string, cond func() bool) {

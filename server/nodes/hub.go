@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,11 @@ const (
 	// replayLen is how many recent deltas the hub keeps for sessions
 	// resuming from a revision.
 	replayLen = 4096
+	// progressEvery is how often the store's progress notifications are
+	// passed on to the sessions by default. Sessions only use them to tell a quiet
+	// node the revision moved on (every idleRevisionEvery), and passing
+	// each one on would wake every session every second.
+	progressEvery = idleRevisionEvery / 3
 )
 
 // errNotReplayable: the hub no longer holds every change after the
@@ -129,18 +135,23 @@ type hub struct {
 	// onNodeDeleted, if set, is called with the key of each deleted Node.
 	onNodeDeleted func(key string)
 
+	now func() time.Time // time.Now, but for tests
+	// progressEvery is how often progress is passed on to sessions.
+	progressEvery time.Duration
+
 	// Owned by run.
-	rev     int64 // every delta up to rev has been dispatched
-	byNode  map[string]map[*subscriber]struct{}
-	all     map[*subscriber]struct{}
-	replay  []*delta // ring of the last replayLen deltas, oldest at head
-	head    int
-	covered int64 // replay holds every delta after covered
+	rev        int64 // every delta up to rev has been dispatched
+	byNode     map[string]map[*subscriber]struct{}
+	all        map[*subscriber]struct{}
+	replay     []*delta // ring of the last replayLen deltas, oldest at head
+	head       int
+	covered    int64     // replay holds every delta after covered
+	progressed time.Time // when progress was last passed on to sessions
 }
 
 func newHub(st store.Store, lg *slog.Logger, done <-chan struct{}) *hub {
 	return &hub{
-		st: st, lg: lg, done: done,
+		st: st, lg: lg, done: done, now: time.Now, progressEvery: progressEvery,
 		subs:   make(chan subscription),
 		unsubs: make(chan *subscriber, 64),
 		byNode: map[string]map[*subscriber]struct{}{},
@@ -265,10 +276,18 @@ func (h *hub) delta(ev store.Event) *delta {
 }
 
 // dispatch queues d for the sessions it concerns and keeps it for replay.
+// Progress goes to every session, but at most once every h.progressEvery.
 func (h *hub) dispatch(d *delta) {
 	h.rev = max(h.rev, d.ev.Revision)
 	switch {
-	case d.ev.Type == store.EventProgress, d.change != nil:
+	case d.ev.Type == store.EventProgress:
+		if now := h.now(); now.Sub(h.progressed) >= h.progressEvery {
+			h.progressed = now
+			for sub := range h.all {
+				h.push(sub, d)
+			}
+		}
+	case d.change != nil:
 		for sub := range h.all {
 			h.push(sub, d)
 		}
@@ -358,7 +377,9 @@ func (h *hub) dropAll() {
 // podNodeName returns the spec.nodeName of a stored pod ("" if unbound or
 // undecodable).
 func podNodeName(value []byte) string {
-	if value == nil {
+	// Every pod is created unbound: skip decoding what surely has no
+	// nodeName key.
+	if !bytes.Contains(value, []byte(`"nodeName":`)) {
 		return ""
 	}
 	var p struct {

@@ -152,3 +152,45 @@ func TestNodeChangesBuiltOncePerRevision(t *testing.T) {
 		t.Errorf("get at a new revision returned the old change")
 	}
 }
+
+func TestHubPassesProgressOnAtMostEveryProgressEvery(t *testing.T) {
+	h := newHub(nil, slog.New(slog.DiscardHandler), make(chan struct{}))
+	now := time.Unix(1000, 0)
+	h.now = func() time.Time { return now }
+	subs := []*subscriber{newSubscriber("n1"), newSubscriber("n2")}
+	for _, sub := range subs {
+		req := subscription{sub: sub, reply: make(chan subscribed, 1)}
+		h.add(req)
+		if r := <-req.reply; r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	progress := func(rev int64) { h.dispatch(&delta{ev: store.Event{Type: store.EventProgress, Revision: rev}}) }
+	tests := []struct {
+		name    string
+		advance time.Duration
+		rev     int64
+		passed  bool
+	}{
+		{"first", 0, 10, true},
+		{"a second later", time.Second, 11, false},
+		{"just before progressEvery", progressEvery - 2*time.Second, 12, false},
+		{"progressEvery after the first", time.Second, 13, true},
+		{"right after", time.Millisecond, 14, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			now = now.Add(tc.advance)
+			progress(tc.rev)
+			for _, sub := range subs {
+				ds, _ := sub.take()
+				if got := len(ds) == 1 && ds[0].ev.Revision == tc.rev; got != tc.passed {
+					t.Errorf("%s got %d deltas, want progress at %d passed on = %v", sub.node, len(ds), tc.rev, tc.passed)
+				}
+			}
+			if h.rev != tc.rev {
+				t.Errorf("hub revision = %d, want %d", h.rev, tc.rev)
+			}
+		})
+	}
+}

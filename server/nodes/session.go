@@ -298,9 +298,14 @@ func parseKey(key string) (kind api.ObjectKind, ns, name string, ok bool) {
 	return kind, ns, name, ok && ns != "" && name != ""
 }
 
-// withRevision decodes a stored object (JSON without resourceVersion) and
-// encodes it again with its revision as resourceVersion.
+// withRevision returns a stored object (the JSON of a typed object,
+// without resourceVersion) with its revision as resourceVersion. The
+// revision is put into the stored bytes when they have the shape the API
+// server writes; otherwise the object is decoded and encoded again.
 func withRevision(kind api.ObjectKind, value []byte, rev int64) ([]byte, error) {
+	if out := spliceRevision(value, rev); out != nil {
+		return out, nil
+	}
 	var obj interface {
 		SetResourceVersion(string)
 	}
@@ -317,4 +322,32 @@ func withRevision(kind api.ObjectKind, value []byte, rev int64) ([]byte, error) 
 	}
 	obj.SetResourceVersion(strconv.FormatInt(rev, 10))
 	return json.Marshal(obj)
+}
+
+var typedObjectOpen = []byte(`{"kind":"`)
+
+// spliceRevision puts "resourceVersion" first in the metadata of stored,
+// the JSON encoding of a typed object: {"kind":…,"apiVersion":…,
+// "metadata":{…},…}. It returns nil when stored does not start that way
+// or already has a resourceVersion.
+func spliceRevision(stored []byte, rev int64) []byte {
+	if !bytes.HasPrefix(stored, typedObjectOpen) {
+		return nil
+	}
+	// kind and apiVersion are plain strings without escapes, so the first
+	// "metadata":{ after them opens the object's metadata.
+	i := bytes.Index(stored, []byte(`,"metadata":{`))
+	if i < 0 || bytes.IndexByte(stored[:i], '\\') >= 0 || bytes.Contains(stored, []byte(`"resourceVersion":`)) {
+		return nil
+	}
+	i += len(`,"metadata":{`)
+	out := make([]byte, 0, len(stored)+32)
+	out = append(out, stored[:i]...)
+	out = append(out, `"resourceVersion":"`...)
+	out = strconv.AppendInt(out, rev, 10)
+	out = append(out, '"')
+	if stored[i] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, stored[i:]...)
 }

@@ -2,6 +2,7 @@ package nodes_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -61,6 +62,46 @@ func TestUpdatePodStatus(t *testing.T) {
 	}
 	if other.Status.Phase == corev1.PodRunning {
 		t.Errorf("n1 changed the status of a pod bound to n2")
+	}
+}
+
+// A batch larger than the items written at once gets every result in the
+// order of its items.
+func TestUpdatePodStatusLargeBatch(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, _ := e.register("n1")
+	var req api.StatusUpdate
+	var want []codes.Code
+	for i := range 40 {
+		if i%7 == 3 {
+			req.Pods = append(req.Pods, &api.PodStatus{Namespace: "default", Name: fmt.Sprintf("missing-%d", i), Status: []byte(`{}`)})
+			want = append(want, codes.NotFound)
+			continue
+		}
+		p := e.createPod(fmt.Sprintf("p-%d", i), "n1")
+		req.Pods = append(req.Pods, podStatus(t, p, corev1.PodRunning))
+		want = append(want, codes.OK)
+	}
+	resp, err := c.UpdateStatus(ctxT(t), &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Pods) != len(want) {
+		t.Fatalf("UpdateStatus returned %d pod results, want %d", len(resp.Pods), len(want))
+	}
+	for i, w := range want {
+		if got := codes.Code(resp.Pods[i].Code); got != w {
+			t.Errorf("pod result %d (%s) = %v %q, want %v", i, req.Pods[i].Name, got, resp.Pods[i].Message, w)
+		}
+	}
+	pods, err := e.admin.Pods("default").List(ctxT(t), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.Status.Phase != corev1.PodRunning {
+			t.Errorf("pod %s phase = %q after the batch, want Running", p.Name, p.Status.Phase)
+		}
 	}
 }
 
