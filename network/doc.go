@@ -67,20 +67,20 @@
 // the backends; all-local: every backend has its chain). One endpoint and
 // its restore: median / minimum of 15; empty: an empty restore against the
 // same tables after each of them; the rest one run or the mean of three.
-// 2-core VM at load average 7.7 from other work:
+// 2-core VM at load average 4.5–6.2 from other work:
 //
 //	backend  layout     services  first   full rewrite  one endpoint     its restore      empty            one new service
-//	nft      podCIDR    1,000     0.38 s  0.84 s        30 / 20 ms       26 / 18 ms       3.0 / 2.4 ms     136 ms
-//	nft      podCIDR    5,000     2.6 s   3.5 s         67 / 50 ms       56 / 43 ms       2.4 / 1.9 ms     1.4 s
-//	nft      all-local  5,000     7.7 s   9.1 s         109 / 89 ms      92 / 78 ms       3.3 / 1.9 ms     0.62 s
-//	legacy   podCIDR    1,000     0.42 s  0.28 s        71 / 29 ms       69 / 27 ms       21 / 12 ms       144 ms
-//	legacy   podCIDR    5,000     2.5 s   2.0 s         267 / 168 ms     254 / 162 ms     116 / 63 ms      0.44 s
-//	legacy   all-local  5,000     4.3 s   5.5 s         368 / 318 ms     358 / 301 ms     158 / 125 ms     0.70 s
+//	nft      podCIDR    1,000     0.28 s  0.39 s        22 / 15 ms       19 / 14 ms       2.2 / 1.7 ms     24 ms
+//	nft      podCIDR    5,000     1.3 s   2.3 s         55 / 50 ms       46 / 42 ms       2.0 / 1.6 ms     64 ms
+//	nft      all-local  5,000     3.8 s   5.6 s         86 / 59 ms       74 / 51 ms       1.8 / 1.7 ms     113 ms
+//	legacy   podCIDR    1,000     0.45 s  0.44 s        37 / 29 ms       34 / 28 ms       16 / 13 ms       46 ms
+//	legacy   podCIDR    5,000     2.0 s   1.4 s         160 / 147 ms     150 / 138 ms     66 / 62 ms       164 ms
+//	legacy   all-local  5,000     2.7 s   4.5 s         338 / 301 ms     322 / 282 ms     132 / 124 ms     389 ms
 //
-// A full rewrite happens after a restart or a failed restore; a new
-// service also rewrites MINIK-SERVICES, one rule per service port. Before
-// the proxier kept each port's rendering and inlined remote backends, one
-// endpoint took 0.27 s (nft) and 1.0 s (legacy) at 5,000 services, 0.12 s
-// of it rendering. Legacy restores read and replace the whole table, so
+// A full rewrite happens after a restart or a failed restore. Before the
+// proxier kept each port's rendering, inlined remote backends and split
+// MINIK-SERVICES into buckets, at 5,000 services one endpoint took 0.27 s
+// (nft) and 1.0 s (legacy), 0.12 s of it rendering, and one new service
+// 0.85 s and 1.3 s. Legacy restores read and replace the whole table, so
 // they stay proportional to it.
 package network
