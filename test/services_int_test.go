@@ -17,6 +17,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -363,6 +364,25 @@ func checkLoadBalancer(t *testing.T, cs *kubernetes.Clientset, n1, n2 *agentProc
 	} {
 		expectBackends(t, target.from, target.addr, 30, pods, 30*time.Second)
 	}
+
+	// Back to ClusterIP: the ingress goes, and so do the rules for it.
+	if _, err := cs.CoreV1().Services("default").Patch(context.Background(), "web-lb", types.MergePatchType,
+		[]byte(`{"spec":{"type":"ClusterIP"}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("web-lb to ClusterIP: %v", err)
+	}
+	eventually(t, 30*time.Second, "web-lb ingress cleared and "+n2.ip+":8090 closed", func() error {
+		svc, err := cs.CoreV1().Services("default").Get(context.Background(), "web-lb", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(svc.Status.LoadBalancer.Ingress) != 0 {
+			return fmt.Errorf("ingress %v", svc.Status.LoadBalancer.Ingress)
+		}
+		if _, err := n1.httpGet(net.JoinHostPort(n2.ip, "8090"), "/"); err == nil {
+			return fmt.Errorf("%s:8090 still answers", n2.ip)
+		}
+		return nil
+	})
 }
 
 // checkDNS looks up the SRV record of the named port and the headless
