@@ -3,6 +3,8 @@ package apiserver
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -296,11 +298,21 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // node authorizer.
 func (s *Server) PodNode(ctx context.Context, namespace, name string) (string, error) {
 	res, _ := registry.Lookup("pods")
-	obj, _, err := s.getObject(ctx, res, namespace, name)
+	kv, err := s.store.Get(ctx, storageKey(res, namespace, name))
 	if err != nil {
 		return "", err
 	}
-	return obj.(*corev1.Pod).Spec.NodeName, nil
+	// Only spec.nodeName is decoded: every status update a node makes
+	// asks, and decoding the whole pod cost more than the update.
+	var pod struct {
+		Spec struct {
+			NodeName string `json:"nodeName"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(kv.Value, &pod); err != nil {
+		return "", fmt.Errorf("decoding stored pod: %w", err)
+	}
+	return pod.Spec.NodeName, nil
 }
 
 // Hijack passes connection upgrades (exec, attach) through.
