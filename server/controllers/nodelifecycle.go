@@ -211,7 +211,9 @@ func (c *NodeLifecycleController) sync(ctx context.Context, name string) error {
 // full grace period).
 func (c *NodeLifecycleController) lastHeartbeat(node *corev1.Node) time.Time {
 	var last time.Time
-	if cond := readyCondition(node); cond != nil {
+	// A Ready=Unknown condition is written by the server, not the node:
+	// its lastHeartbeatTime says nothing about the node.
+	if cond := readyCondition(node); cond != nil && cond.Status != corev1.ConditionUnknown {
 		last = cond.LastHeartbeatTime.Time
 	}
 	if c.opts.Heartbeats != nil {

@@ -371,3 +371,24 @@ func TestNodeLifecycleNotReadyKeepsTimeAdded(t *testing.T) {
 		}
 	}
 }
+
+// A Ready=Unknown written with a fresh lastHeartbeatTime (the node service
+// marking a silent node) is not a heartbeat: the unreachable taints stay.
+func TestNodeLifecycleUnknownIsNoHeartbeat(t *testing.T) {
+	e := newEnv(t)
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	hb := &fakeHeartbeats{last: map[string]time.Time{}}
+	e.createNode("n1", clock.Now())
+	hb.beat("n1", clock.Now())
+	startNodeLifecycle(e, NodeLifecycleOptions{GracePeriod: 40 * time.Second, Heartbeats: hb, Now: clock.Now})
+	clock.Advance(41 * time.Second)
+	e.waitUnreachable("n1")
+	e.setNodeReadiness("n1", corev1.ConditionUnknown, clock.Now())
+	for range 5 {
+		clock.Advance(time.Second)
+		time.Sleep(40 * time.Millisecond)
+		if got := unreachableTaints(e.getNode("n1")); len(got) != 2 {
+			t.Fatalf("unreachable taints = %v after the server wrote Ready=Unknown, want both kept", got)
+		}
+	}
+}
