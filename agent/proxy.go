@@ -169,7 +169,7 @@ func (n *netSync) sync(ctx context.Context, objs map[objKey][]byte) error {
 	start := time.Now()
 	v, decoded := decodeViewCached(objs, n.decoded, n.lg)
 	n.decoded = decoded
-	svcs, eps := proxyServices(v.services), proxyEndpoints(v.endpoints)
+	svcs, eps := v.proxyServices, v.proxyEndpoints
 	if n.dns != nil && n.clusterDNS.IsValid() {
 		svcs, eps = withClusterDNS(svcs, eps, n.clusterDNS, n.dns.addr)
 	}
@@ -228,12 +228,18 @@ type view struct {
 	services  []*corev1.Service
 	endpoints []*corev1.Endpoints
 	nodes     []*corev1.Node
+	// The services and endpoints converted for the proxier.
+	proxyServices  []network.Service
+	proxyEndpoints []network.Endpoints
 }
 
 // decodedObj is an object as decoded from data.
 type decodedObj struct {
 	data []byte
 	obj  any // *corev1.Service, *corev1.Endpoints or *corev1.Node
+	// proxy is obj converted for the proxier: a network.Service, a
+	// network.Endpoints, or nil.
+	proxy any
 }
 
 // decodeViewCached decodes objs, reusing the objects of prev whose bytes
@@ -252,7 +258,7 @@ func decodeViewCached(objs map[objKey][]byte, prev map[objKey]decodedObj, lg *sl
 				lg.Warn("undecodable object from the server", "kind", k.kind, "name", k.namespace+"/"+k.name, "err", err)
 				continue
 			}
-			d = decodedObj{data: data, obj: obj}
+			d = decodedObj{data: data, obj: obj, proxy: proxyObject(obj)}
 		}
 		next[k] = d
 		switch o := d.obj.(type) {
@@ -263,8 +269,28 @@ func decodeViewCached(objs map[objKey][]byte, prev map[objKey]decodedObj, lg *sl
 		case *corev1.Node:
 			v.nodes = append(v.nodes, o)
 		}
+		switch o := d.proxy.(type) {
+		case network.Service:
+			v.proxyServices = append(v.proxyServices, o)
+		case network.Endpoints:
+			v.proxyEndpoints = append(v.proxyEndpoints, o)
+		}
 	}
 	return v, next
+}
+
+// proxyObject converts a decoded service or endpoints for the proxier;
+// nil for anything else.
+func proxyObject(obj any) any {
+	switch o := obj.(type) {
+	case *corev1.Service:
+		if ps, ok := proxyService(o); ok {
+			return ps
+		}
+	case *corev1.Endpoints:
+		return proxyEndpoint(o)
+	}
+	return nil
 }
 
 // sameBytes reports whether a and b hold the same bytes, at once when they
@@ -303,32 +329,39 @@ func decodeNetObject(kind api.ObjectKind, data []byte) (any, error) {
 func proxyServices(svcs []*corev1.Service) []network.Service {
 	var out []network.Service
 	for _, s := range svcs {
-		ip, err := netip.ParseAddr(s.Spec.ClusterIP)
-		if err != nil || s.Spec.Type == corev1.ServiceTypeExternalName {
-			continue
+		if ps, ok := proxyService(s); ok {
+			out = append(out, ps)
 		}
-		ps := network.Service{Namespace: s.Namespace, Name: s.Name, ClusterIP: ip,
-			AffinityTimeout: affinityTimeout(&s.Spec)}
-		if s.Spec.Type == corev1.ServiceTypeLoadBalancer {
-			for _, in := range s.Status.LoadBalancer.Ingress {
-				// The proxy is IPv4 only; other ingress addresses
-				// are not its to serve.
-				if a, err := netip.ParseAddr(in.IP); err == nil && a.Unmap().Is4() {
-					ps.ExternalIPs = append(ps.ExternalIPs, a.Unmap())
-				}
-			}
-		}
-		exposed := s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer
-		for _, p := range s.Spec.Ports {
-			sp := network.ServicePort{Name: p.Name, Protocol: strings.ToLower(string(p.Protocol)), Port: uint16(p.Port)}
-			if exposed {
-				sp.NodePort = uint16(p.NodePort)
-			}
-			ps.Ports = append(ps.Ports, sp)
-		}
-		out = append(out, ps)
 	}
 	return out
+}
+
+// proxyService converts one service; ok is false for one the proxy does
+// not serve.
+func proxyService(s *corev1.Service) (ps network.Service, ok bool) {
+	ip, err := netip.ParseAddr(s.Spec.ClusterIP)
+	if err != nil || s.Spec.Type == corev1.ServiceTypeExternalName {
+		return ps, false
+	}
+	ps = network.Service{Namespace: s.Namespace, Name: s.Name, ClusterIP: ip, AffinityTimeout: affinityTimeout(&s.Spec)}
+	if s.Spec.Type == corev1.ServiceTypeLoadBalancer {
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			// The proxy is IPv4 only; other ingress addresses are
+			// not its to serve.
+			if a, err := netip.ParseAddr(in.IP); err == nil && a.Unmap().Is4() {
+				ps.ExternalIPs = append(ps.ExternalIPs, a.Unmap())
+			}
+		}
+	}
+	exposed := s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer
+	for _, p := range s.Spec.Ports {
+		sp := network.ServicePort{Name: p.Name, Protocol: strings.ToLower(string(p.Protocol)), Port: uint16(p.Port)}
+		if exposed {
+			sp.NodePort = uint16(p.NodePort)
+		}
+		ps.Ports = append(ps.Ports, sp)
+	}
+	return ps, true
 }
 
 // defaultAffinityTimeout is ClientIP affinity's timeout when the Service
@@ -351,21 +384,26 @@ func affinityTimeout(spec *corev1.ServiceSpec) time.Duration {
 func proxyEndpoints(eps []*corev1.Endpoints) []network.Endpoints {
 	out := make([]network.Endpoints, 0, len(eps))
 	for _, e := range eps {
-		pe := network.Endpoints{Namespace: e.Namespace, Name: e.Name, Ports: map[string][]netip.AddrPort{}}
-		for _, ss := range e.Subsets {
-			for _, p := range ss.Ports {
-				for _, a := range ss.Addresses {
-					ip, err := netip.ParseAddr(a.IP)
-					if err != nil {
-						continue
-					}
-					pe.Ports[p.Name] = append(pe.Ports[p.Name], netip.AddrPortFrom(ip, uint16(p.Port)))
-				}
-			}
-		}
-		out = append(out, pe)
+		out = append(out, proxyEndpoint(e))
 	}
 	return out
+}
+
+// proxyEndpoint converts the ready addresses of one endpoints.
+func proxyEndpoint(e *corev1.Endpoints) network.Endpoints {
+	pe := network.Endpoints{Namespace: e.Namespace, Name: e.Name, Ports: map[string][]netip.AddrPort{}}
+	for _, ss := range e.Subsets {
+		for _, p := range ss.Ports {
+			for _, a := range ss.Addresses {
+				ip, err := netip.ParseAddr(a.IP)
+				if err != nil {
+					continue
+				}
+				pe.Ports[p.Name] = append(pe.Ports[p.Name], netip.AddrPortFrom(ip, uint16(p.Port)))
+			}
+		}
+	}
+	return pe
 }
 
 // withClusterDNS replaces any kube-system/kube-dns service, and any other

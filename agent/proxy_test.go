@@ -189,11 +189,15 @@ func TestDecodeViewCached(t *testing.T) {
 	// endpoints changed, the node went.
 	next := map[objKey][]byte{
 		svcKey: objs[svcKey],
-		epKey:  []byte(`{"metadata":{"name":"web","namespace":"default"},"subsets":[{"addresses":[{"ip":"10.42.0.5"}]}]}`),
+		epKey:  []byte(`{"metadata":{"name":"web","namespace":"default"},"subsets":[{"addresses":[{"ip":"10.42.0.5"}],"ports":[{"port":8080}]}]}`),
 	}
 	v2, cache := decodeViewCached(next, cache, lg)
 	if v2.services[0] != v1.services[0] {
 		t.Errorf("unchanged service decoded again")
+	}
+	if len(v2.proxyServices) != 1 || v2.proxyServices[0].ClusterIP != netip.MustParseAddr("10.43.0.20") ||
+		len(v2.proxyEndpoints) != 1 || len(v2.proxyEndpoints[0].Ports[""]) != 1 {
+		t.Errorf("view for the proxier: services %+v, endpoints %+v", v2.proxyServices, v2.proxyEndpoints)
 	}
 	if v2.endpoints[0] == v1.endpoints[0] || len(v2.endpoints[0].Subsets) != 1 {
 		t.Errorf("changed endpoints not decoded again: %+v", v2.endpoints[0])
@@ -244,7 +248,7 @@ func BenchmarkNetView(b *testing.B) {
 				}
 				var v view
 				v, cache = decodeViewCached(next, cache, lg)
-				if len(proxyServices(v.services)) != 5000 || len(proxyEndpoints(v.endpoints)) != 5000 {
+				if len(v.proxyServices) != 5000 || len(v.proxyEndpoints) != 5000 {
 					b.Fatal("wrong view")
 				}
 			}
