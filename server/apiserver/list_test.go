@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 )
 
 func names(pods []corev1.Pod) []string {
@@ -376,6 +377,21 @@ func TestServiceNodePorts(t *testing.T) {
 	lb, err := svcs.Create(ctx, svc("lb", corev1.ServiceTypeLoadBalancer, 31000), metav1.CreateOptions{})
 	if err != nil || lb.Spec.Ports[0].NodePort != 31000 {
 		t.Fatalf("Create LoadBalancer with nodePort 31000 = %v, %v", lb, err)
+	}
+	// allocateLoadBalancerNodePorts=false: only a named node port is held.
+	noPorts := svc("lb-none", corev1.ServiceTypeLoadBalancer, 0)
+	noPorts.Spec.AllocateLoadBalancerNodePorts = ptr.To(false)
+	noPorts.Spec.Ports = append(noPorts.Spec.Ports, corev1.ServicePort{Name: "b", Port: 81, NodePort: 31001})
+	noPorts.Spec.Ports[0].Name = "a"
+	got, err := svcs.Create(ctx, noPorts, metav1.CreateOptions{})
+	if err != nil || got.Spec.Ports[0].NodePort != 0 || got.Spec.Ports[1].NodePort != 31001 {
+		t.Fatalf("Create LoadBalancer without node ports = %v, %v; want node ports [0 31001]", got, err)
+	}
+	if err := svcs.Delete(ctx, "lb-none", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := svcs.Create(ctx, svc("f", corev1.ServiceTypeNodePort, 31001), metav1.CreateOptions{}); err != nil {
+		t.Errorf("Create with the node port a deleted LoadBalancer named = %v, want success", err)
 	}
 	// Switching a ClusterIP service to NodePort allocates one; back frees it.
 	c, err := svcs.Create(ctx, svc("d", corev1.ServiceTypeClusterIP, 0), metav1.CreateOptions{})

@@ -92,6 +92,14 @@ func wantsNodePorts(svc *corev1.Service) bool {
 	return svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer
 }
 
+// picksNodePorts reports whether ports of svc without a node port get one:
+// a LoadBalancer with allocateLoadBalancerNodePorts=false keeps only the
+// node ports it names.
+func picksNodePorts(svc *corev1.Service) bool {
+	a := svc.Spec.AllocateLoadBalancerNodePorts
+	return svc.Spec.Type != corev1.ServiceTypeLoadBalancer || a == nil || *a
+}
+
 // allocateNodePorts gives every port of svc a node port, keeping the ones
 // held in old (nil on create). It returns what to undo if the write fails
 // and the ports of old no longer used, to release after it succeeds.
@@ -100,7 +108,9 @@ func (s *Server) allocateNodePorts(ctx context.Context, svc, old *corev1.Service
 	held := map[int32]bool{}
 	if old != nil && wantsNodePorts(old) {
 		for _, p := range old.Spec.Ports {
-			held[p.NodePort] = true
+			if p.NodePort != 0 {
+				held[p.NodePort] = true
+			}
 		}
 	}
 	var taken []int32
@@ -115,6 +125,9 @@ func (s *Server) allocateNodePorts(ctx context.Context, svc, old *corev1.Service
 			p := &svc.Spec.Ports[i]
 			if p.NodePort != 0 && (held[p.NodePort] || inUse[p.NodePort]) {
 				inUse[p.NodePort] = true
+				continue
+			}
+			if p.NodePort == 0 && !picksNodePorts(svc) {
 				continue
 			}
 			got, err := s.ports.allocate(ctx, p.NodePort, owner)
@@ -155,6 +168,9 @@ func (s *Server) nodePortError(svc *corev1.Service, i int, err error) error {
 // releaseNodePorts frees ports held by svc.
 func (s *Server) releaseNodePorts(ctx context.Context, svc *corev1.Service, ports []int32) {
 	for _, p := range ports {
+		if p == 0 {
+			continue
+		}
 		s.ports.release(context.WithoutCancel(ctx), p, svc.Namespace+"/"+svc.Name)
 	}
 }
