@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -27,11 +26,6 @@ var evictionResource = metav1.APIResource{
 	Name: "pods/eviction", Namespaced: true, Group: registry.GroupPolicy, Version: "v1", Kind: "Eviction",
 	Verbs: metav1.Verbs{"create"},
 }
-
-// disruptedPodTimeout is how long a pod evicted under a budget counts as
-// disrupted while it has not gone yet (the disruption controller drops it
-// after that), as Kubernetes' DeletionTimeout.
-const disruptedPodTimeout = 2 * time.Minute
 
 // evictionRefused is the message of a 429, as Kubernetes words it.
 const evictionRefused = "Cannot evict pod as it would violate the pod's disruption budget."
