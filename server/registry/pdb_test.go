@@ -35,12 +35,16 @@ func TestValidatePDB(t *testing.T) {
 		{"both", func(p *policyv1.PodDisruptionBudget) { p.Spec.MaxUnavailable = ptr(intstr.FromInt32(1)) }, "spec"},
 		{"negative", func(p *policyv1.PodDisruptionBudget) { p.Spec.MinAvailable = ptr(intstr.FromInt32(-1)) }, "spec.minAvailable"},
 		{"over 100%", func(p *policyv1.PodDisruptionBudget) { p.Spec.MinAvailable = ptr(intstr.FromString("150%")) }, "spec.minAvailable"},
-		{"not a percentage", func(p *policyv1.PodDisruptionBudget) { p.Spec.MaxUnavailable, p.Spec.MinAvailable = ptr(intstr.FromString("half")), nil }, "spec.maxUnavailable"},
+		{"not a percentage", func(p *policyv1.PodDisruptionBudget) {
+			p.Spec.MaxUnavailable, p.Spec.MinAvailable = ptr(intstr.FromString("half")), nil
+		}, "spec.maxUnavailable"},
 		{"bad selector", func(p *policyv1.PodDisruptionBudget) {
 			p.Spec.Selector.MatchExpressions = []metav1.LabelSelectorRequirement{{Key: "app", Operator: "Near"}}
 		}, "spec.selector.matchExpressions[0].operator"},
 		{"bad policy", func(p *policyv1.PodDisruptionBudget) { p.Spec.UnhealthyPodEvictionPolicy = policy("Sometimes") }, "spec.unhealthyPodEvictionPolicy"},
-		{"good policy", func(p *policyv1.PodDisruptionBudget) { p.Spec.UnhealthyPodEvictionPolicy = policy(policyv1.AlwaysAllow) }, ""},
+		{"good policy", func(p *policyv1.PodDisruptionBudget) {
+			p.Spec.UnhealthyPodEvictionPolicy = policy(policyv1.AlwaysAllow)
+		}, ""},
 		{"no name", func(p *policyv1.PodDisruptionBudget) { p.Name = "" }, "metadata.name"},
 	}
 	for _, tc := range tests {
