@@ -36,8 +36,10 @@ func (s *Service) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*ap
 type heartbeats struct {
 	svc *Service
 
-	mu    sync.Mutex       // guards nodes
+	mu    sync.Mutex       // guards nodes and ctx
 	nodes map[string]*beat // by node name
+	ctx   context.Context  // run's; nil when run is not running
+	bg    sync.WaitGroup   // background verifications, waited for by run
 }
 
 type beat struct {
@@ -119,7 +121,11 @@ func (h *heartbeats) beat(ctx context.Context, node string, want corev1.Conditio
 	}
 	known := b.ready
 	h.mu.Unlock()
-	if known == want && !check {
+	if known == want {
+		if check {
+			// In the background: a slow API must not delay heartbeats.
+			h.verify(node, want, msg)
+		}
 		return nil
 	}
 	written, err := h.svc.setReady(ctx, node, want, readyReason(want), msg, known == "" || check)
@@ -137,9 +143,51 @@ func (h *heartbeats) beat(ctx context.Context, node string, want corev1.Conditio
 	return nil
 }
 
+// verifyTimeout bounds a background comparison of a node's readiness.
+const verifyTimeout = 10 * time.Second
+
+// verify writes want to node's Node, in the background, if the Node says
+// otherwise. It does nothing before run has started.
+func (h *heartbeats) verify(node string, want corev1.ConditionStatus, msg string) {
+	h.mu.Lock()
+	base := h.ctx
+	if base == nil {
+		h.mu.Unlock()
+		return
+	}
+	h.bg.Add(1)
+	h.mu.Unlock()
+	go func() {
+		defer h.bg.Done()
+		ctx, cancel := context.WithTimeout(base, verifyTimeout)
+		defer cancel()
+		written, err := h.svc.setReady(ctx, node, want, readyReason(want), msg, true)
+		if err != nil {
+			if !apierrors.IsNotFound(err) && base.Err() == nil {
+				h.svc.lg.Debug("comparing node readiness", "node", node, "err", err)
+			}
+			return
+		}
+		h.mu.Lock()
+		if b, ok := h.nodes[node]; ok {
+			b.ready = written
+		}
+		h.mu.Unlock()
+	}()
+}
+
 // run marks nodes silent for the grace period Ready=Unknown until ctx
 // ends. At its start every existing Node counts as just heard from.
 func (h *heartbeats) run(ctx context.Context) {
+	h.mu.Lock()
+	h.ctx = ctx
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.ctx = nil
+		h.mu.Unlock()
+		h.bg.Wait()
+	}()
 	h.seed(ctx)
 	period := min(max(h.svc.cfg.GracePeriod/4, 10*time.Millisecond), 5*time.Second)
 	t := time.NewTicker(period)
