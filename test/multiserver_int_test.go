@@ -242,8 +242,10 @@ func TestIntegrationMultiServer(t *testing.T) {
 			t.Errorf("node %s Ready=%s since %v (the leader was killed at %v)", n.Name, cond.Status, cond.LastTransitionTime, killed)
 		}
 	}
-	if !strings.Contains(n1.log.String(), "connected to another server") {
+	if at, ok := logTime(n1.log.String(), "connected to another server"); !ok {
 		t.Errorf("the agent's log does not show it connecting to another server")
+	} else {
+		t.Logf("the agent connected to another server %v after the SIGKILL", at.Sub(killed).Round(100*time.Millisecond))
 	}
 
 	// logs and exec work through either survivor: the one the node is
@@ -295,6 +297,22 @@ func etcdLeader(t *testing.T, endpoints []string) int {
 	}
 	t.Fatalf("no etcd member leads")
 	return -1
+}
+
+// logTime returns the time of the first log line holding msg.
+func logTime(log, msg string) (time.Time, bool) {
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, msg) {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(f[0], "time="))
+		return at, err == nil
+	}
+	return time.Time{}, false
 }
 
 func mustRead(t *testing.T, name string) []byte {
