@@ -291,12 +291,13 @@ func advertiseHost(cfg Config) string {
 }
 
 // publishInterval is how often a server publishes the heartbeats of its
-// nodes for the others: every 5 s, or a quarter of the grace period when
-// that is shorter.
+// nodes for the others: a quarter of the grace period, at most 10 s (the
+// kubelet's Lease renewal period), so a record is at most a quarter grace
+// period stale when the leader reads it.
 func publishInterval(cfg Config) time.Duration {
 	grace := cfg.NodeMonitorGracePeriod
 	if grace <= 0 {
 		grace = nodes.DefaultGracePeriod
 	}
-	return min(5*time.Second, max(grace/4, 100*time.Millisecond))
+	return min(10*time.Second, max(grace/4, 100*time.Millisecond))
 }

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minik-dev/minik/server/pki"
+)
+
+// localOnlyStreams answers for the nodes connected here.
+type localOnlyStreams struct{ connected map[string]bool }
+
+func (l localOnlyStreams) Connected(node string) bool { return l.connected[node] }
+
+func (l localOnlyStreams) ServePodSubresource(w http.ResponseWriter, _ *http.Request, pod *corev1.Pod, sub string) {
+	io.WriteString(w, "local "+sub+" of "+pod.Name)
+}
+
+type holderMap map[string]string
+
+func (h holderMap) Holder(node string) (string, bool) {
+	s, ok := h[node]
+	return s, ok
+}
+
+func TestPodStreamRouter(t *testing.T) {
+	a, err := pki.Ensure(t.TempDir(), pki.Options{Hostname: "testhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *http.Request
+	other := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r
+		io.WriteString(w, "remote")
+	}))
+	other.TLS = a.ServerTLSConfig()
+	other.StartTLS()
+	defer other.Close()
+	holder := strings.TrimPrefix(other.URL, "https://")
+	router := newPodStreamRouter(localOnlyStreams{connected: map[string]bool{"here": true}},
+		holderMap{"there": holder, "mine": "10.0.0.1:6443"}, "10.0.0.1:6443", a, testLogger(t))
+
+	tests := []struct {
+		name, node, forwardedBy string
+		want                    string
+	}{
+		{"node connected here", "here", "", "local log of p"},
+		{"node connected to another server", "there", "", "remote"},
+		{"request already forwarded", "there", "10.0.0.9:6443", "local log of p"},
+		{"node this server holds per the records", "mine", "", "local log of p"},
+		{"node no server holds", "nowhere", "", "local log of p"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got = nil
+			req := httptest.NewRequest("GET", "/api/v1/namespaces/default/pods/p/log?follow=true", nil)
+			req.Header.Set("Authorization", "Bearer the-callers-token")
+			if tc.forwardedBy != "" {
+				req.Header.Set(forwardedHeader, tc.forwardedBy)
+			}
+			rec := httptest.NewRecorder()
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"}, Spec: corev1.PodSpec{NodeName: tc.node}}
+			router.ServePodSubresource(rec, req, pod, "log")
+			if body := rec.Body.String(); body != tc.want {
+				t.Fatalf("body = %q, want %q", body, tc.want)
+			}
+			if tc.want != "remote" {
+				return
+			}
+			if got.URL.Path != "/api/v1/namespaces/default/pods/p/log" || got.URL.Query().Get("follow") != "true" {
+				t.Errorf("forwarded to %s, want the same path and query", got.URL)
+			}
+			if auth := got.Header.Get("Authorization"); auth != "Bearer "+a.AdminToken() {
+				t.Errorf("forwarded Authorization = %q, want the admin token", auth)
+			}
+			if by := got.Header.Get(forwardedHeader); by != "10.0.0.1:6443" {
+				t.Errorf("forwarded %s = %q, want this server", forwardedHeader, by)
+			}
+		})
+	}
+
+	// A holder that is gone: 503 naming it.
+	other.Close()
+	rec := httptest.NewRecorder()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"}, Spec: corev1.PodSpec{NodeName: "there"}}
+	router.ServePodSubresource(rec, httptest.NewRequest("GET", "/api/v1/namespaces/default/pods/p/log", nil), pod, "log")
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), holder) {
+		t.Errorf("holder gone: %d %s, want 503 naming %s", rec.Code, rec.Body.String(), holder)
+	}
+}
