@@ -61,14 +61,26 @@ type membership struct {
 	publishEvery time.Duration
 	lg           *slog.Logger
 
-	mu     sync.Mutex          // guards remote
-	remote map[string]peerBeat // node → heartbeat published by any server
+	mu     sync.Mutex            // guards remote
+	remote map[string]remoteBeat // node → newest heartbeat any server published
 }
+
+// remoteBeat is the newest published heartbeat of a node. It outlives its
+// record (whose server may be gone) so that the node ages from that
+// heartbeat on, not from whatever this server knew before.
+type remoteBeat struct {
+	peerBeat
+	listed bool // its record is in etcd now
+}
+
+// forgetAfter is how long a node's heartbeat is remembered after its
+// record went away.
+const forgetAfter = time.Hour
 
 func newMembership(cli *clientv3.Client, prefix, self string, servers *nodes.ServerSet, publishEvery time.Duration, lg *slog.Logger) *membership {
 	return &membership{
 		cli: cli, prefix: prefix, self: self, servers: servers, publishEvery: publishEvery,
-		lg: lg.With("component", "membership"), remote: map[string]peerBeat{},
+		lg: lg.With("component", "membership"), remote: map[string]remoteBeat{},
 	}
 }
 
@@ -87,7 +99,7 @@ func (m *membership) Holder(node string) (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, ok := m.remote[node]
-	return b.Server, ok && b.Server != ""
+	return b.Server, ok && b.listed && b.Server != ""
 }
 
 // Run keeps the membership until ctx ends; it re-registers after losing
@@ -129,7 +141,7 @@ func (m *membership) term(ctx context.Context, beats localBeats) error {
 	m.lg.Info("server registered", "address", m.self)
 	poll := time.NewTicker(pollEvery)
 	defer poll.Stop()
-	publish := time.NewTicker(m.publishEvery)
+	publish := time.NewTicker(min(m.publishEvery, pollEvery))
 	defer publish.Stop()
 	published := map[string]time.Time{}
 	m.poll(tctx)
@@ -158,16 +170,14 @@ func (m *membership) poll(ctx context.Context) {
 	if err != nil {
 		m.lg.Debug("reading published heartbeats", "err", err)
 	} else {
-		remote := make(map[string]peerBeat, len(resp.Kvs))
+		listed := make(map[string]peerBeat, len(resp.Kvs))
 		for _, kv := range resp.Kvs {
 			var b peerBeat
 			if json.Unmarshal(kv.Value, &b) == nil {
-				remote[strings.TrimPrefix(string(kv.Key), m.prefix+heartbeatsDir)] = b
+				listed[strings.TrimPrefix(string(kv.Key), m.prefix+heartbeatsDir)] = b
 			}
 		}
-		m.mu.Lock()
-		m.remote = remote
-		m.mu.Unlock()
+		m.mergeBeats(listed, time.Now())
 	}
 	resp, err = m.cli.Get(ctx, m.prefix+serversDir, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
@@ -184,11 +194,37 @@ func (m *membership) poll(ctx context.Context) {
 	}
 }
 
-// publish writes the heartbeats newer than the ones it last wrote, on the
-// server's lease, so that they vanish with the server.
+// mergeBeats records the heartbeats listed in etcd now, keeping those of
+// nodes whose record went away until forgetAfter.
+func (m *membership) mergeBeats(listed map[string]peerBeat, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for node, old := range m.remote {
+		if _, ok := listed[node]; ok {
+			continue
+		}
+		if now.Sub(old.Time) > forgetAfter {
+			delete(m.remote, node)
+			continue
+		}
+		old.listed = false
+		m.remote[node] = old
+	}
+	for node, b := range listed {
+		if old, ok := m.remote[node]; ok && old.Time.After(b.Time) {
+			b.Time = old.Time
+		}
+		m.remote[node] = remoteBeat{peerBeat: b, listed: true}
+	}
+}
+
+// publish writes, on the server's lease (so that they vanish with the
+// server), the heartbeat of each node first heard here at once and then
+// every publishEvery.
 func (m *membership) publish(ctx context.Context, lease clientv3.LeaseID, beats map[string]time.Time, published map[string]time.Time) {
 	for node, t := range beats {
-		if !t.After(published[node]) {
+		last, ok := published[node]
+		if ok && (!t.After(last) || t.Sub(last) < m.publishEvery) {
 			continue
 		}
 		data, _ := json.Marshal(peerBeat{Server: m.self, Time: t})

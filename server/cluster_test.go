@@ -198,9 +198,33 @@ func TestMembership(t *testing.T) {
 		return slices.Equal(sets[1].Addresses(), []string{"10.0.0.2:6443"})
 	})
 	waitUntil(t, "its heartbeat records to go", func() bool {
-		_, ok := ms[1].LastHeartbeat("n1")
+		_, ok := ms[1].Holder("n1")
 		return !ok
 	})
+	// The node's last heartbeat is remembered: it ages from there.
+	if got, ok := ms[1].LastHeartbeat("n1"); !ok || !got.Equal(beat) {
+		t.Errorf("LastHeartbeat(n1) after its record went = %v, %v; want %v", got, ok, beat)
+	}
+}
+
+func TestMergeBeatsKeepsNewest(t *testing.T) {
+	m := newMembership(nil, "/test", "10.0.0.1:6443", nodes.NewServerSet(), time.Second, testLogger(t))
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m.mergeBeats(map[string]peerBeat{"n1": {Server: "a", Time: t0}, "n2": {Server: "a", Time: t0}}, t0)
+	m.mergeBeats(map[string]peerBeat{"n2": {Server: "b", Time: t0.Add(time.Second)}}, t0.Add(time.Second))
+	if got, ok := m.LastHeartbeat("n1"); !ok || !got.Equal(t0) {
+		t.Errorf("LastHeartbeat(n1) = %v, %v; want %v kept after its record went", got, ok, t0)
+	}
+	if h, ok := m.Holder("n1"); ok {
+		t.Errorf("Holder(n1) = %q, want none once its record went", h)
+	}
+	if h, ok := m.Holder("n2"); !ok || h != "b" {
+		t.Errorf("Holder(n2) = %q, %v; want b", h, ok)
+	}
+	m.mergeBeats(nil, t0.Add(forgetAfter+time.Minute))
+	if _, ok := m.LastHeartbeat("n1"); ok {
+		t.Errorf("LastHeartbeat(n1) still known %v after its record went", forgetAfter)
+	}
 }
 
 func TestBootstrap(t *testing.T) {
