@@ -113,8 +113,10 @@ func leaders(servers ...*serverProc) []int {
 
 // TestIntegrationMultiServer runs three servers on a three-member etcd
 // cluster with one real agent: any server serves the API and its watches,
-// one leads, a SIGKILLed leader is replaced in time, the agent fails over
-// with its pods running, and writes survive the loss of an etcd member.
+// one leads and hears the node through another, a SIGKILLed leader is
+// replaced in time, logs and exec reach the node through any server, the
+// agent fails over with its pods running when its server is SIGKILLed,
+// and writes survive the loss of the etcd leader.
 func TestIntegrationMultiServer(t *testing.T) {
 	requireRoot(t)
 	ec := storetest.StartEtcdCluster(t, 3)
@@ -143,8 +145,8 @@ func TestIntegrationMultiServer(t *testing.T) {
 	}
 	csB, csC := clientFor(t, b), clientFor(t, c)
 
-	// The agent joins through A, the leader.
-	n1 := startAgent(t, a, ip, 1, "--heartbeat-interval", "1s")
+	// The agent joins through B; A leads.
+	n1 := startAgent(t, b, ip, 1, "--heartbeat-interval", "1s")
 	waitNodeReady(t, csB, n1.name)
 	eventually(t, 20*time.Second, "the agent learns every server", func() error {
 		data, _ := os.ReadFile(filepath.Join(n1.dataDir, "servers"))
@@ -155,6 +157,9 @@ func TestIntegrationMultiServer(t *testing.T) {
 		}
 		return nil
 	})
+	// The leader hears the node's heartbeats through B: past the grace
+	// period the node is still Ready.
+	expectReadySince(t, csC, n1.name, time.Now(), 12*time.Second)
 
 	// An RC created through A is visible through C and watched through B.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -180,8 +185,7 @@ func TestIntegrationMultiServer(t *testing.T) {
 	pods := haPods(t, csB, 2, 90*time.Second)
 	survivor, victim := pods[0], pods[1]
 
-	// SIGKILL the leader, which the agent is connected to, and delete a
-	// pod through a surviving server.
+	// SIGKILL the leader and delete a pod through a surviving server.
 	killed := time.Now()
 	a.kill()
 	tookOver := make(chan time.Duration, 1)
@@ -221,35 +225,8 @@ func TestIntegrationMultiServer(t *testing.T) {
 		t.Errorf("leaders among the survivors = %v, want exactly one", got)
 	}
 
-	// The pod that was not deleted kept running through the fail-over.
-	p, err := csC.CoreV1().Pods("default").Get(ctx, survivor.Name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("pod %s: %v", survivor.Name, err)
-	}
-	if p.UID != survivor.UID || p.Status.Phase != corev1.PodRunning || restarts(p) != restarts(&survivor) {
-		t.Errorf("pod %s after fail-over: uid %s phase %s restarts %d; before: uid %s restarts %d",
-			p.Name, p.UID, p.Status.Phase, restarts(p), survivor.UID, restarts(&survivor))
-	}
-	// The node stays Ready: the new leader hears its heartbeats through
-	// whichever server it is connected to now.
-	time.Sleep(12 * time.Second)
-	n, err := csC.CoreV1().Nodes().Get(ctx, n1.name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, cond := range n.Status.Conditions {
-		if cond.Type == corev1.NodeReady && (cond.Status != corev1.ConditionTrue || cond.LastTransitionTime.After(killed)) {
-			t.Errorf("node %s Ready=%s since %v (the leader was killed at %v)", n.Name, cond.Status, cond.LastTransitionTime, killed)
-		}
-	}
-	if at, ok := logTime(n1.log.String(), "connected to another server"); !ok {
-		t.Errorf("the agent's log does not show it connecting to another server")
-	} else {
-		t.Logf("the agent connected to another server %v after the SIGKILL", at.Sub(killed).Round(100*time.Millisecond))
-	}
-
-	// logs and exec work through either survivor: the one the node is
-	// not connected to forwards them to the one it is.
+	// logs and exec work through either survivor: C, which the node is
+	// not connected to, forwards them to B.
 	for i, s := range []*serverProc{b, c} {
 		want := fmt.Sprintf("through-server-%d", i)
 		if out := strings.TrimSpace(s.mustMinik("", "exec", replacement, "--", "echo", want)); out != want {
@@ -260,11 +237,44 @@ func TestIntegrationMultiServer(t *testing.T) {
 		}
 	}
 
+	// SIGKILL B, the agent's server: the agent fails over to C, its pods
+	// keep running and the node stays Ready.
+	lost := time.Now()
+	b.kill()
+	eventually(t, 30*time.Second, "the agent connected to another server", func() error {
+		if _, ok := logTime(n1.log.String(), "connected to another server"); !ok {
+			return fmt.Errorf("not in the agent's log")
+		}
+		return nil
+	})
+	at, _ := logTime(n1.log.String(), "connected to another server")
+	t.Logf("the agent connected to another server %v after its server's SIGKILL", at.Sub(lost).Round(100*time.Millisecond))
+	eventually(t, 20*time.Second, "C leads", func() error {
+		if leaderMetric(c) != 1 {
+			return fmt.Errorf("minik_server_leader of C is not 1")
+		}
+		return nil
+	})
+	expectReadySince(t, csC, n1.name, killed, 12*time.Second)
+	for _, before := range []corev1.Pod{survivor} {
+		p, err := csC.CoreV1().Pods("default").Get(ctx, before.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("pod %s: %v", before.Name, err)
+		}
+		if p.UID != before.UID || p.Status.Phase != corev1.PodRunning || restarts(p) != restarts(&before) {
+			t.Errorf("pod %s after fail-over: uid %s phase %s restarts %d; before: uid %s restarts %d",
+				p.Name, p.UID, p.Status.Phase, restarts(p), before.UID, restarts(&before))
+		}
+	}
+	if out := strings.TrimSpace(c.mustMinik("", "exec", survivor.Name, "--", "echo", "still-here")); out != "still-here" {
+		t.Errorf("exec through C after the fail-over = %q", out)
+	}
+
 	// One etcd member down: writes are still acknowledged, and each
 	// acknowledged write reads back through another server.
 	victimMember := etcdLeader(t, ec.Endpoints)
 	ec.Kill(victimMember)
-	acked := writeNamespaces(ctx, t, csB, 30)
+	acked := writeNamespaces(ctx, t, csC, 30)
 	if len(acked) < 25 {
 		t.Errorf("%d of 30 writes acknowledged with one etcd member down", len(acked))
 	}
@@ -274,6 +284,22 @@ func TestIntegrationMultiServer(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 30 writes acknowledged with etcd member %d (the etcd leader) down, all readable", len(acked), victimMember)
+}
+
+// expectReadySince waits for d and then checks that node has been Ready
+// since before since.
+func expectReadySince(t *testing.T, cs *kubernetes.Clientset, node string, since time.Time, d time.Duration) {
+	t.Helper()
+	time.Sleep(d)
+	n, err := cs.CoreV1().Nodes().Get(context.Background(), node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady && (cond.Status != corev1.ConditionTrue || cond.LastTransitionTime.After(since)) {
+			t.Errorf("node %s Ready=%s since %v, want Ready since before %v", n.Name, cond.Status, cond.LastTransitionTime, since)
+		}
+	}
 }
 
 // etcdLeader returns the index of the etcd member that leads.
