@@ -219,7 +219,8 @@ func TestIntegrationAgentRunsPods(t *testing.T) {
 		t.Errorf("image import output: %s", out)
 	}
 	never := strings.NewReplacer("name: crash", "name: imported", "image: busybox", "image: example.org/tools/busybox:imported",
-		"imagePullPolicy: IfNotPresent", "imagePullPolicy: Never", `"echo boom; exit 1"`, `"sleep 3600"`).Replace(strings.Replace(crashPod, "NODE", n1.name, 1))
+		"imagePullPolicy: IfNotPresent", "imagePullPolicy: Never", `"echo boom; exit 1"`, `"sleep 3600"`,
+		"  containers:", "  terminationGracePeriodSeconds: 2\n  containers:").Replace(strings.Replace(crashPod, "NODE", n1.name, 1))
 	s.mustMinik(never, "apply", "-f", "-")
 	waitPodRunning(t, cs, "default", "imported")
 
