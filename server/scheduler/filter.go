@@ -41,8 +41,11 @@ func check(p *podInfo, n *nodeInfo, out []string) []string {
 	return out
 }
 
-func filterReady(_ *podInfo, n *nodeInfo, out []string) []string {
-	if !n.ready {
+// filterReady keeps pods off nodes that are not Ready, unless the pod
+// tolerates the taint that stands for the node's state (as DaemonSet-like
+// pods do); the taints themselves are checked by filterTaints.
+func filterReady(p *podInfo, n *nodeInfo, out []string) []string {
+	if !n.ready && (n.readyTaint == nil || !tolerated(p.tolerations, n.readyTaint)) {
 		return append(out, reasonNotReady)
 	}
 	return out

@@ -41,6 +41,19 @@ func TestFilterExplanations(t *testing.T) {
 			msg:   "0/3 nodes are available: 2 node(s) were unschedulable, 1 node(s) were not ready",
 		},
 		{
+			name:  "not ready, the not-ready taint tolerated",
+			nodes: []*corev1.Node{big("a", notReady), big("b", unknown)},
+			pod:   testPod("p", "", "", tolerating(corev1.Toleration{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists})),
+			want:  []string{"a"},
+		},
+		{
+			name:  "unknown, the unreachable taint tolerated",
+			nodes: []*corev1.Node{big("a", notReady), big("b", unknown)},
+			pod: testPod("p", "", "", tolerating(corev1.Toleration{
+				Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule})),
+			want: []string{"b"},
+		},
+		{
 			name:  "cordon tolerated",
 			nodes: []*corev1.Node{big("a", cordoned)},
 			pod: testPod("p", "", "", tolerating(corev1.Toleration{

@@ -32,6 +32,8 @@ func testNode(name, cpu, mem string, pods int, opts ...func(*corev1.Node)) *core
 
 func notReady(n *corev1.Node) { n.Status.Conditions[0].Status = corev1.ConditionFalse }
 
+func unknown(n *corev1.Node) { n.Status.Conditions[0].Status = corev1.ConditionUnknown }
+
 func cordoned(n *corev1.Node) { n.Spec.Unschedulable = true }
 
 func tainted(key, value string, effect corev1.TaintEffect) func(*corev1.Node) {

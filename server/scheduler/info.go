@@ -116,6 +116,7 @@ type nodeInfo struct {
 	name          string
 	node          *corev1.Node // nil while only pods refer to the node
 	ready         bool
+	readyTaint    *corev1.Taint // the lifecycle taint standing for !ready
 	unschedulable bool
 	alloc         resources
 	used          resources // sum of requests of the pods on the node
@@ -135,6 +136,7 @@ func newNodeInfo(name string) *nodeInfo {
 func (n *nodeInfo) setNode(node *corev1.Node) {
 	n.node = node
 	n.ready = nodeReady(node)
+	n.readyTaint = conditionTaint(node)
 	n.unschedulable = node.Spec.Unschedulable
 	a := node.Status.Allocatable
 	n.alloc = resources{milliCPU: a.Cpu().MilliValue(), memory: a.Memory().Value(), pods: a.Pods().Value()}
@@ -144,6 +146,23 @@ func (n *nodeInfo) setNode(node *corev1.Node) {
 			n.taints = append(n.taints, taintInfo{taint: t, reason: "node(s) had untolerated taint {" + t.Key + ": " + t.Value + "}"})
 		}
 	}
+}
+
+var (
+	notReadyTaint    = corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}
+	unreachableTaint = corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule}
+)
+
+// conditionTaint is the taint the node lifecycle puts on a node in its
+// Ready state (not-ready for False, unreachable for Unknown or none): a pod
+// that tolerates it may go to the node before the taint is written.
+func conditionTaint(node *corev1.Node) *corev1.Taint {
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionFalse {
+			return &notReadyTaint
+		}
+	}
+	return &unreachableTaint
 }
 
 func nodeReady(node *corev1.Node) bool {
