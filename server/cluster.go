@@ -120,22 +120,15 @@ func (m *membership) Run(ctx context.Context, beats localBeats) error {
 }
 
 func (m *membership) term(ctx context.Context, beats localBeats) error {
-	lease, err := m.cli.Grant(ctx, memberTTL)
+	// Revoking the lease takes a stopping server off the list at once.
+	lease, acks, release, err := keepLease(ctx, m.cli, memberTTL)
 	if err != nil {
 		return err
 	}
+	defer release()
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer func() {
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		m.cli.Revoke(rctx, lease.ID) // a stopping server leaves the list at once
-		rcancel()
-	}()
-	acks, err := m.cli.KeepAlive(tctx, lease.ID)
-	if err != nil {
-		return err
-	}
-	if _, err := m.cli.Put(ctx, m.prefix+serversDir+m.self, m.self, clientv3.WithLease(lease.ID)); err != nil {
+	if _, err := m.cli.Put(ctx, m.prefix+serversDir+m.self, m.self, clientv3.WithLease(lease)); err != nil {
 		return err
 	}
 	m.lg.Info("server registered", "address", m.self)
@@ -156,7 +149,7 @@ func (m *membership) term(ctx context.Context, beats localBeats) error {
 		case <-poll.C:
 			m.poll(tctx)
 		case <-publish.C:
-			m.publish(tctx, lease.ID, beats.LocalHeartbeats(), published)
+			m.publish(tctx, lease, beats.LocalHeartbeats(), published)
 		}
 	}
 }

@@ -100,21 +100,15 @@ func (w workError) Error() string { return w.err.Error() }
 // term campaigns on a fresh lease, runs work while the lease holds and
 // gives leadership up when work returns.
 func (e *elector) term(ctx context.Context, work leading) error {
-	lease, err := e.cli.Grant(ctx, leaderTTL)
+	// Revoking the lease deletes the election key: a successor need not
+	// wait for the TTL.
+	lease, acks, release, err := keepLease(ctx, e.cli, leaderTTL)
 	if err != nil {
 		return err
 	}
+	defer release()
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer func() {
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		e.cli.Revoke(rctx, lease.ID) // deletes the election key: a successor need not wait for the TTL
-		rcancel()
-	}()
-	acks, err := e.cli.KeepAlive(tctx, lease.ID)
-	if err != nil {
-		return err
-	}
 	var lastAck atomic.Int64 // UnixNano of the last acknowledged renewal
 	lastAck.Store(time.Now().UnixNano())
 	lost := make(chan struct{})
@@ -124,7 +118,7 @@ func (e *elector) term(ctx context.Context, work leading) error {
 			lastAck.Store(time.Now().UnixNano())
 		}
 	}()
-	sess, err := concurrency.NewSession(e.cli, concurrency.WithLease(lease.ID), concurrency.WithContext(tctx))
+	sess, err := concurrency.NewSession(e.cli, concurrency.WithLease(lease), concurrency.WithContext(tctx))
 	if err != nil {
 		return err
 	}
@@ -231,4 +225,26 @@ func (e *elector) setLeader(on bool) {
 		e.gauge.Set(0)
 		e.lg.Info("stopped leading: controllers and scheduler stopped", "server", e.identity)
 	}
+}
+
+// keepLease grants an etcd lease of ttl seconds and renews it until
+// release, which revokes it so that the keys it holds go at once. acks
+// closes when etcd lets the lease expire.
+func keepLease(ctx context.Context, cli *clientv3.Client, ttl int64) (lease clientv3.LeaseID, acks <-chan *clientv3.LeaseKeepAliveResponse, release func(), err error) {
+	granted, err := cli.Grant(ctx, ttl)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	kctx, cancel := context.WithCancel(ctx)
+	release = func() {
+		cancel()
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		cli.Revoke(rctx, granted.ID)
+		rcancel()
+	}
+	if acks, err = cli.KeepAlive(kctx, granted.ID); err != nil {
+		release()
+		return 0, nil, nil, err
+	}
+	return granted.ID, acks, release, nil
 }
