@@ -66,32 +66,28 @@ func NewDisruptionController(client kubernetes.Interface, pdbs policyinformers.P
 		client: client, pdbs: pdbs.Lister(), pods: pods.Lister(), rcs: rcs.Lister(), opts: opts, lg: lg,
 	}
 	c.loop = newLoop("disruption", lg, c.sync)
-	r1, err := pdbs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
-		DeleteFunc: c.enqueue,
-	})
+	var err error
+	c.synced, err = addHandlers(
+		handler{pdbs.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.enqueue,
+			UpdateFunc: func(_, obj any) { c.enqueue(obj) },
+			DeleteFunc: c.enqueue,
+		}},
+		handler{pods.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc: c.enqueueForPod,
+			UpdateFunc: func(old, obj any) {
+				c.enqueueForPod(old)
+				c.enqueueForPod(obj)
+			},
+			DeleteFunc: c.enqueueForPod,
+		}},
+		handler{rcs.Informer(), cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(_, obj any) { c.enqueueNamespace(obj) },
+		}},
+	)
 	if err != nil {
 		return nil, err
 	}
-	r2, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.enqueueForPod,
-		UpdateFunc: func(old, obj any) {
-			c.enqueueForPod(old)
-			c.enqueueForPod(obj)
-		},
-		DeleteFunc: c.enqueueForPod,
-	})
-	if err != nil {
-		return nil, err
-	}
-	r3, err := rcs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(_, obj any) { c.enqueueNamespace(obj) },
-	})
-	if err != nil {
-		return nil, err
-	}
-	c.synced = []cache.InformerSynced{r1.HasSynced, r2.HasSynced, r3.HasSynced}
 	return c, nil
 }
 

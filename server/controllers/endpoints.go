@@ -54,21 +54,15 @@ func NewEndpointsController(client kubernetes.Interface, services coreinformers.
 			c.loop.add(key)
 		}
 	}
-	handlers := []struct {
-		inf cache.SharedIndexInformer
-		h   cache.ResourceEventHandler
-	}{
-		{services.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue}},
-		{pods.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.podChanged, UpdateFunc: c.podUpdated, DeleteFunc: c.podChanged}},
+	var err error
+	c.synced, err = addHandlers(
+		handler{services.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue}},
+		handler{pods.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.podChanged, UpdateFunc: c.podUpdated, DeleteFunc: c.podChanged}},
 		// A deleted or edited Endpoints is rewritten from its Service.
-		{endpoints.Informer(), cache.ResourceEventHandlerFuncs{UpdateFunc: func(_, o any) { c.endpointsChanged(o) }, DeleteFunc: c.endpointsChanged}},
-	}
-	for _, h := range handlers {
-		reg, err := h.inf.AddEventHandler(h.h)
-		if err != nil {
-			return nil, err
-		}
-		c.synced = append(c.synced, reg.HasSynced)
+		handler{endpoints.Informer(), cache.ResourceEventHandlerFuncs{UpdateFunc: func(_, o any) { c.endpointsChanged(o) }, DeleteFunc: c.endpointsChanged}},
+	)
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -92,3 +92,23 @@ func untombstone(obj any) any {
 	}
 	return obj
 }
+
+// handler is an informer and what a controller does with its events.
+type handler struct {
+	inf cache.SharedIndexInformer
+	h   cache.ResourceEventHandler
+}
+
+// addHandlers adds each handler to its informer and returns what tells
+// when they have all seen their informer's first list.
+func addHandlers(hs ...handler) ([]cache.InformerSynced, error) {
+	synced := make([]cache.InformerSynced, 0, len(hs))
+	for _, h := range hs {
+		reg, err := h.inf.AddEventHandler(h.h)
+		if err != nil {
+			return nil, err
+		}
+		synced = append(synced, reg.HasSynced)
+	}
+	return synced, nil
+}

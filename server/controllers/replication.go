@@ -70,23 +70,22 @@ func NewReplicationManager(client kubernetes.Interface, rcs coreinformers.Replic
 		exp:    newExpectations(opts.Now),
 	}
 	m.loop = newLoop("replicationcontroller", lg, m.sync)
-	r1, err := rcs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    m.enqueueRC,
-		UpdateFunc: func(_, obj any) { m.enqueueRC(obj) },
-		DeleteFunc: m.enqueueRC,
-	})
+	var err error
+	m.synced, err = addHandlers(
+		handler{rcs.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    m.enqueueRC,
+			UpdateFunc: func(_, obj any) { m.enqueueRC(obj) },
+			DeleteFunc: m.enqueueRC,
+		}},
+		handler{pods.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    m.addPod,
+			UpdateFunc: m.updatePod,
+			DeleteFunc: m.deletePod,
+		}},
+	)
 	if err != nil {
 		return nil, err
 	}
-	r2, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    m.addPod,
-		UpdateFunc: m.updatePod,
-		DeleteFunc: m.deletePod,
-	})
-	if err != nil {
-		return nil, err
-	}
-	m.synced = []cache.InformerSynced{r1.HasSynced, r2.HasSynced}
 	return m, nil
 }
 

@@ -61,23 +61,17 @@ func NewServiceLBController(client kubernetes.Interface, services coreinformers.
 			c.loop.add(key)
 		}
 	}
-	handlers := []struct {
-		inf cache.SharedIndexInformer
-		h   cache.ResourceEventHandler
-	}{
-		{services.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }}},
-		{nodes.Informer(), cache.ResourceEventHandlerFuncs{
+	var err error
+	c.synced, err = addHandlers(
+		handler{services.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }}},
+		handler{nodes.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(any) { c.nodesChanged() },
 			UpdateFunc: c.nodeUpdated,
 			DeleteFunc: func(any) { c.nodesChanged() },
 		}},
-	}
-	for _, h := range handlers {
-		reg, err := h.inf.AddEventHandler(h.h)
-		if err != nil {
-			return nil, err
-		}
-		c.synced = append(c.synced, reg.HasSynced)
+	)
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }
