@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,8 +27,11 @@ import (
 
 // BenchmarkHollowCluster runs a real server (TLS, node service,
 // controllers, scheduler) and hollow nodes in one process, creates pods through the API
-// and reports how fast they become Running, and the process RSS.
-// HOLLOW_NODES (default 1000) and HOLLOW_PODS (default 10000) set the size;
+// and reports how fast they become bound and Running, the process CPU per
+// pod (which, unlike pods/s, does not depend on what else the machine
+// runs), the CPU the connected nodes use while idle, and the process RSS.
+// It also logs the server's request and commit latencies and the
+// goroutine scheduling latency. HOLLOW_NODES (default 1000) and HOLLOW_PODS (default 10000) set the size;
 // HOLLOW_CPUPROFILE=FILE writes a CPU profile of the pod phase only (from
 // the first create to all Running), without node registration.
 //
@@ -53,9 +58,13 @@ func benchHollow(b *testing.B, nodes, pods int) {
 		return err == nil && len(list.Items) == nodes && allReady(list.Items)
 	})
 	b.Logf("%d hollow nodes registered and Ready in %v", nodes, time.Since(start).Round(time.Millisecond))
+	idle := idleCPU(b, 5*time.Second)
+	b.ReportMetric(idle, "idle-cpu-%")
+	b.Logf("with %d nodes connected and no pods the process uses %.0f%% of a CPU", nodes, idle)
 
 	bound, running := countPods(b, ctx, c, pods)
 	stopProfile := startCPUProfile(b, os.Getenv("HOLLOW_CPUPROFILE"))
+	schedBefore, cpuBefore := schedLatencies(), processCPU(b)
 	start = time.Now()
 	createPods(b, ctx, c, pods)
 	created := time.Since(start)
@@ -69,16 +78,22 @@ func benchHollow(b *testing.B, nodes, pods int) {
 	select {
 	case end := <-running:
 		stopProfile()
+		cpuPerPod := (processCPU(b) - cpuBefore) / time.Duration(pods)
 		d := end.Sub(start)
 		rss := rssMiB("VmRSS")
 		b.ReportMetric(float64(pods)/boundAfter.Seconds(), "bound-pods/s")
 		b.ReportMetric(float64(pods)/d.Seconds(), "running-pods/s")
 		b.ReportMetric(float64(rss), "rss-MiB")
+		// CPU per pod does not depend on how much of the machine the
+		// process got, which pods/s does.
+		b.ReportMetric(float64(cpuPerPod)/float64(time.Millisecond), "cpu-ms/pod")
 		b.Logf("%d pods on %d hollow nodes: created in %v (%.0f pods/s), all bound after %v (%.0f pods/s), all Running after %v (%.0f pods/s); RSS %d MiB, peak %d MiB",
 			pods, nodes, created.Round(time.Millisecond), float64(pods)/created.Seconds(),
 			boundAfter.Round(time.Millisecond), float64(pods)/boundAfter.Seconds(),
 			d.Round(time.Millisecond), float64(pods)/d.Seconds(), rss, rssMiB("VmHWM"))
+		b.Logf("process CPU per pod, creation to Running: %v", cpuPerPod.Round(time.Microsecond))
 		logServerMetrics(b, ctx, c)
+		logSchedLatency(b, schedBefore, schedLatencies())
 	case <-ctx.Done():
 		b.Fatalf("not all %d pods Running in time", pods)
 	}
@@ -146,6 +161,64 @@ func createPods(b *testing.B, ctx context.Context, c *cluster, n int) {
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatalf("create pod: %v", err)
 	}
+}
+
+// schedLatencies reads the runtime's histogram of how long goroutines
+// waited to run once runnable.
+func schedLatencies() *metrics.Float64Histogram {
+	m := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(m)
+	if m[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return nil
+	}
+	return m[0].Value.Float64Histogram()
+}
+
+// logSchedLatency logs percentiles of the goroutine scheduling latency
+// between two readings: on a machine of few cores, the time every
+// hand-off between goroutines (a request and its handler, a commit and
+// its writers) waits for a CPU.
+func logSchedLatency(b *testing.B, before, after *metrics.Float64Histogram) {
+	if before == nil || after == nil {
+		return
+	}
+	counts := make([]uint64, len(after.Counts))
+	var total uint64
+	for i := range counts {
+		counts[i] = after.Counts[i] - before.Counts[i]
+		total += counts[i]
+	}
+	if total == 0 {
+		return
+	}
+	pct := func(p float64) time.Duration {
+		var n uint64
+		for i, c := range counts {
+			if n += c; float64(n) >= p*float64(total) {
+				return time.Duration(after.Buckets[i+1] * float64(time.Second)) // upper bound
+			}
+		}
+		return 0
+	}
+	b.Logf("goroutine scheduling latency during the pod phase: %d wake-ups, p50 ≤ %v, p90 ≤ %v, p99 ≤ %v",
+		total, pct(0.5), pct(0.9), pct(0.99))
+}
+
+// idleCPU returns the CPU time the process used over d, as a percentage
+// of d.
+func idleCPU(b *testing.B, d time.Duration) float64 {
+	before := processCPU(b)
+	time.Sleep(d)
+	return 100 * float64(processCPU(b)-before) / float64(d)
+}
+
+// processCPU is the user and system CPU time the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // startCPUProfile starts a CPU profile into file, if named, and returns
