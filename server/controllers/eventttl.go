@@ -18,6 +18,12 @@ const DefaultEventTTL = time.Hour
 // eventTTLPage is how many Events one list call of a sweep reads.
 const eventTTLPage = 500
 
+// eventClockSkew is how far ahead of the sweeper's clock a time an Event
+// records may be and still count: the clocks of the servers and nodes that
+// write Events differ a little, but a time further ahead is not believed,
+// or an Event stamped years ahead would never expire.
+const eventClockSkew = time.Minute
+
 // EventTTLOptions tunes an EventTTL.
 type EventTTLOptions struct {
 	// TTL is how long an Event lives after it last changed (default
@@ -79,7 +85,8 @@ func (c *EventTTL) Run(ctx context.Context, _ int) error {
 // how many it deleted. An Event that changes while it is swept is kept
 // (the delete's resourceVersion precondition fails).
 func (c *EventTTL) Sweep(ctx context.Context) (int, error) {
-	cutoff := c.opts.Now().Add(-c.opts.TTL)
+	now := c.opts.Now()
+	cutoff := now.Add(-c.opts.TTL)
 	deleted := 0
 	opts := metav1.ListOptions{Limit: eventTTLPage}
 	for {
@@ -89,7 +96,7 @@ func (c *EventTTL) Sweep(ctx context.Context) (int, error) {
 		}
 		for i := range list.Items {
 			ev := &list.Items[i]
-			if !lastChanged(ev).Before(cutoff) {
+			if !lastChanged(ev, now).Before(cutoff) {
 				continue
 			}
 			err := c.client.CoreV1().Events(ev.Namespace).Delete(ctx, ev.Name, metav1.DeleteOptions{
@@ -110,16 +117,20 @@ func (c *EventTTL) Sweep(ctx context.Context) (int, error) {
 	}
 }
 
-// lastChanged is the latest time an Event records.
-func lastChanged(ev *corev1.Event) time.Time {
+// lastChanged is the latest time an Event records, ignoring times its
+// writer set more than eventClockSkew after now (the server sets
+// creationTimestamp, its writer the others).
+func lastChanged(ev *corev1.Event, now time.Time) time.Time {
 	t := ev.CreationTimestamp.Time
-	for _, u := range []time.Time{ev.LastTimestamp.Time, ev.FirstTimestamp.Time, ev.EventTime.Time} {
-		if u.After(t) {
+	times := []time.Time{ev.LastTimestamp.Time, ev.FirstTimestamp.Time, ev.EventTime.Time}
+	if s := ev.Series; s != nil {
+		times = append(times, s.LastObservedTime.Time)
+	}
+	limit := now.Add(eventClockSkew)
+	for _, u := range times {
+		if u.After(t) && !u.After(limit) {
 			t = u
 		}
-	}
-	if s := ev.Series; s != nil && s.LastObservedTime.After(t) {
-		t = s.LastObservedTime.Time
 	}
 	return t
 }

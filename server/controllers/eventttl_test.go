@@ -30,15 +30,19 @@ func TestEventTTLSweep(t *testing.T) {
 		create("default", fmt.Sprintf("old-%d", i), time.Now())
 	}
 	create("kube-system", "old-elsewhere", time.Now())
+	// Times stamped far ahead of the clock (a skewed or lying writer) do
+	// not keep an Event forever: it ages from its creation.
+	create("default", "old-stamped-ahead", now.AddDate(10, 0, 0))
 	create("default", "recent", now.Add(-30*time.Minute))
 	create("kube-system", "recent", now.Add(-59*time.Minute))
+	create("default", "recent-slightly-ahead", now.Add(30*time.Second))
 
 	n, err := ttl.Sweep(e.ctx)
 	if err != nil {
 		t.Fatalf("Sweep = %v", err)
 	}
-	if n != old+1 {
-		t.Errorf("Sweep deleted %d events, want %d", n, old+1)
+	if n != old+2 {
+		t.Errorf("Sweep deleted %d events, want %d", n, old+2)
 	}
 	list, err := e.client.CoreV1().Events(metav1.NamespaceAll).List(e.ctx, metav1.ListOptions{})
 	if err != nil {
@@ -48,7 +52,7 @@ func TestEventTTLSweep(t *testing.T) {
 	for _, ev := range list.Items {
 		left = append(left, ev.Namespace+"/"+ev.Name)
 	}
-	if fmt.Sprint(left) != "[default/recent kube-system/recent]" {
-		t.Errorf("events left = %v, want the two recent ones", left)
+	if fmt.Sprint(left) != "[default/recent default/recent-slightly-ahead kube-system/recent]" {
+		t.Errorf("events left = %v, want the three recent ones", left)
 	}
 }
