@@ -123,6 +123,14 @@ func (s *Service) eventOf(node string, pod *corev1.Pod, pe *api.PodEvent) *corev
 	if last.Before(&first) {
 		last = first
 	}
+	// A node's clock may run ahead of the server's: an event is not seen
+	// later than the server hears of it.
+	if last.After(now) {
+		last = metav1.NewTime(now)
+	}
+	if first.After(now) {
+		first = last
+	}
 	return &corev1.Event{
 		InvolvedObject: corev1.ObjectReference{
 			Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,

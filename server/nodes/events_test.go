@@ -19,7 +19,7 @@ func TestReportEvents(t *testing.T) {
 	c, _ := e.register("n1")
 	mine := e.createPod("mine", "n1")
 	theirs := e.createPod("theirs", "n2")
-	t0 := time.UnixMilli(1_800_000_000_000)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second) // Events keep whole seconds
 	backOff := func(p *corev1.Pod, count int32, last time.Time) *api.PodEvent {
 		return &api.PodEvent{
 			Namespace: p.Namespace, Name: p.Name, Uid: string(p.UID), FieldPath: "spec.containers{c}",
@@ -102,6 +102,44 @@ func checkReportedEvents(e *env, mine *corev1.Pod, t0 time.Time) error {
 		}
 	}
 	return nil
+}
+
+// A node whose clock runs ahead does not stamp events in the server's
+// future (where the event TTL would never reach them).
+func TestReportEventsClockAhead(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, _ := e.register("n1")
+	p := e.createPod("ahead", "n1")
+	ahead := time.Now().AddDate(1, 0, 0)
+	resp, err := c.ReportEvents(ctxT(t), &api.EventReport{Events: []*api.PodEvent{{
+		Namespace: p.Namespace, Name: p.Name, Uid: string(p.UID), Type: "Normal", Reason: "Started",
+		Message: "Started container c", FirstSeenMs: ahead.UnixMilli(), LastSeenMs: ahead.Add(time.Minute).UnixMilli(),
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := codes.Code(resp.Events[0].Code); code != codes.OK {
+		t.Fatalf("ReportEvents = %v %q, want OK", code, resp.Events[0].Message)
+	}
+	deadline := time.Now().Add(testTimeout)
+	for {
+		list, err := e.admin.Events("default").List(ctxT(t), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) == 1 {
+			ev := list.Items[0]
+			limit := time.Now().Add(time.Second)
+			if ev.FirstTimestamp.After(limit) || ev.LastTimestamp.After(limit) || ev.LastTimestamp.Before(&ev.FirstTimestamp) {
+				t.Fatalf("event seen %v..%v, want times no later than the server's clock", ev.FirstTimestamp, ev.LastTimestamp)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events, want 1", len(list.Items))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Only a node may report events, and only so many at once.
