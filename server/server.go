@@ -164,15 +164,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Controllers and the scheduler run on one server at a time.
 	g.Go(func() error {
 		return leader.Run(gctx, func(ctx context.Context) error {
-			work, wctx := errgroup.WithContext(ctx)
-			work.Go(func() error {
-				return controllers.RunAll(wctx, controllers.Config{
-					Loopback: loopback, Logger: lg, Heartbeats: nodeSvc,
-					NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod, PodEvictionTimeout: cfg.PodEvictionTimeout,
-				})
-			})
-			work.Go(func() error { return runScheduler(wctx, loopback, lg) })
-			return work.Wait()
+			return runControlLoops(ctx, cfg, loopback, nodeSvc, lg)
 		})
 	})
 	g.Go(func() error {
@@ -254,18 +246,33 @@ func clusterDNS(serviceCIDR string) string {
 	return ip.String()
 }
 
-// runScheduler places pods on nodes until ctx ends.
-func runScheduler(ctx context.Context, loopback *rest.Config, lg *slog.Logger) error {
+// controllerResync is how often the shared informers replay their caches
+// to the controllers (the scheduler does not ask for replays).
+const controllerResync = 10 * time.Minute
+
+// runControlLoops runs the controllers and the scheduler until ctx ends.
+// They share one informer factory, so each pod and node change is watched
+// and decoded once for both.
+func runControlLoops(ctx context.Context, cfg Config, loopback *rest.Config, nodeSvc *nodes.Service, lg *slog.Logger) error {
 	client, err := kubernetes.NewForConfig(loopback)
 	if err != nil {
 		return err
 	}
-	factory := informers.NewSharedInformerFactory(client, 0)
+	factory := informers.NewSharedInformerFactory(client, controllerResync)
+	defer factory.Shutdown()
 	sched, err := scheduler.New(client, factory, lg, scheduler.Options{})
 	if err != nil {
 		return err
 	}
-	return sched.Run(ctx)
+	work, wctx := errgroup.WithContext(ctx)
+	work.Go(func() error {
+		return controllers.RunAll(wctx, controllers.Config{
+			Loopback: loopback, Logger: lg, Heartbeats: nodeSvc, Factory: factory, ResyncPeriod: controllerResync,
+			NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod, PodEvictionTimeout: cfg.PodEvictionTimeout,
+		})
+	})
+	work.Go(func() error { return sched.Run(wctx) })
+	return work.Wait()
 }
 
 // advertiseHost is the address other servers and agents reach this server

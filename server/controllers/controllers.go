@@ -33,6 +33,11 @@ type Config struct {
 	// Heartbeats is the node service's heartbeat table; nil → nodes'
 	// Ready condition lastHeartbeatTime.
 	Heartbeats Heartbeats
+	// Factory, if set, is the informer factory the controllers share with
+	// other components of the process (the scheduler), so that each object
+	// is watched and decoded once; its caller shuts it down. Nil: RunAll
+	// makes its own on Loopback with ResyncPeriod.
+	Factory informers.SharedInformerFactory
 }
 
 // RunAll runs the replication manager, the endpoints controller, the
@@ -54,7 +59,11 @@ func RunAll(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("controllers: client: %w", err)
 	}
-	factory := informers.NewSharedInformerFactory(client, cfg.ResyncPeriod)
+	factory := cfg.Factory
+	if factory == nil {
+		factory = informers.NewSharedInformerFactory(client, cfg.ResyncPeriod)
+		defer factory.Shutdown()
+	}
 	rec := NewRecorder(client, ComponentControllerManager, lg, RecorderOptions{})
 	runs, err := build(client, factory, rec, lg, cfg)
 	if err != nil {
@@ -63,7 +72,6 @@ func RunAll(ctx context.Context, cfg Config) error {
 	runs = append(runs, serviceLBRun(client, factory, lg))
 	g, ctx := errgroup.WithContext(ctx)
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
 	g.Go(func() error { return rec.Run(ctx) })
 	for _, r := range runs {
 		g.Go(func() error { return r(ctx, cfg.Workers) })

@@ -91,8 +91,8 @@ type Scheduler struct {
 
 // New returns a scheduler that reads pods and nodes from factory's
 // informers and writes bindings, pod status and events through client.
-// It registers its informers with factory; Run starts them if the caller
-// has not.
+// It registers its informers with factory, which other components may
+// share; Run starts them if the caller has not.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, lg *slog.Logger, opts Options) (*Scheduler, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
@@ -114,14 +114,16 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		s.events = controllers.NewRecorder(client, Name, s.lg, controllers.RecorderOptions{Writers: eventWriters, QueueSize: eventQueueSize})
 		s.opts.Recorder = s.events
 	}
-	if _, err := s.pods.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	// The factory may be shared with controllers that want periodic
+	// resyncs; the scheduler reacts to changes only.
+	if _, err := s.pods.AddEventHandlerWithResyncPeriod(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: s.onPodAdd, UpdateFunc: s.onPodUpdate, DeleteFunc: s.onPodDelete,
-	}); err != nil {
+	}, 0); err != nil {
 		return nil, err
 	}
-	if _, err := s.nodes.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	if _, err := s.nodes.AddEventHandlerWithResyncPeriod(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: s.onNodeAdd, UpdateFunc: s.onNodeUpdate, DeleteFunc: s.onNodeDelete,
-	}); err != nil {
+	}, 0); err != nil {
 		return nil, err
 	}
 	return s, nil
