@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/minik-dev/minik/api"
 )
@@ -73,6 +74,46 @@ func (s *Service) podStatus(ctx context.Context, node string, ps *api.PodStatus)
 		return status.Errorf(codes.InvalidArgument, "pod %s/%s: status: %v", ps.GetNamespace(), ps.GetName(), err)
 	}
 	pods := s.client(nodeUser(node)).Pods(ps.GetNamespace())
+	if uid := ps.GetUid(); uid != "" {
+		if err := patchPodStatus(ctx, pods, ps.GetName(), uid, ps.GetStatus()); err == nil || ctx.Err() != nil {
+			return err
+		}
+		// Not this node's pod, gone, replaced or refused: the read
+		// below tells which.
+	}
+	return s.updatePodStatus(ctx, node, pods, ps, st)
+}
+
+// patchPodStatus replaces the status of pod name if its UID is uid, in one
+// request: a JSON patch that tests the UID and replaces the whole status.
+// The status subresource keeps the spec and metadata as stored, and the
+// API's node authorization refuses pods bound to other nodes.
+func patchPodStatus(ctx context.Context, pods corev1client.PodInterface, name, uid string, st json.RawMessage) error {
+	quoted, err := json.Marshal(uid)
+	if err != nil {
+		return err
+	}
+	patch, err := json.Marshal([]jsonPatchOp{
+		{Op: "test", Path: "/metadata/uid", Value: quoted},
+		{Op: "replace", Path: "/status", Value: st},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = pods.Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{}, "status")
+	return err
+}
+
+// jsonPatchOp is one operation of an RFC 6902 JSON patch.
+type jsonPatchOp struct {
+	Op    string          `json:"op"`
+	Path  string          `json:"path"`
+	Value json.RawMessage `json:"value"`
+}
+
+// updatePodStatus writes a pod's status by reading the pod, checking its
+// UID and node, and updating it at the revision read.
+func (s *Service) updatePodStatus(ctx context.Context, node string, pods corev1client.PodInterface, ps *api.PodStatus, st corev1.PodStatus) error {
 	for try := 0; ; try++ {
 		pod, err := pods.Get(ctx, ps.GetName(), metav1.GetOptions{})
 		if err != nil {

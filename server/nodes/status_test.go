@@ -233,3 +233,45 @@ func TestNodeMayCreateOnlyItself(t *testing.T) {
 		t.Errorf("n1 creating Node n1 = %v", err)
 	}
 }
+
+// A status write replaces the whole status (fields the node no longer
+// reports are cleared) and leaves the pod's metadata and spec as stored.
+func TestUpdatePodStatusReplacesStatusOnly(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, _ := e.register("n1")
+	pod := e.createPod("mine", "n1")
+	pod.Annotations = map[string]string{"a": "1"}
+	pod, err := e.admin.Pods("default").Update(ctxT(t), pod, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []corev1.PodStatus{
+		{Phase: corev1.PodPending, Message: "pulling", Reason: "Waiting", PodIP: "10.42.0.5"},
+		{Phase: corev1.PodRunning, PodIP: "10.42.0.6"},
+	} {
+		data, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.UpdateStatus(ctxT(t), &api.StatusUpdate{Pods: []*api.PodStatus{
+			{Namespace: pod.Namespace, Name: pod.Name, Uid: string(pod.UID), Status: data},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := codes.Code(resp.Pods[0].Code); code != codes.OK {
+			t.Fatalf("status %s: result %v %q", st.Phase, code, resp.Pods[0].Message)
+		}
+	}
+	got, err := e.admin.Pods("default").Get(ctxT(t), "mine", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Phase != corev1.PodRunning || got.Status.PodIP != "10.42.0.6" || got.Status.Message != "" || got.Status.Reason != "" {
+		t.Errorf("status = phase %q podIP %q message %q reason %q; want Running, 10.42.0.6 and no message or reason",
+			got.Status.Phase, got.Status.PodIP, got.Status.Message, got.Status.Reason)
+	}
+	if got.Labels["app"] != "mine" || got.Annotations["a"] != "1" || got.Spec.NodeName != "n1" || got.UID != pod.UID {
+		t.Errorf("pod after status writes: labels %v annotations %v nodeName %q uid %s; want them kept", got.Labels, got.Annotations, got.Spec.NodeName, got.UID)
+	}
+}
