@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -63,7 +64,12 @@ func NewServiceLBController(client kubernetes.Interface, services coreinformers.
 	}
 	var err error
 	c.synced, err = addHandlers(
-		handler{services.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }}},
+		handler{services.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    enqueue,
+			UpdateFunc: c.serviceUpdated,
+			// A load balancer going away frees its ports for others.
+			DeleteFunc: func(any) { c.nodesChanged() },
+		}},
 		handler{nodes.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(any) { c.nodesChanged() },
 			UpdateFunc: c.nodeUpdated,
@@ -91,6 +97,21 @@ func (c *ServiceLBController) nodeUpdated(oldObj, newObj any) {
 		return
 	}
 	c.nodesChanged()
+}
+
+// serviceUpdated enqueues the Service, and every load balancer when its
+// type or ports changed (which may free or take ports another one waits
+// for).
+func (c *ServiceLBController) serviceUpdated(oldObj, newObj any) {
+	o, ok1 := oldObj.(*corev1.Service)
+	n, ok2 := newObj.(*corev1.Service)
+	if ok1 && ok2 && (o.Spec.Type != n.Spec.Type || !apiequality.Semantic.DeepEqual(o.Spec.Ports, n.Spec.Ports)) {
+		c.nodesChanged()
+		return
+	}
+	if key, ok := keyOf(newObj); ok {
+		c.loop.add(key)
+	}
 }
 
 // nodesChanged enqueues every Service that has or may need ingress.
@@ -131,7 +152,16 @@ func (c *ServiceLBController) sync(ctx context.Context, key string) error {
 	}
 	var want []corev1.LoadBalancerIngress
 	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
-		if want, err = c.ingress(); err != nil {
+		holder, err := c.portHolder(svc)
+		if err != nil {
+			return err
+		}
+		if holder != nil {
+			// Every node's address serves the older Service at that
+			// port: this one waits without ingress, as a k3s servicelb
+			// pod waits for its host port.
+			c.lg.Info("load balancer port taken by another service", "service", key, "holder", holder.Namespace+"/"+holder.Name)
+		} else if want, err = c.ingress(); err != nil {
 			return err
 		}
 	}
@@ -148,6 +178,67 @@ func (c *ServiceLBController) sync(ctx context.Context, key string) error {
 		c.lg.Debug("load balancer ingress updated", "service", key, "ingress", len(want))
 	}
 	return err
+}
+
+// lbPort is a port a load balancer takes on every node address.
+type lbPort struct {
+	proto corev1.Protocol
+	port  int32
+}
+
+func lbPorts(svc *corev1.Service) []lbPort {
+	out := make([]lbPort, 0, len(svc.Spec.Ports))
+	for _, p := range svc.Spec.Ports {
+		proto := p.Protocol
+		if proto == "" {
+			proto = corev1.ProtocolTCP
+		}
+		out = append(out, lbPort{proto, p.Port})
+	}
+	return out
+}
+
+// portHolder returns the load balancer Service that holds one of svc's
+// ports, or nil. Since the ingress addresses are the nodes' own, two
+// Services cannot share a port: load balancers take their ports oldest
+// first (by creation, then namespace and name), and one that finds a port
+// taken gets no ingress and takes none.
+func (c *ServiceLBController) portHolder(svc *corev1.Service) (*corev1.Service, error) {
+	all, err := c.services.List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	lbs := slices.DeleteFunc(all, func(s *corev1.Service) bool {
+		return s.Spec.Type != corev1.ServiceTypeLoadBalancer || !ours(s) || s.DeletionTimestamp != nil
+	})
+	slices.SortFunc(lbs, func(a, b *corev1.Service) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	held := map[lbPort]*corev1.Service{}
+	for _, s := range lbs {
+		if s.Namespace == svc.Namespace && s.Name == svc.Name {
+			break
+		}
+		ports := lbPorts(s)
+		if slices.ContainsFunc(ports, func(p lbPort) bool { return held[p] != nil }) {
+			continue
+		}
+		for _, p := range ports {
+			held[p] = s
+		}
+	}
+	for _, p := range lbPorts(svc) {
+		if h := held[p]; h != nil {
+			return h, nil
+		}
+	}
+	return nil, nil
 }
 
 // ingress returns one ingress point per Ready node, sorted by address, or

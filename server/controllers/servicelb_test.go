@@ -109,7 +109,10 @@ func TestServiceLB(t *testing.T) {
 	}
 	e.lbService("web")
 	e.lbService("foreign", func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr("example.com/other") })
-	e.lbService("classed", func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr(LoadBalancerClass) })
+	e.lbService("classed", func(s *corev1.Service) {
+		s.Spec.LoadBalancerClass = ptr(LoadBalancerClass)
+		s.Spec.Ports[0].Port = 8080 // load balancers of one class cannot share a port
+	})
 	e.createService("plain", map[string]string{"app": "plain"}, corev1.ServicePort{Port: 80})
 	counter := startServiceLB(e)
 
@@ -163,7 +166,7 @@ func TestServiceLB(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e.lbService("last") // processed after the heartbeats: a barrier
+	e.lbService("last", func(s *corev1.Service) { s.Spec.Ports[0].Port = 8081 }) // processed after the heartbeats: a barrier
 	e.waitIngress("last", both)
 	if got := writes(); got != before {
 		t.Errorf("heartbeats caused %d status writes, want 0", got-before)
@@ -197,5 +200,50 @@ func TestNodeIngress(t *testing.T) {
 				t.Errorf("nodeIngress = %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// The ingress addresses are the nodes' own, so two load balancers cannot
+// share a port: the older keeps it and the other waits without ingress
+// until it is free, as a k3s servicelb pod waits for its host port.
+func TestServiceLBPortTaken(t *testing.T) {
+	e := newEnv(t)
+	e.lbNode("n1", true, internal("172.31.250.11"))
+	https := func(s *corev1.Service) { s.Spec.Ports = []corev1.ServicePort{{Name: "https", Port: 443}} }
+	e.lbService("lb-a")
+	e.lbService("lb-b", func(s *corev1.Service) {
+		s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP})
+	})
+	e.lbService("lb-c", https)
+	// Port 53 over UDP is free: lb-b, which holds nothing, does not block it.
+	e.lbService("lb-d", func(s *corev1.Service) {
+		s.Spec.Ports = []corev1.ServicePort{{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}}
+	})
+	e.lbService("lb-e", https)
+	startServiceLB(e)
+
+	node := []string{"172.31.250.11"}
+	e.waitIngress("lb-a", node)
+	e.waitIngress("lb-c", node)
+	e.waitIngress("lb-d", node)
+	for _, name := range []string{"lb-b", "lb-e"} {
+		if got := e.ingressIPs(name); len(got) != 0 {
+			t.Errorf("service %s shares a port with an older load balancer, got ingress %v", name, got)
+		}
+	}
+
+	// lb-a going away frees port 80, but lb-b's port 53 is lb-d's now.
+	if err := e.client.CoreV1().Services("default").Delete(e.ctx, "lb-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lbD, _ := e.client.CoreV1().Services("default").Get(e.ctx, "lb-d", metav1.GetOptions{})
+	lbD.Spec.Ports[0].Port = 5353
+	if _, err := e.client.CoreV1().Services("default").Update(e.ctx, lbD, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIngress("lb-b", node)
+	e.waitIngress("lb-d", node)
+	if got := e.ingressIPs("lb-e"); len(got) != 0 {
+		t.Errorf("lb-e got ingress %v while lb-c holds its port", got)
 	}
 }
