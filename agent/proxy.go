@@ -347,7 +347,12 @@ func proxyService(s *corev1.Service) (ps network.Service, ok bool) {
 	if s.Spec.Type == corev1.ServiceTypeLoadBalancer {
 		for _, in := range s.Status.LoadBalancer.Ingress {
 			// The proxy is IPv4 only; other ingress addresses are
-			// not its to serve.
+			// not its to serve, nor are those of a load balancer in
+			// Proxy mode, which sends traffic to the nodes itself
+			// (as kube-proxy leaves them).
+			if in.IPMode != nil && *in.IPMode == corev1.LoadBalancerIPModeProxy {
+				continue
+			}
 			if a, err := netip.ParseAddr(in.IP); err == nil && a.Unmap().Is4() {
 				ps.ExternalIPs = append(ps.ExternalIPs, a.Unmap())
 			}

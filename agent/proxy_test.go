@@ -39,7 +39,10 @@ func testServices() ([]*corev1.Service, []*corev1.Endpoints) {
 			SessionAffinityConfig: &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: new(int32(30))}},
 			Ports:                 []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, NodePort: 30081}},
 		}, Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{
-			{IP: "172.31.250.11"}, {IP: "fd00::1"}, {Hostname: "lb.example.com"}, {IP: "::ffff:172.31.250.12"}}}}},
+			{IP: "172.31.250.11"}, {IP: "fd00::1"}, {Hostname: "lb.example.com"}, {IP: "::ffff:172.31.250.12"},
+			// A load balancer in Proxy mode delivers to the nodes itself: its
+			// address is not the proxy's to serve.
+			{IP: "198.51.100.7", IPMode: new(corev1.LoadBalancerIPModeProxy)}}}}},
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "sticky"}, Spec: corev1.ServiceSpec{
 			ClusterIP: "10.43.0.23", SessionAffinity: corev1.ServiceAffinityClientIP,
 			Ports: []corev1.ServicePort{{Protocol: corev1.ProtocolTCP, Port: 80}},
