@@ -138,8 +138,13 @@ func (r *reporter) reportNode(ctx context.Context) error {
 	return nil
 }
 
-// run sends batches until ctx ends or a call fails.
+// run sends batches until ctx ends or a call fails. Each connection may
+// be to another server: one without ReportEvents turns events off only
+// until the next run.
 func (r *reporter) run(ctx context.Context) error {
+	r.mu.Lock()
+	r.noEvents = false
+	r.mu.Unlock()
 	r.wake() // whatever queued up while disconnected
 	for {
 		select {

@@ -129,4 +129,18 @@ func TestReporterEventsRetryAndUnimplemented(t *testing.T) {
 	if len(r.events) != 0 {
 		t.Errorf("%d events queued for a server that takes none", len(r.events))
 	}
+
+	// The next connection may be to a server that takes events (the
+	// agent fails over between servers of different versions).
+	c.err = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r.run(ctx)
+	r.PodEvent(evPod, "uid-1", podEvent(3, time.Now()))
+	if err := r.flushEvents(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.batches); n != 2 || len(c.batches[1]) != 1 || c.batches[1][0].Message != "event 3" {
+		t.Errorf("batches after reconnecting = %v, want event 3 sent", c.batches)
+	}
 }
