@@ -194,9 +194,18 @@ func (a *agent) joinRetrying(ctx context.Context) (*joined, error) {
 			if j, err = a.join(ctx, u); err == nil {
 				return j, nil
 			}
-			if errors.Is(err, ErrTokenRefused) || errors.Is(err, ErrCAMismatch) || errors.Is(err, ErrInvalidToken) ||
-				errors.Is(err, ErrRegistrationRefused) || ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return nil, err
+			}
+			if errors.Is(err, ErrTokenRefused) || errors.Is(err, ErrCAMismatch) || errors.Is(err, ErrInvalidToken) ||
+				errors.Is(err, ErrRegistrationRefused) {
+				// Final for the --join server. A kept address may
+				// since serve something else: try the others.
+				if a.servers.isSeed(u) {
+					return nil, err
+				}
+				a.lg.Warn("a kept server refuses to let this node join; trying the others", "server", u, "err", err)
+				continue
 			}
 			a.lg.Debug("cannot join through this server", "server", u, "err", err)
 		}

@@ -86,6 +86,14 @@ func (l *serverList) urls() []string {
 	return out
 }
 
+// isSeed reports whether serverURL, as urls returns it, is the --join
+// server.
+func (l *serverList) isSeed(serverURL string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return serverURL == "https://"+l.seed
+}
+
 // set replaces the list with addrs from the server, keeping the server
 // in use first (while it is listed, or is the --join server) and the
 // --join server in any case, and keeps it in l.path.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -197,5 +198,47 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// While the --join server is down, a kept address that now serves another
+// cluster is skipped, not taken as the cluster refusing the node.
+func TestJoinSkipsKeptServerOfAnotherCluster(t *testing.T) {
+	c := newCluster(t)
+	other := newCluster(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "https://" + ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	kept := strings.TrimPrefix(other.url, "https://") + "\n" + strings.TrimPrefix(c.url, "https://") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, ServersFile), []byte(kept), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := &agent{
+		cfg: Config{ServerURL: down, Token: c.ca.Token(), DataDir: dir, NodeName: "n1", HeartbeatInterval: 100 * time.Millisecond},
+		lg:  slog.New(slog.NewTextHandler(t.Output(), nil)),
+	}
+	if a.servers, err = newServerList(down, filepath.Join(dir, ServersFile), a.lg); err != nil {
+		t.Fatal(err)
+	}
+	j, err := a.joinRetrying(ctxT(t))
+	if err != nil {
+		t.Fatalf("joinRetrying = %v, want joined through the kept server of the cluster", err)
+	}
+	j.conn.Close()
+	if caPEM, err := os.ReadFile(filepath.Join(dir, "tls", "ca.crt")); err != nil || pki.CAHash(caPEM) != pki.CAHash(c.ca.CAPEM()) {
+		t.Errorf("the agent trusts CA %s (%v), want the token's cluster's", pki.CAHash(caPEM), err)
+	}
+
+	// The --join server itself refusing is final.
+	a.cfg.ServerURL = other.url
+	if a.servers, err = newServerList(other.url, "", a.lg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.joinRetrying(ctxT(t)); !errors.Is(err, ErrCAMismatch) {
+		t.Errorf("joinRetrying through a --join server of another cluster = %v, want ErrCAMismatch", err)
 	}
 }
