@@ -78,6 +78,7 @@ type Server struct {
 	ips     *ipAllocator
 	ports   *portAllocator
 	nsQueue chan string // namespaces marked for deletion, for Run
+	events  *eventCache // protobuf watch objects shared among watchers
 
 	loopMu sync.Mutex
 	loop   *pipeListener // set by ServeLoopback; guarded by loopMu
@@ -131,6 +132,7 @@ func New(cfg Config) (*Server, error) {
 		ips:     ips,
 		ports:   &portAllocator{st: cfg.Store, base: base, size: size},
 		nsQueue: make(chan string, 64),
+		events:  newEventCache(),
 		nsCache: map[string]nsState{},
 	}, nil
 }

@@ -21,10 +21,12 @@ const (
 	outputObject outputKind = iota
 	outputTable
 	outputPartialMetadata
+	outputProtobuf // the object in the Kubernetes protobuf encoding
 )
 
 // negotiate picks the representation from the Accept header. Clients such
-// as kubectl list Table first and plain JSON as a fallback.
+// as kubectl list Table first and plain JSON as a fallback; client-go may
+// list protobuf first. Tables and partial metadata are served as JSON only.
 func negotiate(r *http.Request) (outputKind, string, error) {
 	accept := r.Header.Get("Accept")
 	if accept == "" {
@@ -37,6 +39,11 @@ func negotiate(r *http.Request) (outputKind, string, error) {
 		}
 		switch mt {
 		case "application/json", "*/*", "application/*":
+		case protobufType:
+			if params["as"] == "" {
+				return outputProtobuf, "", nil
+			}
+			continue
 		default:
 			continue
 		}
@@ -54,7 +61,7 @@ func negotiate(r *http.Request) (outputKind, string, error) {
 		}
 	}
 	return 0, "", apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "get", schema.GroupResource{}, "",
-		"only the following media types are accepted: application/json, application/json;as=Table;g=meta.k8s.io;v=v1", 0, false)
+		"only the following media types are accepted: application/json, application/json;as=Table;g=meta.k8s.io;v=v1, application/vnd.kubernetes.protobuf", 0, false)
 }
 
 func includeObjectPolicy(r *http.Request) metav1.IncludeObjectPolicy {
@@ -80,6 +87,8 @@ func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, res *regist
 		writeJSON(w, code, t)
 	case outputPartialMetadata:
 		writeJSON(w, code, partialMetadata(obj, version))
+	case outputProtobuf:
+		writeProtobuf(w, code, obj)
 	default:
 		writeJSON(w, code, obj)
 	}
@@ -108,6 +117,8 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, res *registry
 			pl.Items = append(pl.Items, *partialMetadata(it, version))
 		}
 		writeJSON(w, http.StatusOK, pl)
+	case outputProtobuf:
+		writeProtobuf(w, http.StatusOK, list)
 	default:
 		writeJSON(w, http.StatusOK, list)
 	}

@@ -49,6 +49,9 @@ func (s *Server) serveWatch(w *statusRecorder, r *http.Request, info requestInfo
 	if err != nil {
 		return err
 	}
+	if out == outputProtobuf && !canProtobuf(res) {
+		out = outputObject
+	}
 	initial, err := wantInitialEvents(q.Get("sendInitialEvents"), q.Get("resourceVersionMatch"), isTrue(q.Get("allowWatchBookmarks")))
 	if err != nil {
 		return err
@@ -81,7 +84,11 @@ func (s *Server) serveWatch(w *statusRecorder, r *http.Request, info requestInfo
 		}
 	}
 	events, err := s.store.Watch(ctx, prefix, from)
-	w.Header().Set("Content-Type", "application/json")
+	if out == outputProtobuf {
+		w.Header().Set("Content-Type", protobufWatchType)
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+	}
 	w.Header().Set("Transfer-Encoding", "chunked")
 	w.WriteHeader(http.StatusOK)
 	wt.enc = json.NewEncoder(w)
@@ -183,6 +190,9 @@ func (wt *watcher) handle(ev store.Event) bool {
 	if !filtered && wt.out == outputObject {
 		return wt.sendStored(eventType(ev.Type), ev.Value, ev.Revision)
 	}
+	if !filtered && wt.out == outputProtobuf {
+		return wt.sendShared(eventType(ev.Type), ev, nil)
+	}
 	obj, err := decodeStored(wt.res, ev.Value, ev.Revision)
 	if err != nil {
 		return true
@@ -205,8 +215,11 @@ func (wt *watcher) handle(ev store.Event) bool {
 	if !newMatch {
 		return true
 	}
-	if wt.out == outputObject {
+	switch wt.out {
+	case outputObject:
 		return wt.sendStored(t, ev.Value, ev.Revision)
+	case outputProtobuf:
+		return wt.sendShared(t, ev, obj)
 	}
 	return wt.send(t, obj)
 }
@@ -237,7 +250,52 @@ func (wt *watcher) sendStored(t watch.EventType, value []byte, rev int64) bool {
 	return err == nil
 }
 
+// sendShared writes a protobuf event for the store change ev, whose object
+// is encoded once for every protobuf watcher. obj is ev's object if the
+// caller has decoded it, else nil.
+func (wt *watcher) sendShared(t watch.EventType, ev store.Event, obj runtime.Object) bool {
+	data, err := wt.s.events.get(ev.Key, ev.Revision, func() ([]byte, error) {
+		if obj == nil {
+			var err error
+			if obj, err = decodeStored(wt.res, ev.Value, ev.Revision); err != nil {
+				return nil, err
+			}
+		}
+		return encodeProtobuf(obj)
+	})
+	if err != nil {
+		return true // as sendStored: an undecodable value is skipped
+	}
+	return wt.writeFrame(t, data)
+}
+
+// writeFrame writes one protobuf watch event whose object is the envelope
+// data.
+func (wt *watcher) writeFrame(t watch.EventType, data []byte) bool {
+	frame, err := watchFrame(t, data)
+	if err != nil {
+		return false
+	}
+	_, err = wt.w.Write(frame)
+	return err == nil
+}
+
+// emit writes one event in the stream's encoding.
+func (wt *watcher) emit(t watch.EventType, obj runtime.Object) bool {
+	if wt.out != outputProtobuf {
+		return wt.enc.Encode(watchEvent{Type: t, Object: obj}) == nil
+	}
+	data, err := encodeProtobuf(obj)
+	if err != nil {
+		return false
+	}
+	return wt.writeFrame(t, data)
+}
+
 func (wt *watcher) send(t watch.EventType, obj runtime.Object) bool {
+	if wt.out == outputProtobuf {
+		return wt.emit(t, obj)
+	}
 	var out any = obj
 	switch wt.out {
 	case outputTable:
@@ -261,7 +319,7 @@ func (wt *watcher) sendBookmark(rev int64, initialEnd bool) bool {
 	if initialEnd {
 		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
 	}
-	if wt.enc.Encode(watchEvent{Type: watch.Bookmark, Object: obj}) != nil {
+	if !wt.emit(watch.Bookmark, obj) {
 		return false
 	}
 	wt.w.Flush()
@@ -271,6 +329,6 @@ func (wt *watcher) sendBookmark(rev int64, initialEnd bool) bool {
 func (wt *watcher) sendError(err error) {
 	st := statusFor(err, schemaGR(wt.res.Name), "").Status()
 	st.Kind, st.APIVersion = "Status", "v1"
-	wt.enc.Encode(watchEvent{Type: watch.Error, Object: &st})
+	wt.emit(watch.Error, &st)
 	wt.w.Flush()
 }

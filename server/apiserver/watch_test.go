@@ -209,8 +209,14 @@ func TestWatchBookmarksAndInitialEvents(t *testing.T) {
 
 // TestInformerRelistsAfterExpiry runs a client-go informer whose watch is
 // ended by the server while the store compacts past its revision: it must
-// relist and keep seeing changes.
+// relist and keep seeing changes, in JSON and in protobuf.
 func TestInformerRelistsAfterExpiry(t *testing.T) {
+	for _, ct := range []string{"application/json", protobufType} {
+		t.Run(ct, func(t *testing.T) { testInformerRelistsAfterExpiry(t, ct) })
+	}
+}
+
+func testInformerRelistsAfterExpiry(t *testing.T, contentType string) {
 	ts := newTestServer(t)
 	ts.cfg.MaxWatchDuration = 300 * time.Millisecond
 	ts.cfg.BookmarkInterval = time.Hour
@@ -224,7 +230,8 @@ func TestInformerRelistsAfterExpiry(t *testing.T) {
 		ts.ServeHTTP(w, r)
 	})
 	srv := newHTTPServer(t, counting)
-	cs := kubernetes.NewForConfigOrDie(&rest.Config{Host: srv, QPS: -1})
+	cs := kubernetes.NewForConfigOrDie(&rest.Config{Host: srv, QPS: -1,
+		ContentConfig: rest.ContentConfig{ContentType: contentType, AcceptContentTypes: contentType}})
 	factory := informers.NewSharedInformerFactory(cs, 0)
 	inf := factory.Core().V1().Pods().Informer()
 	events := make(chan string, 100)
