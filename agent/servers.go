@@ -126,7 +126,8 @@ func (l *serverList) set(addrs []string) {
 }
 
 // dialAny connects to the first server that answers, starting with the
-// one last used, and moves it to the front.
+// one last used. The TLS handshake that follows decides whether it is
+// the one in use (handshook).
 func (l *serverList) dialAny(ctx context.Context, _ string) (net.Conn, error) {
 	l.mu.Lock()
 	addrs := slices.Clone(l.addrs)
@@ -142,18 +143,29 @@ func (l *serverList) dialAny(ctx context.Context, _ string) (net.Conn, error) {
 			}
 			continue
 		}
-		l.mu.Lock()
-		if l.addrs[0] != addr {
-			if i := slices.Index(l.addrs, addr); i > 0 {
-				l.addrs = slices.Insert(slices.Delete(l.addrs, i, i+1), 0, addr)
-			}
-			l.lg.Info("connected to another server", "server", addr)
-		}
-		l.mu.Unlock()
 		host, _, _ := net.SplitHostPort(addr)
-		return &serverConn{Conn: conn, host: host}, nil
+		return &serverConn{Conn: conn, host: host, addr: addr, list: l}, nil
 	}
 	return nil, fmt.Errorf("no server answers: %s", strings.Join(errs, "; "))
+}
+
+// handshook moves addr to the front of the list once a TLS handshake with
+// it succeeded, and to the back when one failed: an address that accepts
+// connections but is not a server of the cluster (or not yet serving)
+// must not be tried first again and again.
+func (l *serverList) handshook(addr string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := slices.Index(l.addrs, addr)
+	switch {
+	case i < 0:
+	case err == nil && i > 0:
+		l.addrs = slices.Insert(slices.Delete(l.addrs, i, i+1), 0, addr)
+		l.lg.Info("connected to another server", "server", addr)
+	case err != nil && i < len(l.addrs)-1:
+		l.addrs = append(slices.Delete(l.addrs, i, i+1), addr)
+		l.lg.Warn("TLS handshake with a server failed; trying the others first", "server", addr, "err", err)
+	}
 }
 
 // dial returns a connection that verifies servers with roots, presents
@@ -176,10 +188,11 @@ func (l *serverList) dial(roots *x509.CertPool, cert *tls.Certificate) (*grpc.Cl
 }
 
 // serverConn is a connection to one server of the list, which knows the
-// host name it was dialed by.
+// address and host name it was dialed by.
 type serverConn struct {
 	net.Conn
-	host string
+	host, addr string
+	list       *serverList
 }
 
 // perServerTLS verifies each server under the name it was dialed by, not
@@ -190,10 +203,13 @@ type perServerTLS struct {
 }
 
 func (c perServerTLS) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	if sc, ok := conn.(*serverConn); ok {
-		authority = sc.host
+	sc, ok := conn.(*serverConn)
+	if !ok {
+		return c.TransportCredentials.ClientHandshake(ctx, authority, conn)
 	}
-	return c.TransportCredentials.ClientHandshake(ctx, authority, conn)
+	out, info, err := c.TransportCredentials.ClientHandshake(ctx, sc.host, conn)
+	sc.list.handshook(sc.addr, err)
+	return out, info, err
 }
 
 func (c perServerTLS) Clone() credentials.TransportCredentials {

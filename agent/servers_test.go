@@ -228,7 +228,19 @@ func TestJoinSkipsKeptServerOfAnotherCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("joinRetrying = %v, want joined through the kept server of the cluster", err)
 	}
-	j.conn.Close()
+	defer j.conn.Close()
+	// The node's connection gets past the address of the other cluster,
+	// which accepts connections but fails the TLS handshake.
+	stream, err := api.NewNodeClient(j.conn).WatchServers(ctxT(t), &api.WatchServersRequest{}, grpc.WaitForReady(true))
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if err != nil {
+		t.Fatalf("a call on the node connection = %v, want it to reach the token's cluster", err)
+	}
+	if got := a.servers.urls()[0]; got != c.url {
+		t.Errorf("server in use = %s, want %s", got, c.url)
+	}
 	if caPEM, err := os.ReadFile(filepath.Join(dir, "tls", "ca.crt")); err != nil || pki.CAHash(caPEM) != pki.CAHash(c.ca.CAPEM()) {
 		t.Errorf("the agent trusts CA %s (%v), want the token's cluster's", pki.CAHash(caPEM), err)
 	}
