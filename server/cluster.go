@@ -213,8 +213,14 @@ func (m *membership) mergeBeats(listed map[string]peerBeat, now time.Time) {
 
 // publish writes, on the server's lease (so that they vanish with the
 // server), the heartbeat of each node first heard here at once and then
-// every publishEvery.
+// every publishEvery. published, the last time written per node, forgets
+// the nodes no longer heard here.
 func (m *membership) publish(ctx context.Context, lease clientv3.LeaseID, beats map[string]time.Time, published map[string]time.Time) {
+	for node := range published {
+		if _, ok := beats[node]; !ok {
+			delete(published, node)
+		}
+	}
 	for node, t := range beats {
 		last, ok := published[node]
 		if ok && (!t.After(last) || t.Sub(last) < m.publishEvery) {

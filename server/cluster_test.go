@@ -314,3 +314,27 @@ func TestBootstrapRace(t *testing.T) {
 		}
 	}
 }
+
+// What publish remembers follows the nodes heard here: a node gone from
+// them (its Node deleted) is forgotten.
+func TestPublishForgetsNodes(t *testing.T) {
+	endpoint := storetest.StartEtcd(t)
+	cli := etcdClient(t, endpoint)
+	m := newMembership(cli, "/test", "10.0.0.1:6443", nodes.NewServerSet(), time.Second, testLogger(t))
+	ctx := context.Background()
+	lease, err := cli.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := map[string]time.Time{}
+	now := time.Now()
+	m.publish(ctx, lease.ID, map[string]time.Time{"n1": now, "n2": now}, published)
+	m.publish(ctx, lease.ID, map[string]time.Time{"n2": now.Add(2 * time.Second)}, published)
+	if _, ok := published["n1"]; ok || len(published) != 1 || !published["n2"].Equal(now.Add(2*time.Second)) {
+		t.Errorf("published = %v, want only n2 at its second heartbeat", published)
+	}
+	resp, err := cli.Get(ctx, "/test"+heartbeatsDir+"n2")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("n2's record: %v, %v", resp, err)
+	}
+}
