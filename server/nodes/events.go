@@ -32,6 +32,9 @@ const (
 	// as events.k8s.io cuts its note.
 	maxEventMessage = 1024
 	maxEventReason  = 128
+	// maxEventFieldPath bounds a field path; the kubelet's name one
+	// container ("spec.initContainers{NAME}", NAME at most 63 bytes).
+	maxEventFieldPath = 256
 	// eventWriters and eventQueue size the service's recorder: several
 	// nodes' events are written concurrently, and a burst waits in a
 	// bounded queue (past it events are dropped and logged).
@@ -110,6 +113,8 @@ func validatePodEvent(pe *api.PodEvent) error {
 		return status.Errorf(codes.InvalidArgument, "event.type %q: must be Normal or Warning", pe.GetType())
 	case pe.GetReason() == "" || len(pe.GetReason()) > maxEventReason:
 		return status.Errorf(codes.InvalidArgument, "event.reason %q: must be 1 to %d characters", pe.GetReason(), maxEventReason)
+	case len(pe.GetFieldPath()) > maxEventFieldPath:
+		return status.Errorf(codes.InvalidArgument, "event.fieldPath of %d bytes: at most %d", len(pe.GetFieldPath()), maxEventFieldPath)
 	case pe.GetCount() < 0:
 		return status.Errorf(codes.InvalidArgument, "event.count %d: must not be negative", pe.GetCount())
 	}

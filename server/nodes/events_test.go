@@ -31,6 +31,8 @@ func TestReportEvents(t *testing.T) {
 	stale.Uid = "not-the-uid"
 	badType := backOff(mine, 1, t0)
 	badType.Type = "Critical"
+	longPath := backOff(mine, 1, t0)
+	longPath.FieldPath = "spec.containers{" + strings.Repeat("c", 1<<20) + "}"
 	resp, err := c.ReportEvents(ctxT(t), &api.EventReport{Events: []*api.PodEvent{
 		backOff(mine, 3, t0.Add(time.Second)),
 		backOff(theirs, 1, t0),
@@ -38,11 +40,12 @@ func TestReportEvents(t *testing.T) {
 		{Namespace: "default", Name: "missing", Type: "Normal", Reason: "Started", Message: "Started container c"},
 		badType,
 		{Namespace: "default", Name: "mine", Uid: string(mine.UID), Type: "Normal", Reason: "Started", Message: strings.Repeat("x", 5000)},
+		longPath,
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []codes.Code{codes.OK, codes.PermissionDenied, codes.NotFound, codes.NotFound, codes.InvalidArgument, codes.OK}
+	want := []codes.Code{codes.OK, codes.PermissionDenied, codes.NotFound, codes.NotFound, codes.InvalidArgument, codes.OK, codes.InvalidArgument}
 	if len(resp.Events) != len(want) {
 		t.Fatalf("ReportEvents returned %d results, want %d", len(resp.Events), len(want))
 	}
