@@ -195,13 +195,20 @@ func (c *DisruptionController) status(pdb *policyv1.PodDisruptionBudget, pods []
 		}
 	}
 	expected, desired := c.desired(pdb, live)
+	allowed := max(healthy-desired, 0)
+	if expected <= 0 {
+		// As in Kubernetes: a budget expecting no pods allows nothing,
+		// so that it is safe while pods it does not yet count appear
+		// (or while its controller scales to zero).
+		allowed = 0
+	}
 	st := policyv1.PodDisruptionBudgetStatus{
 		ObservedGeneration: pdb.Generation,
 		DisruptedPods:      disrupted,
 		CurrentHealthy:     healthy,
 		DesiredHealthy:     desired,
 		ExpectedPods:       expected,
-		DisruptionsAllowed: max(healthy-desired, 0),
+		DisruptionsAllowed: allowed,
 	}
 	if len(st.DisruptedPods) == 0 {
 		st.DisruptedPods = nil

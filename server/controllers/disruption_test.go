@@ -123,6 +123,14 @@ func TestDisruptionExpectedFromReplicationController(t *testing.T) {
 	e.createPod("web-4", map[string]string{"app": "web"}, owned)
 	e.setPodStatus("web-4", corev1.PodRunning, "", true, 0)
 	e.waitBudget("web", policyv1.PodDisruptionBudgetStatus{ExpectedPods: 5, CurrentHealthy: 4, DesiredHealthy: 3, DisruptionsAllowed: 1})
+
+	// Scaled to zero, the budget expects no pods: it allows no
+	// disruption of those still there, as in Kubernetes.
+	rc.Spec.Replicas = ptr[int32](0)
+	if _, err := e.client.CoreV1().ReplicationControllers("default").Update(e.ctx, rc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitBudget("web", policyv1.PodDisruptionBudgetStatus{ExpectedPods: 0, CurrentHealthy: 4, DesiredHealthy: 0, DisruptionsAllowed: 0})
 }
 
 // waitBudget waits until the budget's counts are want's.
