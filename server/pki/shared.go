@@ -82,6 +82,10 @@ const (
 	sealKDF        = "pbkdf2-sha256"
 	sealIterations = 600000
 	sealSaltBytes  = 16
+	// maxSealIterations bounds the count Unseal accepts from the stored
+	// data: a record asking for billions would hold every server's start
+	// for hours.
+	maxSealIterations = 10 * sealIterations
 )
 
 // sealed is the stored form of Shared: encrypted with a key derived from
@@ -133,7 +137,7 @@ func Unseal(data []byte, secret string) (Shared, error) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		return Shared{}, fmt.Errorf("sealed bootstrap data: %w", err)
 	}
-	if s.KDF != sealKDF || s.Iterations <= 0 {
+	if s.KDF != sealKDF || s.Iterations <= 0 || s.Iterations > maxSealIterations {
 		return Shared{}, fmt.Errorf("sealed bootstrap data: unknown key derivation %q (%d iterations)", s.KDF, s.Iterations)
 	}
 	aead, err := sealAEAD(secret, s)

@@ -59,6 +59,15 @@ func TestUnsealTampered(t *testing.T) {
 	if _, err := pki.Unseal([]byte(other), a.TokenSecret()); !errors.Is(err, pki.ErrWrongToken) {
 		t.Errorf("Unseal(tampered hash) = %v, want %v", err, pki.ErrWrongToken)
 	}
+	// An iteration count past the bound is refused before any key is
+	// derived (a huge one would stall the server's start).
+	costly := strings.Replace(string(data), `"iterations":600000`, `"iterations":6000001`, 1)
+	if costly == string(data) {
+		t.Fatalf("sealed data without the expected iteration count: %s", data)
+	}
+	if _, err := pki.Unseal([]byte(costly), a.TokenSecret()); err == nil || errors.Is(err, pki.ErrWrongToken) || !strings.Contains(err.Error(), "iterations") {
+		t.Errorf("Unseal(6,000,001 iterations) = %v, want it refused for its iteration count", err)
+	}
 }
 
 // A second server that installs the first one's shared credentials has the
