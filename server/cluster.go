@@ -211,6 +211,15 @@ func (m *membership) mergeBeats(listed map[string]peerBeat, now time.Time) {
 	}
 }
 
+// heardElsewhere reports whether another server published a heartbeat
+// of node at t or later.
+func (m *membership) heardElsewhere(node string, t time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.remote[node]
+	return ok && b.Server != m.self && !b.Time.Before(t)
+}
+
 // publish writes, on the server's lease (so that they vanish with the
 // server), the heartbeat of each node first heard here at once and then
 // every publishEvery. published, the last time written per node, forgets
@@ -224,6 +233,11 @@ func (m *membership) publish(ctx context.Context, lease clientv3.LeaseID, beats 
 	for node, t := range beats {
 		last, ok := published[node]
 		if ok && (!t.After(last) || t.Sub(last) < m.publishEvery) {
+			continue
+		}
+		if m.heardElsewhere(node, t) {
+			// The node has moved to another server since: a fresh term
+			// here must not take its record back with an old heartbeat.
 			continue
 		}
 		data, _ := json.Marshal(peerBeat{Server: m.self, Time: t})

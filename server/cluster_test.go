@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -336,5 +337,41 @@ func TestPublishForgetsNodes(t *testing.T) {
 	resp, err := cli.Get(ctx, "/test"+heartbeatsDir+"n2")
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("n2's record: %v, %v", resp, err)
+	}
+}
+
+// A node that moved to another server keeps its record there: this
+// server, publishing again after a new term, does not write the older
+// heartbeat it still has.
+func TestPublishLeavesMovedNodes(t *testing.T) {
+	endpoint := storetest.StartEtcd(t)
+	cli := etcdClient(t, endpoint)
+	m := newMembership(cli, "/test", "10.0.0.1:6443", nodes.NewServerSet(), time.Second, testLogger(t))
+	ctx := context.Background()
+	lease, err := cli.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Round(time.Millisecond)
+	m.mergeBeats(map[string]peerBeat{"n1": {Server: "10.0.0.2:6443", Time: t0.Add(time.Second)}}, t0)
+	record := func() string {
+		t.Helper()
+		resp, err := cli.Get(ctx, "/test"+heartbeatsDir+"n1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Kvs) == 0 {
+			return ""
+		}
+		return string(resp.Kvs[0].Value)
+	}
+	m.publish(ctx, lease.ID, map[string]time.Time{"n1": t0}, map[string]time.Time{})
+	if got := record(); got != "" {
+		t.Errorf("n1's record = %s, want none: another server heard n1 later", got)
+	}
+	// Heard here again, later: the record is this server's.
+	m.publish(ctx, lease.ID, map[string]time.Time{"n1": t0.Add(2 * time.Second)}, map[string]time.Time{})
+	if got := record(); !strings.Contains(got, `"server":"10.0.0.1:6443"`) {
+		t.Errorf("n1's record = %s, want this server's", got)
 	}
 }
