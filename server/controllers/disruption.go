@@ -250,9 +250,13 @@ func (c *DisruptionController) disrupted(pdb *policyv1.PodDisruptionBudget, pods
 
 // desired returns the pods expected and how many must be healthy:
 // minAvailable of the expected pods, or all but maxUnavailable of them.
-// Pods controlled by a ReplicationController count as its replicas; others
-// count themselves.
+// As in Kubernetes, an integer minAvailable expects the pods there are;
+// otherwise pods controlled by a ReplicationController count as its
+// replicas, and others count themselves.
 func (c *DisruptionController) desired(pdb *policyv1.PodDisruptionBudget, pods []*corev1.Pod) (expected, desired int32) {
+	if m := pdb.Spec.MinAvailable; m != nil && m.Type == intstr.Int {
+		return int32(len(pods)), m.IntVal
+	}
 	expected = c.expected(pods)
 	switch {
 	case pdb.Spec.MinAvailable != nil:

@@ -131,6 +131,19 @@ func TestDisruptionExpectedFromReplicationController(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitBudget("web", policyv1.PodDisruptionBudgetStatus{ExpectedPods: 0, CurrentHealthy: 4, DesiredHealthy: 0, DisruptionsAllowed: 0})
+
+	// An integer minAvailable expects the pods there are, whatever their
+	// controller's replicas.
+	pdb, err := e.client.PolicyV1().PodDisruptionBudgets("default").Get(e.ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := intstr.FromInt32(2)
+	pdb.Spec.MinAvailable = &two
+	if _, err := e.client.PolicyV1().PodDisruptionBudgets("default").Update(e.ctx, pdb, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitBudget("web", policyv1.PodDisruptionBudgetStatus{ExpectedPods: 4, CurrentHealthy: 4, DesiredHealthy: 2, DisruptionsAllowed: 2})
 }
 
 // waitBudget waits until the budget's counts are want's.
