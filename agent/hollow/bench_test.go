@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/minik-dev/minik/agent/hollow"
@@ -33,7 +35,9 @@ import (
 // It also logs the server's request and commit latencies and the
 // goroutine scheduling latency. HOLLOW_NODES (default 1000) and HOLLOW_PODS (default 10000) set the size;
 // HOLLOW_CPUPROFILE=FILE writes a CPU profile of the pod phase only (from
-// the first create to all Running), without node registration.
+// the first create to all Running), without node registration;
+// HOLLOW_CLIENT=protobuf makes the benchmark's own client (creates and the
+// observing informer) speak protobuf instead of JSON.
 //
 //	go test -run '^$' -bench HollowCluster -benchtime 1x -timeout 10m ./agent/hollow
 func BenchmarkHollowCluster(b *testing.B) {
@@ -48,6 +52,7 @@ func benchHollow(b *testing.B, nodes, pods int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	c := startServer(b, ctx, lg)
+	c.client = benchClient(b, c)
 	start := time.Now()
 	runHollow(b, ctx, hollow.Config{
 		Server: c.url, Token: c.token, Count: nodes, DataDir: b.TempDir(),
@@ -308,4 +313,23 @@ func rssMiB(field string) int64 {
 		}
 	}
 	return 0
+}
+
+// benchClient is the client the benchmark creates and observes pods with:
+// the admin kubeconfig's (JSON), or with HOLLOW_CLIENT=protobuf one that
+// sends and accepts protobuf, as Kubernetes components do.
+func benchClient(b *testing.B, c *cluster) kubernetes.Interface {
+	switch v := os.Getenv("HOLLOW_CLIENT"); v {
+	case "", "json":
+		return c.client
+	case "protobuf":
+		cfg := rest.CopyConfig(c.config)
+		cfg.ContentType = "application/vnd.kubernetes.protobuf"
+		cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+		b.Logf("the benchmark's client speaks protobuf")
+		return kubernetes.NewForConfigOrDie(cfg)
+	default:
+		b.Fatalf("HOLLOW_CLIENT=%q: want json or protobuf", v)
+		return nil
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/minik-dev/minik/agent/hollow"
@@ -31,6 +32,7 @@ const testTimeout = 30 * time.Second
 type cluster struct {
 	url, token string
 	client     kubernetes.Interface
+	config     *rest.Config // the admin kubeconfig's, for clients of other content types
 }
 
 func startServer(t testing.TB, ctx context.Context, lg *slog.Logger) *cluster {
@@ -72,7 +74,7 @@ func startServer(t testing.TB, ctx context.Context, lg *slog.Logger) *cluster {
 			return false
 		}
 		cfg.QPS, cfg.Burst = -1, -1
-		c.token, c.client = strings.TrimSpace(string(tok)), kubernetes.NewForConfigOrDie(cfg)
+		c.token, c.client, c.config = strings.TrimSpace(string(tok)), kubernetes.NewForConfigOrDie(cfg), cfg
 		_, err = c.client.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{})
 		return err == nil
 	})
