@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,6 +22,12 @@ import (
 // forwardedHeader marks a pod stream request one server forwarded to
 // another; it is not forwarded again.
 const forwardedHeader = "X-Minik-Forwarded-By"
+
+// forwardConnectTimeout bounds connecting to another server, TCP and TLS
+// each: a holder that went away without closing its port (its record
+// lasts until its lease expires) must not hold a log or exec request
+// forever.
+var forwardConnectTimeout = 5 * time.Second
 
 // holders knows which server a node is connected to.
 type holders interface {
@@ -49,7 +56,9 @@ type podStreamRouter struct {
 
 func newPodStreamRouter(local localStreams, h holders, self string, authority *pki.Authority, lg *slog.Logger) *podStreamRouter {
 	tr := &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: authority.ClientCAPool(), MinVersion: tls.VersionTLS12},
+		DialContext:         (&net.Dialer{Timeout: forwardConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: forwardConnectTimeout,
+		TLSClientConfig:     &tls.Config{RootCAs: authority.ClientCAPool(), MinVersion: tls.VersionTLS12},
 		// Upgrades (exec, attach) need HTTP/1.1.
 		ForceAttemptHTTP2: false,
 	}

@@ -2,10 +2,12 @@ package server
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -92,5 +94,47 @@ func TestPodStreamRouter(t *testing.T) {
 	router.ServePodSubresource(rec, httptest.NewRequest("GET", "/api/v1/namespaces/default/pods/p/log", nil), pod, "log")
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), holder) {
 		t.Errorf("holder gone: %d %s, want 503 naming %s", rec.Code, rec.Body.String(), holder)
+	}
+}
+
+// A holder whose port accepts connections but never answers (a server
+// that hung, or one gone while its record lasts) gets a 503, not a
+// request that waits forever.
+func TestPodStreamRouterSilentHolder(t *testing.T) {
+	defer func(d time.Duration) { forwardConnectTimeout = d }(forwardConnectTimeout)
+	forwardConnectTimeout = 100 * time.Millisecond
+	a, err := pki.Ensure(t.TempDir(), pki.Options{Hostname: "testhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent, until the test ends
+		}
+	}()
+	router := newPodStreamRouter(localOnlyStreams{}, holderMap{"there": ln.Addr().String()}, "10.0.0.1:6443", a, testLogger(t))
+	rec := httptest.NewRecorder()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"}, Spec: corev1.PodSpec{NodeName: "there"}}
+	done := make(chan struct{})
+	go func() {
+		router.ServePodSubresource(rec, httptest.NewRequest("GET", "/api/v1/namespaces/default/pods/p/log?follow=true", nil), pod, "log")
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(testTimeout):
+		t.Fatalf("forwarding to a silent holder did not end within %v", testTimeout)
+	}
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("silent holder: %d %s, want 503", rec.Code, rec.Body.String())
 	}
 }
