@@ -25,7 +25,6 @@ const protobufWatchType = protobufType + ";stream=watch"
 
 // protoMarshaler is what the protobuf serializer needs of an object.
 type protoMarshaler interface {
-	ProtoMessage()
 	Marshal() ([]byte, error)
 }
 

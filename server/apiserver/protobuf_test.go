@@ -164,7 +164,7 @@ func TestProtobufClientCRUD(t *testing.T) {
 func TestProtobufWatch(t *testing.T) {
 	ts := newTestServer(t)
 	ctx := testContext(t)
-	cs, _ := protobufClient(t, ts)
+	cs, seen := protobufClient(t, ts)
 	pods := cs.CoreV1().Pods("default")
 	pre, err := pods.Create(ctx, testPod("pre", nil), metav1.CreateOptions{})
 	if err != nil {
@@ -186,6 +186,11 @@ func TestProtobufWatch(t *testing.T) {
 		}
 		defer w.Stop()
 		watchers[name] = w
+	}
+	for _, r := range seen.list() {
+		if r.method == "GET" && r.mediaType != protobufType {
+			t.Errorf("protobuf watch of %s answered in %s", r.path, r.mediaType)
+		}
 	}
 	a, err := pods.Create(ctx, testPod("a", map[string]string{"app": "x"}), metav1.CreateOptions{})
 	if err != nil {
