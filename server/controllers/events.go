@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -252,8 +253,10 @@ func (r *Recorder) bump(ctx context.Context, prev *corev1.Event, n int32, last m
 	return events.Update(ctx, cur, metav1.UpdateOptions{})
 }
 
+// addOccurrences counts n more occurrences of ev (saturating: counts
+// come from nodes, and int32 would wrap negative), the last at last.
 func addOccurrences(ev *corev1.Event, n int32, last metav1.Time) {
-	ev.Count += n
+	ev.Count = int32(min(int64(ev.Count)+int64(n), math.MaxInt32))
 	if last.After(ev.LastTimestamp.Time) {
 		ev.LastTimestamp = last
 	}
