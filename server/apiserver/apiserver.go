@@ -14,6 +14,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	corev1 "k8s.io/api/core/v1"
@@ -78,7 +79,11 @@ type Server struct {
 	ips     *ipAllocator
 	ports   *portAllocator
 	nsQueue chan string // namespaces marked for deletion, for Run
-	events  *eventCache // protobuf watch objects shared among watchers
+	// objects holds recently decoded stored objects, read-only, for
+	// watchers and the writes that follow; events their protobuf
+	// envelopes, shared among protobuf watchers.
+	objects *revCache[runtime.Object]
+	events  *revCache[[]byte]
 
 	loopMu sync.Mutex
 	loop   *pipeListener // set by ServeLoopback; guarded by loopMu
@@ -132,7 +137,8 @@ func New(cfg Config) (*Server, error) {
 		ips:     ips,
 		ports:   &portAllocator{st: cfg.Store, base: base, size: size},
 		nsQueue: make(chan string, 64),
-		events:  newEventCache(),
+		objects: newRevCache[runtime.Object](),
+		events:  newRevCache[[]byte](),
 		nsCache: map[string]nsState{},
 	}, nil
 }
@@ -304,8 +310,13 @@ func (s *Server) PodNode(ctx context.Context, namespace, name string) (string, e
 	if err != nil {
 		return "", err
 	}
-	// Only spec.nodeName is decoded: every status update a node makes
-	// asks, and decoding the whole pod cost more than the update.
+	// Every status update a node makes asks. The pod is usually decoded
+	// already (its watchers got the change); else only spec.nodeName is.
+	if obj, ok := s.objects.peek(kv.Key, kv.ModRevision); ok {
+		if pod, ok := obj.(*corev1.Pod); ok {
+			return pod.Spec.NodeName, nil
+		}
+	}
 	var pod struct {
 		Spec struct {
 			NodeName string `json:"nodeName"`

@@ -168,6 +168,13 @@ func decodeStored(res *registry.Resource, value []byte, rev int64) (runtime.Obje
 	return obj, nil
 }
 
+// decodeShared is the object stored under key at rev, decoded once for all
+// who need it while it is recent. It must not be changed: callers that
+// change it work on a DeepCopyObject.
+func (s *Server) decodeShared(res *registry.Resource, key string, value []byte, rev int64) (runtime.Object, error) {
+	return s.objects.get(key, rev, func() (runtime.Object, error) { return decodeStored(res, value, rev) })
+}
+
 // writeJSON writes v with the given status code.
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	data, err := json.Marshal(v)

@@ -71,9 +71,8 @@ func watchFrame(t watch.EventType, obj []byte) ([]byte, error) {
 	return frame, nil
 }
 
-// eventCacheSize is how many encoded watch objects are kept for watchers
-// of the same change.
-const eventCacheSize = 1024
+// revCacheSize is how many recent changes a revCache holds.
+const revCacheSize = 1024
 
 // eventKey names one change: a storage key at a revision.
 type eventKey struct {
@@ -81,38 +80,49 @@ type eventKey struct {
 	rev int64
 }
 
-// eventCache holds the protobuf envelopes of recent changes, so that each
-// change is decoded from its stored JSON and encoded once however many
-// protobuf watchers it goes to. Safe for concurrent use.
-type eventCache struct {
+// revCache holds values derived from recent changes (their decoded
+// objects, their protobuf envelopes), so that each is made once however
+// many readers and watchers need it. A storage key at a revision always
+// names the same stored value, so entries never go stale; the oldest are
+// evicted. Safe for concurrent use.
+type revCache[V any] struct {
 	mu   sync.Mutex
-	m    map[eventKey][]byte // guarded by mu; values are shared and read-only
-	ring []eventKey          // guarded by mu; insertion order, for eviction
-	next int                 // guarded by mu; next slot of ring to reuse
+	m    map[eventKey]V // guarded by mu; values are shared and read-only
+	ring []eventKey     // guarded by mu; insertion order, for eviction
+	next int            // guarded by mu; next slot of ring to reuse
 }
 
-func newEventCache() *eventCache {
-	return &eventCache{m: make(map[eventKey][]byte, eventCacheSize), ring: make([]eventKey, 0, eventCacheSize)}
+func newRevCache[V any]() *revCache[V] {
+	return &revCache[V]{m: make(map[eventKey]V, revCacheSize), ring: make([]eventKey, 0, revCacheSize)}
 }
 
-// get returns the envelope of the object stored under key at rev, calling
-// encode on a miss. The returned bytes must not be changed.
-func (c *eventCache) get(key string, rev int64, encode func() ([]byte, error)) ([]byte, error) {
+// peek returns the value for key at rev if it is held. It must not be
+// changed.
+func (c *revCache[V]) peek(key string, rev int64) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[eventKey{key, rev}]
+	return v, ok
+}
+
+// get returns the value for key at rev, calling make on a miss; a failure
+// is not kept. The returned value must not be changed.
+func (c *revCache[V]) get(key string, rev int64, make func() (V, error)) (V, error) {
 	k := eventKey{key, rev}
 	c.mu.Lock()
-	data, ok := c.m[k]
+	v, ok := c.m[k]
 	c.mu.Unlock()
 	if ok {
-		return data, nil
+		return v, nil
 	}
-	data, err := encode()
+	v, err := make()
 	if err != nil {
-		return nil, err
+		return v, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[k]; ok {
-		return data, nil
+		return v, nil
 	}
 	if len(c.ring) < cap(c.ring) {
 		c.ring = append(c.ring, k)
@@ -121,6 +131,6 @@ func (c *eventCache) get(key string, rev int64, encode func() ([]byte, error)) (
 		c.ring[c.next] = k
 		c.next = (c.next + 1) % len(c.ring)
 	}
-	c.m[k] = data
-	return data, nil
+	c.m[k] = v
+	return v, nil
 }

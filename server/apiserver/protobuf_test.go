@@ -322,8 +322,8 @@ func TestProtobufAccept(t *testing.T) {
 	}
 }
 
-func TestEventCache(t *testing.T) {
-	c := newEventCache()
+func TestRevCache(t *testing.T) {
+	c := newRevCache[[]byte]()
 	encodes := 0
 	get := func(key string, rev int64) []byte {
 		t.Helper()
@@ -342,12 +342,12 @@ func TestEventCache(t *testing.T) {
 	if encodes != 2 {
 		t.Errorf("%d encodes for a@1 twice and a@2, want 2", encodes)
 	}
-	for i := range eventCacheSize {
+	for i := range revCacheSize {
 		get("b", int64(i))
 	}
 	encodes = 0
 	get("a", 1) // evicted by the b's
-	get("b", eventCacheSize-1)
+	get("b", revCacheSize-1)
 	if encodes != 1 {
 		t.Errorf("%d encodes for an evicted and a recent change, want 1", encodes)
 	}

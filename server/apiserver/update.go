@@ -48,11 +48,11 @@ func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, n
 		if err != nil {
 			return nil, err
 		}
-		cur, err := decodeStored(res, kv.Value, kv.ModRevision)
+		shared, err := s.decodeShared(res, key, kv.Value, kv.ModRevision)
 		if err != nil {
 			return nil, err
 		}
-		old := cur.DeepCopyObject()
+		cur, old := shared.DeepCopyObject(), shared.DeepCopyObject()
 		obj, err := mutate(cur)
 		if err != nil {
 			return nil, err

@@ -193,7 +193,7 @@ func (wt *watcher) handle(ev store.Event) bool {
 	if !filtered && wt.out == outputProtobuf {
 		return wt.sendShared(eventType(ev.Type), ev, nil)
 	}
-	obj, err := decodeStored(wt.res, ev.Value, ev.Revision)
+	obj, err := wt.s.decodeShared(wt.res, ev.Key, ev.Value, ev.Revision)
 	if err != nil {
 		return true
 	}
@@ -257,7 +257,7 @@ func (wt *watcher) sendShared(t watch.EventType, ev store.Event, obj runtime.Obj
 	data, err := wt.s.events.get(ev.Key, ev.Revision, func() ([]byte, error) {
 		if obj == nil {
 			var err error
-			if obj, err = decodeStored(wt.res, ev.Value, ev.Revision); err != nil {
+			if obj, err = wt.s.decodeShared(wt.res, ev.Key, ev.Value, ev.Revision); err != nil {
 				return nil, err
 			}
 		}
