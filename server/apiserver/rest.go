@@ -41,7 +41,9 @@ func (s *Server) serveResource(w *statusRecorder, r *http.Request, info requestI
 	case "log", "exec", "attach":
 		err = s.servePodStream(w, r, info)
 	default:
-		err = apierrors.NewNotFound(gr, info.Name+"/"+info.Subresource)
+		// Not a subresource of res: also what an unknown resource under
+		// /namespaces/NS/ looks like (namespaces NS, subresource configmaps).
+		err = notFoundPath(r.URL.Path)
 	}
 	if err != nil {
 		s.writeStatus(w, r, err, gr, info.Name)
@@ -238,9 +240,8 @@ func listRevision(rv, match, cont string) (int64, string, error) {
 
 // servePodStream hands a pod's log, exec or attach request to PodStreams.
 func (s *Server) servePodStream(w *statusRecorder, r *http.Request, info requestInfo) error {
-	gr := schema.GroupResource{Resource: info.Resource.Name}
 	if info.Resource.Name != "pods" || s.cfg.PodStreams == nil {
-		return apierrors.NewNotFound(gr, info.Name+"/"+info.Subresource)
+		return notFoundPath(r.URL.Path)
 	}
 	obj, _, err := s.getObject(r.Context(), info.Resource, info.Namespace, info.Name)
 	if err != nil {

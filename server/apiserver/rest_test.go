@@ -231,3 +231,22 @@ func TestPatchTypes(t *testing.T) {
 		t.Errorf("PATCH text/plain = %d, want 415", code)
 	}
 }
+
+// A resource minik does not serve, and a subresource a resource does not
+// have, are 404s that name the path, not a missing object.
+func TestUnknownResourceNotFound(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	_, err := ts.client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{})
+	if !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "could not find the requested resource") ||
+		!strings.Contains(err.Error(), "/api/v1/namespaces/default/configmaps") {
+		t.Errorf("creating a configmap = %v, want NotFound naming the path", err)
+	}
+	if _, err := ts.client.CoreV1().Pods("default").Create(ctx, testPod("p", nil), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	err = ts.client.CoreV1().RESTClient().Get().Namespace("default").Resource("pods").Name("p").SubResource("nosuch").Do(ctx).Error()
+	if !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "/api/v1/namespaces/default/pods/p/nosuch") {
+		t.Errorf("an unknown subresource = %v, want NotFound naming the path", err)
+	}
+}
