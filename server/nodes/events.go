@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/server/controllers"
@@ -46,7 +45,6 @@ const (
 // service's own user.
 func newEventRecorder(a API, lg *slog.Logger) (*controllers.Recorder, error) {
 	cfg := a.LoopbackConfig(ServiceUser)
-	cfg.ContentConfig = rest.ContentConfig{ContentType: "application/json", AcceptContentTypes: "application/json"}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err

@@ -238,7 +238,6 @@ func (s *Service) client(u auth.User) corev1client.CoreV1Interface {
 		return c
 	}
 	cfg := s.cfg.API.LoopbackConfig(u)
-	cfg.ContentConfig = rest.ContentConfig{ContentType: "application/json", AcceptContentTypes: "application/json"}
 	c, err := corev1client.NewForConfig(cfg)
 	if err != nil {
 		// Only a malformed Host makes NewForConfig fail.
