@@ -3,13 +3,16 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"k8s.io/client-go/rest"
 )
 
 // leaderTTL is the lease of the leader's election key: a leader that dies
@@ -247,4 +250,25 @@ func keepLease(ctx context.Context, cli *clientv3.Client, ttl int64) (lease clie
 		return 0, nil, nil, err
 	}
 	return granted.ID, acks, release, nil
+}
+
+// fenced returns a copy of cfg whose requests fail once ctx ends: when a
+// server stops leading, its control loops send nothing more, even from
+// goroutines still winding down, so they cannot write beside a new leader.
+func fenced(ctx context.Context, cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.Wrap(func(rt http.RoundTripper) http.RoundTripper { return fence{ctx: ctx, next: rt} })
+	return c
+}
+
+type fence struct {
+	ctx  context.Context
+	next http.RoundTripper
+}
+
+func (f fence) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := f.ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s %s refused: this server no longer leads: %w", r.Method, r.URL.Path, err)
+	}
+	return f.next.RoundTrip(r)
 }

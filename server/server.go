@@ -254,6 +254,7 @@ const controllerResync = 10 * time.Minute
 // They share one informer factory, so each pod and node change is watched
 // and decoded once for both.
 func runControlLoops(ctx context.Context, cfg Config, loopback *rest.Config, nodeSvc *nodes.Service, lg *slog.Logger) error {
+	loopback = fenced(ctx, loopback)
 	client, err := kubernetes.NewForConfig(loopback)
 	if err != nil {
 		return err
