@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -188,14 +189,14 @@ func (wt *watcher) handle(ev store.Event) bool {
 	}
 	filtered := !wt.opts.labels.Empty() || !wt.opts.fields.Empty()
 	if !filtered && wt.out == outputObject {
-		return wt.sendStored(eventType(ev.Type), ev.Value, ev.Revision)
+		return wt.sendStored(eventType(ev.Type), ev.Key, ev.Value, ev.Revision)
 	}
 	if !filtered && wt.out == outputProtobuf {
 		return wt.sendShared(eventType(ev.Type), ev, nil)
 	}
 	obj, err := wt.s.decodeShared(wt.res, ev.Key, ev.Value, ev.Revision)
 	if err != nil {
-		return true
+		return wt.undecodable(ev.Key, err)
 	}
 	newMatch := wt.opts.matches(wt.res, obj)
 	t := eventType(ev.Type)
@@ -217,7 +218,7 @@ func (wt *watcher) handle(ev store.Event) bool {
 	}
 	switch wt.out {
 	case outputObject:
-		return wt.sendStored(t, ev.Value, ev.Revision)
+		return wt.sendStored(t, ev.Key, ev.Value, ev.Revision)
 	case outputProtobuf:
 		return wt.sendShared(t, ev, obj)
 	}
@@ -234,11 +235,16 @@ func eventType(t store.EventType) watch.EventType {
 	return watch.Modified
 }
 
-// sendStored writes an event whose object is taken from stored bytes.
-func (wt *watcher) sendStored(t watch.EventType, value []byte, rev int64) bool {
+// sendStored writes an event whose object is taken from stored bytes, or
+// decoded from them when they are not in the usual shape.
+func (wt *watcher) sendStored(t watch.EventType, key string, value []byte, rev int64) bool {
 	obj := withRV(value, rev)
 	if obj == nil {
-		return true
+		decoded, err := wt.s.decodeShared(wt.res, key, value, rev)
+		if err != nil {
+			return wt.undecodable(key, err)
+		}
+		return wt.send(t, decoded)
 	}
 	line := make([]byte, 0, len(obj)+32)
 	line = append(line, `{"type":"`...)
@@ -264,9 +270,18 @@ func (wt *watcher) sendShared(t watch.EventType, ev store.Event, obj runtime.Obj
 		return encodeProtobuf(obj)
 	})
 	if err != nil {
-		return true // as sendStored: an undecodable value is skipped
+		return wt.undecodable(ev.Key, err)
 	}
 	return wt.writeFrame(t, data)
+}
+
+// undecodable ends the watch with an ERROR event when a stored change
+// cannot be decoded: skipping it would leave the client's view silently
+// wrong, while an error makes it list again.
+func (wt *watcher) undecodable(key string, err error) bool {
+	wt.s.log.Error("watch: stored object cannot be decoded", "key", key, "err", err)
+	wt.sendError(apierrors.NewInternalError(fmt.Errorf("decoding %s from storage: %w", key, err)))
+	return false
 }
 
 // writeFrame writes one protobuf watch event whose object is the envelope

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -302,4 +303,29 @@ func testInformerRelistsAfterExpiry(t *testing.T, contentType string) {
 		t.Fatalf("Create: %v", err)
 	}
 	expect("add b")
+}
+
+// A stored change that cannot be decoded ends the watch with an ERROR
+// event (so the client lists again) instead of being skipped silently.
+func TestWatchUndecodableEndsWithError(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	pods := ts.client.CoreV1().Pods("default")
+	a, err := pods.Create(ctx, testPod("a", map[string]string{"app": "x"}), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	w, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: a.ResourceVersion, LabelSelector: "app=x"})
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	defer w.Stop()
+	if _, err := ts.store.Create(ctx, "/registry/pods/default/broken", []byte(`{"kind":"Pod","metadata":`)); err != nil {
+		t.Fatalf("store Create: %v", err)
+	}
+	ev := nextEvent(t, w)
+	st, ok := ev.Object.(*metav1.Status)
+	if ev.Type != watch.Error || !ok || st.Code != http.StatusInternalServerError || !strings.Contains(st.Message, "/registry/pods/default/broken") {
+		t.Fatalf("event = %s %+v, want ERROR with a 500 Status naming the key", ev.Type, ev.Object)
+	}
 }
