@@ -11,28 +11,8 @@ import (
 
 // Stored values are the JSON of typed objects without resourceVersion.
 // When a client wants plain JSON, responses are built from those bytes,
-// with the revision put in, instead of decoding and encoding again.
-
-var metadataOpen = []byte(`"metadata":{`)
-
-// withRV returns stored JSON with metadata.resourceVersion set to rev, or
-// nil if stored does not have the expected shape.
-func withRV(stored []byte, rev int64) []byte {
-	i := bytes.Index(stored, metadataOpen)
-	if i < 0 {
-		return nil
-	}
-	i += len(metadataOpen)
-	out := make([]byte, 0, len(stored)+40)
-	out = append(out, stored[:i]...)
-	out = append(out, `"resourceVersion":"`...)
-	out = strconv.AppendInt(out, rev, 10)
-	out = append(out, '"')
-	if stored[i] != '}' {
-		out = append(out, ',')
-	}
-	return append(out, stored[i:]...)
-}
+// with the revision put in (registry.WithResourceVersion), instead of
+// decoding and encoding again.
 
 // wantsPlainJSON reports whether the response may be written from stored
 // bytes.
@@ -43,7 +23,7 @@ func wantsPlainJSON(r *http.Request) bool {
 
 // writeRaw writes one stored object; false if it could not.
 func writeRaw(w http.ResponseWriter, code int, stored []byte, rev int64) bool {
-	data := withRV(stored, rev)
+	data := registry.WithResourceVersion(stored, rev)
 	if data == nil {
 		return false
 	}
@@ -64,7 +44,7 @@ func writeRawList(w http.ResponseWriter, res *registry.Resource, kvs []store.KV,
 	}
 	buf.WriteString(`},"items":[`)
 	for i, kv := range kvs {
-		item := withRV(kv.Value, kv.ModRevision)
+		item := registry.WithResourceVersion(kv.Value, kv.ModRevision)
 		if item == nil {
 			return false
 		}

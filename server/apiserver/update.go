@@ -60,7 +60,7 @@ func (s *Server) updateStored(ctx context.Context, res *registry.Resource, ns, n
 			return nil, err
 		}
 		cur, old := shared.DeepCopyObject(), shared.DeepCopyObject()
-		obj, err := mutate(cur, func() []byte { return withRV(kv.Value, kv.ModRevision) })
+		obj, err := mutate(cur, func() []byte { return registry.WithResourceVersion(kv.Value, kv.ModRevision) })
 		if err != nil {
 			return nil, err
 		}

@@ -238,7 +238,7 @@ func eventType(t store.EventType) watch.EventType {
 // sendStored writes an event whose object is taken from stored bytes, or
 // decoded from them when they are not in the usual shape.
 func (wt *watcher) sendStored(t watch.EventType, key string, value []byte, rev int64) bool {
-	obj := withRV(value, rev)
+	obj := registry.WithResourceVersion(value, rev)
 	if obj == nil {
 		decoded, err := wt.s.decodeShared(wt.res, key, value, rev)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
 )
 
@@ -303,7 +304,7 @@ func parseKey(key string) (kind api.ObjectKind, ns, name string, ok bool) {
 // revision is put into the stored bytes when they have the shape the API
 // server writes; otherwise the object is decoded and encoded again.
 func withRevision(kind api.ObjectKind, value []byte, rev int64) ([]byte, error) {
-	if out := spliceRevision(value, rev); out != nil {
+	if out := registry.WithResourceVersion(value, rev); out != nil {
 		return out, nil
 	}
 	var obj interface {
@@ -322,32 +323,4 @@ func withRevision(kind api.ObjectKind, value []byte, rev int64) ([]byte, error) 
 	}
 	obj.SetResourceVersion(strconv.FormatInt(rev, 10))
 	return json.Marshal(obj)
-}
-
-var typedObjectOpen = []byte(`{"kind":"`)
-
-// spliceRevision puts "resourceVersion" first in the metadata of stored,
-// the JSON encoding of a typed object: {"kind":…,"apiVersion":…,
-// "metadata":{…},…}. It returns nil when stored does not start that way
-// or already has a resourceVersion.
-func spliceRevision(stored []byte, rev int64) []byte {
-	if !bytes.HasPrefix(stored, typedObjectOpen) {
-		return nil
-	}
-	// kind and apiVersion are plain strings without escapes, so the first
-	// "metadata":{ after them opens the object's metadata.
-	i := bytes.Index(stored, []byte(`,"metadata":{`))
-	if i < 0 || bytes.IndexByte(stored[:i], '\\') >= 0 || bytes.Contains(stored, []byte(`"resourceVersion":`)) {
-		return nil
-	}
-	i += len(`,"metadata":{`)
-	out := make([]byte, 0, len(stored)+32)
-	out = append(out, stored[:i]...)
-	out = append(out, `"resourceVersion":"`...)
-	out = strconv.AppendInt(out, rev, 10)
-	out = append(out, '"')
-	if stored[i] != '}' {
-		out = append(out, ',')
-	}
-	return append(out, stored[i:]...)
 }

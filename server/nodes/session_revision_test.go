@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/server/registry"
 )
 
 func TestWithRevision(t *testing.T) {
@@ -38,8 +39,8 @@ func TestWithRevision(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := spliceRevision([]byte(tc.stored), 42) != nil; got != tc.spliced {
-				t.Errorf("spliceRevision(%s) spliced = %v, want %v", tc.stored, got, tc.spliced)
+			if got := registry.WithResourceVersion([]byte(tc.stored), 42) != nil; got != tc.spliced {
+				t.Errorf("WithResourceVersion(%s) spliced = %v, want %v", tc.stored, got, tc.spliced)
 			}
 			out, err := withRevision(api.ObjectKind_OBJECT_KIND_POD, []byte(tc.stored), 42)
 			if err != nil {

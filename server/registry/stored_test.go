@@ -1,8 +1,8 @@
-package apiserver
+package registry
 
 import "testing"
 
-func TestWithRV(t *testing.T) {
+func TestWithResourceVersion(t *testing.T) {
 	cases := []struct {
 		name, stored string
 		rev          int64
@@ -15,8 +15,8 @@ func TestWithRV(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := string(withRV([]byte(tc.stored), tc.rev)); got != tc.want {
-				t.Errorf("withRV(%s, %d) = %s, want %s", tc.stored, tc.rev, got, tc.want)
+			if got := string(WithResourceVersion([]byte(tc.stored), tc.rev)); got != tc.want {
+				t.Errorf("WithResourceVersion(%s, %d) = %s, want %s", tc.stored, tc.rev, got, tc.want)
 			}
 		})
 	}
