@@ -83,6 +83,19 @@ func StartEtcdCluster(t testing.TB, n int) *EtcdCluster {
 }
 
 func startCluster(t testing.TB, bin string, n int) (*EtcdCluster, error) {
+	c, err := RunEtcdCluster(bin, t.TempDir(), n, func(member, line string) { t.Logf("etcd %s: %s", member, line) })
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(c.Stop)
+	return c, nil
+}
+
+// RunEtcdCluster runs an n-member etcd cluster on free loopback ports with
+// its data under dir and waits until every member is healthy; logf gets
+// the members' log lines until Stop. Watch progress notifications come
+// every 100 ms. The caller must Stop it.
+func RunEtcdCluster(bin, dir string, n int, logf func(member, line string)) (*EtcdCluster, error) {
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		return nil, err
@@ -100,7 +113,7 @@ func startCluster(t testing.TB, bin string, n int) (*EtcdCluster, error) {
 		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])
 		args := []string{
 			"--name", names[i],
-			"--data-dir", filepath.Join(t.TempDir(), names[i]),
+			"--data-dir", filepath.Join(dir, names[i]),
 			"--listen-client-urls", client, "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			"--initial-cluster", strings.Join(peers, ","),
@@ -110,10 +123,10 @@ func startCluster(t testing.TB, bin string, n int) (*EtcdCluster, error) {
 		}
 		m := &etcdMember{name: names[i], client: client, cmd: exec.Command(bin, args...)}
 		m.cmd.Stdout = io.Discard
-		m.cmd.Stderr = etcdLog{t: t, name: names[i], member: m}
+		m.cmd.Stderr = etcdLog{logf: logf, member: m}
 		m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := m.cmd.Start(); err != nil {
-			c.stop()
+			c.Stop()
 			return nil, fmt.Errorf("starting %s: %w", bin, err)
 		}
 		m.waitc = make(chan struct{})
@@ -121,10 +134,9 @@ func startCluster(t testing.TB, bin string, n int) (*EtcdCluster, error) {
 		c.members = append(c.members, m)
 		c.Endpoints = append(c.Endpoints, client)
 	}
-	t.Cleanup(c.stop)
 	for _, m := range c.members {
 		if err := m.waitHealthy(); err != nil {
-			c.stop()
+			c.Stop()
 			return nil, err
 		}
 	}
@@ -136,7 +148,8 @@ func (c *EtcdCluster) Kill(i int) {
 	c.members[i].kill()
 }
 
-func (c *EtcdCluster) stop() {
+// Stop kills every member and waits for them to exit.
+func (c *EtcdCluster) Stop() {
 	for _, m := range c.members {
 		m.cleanedUp.Store(true)
 		m.kill()
@@ -199,16 +212,15 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// etcdLog copies a member's log lines to the test log while it runs.
+// etcdLog hands a member's log lines to logf until the cluster stops.
 type etcdLog struct {
-	t      testing.TB
-	name   string
+	logf   func(member, line string)
 	member *etcdMember
 }
 
 func (l etcdLog) Write(p []byte) (int, error) {
 	if !l.member.cleanedUp.Load() {
-		l.t.Logf("etcd %s: %s", l.name, strings.TrimSpace(string(p)))
+		l.logf(l.member.name, strings.TrimSpace(string(p)))
 	}
 	return len(p), nil
 }

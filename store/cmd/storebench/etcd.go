@@ -3,17 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
-	"time"
 
 	"github.com/minik-dev/minik/store"
+	"github.com/minik-dev/minik/store/storetest"
 )
 
 // etcdURL is the client URL of the etcd the etcd column writes to.
@@ -49,58 +44,13 @@ func addEtcd(url, dir string) (func(), error) {
 // in dataDir, waits until it is healthy, and returns its client URL and a
 // function that kills it.
 func startEtcd(bin, dataDir string) (string, func(), error) {
-	ports, err := freePorts(2)
+	c, err := storetest.RunEtcdCluster(bin, dataDir, 1, func(member, line string) {
+		fmt.Fprintf(os.Stderr, "etcd %s: %s\n", member, line)
+	})
 	if err != nil {
 		return "", nil, err
 	}
-	client := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	cmd := exec.Command(bin, "--name", "bench", "--data-dir", dataDir,
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "bench="+peer, "--log-level", "error", "--logger", "zap")
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	stop := func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !healthy(client) {
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("etcd at %s not healthy within 30s", client)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return client, stop, nil
-}
-
-func healthy(url string) bool {
-	c := &http.Client{Timeout: time.Second}
-	resp, err := c.Get(url + "/health")
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode == http.StatusOK && strings.Contains(string(body), `"true"`)
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
+	return c.Endpoints[0], c.Stop, nil
 }
 
 // etcdStore writes through minik's etcd store, each measurement under a
