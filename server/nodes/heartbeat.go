@@ -305,7 +305,8 @@ func (s *Service) setReady(ctx context.Context, node string, want corev1.Conditi
 }
 
 // setCondition puts c into st, keeping the transition time when the
-// status does not change.
+// status does not change, and the heartbeat time when c is Unknown (the
+// server writes that for a node it has not heard from).
 func setCondition(st *corev1.NodeStatus, c corev1.NodeCondition, now time.Time) {
 	t := metav1.NewTime(now.Truncate(time.Second))
 	c.LastHeartbeatTime, c.LastTransitionTime = t, t
@@ -315,6 +316,9 @@ func setCondition(st *corev1.NodeStatus, c corev1.NodeCondition, now time.Time) 
 		}
 		if st.Conditions[i].Status == c.Status {
 			c.LastTransitionTime = st.Conditions[i].LastTransitionTime
+		}
+		if c.Status == corev1.ConditionUnknown {
+			c.LastHeartbeatTime = st.Conditions[i].LastHeartbeatTime
 		}
 		st.Conditions[i] = c
 		return

@@ -3,6 +3,7 @@ package nodes_test
 import (
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/server/nodes"
 )
 
 func podStatus(t *testing.T, p *corev1.Pod, phase corev1.PodPhase) *api.PodStatus {
@@ -273,5 +275,50 @@ func TestUpdatePodStatusReplacesStatusOnly(t *testing.T) {
 	}
 	if got.Labels["app"] != "mine" || got.Annotations["a"] != "1" || got.Spec.NodeName != "n1" || got.UID != pod.UID {
 		t.Errorf("pod after status writes: labels %v annotations %v nodeName %q uid %s; want them kept", got.Labels, got.Annotations, got.Spec.NodeName, got.UID)
+	}
+}
+
+// The server marks a silent node Unknown without claiming to have heard
+// from it: the condition keeps the node's last heartbeat time.
+func TestUnknownKeepsLastHeartbeatTime(t *testing.T) {
+	var offset atomic.Int64 // added to the service's clock
+	e := newEnv(t, envOptions{grace: 200 * time.Millisecond, configure: func(c *nodes.Config) {
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	}})
+	c, _ := e.register("n1")
+	st, _ := json.Marshal(corev1.NodeStatus{})
+	if _, err := c.UpdateStatus(ctxT(t), &api.StatusUpdate{Node: &api.NodeReport{Status: st}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Heartbeat(ctxT(t), &api.HeartbeatRequest{Ready: true}); err != nil {
+		t.Fatal(err)
+	}
+	heard := func(n *corev1.Node) metav1.Time {
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				return c.LastHeartbeatTime
+			}
+		}
+		return metav1.Time{}
+	}
+	ready, _, n := readyOf(t, e, "n1")
+	if ready != corev1.ConditionTrue {
+		t.Fatalf("Ready=%s after a heartbeat, want True", ready)
+	}
+	last := heard(n)
+	offset.Store(int64(time.Hour)) // an hour of silence
+	deadline := time.Now().Add(testTimeout)
+	for {
+		ready, _, n := readyOf(t, e, "n1")
+		if ready == corev1.ConditionUnknown {
+			if got := heard(n); !got.Equal(&last) {
+				t.Errorf("Unknown condition's lastHeartbeatTime = %v, want the node's last heartbeat %v", got, last)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Ready=%s after an hour of silence, want Unknown", ready)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
