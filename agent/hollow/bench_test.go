@@ -36,6 +36,7 @@ import (
 // goroutine scheduling latency. HOLLOW_NODES (default 1000) and HOLLOW_PODS (default 10000) set the size;
 // HOLLOW_CPUPROFILE=FILE writes a CPU profile of the pod phase only (from
 // the first create to all Running), without node registration;
+// HOLLOW_IDLEPROFILE=FILE one of the idle period before it;
 // HOLLOW_CLIENT=protobuf makes the benchmark's own client (creates and the
 // observing informer) speak protobuf instead of JSON.
 //
@@ -63,7 +64,9 @@ func benchHollow(b *testing.B, nodes, pods int) {
 		return err == nil && len(list.Items) == nodes && allReady(list.Items)
 	})
 	b.Logf("%d hollow nodes registered and Ready in %v", nodes, time.Since(start).Round(time.Millisecond))
+	stopIdle := startCPUProfile(b, os.Getenv("HOLLOW_IDLEPROFILE"))
 	idle := idleCPU(b, 5*time.Second)
+	stopIdle()
 	b.ReportMetric(idle, "idle-cpu-%")
 	b.Logf("with %d nodes connected and no pods the process uses %.0f%% of a CPU", nodes, idle)
 
