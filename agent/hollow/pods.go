@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minik-dev/minik/api"
 )
@@ -31,8 +32,8 @@ func (n *node) apply(m *api.SessionMessage) error {
 		if c.GetKind() != api.ObjectKind_OBJECT_KIND_POD {
 			continue
 		}
-		pod := &corev1.Pod{}
-		if err := json.Unmarshal(c.GetObject(), pod); err != nil {
+		pod, err := decodePod(c.GetObject())
+		if err != nil {
 			n.lg.Warn("undecodable pod from the server", "pod", c.GetNamespace()+"/"+c.GetName(), "err", err)
 			continue
 		}
@@ -44,6 +45,45 @@ func (n *node) apply(m *api.SessionMessage) error {
 	}
 	n.rev = m.GetRevision()
 	return nil
+}
+
+// podFields are the parts of a pod a hollow node reads: decoding only
+// these skips building the rest of the object.
+type podFields struct {
+	Metadata struct {
+		Name              string       `json:"name"`
+		Namespace         string       `json:"namespace"`
+		UID               types.UID    `json:"uid"`
+		DeletionTimestamp *metav1.Time `json:"deletionTimestamp"`
+	} `json:"metadata"`
+	Spec struct {
+		Containers []struct {
+			Name  string `json:"name"`
+			Image string `json:"image"`
+		} `json:"containers"`
+	} `json:"spec"`
+	Status struct {
+		Phase    corev1.PodPhase    `json:"phase"`
+		PodIP    string             `json:"podIP"`
+		QOSClass corev1.PodQOSClass `json:"qosClass"`
+	} `json:"status"`
+}
+
+// decodePod decodes the JSON of a pod into a Pod holding only the fields
+// a hollow node reads.
+func decodePod(data []byte) (*corev1.Pod, error) {
+	var f podFields
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, err
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: f.Metadata.Name, Namespace: f.Metadata.Namespace, UID: f.Metadata.UID, DeletionTimestamp: f.Metadata.DeletionTimestamp},
+		Status:     corev1.PodStatus{Phase: f.Status.Phase, PodIP: f.Status.PodIP, QOSClass: f.Status.QOSClass},
+	}
+	for _, c := range f.Spec.Containers {
+		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: c.Name, Image: c.Image})
+	}
+	return pod, nil
 }
 
 // dropMissing forgets the pods a complete set no longer holds.
