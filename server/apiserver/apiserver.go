@@ -222,20 +222,39 @@ func (s *Server) authorize(w *statusRecorder, r *http.Request, u auth.User, info
 	if s.cfg.Authorizer == nil {
 		return true
 	}
-	attrs := auth.Attributes{
-		Verb: info.Verb, Resource: info.Resource.Name, Subresource: info.Subresource,
-		Namespace: info.Namespace, Name: info.Name,
-	}
+	attrs := resourceAttributes(info)
 	if _, isNode := auth.NodeName(u); isNode && info.Verb == "create" && info.Name == "" {
 		attrs.Name = createName(r, info)
 	}
-	allowed, reason := s.cfg.Authorizer.Authorize(r.Context(), u, attrs)
+	if err := s.authorizeResource(r.Context(), u, info, attrs); err != nil {
+		gr := schema.GroupResource{Resource: info.Resource.Name}
+		s.writeStatus(w, r, err, gr, info.Name)
+		return false
+	}
+	return true
+}
+
+// resourceAttributes are the attributes the Authorizer decides a resource
+// request by.
+func resourceAttributes(info requestInfo) auth.Attributes {
+	return auth.Attributes{
+		Verb: info.Verb, Resource: info.Resource.Name, Subresource: info.Subresource,
+		Namespace: info.Namespace, Name: info.Name,
+	}
+}
+
+// authorizeResource asks the Authorizer (if any) whether u may do the
+// request info, described by attrs; a denial is a 403 Forbidden Status.
+func (s *Server) authorizeResource(ctx context.Context, u auth.User, info requestInfo, attrs auth.Attributes) error {
+	if s.cfg.Authorizer == nil {
+		return nil
+	}
+	allowed, reason := s.cfg.Authorizer.Authorize(ctx, u, attrs)
 	if allowed {
-		return true
+		return nil
 	}
 	gr := schema.GroupResource{Resource: info.Resource.Name}
-	s.writeStatus(w, r, apierrors.NewForbidden(gr, info.Name, forbiddenReason(u, info, reason)), gr, info.Name)
-	return false
+	return apierrors.NewForbidden(gr, info.Name, forbiddenReason(u, info, reason))
 }
 
 func (s *Server) authorizePath(w *statusRecorder, r *http.Request, u auth.User) bool {

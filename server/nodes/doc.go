@@ -11,7 +11,9 @@
 // the node's identity, so the API's node authorization applies: a node
 // writes only its own Node and the status of pods bound to it. Deleting a
 // terminated pod, which nodes may not do through the API, is checked here
-// and done as ServiceUser.
+// and done as ServiceUser. Pod statuses, the most frequent write, are made
+// by a direct call when the API offers one (PodStatusWriter), which applies
+// the same rules without a client request; other writes use a client.
 //
 // # Sessions
 //

@@ -16,7 +16,9 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
@@ -39,9 +41,19 @@ const (
 var ServiceUser = auth.User{Name: "system:minik:node-service", Groups: []string{auth.GroupMasters}}
 
 // API is the API server as the service uses it: in process, as a given
-// user (see apiserver.Server.LoopbackConfig).
+// user (see apiserver.Server.LoopbackConfig). An API that is also a
+// PodStatusWriter has pod statuses written through it.
 type API interface {
 	LoopbackConfig(u auth.User) *rest.Config
+}
+
+// PodStatusWriter is an API that writes a pod's status in process as a
+// given user, under the rules of a PATCH of pods/NAME/status by that user
+// (apiserver.Server has it). A non-empty uid is a precondition on the
+// pod's UID. The service writes pod statuses through it when its API has
+// it, and through a client of the API otherwise.
+type PodStatusWriter interface {
+	UpdatePodStatus(ctx context.Context, u auth.User, namespace, name string, uid types.UID, status *corev1.PodStatus) error
 }
 
 // Config configures a Service.

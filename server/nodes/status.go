@@ -66,12 +66,16 @@ func result(err error) *api.Result {
 	return &api.Result{Code: uint32(st.Code()), Message: st.Message()}
 }
 
-// podStatus writes one pod's status through pods/NAME/status as the node,
-// so the API's node authorization decides.
+// podStatus writes one pod's status as the node, so the API's node
+// authorization decides: in process when the API is a PodStatusWriter,
+// else through pods/NAME/status.
 func (s *Service) podStatus(ctx context.Context, node string, ps *api.PodStatus) error {
 	var st corev1.PodStatus
 	if err := json.Unmarshal(ps.GetStatus(), &st); err != nil {
 		return status.Errorf(codes.InvalidArgument, "pod %s/%s: status: %v", ps.GetNamespace(), ps.GetName(), err)
+	}
+	if w, ok := s.cfg.API.(PodStatusWriter); ok {
+		return s.writePodStatus(ctx, w, node, ps, &st)
 	}
 	pods := s.client(nodeUser(node)).Pods(ps.GetNamespace())
 	if uid := ps.GetUid(); uid != "" {
@@ -82,6 +86,36 @@ func (s *Service) podStatus(ctx context.Context, node string, ps *api.PodStatus)
 		// below tells which.
 	}
 	return s.updatePodStatus(ctx, node, pods, ps, st)
+}
+
+// writePodStatus writes a pod's status through w. The API refuses a pod
+// that is not the node's, gone or replaced alike (Forbidden or Conflict);
+// reading the pod tells which.
+func (s *Service) writePodStatus(ctx context.Context, w PodStatusWriter, node string, ps *api.PodStatus, st *corev1.PodStatus) error {
+	err := w.UpdatePodStatus(ctx, nodeUser(node), ps.GetNamespace(), ps.GetName(), types.UID(ps.GetUid()), st)
+	if err == nil || ctx.Err() != nil || !apierrors.IsForbidden(err) && !apierrors.IsConflict(err) {
+		return err
+	}
+	pod, gerr := s.client(nodeUser(node)).Pods(ps.GetNamespace()).Get(ctx, ps.GetName(), metav1.GetOptions{})
+	if gerr != nil {
+		return gerr
+	}
+	if cerr := checkPod(pod, node, ps); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// checkPod tells whether pod is the one ps reports on (its UID, if ps
+// names one) and is bound to node.
+func checkPod(pod *corev1.Pod, node string, ps *api.PodStatus) error {
+	if uid := types.UID(ps.GetUid()); uid != "" && pod.UID != uid {
+		return status.Errorf(codes.NotFound, "pod %s/%s with uid %s is gone", ps.GetNamespace(), ps.GetName(), uid)
+	}
+	if pod.Spec.NodeName != node {
+		return status.Errorf(codes.PermissionDenied, "pod %s/%s is bound to node %q, not %q", pod.Namespace, pod.Name, pod.Spec.NodeName, node)
+	}
+	return nil
 }
 
 // patchPodStatus replaces the status of pod name if its UID is uid, in one
@@ -119,11 +153,8 @@ func (s *Service) updatePodStatus(ctx context.Context, node string, pods corev1c
 		if err != nil {
 			return err
 		}
-		if uid := types.UID(ps.GetUid()); uid != "" && pod.UID != uid {
-			return status.Errorf(codes.NotFound, "pod %s/%s with uid %s is gone", ps.GetNamespace(), ps.GetName(), uid)
-		}
-		if pod.Spec.NodeName != node {
-			return status.Errorf(codes.PermissionDenied, "pod %s/%s is bound to node %q, not %q", pod.Namespace, pod.Name, pod.Spec.NodeName, node)
+		if err := checkPod(pod, node, ps); err != nil {
+			return err
 		}
 		pod.Status = st
 		_, err = pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})

@@ -1,0 +1,86 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minik-dev/minik/server/auth"
+	"github.com/minik-dev/minik/server/registry"
+)
+
+// podsResource is the registry's pods, for the in-process pod methods.
+var podsResource = mustLookup("pods")
+
+func mustLookup(resource string) *registry.Resource {
+	res, ok := registry.Lookup(resource)
+	if !ok {
+		panic("apiserver: resource " + resource + " is not registered")
+	}
+	return res
+}
+
+// UpdatePodStatus replaces the status of pod namespace/name as user u, in
+// process. It applies what a PATCH of pods/NAME/status by u does, without
+// encoding a request and a response: u's authorization, the status-update
+// rules and validation of the registry, the stored form, a write at the
+// revision read (retried when another write got in between) and the
+// request metrics, counted as a patch of pods. A non-empty uid is a
+// precondition on the pod's UID. status is copied, not retained.
+//
+// Errors are *apierrors.StatusError as the REST API answers them: 403
+// Forbidden when u may not write the status (for a node: a pod bound
+// elsewhere, or no longer there), 404 NotFound, 409 Conflict for another
+// UID, 422 Invalid naming the fields; context errors are returned as
+// they are. It is safe for concurrent use.
+func (s *Server) UpdatePodStatus(ctx context.Context, u auth.User, namespace, name string, uid types.UID, status *corev1.PodStatus) (err error) {
+	start := time.Now()
+	info := requestInfo{Verb: "patch", Resource: podsResource, Namespace: namespace, Name: name, Subresource: "status"}
+	defer func() { s.observeInProcess(info, err, time.Since(start)) }()
+	u = withGroup(u, auth.GroupAuthenticated)
+	if err := s.authorizeResource(ctx, u, info, resourceAttributes(info)); err != nil {
+		return err
+	}
+	_, err = s.updateObject(ctx, podsResource, namespace, name, updateStatus, false,
+		func(cur runtime.Object) (runtime.Object, error) {
+			pod := cur.(*corev1.Pod)
+			pod.UID = uid // "" keeps the stored UID
+			pod.Status = *status.DeepCopy()
+			return pod, nil
+		})
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return statusFor(err, schemaGR(podsResource.Name), name)
+}
+
+// observeInProcess records an in-process request in the request metrics
+// as its REST counterpart would be, with the HTTP code err maps to.
+func (s *Server) observeInProcess(info requestInfo, err error, d time.Duration) {
+	code := http.StatusOK
+	if err != nil {
+		code = int(statusFor(err, schemaGR(info.Resource.Name), info.Name).Status().Code)
+		if code == 0 {
+			code = http.StatusInternalServerError
+		}
+		if code >= 500 {
+			s.log.Warn("in-process request failed", "verb", info.Verb, "resource", info.Resource.Name,
+				"subresource", info.Subresource, "namespace", info.Namespace, "name", info.Name, "err", err)
+		}
+	}
+	s.metrics.observe(info.Verb, info.Resource.Name, code, d)
+}
+
+// withGroup returns u in group, as authentication leaves every user it
+// accepts in system:authenticated. u's Groups are not changed.
+func withGroup(u auth.User, group string) auth.User {
+	if !u.InGroup(group) {
+		u.Groups = append(u.Groups[:len(u.Groups):len(u.Groups)], group)
+	}
+	return u
+}
