@@ -27,22 +27,33 @@ func podStatus(t *testing.T, p *corev1.Pod, phase corev1.PodPhase) *api.PodStatu
 }
 
 func TestUpdatePodStatus(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	forEachStatusPath(t, testUpdatePodStatus)
+}
+
+func testUpdatePodStatus(t *testing.T, e *env) {
 	c, _ := e.register("n1")
 	mine := e.createPod("mine", "n1")
 	theirs := e.createPod("theirs", "n2")
+	unbound := e.createPod("unbound", "")
 	stale := podStatus(t, mine, corev1.PodRunning)
 	stale.Uid = "not-the-uid"
+	badIP := podStatus(t, mine, corev1.PodRunning)
+	badIP.Status = []byte(`{"phase":"Running","podIP":"not-an-ip"}`)
 	resp, err := c.UpdateStatus(ctxT(t), &api.StatusUpdate{Pods: []*api.PodStatus{
 		podStatus(t, mine, corev1.PodRunning),
 		podStatus(t, theirs, corev1.PodRunning),
 		stale,
 		{Namespace: "default", Name: "missing", Status: []byte(`{}`)},
+		badIP,
+		{Namespace: "default", Name: "mine", Status: []byte(`{"phase":`)},
+		podStatus(t, unbound, corev1.PodRunning),
+		{Namespace: "default", Name: "theirs", Status: []byte(`{}`)}, // no uid
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []codes.Code{codes.OK, codes.PermissionDenied, codes.NotFound, codes.NotFound}
+	want := []codes.Code{codes.OK, codes.PermissionDenied, codes.NotFound, codes.NotFound,
+		codes.InvalidArgument, codes.InvalidArgument, codes.PermissionDenied, codes.PermissionDenied}
 	if len(resp.Pods) != len(want) {
 		t.Fatalf("UpdateStatus returned %d pod results, want %d", len(resp.Pods), len(want))
 	}
@@ -239,7 +250,10 @@ func TestNodeMayCreateOnlyItself(t *testing.T) {
 // A status write replaces the whole status (fields the node no longer
 // reports are cleared) and leaves the pod's metadata and spec as stored.
 func TestUpdatePodStatusReplacesStatusOnly(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	forEachStatusPath(t, testUpdatePodStatusReplacesStatusOnly)
+}
+
+func testUpdatePodStatusReplacesStatusOnly(t *testing.T, e *env) {
 	c, _ := e.register("n1")
 	pod := e.createPod("mine", "n1")
 	pod.Annotations = map[string]string{"a": "1"}
