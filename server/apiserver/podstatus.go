@@ -60,7 +60,8 @@ func (s *Server) UpdatePodStatus(ctx context.Context, u auth.User, namespace, na
 }
 
 // observeInProcess records an in-process request in the request metrics
-// as its REST counterpart would be, with the HTTP code err maps to.
+// as its REST counterpart would be, with the HTTP code err maps to, and
+// logs a server-side failure other than the caller giving up.
 func (s *Server) observeInProcess(info requestInfo, err error, d time.Duration) {
 	code := http.StatusOK
 	if err != nil {
@@ -68,7 +69,7 @@ func (s *Server) observeInProcess(info requestInfo, err error, d time.Duration) 
 		if code == 0 {
 			code = http.StatusInternalServerError
 		}
-		if code >= 500 {
+		if code >= 500 && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			s.log.Warn("in-process request failed", "verb", info.Verb, "resource", info.Resource.Name,
 				"subresource", info.Subresource, "namespace", info.Namespace, "name", info.Name, "err", err)
 		}
