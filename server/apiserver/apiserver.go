@@ -85,8 +85,8 @@ type Server struct {
 	objects *revCache[runtime.Object]
 	events  *revCache[[]byte]
 
-	loopMu sync.Mutex
-	loop   *pipeListener // set by ServeLoopback; guarded by loopMu
+	loopMu  sync.Mutex
+	loopCtx context.Context // set by ServeLoopback; guarded by loopMu
 
 	nsMu    sync.Mutex
 	nsCache map[string]nsState // guarded by nsMu; namespace key → last decoded state

@@ -3,9 +3,7 @@ package apiserver
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
-	"sync"
 
 	"k8s.io/client-go/rest"
 
@@ -14,94 +12,27 @@ import (
 
 // Controllers, the scheduler, the node service and other in-process
 // components reach the API through a loopback: the same handler,
-// validation, authorization and watch code as remote clients, over
-// in-memory connections instead of TCP and TLS. Each connection carries
-// the identity its client was made for (LoopbackUser by default); only
-// code in this process can dial it.
+// validation, authorization and watch code as remote clients, called
+// directly by an http.RoundTripper instead of over a connection (see
+// inprocess.go). Each client carries the identity it was made for
+// (LoopbackUser by default); only code in this process can use it.
 
 // LoopbackUser is the identity of in-process clients.
 var LoopbackUser = auth.User{Name: "system:minik-loopback", Groups: []string{auth.GroupMasters, auth.GroupAuthenticated}}
 
+// ErrLoopbackStopped is what loopback clients get once the context given
+// to ServeLoopback has ended.
+var ErrLoopbackStopped = errors.New("apiserver: loopback stopped")
+
 type loopbackKey struct{}
 
-// userConn is the server end of a loopback connection and its identity.
-type userConn struct {
-	net.Conn
-	user auth.User
-}
-
-// pipeListener is a net.Listener whose connections are in-memory pipes
-// made by dial.
-type pipeListener struct {
-	conns  chan net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-// dialAs returns a dialer whose connections run as u.
-func (l *pipeListener) dialAs(u auth.User) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, _, _ string) (net.Conn, error) { return l.dial(ctx, u) }
-}
-
-func (l *pipeListener) dial(ctx context.Context, u auth.User) (net.Conn, error) {
-	client, server := net.Pipe()
-	select {
-	case l.conns <- userConn{Conn: server, user: u}:
-		return client, nil
-	case <-l.closed:
-		return nil, errors.New("loopback: server stopped")
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "loopback" }
-
 // ServeLoopback serves the API to in-process clients until ctx ends and
-// returns the client configuration that reaches it as LoopbackUser. Call
-// it once, before LoopbackConfig.
+// returns the client configuration that reaches it as LoopbackUser. When
+// ctx ends, watches and other streams in progress end and new requests
+// fail with ErrLoopbackStopped. Call it once, before LoopbackConfig.
 func (s *Server) ServeLoopback(ctx context.Context) *rest.Config {
-	l := newPipeListener()
-	srv := &http.Server{
-		Handler: s,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if uc, ok := c.(userConn); ok {
-				return context.WithValue(ctx, loopbackKey{}, uc.user)
-			}
-			return ctx
-		},
-	}
-	go srv.Serve(l)
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-		l.Close()
-	}()
 	s.loopMu.Lock()
-	s.loop = l
+	s.loopCtx = ctx
 	s.loopMu.Unlock()
 	return s.LoopbackConfig(LoopbackUser)
 }
@@ -112,14 +43,14 @@ func (s *Server) ServeLoopback(ctx context.Context) *rest.Config {
 // ServeLoopback first.
 func (s *Server) LoopbackConfig(u auth.User) *rest.Config {
 	s.loopMu.Lock()
-	l := s.loop
+	ctx := s.loopCtx
 	s.loopMu.Unlock()
-	if l == nil {
+	if ctx == nil {
 		panic("apiserver: LoopbackConfig before ServeLoopback")
 	}
 	return &rest.Config{
-		Host: "http://loopback",
-		Dial: l.dialAs(u),
+		Host:      "http://loopback",
+		Transport: newInProcessTransport(s, u, ctx, s.log),
 		// In-process clients speak protobuf: cheaper to encode and decode
 		// than JSON, and watch events are encoded once for all of them.
 		ContentConfig: rest.ContentConfig{

@@ -1,0 +1,285 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+
+	"github.com/minik-dev/minik/server/auth"
+)
+
+// The loopback transport hands each request straight to the API handler,
+// which runs in a goroutine of its own with a ResponseWriter that keeps
+// what it writes in memory. The client gets its response when the handler
+// returns, with the whole body (the common case: one object, a list, a
+// Status) or, for a handler that streams (a watch), at its first Flush;
+// the body then carries what each Flush hands over. There is no
+// connection, no HTTP framing and no parsing.
+
+// Flushed bytes the client has not read yet are held up to
+// maxUnreadStream; past it the handler waits for the client, as it would
+// on a full socket. A handler writing that much without a Flush has it
+// flushed for it.
+const maxUnreadStream = 1 << 20
+
+// errBodyClosed is what a handler writing to a stream and a client
+// reading a body get after the client has closed the body.
+var errBodyClosed = errors.New("apiserver: loopback response body closed")
+
+// errHandlerPanicked is what a client gets when the handler panicked
+// before responding.
+var errHandlerPanicked = errors.New("apiserver: loopback handler panicked")
+
+// inProcessTransport is an http.RoundTripper that serves requests by
+// calling h in this process as user, until stop ends.
+type inProcessTransport struct {
+	h    http.Handler
+	user auth.User
+	stop context.Context
+	log  *slog.Logger
+}
+
+func newInProcessTransport(h http.Handler, u auth.User, stop context.Context, lg *slog.Logger) *inProcessTransport {
+	return &inProcessTransport{h: h, user: u, stop: stop, log: lg}
+}
+
+// RoundTrip serves req and returns the handler's response once it is
+// complete or the handler has flushed. It is safe to call concurrently.
+func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	select {
+	case <-t.stop.Done():
+		closeRequestBody(req)
+		return nil, ErrLoopbackStopped
+	default:
+	}
+	ctx, cancel := context.WithCancel(context.WithValue(req.Context(), loopbackKey{}, t.user))
+	w := &responseWriter{client: req, header: make(http.Header), ready: make(chan struct{}),
+		body: &responseBody{ctx: req.Context(), cancel: cancel}, handlerCtx: ctx, stop: t.stop}
+	go t.serve(w, serverRequest(ctx, req))
+	select {
+	case <-w.ready:
+		return w.resp, w.err
+	case <-req.Context().Done():
+		// The handler's context derives from the request's: it ends too.
+		return nil, req.Context().Err()
+	}
+}
+
+// serve runs the handler for r and completes w when it returns.
+func (t *inProcessTransport) serve(w *responseWriter, r *http.Request) {
+	defer func() {
+		p := recover()
+		w.finish(p != nil)
+		if w.stopStream != nil {
+			w.stopStream()
+		}
+		w.body.cancel()
+		closeRequestBody(r)
+		if p != nil && p != http.ErrAbortHandler {
+			t.log.Error("loopback handler panicked", "method", r.Method, "path", r.URL.Path,
+				"panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	t.h.ServeHTTP(w, r)
+}
+
+func closeRequestBody(r *http.Request) {
+	if r.Body != nil {
+		r.Body.Close()
+	}
+}
+
+// serverRequest is the request the handler sees: what a server would
+// have parsed from req, in ctx. The body and header are the client's, not
+// copies; the handler must not change the header.
+func serverRequest(ctx context.Context, req *http.Request) *http.Request {
+	r := req.WithContext(ctx)
+	r.URL = &url.URL{Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: req.URL.RawQuery}
+	r.RequestURI = r.URL.RequestURI()
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	if r.Host == "" {
+		r.Host = req.URL.Host
+	}
+	r.RemoteAddr = "loopback"
+	if r.Body == nil {
+		r.Body = http.NoBody
+	}
+	r.GetBody, r.Close, r.Response, r.Cancel = nil, false, nil, nil
+	return r
+}
+
+// responseWriter is the http.ResponseWriter and http.Flusher of one
+// loopback request. Its methods run on the handler's goroutine only.
+type responseWriter struct {
+	client  *http.Request
+	header  http.Header
+	code    int    // 0 until WriteHeader
+	pending []byte // written since the last flush
+
+	// ready is closed when resp or err is set for RoundTrip.
+	ready chan struct{}
+	resp  *http.Response
+	err   error
+
+	body       *responseBody
+	handlerCtx context.Context
+	stop       context.Context // the loopback's
+	stopStream func() bool     // set while streaming: unregisters from stop
+}
+
+var (
+	_ http.ResponseWriter = (*responseWriter)(nil)
+	_ http.Flusher        = (*responseWriter)(nil)
+)
+
+// Header is the response header; changes after WriteHeader are ignored.
+func (w *responseWriter) Header() http.Header { return w.header }
+
+// WriteHeader records the status code; informational codes and calls
+// after the first are ignored.
+func (w *responseWriter) WriteHeader(code int) {
+	if code < 100 || code > 999 {
+		panic("apiserver: invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if w.code != 0 || code < 200 {
+		return
+	}
+	w.code = code
+}
+
+// Write adds p to the response body.
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !bodyAllowed(w.code) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.client.Method == http.MethodHead {
+		return len(p), nil
+	}
+	streaming := w.resp != nil
+	if streaming && w.body.closed.Load() {
+		return 0, errBodyClosed
+	}
+	if w.pending == nil {
+		w.pending = getBuffer()
+	}
+	w.pending = append(w.pending, p...)
+	if streaming && len(w.pending) >= maxUnreadStream {
+		if err := w.push(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// Flush returns the response to the client now, if it has not been yet,
+// and hands it what was written since the last Flush.
+func (w *responseWriter) Flush() {
+	if w.code == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.resp == nil {
+		w.startStream()
+	}
+	w.push()
+}
+
+// startStream returns the response with a body that the handler's later
+// flushes feed.
+func (w *responseWriter) startStream() {
+	b := w.body
+	b.readable = make(chan struct{}, 1)
+	b.drained = make(chan struct{}, 1)
+	// A stream lasts as long as the handler likes: it must end when the
+	// loopback stops, as a connection would be closed.
+	w.stopStream = context.AfterFunc(w.stop, b.cancel)
+	h := w.header.Clone()
+	w.deliver(h, -1)
+}
+
+// push hands the pending bytes to the client, waiting while it has more
+// than maxUnreadStream unread.
+func (w *responseWriter) push() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	var err error
+	w.pending, err = w.body.push(w.handlerCtx, w.pending)
+	return err
+}
+
+// finish completes the response when the handler returns: the whole
+// response if none was returned yet, else the end of the stream.
+func (w *responseWriter) finish(panicked bool) {
+	if w.resp != nil {
+		end := io.EOF
+		if panicked {
+			end = io.ErrUnexpectedEOF
+		}
+		w.push()
+		w.body.end(end)
+		return
+	}
+	if panicked {
+		w.err = errHandlerPanicked
+		close(w.ready)
+		return
+	}
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	w.body.buf, w.pending = w.pending, nil
+	w.body.done, w.body.err = true, io.EOF
+	w.deliver(w.header, int64(len(w.body.buf)))
+}
+
+// deliver makes the response for header h and gives it to RoundTrip.
+func (w *responseWriter) deliver(h http.Header, length int64) {
+	_, hasType := h["Content-Type"]
+	_, hasTE := h["Transfer-Encoding"]
+	if !hasType && !hasTE && len(w.pending)+len(w.body.buf) > 0 {
+		// As net/http does for handlers that set no type.
+		sniff := w.pending
+		if len(sniff) == 0 {
+			sniff = w.body.buf
+		}
+		h.Set("Content-Type", http.DetectContentType(sniff))
+	}
+	// A client reads framing from the response's fields, not the header.
+	delete(h, "Transfer-Encoding")
+	w.resp = &http.Response{
+		Status: statusLine(w.code), StatusCode: w.code,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: w.body, ContentLength: length, Request: w.client,
+	}
+	close(w.ready)
+}
+
+func bodyAllowed(code int) bool {
+	return code != http.StatusNoContent && code != http.StatusNotModified
+}
+
+// statusLines holds the Status of responses for each known code.
+var statusLines = func() map[int]string {
+	m := map[int]string{}
+	for c := 100; c < 600; c++ {
+		if t := http.StatusText(c); t != "" {
+			m[c] = strconv.Itoa(c) + " " + t
+		}
+	}
+	return m
+}()
+
+func statusLine(code int) string {
+	if s, ok := statusLines[code]; ok {
+		return s
+	}
+	return strconv.Itoa(code)
+}
