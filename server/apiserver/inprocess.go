@@ -45,6 +45,9 @@ type inProcessTransport struct {
 }
 
 func newInProcessTransport(h http.Handler, u auth.User, stop context.Context, lg *slog.Logger) *inProcessTransport {
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
 	return &inProcessTransport{h: h, user: u, stop: stop, log: lg}
 }
 

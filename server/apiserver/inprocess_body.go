@@ -28,7 +28,7 @@ type responseBody struct {
 
 // Read reads what the handler has handed over, waiting for more while the
 // handler runs. It ends with io.EOF, or io.ErrUnexpectedEOF if the handler
-// panicked, and returns the request context's error once it ends.
+// panicked, or the request context's error if that ended first.
 func (b *responseBody) Read(p []byte) (int, error) {
 	for {
 		b.mu.Lock()
@@ -45,6 +45,10 @@ func (b *responseBody) Read(p []byte) (int, error) {
 			}
 			b.mu.Unlock()
 			return n, nil
+		}
+		if err := b.ctx.Err(); err != nil {
+			b.mu.Unlock()
+			return 0, err
 		}
 		if b.done {
 			b.mu.Unlock()
