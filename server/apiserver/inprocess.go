@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strconv"
+	"strings"
 
 	"github.com/minik-dev/minik/server/auth"
 )
@@ -52,7 +53,8 @@ func newInProcessTransport(h http.Handler, u auth.User, stop context.Context, lg
 }
 
 // RoundTrip serves req and returns the handler's response once it is
-// complete or the handler has flushed. It is safe to call concurrently.
+// complete or, for a request that may stream, once the handler has
+// flushed. It is safe to call concurrently.
 func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	select {
 	case <-t.stop.Done():
@@ -61,9 +63,18 @@ func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error
 	default:
 	}
 	ctx, cancel := context.WithCancel(context.WithValue(req.Context(), loopbackKey{}, t.user))
-	w := &responseWriter{client: req, header: make(http.Header), ready: make(chan struct{}),
+	w := &responseWriter{client: req, header: make(http.Header),
 		body: &responseBody{ctx: req.Context(), cancel: cancel}, handlerCtx: ctx, stop: t.stop}
-	go t.serve(w, serverRequest(ctx, req))
+	r := serverRequest(ctx, req)
+	if !mayStream(req.URL) {
+		// The handler runs on the caller's goroutine, whose stack has
+		// grown already, and its response is buffered whole.
+		w.buffered = true
+		t.serve(w, r)
+		return w.resp, w.err
+	}
+	w.ready = make(chan struct{})
+	go t.serve(w, r)
 	select {
 	case <-w.ready:
 		return w.resp, w.err
@@ -71,6 +82,26 @@ func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error
 		// The handler's context derives from the request's: it ends too.
 		return nil, req.Context().Err()
 	}
+}
+
+// mayStream reports whether a request to u may get a response that does
+// not end by itself: a watch, or a pod's log, exec, attach, port-forward
+// or proxy subresource.
+func mayStream(u *url.URL) bool {
+	if strings.Contains(u.RawQuery, "watch") {
+		if v := u.Query().Get("watch"); v != "" && v != "0" && v != "false" {
+			return true
+		}
+	}
+	p := u.Path
+	if strings.Contains(p, "/watch/") || strings.Contains(p, "/proxy") {
+		return true
+	}
+	switch p[strings.LastIndexByte(p, '/')+1:] {
+	case "log", "exec", "attach", "portforward":
+		return true
+	}
+	return false
 }
 
 // serve runs the handler for r and completes w when it returns.
@@ -124,7 +155,10 @@ type responseWriter struct {
 	code    int    // 0 until WriteHeader
 	pending []byte // written since the last flush
 
-	// ready is closed when resp or err is set for RoundTrip.
+	// buffered is set when the response is returned only when the
+	// handler ends (Flush does not return it early).
+	buffered bool
+	// ready, if not nil, is closed when resp or err is set for RoundTrip.
 	ready chan struct{}
 	resp  *http.Response
 	err   error
@@ -188,6 +222,9 @@ func (w *responseWriter) Flush() {
 	if w.code == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
+	if w.buffered {
+		return
+	}
 	if w.resp == nil {
 		w.startStream()
 	}
@@ -232,7 +269,7 @@ func (w *responseWriter) finish(panicked bool) {
 	}
 	if panicked {
 		w.err = errHandlerPanicked
-		close(w.ready)
+		w.signalReady()
 		return
 	}
 	if w.code == 0 {
@@ -262,7 +299,13 @@ func (w *responseWriter) deliver(h http.Header, length int64) {
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Body: w.body, ContentLength: length, Request: w.client,
 	}
-	close(w.ready)
+	w.signalReady()
+}
+
+func (w *responseWriter) signalReady() {
+	if w.ready != nil {
+		close(w.ready)
+	}
 }
 
 func bodyAllowed(code int) bool {

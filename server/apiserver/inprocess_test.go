@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
@@ -272,7 +273,7 @@ func TestInProcessStreamEnds(t *testing.T) {
 			tr := newInProcessTransport(streamHandler(run, lines), LoopbackUser, stopCtx, nil)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://loopback/stream", nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://loopback/stream?watch=true", nil)
 			resp, err := tr.RoundTrip(req)
 			if err != nil {
 				t.Fatalf("RoundTrip: %v", err)
@@ -328,7 +329,7 @@ func TestInProcessBackpressure(t *testing.T) {
 		}
 	})
 	tr := newInProcessTransport(h, LoopbackUser, stopCtx, nil)
-	req, _ := http.NewRequest(http.MethodGet, "http://loopback/big", nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://loopback/big?watch=1", nil)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatalf("RoundTrip: %v", err)
@@ -381,39 +382,76 @@ func TestInProcessResponse(t *testing.T) {
 			io.WriteString(w, "ignored")
 		}, http.MethodHead, http.StatusOK, http.Header{"Content-Type": {"text/plain"}}, ""},
 	}
+	// Requests that may stream run the handler on a goroutine of its own;
+	// one that does not flush answers the same.
+	for _, query := range []string{"q=1", "q=1&watch=true"} {
+		for _, tc := range tests {
+			t.Run(query+"/"+tc.name, func(t *testing.T) {
+				tr := newInProcessTransport(tc.handler, LoopbackUser, context.Background(), nil)
+				req, _ := http.NewRequest(tc.method, "http://loopback/p?"+query, strings.NewReader("body"))
+				req.Header.Set("X-Test", "yes")
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					t.Fatalf("RoundTrip: %v", err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatalf("reading the body: %v", err)
+				}
+				want := strings.Replace(tc.body, "/p?q=1", "/p?"+query, 1)
+				if resp.StatusCode != tc.code || string(b) != want || resp.ContentLength != int64(len(want)) {
+					t.Errorf("response = %d %q (length %d), want %d %q", resp.StatusCode, b, resp.ContentLength, tc.code, want)
+				}
+				if diff := cmp.Diff(tc.header, resp.Header); diff != "" {
+					t.Errorf("header (-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+func TestMayStream(t *testing.T) {
+	tests := []struct {
+		url  string
+		want bool
+	}{
+		{"/api/v1/namespaces/default/pods/a", false},
+		{"/api/v1/pods?labelSelector=watch%3Dyes", false},
+		{"/api/v1/pods?watch=false", false},
+		{"/api/v1/pods?watch=0", false},
+		{"/api/v1/pods?watch=true", true},
+		{"/api/v1/pods?resourceVersion=5&watch=1", true},
+		{"/api/v1/watch/pods", true},
+		{"/api/v1/namespaces/default/pods/a/log", true},
+		{"/api/v1/namespaces/default/pods/a/exec", true},
+		{"/api/v1/namespaces/default/pods/a/attach", true},
+		{"/api/v1/namespaces/default/pods/a/portforward", true},
+		{"/api/v1/namespaces/default/pods/a/proxy/x", true},
+		{"/api/v1/namespaces/default/pods/a/status", false},
+	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tr := newInProcessTransport(tc.handler, LoopbackUser, context.Background(), nil)
-			req, _ := http.NewRequest(tc.method, "http://loopback/p?q=1", strings.NewReader("body"))
-			req.Header.Set("X-Test", "yes")
-			resp, err := tr.RoundTrip(req)
-			if err != nil {
-				t.Fatalf("RoundTrip: %v", err)
-			}
-			b, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				t.Fatalf("reading the body: %v", err)
-			}
-			if resp.StatusCode != tc.code || string(b) != tc.body || resp.ContentLength != int64(len(tc.body)) {
-				t.Errorf("response = %d %q (length %d), want %d %q", resp.StatusCode, b, resp.ContentLength, tc.code, tc.body)
-			}
-			if diff := cmp.Diff(tc.header, resp.Header); diff != "" {
-				t.Errorf("header (-want +got):\n%s", diff)
-			}
-		})
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := mayStream(u); got != tc.want {
+			t.Errorf("mayStream(%s) = %v, want %v", tc.url, got, tc.want)
+		}
 	}
 }
 
 func TestInProcessHandlerPanics(t *testing.T) {
 	tests := []struct {
 		name    string
+		path    string
 		handler http.HandlerFunc
 		wantErr error // from RoundTrip
 		readErr error // from reading the body
 	}{
-		{"before responding", func(w http.ResponseWriter, r *http.Request) { panic("boom") }, errHandlerPanicked, nil},
-		{"while streaming", func(w http.ResponseWriter, r *http.Request) {
+		{"before responding", "/", func(w http.ResponseWriter, r *http.Request) { panic("boom") }, errHandlerPanicked, nil},
+		{"before responding to a watch", "/?watch=1", func(w http.ResponseWriter, r *http.Request) { panic("boom") }, errHandlerPanicked, nil},
+		{"while streaming", "/?watch=1", func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, "part")
 			w.(http.Flusher).Flush()
 			panic(http.ErrAbortHandler)
@@ -422,7 +460,7 @@ func TestInProcessHandlerPanics(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := newInProcessTransport(tc.handler, LoopbackUser, context.Background(), nil)
-			req, _ := http.NewRequest(http.MethodGet, "http://loopback/", nil)
+			req, _ := http.NewRequest(http.MethodGet, "http://loopback"+tc.path, nil)
 			resp, err := tr.RoundTrip(req)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("RoundTrip error = %v, want %v", err, tc.wantErr)
