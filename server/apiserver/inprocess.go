@@ -14,13 +14,14 @@ import (
 	"github.com/minik-dev/minik/server/auth"
 )
 
-// The loopback transport hands each request straight to the API handler,
-// which runs in a goroutine of its own with a ResponseWriter that keeps
-// what it writes in memory. The client gets its response when the handler
-// returns, with the whole body (the common case: one object, a list, a
-// Status) or, for a handler that streams (a watch), at its first Flush;
-// the body then carries what each Flush hands over. There is no
-// connection, no HTTP framing and no parsing.
+// The loopback transport hands each request straight to the API handler
+// with a ResponseWriter that keeps what it writes in memory: there is no
+// connection, no HTTP framing and no parsing. A request that cannot stream
+// (all but watches and pod streams) runs the handler on the caller's
+// goroutine and gets the whole body when it returns. One that may stream
+// runs it on a goroutine of its own and gets its response when the handler
+// returns or at its first Flush, whichever comes first; the body then
+// carries what each later Flush hands over.
 
 // Flushed bytes the client has not read yet are held up to
 // maxUnreadStream; past it the handler waits for the client, as it would
@@ -45,7 +46,7 @@ type inProcessTransport struct {
 	log  *slog.Logger
 }
 
-func newInProcessTransport(h http.Handler, u auth.User, stop context.Context, lg *slog.Logger) *inProcessTransport {
+func newInProcessTransport(stop context.Context, h http.Handler, u auth.User, lg *slog.Logger) *inProcessTransport {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}

@@ -270,7 +270,7 @@ func TestInProcessStreamEnds(t *testing.T) {
 			stopCtx, stop := context.WithCancel(context.Background())
 			defer stop()
 			run, lines := newHandlerRun(), make(chan string)
-			tr := newInProcessTransport(streamHandler(run, lines), LoopbackUser, stopCtx, nil)
+			tr := newInProcessTransport(stopCtx, streamHandler(run, lines), LoopbackUser, nil)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://loopback/stream?watch=true", nil)
@@ -328,7 +328,7 @@ func TestInProcessBackpressure(t *testing.T) {
 			}
 		}
 	})
-	tr := newInProcessTransport(h, LoopbackUser, stopCtx, nil)
+	tr := newInProcessTransport(stopCtx, h, LoopbackUser, nil)
 	req, _ := http.NewRequest(http.MethodGet, "http://loopback/big?watch=1", nil)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
@@ -387,7 +387,7 @@ func TestInProcessResponse(t *testing.T) {
 	for _, query := range []string{"q=1", "q=1&watch=true"} {
 		for _, tc := range tests {
 			t.Run(query+"/"+tc.name, func(t *testing.T) {
-				tr := newInProcessTransport(tc.handler, LoopbackUser, context.Background(), nil)
+				tr := newInProcessTransport(context.Background(), tc.handler, LoopbackUser, nil)
 				req, _ := http.NewRequest(tc.method, "http://loopback/p?"+query, strings.NewReader("body"))
 				req.Header.Set("X-Test", "yes")
 				resp, err := tr.RoundTrip(req)
@@ -459,7 +459,7 @@ func TestInProcessHandlerPanics(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := newInProcessTransport(tc.handler, LoopbackUser, context.Background(), nil)
+			tr := newInProcessTransport(context.Background(), tc.handler, LoopbackUser, nil)
 			req, _ := http.NewRequest(http.MethodGet, "http://loopback"+tc.path, nil)
 			resp, err := tr.RoundTrip(req)
 			if !errors.Is(err, tc.wantErr) {
@@ -483,7 +483,7 @@ func TestInProcessRefusesUpgrade(t *testing.T) {
 		_, _, hijackErr = rec.Hijack()
 		w.WriteHeader(http.StatusBadRequest)
 	})
-	tr := newInProcessTransport(h, LoopbackUser, context.Background(), nil)
+	tr := newInProcessTransport(context.Background(), h, LoopbackUser, nil)
 	req, _ := http.NewRequest(http.MethodPost, "http://loopback/api/v1/namespaces/default/pods/a/exec", nil)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {

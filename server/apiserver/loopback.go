@@ -50,7 +50,7 @@ func (s *Server) LoopbackConfig(u auth.User) *rest.Config {
 	}
 	return &rest.Config{
 		Host:      "http://loopback",
-		Transport: newInProcessTransport(s, u, ctx, s.log),
+		Transport: newInProcessTransport(ctx, s, u, s.log),
 		// In-process clients speak protobuf: cheaper to encode and decode
 		// than JSON, and watch events are encoded once for all of them.
 		ContentConfig: rest.ContentConfig{
