@@ -28,7 +28,8 @@ type responseBody struct {
 
 // Read reads what the handler has handed over, waiting for more while the
 // handler runs. It ends with io.EOF, or io.ErrUnexpectedEOF if the handler
-// panicked, or the request context's error if that ended first.
+// panicked, or for a stream the request context's error if that ended
+// first.
 func (b *responseBody) Read(p []byte) (int, error) {
 	for {
 		b.mu.Lock()
@@ -46,9 +47,11 @@ func (b *responseBody) Read(p []byte) (int, error) {
 			b.mu.Unlock()
 			return n, nil
 		}
-		if err := b.ctx.Err(); err != nil {
+		// A stream the client gave up ends with its context's error; a
+		// body complete when returned is read whole regardless.
+		if b.readable != nil && b.ctx.Err() != nil {
 			b.mu.Unlock()
-			return 0, err
+			return 0, b.ctx.Err()
 		}
 		if b.done {
 			b.mu.Unlock()

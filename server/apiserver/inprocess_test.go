@@ -524,3 +524,25 @@ func TestLoopbackWatchEventTypes(t *testing.T) {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
+
+func TestInProcessCompleteBodyOutlivesContext(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "whole") })
+	for _, path := range []string{"/p", "/p?watch=1"} {
+		t.Run(path, func(t *testing.T) {
+			tr := newInProcessTransport(context.Background(), h, LoopbackUser, nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://loopback"+path, nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatalf("RoundTrip: %v", err)
+			}
+			defer resp.Body.Close()
+			// The response was complete when returned: a context that
+			// ends before the client reads it does not lose it.
+			cancel()
+			if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "whole" {
+				t.Errorf("ReadAll = %q, %v; want %q, nil", b, err, "whole")
+			}
+		})
+	}
+}
