@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,7 +27,8 @@ func mustLookup(resource string) *registry.Resource {
 }
 
 // UpdatePodStatus replaces the status of pod namespace/name as user u, in
-// process. It applies what a PATCH of pods/NAME/status by u does, without
+// process, and returns the revision it was written at (the revision the
+// pod already had if the status was unchanged). It applies what a PATCH of pods/NAME/status by u does, without
 // encoding a request and a response: u's authorization, the status-update
 // rules and validation of the registry, the stored form, a write at the
 // revision read (retried when another write got in between) and the
@@ -38,25 +40,28 @@ func mustLookup(resource string) *registry.Resource {
 // elsewhere, or no longer there), 404 NotFound, 409 Conflict for another
 // UID, 422 Invalid naming the fields; context errors are returned as
 // they are. It is safe for concurrent use.
-func (s *Server) UpdatePodStatus(ctx context.Context, u auth.User, namespace, name string, uid types.UID, status *corev1.PodStatus) (err error) {
+func (s *Server) UpdatePodStatus(ctx context.Context, u auth.User, namespace, name string, uid types.UID, status *corev1.PodStatus) (rev int64, err error) {
 	start := time.Now()
 	info := requestInfo{Verb: "patch", Resource: podsResource, Namespace: namespace, Name: name, Subresource: "status"}
 	defer func() { s.observeInProcess(info, err, time.Since(start)) }()
 	u = withGroup(u, auth.GroupAuthenticated)
 	if err := s.authorizeResource(ctx, u, info, resourceAttributes(info)); err != nil {
-		return err
+		return 0, err
 	}
-	_, err = s.updateObject(ctx, podsResource, namespace, name, updateStatus, false,
+	obj, err := s.updateObject(ctx, podsResource, namespace, name, updateStatus, false,
 		func(cur runtime.Object) (runtime.Object, error) {
 			pod := cur.(*corev1.Pod)
 			pod.UID = uid // "" keeps the stored UID
 			pod.Status = *status.DeepCopy()
 			return pod, nil
 		})
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
+	if err == nil {
+		return strconv.ParseInt(obj.(*corev1.Pod).ResourceVersion, 10, 64)
 	}
-	return statusFor(err, schemaGR(podsResource.Name), name)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return 0, err
+	}
+	return 0, statusFor(err, schemaGR(podsResource.Name), name)
 }
 
 // observeInProcess records an in-process request in the request metrics

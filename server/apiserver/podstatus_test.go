@@ -87,7 +87,7 @@ func TestUpdatePodStatus(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := ts.UpdatePodStatus(testContext(t), tc.user, "default", tc.pod, tc.uid, &tc.status)
+			rev, err := ts.UpdatePodStatus(testContext(t), tc.user, "default", tc.pod, tc.uid, &tc.status)
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("UpdatePodStatus(%s) = %v, want success", tc.pod, err)
@@ -95,6 +95,9 @@ func TestUpdatePodStatus(t *testing.T) {
 				got, err := ts.client.CoreV1().Pods("default").Get(testContext(t), tc.pod, metav1.GetOptions{})
 				if err != nil {
 					t.Fatal(err)
+				}
+				if want := got.ResourceVersion; strconv.FormatInt(rev, 10) != want {
+					t.Errorf("UpdatePodStatus(%s) revision = %d, want the pod's resourceVersion %s", tc.pod, rev, want)
 				}
 				if got.Status.Phase != tc.status.Phase || got.Status.PodIP != tc.status.PodIP || got.Labels["app"] != tc.pod {
 					t.Errorf("pod after UpdatePodStatus: phase %q podIP %q labels %v; want %q, %q, labels kept",
@@ -153,10 +156,10 @@ func TestUpdatePodStatusStoresAsPatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another status in between, so that the second write is a change.
-	if err := ts.UpdatePodStatus(ctx, nodeUser("n1"), "default", "p", pod.UID, &corev1.PodStatus{Phase: corev1.PodPending}); err != nil {
+	if _, err := ts.UpdatePodStatus(ctx, nodeUser("n1"), "default", "p", pod.UID, &corev1.PodStatus{Phase: corev1.PodPending}); err != nil {
 		t.Fatalf("UpdatePodStatus(Pending) = %v", err)
 	}
-	if err := ts.UpdatePodStatus(ctx, nodeUser("n1"), "default", "p", pod.UID, &st); err != nil {
+	if _, err := ts.UpdatePodStatus(ctx, nodeUser("n1"), "default", "p", pod.UID, &st); err != nil {
 		t.Fatalf("UpdatePodStatus(Running) = %v", err)
 	}
 	direct, err := ts.store.Get(ctx, key)
@@ -219,7 +222,7 @@ func TestUpdatePodStatusRetriesConflict(t *testing.T) {
 		return err
 	}
 	uid := created.(*corev1.Pod).UID
-	if err := s.UpdatePodStatus(ctx, nodeUser("n1"), "default", "p", uid, &corev1.PodStatus{Phase: corev1.PodRunning}); err != nil {
+	if _, err := s.UpdatePodStatus(ctx, nodeUser("n1"), "default", "p", uid, &corev1.PodStatus{Phase: corev1.PodRunning}); err != nil {
 		t.Fatalf("UpdatePodStatus = %v", err)
 	}
 	if rs.err != nil {
@@ -247,10 +250,10 @@ func TestUpdatePodStatusMetrics(t *testing.T) {
 	mine := ts.boundPod(t, "mine", "n1")
 	ctx := testContext(t)
 	running := &corev1.PodStatus{Phase: corev1.PodRunning}
-	if err := ts.UpdatePodStatus(ctx, nodeUser("n1"), "default", "mine", mine.UID, running); err != nil {
+	if _, err := ts.UpdatePodStatus(ctx, nodeUser("n1"), "default", "mine", mine.UID, running); err != nil {
 		t.Fatal(err)
 	}
-	if err := ts.UpdatePodStatus(ctx, nodeUser("n2"), "default", "mine", mine.UID, running); !apierrors.IsForbidden(err) {
+	if _, err := ts.UpdatePodStatus(ctx, nodeUser("n2"), "default", "mine", mine.UID, running); !apierrors.IsForbidden(err) {
 		t.Fatalf("UpdatePodStatus by n2 = %v, want Forbidden", err)
 	}
 	rec := httptest.NewRecorder()
@@ -281,7 +284,8 @@ func BenchmarkPodStatus(b *testing.B) {
 			pods := corev1client.NewForConfigOrDie(s.LoopbackConfig(nodeUser("n1"))).Pods("default")
 			write := func(name string, uid types.UID, st *corev1.PodStatus) error {
 				if path == "in process" {
-					return s.UpdatePodStatus(ctx, nodeUser("n1"), "default", name, uid, st)
+					_, err := s.UpdatePodStatus(ctx, nodeUser("n1"), "default", name, uid, st)
+					return err
 				}
 				return patchStatus(ctx, pods, name, uid, st)
 			}

@@ -80,6 +80,11 @@ func (s *Server) updateStored(ctx context.Context, res *registry.Resource, ns, n
 		}
 		if bytes.Equal(data, kv.Value) || dryRun {
 			undo()
+			if !dryRun {
+				// Unchanged: the object is the one at the revision read.
+				m, _ := meta.Accessor(obj)
+				m.SetResourceVersion(formatRV(kv.ModRevision))
+			}
 			return obj, nil
 		}
 		if finished(res, obj) {

@@ -44,7 +44,7 @@ type countingAPI struct {
 	writes atomic.Int32
 }
 
-func (c *countingAPI) UpdatePodStatus(ctx context.Context, u auth.User, namespace, name string, uid types.UID, st *corev1.PodStatus) error {
+func (c *countingAPI) UpdatePodStatus(ctx context.Context, u auth.User, namespace, name string, uid types.UID, st *corev1.PodStatus) (int64, error) {
 	c.writes.Add(1)
 	return c.Server.UpdatePodStatus(ctx, u, namespace, name, uid, st)
 }

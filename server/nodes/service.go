@@ -50,10 +50,12 @@ type API interface {
 // PodStatusWriter is an API that writes a pod's status in process as a
 // given user, under the rules of a PATCH of pods/NAME/status by that user
 // (apiserver.Server has it). A non-empty uid is a precondition on the
-// pod's UID. The service writes pod statuses through it when its API has
-// it, and through a client of the API otherwise.
+// pod's UID. It returns the revision written. The service writes pod
+// statuses through it when its API has it, and through a client of the API
+// otherwise; only the statuses written through it are kept from being
+// sent back to their nodes.
 type PodStatusWriter interface {
-	UpdatePodStatus(ctx context.Context, u auth.User, namespace, name string, uid types.UID, status *corev1.PodStatus) error
+	UpdatePodStatus(ctx context.Context, u auth.User, namespace, name string, uid types.UID, status *corev1.PodStatus) (rev int64, err error)
 }
 
 // Config configures a Service.
@@ -101,6 +103,7 @@ type Service struct {
 	hub     *hub
 	events  *controllers.Recorder // nodes' events about their pods
 	nodes   nodeChanges           // Node changes for complete sets
+	echoes  *echoes               // nodes' own status writes, not sent back
 	stopped chan struct{}         // closed when Run returns
 
 	clientMu sync.Mutex
@@ -138,6 +141,7 @@ func New(cfg Config) (*Service, error) {
 		st:      cfg.Store,
 		lg:      cfg.Logger.With("component", "nodes"),
 		cidrs:   &cidrAllocator{st: cfg.Store, prefix: cidr.Masked()},
+		echoes:  newEchoes(),
 		stopped: make(chan struct{}),
 		clients: map[string]corev1client.CoreV1Interface{},
 	}

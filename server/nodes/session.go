@@ -95,7 +95,7 @@ func (ss *session) resume(ctx context.Context) error {
 // out BatchDelay after its last change, or maxBatchDelay after its first.
 func (ss *session) loop(ctx context.Context) error {
 	var (
-		pending  []*api.Change
+		pending  []pendingChange
 		rev      = ss.last // revision the pending batch brings the agent to
 		first    time.Time // of the pending batch
 		timer    = time.NewTimer(time.Hour)
@@ -128,7 +128,7 @@ func (ss *session) loop(ctx context.Context) error {
 				}
 				progressOnly = false
 				if c := ss.deltaChange(d); c != nil {
-					pending = append(pending, c)
+					pending = append(pending, pendingChange{c: c, rev: d.ev.Revision, echo: ss.mayEcho(d)})
 				}
 			}
 			if progressOnly {
@@ -148,12 +148,44 @@ func (ss *session) loop(ctx context.Context) error {
 			wait := min(ss.svc.cfg.BatchDelay, maxBatchDelay-time.Since(first))
 			timer.Reset(max(wait, 0))
 		case <-timer.C:
-			if err := ss.send(api.SessionMessage_INCREMENTAL, rev, pending); err != nil {
-				return err
+			// A batch left empty by echoes is not sent: the next message
+			// still chains from the last one sent.
+			if changes := ss.withoutEchoes(pending); len(changes) > 0 {
+				if err := ss.send(api.SessionMessage_INCREMENTAL, rev, changes); err != nil {
+					return err
+				}
 			}
 			pending, batching = nil, false
 		}
 	}
+}
+
+// pendingChange is a change waiting in a session's batch.
+type pendingChange struct {
+	c    *api.Change
+	rev  int64
+	echo bool // may be the node's own status write (see mayEcho)
+}
+
+// mayEcho tells whether d may be a status the node wrote itself: an
+// update of a pod that stays on the node.
+func (ss *session) mayEcho(d *delta) bool {
+	return d.change == nil && d.ev.Type == store.EventUpdate && d.oldNode == ss.node && d.newNode == ss.node
+}
+
+// withoutEchoes returns the changes of a batch, less those the node wrote
+// itself. It looks at the echoes when the batch goes out rather than when
+// a change arrives, which gives the write that made a change time to
+// record its revision.
+func (ss *session) withoutEchoes(pending []pendingChange) []*api.Change {
+	changes := make([]*api.Change, 0, len(pending))
+	for _, p := range pending {
+		if p.echo && ss.svc.echoes.take(ss.node, p.rev) {
+			continue
+		}
+		changes = append(changes, p.c)
+	}
+	return changes
 }
 
 // deltaChange returns the change d makes for the node, or nil.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc/codes"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -164,5 +165,42 @@ func TestSessionCompactedRevision(t *testing.T) {
 	want := []string{"PUT OBJECT_KIND_POD default/a", "PUT OBJECT_KIND_POD default/b"}
 	if diff := cmp.Diff(want, summary(m, api.ObjectKind_OBJECT_KIND_POD)); diff != "" {
 		t.Errorf("complete set (-want +got):\n%s", diff)
+	}
+}
+
+// A status the node writes itself is not sent back to it; one written by
+// anyone else is.
+func TestSessionSkipsNodesOwnStatus(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, _ := e.register("n1")
+	mine := e.createPod("mine", "n1")
+	s := session(t, c, 0)
+	last := recvT(t, s).Revision
+
+	resp, err := c.UpdateStatus(ctxT(t), &api.StatusUpdate{Pods: []*api.PodStatus{podStatus(t, mine, corev1.PodRunning)}})
+	if err != nil || codes.Code(resp.Pods[0].Code) != codes.OK {
+		t.Fatalf("UpdateStatus = %v, %v", resp, err)
+	}
+	cur, err := e.admin.Pods("default").Get(ctxT(t), "mine", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Status.Conditions = append(cur.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "NodeUnreachable"})
+	if _, err := e.admin.Pods("default").UpdateStatus(ctxT(t), cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m := recvT(t, s)
+	if m.PrevRevision != last {
+		t.Fatalf("message prev %d, want %d", m.PrevRevision, last)
+	}
+	if len(m.Changes) != 1 {
+		t.Fatalf("changes after the node's own status and the admin's = %q, want only the admin's", summary(m, api.ObjectKind_OBJECT_KIND_POD))
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(m.Changes[0].Object, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if len(pod.Status.Conditions) == 0 || pod.Status.Conditions[len(pod.Status.Conditions)-1].Reason != "NodeUnreachable" {
+		t.Errorf("change sent = status %+v, want the admin's condition", pod.Status)
 	}
 }

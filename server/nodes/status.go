@@ -92,8 +92,12 @@ func (s *Service) podStatus(ctx context.Context, node string, ps *api.PodStatus)
 // that is not the node's, gone or replaced alike (Forbidden or Conflict);
 // reading the pod tells which.
 func (s *Service) writePodStatus(ctx context.Context, w PodStatusWriter, node string, ps *api.PodStatus, st *corev1.PodStatus) error {
-	err := w.UpdatePodStatus(ctx, nodeUser(node), ps.GetNamespace(), ps.GetName(), types.UID(ps.GetUid()), st)
-	if err == nil || ctx.Err() != nil || !apierrors.IsForbidden(err) && !apierrors.IsConflict(err) {
+	rev, err := w.UpdatePodStatus(ctx, nodeUser(node), ps.GetNamespace(), ps.GetName(), types.UID(ps.GetUid()), st)
+	if err == nil {
+		s.echoes.add(node, rev)
+		return nil
+	}
+	if ctx.Err() != nil || !apierrors.IsForbidden(err) && !apierrors.IsConflict(err) {
 		return err
 	}
 	pod, gerr := s.client(nodeUser(node)).Pods(ps.GetNamespace()).Get(ctx, ps.GetName(), metav1.GetOptions{})
