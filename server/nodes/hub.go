@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -147,6 +148,10 @@ type hub struct {
 	head       int
 	covered    int64     // replay holds every delta after covered
 	progressed time.Time // when progress was last passed on to sessions
+	// nodeOf is the nodeName of each pod's value as of the last change
+	// the watch delivered ("" when unbound), so that an update need not
+	// decode the value before it.
+	nodeOf map[string]string
 }
 
 func newHub(st store.Store, lg *slog.Logger, done <-chan struct{}) *hub {
@@ -156,6 +161,7 @@ func newHub(st store.Store, lg *slog.Logger, done <-chan struct{}) *hub {
 		unsubs: make(chan *subscriber, 64),
 		byNode: map[string]map[*subscriber]struct{}{},
 		all:    map[*subscriber]struct{}{},
+		nodeOf: map[string]string{},
 	}
 }
 
@@ -222,6 +228,7 @@ func (h *hub) watch(ctx context.Context) (<-chan store.Event, error) {
 	}
 	h.rev, h.covered = rev, rev
 	h.replay, h.head = nil, 0
+	h.nodeOf = map[string]string{}
 	return events, nil
 }
 
@@ -257,11 +264,7 @@ func (h *hub) delta(ev store.Event) *delta {
 	switch {
 	case !ok:
 	case kind == api.ObjectKind_OBJECT_KIND_POD:
-		d.newNode = podNodeName(ev.Value)
-		d.oldNode = d.newNode
-		if ev.Type == store.EventUpdate {
-			d.oldNode = podNodeName(ev.PrevValue)
-		}
+		d.oldNode, d.newNode = h.podNodes(ev)
 	default:
 		if kind == api.ObjectKind_OBJECT_KIND_NODE && ev.Type == store.EventDelete && h.onNodeDeleted != nil {
 			h.onNodeDeleted(ev.Key)
@@ -273,6 +276,38 @@ func (h *hub) delta(ev store.Event) *delta {
 		d.change = c
 	}
 	return d
+}
+
+// podNodes returns the nodeName of a pod before and after ev, and keeps
+// the one after for the pod's next change.
+func (h *hub) podNodes(ev store.Event) (oldNode, newNode string) {
+	known, seen := h.nodeOf[ev.Key]
+	switch ev.Type {
+	case store.EventDelete:
+		delete(h.nodeOf, ev.Key)
+		if seen {
+			return known, known
+		}
+		n := podNodeName(ev.Value)
+		return n, n
+	case store.EventUpdate:
+		oldNode = known
+		if !seen {
+			oldNode = podNodeName(ev.PrevValue)
+		}
+		// A bound pod keeps its node: when the new value still names it,
+		// there is nothing to decode.
+		if oldNode != "" && bytes.Contains(ev.Value, []byte(`"nodeName":`+strconv.Quote(oldNode))) {
+			newNode = oldNode
+		} else {
+			newNode = podNodeName(ev.Value)
+		}
+	default:
+		newNode = podNodeName(ev.Value)
+		oldNode = newNode
+	}
+	h.nodeOf[ev.Key] = newNode
+	return oldNode, newNode
 }
 
 // dispatch queues d for the sessions it concerns and keeps it for replay.

@@ -2,9 +2,13 @@ package nodes
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minik-dev/minik/store"
 	"github.com/minik-dev/minik/store/storetest"
@@ -192,5 +196,44 @@ func TestHubPassesProgressOnAtMostEveryProgressEvery(t *testing.T) {
 				t.Errorf("hub revision = %d, want %d", h.rev, tc.rev)
 			}
 		})
+	}
+}
+
+func TestHubPodNodes(t *testing.T) {
+	h := newHub(nil, slog.New(slog.DiscardHandler), make(chan struct{}))
+	pod := func(node string) []byte {
+		data, err := json.Marshal(&corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", Annotations: map[string]string{"note": `"nodeName":"n9"`}},
+			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "pause"}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	const key, other = podsPrefix + "default/p", podsPrefix + "default/q"
+	steps := []struct {
+		name             string
+		ev               store.Event
+		wantOld, wantNew string
+	}{
+		{"created unbound", store.Event{Type: store.EventCreate, Key: key, Value: pod("")}, "", ""},
+		{"bound", store.Event{Type: store.EventUpdate, Key: key, Value: pod("n1"), PrevValue: pod("")}, "", "n1"},
+		{"status", store.Event{Type: store.EventUpdate, Key: key, Value: pod("n1"), PrevValue: pod("n1")}, "n1", "n1"},
+		// Not possible through the API, but a node must hear of it.
+		{"moved", store.Event{Type: store.EventUpdate, Key: key, Value: pod("n2"), PrevValue: pod("n1")}, "n1", "n2"},
+		{"deleted", store.Event{Type: store.EventDelete, Key: key, Value: pod("n2")}, "n2", "n2"},
+		{"recreated bound", store.Event{Type: store.EventCreate, Key: key, Value: pod("n3")}, "n3", "n3"},
+		// A pod created before the watch began: its old value is decoded.
+		{"first seen as an update", store.Event{Type: store.EventUpdate, Key: other, Value: pod("n1"), PrevValue: pod("n4")}, "n4", "n1"},
+		{"first seen as a delete", store.Event{Type: store.EventDelete, Key: podsPrefix + "default/r", Value: pod("n5")}, "n5", "n5"},
+	}
+	for _, s := range steps {
+		if old, cur := h.podNodes(s.ev); old != s.wantOld || cur != s.wantNew {
+			t.Errorf("%s: podNodes = %q, %q; want %q, %q", s.name, old, cur, s.wantOld, s.wantNew)
+		}
+	}
+	if _, ok := h.nodeOf[podsPrefix+"default/r"]; ok || len(h.nodeOf) != 2 {
+		t.Errorf("nodes kept = %v, want only the two pods that exist", h.nodeOf)
 	}
 }
