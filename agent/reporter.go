@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -72,13 +71,13 @@ func newReporter(client api.NodeClient, node func(context.Context) (*api.NodeRep
 
 // PodStatus queues a pod's status.
 func (r *reporter) PodStatus(pod types.NamespacedName, uid types.UID, status corev1.PodStatus) {
-	data, err := json.Marshal(status)
+	data, err := status.Marshal()
 	if err != nil {
 		r.lg.Warn("encoding pod status", "pod", pod, "err", err)
 		return
 	}
 	r.mu.Lock()
-	r.statuses[pod] = &api.PodStatus{Namespace: pod.Namespace, Name: pod.Name, Uid: string(uid), Status: data}
+	r.statuses[pod] = &api.PodStatus{Namespace: pod.Namespace, Name: pod.Name, Uid: string(uid), StatusProtobuf: data}
 	r.mu.Unlock()
 	r.wake()
 }

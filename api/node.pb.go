@@ -711,10 +711,16 @@ type PodStatus struct {
 	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Uid       string                 `protobuf:"bytes,3,opt,name=uid,proto3" json:"uid,omitempty"`
-	// status is a core/v1 PodStatus as JSON.
-	Status        []byte `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// status is a core/v1 PodStatus as JSON. Servers read it when
+	// status_protobuf is empty.
+	Status []byte `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	// status_protobuf is a core/v1 PodStatus in the Kubernetes protobuf
+	// encoding (k8s.io/api/core/v1 generated.proto, the bare message without
+	// the "k8s\0" envelope): cheaper to encode and decode than JSON. When set,
+	// status is ignored.
+	StatusProtobuf []byte `protobuf:"bytes,5,opt,name=status_protobuf,json=statusProtobuf,proto3" json:"status_protobuf,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PodStatus) Reset() {
@@ -771,6 +777,13 @@ func (x *PodStatus) GetUid() string {
 func (x *PodStatus) GetStatus() []byte {
 	if x != nil {
 		return x.Status
+	}
+	return nil
+}
+
+func (x *PodStatus) GetStatusProtobuf() []byte {
+	if x != nil {
+		return x.StatusProtobuf
 	}
 	return nil
 }
@@ -1452,12 +1465,13 @@ const file_node_proto_rawDesc = "" +
 	"\n" +
 	"terminated\x18\x02 \x03(\v2\x15.minik.node.v1.PodRefR\n" +
 	"terminated\x12-\n" +
-	"\x04node\x18\x03 \x01(\v2\x19.minik.node.v1.NodeReportR\x04node\"g\n" +
+	"\x04node\x18\x03 \x01(\v2\x19.minik.node.v1.NodeReportR\x04node\"\x90\x01\n" +
 	"\tPodStatus\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
 	"\x03uid\x18\x03 \x01(\tR\x03uid\x12\x16\n" +
-	"\x06status\x18\x04 \x01(\fR\x06status\"L\n" +
+	"\x06status\x18\x04 \x01(\fR\x06status\x12'\n" +
+	"\x0fstatus_protobuf\x18\x05 \x01(\fR\x0estatusProtobuf\"L\n" +
 	"\x06PodRef\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +

@@ -125,12 +125,13 @@ func (n *node) putPod(pod *corev1.Pod) {
 	if adopted && pod.Status.Phase == corev1.PodRunning {
 		return // reported before a restart of this process
 	}
-	data, err := json.Marshal(runningStatus(pod, ip, n.nodeIP, time.Now()))
+	st := runningStatus(pod, ip, n.nodeIP, time.Now())
+	data, err := st.Marshal()
 	if err != nil {
 		n.lg.Warn("encoding pod status", "pod", key, "err", err)
 		return
 	}
-	n.statuses[key] = &api.PodStatus{Namespace: pod.Namespace, Name: pod.Name, Uid: string(pod.UID), Status: data}
+	n.statuses[key] = &api.PodStatus{Namespace: pod.Namespace, Name: pod.Name, Uid: string(pod.UID), StatusProtobuf: data}
 }
 
 // ipFor returns the pod's IP: the one it already has if it is free in

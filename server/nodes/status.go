@@ -70,22 +70,43 @@ func result(err error) *api.Result {
 // authorization decides: in process when the API is a PodStatusWriter,
 // else through pods/NAME/status.
 func (s *Service) podStatus(ctx context.Context, node string, ps *api.PodStatus) error {
-	var st corev1.PodStatus
-	if err := json.Unmarshal(ps.GetStatus(), &st); err != nil {
-		return status.Errorf(codes.InvalidArgument, "pod %s/%s: status: %v", ps.GetNamespace(), ps.GetName(), err)
+	st, err := decodePodStatus(ps)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "pod %s/%s: %v", ps.GetNamespace(), ps.GetName(), err)
 	}
 	if w, ok := s.cfg.API.(PodStatusWriter); ok {
 		return s.writePodStatus(ctx, w, node, ps, &st)
 	}
 	pods := s.client(nodeUser(node)).Pods(ps.GetNamespace())
 	if uid := ps.GetUid(); uid != "" {
-		if err := patchPodStatus(ctx, pods, ps.GetName(), uid, ps.GetStatus()); err == nil || ctx.Err() != nil {
+		raw := json.RawMessage(ps.GetStatus())
+		if len(ps.GetStatusProtobuf()) > 0 {
+			if raw, err = json.Marshal(&st); err != nil {
+				return err
+			}
+		}
+		if err := patchPodStatus(ctx, pods, ps.GetName(), uid, raw); err == nil || ctx.Err() != nil {
 			return err
 		}
 		// Not this node's pod, gone, replaced or refused: the read
 		// below tells which.
 	}
 	return s.updatePodStatus(ctx, node, pods, ps, st)
+}
+
+// decodePodStatus returns the status a report carries: status_protobuf if
+// set, else status.
+func decodePodStatus(ps *api.PodStatus) (st corev1.PodStatus, err error) {
+	if pb := ps.GetStatusProtobuf(); len(pb) > 0 {
+		if err := st.Unmarshal(pb); err != nil {
+			return st, fmt.Errorf("status_protobuf: %w", err)
+		}
+		return st, nil
+	}
+	if err := json.Unmarshal(ps.GetStatus(), &st); err != nil {
+		return st, fmt.Errorf("status: %w", err)
+	}
+	return st, nil
 }
 
 // writePodStatus writes a pod's status through w. The API refuses a pod

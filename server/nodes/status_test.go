@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -334,5 +335,40 @@ func TestUnknownKeepsLastHeartbeatTime(t *testing.T) {
 			t.Fatalf("Ready=%s after an hour of silence, want Unknown", ready)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestUpdatePodStatusProtobuf(t *testing.T) {
+	forEachStatusPath(t, testUpdatePodStatusProtobuf)
+}
+
+// A status in protobuf is read instead of the JSON one; a malformed one
+// is refused naming the field.
+func testUpdatePodStatusProtobuf(t *testing.T, e *env) {
+	c, _ := e.register("n1")
+	mine := e.createPod("mine", "n1")
+	pb, err := (&corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.42.0.9", HostIP: "192.0.2.1"}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.UpdateStatus(ctxT(t), &api.StatusUpdate{Pods: []*api.PodStatus{
+		{Namespace: "default", Name: "mine", Uid: string(mine.UID), StatusProtobuf: []byte{0xff, 0xff}},
+		{Namespace: "default", Name: "mine", Uid: string(mine.UID), StatusProtobuf: pb, Status: []byte(`{"phase":"Failed"}`)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := codes.Code(resp.Pods[0].Code); got != codes.InvalidArgument || !strings.Contains(resp.Pods[0].Message, "status_protobuf") {
+		t.Errorf("malformed status_protobuf: %v %q, want InvalidArgument naming status_protobuf", got, resp.Pods[0].Message)
+	}
+	if got := codes.Code(resp.Pods[1].Code); got != codes.OK {
+		t.Fatalf("status_protobuf: %v %q, want OK", got, resp.Pods[1].Message)
+	}
+	got, err := e.admin.Pods("default").Get(ctxT(t), "mine", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Phase != corev1.PodRunning || got.Status.PodIP != "10.42.0.9" {
+		t.Errorf("pod status after a protobuf report: phase %q podIP %q, want Running 10.42.0.9", got.Status.Phase, got.Status.PodIP)
 	}
 }
