@@ -3,8 +3,8 @@ package nodes_test
 import (
 	"encoding/json"
 	"fmt"
-	"sync/atomic"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
