@@ -275,11 +275,22 @@ func Dial(serverURL string, roots *x509.CertPool, cert *tls.Certificate) (*grpc.
 	if port == "" {
 		port = "443"
 	}
-	tc := &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12}
+	tc := nodeTLSConfig(roots, cert)
+	tc.ServerName = host
+	return grpc.NewClient("passthrough:///"+net.JoinHostPort(host, port), grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+}
+
+// nodeTLSConfig returns the TLS configuration of a connection to a
+// server's gRPC endpoint: servers verified with roots, cert presented if
+// not nil, and api.NodeProtocol offered so that a server that knows it
+// serves the connection with gRPC's own transport (credentials.NewTLS adds
+// "h2" after it, which older servers select).
+func nodeTLSConfig(roots *x509.CertPool, cert *tls.Certificate) *tls.Config {
+	tc := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, NextProtos: []string{api.NodeProtocol}}
 	if cert != nil {
 		tc.Certificates = []tls.Certificate{*cert}
 	}
-	return grpc.NewClient("passthrough:///"+net.JoinHostPort(host, port), grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	return tc
 }
 
 // writeFileAtomic writes data to name through a temporary file.

@@ -172,10 +172,7 @@ func (l *serverList) handshook(addr string, err error) {
 // cert, and reconnects to another server of the list when the one in use
 // goes away.
 func (l *serverList) dial(roots *x509.CertPool, cert *tls.Certificate) (*grpc.ClientConn, error) {
-	tc := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	if cert != nil {
-		tc.Certificates = []tls.Certificate{*cert}
-	}
+	tc := nodeTLSConfig(roots, cert)
 	bo := backoff.DefaultConfig
 	bo.MaxDelay = 5 * time.Second
 	l.mu.Lock()

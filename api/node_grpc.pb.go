@@ -1,7 +1,9 @@
 // The node protocol: how an agent joins the cluster, learns what to run and
 // reports back. Every connection is opened by the agent, over TLS on the
-// API server's HTTPS port (gRPC requests are told apart by their
-// Content-Type).
+// API server's HTTPS port. An agent offers the ALPN protocol "minik-node/1"
+// ahead of "h2": a server that selects it serves the connection with
+// gRPC's own transport; otherwise the connection is HTTP/2 shared with the
+// REST API, and gRPC requests are told apart by their Content-Type.
 //
 // Joining:
 //  1. The agent fetches the CA bundle with an unauthenticated

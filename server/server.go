@@ -12,7 +12,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -131,17 +130,17 @@ func Run(ctx context.Context, cfg Config) error {
 		ln.Close()
 		return err
 	}
-	// Agents' gRPC calls arrive on the HTTPS port, told apart by their
-	// Content-Type.
-	gs := grpc.NewServer()
+	// Agents' gRPC calls arrive on the HTTPS port: on connections that
+	// negotiated api.NodeProtocol, or told apart by their Content-Type
+	// (listener.go).
+	gs := grpc.NewServer(grpcServerOptions()...)
 	nodeSvc.RegisterWith(gs)
 	streams.Register(gs)
-	srv := &http.Server{
+	https := newHTTPSPort(ln, authority.ServerTLSConfig(), gs, &http.Server{
 		Handler:           nodeSvc.Handler(gs, api),
-		TLSConfig:         authority.ServerTLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
-	}
+	}, lg)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return nodeSvc.Run(gctx) })
 	if !cfg.DisableAgent {
@@ -150,13 +149,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return nil
 		})
 	}
-	g.Go(func() error {
-		err := srv.ServeTLS(ln, "", "")
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return err
-	})
+	g.Go(https.Serve)
 	g.Go(func() error { return api.Run(gctx) })
 	if members != nil {
 		g.Go(func() error { return members.Run(gctx, nodeSvc) })
@@ -172,9 +165,7 @@ func Run(ctx context.Context, cfg Config) error {
 		api.SetReady(false)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			srv.Close()
-		}
+		https.Shutdown(sctx)
 		return nil
 	})
 	api.SetReady(true)

@@ -1,0 +1,173 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/server/internal/tlsmux"
+)
+
+// errNotTLS means a connection reached the gRPC server without going
+// through the TLS handshake of the HTTPS port.
+var errNotTLS = errors.New("server: connection is not TLS")
+
+// httpsPort serves the HTTPS port: agents' gRPC connections (those that
+// negotiated api.NodeProtocol) with gRPC's own HTTP/2 transport, all
+// others (kubectl, client-go, agents that only offer h2) with the API's
+// http.Server, whose handler passes gRPC requests to the same gRPC server
+// by their Content-Type.
+type httpsPort struct {
+	mux  *tlsmux.Mux
+	grpc *grpc.Server
+	http *http.Server
+
+	grpcLn, httpLn net.Listener
+	closeOnce      sync.Once
+}
+
+// portTLSConfig returns cfg with api.NodeProtocol offered first, so that
+// agents that offer it get it. Client certificate checks are cfg's.
+func portTLSConfig(cfg *tls.Config) *tls.Config {
+	cfg = cfg.Clone()
+	cfg.NextProtos = append([]string{api.NodeProtocol}, slices.DeleteFunc(cfg.NextProtos, func(p string) bool {
+		return p == api.NodeProtocol
+	})...)
+	return cfg
+}
+
+// newHTTPSPort returns an httpsPort that accepts connections on ln,
+// handshakes them with cfg and serves them with gs (created with
+// handshakenCredentials) and srv.
+func newHTTPSPort(ln net.Listener, cfg *tls.Config, gs *grpc.Server, srv *http.Server, lg *slog.Logger) *httpsPort {
+	cfg = portTLSConfig(cfg)
+	// net/http sets up HTTP/2 in Serve only when its TLSConfig offers h2.
+	srv.TLSConfig = cfg
+	mux := tlsmux.New(ln, tlsmux.Config{TLS: cfg, Logger: lg})
+	return &httpsPort{
+		mux: mux, grpc: gs, http: srv,
+		grpcLn: mux.Match(api.NodeProtocol),
+		httpLn: mux.Default(),
+	}
+}
+
+// Serve serves the port until Shutdown is called, and returns once the
+// accept loop and both servers have ended: nil after Shutdown, else the
+// first error (which stops the rest).
+func (p *httpsPort) Serve() error {
+	errc := make(chan error, 3)
+	serve := func(f func() error) {
+		err := f()
+		if err != nil {
+			p.close()
+		}
+		errc <- err
+	}
+	go serve(p.mux.Serve)
+	go serve(func() error {
+		err := p.grpc.Serve(p.grpcLn)
+		if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("serving gRPC: %w", err)
+		}
+		return nil
+	})
+	go serve(func() error {
+		err := p.http.Serve(p.httpLn)
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving HTTPS: %w", err)
+		}
+		return nil
+	})
+	return errors.Join(<-errc, <-errc, <-errc)
+}
+
+// Shutdown stops accepting connections and lets the requests and streams
+// in progress end until ctx does; then it closes what is left. It returns
+// once both servers have stopped.
+func (p *httpsPort) Shutdown(ctx context.Context) {
+	p.mux.Close()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := p.http.Shutdown(ctx); err != nil {
+			p.http.Close()
+		}
+	})
+	wg.Go(func() {
+		stopped := make(chan struct{})
+		go func() { p.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			p.grpc.Stop()
+			<-stopped
+		}
+	})
+	wg.Wait()
+}
+
+// close stops everything at once, after a failure.
+func (p *httpsPort) close() {
+	p.closeOnce.Do(func() {
+		p.mux.Close()
+		p.http.Close()
+		p.grpc.Stop()
+	})
+}
+
+// handshakenCredentials are the transport credentials of a gRPC server
+// whose connections arrive with their TLS handshake done (from
+// tlsmux.Mux): ServerHandshake reports that handshake's state, so that
+// peer.FromContext yields a credentials.TLSInfo with the verified client
+// certificate, as with credentials.NewTLS.
+type handshakenCredentials struct{}
+
+var _ credentials.TransportCredentials = handshakenCredentials{}
+
+// ClientHandshake fails: the credentials are for servers only.
+func (handshakenCredentials) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("server: handshaken credentials cannot dial")
+}
+
+// ServerHandshake returns conn, which must be a *tls.Conn whose handshake
+// is done, with its TLS state.
+func (handshakenCredentials) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	tc, ok := conn.(*tls.Conn)
+	if !ok {
+		return nil, nil, fmt.Errorf("connection from %s: %w", conn.RemoteAddr(), errNotTLS)
+	}
+	state := tc.ConnectionState()
+	if !state.HandshakeComplete {
+		return nil, nil, fmt.Errorf("connection from %s: handshake not done: %w", conn.RemoteAddr(), errNotTLS)
+	}
+	return conn, credentials.TLSInfo{
+		State:          state,
+		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},
+	}, nil
+}
+
+// Info describes the protocol as credentials.NewTLS does.
+func (handshakenCredentials) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.2"}
+}
+
+// Clone returns the credentials, which hold no state.
+func (c handshakenCredentials) Clone() credentials.TransportCredentials { return c }
+
+// OverrideServerName does nothing: it only matters to clients.
+func (handshakenCredentials) OverrideServerName(string) error { return nil }
+
+// grpcServerOptions are the options of the gRPC server behind the HTTPS
+// port.
+func grpcServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.Creds(handshakenCredentials{})}
+}
