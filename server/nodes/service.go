@@ -163,7 +163,9 @@ func (s *Service) RegisterWith(gs *grpc.Server) { api.RegisterNodeServer(gs, s) 
 
 // Handler returns an http.Handler that serves GET /cacerts (the CA bundle,
 // unauthenticated) and hands gRPC requests (HTTP/2 with Content-Type
-// application/grpc) to gs and everything else to next.
+// application/grpc) to gs and everything else to next. The gRPC requests
+// it sees come from agents that do not offer api.NodeProtocol; the
+// connections of those that do reach gs directly.
 func (s *Service) Handler(gs http.Handler, next http.Handler) http.Handler {
 	caPEM := s.cfg.Authority.CAPEM()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
