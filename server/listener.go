@@ -62,8 +62,8 @@ func newHTTPSPort(ln net.Listener, cfg *tls.Config, gs *grpc.Server, srv *http.S
 }
 
 // Serve serves the port until Shutdown is called, and returns once the
-// accept loop and both servers have ended: nil after Shutdown, else the
-// first error (which stops the rest).
+// accept loop and both servers have ended: nil after Shutdown; else a
+// failure of one of them, which stops the others at once.
 func (p *httpsPort) Serve() error {
 	errc := make(chan error, 3)
 	serve := func(f func() error) {
