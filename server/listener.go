@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -32,8 +33,9 @@ type httpsPort struct {
 	grpc *grpc.Server
 	http *http.Server
 
-	grpcLn, httpLn net.Listener
-	closeOnce      sync.Once
+	grpcLn    *nodeConns
+	httpLn    net.Listener
+	closeOnce sync.Once
 }
 
 // portTLSConfig returns cfg with api.NodeProtocol offered first, so that
@@ -56,7 +58,7 @@ func newHTTPSPort(ln net.Listener, cfg *tls.Config, gs *grpc.Server, srv *http.S
 	mux := tlsmux.New(ln, tlsmux.Config{TLS: cfg, Logger: lg})
 	return &httpsPort{
 		mux: mux, grpc: gs, http: srv,
-		grpcLn: mux.Match(api.NodeProtocol),
+		grpcLn: newNodeConns(mux.Match(api.NodeProtocol)),
 		httpLn: mux.Default(),
 	}
 }
@@ -108,6 +110,9 @@ func (p *httpsPort) Shutdown(ctx context.Context) {
 		select {
 		case <-stopped:
 		case <-ctx.Done():
+			// Stop waits for connections whose client has not sent the
+			// HTTP/2 preface yet; closing them ends that wait.
+			p.grpcLn.closeAll()
 			p.grpc.Stop()
 			<-stopped
 		}
@@ -120,8 +125,67 @@ func (p *httpsPort) close() {
 	p.closeOnce.Do(func() {
 		p.mux.Close()
 		p.http.Close()
+		p.grpcLn.closeAll()
 		p.grpc.Stop()
 	})
+}
+
+// nodeConns is the gRPC server's listener. It keeps the connections it
+// handed over until they are closed, so that a shutdown can close them:
+// grpc.Server's Stop and GracefulStop wait for a connection whose client
+// has not started HTTP/2 until the connection timeout.
+type nodeConns struct {
+	net.Listener
+
+	mu    sync.Mutex
+	conns map[*nodeConn]struct{} // guarded by mu
+}
+
+func newNodeConns(l net.Listener) *nodeConns {
+	return &nodeConns{Listener: l, conns: map[*nodeConn]struct{}{}}
+}
+
+// Accept returns the next connection, a *nodeConn.
+func (l *nodeConns) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("connection from %s: %w", c.RemoteAddr(), errNotTLS)
+	}
+	nc := &nodeConn{Conn: tc, l: l}
+	l.mu.Lock()
+	l.conns[nc] = struct{}{}
+	l.mu.Unlock()
+	return nc, nil
+}
+
+// closeAll closes the connections still open, without a TLS close_notify
+// (which could wait for a stalled peer).
+func (l *nodeConns) closeAll() {
+	l.mu.Lock()
+	conns := slices.Collect(maps.Keys(l.conns))
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.NetConn().Close()
+	}
+}
+
+// nodeConn is a connection nodeConns handed over.
+type nodeConn struct {
+	*tls.Conn
+	l *nodeConns
+}
+
+// Close closes the connection and forgets it.
+func (c *nodeConn) Close() error {
+	c.l.mu.Lock()
+	delete(c.l.conns, c)
+	c.l.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // handshakenCredentials are the transport credentials of a gRPC server
@@ -138,10 +202,11 @@ func (handshakenCredentials) ClientHandshake(context.Context, string, net.Conn) 
 	return nil, nil, errors.New("server: handshaken credentials cannot dial")
 }
 
-// ServerHandshake returns conn, which must be a *tls.Conn whose handshake
-// is done, with its TLS state.
+// ServerHandshake returns conn, which must be a TLS connection (a
+// *tls.Conn or a type that embeds one) whose handshake is done, with its
+// TLS state.
 func (handshakenCredentials) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	tc, ok := conn.(*tls.Conn)
+	tc, ok := conn.(interface{ ConnectionState() tls.ConnectionState })
 	if !ok {
 		return nil, nil, fmt.Errorf("connection from %s: %w", conn.RemoteAddr(), errNotTLS)
 	}
@@ -167,7 +232,12 @@ func (c handshakenCredentials) Clone() credentials.TransportCredentials { return
 func (handshakenCredentials) OverrideServerName(string) error { return nil }
 
 // grpcServerOptions are the options of the gRPC server behind the HTTPS
-// port.
+// port. A client that completed the TLS handshake must start HTTP/2
+// within tlsmux.DefaultHandshakeTimeout (gRPC's default is 120 s), so
+// that a silent one does not hold a goroutine and a descriptor for long.
 func grpcServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.Creds(handshakenCredentials{})}
+	return []grpc.ServerOption{
+		grpc.Creds(handshakenCredentials{}),
+		grpc.ConnectionTimeout(tlsmux.DefaultHandshakeTimeout),
+	}
 }

@@ -67,7 +67,8 @@ func (loopbackStub) LoopbackConfig(auth.User) *rest.Config {
 	return &rest.Config{Host: "https://127.0.0.1:1"}
 }
 
-func newPortEnv(t *testing.T) *portEnv {
+// newPortEnv serves the port; opts are added to the gRPC server's.
+func newPortEnv(t *testing.T, opts ...grpc.ServerOption) *portEnv {
 	t.Helper()
 	ca, err := pki.Ensure(t.TempDir(), pki.Options{Hostname: "testhost"})
 	if err != nil {
@@ -81,7 +82,8 @@ func newPortEnv(t *testing.T) *portEnv {
 	e := &portEnv{t: t, ca: ca, roots: x509.NewCertPool(), calls: make(chan grpcCall, 16), health: health.NewServer(), served: make(chan error, 1)}
 	e.roots.AddCert(ca.CACert())
 	e.nodeCert = signNodeCert(t, ca, "n1")
-	gs := grpc.NewServer(append(grpcServerOptions(), grpc.UnaryInterceptor(e.record))...)
+	opts = append(append(grpcServerOptions(), grpc.UnaryInterceptor(e.record)), opts...)
+	gs := grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(gs, e.health)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -289,6 +291,46 @@ func TestHTTPSPortShutdownEndsStreams(t *testing.T) {
 	if _, err := net.Dial("tcp", e.url[len("https://"):]); err == nil {
 		t.Error("dialing after Shutdown succeeded, want refused")
 	}
+}
+
+// A client that negotiated the node protocol but never started HTTP/2
+// does not hold up Shutdown (grpc.Server.Stop alone waits for it until the
+// connection timeout, made long here).
+func TestHTTPSPortShutdownClosesConnectionsWithoutPreface(t *testing.T) {
+	e := newPortEnv(t, grpc.ConnectionTimeout(time.Hour))
+	d := tls.Dialer{Config: &tls.Config{RootCAs: e.roots, NextProtos: []string{api.NodeProtocol}}}
+	silent, err := d.Dial("tcp", e.url[len("https://"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	if got := silent.(*tls.Conn).ConnectionState().NegotiatedProtocol; got != api.NodeProtocol {
+		t.Fatalf("negotiated %q, want %q", got, api.NodeProtocol)
+	}
+	// The gRPC server has the connection once it sends its SETTINGS.
+	silent.SetReadDeadline(time.Now().Add(portTestTimeout))
+	if _, err := io.ReadFull(silent, make([]byte, 9)); err != nil {
+		t.Fatalf("reading the server's first frame: %v", err)
+	}
+	grace, cancelGrace := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancelGrace()
+	done := make(chan struct{})
+	go func() { e.shutdown(grace); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(portTestTimeout):
+		t.Fatal("Shutdown did not return while a client had not started HTTP/2")
+	}
+	silent.SetReadDeadline(time.Now().Add(portTestTimeout))
+	if _, err := io.ReadAll(silent); err != nil && !errors.Is(err, net.ErrClosed) && !isConnReset(err) {
+		t.Errorf("reading the silent connection after Shutdown: %v, want it closed", err)
+	}
+}
+
+// isConnReset says whether err is the peer resetting the connection.
+func isConnReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && !op.Timeout()
 }
 
 func TestHandshakenCredentialsRefuseConnectionsWithoutTLS(t *testing.T) {
