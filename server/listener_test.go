@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 
@@ -342,5 +343,88 @@ func TestHandshakenCredentialsRefuseConnectionsWithoutTLS(t *testing.T) {
 	}
 	if _, _, err := (handshakenCredentials{}).ServerHandshake(tls.Server(a, &tls.Config{})); !errors.Is(err, errNotTLS) {
 		t.Errorf("ServerHandshake(TLS before its handshake) = %v, want errNotTLS", err)
+	}
+}
+
+// After Shutdown, with its clients gone, the port leaves no goroutine
+// behind: not its accept loops, nor those of the connections it served
+// over each path.
+func TestHTTPSPortShutdownLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ca, err := pki.Ensure(t.TempDir(), pki.Options{Hostname: "testhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.CACert())
+	gs := grpc.NewServer(grpcServerOptions()...)
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "https://" + ln.Addr().String()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Content-Type") == "application/grpc" {
+			gs.ServeHTTP(w, r)
+			return
+		}
+		io.WriteString(w, r.Proto)
+	})
+	port := newHTTPSPort(ln, ca.ServerTLSConfig(), gs, &http.Server{Handler: h}, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	served := make(chan error, 1)
+	go func() { served <- port.Serve() }()
+
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	nodeCert := signNodeCert(t, ca, "n1")
+	for _, offer := range [][]string{{api.NodeProtocol}, nil} {
+		tc := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: offer, Certificates: []tls.Certificate{nodeCert}}
+		conn, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), portTestTimeout)
+		_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		conn.Close()
+		if err != nil {
+			t.Fatalf("Check() offering %q = %v", offer, err)
+		}
+	}
+	for _, tr := range []*http.Transport{
+		{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true},
+		{TLSClientConfig: &tls.Config{RootCAs: roots}, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}},
+	} {
+		resp, err := (&http.Client{Transport: tr, Timeout: portTestTimeout}).Get(url + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+	}
+	grace, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	port.Shutdown(grace)
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve() = %v, want nil after Shutdown", err)
+		}
+	case <-time.After(portTestTimeout):
+		t.Fatal("Serve did not return after Shutdown")
+	}
+	silent.Close()
+	deadline := time.Now().Add(portTestTimeout)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after Shutdown, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
