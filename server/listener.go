@@ -53,8 +53,9 @@ func portTLSConfig(cfg *tls.Config) *tls.Config {
 // handshakenCredentials) and srv.
 func newHTTPSPort(ln net.Listener, cfg *tls.Config, gs *grpc.Server, srv *http.Server, lg *slog.Logger) *httpsPort {
 	cfg = portTLSConfig(cfg)
-	// net/http sets up HTTP/2 in Serve only when its TLSConfig offers h2.
-	srv.TLSConfig = cfg
+	// net/http sets up HTTP/2 in Serve only when its TLSConfig offers h2;
+	// it also writes to that config, which the mux reads meanwhile.
+	srv.TLSConfig = cfg.Clone()
 	mux := tlsmux.New(ln, tlsmux.Config{TLS: cfg, Logger: lg})
 	return &httpsPort{
 		mux: mux, grpc: gs, http: srv,
@@ -145,22 +146,25 @@ func newNodeConns(l net.Listener) *nodeConns {
 	return &nodeConns{Listener: l, conns: map[*nodeConn]struct{}{}}
 }
 
-// Accept returns the next connection, a *nodeConn.
+// Accept returns the next connection, a *nodeConn. The listener it wraps
+// returns only *tls.Conn; anything else is closed and skipped.
 func (l *nodeConns) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc, ok := c.(*tls.Conn)
+		if !ok {
+			c.Close()
+			continue
+		}
+		nc := &nodeConn{Conn: tc, l: l}
+		l.mu.Lock()
+		l.conns[nc] = struct{}{}
+		l.mu.Unlock()
+		return nc, nil
 	}
-	tc, ok := c.(*tls.Conn)
-	if !ok {
-		c.Close()
-		return nil, fmt.Errorf("connection from %s: %w", c.RemoteAddr(), errNotTLS)
-	}
-	nc := &nodeConn{Conn: tc, l: l}
-	l.mu.Lock()
-	l.conns[nc] = struct{}{}
-	l.mu.Unlock()
-	return nc, nil
 }
 
 // closeAll closes the connections still open, without a TLS close_notify
