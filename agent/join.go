@@ -282,9 +282,9 @@ func Dial(serverURL string, roots *x509.CertPool, cert *tls.Certificate) (*grpc.
 
 // nodeTLSConfig returns the TLS configuration of a connection to a
 // server's gRPC endpoint: servers verified with roots, cert presented if
-// not nil, and api.NodeProtocol offered so that a server that knows it
-// serves the connection with gRPC's own transport (credentials.NewTLS adds
-// "h2" after it, which older servers select).
+// not nil, and api.NodeProtocol offered so that a server that knows the
+// protocol serves the connection with gRPC's own transport
+// (credentials.NewTLS adds "h2" after it, which older servers select).
 func nodeTLSConfig(roots *x509.CertPool, cert *tls.Certificate) *tls.Config {
 	tc := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, NextProtos: []string{api.NodeProtocol}}
 	if cert != nil {
