@@ -37,6 +37,7 @@ import (
 // HOLLOW_CPUPROFILE=FILE writes a CPU profile of the pod phase only (from
 // the first create to all Running), without node registration;
 // HOLLOW_IDLEPROFILE=FILE one of the idle period before it;
+// HOLLOW_CREATORS (default 64) is how many pods are created at once;
 // HOLLOW_CLIENT=protobuf makes the benchmark's own client (creates and the
 // observing informer) speak protobuf instead of JSON.
 //
@@ -150,7 +151,7 @@ func createPods(b *testing.B, ctx context.Context, c *cluster, n int) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Value
-	for range 64 {
+	for range envInt("HOLLOW_CREATORS", 64) {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
 				pod := &corev1.Pod{
