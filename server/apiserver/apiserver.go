@@ -3,7 +3,6 @@ package apiserver
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -329,20 +328,15 @@ func (s *Server) PodNode(ctx context.Context, namespace, name string) (string, e
 	if err != nil {
 		return "", err
 	}
-	// Every status update a node makes asks. The pod is usually decoded
-	// already (its watchers got the change); else only spec.nodeName is.
-	if obj, ok := s.objects.peek(kv.Key, kv.ModRevision); ok {
-		if pod, ok := obj.(*corev1.Pod); ok {
-			return pod.Spec.NodeName, nil
-		}
+	// Every status update a node makes asks, and then updates the pod at
+	// this revision: decoding it once for the cache serves both.
+	obj, err := s.decodeShared(res, kv.Key, kv.Value, kv.ModRevision)
+	if err != nil {
+		return "", err
 	}
-	var pod struct {
-		Spec struct {
-			NodeName string `json:"nodeName"`
-		} `json:"spec"`
-	}
-	if err := json.Unmarshal(kv.Value, &pod); err != nil {
-		return "", fmt.Errorf("decoding stored pod: %w", err)
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return "", fmt.Errorf("stored pod %s/%s decoded as %T", namespace, name, obj)
 	}
 	return pod.Spec.NodeName, nil
 }

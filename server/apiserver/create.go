@@ -106,6 +106,7 @@ func (s *Server) storeNew(ctx context.Context, res *registry.Resource, obj runti
 		release()
 		return nil, nil, err
 	}
+	s.keepDecoded(res, key, rev, obj, data)
 	m.SetResourceVersion(formatRV(rev))
 	return obj, data, nil
 }

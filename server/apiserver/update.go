@@ -109,6 +109,7 @@ func (s *Server) updateStored(ctx context.Context, res *registry.Resource, ns, n
 		if svc, ok := obj.(*corev1.Service); ok {
 			s.releaseNodePorts(ctx, svc, freed)
 		}
+		s.keepDecoded(res, key, rev, obj, data)
 		m, _ := meta.Accessor(obj)
 		m.SetResourceVersion(formatRV(rev))
 		return obj, nil
