@@ -83,6 +83,7 @@ type Server struct {
 	// envelopes, shared among protobuf watchers.
 	objects *revCache[runtime.Object]
 	events  *revCache[[]byte]
+	writing writesInFlight // objects being stored, for watchers that see them first
 
 	loopMu  sync.Mutex
 	loopCtx context.Context // set by ServeLoopback; guarded by loopMu

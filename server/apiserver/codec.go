@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -167,41 +166,6 @@ func decodeStored(res *registry.Resource, value []byte, rev int64) (runtime.Obje
 	}
 	m.SetResourceVersion(formatRV(rev))
 	return obj, nil
-}
-
-// decodeShared is the object stored under key at rev, decoded once for all
-// who need it while it is recent. It must not be changed: callers that
-// change it work on a DeepCopyObject.
-func (s *Server) decodeShared(res *registry.Resource, key string, value []byte, rev int64) (runtime.Object, error) {
-	return s.objects.get(key, rev, func() (runtime.Object, error) { return decodeStored(res, value, rev) })
-}
-
-// keepDecoded puts obj, just stored as data under key at rev, in the
-// decode cache, so that watchers and the next update of it need not decode
-// data. A copy of obj stands for what decoding data gives: everything
-// minik does with a decoded object (encode it as protobuf or JSON, compare
-// specs and metadata on update, copy it for an update) treats the two
-// alike. They may differ in two ways. Times finer than a second (finer
-// than a microsecond for MicroTime) stay in the copy; both encodings drop
-// them alike, and the times update rules compare are the server's own,
-// which are whole seconds. Empty and nil lists differ, which the
-// comparisons and encodings treat alike. One difference would be visible,
-// and such objects are not kept: strings that were not valid UTF-8, which
-// JSON stores as U+FFFD.
-func (s *Server) keepDecoded(res *registry.Resource, key string, rev int64, obj runtime.Object, data []byte) {
-	if bytes.Contains(data, []byte(`\ufffd`)) {
-		return
-	}
-	s.objects.get(key, rev, func() (runtime.Object, error) {
-		kept := obj.DeepCopyObject()
-		setTypeMeta(kept, res)
-		m, err := meta.Accessor(kept)
-		if err != nil {
-			return nil, err
-		}
-		m.SetResourceVersion(formatRV(rev))
-		return kept, nil
-	})
 }
 
 // writeJSON writes v with the given status code.

@@ -101,12 +101,16 @@ func (s *Server) storeNew(ctx context.Context, res *registry.Resource, obj runti
 		release()
 		return nil, nil, err
 	}
+	done := s.storing(res, key, obj, data)
 	rev, err := s.store.Create(ctx, key, data)
+	if err != nil {
+		rev = 0
+	}
+	done(rev)
 	if err != nil {
 		release()
 		return nil, nil, err
 	}
-	s.keepDecoded(res, key, rev, obj, data)
 	m.SetResourceVersion(formatRV(rev))
 	return obj, data, nil
 }

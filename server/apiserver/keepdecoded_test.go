@@ -75,27 +75,63 @@ func TestKeepDecodedStandsForStored(t *testing.T) {
 }
 
 // An object whose stored form differs from it visibly (a string that is
-// not UTF-8) is not kept.
-func TestKeepDecodedSkipsInvalidUTF8(t *testing.T) {
+// not UTF-8) is not handed to the cache; a valid one is, at the revision
+// written.
+func TestStoringSkipsInvalidUTF8(t *testing.T) {
 	ts := newTestServer(t)
-	pod := &corev1.Pod{
+	bad := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", Annotations: map[string]string{"note": "bad \xff byte"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 	}
-	data, err := encodeStored(pod)
+	data, err := encodeStored(bad)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.keepDecoded(podsResource, "/registry/pods/default/p", 7, pod, data)
+	ts.storing(podsResource, "/registry/pods/default/p", bad, data)(7)
 	if _, ok := ts.objects.peek("/registry/pods/default/p", 7); ok {
 		t.Error("a pod with an annotation that is not UTF-8 was kept decoded")
 	}
-	ts.keepDecoded(podsResource, "/registry/pods/default/q", 8, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "q"}}, []byte(`{}`))
+	ts.storing(podsResource, "/registry/pods/default/q", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "q"}}, []byte(`{}`))(8)
 	kept, ok := ts.objects.peek("/registry/pods/default/q", 8)
 	if !ok {
 		t.Fatal("a valid pod was not kept")
 	}
 	if m := kept.(*corev1.Pod); m.ResourceVersion != "8" || m.Kind != "Pod" {
 		t.Errorf("kept pod has resourceVersion %q kind %q, want 8 and Pod", m.ResourceVersion, m.Kind)
+	}
+	ts.storing(podsResource, "/registry/pods/default/r", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "r"}}, []byte(`{}`))(0)
+	for k := range ts.objects.m {
+		if k.key == "/registry/pods/default/r" {
+			t.Errorf("a failed write was kept decoded at revision %d", k.rev)
+		}
+	}
+}
+
+// A watcher that sees a change before its write has returned takes the
+// object being written instead of decoding the stored bytes, if they are
+// the same bytes.
+func TestDecodeSharedTakesWriteInFlight(t *testing.T) {
+	ts := newTestServer(t)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", Labels: map[string]string{"from": "write"}}}
+	data := []byte(`{"metadata":{"name":"p","namespace":"default","labels":{"from":"stored"}}}`)
+	done := ts.storing(podsResource, "/registry/pods/default/p", pod, data)
+	other, err := ts.decodeShared(podsResource, "/registry/pods/default/p", []byte(`{"metadata":{"name":"p"}}`), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := other.(*corev1.Pod).Labels["from"]; got != "" {
+		t.Errorf("other bytes decoded with labels from %q, want none (decoded from the bytes)", got)
+	}
+	// The labels differ on purpose, to tell where the object came from.
+	got, err := ts.decodeShared(podsResource, "/registry/pods/default/p", data, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if from := got.(*corev1.Pod).Labels["from"]; from != "write" || got.(*corev1.Pod).ResourceVersion != "5" {
+		t.Errorf("decodeShared during the write: labels from %q, resourceVersion %q; want the write's object at 5", from, got.(*corev1.Pod).ResourceVersion)
+	}
+	done(5)
+	if n := len(ts.writing.m); n != 0 {
+		t.Errorf("writes in flight after done = %d, want 0", n)
 	}
 }

@@ -72,7 +72,7 @@ func watchFrame(t watch.EventType, obj []byte) ([]byte, error) {
 }
 
 // revCacheSize is how many recent changes a revCache holds.
-const revCacheSize = 1024
+const revCacheSize = 4096
 
 // eventKey names one change: a storage key at a revision.
 type eventKey struct {

@@ -96,7 +96,12 @@ func (s *Server) updateStored(ctx context.Context, res *registry.Resource, ns, n
 			}
 			continue
 		}
+		done := s.storing(res, key, obj, data)
 		rev, err := s.store.Update(ctx, key, data, kv.ModRevision)
+		if err != nil {
+			rev = 0
+		}
+		done(rev)
 		if err != nil {
 			undo()
 		}
@@ -109,7 +114,6 @@ func (s *Server) updateStored(ctx context.Context, res *registry.Resource, ns, n
 		if svc, ok := obj.(*corev1.Service); ok {
 			s.releaseNodePorts(ctx, svc, freed)
 		}
-		s.keepDecoded(res, key, rev, obj, data)
 		m, _ := meta.Accessor(obj)
 		m.SetResourceVersion(formatRV(rev))
 		return obj, nil

@@ -1,0 +1,123 @@
+package apiserver
+
+import (
+	"bytes"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/minik-dev/minik/server/registry"
+)
+
+// Decoding a stored object from JSON costs several times more than
+// encoding it, and every change of a watched object is decoded for the
+// protobuf watchers and again for the next update of it. A write already
+// holds the object it stores, so it hands a copy to the decode cache
+// instead. The copy stands for what decoding the stored bytes gives:
+// everything minik does with a decoded object (encode it as protobuf or
+// JSON, compare specs and metadata on update, copy it for an update)
+// treats the two alike. They may differ in two ways. Times finer than a
+// second (a microsecond for MicroTime) stay in the copy; both encodings
+// drop them alike, and the times update rules compare are the server's
+// own, which are whole seconds. Empty and nil lists differ, which the
+// comparisons and encodings treat alike. One difference would be visible,
+// and such objects are not handed over: strings that were not valid
+// UTF-8, which JSON stores as U+FFFD.
+
+// decodeShared is the object stored under key at rev, decoded once for all
+// who need it while it is recent. It must not be changed: callers that
+// change it work on a DeepCopyObject.
+func (s *Server) decodeShared(res *registry.Resource, key string, value []byte, rev int64) (runtime.Object, error) {
+	return s.objects.get(key, rev, func() (runtime.Object, error) {
+		// A watcher may see a change before the write that made it has
+		// returned.
+		if obj := s.writing.find(key, value); obj != nil {
+			return decodedCopy(res, obj, rev)
+		}
+		return decodeStored(res, value, rev)
+	})
+}
+
+// storing announces that obj is about to be stored as data under key, so
+// that decodeShared takes a copy of obj rather than decoding data. The
+// caller must call the returned done once the write has ended, with the
+// revision written (0 if it failed), which keeps the copy in the cache.
+func (s *Server) storing(res *registry.Resource, key string, obj runtime.Object, data []byte) (done func(rev int64)) {
+	if bytes.Contains(data, []byte(`\ufffd`)) {
+		return func(int64) {}
+	}
+	w := s.writing.add(key, obj, data)
+	return func(rev int64) {
+		s.writing.remove(key, w)
+		if rev > 0 {
+			s.objects.get(key, rev, func() (runtime.Object, error) { return decodedCopy(res, obj, rev) })
+		}
+	}
+}
+
+// decodedCopy is a copy of obj as decodeStored returns it at rev.
+func decodedCopy(res *registry.Resource, obj runtime.Object, rev int64) (runtime.Object, error) {
+	kept := obj.DeepCopyObject()
+	setTypeMeta(kept, res)
+	m, err := meta.Accessor(kept)
+	if err != nil {
+		return nil, err
+	}
+	m.SetResourceVersion(formatRV(rev))
+	return kept, nil
+}
+
+// writesInFlight are the objects being stored, by key. The zero value is
+// ready to use and safe for concurrent use.
+type writesInFlight struct {
+	mu sync.Mutex
+	m  map[string][]*writeInFlight // guarded by mu
+}
+
+// writeInFlight is an object and the bytes it is stored as.
+type writeInFlight struct {
+	obj  runtime.Object // must not be changed until the write has ended
+	data []byte
+}
+
+func (f *writesInFlight) add(key string, obj runtime.Object, data []byte) *writeInFlight {
+	w := &writeInFlight{obj: obj.DeepCopyObject(), data: data}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[string][]*writeInFlight{}
+	}
+	f.m[key] = append(f.m[key], w)
+	return w
+}
+
+func (f *writesInFlight) remove(key string, w *writeInFlight) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ws := f.m[key]
+	for i, x := range ws {
+		if x == w {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(f.m, key)
+	} else {
+		f.m[key] = ws
+	}
+}
+
+// find returns the object being stored under key as value, or nil. Equal
+// bytes decode to equal objects, whichever write they came from.
+func (f *writesInFlight) find(key string, value []byte) runtime.Object {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, w := range f.m[key] {
+		if bytes.Equal(w.data, value) {
+			return w.obj
+		}
+	}
+	return nil
+}
