@@ -40,6 +40,16 @@ func (s *Service) UpdateStatus(ctx context.Context, req *api.StatusUpdate) (*api
 	pods, terminated := req.GetPods(), req.GetTerminated()
 	resp.Pods = make([]*api.Result, len(pods))
 	resp.Terminated = make([]*api.Result, len(terminated))
+	// A lone item, the usual report, is written on the call's goroutine:
+	// a new one would have to grow its stack for the write again.
+	switch {
+	case len(pods) == 1 && len(terminated) == 0:
+		resp.Pods[0] = result(s.podStatus(ctx, node, pods[0]))
+		return resp, nil
+	case len(pods) == 0 && len(terminated) == 1:
+		resp.Terminated[0] = result(s.podTerminated(ctx, node, terminated[0]))
+		return resp, nil
+	}
 	var g errgroup.Group
 	g.SetLimit(maxParallelItems)
 	for i, ps := range pods {
