@@ -32,8 +32,8 @@ func (s *Server) decodeShared(res *registry.Resource, key string, value []byte, 
 	return s.objects.get(key, rev, func() (runtime.Object, error) {
 		// A watcher may see a change before the write that made it has
 		// returned.
-		if obj := s.writing.find(key, value); obj != nil {
-			return decodedCopy(res, obj, rev)
+		if obj, err := s.writing.find(res, key, value, rev); obj != nil || err != nil {
+			return obj, err
 		}
 		return decodeStored(res, value, rev)
 	})
@@ -47,16 +47,25 @@ func (s *Server) storing(res *registry.Resource, key string, obj runtime.Object,
 	if bytes.Contains(data, []byte(`\ufffd`)) {
 		return func(int64) {}
 	}
-	w := s.writing.add(key, obj, data)
+	w := s.writing.add(res, key, obj, data)
 	return func(rev int64) {
+		// Once removed, the copy is the caller's alone.
 		s.writing.remove(key, w)
-		if rev > 0 {
-			s.objects.get(key, rev, func() (runtime.Object, error) { return decodedCopy(res, obj, rev) })
+		if rev > 0 && w != nil {
+			s.objects.get(key, rev, func() (runtime.Object, error) {
+				m, err := meta.Accessor(w.obj)
+				if err != nil {
+					return nil, err
+				}
+				m.SetResourceVersion(formatRV(rev))
+				return w.obj, nil
+			})
 		}
 	}
 }
 
-// decodedCopy is a copy of obj as decodeStored returns it at rev.
+// decodedCopy is a copy of obj as decodeStored returns it at rev (any
+// revision if rev is 0).
 func decodedCopy(res *registry.Resource, obj runtime.Object, rev int64) (runtime.Object, error) {
 	kept := obj.DeepCopyObject()
 	setTypeMeta(kept, res)
@@ -64,7 +73,9 @@ func decodedCopy(res *registry.Resource, obj runtime.Object, rev int64) (runtime
 	if err != nil {
 		return nil, err
 	}
-	m.SetResourceVersion(formatRV(rev))
+	if rev > 0 {
+		m.SetResourceVersion(formatRV(rev))
+	}
 	return kept, nil
 }
 
@@ -75,14 +86,19 @@ type writesInFlight struct {
 	m  map[string][]*writeInFlight // guarded by mu
 }
 
-// writeInFlight is an object and the bytes it is stored as.
+// writeInFlight is a copy of an object as decodeStored would return it,
+// but for its resourceVersion, and the bytes it is stored as.
 type writeInFlight struct {
-	obj  runtime.Object // must not be changed until the write has ended
+	obj  runtime.Object // read only under writesInFlight.mu while in flight
 	data []byte
 }
 
-func (f *writesInFlight) add(key string, obj runtime.Object, data []byte) *writeInFlight {
-	w := &writeInFlight{obj: obj.DeepCopyObject(), data: data}
+func (f *writesInFlight) add(res *registry.Resource, key string, obj runtime.Object, data []byte) *writeInFlight {
+	kept, err := decodedCopy(res, obj, 0)
+	if err != nil {
+		return nil
+	}
+	w := &writeInFlight{obj: kept, data: data}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.m == nil {
@@ -93,6 +109,9 @@ func (f *writesInFlight) add(key string, obj runtime.Object, data []byte) *write
 }
 
 func (f *writesInFlight) remove(key string, w *writeInFlight) {
+	if w == nil {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ws := f.m[key]
@@ -109,15 +128,17 @@ func (f *writesInFlight) remove(key string, w *writeInFlight) {
 	}
 }
 
-// find returns the object being stored under key as value, or nil. Equal
-// bytes decode to equal objects, whichever write they came from.
-func (f *writesInFlight) find(key string, value []byte) runtime.Object {
+// find returns a copy at rev of the object being stored under key as
+// value, or nil. Equal bytes decode to equal objects, whichever write they
+// came from. The copy is made under the lock: the write may take its
+// object back as soon as it is out of the set.
+func (f *writesInFlight) find(res *registry.Resource, key string, value []byte, rev int64) (runtime.Object, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, w := range f.m[key] {
 		if bytes.Equal(w.data, value) {
-			return w.obj
+			return decodedCopy(res, w.obj, rev)
 		}
 	}
-	return nil
+	return nil, nil
 }
