@@ -37,6 +37,7 @@ import (
 // HOLLOW_CPUPROFILE=FILE writes a CPU profile of the pod phase only (from
 // the first create to all Running), without node registration;
 // HOLLOW_IDLEPROFILE=FILE one of the idle period before it;
+// HOLLOW_ALLOCPROFILE=FILE writes the allocations of the whole run;
 // HOLLOW_CREATORS (default 192) is how many pods are created at once:
 // enough requests in flight that the cluster, not the benchmark's client,
 // sets the pace;
@@ -105,6 +106,7 @@ func benchHollow(b *testing.B, nodes, pods int) {
 			d.Round(time.Millisecond), float64(pods)/d.Seconds(), rss, rssMiB("VmHWM"))
 		b.Logf("process CPU per pod, creation to Running: %v", cpuPerPod.Round(time.Microsecond))
 		logServerMetrics(b, ctx, c)
+		writeAllocProfile(b, os.Getenv("HOLLOW_ALLOCPROFILE"))
 		logSchedLatency(b, schedBefore, schedLatencies())
 	case <-ctx.Done():
 		b.Fatalf("not all %d pods Running in time", pods)
@@ -346,4 +348,20 @@ func protobufClient(c *cluster) kubernetes.Interface {
 	cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// writeAllocProfile writes the allocation profile of the run so far to
+// file, if named.
+func writeAllocProfile(b *testing.B, file string) {
+	if file == "" {
+		return
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		b.Error(err)
+	}
 }
