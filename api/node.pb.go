@@ -719,7 +719,9 @@ type PodStatus struct {
 	// status_protobuf is a core/v1 PodStatus in the Kubernetes protobuf
 	// encoding (k8s.io/api/core/v1 generated.proto, the bare message without
 	// the "k8s\0" envelope): cheaper to encode and decode than JSON. When set,
-	// status is ignored.
+	// status is ignored. A report with neither is an empty status, which
+	// encodes to no bytes. Servers read it from this version on: agents
+	// that send it need servers at least as new.
 	StatusProtobuf []byte `protobuf:"bytes,5,opt,name=status_protobuf,json=statusProtobuf,proto3" json:"status_protobuf,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

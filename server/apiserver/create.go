@@ -101,12 +101,7 @@ func (s *Server) storeNew(ctx context.Context, res *registry.Resource, obj runti
 		release()
 		return nil, nil, err
 	}
-	done := s.storing(res, key, obj, data)
-	rev, err := s.store.Create(ctx, key, data)
-	if err != nil {
-		rev = 0
-	}
-	done(rev)
+	rev, err := s.storeAnnounced(res, key, obj, data, func() (int64, error) { return s.store.Create(ctx, key, data) })
 	if err != nil {
 		release()
 		return nil, nil, err

@@ -39,6 +39,21 @@ func (s *Server) decodeShared(res *registry.Resource, key string, value []byte, 
 	})
 }
 
+// storeAnnounced runs write, which stores obj as data under key and
+// returns the revision written, with obj announced to decodeShared while
+// it runs (see storing), whatever way write ends.
+func (s *Server) storeAnnounced(res *registry.Resource, key string, obj runtime.Object, data []byte, write func() (int64, error)) (rev int64, err error) {
+	done := s.storing(res, key, obj, data)
+	defer func() {
+		if err != nil {
+			done(0)
+			return
+		}
+		done(rev)
+	}()
+	return write()
+}
+
 // storing announces that obj is about to be stored as data under key, so
 // that decodeShared takes a copy of obj rather than decoding data. The
 // caller must call the returned done once the write has ended, with the

@@ -27,8 +27,8 @@ func mustLookup(resource string) *registry.Resource {
 }
 
 // UpdatePodStatus replaces the status of pod namespace/name as user u, in
-// process, and returns the revision it was written at (the revision the
-// pod already had if the status was unchanged). It applies what a PATCH of pods/NAME/status by u does, without
+// process, and returns the revision it wrote, or 0 if it wrote none: the
+// status was unchanged, or the write removed a pod that was done. It applies what a PATCH of pods/NAME/status by u does, without
 // encoding a request and a response: u's authorization, the status-update
 // rules and validation of the registry, the stored form, a write at the
 // revision read (retried when another write got in between) and the
@@ -48,15 +48,21 @@ func (s *Server) UpdatePodStatus(ctx context.Context, u auth.User, namespace, na
 	if err := s.authorizeResource(ctx, u, info, resourceAttributes(info)); err != nil {
 		return 0, err
 	}
+	var read string // the resourceVersion of the pod the last try read
 	obj, err := s.updateObject(ctx, podsResource, namespace, name, updateStatus, false,
 		func(cur runtime.Object) (runtime.Object, error) {
 			pod := cur.(*corev1.Pod)
+			read = pod.ResourceVersion
 			pod.UID = uid // "" keeps the stored UID
 			pod.Status = *status.DeepCopy()
 			return pod, nil
 		})
 	if err == nil {
-		return strconv.ParseInt(obj.(*corev1.Pod).ResourceVersion, 10, 64)
+		rv := obj.(*corev1.Pod).ResourceVersion
+		if rv == "" || rv == read {
+			return 0, nil
+		}
+		return strconv.ParseInt(rv, 10, 64)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return 0, err

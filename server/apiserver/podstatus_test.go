@@ -96,7 +96,7 @@ func TestUpdatePodStatus(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if want := got.ResourceVersion; strconv.FormatInt(rev, 10) != want {
+				if want := got.ResourceVersion; rev != 0 && strconv.FormatInt(rev, 10) != want {
 					t.Errorf("UpdatePodStatus(%s) revision = %d, want the pod's resourceVersion %s", tc.pod, rev, want)
 				}
 				if got.Status.Phase != tc.status.Phase || got.Status.PodIP != tc.status.PodIP || got.Labels["app"] != tc.pod {
@@ -347,4 +347,37 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// A write that changes the status returns its revision; one that changes
+// nothing returns 0, not the revision of whatever wrote the pod last.
+func TestUpdatePodStatusRevision(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"},
+		Spec:       corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	created, err := ts.client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.42.0.4"}
+	rev, err := ts.UpdatePodStatus(ctx, nodeUser("n1"), "default", "p", created.UID, st)
+	if err != nil || rev == 0 {
+		t.Fatalf("UpdatePodStatus(Running) = %d, %v; want a revision", rev, err)
+	}
+	// Someone else changes the pod; the node then reports what is stored.
+	cur, err := ts.client.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Labels = map[string]string{"by": "admin"}
+	if _, err := ts.client.CoreV1().Pods("default").Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := ts.UpdatePodStatus(ctx, nodeUser("n1"), "default", "p", created.UID, st)
+	if err != nil || again != 0 {
+		t.Errorf("UpdatePodStatus of the stored status = %d, %v; want 0 (nothing written)", again, err)
+	}
 }

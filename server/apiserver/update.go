@@ -96,12 +96,7 @@ func (s *Server) updateStored(ctx context.Context, res *registry.Resource, ns, n
 			}
 			continue
 		}
-		done := s.storing(res, key, obj, data)
-		rev, err := s.store.Update(ctx, key, data, kv.ModRevision)
-		if err != nil {
-			rev = 0
-		}
-		done(rev)
+		rev, err := s.storeAnnounced(res, key, obj, data, func() (int64, error) { return s.store.Update(ctx, key, data, kv.ModRevision) })
 		if err != nil {
 			undo()
 		}

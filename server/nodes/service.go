@@ -50,7 +50,8 @@ type API interface {
 // PodStatusWriter is an API that writes a pod's status in process as a
 // given user, under the rules of a PATCH of pods/NAME/status by that user
 // (apiserver.Server has it). A non-empty uid is a precondition on the
-// pod's UID. It returns the revision written. The service writes pod
+// pod's UID. It returns the revision written, or 0 if it wrote none. The
+// service writes pod
 // statuses through it when its API has it, and through a client of the API
 // otherwise; only the statuses written through it are kept from being
 // sent back to their nodes.

@@ -204,3 +204,40 @@ func TestSessionSkipsNodesOwnStatus(t *testing.T) {
 		t.Errorf("change sent = status %+v, want the admin's condition", pod.Status)
 	}
 }
+
+// A node that reports the status already stored writes nothing, so a
+// change someone else made just before is not taken for its own.
+func TestSessionSendsChangeBeforeUnchangedStatus(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, _ := e.register("n1")
+	mine := e.createPod("mine", "n1")
+	s := session(t, c, 0)
+	recvT(t, s)
+	report := &api.StatusUpdate{Pods: []*api.PodStatus{podStatus(t, mine, corev1.PodRunning)}}
+	if resp, err := c.UpdateStatus(ctxT(t), report); err != nil || codes.Code(resp.Pods[0].Code) != codes.OK {
+		t.Fatalf("UpdateStatus = %v, %v", resp, err)
+	}
+	cur, err := e.admin.Pods("default").Get(ctxT(t), "mine", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Labels["by"] = "admin"
+	if _, err := e.admin.Pods("default").Update(ctxT(t), cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := c.UpdateStatus(ctxT(t), report); err != nil || codes.Code(resp.Pods[0].Code) != codes.OK {
+		t.Fatalf("UpdateStatus again = %v, %v", resp, err)
+	}
+	for {
+		m := recvT(t, s)
+		for _, ch := range m.Changes {
+			var pod corev1.Pod
+			if err := json.Unmarshal(ch.Object, &pod); err != nil {
+				t.Fatal(err)
+			}
+			if pod.Labels["by"] == "admin" {
+				return
+			}
+		}
+	}
+}

@@ -105,8 +105,12 @@ func (s *Service) podStatus(ctx context.Context, node string, ps *api.PodStatus)
 }
 
 // decodePodStatus returns the status a report carries: status_protobuf if
-// set, else status.
+// set, else status. A report with neither carries an empty status (the
+// protobuf encoding of one is empty).
 func decodePodStatus(ps *api.PodStatus) (st corev1.PodStatus, err error) {
+	if len(ps.GetStatusProtobuf()) == 0 && len(ps.GetStatus()) == 0 {
+		return st, nil
+	}
 	if pb := ps.GetStatusProtobuf(); len(pb) > 0 {
 		if err := st.Unmarshal(pb); err != nil {
 			return st, fmt.Errorf("status_protobuf: %w", err)
@@ -125,7 +129,9 @@ func decodePodStatus(ps *api.PodStatus) (st corev1.PodStatus, err error) {
 func (s *Service) writePodStatus(ctx context.Context, w PodStatusWriter, node string, ps *api.PodStatus, st *corev1.PodStatus) error {
 	rev, err := w.UpdatePodStatus(ctx, nodeUser(node), ps.GetNamespace(), ps.GetName(), types.UID(ps.GetUid()), st)
 	if err == nil {
-		s.echoes.add(node, rev)
+		if rev > 0 {
+			s.echoes.add(node, rev)
+		}
 		return nil
 	}
 	if ctx.Err() != nil || !apierrors.IsForbidden(err) && !apierrors.IsConflict(err) {
