@@ -25,6 +25,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
 	"github.com/minik-dev/minik/agent"
@@ -66,6 +68,10 @@ type loopbackStub struct{}
 
 func (loopbackStub) LoopbackConfig(auth.User) *rest.Config {
 	return &rest.Config{Host: "https://127.0.0.1:1"}
+}
+
+func (loopbackStub) UpdatePodStatus(context.Context, auth.User, string, string, types.UID, *corev1.PodStatus) (int64, error) {
+	return 0, errors.New("loopbackStub: no API behind it")
 }
 
 // newPortEnv serves the port; opts are added to the gRPC server's.

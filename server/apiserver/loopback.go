@@ -65,8 +65,8 @@ func (s *Server) LoopbackConfig(u auth.User) *rest.Config {
 // loopbackUser is the identity of a request that came over the loopback.
 func loopbackUser(r *http.Request) (auth.User, bool) {
 	u, ok := r.Context().Value(loopbackKey{}).(auth.User)
-	if ok && !u.InGroup(auth.GroupAuthenticated) {
-		u.Groups = append(u.Groups[:len(u.Groups):len(u.Groups)], auth.GroupAuthenticated)
+	if !ok {
+		return u, false
 	}
-	return u, ok
+	return withGroup(u, auth.GroupAuthenticated), true
 }

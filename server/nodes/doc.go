@@ -12,8 +12,8 @@
 // writes only its own Node and the status of pods bound to it. Deleting a
 // terminated pod, which nodes may not do through the API, is checked here
 // and done as ServiceUser. Pod statuses, the most frequent write, are made
-// by a direct call when the API offers one (PodStatusWriter), which applies
-// the same rules without a client request; other writes use a client.
+// by a direct call (API.UpdatePodStatus), which applies the same rules
+// without a client request; other writes use a client.
 //
 // # Sessions
 //

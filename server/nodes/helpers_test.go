@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
@@ -32,41 +30,7 @@ import (
 	"github.com/minik-dev/minik/store/storetest"
 )
 
-var _ nodes.PodStatusWriter = (*apiserver.Server)(nil)
-
-// clientAPI hides the API server's in-process status writes, so that the
-// service writes pod statuses through its client.
-type clientAPI struct{ nodes.API }
-
-// countingAPI counts the service's in-process pod status writes.
-type countingAPI struct {
-	*apiserver.Server
-	writes atomic.Int32
-}
-
-func (c *countingAPI) UpdatePodStatus(ctx context.Context, u auth.User, namespace, name string, uid types.UID, st *corev1.PodStatus) (int64, error) {
-	c.writes.Add(1)
-	return c.Server.UpdatePodStatus(ctx, u, namespace, name, uid, st)
-}
-
-// forEachStatusPath runs test with a service that writes pod statuses in
-// process and with one that writes them through its client.
-func forEachStatusPath(t *testing.T, test func(t *testing.T, e *env)) {
-	t.Run("in process", func(t *testing.T) {
-		var api *countingAPI
-		e := newEnv(t, envOptions{configure: func(c *nodes.Config) {
-			api = &countingAPI{Server: c.API.(*apiserver.Server)}
-			c.API = api
-		}})
-		test(t, e)
-		if api.writes.Load() == 0 {
-			t.Error("the service wrote no pod status in process")
-		}
-	})
-	t.Run("client", func(t *testing.T) {
-		test(t, newEnv(t, envOptions{configure: func(c *nodes.Config) { c.API = clientAPI{c.API} }}))
-	})
-}
+var _ nodes.API = (*apiserver.Server)(nil)
 
 // testTimeout bounds every wait in these tests.
 const testTimeout = 10 * time.Second

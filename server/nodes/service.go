@@ -41,21 +41,15 @@ const (
 var ServiceUser = auth.User{Name: "system:minik:node-service", Groups: []string{auth.GroupMasters}}
 
 // API is the API server as the service uses it: in process, as a given
-// user (see apiserver.Server.LoopbackConfig). An API that is also a
-// PodStatusWriter has pod statuses written through it.
+// user (apiserver.Server has it).
 type API interface {
+	// LoopbackConfig is a client configuration that acts as u.
 	LoopbackConfig(u auth.User) *rest.Config
-}
-
-// PodStatusWriter is an API that writes a pod's status in process as a
-// given user, under the rules of a PATCH of pods/NAME/status by that user
-// (apiserver.Server has it). A non-empty uid is a precondition on the
-// pod's UID. It returns the revision written, or 0 if it wrote none. The
-// service writes pod
-// statuses through it when its API has it, and through a client of the API
-// otherwise; only the statuses written through it are kept from being
-// sent back to their nodes.
-type PodStatusWriter interface {
+	// UpdatePodStatus writes a pod's status as u, under the rules of a
+	// PATCH of pods/NAME/status by u, without a client request: pod
+	// statuses are the most frequent write. A non-empty uid is a
+	// precondition on the pod's UID. It returns the revision written, or
+	// 0 if it wrote none.
 	UpdatePodStatus(ctx context.Context, u auth.User, namespace, name string, uid types.UID, status *corev1.PodStatus) (rev int64, err error)
 }
 

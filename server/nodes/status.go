@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/minik-dev/minik/api"
 )
@@ -77,31 +76,32 @@ func result(err error) *api.Result {
 }
 
 // podStatus writes one pod's status as the node, so the API's node
-// authorization decides: in process when the API is a PodStatusWriter,
-// else through pods/NAME/status.
+// authorization decides. The API refuses a pod that is not the node's,
+// gone or replaced alike (Forbidden or Conflict); reading the pod tells
+// which.
 func (s *Service) podStatus(ctx context.Context, node string, ps *api.PodStatus) error {
 	st, err := decodePodStatus(ps)
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "pod %s/%s: %v", ps.GetNamespace(), ps.GetName(), err)
 	}
-	if w, ok := s.cfg.API.(PodStatusWriter); ok {
-		return s.writePodStatus(ctx, w, node, ps, &st)
-	}
-	pods := s.client(nodeUser(node)).Pods(ps.GetNamespace())
-	if uid := ps.GetUid(); uid != "" {
-		raw := json.RawMessage(ps.GetStatus())
-		if len(ps.GetStatusProtobuf()) > 0 {
-			if raw, err = json.Marshal(&st); err != nil {
-				return err
-			}
+	rev, err := s.cfg.API.UpdatePodStatus(ctx, nodeUser(node), ps.GetNamespace(), ps.GetName(), types.UID(ps.GetUid()), &st)
+	if err == nil {
+		if rev > 0 {
+			s.echoes.add(node, rev)
 		}
-		if err := patchPodStatus(ctx, pods, ps.GetName(), uid, raw); err == nil || ctx.Err() != nil {
-			return err
-		}
-		// Not this node's pod, gone, replaced or refused: the read
-		// below tells which.
+		return nil
 	}
-	return s.updatePodStatus(ctx, node, pods, ps, st)
+	if ctx.Err() != nil || !apierrors.IsForbidden(err) && !apierrors.IsConflict(err) {
+		return err
+	}
+	pod, gerr := s.client(nodeUser(node)).Pods(ps.GetNamespace()).Get(ctx, ps.GetName(), metav1.GetOptions{})
+	if gerr != nil {
+		return gerr
+	}
+	if cerr := checkPod(pod, node, ps); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // decodePodStatus returns the status a report carries: status_protobuf if
@@ -123,30 +123,6 @@ func decodePodStatus(ps *api.PodStatus) (st corev1.PodStatus, err error) {
 	return st, nil
 }
 
-// writePodStatus writes a pod's status through w. The API refuses a pod
-// that is not the node's, gone or replaced alike (Forbidden or Conflict);
-// reading the pod tells which.
-func (s *Service) writePodStatus(ctx context.Context, w PodStatusWriter, node string, ps *api.PodStatus, st *corev1.PodStatus) error {
-	rev, err := w.UpdatePodStatus(ctx, nodeUser(node), ps.GetNamespace(), ps.GetName(), types.UID(ps.GetUid()), st)
-	if err == nil {
-		if rev > 0 {
-			s.echoes.add(node, rev)
-		}
-		return nil
-	}
-	if ctx.Err() != nil || !apierrors.IsForbidden(err) && !apierrors.IsConflict(err) {
-		return err
-	}
-	pod, gerr := s.client(nodeUser(node)).Pods(ps.GetNamespace()).Get(ctx, ps.GetName(), metav1.GetOptions{})
-	if gerr != nil {
-		return gerr
-	}
-	if cerr := checkPod(pod, node, ps); cerr != nil {
-		return cerr
-	}
-	return err
-}
-
 // checkPod tells whether pod is the one ps reports on (its UID, if ps
 // names one) and is bound to node.
 func checkPod(pod *corev1.Pod, node string, ps *api.PodStatus) error {
@@ -157,53 +133,6 @@ func checkPod(pod *corev1.Pod, node string, ps *api.PodStatus) error {
 		return status.Errorf(codes.PermissionDenied, "pod %s/%s is bound to node %q, not %q", pod.Namespace, pod.Name, pod.Spec.NodeName, node)
 	}
 	return nil
-}
-
-// patchPodStatus replaces the status of pod name if its UID is uid, in one
-// request: a JSON patch that tests the UID and replaces the whole status.
-// The status subresource keeps the spec and metadata as stored, and the
-// API's node authorization refuses pods bound to other nodes.
-func patchPodStatus(ctx context.Context, pods corev1client.PodInterface, name, uid string, st json.RawMessage) error {
-	quoted, err := json.Marshal(uid)
-	if err != nil {
-		return err
-	}
-	patch, err := json.Marshal([]jsonPatchOp{
-		{Op: "test", Path: "/metadata/uid", Value: quoted},
-		{Op: "replace", Path: "/status", Value: st},
-	})
-	if err != nil {
-		return err
-	}
-	_, err = pods.Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{}, "status")
-	return err
-}
-
-// jsonPatchOp is one operation of an RFC 6902 JSON patch.
-type jsonPatchOp struct {
-	Op    string          `json:"op"`
-	Path  string          `json:"path"`
-	Value json.RawMessage `json:"value"`
-}
-
-// updatePodStatus writes a pod's status by reading the pod, checking its
-// UID and node, and updating it at the revision read.
-func (s *Service) updatePodStatus(ctx context.Context, node string, pods corev1client.PodInterface, ps *api.PodStatus, st corev1.PodStatus) error {
-	for try := 0; ; try++ {
-		pod, err := pods.Get(ctx, ps.GetName(), metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if err := checkPod(pod, node, ps); err != nil {
-			return err
-		}
-		pod.Status = st
-		_, err = pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
-		if apierrors.IsConflict(err) && try < maxConflictRetries {
-			continue
-		}
-		return err
-	}
 }
 
 // podTerminated removes a pod the node has stopped, if it is the node's and

@@ -28,7 +28,7 @@ func podStatus(t *testing.T, p *corev1.Pod, phase corev1.PodPhase) *api.PodStatu
 }
 
 func TestUpdatePodStatus(t *testing.T) {
-	forEachStatusPath(t, testUpdatePodStatus)
+	testUpdatePodStatus(t, newEnv(t, envOptions{}))
 }
 
 func testUpdatePodStatus(t *testing.T, e *env) {
@@ -251,7 +251,7 @@ func TestNodeMayCreateOnlyItself(t *testing.T) {
 // A status write replaces the whole status (fields the node no longer
 // reports are cleared) and leaves the pod's metadata and spec as stored.
 func TestUpdatePodStatusReplacesStatusOnly(t *testing.T) {
-	forEachStatusPath(t, testUpdatePodStatusReplacesStatusOnly)
+	testUpdatePodStatusReplacesStatusOnly(t, newEnv(t, envOptions{}))
 }
 
 func testUpdatePodStatusReplacesStatusOnly(t *testing.T, e *env) {
@@ -339,7 +339,7 @@ func TestUnknownKeepsLastHeartbeatTime(t *testing.T) {
 }
 
 func TestUpdatePodStatusProtobuf(t *testing.T) {
-	forEachStatusPath(t, testUpdatePodStatusProtobuf)
+	testUpdatePodStatusProtobuf(t, newEnv(t, envOptions{}))
 }
 
 // A status in protobuf is read instead of the JSON one; a malformed one
