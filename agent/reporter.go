@@ -145,6 +145,8 @@ func (r *reporter) run(ctx context.Context) error {
 	r.noEvents = false
 	r.mu.Unlock()
 	r.wake() // whatever queued up while disconnected
+	statuses := NewStatusSender(ctx, r.client)
+	defer statuses.Close()
 	for {
 		select {
 		case <-ctx.Done():
@@ -161,7 +163,7 @@ func (r *reporter) run(ctx context.Context) error {
 		if err := r.flushEvents(ctx); err != nil {
 			return err
 		}
-		if err := r.flush(ctx); err != nil {
+		if err := r.flush(ctx, statuses); err != nil {
 			return err
 		}
 	}
@@ -247,8 +249,9 @@ func (r *reporter) requeueEvents(batch []*api.PodEvent) {
 	r.eventOrder = append(order, r.eventOrder...)
 }
 
-// flush sends what is queued. On a failed call everything is queued again.
-func (r *reporter) flush(ctx context.Context) error {
+// flush sends what is queued through sender. On a failed call everything
+// is queued again.
+func (r *reporter) flush(ctx context.Context, sender *StatusSender) error {
 	r.mu.Lock()
 	statuses, terminated := r.statuses, r.terminated
 	r.statuses = map[types.NamespacedName]*api.PodStatus{}
@@ -264,7 +267,7 @@ func (r *reporter) flush(ctx context.Context) error {
 	for _, t := range terminated {
 		req.Terminated = append(req.Terminated, t)
 	}
-	resp, err := r.client.UpdateStatus(ctx, req)
+	resp, err := sender.Send(ctx, req)
 	if err != nil {
 		r.requeue(statuses, terminated)
 		return fmt.Errorf("status update: %w", err)

@@ -20,8 +20,8 @@
 // Running:
 //  - Session streams the node's desired state: one complete set, then
 //    incremental batches chained by store revision.
-//  - UpdateStatus carries batches of pod statuses, terminated pods and the
-//    node's own report.
+//  - Report (or UpdateStatus, one call per batch) carries batches of pod
+//    statuses, terminated pods and the node's own report.
 //  - ReportEvents carries batches of events about the node's pods, written
 //    as core/v1 Events from "kubelet".
 //  - Heartbeat is called every few seconds; the server keeps heartbeats in
@@ -649,7 +649,10 @@ type StatusUpdate struct {
 	Pods       []*PodStatus           `protobuf:"bytes,1,rep,name=pods,proto3" json:"pods,omitempty"`
 	Terminated []*PodRef              `protobuf:"bytes,2,rep,name=terminated,proto3" json:"terminated,omitempty"`
 	// node, when set, creates or updates the caller's Node object.
-	Node          *NodeReport `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	Node *NodeReport `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	// seq numbers the batches of a Report stream; the response to a batch
+	// carries it back. UpdateStatus ignores it.
+	Seq           uint64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -703,6 +706,13 @@ func (x *StatusUpdate) GetNode() *NodeReport {
 		return x.Node
 	}
 	return nil
+}
+
+func (x *StatusUpdate) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 // PodStatus is one pod's status, written like PUT pods/NAME/status by the
@@ -913,10 +923,12 @@ func (x *NodeReport) GetLabels() map[string]string {
 }
 
 type StatusUpdateResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pods          []*Result              `protobuf:"bytes,1,rep,name=pods,proto3" json:"pods,omitempty"`
-	Terminated    []*Result              `protobuf:"bytes,2,rep,name=terminated,proto3" json:"terminated,omitempty"`
-	Node          *Result                `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Pods       []*Result              `protobuf:"bytes,1,rep,name=pods,proto3" json:"pods,omitempty"`
+	Terminated []*Result              `protobuf:"bytes,2,rep,name=terminated,proto3" json:"terminated,omitempty"`
+	Node       *Result                `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	// seq is the answered batch's seq (Report only).
+	Seq           uint64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -970,6 +982,13 @@ func (x *StatusUpdateResponse) GetNode() *Result {
 		return x.Node
 	}
 	return nil
+}
+
+func (x *StatusUpdateResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 // Result is the outcome of one item.
@@ -1463,13 +1482,14 @@ const file_node_proto_rawDesc = "" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\a\n" +
 	"\x03PUT\x10\x01\x12\n" +
 	"\n" +
-	"\x06DELETE\x10\x02\"\xa2\x01\n" +
+	"\x06DELETE\x10\x02\"\xb4\x01\n" +
 	"\fStatusUpdate\x12,\n" +
 	"\x04pods\x18\x01 \x03(\v2\x18.minik.node.v1.PodStatusR\x04pods\x125\n" +
 	"\n" +
 	"terminated\x18\x02 \x03(\v2\x15.minik.node.v1.PodRefR\n" +
 	"terminated\x12-\n" +
-	"\x04node\x18\x03 \x01(\v2\x19.minik.node.v1.NodeReportR\x04node\"\x90\x01\n" +
+	"\x04node\x18\x03 \x01(\v2\x19.minik.node.v1.NodeReportR\x04node\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\"\x90\x01\n" +
 	"\tPodStatus\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -1486,13 +1506,14 @@ const file_node_proto_rawDesc = "" +
 	"\x06labels\x18\x02 \x03(\v2%.minik.node.v1.NodeReport.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa3\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb5\x01\n" +
 	"\x14StatusUpdateResponse\x12)\n" +
 	"\x04pods\x18\x01 \x03(\v2\x15.minik.node.v1.ResultR\x04pods\x125\n" +
 	"\n" +
 	"terminated\x18\x02 \x03(\v2\x15.minik.node.v1.ResultR\n" +
 	"terminated\x12)\n" +
-	"\x04node\x18\x03 \x01(\v2\x15.minik.node.v1.ResultR\x04node\"6\n" +
+	"\x04node\x18\x03 \x01(\v2\x15.minik.node.v1.ResultR\x04node\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\"6\n" +
 	"\x06Result\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"B\n" +
@@ -1530,12 +1551,13 @@ const file_node_proto_rawDesc = "" +
 	"\x0fOBJECT_KIND_POD\x10\x01\x12\x17\n" +
 	"\x13OBJECT_KIND_SERVICE\x10\x02\x12\x19\n" +
 	"\x15OBJECT_KIND_ENDPOINTS\x10\x03\x12\x14\n" +
-	"\x10OBJECT_KIND_NODE\x10\x042\xa4\x04\n" +
+	"\x10OBJECT_KIND_NODE\x10\x042\xf4\x04\n" +
 	"\x04Node\x12K\n" +
 	"\bRegister\x12\x1e.minik.node.v1.RegisterRequest\x1a\x1f.minik.node.v1.RegisterResponse\x12A\n" +
 	"\x06Config\x12\x1c.minik.node.v1.ConfigRequest\x1a\x19.minik.node.v1.NodeConfig\x12I\n" +
 	"\aSession\x12\x1d.minik.node.v1.SessionRequest\x1a\x1d.minik.node.v1.SessionMessage0\x01\x12P\n" +
 	"\fUpdateStatus\x12\x1b.minik.node.v1.StatusUpdate\x1a#.minik.node.v1.StatusUpdateResponse\x12N\n" +
+	"\x06Report\x12\x1b.minik.node.v1.StatusUpdate\x1a#.minik.node.v1.StatusUpdateResponse(\x010\x01\x12N\n" +
 	"\fReportEvents\x12\x1a.minik.node.v1.EventReport\x1a\".minik.node.v1.EventReportResponse\x12N\n" +
 	"\tHeartbeat\x12\x1f.minik.node.v1.HeartbeatRequest\x1a .minik.node.v1.HeartbeatResponse\x12O\n" +
 	"\fWatchServers\x12\".minik.node.v1.WatchServersRequest\x1a\x19.minik.node.v1.ServerList0\x01B Z\x1egithub.com/minik-dev/minik/apib\x06proto3"
@@ -1599,18 +1621,20 @@ var file_node_proto_depIdxs = []int32{
 	5,  // 15: minik.node.v1.Node.Config:input_type -> minik.node.v1.ConfigRequest
 	7,  // 16: minik.node.v1.Node.Session:input_type -> minik.node.v1.SessionRequest
 	10, // 17: minik.node.v1.Node.UpdateStatus:input_type -> minik.node.v1.StatusUpdate
-	20, // 18: minik.node.v1.Node.ReportEvents:input_type -> minik.node.v1.EventReport
-	16, // 19: minik.node.v1.Node.Heartbeat:input_type -> minik.node.v1.HeartbeatRequest
-	18, // 20: minik.node.v1.Node.WatchServers:input_type -> minik.node.v1.WatchServersRequest
-	4,  // 21: minik.node.v1.Node.Register:output_type -> minik.node.v1.RegisterResponse
-	6,  // 22: minik.node.v1.Node.Config:output_type -> minik.node.v1.NodeConfig
-	8,  // 23: minik.node.v1.Node.Session:output_type -> minik.node.v1.SessionMessage
-	14, // 24: minik.node.v1.Node.UpdateStatus:output_type -> minik.node.v1.StatusUpdateResponse
-	22, // 25: minik.node.v1.Node.ReportEvents:output_type -> minik.node.v1.EventReportResponse
-	17, // 26: minik.node.v1.Node.Heartbeat:output_type -> minik.node.v1.HeartbeatResponse
-	19, // 27: minik.node.v1.Node.WatchServers:output_type -> minik.node.v1.ServerList
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
+	10, // 18: minik.node.v1.Node.Report:input_type -> minik.node.v1.StatusUpdate
+	20, // 19: minik.node.v1.Node.ReportEvents:input_type -> minik.node.v1.EventReport
+	16, // 20: minik.node.v1.Node.Heartbeat:input_type -> minik.node.v1.HeartbeatRequest
+	18, // 21: minik.node.v1.Node.WatchServers:input_type -> minik.node.v1.WatchServersRequest
+	4,  // 22: minik.node.v1.Node.Register:output_type -> minik.node.v1.RegisterResponse
+	6,  // 23: minik.node.v1.Node.Config:output_type -> minik.node.v1.NodeConfig
+	8,  // 24: minik.node.v1.Node.Session:output_type -> minik.node.v1.SessionMessage
+	14, // 25: minik.node.v1.Node.UpdateStatus:output_type -> minik.node.v1.StatusUpdateResponse
+	14, // 26: minik.node.v1.Node.Report:output_type -> minik.node.v1.StatusUpdateResponse
+	22, // 27: minik.node.v1.Node.ReportEvents:output_type -> minik.node.v1.EventReportResponse
+	17, // 28: minik.node.v1.Node.Heartbeat:output_type -> minik.node.v1.HeartbeatResponse
+	19, // 29: minik.node.v1.Node.WatchServers:output_type -> minik.node.v1.ServerList
+	22, // [22:30] is the sub-list for method output_type
+	14, // [14:22] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
 	14, // [14:14] is the sub-list for extension extendee
 	0,  // [0:14] is the sub-list for field type_name

@@ -20,8 +20,8 @@
 // Running:
 //  - Session streams the node's desired state: one complete set, then
 //    incremental batches chained by store revision.
-//  - UpdateStatus carries batches of pod statuses, terminated pods and the
-//    node's own report.
+//  - Report (or UpdateStatus, one call per batch) carries batches of pod
+//    statuses, terminated pods and the node's own report.
 //  - ReportEvents carries batches of events about the node's pods, written
 //    as core/v1 Events from "kubelet".
 //  - Heartbeat is called every few seconds; the server keeps heartbeats in
@@ -56,6 +56,7 @@ const (
 	Node_Config_FullMethodName       = "/minik.node.v1.Node/Config"
 	Node_Session_FullMethodName      = "/minik.node.v1.Node/Session"
 	Node_UpdateStatus_FullMethodName = "/minik.node.v1.Node/UpdateStatus"
+	Node_Report_FullMethodName       = "/minik.node.v1.Node/Report"
 	Node_ReportEvents_FullMethodName = "/minik.node.v1.Node/ReportEvents"
 	Node_Heartbeat_FullMethodName    = "/minik.node.v1.Node/Heartbeat"
 	Node_WatchServers_FullMethodName = "/minik.node.v1.Node/WatchServers"
@@ -93,6 +94,16 @@ type NodeClient interface {
 	// status and per terminated pod, in request order. Applying the same
 	// batch twice is harmless.
 	UpdateStatus(ctx context.Context, in *StatusUpdate, opts ...grpc.CallOption) (*StatusUpdateResponse, error)
+	// Report is UpdateStatus over one long-lived stream: the agent sends
+	// StatusUpdate batches and the server answers each, in order, with the
+	// StatusUpdateResponse UpdateStatus would return, carrying the batch's
+	// seq. A batch is applied before the next one is read. Sending a batch
+	// costs a message on an open stream instead of a call, which matters
+	// for the most frequent thing a node sends. A batch whose response did
+	// not arrive may or may not have been applied: the agent sends it again
+	// (applying a batch twice is harmless). Servers without it answer
+	// UNIMPLEMENTED, and agents fall back to UpdateStatus.
+	Report(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StatusUpdate, StatusUpdateResponse], error)
 	// ReportEvents records a batch of events the node observed about its
 	// pods (image pulls, container starts and kills, back-offs, probe
 	// failures) as core/v1 Events with source component "kubelet" and host
@@ -171,6 +182,19 @@ func (c *nodeClient) UpdateStatus(ctx context.Context, in *StatusUpdate, opts ..
 	return out, nil
 }
 
+func (c *nodeClient) Report(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StatusUpdate, StatusUpdateResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Node_ServiceDesc.Streams[1], Node_Report_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StatusUpdate, StatusUpdateResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Node_ReportClient = grpc.BidiStreamingClient[StatusUpdate, StatusUpdateResponse]
+
 func (c *nodeClient) ReportEvents(ctx context.Context, in *EventReport, opts ...grpc.CallOption) (*EventReportResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(EventReportResponse)
@@ -193,7 +217,7 @@ func (c *nodeClient) Heartbeat(ctx context.Context, in *HeartbeatRequest, opts .
 
 func (c *nodeClient) WatchServers(ctx context.Context, in *WatchServersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ServerList], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Node_ServiceDesc.Streams[1], Node_WatchServers_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Node_ServiceDesc.Streams[2], Node_WatchServers_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +266,16 @@ type NodeServer interface {
 	// status and per terminated pod, in request order. Applying the same
 	// batch twice is harmless.
 	UpdateStatus(context.Context, *StatusUpdate) (*StatusUpdateResponse, error)
+	// Report is UpdateStatus over one long-lived stream: the agent sends
+	// StatusUpdate batches and the server answers each, in order, with the
+	// StatusUpdateResponse UpdateStatus would return, carrying the batch's
+	// seq. A batch is applied before the next one is read. Sending a batch
+	// costs a message on an open stream instead of a call, which matters
+	// for the most frequent thing a node sends. A batch whose response did
+	// not arrive may or may not have been applied: the agent sends it again
+	// (applying a batch twice is harmless). Servers without it answer
+	// UNIMPLEMENTED, and agents fall back to UpdateStatus.
+	Report(grpc.BidiStreamingServer[StatusUpdate, StatusUpdateResponse]) error
 	// ReportEvents records a batch of events the node observed about its
 	// pods (image pulls, container starts and kills, back-offs, probe
 	// failures) as core/v1 Events with source component "kubelet" and host
@@ -282,6 +316,9 @@ func (UnimplementedNodeServer) Session(*SessionRequest, grpc.ServerStreamingServ
 }
 func (UnimplementedNodeServer) UpdateStatus(context.Context, *StatusUpdate) (*StatusUpdateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateStatus not implemented")
+}
+func (UnimplementedNodeServer) Report(grpc.BidiStreamingServer[StatusUpdate, StatusUpdateResponse]) error {
+	return status.Error(codes.Unimplemented, "method Report not implemented")
 }
 func (UnimplementedNodeServer) ReportEvents(context.Context, *EventReport) (*EventReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportEvents not implemented")
@@ -378,6 +415,13 @@ func _Node_UpdateStatus_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Node_Report_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(NodeServer).Report(&grpc.GenericServerStream[StatusUpdate, StatusUpdateResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Node_ReportServer = grpc.BidiStreamingServer[StatusUpdate, StatusUpdateResponse]
+
 func _Node_ReportEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(EventReport)
 	if err := dec(in); err != nil {
@@ -458,6 +502,12 @@ var Node_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Session",
 			Handler:       _Node_Session_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Report",
+			Handler:       _Node_Report_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 		{
 			StreamName:    "WatchServers",

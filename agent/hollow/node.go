@@ -40,7 +40,9 @@ type node struct {
 	nodeIP netip.Addr
 	ips    *ipPool
 	rev    int64 // last session revision applied
-	pods   map[types.UID]*podState
+	// reports sends pod reports; one per connection.
+	reports *agent.StatusSender
+	pods    map[types.UID]*podState
 
 	// Reports not yet accepted by the server, by namespace/name; kept
 	// across reconnects.
@@ -125,6 +127,8 @@ func (n *node) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.reports = agent.NewStatusSender(ctx, n.client)
+	defer n.reports.Close()
 	errc := make(chan error, 2)
 	msgs := make(chan *api.SessionMessage)
 	wg.Go(func() { agent.ReceiveSession(ctx, stream, msgs, errc) })

@@ -191,7 +191,7 @@ func (n *node) flush(ctx context.Context) error {
 	for _, t := range n.terminated {
 		req.Terminated = append(req.Terminated, t)
 	}
-	resp, err := n.client.UpdateStatus(ctx, req)
+	resp, err := n.reports.Send(ctx, req)
 	if err != nil {
 		return fmt.Errorf("status update: %w", err)
 	}

@@ -45,6 +45,8 @@ type env struct {
 	svc   *nodes.Service
 	sock  string
 	admin corev1client.CoreV1Interface
+	// stop ends the service's Run, as a server shutting down does.
+	stop context.CancelFunc
 }
 
 type envOptions struct {
@@ -125,7 +127,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 			t.Error("Run did not return")
 		}
 	})
-	e := &env{t: t, ca: ca, st: st, api: a, svc: svc, sock: sock}
+	e := &env{t: t, ca: ca, st: st, api: a, svc: svc, sock: sock, stop: stop}
 	e.admin = e.client(auth.AdminUser)
 	return e
 }

@@ -3,7 +3,9 @@ package nodes
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 
 	"golang.org/x/sync/errgroup"
@@ -65,6 +67,61 @@ func (s *Service) UpdateStatus(ctx context.Context, req *api.StatusUpdate) (*api
 	}
 	g.Wait()
 	return resp, nil
+}
+
+// Report serves UpdateStatus over a stream: each batch is applied, then
+// answered with its seq, before the next one is taken. The stream ends
+// when the agent closes it or the service stops.
+func (s *Service) Report(stream api.Node_ReportServer) error {
+	ctx := stream.Context()
+	if _, err := callerNode(ctx); err != nil {
+		return err
+	}
+	type received struct {
+		req *api.StatusUpdate
+		err error
+	}
+	// Recv blocks without regard to the service stopping, so it runs on
+	// its own goroutine, which ends with the stream's context once the
+	// handler returns.
+	batches := make(chan received)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			select {
+			case batches <- received{req, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		var r received
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.stopped:
+			return status.Error(codes.Unavailable, "server is shutting down")
+		case r = <-batches:
+		}
+		if errors.Is(r.err, io.EOF) {
+			return nil
+		}
+		if r.err != nil {
+			return r.err
+		}
+		resp, err := s.UpdateStatus(ctx, r.req)
+		if err != nil {
+			return err
+		}
+		resp.Seq = r.req.GetSeq()
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
 }
 
 func result(err error) *api.Result {
