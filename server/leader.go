@@ -12,7 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
+
+	"github.com/minik-dev/minik/server/apiserver"
 )
 
 // leaderTTL is the lease of the leader's election key: a leader that dies
@@ -259,6 +262,17 @@ func fenced(ctx context.Context, cfg *rest.Config) *rest.Config {
 	c := rest.CopyConfig(cfg)
 	c.Wrap(func(rt http.RoundTripper) http.RoundTripper { return fence{ctx: ctx, next: rt} })
 	return c
+}
+
+// fencedBind binds pods in process as the loopback user, refusing once
+// ctx ends, as the requests of a fenced client are.
+func fencedBind(ctx context.Context, api *apiserver.Server) func(context.Context, *corev1.Binding) error {
+	return func(bctx context.Context, b *corev1.Binding) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("binding of pod %s/%s refused: this server no longer leads: %w", b.Namespace, b.Name, err)
+		}
+		return api.BindPod(bctx, apiserver.LoopbackUser, b)
+	}
 }
 
 type fence struct {

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -36,5 +37,19 @@ func TestFencedStopsRequestsWhenLeadershipEnds(t *testing.T) {
 	}
 	if n := seen.Load(); n != 1 {
 		t.Errorf("the API saw %d requests, want 1 (none after the term ended)", n)
+	}
+}
+
+// In-process bindings are fenced too: once the term ends, the scheduler's
+// bindings fail before they reach the API.
+func TestFencedBindRefusesWhenLeadershipEnds(t *testing.T) {
+	term, stop := context.WithCancel(context.Background())
+	stop()
+	// No API at all: a binding that got past the fence would panic.
+	bind := fencedBind(term, nil)
+	b := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "p"}, Target: corev1.ObjectReference{Name: "n1"}}
+	err := bind(context.Background(), b)
+	if err == nil || !strings.Contains(err.Error(), "no longer leads") || !strings.Contains(err.Error(), "default/p") {
+		t.Errorf("binding after the term ended: err = %v, want a refusal naming the pod and saying the server no longer leads", err)
 	}
 }

@@ -157,7 +157,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Controllers and the scheduler run on one server at a time.
 	g.Go(func() error {
 		return leader.Run(gctx, func(ctx context.Context) error {
-			return runControlLoops(ctx, cfg, loopback, nodeSvc, lg)
+			return runControlLoops(ctx, cfg, api, loopback, nodeSvc, lg)
 		})
 	})
 	g.Go(func() error {
@@ -244,7 +244,7 @@ const controllerResync = 10 * time.Minute
 // runControlLoops runs the controllers and the scheduler until ctx ends.
 // They share one informer factory, so each pod and node change is watched
 // and decoded once for both.
-func runControlLoops(ctx context.Context, cfg Config, loopback *rest.Config, nodeSvc *nodes.Service, lg *slog.Logger) error {
+func runControlLoops(ctx context.Context, cfg Config, api *apiserver.Server, loopback *rest.Config, nodeSvc *nodes.Service, lg *slog.Logger) error {
 	loopback = fenced(ctx, loopback)
 	client, err := kubernetes.NewForConfig(loopback)
 	if err != nil {
@@ -252,7 +252,7 @@ func runControlLoops(ctx context.Context, cfg Config, loopback *rest.Config, nod
 	}
 	factory := informers.NewSharedInformerFactory(client, controllerResync)
 	defer factory.Shutdown()
-	sched, err := scheduler.New(client, factory, lg, scheduler.Options{})
+	sched, err := scheduler.New(client, factory, lg, scheduler.Options{Bind: fencedBind(ctx, api)})
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func mustLookup(resource string) *registry.Resource {
 func (s *Server) UpdatePodStatus(ctx context.Context, u auth.User, namespace, name string, uid types.UID, status *corev1.PodStatus) (rev int64, err error) {
 	start := time.Now()
 	info := requestInfo{Verb: "patch", Resource: podsResource, Namespace: namespace, Name: name, Subresource: "status"}
-	defer func() { s.observeInProcess(info, err, time.Since(start)) }()
+	defer func() { s.observeInProcess(info, http.StatusOK, err, time.Since(start)) }()
 	u = withGroup(u, auth.GroupAuthenticated)
 	if err := s.authorizeResource(ctx, u, info, resourceAttributes(info)); err != nil {
 		return 0, err
@@ -71,10 +71,11 @@ func (s *Server) UpdatePodStatus(ctx context.Context, u auth.User, namespace, na
 }
 
 // observeInProcess records an in-process request in the request metrics
-// as its REST counterpart would be, with the HTTP code err maps to, and
-// logs a server-side failure other than the caller giving up.
-func (s *Server) observeInProcess(info requestInfo, err error, d time.Duration) {
-	code := http.StatusOK
+// as its REST counterpart would be: with the HTTP code err maps to, or ok
+// on success. It logs a server-side failure other than the caller giving
+// up.
+func (s *Server) observeInProcess(info requestInfo, ok int, err error, d time.Duration) {
+	code := ok
 	if err != nil {
 		code = int(statusFor(err, schemaGR(info.Resource.Name), info.Name).Status().Code)
 		if code == 0 {

@@ -114,9 +114,9 @@ func (s *Server) serveBinding(w *statusRecorder, r *http.Request, info requestIn
 	if err := strictDecode(w, r, data, &b); err != nil {
 		return err
 	}
-	if b.Target.Name == "" {
-		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, info.Name,
-			field.ErrorList{field.Required(field.NewPath("target", "name"), "")})
+	b.Name = info.Name
+	if err := validateBinding(&b); err != nil {
+		return err
 	}
 	_, err = s.updateObject(r.Context(), info.Resource, info.Namespace, info.Name, updateRaw, isDryRun(r),
 		func(cur runtime.Object) (runtime.Object, error) { return bindPod(cur.(*corev1.Pod), b, s.cfg.Now()) })

@@ -53,7 +53,12 @@ func (s *Scheduler) bind(ctx context.Context, key string, p *podInfo, node strin
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 		Target:     corev1.ObjectReference{Kind: "Node", Name: node},
 	}
-	err := s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, b, metav1.CreateOptions{})
+	var err error
+	if s.opts.Bind != nil {
+		err = s.opts.Bind(ctx, b)
+	} else {
+		err = s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, b, metav1.CreateOptions{})
+	}
 	if err == nil {
 		s.opts.Recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s to %s", key, node)
 		return

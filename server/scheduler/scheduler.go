@@ -42,6 +42,11 @@ type Options struct {
 	// scheduler writes them through its client with several writers, so
 	// that a Scheduled event per pod keeps up with 1,000 bindings/s.
 	Recorder EventRecorder
+	// Bind, when set, writes a binding instead of a POST of
+	// pods/NAME/binding through the client: an in-process API can bind
+	// without a request. It must fail as that POST would (a Conflict when
+	// the pod is bound or being deleted, NotFound when it is gone).
+	Bind func(ctx context.Context, b *corev1.Binding) error
 	// Binders is the number of concurrent API writers (bindings and
 	// status updates); default 64. Bindings wait for the store's group
 	// commit, so throughput grows with their number.
