@@ -29,7 +29,7 @@ type reportServer struct {
 	// onBatch, when set, runs before the nth streamed batch (counted
 	// over all streams, from 1) is answered; an error ends the stream
 	// with it.
-	onBatch func(n int) error
+	onBatch  func(n int) error
 	streamed int // batches received on streams
 	// seqOffset is added to the seq of every streamed response.
 	seqOffset uint64
