@@ -178,10 +178,10 @@ func (l *serverList) dial(roots *x509.CertPool, cert *tls.Certificate) (*grpc.Cl
 	l.mu.Lock()
 	target := l.addrs[0]
 	l.mu.Unlock()
-	return grpc.NewClient("passthrough:///"+target,
+	return grpc.NewClient("passthrough:///"+target, append(fixedWindows(),
 		grpc.WithContextDialer(l.dialAny),
 		grpc.WithTransportCredentials(perServerTLS{credentials.NewTLS(tc)}),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: 5 * time.Second}))
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: 5 * time.Second}))...)
 }
 
 // serverConn is a connection to one server of the list, which knows the

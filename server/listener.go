@@ -239,9 +239,12 @@ func (handshakenCredentials) OverrideServerName(string) error { return nil }
 // port. A client that completed the TLS handshake must start HTTP/2
 // within tlsmux.DefaultHandshakeTimeout (gRPC's default is 120 s), so
 // that a silent one does not hold a goroutine and a descriptor for long.
+// Flow-control windows are fixed (see api.StreamWindow).
 func grpcServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.Creds(handshakenCredentials{}),
 		grpc.ConnectionTimeout(tlsmux.DefaultHandshakeTimeout),
+		grpc.StaticStreamWindowSize(api.StreamWindow),
+		grpc.StaticConnWindowSize(api.ConnWindow),
 	}
 }

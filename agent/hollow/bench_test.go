@@ -37,7 +37,9 @@ import (
 // HOLLOW_CPUPROFILE=FILE writes a CPU profile of the pod phase only (from
 // the first create to all Running), without node registration;
 // HOLLOW_IDLEPROFILE=FILE one of the idle period before it;
-// HOLLOW_ALLOCPROFILE=FILE writes the allocations of the whole run;
+// HOLLOW_ALLOCPROFILE=FILE writes the allocations of the whole run, and
+// FILE.before those until the pod phase (go tool pprof -diff_base
+// FILE.before FILE shows the pod phase's);
 // HOLLOW_CREATORS (default 192) is how many pods are created at once:
 // enough requests in flight that the cluster, not the benchmark's client,
 // sets the pace;
@@ -76,6 +78,7 @@ func benchHollow(b *testing.B, nodes, pods int) {
 	b.Logf("with %d nodes connected and no pods the process uses %.0f%% of a CPU", nodes, idle)
 
 	bound, running := countPods(b, ctx, c, pods)
+	writeAllocProfile(b, allocProfileBefore())
 	stopProfile := startCPUProfile(b, os.Getenv("HOLLOW_CPUPROFILE"))
 	schedBefore, cpuBefore := schedLatencies(), processCPU(b)
 	start = time.Now()
@@ -348,6 +351,15 @@ func protobufClient(c *cluster) kubernetes.Interface {
 	cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// allocProfileBefore names the allocation profile written before the pod
+// phase, if any.
+func allocProfileBefore() string {
+	if f := os.Getenv("HOLLOW_ALLOCPROFILE"); f != "" {
+		return f + ".before"
+	}
+	return ""
 }
 
 // writeAllocProfile writes the allocation profile of the run so far to
