@@ -241,9 +241,16 @@ func (handshakenCredentials) OverrideServerName(string) error { return nil }
 // that a silent one does not hold a goroutine and a descriptor for long.
 // Flow-control windows are fixed (see api.StreamWindow).
 func grpcServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
+	return append([]grpc.ServerOption{
 		grpc.Creds(handshakenCredentials{}),
 		grpc.ConnectionTimeout(tlsmux.DefaultHandshakeTimeout),
+	}, fixedWindows()...)
+}
+
+// fixedWindows are the server options of every node connection's
+// flow-control windows (see api.StreamWindow).
+func fixedWindows() []grpc.ServerOption {
+	return []grpc.ServerOption{
 		grpc.StaticStreamWindowSize(api.StreamWindow),
 		grpc.StaticConnWindowSize(api.ConnWindow),
 	}
