@@ -40,12 +40,13 @@ import (
 // HOLLOW_ALLOCPROFILE=FILE writes the allocations of the whole run, and
 // FILE.before those until the pod phase (go tool pprof -diff_base
 // FILE.before FILE shows the pod phase's);
-// HOLLOW_CREATORS (default 192) is how many pods are created at once:
+// HOLLOW_CREATORS (default 384) is how many pods are created at once:
 // enough requests in flight that the cluster, not the benchmark's client,
-// sets the pace;
-// HOLLOW_CLIENT=protobuf makes the benchmark's creates speak protobuf
-// instead of JSON, as kubectl does (the informer that observes the pods
-// always speaks protobuf).
+// sets the pace (each create waits for a store commit, and the commits
+// that follow it wait their turn);
+// HOLLOW_CLIENT=json makes the benchmark's creates speak JSON, as kubectl
+// does, instead of client-go's protobuf (the informer that observes the
+// pods always speaks protobuf).
 //
 //	go test -run '^$' -bench HollowCluster -benchtime 1x -timeout 10m ./agent/hollow
 func BenchmarkHollowCluster(b *testing.B) {
@@ -161,7 +162,7 @@ func createPods(b *testing.B, ctx context.Context, c *cluster, n int) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Value
-	for range envInt("HOLLOW_CREATORS", 192) {
+	for range envInt("HOLLOW_CREATORS", 384) {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
 				pod := &corev1.Pod{
@@ -329,18 +330,22 @@ func rssMiB(field string) int64 {
 	return 0
 }
 
-// benchClient is the client the benchmark creates and observes pods with:
-// the admin kubeconfig's (JSON), or with HOLLOW_CLIENT=protobuf one that
-// sends and accepts protobuf, as Kubernetes components do.
+// benchClient is the client the benchmark creates pods with: the admin
+// kubeconfig's, whose typed client-go clients send and accept protobuf
+// unless told otherwise, or with HOLLOW_CLIENT=json one that sends and
+// accepts JSON, as kubectl does.
 func benchClient(b *testing.B, c *cluster) kubernetes.Interface {
 	switch v := os.Getenv("HOLLOW_CLIENT"); v {
-	case "", "json":
+	case "", "protobuf":
 		return c.client
-	case "protobuf":
-		b.Logf("the benchmark's client speaks protobuf")
-		return protobufClient(c)
+	case "json":
+		b.Logf("the benchmark's client speaks JSON")
+		cfg := rest.CopyConfig(c.config)
+		cfg.ContentType = "application/json"
+		cfg.AcceptContentTypes = "application/json"
+		return kubernetes.NewForConfigOrDie(cfg)
 	default:
-		b.Fatalf("HOLLOW_CLIENT=%q: want json or protobuf", v)
+		b.Fatalf("HOLLOW_CLIENT=%q: want protobuf or json", v)
 		return nil
 	}
 }
