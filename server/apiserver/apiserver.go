@@ -322,8 +322,12 @@ func (r *statusRecorder) Flush() {
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // PodNode returns the node a pod is bound to ("" if unbound), for the
-// node authorizer.
+// node authorizer: from the pod ctx carries if an in-process write has
+// just read it (withPodRead), else from the store.
 func (s *Server) PodNode(ctx context.Context, namespace, name string) (string, error) {
+	if pod, ok := ctx.Value(podReadKey{}).(*corev1.Pod); ok && pod.Namespace == namespace && pod.Name == name {
+		return pod.Spec.NodeName, nil
+	}
 	res, _ := registry.Lookup("pods")
 	kv, err := s.store.Get(ctx, storageKey(res, namespace, name))
 	if err != nil {

@@ -45,18 +45,33 @@ func (s *Server) UpdatePodStatus(ctx context.Context, u auth.User, namespace, na
 	info := requestInfo{Verb: "patch", Resource: podsResource, Namespace: namespace, Name: name, Subresource: "status"}
 	defer func() { s.observeInProcess(info, http.StatusOK, err, time.Since(start)) }()
 	u = withGroup(u, auth.GroupAuthenticated)
-	if err := s.authorizeResource(ctx, u, info, resourceAttributes(info)); err != nil {
-		return 0, err
-	}
-	var read string // the resourceVersion of the pod the last try read
+	attrs := resourceAttributes(info)
+	var (
+		read       string // the resourceVersion of the pod the last try read
+		authorized bool   // the last try read the pod and authorized u
+	)
 	obj, err := s.updateObject(ctx, podsResource, namespace, name, updateStatus, false,
 		func(cur runtime.Object) (runtime.Object, error) {
 			pod := cur.(*corev1.Pod)
+			// u is authorized against the pod this try read, so the node
+			// a pod is bound to is the one the write goes to, and the pod
+			// is read once instead of once more for the authorizer.
+			if err := s.authorizeResource(withPodRead(ctx, pod), u, info, attrs); err != nil {
+				return nil, err
+			}
+			authorized = true
 			read = pod.ResourceVersion
 			pod.UID = uid // "" keeps the stored UID
 			pod.Status = *status.DeepCopy()
 			return pod, nil
 		})
+	if err != nil && !authorized {
+		// No pod was read (gone, or the store failed): u learns why only
+		// if a request of theirs for it would be allowed.
+		if aerr := s.authorizeResource(ctx, u, info, attrs); aerr != nil {
+			return 0, aerr
+		}
+	}
 	if err == nil {
 		rv := obj.(*corev1.Pod).ResourceVersion
 		if rv == "" || rv == read {
@@ -68,6 +83,16 @@ func (s *Server) UpdatePodStatus(ctx context.Context, u auth.User, namespace, na
 		return 0, err
 	}
 	return 0, statusFor(err, schemaGR(podsResource.Name), name)
+}
+
+// podReadKey is the context key of a pod an in-process write has read,
+// for PodNode to answer from.
+type podReadKey struct{}
+
+// withPodRead returns ctx carrying pod, the current state of the pod it
+// names as the caller just read it.
+func withPodRead(ctx context.Context, pod *corev1.Pod) context.Context {
+	return context.WithValue(ctx, podReadKey{}, pod)
 }
 
 // observeInProcess records an in-process request in the request metrics

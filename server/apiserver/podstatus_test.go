@@ -381,3 +381,49 @@ func TestUpdatePodStatusRevision(t *testing.T) {
 		t.Errorf("UpdatePodStatus of the stored status = %d, %v; want 0 (nothing written)", again, err)
 	}
 }
+
+// countingStore counts the Gets of one key.
+type countingStore struct {
+	store.Store
+	key  string
+	gets atomic.Int32
+}
+
+func (c *countingStore) Get(ctx context.Context, key string) (store.KV, error) {
+	if key == c.key {
+		c.gets.Add(1)
+	}
+	return c.Store.Get(ctx, key)
+}
+
+// A node's status write reads its pod once: the authorizer asks about
+// the pod the write read, not the store again.
+func TestUpdatePodStatusReadsThePodOnce(t *testing.T) {
+	ctx := testContext(t)
+	cs := &countingStore{Store: storetest.New(t), key: "/registry/pods/default/p"}
+	s, err := New(Config{Store: cs, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cfg.Authorizer = &auth.Authorizer{Pods: auth.PodNodeFunc(s.PodNode)}
+	if err := s.EnsureNamespaces(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pod := testPod("p", nil)
+	pod.Namespace, pod.Spec.NodeName = "default", "n1"
+	created, _, err := s.createObject(ctx, podsResource, pod, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := created.(*corev1.Pod).UID
+	before := cs.gets.Load()
+	if _, err := s.UpdatePodStatus(ctx, nodeUser("n1"), "default", "p", uid, &corev1.PodStatus{Phase: corev1.PodRunning}); err != nil {
+		t.Fatalf("UpdatePodStatus = %v", err)
+	}
+	if n := cs.gets.Load() - before; n != 1 {
+		t.Errorf("UpdatePodStatus read the pod %d times, want 1", n)
+	}
+	if _, err := s.UpdatePodStatus(ctx, nodeUser("n2"), "default", "p", uid, &corev1.PodStatus{Phase: corev1.PodRunning}); !apierrors.IsForbidden(err) {
+		t.Errorf("UpdatePodStatus by another node = %v, want Forbidden", err)
+	}
+}
