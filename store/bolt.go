@@ -262,8 +262,9 @@ func (s *Bolt) do(ctx context.Context, kind opKind, key string, value []byte, ex
 // Missing key → ErrNotFound.
 func (s *Bolt) Get(ctx context.Context, key string) (KV, error) {
 	var kv KV
-	err := s.view(ctx, func(b buckets) error {
-		rec := b.keys.Get([]byte(key))
+	// Only the keys bucket: opening a bucket costs a search of the root.
+	err := s.viewKeys(ctx, func(keys *bolt.Bucket) error {
+		rec := keys.Get([]byte(key))
 		if rec == nil {
 			return fmt.Errorf("key %q: %w", key, ErrNotFound)
 		}
@@ -359,19 +360,34 @@ func (s *Bolt) Watch(ctx context.Context, prefix string, rev int64) (<-chan Even
 
 // view runs fn in a read transaction, mapping a closed database to ErrClosed.
 func (s *Bolt) view(ctx context.Context, fn func(b buckets) error) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	return s.viewTx(ctx, func(tx *bolt.Tx) error {
 		b, err := openBuckets(tx)
 		if err != nil {
 			return err
 		}
 		return fn(b)
 	})
+}
+
+// viewKeys is view for a read of the keys bucket alone.
+func (s *Bolt) viewKeys(ctx context.Context, fn func(keys *bolt.Bucket) error) error {
+	return s.viewTx(ctx, func(tx *bolt.Tx) error {
+		keys := tx.Bucket(bucketKeys)
+		if keys == nil {
+			return fmt.Errorf("missing bucket: %w", errCorrupt)
+		}
+		return fn(keys)
+	})
+}
+
+func (s *Bolt) viewTx(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := s.db.View(fn)
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
