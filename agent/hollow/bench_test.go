@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
@@ -373,6 +374,9 @@ func writeAllocProfile(b *testing.B, file string) {
 	if file == "" {
 		return
 	}
+	// The profile reflects the last collection: collect now, so that it
+	// counts everything allocated so far.
+	runtime.GC()
 	f, err := os.Create(file)
 	if err != nil {
 		b.Fatal(err)
