@@ -13,7 +13,9 @@
 // terminated pod, which nodes may not do through the API, is checked here
 // and done as ServiceUser. Pod statuses, the most frequent write, are made
 // by a direct call (API.UpdatePodStatus), which applies the same rules
-// without a client request; other writes use a client.
+// without a client request; other writes use a client. Agents send their
+// status batches on one Report stream per connection (UpdateStatus, one
+// call per batch, serves older agents), each answered in order.
 //
 // # Sessions
 //
