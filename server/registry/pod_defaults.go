@@ -81,6 +81,7 @@ func defaultPodSpec(spec *corev1.PodSpec) {
 	if spec.Resources != nil {
 		defaultRequests(spec.Resources)
 	}
+	keepCanonical(spec.Overhead)
 	for i := range spec.InitContainers {
 		defaultContainer(&spec.InitContainers[i], spec.HostNetwork)
 	}
@@ -147,6 +148,18 @@ func defaultRequests(r *corev1.ResourceRequirements) {
 			r.Requests = corev1.ResourceList{}
 		}
 		r.Requests[name] = limit.DeepCopy()
+	}
+	keepCanonical(r.Limits)
+	keepCanonical(r.Requests)
+}
+
+// keepCanonical makes each quantity of l remember its canonical form,
+// which every encoding of the pod (the stored JSON, protobuf for watchers
+// and responses) would otherwise work out again; copies of the pod keep it.
+func keepCanonical(l corev1.ResourceList) {
+	for name, q := range l {
+		_ = q.String()
+		l[name] = q
 	}
 }
 

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -329,5 +330,38 @@ func TestPodDefaultsProbesAndVolumes(t *testing.T) {
 	}
 	if errs := podResource.ValidateCreate(pod); len(errs) > 0 {
 		t.Errorf("defaulted pod invalid: %v", errs)
+	}
+}
+
+// A new pod's quantities remember their canonical form, so that encoding
+// the pod does not work it out each time, and copies keep it.
+func TestPodQuantitiesKeepTheirCanonicalForm(t *testing.T) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "c", Image: "nginx", Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0.5")},
+				Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1024Ki")},
+			}}},
+			Overhead: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0.25")},
+		},
+	}
+	podResource.PrepareForCreate(pod)
+	copied := pod.DeepCopy()
+	for _, tc := range []struct {
+		where string
+		list  corev1.ResourceList
+		name  corev1.ResourceName
+		want  string
+	}{
+		{"requests", copied.Spec.Containers[0].Resources.Requests, corev1.ResourceCPU, "500m"},
+		{"limits", copied.Spec.Containers[0].Resources.Limits, corev1.ResourceMemory, "1Mi"},
+		{"requests from limits", copied.Spec.Containers[0].Resources.Requests, corev1.ResourceMemory, "1Mi"},
+		{"overhead", copied.Spec.Overhead, corev1.ResourceCPU, "250m"},
+	} {
+		q := tc.list[tc.name]
+		if got := reflect.ValueOf(q).FieldByName("s").String(); got != tc.want {
+			t.Errorf("%s %s: remembered form %q, want %q", tc.where, tc.name, got, tc.want)
+		}
 	}
 }
