@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -74,9 +76,11 @@ func (s *StatusSender) exchange(ctx context.Context, req *api.StatusUpdate) (res
 	s.seq++
 	req.Seq = s.seq
 	if err := s.stream.Send(req); err != nil {
-		// The stream's status comes with Recv.
-		if _, rerr := s.stream.Recv(); rerr != nil {
-			return nil, rerr
+		// A stream that ended tells why through Recv.
+		if errors.Is(err, io.EOF) {
+			if _, rerr := s.stream.Recv(); rerr != nil {
+				return nil, rerr
+			}
 		}
 		return nil, err
 	}
