@@ -277,17 +277,17 @@ func Dial(serverURL string, roots *x509.CertPool, cert *tls.Certificate) (*grpc.
 	}
 	tc := nodeTLSConfig(roots, cert)
 	tc.ServerName = host
-	return grpc.NewClient("passthrough:///"+net.JoinHostPort(host, port),
-		append(fixedWindows(), grpc.WithTransportCredentials(credentials.NewTLS(tc)))...)
+	return grpc.NewClient("passthrough:///"+net.JoinHostPort(host, port), nodeConnOptions(credentials.NewTLS(tc))...)
 }
 
-// fixedWindows are the dial options of every node connection's
-// flow-control windows (see api.StreamWindow).
-func fixedWindows() []grpc.DialOption {
-	return []grpc.DialOption{
+// nodeConnOptions are the dial options of every node connection: creds,
+// fixed flow-control windows (see api.StreamWindow), then extra.
+func nodeConnOptions(creds credentials.TransportCredentials, extra ...grpc.DialOption) []grpc.DialOption {
+	return append([]grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
 		grpc.WithStaticStreamWindowSize(api.StreamWindow),
 		grpc.WithStaticConnWindowSize(api.ConnWindow),
-	}
+	}, extra...)
 }
 
 // nodeTLSConfig returns the TLS configuration of a connection to a

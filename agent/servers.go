@@ -178,9 +178,8 @@ func (l *serverList) dial(roots *x509.CertPool, cert *tls.Certificate) (*grpc.Cl
 	l.mu.Lock()
 	target := l.addrs[0]
 	l.mu.Unlock()
-	return grpc.NewClient("passthrough:///"+target, append(fixedWindows(),
+	return grpc.NewClient("passthrough:///"+target, nodeConnOptions(perServerTLS{credentials.NewTLS(tc)},
 		grpc.WithContextDialer(l.dialAny),
-		grpc.WithTransportCredentials(perServerTLS{credentials.NewTLS(tc)}),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: 5 * time.Second}))...)
 }
 

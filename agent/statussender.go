@@ -23,10 +23,11 @@ type StatusSender struct {
 	ctx    context.Context // the stream's lifetime
 	client api.NodeClient
 
-	stream api.Node_ReportClient // nil until opened, and after a failure
-	cancel context.CancelFunc    // ends stream
-	seq    uint64                // of the last batch sent
-	unary  bool                  // the server has no Report
+	stream    api.Node_ReportClient // nil until opened, and after a failure
+	streamCtx context.Context       // stream's context, set while it opens or is open
+	cancel    context.CancelFunc    // ends streamCtx
+	seq       uint64                // of the last batch sent
+	unary     bool                  // the server has no Report
 }
 
 // NewStatusSender returns a sender whose streams last at most as long as
@@ -35,8 +36,9 @@ func NewStatusSender(ctx context.Context, client api.NodeClient) *StatusSender {
 	return &StatusSender{ctx: ctx, client: client}
 }
 
-// Send applies a batch and returns the server's response. An error means
-// the batch may or may not have been applied; sending it again is
+// Send applies a batch and returns the server's response. It sets
+// req.Seq, so a request must not be sent by two senders at once. An error
+// means the batch may or may not have been applied; sending it again is
 // harmless. Send returns when ctx ends, closing the stream.
 func (s *StatusSender) Send(ctx context.Context, req *api.StatusUpdate) (*api.StatusUpdateResponse, error) {
 	if s.unary {
@@ -50,20 +52,17 @@ func (s *StatusSender) Send(ctx context.Context, req *api.StatusUpdate) (*api.St
 	return resp, err
 }
 
-// exchange sends req on the stream and waits for its response. Any error
-// closes the stream; the next batch opens a new one.
+// exchange sends req on the stream, opening one if needed, and waits for
+// its response. Any error closes the stream; the next batch opens a new
+// one.
 func (s *StatusSender) exchange(ctx context.Context, req *api.StatusUpdate) (resp *api.StatusUpdateResponse, err error) {
-	if s.stream == nil {
-		sctx, cancel := context.WithCancel(s.ctx)
-		stream, err := s.client.Report(sctx)
-		if err != nil {
-			cancel()
-			return nil, err
-		}
-		s.stream, s.cancel = stream, cancel
+	opening := s.stream == nil
+	if opening {
+		s.streamCtx, s.cancel = context.WithCancel(s.ctx)
 	}
-	// A caller that stops waiting takes the stream down with it: the
-	// response it gave up on would otherwise answer the next batch.
+	// A caller that stops waiting takes the stream down with it, even
+	// while it opens: the response it gave up on would otherwise answer
+	// the next batch.
 	stop := context.AfterFunc(ctx, s.cancel)
 	defer func() {
 		if !stop() || err != nil {
@@ -73,6 +72,11 @@ func (s *StatusSender) exchange(ctx context.Context, req *api.StatusUpdate) (res
 			err = ctx.Err()
 		}
 	}()
+	if opening {
+		if s.stream, err = s.client.Report(s.streamCtx); err != nil {
+			return nil, err
+		}
+	}
 	s.seq++
 	req.Seq = s.seq
 	if err := s.stream.Send(req); err != nil {
@@ -96,10 +100,11 @@ func (s *StatusSender) exchange(ctx context.Context, req *api.StatusUpdate) (res
 
 // Close ends the stream, if one is open.
 func (s *StatusSender) Close() {
-	if s.stream == nil {
-		return
+	if s.stream != nil {
+		s.stream.CloseSend()
 	}
-	s.stream.CloseSend()
-	s.cancel()
-	s.stream, s.cancel = nil, nil
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.stream, s.streamCtx, s.cancel = nil, nil, nil
 }

@@ -219,3 +219,47 @@ func TestStatusSenderChecksSeq(t *testing.T) {
 		t.Fatal("Send accepted a response with another batch's seq")
 	}
 }
+
+// A caller that stops waiting while the stream is still being opened (the
+// server accepted the connection but never answers) gets its context's
+// error, not a wait for the connection.
+func TestStatusSenderGivesUpWhileOpening(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent, until the test ends
+		}
+	}()
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	long, cancelLong := context.WithCancel(context.Background())
+	defer cancelLong()
+	s := NewStatusSender(long, api.NewNodeClient(conn))
+	defer s.Close()
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Send(short, batchOf(1))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Send = %v, want DeadlineExceeded", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Send kept waiting for the connection after its context ended")
+	}
+}

@@ -97,7 +97,9 @@ type NodeClient interface {
 	// Report is UpdateStatus over one long-lived stream: the agent sends
 	// StatusUpdate batches and the server answers each, in order, with the
 	// StatusUpdateResponse UpdateStatus would return, carrying the batch's
-	// seq. A batch is applied before the next one is read. Sending a batch
+	// seq. Batches are applied one at a time, in the order sent. The stream
+	// ends with the call, or with UNAVAILABLE when the server is shutting
+	// down, and the agent opens another. Sending a batch
 	// costs a message on an open stream instead of a call, which matters
 	// for the most frequent thing a node sends. A batch whose response did
 	// not arrive may or may not have been applied: the agent sends it again
@@ -269,7 +271,9 @@ type NodeServer interface {
 	// Report is UpdateStatus over one long-lived stream: the agent sends
 	// StatusUpdate batches and the server answers each, in order, with the
 	// StatusUpdateResponse UpdateStatus would return, carrying the batch's
-	// seq. A batch is applied before the next one is read. Sending a batch
+	// seq. Batches are applied one at a time, in the order sent. The stream
+	// ends with the call, or with UNAVAILABLE when the server is shutting
+	// down, and the agent opens another. Sending a batch
 	// costs a message on an open stream instead of a call, which matters
 	// for the most frequent thing a node sends. A batch whose response did
 	// not arrive may or may not have been applied: the agent sends it again

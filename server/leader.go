@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/minik-dev/minik/server/apiserver"
+	"github.com/minik-dev/minik/server/scheduler"
 )
 
 // leaderTTL is the lease of the leader's election key: a leader that dies
@@ -266,7 +267,7 @@ func fenced(ctx context.Context, cfg *rest.Config) *rest.Config {
 
 // fencedBind binds pods in process as the loopback user, refusing once
 // ctx ends, as the requests of a fenced client are.
-func fencedBind(ctx context.Context, api *apiserver.Server) func(context.Context, *corev1.Binding) error {
+func fencedBind(ctx context.Context, api *apiserver.Server) scheduler.BindFunc {
 	return func(bctx context.Context, b *corev1.Binding) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("binding of pod %s/%s refused: this server no longer leads: %w", b.Namespace, b.Name, err)

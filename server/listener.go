@@ -239,18 +239,12 @@ func (handshakenCredentials) OverrideServerName(string) error { return nil }
 // port. A client that completed the TLS handshake must start HTTP/2
 // within tlsmux.DefaultHandshakeTimeout (gRPC's default is 120 s), so
 // that a silent one does not hold a goroutine and a descriptor for long.
-// Flow-control windows are fixed (see api.StreamWindow).
-func grpcServerOptions() []grpc.ServerOption {
-	return append([]grpc.ServerOption{
-		grpc.Creds(handshakenCredentials{}),
-		grpc.ConnectionTimeout(tlsmux.DefaultHandshakeTimeout),
-	}, fixedWindows()...)
-}
-
-// fixedWindows are the server options of every node connection's
-// flow-control windows (see api.StreamWindow).
-func fixedWindows() []grpc.ServerOption {
+// Flow-control windows are fixed (see api.StreamWindow). creds are the
+// connections' credentials: handshakenCredentials behind the port.
+func grpcServerOptions(creds credentials.TransportCredentials) []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.Creds(creds),
+		grpc.ConnectionTimeout(tlsmux.DefaultHandshakeTimeout),
 		grpc.StaticStreamWindowSize(api.StreamWindow),
 		grpc.StaticConnWindowSize(api.ConnWindow),
 	}

@@ -89,7 +89,7 @@ func newPortEnv(t *testing.T, opts ...grpc.ServerOption) *portEnv {
 	e := &portEnv{t: t, ca: ca, roots: x509.NewCertPool(), calls: make(chan grpcCall, 16), health: health.NewServer(), served: make(chan error, 1)}
 	e.roots.AddCert(ca.CACert())
 	e.nodeCert = signNodeCert(t, ca, "n1")
-	opts = append(append(grpcServerOptions(), grpc.UnaryInterceptor(e.record)), opts...)
+	opts = append(append(grpcServerOptions(handshakenCredentials{}), grpc.UnaryInterceptor(e.record)), opts...)
 	gs := grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(gs, e.health)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -363,7 +363,7 @@ func TestHTTPSPortShutdownLeavesNoGoroutines(t *testing.T) {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.CACert())
-	gs := grpc.NewServer(grpcServerOptions()...)
+	gs := grpc.NewServer(grpcServerOptions(handshakenCredentials{})...)
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

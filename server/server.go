@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Agents' gRPC calls arrive on the HTTPS port: on connections that
 	// negotiated api.NodeProtocol, or told apart by their Content-Type
 	// (listener.go).
-	gs := grpc.NewServer(grpcServerOptions()...)
+	gs := grpc.NewServer(grpcServerOptions(handshakenCredentials{})...)
 	nodeSvc.RegisterWith(gs)
 	streams.Register(gs)
 	https := newHTTPSPort(ln, authority.ServerTLSConfig(), gs, &http.Server{
@@ -252,7 +252,7 @@ func runControlLoops(ctx context.Context, cfg Config, api *apiserver.Server, loo
 	}
 	factory := informers.NewSharedInformerFactory(client, controllerResync)
 	defer factory.Shutdown()
-	sched, err := scheduler.New(client, factory, lg, scheduler.Options{Bind: fencedBind(ctx, api)})
+	sched, err := scheduler.New(client, factory, lg, scheduler.Options{Binder: fencedBind(ctx, api)})
 	if err != nil {
 		return err
 	}

@@ -358,7 +358,7 @@ func (s *Bolt) Watch(ctx context.Context, prefix string, rev int64) (<-chan Even
 	return s.hub.watch(ctx, prefix, rev)
 }
 
-// view runs fn in a read transaction, mapping a closed database to ErrClosed.
+// view runs fn in a read transaction with the store's buckets open.
 func (s *Bolt) view(ctx context.Context, fn func(b buckets) error) error {
 	return s.viewTx(ctx, func(tx *bolt.Tx) error {
 		b, err := openBuckets(tx)
@@ -380,6 +380,8 @@ func (s *Bolt) viewKeys(ctx context.Context, fn func(keys *bolt.Bucket) error) e
 	})
 }
 
+// viewTx runs fn in a read transaction, mapping a closed database to
+// ErrClosed.
 func (s *Bolt) viewTx(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if s.closed.Load() {
 		return ErrClosed

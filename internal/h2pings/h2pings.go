@@ -73,10 +73,10 @@ func (l *Listener) Pings() (fromClients, fromServer int, err error) {
 	l.mu.Unlock()
 	for _, c := range conns {
 		c.mu.Lock()
-		in := bytes.TrimPrefix(c.in.Bytes(), []byte(http2.ClientPreface))
+		in := bytes.Clone(bytes.TrimPrefix(c.in.Bytes(), []byte(http2.ClientPreface)))
 		out := bytes.Clone(c.out.Bytes())
 		c.mu.Unlock()
-		n, err := pings(bytes.Clone(in))
+		n, err := pings(in)
 		if err != nil {
 			return 0, 0, err
 		}

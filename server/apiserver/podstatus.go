@@ -48,7 +48,7 @@ func (s *Server) UpdatePodStatus(ctx context.Context, u auth.User, namespace, na
 	attrs := resourceAttributes(info)
 	var (
 		read       string // the resourceVersion of the pod the last try read
-		authorized bool   // the last try read the pod and authorized u
+		authorized bool   // some try read the pod and authorized u
 	)
 	obj, err := s.updateObject(ctx, podsResource, namespace, name, updateStatus, false,
 		func(cur runtime.Object) (runtime.Object, error) {
@@ -65,9 +65,11 @@ func (s *Server) UpdatePodStatus(ctx context.Context, u auth.User, namespace, na
 			pod.Status = *status.DeepCopy()
 			return pod, nil
 		})
-	if err != nil && !authorized {
-		// No pod was read (gone, or the store failed): u learns why only
-		// if a request of theirs for it would be allowed.
+	if err != nil && !authorized && ctx.Err() == nil {
+		// No try read the pod (gone, or the store failed): u learns why
+		// only if a request of theirs for it would be allowed. Once u was
+		// authorized, a later try that finds the pod gone answers 404, as
+		// a PATCH authorized up front does.
 		if aerr := s.authorizeResource(ctx, u, info, attrs); aerr != nil {
 			return 0, aerr
 		}

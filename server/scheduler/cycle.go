@@ -54,8 +54,8 @@ func (s *Scheduler) bind(ctx context.Context, key string, p *podInfo, node strin
 		Target:     corev1.ObjectReference{Kind: "Node", Name: node},
 	}
 	var err error
-	if s.opts.Bind != nil {
-		err = s.opts.Bind(ctx, b)
+	if s.opts.Binder != nil {
+		err = s.opts.Binder.Bind(ctx, b)
 	} else {
 		err = s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, b, metav1.CreateOptions{})
 	}

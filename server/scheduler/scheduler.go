@@ -16,6 +16,19 @@ import (
 	"github.com/minik-dev/minik/server/controllers"
 )
 
+// Binder writes a binding. It must fail as a POST of pods/NAME/binding
+// would: a Conflict when the pod is bound or being deleted, NotFound when
+// it is gone.
+type Binder interface {
+	Bind(ctx context.Context, b *corev1.Binding) error
+}
+
+// BindFunc adapts a function to a Binder.
+type BindFunc func(ctx context.Context, b *corev1.Binding) error
+
+// Bind calls f.
+func (f BindFunc) Bind(ctx context.Context, b *corev1.Binding) error { return f(ctx, b) }
+
 // Name is the scheduler name pods ask for (spec.schedulerName) and the
 // component its events come from.
 const Name = corev1.DefaultSchedulerName
@@ -42,11 +55,10 @@ type Options struct {
 	// scheduler writes them through its client with several writers, so
 	// that a Scheduled event per pod keeps up with 1,000 bindings/s.
 	Recorder EventRecorder
-	// Bind, when set, writes a binding instead of a POST of
+	// Binder, when set, writes bindings instead of a POST of
 	// pods/NAME/binding through the client: an in-process API can bind
-	// without a request. It must fail as that POST would (a Conflict when
-	// the pod is bound or being deleted, NotFound when it is gone).
-	Bind func(ctx context.Context, b *corev1.Binding) error
+	// without a request.
+	Binder Binder
 	// Binders is the number of concurrent API writers (bindings and
 	// status updates); default 64. Bindings wait for the store's group
 	// commit, so throughput grows with their number.
