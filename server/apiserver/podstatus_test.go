@@ -427,3 +427,17 @@ func TestUpdatePodStatusReadsThePodOnce(t *testing.T) {
 		t.Errorf("UpdatePodStatus by another node = %v, want Forbidden", err)
 	}
 }
+
+// A node's write whose context has ended answers the context's error,
+// not a refusal: nothing was decided about the node.
+func TestUpdatePodStatusCancelled(t *testing.T) {
+	ts := newTestServer(t)
+	withNodeAuthorizer(ts)
+	mine := ts.boundPod(t, "mine", "n1")
+	ctx, cancel := context.WithCancel(testContext(t))
+	cancel()
+	_, err := ts.UpdatePodStatus(ctx, nodeUser("n1"), "default", "mine", mine.UID, &corev1.PodStatus{Phase: corev1.PodRunning})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("UpdatePodStatus with an ended context = %v, want context.Canceled", err)
+	}
+}
