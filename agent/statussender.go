@@ -23,11 +23,10 @@ type StatusSender struct {
 	ctx    context.Context // the stream's lifetime
 	client api.NodeClient
 
-	stream    api.Node_ReportClient // nil until opened, and after a failure
-	streamCtx context.Context       // stream's context, set while it opens or is open
-	cancel    context.CancelFunc    // ends streamCtx
-	seq       uint64                // of the last batch sent
-	unary     bool                  // the server has no Report
+	stream api.Node_ReportClient // nil until opened, and after a failure
+	cancel context.CancelFunc    // ends the stream, set while it opens or is open
+	seq    uint64                // of the last batch sent
+	unary  bool                  // the server has no Report
 }
 
 // NewStatusSender returns a sender whose streams last at most as long as
@@ -56,9 +55,10 @@ func (s *StatusSender) Send(ctx context.Context, req *api.StatusUpdate) (*api.St
 // its response. Any error closes the stream; the next batch opens a new
 // one.
 func (s *StatusSender) exchange(ctx context.Context, req *api.StatusUpdate) (resp *api.StatusUpdateResponse, err error) {
+	var sctx context.Context
 	opening := s.stream == nil
 	if opening {
-		s.streamCtx, s.cancel = context.WithCancel(s.ctx)
+		sctx, s.cancel = context.WithCancel(s.ctx)
 	}
 	// A caller that stops waiting takes the stream down with it, even
 	// while it opens: the response it gave up on would otherwise answer
@@ -73,7 +73,7 @@ func (s *StatusSender) exchange(ctx context.Context, req *api.StatusUpdate) (res
 		}
 	}()
 	if opening {
-		if s.stream, err = s.client.Report(s.streamCtx); err != nil {
+		if s.stream, err = s.client.Report(sctx); err != nil {
 			return nil, err
 		}
 	}
@@ -106,5 +106,5 @@ func (s *StatusSender) Close() {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.stream, s.streamCtx, s.cancel = nil, nil, nil
+	s.stream, s.cancel = nil, nil
 }
