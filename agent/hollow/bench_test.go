@@ -1,7 +1,6 @@
 package hollow_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
@@ -29,11 +28,14 @@ import (
 )
 
 // BenchmarkHollowCluster runs a real server (TLS, node service,
-// controllers, scheduler) and hollow nodes in one process, creates pods through the API
-// and reports how fast they become bound and Running, the process CPU per
-// pod (which, unlike pods/s, does not depend on what else the machine
-// runs), the CPU the connected nodes use while idle, and the process RSS.
-// It also logs the server's request and commit latencies and the
+// controllers, scheduler) in the benchmark's process and hollow nodes in a
+// child process, as they would run on other machines (HOLLOW_PROCESS=same
+// runs them in the benchmark's process). It creates pods through the API
+// and reports how fast they become bound and Running; the CPU per pod of
+// both processes (which, unlike pods/s, does not depend on what else the
+// machine runs) and of the server alone; the CPU both use while the nodes
+// are connected and idle; and the server's RSS and the nodes'. The CPU
+// profiles cover the benchmark's process only. It also logs the server's request and commit latencies and the
 // goroutine scheduling latency. HOLLOW_NODES (default 1000) and HOLLOW_PODS (default 10000) set the size;
 // HOLLOW_CPUPROFILE=FILE writes a CPU profile of the pod phase only (from
 // the first create to all Running), without node registration;
@@ -64,25 +66,39 @@ func benchHollow(b *testing.B, nodes, pods int) {
 	c := startServer(b, ctx, lg)
 	c.client = benchClient(b, c)
 	start := time.Now()
-	runHollow(b, ctx, hollow.Config{
+	cfg := hollow.Config{
 		Server: c.url, Token: c.token, Count: nodes, DataDir: b.TempDir(),
 		CPU: "32", Memory: "64Gi", Logger: lg,
-	})
+	}
+	// cpu is the CPU the server (with the benchmark's client) and the
+	// nodes have used.
+	cpu := func() (server, all time.Duration) { s := processCPU(b); return s, s }
+	var np *nodeProcess
+	if os.Getenv("HOLLOW_PROCESS") == "same" {
+		runHollow(b, ctx, cfg)
+	} else {
+		np = startNodeProcess(b, cfg)
+		cpu = func() (server, all time.Duration) { s := processCPU(b); return s, s + np.cpu(b) }
+	}
 	pollFor(b, ctx, fmt.Sprintf("%d Ready nodes", nodes), func() bool {
 		list, err := c.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		return err == nil && len(list.Items) == nodes && allReady(list.Items)
 	})
 	b.Logf("%d hollow nodes registered and Ready in %v", nodes, time.Since(start).Round(time.Millisecond))
 	stopIdle := startCPUProfile(b, os.Getenv("HOLLOW_IDLEPROFILE"))
-	idle := idleCPU(b, 5*time.Second)
+	_, idleBefore := cpu()
+	time.Sleep(5 * time.Second)
+	_, idleAfter := cpu()
+	idle := 100 * float64(idleAfter-idleBefore) / float64(5*time.Second)
 	stopIdle()
 	b.ReportMetric(idle, "idle-cpu-%")
-	b.Logf("with %d nodes connected and no pods the process uses %.0f%% of a CPU", nodes, idle)
+	b.Logf("with %d nodes connected and no pods, server and nodes use %.0f%% of a CPU", nodes, idle)
 
 	bound, running := countPods(b, ctx, c, pods)
 	writeAllocProfile(b, allocProfileBefore())
 	stopProfile := startCPUProfile(b, os.Getenv("HOLLOW_CPUPROFILE"))
-	schedBefore, cpuBefore := schedLatencies(), processCPU(b)
+	schedBefore := schedLatencies()
+	serverBefore, cpuBefore := cpu()
 	start = time.Now()
 	createPods(b, ctx, c, pods)
 	created := time.Since(start)
@@ -96,20 +112,28 @@ func benchHollow(b *testing.B, nodes, pods int) {
 	select {
 	case end := <-running:
 		stopProfile()
-		cpuPerPod := (processCPU(b) - cpuBefore) / time.Duration(pods)
+		serverAfter, cpuAfter := cpu()
+		cpuPerPod := (cpuAfter - cpuBefore) / time.Duration(pods)
+		serverPerPod := (serverAfter - serverBefore) / time.Duration(pods)
 		d := end.Sub(start)
-		rss := rssMiB("VmRSS")
+		rss := statusMiB("/proc/self/status", "VmRSS")
 		b.ReportMetric(float64(pods)/boundAfter.Seconds(), "bound-pods/s")
 		b.ReportMetric(float64(pods)/d.Seconds(), "running-pods/s")
 		b.ReportMetric(float64(rss), "rss-MiB")
 		// CPU per pod does not depend on how much of the machine the
-		// process got, which pods/s does.
+		// processes got, which pods/s does.
 		b.ReportMetric(float64(cpuPerPod)/float64(time.Millisecond), "cpu-ms/pod")
-		b.Logf("%d pods on %d hollow nodes: created in %v (%.0f pods/s), all bound after %v (%.0f pods/s), all Running after %v (%.0f pods/s); RSS %d MiB, peak %d MiB",
+		b.Logf("%d pods on %d hollow nodes: created in %v (%.0f pods/s), all bound after %v (%.0f pods/s), all Running after %v (%.0f pods/s); server RSS %d MiB, peak %d MiB",
 			pods, nodes, created.Round(time.Millisecond), float64(pods)/created.Seconds(),
 			boundAfter.Round(time.Millisecond), float64(pods)/boundAfter.Seconds(),
-			d.Round(time.Millisecond), float64(pods)/d.Seconds(), rss, rssMiB("VmHWM"))
-		b.Logf("process CPU per pod, creation to Running: %v", cpuPerPod.Round(time.Microsecond))
+			d.Round(time.Millisecond), float64(pods)/d.Seconds(), rss, statusMiB("/proc/self/status", "VmHWM"))
+		b.Logf("CPU per pod, creation to Running: %v, of which the server's (with the benchmark's client) %v",
+			cpuPerPod.Round(time.Microsecond), serverPerPod.Round(time.Microsecond))
+		if np != nil {
+			b.ReportMetric(float64(serverPerPod)/float64(time.Millisecond), "server-cpu-ms/pod")
+			b.ReportMetric(float64(np.rssMiB("VmRSS")), "nodes-rss-MiB")
+			b.Logf("the hollow node process: RSS %d MiB, peak %d MiB", np.rssMiB("VmRSS"), np.rssMiB("VmHWM"))
+		}
 		logServerMetrics(b, ctx, c)
 		writeAllocProfile(b, os.Getenv("HOLLOW_ALLOCPROFILE"))
 		logSchedLatency(b, schedBefore, schedLatencies())
@@ -225,14 +249,6 @@ func logSchedLatency(b *testing.B, before, after *metrics.Float64Histogram) {
 		total, pct(0.5), pct(0.9), pct(0.99))
 }
 
-// idleCPU returns the CPU time the process used over d, as a percentage
-// of d.
-func idleCPU(b *testing.B, d time.Duration) float64 {
-	before := processCPU(b)
-	time.Sleep(d)
-	return 100 * float64(processCPU(b)-before) / float64(d)
-}
-
 // processCPU is the user and system CPU time the process has used.
 func processCPU(b *testing.B) time.Duration {
 	var ru syscall.Rusage
@@ -312,23 +328,6 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
-}
-
-// rssMiB reads a memory figure of this process from /proc (0 if absent).
-func rssMiB(field string) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			kib, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kib / 1024
-		}
-	}
-	return 0
 }
 
 // benchClient is the client the benchmark creates pods with: the admin
