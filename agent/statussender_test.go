@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/internal/testnet"
 )
 
 // reportServer is the server side of Report and UpdateStatus as a sender
@@ -224,20 +225,7 @@ func TestStatusSenderChecksSeq(t *testing.T) {
 // server accepted the connection but never answers) gets its context's
 // error, not a wait for the connection.
 func TestStatusSenderGivesUpWhileOpening(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, silent, until the test ends
-		}
-	}()
+	ln := testnet.SilentListener(t)
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

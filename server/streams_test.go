@@ -2,7 +2,6 @@ package server
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/minik-dev/minik/internal/testnet"
 	"github.com/minik-dev/minik/server/pki"
 )
 
@@ -107,20 +107,7 @@ func TestPodStreamRouterSilentHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, silent, until the test ends
-		}
-	}()
+	ln := testnet.SilentListener(t)
 	router := newPodStreamRouter(localOnlyStreams{}, holderMap{"there": ln.Addr().String()}, "10.0.0.1:6443", a, testLogger(t))
 	rec := httptest.NewRecorder()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"}, Spec: corev1.PodSpec{NodeName: "there"}}

@@ -25,6 +25,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/minik-dev/minik/agent/hollow"
+	"github.com/minik-dev/minik/internal/procstatus"
 )
 
 // BenchmarkHollowCluster runs a real server (TLS, node service,
@@ -116,7 +117,7 @@ func benchHollow(b *testing.B, nodes, pods int) {
 		cpuPerPod := (cpuAfter - cpuBefore) / time.Duration(pods)
 		serverPerPod := (serverAfter - serverBefore) / time.Duration(pods)
 		d := end.Sub(start)
-		rss := statusMiB("/proc/self/status", "VmRSS")
+		rss := procstatus.KiB(procstatus.Self, "VmRSS") / 1024
 		b.ReportMetric(float64(pods)/boundAfter.Seconds(), "bound-pods/s")
 		b.ReportMetric(float64(pods)/d.Seconds(), "running-pods/s")
 		b.ReportMetric(float64(rss), "rss-MiB")
@@ -126,7 +127,7 @@ func benchHollow(b *testing.B, nodes, pods int) {
 		b.Logf("%d pods on %d hollow nodes: created in %v (%.0f pods/s), all bound after %v (%.0f pods/s), all Running after %v (%.0f pods/s); server RSS %d MiB, peak %d MiB",
 			pods, nodes, created.Round(time.Millisecond), float64(pods)/created.Seconds(),
 			boundAfter.Round(time.Millisecond), float64(pods)/boundAfter.Seconds(),
-			d.Round(time.Millisecond), float64(pods)/d.Seconds(), rss, statusMiB("/proc/self/status", "VmHWM"))
+			d.Round(time.Millisecond), float64(pods)/d.Seconds(), rss, procstatus.KiB(procstatus.Self, "VmHWM")/1024)
 		b.Logf("CPU per pod, creation to Running: %v, of which the server's (with the benchmark's client) %v",
 			cpuPerPod.Round(time.Microsecond), serverPerPod.Round(time.Microsecond))
 		if np != nil {

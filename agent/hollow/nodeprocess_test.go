@@ -1,7 +1,6 @@
 package hollow_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/minik-dev/minik/agent/hollow"
+	"github.com/minik-dev/minik/internal/procstatus"
 )
 
 // nodeProcessEnv carries, as JSON, the configuration of hollow nodes that
@@ -104,22 +104,5 @@ func (p *nodeProcess) cpu(b *testing.B) time.Duration {
 
 // rssMiB is the process's resident memory (VmRSS or VmHWM), in MiB.
 func (p *nodeProcess) rssMiB(field string) int64 {
-	return statusMiB(fmt.Sprintf("/proc/%d/status", p.pid), field)
-}
-
-// statusMiB reads a memory field of a /proc status file, in MiB.
-func statusMiB(path, field string) int64 {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			kib, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kib / 1024
-		}
-	}
-	return 0
+	return procstatus.KiB(procstatus.Of(p.pid), field) / 1024
 }

@@ -174,6 +174,28 @@ func TestUpdatePodStatusStoresAsPatch(t *testing.T) {
 	}
 }
 
+// newNodePodServer returns a server on st, with the node authorizer, that
+// holds pod default/p bound to node n1, and the pod's UID.
+func newNodePodServer(t *testing.T, st store.Store) (*Server, types.UID) {
+	t.Helper()
+	ctx := testContext(t)
+	s, err := New(Config{Store: st, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cfg.Authorizer = &auth.Authorizer{Pods: auth.PodNodeFunc(s.PodNode)}
+	if err := s.EnsureNamespaces(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pod := testPod("p", nil)
+	pod.Namespace, pod.Spec.NodeName = "default", "n1"
+	created, _, err := s.createObject(ctx, podsResource, pod, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, created.(*corev1.Pod).UID
+}
+
 // racingStore lets another writer change key just before the first
 // Update of it, which then fails with a conflict.
 type racingStore struct {
@@ -200,20 +222,7 @@ func (r *racingStore) Update(ctx context.Context, key string, value []byte, rev 
 func TestUpdatePodStatusRetriesConflict(t *testing.T) {
 	ctx := testContext(t)
 	rs := &racingStore{Store: storetest.New(t), key: "/registry/pods/default/p"}
-	s, err := New(Config{Store: rs, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cfg.Authorizer = &auth.Authorizer{Pods: auth.PodNodeFunc(s.PodNode)}
-	if err := s.EnsureNamespaces(ctx); err != nil {
-		t.Fatal(err)
-	}
-	pod := testPod("p", nil)
-	pod.Namespace, pod.Spec.NodeName = "default", "n1"
-	created, _, err := s.createObject(ctx, podsResource, pod, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, uid := newNodePodServer(t, rs)
 	rs.race = func(ctx context.Context) error {
 		_, err := s.updateObject(ctx, podsResource, "default", "p", updateMain, false, func(cur kruntime.Object) (kruntime.Object, error) {
 			cur.(*corev1.Pod).Labels = map[string]string{"raced": "yes"}
@@ -221,7 +230,6 @@ func TestUpdatePodStatusRetriesConflict(t *testing.T) {
 		})
 		return err
 	}
-	uid := created.(*corev1.Pod).UID
 	if _, err := s.UpdatePodStatus(ctx, nodeUser("n1"), "default", "p", uid, &corev1.PodStatus{Phase: corev1.PodRunning}); err != nil {
 		t.Fatalf("UpdatePodStatus = %v", err)
 	}
@@ -401,21 +409,7 @@ func (c *countingStore) Get(ctx context.Context, key string) (store.KV, error) {
 func TestUpdatePodStatusReadsThePodOnce(t *testing.T) {
 	ctx := testContext(t)
 	cs := &countingStore{Store: storetest.New(t), key: "/registry/pods/default/p"}
-	s, err := New(Config{Store: cs, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cfg.Authorizer = &auth.Authorizer{Pods: auth.PodNodeFunc(s.PodNode)}
-	if err := s.EnsureNamespaces(ctx); err != nil {
-		t.Fatal(err)
-	}
-	pod := testPod("p", nil)
-	pod.Namespace, pod.Spec.NodeName = "default", "n1"
-	created, _, err := s.createObject(ctx, podsResource, pod, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid := created.(*corev1.Pod).UID
+	s, uid := newNodePodServer(t, cs)
 	before := cs.gets.Load()
 	if _, err := s.UpdatePodStatus(ctx, nodeUser("n1"), "default", "p", uid, &corev1.PodStatus{Phase: corev1.PodRunning}); err != nil {
 		t.Fatalf("UpdatePodStatus = %v", err)

@@ -1,18 +1,17 @@
 package scheduler
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/minik-dev/minik/internal/procstatus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -102,7 +101,7 @@ func report(b *testing.B, ctx context.Context, c *testCluster, start time.Time, 
 	select {
 	case end := <-allBound:
 		d := end.Sub(start)
-		rss, peak := rssKiB("VmRSS")/1024, rssKiB("VmHWM")/1024
+		rss, peak := procstatus.KiB(procstatus.Self, "VmRSS")/1024, procstatus.KiB(procstatus.Self, "VmHWM")/1024
 		b.ReportMetric(float64(benchPods)/d.Seconds(), "pods/s")
 		b.ReportMetric(float64(rss), "rss-MiB")
 		b.ReportMetric(float64(peak), "peak-rss-MiB")
@@ -209,22 +208,4 @@ func waitFor(b *testing.B, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// rssKiB reads a memory figure of this process from /proc (0 if absent).
-func rssKiB(field string) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			var kib int64
-			fmt.Sscanf(strings.TrimSpace(v), "%d", &kib)
-			return kib
-		}
-	}
-	return 0
 }
