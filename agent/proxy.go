@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -305,7 +304,7 @@ func sameBytes(a, b []byte) bool {
 // decodeNetObject decodes a service, endpoints or node; other kinds decode
 // to nil.
 func decodeNetObject(kind api.ObjectKind, data []byte) (any, error) {
-	var obj any
+	var obj api.Object
 	switch kind {
 	case api.ObjectKind_OBJECT_KIND_SERVICE:
 		obj = &corev1.Service{}
@@ -316,7 +315,7 @@ func decodeNetObject(kind api.ObjectKind, data []byte) (any, error) {
 	default:
 		return nil, nil
 	}
-	if err := json.Unmarshal(data, obj); err != nil {
+	if err := api.DecodeObject(data, obj); err != nil {
 		return nil, err
 	}
 	return obj, nil

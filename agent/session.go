@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,7 +77,7 @@ func (a *agent) connect(ctx context.Context, st *state) error {
 	if err := a.rep.reportNode(ctx); err != nil {
 		return err
 	}
-	stream, err := a.client.Session(ctx, &api.SessionRequest{LastRevision: st.rev})
+	stream, err := a.client.Session(ctx, &api.SessionRequest{LastRevision: st.rev, AcceptProtobuf: true})
 	if err != nil {
 		return err
 	}
@@ -144,7 +143,7 @@ func (st *state) pods(lg *slog.Logger) []*corev1.Pod {
 			continue
 		}
 		p := &corev1.Pod{}
-		if err := json.Unmarshal(data, p); err != nil {
+		if err := api.DecodeObject(data, p); err != nil {
 			lg.Warn("undecodable pod from the server", "pod", k.namespace+"/"+k.name, "err", err)
 			continue
 		}

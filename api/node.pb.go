@@ -451,9 +451,15 @@ type SessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// last_revision is the revision of the last message the agent applied;
 	// 0 asks for a complete set.
-	LastRevision  int64 `protobuf:"varint,1,opt,name=last_revision,json=lastRevision,proto3" json:"last_revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastRevision int64 `protobuf:"varint,1,opt,name=last_revision,json=lastRevision,proto3" json:"last_revision,omitempty"`
+	// accept_protobuf asks for Change.object in the Kubernetes protobuf
+	// envelope; without it (agents of earlier versions) objects come as
+	// JSON. Agents tell the two apart by the first bytes (see
+	// DecodeObject), so an agent asking for protobuf also reads the JSON of
+	// a server that ignores the field.
+	AcceptProtobuf bool `protobuf:"varint,2,opt,name=accept_protobuf,json=acceptProtobuf,proto3" json:"accept_protobuf,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SessionRequest) Reset() {
@@ -491,6 +497,13 @@ func (x *SessionRequest) GetLastRevision() int64 {
 		return x.LastRevision
 	}
 	return 0
+}
+
+func (x *SessionRequest) GetAcceptProtobuf() bool {
+	if x != nil {
+		return x.AcceptProtobuf
+	}
+	return false
 }
 
 type SessionMessage struct {
@@ -573,7 +586,9 @@ type Change struct {
 	Namespace string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	Name      string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
 	// object is the Kubernetes object (core/v1 Pod, Service, Endpoints or
-	// trimmed Node) as JSON, resourceVersion set.
+	// trimmed Node), resourceVersion set: in the Kubernetes protobuf
+	// envelope ("k8s\x00" then runtime.Unknown) if the agent asked for it
+	// (SessionRequest.accept_protobuf), else as JSON.
 	Object        []byte `protobuf:"bytes,5,opt,name=object,proto3" json:"object,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1460,9 +1475,10 @@ const file_node_proto_rawDesc = "" +
 	"\bpod_cidr\x18\x01 \x01(\tR\apodCidr\x12!\n" +
 	"\fcluster_cidr\x18\x02 \x01(\tR\vclusterCidr\x12)\n" +
 	"\x10server_addresses\x18\x03 \x03(\tR\x0fserverAddresses\x12,\n" +
-	"\x12heartbeat_grace_ms\x18\x04 \x01(\x03R\x10heartbeatGraceMs\"5\n" +
+	"\x12heartbeat_grace_ms\x18\x04 \x01(\x03R\x10heartbeatGraceMs\"^\n" +
 	"\x0eSessionRequest\x12#\n" +
-	"\rlast_revision\x18\x01 \x01(\x03R\flastRevision\"\xf7\x01\n" +
+	"\rlast_revision\x18\x01 \x01(\x03R\flastRevision\x12'\n" +
+	"\x0faccept_protobuf\x18\x02 \x01(\bR\x0eacceptProtobuf\"\xf7\x01\n" +
 	"\x0eSessionMessage\x126\n" +
 	"\x04type\x18\x01 \x01(\x0e2\".minik.node.v1.SessionMessage.TypeR\x04type\x12#\n" +
 	"\rprev_revision\x18\x02 \x01(\x03R\fprevRevision\x12\x1a\n" +

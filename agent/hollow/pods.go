@@ -2,7 +2,6 @@ package hollow
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"google.golang.org/grpc/codes"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minik-dev/minik/api"
 )
@@ -47,37 +45,16 @@ func (n *node) apply(m *api.SessionMessage) error {
 	return nil
 }
 
-// podFields are the parts of a pod a hollow node reads: decoding only
-// these skips building the rest of the object.
-type podFields struct {
-	Metadata struct {
-		Name              string       `json:"name"`
-		Namespace         string       `json:"namespace"`
-		UID               types.UID    `json:"uid"`
-		DeletionTimestamp *metav1.Time `json:"deletionTimestamp"`
-	} `json:"metadata"`
-	Spec struct {
-		Containers []struct {
-			Name  string `json:"name"`
-			Image string `json:"image"`
-		} `json:"containers"`
-	} `json:"spec"`
-	Status struct {
-		Phase    corev1.PodPhase    `json:"phase"`
-		PodIP    string             `json:"podIP"`
-		QOSClass corev1.PodQOSClass `json:"qosClass"`
-	} `json:"status"`
-}
-
-// decodePod decodes the JSON of a pod into a Pod holding only the fields
-// a hollow node reads.
+// decodePod decodes a session's pod into a Pod holding only the fields a
+// hollow node reads, so that the many pods of a hollow cluster take little
+// memory.
 func decodePod(data []byte) (*corev1.Pod, error) {
-	var f podFields
-	if err := json.Unmarshal(data, &f); err != nil {
+	var f corev1.Pod
+	if err := api.DecodeObject(data, &f); err != nil {
 		return nil, err
 	}
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: f.Metadata.Name, Namespace: f.Metadata.Namespace, UID: f.Metadata.UID, DeletionTimestamp: f.Metadata.DeletionTimestamp},
+		ObjectMeta: metav1.ObjectMeta{Name: f.Name, Namespace: f.Namespace, UID: f.UID, DeletionTimestamp: f.DeletionTimestamp},
 		Status:     corev1.PodStatus{Phase: f.Status.Phase, PodIP: f.Status.PodIP, QOSClass: f.Status.QOSClass},
 	}
 	for _, c := range f.Spec.Containers {

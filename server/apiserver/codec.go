@@ -139,24 +139,16 @@ func setTypeMeta(obj runtime.Object, res *registry.Resource) {
 	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersion().WithKind(res.Kind))
 }
 
-// encodeStored is the stored form of obj: JSON without resourceVersion,
-// which the store's revision supplies on read.
-func encodeStored(obj runtime.Object) ([]byte, error) {
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return nil, err
-	}
-	rv := m.GetResourceVersion()
-	m.SetResourceVersion("")
-	data, err := json.Marshal(obj)
-	m.SetResourceVersion(rv)
-	return data, err
+// encodeStored is the stored form of obj, an object of res (see
+// registry.EncodeStored).
+func encodeStored(res *registry.Resource, obj runtime.Object) ([]byte, error) {
+	return registry.EncodeStored(res, obj)
 }
 
 // decodeStored turns a stored value back into an object at revision rev.
 func decodeStored(res *registry.Resource, value []byte, rev int64) (runtime.Object, error) {
 	obj := res.New()
-	if err := json.Unmarshal(value, obj); err != nil {
+	if err := registry.DecodeStored(value, obj); err != nil {
 		return nil, fmt.Errorf("decoding stored %s: %w", res.Kind, err)
 	}
 	setTypeMeta(obj, res)

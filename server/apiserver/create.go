@@ -42,7 +42,7 @@ func (s *Server) serveCreate(w *statusRecorder, r *http.Request, info requestInf
 	if err != nil {
 		return err
 	}
-	if raw != nil && wantsPlainJSON(r) && writeRaw(w, http.StatusCreated, raw, revisionOf(out)) {
+	if raw != nil && writeRaw(w, r, http.StatusCreated, raw, revisionOf(out)) {
 		return nil
 	}
 	return s.writeObject(w, r, info.Resource, http.StatusCreated, out)
@@ -96,7 +96,7 @@ func (s *Server) storeNew(ctx context.Context, res *registry.Resource, obj runti
 	if err != nil {
 		return nil, nil, err
 	}
-	data, err := encodeStored(obj)
+	data, err := encodeStored(res, obj)
 	if err != nil {
 		release()
 		return nil, nil, err

@@ -10,20 +10,17 @@ import (
 	"github.com/minik-dev/minik/server/registry"
 )
 
-// Decoding a stored object from JSON costs several times more than
-// encoding it, and every change of a watched object is decoded for the
-// protobuf watchers and again for the next update of it. A write already
-// holds the object it stores, so it hands a copy to the decode cache
-// instead. The copy stands for what decoding the stored bytes gives:
-// everything minik does with a decoded object (encode it as protobuf or
-// JSON, compare specs and metadata on update, copy it for an update)
-// treats the two alike. They may differ in two ways. Times finer than a
-// second (a microsecond for MicroTime) stay in the copy; both encodings
-// drop them alike, and the times update rules compare are the server's
-// own, which are whole seconds. Empty and nil lists differ, which the
-// comparisons and encodings treat alike. One difference would be visible,
-// and such objects are not handed over: strings that were not valid
-// UTF-8, which JSON stores as U+FFFD.
+// Decoding a stored object costs more than twice what encoding it does,
+// and every change of a watched object is decoded for filtered and JSON
+// watchers and again for the next update of it. A write already holds the
+// object it stores, so it hands a copy to the decode cache instead. The
+// copy stands for what decoding the stored bytes gives: everything minik
+// does with a decoded object (encode it as protobuf or JSON, compare specs
+// and metadata on update, copy it for an update) treats the two alike.
+// They may differ in two ways. Times finer than a second (metav1.Time)
+// stay in the copy; both encodings drop them alike, and the times update
+// rules compare are the server's own, which are whole seconds. Empty and
+// nil lists differ, which the comparisons and encodings treat alike.
 
 // decodeShared is the object stored under key at rev, decoded once for all
 // who need it while it is recent. It must not be changed: callers that
@@ -59,9 +56,6 @@ func (s *Server) storeAnnounced(res *registry.Resource, key string, obj runtime.
 // caller must call the returned done once the write has ended, with the
 // revision written (0 if it failed), which keeps the copy in the cache.
 func (s *Server) storing(res *registry.Resource, key string, obj runtime.Object, data []byte) (done func(rev int64)) {
-	if bytes.Contains(data, []byte(`\ufffd`)) {
-		return func(int64) {}
-	}
 	w := s.writing.add(res, key, obj, data)
 	return func(rev int64) {
 		// Once removed, the copy is the caller's alone.

@@ -51,8 +51,8 @@ func TestKeepDecodedStandsForStored(t *testing.T) {
 		if !bytes.Equal(keptPB, decodedPB) {
 			t.Errorf("%s: protobuf of the kept pod differs from that of the stored one", what)
 		}
-		if keptJSON, err := encodeStored(kept); err != nil || !bytes.Equal(keptJSON, kv.Value) {
-			t.Errorf("%s: stored form of the kept pod:\n%s\nstored:\n%s", what, keptJSON, kv.Value)
+		if keptStored, err := encodeStored(podsResource, kept); err != nil || !bytes.Equal(keptStored, kv.Value) {
+			t.Errorf("%s: stored form of the kept pod:\n%s\nstored:\n%s", what, keptStored, kv.Value)
 		}
 		if semantic && !apiequality.Semantic.DeepEqual(kept, decoded) {
 			t.Errorf("%s: kept pod and stored pod are not semantically equal:\n%+v\n%+v", what, kept, decoded)
@@ -74,30 +74,33 @@ func TestKeepDecodedStandsForStored(t *testing.T) {
 	check("status update with nanoseconds", false)
 }
 
-// An object whose stored form differs from it visibly (a string that is
-// not UTF-8) is not handed to the cache; a valid one is, at the revision
-// written.
-func TestStoringSkipsInvalidUTF8(t *testing.T) {
+// A written object is handed to the cache at the revision written, even
+// one with a string that is not UTF-8, which the stored form keeps as it
+// is; a failed write is not.
+func TestStoringKeepsWhatIsStored(t *testing.T) {
 	ts := newTestServer(t)
-	bad := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", Annotations: map[string]string{"note": "bad \xff byte"}},
+	odd := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", Annotations: map[string]string{"note": "odd \xff byte"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 	}
-	data, err := encodeStored(bad)
+	data, err := encodeStored(podsResource, odd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.storing(podsResource, "/registry/pods/default/p", bad, data)(7)
-	if _, ok := ts.objects.peek("/registry/pods/default/p", 7); ok {
-		t.Error("a pod with an annotation that is not UTF-8 was kept decoded")
-	}
-	ts.storing(podsResource, "/registry/pods/default/q", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "q"}}, []byte(`{}`))(8)
-	kept, ok := ts.objects.peek("/registry/pods/default/q", 8)
+	ts.storing(podsResource, "/registry/pods/default/p", odd, data)(7)
+	kept, ok := ts.objects.peek("/registry/pods/default/p", 7)
 	if !ok {
-		t.Fatal("a valid pod was not kept")
+		t.Fatal("a pod with an annotation that is not UTF-8 was not kept")
 	}
-	if m := kept.(*corev1.Pod); m.ResourceVersion != "8" || m.Kind != "Pod" {
-		t.Errorf("kept pod has resourceVersion %q kind %q, want 8 and Pod", m.ResourceVersion, m.Kind)
+	decoded, err := decodeStored(podsResource, data, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !apiequality.Semantic.DeepEqual(kept, decoded) {
+		t.Errorf("kept pod differs from the stored one:\n%+v\n%+v", kept, decoded)
+	}
+	if m := kept.(*corev1.Pod); m.ResourceVersion != "7" || m.Kind != "Pod" {
+		t.Errorf("kept pod has resourceVersion %q kind %q, want 7 and Pod", m.ResourceVersion, m.Kind)
 	}
 	ts.storing(podsResource, "/registry/pods/default/r", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "r"}}, []byte(`{}`))(0)
 	for k := range ts.objects.m {

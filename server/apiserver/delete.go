@@ -180,7 +180,7 @@ func (s *Server) markDeleted(ctx context.Context, res *registry.Resource, obj ru
 	if dryRun {
 		return obj, nil
 	}
-	data, err := encodeStored(obj)
+	data, err := encodeStored(res, obj)
 	if err != nil {
 		return nil, err
 	}

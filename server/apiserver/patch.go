@@ -29,9 +29,9 @@ func (s *Server) servePatch(w *statusRecorder, r *http.Request, info requestInfo
 		return err
 	}
 	res := info.Resource
-	obj, err := s.updateStored(r.Context(), res, info.Namespace, info.Name, kind, isDryRun(r),
-		func(cur runtime.Object, curJSON func() []byte) (runtime.Object, error) {
-			return applyPatch(w, r, res, pt, cur, curJSON(), patch)
+	obj, err := s.updateObject(r.Context(), res, info.Namespace, info.Name, kind, isDryRun(r),
+		func(cur runtime.Object) (runtime.Object, error) {
+			return applyPatch(w, r, res, pt, cur, patch)
 		})
 	if err != nil {
 		return err
@@ -52,15 +52,11 @@ func patchType(r *http.Request) (types.PatchType, error) {
 }
 
 // applyPatch applies patch to cur and decodes the result into a new object
-// of res. curJSON, if not nil, is cur as JSON (the stored form), which
-// spares encoding it again.
-func applyPatch(w http.ResponseWriter, r *http.Request, res *registry.Resource, pt types.PatchType, cur runtime.Object, curJSON, patch []byte) (runtime.Object, error) {
-	original := curJSON
-	if original == nil {
-		var err error
-		if original, err = json.Marshal(cur); err != nil {
-			return nil, err
-		}
+// of res.
+func applyPatch(w http.ResponseWriter, r *http.Request, res *registry.Resource, pt types.PatchType, cur runtime.Object, patch []byte) (runtime.Object, error) {
+	original, err := json.Marshal(cur)
+	if err != nil {
+		return nil, err
 	}
 	patched, err := patchJSON(pt, original, patch, res.New())
 	if err != nil {

@@ -9,31 +9,43 @@ import (
 	"github.com/minik-dev/minik/store"
 )
 
-// Stored values are the JSON of typed objects without resourceVersion.
-// When a client wants plain JSON, responses are built from those bytes,
-// with the revision put in (registry.WithResourceVersion), instead of
-// decoding and encoding again.
+// Responses are built from stored bytes, with the revision put in, when
+// the client wants the form the object is stored in (protobuf, or JSON for
+// values written by earlier versions), instead of decoding and encoding
+// the object again.
 
-// wantsPlainJSON reports whether the response may be written from stored
-// bytes.
+// wantsPlainJSON reports whether a list may be written from stored JSON.
 func wantsPlainJSON(r *http.Request) bool {
 	out, _, err := negotiate(r)
 	return err == nil && out == outputObject
 }
 
-// writeRaw writes one stored object; false if it could not.
-func writeRaw(w http.ResponseWriter, code int, stored []byte, rev int64) bool {
-	data := registry.WithResourceVersion(stored, rev)
+// writeRaw writes one stored object in the representation r asks for, if
+// that can be made from the stored bytes; false if it cannot.
+func writeRaw(w http.ResponseWriter, r *http.Request, code int, stored []byte, rev int64) bool {
+	out, _, err := negotiate(r)
+	if err != nil {
+		return false
+	}
+	var data []byte
+	var contentType string
+	switch out {
+	case outputObject:
+		data, contentType = registry.JSONWithResourceVersion(stored, rev), "application/json"
+	case outputProtobuf:
+		data, contentType = registry.ProtobufWithResourceVersion(stored, rev), protobufType
+	}
 	if data == nil {
 		return false
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(code)
 	w.Write(data)
 	return true
 }
 
-// writeRawList writes a list of stored objects as KIND List JSON.
+// writeRawList writes a list of stored JSON objects as KIND List JSON;
+// false if one is not stored as JSON.
 func writeRawList(w http.ResponseWriter, res *registry.Resource, kvs []store.KV, listRev int64, cont string) bool {
 	var buf bytes.Buffer
 	buf.WriteString(`{"kind":"` + res.Kind + `List","apiVersion":"` + res.GroupVersion().String() + `","metadata":{"resourceVersion":"`)
@@ -44,7 +56,7 @@ func writeRawList(w http.ResponseWriter, res *registry.Resource, kvs []store.KV,
 	}
 	buf.WriteString(`},"items":[`)
 	for i, kv := range kvs {
-		item := registry.WithResourceVersion(kv.Value, kv.ModRevision)
+		item := registry.JSONWithResourceVersion(kv.Value, kv.ModRevision)
 		if item == nil {
 			return false
 		}

@@ -58,16 +58,14 @@ func (s *Server) serveMain(w *statusRecorder, r *http.Request, info requestInfo)
 	}
 	switch info.Verb {
 	case "get":
-		if wantsPlainJSON(r) {
-			kv, err := s.store.Get(ctx, storageKey(res, info.Namespace, info.Name))
-			if err != nil {
-				return err
-			}
-			if writeRaw(w, http.StatusOK, kv.Value, kv.ModRevision) {
-				return nil
-			}
+		kv, err := s.store.Get(ctx, storageKey(res, info.Namespace, info.Name))
+		if err != nil {
+			return err
 		}
-		obj, _, err := s.getObject(ctx, res, info.Namespace, info.Name)
+		if writeRaw(w, r, http.StatusOK, kv.Value, kv.ModRevision) {
+			return nil
+		}
+		obj, err := decodeStored(res, kv.Value, kv.ModRevision)
 		if err != nil {
 			return err
 		}

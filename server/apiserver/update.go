@@ -41,13 +41,6 @@ var errConflictPrecondition = errors.New("precondition")
 // another write got in between. A resourceVersion set on the mutated
 // object is a precondition (stale → 409 Conflict).
 func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, name string, kind updateKind, dryRun bool, mutate mutateFunc) (runtime.Object, error) {
-	return s.updateStored(ctx, res, ns, name, kind, dryRun, func(cur runtime.Object, _ func() []byte) (runtime.Object, error) { return mutate(cur) })
-}
-
-// updateStored is updateObject for a mutation that may read the current
-// object as JSON with its resourceVersion (curJSON; nil if the stored form
-// is not as expected), which it must not change.
-func (s *Server) updateStored(ctx context.Context, res *registry.Resource, ns, name string, kind updateKind, dryRun bool, mutate func(cur runtime.Object, curJSON func() []byte) (runtime.Object, error)) (runtime.Object, error) {
 	key := storageKey(res, ns, name)
 	gr := schema.GroupResource{Resource: res.Name}
 	for try := 0; ; try++ {
@@ -60,7 +53,7 @@ func (s *Server) updateStored(ctx context.Context, res *registry.Resource, ns, n
 			return nil, err
 		}
 		cur, old := shared.DeepCopyObject(), shared.DeepCopyObject()
-		obj, err := mutate(cur, func() []byte { return registry.WithResourceVersion(kv.Value, kv.ModRevision) })
+		obj, err := mutate(cur)
 		if err != nil {
 			return nil, err
 		}
@@ -73,7 +66,7 @@ func (s *Server) updateStored(ctx context.Context, res *registry.Resource, ns, n
 				return nil, err
 			}
 		}
-		data, err := encodeStored(obj)
+		data, err := encodeStored(res, obj)
 		if err != nil {
 			undo()
 			return nil, err

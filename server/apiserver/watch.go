@@ -235,10 +235,11 @@ func eventType(t store.EventType) watch.EventType {
 	return watch.Modified
 }
 
-// sendStored writes an event whose object is taken from stored bytes, or
-// decoded from them when they are not in the usual shape.
+// sendStored writes a JSON event whose object is taken from stored JSON,
+// or decoded from the stored bytes when they are protobuf or not in the
+// usual shape.
 func (wt *watcher) sendStored(t watch.EventType, key string, value []byte, rev int64) bool {
-	obj := registry.WithResourceVersion(value, rev)
+	obj := registry.JSONWithResourceVersion(value, rev)
 	if obj == nil {
 		decoded, err := wt.s.decodeShared(wt.res, key, value, rev)
 		if err != nil {
@@ -257,10 +258,14 @@ func (wt *watcher) sendStored(t watch.EventType, key string, value []byte, rev i
 }
 
 // sendShared writes a protobuf event for the store change ev, whose object
-// is encoded once for every protobuf watcher. obj is ev's object if the
-// caller has decoded it, else nil.
+// is made once for every protobuf watcher: from the stored bytes when
+// they are protobuf, else by encoding the object. obj is ev's object if
+// the caller has decoded it, else nil.
 func (wt *watcher) sendShared(t watch.EventType, ev store.Event, obj runtime.Object) bool {
 	data, err := wt.s.events.get(ev.Key, ev.Revision, func() ([]byte, error) {
+		if data := registry.ProtobufWithResourceVersion(ev.Value, ev.Revision); data != nil {
+			return data, nil
+		}
 		if obj == nil {
 			var err error
 			if obj, err = wt.s.decodeShared(wt.res, ev.Key, ev.Value, ev.Revision); err != nil {

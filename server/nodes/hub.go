@@ -1,16 +1,14 @@
 package nodes
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
 )
 
@@ -295,13 +293,7 @@ func (h *hub) podNodes(ev store.Event) (oldNode, newNode string) {
 		if !seen {
 			oldNode = podNodeName(ev.PrevValue)
 		}
-		// A bound pod keeps its node: when the new value still names it,
-		// there is nothing to decode.
-		if oldNode != "" && bytes.Contains(ev.Value, []byte(`"nodeName":`+strconv.Quote(oldNode))) {
-			newNode = oldNode
-		} else {
-			newNode = podNodeName(ev.Value)
-		}
+		newNode = podNodeName(ev.Value)
 	default:
 		newNode = podNodeName(ev.Value)
 		oldNode = newNode
@@ -410,20 +402,8 @@ func (h *hub) dropAll() {
 }
 
 // podNodeName returns the spec.nodeName of a stored pod ("" if unbound or
-// undecodable).
+// unreadable).
 func podNodeName(value []byte) string {
-	// Every pod is created unbound: skip decoding what surely has no
-	// nodeName key.
-	if !bytes.Contains(value, []byte(`"nodeName":`)) {
-		return ""
-	}
-	var p struct {
-		Spec struct {
-			NodeName string `json:"nodeName"`
-		} `json:"spec"`
-	}
-	if json.Unmarshal(value, &p) != nil {
-		return ""
-	}
-	return p.Spec.NodeName
+	name, _ := registry.StoredPodNodeName(value)
+	return name
 }

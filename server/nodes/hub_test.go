@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
 	"github.com/minik-dev/minik/store/storetest"
 )
@@ -199,41 +200,54 @@ func TestHubPassesProgressOnAtMostEveryProgressEvery(t *testing.T) {
 	}
 }
 
+// The hub follows each pod's node, from values in either stored form:
+// protobuf, or the JSON of earlier versions.
 func TestHubPodNodes(t *testing.T) {
-	h := newHub(nil, slog.New(slog.DiscardHandler), make(chan struct{}))
-	pod := func(node string) []byte {
-		data, err := json.Marshal(&corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", Annotations: map[string]string{"note": `"nodeName":"n9"`}},
-			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "pause"}}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return data
-	}
-	const key, other = podsPrefix + "default/p", podsPrefix + "default/q"
-	steps := []struct {
-		name             string
-		ev               store.Event
-		wantOld, wantNew string
+	pods, _ := registry.Lookup("pods")
+	for _, form := range []struct {
+		name   string
+		encode func(*corev1.Pod) ([]byte, error)
 	}{
-		{"created unbound", store.Event{Type: store.EventCreate, Key: key, Value: pod("")}, "", ""},
-		{"bound", store.Event{Type: store.EventUpdate, Key: key, Value: pod("n1"), PrevValue: pod("")}, "", "n1"},
-		{"status", store.Event{Type: store.EventUpdate, Key: key, Value: pod("n1"), PrevValue: pod("n1")}, "n1", "n1"},
-		// Not possible through the API, but a node must hear of it.
-		{"moved", store.Event{Type: store.EventUpdate, Key: key, Value: pod("n2"), PrevValue: pod("n1")}, "n1", "n2"},
-		{"deleted", store.Event{Type: store.EventDelete, Key: key, Value: pod("n2")}, "n2", "n2"},
-		{"recreated bound", store.Event{Type: store.EventCreate, Key: key, Value: pod("n3")}, "n3", "n3"},
-		// A pod created before the watch began: its old value is decoded.
-		{"first seen as an update", store.Event{Type: store.EventUpdate, Key: other, Value: pod("n1"), PrevValue: pod("n4")}, "n4", "n1"},
-		{"first seen as a delete", store.Event{Type: store.EventDelete, Key: podsPrefix + "default/r", Value: pod("n5")}, "n5", "n5"},
-	}
-	for _, s := range steps {
-		if old, cur := h.podNodes(s.ev); old != s.wantOld || cur != s.wantNew {
-			t.Errorf("%s: podNodes = %q, %q; want %q, %q", s.name, old, cur, s.wantOld, s.wantNew)
-		}
-	}
-	if _, ok := h.nodeOf[podsPrefix+"default/r"]; ok || len(h.nodeOf) != 2 {
-		t.Errorf("nodes kept = %v, want only the two pods that exist", h.nodeOf)
+		{"protobuf", func(p *corev1.Pod) ([]byte, error) { return registry.EncodeStored(pods, p) }},
+		{"JSON", func(p *corev1.Pod) ([]byte, error) { return json.Marshal(p) }},
+	} {
+		t.Run(form.name, func(t *testing.T) {
+			h := newHub(nil, slog.New(slog.DiscardHandler), make(chan struct{}))
+			pod := func(node string) []byte {
+				data, err := form.encode(&corev1.Pod{
+					ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", Annotations: map[string]string{"note": `"nodeName":"n9"`}},
+					Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "pause"}}},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return data
+			}
+			const key, other = podsPrefix + "default/p", podsPrefix + "default/q"
+			steps := []struct {
+				name             string
+				ev               store.Event
+				wantOld, wantNew string
+			}{
+				{"created unbound", store.Event{Type: store.EventCreate, Key: key, Value: pod("")}, "", ""},
+				{"bound", store.Event{Type: store.EventUpdate, Key: key, Value: pod("n1"), PrevValue: pod("")}, "", "n1"},
+				{"status", store.Event{Type: store.EventUpdate, Key: key, Value: pod("n1"), PrevValue: pod("n1")}, "n1", "n1"},
+				// Not possible through the API, but a node must hear of it.
+				{"moved", store.Event{Type: store.EventUpdate, Key: key, Value: pod("n2"), PrevValue: pod("n1")}, "n1", "n2"},
+				{"deleted", store.Event{Type: store.EventDelete, Key: key, Value: pod("n2")}, "n2", "n2"},
+				{"recreated bound", store.Event{Type: store.EventCreate, Key: key, Value: pod("n3")}, "n3", "n3"},
+				// A pod created before the watch began: its old value is decoded.
+				{"first seen as an update", store.Event{Type: store.EventUpdate, Key: other, Value: pod("n1"), PrevValue: pod("n4")}, "n4", "n1"},
+				{"first seen as a delete", store.Event{Type: store.EventDelete, Key: podsPrefix + "default/r", Value: pod("n5")}, "n5", "n5"},
+			}
+			for _, s := range steps {
+				if old, cur := h.podNodes(s.ev); old != s.wantOld || cur != s.wantNew {
+					t.Errorf("%s: podNodes = %q, %q; want %q, %q", s.name, old, cur, s.wantOld, s.wantNew)
+				}
+			}
+			if _, ok := h.nodeOf[podsPrefix+"default/r"]; ok || len(h.nodeOf) != 2 {
+				t.Errorf("nodes kept = %v, want only the two pods that exist", h.nodeOf)
+			}
+		})
 	}
 }

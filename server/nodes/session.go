@@ -1,9 +1,10 @@
 package nodes
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -11,8 +12,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/internal/envelope"
 	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
 )
@@ -42,7 +45,7 @@ func (s *Service) Session(req *api.SessionRequest, stream api.Node_SessionServer
 		return err
 	}
 	lg := s.lg.With("node", node)
-	ss := &session{svc: s, node: node, stream: stream, last: req.GetLastRevision()}
+	ss := &session{svc: s, node: node, stream: stream, last: req.GetLastRevision(), protobuf: req.GetAcceptProtobuf()}
 	defer func() {
 		if ss.sub != nil {
 			s.hub.unsubscribe(ss.sub)
@@ -70,7 +73,10 @@ type session struct {
 	svc    *Service
 	node   string
 	stream api.Node_SessionServer
-	sub    *subscriber // the session's queue in the hub
+	// protobuf says the agent reads objects in the protobuf envelope, the
+	// form changes are built in; others get them as JSON.
+	protobuf bool
+	sub      *subscriber // the session's queue in the hub
 	// last is the revision of the last message sent (or the agent's own).
 	last     int64
 	lastSent time.Time
@@ -209,6 +215,9 @@ func (ss *session) send(typ api.SessionMessage_Type, rev int64, changes []*api.C
 	if typ == api.SessionMessage_COMPLETE {
 		prev = 0
 	}
+	if !ss.protobuf {
+		changes = jsonChanges(changes, ss.svc.lg)
+	}
 	msg := &api.SessionMessage{Type: typ, PrevRevision: prev, Revision: rev, Changes: changes}
 	if err := ss.stream.Send(msg); err != nil {
 		return err
@@ -262,7 +271,7 @@ func (ss *session) listedChange(kv store.KV) (*api.Change, error) {
 	case api.ObjectKind_OBJECT_KIND_SERVICE, api.ObjectKind_OBJECT_KIND_ENDPOINTS:
 		return sharedChange(ev, kind, ns, name)
 	}
-	if !ss.bound(kv.Value) || podNodeName(kv.Value) != ss.node {
+	if podNodeName(kv.Value) != ss.node {
 		return nil, nil
 	}
 	return podChange(ev, ns, name, false, true)
@@ -304,12 +313,6 @@ func podChange(ev store.Event, ns, name string, wasOn, isOn bool) (*api.Change, 
 	return &api.Change{Action: action, Kind: api.ObjectKind_OBJECT_KIND_POD, Namespace: ns, Name: name, Object: obj}, nil
 }
 
-// bound is a cheap test of whether a stored pod may be bound to the node:
-// false only if it surely is not.
-func (ss *session) bound(value []byte) bool {
-	return value != nil && bytes.Contains(value, []byte(`"nodeName":`+strconv.Quote(ss.node)))
-}
-
 // parseKey splits "/registry/RESOURCE/NS/NAME" (or "/registry/nodes/NAME")
 // for the kinds a session carries.
 func parseKey(key string) (kind api.ObjectKind, ns, name string, ok bool) {
@@ -331,28 +334,65 @@ func parseKey(key string) (kind api.ObjectKind, ns, name string, ok bool) {
 	return kind, ns, name, ok && ns != "" && name != ""
 }
 
-// withRevision returns a stored object (the JSON of a typed object,
-// without resourceVersion) with its revision as resourceVersion. The
-// revision is put into the stored bytes when they have the shape the API
-// server writes; otherwise the object is decoded and encoded again.
+// withRevision returns a stored object (a pod, service or endpoints) in
+// the protobuf envelope with its revision as resourceVersion. The revision
+// is put into the stored bytes when they are protobuf; a value stored as
+// JSON by an earlier version is decoded and encoded.
 func withRevision(kind api.ObjectKind, value []byte, rev int64) ([]byte, error) {
-	if out := registry.WithResourceVersion(value, rev); out != nil {
+	if out := registry.ProtobufWithResourceVersion(value, rev); out != nil {
 		return out, nil
 	}
-	var obj interface {
-		SetResourceVersion(string)
+	obj, kindName := newObject(kind)
+	if obj == nil {
+		return nil, fmt.Errorf("no object of kind %v", kind)
 	}
-	switch kind {
-	case api.ObjectKind_OBJECT_KIND_POD:
-		obj = &corev1.Pod{}
-	case api.ObjectKind_OBJECT_KIND_SERVICE:
-		obj = &corev1.Service{}
-	default:
-		obj = &corev1.Endpoints{}
-	}
-	if err := json.Unmarshal(value, obj); err != nil {
+	if err := registry.DecodeStored(value, obj); err != nil {
 		return nil, err
 	}
 	obj.SetResourceVersion(strconv.FormatInt(rev, 10))
-	return json.Marshal(obj)
+	return envelope.Encode(obj, "v1", kindName)
+}
+
+// sessionObject is what a session carries: a core/v1 object.
+type sessionObject interface {
+	runtime.Object
+	envelope.Message
+	envelope.Unmarshaler
+	SetResourceVersion(string)
+}
+
+// newObject returns an empty object of kind and the name of its kind, or
+// nil for an unknown kind.
+func newObject(kind api.ObjectKind) (sessionObject, string) {
+	switch kind {
+	case api.ObjectKind_OBJECT_KIND_POD:
+		return &corev1.Pod{}, "Pod"
+	case api.ObjectKind_OBJECT_KIND_SERVICE:
+		return &corev1.Service{}, "Service"
+	case api.ObjectKind_OBJECT_KIND_ENDPOINTS:
+		return &corev1.Endpoints{}, "Endpoints"
+	case api.ObjectKind_OBJECT_KIND_NODE:
+		return &corev1.Node{}, "Node"
+	}
+	return nil, ""
+}
+
+// jsonChanges returns changes with their objects as JSON, for an agent
+// that does not read protobuf. changes are shared and left as they are.
+func jsonChanges(changes []*api.Change, lg *slog.Logger) []*api.Change {
+	out := make([]*api.Change, 0, len(changes))
+	for _, c := range changes {
+		obj, _ := newObject(c.GetKind())
+		if obj == nil || api.DecodeObject(c.GetObject(), obj) != nil {
+			lg.Warn("skipping a change that cannot be sent as JSON", "kind", c.GetKind(), "namespace", c.GetNamespace(), "name", c.GetName())
+			continue
+		}
+		data, err := json.Marshal(obj)
+		if err != nil {
+			lg.Warn("skipping a change that cannot be sent as JSON", "kind", c.GetKind(), "namespace", c.GetNamespace(), "name", c.GetName(), "err", err)
+			continue
+		}
+		out = append(out, &api.Change{Action: c.GetAction(), Kind: c.GetKind(), Namespace: c.GetNamespace(), Name: c.GetName(), Object: data})
+	}
+	return out
 }

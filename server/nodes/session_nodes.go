@@ -2,7 +2,6 @@ package nodes
 
 import (
 	"bytes"
-	"encoding/json"
 	"strconv"
 	"sync"
 
@@ -10,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/internal/envelope"
+	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
 )
 
@@ -22,7 +23,7 @@ import (
 // and addresses, without resourceVersion.
 func trimNode(value []byte) (*corev1.Node, error) {
 	n := &corev1.Node{}
-	if err := json.Unmarshal(value, n); err != nil {
+	if err := registry.DecodeStored(value, n); err != nil {
 		return nil, err
 	}
 	return &corev1.Node{
@@ -40,7 +41,7 @@ func nodeChange(ev store.Event, name string) (*api.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	obj, err := json.Marshal(n)
+	obj, err := envelope.Encode(n, "v1", "Node")
 	if err != nil {
 		return nil, err
 	}
@@ -50,13 +51,13 @@ func nodeChange(ev store.Event, name string) (*api.Change, error) {
 		action = api.Change_DELETE
 	case store.EventUpdate:
 		if prev, err := trimNode(ev.PrevValue); err == nil {
-			if p, err := json.Marshal(prev); err == nil && bytes.Equal(p, obj) {
+			if p, err := envelope.Encode(prev, "v1", "Node"); err == nil && bytes.Equal(p, obj) {
 				return nil, nil
 			}
 		}
 	}
 	n.ResourceVersion = strconv.FormatInt(ev.Revision, 10)
-	if obj, err = json.Marshal(n); err != nil {
+	if obj, err = envelope.Encode(n, "v1", "Node"); err != nil {
 		return nil, err
 	}
 	return &api.Change{Action: action, Kind: api.ObjectKind_OBJECT_KIND_NODE, Name: name, Object: obj}, nil

@@ -1,6 +1,7 @@
 package nodes_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -238,6 +239,49 @@ func TestSessionSendsChangeBeforeUnchangedStatus(t *testing.T) {
 			if pod.Labels["by"] == "admin" {
 				return
 			}
+		}
+	}
+}
+
+// An agent that asks for protobuf gets every object in the protobuf
+// envelope, in the complete set and in later batches; one that does not
+// (above) gets JSON.
+func TestSessionObjectsInProtobuf(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, _ := e.register("n1")
+	e.createPod("mine", "n1")
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	s, err := c.Session(ctx, &api.SessionRequest{AcceptProtobuf: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(m *api.SessionMessage) {
+		t.Helper()
+		for _, ch := range m.Changes {
+			if !bytes.HasPrefix(ch.Object, []byte("k8s\x00")) {
+				t.Errorf("%v %s/%s object = %.40q…, want the protobuf envelope", ch.Kind, ch.Namespace, ch.Name, ch.Object)
+			}
+		}
+	}
+	first := recvT(t, s)
+	check(first)
+	var pod corev1.Pod
+	if got := summary(first, api.ObjectKind_OBJECT_KIND_POD); !slices.Equal(got, []string{"PUT OBJECT_KIND_POD default/mine"}) {
+		t.Fatalf("complete set pods = %v", got)
+	}
+	if err := api.DecodeObject(first.Changes[0].Object, &pod); err != nil || pod.Spec.NodeName != "n1" || pod.ResourceVersion == "" || pod.Kind != "Pod" {
+		t.Errorf("complete set pod = %+v, %v; want kind Pod, nodeName n1 and a resourceVersion", pod, err)
+	}
+	e.createPod("second", "n1")
+	for {
+		m := recvT(t, s)
+		check(m)
+		if got := summary(m, api.ObjectKind_OBJECT_KIND_POD); len(got) > 0 {
+			if !slices.Equal(got, []string{"PUT OBJECT_KIND_POD default/second"}) {
+				t.Errorf("batch pods = %v", got)
+			}
+			break
 		}
 	}
 }

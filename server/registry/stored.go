@@ -2,13 +2,94 @@ package registry
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"strconv"
+
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/minik-dev/minik/internal/envelope"
 )
 
-// Stored values are the JSON of typed objects without resourceVersion:
-// {"kind":…,"apiVersion":…,"metadata":{…},…}. Readers that pass that JSON
-// on put the revision in with WithResourceVersion instead of decoding and
-// encoding the object again.
+// Stored values are objects without resourceVersion (the store's revision
+// is the object's resourceVersion) in the Kubernetes protobuf envelope, as
+// upstream keeps them in etcd (see package envelope). Values written by
+// earlier versions are JSON: {"kind":…,"apiVersion":…,"metadata":{…},…};
+// every reader takes both, and an object is stored as protobuf the next
+// time it is written.
+//
+// Readers that pass a stored object on put the revision into the stored
+// bytes (ProtobufWithResourceVersion, JSONWithResourceVersion) instead of
+// decoding and encoding the object again.
+
+// EncodeStored returns the stored form of obj, an object of res: obj as
+// it is but without its resourceVersion, which it keeps.
+func EncodeStored(res *Resource, obj runtime.Object) ([]byte, error) {
+	m, ok := obj.(interface {
+		envelope.Message
+		GetResourceVersion() string
+		SetResourceVersion(string)
+	})
+	if !ok {
+		return nil, fmt.Errorf("storing %s: %T has no protobuf encoding", res.Kind, obj)
+	}
+	rv := m.GetResourceVersion()
+	m.SetResourceVersion("")
+	defer m.SetResourceVersion(rv)
+	return envelope.Encode(m, res.GroupVersion().String(), res.Kind)
+}
+
+// DecodeStored decodes a stored value of either form into obj, a new
+// object of the value's kind. The resourceVersion is left unset and, for
+// a protobuf value, so are apiVersion and kind.
+func DecodeStored(value []byte, obj runtime.Object) error {
+	if !envelope.Is(value) {
+		return json.Unmarshal(value, obj)
+	}
+	u, ok := obj.(envelope.Unmarshaler)
+	if !ok {
+		return fmt.Errorf("decoding a stored %T: no protobuf encoding", obj)
+	}
+	_, _, err := envelope.Decode(value, u)
+	return err
+}
+
+// ProtobufWithResourceVersion returns a stored protobuf value in the
+// envelope with metadata.resourceVersion set to rev, or nil when stored is
+// JSON or malformed: the caller then decodes it.
+func ProtobufWithResourceVersion(stored []byte, rev int64) []byte {
+	if !envelope.Is(stored) {
+		return nil
+	}
+	out, err := envelope.WithResourceVersion(stored, rev)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// StoredPodNodeName returns spec.nodeName of a stored pod ("" if unbound);
+// ok is false if the value cannot be read.
+func StoredPodNodeName(value []byte) (name string, ok bool) {
+	if envelope.Is(value) {
+		name, err := envelope.PodNodeName(value)
+		return name, err == nil
+	}
+	// Every pod is created unbound: skip decoding what surely has no
+	// nodeName key.
+	if !bytes.Contains(value, []byte(`"nodeName":`)) {
+		return "", true
+	}
+	var p struct {
+		Spec struct {
+			NodeName string `json:"nodeName"`
+		} `json:"spec"`
+	}
+	if json.Unmarshal(value, &p) != nil {
+		return "", false
+	}
+	return p.Spec.NodeName, true
+}
 
 var (
 	typedObjectOpen = []byte(`{"kind":"`)
@@ -16,10 +97,11 @@ var (
 	resourceVersion = []byte(`"resourceVersion":`)
 )
 
-// WithResourceVersion returns stored with metadata.resourceVersion set to
-// rev, first in the metadata. It returns nil when stored does not have the
-// shape above or already has a resourceVersion: the caller then decodes it.
-func WithResourceVersion(stored []byte, rev int64) []byte {
+// JSONWithResourceVersion returns a stored JSON value with
+// metadata.resourceVersion set to rev, first in the metadata. It returns
+// nil when stored is protobuf, does not have the shape above or already
+// has a resourceVersion: the caller then decodes it.
+func JSONWithResourceVersion(stored []byte, rev int64) []byte {
 	if !bytes.HasPrefix(stored, typedObjectOpen) {
 		return nil
 	}

@@ -2,7 +2,7 @@ package registry
 
 import "testing"
 
-func TestWithResourceVersion(t *testing.T) {
+func TestJSONWithResourceVersion(t *testing.T) {
 	cases := []struct {
 		name, stored string
 		rev          int64
@@ -15,7 +15,7 @@ func TestWithResourceVersion(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := string(WithResourceVersion([]byte(tc.stored), tc.rev)); got != tc.want {
+			if got := string(JSONWithResourceVersion([]byte(tc.stored), tc.rev)); got != tc.want {
 				t.Errorf("WithResourceVersion(%s, %d) = %s, want %s", tc.stored, tc.rev, got, tc.want)
 			}
 		})

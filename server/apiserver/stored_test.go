@@ -1,0 +1,123 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/minik-dev/minik/internal/envelope"
+	"github.com/minik-dev/minik/server/registry"
+)
+
+// Objects are stored in the protobuf envelope. Those an earlier version
+// stored as JSON read alike through every path, in protobuf and in JSON,
+// and are stored as protobuf once written again.
+func TestStoredForms(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := context.Background()
+	jsonClient, err := kubernetes.NewForConfig(&rest.Config{Host: ts.url, QPS: -1, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
+		ObjectMeta: metav1.ObjectMeta{Name: "old", Namespace: "default", Labels: map[string]string{"app": "web"}, },
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	// The pod as an earlier version stored it: created through the API,
+	// then its stored bytes replaced by their JSON.
+	if _, err := ts.client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const key = "/registry/pods/default/old"
+	kv, err := ts.store.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := decodeStored(podsResource, kv.Value, kv.ModRevision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.(*corev1.Pod).ResourceVersion = ""
+	old, err := json.Marshal(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := ts.store.Update(ctx, key, old, kv.ModRevision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := ts.client.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{ResourceVersion: formatRV(rev - 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	jw, err := jsonClient.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{ResourceVersion: formatRV(rev - 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jw.Stop()
+
+	for name, c := range map[string]kubernetes.Interface{"protobuf": ts.client, "JSON": jsonClient} {
+		got, err := c.CoreV1().Pods("default").Get(ctx, "old", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("%s get: %v", name, err)
+		}
+		if got.UID != stored.(*corev1.Pod).UID || got.Labels["app"] != "web" || got.ResourceVersion != formatRV(rev) {
+			t.Errorf("%s get = %+v, want uid %s, label app=web, resourceVersion %d", name, got.ObjectMeta, stored.(*corev1.Pod).UID, rev)
+		}
+		list, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+		if err != nil || len(list.Items) != 1 || list.Items[0].ResourceVersion != formatRV(rev) {
+			t.Errorf("%s list = %v, %v; want the pod", name, list, err)
+		}
+	}
+	for name, w := range map[string]watch.Interface{"protobuf": w, "JSON": jw} {
+		select {
+		case ev := <-w.ResultChan():
+			p, ok := ev.Object.(*corev1.Pod)
+			if ev.Type != watch.Modified || !ok || p.Labels["app"] != "web" || p.ResourceVersion != formatRV(rev) {
+				t.Errorf("%s watch: %v %+v, want MODIFIED of the pod at %d", name, ev.Type, ev.Object, rev)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s watch: no event", name)
+		}
+	}
+
+	// Written again, it is stored as protobuf, and a client in either
+	// encoding reads the same object from those bytes.
+	got, err := jsonClient.CoreV1().Pods("default").Get(ctx, "old", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Labels["v"] = "2"
+	if _, err := jsonClient.CoreV1().Pods("default").Update(ctx, got, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err = ts.store.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !envelope.Is(kv.Value) {
+		t.Fatalf("updated pod stored as %.40q…, want the protobuf envelope", kv.Value)
+	}
+	var raw corev1.Pod
+	if err := registry.DecodeStored(kv.Value, &raw); err != nil || raw.ResourceVersion != "" || raw.Labels["v"] != "2" {
+		t.Errorf("stored pod = %+v, %v; want label v=2 and no resourceVersion", raw.ObjectMeta, err)
+	}
+	for name, c := range map[string]kubernetes.Interface{"protobuf": ts.client, "JSON": jsonClient} {
+		p, err := c.CoreV1().Pods("default").Get(ctx, "old", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("%s get: %v", name, err)
+		}
+		if p.Labels["v"] != "2" || p.UID != stored.(*corev1.Pod).UID || p.ResourceVersion != formatRV(kv.ModRevision) || !p.CreationTimestamp.Equal(&stored.(*corev1.Pod).CreationTimestamp) {
+			t.Errorf("%s get after update = %+v, want label v=2, the same uid, resourceVersion %d", name, p.ObjectMeta, kv.ModRevision)
+		}
+	}
+}
