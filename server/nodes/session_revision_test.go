@@ -85,4 +85,3 @@ func TestWithRevision(t *testing.T) {
 		})
 	}
 }
-
