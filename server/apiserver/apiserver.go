@@ -80,10 +80,12 @@ type Server struct {
 	nsQueue chan string // namespaces marked for deletion, for Run
 	// objects holds recently decoded stored objects, read-only, for
 	// watchers and the writes that follow; events their protobuf
-	// envelopes, shared among protobuf watchers.
-	objects *revCache[runtime.Object]
-	events  *revCache[[]byte]
-	writing writesInFlight // objects being stored, for watchers that see them first
+	// envelopes, shared among protobuf watchers, and jsonEvents their
+	// JSON, shared among JSON watchers.
+	objects    *revCache[runtime.Object]
+	events     *revCache[[]byte]
+	jsonEvents *revCache[[]byte]
+	writing    writesInFlight // objects being stored, for watchers that see them first
 
 	loopMu  sync.Mutex
 	loopCtx context.Context // set by ServeLoopback; guarded by loopMu
@@ -130,16 +132,17 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return &Server{
-		cfg:     cfg,
-		store:   cfg.Store,
-		log:     cfg.Logger.With("component", "apiserver"),
-		metrics: cfg.Metrics,
-		ips:     ips,
-		ports:   &portAllocator{st: cfg.Store, base: base, size: size},
-		nsQueue: make(chan string, 64),
-		objects: newRevCache[runtime.Object](),
-		events:  newRevCache[[]byte](),
-		nsCache: map[string]nsState{},
+		cfg:        cfg,
+		store:      cfg.Store,
+		log:        cfg.Logger.With("component", "apiserver"),
+		metrics:    cfg.Metrics,
+		ips:        ips,
+		ports:      &portAllocator{st: cfg.Store, base: base, size: size},
+		nsQueue:    make(chan string, 64),
+		objects:    newRevCache[runtime.Object](),
+		events:     newRevCache[[]byte](),
+		jsonEvents: newRevCache[[]byte](),
+		nsCache:    map[string]nsState{},
 	}, nil
 }
 

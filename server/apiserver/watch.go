@@ -235,17 +235,22 @@ func eventType(t store.EventType) watch.EventType {
 	return watch.Modified
 }
 
-// sendStored writes a JSON event whose object is taken from stored JSON,
-// or decoded from the stored bytes when they are protobuf or not in the
-// usual shape.
+// sendStored writes a JSON event for a stored change, whose object is
+// made once for every JSON watcher: from the stored bytes when they are
+// JSON, else by decoding and encoding the object.
 func (wt *watcher) sendStored(t watch.EventType, key string, value []byte, rev int64) bool {
-	obj := registry.JSONWithResourceVersion(value, rev)
-	if obj == nil {
+	obj, err := wt.s.jsonEvents.get(key, rev, func() ([]byte, error) {
+		if obj := registry.JSONWithResourceVersion(value, rev); obj != nil {
+			return obj, nil
+		}
 		decoded, err := wt.s.decodeShared(wt.res, key, value, rev)
 		if err != nil {
-			return wt.undecodable(key, err)
+			return nil, err
 		}
-		return wt.send(t, decoded)
+		return json.Marshal(decoded)
+	})
+	if err != nil {
+		return wt.undecodable(key, err)
 	}
 	line := make([]byte, 0, len(obj)+32)
 	line = append(line, `{"type":"`...)
@@ -253,7 +258,7 @@ func (wt *watcher) sendStored(t watch.EventType, key string, value []byte, rev i
 	line = append(line, `","object":`...)
 	line = append(line, obj...)
 	line = append(line, "}\n"...)
-	_, err := wt.w.Write(line)
+	_, err = wt.w.Write(line)
 	return err == nil
 }
 
