@@ -11,7 +11,8 @@
 // Field numbers used here are those of k8s.io/apimachinery's
 // runtime.Unknown (typeMeta 1, raw 2, contentEncoding 3, contentType 4),
 // of every top-level object (metadata 1, spec 2), of ObjectMeta
-// (resourceVersion 6) and of PodSpec (nodeName 10).
+// (resourceVersion 6), of PodSpec (nodeName 10) and of every list
+// (metadata 1, items 2).
 package envelope
 
 import (
@@ -53,6 +54,9 @@ const (
 
 	objectMetadata = 1
 	objectSpec     = 2
+
+	listMetadata = 1
+	listItems    = 2
 
 	metaResourceVersion = 6
 	podSpecNodeName     = 10
@@ -113,30 +117,76 @@ func WithResourceVersion(data []byte, rev int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	meta, metaStart, metaEnd, err := lastField(e.raw, objectMetadata)
+	obj, err := withResourceVersion(e.raw, rev)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(data)-len(e.raw)+len(obj)+8)
+	out = append(out, data[:e.rawStart]...)
+	out = protowire.AppendTag(out, unknownRaw, protowire.BytesType)
+	out = protowire.AppendBytes(out, obj)
+	return append(out, data[e.rawEnd:]...), nil
+}
+
+// ObjectWithResourceVersion returns the object in the envelope data, in
+// its own protobuf encoding (as it appears among a list's items), with
+// metadata.resourceVersion set to rev.
+func ObjectWithResourceVersion(data []byte, rev int64) ([]byte, error) {
+	e, err := parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return withResourceVersion(e.raw, rev)
+}
+
+// withResourceVersion returns a copy of the object message obj with rev
+// added to the end of its metadata.
+func withResourceVersion(obj []byte, rev int64) ([]byte, error) {
+	meta, metaStart, metaEnd, err := lastField(obj, objectMetadata)
 	if err != nil {
 		return nil, err
 	}
 	if metaStart < 0 {
-		metaStart, metaEnd = len(e.raw), len(e.raw)
+		metaStart, metaEnd = len(obj), len(obj)
 	}
-	var field []byte
-	field = protowire.AppendTag(field, objectMetadata, protowire.BytesType)
 	rv := strconv.FormatInt(rev, 10)
 	metaLen := len(meta) + protowire.SizeTag(metaResourceVersion) + protowire.SizeBytes(len(rv))
-	field = protowire.AppendVarint(field, uint64(metaLen))
-	field = append(field, meta...)
-	field = appendString(field, metaResourceVersion, rv)
-	objLen := len(e.raw) - (metaEnd - metaStart) + len(field)
+	out := make([]byte, 0, len(obj)-(metaEnd-metaStart)+protowire.SizeTag(objectMetadata)+protowire.SizeBytes(metaLen))
+	out = append(out, obj[:metaStart]...)
+	out = protowire.AppendTag(out, objectMetadata, protowire.BytesType)
+	out = protowire.AppendVarint(out, uint64(metaLen))
+	out = append(out, meta...)
+	out = appendString(out, metaResourceVersion, rv)
+	return append(out, obj[metaEnd:]...), nil
+}
 
-	out := make([]byte, 0, len(data)+len(field)-(metaEnd-metaStart)+8)
-	out = append(out, data[:e.rawStart]...)
+// EncodeList returns, in an envelope naming apiVersion and kind, a list
+// (PodList, ServiceList, …) with the encoded metav1.ListMeta listMeta and
+// the objects items, each in its own protobuf encoding (see
+// ObjectWithResourceVersion). Every Kubernetes list has its metadata as
+// field 1 and its items as field 2.
+func EncodeList(apiVersion, kind string, listMeta []byte, items [][]byte) []byte {
+	n := protowire.SizeTag(listMetadata) + protowire.SizeBytes(len(listMeta))
+	for _, it := range items {
+		n += protowire.SizeTag(listItems) + protowire.SizeBytes(len(it))
+	}
+	var tm []byte
+	tm = appendString(tm, typeMetaAPIVersion, apiVersion)
+	tm = appendString(tm, typeMetaKind, kind)
+	out := make([]byte, 0, len(Magic)+len(tm)+n+24)
+	out = append(out, Magic...)
+	out = protowire.AppendTag(out, unknownTypeMeta, protowire.BytesType)
+	out = protowire.AppendBytes(out, tm)
 	out = protowire.AppendTag(out, unknownRaw, protowire.BytesType)
-	out = protowire.AppendVarint(out, uint64(objLen))
-	out = append(out, e.raw[:metaStart]...)
-	out = append(out, field...)
-	out = append(out, e.raw[metaEnd:]...)
-	return append(out, data[e.rawEnd:]...), nil
+	out = protowire.AppendVarint(out, uint64(n))
+	out = protowire.AppendTag(out, listMetadata, protowire.BytesType)
+	out = protowire.AppendBytes(out, listMeta)
+	for _, it := range items {
+		out = protowire.AppendTag(out, listItems, protowire.BytesType)
+		out = protowire.AppendBytes(out, it)
+	}
+	out = appendString(out, unknownEncoding, "")
+	return appendString(out, unknownType, "")
 }
 
 // PodNodeName returns spec.nodeName of the pod in the envelope data, ""

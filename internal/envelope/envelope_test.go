@@ -3,6 +3,7 @@ package envelope
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -148,5 +149,41 @@ func TestMalformed(t *testing.T) {
 		Decode(cut, &corev1.Pod{})
 		WithResourceVersion(cut, 1)
 		PodNodeName(cut)
+	}
+}
+
+// A list built from stored objects decodes, with the upstream decoder, as
+// the list of those objects with their revisions.
+func TestEncodeList(t *testing.T) {
+	pods := []*corev1.Pod{testPod("n1", ""), testPod("", "")}
+	pods[1].Name = "web-2"
+	var items [][]byte
+	want := &corev1.PodList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PodList"},
+		ListMeta: metav1.ListMeta{ResourceVersion: "99", Continue: "next"}}
+	for i, p := range pods {
+		it, err := ObjectWithResourceVersion(upstreamEncode(t, p), int64(10+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, it)
+		p := *p.DeepCopy()
+		p.TypeMeta = metav1.TypeMeta{}
+		p.ResourceVersion = strconv.Itoa(10 + i)
+		want.Items = append(want.Items, p)
+	}
+	lm, err := want.ListMeta.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := upstream.Decode(EncodeList("v1", "PodList", lm, items), nil, nil)
+	if err != nil {
+		t.Fatalf("decoding the list: %v", err)
+	}
+	if diff := cmp.Diff(runtime.Object(want), got); diff != "" {
+		t.Errorf("EncodeList (-want +got):\n%s", diff)
+	}
+	empty, _, err := upstream.Decode(EncodeList("v1", "PodList", nil, nil), nil, nil)
+	if err != nil || len(empty.(*corev1.PodList).Items) != 0 {
+		t.Errorf("empty list decodes as %v, %v", empty, err)
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strconv"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minik-dev/minik/internal/envelope"
 	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
 )
@@ -13,12 +16,6 @@ import (
 // the client wants the form the object is stored in (protobuf, or JSON for
 // values written by earlier versions), instead of decoding and encoding
 // the object again.
-
-// wantsPlainJSON reports whether a list may be written from stored JSON.
-func wantsPlainJSON(r *http.Request) bool {
-	out, _, err := negotiate(r)
-	return err == nil && out == outputObject
-}
 
 // writeRaw writes one stored object in the representation r asks for, if
 // that can be made from the stored bytes; false if it cannot.
@@ -44,9 +41,34 @@ func writeRaw(w http.ResponseWriter, r *http.Request, code int, stored []byte, r
 	return true
 }
 
-// writeRawList writes a list of stored JSON objects as KIND List JSON;
-// false if one is not stored as JSON.
-func writeRawList(w http.ResponseWriter, res *registry.Resource, kvs []store.KV, listRev int64, cont string) bool {
+// writeRawList writes a list of stored objects, of res, in the
+// representation r asks for, if that can be made from the stored bytes;
+// false if it cannot (the representation, or an object not stored in it).
+func writeRawList(w http.ResponseWriter, r *http.Request, res *registry.Resource, kvs []store.KV, listRev int64, cont string) bool {
+	out, _, err := negotiate(r)
+	if err != nil {
+		return false
+	}
+	var data []byte
+	var contentType string
+	switch out {
+	case outputObject:
+		data, contentType = jsonList(res, kvs, listRev, cont), "application/json"
+	case outputProtobuf:
+		data, contentType = protobufList(res, kvs, listRev, cont), protobufType
+	}
+	if data == nil {
+		return false
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(http.StatusOK)
+	w.Write(data)
+	return true
+}
+
+// jsonList is the KIND List JSON of stored JSON objects, or nil if one is
+// not stored as JSON.
+func jsonList(res *registry.Resource, kvs []store.KV, listRev int64, cont string) []byte {
 	var buf bytes.Buffer
 	buf.WriteString(`{"kind":"` + res.Kind + `List","apiVersion":"` + res.GroupVersion().String() + `","metadata":{"resourceVersion":"`)
 	buf.WriteString(strconv.FormatInt(listRev, 10))
@@ -58,7 +80,7 @@ func writeRawList(w http.ResponseWriter, res *registry.Resource, kvs []store.KV,
 	for i, kv := range kvs {
 		item := registry.JSONWithResourceVersion(kv.Value, kv.ModRevision)
 		if item == nil {
-			return false
+			return nil
 		}
 		if i > 0 {
 			buf.WriteByte(',')
@@ -66,8 +88,24 @@ func writeRawList(w http.ResponseWriter, res *registry.Resource, kvs []store.KV,
 		buf.Write(item)
 	}
 	buf.WriteString("]}")
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	w.Write(buf.Bytes())
-	return true
+	return buf.Bytes()
+}
+
+// protobufList is the KIND List, in the protobuf envelope, of stored
+// protobuf objects, or nil if one is not stored in protobuf.
+func protobufList(res *registry.Resource, kvs []store.KV, listRev int64, cont string) []byte {
+	lm, err := (&metav1.ListMeta{ResourceVersion: strconv.FormatInt(listRev, 10), Continue: cont}).Marshal()
+	if err != nil {
+		return nil
+	}
+	items := make([][]byte, len(kvs))
+	for i, kv := range kvs {
+		if !envelope.Is(kv.Value) {
+			return nil
+		}
+		if items[i], err = envelope.ObjectWithResourceVersion(kv.Value, kv.ModRevision); err != nil {
+			return nil
+		}
+	}
+	return envelope.EncodeList(res.GroupVersion().String(), res.Kind+"List", lm, items)
 }

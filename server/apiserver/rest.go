@@ -188,7 +188,7 @@ func (s *Server) serveList(w *statusRecorder, r *http.Request, info requestInfo)
 		tok, _ := json.Marshal(continueToken{Rev: listRev, Start: next})
 		token = base64.RawURLEncoding.EncodeToString(tok)
 	}
-	if wantsPlainJSON(r) && writeRawList(w, res, raw, listRev, token) {
+	if writeRawList(w, r, res, raw, listRev, token) {
 		return nil
 	}
 	for i, kv := range raw {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -118,6 +119,54 @@ func TestStoredForms(t *testing.T) {
 		}
 		if p.Labels["v"] != "2" || p.UID != stored.(*corev1.Pod).UID || p.ResourceVersion != formatRV(kv.ModRevision) || !p.CreationTimestamp.Equal(&stored.(*corev1.Pod).CreationTimestamp) {
 			t.Errorf("%s get after update = %+v, want label v=2, the same uid, resourceVersion %d", name, p.ObjectMeta, kv.ModRevision)
+		}
+	}
+}
+
+// A protobuf list, made from the stored bytes, holds what a JSON list,
+// made from the decoded objects, holds: the same items with their
+// resourceVersions, the list's revision and its continue token, for a
+// whole list, a page and a filtered list.
+func TestListFromStoredBytes(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := context.Background()
+	jsonClient, err := kubernetes.NewForConfig(&rest.Config{Host: ts.url, QPS: -1, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"app": name}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+		if _, err := ts.client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The protobuf lists below are made from the stored bytes.
+	kvs, rev, err := ts.store.List(ctx, "/registry/pods/default/", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if protobufList(podsResource, kvs, rev, "") == nil {
+		t.Fatal("protobufList of the stored pods = nil")
+	}
+	for _, opts := range []metav1.ListOptions{{}, {Limit: 2}, {LabelSelector: "app in (a,c)"}} {
+		pb, err := ts.client.CoreV1().Pods("default").List(ctx, opts)
+		if err != nil {
+			t.Fatalf("protobuf list %+v: %v", opts, err)
+		}
+		js, err := jsonClient.CoreV1().Pods("default").List(ctx, opts)
+		if err != nil {
+			t.Fatalf("JSON list %+v: %v", opts, err)
+		}
+		if len(pb.Items) == 0 || pb.Items[0].ResourceVersion == "" {
+			t.Errorf("protobuf list %+v = %d items, first resourceVersion %q", opts, len(pb.Items), pb.Items[0].ResourceVersion)
+		}
+		// Items in protobuf carry no apiVersion and kind.
+		for i := range js.Items {
+			js.Items[i].TypeMeta = metav1.TypeMeta{}
+		}
+		if diff := cmp.Diff(js, pb); diff != "" {
+			t.Errorf("list %+v, JSON (-) against protobuf (+):\n%s", opts, diff)
 		}
 	}
 }
