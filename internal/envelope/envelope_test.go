@@ -142,8 +142,8 @@ func TestMalformed(t *testing.T) {
 			t.Errorf("WithResourceVersion(%q) = %v, want ErrMalformed", bad, err)
 		}
 	}
-	// Every truncation fails cleanly or, where it ends on a field
-	// boundary, reads as a shorter message; none panics.
+	// No truncation panics (one that ends on a field boundary reads as a
+	// shorter message).
 	for i := range data {
 		cut := data[:i]
 		Decode(cut, &corev1.Pod{})

@@ -45,7 +45,7 @@ func (s *Server) serveCreate(w *statusRecorder, r *http.Request, info requestInf
 	if raw != nil && writeRaw(w, r, http.StatusCreated, raw, revisionOf(out)) {
 		return nil
 	}
-	return s.writeObject(w, r, info.Resource, http.StatusCreated, out)
+	return s.writeWritten(w, r, info.Resource, http.StatusCreated, out)
 }
 
 // createObject defaults, validates and stores a new object; obj's

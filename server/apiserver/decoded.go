@@ -20,7 +20,9 @@ import (
 // They may differ in two ways. Times finer than a second (metav1.Time)
 // stay in the copy; both encodings drop them alike, and the times update
 // rules compare are the server's own, which are whole seconds. Empty and
-// nil lists differ, which the comparisons and encodings treat alike.
+// nil lists and maps differ, which protobuf and the update comparisons
+// treat alike but JSON does not: JSON for clients is made from decoded
+// stored bytes instead (sendStored, writeWritten).
 
 // decodeShared is the object stored under key at rev, decoded once for all
 // who need it while it is recent. It must not be changed: callers that

@@ -64,7 +64,7 @@ func (s *Server) serveDelete(w *statusRecorder, r *http.Request, info requestInf
 	if err != nil {
 		return err
 	}
-	return s.writeObject(w, r, info.Resource, http.StatusOK, obj)
+	return s.writeWritten(w, r, info.Resource, http.StatusOK, obj)
 }
 
 // deleteObject deletes one object or, where it must linger (finalizers, a

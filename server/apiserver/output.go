@@ -72,6 +72,44 @@ func includeObjectPolicy(r *http.Request) metav1.IncludeObjectPolicy {
 	return metav1.IncludeMetadata
 }
 
+// writeWritten writes an object a request has just stored, as a read of
+// it would give it back: where the stored form cannot tell an empty list
+// or map from a missing one, a JSON client sees the same null or omission
+// as it will on every later read and watch event, as from upstream, which
+// answers writes with the object decoded from storage.
+func (s *Server) writeWritten(w http.ResponseWriter, r *http.Request, res *registry.Resource, code int, obj runtime.Object) error {
+	if out, _, err := negotiate(r); err == nil && out != outputProtobuf {
+		if read, err := asRead(res, obj); err == nil {
+			obj = read
+		}
+	}
+	return s.writeObject(w, r, res, code, obj)
+}
+
+// asRead returns a copy of obj as decoding its stored form gives it, with
+// its apiVersion, kind and resourceVersion.
+func asRead(res *registry.Resource, obj runtime.Object) (runtime.Object, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	data, err := registry.EncodeStored(res, obj)
+	if err != nil {
+		return nil, err
+	}
+	read := res.New()
+	if err := registry.DecodeStored(data, read); err != nil {
+		return nil, err
+	}
+	setTypeMeta(read, res)
+	rm, err := meta.Accessor(read)
+	if err != nil {
+		return nil, err
+	}
+	rm.SetResourceVersion(m.GetResourceVersion())
+	return read, nil
+}
+
 // writeObject writes one object in the representation asked for.
 func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, res *registry.Resource, code int, obj runtime.Object) error {
 	out, version, err := negotiate(r)

@@ -1,8 +1,10 @@
 package apiserver
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"net/http"
 	"testing"
 	"time"
 
@@ -168,5 +170,68 @@ func TestListFromStoredBytes(t *testing.T) {
 		if diff := cmp.Diff(js, pb); diff != "" {
 			t.Errorf("list %+v, JSON (-) against protobuf (+):\n%s", opts, diff)
 		}
+	}
+}
+
+// A list sent empty in a field that JSON writes even when empty
+// (projected.sources) reads back the same everywhere a JSON client looks:
+// in the create response, a get and a watch event, as the stored form
+// keeps it.
+func TestEmptyListReadsAlike(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := context.Background()
+	rest := ts.client.CoreV1().RESTClient()
+	watchReq, err := http.NewRequestWithContext(ctx, "GET", ts.url+"/api/v1/namespaces/default/pods?watch=1&resourceVersion=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(watchReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},
+		"spec":{"containers":[{"name":"c","image":"busybox"}],"volumes":[{"name":"v","projected":{"sources":[]}}]}}`)
+	created, err := rest.Post().AbsPath("/api/v1/namespaces/default/pods").SetHeader("Content-Type", "application/json").
+		SetHeader("Accept", "application/json").Body(body).Do(ctx).Raw()
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	got, err := rest.Get().AbsPath("/api/v1/namespaces/default/pods/p").SetHeader("Accept", "application/json").Do(ctx).Raw()
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	sources := func(what string, data []byte) string {
+		t.Helper()
+		var p struct {
+			Spec struct {
+				Volumes []struct {
+					Projected struct {
+						Sources json.RawMessage `json:"sources"`
+					} `json:"projected"`
+				} `json:"volumes"`
+			} `json:"spec"`
+		}
+		if err := json.Unmarshal(data, &p); err != nil || len(p.Spec.Volumes) != 1 {
+			t.Fatalf("%s: %v in %s", what, err, data)
+		}
+		return string(p.Spec.Volumes[0].Projected.Sources)
+	}
+	want := sources("get", got)
+	if c := sources("create response", created); c != want {
+		t.Errorf("create response has sources %s, get has %s", c, want)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadBytes('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev struct {
+		Object json.RawMessage `json:"object"`
+	}
+	if err := json.Unmarshal(line, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if w := sources("watch event", ev.Object); w != want {
+		t.Errorf("watch event has sources %s, get has %s", w, want)
 	}
 }

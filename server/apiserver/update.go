@@ -192,13 +192,13 @@ func (s *Server) serveUpdate(w *statusRecorder, r *http.Request, info requestInf
 		bm.SetNamespace(info.Namespace)
 		obj, _, err = s.createObject(r.Context(), info.Resource, body, isDryRun(r))
 		if err == nil {
-			return s.writeObject(w, r, info.Resource, http.StatusCreated, obj)
+			return s.writeWritten(w, r, info.Resource, http.StatusCreated, obj)
 		}
 	}
 	if err != nil {
 		return err
 	}
-	return s.writeObject(w, r, info.Resource, http.StatusOK, obj)
+	return s.writeWritten(w, r, info.Resource, http.StatusOK, obj)
 }
 
 // createOnUpdate lists the kinds a PUT may create, as in Kubernetes.

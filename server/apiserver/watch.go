@@ -237,13 +237,15 @@ func eventType(t store.EventType) watch.EventType {
 
 // sendStored writes a JSON event for a stored change, whose object is
 // made once for every JSON watcher: from the stored bytes when they are
-// JSON, else by decoding and encoding the object.
+// JSON, else by decoding them and encoding the object, as a read would.
 func (wt *watcher) sendStored(t watch.EventType, key string, value []byte, rev int64) bool {
 	obj, err := wt.s.jsonEvents.get(key, rev, func() ([]byte, error) {
 		if obj := registry.JSONWithResourceVersion(value, rev); obj != nil {
 			return obj, nil
 		}
-		decoded, err := wt.s.decodeShared(wt.res, key, value, rev)
+		// Not the shared object: a write's copy of it may hold an empty
+		// list where decoding gives none, which JSON tells apart.
+		decoded, err := decodeStored(wt.res, value, rev)
 		if err != nil {
 			return nil, err
 		}
