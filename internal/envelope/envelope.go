@@ -69,16 +69,8 @@ func Is(data []byte) bool { return bytes.HasPrefix(data, Magic) }
 // Encode returns obj in an envelope naming apiVersion and kind. The bytes
 // are those the Kubernetes protobuf serializer writes for the same object.
 func Encode(obj Message, apiVersion, kind string) ([]byte, error) {
-	var tm []byte
-	tm = appendString(tm, typeMetaAPIVersion, apiVersion)
-	tm = appendString(tm, typeMetaKind, kind)
 	n := obj.Size()
-	out := make([]byte, 0, len(Magic)+len(tm)+n+24)
-	out = append(out, Magic...)
-	out = protowire.AppendTag(out, unknownTypeMeta, protowire.BytesType)
-	out = protowire.AppendBytes(out, tm)
-	out = protowire.AppendTag(out, unknownRaw, protowire.BytesType)
-	out = protowire.AppendVarint(out, uint64(n))
+	out := appendHeader(apiVersion, kind, n)
 	start := len(out)
 	out = out[:start+n]
 	if _, err := obj.MarshalToSizedBuffer(out[start:]); err != nil {
@@ -170,15 +162,7 @@ func EncodeList(apiVersion, kind string, listMeta []byte, items [][]byte) []byte
 	for _, it := range items {
 		n += protowire.SizeTag(listItems) + protowire.SizeBytes(len(it))
 	}
-	var tm []byte
-	tm = appendString(tm, typeMetaAPIVersion, apiVersion)
-	tm = appendString(tm, typeMetaKind, kind)
-	out := make([]byte, 0, len(Magic)+len(tm)+n+24)
-	out = append(out, Magic...)
-	out = protowire.AppendTag(out, unknownTypeMeta, protowire.BytesType)
-	out = protowire.AppendBytes(out, tm)
-	out = protowire.AppendTag(out, unknownRaw, protowire.BytesType)
-	out = protowire.AppendVarint(out, uint64(n))
+	out := appendHeader(apiVersion, kind, n)
 	out = protowire.AppendTag(out, listMetadata, protowire.BytesType)
 	out = protowire.AppendBytes(out, listMeta)
 	for _, it := range items {
@@ -280,6 +264,20 @@ func eachField(msg []byte, fn func(num protowire.Number, v []byte, start, end in
 		i += n + m
 	}
 	return nil
+}
+
+// appendHeader returns a new envelope up to its object, of n bytes, with
+// room for the object and the fields after it.
+func appendHeader(apiVersion, kind string, n int) []byte {
+	var tm []byte
+	tm = appendString(tm, typeMetaAPIVersion, apiVersion)
+	tm = appendString(tm, typeMetaKind, kind)
+	out := make([]byte, 0, len(Magic)+len(tm)+n+24)
+	out = append(out, Magic...)
+	out = protowire.AppendTag(out, unknownTypeMeta, protowire.BytesType)
+	out = protowire.AppendBytes(out, tm)
+	out = protowire.AppendTag(out, unknownRaw, protowire.BytesType)
+	return protowire.AppendVarint(out, uint64(n))
 }
 
 func appendString(b []byte, num protowire.Number, s string) []byte {

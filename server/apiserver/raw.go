@@ -20,31 +20,23 @@ import (
 // writeRaw writes one stored object in the representation r asks for, if
 // that can be made from the stored bytes; false if it cannot.
 func writeRaw(w http.ResponseWriter, r *http.Request, code int, stored []byte, rev int64) bool {
-	out, _, err := negotiate(r)
-	if err != nil {
-		return false
-	}
-	var data []byte
-	var contentType string
-	switch out {
-	case outputObject:
-		data, contentType = registry.JSONWithResourceVersion(stored, rev), "application/json"
-	case outputProtobuf:
-		data, contentType = registry.ProtobufWithResourceVersion(stored, rev), protobufType
-	}
-	if data == nil {
-		return false
-	}
-	w.Header().Set("Content-Type", contentType)
-	w.WriteHeader(code)
-	w.Write(data)
-	return true
+	return writeFromStored(w, r, code,
+		func() []byte { return registry.JSONWithResourceVersion(stored, rev) },
+		func() []byte { return registry.ProtobufWithResourceVersion(stored, rev) })
 }
 
 // writeRawList writes a list of stored objects, of res, in the
 // representation r asks for, if that can be made from the stored bytes;
 // false if it cannot (the representation, or an object not stored in it).
 func writeRawList(w http.ResponseWriter, r *http.Request, res *registry.Resource, kvs []store.KV, listRev int64, cont string) bool {
+	return writeFromStored(w, r, http.StatusOK,
+		func() []byte { return jsonList(res, kvs, listRev, cont) },
+		func() []byte { return protobufList(res, kvs, listRev, cont) })
+}
+
+// writeFromStored writes what asJSON or asProtobuf makes, whichever r asks
+// for; false if r asks for neither or it makes nothing.
+func writeFromStored(w http.ResponseWriter, r *http.Request, code int, asJSON, asProtobuf func() []byte) bool {
 	out, _, err := negotiate(r)
 	if err != nil {
 		return false
@@ -53,15 +45,15 @@ func writeRawList(w http.ResponseWriter, r *http.Request, res *registry.Resource
 	var contentType string
 	switch out {
 	case outputObject:
-		data, contentType = jsonList(res, kvs, listRev, cont), "application/json"
+		data, contentType = asJSON(), "application/json"
 	case outputProtobuf:
-		data, contentType = protobufList(res, kvs, listRev, cont), protobufType
+		data, contentType = asProtobuf(), protobufType
 	}
 	if data == nil {
 		return false
 	}
 	w.Header().Set("Content-Type", contentType)
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(code)
 	w.Write(data)
 	return true
 }
