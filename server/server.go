@@ -252,7 +252,6 @@ func runControlLoops(ctx context.Context, cfg Config, api *apiserver.Server, loo
 	}
 	factory := informers.NewSharedInformerFactory(client, controllerResync)
 	defer factory.Shutdown()
-	watchPodsInProcess(ctx, factory, api)
 	sched, err := scheduler.New(client, factory, lg, scheduler.Options{Binder: fencedBind(ctx, api)})
 	if err != nil {
 		return err

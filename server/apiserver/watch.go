@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -38,9 +37,6 @@ type watcher struct {
 	enc      *json.Encoder
 	bookmark bool
 	lastMark time.Time
-	// sink, if set, takes the events as objects instead of w (see
-	// WatchObjects).
-	sink chan<- watch.Event
 }
 
 func (s *Server) serveWatch(w *statusRecorder, r *http.Request, info requestInfo) error {
@@ -79,7 +75,6 @@ func (s *Server) serveWatch(w *statusRecorder, r *http.Request, info requestInfo
 	defer cancel()
 	wt := &watcher{s: s, w: w, r: r, res: res, opts: opts, out: out, version: version,
 		bookmark: isTrue(q.Get("allowWatchBookmarks")), lastMark: time.Now()}
-	wt.sink, _ = r.Context().Value(objectSinkKey{}).(chan<- watch.Event)
 	prefix := storagePrefix(res, info.Namespace)
 	var snapshot []store.KV
 	if initial {
@@ -193,10 +188,10 @@ func (wt *watcher) handle(ev store.Event) bool {
 		return true
 	}
 	filtered := !wt.opts.labels.Empty() || !wt.opts.fields.Empty()
-	if !filtered && wt.out == outputObject && wt.sink == nil {
+	if !filtered && wt.out == outputObject {
 		return wt.sendStored(eventType(ev.Type), ev.Key, ev.Value, ev.Revision)
 	}
-	if !filtered && wt.out == outputProtobuf && wt.sink == nil {
+	if !filtered && wt.out == outputProtobuf {
 		return wt.sendShared(eventType(ev.Type), ev, nil)
 	}
 	obj, err := wt.s.decodeShared(wt.res, ev.Key, ev.Value, ev.Revision)
@@ -220,9 +215,6 @@ func (wt *watcher) handle(ev store.Event) bool {
 	}
 	if !newMatch {
 		return true
-	}
-	if wt.sink != nil {
-		return wt.emit(t, obj.DeepCopyObject())
 	}
 	switch wt.out {
 	case outputObject:
@@ -315,19 +307,8 @@ func (wt *watcher) writeFrame(t watch.EventType, data []byte) bool {
 	return err == nil
 }
 
-// emit writes one event in the stream's encoding, or hands it to the
-// sink, which then owns obj.
+// emit writes one event in the stream's encoding.
 func (wt *watcher) emit(t watch.EventType, obj runtime.Object) bool {
-	if wt.sink != nil {
-		// As a client's decoder leaves them: without apiVersion and kind.
-		obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
-		select {
-		case wt.sink <- watch.Event{Type: t, Object: obj}:
-			return true
-		case <-wt.r.Context().Done():
-			return false
-		}
-	}
 	if wt.out != outputProtobuf {
 		return wt.enc.Encode(watchEvent{Type: t, Object: obj}) == nil
 	}
@@ -339,7 +320,7 @@ func (wt *watcher) emit(t watch.EventType, obj runtime.Object) bool {
 }
 
 func (wt *watcher) send(t watch.EventType, obj runtime.Object) bool {
-	if wt.out == outputProtobuf || wt.sink != nil {
+	if wt.out == outputProtobuf {
 		return wt.emit(t, obj)
 	}
 	var out any = obj
