@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -20,13 +19,12 @@ type Object interface {
 // envelope or JSON, into obj, which should be empty. Either way obj's
 // apiVersion and kind are those the data names.
 func DecodeObject(data []byte, obj Object) error {
-	if !envelope.Is(data) {
-		return json.Unmarshal(data, obj)
-	}
-	av, kind, err := envelope.Decode(data, obj)
+	av, kind, err := envelope.DecodeAny(data, obj)
 	if err != nil {
 		return fmt.Errorf("decoding a session object: %w", err)
 	}
-	obj.GetObjectKind().SetGroupVersionKind(schema.FromAPIVersionAndKind(av, kind))
+	if av != "" || kind != "" {
+		obj.GetObjectKind().SetGroupVersionKind(schema.FromAPIVersionAndKind(av, kind))
+	}
 	return nil
 }

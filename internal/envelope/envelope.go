@@ -17,6 +17,7 @@ package envelope
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -92,6 +93,17 @@ func Decode(data []byte, obj Unmarshaler) (apiVersion, kind string, err error) {
 		return "", "", fmt.Errorf("envelope: decoding %s: %w", e.kind, err)
 	}
 	return e.apiVersion, e.kind, nil
+}
+
+// DecodeAny decodes data into obj: an envelope, or else the JSON of an
+// object (the form objects took before they were stored in envelopes).
+// It returns the apiVersion and kind an envelope names; JSON sets them in
+// obj itself, and they are returned empty.
+func DecodeAny(data []byte, obj Unmarshaler) (apiVersion, kind string, err error) {
+	if !Is(data) {
+		return "", "", json.Unmarshal(data, obj)
+	}
+	return Decode(data, obj)
 }
 
 // Kind returns the apiVersion and kind the envelope data names.

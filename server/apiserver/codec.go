@@ -139,12 +139,6 @@ func setTypeMeta(obj runtime.Object, res *registry.Resource) {
 	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersion().WithKind(res.Kind))
 }
 
-// encodeStored is the stored form of obj, an object of res (see
-// registry.EncodeStored).
-func encodeStored(res *registry.Resource, obj runtime.Object) ([]byte, error) {
-	return registry.EncodeStored(res, obj)
-}
-
 // decodeStored turns a stored value back into an object at revision rev.
 func decodeStored(res *registry.Resource, value []byte, rev int64) (runtime.Object, error) {
 	obj := res.New()

@@ -42,10 +42,7 @@ func (s *Server) serveCreate(w *statusRecorder, r *http.Request, info requestInf
 	if err != nil {
 		return err
 	}
-	if raw != nil && writeRaw(w, r, http.StatusCreated, raw, revisionOf(out)) {
-		return nil
-	}
-	return s.writeWritten(w, r, info.Resource, http.StatusCreated, out)
+	return s.writeWritten(w, r, info.Resource, http.StatusCreated, out, raw)
 }
 
 // createObject defaults, validates and stores a new object; obj's
@@ -96,7 +93,7 @@ func (s *Server) storeNew(ctx context.Context, res *registry.Resource, obj runti
 	if err != nil {
 		return nil, nil, err
 	}
-	data, err := encodeStored(res, obj)
+	data, err := registry.EncodeStored(res, obj)
 	if err != nil {
 		release()
 		return nil, nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/minik-dev/minik/server/registry"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -51,7 +52,7 @@ func TestKeepDecodedStandsForStored(t *testing.T) {
 		if !bytes.Equal(keptPB, decodedPB) {
 			t.Errorf("%s: protobuf of the kept pod differs from that of the stored one", what)
 		}
-		if keptStored, err := encodeStored(podsResource, kept); err != nil || !bytes.Equal(keptStored, kv.Value) {
+		if keptStored, err := registry.EncodeStored(podsResource, kept); err != nil || !bytes.Equal(keptStored, kv.Value) {
 			t.Errorf("%s: stored form of the kept pod:\n%s\nstored:\n%s", what, keptStored, kv.Value)
 		}
 		if semantic && !apiequality.Semantic.DeepEqual(kept, decoded) {
@@ -83,7 +84,7 @@ func TestStoringKeepsWhatIsStored(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", Annotations: map[string]string{"note": "odd \xff byte"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 	}
-	data, err := encodeStored(podsResource, odd)
+	data, err := registry.EncodeStored(podsResource, odd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func (s *Server) serveDelete(w *statusRecorder, r *http.Request, info requestInf
 	if err != nil {
 		return err
 	}
-	return s.writeWritten(w, r, info.Resource, http.StatusOK, obj)
+	return s.writeWritten(w, r, info.Resource, http.StatusOK, obj, nil)
 }
 
 // deleteObject deletes one object or, where it must linger (finalizers, a
@@ -180,7 +180,7 @@ func (s *Server) markDeleted(ctx context.Context, res *registry.Resource, obj ru
 	if dryRun {
 		return obj, nil
 	}
-	data, err := encodeStored(res, obj)
+	data, err := registry.EncodeStored(res, obj)
 	if err != nil {
 		return nil, err
 	}

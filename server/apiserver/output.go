@@ -76,26 +76,34 @@ func includeObjectPolicy(r *http.Request) metav1.IncludeObjectPolicy {
 // it would give it back: where the stored form cannot tell an empty list
 // or map from a missing one, a JSON client sees the same null or omission
 // as it will on every later read and watch event, as from upstream, which
-// answers writes with the object decoded from storage.
-func (s *Server) writeWritten(w http.ResponseWriter, r *http.Request, res *registry.Resource, code int, obj runtime.Object) error {
+// answers writes with the object decoded from storage. stored is obj's
+// stored form if the caller has it (nil for a dry run, or if not at hand):
+// the response is then made from it.
+func (s *Server) writeWritten(w http.ResponseWriter, r *http.Request, res *registry.Resource, code int, obj runtime.Object, stored []byte) error {
+	if stored != nil && writeRaw(w, r, code, stored, revisionOf(obj)) {
+		return nil
+	}
 	if out, _, err := negotiate(r); err == nil && out != outputProtobuf {
-		if read, err := asRead(res, obj); err == nil {
+		if read, err := asRead(res, obj, stored); err == nil {
 			obj = read
 		}
 	}
 	return s.writeObject(w, r, res, code, obj)
 }
 
-// asRead returns a copy of obj as decoding its stored form gives it, with
-// its apiVersion, kind and resourceVersion.
-func asRead(res *registry.Resource, obj runtime.Object) (runtime.Object, error) {
+// asRead returns a copy of obj as decoding its stored form (stored, or
+// else obj encoded) gives it, with its apiVersion, kind and
+// resourceVersion.
+func asRead(res *registry.Resource, obj runtime.Object, stored []byte) (runtime.Object, error) {
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, err
 	}
-	data, err := registry.EncodeStored(res, obj)
-	if err != nil {
-		return nil, err
+	data := stored
+	if data == nil {
+		if data, err = registry.EncodeStored(res, obj); err != nil {
+			return nil, err
+		}
 	}
 	read := res.New()
 	if err := registry.DecodeStored(data, read); err != nil {

@@ -36,7 +36,7 @@ func (s *Server) servePatch(w *statusRecorder, r *http.Request, info requestInfo
 	if err != nil {
 		return err
 	}
-	return s.writeWritten(w, r, res, http.StatusOK, obj)
+	return s.writeWritten(w, r, res, http.StatusOK, obj, nil)
 }
 
 func patchType(r *http.Request) (types.PatchType, error) {

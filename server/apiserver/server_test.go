@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +63,28 @@ func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// checkMetrics fails t for each line of want that ts's metrics lack.
+func (ts *testServer) checkMetrics(t *testing.T, want ...string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	ts.metrics.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, w := range want {
+		if !strings.Contains(rec.Body.String(), w) {
+			t.Errorf("metrics lack %s", w)
+		}
+	}
+}
+
+// jsonClient is a client of ts that sends and accepts JSON, as kubectl.
+func (ts *testServer) jsonClient(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	c, err := kubernetes.NewForConfig(&rest.Config{Host: ts.url, QPS: -1, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // newHTTPServer serves h over HTTP for the test's lifetime.

@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/minik-dev/minik/internal/envelope"
 	"github.com/minik-dev/minik/server/registry"
@@ -25,10 +24,7 @@ import (
 func TestStoredForms(t *testing.T) {
 	ts := newTestServer(t)
 	ctx := context.Background()
-	jsonClient, err := kubernetes.NewForConfig(&rest.Config{Host: ts.url, QPS: -1, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	jsonClient := ts.jsonClient(t)
 	pod := &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
 		ObjectMeta: metav1.ObjectMeta{Name: "old", Namespace: "default", Labels: map[string]string{"app": "web"}},
@@ -132,10 +128,7 @@ func TestStoredForms(t *testing.T) {
 func TestListFromStoredBytes(t *testing.T) {
 	ts := newTestServer(t)
 	ctx := context.Background()
-	jsonClient, err := kubernetes.NewForConfig(&rest.Config{Host: ts.url, QPS: -1, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	jsonClient := ts.jsonClient(t)
 	for _, name := range []string{"a", "b", "c"} {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"app": name}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}

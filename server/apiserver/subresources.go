@@ -177,5 +177,5 @@ func (s *Server) serveFinalize(w *statusRecorder, r *http.Request, info requestI
 	if err != nil {
 		return err
 	}
-	return s.writeWritten(w, r, info.Resource, http.StatusOK, obj)
+	return s.writeWritten(w, r, info.Resource, http.StatusOK, obj, nil)
 }

@@ -66,7 +66,7 @@ func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, n
 				return nil, err
 			}
 		}
-		data, err := encodeStored(res, obj)
+		data, err := registry.EncodeStored(res, obj)
 		if err != nil {
 			undo()
 			return nil, err
@@ -190,15 +190,16 @@ func (s *Server) serveUpdate(w *statusRecorder, r *http.Request, info requestInf
 		func(runtime.Object) (runtime.Object, error) { return body.DeepCopyObject(), nil })
 	if errors.Is(err, store.ErrNotFound) && kind == updateMain && createOnUpdate(info.Resource) {
 		bm.SetNamespace(info.Namespace)
-		obj, _, err = s.createObject(r.Context(), info.Resource, body, isDryRun(r))
+		var stored []byte
+		obj, stored, err = s.createObject(r.Context(), info.Resource, body, isDryRun(r))
 		if err == nil {
-			return s.writeWritten(w, r, info.Resource, http.StatusCreated, obj)
+			return s.writeWritten(w, r, info.Resource, http.StatusCreated, obj, stored)
 		}
 	}
 	if err != nil {
 		return err
 	}
-	return s.writeWritten(w, r, info.Resource, http.StatusOK, obj)
+	return s.writeWritten(w, r, info.Resource, http.StatusOK, obj, nil)
 }
 
 // createOnUpdate lists the kinds a PUT may create, as in Kubernetes.

@@ -154,8 +154,8 @@ func defaultRequests(r *corev1.ResourceRequirements) {
 }
 
 // keepCanonical makes each quantity of l remember its canonical form,
-// which every encoding of the pod (the stored JSON, protobuf for watchers
-// and responses) would otherwise work out again; copies of the pod keep it.
+// which every encoding of the pod (the stored form, protobuf and JSON for
+// clients) would otherwise work out again; copies of the pod keep it.
 func keepCanonical(l corev1.ResourceList) {
 	for name, q := range l {
 		_ = q.String()

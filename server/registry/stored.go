@@ -43,14 +43,11 @@ func EncodeStored(res *Resource, obj runtime.Object) ([]byte, error) {
 // object of the value's kind. The resourceVersion is left unset and, for
 // a protobuf value, so are apiVersion and kind.
 func DecodeStored(value []byte, obj runtime.Object) error {
-	if !envelope.Is(value) {
-		return json.Unmarshal(value, obj)
-	}
 	u, ok := obj.(envelope.Unmarshaler)
 	if !ok {
 		return fmt.Errorf("decoding a stored %T: no protobuf encoding", obj)
 	}
-	_, _, err := envelope.Decode(value, u)
+	_, _, err := envelope.DecodeAny(value, u)
 	return err
 }
 

@@ -53,12 +53,7 @@ func (s *Scheduler) bind(ctx context.Context, key string, p *podInfo, node strin
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 		Target:     corev1.ObjectReference{Kind: "Node", Name: node},
 	}
-	var err error
-	if s.opts.Binder != nil {
-		err = s.opts.Binder.Bind(ctx, b)
-	} else {
-		err = s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, b, metav1.CreateOptions{})
-	}
+	err := s.opts.Binder.Bind(ctx, b)
 	if err == nil {
 		s.opts.Recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s to %s", key, node)
 		return

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -55,9 +56,8 @@ type Options struct {
 	// scheduler writes them through its client with several writers, so
 	// that a Scheduled event per pod keeps up with 1,000 bindings/s.
 	Recorder EventRecorder
-	// Binder, when set, writes bindings instead of a POST of
-	// pods/NAME/binding through the client: an in-process API can bind
-	// without a request.
+	// Binder writes bindings; default a POST of pods/NAME/binding
+	// through the client. An in-process API can bind without a request.
 	Binder Binder
 	// Binders is the number of concurrent API writers (bindings and
 	// status updates); default 64. Bindings wait for the store's group
@@ -127,6 +127,11 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		tasks:   make(chan func(context.Context), 4*opts.Binders),
 	}
 	s.selector = &selector{cache: s.cache, percent: opts.PercentageOfNodesToScore}
+	if opts.Binder == nil {
+		s.opts.Binder = BindFunc(func(ctx context.Context, b *corev1.Binding) error {
+			return client.CoreV1().Pods(b.Namespace).Bind(ctx, b, metav1.CreateOptions{})
+		})
+	}
 	if opts.Recorder == nil {
 		s.events = controllers.NewRecorder(client, Name, s.lg, controllers.RecorderOptions{Writers: eventWriters, QueueSize: eventQueueSize})
 		s.opts.Recorder = s.events
