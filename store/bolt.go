@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -283,8 +285,18 @@ func (s *Bolt) Get(ctx context.Context, key string) (KV, error) {
 // Store.List. A past revision is rebuilt by undoing the log from the
 // current state, so its cost grows with the revisions since rev.
 func (s *Bolt) List(ctx context.Context, prefix string, rev int64) ([]KV, int64, error) {
+	kvs, at, _, err := s.ListPage(ctx, prefix, "", rev, 0)
+	return kvs, at, err
+}
+
+// ListPage returns at most limit keys (0 = all) with the given prefix
+// from start on, as of revision rev (0 = current); see Store.ListPage. It
+// reads the keys bucket from start on and, for a past revision, the log
+// records since rev, which it undoes on the keys they touch.
+func (s *Bolt) ListPage(ctx context.Context, prefix, start string, rev int64, limit int) ([]KV, int64, bool, error) {
 	var kvs []KV
 	var at int64
+	var more bool
 	err := s.view(ctx, func(b buckets) error {
 		cur, compacted := readMeta(b.meta)
 		switch {
@@ -295,34 +307,62 @@ func (s *Bolt) List(ctx context.Context, prefix string, rev int64) ([]KV, int64,
 		case rev > 0 && rev < compacted:
 			return fmt.Errorf("revision %d (compacted %d): %w", rev, compacted, ErrCompacted)
 		}
-		var err error
-		kvs, err = listCurrent(b.keys, prefix)
-		if err != nil || rev == 0 || rev == cur {
-			at = cur
-			return err
+		at = cur
+		from := max(prefix, start)
+		var undo map[string]*KV
+		if rev > 0 && rev < cur {
+			at = rev
+			var err error
+			if undo, err = undoLog(ctx, b.log, prefix, from, rev, cur); err != nil {
+				return err
+			}
 		}
-		at = rev
-		kvs, err = undoLog(ctx, b.log, prefix, kvs, rev, cur)
+		var err error
+		kvs, more, err = readPage(b.keys, prefix, from, undo, limit)
 		return err
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
-	return kvs, at, nil
+	return kvs, at, more, nil
 }
 
-// listCurrent copies every record with the prefix out of the keys bucket.
-func listCurrent(keys *bolt.Bucket, prefix string) ([]KV, error) {
-	var kvs []KV
+// readPage copies at most limit records (0 = all) with the prefix from
+// key from on out of the keys bucket, as of the revision undo was made
+// for: a key in undo has the state it holds there (nil = absent) instead
+// of its current one. more reports whether records follow the page.
+func readPage(keys *bolt.Bucket, prefix, from string, undo map[string]*KV, limit int) (kvs []KV, more bool, err error) {
+	pending := slices.Sorted(maps.Keys(undo))
 	c := keys.Cursor()
-	for k, v := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, v = c.Next() {
-		createRev, modRev, value, err := decodeKeyRecord(v)
-		if err != nil {
-			return nil, fmt.Errorf("key %q: %w", k, err)
+	k, v := c.Seek([]byte(from))
+	for {
+		inPrefix := k != nil && bytes.HasPrefix(k, []byte(prefix))
+		if !inPrefix && len(pending) == 0 {
+			return kvs, false, nil
 		}
-		kvs = append(kvs, KV{Key: string(k), Value: clone(value), CreateRevision: createRev, ModRevision: modRev})
+		var kv *KV
+		if len(pending) > 0 && (!inPrefix || pending[0] <= string(k)) {
+			kv = undo[pending[0]]
+			if inPrefix && pending[0] == string(k) {
+				k, v = c.Next()
+			}
+			pending = pending[1:]
+		} else {
+			createRev, modRev, value, err := decodeKeyRecord(v)
+			if err != nil {
+				return nil, false, fmt.Errorf("key %q: %w", k, err)
+			}
+			kv = &KV{Key: string(k), Value: clone(value), CreateRevision: createRev, ModRevision: modRev}
+			k, v = c.Next()
+		}
+		if kv == nil {
+			continue
+		}
+		if limit > 0 && len(kvs) == limit {
+			return kvs, true, nil
+		}
+		kvs = append(kvs, *kv)
 	}
-	return kvs, nil
 }
 
 // CurrentRevision returns the revision of the last committed write.

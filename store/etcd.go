@@ -297,19 +297,32 @@ func (s *Etcd) Get(ctx context.Context, key string) (KV, error) {
 // current), sorted by key, and the revision the list reflects; see
 // Store.List. Large results are read in pages, all at one revision.
 func (s *Etcd) List(ctx context.Context, prefix string, rev int64) ([]KV, int64, error) {
+	kvs, at, _, err := s.ListPage(ctx, prefix, "", rev, 0)
+	return kvs, at, err
+}
+
+// ListPage returns at most limit keys (0 = all) with the given prefix from
+// start on, as of revision rev (0 = current); see Store.ListPage. It is
+// one etcd range request from start (several for more than listPage
+// keys), all at one revision.
+func (s *Etcd) ListPage(ctx context.Context, prefix, start string, rev int64, limit int) ([]KV, int64, bool, error) {
 	if s.closed.Load() {
-		return nil, 0, ErrClosed
+		return nil, 0, false, ErrClosed
 	}
 	if rev < 0 {
-		return nil, 0, fmt.Errorf("revision %d: %w", rev, errNegativeRevision)
+		return nil, 0, false, fmt.Errorf("revision %d: %w", rev, errNegativeRevision)
 	}
-	from := s.prefix + prefix
-	end := clientv3.GetPrefixRangeEnd(from)
+	from := s.prefix + max(prefix, start)
+	end := clientv3.GetPrefixRangeEnd(s.prefix + prefix)
 	var kvs []KV
 	for {
-		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithRev(rev), clientv3.WithLimit(listPage))
+		n := int64(listPage)
+		if limit > 0 {
+			n = min(n, int64(limit-len(kvs)))
+		}
+		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithRev(rev), clientv3.WithLimit(n))
 		if err != nil {
-			return nil, 0, s.wrap(ctx, fmt.Sprintf("list %q at revision %d", prefix, rev), err)
+			return nil, 0, false, s.wrap(ctx, fmt.Sprintf("list %q at revision %d", prefix, rev), err)
 		}
 		s.seen(resp.Header.Revision)
 		if rev == 0 {
@@ -319,7 +332,10 @@ func (s *Etcd) List(ctx context.Context, prefix string, rev int64) ([]KV, int64,
 			kvs = append(kvs, s.kv(kv.Key, kv.Value, kv.CreateRevision, kv.ModRevision))
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return kvs, rev, nil
+			return kvs, rev, false, nil
+		}
+		if limit > 0 && len(kvs) >= limit {
+			return kvs, rev, true, nil
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -20,13 +18,12 @@ const compactBatch = 2000
 // logScanLimit bounds the records one catch-up read examines.
 const logScanLimit = 16 * catchUpBatch
 
-// undoLog turns kvs, the keys with prefix at revision cur, into the keys
-// at revision rev by undoing the log records after rev, newest first.
-func undoLog(ctx context.Context, log *bolt.Bucket, prefix string, kvs []KV, rev, cur int64) ([]KV, error) {
-	byKey := make(map[string]KV, len(kvs))
-	for _, kv := range kvs {
-		byKey[kv.Key] = kv
-	}
+// undoLog returns the state at revision rev of the keys with prefix, from
+// key from on, that the log records after rev (up to cur) touched: the
+// value and revisions a key had at rev, or nil if it did not exist then.
+// Records are read newest first, so the oldest one after rev decides.
+func undoLog(ctx context.Context, log *bolt.Bucket, prefix, from string, rev, cur int64) (map[string]*KV, error) {
+	undo := map[string]*KV{}
 	var lr logRecord
 	c := log.Cursor()
 	k, v := c.Seek(revKey(nil, cur))
@@ -37,25 +34,23 @@ func undoLog(ctx context.Context, log *bolt.Bucket, prefix string, kvs []KV, rev
 		if n++; n%4096 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		_, key, err := decodeLogKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("log revision %d: %w", parseRevKey(k), err)
+		}
+		if !bytes.HasPrefix(key, []byte(prefix)) || string(key) < from {
+			continue
+		}
 		if err := decodeLogRecord(v, &lr); err != nil {
 			return nil, fmt.Errorf("log revision %d: %w", parseRevKey(k), err)
 		}
-		if !strings.HasPrefix(string(lr.key), prefix) {
-			continue
-		}
-		key := string(lr.key)
 		if lr.typ == logCreate {
-			delete(byKey, key)
+			undo[string(key)] = nil
 			continue
 		}
-		byKey[key] = KV{Key: key, Value: clone(lr.prev), CreateRevision: lr.createRev, ModRevision: lr.prevModRev}
+		undo[string(key)] = &KV{Key: string(key), Value: clone(lr.prev), CreateRevision: lr.createRev, ModRevision: lr.prevModRev}
 	}
-	kvs = kvs[:0]
-	for _, kv := range byKey {
-		kvs = append(kvs, kv)
-	}
-	slices.SortFunc(kvs, func(a, b KV) int { return strings.Compare(a.Key, b.Key) })
-	return kvs, nil
+	return undo, nil
 }
 
 // readLog reads the events with prefix from revision from on; it is the

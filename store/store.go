@@ -110,6 +110,16 @@ type Store interface {
 	// one → ErrFutureRevision. The returned slice belongs to the caller.
 	List(ctx context.Context, prefix string, rev int64) ([]KV, int64, error)
 
+	// ListPage is List over part of the prefix: the keys with the prefix
+	// from start on (start "" = from the first), sorted by key, at most
+	// limit of them (0 = all), as of revision rev (0 = current). It
+	// returns them, the revision they reflect, and whether more keys with
+	// the prefix follow the last one returned. A page costs what it
+	// returns (plus, at a past revision, the writes since), not the whole
+	// prefix: pages read at the revision of the first one make up one
+	// consistent list. Errors as for List.
+	ListPage(ctx context.Context, prefix, start string, rev int64, limit int) ([]KV, int64, bool, error)
+
 	// Watch delivers, in revision order, every change to keys with the
 	// given prefix made after revision rev (0 = from the current revision
 	// on), none missed or repeated, plus periodic EventProgress. The channel

@@ -129,6 +129,118 @@ func testListPastRevisions(t *testing.T, s store.Store) {
 	}
 }
 
+// listPages reads prefix at rev in pages of limit keys from start on, each
+// page from the key after the last one, at the revision of the first page
+// (as API continue tokens do), and returns the keys read and that
+// revision. It fails t unless every page but the last is full and says
+// that more follow.
+func listPages(t *testing.T, s store.Store, prefix, start string, rev int64, limit int) ([]store.KV, int64) {
+	t.Helper()
+	var all []store.KV
+	for {
+		page, at, more, err := s.ListPage(t.Context(), prefix, start, rev, limit)
+		if err != nil {
+			t.Fatalf("ListPage(%q, %q, %d, %d) = %v", prefix, start, rev, limit, err)
+		}
+		if rev != 0 && at != rev {
+			t.Fatalf("ListPage(%q, %q, %d, %d) revision = %d, want %d", prefix, start, rev, limit, at, rev)
+		}
+		rev = at
+		all = append(all, page...)
+		if !more {
+			return all, rev
+		}
+		if len(page) != limit {
+			t.Fatalf("ListPage(%q, %q, %d, %d) = %d keys and more, want a full page", prefix, start, rev, limit, len(page))
+		}
+		start = page[len(page)-1].Key + "\x00"
+	}
+}
+
+func testListPage(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var keys []string
+	for i := range 7 {
+		k := fmt.Sprintf("/p/%d", i)
+		keys = append(keys, k)
+		mustCreate(t, s, k, "v"+k)
+	}
+	mustCreate(t, s, "/o/1", "outside")
+	mustCreate(t, s, "/q/1", "outside")
+	want, cur, err := s.List(ctx, "/p/", 0)
+	if err != nil {
+		t.Fatalf("List(%q, 0) = %v", "/p/", err)
+	}
+	for _, limit := range []int{0, 1, 2, 3, 7, 8, 100} {
+		got, at := listPages(t, s, "/p/", "", 0, limit)
+		if at != cur {
+			t.Errorf("pages of %d: revision %d, want %d", limit, at, cur)
+		}
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("pages of %d (-want +got):\n%s", limit, diff)
+		}
+	}
+	starts := []struct {
+		start string
+		want  []store.KV
+	}{
+		{"", want},
+		{"/a", want},        // below the prefix: from its first key
+		{keys[3], want[3:]}, // a key: from it on
+		{"/p/3x", want[4:]}, // between keys
+		{"/p/9", nil},       // after the last
+		{"/z", nil},         // after the prefix
+	}
+	for _, tc := range starts {
+		got, _, more, err := s.ListPage(ctx, "/p/", tc.start, 0, 0)
+		if err != nil || more {
+			t.Errorf("ListPage(%q, %q, 0, 0) = more %v, %v; want no more", "/p/", tc.start, more, err)
+		}
+		if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("ListPage(%q, %q, 0, 0) (-want +got):\n%s", "/p/", tc.start, diff)
+		}
+	}
+	if _, _, more, _ := s.ListPage(ctx, "/p/", keys[5], 0, 2); more {
+		t.Errorf("ListPage(%q, %q, 0, 2) of the last 2 keys says more follow", "/p/", keys[5])
+	}
+	if _, _, _, err := s.ListPage(ctx, "/p/", "", cur+1, 2); !errors.Is(err, store.ErrFutureRevision) {
+		t.Errorf("ListPage(%q, %d) = %v, want %v", "/p/", cur+1, err, store.ErrFutureRevision)
+	}
+}
+
+// testListPagePastRevisions pages through every revision of a history
+// from every start, as a continue token resumes a list after writes.
+func testListPagePastRevisions(t *testing.T, s store.Store) {
+	h := writeHistory(t, s, "/h/", 80)
+	for _, rev := range h.revs {
+		if rev == 0 {
+			continue
+		}
+		for _, limit := range []int{1, 3} {
+			got, _ := listPages(t, s, "/h/", "", rev, limit)
+			if diff := cmp.Diff(h.snaps[rev], got, cmpopts.EquateEmpty()); diff != "" {
+				t.Fatalf("pages of %d at revision %d (-want +got):\n%s", limit, rev, diff)
+			}
+		}
+		for i, kv := range h.snaps[rev] {
+			got, _, _, err := s.ListPage(t.Context(), "/h/", kv.Key, rev, 0)
+			if err != nil {
+				t.Fatalf("ListPage(%q, %q, %d, 0) = %v", "/h/", kv.Key, rev, err)
+			}
+			if diff := cmp.Diff(h.snaps[rev][i:], got, cmpopts.EquateEmpty()); diff != "" {
+				t.Fatalf("ListPage(%q, %q, %d, 0) (-want +got):\n%s", "/h/", kv.Key, rev, diff)
+			}
+		}
+	}
+	cur := currentRevision(t, s)
+	if err := s.Compact(t.Context(), cur); err != nil {
+		t.Fatalf("Compact(%d) = %v", cur, err)
+	}
+	if _, _, _, err := s.ListPage(t.Context(), "/h/", "", h.revs[1], 1); !errors.Is(err, store.ErrCompacted) {
+		t.Errorf("ListPage(%q, %d) after Compact(%d) = %v, want %v", "/h/", h.revs[1], cur, err, store.ErrCompacted)
+	}
+}
+
 func testCompact(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	h := writeHistory(t, s, "/c/", 40)

@@ -70,6 +70,8 @@ func Suite(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentUpdate", testConcurrentUpdate},
 		{"ListPrefix", testListPrefix},
 		{"ListPastRevisions", testListPastRevisions},
+		{"ListPage", testListPage},
+		{"ListPagePastRevisions", testListPagePastRevisions},
 		{"Compact", testCompact},
 		{"WatchEvents", testWatchEvents},
 		{"WatchPrefix", testWatchPrefix},
