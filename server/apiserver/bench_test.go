@@ -260,3 +260,48 @@ func BenchmarkListPods(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkListPages lists 20,000 pods of one namespace in pages of 50,
+// each page from the continue token of the one before, as client-go's
+// pager does; one op is the whole list (400 pages).
+func BenchmarkListPages(b *testing.B) {
+	const pods, limit, writers = 20000, 50, 64
+	_, s := benchServer(b)
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for i := next.Add(1); i <= pods; i = next.Add(1) {
+				pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pod-%05d", i), Namespace: "default"},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "busybox:1.36"}}}}
+				if _, _, err := s.createObject(ctx, podsResource, pod, false); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportAllocs()
+	for b.Loop() {
+		cont, n := "", 0
+		for {
+			r := httptest.NewRequest("GET", "/api/v1/namespaces/default/pods?limit="+strconv.Itoa(limit)+"&continue="+cont, nil)
+			r = r.WithContext(context.WithValue(r.Context(), loopbackKey{}, LoopbackUser))
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, r)
+			var list metav1.PartialObjectMetadataList
+			if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &list) != nil {
+				b.Fatalf("page after %d pods: %d %s", n, w.Code, w.Body.Bytes())
+			}
+			n += len(list.Items)
+			if cont = list.Continue; cont == "" {
+				break
+			}
+		}
+		if n != pods {
+			b.Fatalf("pages held %d pods, want %d", n, pods)
+		}
+	}
+}

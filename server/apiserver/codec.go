@@ -6,10 +6,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	clientscheme "k8s.io/client-go/kubernetes/scheme"
@@ -24,7 +26,13 @@ const maxBodyBytes = 3 << 20
 
 // readBody reads a request body, refusing one over maxBodyBytes with 413,
 // and converts YAML to JSON.
+// A body of a type the server does not decode is refused with 415 before
+// it is read; a DELETE's only if it has one (its body is optional).
 func readBody(r *http.Request) ([]byte, error) {
+	typeErr := checkBodyType(r)
+	if typeErr != nil && r.Method != http.MethodDelete {
+		return nil, typeErr
+	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 	if err != nil {
 		return nil, badRequest("reading request body: %v", err)
@@ -33,6 +41,9 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, apierrors.NewRequestEntityTooLargeError(
 			fmt.Sprintf("request body of more than %d bytes", maxBodyBytes))
 	}
+	if typeErr != nil && len(data) > 0 {
+		return nil, typeErr
+	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "application/yaml" || ct == "application/apply-patch+yaml" {
 		if data, err = yaml.YAMLToJSON(data); err != nil {
@@ -40,6 +51,27 @@ func readBody(r *http.Request) ([]byte, error) {
 		}
 	}
 	return data, nil
+}
+
+// bodyTypes are the media types of the request bodies decoded, besides
+// the patch types of a PATCH; no Content-Type means JSON, as in Kubernetes.
+var bodyTypes = []string{"application/json", "application/yaml", protobufType}
+
+// checkBodyType refuses a Content-Type outside bodyTypes with 415
+// UnsupportedMediaType, as Kubernetes does, rather than reading the body
+// as JSON. A PATCH's type is checked by patchType.
+func checkBodyType(r *http.Request) error {
+	h := r.Header.Get("Content-Type")
+	if h == "" || r.Method == http.MethodPatch {
+		return nil
+	}
+	if ct, _, err := mime.ParseMediaType(h); err == nil && slices.Contains(bodyTypes, ct) {
+		return nil
+	}
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
+		Message: "the body of the request was in an unknown format - accepted media types include: " + strings.Join(bodyTypes, ", "),
+	}}
 }
 
 // decodeObject decodes a request body into a new object of res, checking

@@ -39,6 +39,10 @@ func (s *Server) serveCreate(w *statusRecorder, r *http.Request, info requestInf
 		m.SetNamespace(info.Namespace)
 	}
 	out, raw, err := s.createObject(r.Context(), info.Resource, obj, isDryRun(r))
+	if errors.Is(err, store.ErrExists) {
+		// The URL of a create names no object: the body does.
+		return statusFor(err, schema.GroupResource{Resource: info.Resource.Name}, m.GetName())
+	}
 	if err != nil {
 		return err
 	}

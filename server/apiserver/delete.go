@@ -12,7 +12,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
@@ -31,6 +33,9 @@ func deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
 	if len(data) > 0 {
 		if err := strictDecode(nil, r, data, &opts); err != nil {
 			return opts, err
+		}
+		if errs := metavalidation.ValidateDryRun(field.NewPath("dryRun"), opts.DryRun); len(errs) > 0 {
+			return opts, apierrors.NewInvalid(metaGK("DeleteOptions"), "", errs)
 		}
 	}
 	q := r.URL.Query()

@@ -23,7 +23,8 @@ type requestInfo struct {
 }
 
 // parseResourcePath parses the part of a path after "/api/v1/". ok is
-// false for a path that names no known resource.
+// false for a path that names no known resource; Verb is "" for a method
+// the path does not serve.
 func parseResourcePath(method, rest string, watch bool) (requestInfo, bool) {
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
 	var info requestInfo
@@ -55,7 +56,7 @@ func parseResourcePath(method, rest string, watch bool) (requestInfo, bool) {
 		return info, false
 	}
 	info.Verb = verbFor(method, info.Name != "", watch)
-	return info, info.Verb != ""
+	return info, true
 }
 
 func isResource(name string) bool {

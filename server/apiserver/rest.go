@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -22,32 +23,45 @@ import (
 
 // serveResource dispatches a parsed resource request.
 func (s *Server) serveResource(w *statusRecorder, r *http.Request, info requestInfo) {
-	res := info.Resource
-	gr := schema.GroupResource{Resource: res.Name}
-	var err error
-	switch info.Subresource {
-	case "":
-		err = s.serveMain(w, r, info)
-	case "status":
-		err = s.serveStatus(w, r, info)
-	case "scale":
-		err = s.serveScale(w, r, info)
-	case "binding":
-		err = s.serveBinding(w, r, info)
-	case "eviction":
-		err = s.serveEviction(w, r, info)
-	case "finalize":
-		err = s.serveFinalize(w, r, info)
-	case "log", "exec", "attach":
-		err = s.servePodStream(w, r, info)
-	default:
-		// Not a subresource of res: also what an unknown resource under
-		// /namespaces/NS/ looks like (namespaces NS, subresource configmaps).
-		err = notFoundPath(r.URL.Path)
-	}
-	if err != nil {
+	gr := schema.GroupResource{Resource: info.Resource.Name}
+	if err := s.serveSubresource(w, r, info); err != nil {
 		s.writeStatus(w, r, err, gr, info.Name)
 	}
+}
+
+// subresources are the subresources served, of some resource or other.
+var subresources = map[string]bool{
+	"": true, "status": true, "scale": true, "binding": true, "eviction": true, "finalize": true,
+	"log": true, "exec": true, "attach": true,
+}
+
+func (s *Server) serveSubresource(w *statusRecorder, r *http.Request, info requestInfo) error {
+	if !subresources[info.Subresource] {
+		// Not a subresource of res: also what an unknown resource under
+		// /namespaces/NS/ looks like (namespaces NS, subresource configmaps).
+		return notFoundPath(r.URL.Path)
+	}
+	if info.Verb == "" {
+		return methodNotAllowed(r, info.Resource.Name)
+	}
+	if err := checkWriteOptions(r, info.Verb); err != nil {
+		return err
+	}
+	switch info.Subresource {
+	case "":
+		return s.serveMain(w, r, info)
+	case "status":
+		return s.serveStatus(w, r, info)
+	case "scale":
+		return s.serveScale(w, r, info)
+	case "binding":
+		return s.serveBinding(w, r, info)
+	case "eviction":
+		return s.serveEviction(w, r, info)
+	case "finalize":
+		return s.serveFinalize(w, r, info)
+	}
+	return s.servePodStream(w, r, info)
 }
 
 func (s *Server) serveMain(w *statusRecorder, r *http.Request, info requestInfo) error {
@@ -75,6 +89,9 @@ func (s *Server) serveMain(w *statusRecorder, r *http.Request, info requestInfo)
 	case "watch":
 		return s.serveWatch(w, r, info)
 	case "create":
+		if info.Name != "" {
+			return methodNotAllowed(r, res.Name)
+		}
 		return s.serveCreate(w, r, info)
 	case "update":
 		return s.serveUpdate(w, r, info, updateMain)
@@ -142,56 +159,38 @@ type continueToken struct {
 
 func (s *Server) serveList(w *statusRecorder, r *http.Request, info requestInfo) error {
 	res := info.Resource
-	q := r.URL.Query()
 	opts, err := parseListOptions(r, res)
 	if err != nil {
 		return err
 	}
-	rev, start, err := listRevision(q.Get("resourceVersion"), q.Get("resourceVersionMatch"), q.Get("continue"))
+	lq, err := parseListQuery(r)
 	if err != nil {
 		return err
 	}
-	limit, _ := strconv.ParseInt(q.Get("limit"), 10, 64)
-	kvs, listRev, err := s.store.List(r.Context(), storagePrefix(res, info.Namespace), rev)
+	rev, start, err := listRevision(lq)
 	if err != nil {
-		if start != "" && apierrors.IsResourceExpired(statusFor(err, schema.GroupResource{}, "")) {
+		return err
+	}
+	page, err := s.readListPage(r.Context(), res, info.Namespace, opts, rev, start, lq.limit)
+	if err != nil {
+		switch {
+		case lq.cont != "" && errors.Is(err, store.ErrCompacted):
 			return apierrors.NewResourceExpired("the provided continue parameter is too old to display a consistent list result; start a new list without it")
+		case lq.cont != "" && errors.Is(err, store.ErrFutureRevision):
+			return badRequest("invalid continue token: its revision has not been written")
 		}
 		return err
-	}
-	var items []runtime.Object
-	var raw []store.KV
-	filtered := !opts.labels.Empty() || !opts.fields.Empty()
-	next := ""
-	for _, kv := range kvs {
-		if kv.Key < start {
-			continue
-		}
-		var obj runtime.Object
-		if filtered {
-			if obj, err = decodeStored(res, kv.Value, kv.ModRevision); err != nil {
-				return err
-			}
-			if !opts.matches(res, obj) {
-				continue
-			}
-		}
-		if limit > 0 && int64(len(raw)) == limit {
-			next = kv.Key
-			break
-		}
-		raw = append(raw, kv)
-		items = append(items, obj)
 	}
 	token := ""
-	if next != "" {
-		tok, _ := json.Marshal(continueToken{Rev: listRev, Start: next})
+	if page.next != "" {
+		tok, _ := json.Marshal(continueToken{Rev: page.rev, Start: page.next})
 		token = base64.RawURLEncoding.EncodeToString(tok)
 	}
-	if writeRawList(w, r, res, raw, listRev, token) {
+	if writeRawList(w, r, res, page.raw, page.rev, token) {
 		return nil
 	}
-	for i, kv := range raw {
+	items := page.items
+	for i, kv := range page.raw {
 		if items[i] == nil {
 			if items[i], err = decodeStored(res, kv.Value, kv.ModRevision); err != nil {
 				return err
@@ -203,17 +202,73 @@ func (s *Server) serveList(w *statusRecorder, r *http.Request, info requestInfo)
 		return err
 	}
 	lm, _ := meta.ListAccessor(list)
-	lm.SetResourceVersion(formatRV(listRev))
+	lm.SetResourceVersion(formatRV(page.rev))
 	lm.SetContinue(token)
 	setListKind(list, res)
 	return s.writeList(w, r, res, list, items)
 }
 
+// listPage is one page of a list.
+type listPage struct {
+	raw   []store.KV       // the stored objects that passed the selectors
+	items []runtime.Object // raw decoded, where the selectors needed it (else nil)
+	rev   int64            // the revision read
+	next  string           // the key the next page starts at ("" = no next page)
+}
+
+// maxStorePage bounds the keys read from the store at once for a page.
+const maxStorePage = 5000
+
+// readListPage reads up to limit objects (0 or less = all) of res in ns
+// that pass opts, from key start on, at revision rev (0 = current). It
+// reads the store from start on, a store page at a time, so a page of a
+// list costs about what it returns rather than the whole namespace.
+func (s *Server) readListPage(ctx context.Context, res *registry.Resource, ns string, opts listOptions, rev int64, start string, limit int64) (listPage, error) {
+	p := listPage{rev: rev}
+	filtered := !opts.labels.Empty() || !opts.fields.Empty()
+	n := 0 // keys per store read; 0 = all
+	if limit > 0 {
+		// One more than the page, to learn where the next one starts.
+		n = int(min(limit, maxStorePage)) + 1
+		if filtered {
+			n = max(n, min(10*n, maxStorePage))
+		}
+	}
+	for {
+		kvs, at, more, err := s.store.ListPage(ctx, storagePrefix(res, ns), start, p.rev, n)
+		if err != nil {
+			return p, err
+		}
+		p.rev = at
+		for _, kv := range kvs {
+			if limit > 0 && int64(len(p.raw)) == limit {
+				p.next = kv.Key
+				return p, nil
+			}
+			var obj runtime.Object
+			if filtered {
+				if obj, err = decodeStored(res, kv.Value, kv.ModRevision); err != nil {
+					return p, err
+				}
+				if !opts.matches(res, obj) {
+					continue
+				}
+			}
+			p.raw = append(p.raw, kv)
+			p.items = append(p.items, obj)
+		}
+		if !more || len(kvs) == 0 {
+			return p, nil
+		}
+		start = kvs[len(kvs)-1].Key + "\x00"
+	}
+}
+
 // listRevision turns the list parameters into the store revision to read
 // (0 = current) and the key to start from.
-func listRevision(rv, match, cont string) (int64, string, error) {
-	if cont != "" {
-		data, err := base64.RawURLEncoding.DecodeString(cont)
+func listRevision(lq listQuery) (int64, string, error) {
+	if lq.cont != "" {
+		data, err := base64.RawURLEncoding.DecodeString(lq.cont)
 		var tok continueToken
 		if err == nil {
 			err = json.Unmarshal(data, &tok)
@@ -223,14 +278,14 @@ func listRevision(rv, match, cont string) (int64, string, error) {
 		}
 		return tok.Rev, tok.Start, nil
 	}
-	if rv == "" || rv == "0" {
+	if lq.rv == "" || lq.rv == "0" {
 		return 0, "", nil
 	}
-	n, err := strconv.ParseInt(rv, 10, 64)
+	n, err := strconv.ParseInt(lq.rv, 10, 64)
 	if err != nil || n < 0 {
-		return 0, "", badRequest("invalid resourceVersion %q: must be a non-negative integer", rv)
+		return 0, "", badRequest("invalid resourceVersion %q: must be a non-negative integer", lq.rv)
 	}
-	if match == string(metav1.ResourceVersionMatchExact) {
+	if lq.match == metav1.ResourceVersionMatchExact {
 		return n, "", nil
 	}
 	return 0, "", nil

@@ -169,8 +169,14 @@ func (s *Server) serveFinalize(w *statusRecorder, r *http.Request, info requestI
 	}
 	obj, err := s.updateObject(r.Context(), info.Resource, "", info.Name, updateRaw, isDryRun(r),
 		func(cur runtime.Object) (runtime.Object, error) {
+			old := cur.DeepCopyObject()
 			ns := cur.(*corev1.Namespace)
 			ns.Spec.Finalizers = body.Spec.Finalizers
+			// A raw update skips the kind's rules: the finalizers set
+			// here must pass them all the same.
+			if errs := info.Resource.ValidateUpdate(ns, old); len(errs) > 0 {
+				return nil, apierrors.NewInvalid(schema.GroupKind{Kind: info.Resource.Kind}, ns.Name, errs)
+			}
 			ns.ResourceVersion = body.ResourceVersion
 			return ns, nil
 		})

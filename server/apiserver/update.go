@@ -127,6 +127,10 @@ func (s *Server) prepareUpdate(res *registry.Resource, kind updateKind, obj, old
 	if m.GetUID() != "" && m.GetUID() != om.GetUID() {
 		return apierrors.NewConflict(gr, om.GetName(), errors.New("Precondition failed: UID in precondition: "+string(m.GetUID())+", UID in object meta: "+string(om.GetUID())))
 	}
+	if ns := m.GetNamespace(); res.Namespaced && ns != "" && ns != om.GetNamespace() {
+		// A patch may try to move the object.
+		return badRequest("the namespace of the object (%s) does not match the namespace on the request (%s)", ns, om.GetNamespace())
+	}
 	m.SetNamespace(om.GetNamespace())
 	m.SetUID(om.GetUID())
 	m.SetCreationTimestamp(om.GetCreationTimestamp())
