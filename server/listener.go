@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -46,6 +47,32 @@ func portTLSConfig(cfg *tls.Config) *tls.Config {
 		return p == api.NodeProtocol
 	})...)
 	return cfg
+}
+
+// Deadlines of the API's HTTP server, as kube-apiserver sets them but
+// shorter for headers. There is no read or write timeout for a whole
+// request: watches, logs -f and exec streams last as long as they do, and
+// a read deadline on an HTTP/1 connection would cut them. Request bodies
+// have a deadline of their own (apiserver.Config.BodyTimeout), and
+// connections that refuse their credentials are closed at once.
+const (
+	// readHeaderTimeout bounds the reading of a request's headers, from
+	// the end of the TLS handshake or of the idle wait.
+	readHeaderTimeout = 10 * time.Second
+	// idleTimeout closes a keep-alive connection with no request for this
+	// long (an HTTP/2 one without streams).
+	idleTimeout = 90 * time.Second
+)
+
+// newAPIServer returns the http.Server behind the HTTPS port, serving h
+// with the given deadlines (readHeaderTimeout and idleTimeout in Run).
+func newAPIServer(h http.Handler, header, idle time.Duration, lg *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: header,
+		IdleTimeout:       idle,
+		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
+	}
 }
 
 // newHTTPSPort returns an httpsPort that accepts connections on ln,

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -136,11 +135,8 @@ func Run(ctx context.Context, cfg Config) error {
 	gs := grpc.NewServer(grpcServerOptions(handshakenCredentials{})...)
 	nodeSvc.RegisterWith(gs)
 	streams.Register(gs)
-	https := newHTTPSPort(ln, authority.ServerTLSConfig(), gs, &http.Server{
-		Handler:           nodeSvc.Handler(gs, api),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
-	}, lg)
+	srv := newAPIServer(nodeSvc.Handler(gs, api), readHeaderTimeout, idleTimeout, lg)
+	https := newHTTPSPort(ln, authority.ServerTLSConfig(), gs, srv, lg)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return nodeSvc.Run(gctx) })
 	if !cfg.DisableAgent {

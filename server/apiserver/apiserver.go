@@ -67,7 +67,15 @@ type Config struct {
 	Version string
 	// Now returns the current time (tests pass a fixed clock).
 	Now func() time.Time
+	// BodyTimeout bounds the reading of a request body, from its first
+	// read (default DefaultBodyTimeout): a client that sends one slowly
+	// does not hold a connection and a handler for longer.
+	BodyTimeout time.Duration
 }
+
+// DefaultBodyTimeout is Config.BodyTimeout's default, the time
+// Kubernetes gives a whole request that is not a watch or a stream.
+const DefaultBodyTimeout = time.Minute
 
 // Server serves the Kubernetes-shaped REST API over a Store.
 type Server struct {
@@ -117,6 +125,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	if cfg.ServiceCIDR == "" {
 		cfg.ServiceCIDR = "10.43.0.0/16"
 	}
@@ -164,6 +175,9 @@ func (s *Server) isReady() bool {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = newDeadlineBody(r.Body, http.NewResponseController(w), s.cfg.BodyTimeout)
+	}
 	verb, resource := s.serve(rec, r)
 	s.metrics.observe(verb, resource, rec.code, time.Since(start))
 }
@@ -187,6 +201,7 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource strin
 	}
 	user, ok := s.authenticate(r)
 	if !ok {
+		refuse(w)
 		st := apierrors.NewUnauthorized("Unauthorized")
 		s.writeStatus(w, r, st, schema.GroupResource{}, "")
 		return r.Method, "unauthorized"
@@ -230,6 +245,7 @@ func (s *Server) authorize(w *statusRecorder, r *http.Request, u auth.User, info
 		attrs.Name = createName(r, info)
 	}
 	if err := s.authorizeResource(r.Context(), u, info, attrs); err != nil {
+		refuse(w)
 		gr := schema.GroupResource{Resource: info.Resource.Name}
 		s.writeStatus(w, r, err, gr, info.Name)
 		return false
@@ -268,6 +284,7 @@ func (s *Server) authorizePath(w *statusRecorder, r *http.Request, u auth.User) 
 	if allowed {
 		return true
 	}
+	refuse(w)
 	st := apierrors.NewForbidden(schema.GroupResource{}, "", errString(reason))
 	st.ErrStatus.Message = "forbidden: User \"" + u.Name + "\" cannot " + strings.ToLower(r.Method) + " path \"" + r.URL.Path + "\""
 	s.writeStatus(w, r, st, schema.GroupResource{}, "")

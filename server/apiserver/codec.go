@@ -35,7 +35,7 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 	if err != nil {
-		return nil, badRequest("reading request body: %v", err)
+		return nil, bodyReadError(err)
 	}
 	if len(data) > maxBodyBytes {
 		return nil, apierrors.NewRequestEntityTooLargeError(
