@@ -55,5 +55,7 @@
 // The revision in meta is written in the same transaction as the records,
 // so it survives a crash and is never reused. A List at a past revision
 // starts from keys and undoes the log records after it, newest first, using
-// the previous value and revisions they carry.
+// the previous value and revisions they carry. ListPage seeks keys to its
+// start key and undoes only the records of keys from there on, so a page
+// costs its length plus the writes since its revision.
 package store
