@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -243,5 +244,17 @@ func TestListPageReadsOnlyThePage(t *testing.T) {
 	}
 	if seen != pods || pages != pods/limit {
 		t.Errorf("pages = %d holding %d pods, want %d holding %d", pages, seen, pods/limit, pods)
+	}
+}
+
+// A continue token naming a revision not yet written is bad input (400),
+// not a server timeout.
+func TestListContinueFromTheFuture(t *testing.T) {
+	ts := newTestServer(t)
+	tok, _ := json.Marshal(continueToken{Rev: 1 << 40, Start: "/registry/pods/default/a"})
+	cont := base64.RawURLEncoding.EncodeToString(tok)
+	code, st := rawRequest(t, ts, "GET", "/api/v1/namespaces/default/pods?limit=1&continue="+cont, "", nil)
+	if code != http.StatusBadRequest {
+		t.Errorf("list continuing at revision 2^40 = %d %s, want 400", code, st.Message)
 	}
 }
