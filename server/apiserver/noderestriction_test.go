@@ -272,6 +272,7 @@ func TestNodeUpdateRestrictions(t *testing.T) {
 		{"taints through status PUT", http.MethodPut, "/api/v1/nodes/n1/status", "application/json",
 			`{"kind":"Node","apiVersion":"v1","metadata":{"name":"n1","labels":{"kubernetes.io/hostname":"n1"}},"spec":{"taints":[{"key":"k","effect":"NoSchedule"}]}}`,
 			[]string{"spec.taints"}},
+		{"rename by patch", http.MethodPatch, "/api/v1/nodes/n1", merge, `{"metadata":{"name":"n2"}}`, []string{"n2"}},
 		{"another node", http.MethodPatch, "/api/v1/nodes/n2", merge, `{"metadata":{"labels":{"example.com/x":"y"}}}`, []string{"n2"}},
 		{"delete another node", http.MethodDelete, "/api/v1/nodes/n2", "application/json", ``, []string{"n2"}},
 		{"own label", http.MethodPatch, "/api/v1/nodes/n1", merge, `{"metadata":{"labels":{"example.com/rack":"r1","topology.kubernetes.io/zone":"z"}}}`, nil},
