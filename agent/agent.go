@@ -59,7 +59,10 @@ type Config struct {
 	// RestartBackoff is the first CrashLoopBackOff delay, doubling to five
 	// minutes (default 10s; tests shorten it).
 	RestartBackoff time.Duration
-	// Labels are added to the Node's labels.
+	// Labels are added to the Node's labels. The server refuses a report
+	// carrying labels a node may not set on itself (node-role.kubernetes.io/,
+	// node-restriction.kubernetes.io/, other kubernetes.io and k8s.io
+	// labels outside the kubelet's set, another node's hostname).
 	Labels map[string]string
 	// ClusterDNS is the cluster DNS address given to pods (default
 	// DefaultClusterDNS), ClusterDomain its domain (DefaultClusterDomain).

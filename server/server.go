@@ -124,6 +124,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if members != nil {
 		nodeCfg.Peers = members
 	}
+	if !cfg.DisableAgent {
+		if name, err := embeddedNodeName(cfg); err == nil {
+			nodeCfg.ServerNode, nodeCfg.ServerNodeLabels = name, serverNodeLabels
+		}
+	}
 	nodeSvc, err := nodes.New(nodeCfg)
 	if err != nil {
 		ln.Close()
@@ -192,31 +197,40 @@ func openStore(ctx context.Context, cfg Config, lg *slog.Logger) (datastore, err
 // state under DATA/agent, until ctx ends. Its failure leaves the control
 // plane running.
 func runEmbeddedAgent(ctx context.Context, cfg Config, token string, addr net.Addr, lg *slog.Logger) {
-	name := cfg.NodeName
-	if name == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			lg.Error("embedded agent: no node name", "err", err)
-			return
-		}
-		name = strings.ToLower(h)
+	name, err := embeddedNodeName(cfg)
+	if err != nil {
+		lg.Error("embedded agent: no node name", "err", err)
+		return
 	}
 	host := "127.0.0.1"
 	if ip := net.ParseIP(cfg.BindAddress); ip != nil && !ip.IsUnspecified() {
 		host = cfg.BindAddress
 	}
 	_, port, _ := net.SplitHostPort(addr.String())
-	err := agent.Run(ctx, agent.Config{
+	err = agent.Run(ctx, agent.Config{
 		ServerURL: "https://" + net.JoinHostPort(host, port), Token: token,
 		DataDir: filepath.Join(cfg.DataDir, "agent"), NodeName: name, NodeIP: cfg.NodeIP,
 		HeartbeatInterval: cfg.HeartbeatInterval, Version: cfg.Version, Logger: lg,
 		RestartBackoff: cfg.RestartBackoff, ClusterDNS: clusterDNS(cfg.ServiceCIDR),
-		Labels: map[string]string{"node-role.kubernetes.io/control-plane": "true", "node-role.kubernetes.io/master": "true"},
 	})
 	if err != nil && ctx.Err() == nil {
 		lg.Error("embedded agent stopped; the control plane keeps running", "err", err)
 	}
 }
+
+// embeddedNodeName is the node name of the embedded agent: --node-name,
+// else the host name in lower case.
+func embeddedNodeName(cfg Config) (string, error) {
+	if cfg.NodeName != "" {
+		return cfg.NodeName, nil
+	}
+	h, err := os.Hostname()
+	return strings.ToLower(h), err
+}
+
+// serverNodeLabels are the roles of the server's own node. The node
+// service sets them: a node may not give itself a node-role label.
+var serverNodeLabels = map[string]string{"node-role.kubernetes.io/control-plane": "true", "node-role.kubernetes.io/master": "true"}
 
 // clusterDNS returns the tenth address of the service CIDR, which the
 // allocator keeps for cluster DNS, or "" (the agent's default) when the

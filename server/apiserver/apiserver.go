@@ -213,7 +213,8 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource strin
 			s.writeStatus(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""), schema.GroupResource{}, "")
 			return r.Method, "unknown"
 		}
-		if !s.authorize(w, r, user, info) {
+		r, ok = s.authorize(w, r, user, info)
+		if !ok {
 			return info.Verb, info.Resource.Name
 		}
 		s.serveResource(w, r, info)
@@ -236,21 +237,26 @@ func (s *Server) authenticate(r *http.Request) (auth.User, bool) {
 	return s.cfg.Authenticator.Authenticate(r)
 }
 
-func (s *Server) authorize(w *statusRecorder, r *http.Request, u auth.User, info requestInfo) bool {
+// authorize decides a resource request, writing the Status of a denial.
+// It returns r, carrying for a write what admit needs to decide on the
+// object the write would store.
+func (s *Server) authorize(w *statusRecorder, r *http.Request, u auth.User, info requestInfo) (*http.Request, bool) {
 	if s.cfg.Authorizer == nil {
-		return true
+		return r, true
 	}
-	attrs := resourceAttributes(info)
-	if _, isNode := auth.NodeName(u); isNode && info.Verb == "create" && info.Name == "" {
-		attrs.Name = createName(r, info)
+	named := !createNameDeferred(u, info)
+	if named {
+		if err := s.authorizeResource(r.Context(), u, info, resourceAttributes(info)); err != nil {
+			refuse(w)
+			gr := schema.GroupResource{Resource: info.Resource.Name}
+			s.writeStatus(w, r, err, gr, info.Name)
+			return r, false
+		}
 	}
-	if err := s.authorizeResource(r.Context(), u, info, attrs); err != nil {
-		refuse(w)
-		gr := schema.GroupResource{Resource: info.Resource.Name}
-		s.writeStatus(w, r, err, gr, info.Name)
-		return false
+	if !isWrite(info.Verb) {
+		return r, true
 	}
-	return true
+	return r.WithContext(withWrite(r.Context(), &writeRequest{user: u, info: info, named: named})), true
 }
 
 // resourceAttributes are the attributes the Authorizer decides a resource

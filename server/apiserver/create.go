@@ -57,6 +57,9 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := s.admit(ctx, res, obj, nil); err != nil {
+		return nil, nil, err
+	}
 	gk := schema.GroupKind{Kind: res.Kind}
 	if m.GetName() == "" && m.GetGenerateName() == "" {
 		return nil, nil, apierrors.NewInvalid(gk, "", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name or generateName is required")})

@@ -46,6 +46,9 @@ func (s *Server) UpdatePodStatus(ctx context.Context, u auth.User, namespace, na
 	defer func() { s.observeInProcess(info, http.StatusOK, err, time.Since(start)) }()
 	u = withGroup(u, auth.GroupAuthenticated)
 	attrs := resourceAttributes(info)
+	// No admission: the write keeps everything of the pod read but its
+	// status (and UID precondition), which is all a node may change
+	// through pods/status, and this is the most frequent write.
 	var (
 		read       string // the resourceVersion of the pod the last try read
 		authorized bool   // some try read the pod and authorized u

@@ -220,7 +220,9 @@ func TestUpdatePodStatusRetriesConflict(t *testing.T) {
 	ctx := testContext(t)
 	rs := &racingStore{Store: storetest.New(t), key: "/registry/pods/default/p"}
 	s, uid := newNodePodServer(t, rs)
-	rs.race = func(ctx context.Context) error {
+	// The racing write is another caller's: it runs on a context of its
+	// own, not on the one the store was handed for the status write.
+	rs.race = func(context.Context) error {
 		_, err := s.updateObject(ctx, podsResource, "default", "p", updateMain, false, func(cur kruntime.Object) (kruntime.Object, error) {
 			cur.(*corev1.Pod).Labels = map[string]string{"raced": "yes"}
 			return cur, nil

@@ -1,15 +1,10 @@
 package apiserver
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 
 	"github.com/minik-dev/minik/server/registry"
-	"k8s.io/apimachinery/pkg/api/meta"
-	"sigs.k8s.io/yaml"
 )
 
 // requestInfo is what a resource request asks for, parsed from its path,
@@ -107,40 +102,4 @@ func storagePrefix(res *registry.Resource, namespace string) string {
 		return "/registry/" + res.Name + "/" + namespace + "/"
 	}
 	return "/registry/" + res.Name + "/"
-}
-
-// createName returns the metadata.name in the body of a create request, for
-// authorizers that decide by name (a node may create only its own Node).
-// The body is put back for the handler. "" when the body names nothing or
-// cannot be read; the handler then reports the problem.
-func createName(r *http.Request, info requestInfo) string {
-	if r.Body == nil {
-		return ""
-	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
-	r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(data))
-	if err != nil || len(data) > maxBodyBytes {
-		return ""
-	}
-	if isProtobuf(r) {
-		obj := info.Resource.New()
-		if decodeProtobuf(data, obj) != nil {
-			return ""
-		}
-		m, err := meta.Accessor(obj)
-		if err != nil {
-			return ""
-		}
-		return m.GetName()
-	}
-	var head struct {
-		Metadata struct {
-			Name string `json:"name"`
-		} `json:"metadata"`
-	}
-	if json.Unmarshal(data, &head) != nil && yaml.Unmarshal(data, &head) != nil {
-		return ""
-	}
-	return head.Metadata.Name
 }

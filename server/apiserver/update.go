@@ -57,6 +57,9 @@ func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, n
 		if err != nil {
 			return nil, err
 		}
+		if err := s.admit(ctx, res, obj, old); err != nil {
+			return nil, err
+		}
 		if err := s.prepareUpdate(res, kind, obj, old, kv.ModRevision); err != nil {
 			return nil, err
 		}

@@ -25,7 +25,8 @@ type Attributes struct {
 	// resources and requests across all namespaces.
 	Namespace string
 	// Name is the object's name. For create, the caller sets it from the
-	// decoded object's metadata.name: a node may create only its own Node.
+	// metadata.name of the object it decoded and will store, not from
+	// another reading of the body: a node may create only its own Node.
 	Name string
 	// Path is the URL path of a non-resource request.
 	Path string

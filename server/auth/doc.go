@@ -16,6 +16,14 @@
 // nodes get the narrow set of rights an agent needs, confined to their own
 // Node object and, given a PodNodeGetter, their own pods.
 //
+// # Admission
+//
+// Authorizer.Admit decides a write on the object it would store, after
+// Authorize allowed the request. It applies the rules of Kubernetes'
+// NodeRestriction admission plugin: a node may not give its Node a
+// podCIDR, role or other control-plane labels, another node's hostname
+// label or new taints, and writes only the status of its pods.
+//
 // # Wiring
 //
 //	authn := auth.NewAuthenticator(ca.ClientCAPool(), map[string]auth.User{
@@ -26,4 +34,5 @@
 //	authz := &auth.Authorizer{Pods: podNodeGetter}
 //	u, ok := authn.Authenticate(r)       // !ok: 401, or Anonymous
 //	allowed, reason := authz.Authorize(ctx, u, attrs) // !allowed: 403 with reason
+//	allowed, reason = authz.Admit(ctx, u, attrs, obj, old) // for a create, update or patch
 package auth

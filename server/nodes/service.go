@@ -79,7 +79,12 @@ type Config struct {
 	// BatchDelay is how long a session waits for more changes before it
 	// sends a batch; each change restarts the wait (default 100ms).
 	BatchDelay time.Duration
-	Logger     *slog.Logger
+	// ServerNode names the node of the server's embedded agent, if any;
+	// ServerNodeLabels are the labels (its roles) the service gives that
+	// Node, which a node may not set on itself.
+	ServerNode       string
+	ServerNodeLabels map[string]string
+	Logger           *slog.Logger
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 }

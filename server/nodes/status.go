@@ -223,7 +223,9 @@ func (s *Service) podTerminated(ctx context.Context, node string, ref *api.PodRe
 }
 
 // reportNode creates or updates the node's Node from its report: its
-// podCIDR, labels and status, with Ready=True.
+// labels and status, with Ready=True, written as the node, so that the
+// rules on what a node may write to its Node hold for what it reports;
+// then its podCIDR, which only the server may set.
 func (s *Service) reportNode(ctx context.Context, node string, rep *api.NodeReport) error {
 	var st corev1.NodeStatus
 	if len(rep.GetStatus()) > 0 {
@@ -241,18 +243,20 @@ func (s *Service) reportNode(ctx context.Context, node string, rep *api.NodeRepo
 		if apierrors.IsNotFound(err) {
 			n := &corev1.Node{
 				ObjectMeta: metav1.ObjectMeta{Name: node, Labels: maps.Clone(rep.GetLabels())},
-				Spec:       corev1.NodeSpec{PodCIDR: cidr.String(), PodCIDRs: []string{cidr.String()}},
 				Status:     st,
 			}
 			setCondition(&n.Status, readyCondition(), s.cfg.Now())
-			_, err = nodes.Create(ctx, n, metav1.CreateOptions{})
+			cur, err = nodes.Create(ctx, n, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) && try < maxConflictRetries {
 				continue
 			}
-			if err == nil {
-				s.beats.setReady(node, corev1.ConditionTrue)
-				s.lg.Info("node created", "node", node, "podCIDR", cidr)
+			if err != nil {
+				return err
 			}
+			s.beats.setReady(node, corev1.ConditionTrue)
+			s.lg.Info("node created", "node", node, "podCIDR", cidr)
+			// A Node left without them gets them at the next report.
+			_, err = s.setServerFields(ctx, cur, cidr.String())
 			return err
 		}
 		if err != nil {
@@ -269,30 +273,64 @@ func (s *Service) reportNode(ctx context.Context, node string, rep *api.NodeRepo
 	}
 }
 
-// updateNode brings an existing Node up to date: spec and labels first
-// (if they change), then the status.
-func (s *Service) updateNode(ctx context.Context, cur *corev1.Node, cidr string, labels map[string]string, st corev1.NodeStatus) error {
-	nodes := s.client(nodeUser(cur.Name)).Nodes()
+// setServerFields gives a Node what the server sets on it, writing as
+// the service, since a node may not set them itself: the podCIDR the
+// server allocated for it, if it has none, and the labels of the
+// server's own node.
+func (s *Service) setServerFields(ctx context.Context, cur *corev1.Node, cidr string) (*corev1.Node, error) {
+	var labels map[string]string
+	if cur.Name == s.cfg.ServerNode {
+		labels = s.cfg.ServerNodeLabels
+	}
+	if cur.Spec.PodCIDR != "" && containsAll(cur.Labels, labels) {
+		return cur, nil
+	}
 	n := cur.DeepCopy()
 	if n.Spec.PodCIDR == "" {
 		n.Spec.PodCIDR, n.Spec.PodCIDRs = cidr, []string{cidr}
 	}
-	if n.Labels == nil && len(labels) > 0 {
+	if len(labels) > 0 && n.Labels == nil {
 		n.Labels = map[string]string{}
 	}
 	maps.Copy(n.Labels, labels)
-	if n.Spec.PodCIDR != cur.Spec.PodCIDR || !maps.Equal(n.Labels, cur.Labels) {
-		var err error
+	return s.client(ServiceUser).Nodes().Update(ctx, n, metav1.UpdateOptions{})
+}
+
+// updateNode brings an existing Node up to date: the server's fields and
+// the reported labels first (if they change), then the status.
+func (s *Service) updateNode(ctx context.Context, cur *corev1.Node, cidr string, labels map[string]string, st corev1.NodeStatus) error {
+	nodes := s.client(nodeUser(cur.Name)).Nodes()
+	n, err := s.setServerFields(ctx, cur, cidr)
+	if err != nil {
+		return err
+	}
+	if !containsAll(n.Labels, labels) {
+		n = n.DeepCopy()
+		if n.Labels == nil {
+			n.Labels = map[string]string{}
+		}
+		maps.Copy(n.Labels, labels)
 		if n, err = nodes.Update(ctx, n, metav1.UpdateOptions{}); err != nil {
 			return err
 		}
 	}
+	n = n.DeepCopy()
 	conds := n.Status.Conditions
 	n.Status = st
 	n.Status.Conditions = conds
 	setCondition(&n.Status, readyCondition(), s.cfg.Now())
-	_, err := nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
+	_, err = nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
 	return err
+}
+
+// containsAll reports whether m holds every key of sub with its value.
+func containsAll(m, sub map[string]string) bool {
+	for k, v := range sub {
+		if got, ok := m[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 func readyCondition() corev1.NodeCondition {
