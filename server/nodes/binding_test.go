@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/server/nodes"
 	"github.com/minik-dev/minik/server/pki"
 	"github.com/minik-dev/minik/store"
 	"github.com/minik-dev/minik/store/storetest"
@@ -151,5 +153,70 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+// TestPodCIDRsComeBack: names registered without ever creating their
+// Node use up the cluster CIDR for a grace period only; a node that
+// created its Node keeps its range.
+func TestPodCIDRsComeBack(t *testing.T) {
+	e := newEnv(t, envOptions{configure: func(c *nodes.Config) {
+		c.ClusterCIDR = "10.42.0.0/22" // four /24s
+		c.RegistrationGrace = 50 * time.Millisecond
+		c.RegistrationRate = -1
+	}})
+	anon := e.dial(nil)
+	kept, keptCfg := e.register("kept")
+	if _, err := kept.UpdateStatus(ctxT(t), &api.StatusUpdate{Node: &api.NodeReport{}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"ghost-1", "ghost-2", "ghost-3"} {
+		if _, err := registerAs(t, anon, e.ca.Token(), n, "pw"); err != nil {
+			t.Fatalf("Register(%s) = %v", n, err)
+		}
+	}
+	if _, err := registerAs(t, anon, e.ca.Token(), "ghost-4", "pw"); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("Register(ghost-4) with the CIDR full = %v, want ResourceExhausted", err)
+	}
+	var real *tls.Certificate
+	waitFor(t, "a podCIDR given back to the pool", func() bool {
+		var err error
+		real, err = registerAs(t, anon, e.ca.Token(), "real", "pw")
+		return err == nil
+	})
+	cfg, err := e.dial(real).Config(ctxT(t), &api.ConfigRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PodCidr == keptCfg.PodCidr {
+		t.Errorf("real got %s, the range of kept, whose Node exists", cfg.PodCidr)
+	}
+	if got, err := kept.Config(ctxT(t), &api.ConfigRequest{}); err != nil || got.PodCidr != keptCfg.PodCidr {
+		t.Errorf("kept: Config() = %v, %v; want its podCIDR %s", got, err, keptCfg.PodCidr)
+	}
+}
+
+// TestRegistrationRateLimit: a burst of registrations with one token is
+// cut at the bucket's size, with ResourceExhausted.
+func TestRegistrationRateLimit(t *testing.T) {
+	e := newEnv(t, envOptions{configure: func(c *nodes.Config) {
+		c.RegistrationBurst = 3
+		c.RegistrationRate = 0.001 // no refill within the test
+	}})
+	anon := e.dial(nil)
+	for i := range 5 {
+		name := fmt.Sprintf("burst-%d", i)
+		_, err := registerAs(t, anon, e.ca.Token(), name, "pw")
+		want := codes.OK
+		if i >= 3 {
+			want = codes.ResourceExhausted
+		}
+		if got := status.Code(err); got != want {
+			t.Errorf("Register(%s) = %v, want %v", name, err, want)
+		}
+	}
+	// A wrong token is refused as such and takes nothing.
+	if _, err := registerAs(t, anon, "wrong", "x", "pw"); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Register with a wrong token = %v, want Unauthenticated", err)
 	}
 }
