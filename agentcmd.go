@@ -21,8 +21,12 @@ func agentCommand() *ucli.Command {
 			if c.Bool("cleanup") {
 				return agent.Cleanup(c.Context)
 			}
-			if c.String("join") == "" || c.String("token") == "" {
-				return ucli.Exit("error: --join and --token are required", 1)
+			token, err := joinToken(c)
+			if err != nil {
+				return err
+			}
+			if c.String("join") == "" || token == "" {
+				return ucli.Exit("error: --join and --token-file (or --token, or MINIK_TOKEN) are required", 1)
 			}
 			name := c.String("node-name")
 			if name == "" {
@@ -33,11 +37,11 @@ func agentCommand() *ucli.Command {
 				name = strings.ToLower(h)
 			}
 			if n := c.Int("hollow"); n > 0 {
-				return runHollow(c, n, name)
+				return runHollow(c, n, name, token)
 			}
 			cfg := agent.Config{
 				ServerURL:         c.String("join"),
-				Token:             c.String("token"),
+				Token:             token,
 				DataDir:           c.String("data-dir"),
 				NodeName:          name,
 				NodeIP:            c.String("node-ip"),
@@ -56,10 +60,10 @@ func agentCommand() *ucli.Command {
 
 // runHollow runs n simulated nodes, named NAME-0 … NAME-(n-1), instead
 // of a real one.
-func runHollow(c *ucli.Context, n int, name string) error {
+func runHollow(c *ucli.Context, n int, name, token string) error {
 	err := hollow.Run(c.Context, hollow.Config{
 		Server:            c.String("join"),
-		Token:             c.String("token"),
+		Token:             token,
 		Count:             n,
 		NamePrefix:        name,
 		DataDir:           c.String("data-dir"),
@@ -84,7 +88,8 @@ func joinError(err error, server string) error {
 func agentFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.StringFlag{Name: "join", Aliases: []string{"server", "s"}, EnvVars: []string{"MINIK_JOIN", "MINIK_URL"}, Usage: "server to join, https://HOST:PORT"},
-		&ucli.StringFlag{Name: "token", Aliases: []string{"t"}, EnvVars: []string{"MINIK_TOKEN"}, Usage: "join token (the server's DATA/token)"},
+		&ucli.StringFlag{Name: "token", Aliases: []string{"t"}, EnvVars: []string{"MINIK_TOKEN"}, Usage: "join token (the server's DATA/token; visible to local users in /proc: prefer --token-file or MINIK_TOKEN)"},
+		tokenFileFlag(),
 		&ucli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Value: "/var/lib/minik/agent", EnvVars: []string{"MINIK_DATA_DIR"}, Usage: "where the agent keeps its state"},
 		&ucli.StringFlag{Name: "node-name", EnvVars: []string{"MINIK_NODE_NAME"}, Usage: "name of this node (default: host name)"},
 		&ucli.StringFlag{Name: "node-ip", EnvVars: []string{"MINIK_NODE_IP"}, Usage: "address of this node"},

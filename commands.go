@@ -1,15 +1,18 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/minik-dev/minik/cli"
 	"github.com/minik-dev/minik/server"
+	"github.com/minik-dev/minik/server/nodes"
 )
 
 func commands() []*ucli.Command {
@@ -35,12 +38,16 @@ func serverCommand() *ucli.Command {
 		Usage: "run the control plane (and, unless --disable-agent, a local agent)",
 		Flags: serverFlags(),
 		Action: func(c *ucli.Context) error {
+			token, err := joinToken(c)
+			if err != nil {
+				return err
+			}
 			cfg := server.Config{
 				DataDir:                c.String("data-dir"),
 				HTTPSPort:              c.Int("https-listen-port"),
 				BindAddress:            c.String("bind-address"),
 				TLSSANs:                c.StringSlice("tls-san"),
-				Token:                  c.String("token"),
+				Token:                  token,
 				ClusterCIDR:            c.String("cluster-cidr"),
 				ServiceCIDR:            c.String("service-cidr"),
 				NodePortRange:          c.String("service-node-port-range"),
@@ -56,6 +63,8 @@ func serverCommand() *ucli.Command {
 				DatastoreCAFile:        c.String("datastore-cafile"),
 				DatastoreCertFile:      c.String("datastore-certfile"),
 				DatastoreKeyFile:       c.String("datastore-keyfile"),
+				NodeRegistrationRate:   c.Float64("node-registration-rate"),
+				NodeRegistrationBurst:  c.Int("node-registration-burst"),
 				JoinServer:             c.String("server"),
 				AdvertiseAddress:       c.String("advertise-address"),
 				Version:                version,
@@ -80,7 +89,8 @@ func serverFlags() []ucli.Flag {
 		&ucli.IntFlag{Name: "https-listen-port", Value: 6443, EnvVars: []string{"MINIK_HTTPS_LISTEN_PORT"}, Usage: "port of the HTTPS API"},
 		&ucli.StringFlag{Name: "bind-address", EnvVars: []string{"MINIK_BIND_ADDRESS"}, Usage: "address the API listens on (default: all)"},
 		&ucli.StringSliceFlag{Name: "tls-san", EnvVars: []string{"MINIK_TLS_SAN"}, Usage: "extra host names or IPs for the serving certificate"},
-		&ucli.StringFlag{Name: "token", EnvVars: []string{"MINIK_TOKEN"}, Usage: "join token (or its secret part); generated when empty"},
+		&ucli.StringFlag{Name: "token", EnvVars: []string{"MINIK_TOKEN"}, Usage: "join token (or its secret part); generated when empty (visible to local users in /proc: prefer --token-file or MINIK_TOKEN)"},
+		tokenFileFlag(),
 		&ucli.StringFlag{Name: "cluster-cidr", Value: "10.42.0.0/16", EnvVars: []string{"MINIK_CLUSTER_CIDR"}, Usage: "pod network; each node gets a slice"},
 		&ucli.StringFlag{Name: "service-cidr", Value: "10.43.0.0/16", EnvVars: []string{"MINIK_SERVICE_CIDR"}, Usage: "range of Service cluster IPs"},
 		&ucli.StringFlag{Name: "service-node-port-range", Value: "30000-32767", EnvVars: []string{"MINIK_SERVICE_NODE_PORT_RANGE"}, Usage: "range of NodePorts"},
@@ -91,13 +101,46 @@ func serverFlags() []ucli.Flag {
 		&ucli.DurationFlag{Name: "node-monitor-grace-period", Value: 40 * time.Second, EnvVars: []string{"MINIK_NODE_MONITOR_GRACE_PERIOD"}, Usage: "a node without a heartbeat for this long is marked Ready=Unknown"},
 		&ucli.DurationFlag{Name: "pod-eviction-timeout", Value: 5 * time.Minute, EnvVars: []string{"MINIK_POD_EVICTION_TIMEOUT"}, Usage: "how long pods stay on an unreachable node before they are deleted"},
 		&ucli.DurationFlag{Name: "heartbeat-interval", Value: 10 * time.Second, EnvVars: []string{"MINIK_HEARTBEAT_INTERVAL"}, Usage: "how often the embedded agent sends heartbeats"},
+		&ucli.Float64Flag{Name: "node-registration-rate", Value: nodes.DefaultRegistrationRate, EnvVars: []string{"MINIK_NODE_REGISTRATION_RATE"}, Usage: "node registrations a second allowed per join token after the burst (negative: no limit)"},
+		&ucli.IntFlag{Name: "node-registration-burst", Value: nodes.DefaultRegistrationBurst, EnvVars: []string{"MINIK_NODE_REGISTRATION_BURST"}, Usage: "node registrations allowed at once per join token"},
 		&ucli.Int64Flag{Name: "compaction-window", Value: 100000, EnvVars: []string{"MINIK_COMPACTION_WINDOW"}, Usage: "revisions of history kept for watches"},
 		&ucli.StringFlag{Name: "datastore-endpoint", EnvVars: []string{"MINIK_DATASTORE_ENDPOINT"}, Usage: "etcd client URLs, comma-separated (default: the embedded bbolt store)"},
 		&ucli.StringFlag{Name: "datastore-cafile", EnvVars: []string{"MINIK_DATASTORE_CAFILE"}, Usage: "CA certificate that verifies the etcd members (https endpoints)"},
 		&ucli.StringFlag{Name: "datastore-certfile", EnvVars: []string{"MINIK_DATASTORE_CERTFILE"}, Usage: "client certificate for etcd"},
 		&ucli.StringFlag{Name: "datastore-keyfile", EnvVars: []string{"MINIK_DATASTORE_KEYFILE"}, Usage: "key of the client certificate for etcd"},
-		&ucli.StringFlag{Name: "server", EnvVars: []string{"MINIK_SERVER"}, Usage: "join the cluster of this server (https://HOST:PORT), sharing its --datastore-endpoint; needs --token"},
+		&ucli.StringFlag{Name: "server", EnvVars: []string{"MINIK_SERVER"}, Usage: "join the cluster of this server (https://HOST:PORT), sharing its --datastore-endpoint; needs --token-file (or --token)"},
 		&ucli.StringFlag{Name: "advertise-address", EnvVars: []string{"MINIK_ADVERTISE_ADDRESS"}, Usage: "address agents and other servers reach this server at (default: --bind-address, --node-ip or the first host address)"},
 		&ucli.BoolFlag{Name: "debug", EnvVars: []string{"MINIK_DEBUG"}, Usage: "log at debug level"},
 	}
+}
+
+// errTokenFlags: both --token and --token-file were given.
+var errTokenFlags = errors.New("--token (or MINIK_TOKEN) and --token-file (or MINIK_TOKEN_FILE) are mutually exclusive: give one")
+
+// tokenFileFlag is --token-file, which keeps the join token out of the
+// command line (and so out of /proc/PID/cmdline).
+func tokenFileFlag() ucli.Flag {
+	return &ucli.StringFlag{Name: "token-file", EnvVars: []string{"MINIK_TOKEN_FILE"}, Usage: "file holding the join token (e.g. the server's DATA/token); excludes --token"}
+}
+
+// joinToken returns the join token of --token or --token-file ("" if
+// neither is given). The file's content is trimmed of white space; an
+// empty file is an error.
+func joinToken(c *ucli.Context) (string, error) {
+	token, file := c.String("token"), c.String("token-file")
+	switch {
+	case file == "":
+		return token, nil
+	case token != "":
+		return "", errTokenFlags
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	token = strings.TrimSpace(string(data))
+	if token == "" {
+		return "", fmt.Errorf("--token-file %s is empty", file)
+	}
+	return token, nil
 }

@@ -6,6 +6,7 @@
 //
 //	DataDir/
 //	  tls/ca.crt, node.crt, node.key   trust and identity, kept across restarts
+//	  node-password                    proves the node's name is its own when it registers again
 //	  servers                          the API servers' addresses, for fail-over
 //	  containerd/                      the agent's own containerd (without --containerd-socket)
 //	  cni/                             IPAM leases and CNI cache

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,7 +125,11 @@ func TestJoin(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			j, err := newAgent(t, c, tc.token, dir).join(ctxT(t), c.url)
+			a := newAgent(t, c, tc.token, dir)
+			// Each case is another machine, so another name: a name is
+			// bound to the password of the first node that registered it.
+			a.cfg.NodeName = strings.ReplaceAll(tc.name, " ", "-")
+			j, err := a.join(ctxT(t), c.url)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("join() = %v, want %v", err, tc.want)
 			}
@@ -144,7 +149,9 @@ func TestJoin(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A restart reuses the certificate.
-			j2, err := newAgent(t, c, tc.token, dir).join(ctxT(t), c.url)
+			a2 := newAgent(t, c, tc.token, dir)
+			a2.cfg.NodeName = a.cfg.NodeName
+			j2, err := a2.join(ctxT(t), c.url)
 			if err != nil {
 				t.Fatalf("second join() = %v", err)
 			}

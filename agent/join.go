@@ -177,12 +177,22 @@ func fetchCA(ctx context.Context, server string) ([]byte, error) {
 // keptCert returns the node certificate kept in tlsDir if it is for this
 // node, from this CA and not about to expire.
 func (a *agent) keptCert(tlsDir string, roots *x509.CertPool) (tls.Certificate, bool) {
+	cert, ok := a.validCert(tlsDir, roots)
+	if !ok || time.Until(cert.Leaf.NotAfter) < renewBefore {
+		return tls.Certificate{}, false
+	}
+	return cert, true
+}
+
+// validCert returns the node certificate kept in tlsDir if it is for this
+// node, from this CA and not expired.
+func (a *agent) validCert(tlsDir string, roots *x509.CertPool) (tls.Certificate, bool) {
 	cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, certFile), filepath.Join(tlsDir, keyFile))
 	if err != nil {
 		return tls.Certificate{}, false
 	}
 	leaf := cert.Leaf
-	if leaf == nil || leaf.Subject.CommonName != "system:node:"+a.cfg.NodeName || time.Until(leaf.NotAfter) < renewBefore {
+	if leaf == nil || leaf.Subject.CommonName != "system:node:"+a.cfg.NodeName {
 		return tls.Certificate{}, false
 	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
@@ -191,14 +201,26 @@ func (a *agent) keptCert(tlsDir string, roots *x509.CertPool) (tls.Certificate, 
 	return cert, true
 }
 
-// register asks for a node certificate with the join token and keeps it.
+// register asks for a node certificate with the join token and the node
+// password, and keeps it. A still valid certificate of the node is
+// presented too: it proves the name is this node's when the password
+// alone does not (a lost data directory's password, or a node registered
+// before names were bound to passwords).
 func (a *agent) register(ctx context.Context, serverURL, tlsDir string, roots *x509.CertPool) (*joined, error) {
-	anon, err := Dial(serverURL, roots, nil)
+	password, err := NodePassword(a.cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	var present *tls.Certificate
+	if cert, ok := a.validCert(tlsDir, roots); ok {
+		present = &cert
+	}
+	anon, err := Dial(serverURL, roots, present)
 	if err != nil {
 		return nil, err
 	}
 	defer anon.Close()
-	reg, err := Register(ctx, anon, a.cfg.Token, a.cfg.NodeName)
+	reg, err := Register(ctx, anon, a.cfg.Token, a.cfg.NodeName, password)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", serverURL, err)
 	}
@@ -225,11 +247,13 @@ type Registration struct {
 	Config          *api.NodeConfig
 }
 
-// Register asks the server over anon, a connection without a client
-// certificate, for a certificate for node, with the join token. A refused
-// token wraps ErrTokenRefused, a refused node name ErrRegistrationRefused;
-// other errors may be retried. It is safe for concurrent use.
-func Register(ctx context.Context, anon *grpc.ClientConn, token, node string) (*Registration, error) {
+// Register asks the server over conn (a connection without a client
+// certificate, or with one of node) for a certificate for node, with the
+// join token and the node's password (see NodePassword). A refused token
+// wraps ErrTokenRefused, a refused node name (invalid, or bound to
+// another node) ErrRegistrationRefused; other errors (too many
+// registrations at once) may be retried. It is safe for concurrent use.
+func Register(ctx context.Context, conn *grpc.ClientConn, token, node, password string) (*Registration, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -238,15 +262,15 @@ func Register(ctx context.Context, anon *grpc.ClientConn, token, node string) (*
 	if err != nil {
 		return nil, err
 	}
-	resp, err := api.NewNodeClient(anon).Register(ctx, &api.RegisterRequest{
-		Token: token, NodeName: node,
+	resp, err := api.NewNodeClient(conn).Register(ctx, &api.RegisterRequest{
+		Token: token, NodeName: node, NodePassword: password,
 		Csr: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}),
 	})
 	switch status.Code(err) {
 	case codes.OK:
 	case codes.Unauthenticated:
 		return nil, ErrTokenRefused
-	case codes.InvalidArgument:
+	case codes.InvalidArgument, codes.PermissionDenied:
 		return nil, fmt.Errorf("registering node %q: %s: %w", node, status.Convert(err).Message(), ErrRegistrationRefused)
 	default:
 		return nil, fmt.Errorf("registering node %q: %w", node, err)
@@ -261,6 +285,35 @@ func Register(ctx context.Context, anon *grpc.ClientConn, token, node string) (*
 		return nil, fmt.Errorf("certificate from the server: %w", err)
 	}
 	return &Registration{Certificate: cert, CertPEM: resp.GetCertificate(), KeyPEM: keyPEM, Config: resp.GetConfig()}, nil
+}
+
+// PasswordFile is the file in an agent's data directory that keeps its
+// node password.
+const PasswordFile = "node-password"
+
+// NodePassword returns the node password kept in dir/PasswordFile,
+// generating one (128 random bits in hex, mode 0600) the first time. The
+// server binds the node's name to it at the first registration.
+func NodePassword(dir string) (string, error) {
+	path := filepath.Join(dir, PasswordFile)
+	data, err := os.ReadFile(path)
+	if err == nil {
+		p := strings.TrimSpace(string(data))
+		if p == "" {
+			return "", fmt.Errorf("%s is empty: delete it and the node's Node to register the node anew", path)
+		}
+		return p, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	b := make([]byte, 16)
+	rand.Read(b) // never fails (crypto/rand)
+	p := hex.EncodeToString(b)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return p, writeFileAtomic(path, []byte(p+"\n"), 0o600)
 }
 
 // Dial returns a connection to the gRPC endpoint of the server at

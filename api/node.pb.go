@@ -227,7 +227,11 @@ type RegisterRequest struct {
 	// node_name is the node's name, a DNS-1123 subdomain.
 	NodeName string `protobuf:"bytes,2,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
 	// csr is a PEM or DER PKCS#10 request; only its public key is used.
-	Csr           []byte `protobuf:"bytes,3,opt,name=csr,proto3" json:"csr,omitempty"`
+	Csr []byte `protobuf:"bytes,3,opt,name=csr,proto3" json:"csr,omitempty"`
+	// node_password is a secret the node generated once and keeps (the
+	// agent in DATA/node-password); it proves that a later registration of
+	// the same name comes from the same node. 1 to 256 bytes.
+	NodePassword  string `protobuf:"bytes,4,opt,name=node_password,json=nodePassword,proto3" json:"node_password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -281,6 +285,13 @@ func (x *RegisterRequest) GetCsr() []byte {
 		return x.Csr
 	}
 	return nil
+}
+
+func (x *RegisterRequest) GetNodePassword() string {
+	if x != nil {
+		return x.NodePassword
+	}
+	return ""
 }
 
 type RegisterResponse struct {
@@ -1461,11 +1472,12 @@ var File_node_proto protoreflect.FileDescriptor
 const file_node_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"node.proto\x12\rminik.node.v1\"V\n" +
+	"node.proto\x12\rminik.node.v1\"{\n" +
 	"\x0fRegisterRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x10\n" +
-	"\x03csr\x18\x03 \x01(\fR\x03csr\"g\n" +
+	"\x03csr\x18\x03 \x01(\fR\x03csr\x12#\n" +
+	"\rnode_password\x18\x04 \x01(\tR\fnodePassword\"g\n" +
 	"\x10RegisterResponse\x12 \n" +
 	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x121\n" +
 	"\x06config\x18\x02 \x01(\v2\x19.minik.node.v1.NodeConfigR\x06config\"\x0f\n" +

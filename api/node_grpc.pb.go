@@ -70,11 +70,20 @@ const (
 // authenticates the caller by its client certificate and acts for the node
 // it names; a call without one fails with UNAUTHENTICATED.
 type NodeClient interface {
-	// Register exchanges the join token for a node certificate. It is
-	// idempotent: registering again (a lost key, a new data directory)
-	// issues a new certificate for the same node and keeps its podCIDR.
-	// A wrong or unknown token → UNAUTHENTICATED; a bad node name or CSR →
-	// INVALID_ARGUMENT; no free podCIDR → RESOURCE_EXHAUSTED.
+	// Register exchanges the join token for a node certificate. The first
+	// registration of a name binds it to the node_password sent with it
+	// (the server keeps a salted hash). Registering again (a lost key, a
+	// certificate about to expire) issues a new certificate for the same
+	// node and keeps its podCIDR, but only with the same node_password or
+	// over a connection that presents a valid certificate of that node; so a
+	// token holder cannot take the identity of a node that exists. The
+	// binding ends when an admin deletes the Node, or when no Node of that
+	// name appeared within the server's registration grace period.
+	// Registrations are rate-limited per join token.
+	// A wrong or unknown token → UNAUTHENTICATED; a bad node name, CSR or
+	// missing node_password → INVALID_ARGUMENT; a name bound to another
+	// node (or a Node that has no binding) → PERMISSION_DENIED; too many
+	// registrations with the token, or no free podCIDR → RESOURCE_EXHAUSTED.
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
 	// Config returns the node's configuration (allocating its podCIDR if
 	// it has none), for an agent that restarts with a certificate it kept.
@@ -244,11 +253,20 @@ type Node_WatchServersClient = grpc.ServerStreamingClient[ServerList]
 // authenticates the caller by its client certificate and acts for the node
 // it names; a call without one fails with UNAUTHENTICATED.
 type NodeServer interface {
-	// Register exchanges the join token for a node certificate. It is
-	// idempotent: registering again (a lost key, a new data directory)
-	// issues a new certificate for the same node and keeps its podCIDR.
-	// A wrong or unknown token → UNAUTHENTICATED; a bad node name or CSR →
-	// INVALID_ARGUMENT; no free podCIDR → RESOURCE_EXHAUSTED.
+	// Register exchanges the join token for a node certificate. The first
+	// registration of a name binds it to the node_password sent with it
+	// (the server keeps a salted hash). Registering again (a lost key, a
+	// certificate about to expire) issues a new certificate for the same
+	// node and keeps its podCIDR, but only with the same node_password or
+	// over a connection that presents a valid certificate of that node; so a
+	// token holder cannot take the identity of a node that exists. The
+	// binding ends when an admin deletes the Node, or when no Node of that
+	// name appeared within the server's registration grace period.
+	// Registrations are rate-limited per join token.
+	// A wrong or unknown token → UNAUTHENTICATED; a bad node name, CSR or
+	// missing node_password → INVALID_ARGUMENT; a name bound to another
+	// node (or a Node that has no binding) → PERMISSION_DENIED; too many
+	// registrations with the token, or no free podCIDR → RESOURCE_EXHAUSTED.
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
 	// Config returns the node's configuration (allocating its podCIDR if
 	// it has none), for an agent that restarts with a certificate it kept.

@@ -30,6 +30,12 @@ type Config struct {
 	RestartBackoff time.Duration
 	// HeartbeatInterval is the embedded agent's (default 10s).
 	HeartbeatInterval time.Duration
+	// NodeRegistrationRate and NodeRegistrationBurst limit node
+	// registrations per join token (registrations a second, and how many
+	// at once; defaults nodes.DefaultRegistrationRate and
+	// nodes.DefaultRegistrationBurst; a negative rate = no limit).
+	NodeRegistrationRate  float64
+	NodeRegistrationBurst int
 	// CompactionWindow is how many revisions of history the store keeps.
 	CompactionWindow int64
 	// DatastoreEndpoint lists etcd client URLs, comma-separated; set, it

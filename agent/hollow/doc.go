@@ -11,10 +11,12 @@
 //
 // # Data directory
 //
-//	DataDir/ca.crt   the server's CA, checked against the token's pin
+//	DataDir/ca.crt          the server's CA, checked against the token's pin
+//	DataDir/node-password   the password every node registers its name with
 //
-// Nodes register again on every start (registration is idempotent and
-// keeps a node's podCIDR), so nothing else is kept.
+// Nodes register again on every start (registration with the same
+// password is idempotent and keeps a node's podCIDR), so nothing else is
+// kept.
 //
 // # Sizing
 //

@@ -27,7 +27,7 @@ type Config struct {
 	// NamePrefix names the nodes PREFIX-0 … PREFIX-(Count-1); default
 	// "hollow".
 	NamePrefix string
-	// DataDir keeps the server's CA.
+	// DataDir keeps the server's CA and the nodes' password.
 	DataDir string
 	// CPU, Memory and MaxPods are every node's capacity; default 4, 16Gi
 	// and 110.
@@ -75,6 +75,10 @@ type hollow struct {
 	lg    *slog.Logger
 	roots *x509.CertPool
 	anon  *grpc.ClientConn
+	// password is every node's node password, kept in DataDir (see
+	// agent.NodePassword), so that a restarted process registers its
+	// nodes again.
+	password string
 }
 
 // Run runs cfg.Count hollow nodes until ctx ends, and returns after they
@@ -94,6 +98,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	h.roots = roots
+	if h.password, err = agent.NodePassword(cfg.DataDir); err != nil {
+		return err
+	}
 	if h.anon, err = agent.Dial(cfg.Server, roots, nil); err != nil {
 		return err
 	}

@@ -50,6 +50,7 @@ func startServer(t testing.TB, ctx context.Context, lg *slog.Logger) *cluster {
 		done <- server.Run(ctx, server.Config{
 			DataDir: dir, HTTPSPort: port, BindAddress: "127.0.0.1", DisableAgent: true,
 			ClusterCIDR: "10.64.0.0/10", ServiceCIDR: "10.43.0.0/16", Logger: lg,
+			NodeRegistrationRate: -1, // thousands of nodes join at once
 		})
 	}()
 	t.Cleanup(func() {

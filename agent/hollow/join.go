@@ -25,10 +25,10 @@ var (
 )
 
 // register gets a certificate for node with the token, over the shared
-// unauthenticated connection, and returns a connection that authenticates
+// unauthenticated connection with the nodes' password, and returns a connection that authenticates
 // as the node, with the node's config. Nothing is kept on disk.
 func (h *hollow) register(ctx context.Context, node string) (*grpc.ClientConn, *api.NodeConfig, error) {
-	reg, err := agent.Register(ctx, h.anon, h.cfg.Token, node)
+	reg, err := agent.Register(ctx, h.anon, h.cfg.Token, node, h.password)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", h.cfg.Server, err)
 	}

@@ -11,14 +11,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// writeRequest is one write of each verb and subresource.
-type writeRequest struct {
+// writeCase is one write of each verb and subresource.
+type writeCase struct {
 	name, method, path, contentType, body string
 }
 
-// dryRunFixture creates what writeRequests write to: pod default/p
+// dryRunFixture creates what writeCases write to: pod default/p
 // (unbound), replication controller default/rc and namespace ns1.
-func dryRunFixture(t *testing.T, ts *testServer) []writeRequest {
+func dryRunFixture(t *testing.T, ts *testServer) []writeCase {
 	t.Helper()
 	ctx := testContext(t)
 	pod, err := ts.client.CoreV1().Pods("default").Create(ctx, testPod("p", nil), metav1.CreateOptions{})
@@ -44,7 +44,7 @@ func dryRunFixture(t *testing.T, ts *testServer) []writeRequest {
 	withStatus.ResourceVersion = ""
 	const pods = "/api/v1/namespaces/default/pods"
 	const merge = "application/merge-patch+json"
-	return []writeRequest{
+	return []writeCase{
 		{"create", "POST", pods, "application/json", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"new"},"spec":{"containers":[{"name":"c","image":"i"}]}}`},
 		{"update", "PUT", pods + "/p", "application/json", mustJSON(t, labelled)},
 		{"patch", "PATCH", pods + "/p", merge, `{"metadata":{"labels":{"changed":"yes"}}}`},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 
@@ -54,9 +55,37 @@ func (a *cidrAllocator) allocate(ctx context.Context, node string) (netip.Prefix
 		return netip.Prefix{}, err
 	}
 	if len(mine) > 0 {
-		s := strings.Replace(strings.TrimPrefix(mine[0].Key, cidrKeyPrefix), "-", "/", 1)
-		return netip.ParsePrefix(s)
+		return rangeOf(mine[0].Key)
 	}
+	return a.take(ctx, node)
+}
+
+// claim is allocate for a node about to use its range: a range it already
+// has is written again, so that its ModRevision is new and a sweep that
+// read it before cannot delete it (see sweep).
+func (a *cidrAllocator) claim(ctx context.Context, node string) (netip.Prefix, error) {
+	for range maxConflictRetries {
+		mine, err := a.owned(ctx, node)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if len(mine) == 0 {
+			return a.take(ctx, node)
+		}
+		_, err = a.st.Update(ctx, mine[0].Key, mine[0].Value, mine[0].ModRevision)
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			continue // swept or claimed concurrently: look again
+		}
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return rangeOf(mine[0].Key)
+	}
+	return netip.Prefix{}, fmt.Errorf("podCIDR of node %q: %w", node, store.ErrConflict)
+}
+
+// take records the lowest free /24 as node's.
+func (a *cidrAllocator) take(ctx context.Context, node string) (netip.Prefix, error) {
 	base := a.prefix.Addr().As4()
 	start := binary.BigEndian.Uint32(base[:])
 	n := uint32(1) << (nodeCIDRBits - a.prefix.Bits())
@@ -76,14 +105,24 @@ func (a *cidrAllocator) allocate(ctx context.Context, node string) (netip.Prefix
 	return netip.Prefix{}, errCIDRFull
 }
 
-// release frees every range recorded for node.
-func (a *cidrAllocator) release(ctx context.Context, node string) error {
+// rangeOf returns the range a key under cidrKeyPrefix records.
+func rangeOf(key string) (netip.Prefix, error) {
+	return netip.ParsePrefix(strings.Replace(strings.TrimPrefix(key, cidrKeyPrefix), "-", "/", 1))
+}
+
+// release frees the ranges recorded for node before revision before (0:
+// all), so that a range taken after the Node's deletion stays taken.
+func (a *cidrAllocator) release(ctx context.Context, node string, before int64) error {
 	mine, err := a.owned(ctx, node)
 	if err != nil {
 		return err
 	}
 	for _, kv := range mine {
-		if _, _, err := a.st.Delete(ctx, kv.Key, kv.ModRevision); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if before > 0 && kv.ModRevision >= before {
+			continue
+		}
+		_, _, err := a.st.Delete(ctx, kv.Key, kv.ModRevision)
+		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 	}
@@ -93,9 +132,9 @@ func (a *cidrAllocator) release(ctx context.Context, node string) error {
 // nodesPrefix is where Node objects live.
 const nodesPrefix = "/registry/nodes/"
 
-// watchNodes releases the podCIDR of each deleted Node and forgets its
-// heartbeats, until ctx ends. A watch that fails is started again from
-// the current revision.
+// watchNodes releases the podCIDR and the name binding of each deleted
+// Node and forgets its heartbeats, until ctx ends. A watch that fails is
+// started again from the current revision.
 func (s *Service) watchNodes(ctx context.Context) error {
 	for ctx.Err() == nil {
 		ch, err := s.st.Watch(ctx, nodesPrefix, 0)
@@ -111,11 +150,15 @@ func (s *Service) watchNodes(ctx context.Context) error {
 			}
 			node := strings.TrimPrefix(ev.Key, nodesPrefix)
 			s.beats.forget(node)
-			if err := s.cidrs.release(ctx, node); err != nil && ctx.Err() == nil {
-				s.lg.Warn("releasing podCIDR", "node", node, "err", err)
+			err := s.cidrs.release(ctx, node, ev.Revision)
+			if err == nil {
+				err = s.unbind(ctx, node, ev.Revision)
+			}
+			if err != nil && ctx.Err() == nil {
+				s.lg.Warn("releasing a deleted node's podCIDR and name", "node", node, "err", err)
 				continue
 			}
-			s.lg.Info("node deleted; podCIDR released", "node", node)
+			s.lg.Info("node deleted; podCIDR and name released", "node", node)
 		}
 	}
 	return nil

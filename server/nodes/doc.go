@@ -6,7 +6,10 @@
 //
 // Register is the only call authenticated by the join token; it signs a
 // client certificate with common name "system:node:NAME" in group
-// "system:nodes". Every other call is made with that certificate and acts
+// "system:nodes". The first registration binds NAME to the node's password
+// (a salted hash under /registry/minik/nodepasswords/); later ones need
+// that password or the node's certificate, until the Node is deleted
+// (binding.go). Registrations are rate-limited per token (ratelimit.go). Every other call is made with that certificate and acts
 // for the node it names. Writes go through the API server in process with
 // the node's identity, so the API's node authorization applies: a node
 // writes only its own Node and the status of pods bound to it. Deleting a
@@ -36,5 +39,6 @@
 // when readiness changes, and a node silent for the grace period is marked
 // Ready=Unknown. Each node gets a /24 of the cluster CIDR, recorded under
 // /registry/ranges/podcidrs/ so that it survives restarts, and released
-// when the Node object is deleted.
+// when the Node object is deleted, or when no Node appeared within the
+// registration grace period (sweep.go).
 package nodes

@@ -40,7 +40,7 @@ const testTimeout = 10 * time.Second
 type env struct {
 	t     *testing.T
 	ca    *pki.Authority
-	st    *store.Bolt
+	st    store.Store
 	api   *apiserver.Server
 	svc   *nodes.Service
 	sock  string
@@ -51,7 +51,7 @@ type env struct {
 
 type envOptions struct {
 	grace time.Duration
-	st    *store.Bolt
+	st    store.Store
 	ca    *pki.Authority
 	// configure, when set, adjusts the service's Config.
 	configure func(*nodes.Config)
@@ -181,7 +181,7 @@ func (e *env) register(node string) (api.NodeClient, *api.NodeConfig) {
 	key, req := csr(e.t)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	resp, err := e.dial(nil).Register(ctx, &api.RegisterRequest{Token: e.ca.Token(), NodeName: node, Csr: req})
+	resp, err := e.dial(nil).Register(ctx, &api.RegisterRequest{Token: e.ca.Token(), NodeName: node, NodePassword: "pw-" + node, Csr: req})
 	if err != nil {
 		e.t.Fatalf("Register(%q) = %v", node, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"net/netip"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -15,21 +16,34 @@ import (
 	"github.com/minik-dev/minik/server/pki"
 )
 
-// Register checks the join token, signs the CSR's key as the node and
+// Register checks the join token and the registration rate, binds the
+// name to the node's password (bind), signs the CSR's key as the node and
 // allocates (or finds) the node's podCIDR.
 func (s *Service) Register(ctx context.Context, req *api.RegisterRequest) (*api.RegisterResponse, error) {
-	if err := s.checkToken(req.GetToken()); err != nil {
+	secret, err := s.checkToken(req.GetToken())
+	if err != nil {
 		return nil, err
 	}
 	node := req.GetNodeName()
 	if errs := validation.IsDNS1123Subdomain(node); len(errs) > 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "node name %q: %s", node, strings.Join(errs, "; "))
 	}
+	if err := validPassword(req.GetNodePassword()); err != nil {
+		return nil, err
+	}
 	pub, err := pki.PublicKeyFromCSR(req.GetCsr())
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "csr: %v", err)
 	}
-	cfg, err := s.nodeConfig(ctx, node)
+	if err := s.limiter.allow(secret); err != nil {
+		return nil, err
+	}
+	caller, err := callerNode(ctx)
+	hasCert := err == nil && caller == node
+	if err := s.bind(ctx, node, req.GetNodePassword(), hasCert); err != nil {
+		return nil, err
+	}
+	cfg, err := s.nodeConfig(ctx, node, s.cidrs.claim)
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +51,7 @@ func (s *Service) Register(ctx context.Context, req *api.RegisterRequest) (*api.
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "signing the node certificate: %v", err)
 	}
-	s.lg.Info("node registered", "node", node, "podCIDR", cfg.PodCidr)
+	s.lg.Info("node registered", "node", node, "podCIDR", cfg.PodCidr, "withCertificate", hasCert)
 	return &api.RegisterResponse{Certificate: cert, Config: cfg}, nil
 }
 
@@ -47,11 +61,13 @@ func (s *Service) Config(ctx context.Context, _ *api.ConfigRequest) (*api.NodeCo
 	if err != nil {
 		return nil, err
 	}
-	return s.nodeConfig(ctx, node)
+	return s.nodeConfig(ctx, node, s.cidrs.allocate)
 }
 
-func (s *Service) nodeConfig(ctx context.Context, node string) (*api.NodeConfig, error) {
-	cidr, err := s.cidrs.allocate(ctx, node)
+// nodeConfig returns node's configuration with the podCIDR alloc finds
+// or takes for it.
+func (s *Service) nodeConfig(ctx context.Context, node string, alloc func(context.Context, string) (netip.Prefix, error)) (*api.NodeConfig, error) {
+	cidr, err := alloc(ctx, node)
 	if errors.Is(err, errCIDRFull) {
 		return nil, status.Errorf(codes.ResourceExhausted, "no podCIDR left in %s for node %q", s.cidrs.prefix, node)
 	}
@@ -66,19 +82,20 @@ func (s *Service) nodeConfig(ctx context.Context, node string) (*api.NodeConfig,
 	}, nil
 }
 
-// checkToken accepts the full join token of this cluster or its secret.
-func (s *Service) checkToken(token string) error {
+// checkToken accepts the full join token of this cluster or its secret,
+// and returns the secret.
+func (s *Service) checkToken(token string) (string, error) {
 	bad := status.Error(codes.Unauthenticated, "invalid join token")
 	hash, secret, err := pki.ParseToken(token)
 	if err != nil {
-		return bad
+		return "", bad
 	}
 	if hash != "" && pki.VerifyCAHash(s.cfg.Authority.CAPEM(), hash) != nil {
-		return bad
+		return "", bad
 	}
 	want := s.cfg.Authority.TokenSecret()
 	if subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
-		return bad
+		return "", bad
 	}
-	return nil
+	return secret, nil
 }

@@ -42,7 +42,7 @@ func TestRegister(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, req := csr(t)
-			resp, err := c.Register(ctxT(t), &api.RegisterRequest{Token: tc.token, NodeName: tc.node, Csr: req})
+			resp, err := c.Register(ctxT(t), &api.RegisterRequest{Token: tc.token, NodeName: tc.node, NodePassword: "pw", Csr: req})
 			if got := status.Code(err); got != tc.want {
 				t.Fatalf("Register() = %v, want code %v", err, tc.want)
 			}

@@ -84,7 +84,17 @@ type Config struct {
 	// Node, which a node may not set on itself.
 	ServerNode       string
 	ServerNodeLabels map[string]string
-	Logger           *slog.Logger
+	// RegistrationRate and RegistrationBurst limit registrations per join
+	// token: a bucket of RegistrationBurst refilled at RegistrationRate a
+	// second (defaults DefaultRegistrationRate and
+	// DefaultRegistrationBurst; a negative rate = no limit).
+	RegistrationRate  float64
+	RegistrationBurst int
+	// RegistrationGrace is how long a registered name may go without a
+	// Node before its podCIDR and binding are given back: between one and
+	// two periods (default DefaultRegistrationGrace).
+	RegistrationGrace time.Duration
+	Logger            *slog.Logger
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 }
@@ -98,6 +108,7 @@ type Service struct {
 	st      store.Store
 	lg      *slog.Logger
 	cidrs   *cidrAllocator
+	limiter *registrationLimiter
 	beats   *heartbeats
 	servers *ServerSet
 	hub     *hub
@@ -126,6 +137,15 @@ func New(cfg Config) (*Service, error) {
 	if cfg.BatchDelay <= 0 {
 		cfg.BatchDelay = DefaultBatchDelay
 	}
+	if cfg.RegistrationRate == 0 {
+		cfg.RegistrationRate = DefaultRegistrationRate
+	}
+	if cfg.RegistrationBurst <= 0 {
+		cfg.RegistrationBurst = DefaultRegistrationBurst
+	}
+	if cfg.RegistrationGrace <= 0 {
+		cfg.RegistrationGrace = DefaultRegistrationGrace
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -141,6 +161,7 @@ func New(cfg Config) (*Service, error) {
 		st:      cfg.Store,
 		lg:      cfg.Logger.With("component", "nodes"),
 		cidrs:   &cidrAllocator{st: cfg.Store, prefix: cidr.Masked()},
+		limiter: newRegistrationLimiter(cfg.RegistrationRate, cfg.RegistrationBurst),
 		echoes:  newEchoes(),
 		stopped: make(chan struct{}),
 		clients: map[string]corev1client.CoreV1Interface{},
@@ -182,9 +203,10 @@ func (s *Service) Handler(gs http.Handler, next http.Handler) http.Handler {
 	})
 }
 
-// Run keeps the heartbeat table, releases the podCIDR of deleted nodes
-// and runs the watch that feeds sessions, until ctx ends. Sessions wait
-// for Run to start and end when it returns.
+// Run keeps the heartbeat table, releases the podCIDR and name of deleted
+// nodes and of registrations that never got a Node, and runs the watch
+// that feeds sessions, until ctx ends. Sessions wait for Run to start and
+// end when it returns.
 func (s *Service) Run(ctx context.Context) error {
 	defer close(s.stopped)
 	errc := make(chan error, 1)
@@ -193,9 +215,12 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { s.hub.run(ctx); close(hubDone) }()
 	eventsDone := make(chan struct{})
 	go func() { s.events.Run(ctx); close(eventsDone) }()
+	sweepDone := make(chan struct{})
+	go func() { s.sweepLoop(ctx); close(sweepDone) }()
 	s.beats.run(ctx)
 	<-hubDone
 	<-eventsDone
+	<-sweepDone
 	return <-errc
 }
 

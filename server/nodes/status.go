@@ -241,6 +241,11 @@ func (s *Service) reportNode(ctx context.Context, node string, rep *api.NodeRepo
 	for try := 0; ; try++ {
 		cur, err := nodes.Get(ctx, node, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
+			// Claimed just before the Node is created, so that a sweep
+			// of ranges without a Node keeps it (see sweep).
+			if cidr, err = s.cidrs.claim(ctx, node); err != nil {
+				return fmt.Errorf("podCIDR: %w", err)
+			}
 			n := &corev1.Node{
 				ObjectMeta: metav1.ObjectMeta{Name: node, Labels: maps.Clone(rep.GetLabels())},
 				Status:     st,
