@@ -20,6 +20,7 @@ import (
 
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/registry"
+	"github.com/minik-dev/minik/server/serviceaccount"
 	"github.com/minik-dev/minik/store"
 )
 
@@ -67,6 +68,15 @@ type Config struct {
 	Version string
 	// Now returns the current time (tests pass a fixed clock).
 	Now func() time.Time
+	// ServiceAccounts signs the tokens of serviceaccounts/NAME/token and
+	// gives the OpenID discovery documents (nil → those paths are 404).
+	ServiceAccounts *serviceaccount.Issuer
+	// APIAudiences are the audiences of the tokens the API accepts, the
+	// default audiences of a TokenRequest; empty means the issuer URL.
+	APIAudiences []string
+	// JWKSURI is the jwks_uri of the OpenID configuration; empty means
+	// the issuer URL + /openid/v1/jwks.
+	JWKSURI string
 }
 
 // Server serves the Kubernetes-shaped REST API over a Store.
@@ -192,6 +202,14 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource strin
 		return r.Method, "unauthorized"
 	}
 	if rest, gv, found := cutResourcePrefix(path); found && rest != "" {
+		if info, handle, ok := handlerRoute(r.Method, rest, gv.Group); ok {
+			if s.authorize(w, r, user, info) {
+				if err := handle(s, w, r, info); err != nil {
+					s.writeStatus(w, r, err, schema.GroupResource{Group: info.Resource.Group, Resource: info.Resource.Name}, info.Name)
+				}
+			}
+			return info.Verb, info.Resource.Name
+		}
 		watch := isTrue(r.URL.Query().Get("watch"))
 		info, ok := parseResourcePath(r.Method, rest, watch)
 		if !ok || info.Resource.GroupVersion() != gv {
@@ -241,7 +259,7 @@ func (s *Server) authorize(w *statusRecorder, r *http.Request, u auth.User, info
 // request by.
 func resourceAttributes(info requestInfo) auth.Attributes {
 	return auth.Attributes{
-		Verb: info.Verb, Resource: info.Resource.Name, Subresource: info.Subresource,
+		Verb: info.Verb, APIGroup: info.Resource.Group, Resource: info.Resource.Name, Subresource: info.Subresource,
 		Namespace: info.Namespace, Name: info.Name,
 	}
 }

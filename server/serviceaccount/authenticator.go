@@ -20,6 +20,14 @@ type Getter interface {
 	ObjectUID(ctx context.Context, resource, namespace, name string) (uid string, deletedAt time.Time, err error)
 }
 
+// GetterFunc adapts a function to Getter.
+type GetterFunc func(ctx context.Context, resource, namespace, name string) (string, time.Time, error)
+
+// ObjectUID calls f.
+func (f GetterFunc) ObjectUID(ctx context.Context, resource, namespace, name string) (string, time.Time, error) {
+	return f(ctx, resource, namespace, name)
+}
+
 // Defaults of AuthenticatorOptions.
 const (
 	// DefaultCacheTTL is how long an accepted token is remembered: the
