@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/minik-dev/minik/agent"
@@ -55,14 +56,8 @@ func bootstrap(ctx context.Context, cfg Config, cli *clientv3.Client, prefix, ad
 			return nil, fmt.Errorf("reading the bootstrap data: %w", err)
 		}
 		if len(resp.Kvs) > 0 {
-			a, keyShared, err := joinCluster(ctx, cfg, resp.Kvs[0].Value, opts, lg)
-			if err != nil || keyShared {
-				return a, err
-			}
-			// Data sealed before servers shared the service account key:
-			// this server's own becomes the cluster's, unless another
-			// server's got there first (then read again and adopt it).
-			if stored, err := offerServiceAccountKey(ctx, cli, key, resp.Kvs[0].ModRevision, a); err != nil || stored {
+			a, err := joinSharingKey(ctx, cfg, cli, resp.Kvs[0], opts, lg)
+			if a != nil || err != nil {
 				return a, err
 			}
 			continue
@@ -144,6 +139,22 @@ func joinCluster(ctx context.Context, cfg Config, sealed []byte, opts pki.Option
 	}
 	lg.Info("joined the cluster", "caHash", clusterHash, "via", cfg.JoinServer)
 	return a, len(sh.ServiceAccountKey) > 0, nil
+}
+
+// joinSharingKey joins the cluster whose data kv holds. In data sealed
+// before servers shared the service account key, this server's own
+// becomes the cluster's, unless another server's got there first: then
+// it returns nil, nil, to read the data again and adopt that key.
+func joinSharingKey(ctx context.Context, cfg Config, cli *clientv3.Client, kv *mvccpb.KeyValue, opts pki.Options, lg *slog.Logger) (*pki.Authority, error) {
+	a, keyShared, err := joinCluster(ctx, cfg, kv.Value, opts, lg)
+	if err != nil || keyShared {
+		return a, err
+	}
+	stored, err := offerServiceAccountKey(ctx, cli, string(kv.Key), kv.ModRevision, a)
+	if err != nil || !stored {
+		return nil, err
+	}
+	return a, nil
 }
 
 // offerServiceAccountKey stores the cluster's shared data again, sealed

@@ -102,19 +102,9 @@ func (s *Server) serveTokenRequest(w *statusRecorder, r *http.Request, info requ
 	if info.Verb != "create" {
 		return apierrors.NewMethodNotSupported(schemaGR("serviceaccounts/token"), info.Verb)
 	}
-	data, err := readBody(r)
+	tr, err := decodeTokenRequest(w, r, info.Name)
 	if err != nil {
 		return err
-	}
-	var tr authenticationv1.TokenRequest
-	if err := strictDecode(w, r, data, &tr); err != nil {
-		return err
-	}
-	if tr.Spec.ExpirationSeconds == nil {
-		tr.Spec.ExpirationSeconds = ptr.To(int64(serviceaccount.DefaultExpiration / time.Second))
-	}
-	if errs := validateTokenRequest(&tr); len(errs) > 0 {
-		return apierrors.NewInvalid(tokenRequestGK, info.Name, errs)
 	}
 	ctx := r.Context()
 	saObj, err := s.readObject(ctx, "serviceaccounts", info.Namespace, info.Name)
@@ -144,8 +134,28 @@ func (s *Server) serveTokenRequest(w *statusRecorder, r *http.Request, info requ
 	tr.ObjectMeta = metav1.ObjectMeta{Name: info.Name, Namespace: info.Namespace, CreationTimestamp: metav1.NewTime(now.Truncate(time.Second))}
 	tr.Spec.Audiences = c.Audiences
 	tr.Status = authenticationv1.TokenRequestStatus{Token: token, ExpirationTimestamp: metav1.NewTime(c.Expiry.Truncate(time.Second))}
-	writeJSON(w, http.StatusCreated, &tr)
+	writeJSON(w, http.StatusCreated, tr)
 	return nil
+}
+
+// decodeTokenRequest reads, defaults and validates the TokenRequest in
+// r's body, for service account name.
+func decodeTokenRequest(w *statusRecorder, r *http.Request, name string) (*authenticationv1.TokenRequest, error) {
+	data, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	var tr authenticationv1.TokenRequest
+	if err := strictDecode(w, r, data, &tr); err != nil {
+		return nil, err
+	}
+	if tr.Spec.ExpirationSeconds == nil {
+		tr.Spec.ExpirationSeconds = ptr.To(int64(serviceaccount.DefaultExpiration / time.Second))
+	}
+	if errs := validateTokenRequest(&tr); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(tokenRequestGK, name, errs)
+	}
+	return &tr, nil
 }
 
 // validateTokenRequest checks a TokenRequest's spec as Kubernetes does.

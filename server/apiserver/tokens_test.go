@@ -175,6 +175,20 @@ func TestTokenRequestBearer(t *testing.T) {
 	if c.Pod == nil || c.Pod.UID != string(pod.UID) || c.Node == nil || c.Node.Name != "n1" || c.ServiceAccount.UID != "sa-team-default" || c.ID == "" {
 		t.Errorf("claims = pod %v node %v account %v jti %q; want the pod, node n1, the account's uid and a jti", c.Pod, c.Node, c.ServiceAccount, c.ID)
 	}
+	// The kubelet's client sends protobuf.
+	pb, err := kubernetes.NewForConfig(&rest.Config{
+		Host: ts.url, QPS: -1, BearerToken: adminToken,
+		ContentConfig: rest.ContentConfig{ContentType: protobufType, AcceptContentTypes: protobufType + ",application/json"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbTR, err := pb.CoreV1().ServiceAccounts("team").CreateToken(ctx, "default", &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(7200)), Audiences: []string{"vault"}},
+	}, metav1.CreateOptions{})
+	if err != nil || pbTR.Status.Token == "" || ptr.Deref(pbTR.Spec.ExpirationSeconds, 0) != 7200 || !slices.Equal(pbTR.Spec.Audiences, []string{"vault"}) {
+		t.Errorf("CreateToken over protobuf = %+v, %v; want a token for vault, 7200 s", pbTR, err)
+	}
 	sa := ts.bearerClient(t, tr.Status.Token)
 	if _, err := sa.CoreV1().Pods("team").List(ctx, metav1.ListOptions{}); err != nil {
 		t.Errorf("List pods in its own namespace with the token = %v, want allowed", err)
