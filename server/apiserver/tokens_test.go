@@ -135,6 +135,9 @@ func (ts *tokenServer) setUp(t *testing.T) *corev1.Pod {
 		t.Fatal(err)
 	}
 	ts.putServiceAccount(t, "team", "default")
+	if _, err := ts.admin.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	pod := testPod("web", nil)
 	pod.Spec.ServiceAccountName = "default"
 	pod.Spec.NodeName = "n1"
@@ -172,8 +175,13 @@ func TestTokenRequestBearer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse(issued token) = %v", err)
 	}
-	if c.Pod == nil || c.Pod.UID != string(pod.UID) || c.Node == nil || c.Node.Name != "n1" || c.ServiceAccount.UID != "sa-team-default" || c.ID == "" {
-		t.Errorf("claims = pod %v node %v account %v jti %q; want the pod, node n1, the account's uid and a jti", c.Pod, c.Node, c.ServiceAccount, c.ID)
+	node, err := ts.admin.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Pod == nil || c.Pod.UID != string(pod.UID) || c.Node == nil || *c.Node != (serviceaccount.Ref{Name: "n1", UID: string(node.UID)}) ||
+		c.ServiceAccount.UID != "sa-team-default" || c.ID == "" {
+		t.Errorf("claims = pod %v node %v account %v jti %q; want the pod, node n1 with its uid, the account's uid and a jti", c.Pod, c.Node, c.ServiceAccount, c.ID)
 	}
 	// The kubelet's client sends protobuf.
 	pb, err := kubernetes.NewForConfig(&rest.Config{

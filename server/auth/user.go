@@ -40,7 +40,8 @@ const (
 )
 
 // User is an authenticated identity: a name, the groups it belongs to
-// and, for some credentials, extra facts about it (ExtraPodName, …).
+// and, for some credentials, a uid and extra facts about it
+// (ExtraPodName, …). Extra may be shared between users: read it only.
 type User struct {
 	Name   string
 	UID    string
