@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/minik-dev/minik/agent"
@@ -37,7 +38,9 @@ func pkiOptions(cfg Config, advertise string, lg *slog.Logger) pki.Options {
 // writes them, create-if-absent, and every other server — joining with
 // --server and --token, restarting, or losing a race to initialise —
 // reads and installs them before issuing its own serving and admin
-// certificates.
+// certificates. A record sealed before servers shared the service
+// account key gets the first joining server's key (the server that wrote
+// it keeps its own until it restarts and reads the record again).
 func bootstrap(ctx context.Context, cfg Config, cli *clientv3.Client, prefix, advertise string, lg *slog.Logger) (*pki.Authority, error) {
 	opts := pkiOptions(cfg, advertise, lg)
 	if cli == nil {
@@ -47,13 +50,17 @@ func bootstrap(ctx context.Context, cfg Config, cli *clientv3.Client, prefix, ad
 		return pki.Ensure(cfg.DataDir, opts)
 	}
 	key := prefix + bootstrapKey
-	for range 2 {
+	for range 3 {
 		resp, err := cli.Get(ctx, key)
 		if err != nil {
 			return nil, fmt.Errorf("reading the bootstrap data: %w", err)
 		}
 		if len(resp.Kvs) > 0 {
-			return joinCluster(ctx, cfg, resp.Kvs[0].Value, opts, lg)
+			a, err := joinSharingKey(ctx, cfg, cli, resp.Kvs[0], opts, lg)
+			if a != nil || err != nil {
+				return a, err
+			}
+			continue
 		}
 		if cfg.JoinServer != "" {
 			return nil, fmt.Errorf("--server %s: the datastore holds no cluster yet; start the first server without --server", cfg.JoinServer)
@@ -91,47 +98,81 @@ func bootstrap(ctx context.Context, cfg Config, cli *clientv3.Client, prefix, ad
 // issues this server's own certificates. The token is --token, else the
 // one kept from an earlier start. With --server, the CA that server
 // presents must be the one the token pins and the one in the datastore.
-func joinCluster(ctx context.Context, cfg Config, sealed []byte, opts pki.Options, lg *slog.Logger) (*pki.Authority, error) {
+// keyShared is false when sealed holds no service account key.
+func joinCluster(ctx context.Context, cfg Config, sealed []byte, opts pki.Options, lg *slog.Logger) (a *pki.Authority, keyShared bool, err error) {
 	token := cfg.Token
 	if token == "" {
 		data, err := os.ReadFile(filepath.Join(cfg.DataDir, pki.TokenFile))
 		if err != nil {
-			return nil, errors.New("the datastore already holds a cluster: start this server with its --token")
+			return nil, false, errors.New("the datastore already holds a cluster: start this server with its --token")
 		}
 		token = strings.TrimSpace(string(data))
 	}
 	pin, secret, err := pki.ParseToken(token)
 	if err != nil {
-		return nil, fmt.Errorf("--token: %w", err)
+		return nil, false, fmt.Errorf("--token: %w", err)
 	}
 	clusterHash, err := pki.SealedCAHash(sealed)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if pin != "" && pin != clusterHash {
-		return nil, fmt.Errorf("the token pins CA %s, the datastore's cluster has CA %s: %w", pin, clusterHash, ErrWrongToken)
+		return nil, false, fmt.Errorf("the token pins CA %s, the datastore's cluster has CA %s: %w", pin, clusterHash, ErrWrongToken)
 	}
 	if cfg.JoinServer != "" {
 		if err := checkJoinServer(ctx, cfg, token, clusterHash, lg); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	sh, err := pki.Unseal(sealed, secret)
 	if errors.Is(err, pki.ErrWrongToken) {
-		return nil, fmt.Errorf("the token's secret does not decrypt the datastore's bootstrap data (wrong --token?): %w", ErrWrongToken)
+		return nil, false, fmt.Errorf("the token's secret does not decrypt the datastore's bootstrap data (wrong --token?): %w", ErrWrongToken)
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := pki.Install(cfg.DataDir, sh); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	a, err := pki.Ensure(cfg.DataDir, opts)
-	if err != nil {
-		return nil, err
+	if a, err = pki.Ensure(cfg.DataDir, opts); err != nil {
+		return nil, false, err
 	}
 	lg.Info("joined the cluster", "caHash", clusterHash, "via", cfg.JoinServer)
+	return a, len(sh.ServiceAccountKey) > 0, nil
+}
+
+// joinSharingKey joins the cluster whose data kv holds. In data sealed
+// before servers shared the service account key, this server's own
+// becomes the cluster's, unless another server's got there first: then
+// it returns nil, nil, to read the data again and adopt that key.
+func joinSharingKey(ctx context.Context, cfg Config, cli *clientv3.Client, kv *mvccpb.KeyValue, opts pki.Options, lg *slog.Logger) (*pki.Authority, error) {
+	a, keyShared, err := joinCluster(ctx, cfg, kv.Value, opts, lg)
+	if err != nil || keyShared {
+		return a, err
+	}
+	stored, err := offerServiceAccountKey(ctx, cli, string(kv.Key), kv.ModRevision, a)
+	if err != nil || !stored {
+		return nil, err
+	}
 	return a, nil
+}
+
+// offerServiceAccountKey stores the cluster's shared data again, sealed
+// with a's service account key, if the record at key is still at
+// revision rev. stored is false if another server changed it first.
+func offerServiceAccountKey(ctx context.Context, cli *clientv3.Client, key string, rev int64, a *pki.Authority) (stored bool, err error) {
+	sealed, err := pki.Seal(a.Shared())
+	if err != nil {
+		return false, err
+	}
+	txn, err := cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(clientv3.OpPut(key, string(sealed))).
+		Commit()
+	if err != nil {
+		return false, fmt.Errorf("storing the service account key: %w", err)
+	}
+	return txn.Succeeded, nil
 }
 
 // checkJoinServer verifies the CA served at --server against the token,

@@ -35,6 +35,7 @@ import (
 	"github.com/minik-dev/minik/server/controllers"
 	"github.com/minik-dev/minik/server/nodes"
 	"github.com/minik-dev/minik/server/scheduler"
+	"github.com/minik-dev/minik/server/serviceaccount"
 	"github.com/minik-dev/minik/server/streaming"
 	"github.com/minik-dev/minik/store"
 )
@@ -89,20 +90,32 @@ func Run(ctx context.Context, cfg Config) error {
 	if members != nil {
 		podStreams = newPodStreamRouter(streams, members, self, authority, lg)
 	}
-	api, err := apiserver.New(apiserver.Config{
+	issuer, err := serviceaccount.NewIssuer(authority.ServiceAccountKey(), serviceaccount.DefaultIssuer)
+	if err != nil {
+		return err
+	}
+	// Service account tokens are checked against the objects they name,
+	// which the API server reads: it exists before any request arrives.
+	var api *apiserver.Server
+	saTokens := serviceaccount.NewAuthenticator(issuer, serviceaccount.GetterFunc(
+		func(ctx context.Context, resource, namespace, name string) (string, time.Time, error) {
+			return api.ObjectUID(ctx, resource, namespace, name)
+		}), serviceaccount.AuthenticatorOptions{})
+	api, err = apiserver.New(apiserver.Config{
 		Store: st,
 		Authenticator: auth.NewAuthenticator(authority.ClientCAPool(), map[string]auth.User{
 			authority.Token():       auth.BootstrapUser,
 			authority.TokenSecret(): auth.BootstrapUser,
 			authority.AdminToken():  auth.AdminUser,
-		}),
-		Authorizer:    authz,
-		PodStreams:    podStreams,
-		Logger:        lg,
-		Metrics:       apiserver.NewMetrics(append(st.Collectors(), leader.Collectors()...)...),
-		ServiceCIDR:   cfg.ServiceCIDR,
-		NodePortRange: cfg.NodePortRange,
-		Version:       cfg.Version,
+		}).WithTokenAuthenticator(saTokens, saTokens.Audiences()),
+		ServiceAccounts: issuer,
+		Authorizer:      authz,
+		PodStreams:      podStreams,
+		Logger:          lg,
+		Metrics:         apiserver.NewMetrics(append(st.Collectors(), leader.Collectors()...)...),
+		ServiceCIDR:     cfg.ServiceCIDR,
+		NodePortRange:   cfg.NodePortRange,
+		Version:         cfg.Version,
 	})
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/registry"
+	"github.com/minik-dev/minik/server/serviceaccount"
 	"github.com/minik-dev/minik/store"
 )
 
@@ -71,6 +72,15 @@ type Config struct {
 	// read (default DefaultBodyTimeout): a client that sends one slowly
 	// does not hold a connection and a handler for longer.
 	BodyTimeout time.Duration
+	// ServiceAccounts signs the tokens of serviceaccounts/NAME/token and
+	// gives the OpenID discovery documents (nil → those paths are 404).
+	ServiceAccounts *serviceaccount.Issuer
+	// APIAudiences are the audiences of the tokens the API accepts, the
+	// default audiences of a TokenRequest; empty means the issuer URL.
+	APIAudiences []string
+	// JWKSURI is the jwks_uri of the OpenID configuration; empty means
+	// the issuer URL + /openid/v1/jwks.
+	JWKSURI string
 }
 
 // DefaultBodyTimeout is Config.BodyTimeout's default, the time
@@ -207,6 +217,14 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource strin
 		return r.Method, "unauthorized"
 	}
 	if rest, gv, found := cutResourcePrefix(path); found && rest != "" {
+		if info, handle, ok := handlerRoute(r.Method, rest, gv.Group); ok {
+			if r, ok := s.authorize(w, r, user, info); ok {
+				if err := handle(s, w, r, info); err != nil {
+					s.writeStatus(w, r, err, schema.GroupResource{Group: info.Resource.Group, Resource: info.Resource.Name}, info.Name)
+				}
+			}
+			return info.Verb, info.Resource.Name
+		}
 		watch := isTrue(r.URL.Query().Get("watch"))
 		info, ok := parseResourcePath(r.Method, rest, watch)
 		if !ok || info.Resource.GroupVersion() != gv {
@@ -263,7 +281,7 @@ func (s *Server) authorize(w *statusRecorder, r *http.Request, u auth.User, info
 // request by.
 func resourceAttributes(info requestInfo) auth.Attributes {
 	return auth.Attributes{
-		Verb: info.Verb, Resource: info.Resource.Name, Subresource: info.Subresource,
+		Verb: info.Verb, APIGroup: info.Resource.Group, Resource: info.Resource.Name, Subresource: info.Subresource,
 		Namespace: info.Namespace, Name: info.Name,
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 // serveNonResource serves discovery and the other non-resource paths.
 func (s *Server) serveNonResource(w *statusRecorder, r *http.Request) {
-	if s.serveOpenAPI(w, r) {
+	if s.serveOpenAPI(w, r) || s.serveOIDC(w, r, r.URL.Path) {
 		return
 	}
 	switch strings.TrimSuffix(r.URL.Path, "/") {
@@ -88,6 +88,9 @@ func apiResourceList() *metav1.APIResourceList {
 			list.APIResources = append(list.APIResources, metav1.APIResource{
 				Name: "pods/binding", Namespaced: true, Kind: "Binding", Verbs: metav1.Verbs{"create"},
 			}, evictionResource)
+		}
+		if res.Name == "serviceaccounts" {
+			list.APIResources = append(list.APIResources, tokenRequestResource)
 		}
 		if res.Name == "namespaces" {
 			list.APIResources = append(list.APIResources, metav1.APIResource{

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -59,6 +60,11 @@ func apiGroups() []string {
 	for _, res := range registry.All() {
 		if res.Group != "" && !slices.Contains(groups, res.Group) {
 			groups = append(groups, res.Group)
+		}
+	}
+	for _, g := range slices.Sorted(maps.Keys(handlerGroups)) {
+		if !slices.Contains(groups, g) {
+			groups = append(groups, g)
 		}
 	}
 	return groups
@@ -124,5 +130,6 @@ func groupDiscovery(path string) any {
 			})
 		}
 	}
+	list.APIResources = append(list.APIResources, handlerGroups[group]...)
 	return list
 }

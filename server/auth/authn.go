@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -18,6 +17,9 @@ type Authenticator struct {
 	clientCAs *x509.CertPool
 	tokens    map[[sha256.Size]byte]User
 	now       func() time.Time
+	// extra and apiAudiences are set by WithTokenAuthenticator.
+	extra        TokenAuthenticator
+	apiAudiences []string
 }
 
 // NewAuthenticator returns an Authenticator that accepts bearer tokens
@@ -52,6 +54,13 @@ func (a *Authenticator) Authenticate(r *http.Request) (User, bool) {
 	}
 	if u, ok := a.tokenUser(r.Header.Get("Authorization")); ok {
 		return withAuthenticated(u), true
+	}
+	if a.extra != nil {
+		if tok := bearerToken(r.Header.Get("Authorization")); tok != "" {
+			if u, _, ok := a.extra.AuthenticateToken(r.Context(), tok, nil); ok {
+				return withAuthenticated(u), true
+			}
+		}
 	}
 	return User{}, false
 }
@@ -91,11 +100,7 @@ func (a *Authenticator) certUser(cs *tls.ConnectionState) (User, bool) {
 
 // tokenUser returns the identity of a "Bearer TOKEN" header value.
 func (a *Authenticator) tokenUser(header string) (User, bool) {
-	scheme, tok, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return User{}, false
-	}
-	tok = strings.TrimSpace(tok)
+	tok := bearerToken(header)
 	if tok == "" {
 		return User{}, false
 	}

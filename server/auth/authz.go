@@ -58,12 +58,15 @@ func (f PodNodeFunc) PodNode(ctx context.Context, namespace, name string) (strin
 //     /version (and paths below them). Whether unauthenticated requests
 //     reach the Authorizer at all is the caller's decision; pass Anonymous.
 //   - Authenticated users may get /api, /apis and /openapi and paths below
-//     them (discovery).
+//     them (discovery), and the service account issuer's OpenID discovery
+//     documents (/.well-known/openid-configuration, /openid/v1/jwks).
 //   - Nodes (user system:node:NAME in group system:nodes) may get, list
 //     and watch pods, services, endpoints, nodes and namespaces; create,
 //     update and patch their own Node and update and patch its status;
 //     update and patch pods/status (only for pods bound to them when Pods
 //     is set); and create, update and patch events.
+//   - Service accounts may read their own namespace but its Secrets
+//     (authorizeServiceAccount, until there is RBAC).
 //   - Everything else is denied.
 //
 // The zero value is ready to use. An Authorizer is safe for concurrent use
@@ -77,7 +80,7 @@ type Authorizer struct {
 // publicPaths are open to everyone; discoveryPaths to authenticated users.
 var (
 	publicPaths    = []string{"/healthz", "/readyz", "/livez", "/version"}
-	discoveryPaths = []string{"/api", "/apis", "/openapi"}
+	discoveryPaths = []string{"/api", "/apis", "/openapi", "/.well-known/openid-configuration", "/openid/v1/jwks"}
 )
 
 // Resources and verbs of the node rules, all in the core group.
@@ -105,6 +108,9 @@ func (z *Authorizer) Authorize(ctx context.Context, u User, a Attributes) (allow
 	}
 	if node, ok := NodeName(u); ok {
 		return z.authorizeNode(ctx, node, a)
+	}
+	if ns, _, ok := ServiceAccount(u); ok {
+		return authorizeServiceAccount(ns, a)
 	}
 	return false, fmt.Sprintf("no rule allows user %q to %s %s", u.Name, a.Verb, describe(a))
 }

@@ -4,8 +4,11 @@
 //
 // An Authenticator maps a request to a User: from a client certificate
 // issued by the cluster CA (common name = user name, organizations =
-// groups) or from a bearer token in a fixed table (the join token secret
-// maps to BootstrapUser, the admin token to AdminUser). It knows nothing
+// groups), from a bearer token in a fixed table (the join token secret
+// maps to BootstrapUser, the admin token to AdminUser) or from a bearer
+// token a TokenAuthenticator accepts (service account tokens, user
+// system:serviceaccount:NS:NAME in groups system:serviceaccounts and
+// system:serviceaccounts:NS). It knows nothing
 // of the API server; the server decides what to do with requests that
 // carry no credentials (pass Anonymous to the Authorizer, or answer 401).
 //
@@ -14,7 +17,9 @@
 // An Authorizer applies fixed rules: system:masters may do everything,
 // health and version paths are public, discovery needs authentication, and
 // nodes get the narrow set of rights an agent needs, confined to their own
-// Node object and, given a PodNodeGetter, their own pods.
+// Node object and, given a PodNodeGetter, their own pods. Until minik
+// serves RBAC, service accounts may read their own namespace except its
+// Secrets.
 //
 // # Admission
 //

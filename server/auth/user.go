@@ -22,12 +22,31 @@ const (
 	NodeUserPrefix = "system:node:"
 	// AnonymousName is the user name of Anonymous.
 	AnonymousName = "system:anonymous"
+	// ServiceAccountUserPrefix starts the user name of a service account:
+	// "system:serviceaccount:NAMESPACE:NAME".
+	ServiceAccountUserPrefix = "system:serviceaccount:"
+	// GroupServiceAccounts holds every service account; each is also in
+	// GroupServiceAccounts+":"+its namespace.
+	GroupServiceAccounts = "system:serviceaccounts"
 )
 
-// User is an authenticated identity: a name and the groups it belongs to.
+// Keys of User.Extra for service account users, as Kubernetes sets them.
+const (
+	ExtraPodName      = "authentication.kubernetes.io/pod-name"
+	ExtraPodUID       = "authentication.kubernetes.io/pod-uid"
+	ExtraNodeName     = "authentication.kubernetes.io/node-name"
+	ExtraNodeUID      = "authentication.kubernetes.io/node-uid"
+	ExtraCredentialID = "authentication.kubernetes.io/credential-id"
+)
+
+// User is an authenticated identity: a name, the groups it belongs to
+// and, for some credentials, a uid and extra facts about it
+// (ExtraPodName, …). Extra may be shared between users: read it only.
 type User struct {
 	Name   string
+	UID    string
 	Groups []string
+	Extra  map[string][]string
 }
 
 // Identities callers map credentials to.
@@ -63,6 +82,31 @@ func NodeName(u User) (name string, ok bool) {
 		return "", false
 	}
 	return name, true
+}
+
+// ServiceAccountUser returns the user a token of service account
+// namespace/name authenticates as, uid being the account's.
+func ServiceAccountUser(namespace, name, uid string) User {
+	return User{
+		Name:   ServiceAccountUserPrefix + namespace + ":" + name,
+		UID:    uid,
+		Groups: []string{GroupServiceAccounts, GroupServiceAccounts + ":" + namespace},
+	}
+}
+
+// ServiceAccount returns the namespace and name of the service account a
+// user stands for: a user named "system:serviceaccount:NS:NAME" in group
+// system:serviceaccounts. ok is false for any other user.
+func ServiceAccount(u User) (namespace, name string, ok bool) {
+	rest, found := strings.CutPrefix(u.Name, ServiceAccountUserPrefix)
+	if !found || !u.InGroup(GroupServiceAccounts) {
+		return "", "", false
+	}
+	namespace, name, found = strings.Cut(rest, ":")
+	if !found || namespace == "" || name == "" || strings.Contains(name, ":") {
+		return "", "", false
+	}
+	return namespace, name, true
 }
 
 type userKey struct{}

@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -48,8 +49,8 @@ const (
 // Files written under the data directory.
 const (
 	// TLSDir is the directory, relative to the data directory, that holds
-	// ca.crt, ca.key, serving.crt, serving.key, admin.crt, admin.key and
-	// admin.token.
+	// ca.crt, ca.key, serving.crt, serving.key, admin.crt, admin.key,
+	// admin.token and service-account.key.
 	TLSDir = "tls"
 	// KubeconfigFile is the admin kubeconfig, relative to the data directory.
 	KubeconfigFile = "admin.kubeconfig"
@@ -105,6 +106,8 @@ type Authority struct {
 	secret     string
 	adminToken string
 	kubeconfig string
+	saKey      *rsa.PrivateKey
+	saKeyPEM   []byte
 }
 
 // Ensure loads the cluster's credentials from dataDir, creating what is
@@ -147,6 +150,9 @@ func Ensure(dataDir string, opts Options) (*Authority, error) {
 		return nil, err
 	}
 	if a.adminToken, err = ensureSecretFile(filepath.Join(tlsDir, AdminTokenFile)); err != nil {
+		return nil, err
+	}
+	if a.saKey, a.saKeyPEM, err = ensureServiceAccountKey(filepath.Join(tlsDir, ServiceAccountKeyFile), lg); err != nil {
 		return nil, err
 	}
 	kc := Kubeconfig(ServerURL(opts.BindAddress, opts.Port), a.ca.certPEM, a.admin.certPEM, a.admin.keyPEM)

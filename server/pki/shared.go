@@ -21,13 +21,17 @@ import (
 var ErrWrongToken = errors.New("pki: the token does not decrypt the cluster's bootstrap data")
 
 // Shared is what every server of one cluster holds alike: the CA with its
-// key, the join token's secret and the admin bearer token. Each server
-// issues its own serving and admin certificates from the CA.
+// key, the join token's secret, the admin bearer token and the service
+// account signing key. Each server issues its own serving and admin
+// certificates from the CA.
 type Shared struct {
 	CACert      []byte `json:"caCert"` // PEM
 	CAKey       []byte `json:"caKey"`  // PEM
 	TokenSecret string `json:"tokenSecret"`
 	AdminToken  string `json:"adminToken"`
+	// ServiceAccountKey (PEM) is empty in data sealed before servers
+	// shared it; each server then keeps its own.
+	ServiceAccountKey []byte `json:"serviceAccountKey,omitempty"`
 }
 
 // Shared returns the credentials other servers of the cluster need.
@@ -35,6 +39,7 @@ func (a *Authority) Shared() Shared {
 	return Shared{
 		CACert: slices.Clone(a.ca.certPEM), CAKey: slices.Clone(a.ca.keyPEM),
 		TokenSecret: a.secret, AdminToken: a.adminToken,
+		ServiceAccountKey: slices.Clone(a.saKeyPEM),
 	}
 }
 
@@ -42,9 +47,10 @@ func (a *Authority) Shared() Shared {
 func (sh Shared) CAHash() string { return CAHash(sh.CACert) }
 
 // Install writes sh under dataDir (tls/ca.crt, tls/ca.key,
-// tls/admin.token and the token file), replacing what is there, so that
-// a following Ensure uses the cluster's CA and secrets and reissues the
-// serving and admin certificates from it.
+// tls/admin.token, tls/service-account.key when sh has one, and the token
+// file), replacing what is there, so that a following Ensure uses the
+// cluster's CA and secrets and reissues the serving and admin
+// certificates from it.
 func Install(dataDir string, sh Shared) error {
 	if _, err := parseKeyPair(sh.CACert, sh.CAKey); err != nil {
 		return fmt.Errorf("shared CA: %w", err)
@@ -54,19 +60,23 @@ func Install(dataDir string, sh Shared) error {
 			return fmt.Errorf("shared secrets: %w", ErrInvalidToken)
 		}
 	}
+	if len(sh.ServiceAccountKey) > 0 {
+		if _, err := parseServiceAccountKey(sh.ServiceAccountKey); err != nil {
+			return fmt.Errorf("shared secrets: %w", err)
+		}
+	}
 	tlsDir := filepath.Join(dataDir, TLSDir)
 	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
 		return err
 	}
-	files := []struct {
-		name string
-		data []byte
-		perm os.FileMode
-	}{
+	files := []installedFile{
 		{filepath.Join(tlsDir, "ca.crt"), sh.CACert, 0o644},
 		{filepath.Join(tlsDir, "ca.key"), sh.CAKey, 0o600},
 		{filepath.Join(tlsDir, AdminTokenFile), []byte(sh.AdminToken + "\n"), 0o600},
 		{filepath.Join(dataDir, TokenFile), []byte(FormatToken(sh.CAHash(), sh.TokenSecret) + "\n"), 0o600},
+	}
+	if len(sh.ServiceAccountKey) > 0 {
+		files = append(files, installedFile{filepath.Join(tlsDir, ServiceAccountKeyFile), sh.ServiceAccountKey, 0o600})
 	}
 	for _, f := range files {
 		if err := writeIfChanged(f.name, f.data, f.perm); err != nil {
@@ -74,6 +84,13 @@ func Install(dataDir string, sh Shared) error {
 		}
 	}
 	return nil
+}
+
+// installedFile is a file Install writes.
+type installedFile struct {
+	name string
+	data []byte
+	perm os.FileMode
 }
 
 // Key derivation for Seal: PBKDF2-HMAC-SHA256 (OWASP's 2023 count),
