@@ -166,7 +166,7 @@ func Run(ctx context.Context, cfg Config) error {
 	clusterDNS, _ := cfg.clusterDNS()
 	mgr, err := pods.NewManager(pods.Config{
 		ClusterDNS: []string{clusterDNS.String()}, ClusterDomain: cfg.ClusterDomain,
-		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir,
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir, Allocatable: nodeCapacity(),
 		Runtime: rt, Reporter: a.rep, Logger: cfg.Logger, BackoffBase: cfg.RestartBackoff,
 	})
 	if err != nil {

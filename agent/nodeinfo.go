@@ -20,17 +20,24 @@ import (
 // default.
 const maxPods = 110
 
+// nodeCapacity is what the node offers: its CPUs, memory and maxPods. It
+// is also its allocatable amount (nothing is reserved).
+func nodeCapacity() corev1.ResourceList {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:  *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
+		corev1.ResourcePods: *resource.NewQuantity(maxPods, resource.DecimalSI),
+	}
+	if mem := memTotal(); mem > 0 {
+		capacity[corev1.ResourceMemory] = *resource.NewQuantity(mem, resource.BinarySI)
+	}
+	return capacity
+}
+
 // nodeReport describes this node: addresses, capacity and system info.
 // runtimeVersion is e.g. "containerd://1.6.20".
 func (a *agent) nodeReport(runtimeVersion func(context.Context) string) func(context.Context) (*api.NodeReport, error) {
 	return func(ctx context.Context) (*api.NodeReport, error) {
-		capacity := corev1.ResourceList{
-			corev1.ResourceCPU:  *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
-			corev1.ResourcePods: *resource.NewQuantity(maxPods, resource.DecimalSI),
-		}
-		if mem := memTotal(); mem > 0 {
-			capacity[corev1.ResourceMemory] = *resource.NewQuantity(mem, resource.BinarySI)
-		}
+		capacity := nodeCapacity()
 		st := corev1.NodeStatus{
 			Capacity:    capacity,
 			Allocatable: capacity.DeepCopy(),

@@ -142,10 +142,15 @@ type Resources struct {
 	MemoryLimitBytes int64
 }
 
-// Mount puts a pod volume into a container.
+// Mount puts a pod volume, or with SubPath a file or directory in it,
+// into a container.
 type Mount struct {
-	Volume   string
-	Path     string
+	Volume string
+	Path   string
+	// SubPath is a relative path inside the volume. It is resolved, symbolic
+	// links included, when the container starts, and must stay inside the
+	// volume (else ErrInvalid); a missing one is created as a directory.
+	SubPath  string
 	ReadOnly bool
 }
 

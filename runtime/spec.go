@@ -3,7 +3,9 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -95,9 +97,50 @@ func (c *Containerd) containerMounts(uid string, spec *ContainerSpec) ([]specs.M
 		if !ok {
 			return nil, fmt.Errorf("container %q: volumeMounts[%d].name %q is not a pod volume: %w", spec.Name, i, m.Volume, ErrInvalid)
 		}
+		if m.SubPath != "" {
+			if src, err = subPath(src, m.SubPath); err != nil {
+				return nil, fmt.Errorf("container %q: volumeMounts[%d].subPath: %w", spec.Name, i, err)
+			}
+		}
 		mounts = append(mounts, bindMount(src, m.Path, m.ReadOnly))
 	}
 	return mounts, nil
+}
+
+// subPath resolves sub inside the volume at root one element at a time,
+// following symbolic links (a configMap key is a link into the volume's
+// current data, so the mount keeps the content of the moment, as in
+// Kubernetes) and creating missing elements as directories. A path that
+// leads outside the volume, through ".." or a link a container wrote, is
+// refused before anything is created there. The checks and the mount are
+// not atomic: a container able to write into the volume could swap a
+// directory for a link in between.
+func subPath(root, sub string) (string, error) {
+	if !filepath.IsLocal(sub) {
+		return "", fmt.Errorf("%q must be a relative path inside the volume: %w", sub, ErrInvalid)
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", err
+	}
+	cur := realRoot
+	for _, part := range strings.Split(filepath.Clean(sub), string(filepath.Separator)) {
+		next := filepath.Join(cur, part)
+		if _, err := os.Lstat(next); os.IsNotExist(err) {
+			if err := os.Mkdir(next, 0o755); err != nil && !os.IsExist(err) {
+				return "", err
+			}
+		} else if err != nil {
+			return "", err
+		}
+		if cur, err = filepath.EvalSymlinks(next); err != nil {
+			return "", err
+		}
+		if rel, err := filepath.Rel(realRoot, cur); err != nil || !filepath.IsLocal(rel) {
+			return "", fmt.Errorf("%q leads outside the volume: %w", sub, ErrInvalid)
+		}
+	}
+	return cur, nil
 }
 
 // resourceOpts maps requests and limits to cgroup settings as the kubelet

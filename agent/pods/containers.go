@@ -132,7 +132,9 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, rs *runtime.Pod
 		}
 		return false
 	}
-	spec, err := w.m.containerSpec(w.pod, c, rs.IP)
+	spec, err := w.m.containerSpec(w.pod, c, rs.IP, func(reason, msg string) {
+		w.event("", corev1.EventTypeWarning, reason, "%s", msg)
+	})
 	if err != nil {
 		w.fail(c.Name, reasonConfigError, err)
 		return false
@@ -169,7 +171,18 @@ func (w *worker) startFailed(ctx context.Context, name string, err error) {
 }
 
 // fail puts a container in a waiting state and backs off its next start.
+// A configuration error does not back off: the ConfigMap or Secret it
+// waits for may arrive at any moment, so it is retried at every sync and
+// recorded once per distinct message.
 func (w *worker) fail(name, reason string, err error) {
+	if reason == reasonConfigError {
+		if cur := w.waiting[name]; cur == nil || cur.Reason != reason || cur.Message != err.Error() {
+			w.lg.Info("container start failed", "container", name, "reason", reason, "err", err)
+			w.event(name, corev1.EventTypeWarning, EventFailed, "Error: %v", err)
+		}
+		w.waiting[name] = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
+		return
+	}
 	w.lg.Info("container start failed", "container", name, "reason", reason, "err", err)
 	switch reason {
 	case reasonErrImagePull, reasonErrImageNeverPull:

@@ -47,8 +47,13 @@ type Config struct {
 	NodeName string
 	// NodeIP is reported as each pod's hostIP.
 	NodeIP string
+	// Allocatable is what the node offers pods: resourceFieldRef reads
+	// it for a limit the container does not set, as the kubelet does.
+	Allocatable corev1.ResourceList
 	// DataDir is the agent's data directory. Relative container log paths
-	// from the runtime are resolved against it.
+	// from the runtime are resolved against it; the contents of configMap,
+	// secret, downwardAPI and projected volumes are kept under
+	// DataDir/pod-volumes.
 	DataDir string
 	// Runtime runs the pods. If it also implements runtime.Execer, Exec
 	// works; runtime.Images, ImportImages works.
@@ -80,12 +85,16 @@ type Manager struct {
 	lg      *slog.Logger
 	hostDNS dnsConfig
 
-	mu      sync.Mutex // guards desired, byName and received
+	mu      sync.Mutex // guards desired, byName, received and objs
 	desired map[types.UID]*corev1.Pod
 	byName  map[types.NamespacedName]*corev1.Pod
 	// received is set by the first SetPods; Run touches nothing before.
 	received bool
+	objs     *Objects
 	changed  chan struct{} // cap 1: desired changed
+	// objsChanged (cap 1) tells Run that the ConfigMaps or Secrets changed,
+	// so that workers refresh their pods' volumes.
+	objsChanged chan struct{}
 }
 
 var _ Streamer = (*Manager)(nil)
@@ -118,7 +127,8 @@ func NewManager(cfg Config) (*Manager, error) {
 	return &Manager{
 		cfg: cfg, lg: lg.With("component", "pods"), hostDNS: readHostDNS(),
 		desired: map[types.UID]*corev1.Pod{}, byName: map[types.NamespacedName]*corev1.Pod{},
-		changed: make(chan struct{}, 1),
+		objs:    &Objects{},
+		changed: make(chan struct{}, 1), objsChanged: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -141,6 +151,28 @@ func (m *Manager) SetPods(pods []*corev1.Pod) {
 	case m.changed <- struct{}{}:
 	default:
 	}
+}
+
+// SetObjects replaces the ConfigMaps, Secrets and Services the node knows.
+// Environments read them when a container starts; configMap, secret and
+// projected volumes are brought up to date with them at once. The manager
+// keeps objs and what it holds: the caller must not change them
+// afterwards. Safe for concurrent use; it does not block.
+func (m *Manager) SetObjects(objs Objects) {
+	m.mu.Lock()
+	m.objs = &objs
+	m.mu.Unlock()
+	select {
+	case m.objsChanged <- struct{}{}:
+	default:
+	}
+}
+
+// objects returns the latest Objects; they are never modified.
+func (m *Manager) objects() *Objects {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.objs
 }
 
 // snapshot returns the desired set; pods in it are never modified.
@@ -182,6 +214,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case <-m.changed:
 			s.reconcile(ctx, m.snapshot())
+		case <-m.objsChanged:
+			for _, w := range s.workers {
+				w.refresh()
+			}
 		case uid := <-s.done:
 			delete(s.workers, uid)
 			s.reconcile(ctx, m.snapshot())

@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/minik-dev/minik/runtime"
 )
@@ -68,9 +67,10 @@ func volume(v corev1.Volume) (runtime.Volume, error) {
 }
 
 // containerSpec translates one container. podIP fills status.podIP
-// references in its environment.
-func (m *Manager) containerSpec(pod *corev1.Pod, c *corev1.Container, podIP string) (*runtime.ContainerSpec, error) {
-	env, err := m.env(pod, c, podIP)
+// references in its environment; warn receives the events resolving it
+// records.
+func (m *Manager) containerSpec(pod *corev1.Pod, c *corev1.Container, podIP string, warn func(reason, msg string)) (*runtime.ContainerSpec, error) {
+	env, err := m.env(pod, c, podIP, m.objects(), warn)
 	if err != nil {
 		return nil, err
 	}
@@ -85,12 +85,45 @@ func (m *Manager) containerSpec(pod *corev1.Pod, c *corev1.Container, podIP stri
 		},
 	}
 	for i, vm := range c.VolumeMounts {
-		if vm.SubPath != "" || vm.SubPathExpr != "" {
-			return nil, fmt.Errorf("container %q: volumeMounts[%d].subPath: %w", c.Name, i, errUnsupported)
+		sub := vm.SubPath
+		if vm.SubPathExpr != "" {
+			if sub, err = expandSubPath(vm.SubPathExpr, env); err != nil {
+				return nil, fmt.Errorf("volumeMounts[%d].subPathExpr: %w", i, err)
+			}
 		}
-		spec.Mounts = append(spec.Mounts, runtime.Mount{Volume: vm.Name, Path: vm.MountPath, ReadOnly: vm.ReadOnly})
+		spec.Mounts = append(spec.Mounts, runtime.Mount{
+			Volume: vm.Name, Path: vm.MountPath, SubPath: sub,
+			// The kubelet mounts API data read-only whatever the pod says.
+			ReadOnly: vm.ReadOnly || isAPIDataVolume(pod, vm.Name),
+		})
 	}
 	return spec, nil
+}
+
+// expandSubPath expands a subPathExpr with the container's variables, as
+// the kubelet does: every referenced variable must be set and not empty,
+// and the result must stay inside the volume.
+func expandSubPath(expr string, env []runtime.EnvVar) (string, error) {
+	vals := envMap(env)
+	var missing []string
+	sub := expand(expr, func(name string) (string, bool) {
+		v := vals[name]
+		if v == "" {
+			missing = append(missing, name)
+		}
+		return v, true
+	})
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return "", fmt.Errorf("missing value for %s: %w", strings.Join(slices.Compact(missing), ", "), errUnsupported)
+	}
+	if filepath.IsAbs(sub) {
+		return "", fmt.Errorf("%q must be a relative path: %w", sub, errUnsupported)
+	}
+	if slices.Contains(strings.Split(filepath.ToSlash(sub), "/"), "..") {
+		return "", fmt.Errorf("%q must not contain '..': %w", sub, errUnsupported)
+	}
+	return sub, nil
 }
 
 func milli(rl corev1.ResourceList, name corev1.ResourceName) int64 {
@@ -107,165 +140,15 @@ func value(rl corev1.ResourceList, name corev1.ResourceName) int64 {
 	return 0
 }
 
-// env resolves a container's environment: plain values with $(VAR)
-// references to earlier entries expanded, fieldRef and resourceFieldRef.
-// Optional references the node cannot resolve (configMap, secret) are left
-// out; required ones are an error.
-func (m *Manager) env(pod *corev1.Pod, c *corev1.Container, podIP string) ([]runtime.EnvVar, error) {
-	for i, ef := range c.EnvFrom {
-		optional := (ef.ConfigMapRef != nil && ef.ConfigMapRef.Optional != nil && *ef.ConfigMapRef.Optional) ||
-			(ef.SecretRef != nil && ef.SecretRef.Optional != nil && *ef.SecretRef.Optional)
-		if !optional {
-			return nil, fmt.Errorf("container %q: envFrom[%d]: %w", c.Name, i, errUnsupported)
+
+// isAPIDataVolume tells whether the pod's volume name holds API data
+// (configMap, secret, downwardAPI, projected), which the kubelet always
+// mounts read-only.
+func isAPIDataVolume(pod *corev1.Pod, name string) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == name {
+			return v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
 		}
 	}
-	var out []runtime.EnvVar
-	vals := map[string]string{}
-	for i, e := range c.Env {
-		v, ok, err := m.envValue(pod, c, podIP, e, vals)
-		if err != nil {
-			return nil, fmt.Errorf("container %q: env[%d] %q: %w", c.Name, i, e.Name, err)
-		}
-		if !ok {
-			continue
-		}
-		vals[e.Name] = v
-		out = append(out, runtime.EnvVar{Name: e.Name, Value: v})
-	}
-	return out, nil
-}
-
-func (m *Manager) envValue(pod *corev1.Pod, c *corev1.Container, podIP string, e corev1.EnvVar, vals map[string]string) (string, bool, error) {
-	src := e.ValueFrom
-	switch {
-	case src == nil:
-		return expand(e.Value, vals), true, nil
-	case src.FieldRef != nil:
-		v, err := m.fieldRef(pod, podIP, src.FieldRef.FieldPath)
-		return v, err == nil, err
-	case src.ResourceFieldRef != nil:
-		v, err := resourceFieldRef(c, src.ResourceFieldRef)
-		return v, err == nil, err
-	case src.ConfigMapKeyRef != nil && src.ConfigMapKeyRef.Optional != nil && *src.ConfigMapKeyRef.Optional,
-		src.SecretKeyRef != nil && src.SecretKeyRef.Optional != nil && *src.SecretKeyRef.Optional:
-		return "", false, nil
-	}
-	return "", false, fmt.Errorf("valueFrom: %w", errUnsupported)
-}
-
-// fieldRef resolves a downward API field path.
-func (m *Manager) fieldRef(pod *corev1.Pod, podIP, path string) (string, error) {
-	switch path {
-	case "metadata.name":
-		return pod.Name, nil
-	case "metadata.namespace":
-		return pod.Namespace, nil
-	case "metadata.uid":
-		return string(pod.UID), nil
-	case "spec.nodeName":
-		return m.cfg.NodeName, nil
-	case "spec.serviceAccountName":
-		return pod.Spec.ServiceAccountName, nil
-	case "status.podIP":
-		return podIP, nil
-	case "status.podIPs":
-		return podIP, nil
-	case "status.hostIP", "status.hostIPs":
-		return m.cfg.NodeIP, nil
-	}
-	if k, ok := subscript(path, "metadata.labels"); ok {
-		return pod.Labels[k], nil
-	}
-	if k, ok := subscript(path, "metadata.annotations"); ok {
-		return pod.Annotations[k], nil
-	}
-	return "", fmt.Errorf("fieldRef %q: %w", path, errUnsupported)
-}
-
-// subscript parses "prefix['key']".
-func subscript(path, prefix string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, prefix+"[")
-	if !ok || !strings.HasSuffix(rest, "]") {
-		return "", false
-	}
-	rest = strings.TrimSuffix(rest, "]")
-	if k, err := strconv.Unquote(strings.ReplaceAll(rest, "'", `"`)); err == nil {
-		return k, true
-	}
-	return "", false
-}
-
-// resourceFieldRef resolves requests and limits of cpu and memory; an unset
-// limit reads as 0.
-func resourceFieldRef(c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, error) {
-	list, name, ok := strings.Cut(ref.Resource, ".")
-	if !ok {
-		return "", fmt.Errorf("resourceFieldRef %q: %w", ref.Resource, errUnsupported)
-	}
-	rl := c.Resources.Limits
-	if list == "requests" {
-		rl = c.Resources.Requests
-	}
-	q := rl[corev1.ResourceName(name)]
-	div := ref.Divisor
-	if div.IsZero() {
-		div = resource.MustParse("1")
-	}
-	switch name {
-	case "cpu":
-		// Rounded up, as the kubelet does, so 250m with divisor 1 reads 1.
-		d := div.MilliValue()
-		return strconv.FormatInt((q.MilliValue()+d-1)/d, 10), nil
-	case "memory", "ephemeral-storage":
-		d := div.Value()
-		return strconv.FormatInt((q.Value()+d-1)/d, 10), nil
-	}
-	return "", fmt.Errorf("resourceFieldRef %q: %w", ref.Resource, errUnsupported)
-}
-
-// expand replaces $(NAME) with the value of an earlier variable; $$ escapes
-// a dollar and unknown references stay as written, as in Kubernetes.
-func expand(s string, vals map[string]string) string {
-	if !strings.Contains(s, "$") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '$' || i+1 >= len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		switch s[i+1] {
-		case '$':
-			b.WriteByte('$')
-			i++
-			continue
-		case '(':
-			if end := strings.IndexByte(s[i+2:], ')'); end >= 0 {
-				name := s[i+2 : i+2+end]
-				if v, ok := vals[name]; ok {
-					b.WriteString(v)
-					i += 2 + end
-					continue
-				}
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func expandAll(ss []string, env []runtime.EnvVar) []string {
-	if len(ss) == 0 {
-		return nil
-	}
-	vals := make(map[string]string, len(env))
-	for _, e := range env {
-		vals[e.Name] = e.Value
-	}
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = expand(s, vals)
-	}
-	return out
+	return false
 }

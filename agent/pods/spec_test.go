@@ -63,7 +63,7 @@ func TestEnv(t *testing.T) {
 		{Name: "OPT", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{Key: "k", Optional: ptr(true)}}},
 	}
 	c.Args = []string{"$(POD_IP)"}
-	spec, err := m.containerSpec(pod, c, "10.42.0.7")
+	spec, err := m.containerSpec(pod, c, "10.42.0.7", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,6 @@ func TestEnvUnsupported(t *testing.T) {
 		name string
 		env  corev1.EnvVar
 	}{
-		{"configMap", corev1.EnvVar{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{Key: "k"}}}},
 		{"unknown field", fieldEnv("X", "spec.nope")},
 		{"unknown resource", resourceEnv("X", "limits.gpu", "")},
 	}
@@ -99,7 +98,7 @@ func TestEnvUnsupported(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := newPod("p", "")
 			pod.Spec.Containers[0].Env = []corev1.EnvVar{tc.env}
-			if _, err := m.containerSpec(pod, &pod.Spec.Containers[0], ""); !errors.Is(err, errUnsupported) {
+			if _, err := m.containerSpec(pod, &pod.Spec.Containers[0], "", nil); !errors.Is(err, errUnsupported) {
 				t.Errorf("containerSpec = %v, want errUnsupported", err)
 			}
 		})

@@ -27,6 +27,9 @@ type worker struct {
 	// never blocks and the newest value wins.
 	updates chan *corev1.Pod
 	sent    *corev1.Pod
+	// refreshc (cap 1) asks for a sync because objects the pod may read
+	// changed.
+	refreshc chan struct{}
 	// startCtx bounds image pulls and container starts; abortStarts
 	// cancels it once the pod is deleted or no longer desired.
 	startCtx    context.Context
@@ -50,7 +53,8 @@ func newWorker(m *Manager, pod *corev1.Pod) *worker {
 	w := &worker{
 		m: m, uid: pod.UID, pod: pod, sent: pod,
 		lg:      m.lg.With("pod", pod.Namespace+"/"+pod.Name, "uid", pod.UID),
-		updates: make(chan *corev1.Pod, 1), startCtx: ctx, abortStarts: cancel,
+		updates: make(chan *corev1.Pod, 1), refreshc: make(chan struct{}, 1),
+		startCtx: ctx, abortStarts: cancel,
 		crash:   newBackoff(m.cfg.BackoffBase, m.cfg.BackoffMax),
 		pull:    newBackoff(m.cfg.BackoffBase, m.cfg.BackoffMax),
 		waiting: map[string]*corev1.ContainerStateWaiting{}, exits: map[string]runtime.ContainerStatus{},
@@ -82,6 +86,15 @@ func (w *worker) update(p *corev1.Pod) {
 	w.updates <- p
 }
 
+// refresh asks the worker to bring the pod's volumes up to date with the
+// objects they are made from. It does not block.
+func (w *worker) refresh() {
+	select {
+	case w.refreshc <- struct{}{}:
+	default:
+	}
+}
+
 // run syncs the pod until ctx ends or the pod is no longer desired, in
 // which case it removes it first.
 func (w *worker) run(ctx context.Context) {
@@ -100,6 +113,8 @@ func (w *worker) run(ctx context.Context) {
 				return
 			}
 			w.pod = p
+		case <-w.refreshc:
+			timer.Stop()
 		case <-timer.C:
 		}
 	}

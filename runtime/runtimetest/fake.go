@@ -28,6 +28,8 @@ type Fake struct {
 type fakePod struct {
 	status     runtime.PodStatus
 	containers map[string]*runtime.ContainerStatus // latest attempt by name
+	spec       *runtime.PodSpec
+	specs      map[string]*runtime.ContainerSpec // of the latest attempt, by name
 }
 
 var (
@@ -70,9 +72,9 @@ func (f *Fake) RunPodSandbox(_ context.Context, pod *runtime.PodSpec) (*runtime.
 	defer f.mu.Unlock()
 	p, ok := f.pods[pod.UID]
 	if !ok || p.status.State != runtime.SandboxReady {
-		p = &fakePod{containers: map[string]*runtime.ContainerStatus{}}
+		p = &fakePod{containers: map[string]*runtime.ContainerStatus{}, specs: map[string]*runtime.ContainerSpec{}, spec: pod}
 		if old, ok := f.pods[pod.UID]; ok {
-			p.containers = old.containers
+			p.containers, p.specs = old.containers, old.specs
 			f.stopLocked(old, 0)
 		}
 		p.status = runtime.PodStatus{UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name,
@@ -128,8 +130,30 @@ func (f *Fake) StartContainer(_ context.Context, podUID string, spec *runtime.Co
 		exit(c, code, now)
 	}
 	p.containers[spec.Name] = c
+	p.specs[spec.Name] = spec
 	st := *c
 	return &st, nil
+}
+
+// PodSpec returns the spec the pod's sandbox was last run with, or nil.
+func (f *Fake) PodSpec(podUID string) *runtime.PodSpec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.pods[podUID]; p != nil {
+		return p.spec
+	}
+	return nil
+}
+
+// ContainerSpec returns the spec the container's latest attempt was started
+// with, or nil.
+func (f *Fake) ContainerSpec(podUID, name string) *runtime.ContainerSpec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.pods[podUID]; p != nil {
+		return p.specs[name]
+	}
+	return nil
 }
 
 func (f *Fake) ensureImageLocked(ref string, policy runtime.PullPolicy) error {
