@@ -19,7 +19,7 @@ func testObjects() Objects {
 	nn := func(ns, name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
 	return Objects{
 		ConfigMaps: map[types.NamespacedName]*corev1.ConfigMap{
-			nn("ns", "cfg"):   {ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cfg"}, Data: map[string]string{"mode": "fast", "1bad": "x", "LEVEL": "3"}},
+			nn("ns", "cfg"):    {ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cfg"}, Data: map[string]string{"mode": "fast", "1bad": "x", "LEVEL": "3"}},
 			nn("other", "cfg"): {ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "cfg"}, Data: map[string]string{"mode": "elsewhere"}},
 		},
 		Secrets: map[types.NamespacedName]*corev1.Secret{

@@ -140,7 +140,6 @@ func value(rl corev1.ResourceList, name corev1.ResourceName) int64 {
 	return 0
 }
 
-
 // isAPIDataVolume tells whether the pod's volume name holds API data
 // (configMap, secret, downwardAPI, projected), which the kubelet always
 // mounts read-only.
