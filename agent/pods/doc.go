@@ -55,10 +55,30 @@
 // [Manager.Logs] reads the runtime's CRI-format log files and writes plain
 // lines; [Manager.Exec] uses the runtime's [runtime.Execer].
 //
+// # Environment and volumes
+//
+// [Manager.SetObjects] gives the manager the ConfigMaps and Secrets the
+// node's pods reference and the cluster's Services. A container's
+// environment is built when it starts, as the kubelet builds it: envFrom
+// (invalid names skipped with an InvalidEnvironmentVariableNames event),
+// env with $(VAR) expansion and valueFrom, then the service variables;
+// command, args and subPathExpr are expanded against the result. A
+// missing ConfigMap, Secret or key that is not optional keeps the container
+// waiting in CreateContainerConfigError, retried at every sync.
+//
+// configMap, secret, downwardAPI and projected volumes are written under
+// DataDir/pod-volumes/<uid>/<volume> in the kubelet's atomic layout
+// (atomicwriter.go) before the sandbox starts, secret and projected ones
+// on a tmpfs, and rewritten when the pod or the objects change, so
+// containers see updates without a restart (except through a subPath,
+// which keeps the file of the moment it was mounted). A volume whose source
+// is missing keeps the pod from starting, with a FailedMount event. They
+// are unmounted and removed with the pod.
+//
 // # Not supported
 //
 // Startup and gRPC probes (they count as passing), hostPorts (the runtime's
-// network hook has no port mappings), configMap/secret/projected volume
-// contents (such volumes are empty directories), configMap and secret
-// environment references (an error unless optional) and subPath mounts.
+// network hook has no port mappings), serviceAccountToken projections
+// (they add no file yet), clusterTrustBundle and podCertificate
+// projections.
 package pods

@@ -50,7 +50,7 @@ type Config struct {
 	// Allocatable is what the node offers pods: resourceFieldRef reads
 	// it for a limit the container does not set, as the kubelet does.
 	Allocatable corev1.ResourceList
-	// DataDir is the agent's data directory. Relative container log paths
+	// DataDir is the agent's data directory; required. Relative container log paths
 	// from the runtime are resolved against it; the contents of configMap,
 	// secret, downwardAPI and projected volumes are kept under
 	// DataDir/pod-volumes.
@@ -101,8 +101,8 @@ var _ Streamer = (*Manager)(nil)
 
 // NewManager returns a manager for cfg; Run starts it.
 func NewManager(cfg Config) (*Manager, error) {
-	if cfg.Runtime == nil || cfg.Reporter == nil {
-		return nil, errors.New("pods: Runtime and Reporter must be set")
+	if cfg.Runtime == nil || cfg.Reporter == nil || cfg.DataDir == "" {
+		return nil, errors.New("pods: Runtime, Reporter and DataDir must be set")
 	}
 	if cfg.BackoffBase <= 0 {
 		cfg.BackoffBase = DefaultBackoffBase
@@ -242,6 +242,7 @@ func (m *Manager) collect(ctx context.Context, desired map[types.UID]*corev1.Pod
 			m.lg.Warn("remove pod", "uid", p.UID, "err", err)
 		}
 	}
+	m.collectVolumes(desired)
 	if gc, ok := m.cfg.Runtime.(garbageCollector); ok {
 		if err := gc.GC(ctx, keep); err != nil {
 			m.lg.Warn("collect garbage", "err", err)

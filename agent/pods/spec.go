@@ -14,8 +14,9 @@ import (
 
 // podSpec translates a pod into what the runtime needs to run its sandbox.
 // hostPath volumes of type DirectoryOrCreate and FileOrCreate are created
-// here; volume types the node cannot fill (configMap, secret, projected,
-// downwardAPI) become empty directories so the pod still starts.
+// here; API data volumes (configMap, secret, projected, downwardAPI) are
+// the directories syncVolumes wrote; other volume types become empty
+// directories so the pod still starts.
 func (m *Manager) podSpec(pod *corev1.Pod) (*runtime.PodSpec, error) {
 	spec := &runtime.PodSpec{
 		UID: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name,
@@ -26,6 +27,10 @@ func (m *Manager) podSpec(pod *corev1.Pod) (*runtime.PodSpec, error) {
 		spec.Hostname = pod.Name
 	}
 	for i, v := range pod.Spec.Volumes {
+		if isAPIDataVolume(pod, v.Name) {
+			spec.Volumes = append(spec.Volumes, runtime.Volume{Name: v.Name, HostPath: m.volumeDir(pod.UID, v.Name)})
+			continue
+		}
 		vol, err := volume(v)
 		if err != nil {
 			return nil, fmt.Errorf("pod.spec.volumes[%d]: %w", i, err)

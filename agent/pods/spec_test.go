@@ -17,6 +17,9 @@ func testManager(t *testing.T, cfg Config) *Manager {
 	t.Helper()
 	cfg.Runtime, cfg.Reporter = fakeRuntime(), newRecorder()
 	cfg.NodeName, cfg.NodeIP = "node1", "192.0.2.10"
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
 	m, err := NewManager(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +158,8 @@ func setResolv(t *testing.T, host, systemd string) {
 }
 
 func TestPodSpecVolumes(t *testing.T) {
-	m := testManager(t, Config{})
+	data := t.TempDir()
+	m := testManager(t, Config{DataDir: data})
 	dir := t.TempDir()
 	created := filepath.Join(dir, "made", "here")
 	pod := newPod("vols", "")
@@ -169,7 +173,8 @@ func TestPodSpecVolumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []runtime.Volume{{Name: "scratch"}, {Name: "host", HostPath: created}, {Name: "cfg"}}
+	want := []runtime.Volume{{Name: "scratch"}, {Name: "host", HostPath: created},
+		{Name: "cfg", HostPath: filepath.Join(data, "pod-volumes", string(pod.UID), "cfg")}}
 	if d := cmp.Diff(want, spec.Volumes); d != "" {
 		t.Errorf("volumes (-want +got):\n%s", d)
 	}

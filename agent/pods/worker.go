@@ -3,6 +3,7 @@ package pods
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -46,6 +47,13 @@ type worker struct {
 	finished bool
 	// terminated is set once the deleted pod's removal was reported.
 	terminated bool
+	// volumesDirty asks the next sync to rewrite the API data volumes:
+	// the pod or the objects changed, or a volume could not be written.
+	volumesDirty bool
+	// volumesSet holds the API data volumes written at least once;
+	// volumeErrs the last error of each failing one, reported once.
+	volumesSet map[string]bool
+	volumeErrs map[string]string
 }
 
 func newWorker(m *Manager, pod *corev1.Pod) *worker {
@@ -58,7 +66,8 @@ func newWorker(m *Manager, pod *corev1.Pod) *worker {
 		crash:   newBackoff(m.cfg.BackoffBase, m.cfg.BackoffMax),
 		pull:    newBackoff(m.cfg.BackoffBase, m.cfg.BackoffMax),
 		waiting: map[string]*corev1.ContainerStateWaiting{}, exits: map[string]runtime.ContainerStatus{},
-		probes:    map[string]*probeState{},
+		probes:       map[string]*probeState{},
+		volumesDirty: true, volumesSet: map[string]bool{}, volumeErrs: map[string]string{},
 		startTime: pod.Status.StartTime,
 		reported:  pod.Status.DeepCopy(),
 		finished:  pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed,
@@ -112,9 +121,10 @@ func (w *worker) run(ctx context.Context) {
 				w.remove(ctx)
 				return
 			}
-			w.pod = p
+			w.pod, w.volumesDirty = p, true
 		case <-w.refreshc:
 			timer.Stop()
+			w.volumesDirty = true
 		case <-timer.C:
 		}
 	}
@@ -144,6 +154,11 @@ func (w *worker) sync(ctx context.Context) time.Duration {
 	if w.startTime == nil {
 		t := metav1.NewTime(w.m.cfg.Now().Truncate(time.Second))
 		w.startTime = &t
+	}
+	if !w.syncVolumes() {
+		// As the kubelet, start nothing before every volume is set up.
+		w.report(rs)
+		return w.m.cfg.SyncPeriod
 	}
 	if rs == nil || rs.State != runtime.SandboxReady {
 		if w.terminal(rs) {
@@ -242,6 +257,10 @@ func (w *worker) terminate(ctx context.Context) bool {
 		if err := w.stopAndRemove(ctx, w.grace()); err != nil {
 			return false
 		}
+		if err := w.m.removeVolumes(w.uid); err != nil {
+			w.lg.Warn("remove volumes", "err", err)
+			return false
+		}
 		w.terminated = true
 		w.lg.Info("pod terminated")
 	}
@@ -251,9 +270,13 @@ func (w *worker) terminate(ctx context.Context) bool {
 
 // remove stops and removes a pod that is no longer desired.
 func (w *worker) remove(ctx context.Context) {
-	if w.stopAndRemove(ctx, w.grace()) == nil {
-		w.lg.Info("pod removed")
+	if w.stopAndRemove(ctx, w.grace()) != nil {
+		return
 	}
+	if err := w.m.removeVolumes(w.uid); err != nil {
+		w.lg.Warn("remove volumes", "err", err)
+	}
+	w.lg.Info("pod removed")
 }
 
 func (w *worker) stopAndRemove(ctx context.Context, grace time.Duration) error {
@@ -286,4 +309,42 @@ func (w *worker) report(rs *runtime.PodStatus) corev1.PodStatus {
 	w.lg.Debug("pod status", "phase", st.Phase)
 	w.m.cfg.Reporter.PodStatus(types.NamespacedName{Namespace: w.pod.Namespace, Name: w.pod.Name}, w.uid, st)
 	return st
+}
+
+// syncVolumes writes the pod's API data volumes when something they are
+// made of may have changed, recording FailedMount for those it cannot
+// write. It reports false while a volume has never been set up.
+func (w *worker) syncVolumes() bool {
+	if !w.volumesDirty {
+		return true
+	}
+	objs := w.m.objects()
+	ready, failed := true, false
+	for i := range w.pod.Spec.Volumes {
+		v := &w.pod.Spec.Volumes[i]
+		if !isAPIDataVolume(w.pod, v.Name) {
+			continue
+		}
+		changed, err := w.m.setUpVolume(w.pod, v, objs)
+		if err != nil {
+			failed = true
+			msg := fmt.Sprintf("MountVolume.SetUp failed for volume %q : %v", v.Name, err)
+			if w.volumeErrs[v.Name] != msg {
+				w.lg.Info("volume set up failed", "volume", v.Name, "err", err)
+				w.event("", corev1.EventTypeWarning, EventFailedMount, "%s", msg)
+				w.volumeErrs[v.Name] = msg
+			}
+			if !w.volumesSet[v.Name] && !w.m.volumeWritten(w.uid, v.Name) {
+				ready = false
+			}
+			continue
+		}
+		delete(w.volumeErrs, v.Name)
+		w.volumesSet[v.Name] = true
+		if changed {
+			w.lg.Debug("volume written", "volume", v.Name)
+		}
+	}
+	w.volumesDirty = failed
+	return ready
 }
