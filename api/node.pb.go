@@ -69,6 +69,18 @@ const (
 	// status.addresses (the agent's routes to other nodes' pods); sent only
 	// when one of those changes.
 	ObjectKind_OBJECT_KIND_NODE ObjectKind = 4
+	// CONFIGMAP and SECRET: the ConfigMaps and Secrets that the node's pods
+	// reference (volumes, projected sources, env, envFrom and, for Secrets,
+	// imagePullSecrets), and no others: a node never learns an object none
+	// of its pods names. An object becomes part of the node's state (a PUT
+	// of its current state, in the message that adds the first pod naming
+	// it, or in the complete set) and leaves it (a DELETE without object)
+	// with the pods that name it; in between its changes are streamed as
+	// they happen. A referenced object that does not exist is simply
+	// absent until it is created. The session may send the same state of
+	// an object twice; it never sends an older state after a newer one.
+	ObjectKind_OBJECT_KIND_CONFIGMAP ObjectKind = 5
+	ObjectKind_OBJECT_KIND_SECRET    ObjectKind = 6
 )
 
 // Enum value maps for ObjectKind.
@@ -79,6 +91,8 @@ var (
 		2: "OBJECT_KIND_SERVICE",
 		3: "OBJECT_KIND_ENDPOINTS",
 		4: "OBJECT_KIND_NODE",
+		5: "OBJECT_KIND_CONFIGMAP",
+		6: "OBJECT_KIND_SECRET",
 	}
 	ObjectKind_value = map[string]int32{
 		"OBJECT_KIND_UNSPECIFIED": 0,
@@ -86,6 +100,8 @@ var (
 		"OBJECT_KIND_SERVICE":     2,
 		"OBJECT_KIND_ENDPOINTS":   3,
 		"OBJECT_KIND_NODE":        4,
+		"OBJECT_KIND_CONFIGMAP":   5,
+		"OBJECT_KIND_SECRET":      6,
 	}
 )
 
@@ -174,7 +190,9 @@ const (
 	Change_ACTION_UNSPECIFIED Change_Action = 0
 	// PUT adds or replaces the object.
 	Change_PUT Change_Action = 1
-	// DELETE removes it; object holds its last state.
+	// DELETE removes it; object holds its last state, except for a
+	// ConfigMap or Secret no pod of the node references any more, whose
+	// DELETE has no object.
 	Change_DELETE Change_Action = 2
 )
 
@@ -589,15 +607,15 @@ func (x *SessionMessage) GetChanges() []*Change {
 }
 
 // Change is one object's new state. In a COMPLETE set every change is a
-// PUT.
+// PUT. Agents must ignore changes of kinds they do not know.
 type Change struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Action    Change_Action          `protobuf:"varint,1,opt,name=action,proto3,enum=minik.node.v1.Change_Action" json:"action,omitempty"`
 	Kind      ObjectKind             `protobuf:"varint,2,opt,name=kind,proto3,enum=minik.node.v1.ObjectKind" json:"kind,omitempty"`
 	Namespace string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	Name      string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
-	// object is the Kubernetes object (core/v1 Pod, Service, Endpoints or
-	// trimmed Node), resourceVersion set: in the Kubernetes protobuf
+	// object is the Kubernetes object (core/v1 Pod, Service, Endpoints,
+	// trimmed Node, ConfigMap or Secret), resourceVersion set: in the Kubernetes protobuf
 	// envelope ("k8s\x00" then runtime.Unknown) if the agent asked for it
 	// (SessionRequest.accept_protobuf), else as JSON.
 	Object        []byte `protobuf:"bytes,5,opt,name=object,proto3" json:"object,omitempty"`
@@ -1572,14 +1590,16 @@ const file_node_proto_rawDesc = "" +
 	" \x01(\x03R\n" +
 	"lastSeenMs\"D\n" +
 	"\x13EventReportResponse\x12-\n" +
-	"\x06events\x18\x01 \x03(\v2\x15.minik.node.v1.ResultR\x06events*\x88\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.minik.node.v1.ResultR\x06events*\xbb\x01\n" +
 	"\n" +
 	"ObjectKind\x12\x1b\n" +
 	"\x17OBJECT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOBJECT_KIND_POD\x10\x01\x12\x17\n" +
 	"\x13OBJECT_KIND_SERVICE\x10\x02\x12\x19\n" +
 	"\x15OBJECT_KIND_ENDPOINTS\x10\x03\x12\x14\n" +
-	"\x10OBJECT_KIND_NODE\x10\x042\xf4\x04\n" +
+	"\x10OBJECT_KIND_NODE\x10\x04\x12\x19\n" +
+	"\x15OBJECT_KIND_CONFIGMAP\x10\x05\x12\x16\n" +
+	"\x12OBJECT_KIND_SECRET\x10\x062\xf4\x04\n" +
 	"\x04Node\x12K\n" +
 	"\bRegister\x12\x1e.minik.node.v1.RegisterRequest\x1a\x1f.minik.node.v1.RegisterResponse\x12A\n" +
 	"\x06Config\x12\x1c.minik.node.v1.ConfigRequest\x1a\x19.minik.node.v1.NodeConfig\x12I\n" +

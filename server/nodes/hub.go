@@ -35,9 +35,11 @@ var errNotReplayable = errors.New("nodes: revision not held for replay")
 // shared by every session they go to and must not be changed.
 type delta struct {
 	ev store.Event
-	// change is the change of a service, endpoints or Node, built once
-	// for every session; nil when there is nothing to send. Pod changes
-	// depend on the node and are built by the session.
+	// change is the change of a service, endpoints, Node, ConfigMap or
+	// Secret, built once for every session; nil when there is nothing to
+	// send. Sessions pass on a ConfigMap or Secret only if their node's
+	// pods reference it. Pod changes depend on the node and are built by
+	// the session.
 	change *api.Change
 	// nodes are the pod's nodeName before and after the change ("" when
 	// unbound or not a pod).
@@ -124,7 +126,8 @@ type subscribed struct {
 // hub is the one store watch behind every session. Its goroutine owns
 // the subscribers and the replay buffer. Each pod event goes to at most
 // the two sessions of the nodes it was and is bound to; services,
-// endpoints and Nodes go to every session.
+// endpoints, Nodes, ConfigMaps and Secrets go to every session (which
+// filters the last two).
 type hub struct {
 	st     store.Store
 	lg     *slog.Logger

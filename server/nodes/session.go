@@ -78,6 +78,8 @@ type session struct {
 	// form changes are built in; others get them as JSON.
 	protobuf bool
 	sub      *subscriber // the session's queue in the hub
+	// refs are the ConfigMaps and Secrets the node's pods reference.
+	refs *refs
 	// last is the revision of the last message sent (or the agent's own).
 	last     int64
 	lastSent time.Time
@@ -88,6 +90,9 @@ type session struct {
 func (ss *session) resume(ctx context.Context) error {
 	// A list that matches no key checks the revision cheaply.
 	if _, _, err := ss.svc.st.List(ctx, registryPrefix+"\x00", ss.last); err != nil {
+		return err
+	}
+	if err := ss.refsAt(ctx, ss.last); err != nil {
 		return err
 	}
 	ss.sub = newSubscriber(ss.node)
@@ -134,8 +139,10 @@ func (ss *session) loop(ctx context.Context) error {
 					continue
 				}
 				progressOnly = false
-				if c := ss.deltaChange(d); c != nil {
-					pending = append(pending, pendingChange{c: c, rev: d.ev.Revision, echo: ss.mayEcho(d)})
+				for i, c := range ss.deltaChanges(ctx, d) {
+					// Only a pod's own change may be an echo; the objects
+					// it brings follow it.
+					pending = append(pending, pendingChange{c: c, rev: d.ev.Revision, echo: i == 0 && ss.mayEcho(d)})
 				}
 			}
 			if progressOnly {
@@ -195,10 +202,16 @@ func (ss *session) withoutEchoes(pending []pendingChange) []*api.Change {
 	return changes
 }
 
-// deltaChange returns the change d makes for the node, or nil.
-func (ss *session) deltaChange(d *delta) *api.Change {
+// deltaChanges returns the changes d makes for the node: none, the
+// change of a shared object or of a pod, the latter followed by those of
+// the objects it starts or stops referencing.
+func (ss *session) deltaChanges(ctx context.Context, d *delta) []*api.Change {
 	if d.change != nil {
-		return d.change
+		c := d.change
+		if isReferencedKind(c.GetKind()) && !ss.refs.pass(objRef{kind: c.GetKind(), ns: c.GetNamespace(), name: c.GetName()}, d.ev.Revision) {
+			return nil
+		}
+		return []*api.Change{c}
 	}
 	kind, ns, name, ok := parseKey(d.ev.Key)
 	if !ok || kind != api.ObjectKind_OBJECT_KIND_POD {
@@ -208,7 +221,10 @@ func (ss *session) deltaChange(d *delta) *api.Change {
 	if err != nil {
 		ss.svc.lg.Warn("skipping undecodable object", "key", d.ev.Key, "err", err)
 	}
-	return c
+	if c == nil {
+		return nil
+	}
+	return append([]*api.Change{c}, ss.podRefChanges(ctx, c, d.ev)...)
 }
 
 func (ss *session) send(typ api.SessionMessage_Type, rev int64, changes []*api.Change) error {
@@ -227,8 +243,9 @@ func (ss *session) send(typ api.SessionMessage_Type, rev int64, changes []*api.C
 	return nil
 }
 
-// sendComplete subscribes to the hub and sends the node's pods and every
-// service, endpoints and Node as of the revision the hub's deltas follow.
+// sendComplete subscribes to the hub and sends the node's pods, the
+// ConfigMaps and Secrets they reference, and every service, endpoints and
+// Node as of the revision the hub's deltas follow.
 func (ss *session) sendComplete(ctx context.Context) error {
 	if ss.sub != nil {
 		ss.svc.hub.unsubscribe(ss.sub)
@@ -239,6 +256,7 @@ func (ss *session) sendComplete(ctx context.Context) error {
 		return grpcError(err)
 	}
 	st := ss.svc.st
+	ss.refs = newRefs()
 	var changes []*api.Change
 	for _, prefix := range []string{podsPrefix, servicesPrefix, endpointsPrefix, nodesPrefix} {
 		kvs, _, err := st.List(ctx, prefix, rev)
@@ -252,10 +270,17 @@ func (ss *session) sendComplete(ctx context.Context) error {
 			}
 			if c != nil {
 				changes = append(changes, c)
+				if c.GetKind() == api.ObjectKind_OBJECT_KIND_POD {
+					ss.trackPod(kv.Key, kv.Value)
+				}
 			}
 		}
 	}
-	return ss.send(api.SessionMessage_COMPLETE, rev, changes)
+	puts, err := ss.refPuts(ctx, ss.refs.referenced(), rev)
+	if err != nil {
+		return grpcError(err)
+	}
+	return ss.send(api.SessionMessage_COMPLETE, rev, append(changes, puts...))
 }
 
 // listedChange turns a listed object into the change that puts it on
@@ -271,6 +296,9 @@ func (ss *session) listedChange(kv store.KV) (*api.Change, error) {
 		return ss.svc.nodes.get(kv, name)
 	case api.ObjectKind_OBJECT_KIND_SERVICE, api.ObjectKind_OBJECT_KIND_ENDPOINTS:
 		return sharedChange(ev, kind, ns, name)
+	case api.ObjectKind_OBJECT_KIND_POD:
+	default:
+		return nil, nil
 	}
 	if !ss.mayBeBound(kv.Value) || podNodeName(kv.Value) != ss.node {
 		return nil, nil
@@ -333,6 +361,10 @@ func parseKey(key string) (kind api.ObjectKind, ns, name string, ok bool) {
 		kind, rest = api.ObjectKind_OBJECT_KIND_SERVICE, key[len(servicesPrefix):]
 	case strings.HasPrefix(key, endpointsPrefix):
 		kind, rest = api.ObjectKind_OBJECT_KIND_ENDPOINTS, key[len(endpointsPrefix):]
+	case strings.HasPrefix(key, configMapsPrefix):
+		kind, rest = api.ObjectKind_OBJECT_KIND_CONFIGMAP, key[len(configMapsPrefix):]
+	case strings.HasPrefix(key, secretsPrefix):
+		kind, rest = api.ObjectKind_OBJECT_KIND_SECRET, key[len(secretsPrefix):]
 	case strings.HasPrefix(key, nodesPrefix):
 		name = key[len(nodesPrefix):]
 		return api.ObjectKind_OBJECT_KIND_NODE, "", name, name != "" && !strings.Contains(name, "/")
@@ -382,6 +414,10 @@ func newObject(kind api.ObjectKind) (sessionObject, string) {
 		return &corev1.Endpoints{}, "Endpoints"
 	case api.ObjectKind_OBJECT_KIND_NODE:
 		return &corev1.Node{}, "Node"
+	case api.ObjectKind_OBJECT_KIND_CONFIGMAP:
+		return &corev1.ConfigMap{}, "ConfigMap"
+	case api.ObjectKind_OBJECT_KIND_SECRET:
+		return &corev1.Secret{}, "Secret"
 	}
 	return nil, ""
 }
@@ -391,6 +427,12 @@ func newObject(kind api.ObjectKind) (sessionObject, string) {
 func jsonChanges(changes []*api.Change, lg *slog.Logger) []*api.Change {
 	out := make([]*api.Change, 0, len(changes))
 	for _, c := range changes {
+		if len(c.GetObject()) == 0 {
+			// A DELETE without object (a ConfigMap or Secret no longer
+			// referenced) reads alike in either form.
+			out = append(out, c)
+			continue
+		}
 		obj, _ := newObject(c.GetKind())
 		if obj == nil || api.DecodeObject(c.GetObject(), obj) != nil {
 			lg.Warn("skipping a change that cannot be sent as JSON", "kind", c.GetKind(), "namespace", c.GetNamespace(), "name", c.GetName())
