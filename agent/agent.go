@@ -89,7 +89,8 @@ type agent struct {
 	servers *serverList
 	rep     *reporter
 	pods    podSetter
-	net     *netSync // nil: services not routed
+	objs    objectSetter // nil: pods get no ConfigMaps, Secrets or Services
+	net     *netSync     // nil: services not routed
 }
 
 // Run joins the cluster and runs the node until ctx ends. Pods keep
@@ -173,7 +174,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	ports.next = mgr
-	a.pods = ports
+	a.pods, a.objs = ports, mgr
 	if err := mgr.ImportImages(gctx, filepath.Join(cfg.DataDir, "images")); err != nil {
 		a.lg.Warn("importing images", "err", err)
 	}

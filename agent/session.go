@@ -36,7 +36,10 @@ type objKey struct {
 // goroutine uses it.
 type state struct {
 	rev     int64
-	objects map[objKey][]byte // JSON as received
+	objects map[objKey][]byte // as received
+	// podObjs are the ConfigMaps, Secrets and Services, decoded; nil
+	// until the first message.
+	podObjs *podObjects
 }
 
 // runSessions keeps a session open until ctx ends, reconnecting with
@@ -98,11 +101,12 @@ func (a *agent) connect(ctx context.Context, st *state) error {
 	}
 }
 
-// apply brings st up to date with m and hands the pods to the manager.
+// apply brings st up to date with m and hands the pods and the objects
+// they read to the manager.
 func (a *agent) apply(st *state, m *api.SessionMessage) error {
 	switch m.GetType() {
 	case api.SessionMessage_COMPLETE:
-		st.objects = map[objKey][]byte{}
+		st.objects, st.podObjs = map[objKey][]byte{}, newPodObjects()
 	case api.SessionMessage_INCREMENTAL:
 		if m.GetPrevRevision() != st.rev {
 			a.lg.Warn("session revision gap; asking for a complete set", "have", st.rev, "prev", m.GetPrevRevision())
@@ -113,7 +117,10 @@ func (a *agent) apply(st *state, m *api.SessionMessage) error {
 		return fmt.Errorf("session message of unknown type %v", m.GetType())
 	}
 	podsChanged := m.GetType() == api.SessionMessage_COMPLETE
-	netChanged := podsChanged
+	netChanged, objsChanged := podsChanged, podsChanged
+	if st.podObjs == nil {
+		st.podObjs = newPodObjects()
+	}
 	for _, c := range m.GetChanges() {
 		k := objKey{kind: c.GetKind(), namespace: c.GetNamespace(), name: c.GetName()}
 		if c.GetAction() == api.Change_DELETE {
@@ -121,10 +128,18 @@ func (a *agent) apply(st *state, m *api.SessionMessage) error {
 		} else {
 			st.objects[k] = c.GetObject()
 		}
+		if isPodObjectKind(k.kind) {
+			st.podObjs.apply(c, a.lg)
+			objsChanged = true
+		}
 		podsChanged = podsChanged || k.kind == api.ObjectKind_OBJECT_KIND_POD
 		netChanged = netChanged || isNetKind(k.kind)
 	}
 	st.rev = m.GetRevision()
+	// Objects first: a pod that arrives with its ConfigMaps must find them.
+	if objsChanged && a.objs != nil {
+		a.objs.SetObjects(st.podObjs.objects())
+	}
 	if podsChanged {
 		a.pods.SetPods(st.pods(a.lg))
 	}
