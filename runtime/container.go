@@ -49,7 +49,7 @@ func (c *Containerd) StartContainer(ctx context.Context, podUID string, spec *Co
 		next = attemptOf(last) + 1
 		c.prune(ctx, attempts[:n-1])
 	}
-	img, err := c.ensureImage(ctx, spec.Image, orDefault(spec.PullPolicy))
+	img, err := c.ensureImage(ctx, spec.Image, orDefault(spec.PullPolicy), spec.PullAuth)
 	if err != nil {
 		return nil, err
 	}

@@ -65,13 +65,14 @@ func NormalizeImage(ref string) (string, error) {
 
 // Pull makes ref present as policy says. Registries on localhost are
 // reached over plain HTTP.
-func (c *Containerd) Pull(ctx context.Context, ref string, policy PullPolicy) error {
-	_, err := c.ensureImage(c.ctx(ctx), ref, policy)
+func (c *Containerd) Pull(ctx context.Context, ref string, policy PullPolicy, auth ...RegistryAuth) error {
+	_, err := c.ensureImage(c.ctx(ctx), ref, policy, auth)
 	return err
 }
 
-// ensureImage returns the unpacked image ref, pulling it as policy says.
-func (c *Containerd) ensureImage(ctx context.Context, ref string, policy PullPolicy) (client.Image, error) {
+// ensureImage returns the unpacked image ref, pulling it as policy says
+// with the credentials of auth.
+func (c *Containerd) ensureImage(ctx context.Context, ref string, policy PullPolicy, auth []RegistryAuth) (client.Image, error) {
 	name, err := NormalizeImage(ref)
 	if err != nil {
 		return nil, err
@@ -87,9 +88,11 @@ func (c *Containerd) ensureImage(ctx context.Context, ref string, policy PullPol
 			return nil, fmt.Errorf("image %q: %w", name, ErrImageNeverPull)
 		}
 	}
-	resolver := docker.NewResolver(docker.ResolverOptions{
-		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchLocalhost)),
-	})
+	hostOpts := []docker.RegistryOpt{docker.WithPlainHTTP(docker.MatchLocalhost)}
+	if len(auth) > 0 {
+		hostOpts = append(hostOpts, docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthCreds(credentialsFor(auth)))))
+	}
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: docker.ConfigureDefaultRegistries(hostOpts...)})
 	img, err := c.client.Pull(ctx, name,
 		client.WithResolver(resolver),
 		client.WithPullUnpack,
@@ -106,4 +109,22 @@ func (c *Containerd) unpack(ctx context.Context, img client.Image) error {
 		return err
 	}
 	return img.Unpack(ctx, c.cfg.Snapshotter)
+}
+
+// dockerHubHosts are the names Docker Hub credentials are kept under; the
+// resolver asks for registry-1.docker.io.
+var dockerHubHosts = map[string]bool{"docker.io": true, "index.docker.io": true, "registry-1.docker.io": true}
+
+// credentialsFor answers the resolver's questions for credentials with
+// the first entry of auth for the host (Docker Hub under any of its
+// names); none is anonymous.
+func credentialsFor(auth []RegistryAuth) func(host string) (string, string, error) {
+	return func(host string) (string, string, error) {
+		for _, a := range auth {
+			if a.Host == host || dockerHubHosts[a.Host] && dockerHubHosts[host] {
+				return a.Username, a.Password, nil
+			}
+		}
+		return "", "", nil
+	}
 }

@@ -68,9 +68,10 @@ type Images interface {
 	// unpacks it, returning the image names it holds.
 	ImportTar(ctx context.Context, path string) ([]string, error)
 	// Pull makes ref present as policy says: Always pulls, IfNotPresent pulls
-	// when missing, Never returns ErrImageNeverPull when missing. Pull errors
-	// wrap ErrImagePull.
-	Pull(ctx context.Context, ref string, policy PullPolicy) error
+	// when missing, Never returns ErrImageNeverPull when missing, using the
+	// credentials of auth for the registries they name. Pull errors wrap
+	// ErrImagePull.
+	Pull(ctx context.Context, ref string, policy PullPolicy, auth ...RegistryAuth) error
 }
 
 // NetworkSetup attaches a sandbox to the pod network. It is called after the
@@ -83,6 +84,13 @@ type NetworkSetup interface {
 	// Teardown detaches the pod. netnsPath is empty when the sandbox is
 	// already gone.
 	Teardown(ctx context.Context, podID, netnsPath string) error
+}
+
+// RegistryAuth is a credential for one registry: Host is its name as in
+// an image reference ("registry.example:5000"; Docker Hub under any of
+// docker.io, index.docker.io, registry-1.docker.io).
+type RegistryAuth struct {
+	Host, Username, Password string
 }
 
 // PullPolicy is a container's imagePullPolicy.
@@ -120,6 +128,9 @@ type ContainerSpec struct {
 	Image string
 	// PullPolicy defaults to IfNotPresent.
 	PullPolicy PullPolicy
+	// PullAuth are the credentials for pulling Image (a pod's
+	// imagePullSecrets).
+	PullAuth []RegistryAuth
 	// Command replaces the image's entrypoint; Args its cmd (Kubernetes rules).
 	Command    []string
 	Args       []string

@@ -139,7 +139,7 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, rs *runtime.Pod
 		w.fail(c.Name, reasonConfigError, err)
 		return false
 	}
-	if err := w.pullImage(w.startCtx, c); err != nil {
+	if err := w.pullImage(w.startCtx, c, spec.PullAuth); err != nil {
 		w.startFailed(ctx, c.Name, err)
 		return false
 	}

@@ -73,10 +73,11 @@ func (w *worker) event(container, eventType, reason, format string, args ...any)
 }
 
 // pullImage makes c's image present as its pull policy says, recording
-// Pulling and Pulled (or Failed) as the kubelet does, when the runtime
+// Pulling and Pulled (or Failed) as the kubelet does, with the
+// credentials of auth, when the runtime
 // can pull on its own; otherwise StartContainer pulls without events. Its
 // errors are StartContainer's (ErrImagePull, ErrImageNeverPull).
-func (w *worker) pullImage(ctx context.Context, c *corev1.Container) error {
+func (w *worker) pullImage(ctx context.Context, c *corev1.Container, auth []runtime.RegistryAuth) error {
 	im, ok := w.m.cfg.Runtime.(runtime.Images)
 	if !ok {
 		return nil
@@ -100,7 +101,7 @@ func (w *worker) pullImage(ctx context.Context, c *corev1.Container) error {
 	}
 	w.event(c.Name, corev1.EventTypeNormal, EventPulling, "Pulling image %q", c.Image)
 	start := w.m.cfg.Now()
-	if err := im.Pull(ctx, c.Image, policy); err != nil {
+	if err := im.Pull(ctx, c.Image, policy, auth...); err != nil {
 		if ctx.Err() == nil {
 			w.event(c.Name, corev1.EventTypeWarning, EventFailed, "Failed to pull image %q: %v", c.Image, err)
 		}

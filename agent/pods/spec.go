@@ -75,12 +75,17 @@ func volume(v corev1.Volume) (runtime.Volume, error) {
 // references in its environment; warn receives the events resolving it
 // records.
 func (m *Manager) containerSpec(pod *corev1.Pod, c *corev1.Container, podIP string, warn func(reason, msg string)) (*runtime.ContainerSpec, error) {
-	env, err := m.env(pod, c, podIP, m.objects(), warn)
+	objs := m.objects()
+	env, err := m.env(pod, c, podIP, objs, warn)
 	if err != nil {
 		return nil, err
 	}
+	auth, missing := pullAuth(pod, objs)
+	if len(missing) > 0 && warn != nil {
+		warn(EventFailedToRetrieveImagePullSecret, missingPullSecrets(missing))
+	}
 	spec := &runtime.ContainerSpec{
-		Name: c.Name, Image: c.Image, PullPolicy: runtime.PullPolicy(c.ImagePullPolicy),
+		Name: c.Name, Image: c.Image, PullPolicy: runtime.PullPolicy(c.ImagePullPolicy), PullAuth: auth,
 		Command: expandAll(c.Command, env), Args: expandAll(c.Args, env),
 		Env: env, WorkingDir: c.WorkingDir, TTY: c.TTY,
 		Resources: runtime.Resources{

@@ -261,7 +261,7 @@ func (f *Fake) ListPods(context.Context) ([]*runtime.PodStatus, error) {
 func (f *Fake) ImportTar(context.Context, string) ([]string, error) { return nil, nil }
 
 // Pull implements runtime.Images.
-func (f *Fake) Pull(_ context.Context, ref string, policy runtime.PullPolicy) error {
+func (f *Fake) Pull(_ context.Context, ref string, policy runtime.PullPolicy, _ ...runtime.RegistryAuth) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.ensureImageLocked(ref, policy)
