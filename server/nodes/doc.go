@@ -33,6 +33,13 @@
 // complete set. The hub never waits for a session: one that lets its
 // queue fill up is dropped and starts over with a complete set.
 //
+// ConfigMaps and Secrets go to a node only while one of its pods
+// references them (session_refs.go, internal/podrefs): a session reads a
+// pod's references once, when the pod comes to the node, puts the current
+// state of each object that becomes referenced, passes on later changes
+// of those objects only, and deletes them with the last pod naming them.
+// A resuming session rebuilds the references as of the agent's revision.
+//
 // # Heartbeats and podCIDRs
 //
 // Heartbeats live in memory; the Node's Ready condition is written only
