@@ -18,11 +18,22 @@ import (
 )
 
 // errMissing marks a ConfigMap, Secret or key a pod needs that the node
-// does not have. Its text completes messages the way the kubelet words
-// them ("configmap \"x\" not found"). The container waits with reason
-// CreateContainerConfigError (env) or the pod's volumes are not set up
-// (volumes) until the object arrives.
-var errMissing = errors.New("not found")
+// does not have: the container waits with reason
+// CreateContainerConfigError (env), or the pod's volumes are not set up
+// (volumes), until it arrives. Errors that match it are made by missingf,
+// worded as the kubelet words them.
+var errMissing = errors.New("pods: not found")
+
+// missingError is an error worded as the kubelet's that matches
+// errMissing.
+type missingError struct{ msg string }
+
+func (e *missingError) Error() string        { return e.msg }
+func (e *missingError) Is(target error) bool { return target == errMissing }
+
+func missingf(format string, args ...any) error {
+	return &missingError{msg: fmt.Sprintf(format, args...)}
+}
 
 // EventInvalidEnvironmentVariableNames is the kubelet's event for envFrom
 // keys skipped because they are not valid variable names.
@@ -42,14 +53,14 @@ func (o *Objects) configMap(ns, name string) (*corev1.ConfigMap, error) {
 	if cm := o.ConfigMaps[types.NamespacedName{Namespace: ns, Name: name}]; cm != nil {
 		return cm, nil
 	}
-	return nil, fmt.Errorf("configmap %q %w", name, errMissing)
+	return nil, missingf("configmap %q not found", name)
 }
 
 func (o *Objects) secret(ns, name string) (*corev1.Secret, error) {
 	if s := o.Secrets[types.NamespacedName{Namespace: ns, Name: name}]; s != nil {
 		return s, nil
 	}
-	return nil, fmt.Errorf("secret %q %w", name, errMissing)
+	return nil, missingf("secret %q not found", name)
 }
 
 // envBuilder collects a container's variables in order: a name set again
@@ -82,6 +93,10 @@ func (m *Manager) env(pod *corev1.Pod, c *corev1.Container, podIP string, objs *
 	lookup := lookupIn(b.vals, svc)
 	for i, e := range c.Env {
 		v, ok, err := m.envValue(pod, c, podIP, e, objs, lookup)
+		if errors.Is(err, errMissing) {
+			// Worded as the kubelet's, which the waiting message shows.
+			return nil, err
+		}
 		if err != nil {
 			return nil, fmt.Errorf("env[%d] %q: %w", i, e.Name, err)
 		}
@@ -185,7 +200,7 @@ func (m *Manager) envValue(pod *corev1.Pod, c *corev1.Container, podIP string, e
 		}
 		v, ok := cm.Data[ref.Key]
 		if !ok {
-			return "", false, optionalMissing(ref.Optional, fmt.Errorf("key %q in configmap %q %w", ref.Key, ref.Name, errMissing))
+			return "", false, optionalMissing(ref.Optional, missingf("couldn't find key %s in ConfigMap %s/%s", ref.Key, pod.Namespace, ref.Name))
 		}
 		return v, true, nil
 	case src.SecretKeyRef != nil:
@@ -196,7 +211,7 @@ func (m *Manager) envValue(pod *corev1.Pod, c *corev1.Container, podIP string, e
 		}
 		v, ok := s.Data[ref.Key]
 		if !ok {
-			return "", false, optionalMissing(ref.Optional, fmt.Errorf("key %q in secret %q %w", ref.Key, ref.Name, errMissing))
+			return "", false, optionalMissing(ref.Optional, missingf("couldn't find key %s in Secret %s/%s", ref.Key, pod.Namespace, ref.Name))
 		}
 		return string(v), true, nil
 	}

@@ -161,17 +161,17 @@ func TestEnvMissing(t *testing.T) {
 		msg     string
 	}{
 		{name: "configmap", env: []corev1.EnvVar{{Name: "X", ValueFrom: cmKey("absent", "k", false)}},
-			msg: `env[0] "X": configmap "absent" not found`},
+			msg: `configmap "absent" not found`},
 		{name: "configmap key", env: []corev1.EnvVar{{Name: "X", ValueFrom: cmKey("cfg", "nope", false)}},
-			msg: `env[0] "X": key "nope" in configmap "cfg" not found`},
+			msg: `couldn't find key nope in ConfigMap ns/cfg`},
 		{name: "secret", env: []corev1.EnvVar{{Name: "X", ValueFrom: secretKey("absent", "k", false)}},
-			msg: `env[0] "X": secret "absent" not found`},
+			msg: `secret "absent" not found`},
 		{name: "secret key", env: []corev1.EnvVar{{Name: "X", ValueFrom: secretKey("creds", "nope", false)}},
-			msg: `env[0] "X": key "nope" in secret "creds" not found`},
+			msg: `couldn't find key nope in Secret ns/creds`},
 		{name: "envFrom secret", envFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "absent"}}}},
 			msg: `secret "absent" not found`},
 		{name: "other namespace", env: []corev1.EnvVar{{Name: "X", ValueFrom: cmKey("cfg", "mode", false)}},
-			msg: `env[0] "X": configmap "cfg" not found`},
+			msg: `configmap "cfg" not found`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,7 +259,7 @@ func TestConfigErrorUntilObjectArrives(t *testing.T) {
 	h.rep.waitStatus(t, pod.UID, 5*time.Second, "CreateContainerConfigError", func(st corev1.PodStatus) bool {
 		return len(st.ContainerStatuses) == 1 && st.ContainerStatuses[0].State.Waiting != nil &&
 			st.ContainerStatuses[0].State.Waiting.Reason == reasonConfigError &&
-			st.ContainerStatuses[0].State.Waiting.Message == `env[0] "MODE": configmap "cfg" not found`
+			st.ContainerStatuses[0].State.Waiting.Message == `configmap "cfg" not found`
 	})
 	h.m.SetObjects(testObjects())
 	h.rep.waitStatus(t, pod.UID, 5*time.Second, "a running container", func(st corev1.PodStatus) bool {
@@ -277,5 +277,39 @@ func TestConfigErrorUntilObjectArrives(t *testing.T) {
 	env := h.fake.ContainerSpec(string(pod.UID), pod.Spec.Containers[0].Name).Env
 	if envMap(env)["MODE"] != "fast" {
 		t.Errorf("env = %v, want MODE=fast", env)
+	}
+}
+
+func TestSetObjectsRefreshesOnConfigChanges(t *testing.T) {
+	m := testManager(t, Config{})
+	drain := func() bool {
+		select {
+		case <-m.objsChanged:
+			return true
+		default:
+			return false
+		}
+	}
+	objs := testObjects()
+	m.SetObjects(objs)
+	if !drain() {
+		t.Error("first objects did not ask for a refresh")
+	}
+	services := objs
+	services.Services = services.Services[:1]
+	m.SetObjects(services)
+	if drain() {
+		t.Error("a change of Services alone asked workers to refresh volumes")
+	}
+	changed := objs
+	changed.Secrets = map[types.NamespacedName]*corev1.Secret{}
+	for k, v := range objs.Secrets {
+		c := v.DeepCopy()
+		c.Data["password"] = []byte("new")
+		changed.Secrets[k] = c
+	}
+	m.SetObjects(changed)
+	if !drain() {
+		t.Error("a changed Secret did not ask for a refresh")
 	}
 }

@@ -157,15 +157,37 @@ func (m *Manager) SetPods(pods []*corev1.Pod) {
 // Environments read them when a container starts; configMap, secret and
 // projected volumes are brought up to date with them at once. The manager
 // keeps objs and what it holds: the caller must not change them
-// afterwards. Safe for concurrent use; it does not block.
+// afterwards, and gives a changed object as a new one. Safe for
+// concurrent use; it does not block.
 func (m *Manager) SetObjects(objs Objects) {
 	m.mu.Lock()
+	old := m.objs
 	m.objs = &objs
 	m.mu.Unlock()
+	// Volumes read only ConfigMaps and Secrets; a change of Services
+	// alone, the common case, leaves the workers alone. Objects that did
+	// not change are the same pointers.
+	if samePointers(old.ConfigMaps, objs.ConfigMaps) && samePointers(old.Secrets, objs.Secrets) {
+		return
+	}
 	select {
 	case m.objsChanged <- struct{}{}:
 	default:
 	}
+}
+
+// samePointers tells whether a and b map the same keys to the same
+// objects.
+func samePointers[K comparable, V comparable](a, b map[K]V) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
 // objects returns the latest Objects; they are never modified.

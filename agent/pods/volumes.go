@@ -77,10 +77,13 @@ func fileMode(item, def *int32) fs.FileMode {
 	return defaultVolumeMode
 }
 
+// kindKey words the kubelet's message about a missing key of each kind.
+var kindKey = map[string]string{"configmap": "config", "secret": "secret"}
+
 // addItems adds data to out, all keys when items is empty, else the listed
 // ones at their paths. A listed key that is missing is an error unless
 // optional.
-func addItems(out map[string]volumeFile, data map[string][]byte, items []corev1.KeyToPath, optional *bool, def *int32, what string) error {
+func addItems(out map[string]volumeFile, data map[string][]byte, items []corev1.KeyToPath, optional *bool, def *int32, kind string) error {
 	if len(items) == 0 {
 		for k, d := range data {
 			out[k] = volumeFile{data: d, mode: fileMode(nil, def)}
@@ -93,7 +96,7 @@ func addItems(out map[string]volumeFile, data map[string][]byte, items []corev1.
 			if isTrue(optional) {
 				continue
 			}
-			return fmt.Errorf("%s: key %q %w", what, it.Key, errMissing)
+			return missingf("%s references non-existent %s key: %s", kind, kindKey[kind], it.Key)
 		}
 		out[it.Path] = volumeFile{data: d, mode: fileMode(it.Mode, def)}
 	}
@@ -112,7 +115,7 @@ func (m *Manager) configMapFiles(out map[string]volumeFile, pod *corev1.Pod, nam
 	for k, v := range cm.BinaryData {
 		data[k] = v
 	}
-	return addItems(out, data, items, optional, def, fmt.Sprintf("configmap %q", name))
+	return addItems(out, data, items, optional, def, "configmap")
 }
 
 func (m *Manager) secretFiles(out map[string]volumeFile, pod *corev1.Pod, name string, items []corev1.KeyToPath, optional *bool, def *int32, objs *Objects) error {
@@ -120,7 +123,7 @@ func (m *Manager) secretFiles(out map[string]volumeFile, pod *corev1.Pod, name s
 	if err != nil {
 		return optionalMissing(optional, err)
 	}
-	return addItems(out, s.Data, items, optional, def, fmt.Sprintf("secret %q", name))
+	return addItems(out, s.Data, items, optional, def, "secret")
 }
 
 func (m *Manager) downwardFiles(out map[string]volumeFile, pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, def *int32) error {
@@ -153,7 +156,7 @@ func (m *Manager) containerResource(pod *corev1.Pod, ref *corev1.ResourceFieldSe
 			}
 		}
 	}
-	return "", fmt.Errorf("container %q %w", ref.ContainerName, errMissing)
+	return "", missingf("container %q not found", ref.ContainerName)
 }
 
 func (m *Manager) projectedFiles(out map[string]volumeFile, pod *corev1.Pod, p *corev1.ProjectedVolumeSource, objs *Objects) error {

@@ -59,7 +59,7 @@ func TestVolumePayload(t *testing.T) {
 		{name: "configMap optional and missing", vol: optionalCM, want: map[string]string{}},
 		{name: "configMap missing", vol: cmVolume("v", "absent"), err: `configmap "absent" not found`},
 		{name: "configMap key missing", vol: cmVolume("v", "cfg", corev1.KeyToPath{Key: "nope", Path: "x"}),
-			err: `configmap "cfg": key "nope" not found`},
+			err: `configmap references non-existent config key: nope`},
 		{name: "secret", vol: corev1.Volume{Name: "v", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: "creds", DefaultMode: mode(0o440)}}},
 			want: map[string]string{"password": "s3cret (-r--r-----)", "user": "admin (-r--r-----)"}},
