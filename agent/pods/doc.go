@@ -64,7 +64,10 @@
 // env with $(VAR) expansion and valueFrom, then the service variables;
 // command, args and subPathExpr are expanded against the result. A
 // missing ConfigMap, Secret or key that is not optional keeps the container
-// waiting in CreateContainerConfigError, retried at every sync.
+// waiting in CreateContainerConfigError, retried at every sync. Images
+// are pulled with the credentials of the pod's imagePullSecrets
+// (dockerconfigjson or dockercfg); missing ones are reported with
+// FailedToRetrieveImagePullSecret and the pull goes on without them.
 //
 // configMap, secret, downwardAPI and projected volumes are written under
 // DataDir/pod-volumes/<uid>/<volume> in the kubelet's atomic layout
