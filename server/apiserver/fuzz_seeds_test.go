@@ -145,6 +145,10 @@ var fuzzPatches = []string{
 	`{"spec":{"$patch":"replace"},"status":{"$retainKeys":["x"]}}`,
 	`{"spec":null,"status":null}`,
 	`{"kind":"Secret","apiVersion":"v1"}`,
+	`{"spec":{"containers":[{"name":"main","$patch":"delete"}],"$setElementOrder/containers":[{"name":"x"}]}}`,
+	`{"spec":{"containers":{"$patch":"delete"},"tolerations":[{"$patch":"replace"}]}}`,
+	`{"metadata":{"$deleteFromPrimitiveList/finalizers":["a"],"$setElementOrder/finalizers":["b"],"finalizers":["b"]}}`,
+	`{"spec":{"ports":[{"port":80,"$patch":"delete"}],"$retainKeys":["ports"]},"subsets":[{"$patch":"merge"}]}`,
 }
 
 // fuzzMalformed are bodies upstream refuses whatever the op and kind.
