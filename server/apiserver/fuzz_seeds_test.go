@@ -178,6 +178,8 @@ var fuzzQueries = []string{
 	"",
 	"dryRun=All",
 	"dryRun=All&fieldValidation=Strict",
+	"dryRun=true",
+	"dryRun=all&dryRun=All",
 	"fieldValidation=Strict",
 	"fieldValidation=Ignore",
 	"fieldValidation=Warn",
