@@ -1,0 +1,228 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/yaml"
+
+	"github.com/minik-dev/minik/server/registry"
+)
+
+// fuzzOp is one kind of write FuzzAPI sends: its method, the
+// Content-Type of its body, and whether it goes to the collection (a
+// create) or to the object named fuzzName.
+type fuzzOp struct {
+	name        string
+	method      string
+	contentType string
+	create      bool
+}
+
+var fuzzOps = []fuzzOp{
+	{"create", http.MethodPost, "application/json", true},
+	{"update", http.MethodPut, "application/json", false},
+	{"json-patch", http.MethodPatch, string(types.JSONPatchType), false},
+	{"merge-patch", http.MethodPatch, string(types.MergePatchType), false},
+	{"strategic-merge-patch", http.MethodPatch, string(types.StrategicMergePatchType), false},
+	{"create-protobuf", http.MethodPost, protobufType, true},
+	{"update-protobuf", http.MethodPut, protobufType, false},
+	{"create-yaml", http.MethodPost, "application/yaml", true},
+}
+
+// isPatch reports whether the op's body is a patch document rather than
+// an object.
+func (o fuzzOp) isPatch() bool { return o.method == http.MethodPatch }
+
+// fuzzName names the object of every kind that updates and patches
+// target; creates use fuzzNewName.
+const (
+	fuzzName    = "fuzz"
+	fuzzNewName = "fuzz-new"
+)
+
+// fuzzSamples holds, by kind, the part of a valid object beyond
+// apiVersion, kind and metadata.name, which sampleObject adds. A kind
+// not listed starts from an object with nothing else set; if that is
+// not valid, newFuzzHarness fails and names the kind to add here.
+var fuzzSamples = map[string]string{
+	"Namespace": `{"metadata":{"labels":{"team":"fuzz"}}}`,
+	"Pod": `{"metadata":{"labels":{"app":"fuzz"},"annotations":{"a":"b"}},"spec":{"containers":[` +
+		`{"name":"main","image":"busybox:1.36","command":["sleep","3600"],"ports":[{"name":"http","containerPort":8080}],` +
+		`"env":[{"name":"A","value":"1"}],"resources":{"requests":{"cpu":"10m","memory":"16Mi"}}}],` +
+		`"tolerations":[{"key":"k","operator":"Exists","effect":"NoSchedule"}]}}`,
+	"Service": `{"metadata":{"labels":{"app":"fuzz"}},"spec":{"type":"NodePort","selector":{"app":"fuzz"},` +
+		`"ports":[{"name":"http","port":80,"targetPort":8080},{"name":"https","port":443,"targetPort":8443}]}}`,
+	"Endpoints": `{"subsets":[{"addresses":[{"ip":"10.42.0.5","nodeName":"fuzz"}],"notReadyAddresses":[{"ip":"10.42.0.6"}],` +
+		`"ports":[{"name":"http","port":8080,"protocol":"TCP"}]}]}`,
+	"ReplicationController": `{"spec":{"replicas":2,"selector":{"app":"fuzz"},"template":{"metadata":{"labels":{"app":"fuzz"}},` +
+		`"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
+	"Node": `{"metadata":{"labels":{"kubernetes.io/hostname":"fuzz"}},"spec":{"podCIDR":"10.42.9.0/24","podCIDRs":["10.42.9.0/24"],` +
+		`"taints":[{"key":"k","value":"v","effect":"NoSchedule"}]},"status":{"addresses":[{"type":"InternalIP","address":"10.0.0.9"}]}}`,
+	"Event": `{"involvedObject":{"kind":"Pod","namespace":"default","name":"fuzz"},"reason":"Started","message":"started",` +
+		`"type":"Normal","source":{"component":"fuzz"},"count":1}`,
+	"PodDisruptionBudget": `{"spec":{"minAvailable":1,"selector":{"matchLabels":{"app":"fuzz"}}}}`,
+}
+
+// sampleObject is a valid object of res named name, as JSON.
+func sampleObject(t testing.TB, res *registry.Resource, name string) []byte {
+	t.Helper()
+	obj := map[string]any{}
+	if s, ok := fuzzSamples[res.Kind]; ok {
+		if err := json.Unmarshal([]byte(s), &obj); err != nil {
+			t.Fatalf("sample %s: %v", res.Kind, err)
+		}
+	}
+	obj["apiVersion"] = res.GroupVersion().String()
+	obj["kind"] = res.Kind
+	m, _ := obj["metadata"].(map[string]any)
+	if m == nil {
+		m = map[string]any{}
+	}
+	m["name"] = name
+	obj["metadata"] = m
+	data, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// sampleBody is a valid body of op for res: an object in the op's
+// encoding, or a patch that adds a label.
+func sampleBody(t testing.TB, res *registry.Resource, op fuzzOp) []byte {
+	t.Helper()
+	name := fuzzName
+	if op.create {
+		name = fuzzNewName
+	}
+	data := sampleObject(t, res, name)
+	switch op.contentType {
+	case string(types.JSONPatchType):
+		return []byte(`[{"op":"add","path":"/metadata/labels/fuzzed","value":"yes"}]`)
+	case string(types.MergePatchType), string(types.StrategicMergePatchType):
+		return []byte(`{"metadata":{"labels":{"fuzzed":"yes"}}}`)
+	case protobufType:
+		obj := res.New()
+		if err := json.Unmarshal(data, obj); err != nil {
+			t.Fatalf("sample %s: %v", res.Kind, err)
+		}
+		pb, err := encodeProtobuf(obj)
+		if err != nil {
+			t.Fatalf("sample %s as protobuf: %v", res.Kind, err)
+		}
+		return pb
+	case "application/yaml":
+		y, err := yaml.JSONToYAML(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return y
+	}
+	return data
+}
+
+// fuzzPatches are patch documents of every type that are valid for any
+// kind, or that upstream refuses for any kind; each is sent as every
+// patch type.
+var fuzzPatches = []string{
+	`[{"op":"test","path":"/metadata/name","value":"fuzz"},{"op":"copy","from":"/metadata/labels","path":"/metadata/annotations"}]`,
+	`[{"op":"remove","path":"/metadata"}]`,
+	`[{"op":"replace","path":"/metadata/name","value":"other"}]`,
+	`[{"op":"replace","path":"/metadata/namespace","value":"kube-system"}]`,
+	`[{"op":"move","from":"/metadata/labels","path":"/status"}]`,
+	`[{"op":"add","path":"/metadata/finalizers/-","value":"example.com/f"}]`,
+	`[{"op":"add","path":"/metadata/resourceVersion","value":"1"}]`,
+	`{"metadata":{"labels":null,"annotations":{"a":null}}}`,
+	`{"metadata":{"name":"other"}}`,
+	`{"metadata":{"uid":"not-the-uid"}}`,
+	`{"metadata":{"labels":{"a":1}}}`,
+	`{"metadata":{"$patch":"replace"}}`,
+	`{"$patch":"delete"}`,
+	`{"spec":{"$patch":"replace"},"status":{"$retainKeys":["x"]}}`,
+	`{"spec":null,"status":null}`,
+	`{"kind":"Secret","apiVersion":"v1"}`,
+	`{"spec":{"containers":[{"name":"main","$patch":"delete"}],"$setElementOrder/containers":[{"name":"x"}]}}`,
+	`{"spec":{"containers":{"$patch":"delete"},"tolerations":[{"$patch":"replace"}]}}`,
+	`{"metadata":{"$deleteFromPrimitiveList/finalizers":["a"],"$setElementOrder/finalizers":["b"],"finalizers":["b"]}}`,
+	`{"spec":{"ports":[{"port":80,"$patch":"delete"}],"$retainKeys":["ports"]},"subsets":[{"$patch":"merge"}]}`,
+}
+
+// fuzzMalformed are bodies upstream refuses whatever the op and kind.
+var fuzzMalformed = []string{
+	``,
+	`{`,
+	`null`,
+	`[]`,
+	`{}`,
+	`"x"`,
+	"\xff\xfe\x00",
+	`{"apiVersion":"v2"}`,
+	`{"kind":"Secret","apiVersion":"v1","metadata":{"name":"fuzz"}}`,
+	`{"metadata":{"name":"Not_A_Name"}}`,
+	`{"metadata":{"name":"fuzz","resourceVersion":"abc"}}`,
+	`{"metadata":{"name":"fuzz","resourceVersion":"1"}}`,
+	`{"metadata":{"name":"fuzz","namespace":"kube-system"}}`,
+	`{"metadata":{"generateName":"fuzz-","creationTimestamp":"yesterday"}}`,
+	`{"metadata":{"name":"fuzz","labels":{"a":"b","a":"c"},"Name":"other"}}`,
+	`{"metadata":{"name":"fuzz"},"spec":{"unknownField":1},"status":"wrong type"}`,
+	strings.Repeat("[", 200) + strings.Repeat("]", 200),
+	`{"metadata":{"name":"fuzz","annotations":{"a":"` + strings.Repeat("x", 300000) + `"}}}`,
+}
+
+// fuzzQueries are query strings sent with the valid bodies.
+var fuzzQueries = []string{
+	"",
+	"dryRun=All",
+	"dryRun=All&fieldValidation=Strict",
+	"dryRun=true",
+	"dryRun=all&dryRun=All",
+	"fieldValidation=Strict",
+	"fieldValidation=Ignore",
+	"fieldValidation=Warn",
+	"resourceVersion=1",
+	"resourceVersion=0&resourceVersionMatch=Exact",
+	"limit=1",
+	"limit=-1",
+	"limit=abc",
+	"fieldManager=fuzz&force=true",
+	"pretty=true&watch=1",
+	"%zz=1&fieldValidation=Strict&fieldValidation",
+}
+
+// addFuzzSeeds adds the seed corpus: every op with a valid body of
+// every kind, every patch as every patch type, every malformed body as
+// every op, and every query with a valid body; the kinds taking turns
+// for the last three.
+func addFuzzSeeds(f *testing.F, kinds []*registry.Resource) {
+	for k, res := range kinds {
+		for o, op := range fuzzOps {
+			body := sampleBody(f, res, op)
+			f.Add(uint8(k), uint8(o), false, "", body)
+			if res.HasStatus && !op.create {
+				f.Add(uint8(k), uint8(o), true, "", body)
+			}
+		}
+	}
+	for i, p := range fuzzPatches {
+		for o, op := range fuzzOps {
+			if op.isPatch() {
+				f.Add(uint8(i+o), uint8(o), i%2 == 0, "", []byte(p))
+			}
+		}
+	}
+	for i, m := range fuzzMalformed {
+		for o := range fuzzOps {
+			f.Add(uint8(i+o), uint8(o), false, "", []byte(m))
+		}
+	}
+	for i, q := range fuzzQueries {
+		for o, op := range fuzzOps {
+			k := (i + o) % len(kinds)
+			f.Add(uint8(k), uint8(o), false, q, sampleBody(f, kinds[k], op))
+		}
+	}
+}
