@@ -237,10 +237,10 @@ func TestPatchTypes(t *testing.T) {
 func TestUnknownResourceNotFound(t *testing.T) {
 	ts := newTestServer(t)
 	ctx := testContext(t)
-	_, err := ts.client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{})
+	err := ts.client.CoreV1().RESTClient().Post().Namespace("default").Resource("nosuchthings").Body([]byte(`{}`)).Do(ctx).Error()
 	if !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "could not find the requested resource") ||
-		!strings.Contains(err.Error(), "/api/v1/namespaces/default/configmaps") {
-		t.Errorf("creating a configmap = %v, want NotFound naming the path", err)
+		!strings.Contains(err.Error(), "/api/v1/namespaces/default/nosuchthings") {
+		t.Errorf("creating a nosuchthing = %v, want NotFound naming the path", err)
 	}
 	if _, err := ts.client.CoreV1().Pods("default").Create(ctx, testPod("p", nil), metav1.CreateOptions{}); err != nil {
 		t.Fatalf("Create: %v", err)

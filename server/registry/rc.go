@@ -3,7 +3,6 @@ package registry
 import (
 	"maps"
 	"strconv"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -190,12 +189,9 @@ var rcColumns = []metav1.TableColumnDefinition{
 
 func rcRow(rc *corev1.ReplicationController, now time.Time) []interface{} {
 	desired, current, _ := rcReplicas(rc)
-	var names, images []string
+	var names, images string
 	if t := rc.Spec.Template; t != nil {
-		for _, c := range t.Spec.Containers {
-			names = append(names, c.Name)
-			images = append(images, c.Image)
-		}
+		names, images = containerCells(t.Spec.Containers)
 	}
 	return []interface{}{
 		rc.Name,
@@ -203,8 +199,8 @@ func rcRow(rc *corev1.ReplicationController, now time.Time) []interface{} {
 		int64(current),
 		int64(rc.Status.ReadyReplicas),
 		since(rc.CreationTimestamp.Time, now),
-		strings.Join(names, ","),
-		strings.Join(images, ","),
+		names,
+		images,
 		labels.FormatLabels(rc.Spec.Selector),
 	}
 }

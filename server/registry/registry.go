@@ -21,6 +21,10 @@ var resources = []*Resource{
 	nodeResource,
 	eventResource,
 	pdbResource,
+	configMapResource,
+	secretResource,
+	serviceAccountResource,
+	podTemplateResource,
 }
 
 var (

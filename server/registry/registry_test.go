@@ -20,7 +20,8 @@ func TestAll(t *testing.T) {
 	want := []string{
 		"namespaces Namespace", "pods Pod", "services Service", "endpoints Endpoints",
 		"replicationcontrollers ReplicationController", "nodes Node", "events Event",
-		"poddisruptionbudgets PodDisruptionBudget",
+		"poddisruptionbudgets PodDisruptionBudget", "configmaps ConfigMap", "secrets Secret",
+		"serviceaccounts ServiceAccount", "podtemplates PodTemplate",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
