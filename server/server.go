@@ -170,9 +170,13 @@ func Run(ctx context.Context, cfg Config) error {
 		g.Go(func() error { return members.Run(gctx, nodeSvc) })
 	}
 	// Controllers and the scheduler run on one server at a time.
+	ctrl := controllers.Config{ClusterCA: authority.CAPEM()}
+	if ip := serviceIP(cfg.ServiceCIDR, 1); ip != "" {
+		ctrl.APIService = controllers.APIServiceOptions{ClusterIP: ip, Port: int32(ln.Addr().(*net.TCPAddr).Port), Servers: servers}
+	}
 	g.Go(func() error {
 		return leader.Run(gctx, func(ctx context.Context) error {
-			return runControlLoops(ctx, cfg, api, loopback, nodeSvc, lg)
+			return runControlLoops(ctx, cfg, ctrl, api, loopback, nodeSvc, lg)
 		})
 	})
 	g.Go(func() error {
@@ -249,13 +253,18 @@ var serverNodeLabels = map[string]string{"node-role.kubernetes.io/control-plane"
 // clusterDNS returns the tenth address of the service CIDR, which the
 // allocator keeps for cluster DNS, or "" (the agent's default) when the
 // CIDR is unset or unusable.
-func clusterDNS(serviceCIDR string) string {
+func clusterDNS(serviceCIDR string) string { return serviceIP(serviceCIDR, 10) }
+
+// serviceIP returns the nth address of the service CIDR (1: the API's
+// kubernetes Service; 10: cluster DNS; both kept by the allocator), or ""
+// when the CIDR is unset or unusable.
+func serviceIP(serviceCIDR string, n int) string {
 	p, err := netip.ParsePrefix(serviceCIDR)
 	if err != nil || !p.Addr().Is4() || p.Bits() > 28 {
 		return ""
 	}
 	ip := p.Masked().Addr()
-	for range 10 {
+	for range n {
 		ip = ip.Next()
 	}
 	return ip.String()
@@ -267,8 +276,10 @@ const controllerResync = 10 * time.Minute
 
 // runControlLoops runs the controllers and the scheduler until ctx ends.
 // They share one informer factory, so each pod and node change is watched
-// and decoded once for both.
-func runControlLoops(ctx context.Context, cfg Config, api *apiserver.Server, loopback *rest.Config, nodeSvc *nodes.Service, lg *slog.Logger) error {
+// and decoded once for both. ctrl carries what the controllers learn from
+// the server (the CA, the kubernetes Service); the rest of their
+// configuration is filled here.
+func runControlLoops(ctx context.Context, cfg Config, ctrl controllers.Config, api *apiserver.Server, loopback *rest.Config, nodeSvc *nodes.Service, lg *slog.Logger) error {
 	loopback = fenced(ctx, loopback)
 	client, err := kubernetes.NewForConfig(loopback)
 	if err != nil {
@@ -282,10 +293,9 @@ func runControlLoops(ctx context.Context, cfg Config, api *apiserver.Server, loo
 	}
 	work, wctx := errgroup.WithContext(ctx)
 	work.Go(func() error {
-		return controllers.RunAll(wctx, controllers.Config{
-			Loopback: loopback, Logger: lg, Heartbeats: nodeSvc, Factory: factory, ResyncPeriod: controllerResync,
-			NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod, PodEvictionTimeout: cfg.PodEvictionTimeout,
-		})
+		ctrl.Loopback, ctrl.Logger, ctrl.Heartbeats, ctrl.Factory, ctrl.ResyncPeriod = loopback, lg, nodeSvc, factory, controllerResync
+		ctrl.NodeMonitorGracePeriod, ctrl.PodEvictionTimeout = cfg.NodeMonitorGracePeriod, cfg.PodEvictionTimeout
+		return controllers.RunAll(wctx, ctrl)
 	})
 	work.Go(func() error { return sched.Run(wctx) })
 	return work.Wait()

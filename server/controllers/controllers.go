@@ -38,12 +38,21 @@ type Config struct {
 	// is watched and decoded once; its caller shuts it down. Nil: RunAll
 	// makes its own on Loopback with ResyncPeriod.
 	Factory informers.SharedInformerFactory
+	// ClusterCA is the CA certificate (PEM) the API serves with, published
+	// in every namespace as the ConfigMap kube-root-ca.crt; nil publishes
+	// nothing.
+	ClusterCA []byte
+	// APIService configures the Service default/kubernetes; without
+	// Servers there is none.
+	APIService APIServiceOptions
 }
 
 // RunAll runs the replication manager, the endpoints controller, the
 // garbage collector, node lifecycle, the disruption controller, the event
-// TTL and their event recorder until ctx ends, and returns after all have
-// stopped. It returns the first error that stopped a controller early.
+// TTL, the service account controller, the root CA publisher, the
+// kubernetes Service and their event recorder until ctx ends, and returns
+// after all have stopped. It returns the first error that stopped a
+// controller early.
 func RunAll(ctx context.Context, cfg Config) error {
 	lg := cfg.Logger
 	if lg == nil {
@@ -70,8 +79,17 @@ func RunAll(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("controllers: %w", err)
 	}
 	runs = append(runs, serviceLBRun(client, factory, lg))
+	nsRuns, named, err := buildNamespaceControllers(client, factory, lg, cfg)
+	if err != nil {
+		return fmt.Errorf("controllers: %w", err)
+	}
+	runs = append(runs, nsRuns...)
 	g, ctx := errgroup.WithContext(ctx)
 	factory.Start(ctx.Done())
+	for _, f := range named {
+		f.Start(ctx.Done())
+		defer f.Shutdown()
+	}
 	g.Go(func() error { return rec.Run(ctx) })
 	for _, r := range runs {
 		g.Go(func() error { return r(ctx, cfg.Workers) })

@@ -15,7 +15,12 @@ func TestRunAll(t *testing.T) {
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)
-	go func() { done <- RunAll(ctx, Config{Loopback: e.cfg, Logger: e.lg}) }()
+	go func() {
+		done <- RunAll(ctx, Config{
+			Loopback: e.cfg, Logger: e.lg, ClusterCA: []byte(testCA),
+			APIService: APIServiceOptions{ClusterIP: "10.43.0.1", Port: 6443, Servers: newTestServers("10.0.0.5:6443")},
+		})
+	}()
 	defer func() {
 		cancel()
 		select {
@@ -45,6 +50,13 @@ func TestRunAll(t *testing.T) {
 		}
 		return nil
 	})
+
+	// A new namespace gets its default ServiceAccount and root CA, and
+	// default the kubernetes Service.
+	e.createNamespace("team-a")
+	e.waitServiceAccount("team-a", "")
+	e.waitRootCA("team-a", "")
+	e.waitAPIEndpoints([]corev1.EndpointSubset{apiSubset(6443, "10.0.0.5")})
 
 	// Deleting the RC lets the garbage collector delete its pods.
 	e.deleteRC("web")

@@ -47,6 +47,12 @@ func (s *ServerSet) Addresses() []string {
 	return addrs
 }
 
+// Changed returns a channel closed at the list's next change.
+func (s *ServerSet) Changed() <-chan struct{} {
+	_, ch := s.watch()
+	return ch
+}
+
 // watch returns the list and a channel closed at its next change.
 func (s *ServerSet) watch() ([]string, <-chan struct{}) {
 	s.mu.Lock()
