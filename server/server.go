@@ -121,6 +121,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	authz.Pods = auth.PodNodeFunc(api.PodNode)
+	authz.NodePods = auth.NodePodsFunc(api.NodePods)
 	if err := api.EnsureNamespaces(ctx); err != nil {
 		ln.Close()
 		return fmt.Errorf("creating the default namespaces: %w", err)

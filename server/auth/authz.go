@@ -64,7 +64,8 @@ func (f PodNodeFunc) PodNode(ctx context.Context, namespace, name string) (strin
 //     and watch pods, services, endpoints, nodes and namespaces; create,
 //     update and patch their own Node and update and patch its status;
 //     update and patch pods/status (only for pods bound to them when Pods
-//     is set); and create, update and patch events.
+//     is set); create, update and patch events; and get the Secrets and
+//     ConfigMaps used by pods bound to them (when NodePods is set).
 //   - Service accounts may read their own namespace but its Secrets
 //     (authorizeServiceAccount, until there is RBAC).
 //   - Everything else is denied.
@@ -75,6 +76,9 @@ type Authorizer struct {
 	// Pods, if set, confines a node's pods/status writes to the pods bound
 	// to it. Reads are not narrowed: a node may list and watch all pods.
 	Pods PodNodeGetter
+	// NodePods, if set, lets a node get the Secrets and ConfigMaps its
+	// pods use (noderefs.go); without it, nodes get none.
+	NodePods NodePodLister
 }
 
 // publicPaths are open to everyone; discoveryPaths to authenticated users.
@@ -142,6 +146,8 @@ func (z *Authorizer) authorizeNode(ctx context.Context, node string, a Attribute
 		}
 	case a.APIGroup != "":
 		// Node rules cover only the core group from here on.
+	case a.Subresource == "" && nodeReferenced[a.Resource] != nil:
+		return z.authorizeNodeReference(ctx, node, a)
 	case a.Subresource == "" && readVerbs[a.Verb] && nodeReadable[a.Resource]:
 		return true, "nodes may read " + a.Resource
 	case a.Subresource == "status" && a.Verb == "get" && (a.Resource == "nodes" || a.Resource == "pods"):

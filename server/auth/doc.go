@@ -17,9 +17,10 @@
 // An Authorizer applies fixed rules: system:masters may do everything,
 // health and version paths are public, discovery needs authentication, and
 // nodes get the narrow set of rights an agent needs, confined to their own
-// Node object and, given a PodNodeGetter, their own pods. Until minik
-// serves RBAC, service accounts may read their own namespace except its
-// Secrets.
+// Node object and, given a PodNodeGetter, their own pods; given a
+// NodePodLister, a node may get the Secrets and ConfigMaps its pods use.
+// Until minik serves RBAC, service accounts may read their own namespace
+// except its Secrets.
 //
 // # Admission
 //
