@@ -1,7 +1,9 @@
 // Package controllers holds minik's control loops: replication
 // controllers, service endpoints, the garbage collector, node lifecycle
-// (unreachable and not-ready taints), pod disruption budgets, and the
-// event recorder they share with the scheduler and the node service.
+// (unreachable and not-ready taints), pod disruption budgets, what every
+// namespace holds (the default ServiceAccount, the kube-root-ca.crt
+// ConfigMap), the kubernetes Service in default, and the event recorder
+// they share with the scheduler and the node service.
 //
 // # Contract
 //

@@ -20,9 +20,13 @@
 //     reset to Pending (with the computed QoS class) for pods and to Active
 //     for namespaces; nodes keep the status their agent creates them with.
 //   - metadata.generation: 1 on create for kinds with a spec (pods,
-//     services, replication controllers, nodes, namespaces); on update it
-//     is old's generation, plus one when the spec changed; status updates
-//     keep old's generation.
+//     services, replication controllers, nodes, namespaces, and pod
+//     templates, whose template counts as their spec); on update it is
+//     old's generation, plus one when the spec changed; status updates
+//     keep old's generation. Kinds without a spec (ConfigMaps, Secrets,
+//     ServiceAccounts, Endpoints) keep it as created.
+//   - write-only fields: a Secret's stringData is merged into data on
+//     every write and never stored.
 //   - defaults, written after the Kubernetes defaulters and admission
 //     plugins (DefaultTolerationSeconds, Priority) the user would expect.
 //   - validation of metadata, spec and status, with paths relative to the
