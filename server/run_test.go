@@ -1,0 +1,123 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// freePort returns a port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestRunMakesNamespacesUsable starts the control plane and checks what
+// its controllers give every namespace: the default ServiceAccount, the
+// cluster CA as kube-root-ca.crt, and in default the kubernetes Service
+// whose Endpoints are this server's advertised address.
+func TestRunMakesNamespacesUsable(t *testing.T) {
+	dir, port := t.TempDir(), freePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			DataDir: dir, HTTPSPort: port, BindAddress: "127.0.0.1", AdvertiseAddress: "192.0.2.10", DisableAgent: true,
+			ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", Version: "test",
+			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		})
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("Run = %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return after its context ended")
+		}
+	}()
+	cs, ca := adminClient(ctx, t, filepath.Join(dir, "admin.kubeconfig"))
+	core := cs.CoreV1()
+	eventually(ctx, t, "default ServiceAccount", func() error {
+		_, err := core.ServiceAccounts("kube-system").Get(ctx, "default", metav1.GetOptions{})
+		return err
+	})
+	eventually(ctx, t, "kube-root-ca.crt", func() error {
+		cm, err := core.ConfigMaps("default").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		if err == nil && cm.Data["ca.crt"] != string(ca) {
+			return fmt.Errorf("ca.crt is not the CA the API serves with")
+		}
+		return err
+	})
+	eventually(ctx, t, "kubernetes endpoints", func() error {
+		svc, err := core.Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if svc.Spec.ClusterIP != "10.43.0.1" || svc.Spec.Ports[0].TargetPort.IntValue() != port {
+			return fmt.Errorf("service at %s → %s, want 10.43.0.1 → %d", svc.Spec.ClusterIP, svc.Spec.Ports[0].TargetPort.String(), port)
+		}
+		ep, err := core.Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		want := []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: "192.0.2.10"}},
+			Ports:     []corev1.EndpointPort{{Name: "https", Port: int32(port), Protocol: corev1.ProtocolTCP}},
+		}}
+		if fmt.Sprint(ep.Subsets) != fmt.Sprint(want) {
+			return fmt.Errorf("endpoints %v, want %v", ep.Subsets, want)
+		}
+		return nil
+	})
+}
+
+// adminClient waits for the kubeconfig Run writes when ready and returns
+// a client from it, with the CA it trusts.
+func adminClient(ctx context.Context, t *testing.T, path string) (kubernetes.Interface, []byte) {
+	t.Helper()
+	eventually(ctx, t, "admin.kubeconfig", func() error { _, err := os.Stat(path); return err })
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, cfg.CAData
+}
+
+// eventually polls cond until it returns nil, failing t when ctx ends.
+func eventually(ctx context.Context, t *testing.T, what string, cond func() error) {
+	t.Helper()
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s: %v", what, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
