@@ -45,7 +45,7 @@ type handlerFunc func(s *Server, w *statusRecorder, r *http.Request, info reques
 
 // handlerRoute routes the resource requests that handlers of their own
 // serve rather than the registry's generic ones: serviceaccounts/NAME/token
-// (whether or not the registry serves serviceaccounts) and tokenreviews.
+// and tokenreviews.
 // rest is the path after the group-version prefix gv.
 func handlerRoute(method, rest, gvGroup string) (requestInfo, handlerFunc, bool) {
 	parts := strings.Split(strings.Trim(rest, "/"), "/")

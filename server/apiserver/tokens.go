@@ -26,53 +26,27 @@ import (
 // optionally bound to a pod or a secret of its namespace, which must
 // exist (and have the uid the request names, if any).
 
-var (
-	tokenRequestGK = schema.GroupKind{Group: authenticationv1.GroupName, Kind: "TokenRequest"}
-	// serviceAccountsRef stands for the serviceaccounts resource in
-	// authorization and messages when the registry does not serve it.
-	serviceAccountsRef = &registry.Resource{Name: "serviceaccounts", Singular: "serviceaccount", Kind: "ServiceAccount", Namespaced: true}
-	// storedKinds are the objects token code reads whose kind the
-	// registry may not serve; a served kind is read as the registry
-	// declares it.
-	storedKinds = map[string]func() runtime.Object{
-		"serviceaccounts": func() runtime.Object { return &corev1.ServiceAccount{} },
-		"secrets":         func() runtime.Object { return &corev1.Secret{} },
-	}
-)
+var tokenRequestGK = schema.GroupKind{Group: authenticationv1.GroupName, Kind: "TokenRequest"}
 
-// serviceAccountsResource is the registry's serviceaccounts, or
-// serviceAccountsRef.
+// serviceAccountsResource is the registry's serviceaccounts.
 func serviceAccountsResource() *registry.Resource {
-	if res, ok := registry.Lookup("serviceaccounts"); ok {
-		return res
-	}
-	return serviceAccountsRef
+	res, _ := registry.Lookup("serviceaccounts")
+	return res
 }
 
 // readObject reads the object of resource named namespace/name ("" for a
-// cluster-scoped one). A missing object is store.ErrNotFound. A kind the
-// registry serves comes from the shared decoded objects: read-only.
+// cluster-scoped one) from the shared decoded objects: read-only. A
+// missing object is store.ErrNotFound.
 func (s *Server) readObject(ctx context.Context, resource, namespace, name string) (runtime.Object, error) {
-	if res, ok := registry.Lookup(resource); ok {
-		kv, err := s.store.Get(ctx, storageKey(res, namespace, name))
-		if err != nil {
-			return nil, err
-		}
-		return s.decodeShared(res, kv.Key, kv.Value, kv.ModRevision)
-	}
-	newObj, ok := storedKinds[resource]
+	res, ok := registry.Lookup(resource)
 	if !ok {
 		return nil, fmt.Errorf("reading %s: not a served resource", resource)
 	}
-	kv, err := s.store.Get(ctx, "/registry/"+resource+"/"+namespace+"/"+name)
+	kv, err := s.store.Get(ctx, storageKey(res, namespace, name))
 	if err != nil {
 		return nil, err
 	}
-	obj := newObj()
-	if err := registry.DecodeStored(kv.Value, obj); err != nil {
-		return nil, fmt.Errorf("decoding stored %s %s/%s: %w", resource, namespace, name, err)
-	}
-	return obj, nil
+	return s.decodeShared(res, kv.Key, kv.Value, kv.ModRevision)
 }
 
 // ObjectUID implements serviceaccount.Getter over the store.
