@@ -13,6 +13,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -264,7 +265,11 @@ func (s *Server) authorize(w *statusRecorder, r *http.Request, u auth.User, info
 	}
 	named := !createNameDeferred(u, info)
 	if named {
-		if err := s.authorizeResource(r.Context(), u, info, resourceAttributes(info)); err != nil {
+		attrs := resourceAttributes(info)
+		if attrs.Name == "" && (info.Verb == "list" || info.Verb == "watch") {
+			attrs.Name = selectedName(r)
+		}
+		if err := s.authorizeResource(r.Context(), u, info, attrs); err != nil {
 			refuse(w)
 			gr := schema.GroupResource{Resource: info.Resource.Name}
 			s.writeStatus(w, r, err, gr, info.Name)
@@ -284,6 +289,19 @@ func resourceAttributes(info requestInfo) auth.Attributes {
 		Verb: info.Verb, APIGroup: info.Resource.Group, Resource: info.Resource.Name, Subresource: info.Subresource,
 		Namespace: info.Namespace, Name: info.Name,
 	}
+}
+
+// selectedName is the one name a list or watch selects with the field
+// selector metadata.name=NAME, "" for none: as in Kubernetes, such a
+// request is authorized as a request for that object (a node may watch
+// a Secret its pod uses, and no other).
+func selectedName(r *http.Request) string {
+	sel, err := fields.ParseSelector(r.URL.Query().Get("fieldSelector"))
+	if err != nil {
+		return ""
+	}
+	name, _ := sel.RequiresExactMatch("metadata.name")
+	return name
 }
 
 // authorizeResource asks the Authorizer (if any) whether u may do the

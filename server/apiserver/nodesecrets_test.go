@@ -152,6 +152,24 @@ func TestNodeReadsOnlyItsPodsSecrets(t *testing.T) {
 	if _, err := n1.ConfigMaps("").Watch(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("node n1 watching configmaps = %v, want 403 Forbidden", err)
 	}
+	// One object by name, as a node follows what its pods mount.
+	one := metav1.ListOptions{FieldSelector: "metadata.name=db"}
+	if l, err := n1.Secrets("default").List(ctx, one); err != nil || len(l.Items) != 1 {
+		t.Errorf("node n1 listing secret db by name = %v, want it alone", err)
+	}
+	w, err := n1.Secrets("default").Watch(ctx, one)
+	if err != nil {
+		t.Errorf("node n1 watching secret db by name = %v, want it", err)
+	} else {
+		w.Stop()
+	}
+	theirs := metav1.ListOptions{FieldSelector: "metadata.name=theirs"}
+	if _, err := n1.Secrets("default").Watch(ctx, theirs); !apierrors.IsForbidden(err) {
+		t.Errorf("node n1 watching secret theirs by name = %v, want 403 Forbidden", err)
+	}
+	if _, err := n1.Secrets("default").List(ctx, metav1.ListOptions{FieldSelector: "metadata.name!=db"}); !apierrors.IsForbidden(err) {
+		t.Errorf("node n1 listing secrets but db = %v, want 403 Forbidden", err)
+	}
 	zero := int64(0)
 	if err := admincs.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		t.Fatal(err)

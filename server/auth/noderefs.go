@@ -76,14 +76,16 @@ var nodeReferenced = map[string]*references{
 	},
 }
 
-// authorizeNodeReference lets a node get a Secret or ConfigMap that a pod
-// bound to it uses (volumes, projected sources, env, envFrom, image pull
-// secrets). Lists and watches would show a node every object of the kind,
-// so they are refused, and so is everything without a NodePodLister.
+// authorizeNodeReference lets a node read a Secret or ConfigMap that a
+// pod bound to it uses (volumes, projected sources, env, envFrom, image
+// pull secrets): get it, or list and watch it alone (the caller sets Name
+// from a metadata.name field selector). Other lists and watches would
+// show a node every object of the kind, so they are refused, and so is
+// everything without a NodePodLister.
 func (z *Authorizer) authorizeNodeReference(ctx context.Context, node string, a Attributes) (bool, string) {
 	switch {
-	case a.Verb != "get":
-		return false, fmt.Sprintf("node %q may only get the %s its pods use, one by name", node, a.Resource)
+	case !readVerbs[a.Verb]:
+		return false, fmt.Sprintf("node %q may only read the %s its pods use, one by name", node, a.Resource)
 	case a.Name == "" || a.Namespace == "":
 		return false, fmt.Sprintf("node %q may get %s only by namespace and name", node, a.Resource)
 	case z.NodePods == nil:
