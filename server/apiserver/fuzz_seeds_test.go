@@ -65,6 +65,11 @@ var fuzzSamples = map[string]string{
 	"Event": `{"involvedObject":{"kind":"Pod","namespace":"default","name":"fuzz"},"reason":"Started","message":"started",` +
 		`"type":"Normal","source":{"component":"fuzz"},"count":1}`,
 	"PodDisruptionBudget": `{"spec":{"minAvailable":1,"selector":{"matchLabels":{"app":"fuzz"}}}}`,
+	"ConfigMap":           `{"data":{"app.conf":"port=80"},"binaryData":{"logo.png":"iVBO"}}`,
+	"Secret":              `{"type":"kubernetes.io/tls","data":{"tls.crt":"Y2VydA==","tls.key":"a2V5"},"stringData":{"ca.crt":"ca"}}`,
+	"ServiceAccount":      `{"secrets":[{"name":"fuzz-token"}],"imagePullSecrets":[{"name":"registry"}],"automountServiceAccountToken":false}`,
+	"PodTemplate": `{"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[` +
+		`{"name":"main","image":"busybox:1.36","envFrom":[{"configMapRef":{"name":"fuzz"}}]}]}}}`,
 }
 
 // sampleObject is a valid object of res named name, as JSON.
