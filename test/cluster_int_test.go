@@ -71,6 +71,12 @@ type agentProc struct {
 
 // startAgent creates node i's namespace and starts its agent, joined to s.
 func startAgent(t testing.TB, s *serverProc, serverIP string, i int, extra ...string) *agentProc {
+	return startAgentWithImages(t, s, serverIP, i, nil, extra...)
+}
+
+// startAgentWithImages is startAgent with images, if image is not nil,
+// that image writes into the agent's image directory beside busybox.
+func startAgentWithImages(t testing.TB, s *serverProc, serverIP string, i int, image func(testing.TB, string), extra ...string) *agentProc {
 	a := &agentProc{
 		t: t, name: fmt.Sprintf("node%d", i), netns: fmt.Sprintf("mk-e2e-n%d", i),
 		ip: fmt.Sprintf("%s.%d", bridgeSubnet, 10+i), dataDir: t.TempDir(),
@@ -80,6 +86,9 @@ func startAgent(t testing.TB, s *serverProc, serverIP string, i int, extra ...st
 		t.Fatal(err)
 	}
 	writeBusybox(t, filepath.Join(a.dataDir, "images"))
+	if image != nil {
+		image(t, filepath.Join(a.dataDir, "images"))
+	}
 	exec.Command("ip", "link", "del", host).Run()
 	exec.Command("ip", "netns", "del", a.netns).Run()
 	run(t, "ip", "netns", "add", a.netns)

@@ -121,10 +121,12 @@ func TestHollowNodesRunScheduledPods(t *testing.T) {
 		CPU: "2", Memory: "4Gi", HeartbeatInterval: time.Second, Logger: lg,
 	})
 	var nodes *corev1.NodeList
-	poll(t, "3 Ready hollow nodes", func() bool {
+	// A Node gets its podCIDR from the server in a write of its own, after
+	// the node created it.
+	poll(t, "3 Ready hollow nodes with pod ranges", func() bool {
 		var err error
 		nodes, err = c.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "minik.io/hollow=true"})
-		return err == nil && len(nodes.Items) == 3 && allReady(nodes.Items)
+		return err == nil && len(nodes.Items) == 3 && allReady(nodes.Items) && allHaveRanges(nodes.Items)
 	})
 	cidrs := map[string]netip.Prefix{}
 	for _, n := range nodes.Items {
@@ -202,4 +204,13 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+func allHaveRanges(nodes []corev1.Node) bool {
+	for _, n := range nodes {
+		if n.Spec.PodCIDR == "" {
+			return false
+		}
+	}
+	return true
 }
