@@ -227,6 +227,11 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource strin
 			return info.Verb, info.Resource.Name
 		}
 		watch := isTrue(r.URL.Query().Get("watch"))
+		// The deprecated watch paths, /api/v1/watch/..., which clients
+		// still send.
+		if after, isWatch := strings.CutPrefix(rest, "watch/"); isWatch && r.Method == http.MethodGet {
+			rest, watch = after, true
+		}
 		info, ok := parseResourcePath(r.Method, rest, watch)
 		if !ok || info.Resource.GroupVersion() != gv {
 			s.writeStatus(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""), schema.GroupResource{}, "")

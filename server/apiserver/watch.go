@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
@@ -46,6 +47,12 @@ func (s *Server) serveWatch(w *statusRecorder, r *http.Request, info requestInfo
 	if err != nil {
 		return err
 	}
+	prefix := storagePrefix(res, info.Namespace)
+	if name, one := watchedName(info, opts); one {
+		// A watch of one object follows its key alone.
+		prefix = storageKey(res, info.Namespace, name)
+		opts.fields = fields.AndSelectors(opts.fields, fields.OneTermEqualSelector("metadata.name", name))
+	}
 	out, version, err := negotiate(r)
 	if err != nil {
 		return err
@@ -75,7 +82,6 @@ func (s *Server) serveWatch(w *statusRecorder, r *http.Request, info requestInfo
 	defer cancel()
 	wt := &watcher{s: s, w: w, r: r, res: res, opts: opts, out: out, version: version,
 		bookmark: isTrue(q.Get("allowWatchBookmarks")), lastMark: time.Now()}
-	prefix := storagePrefix(res, info.Namespace)
 	var snapshot []store.KV
 	if initial {
 		// The snapshot and the watch start at one revision, so nothing
@@ -101,6 +107,19 @@ func (s *Server) serveWatch(w *statusRecorder, r *http.Request, info requestInfo
 	defer s.metrics.watchers(-1)
 	wt.run(ctx, snapshot, from, initial && q.Get("sendInitialEvents") == "true", events)
 	return nil
+}
+
+// watchedName is the name of the one object a watch follows: named in
+// its path, or by a field selector metadata.name=NAME. A namespaced
+// resource's objects are one only within a namespace.
+func watchedName(info requestInfo, opts listOptions) (string, bool) {
+	if info.Name != "" {
+		return info.Name, true
+	}
+	if info.Resource.Namespaced && info.Namespace == "" {
+		return "", false
+	}
+	return opts.fields.RequiresExactMatch("metadata.name")
 }
 
 // wantInitialEvents checks the streaming-list parameters.
