@@ -149,7 +149,23 @@ func wantInitialEvents(send, match string, bookmarks bool) (bool, error) {
 	return true, nil
 }
 
+// run streams the snapshot, then the events, until ctx ends, the events
+// end or the client falls more than Config.WatchBufferBytes behind.
 func (wt *watcher) run(ctx context.Context, snapshot []store.KV, rev int64, endMarker bool, events <-chan store.Event) {
+	ctx, cancel := context.WithCancel(ctx)
+	filled := make(chan struct{})
+	defer func() {
+		cancel()
+		<-filled // no cut once the response is done with
+	}()
+	queue := newWatchQueue(wt.s.cfg.WatchBufferBytes)
+	go queue.fill(ctx, filled, events, func() {
+		wt.s.log.Info("watch cut off: the client fell behind", "resource", wt.res.Name,
+			"limit", wt.s.cfg.WatchBufferBytes)
+		cancel()
+		// Unblock a write the client is not reading.
+		http.NewResponseController(wt.w).SetWriteDeadline(time.Now())
+	})
 	for _, kv := range snapshot {
 		obj, err := decodeStored(wt.res, kv.Value, kv.ModRevision)
 		if err != nil || !wt.opts.matches(wt.res, obj) {
@@ -166,30 +182,17 @@ func (wt *watcher) run(ctx context.Context, snapshot []store.KV, rev int64, endM
 	}
 	wt.w.Flush()
 	for {
-		select {
-		case <-ctx.Done():
+		evs, ok := queue.take(ctx)
+		if !ok {
 			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			if !wt.handle(ev) {
-				return
-			}
-			// Drain what is already waiting before one flush.
-			for more := true; more; {
-				select {
-				case ev, ok := <-events:
-					if !ok || !wt.handle(ev) {
-						wt.w.Flush()
-						return
-					}
-				default:
-					more = false
-				}
-			}
-			wt.w.Flush()
 		}
+		for _, ev := range evs {
+			if !wt.handle(ev) {
+				wt.w.Flush()
+				return
+			}
+		}
+		wt.w.Flush()
 	}
 }
 
