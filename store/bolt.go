@@ -54,6 +54,10 @@ type Options struct {
 	// WindowBytes bounds the bytes of keys and values the window holds;
 	// the oldest events leave it first. Default 64 MiB.
 	WindowBytes int
+	// WindowAge is how long an event stays in the window at most (checked
+	// every ProgressInterval), so an idle store holds little. Default 2
+	// minutes.
+	WindowAge time.Duration
 
 	// MmapSize is the initial size of bbolt's memory map. A map large
 	// enough for the file keeps long reads from stalling the committer
@@ -88,6 +92,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WindowBytes <= 0 {
 		o.WindowBytes = 64 << 20
+	}
+	if o.WindowAge <= 0 {
+		o.WindowAge = 2 * time.Minute
 	}
 	if o.MmapSize <= 0 {
 		o.MmapSize = 1 << 30
@@ -176,7 +183,7 @@ func (s *Bolt) start() {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
-		s.hub.run(ctx, s.opts.ProgressInterval)
+		s.hub.run(ctx, s.opts.ProgressInterval, s.opts.WindowAge)
 	}()
 	if s.opts.CompactInterval > 0 {
 		s.bg.Add(1)

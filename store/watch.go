@@ -78,7 +78,8 @@ type hub struct {
 	// of revision r at index r % len(window).
 	window      []Event
 	windowStart int64
-	windowUsed  int // the weight of the events in window
+	windowUsed  int         // the weight of the events in window
+	windowAt    []time.Time // when each slot of window was published
 	synced      prefixIndex
 	closed      bool
 }
@@ -94,6 +95,7 @@ func newHub(lg *slog.Logger, opts Options, rev int64, g prometheus.Gauge, read l
 		closing:     make(chan struct{}),
 		rev:         rev,
 		window:      make([]Event, opts.WindowSize),
+		windowAt:    make([]time.Time, opts.WindowSize),
 		windowStart: rev + 1,
 		synced:      newPrefixIndex(),
 	}
@@ -175,12 +177,13 @@ func (h *hub) startCatchUpLocked(w *watcher) {
 // publish records the events of one commit, in revision order, and sends
 // them to the synced watchers whose prefix matches.
 func (h *hub) publish(evs []Event) {
+	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var full []*watcher
 	for i := range evs {
 		ev := &evs[i]
-		h.recordLocked(ev)
+		h.recordLocked(ev, now)
 		for _, l := range h.synced.lens {
 			if l > len(ev.Key) {
 				break
@@ -203,20 +206,39 @@ func (h *hub) publish(evs []Event) {
 // recordLocked puts ev in the window, making room by count and by
 // weight. Every slot outside the window is empty, so the window's weight
 // is that of all slots. h.mu must be held.
-func (h *hub) recordLocked(ev *Event) {
+func (h *hub) recordLocked(ev *Event, now time.Time) {
 	n := int64(len(h.window))
 	slot := &h.window[ev.Revision%n]
 	h.windowUsed += ev.weight() - slot.weight()
 	*slot = *ev
+	h.windowAt[ev.Revision%n] = now
 	h.rev = ev.Revision
 	if h.rev-h.windowStart >= n {
 		h.windowStart = h.rev - n + 1
 	}
 	for h.windowUsed > h.windowBytes && h.windowStart < h.rev {
-		old := &h.window[h.windowStart%n]
-		h.windowUsed -= old.weight()
-		*old = Event{}
-		h.windowStart++
+		h.dropOldestLocked()
+	}
+}
+
+// dropOldestLocked takes the oldest event out of the window. h.mu must be
+// held.
+func (h *hub) dropOldestLocked() {
+	old := &h.window[h.windowStart%int64(len(h.window))]
+	h.windowUsed -= old.weight()
+	*old = Event{}
+	h.windowStart++
+}
+
+// expire takes the events published before cutoff out of the window, so
+// that an idle store does not keep the last burst of changes in memory;
+// watchers that need them read the log.
+func (h *hub) expire(cutoff time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := int64(len(h.window))
+	for h.windowStart <= h.rev && h.windowAt[h.windowStart%n].Before(cutoff) {
+		h.dropOldestLocked()
 	}
 }
 
@@ -257,8 +279,9 @@ func (w *watcher) sendLocked(ev *Event, limit int) bool {
 	}
 }
 
-// run sends progress events to synced watchers until ctx ends.
-func (h *hub) run(ctx context.Context, progressEvery time.Duration) {
+// run sends progress events to synced watchers, and expires the window's
+// events older than windowAge, until ctx ends.
+func (h *hub) run(ctx context.Context, progressEvery, windowAge time.Duration) {
 	if progressEvery <= 0 {
 		return
 	}
@@ -268,8 +291,9 @@ func (h *hub) run(ctx context.Context, progressEvery time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
 			h.sendProgress()
+			h.expire(now.Add(-windowAge))
 		}
 	}
 }

@@ -80,3 +80,54 @@ func checkEvent(ev Event, rev int64, value []byte) error {
 	}
 	return nil
 }
+
+// TestWindowExpires checks that an idle store lets its window empty, and
+// that a watch from before then still gets every event, from the log.
+func TestWindowExpires(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "minik.db"), Options{
+		WindowAge: 100 * time.Millisecond, ProgressInterval: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Create(t.Context(), "/first", nil); err != nil { // so a watch can start before the writes
+		t.Fatal(err)
+	}
+	const writes = 10
+	values := make([][]byte, writes)
+	revs := make([]int64, writes)
+	for i := range writes {
+		values[i] = bytes.Repeat([]byte{byte('a' + i)}, 64<<10)
+		if revs[i], err = s.Create(t.Context(), fmt.Sprintf("/big/%02d", i), values[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for windowHeld(s.hub) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the window of an idle store still holds %d bytes", windowHeld(s.hub))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ch, err := s.Watch(t.Context(), "/big/", revs[0]-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(10 * time.Second)
+	for i := 0; i < writes; {
+		select {
+		case ev := <-ch:
+			if ev.Type == EventProgress {
+				continue
+			}
+			if err := checkEvent(ev, revs[i], values[i]); err != nil {
+				t.Fatal(err)
+			}
+			i++
+		case <-timeout:
+			t.Fatalf("no event for write %d within 10s", i)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -11,6 +12,11 @@ const revCacheSize = 4096
 
 // DefaultCacheBytes is the default of Config.CacheBytes.
 const DefaultCacheBytes = 32 << 20
+
+// cacheAge is how long a revCache keeps a value at most: the watchers and
+// writes that share it come within moments of the change, and an idle
+// server need not hold the last burst of changes.
+const cacheAge = time.Minute
 
 // eventKey names one change: a storage key at a revision.
 type eventKey struct {
@@ -32,9 +38,14 @@ type revCache[V any] struct {
 
 	mu    sync.Mutex
 	m     map[eventKey]revEntry[V] // guarded by mu; values are shared and read-only
-	order []eventKey               // guarded by mu; insertion order, oldest at head
+	order []cacheSlot              // guarded by mu; insertion order, oldest at head
 	head  int                      // guarded by mu; first live slot of order
 	bytes int                      // guarded by mu; the weight of the values in m
+}
+
+type cacheSlot struct {
+	key eventKey
+	at  time.Time // when it was added
 }
 
 type revEntry[V any] struct {
@@ -105,13 +116,22 @@ func (c *revCache[V]) add(k eventKey, v V) {
 	}
 	c.m[k] = revEntry[V]{v: v, weight: w}
 	c.bytes += w
-	c.order = append(c.order, k)
+	c.order = append(c.order, cacheSlot{key: k, at: time.Now()})
+}
+
+// expire evicts the values added before cutoff.
+func (c *revCache[V]) expire(cutoff time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.m) > 0 && c.order[c.head].at.Before(cutoff) {
+		c.evictOldestLocked()
+	}
 }
 
 // evictOldestLocked drops the oldest entry. c.mu must be held.
 func (c *revCache[V]) evictOldestLocked() {
-	k := c.order[c.head]
-	c.order[c.head] = eventKey{}
+	k := c.order[c.head].key
+	c.order[c.head] = cacheSlot{}
 	c.head++
 	if c.head > len(c.order)/2 {
 		// Reuse the slots before head once they are half of order.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,5 +36,26 @@ func TestRevCacheBytes(t *testing.T) {
 	encoded.get("/registry/pods/default/huge", 300, func() ([]byte, error) { return huge, nil })
 	if _, ok := encoded.peek("/registry/pods/default/huge", 300); ok {
 		t.Errorf("a value over the limit is held")
+	}
+}
+
+// TestRevCacheExpires checks that values added before a cutoff go, and
+// later ones stay.
+func TestRevCacheExpires(t *testing.T) {
+	c := newRevCache(DefaultCacheBytes, bytesLen)
+	c.get("a", 1, func() ([]byte, error) { return []byte("old"), nil })
+	time.Sleep(time.Millisecond) // times strictly apart
+	cutoff := time.Now()
+	time.Sleep(time.Millisecond)
+	c.get("b", 2, func() ([]byte, error) { return []byte("new"), nil })
+	c.expire(cutoff)
+	if _, ok := c.peek("a", 1); ok {
+		t.Errorf("a value added before the cutoff is held")
+	}
+	if _, ok := c.peek("b", 2); !ok {
+		t.Errorf("a value added after the cutoff is gone")
+	}
+	if n, bytes := c.size(); n != 1 || bytes != 3 {
+		t.Errorf("size() = %d entries of %d bytes, want 1 of 3", n, bytes)
 	}
 }
