@@ -79,9 +79,10 @@ func runServerProcess(data string) int {
 // over MEMBENCH_PODS (default 20) pods by MEMBENCH_WRITERS (default 8)
 // writers at once, while a JSON watch of all pods reads along. It reports
 // the server's resident memory: idle before the writes, its peak during
-// them (VmHWM), and after them once the watch has seen the last write and
-// the server has been asked to return freed memory (SIGUSR1 →
-// debug.FreeOSMemory). anon-MiB figures leave out bbolt's file-backed
+// them (VmHWM), and after them once the watch has seen the last write,
+// MEMBENCH_SETTLE_SECONDS (default 130: the store's window and the API's
+// caches keep changes 2 minutes at most) have passed and the server has
+// been asked to return freed memory (SIGUSR1 → debug.FreeOSMemory). anon-MiB figures leave out bbolt's file-backed
 // memory map, which the kernel may drop at will.
 //
 //	go test -run '^$' -bench LargeObjectMemory -benchtime 1x -timeout 20m ./server
@@ -93,8 +94,9 @@ func BenchmarkLargeObjectMemory(b *testing.B) {
 }
 
 func benchLargeObjects(b *testing.B, writes, pods, size, writers int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
+	settle := time.Duration(envInt("MEMBENCH_SETTLE_SECONDS", 130)) * time.Second
 	srv := startServerProcess(b)
 	client := srv.client(b, ctx)
 	podsAPI := client.CoreV1().Pods("default")
@@ -148,7 +150,7 @@ func benchLargeObjects(b *testing.B, writes, pods, size, writers int) {
 	if seen.Load() < lastRV.Load() {
 		b.Errorf("watch saw revision %d, want %d", seen.Load(), lastRV.Load())
 	}
-	time.Sleep(2 * time.Second)
+	time.Sleep(settle)
 	srv.freeMemory()
 	after, afterAnon := srv.rssMiB("VmRSS"), srv.rssMiB("RssAnon")
 	b.ReportMetric(float64(writes)/elapsed.Seconds(), "writes/s")
