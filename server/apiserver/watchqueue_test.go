@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -87,4 +89,69 @@ func TestWatchCutsClientThatDoesNotRead(t *testing.T) {
 	if !ended || lines > writes {
 		t.Errorf("watch that did not read: %d events, then ended=%v; want fewer than %d events and the end", lines, ended, writes+1)
 	}
+}
+
+// TestInProcessWatchCutsClientThatDoesNotRead checks the same of a watch
+// through the in-process transport, whose writes wait for the client.
+func TestInProcessWatchCutsClientThatDoesNotRead(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) {
+		c.WatchBufferBytes = 1 << 20
+		c.Metrics = NewMetrics()
+	})
+	ctx := testContext(t)
+	pods := ts.client.CoreV1().Pods("default")
+	if _, err := pods.Create(ctx, testPod("big", nil), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	tr := newInProcessTransport(ctx, ts.Server, LoopbackUser, nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://loopback/api/v1/namespaces/default/pods?watch=1", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("RoundTrip: %v", err)
+	}
+	defer resp.Body.Close()
+	const writes = 40 // of 128 KiB: more than the limit and the transport's buffer
+	for i := range writes {
+		pod, err := pods.Get(ctx, "big", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		pod.Status.Message = fmt.Sprintf("%04d", i) + strings.Repeat("m", 128<<10)
+		if _, err := pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("UpdateStatus %d: %v", i, err)
+		}
+	}
+	// Its handler ends without waiting for the client to read.
+	deadline := time.Now().Add(20 * time.Second)
+	for watching(ts) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch of a client that fell behind is still running")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	lines := make(chan int, 1)
+	go func() {
+		n := 0
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			n++
+		}
+		lines <- n
+	}()
+	select {
+	case n := <-lines:
+		if n > writes {
+			t.Errorf("watch that did not read: %d events, want fewer than %d", n, writes+1)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the stream of a client that fell behind did not end")
+	}
+}
+
+// watching is the number of watches ts is serving.
+func watching(ts *testServer) float64 {
+	var m dto.Metric
+	ts.metrics.watching.Write(&m)
+	return m.GetGauge().GetValue()
 }
