@@ -38,6 +38,15 @@ type Config struct {
 	NodeRegistrationBurst int
 	// CompactionWindow is how many revisions of history the store keeps.
 	CompactionWindow int64
+	// Memory bounds (0 = the default of each). WatchWindowBytes bounds
+	// the store's in-memory window of recent changes (64 MiB);
+	// WatchCacheBytes each of the API's three caches of recent changes,
+	// decoded and encoded for watchers (32 MiB); WatchBufferBytes what
+	// one API watch may have waiting for a client that reads slowly
+	// before it is cut off (16 MiB).
+	WatchWindowBytes int
+	WatchCacheBytes  int
+	WatchBufferBytes int
 	// DatastoreEndpoint lists etcd client URLs, comma-separated; set, it
 	// replaces the embedded bbolt store. The files below are PEM files
 	// for https endpoints.

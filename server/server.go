@@ -116,6 +116,9 @@ func Run(ctx context.Context, cfg Config) error {
 		ServiceCIDR:     cfg.ServiceCIDR,
 		NodePortRange:   cfg.NodePortRange,
 		Version:         cfg.Version,
+
+		CacheBytes:       cfg.WatchCacheBytes,
+		WatchBufferBytes: cfg.WatchBufferBytes,
 	})
 	if err != nil {
 		return err
@@ -204,7 +207,7 @@ func openStore(ctx context.Context, cfg Config, lg *slog.Logger) (datastore, err
 		return nil, err
 	}
 	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{
-		KeepRevisions: cfg.CompactionWindow, Logger: lg,
+		KeepRevisions: cfg.CompactionWindow, WindowBytes: cfg.WatchWindowBytes, Logger: lg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)

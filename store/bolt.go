@@ -44,9 +44,20 @@ type Options struct {
 	// channel is full is set aside and caught up in the background.
 	// Default 256.
 	WatchBuffer int
+	// WatchBufferBytes bounds the bytes of keys and values waiting in a
+	// watcher's channel; past it the watcher is set aside as if its
+	// channel were full. One event always fits. Default 8 MiB.
+	WatchBufferBytes int
 	// WindowSize is how many recent events are kept in memory to catch up
 	// watchers without reading the log. Default 4096.
 	WindowSize int
+	// WindowBytes bounds the bytes of keys and values the window holds;
+	// the oldest events leave it first. Default 64 MiB.
+	WindowBytes int
+	// WindowAge is how long an event stays in the window at most (checked
+	// every ProgressInterval), so an idle store holds little. Default 2
+	// minutes.
+	WindowAge time.Duration
 
 	// MmapSize is the initial size of bbolt's memory map. A map large
 	// enough for the file keeps long reads from stalling the committer
@@ -75,6 +86,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WindowSize <= 0 {
 		o.WindowSize = 4096
+	}
+	if o.WatchBufferBytes <= 0 {
+		o.WatchBufferBytes = 8 << 20
+	}
+	if o.WindowBytes <= 0 {
+		o.WindowBytes = 64 << 20
+	}
+	if o.WindowAge <= 0 {
+		o.WindowAge = 2 * time.Minute
 	}
 	if o.MmapSize <= 0 {
 		o.MmapSize = 1 << 30
@@ -163,7 +183,7 @@ func (s *Bolt) start() {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
-		s.hub.run(ctx, s.opts.ProgressInterval)
+		s.hub.run(ctx, s.opts.ProgressInterval, s.opts.WindowAge)
 	}()
 	if s.opts.CompactInterval > 0 {
 		s.bg.Add(1)

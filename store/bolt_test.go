@@ -33,6 +33,14 @@ func TestSuiteTinyWindow(t *testing.T) {
 	})
 }
 
+// TestSuiteTinyBytes runs the suite with byte limits that every event
+// passes: one event in a watcher's channel and in the window at a time.
+func TestSuiteTinyBytes(t *testing.T) {
+	storetest.Suite(t, func(t *testing.T) store.Store {
+		return storetest.NewWith(t, store.Options{WatchBufferBytes: 1, WindowBytes: 1, ProgressInterval: 50 * time.Millisecond})
+	})
+}
+
 func open(t *testing.T, path string, opts store.Options) *store.Bolt {
 	t.Helper()
 	if opts.Logger == nil {

@@ -55,16 +55,16 @@ func undoLog(ctx context.Context, log *bolt.Bucket, prefix, from string, rev, cu
 
 // readLog reads the events with prefix from revision from on; it is the
 // hub's logReader.
-func (s *Bolt) readLog(prefix string, from int64, limit int) (evs []Event, next int64, err error) {
+func (s *Bolt) readLog(prefix string, from int64, limit, limitBytes int) (evs []Event, next int64, err error) {
 	next = from
 	err = s.view(context.Background(), func(b buckets) error {
 		if _, compacted := readMeta(b.meta); from <= compacted {
 			return fmt.Errorf("revision %d (compacted %d): %w", from-1, compacted, ErrCompacted)
 		}
 		c := b.log.Cursor()
-		scanned := 0
+		scanned, size := 0, 0
 		for k, v := c.Seek(revKey(nil, from)); k != nil; k, v = c.Next() {
-			if len(evs) >= limit || scanned >= logScanLimit {
+			if len(evs) >= limit || scanned >= logScanLimit || (len(evs) > 0 && size >= limitBytes) {
 				break
 			}
 			scanned++
@@ -86,6 +86,7 @@ func (s *Bolt) readLog(prefix string, from int64, limit int) (evs []Event, next 
 				return err
 			}
 			evs = append(evs, ev)
+			size += ev.weight()
 		}
 		return nil
 	})

@@ -65,6 +65,14 @@ type Config struct {
 	ServiceCIDR string
 	// NodePortRange is where NodePorts come from ("30000-32767").
 	NodePortRange string
+	// CacheBytes bounds each of the caches of recent changes (decoded
+	// objects, and their protobuf and JSON watch encodings), by the bytes
+	// their values hold (default DefaultCacheBytes).
+	CacheBytes int
+	// WatchBufferBytes bounds the events a watch may have waiting for
+	// its client (default DefaultWatchBufferBytes): a client that lets
+	// more pile up is cut off, and watches again from where it was.
+	WatchBufferBytes int
 	// Version is reported at /version.
 	Version string
 	// Now returns the current time (tests pass a fixed clock).
@@ -139,6 +147,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BodyTimeout <= 0 {
 		cfg.BodyTimeout = DefaultBodyTimeout
 	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
+	if cfg.WatchBufferBytes <= 0 {
+		cfg.WatchBufferBytes = DefaultWatchBufferBytes
+	}
 	if cfg.ServiceCIDR == "" {
 		cfg.ServiceCIDR = "10.43.0.0/16"
 	}
@@ -161,9 +175,9 @@ func New(cfg Config) (*Server, error) {
 		ips:        ips,
 		ports:      &portAllocator{st: cfg.Store, base: base, size: size},
 		nsQueue:    make(chan string, 64),
-		objects:    newRevCache[runtime.Object](),
-		events:     newRevCache[[]byte](),
-		jsonEvents: newRevCache[[]byte](),
+		objects:    newRevCache(cfg.CacheBytes, objectWeight),
+		events:     newRevCache(cfg.CacheBytes, bytesLen),
+		jsonEvents: newRevCache(cfg.CacheBytes, bytesLen),
 		nsCache:    map[string]nsState{},
 	}, nil
 }
@@ -227,6 +241,11 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource strin
 			return info.Verb, info.Resource.Name
 		}
 		watch := isTrue(r.URL.Query().Get("watch"))
+		// The deprecated watch paths, /api/v1/watch/..., which clients
+		// still send.
+		if after, isWatch := strings.CutPrefix(rest, "watch/"); isWatch && r.Method == http.MethodGet {
+			rest, watch = after, true
+		}
 		info, ok := parseResourcePath(r.Method, rest, watch)
 		if !ok || info.Resource.GroupVersion() != gv {
 			s.writeStatus(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""), schema.GroupResource{}, "")

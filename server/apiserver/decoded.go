@@ -3,6 +3,7 @@ package apiserver
 import (
 	"bytes"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -73,6 +74,13 @@ func (s *Server) storing(res *registry.Resource, key string, obj runtime.Object,
 			})
 		}
 	}
+}
+
+// expireCaches drops the cached values of changes made before cutoff.
+func (s *Server) expireCaches(cutoff time.Time) {
+	s.objects.expire(cutoff)
+	s.events.expire(cutoff)
+	s.jsonEvents.expire(cutoff)
 }
 
 // decodedCopy is a copy of obj as decodeStored returns it at rev (any

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/minik-dev/minik/server/auth"
 )
@@ -215,6 +216,19 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// SetWriteDeadline, which http.ResponseController calls, ends the
+// handler at once for a deadline that has passed, as a socket's write
+// deadline ends a write the client is not reading (a watch cuts off a
+// client that fell behind so); later deadlines are not supported. Safe to
+// call concurrently with the handler.
+func (w *responseWriter) SetWriteDeadline(t time.Time) error {
+	if t.After(time.Now()) {
+		return http.ErrNotSupported
+	}
+	w.body.cancel()
+	return nil
 }
 
 // Flush returns the response to the client now, if it has not been yet,

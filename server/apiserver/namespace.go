@@ -51,7 +51,8 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		case name := <-s.nsQueue:
 			pending[name] = true
-		case <-t.C:
+		case now := <-t.C:
+			s.expireCaches(now.Add(-cacheAge))
 			for _, name := range s.terminatingNamespaces(ctx) {
 				pending[name] = true
 			}

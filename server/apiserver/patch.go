@@ -2,6 +2,8 @@ package apiserver
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 
@@ -13,6 +15,17 @@ import (
 
 	"github.com/minik-dev/minik/server/registry"
 )
+
+// maxJSONPatchOperations bounds the operations of one JSON patch, as in
+// Kubernetes: each operation may copy the whole document.
+const maxJSONPatchOperations = 10000
+
+func init() {
+	// What copy operations may add to a document in all, as Kubernetes
+	// sets it (JSONPatchMaxCopyBytes): without it a few doubling copies
+	// in a small patch grow the document past any memory.
+	jsonpatch.AccumulatedCopySizeLimit = maxBodyBytes
+}
 
 // patchTypes are the patch formats served, by Content-Type.
 var patchTypes = []string{
@@ -62,6 +75,11 @@ func applyPatch(w http.ResponseWriter, r *http.Request, res *registry.Resource, 
 	if err != nil {
 		return nil, err
 	}
+	if len(patched) > maxBodyBytes {
+		// As large a result as no create or update could send.
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf(
+			"the patched object is %d bytes, more than the limit of %d", len(patched), maxBodyBytes))
+	}
 	out := res.New()
 	if err := strictDecode(w, r, patched, out); err != nil {
 		return nil, err
@@ -77,16 +95,37 @@ func patchJSON(pt types.PatchType, original, patch []byte, schema any) ([]byte, 
 	var err error
 	switch pt {
 	case types.JSONPatchType:
-		var p jsonpatch.Patch
-		if p, err = jsonpatch.DecodePatch(patch); err == nil {
-			out, err = p.Apply(original)
-		}
+		return applyJSONPatch(original, patch)
 	case types.MergePatchType:
 		out, err = jsonpatch.MergePatch(original, patch)
 	case types.StrategicMergePatchType:
 		out, err = strategicpatch.StrategicMergePatch(original, patch, schema)
 	}
 	if err != nil {
+		return nil, apierrors.NewBadRequest("the patch could not be applied: " + err.Error())
+	}
+	return out, nil
+}
+
+// applyJSONPatch applies a JSON patch (RFC 6902) to original within the
+// limits Kubernetes sets: at most maxJSONPatchOperations operations (413)
+// and copies adding at most AccumulatedCopySizeLimit bytes (422).
+func applyJSONPatch(original, patch []byte) ([]byte, error) {
+	p, err := jsonpatch.DecodePatch(patch)
+	if err != nil {
+		return nil, apierrors.NewBadRequest("the patch could not be applied: " + err.Error())
+	}
+	if len(p) > maxJSONPatchOperations {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf(
+			"The allowed maximum operations in a JSON patch is %d, got %d", maxJSONPatchOperations, len(p)))
+	}
+	out, err := p.Apply(original)
+	var tooMuch *jsonpatch.AccumulatedCopySizeError
+	switch {
+	case errors.As(err, &tooMuch):
+		return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "patch", schemaGR(""), "",
+			"the patch could not be applied: "+err.Error(), 0, false)
+	case err != nil:
 		return nil, apierrors.NewBadRequest("the patch could not be applied: " + err.Error())
 	}
 	return out, nil

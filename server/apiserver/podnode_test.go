@@ -61,7 +61,7 @@ func TestPodNodeFromDecodedCache(t *testing.T) {
 	}
 	marked := pod.DeepCopy()
 	marked.Spec.NodeName = "from-cache"
-	ts.objects = newRevCache[runtime.Object]() // drop what the create kept
+	ts.objects = newRevCache(DefaultCacheBytes, objectWeight) // drop what the create kept
 	ts.objects.get(kv.Key, kv.ModRevision, func() (runtime.Object, error) { return marked, nil })
 	if got, err := ts.PodNode(ctx, "default", "p"); got != "from-cache" || err != nil {
 		t.Errorf("PodNode with the pod's revision cached = %q, %v; want from-cache", got, err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/http"
-	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -69,68 +68,4 @@ func watchFrame(t watch.EventType, obj []byte) ([]byte, error) {
 		return nil, err
 	}
 	return frame, nil
-}
-
-// revCacheSize is how many recent changes a revCache holds.
-const revCacheSize = 4096
-
-// eventKey names one change: a storage key at a revision.
-type eventKey struct {
-	key string
-	rev int64
-}
-
-// revCache holds values derived from recent changes (their decoded
-// objects, their protobuf envelopes), so that each is made once however
-// many readers and watchers need it. A storage key at a revision always
-// names the same stored value, so entries never go stale; the oldest are
-// evicted. Safe for concurrent use.
-type revCache[V any] struct {
-	mu   sync.Mutex
-	m    map[eventKey]V // guarded by mu; values are shared and read-only
-	ring []eventKey     // guarded by mu; insertion order, for eviction
-	next int            // guarded by mu; next slot of ring to reuse
-}
-
-func newRevCache[V any]() *revCache[V] {
-	return &revCache[V]{m: make(map[eventKey]V, revCacheSize), ring: make([]eventKey, 0, revCacheSize)}
-}
-
-// peek returns the value for key at rev if it is held. It must not be
-// changed.
-func (c *revCache[V]) peek(key string, rev int64) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v, ok := c.m[eventKey{key, rev}]
-	return v, ok
-}
-
-// get returns the value for key at rev, calling make on a miss; a failure
-// is not kept. The returned value must not be changed.
-func (c *revCache[V]) get(key string, rev int64, make func() (V, error)) (V, error) {
-	k := eventKey{key, rev}
-	c.mu.Lock()
-	v, ok := c.m[k]
-	c.mu.Unlock()
-	if ok {
-		return v, nil
-	}
-	v, err := make()
-	if err != nil {
-		return v, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[k]; ok {
-		return v, nil
-	}
-	if len(c.ring) < cap(c.ring) {
-		c.ring = append(c.ring, k)
-	} else {
-		delete(c.m, c.ring[c.next])
-		c.ring[c.next] = k
-		c.next = (c.next + 1) % len(c.ring)
-	}
-	c.m[k] = v
-	return v, nil
 }

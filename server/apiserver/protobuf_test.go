@@ -323,7 +323,7 @@ func TestProtobufAccept(t *testing.T) {
 }
 
 func TestRevCache(t *testing.T) {
-	c := newRevCache[[]byte]()
+	c := newRevCache(DefaultCacheBytes, bytesLen)
 	encodes := 0
 	get := func(key string, rev int64) []byte {
 		t.Helper()

@@ -27,16 +27,20 @@ type testServer struct {
 	client *kubernetes.Clientset
 }
 
-func newTestServer(t *testing.T) *testServer {
+func newTestServer(t *testing.T, opts ...func(*Config)) *testServer {
 	t.Helper()
 	st := storetest.New(t)
-	s, err := New(Config{
+	cfg := Config{
 		Store:            st,
 		Logger:           slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		BookmarkInterval: 50 * time.Millisecond,
 		ServiceCIDR:      "10.43.0.0/24",
 		Version:          "test",
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
@@ -46,6 +47,12 @@ func (s *Server) serveWatch(w *statusRecorder, r *http.Request, info requestInfo
 	if err != nil {
 		return err
 	}
+	prefix := storagePrefix(res, info.Namespace)
+	if name, one := watchedName(info, opts); one {
+		// A watch of one object follows its key alone.
+		prefix = storageKey(res, info.Namespace, name)
+		opts.fields = fields.AndSelectors(opts.fields, fields.OneTermEqualSelector("metadata.name", name))
+	}
 	out, version, err := negotiate(r)
 	if err != nil {
 		return err
@@ -75,7 +82,6 @@ func (s *Server) serveWatch(w *statusRecorder, r *http.Request, info requestInfo
 	defer cancel()
 	wt := &watcher{s: s, w: w, r: r, res: res, opts: opts, out: out, version: version,
 		bookmark: isTrue(q.Get("allowWatchBookmarks")), lastMark: time.Now()}
-	prefix := storagePrefix(res, info.Namespace)
 	var snapshot []store.KV
 	if initial {
 		// The snapshot and the watch start at one revision, so nothing
@@ -101,6 +107,19 @@ func (s *Server) serveWatch(w *statusRecorder, r *http.Request, info requestInfo
 	defer s.metrics.watchers(-1)
 	wt.run(ctx, snapshot, from, initial && q.Get("sendInitialEvents") == "true", events)
 	return nil
+}
+
+// watchedName is the name of the one object a watch follows: named in
+// its path, or by a field selector metadata.name=NAME. A namespaced
+// resource's objects are one only within a namespace.
+func watchedName(info requestInfo, opts listOptions) (string, bool) {
+	if info.Name != "" {
+		return info.Name, true
+	}
+	if info.Resource.Namespaced && info.Namespace == "" {
+		return "", false
+	}
+	return opts.fields.RequiresExactMatch("metadata.name")
 }
 
 // wantInitialEvents checks the streaming-list parameters.
@@ -130,7 +149,23 @@ func wantInitialEvents(send, match string, bookmarks bool) (bool, error) {
 	return true, nil
 }
 
+// run streams the snapshot, then the events, until ctx ends, the events
+// end or the client falls more than Config.WatchBufferBytes behind.
 func (wt *watcher) run(ctx context.Context, snapshot []store.KV, rev int64, endMarker bool, events <-chan store.Event) {
+	ctx, cancel := context.WithCancel(ctx)
+	filled := make(chan struct{})
+	defer func() {
+		cancel()
+		<-filled // no cut once the response is done with
+	}()
+	queue := newWatchQueue(wt.s.cfg.WatchBufferBytes)
+	go queue.fill(ctx, filled, events, func() {
+		wt.s.log.Info("watch cut off: the client fell behind", "resource", wt.res.Name,
+			"limit", wt.s.cfg.WatchBufferBytes)
+		cancel()
+		// Unblock a write the client is not reading.
+		http.NewResponseController(wt.w).SetWriteDeadline(time.Now())
+	})
 	for _, kv := range snapshot {
 		obj, err := decodeStored(wt.res, kv.Value, kv.ModRevision)
 		if err != nil || !wt.opts.matches(wt.res, obj) {
@@ -147,30 +182,17 @@ func (wt *watcher) run(ctx context.Context, snapshot []store.KV, rev int64, endM
 	}
 	wt.w.Flush()
 	for {
-		select {
-		case <-ctx.Done():
+		evs, ok := queue.take(ctx)
+		if !ok {
 			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			if !wt.handle(ev) {
-				return
-			}
-			// Drain what is already waiting before one flush.
-			for more := true; more; {
-				select {
-				case ev, ok := <-events:
-					if !ok || !wt.handle(ev) {
-						wt.w.Flush()
-						return
-					}
-				default:
-					more = false
-				}
-			}
-			wt.w.Flush()
 		}
+		for _, ev := range evs {
+			if !wt.handle(ev) {
+				wt.w.Flush()
+				return
+			}
+		}
+		wt.w.Flush()
 	}
 }
 

@@ -329,3 +329,48 @@ func TestWatchUndecodableEndsWithError(t *testing.T) {
 		t.Fatalf("event = %s %+v, want ERROR with a 500 Status naming the key", ev.Type, ev.Object)
 	}
 }
+
+// TestWatchOneObject checks that a watch of one named object, in each of
+// the ways a client may ask for it, streams that object's events only.
+func TestWatchOneObject(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	pods := ts.client.CoreV1().Pods("default")
+	for _, name := range []string{"a", "a2", "b"} {
+		if _, err := pods.Create(ctx, testPod(name, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("Create(%s): %v", name, err)
+		}
+	}
+	cases := []struct{ name, path, q string }{
+		{"field selector", "/api/v1/namespaces/default/pods", "fieldSelector=metadata.name%3Da"},
+		{"named path", "/api/v1/namespaces/default/pods/a", ""},
+		{"watch prefix", "/api/v1/watch/namespaces/default/pods/a", ""},
+	}
+	scanners := make([]*bufio.Scanner, len(cases))
+	for i, tc := range cases {
+		resp, sc := rawWatch(t, ts, tc.path, tc.q)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: watch = %d, want 200", tc.name, resp.StatusCode)
+		}
+		scanners[i] = sc
+	}
+	for _, name := range []string{"b", "a2", "a"} {
+		patch := []byte(`{"metadata":{"labels":{"touched":"yes"}}}`)
+		if _, err := pods.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatalf("Patch(%s): %v", name, err)
+		}
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := []string{"ADDED a", "MODIFIED a"}
+			for _, w := range want {
+				ev := readRawEvent(t, scanners[i])
+				var pod corev1.Pod
+				json.Unmarshal(ev.Object, &pod)
+				if got := ev.Type + " " + pod.Name; got != w {
+					t.Fatalf("event = %q, want %q", got, w)
+				}
+			}
+		})
+	}
+}

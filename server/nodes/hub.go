@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
@@ -14,12 +16,16 @@ import (
 
 // Sizes of the hub's buffers.
 const (
-	// maxQueued is how many deltas a session may have waiting before the
-	// hub drops it; the session then starts over with a complete set.
-	maxQueued = 4096
+	// maxQueued is how many deltas a session may have waiting, and
+	// maxQueuedBytes how many bytes of objects, before the hub drops it;
+	// the session then starts over with a complete set.
+	maxQueued      = 4096
+	maxQueuedBytes = 16 << 20
 	// replayLen is how many recent deltas the hub keeps for sessions
-	// resuming from a revision.
-	replayLen = 4096
+	// resuming from a revision, and replayBytes how many bytes of
+	// objects at most: a count alone let large objects hold gigabytes.
+	replayLen   = 4096
+	replayBytes = 64 << 20
 	// progressEvery is how often the store's progress notifications are
 	// passed on to the sessions by default. Sessions only use them to tell a quiet
 	// node the revision moved on (every idleRevisionEvery), and passing
@@ -44,6 +50,17 @@ type delta struct {
 	// nodes are the pod's nodeName before and after the change ("" when
 	// unbound or not a pod).
 	oldNode, newNode string
+	// weight is about the memory the delta holds.
+	weight int
+}
+
+// weigh sets d.weight from its event and change.
+func (d *delta) weigh() *delta {
+	d.weight = len(d.ev.Key) + len(d.ev.Value) + len(d.ev.PrevValue) + 128
+	if d.change != nil {
+		d.weight += proto.Size(d.change)
+	}
+	return d
 }
 
 // subscriber is a session's queue of deltas. The hub appends without
@@ -53,8 +70,9 @@ type subscriber struct {
 	after int64         // deltas at or below this revision are not queued; hub-owned
 	ready chan struct{} // signalled when the queue becomes non-empty
 
-	mu      sync.Mutex // guards queue and dropped
+	mu      sync.Mutex // guards queue, queued and dropped
 	queue   []*delta
+	queued  int // the weight of queue
 	dropped bool
 }
 
@@ -69,10 +87,11 @@ func (s *subscriber) push(d *delta) bool {
 	if s.dropped {
 		return false
 	}
-	if len(s.queue) >= maxQueued {
-		s.dropped, s.queue = true, nil
+	if len(s.queue) >= maxQueued || (len(s.queue) > 0 && s.queued+d.weight > maxQueuedBytes) {
+		s.dropped, s.queue, s.queued = true, nil, 0
 	} else {
 		s.queue = append(s.queue, d)
+		s.queued += d.weight
 	}
 	select {
 	case s.ready <- struct{}{}:
@@ -84,7 +103,7 @@ func (s *subscriber) push(d *delta) bool {
 // drop detaches the subscriber from the hub.
 func (s *subscriber) drop() {
 	s.mu.Lock()
-	s.dropped, s.queue = true, nil
+	s.dropped, s.queue, s.queued = true, nil, 0
 	s.mu.Unlock()
 	select {
 	case s.ready <- struct{}{}:
@@ -98,7 +117,7 @@ func (s *subscriber) take() ([]*delta, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.queue
-	s.queue = nil
+	s.queue, s.queued = nil, 0
 	return q, s.dropped
 }
 
@@ -145,8 +164,8 @@ type hub struct {
 	rev        int64 // every delta up to rev has been dispatched
 	byNode     map[string]map[*subscriber]struct{}
 	all        map[*subscriber]struct{}
-	replay     []*delta // ring of the last replayLen deltas, oldest at head
-	head       int
+	replay     []*delta  // the last deltas (see replayLen), oldest first
+	replayed   int       // the weight of replay
 	covered    int64     // replay holds every delta after covered
 	progressed time.Time // when progress was last passed on to sessions
 	// nodeOf is the nodeName of each pod's value as of the last change
@@ -228,7 +247,7 @@ func (h *hub) watch(ctx context.Context) (<-chan store.Event, error) {
 		return nil, err
 	}
 	h.rev, h.covered = rev, rev
-	h.replay, h.head = nil, 0
+	h.replay, h.replayed = nil, 0
 	h.nodeOf = map[string]string{}
 	return events, nil
 }
@@ -258,6 +277,7 @@ func (h *hub) follow(ctx context.Context, events <-chan store.Event) error {
 // delta decodes what sessions need of ev, once for all of them.
 func (h *hub) delta(ev store.Event) *delta {
 	d := &delta{ev: ev}
+	defer d.weigh()
 	if ev.Type == store.EventProgress {
 		return d
 	}
@@ -346,15 +366,18 @@ func (h *hub) push(sub *subscriber, d *delta) {
 	}
 }
 
-// keep adds d to the replay ring.
+// keep adds d to the replay buffer, dropping the oldest deltas past
+// replayLen or replayBytes.
 func (h *hub) keep(d *delta) {
-	if len(h.replay) < replayLen {
-		h.replay = append(h.replay, d)
-		return
+	h.replay = append(h.replay, d)
+	h.replayed += d.weight
+	for len(h.replay) > 1 && (len(h.replay) > replayLen || h.replayed > replayBytes) {
+		old := h.replay[0]
+		h.covered = old.ev.Revision
+		h.replayed -= old.weight
+		h.replay[0] = nil
+		h.replay = h.replay[1:]
 	}
-	h.covered = h.replay[h.head].ev.Revision
-	h.replay[h.head] = d
-	h.head = (h.head + 1) % replayLen
 }
 
 // add registers a subscriber, first queueing the deltas it missed after
@@ -369,8 +392,7 @@ func (h *hub) add(req subscription) {
 			return
 		}
 		sub.after = req.after
-		for i := range h.replay {
-			d := h.replay[(h.head+i)%len(h.replay)]
+		for _, d := range h.replay {
 			if d.ev.Revision > req.after && sub.concerns(d) && !sub.push(d) {
 				req.reply <- subscribed{err: errNotReplayable}
 				return

@@ -251,3 +251,32 @@ func TestHubPodNodes(t *testing.T) {
 		})
 	}
 }
+
+// TestHubBoundsBytes checks that the replay buffer and a session's queue
+// hold large objects only up to their byte limits.
+func TestHubBoundsBytes(t *testing.T) {
+	h := newHub(storetest.New(t), slog.New(slog.DiscardHandler), nil)
+	sub := newSubscriber("n1")
+	value := make([]byte, 1<<20)
+	pushed := 0
+	for rev := int64(1); rev <= 200; rev++ {
+		d := (&delta{ev: store.Event{Type: store.EventUpdate, Key: podsPrefix + "default/big", Value: value, Revision: rev}}).weigh()
+		h.keep(d)
+		held := 0
+		for _, d := range h.replay {
+			held += len(d.ev.Value)
+		}
+		if held > replayBytes {
+			t.Fatalf("after %d deltas the replay buffer holds %d bytes, want at most %d", rev, held, replayBytes)
+		}
+		if sub.push(d) {
+			pushed++
+		}
+	}
+	if h.covered == 0 || h.replay[len(h.replay)-1].ev.Revision != 200 {
+		t.Errorf("replay covers from %d to %d, want past 0 to 200", h.covered, h.replay[len(h.replay)-1].ev.Revision)
+	}
+	if pushed*len(value) > maxQueuedBytes {
+		t.Errorf("a session that does not take its deltas queued %d of 1 MiB, want at most %d bytes", pushed, maxQueuedBytes)
+	}
+}
