@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -62,5 +64,36 @@ func TestPatchLimits(t *testing.T) {
 	}
 	if len(got.Annotations) != 1 || got.Status.Reason != "" {
 		t.Errorf("after refused patches: %d annotations, reason of %d bytes, want 1 and none", len(got.Annotations), len(got.Status.Reason))
+	}
+}
+
+func TestNestingDepth(t *testing.T) {
+	for doc, want := range map[string]int{
+		`1`:                 0,
+		`{"a":[1,{"b":2}]}`: 3,
+		`{"a":"[[[{{{"}`:    1,
+		`{"a":"\\"}`:        1,
+		`{"a":"\"[[["}`:     1,
+		`[[[]],[]]`:         3,
+		`{"a":{"b":{}}}`:    3,
+		`]]]]`:              0,
+	} {
+		if got := nestingDepth([]byte(doc)); got != want {
+			t.Errorf("nestingDepth(%s) = %d, want %d", doc, got, want)
+		}
+	}
+}
+
+func TestPatchDepthLimit(t *testing.T) {
+	deep := `{"metadata":{"annotations":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + "}}"
+	for _, pt := range []types.PatchType{types.MergePatchType, types.StrategicMergePatchType} {
+		_, err := patchJSON(pt, []byte(`{"metadata":{}}`), []byte(deep), &corev1.Pod{})
+		if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), "302 levels deep") {
+			t.Errorf("%s patch nested 300 deep: err = %v, want 400 naming the depth", pt, err)
+		}
+	}
+	shallow := `{"metadata":{"annotations":{"a":"b"}}}`
+	if _, err := patchJSON(types.MergePatchType, []byte(`{"metadata":{}}`), []byte(shallow), &corev1.Pod{}); err != nil {
+		t.Errorf("shallow merge patch: %v", err)
 	}
 }
