@@ -65,8 +65,14 @@ func writeInclusterImage(t testing.TB, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runtimetest.WriteOCIArchive(dir, inclusterRef, img); err != nil {
+	// WriteOCIArchive names every archive alike: write it apart, then
+	// move it beside busybox's under a name of its own.
+	written, err := runtimetest.WriteOCIArchive(t.TempDir(), inclusterRef, img)
+	if err != nil {
 		t.Fatalf("writing image: %v", err)
+	}
+	if err := os.Rename(written, filepath.Join(dir, "incluster.tar")); err != nil {
+		t.Fatal(err)
 	}
 }
 
