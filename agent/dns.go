@@ -197,6 +197,13 @@ func (s *dnsServer) answerPTR(req *dns.Msg, q dns.Question, targets []string) *d
 			m.Answer = append(m.Answer, &dns.PTR{Hdr: hdr(q.Name, dns.TypePTR), Ptr: t + "." + s.domain})
 		}
 	}
+	if len(m.Answer) == 0 {
+		zone := "in-addr.arpa."
+		if strings.HasSuffix(strings.ToLower(q.Name), ".ip6.arpa.") {
+			zone = "ip6.arpa."
+		}
+		m.Ns = []dns.RR{soa(zone)}
+	}
 	return m
 }
 
