@@ -112,9 +112,9 @@ func (s *dnsServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	tcp := isTCP(w)
 	var m *dns.Msg
 	if rel, ok := s.relative(name); ok {
-		m = s.answerCluster(req, q, rel, tcp)
+		m = fit(req, s.answerCluster(req, q, rel, tcp), tcp)
 	} else if targets, ok := s.records.Load().reverse(name); ok && len(targets) > 0 {
-		m = s.answerPTR(req, q, targets)
+		m = fit(req, s.answerPTR(req, q, targets), tcp)
 	} else {
 		// Reverse names of other addresses are the node's resolvers' to
 		// answer, as CoreDNS falls through for them.
@@ -123,6 +123,22 @@ func (s *dnsServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if err := w.WriteMsg(m); err != nil {
 		s.lg.Debug("dns reply not sent", "err", err)
 	}
+}
+
+// fit truncates a UDP reply to what the client accepts (512 bytes, or
+// its EDNS0 buffer size) and sets TC, so that it asks again over TCP: a
+// headless service with many endpoints does not fit in one datagram.
+func fit(req, m *dns.Msg, tcp bool) *dns.Msg {
+	size := dns.MaxMsgSize
+	if !tcp {
+		size = dns.MinMsgSize
+		if opt := req.IsEdns0(); opt != nil {
+			size = max(int(opt.UDPSize()), dns.MinMsgSize)
+			m.SetEdns0(uint16(size), false)
+		}
+	}
+	m.Truncate(size)
+	return m
 }
 
 // relative returns name (lowercase, fully qualified) without the cluster

@@ -325,3 +325,59 @@ func TestDNSOtherDomain(t *testing.T) {
 		t.Errorf("cluster.local not forwarded in domain k.test: asked %q", up.asked)
 	}
 }
+
+// tcpWriter is a fakeWriter for a client over TCP.
+type tcpWriter struct{ *fakeWriter }
+
+func (w tcpWriter) RemoteAddr() net.Addr { return &net.TCPAddr{} }
+
+// TestDNSTruncation checks that a headless service with more endpoints
+// than a datagram holds answers UDP truncated, with TC set, and TCP in
+// full.
+func TestDNSTruncation(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "big"}, Spec: corev1.ServiceSpec{ClusterIP: "None"}}
+	ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "big"}, Subsets: []corev1.EndpointSubset{{}}}
+	for i := range 100 {
+		ep.Subsets[0].Addresses = append(ep.Subsets[0].Addresses, corev1.EndpointAddress{IP: fmt.Sprintf("10.42.0.%d", i+1)})
+	}
+	s := newDNSServer(netip.MustParseAddr("10.42.0.1"), "", slog.New(slog.DiscardHandler))
+	s.setRecords(newRecords([]*corev1.Service{svc}, []*corev1.Endpoints{ep}))
+	tests := []struct {
+		name      string
+		tcp       bool
+		edns      uint16
+		truncated bool
+		maxLen    int
+	}{
+		{"udp", false, 0, true, dns.MinMsgSize},
+		{"udp edns0 1232", false, 1232, true, 1232},
+		{"udp edns0 4096", false, 4096, false, 4096},
+		{"tcp", true, 0, false, dns.MaxMsgSize},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := new(dns.Msg)
+			req.SetQuestion("big.apps.svc.cluster.local.", dns.TypeA)
+			if tc.edns > 0 {
+				req.SetEdns0(tc.edns, false)
+			}
+			fw := &fakeWriter{}
+			var w dns.ResponseWriter = fw
+			if tc.tcp {
+				w = tcpWriter{fw}
+			}
+			s.ServeDNS(w, req)
+			m := fw.msg
+			b, err := m.Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Truncated != tc.truncated || len(b) > tc.maxLen {
+				t.Errorf("reply: %d answers, %d bytes, TC %v; want TC %v, at most %d bytes", len(m.Answer), len(b), m.Truncated, tc.truncated, tc.maxLen)
+			}
+			if !tc.truncated && len(m.Answer) != 100 {
+				t.Errorf("reply: %d answers, want 100", len(m.Answer))
+			}
+		})
+	}
+}
