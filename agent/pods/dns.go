@@ -17,37 +17,102 @@ var (
 	systemdResolvConf = "/run/systemd/resolve/resolv.conf"
 )
 
-// resolvConf returns the content of the pod's /etc/resolv.conf, or "" for
-// the host's own (dnsPolicy Default).
-func (m *Manager) resolvConf(pod *corev1.Pod) string {
-	var servers, search, options []string
+// Limits of a pod's resolver configuration, as the kubelet applies them:
+// glibc reads at most three nameservers, and long search lists are cut.
+const (
+	maxNameservers     = 3
+	maxSearchPaths     = 32
+	maxSearchListChars = 2048
+	maxSearchLen       = 253
+)
+
+// podDNSKind is where a pod's resolver configuration starts from.
+type podDNSKind int
+
+const (
+	podDNSCluster podDNSKind = iota // the cluster DNS
+	podDNSHost                      // the node's resolvers
+	podDNSNone                      // nothing: dnsConfig only
+)
+
+// dnsKind maps a pod's dnsPolicy as the kubelet does: ClusterFirst falls
+// back to the node's resolvers for a pod on the host's network (only
+// ClusterFirstWithHostNet keeps the cluster DNS there), and for every pod
+// when no cluster DNS is configured.
+func (m *Manager) dnsKind(pod *corev1.Pod) podDNSKind {
+	kind := podDNSCluster
 	switch pod.Spec.DNSPolicy {
+	case corev1.DNSNone:
+		return podDNSNone
 	case corev1.DNSDefault:
-		if pod.Spec.DNSConfig == nil {
+		kind = podDNSHost
+	case corev1.DNSClusterFirstWithHostNet:
+	default:
+		if pod.Spec.HostNetwork {
+			kind = podDNSHost
+		}
+	}
+	if kind == podDNSCluster && len(m.cfg.ClusterDNS) == 0 {
+		kind = podDNSHost
+	}
+	return kind
+}
+
+// resolvConf returns the content of the pod's /etc/resolv.conf: the
+// cluster DNS with the namespace's search list and ndots:5, or the node's
+// resolvers, or nothing (dnsPolicy None), with the pod's dnsConfig merged
+// in. It returns "" (the runtime's default) only when the node's resolvers
+// are unknown and the pod adds nothing.
+func (m *Manager) resolvConf(pod *corev1.Pod) string {
+	var dc dnsConfig
+	switch m.dnsKind(pod) {
+	case podDNSCluster:
+		dc.servers = m.cfg.ClusterDNS
+		dc.search = appendNew(clusterSearch(pod.Namespace, m.cfg.ClusterDomain), m.hostDNS.search...)
+		dc.options = []string{"ndots:5"}
+	case podDNSHost:
+		dc = m.hostDNS
+		if len(dc.servers) == 0 && pod.Spec.DNSConfig == nil {
 			return ""
 		}
-		servers, search, options = m.hostDNS.servers, m.hostDNS.search, m.hostDNS.options
-	case corev1.DNSNone:
-	default:
-		servers = m.cfg.ClusterDNS
-		if len(servers) == 0 {
-			servers = m.hostDNS.servers
-		}
-		search = appendNew(clusterSearch(pod.Namespace, m.cfg.ClusterDomain), m.hostDNS.search...)
-		options = []string{"ndots:5"}
 	}
-	if dc := pod.Spec.DNSConfig; dc != nil {
-		servers = appendNew(servers, dc.Nameservers...)
-		search = appendNew(search, dc.Searches...)
-		for _, o := range dc.Options {
+	if pc := pod.Spec.DNSConfig; pc != nil {
+		dc.servers = appendNew(dc.servers, pc.Nameservers...)
+		dc.search = appendNew(dc.search, pc.Searches...)
+		for _, o := range pc.Options {
 			opt := o.Name
-			if o.Value != nil {
+			if o.Value != nil && *o.Value != "" {
 				opt += ":" + *o.Value
 			}
-			options = setOption(options, opt)
+			dc.options = setOption(dc.options, opt)
 		}
 	}
-	return formatResolvConf(servers, search, options)
+	if len(dc.servers) > maxNameservers {
+		dc.servers = dc.servers[:maxNameservers]
+	}
+	return formatResolvConf(dc.servers, fitSearch(dc.search), dc.options)
+}
+
+// fitSearch cuts a search list to what resolvers accept, as the kubelet
+// does: at most 32 domains, none longer than 253 characters, and a line
+// of at most 2048 characters, dropping domains from the end.
+func fitSearch(search []string) []string {
+	if len(search) > maxSearchPaths {
+		search = search[:maxSearchPaths]
+	}
+	out := make([]string, 0, len(search))
+	n := -1
+	for _, s := range search {
+		if len(s) > maxSearchLen {
+			continue
+		}
+		if n+1+len(s) > maxSearchListChars {
+			break
+		}
+		n += 1 + len(s)
+		out = append(out, s)
+	}
+	return out
 }
 
 func clusterSearch(ns, domain string) []string {
@@ -147,7 +212,14 @@ func parseResolvConf(path string) dnsConfig {
 		case "nameserver":
 			dc.servers = append(dc.servers, fields[1])
 		case "search", "domain":
-			dc.search = appendNew(dc.search, fields[1:]...)
+			// The last of these lines wins, as in glibc. A trailing dot
+			// is dropped so that a domain is listed once.
+			dc.search = nil
+			for _, d := range fields[1:] {
+				if d = strings.TrimSuffix(d, "."); d != "" {
+					dc.search = appendNew(dc.search, d)
+				}
+			}
 		case "options":
 			dc.options = append(dc.options, fields[1:]...)
 		}

@@ -108,55 +108,6 @@ func TestEnvUnsupported(t *testing.T) {
 	}
 }
 
-func TestResolvConf(t *testing.T) {
-	setResolv(t, "testdata/resolv.conf", "testdata/missing.conf")
-	tests := []struct {
-		name   string
-		cfg    Config
-		policy corev1.DNSPolicy
-		dc     *corev1.PodDNSConfig
-		want   string
-	}{
-		{"cluster DNS", Config{ClusterDNS: []string{"10.43.0.10"}, ClusterDomain: "cluster.local"}, "", nil,
-			"search ns.svc.cluster.local svc.cluster.local cluster.local corp.example\nnameserver 10.43.0.10\noptions ndots:5\n"},
-		{"host nameservers without cluster DNS", Config{ClusterDomain: "k.test"}, corev1.DNSClusterFirst, nil,
-			"search ns.svc.k.test svc.k.test k.test corp.example\nnameserver 192.0.2.53\nnameserver 192.0.2.54\noptions ndots:5\n"},
-		{"Default is the host's", Config{ClusterDNS: []string{"10.43.0.10"}}, corev1.DNSDefault, nil, ""},
-		{"None with dnsConfig", Config{ClusterDNS: []string{"10.43.0.10"}}, corev1.DNSNone,
-			&corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1"}, Searches: []string{"a.example"},
-				Options: []corev1.PodDNSConfigOption{{Name: "ndots", Value: ptr("2")}, {Name: "edns0"}}},
-			"search a.example\nnameserver 1.1.1.1\noptions ndots:2 edns0\n"},
-		{"dnsConfig overrides ndots", Config{ClusterDNS: []string{"10.43.0.10"}}, "",
-			&corev1.PodDNSConfig{Options: []corev1.PodDNSConfigOption{{Name: "ndots", Value: ptr("1")}}},
-			"search ns.svc.cluster.local svc.cluster.local cluster.local corp.example\nnameserver 10.43.0.10\noptions ndots:1\n"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			m := testManager(t, tc.cfg)
-			pod := newPod("p", "")
-			pod.Spec.DNSPolicy, pod.Spec.DNSConfig = tc.policy, tc.dc
-			if got := m.resolvConf(pod); got != tc.want {
-				t.Errorf("resolvConf =\n%s\nwant\n%s", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestResolvConfSystemdStub(t *testing.T) {
-	setResolv(t, "testdata/resolv-stub.conf", "testdata/resolv-upstream.conf")
-	m := testManager(t, Config{})
-	want := "search ns.svc.cluster.local svc.cluster.local cluster.local corp.example\nnameserver 198.51.100.1\noptions ndots:5\n"
-	if got := m.resolvConf(newPod("p", "")); got != want {
-		t.Errorf("resolvConf =\n%s\nwant\n%s", got, want)
-	}
-}
-
-func setResolv(t *testing.T, host, systemd string) {
-	oldHost, oldSystemd := hostResolvConf, systemdResolvConf
-	hostResolvConf, systemdResolvConf = host, systemd
-	t.Cleanup(func() { hostResolvConf, systemdResolvConf = oldHost, oldSystemd })
-}
-
 func TestPodSpecVolumes(t *testing.T) {
 	data := t.TempDir()
 	m := testManager(t, Config{DataDir: data})

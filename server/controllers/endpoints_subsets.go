@@ -29,7 +29,7 @@ func endpointSubsets(svc *corev1.Service, pods []*corev1.Pod) []corev1.EndpointS
 			ss = &corev1.EndpointSubset{Ports: ports}
 			bySig[sig] = ss
 		}
-		addr := podAddress(pod)
+		addr := podAddress(svc, pod)
 		if podReady(pod) || svc.Spec.PublishNotReadyAddresses {
 			ss.Addresses = append(ss.Addresses, addr)
 		} else {
@@ -76,7 +76,10 @@ func targetName(a corev1.EndpointAddress) string {
 	return a.TargetRef.Name
 }
 
-func podAddress(pod *corev1.Pod) corev1.EndpointAddress {
+// podAddress is pod's address in svc's Endpoints. A pod whose subdomain
+// names svc carries its hostname there, which the cluster DNS serves as
+// hostname.svc.namespace.svc.
+func podAddress(svc *corev1.Service, pod *corev1.Pod) corev1.EndpointAddress {
 	a := corev1.EndpointAddress{
 		IP: pod.Status.PodIP,
 		TargetRef: &corev1.ObjectReference{
@@ -85,6 +88,9 @@ func podAddress(pod *corev1.Pod) corev1.EndpointAddress {
 			Name:      pod.Name,
 			UID:       pod.UID,
 		},
+	}
+	if pod.Spec.Hostname != "" && pod.Spec.Subdomain == svc.Name && pod.Namespace == svc.Namespace {
+		a.Hostname = pod.Spec.Hostname
 	}
 	if pod.Spec.NodeName != "" {
 		n := pod.Spec.NodeName

@@ -155,3 +155,41 @@ func TestEndpointsWriteOnlyChanges(t *testing.T) {
 		t.Errorf("endpoints updated %d times with nothing changed", n)
 	}
 }
+
+// TestEndpointSubsetsHostname checks that a pod's hostname appears in the
+// Endpoints of the service its subdomain names, and only there.
+func TestEndpointSubsetsHostname(t *testing.T) {
+	pod := func(name, ip, hostname, subdomain string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			Spec:       corev1.PodSpec{Hostname: hostname, Subdomain: subdomain},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip,
+				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+		}
+	}
+	pods := []*corev1.Pod{
+		pod("a", "10.42.0.10", "web-0", "web"),
+		pod("b", "10.42.0.11", "web-1", "other"),
+		pod("c", "10.42.0.12", "", "web"),
+	}
+	for _, tc := range []struct {
+		svc  string
+		want []string
+	}{
+		{"web", []string{"web-0", "", ""}},
+		{"other", []string{"", "web-1", ""}},
+	} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: tc.svc}, Spec: corev1.ServiceSpec{ClusterIP: "None"}}
+		subsets := endpointSubsets(svc, pods)
+		if len(subsets) != 1 || len(subsets[0].Addresses) != 3 {
+			t.Fatalf("%s: subsets = %+v, want one with 3 addresses", tc.svc, subsets)
+		}
+		var got []string
+		for _, a := range subsets[0].Addresses {
+			got = append(got, a.Hostname)
+		}
+		if !cmp.Equal(got, tc.want) {
+			t.Errorf("%s: hostnames = %q, want %q", tc.svc, got, tc.want)
+		}
+	}
+}
