@@ -50,6 +50,10 @@ type beat struct {
 	heard time.Time
 	// checked is when a heartbeat last compared ready with the Node.
 	checked time.Time
+	// write orders the writes of the node's Ready condition: a heartbeat
+	// that arrives while the node is being marked silent writes Ready
+	// after that write, not before it. Taken before heartbeats.mu.
+	write sync.Mutex
 }
 
 func newHeartbeats(s *Service) *heartbeats {
@@ -128,6 +132,14 @@ func (h *heartbeats) beat(ctx context.Context, node string, want corev1.Conditio
 		}
 		return nil
 	}
+	b.write.Lock()
+	defer b.write.Unlock()
+	h.mu.Lock()
+	known = b.ready // a write that ran meanwhile may have changed it
+	h.mu.Unlock()
+	if known == want {
+		return nil
+	}
 	written, err := h.svc.setReady(ctx, node, want, readyReason(want), msg, known == "" || check)
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -201,20 +213,41 @@ func (h *heartbeats) run(ctx context.Context) {
 				continue
 			}
 			for _, node := range h.silent() {
-				_, err := h.svc.setReady(ctx, node, corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status.", false)
-				if err != nil && !apierrors.IsNotFound(err) {
-					h.svc.lg.Warn("marking silent node", "node", node, "err", err)
-					continue
-				}
-				h.svc.lg.Info("node stopped sending heartbeats", "node", node)
-				h.mu.Lock()
-				if b, ok := h.nodes[node]; ok {
-					b.ready = corev1.ConditionUnknown
-				}
-				h.mu.Unlock()
+				h.markSilent(ctx, node)
 			}
 		}
 	}
+}
+
+// markSilent writes Ready=Unknown to the Node of a node that has been
+// silent for the grace period, unless it was heard from meanwhile.
+func (h *heartbeats) markSilent(ctx context.Context, node string) {
+	h.mu.Lock()
+	b, ok := h.nodes[node]
+	h.mu.Unlock()
+	if !ok {
+		return
+	}
+	b.write.Lock()
+	defer b.write.Unlock()
+	h.mu.Lock()
+	if h.svc.cfg.Now().Sub(b.last) <= h.svc.cfg.GracePeriod || b.ready == corev1.ConditionUnknown {
+		h.mu.Unlock()
+		return
+	}
+	// Recorded before the write: a heartbeat during it then sees that
+	// Ready must be written again, and waits for this write to end.
+	b.ready = corev1.ConditionUnknown
+	h.mu.Unlock()
+	_, err := h.svc.setReady(ctx, node, corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status.", false)
+	if err != nil && !apierrors.IsNotFound(err) {
+		h.svc.lg.Warn("marking silent node", "node", node, "err", err)
+		h.mu.Lock()
+		b.ready = "" // unknown: the next heartbeat compares with the Node
+		h.mu.Unlock()
+		return
+	}
+	h.svc.lg.Info("node stopped sending heartbeats", "node", node)
 }
 
 // seed puts every existing Node in the table.
