@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -68,6 +69,11 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 	res.PrepareForCreate(obj)
 	if res.Namespaced {
 		if err := s.checkNamespaceOpen(ctx, m.GetNamespace()); err != nil {
+			return nil, nil, err
+		}
+	}
+	if pod, ok := obj.(*corev1.Pod); ok {
+		if err := s.admitPodServiceAccount(ctx, pod); err != nil {
 			return nil, nil, err
 		}
 	}
