@@ -59,7 +59,9 @@ var serviceAccountsServed = func() bool {
 
 // admitPodServiceAccount applies ServiceAccount admission to a new,
 // defaulted pod. A pod whose service account does not exist is refused
-// with 403 Forbidden. Mirror pods are left as they are.
+// with 403 Forbidden. Mirror pods are left as they are. Only the name is
+// defaulted when the server issues no service account tokens
+// (Config.ServiceAccounts) or does not serve ServiceAccounts.
 func (s *Server) admitPodServiceAccount(ctx context.Context, pod *corev1.Pod) error {
 	if _, mirror := pod.Annotations[mirrorPodAnnotation]; mirror {
 		return nil
@@ -70,8 +72,9 @@ func (s *Server) admitPodServiceAccount(ctx context.Context, pod *corev1.Pod) er
 	// The deprecated field follows the current one, as the API's
 	// conversion keeps them.
 	pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
-	if !serviceAccountsServed() {
-		// Without the kind there is no account to check, nor the
+	if s.cfg.ServiceAccounts == nil || !serviceAccountsServed() {
+		// A server that issues no tokens has no credentials to give;
+		// without the kind there is no account to check, nor the
 		// controllers that publish what the credentials volume needs.
 		return nil
 	}

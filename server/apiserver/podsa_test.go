@@ -12,15 +12,31 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/minik-dev/minik/server/registry"
+	"github.com/minik-dev/minik/server/serviceaccount"
 )
 
-// serveServiceAccounts makes admission treat ServiceAccounts as served
-// for the test, whether or not the registry serves the kind yet.
-func serveServiceAccounts(t *testing.T) {
+// setServiceAccountsServed makes admission see ServiceAccounts as served
+// or not for the test, whether or not the registry serves the kind yet.
+func setServiceAccountsServed(t *testing.T, served bool) {
 	t.Helper()
 	prev := serviceAccountsServed
-	serviceAccountsServed = func() bool { return true }
+	serviceAccountsServed = func() bool { return served }
 	t.Cleanup(func() { serviceAccountsServed = prev })
+}
+
+// newAccountsServer is a test server that issues service account tokens
+// and serves ServiceAccounts.
+func newAccountsServer(t *testing.T) *testServer {
+	t.Helper()
+	setServiceAccountsServed(t, true)
+	ts := newTestServer(t)
+	key, _ := serviceAccountKeys(t)
+	is, err := serviceaccount.NewIssuer(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.cfg.ServiceAccounts = is
+	return ts
 }
 
 // storeServiceAccount stores sa as the registry would.
@@ -38,8 +54,7 @@ func (ts *testServer) storeServiceAccount(t *testing.T, sa *corev1.ServiceAccoun
 }
 
 func TestPodServiceAccountMountsCredentials(t *testing.T) {
-	serveServiceAccounts(t)
-	ts := newTestServer(t)
+	ts := newAccountsServer(t)
 	ts.storeServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"}})
 	pod := testPod("web", nil)
 	pod.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "busybox:1.36"}}
@@ -80,8 +95,7 @@ func TestPodServiceAccountMountsCredentials(t *testing.T) {
 }
 
 func TestPodServiceAccountOptOut(t *testing.T) {
-	serveServiceAccounts(t)
-	ts := newTestServer(t)
+	ts := newAccountsServer(t)
 	ts.storeServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"}})
 	ts.storeServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "quiet", Namespace: "default"},
 		AutomountServiceAccountToken: ptr.To(false)})
@@ -112,11 +126,10 @@ func TestPodServiceAccountOptOut(t *testing.T) {
 }
 
 func TestPodServiceAccountMissing(t *testing.T) {
-	serveServiceAccounts(t)
 	prev := defaultSALookups
 	defaultSALookups = 2
 	t.Cleanup(func() { defaultSALookups = prev })
-	ts := newTestServer(t)
+	ts := newAccountsServer(t)
 	pods := ts.client.CoreV1().Pods("default")
 	for _, sa := range []string{"robot", ""} {
 		pod := testPod("web", nil)
@@ -137,8 +150,7 @@ func TestPodServiceAccountMissing(t *testing.T) {
 }
 
 func TestPodServiceAccountPullSecretsAndMirror(t *testing.T) {
-	serveServiceAccounts(t)
-	ts := newTestServer(t)
+	ts := newAccountsServer(t)
 	ts.storeServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"},
 		ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}})
 	pods := ts.client.CoreV1().Pods("default")
@@ -160,18 +172,31 @@ func TestPodServiceAccountPullSecretsAndMirror(t *testing.T) {
 	}
 }
 
-// Without the ServiceAccount kind the pod is only given its account's
-// name: nothing to check and no credentials to mount.
-func TestPodServiceAccountKindNotServed(t *testing.T) {
-	prev := serviceAccountsServed
-	serviceAccountsServed = func() bool { return false }
-	t.Cleanup(func() { serviceAccountsServed = prev })
-	ts := newTestServer(t)
-	got, err := ts.client.CoreV1().Pods("default").Create(testContext(t), testPod("web", nil), metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("Create: %v", err)
-	}
-	if got.Spec.ServiceAccountName != "default" || len(got.Spec.Volumes) != 0 {
-		t.Errorf("serviceAccountName %q, volumes %+v; want default and none", got.Spec.ServiceAccountName, got.Spec.Volumes)
+// Without the ServiceAccount kind, or without an issuer of tokens, the
+// pod is only given its account's name: nothing to check and no
+// credentials to mount.
+func TestPodServiceAccountOff(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		issuer bool
+		served bool
+	}{
+		{name: "kind not served", issuer: true},
+		{name: "no issuer", served: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newAccountsServer(t)
+			setServiceAccountsServed(t, tt.served)
+			if !tt.issuer {
+				ts.cfg.ServiceAccounts = nil
+			}
+			got, err := ts.client.CoreV1().Pods("default").Create(testContext(t), testPod("web", nil), metav1.CreateOptions{})
+			if err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			if got.Spec.ServiceAccountName != "default" || len(got.Spec.Volumes) != 0 {
+				t.Errorf("serviceAccountName %q, volumes %+v; want default and none", got.Spec.ServiceAccountName, got.Spec.Volumes)
+			}
+		})
 	}
 }
