@@ -181,7 +181,7 @@ func (x SessionMessage_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SessionMessage_Type.Descriptor instead.
 func (SessionMessage_Type) EnumDescriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{5, 0}
+	return file_node_proto_rawDescGZIP(), []int{7, 0}
 }
 
 type Change_Action int32
@@ -234,7 +234,147 @@ func (x Change_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Change_Action.Descriptor instead.
 func (Change_Action) EnumDescriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{6, 0}
+	return file_node_proto_rawDescGZIP(), []int{8, 0}
+}
+
+// PodTokenRequest names the pod and its service account.
+type PodTokenRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Namespace      string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	PodName        string                 `protobuf:"bytes,2,opt,name=pod_name,json=podName,proto3" json:"pod_name,omitempty"`
+	PodUid         string                 `protobuf:"bytes,3,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	ServiceAccount string                 `protobuf:"bytes,4,opt,name=service_account,json=serviceAccount,proto3" json:"service_account,omitempty"`
+	// audience is the projection's audience; empty for the API's.
+	Audience          string `protobuf:"bytes,5,opt,name=audience,proto3" json:"audience,omitempty"`
+	ExpirationSeconds int64  `protobuf:"varint,6,opt,name=expiration_seconds,json=expirationSeconds,proto3" json:"expiration_seconds,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *PodTokenRequest) Reset() {
+	*x = PodTokenRequest{}
+	mi := &file_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodTokenRequest) ProtoMessage() {}
+
+func (x *PodTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodTokenRequest.ProtoReflect.Descriptor instead.
+func (*PodTokenRequest) Descriptor() ([]byte, []int) {
+	return file_node_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PodTokenRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *PodTokenRequest) GetPodName() string {
+	if x != nil {
+		return x.PodName
+	}
+	return ""
+}
+
+func (x *PodTokenRequest) GetPodUid() string {
+	if x != nil {
+		return x.PodUid
+	}
+	return ""
+}
+
+func (x *PodTokenRequest) GetServiceAccount() string {
+	if x != nil {
+		return x.ServiceAccount
+	}
+	return ""
+}
+
+func (x *PodTokenRequest) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *PodTokenRequest) GetExpirationSeconds() int64 {
+	if x != nil {
+		return x.ExpirationSeconds
+	}
+	return 0
+}
+
+type PodTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// expiration_unix is when the token expires, in seconds since the
+	// epoch.
+	ExpirationUnix int64 `protobuf:"varint,2,opt,name=expiration_unix,json=expirationUnix,proto3" json:"expiration_unix,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PodTokenResponse) Reset() {
+	*x = PodTokenResponse{}
+	mi := &file_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodTokenResponse) ProtoMessage() {}
+
+func (x *PodTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodTokenResponse.ProtoReflect.Descriptor instead.
+func (*PodTokenResponse) Descriptor() ([]byte, []int) {
+	return file_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PodTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *PodTokenResponse) GetExpirationUnix() int64 {
+	if x != nil {
+		return x.ExpirationUnix
+	}
+	return 0
 }
 
 type RegisterRequest struct {
@@ -256,7 +396,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_node_proto_msgTypes[0]
+	mi := &file_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -268,7 +408,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[0]
+	mi := &file_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -281,7 +421,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{0}
+	return file_node_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RegisterRequest) GetToken() string {
@@ -323,7 +463,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_node_proto_msgTypes[1]
+	mi := &file_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +475,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[1]
+	mi := &file_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +488,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{1}
+	return file_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RegisterResponse) GetCertificate() []byte {
@@ -373,7 +513,7 @@ type ConfigRequest struct {
 
 func (x *ConfigRequest) Reset() {
 	*x = ConfigRequest{}
-	mi := &file_node_proto_msgTypes[2]
+	mi := &file_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +525,7 @@ func (x *ConfigRequest) String() string {
 func (*ConfigRequest) ProtoMessage() {}
 
 func (x *ConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[2]
+	mi := &file_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +538,7 @@ func (x *ConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigRequest.ProtoReflect.Descriptor instead.
 func (*ConfigRequest) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{2}
+	return file_node_proto_rawDescGZIP(), []int{4}
 }
 
 // NodeConfig is what an agent needs from the server to set up its node.
@@ -420,7 +560,7 @@ type NodeConfig struct {
 
 func (x *NodeConfig) Reset() {
 	*x = NodeConfig{}
-	mi := &file_node_proto_msgTypes[3]
+	mi := &file_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +572,7 @@ func (x *NodeConfig) String() string {
 func (*NodeConfig) ProtoMessage() {}
 
 func (x *NodeConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[3]
+	mi := &file_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +585,7 @@ func (x *NodeConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeConfig.ProtoReflect.Descriptor instead.
 func (*NodeConfig) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{3}
+	return file_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *NodeConfig) GetPodCidr() string {
@@ -493,7 +633,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_node_proto_msgTypes[4]
+	mi := &file_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -505,7 +645,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[4]
+	mi := &file_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -518,7 +658,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{4}
+	return file_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SessionRequest) GetLastRevision() int64 {
@@ -550,7 +690,7 @@ type SessionMessage struct {
 
 func (x *SessionMessage) Reset() {
 	*x = SessionMessage{}
-	mi := &file_node_proto_msgTypes[5]
+	mi := &file_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +702,7 @@ func (x *SessionMessage) String() string {
 func (*SessionMessage) ProtoMessage() {}
 
 func (x *SessionMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[5]
+	mi := &file_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +715,7 @@ func (x *SessionMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionMessage.ProtoReflect.Descriptor instead.
 func (*SessionMessage) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{5}
+	return file_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SessionMessage) GetType() SessionMessage_Type {
@@ -625,7 +765,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_node_proto_msgTypes[6]
+	mi := &file_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +777,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[6]
+	mi := &file_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +790,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{6}
+	return file_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Change) GetAction() Change_Action {
@@ -703,7 +843,7 @@ type StatusUpdate struct {
 
 func (x *StatusUpdate) Reset() {
 	*x = StatusUpdate{}
-	mi := &file_node_proto_msgTypes[7]
+	mi := &file_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +855,7 @@ func (x *StatusUpdate) String() string {
 func (*StatusUpdate) ProtoMessage() {}
 
 func (x *StatusUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[7]
+	mi := &file_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +868,7 @@ func (x *StatusUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdate.ProtoReflect.Descriptor instead.
 func (*StatusUpdate) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{7}
+	return file_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StatusUpdate) GetPods() []*PodStatus {
@@ -783,7 +923,7 @@ type PodStatus struct {
 
 func (x *PodStatus) Reset() {
 	*x = PodStatus{}
-	mi := &file_node_proto_msgTypes[8]
+	mi := &file_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +935,7 @@ func (x *PodStatus) String() string {
 func (*PodStatus) ProtoMessage() {}
 
 func (x *PodStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[8]
+	mi := &file_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +948,7 @@ func (x *PodStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodStatus.ProtoReflect.Descriptor instead.
 func (*PodStatus) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{8}
+	return file_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PodStatus) GetNamespace() string {
@@ -861,7 +1001,7 @@ type PodRef struct {
 
 func (x *PodRef) Reset() {
 	*x = PodRef{}
-	mi := &file_node_proto_msgTypes[9]
+	mi := &file_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +1013,7 @@ func (x *PodRef) String() string {
 func (*PodRef) ProtoMessage() {}
 
 func (x *PodRef) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[9]
+	mi := &file_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +1026,7 @@ func (x *PodRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodRef.ProtoReflect.Descriptor instead.
 func (*PodRef) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{9}
+	return file_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PodRef) GetNamespace() string {
@@ -924,7 +1064,7 @@ type NodeReport struct {
 
 func (x *NodeReport) Reset() {
 	*x = NodeReport{}
-	mi := &file_node_proto_msgTypes[10]
+	mi := &file_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1076,7 @@ func (x *NodeReport) String() string {
 func (*NodeReport) ProtoMessage() {}
 
 func (x *NodeReport) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[10]
+	mi := &file_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1089,7 @@ func (x *NodeReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeReport.ProtoReflect.Descriptor instead.
 func (*NodeReport) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{10}
+	return file_node_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NodeReport) GetStatus() []byte {
@@ -979,7 +1119,7 @@ type StatusUpdateResponse struct {
 
 func (x *StatusUpdateResponse) Reset() {
 	*x = StatusUpdateResponse{}
-	mi := &file_node_proto_msgTypes[11]
+	mi := &file_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1131,7 @@ func (x *StatusUpdateResponse) String() string {
 func (*StatusUpdateResponse) ProtoMessage() {}
 
 func (x *StatusUpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[11]
+	mi := &file_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1144,7 @@ func (x *StatusUpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdateResponse.ProtoReflect.Descriptor instead.
 func (*StatusUpdateResponse) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{11}
+	return file_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StatusUpdateResponse) GetPods() []*Result {
@@ -1047,7 +1187,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_node_proto_msgTypes[12]
+	mi := &file_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1199,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[12]
+	mi := &file_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1212,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{12}
+	return file_node_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Result) GetCode() uint32 {
@@ -1101,7 +1241,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_node_proto_msgTypes[13]
+	mi := &file_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1253,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[13]
+	mi := &file_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1266,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{13}
+	return file_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HeartbeatRequest) GetReady() bool {
@@ -1154,7 +1294,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_node_proto_msgTypes[14]
+	mi := &file_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1306,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[14]
+	mi := &file_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1319,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{14}
+	return file_node_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HeartbeatResponse) GetIntervalMs() int64 {
@@ -1197,7 +1337,7 @@ type WatchServersRequest struct {
 
 func (x *WatchServersRequest) Reset() {
 	*x = WatchServersRequest{}
-	mi := &file_node_proto_msgTypes[15]
+	mi := &file_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1349,7 @@ func (x *WatchServersRequest) String() string {
 func (*WatchServersRequest) ProtoMessage() {}
 
 func (x *WatchServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[15]
+	mi := &file_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1362,7 @@ func (x *WatchServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchServersRequest.ProtoReflect.Descriptor instead.
 func (*WatchServersRequest) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{15}
+	return file_node_proto_rawDescGZIP(), []int{17}
 }
 
 // ServerList is the complete set of live API servers.
@@ -1237,7 +1377,7 @@ type ServerList struct {
 
 func (x *ServerList) Reset() {
 	*x = ServerList{}
-	mi := &file_node_proto_msgTypes[16]
+	mi := &file_node_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1249,7 +1389,7 @@ func (x *ServerList) String() string {
 func (*ServerList) ProtoMessage() {}
 
 func (x *ServerList) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[16]
+	mi := &file_node_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1262,7 +1402,7 @@ func (x *ServerList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerList.ProtoReflect.Descriptor instead.
 func (*ServerList) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{16}
+	return file_node_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ServerList) GetAddresses() []string {
@@ -1283,7 +1423,7 @@ type EventReport struct {
 
 func (x *EventReport) Reset() {
 	*x = EventReport{}
-	mi := &file_node_proto_msgTypes[17]
+	mi := &file_node_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1435,7 @@ func (x *EventReport) String() string {
 func (*EventReport) ProtoMessage() {}
 
 func (x *EventReport) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[17]
+	mi := &file_node_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1448,7 @@ func (x *EventReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventReport.ProtoReflect.Descriptor instead.
 func (*EventReport) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{17}
+	return file_node_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EventReport) GetEvents() []*PodEvent {
@@ -1343,7 +1483,7 @@ type PodEvent struct {
 
 func (x *PodEvent) Reset() {
 	*x = PodEvent{}
-	mi := &file_node_proto_msgTypes[18]
+	mi := &file_node_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1495,7 @@ func (x *PodEvent) String() string {
 func (*PodEvent) ProtoMessage() {}
 
 func (x *PodEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[18]
+	mi := &file_node_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1508,7 @@ func (x *PodEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodEvent.ProtoReflect.Descriptor instead.
 func (*PodEvent) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{18}
+	return file_node_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PodEvent) GetNamespace() string {
@@ -1450,7 +1590,7 @@ type EventReportResponse struct {
 
 func (x *EventReportResponse) Reset() {
 	*x = EventReportResponse{}
-	mi := &file_node_proto_msgTypes[19]
+	mi := &file_node_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1602,7 @@ func (x *EventReportResponse) String() string {
 func (*EventReportResponse) ProtoMessage() {}
 
 func (x *EventReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[19]
+	mi := &file_node_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1615,7 @@ func (x *EventReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventReportResponse.ProtoReflect.Descriptor instead.
 func (*EventReportResponse) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{19}
+	return file_node_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EventReportResponse) GetEvents() []*Result {
@@ -1490,7 +1630,17 @@ var File_node_proto protoreflect.FileDescriptor
 const file_node_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"node.proto\x12\rminik.node.v1\"{\n" +
+	"node.proto\x12\rminik.node.v1\"\xd7\x01\n" +
+	"\x0fPodTokenRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x19\n" +
+	"\bpod_name\x18\x02 \x01(\tR\apodName\x12\x17\n" +
+	"\apod_uid\x18\x03 \x01(\tR\x06podUid\x12'\n" +
+	"\x0fservice_account\x18\x04 \x01(\tR\x0eserviceAccount\x12\x1a\n" +
+	"\baudience\x18\x05 \x01(\tR\baudience\x12-\n" +
+	"\x12expiration_seconds\x18\x06 \x01(\x03R\x11expirationSeconds\"Q\n" +
+	"\x10PodTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12'\n" +
+	"\x0fexpiration_unix\x18\x02 \x01(\x03R\x0eexpirationUnix\"{\n" +
 	"\x0fRegisterRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x10\n" +
@@ -1599,7 +1749,7 @@ const file_node_proto_rawDesc = "" +
 	"\x15OBJECT_KIND_ENDPOINTS\x10\x03\x12\x14\n" +
 	"\x10OBJECT_KIND_NODE\x10\x04\x12\x19\n" +
 	"\x15OBJECT_KIND_CONFIGMAP\x10\x05\x12\x16\n" +
-	"\x12OBJECT_KIND_SECRET\x10\x062\xf4\x04\n" +
+	"\x12OBJECT_KIND_SECRET\x10\x062\xc1\x05\n" +
 	"\x04Node\x12K\n" +
 	"\bRegister\x12\x1e.minik.node.v1.RegisterRequest\x1a\x1f.minik.node.v1.RegisterResponse\x12A\n" +
 	"\x06Config\x12\x1c.minik.node.v1.ConfigRequest\x1a\x19.minik.node.v1.NodeConfig\x12I\n" +
@@ -1608,7 +1758,8 @@ const file_node_proto_rawDesc = "" +
 	"\x06Report\x12\x1b.minik.node.v1.StatusUpdate\x1a#.minik.node.v1.StatusUpdateResponse(\x010\x01\x12N\n" +
 	"\fReportEvents\x12\x1a.minik.node.v1.EventReport\x1a\".minik.node.v1.EventReportResponse\x12N\n" +
 	"\tHeartbeat\x12\x1f.minik.node.v1.HeartbeatRequest\x1a .minik.node.v1.HeartbeatResponse\x12O\n" +
-	"\fWatchServers\x12\".minik.node.v1.WatchServersRequest\x1a\x19.minik.node.v1.ServerList0\x01B Z\x1egithub.com/minik-dev/minik/apib\x06proto3"
+	"\fWatchServers\x12\".minik.node.v1.WatchServersRequest\x1a\x19.minik.node.v1.ServerList0\x01\x12K\n" +
+	"\bPodToken\x12\x1e.minik.node.v1.PodTokenRequest\x1a\x1f.minik.node.v1.PodTokenResponseB Z\x1egithub.com/minik-dev/minik/apib\x06proto3"
 
 var (
 	file_node_proto_rawDescOnce sync.Once
@@ -1623,66 +1774,70 @@ func file_node_proto_rawDescGZIP() []byte {
 }
 
 var file_node_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_node_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_node_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_node_proto_goTypes = []any{
 	(ObjectKind)(0),              // 0: minik.node.v1.ObjectKind
 	(SessionMessage_Type)(0),     // 1: minik.node.v1.SessionMessage.Type
 	(Change_Action)(0),           // 2: minik.node.v1.Change.Action
-	(*RegisterRequest)(nil),      // 3: minik.node.v1.RegisterRequest
-	(*RegisterResponse)(nil),     // 4: minik.node.v1.RegisterResponse
-	(*ConfigRequest)(nil),        // 5: minik.node.v1.ConfigRequest
-	(*NodeConfig)(nil),           // 6: minik.node.v1.NodeConfig
-	(*SessionRequest)(nil),       // 7: minik.node.v1.SessionRequest
-	(*SessionMessage)(nil),       // 8: minik.node.v1.SessionMessage
-	(*Change)(nil),               // 9: minik.node.v1.Change
-	(*StatusUpdate)(nil),         // 10: minik.node.v1.StatusUpdate
-	(*PodStatus)(nil),            // 11: minik.node.v1.PodStatus
-	(*PodRef)(nil),               // 12: minik.node.v1.PodRef
-	(*NodeReport)(nil),           // 13: minik.node.v1.NodeReport
-	(*StatusUpdateResponse)(nil), // 14: minik.node.v1.StatusUpdateResponse
-	(*Result)(nil),               // 15: minik.node.v1.Result
-	(*HeartbeatRequest)(nil),     // 16: minik.node.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),    // 17: minik.node.v1.HeartbeatResponse
-	(*WatchServersRequest)(nil),  // 18: minik.node.v1.WatchServersRequest
-	(*ServerList)(nil),           // 19: minik.node.v1.ServerList
-	(*EventReport)(nil),          // 20: minik.node.v1.EventReport
-	(*PodEvent)(nil),             // 21: minik.node.v1.PodEvent
-	(*EventReportResponse)(nil),  // 22: minik.node.v1.EventReportResponse
-	nil,                          // 23: minik.node.v1.NodeReport.LabelsEntry
+	(*PodTokenRequest)(nil),      // 3: minik.node.v1.PodTokenRequest
+	(*PodTokenResponse)(nil),     // 4: minik.node.v1.PodTokenResponse
+	(*RegisterRequest)(nil),      // 5: minik.node.v1.RegisterRequest
+	(*RegisterResponse)(nil),     // 6: minik.node.v1.RegisterResponse
+	(*ConfigRequest)(nil),        // 7: minik.node.v1.ConfigRequest
+	(*NodeConfig)(nil),           // 8: minik.node.v1.NodeConfig
+	(*SessionRequest)(nil),       // 9: minik.node.v1.SessionRequest
+	(*SessionMessage)(nil),       // 10: minik.node.v1.SessionMessage
+	(*Change)(nil),               // 11: minik.node.v1.Change
+	(*StatusUpdate)(nil),         // 12: minik.node.v1.StatusUpdate
+	(*PodStatus)(nil),            // 13: minik.node.v1.PodStatus
+	(*PodRef)(nil),               // 14: minik.node.v1.PodRef
+	(*NodeReport)(nil),           // 15: minik.node.v1.NodeReport
+	(*StatusUpdateResponse)(nil), // 16: minik.node.v1.StatusUpdateResponse
+	(*Result)(nil),               // 17: minik.node.v1.Result
+	(*HeartbeatRequest)(nil),     // 18: minik.node.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),    // 19: minik.node.v1.HeartbeatResponse
+	(*WatchServersRequest)(nil),  // 20: minik.node.v1.WatchServersRequest
+	(*ServerList)(nil),           // 21: minik.node.v1.ServerList
+	(*EventReport)(nil),          // 22: minik.node.v1.EventReport
+	(*PodEvent)(nil),             // 23: minik.node.v1.PodEvent
+	(*EventReportResponse)(nil),  // 24: minik.node.v1.EventReportResponse
+	nil,                          // 25: minik.node.v1.NodeReport.LabelsEntry
 }
 var file_node_proto_depIdxs = []int32{
-	6,  // 0: minik.node.v1.RegisterResponse.config:type_name -> minik.node.v1.NodeConfig
+	8,  // 0: minik.node.v1.RegisterResponse.config:type_name -> minik.node.v1.NodeConfig
 	1,  // 1: minik.node.v1.SessionMessage.type:type_name -> minik.node.v1.SessionMessage.Type
-	9,  // 2: minik.node.v1.SessionMessage.changes:type_name -> minik.node.v1.Change
+	11, // 2: minik.node.v1.SessionMessage.changes:type_name -> minik.node.v1.Change
 	2,  // 3: minik.node.v1.Change.action:type_name -> minik.node.v1.Change.Action
 	0,  // 4: minik.node.v1.Change.kind:type_name -> minik.node.v1.ObjectKind
-	11, // 5: minik.node.v1.StatusUpdate.pods:type_name -> minik.node.v1.PodStatus
-	12, // 6: minik.node.v1.StatusUpdate.terminated:type_name -> minik.node.v1.PodRef
-	13, // 7: minik.node.v1.StatusUpdate.node:type_name -> minik.node.v1.NodeReport
-	23, // 8: minik.node.v1.NodeReport.labels:type_name -> minik.node.v1.NodeReport.LabelsEntry
-	15, // 9: minik.node.v1.StatusUpdateResponse.pods:type_name -> minik.node.v1.Result
-	15, // 10: minik.node.v1.StatusUpdateResponse.terminated:type_name -> minik.node.v1.Result
-	15, // 11: minik.node.v1.StatusUpdateResponse.node:type_name -> minik.node.v1.Result
-	21, // 12: minik.node.v1.EventReport.events:type_name -> minik.node.v1.PodEvent
-	15, // 13: minik.node.v1.EventReportResponse.events:type_name -> minik.node.v1.Result
-	3,  // 14: minik.node.v1.Node.Register:input_type -> minik.node.v1.RegisterRequest
-	5,  // 15: minik.node.v1.Node.Config:input_type -> minik.node.v1.ConfigRequest
-	7,  // 16: minik.node.v1.Node.Session:input_type -> minik.node.v1.SessionRequest
-	10, // 17: minik.node.v1.Node.UpdateStatus:input_type -> minik.node.v1.StatusUpdate
-	10, // 18: minik.node.v1.Node.Report:input_type -> minik.node.v1.StatusUpdate
-	20, // 19: minik.node.v1.Node.ReportEvents:input_type -> minik.node.v1.EventReport
-	16, // 20: minik.node.v1.Node.Heartbeat:input_type -> minik.node.v1.HeartbeatRequest
-	18, // 21: minik.node.v1.Node.WatchServers:input_type -> minik.node.v1.WatchServersRequest
-	4,  // 22: minik.node.v1.Node.Register:output_type -> minik.node.v1.RegisterResponse
-	6,  // 23: minik.node.v1.Node.Config:output_type -> minik.node.v1.NodeConfig
-	8,  // 24: minik.node.v1.Node.Session:output_type -> minik.node.v1.SessionMessage
-	14, // 25: minik.node.v1.Node.UpdateStatus:output_type -> minik.node.v1.StatusUpdateResponse
-	14, // 26: minik.node.v1.Node.Report:output_type -> minik.node.v1.StatusUpdateResponse
-	22, // 27: minik.node.v1.Node.ReportEvents:output_type -> minik.node.v1.EventReportResponse
-	17, // 28: minik.node.v1.Node.Heartbeat:output_type -> minik.node.v1.HeartbeatResponse
-	19, // 29: minik.node.v1.Node.WatchServers:output_type -> minik.node.v1.ServerList
-	22, // [22:30] is the sub-list for method output_type
-	14, // [14:22] is the sub-list for method input_type
+	13, // 5: minik.node.v1.StatusUpdate.pods:type_name -> minik.node.v1.PodStatus
+	14, // 6: minik.node.v1.StatusUpdate.terminated:type_name -> minik.node.v1.PodRef
+	15, // 7: minik.node.v1.StatusUpdate.node:type_name -> minik.node.v1.NodeReport
+	25, // 8: minik.node.v1.NodeReport.labels:type_name -> minik.node.v1.NodeReport.LabelsEntry
+	17, // 9: minik.node.v1.StatusUpdateResponse.pods:type_name -> minik.node.v1.Result
+	17, // 10: minik.node.v1.StatusUpdateResponse.terminated:type_name -> minik.node.v1.Result
+	17, // 11: minik.node.v1.StatusUpdateResponse.node:type_name -> minik.node.v1.Result
+	23, // 12: minik.node.v1.EventReport.events:type_name -> minik.node.v1.PodEvent
+	17, // 13: minik.node.v1.EventReportResponse.events:type_name -> minik.node.v1.Result
+	5,  // 14: minik.node.v1.Node.Register:input_type -> minik.node.v1.RegisterRequest
+	7,  // 15: minik.node.v1.Node.Config:input_type -> minik.node.v1.ConfigRequest
+	9,  // 16: minik.node.v1.Node.Session:input_type -> minik.node.v1.SessionRequest
+	12, // 17: minik.node.v1.Node.UpdateStatus:input_type -> minik.node.v1.StatusUpdate
+	12, // 18: minik.node.v1.Node.Report:input_type -> minik.node.v1.StatusUpdate
+	22, // 19: minik.node.v1.Node.ReportEvents:input_type -> minik.node.v1.EventReport
+	18, // 20: minik.node.v1.Node.Heartbeat:input_type -> minik.node.v1.HeartbeatRequest
+	20, // 21: minik.node.v1.Node.WatchServers:input_type -> minik.node.v1.WatchServersRequest
+	3,  // 22: minik.node.v1.Node.PodToken:input_type -> minik.node.v1.PodTokenRequest
+	6,  // 23: minik.node.v1.Node.Register:output_type -> minik.node.v1.RegisterResponse
+	8,  // 24: minik.node.v1.Node.Config:output_type -> minik.node.v1.NodeConfig
+	10, // 25: minik.node.v1.Node.Session:output_type -> minik.node.v1.SessionMessage
+	16, // 26: minik.node.v1.Node.UpdateStatus:output_type -> minik.node.v1.StatusUpdateResponse
+	16, // 27: minik.node.v1.Node.Report:output_type -> minik.node.v1.StatusUpdateResponse
+	24, // 28: minik.node.v1.Node.ReportEvents:output_type -> minik.node.v1.EventReportResponse
+	19, // 29: minik.node.v1.Node.Heartbeat:output_type -> minik.node.v1.HeartbeatResponse
+	21, // 30: minik.node.v1.Node.WatchServers:output_type -> minik.node.v1.ServerList
+	4,  // 31: minik.node.v1.Node.PodToken:output_type -> minik.node.v1.PodTokenResponse
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
 	14, // [14:14] is the sub-list for extension extendee
 	0,  // [0:14] is the sub-list for field type_name
@@ -1699,7 +1854,7 @@ func file_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_proto_rawDesc), len(file_node_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

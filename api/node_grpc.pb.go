@@ -60,6 +60,7 @@ const (
 	Node_ReportEvents_FullMethodName = "/minik.node.v1.Node/ReportEvents"
 	Node_Heartbeat_FullMethodName    = "/minik.node.v1.Node/Heartbeat"
 	Node_WatchServers_FullMethodName = "/minik.node.v1.Node/WatchServers"
+	Node_PodToken_FullMethodName     = "/minik.node.v1.Node/PodToken"
 )
 
 // NodeClient is the client API for Node service.
@@ -134,6 +135,16 @@ type NodeClient interface {
 	// changes. An agent keeps the last list in its data directory and, when
 	// its server goes away, reconnects to another one from it.
 	WatchServers(ctx context.Context, in *WatchServersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ServerList], error)
+	// PodToken issues a service account token for a pod bound to the node,
+	// for the pod's serviceAccountToken volume projections: a JWT of the
+	// pod's service account, bound to the pod (and to the node), for the
+	// audience asked (the API's own audiences when empty), valid for
+	// expiration_seconds. The agent asks again before the token expires.
+	// A pod not bound to the calling node, a pod whose uid differs, or a
+	// service account other than the pod's → PERMISSION_DENIED; a missing
+	// field or expiration_seconds under 600 → INVALID_ARGUMENT; a server
+	// that does not issue tokens → UNIMPLEMENTED.
+	PodToken(ctx context.Context, in *PodTokenRequest, opts ...grpc.CallOption) (*PodTokenResponse, error)
 }
 
 type nodeClient struct {
@@ -245,6 +256,16 @@ func (c *nodeClient) WatchServers(ctx context.Context, in *WatchServersRequest, 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Node_WatchServersClient = grpc.ServerStreamingClient[ServerList]
 
+func (c *nodeClient) PodToken(ctx context.Context, in *PodTokenRequest, opts ...grpc.CallOption) (*PodTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PodTokenResponse)
+	err := c.cc.Invoke(ctx, Node_PodToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServer is the server API for Node service.
 // All implementations must embed UnimplementedNodeServer
 // for forward compatibility.
@@ -317,6 +338,16 @@ type NodeServer interface {
 	// changes. An agent keeps the last list in its data directory and, when
 	// its server goes away, reconnects to another one from it.
 	WatchServers(*WatchServersRequest, grpc.ServerStreamingServer[ServerList]) error
+	// PodToken issues a service account token for a pod bound to the node,
+	// for the pod's serviceAccountToken volume projections: a JWT of the
+	// pod's service account, bound to the pod (and to the node), for the
+	// audience asked (the API's own audiences when empty), valid for
+	// expiration_seconds. The agent asks again before the token expires.
+	// A pod not bound to the calling node, a pod whose uid differs, or a
+	// service account other than the pod's → PERMISSION_DENIED; a missing
+	// field or expiration_seconds under 600 → INVALID_ARGUMENT; a server
+	// that does not issue tokens → UNIMPLEMENTED.
+	PodToken(context.Context, *PodTokenRequest) (*PodTokenResponse, error)
 	mustEmbedUnimplementedNodeServer()
 }
 
@@ -350,6 +381,9 @@ func (UnimplementedNodeServer) Heartbeat(context.Context, *HeartbeatRequest) (*H
 }
 func (UnimplementedNodeServer) WatchServers(*WatchServersRequest, grpc.ServerStreamingServer[ServerList]) error {
 	return status.Error(codes.Unimplemented, "method WatchServers not implemented")
+}
+func (UnimplementedNodeServer) PodToken(context.Context, *PodTokenRequest) (*PodTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PodToken not implemented")
 }
 func (UnimplementedNodeServer) mustEmbedUnimplementedNodeServer() {}
 func (UnimplementedNodeServer) testEmbeddedByValue()              {}
@@ -491,6 +525,24 @@ func _Node_WatchServers_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Node_WatchServersServer = grpc.ServerStreamingServer[ServerList]
 
+func _Node_PodToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PodTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServer).PodToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Node_PodToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServer).PodToken(ctx, req.(*PodTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Node_ServiceDesc is the grpc.ServiceDesc for Node service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -517,6 +569,10 @@ var Node_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Heartbeat",
 			Handler:    _Node_Heartbeat_Handler,
+		},
+		{
+			MethodName: "PodToken",
+			Handler:    _Node_PodToken_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -137,6 +137,7 @@ func Run(ctx context.Context, cfg Config) error {
 	nodeCfg := nodes.Config{
 		Store: st, API: api, Authority: authority, ClusterCIDR: cfg.ClusterCIDR,
 		Servers: servers, GracePeriod: cfg.NodeMonitorGracePeriod, Leading: leader.Leading, Logger: lg,
+		Tokens:           issuer,
 		RegistrationRate: cfg.NodeRegistrationRate, RegistrationBurst: cfg.NodeRegistrationBurst,
 	}
 	if members != nil {

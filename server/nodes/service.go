@@ -26,6 +26,7 @@ import (
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/controllers"
 	"github.com/minik-dev/minik/server/pki"
+	"github.com/minik-dev/minik/server/serviceaccount"
 	"github.com/minik-dev/minik/store"
 )
 
@@ -95,6 +96,12 @@ type Config struct {
 	// two periods (default DefaultRegistrationGrace).
 	RegistrationGrace time.Duration
 	Logger            *slog.Logger
+	// Tokens, when set, signs the service account tokens nodes ask for
+	// their pods (PodToken); nil answers UNIMPLEMENTED. APIAudiences are
+	// the audiences of a token whose projection names none (default the
+	// issuer's URL, as the API server's).
+	Tokens       *serviceaccount.Issuer
+	APIAudiences []string
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 }
