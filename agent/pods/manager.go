@@ -73,6 +73,9 @@ type Config struct {
 	// notice exits; default DefaultSyncPeriod.
 	SyncPeriod time.Duration
 	Logger     *slog.Logger
+	// Tokens issues the tokens of serviceAccountToken projections; nil
+	// leaves them out of the volumes.
+	Tokens TokenSource
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -91,7 +94,10 @@ type Manager struct {
 	// received is set by the first SetPods; Run touches nothing before.
 	received bool
 	objs     *Objects
-	changed  chan struct{} // cap 1: desired changed
+	// tokens holds the pods' service account tokens; nil without
+	// Config.Tokens.
+	tokens  *tokenCache
+	changed chan struct{} // cap 1: desired changed
 	// objsChanged (cap 1) tells Run that the ConfigMaps or Secrets changed,
 	// so that workers refresh their pods' volumes.
 	objsChanged chan struct{}
@@ -124,12 +130,16 @@ func NewManager(cfg Config) (*Manager, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{
+	m := &Manager{
 		cfg: cfg, lg: lg.With("component", "pods"), hostDNS: readHostDNS(),
 		desired: map[types.UID]*corev1.Pod{}, byName: map[types.NamespacedName]*corev1.Pod{},
 		objs:    &Objects{},
 		changed: make(chan struct{}, 1), objsChanged: make(chan struct{}, 1),
-	}, nil
+	}
+	if cfg.Tokens != nil {
+		m.tokens = newTokenCache(cfg.Tokens, cfg.Now)
+	}
+	return m, nil
 }
 
 // SetPods replaces the desired set: every pod bound to this node. Pods

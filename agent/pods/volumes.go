@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -51,7 +52,7 @@ func inMemory(v *corev1.Volume) bool {
 
 // volumePayload computes the files of an API data volume. A missing
 // source that is not optional gives an error wrapping errMissing.
-func (m *Manager) volumePayload(pod *corev1.Pod, v *corev1.Volume, objs *Objects) (map[string]volumeFile, error) {
+func (m *Manager) volumePayload(ctx context.Context, pod *corev1.Pod, v *corev1.Volume, objs *Objects) (map[string]volumeFile, error) {
 	out := map[string]volumeFile{}
 	var err error
 	switch {
@@ -62,7 +63,7 @@ func (m *Manager) volumePayload(pod *corev1.Pod, v *corev1.Volume, objs *Objects
 	case v.DownwardAPI != nil:
 		err = m.downwardFiles(out, pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
 	case v.Projected != nil:
-		err = m.projectedFiles(out, pod, v.Projected, objs)
+		err = m.projectedFiles(ctx, out, pod, v.Projected, objs)
 	}
 	return out, err
 }
@@ -159,7 +160,7 @@ func (m *Manager) containerResource(pod *corev1.Pod, ref *corev1.ResourceFieldSe
 	return "", missingf("container %q not found", ref.ContainerName)
 }
 
-func (m *Manager) projectedFiles(out map[string]volumeFile, pod *corev1.Pod, p *corev1.ProjectedVolumeSource, objs *Objects) error {
+func (m *Manager) projectedFiles(ctx context.Context, out map[string]volumeFile, pod *corev1.Pod, p *corev1.ProjectedVolumeSource, objs *Objects) error {
 	def := p.DefaultMode
 	for _, src := range p.Sources {
 		var err error
@@ -173,9 +174,7 @@ func (m *Manager) projectedFiles(out map[string]volumeFile, pod *corev1.Pod, p *
 		case src.DownwardAPI != nil:
 			err = m.downwardFiles(out, pod, src.DownwardAPI.Items, def)
 		case src.ServiceAccountToken != nil:
-			// TODO(tokens): write a bound token from TokenRequest at
-			// src.ServiceAccountToken.Path and refresh it before it
-			// expires; until then the source adds no file.
+			err = m.tokenFile(ctx, out, pod, src.ServiceAccountToken, def)
 		}
 		if err != nil {
 			return err
@@ -184,11 +183,25 @@ func (m *Manager) projectedFiles(out map[string]volumeFile, pod *corev1.Pod, p *
 	return nil
 }
 
+// tokenFile adds the service account token of the projection p. A node
+// without a TokenSource adds none.
+func (m *Manager) tokenFile(ctx context.Context, out map[string]volumeFile, pod *corev1.Pod, p *corev1.ServiceAccountTokenProjection, def *int32) error {
+	if m.tokens == nil {
+		return nil
+	}
+	token, err := m.tokens.get(ctx, pod, p)
+	if err != nil {
+		return fmt.Errorf("failed to fetch token: %w", err)
+	}
+	out[p.Path] = volumeFile{data: []byte(token), mode: fileMode(nil, def)}
+	return nil
+}
+
 // setUpVolume makes the API data volume v of pod hold its current
 // payload, mounting its tmpfs first if it needs one. It reports whether it
 // wrote a new version.
-func (m *Manager) setUpVolume(pod *corev1.Pod, v *corev1.Volume, objs *Objects) (bool, error) {
-	payload, err := m.volumePayload(pod, v, objs)
+func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Volume, objs *Objects) (bool, error) {
+	payload, err := m.volumePayload(ctx, pod, v, objs)
 	if err != nil {
 		return false, err
 	}
@@ -218,6 +231,9 @@ func mountTmpfs(dir string) error {
 // removeVolumes unmounts and deletes what the node keeps of pod uid's
 // volumes. Removing nothing is not an error.
 func (m *Manager) removeVolumes(uid types.UID) error {
+	if m.tokens != nil {
+		m.tokens.forget(uid)
+	}
 	return removeVolumeDirs(filepath.Join(m.podVolumesDir(), string(uid)))
 }
 

@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -27,7 +28,7 @@ func BenchmarkPodVolumes(b *testing.B) {
 		i++
 		pod.UID = types.UID(fmt.Sprintf("uid-%d", i))
 		for j := range vols {
-			if _, err := m.setUpVolume(pod, &vols[j], &objs); err != nil {
+			if _, err := m.setUpVolume(context.Background(), pod, &vols[j], &objs); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -88,7 +89,7 @@ func TestVolumePayload(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := m.volumePayload(pod, &tc.vol, &objs)
+			got, err := m.volumePayload(context.Background(), pod, &tc.vol, &objs)
 			if tc.err != "" {
 				if !errors.Is(err, errMissing) || err.Error() != tc.err {
 					t.Errorf("volumePayload = %v, want %q wrapping errMissing", err, tc.err)

@@ -155,7 +155,10 @@ func (w *worker) sync(ctx context.Context) time.Duration {
 		t := metav1.NewTime(w.m.cfg.Now().Truncate(time.Second))
 		w.startTime = &t
 	}
-	if !w.syncVolumes() {
+	if w.tokensDue() {
+		w.volumesDirty = true
+	}
+	if !w.syncVolumes(ctx) {
 		// As the kubelet, start nothing before every volume is set up.
 		w.report(rs)
 		return w.m.cfg.SyncPeriod
@@ -314,7 +317,7 @@ func (w *worker) report(rs *runtime.PodStatus) corev1.PodStatus {
 // syncVolumes writes the pod's API data volumes when something they are
 // made of may have changed, recording FailedMount for those it cannot
 // write. It reports false while a volume has never been set up.
-func (w *worker) syncVolumes() bool {
+func (w *worker) syncVolumes(ctx context.Context) bool {
 	if !w.volumesDirty {
 		return true
 	}
@@ -325,7 +328,7 @@ func (w *worker) syncVolumes() bool {
 		if !isAPIDataVolume(w.pod, v.Name) {
 			continue
 		}
-		changed, err := w.m.setUpVolume(w.pod, v, objs)
+		changed, err := w.m.setUpVolume(ctx, w.pod, v, objs)
 		if err != nil {
 			failed = true
 			msg := fmt.Sprintf("MountVolume.SetUp failed for volume %q : %v", v.Name, err)
@@ -347,4 +350,15 @@ func (w *worker) syncVolumes() bool {
 	}
 	w.volumesDirty = failed
 	return ready
+}
+
+// tokensDue tells whether a service account token of the pod is due for
+// renewal, so that its volumes are written again. A running pod is
+// synced every SyncPeriod, which is when this is checked.
+func (w *worker) tokensDue() bool {
+	if w.m.tokens == nil {
+		return false
+	}
+	at := w.m.tokens.refreshAt(w.uid)
+	return !at.IsZero() && !w.m.cfg.Now().Before(at)
 }
