@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/minik-dev/minik/server/registry"
+	"github.com/minik-dev/minik/server/serviceaccount"
 	"github.com/minik-dev/minik/store"
 )
 
@@ -35,7 +36,7 @@ const (
 	// ServiceAccountTokenSeconds is the lifetime admission asks for the
 	// token: an hour and seven seconds, the value Kubernetes uses so that
 	// these tokens can be told apart from requested ones.
-	ServiceAccountTokenSeconds = 3607
+	ServiceAccountTokenSeconds = serviceaccount.WarnOnlyExpirationSeconds
 	// RootCAConfigMap is the ConfigMap that holds the cluster CA in every
 	// namespace.
 	RootCAConfigMap = "kube-root-ca.crt"

@@ -3,6 +3,7 @@ package nodes
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -59,7 +60,13 @@ func (s *Service) PodToken(ctx context.Context, req *api.PodTokenRequest) (*api.
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	return &api.PodTokenResponse{Token: token, ExpirationUnix: c.Expiry.Unix()}, nil
+	// The node renews an extended token as if it expired when it says
+	// it should: the response gives that time, as a TokenRequest does.
+	expiry := c.Expiry
+	if !c.WarnAfter.IsZero() {
+		expiry = c.WarnAfter
+	}
+	return &api.PodTokenResponse{Token: token, ExpirationUnix: expiry.Unix()}, nil
 }
 
 // checkPodTokenRequest refuses a request that lacks a field or asks for a
@@ -96,16 +103,13 @@ func (s *Service) podTokenClaims(ctx context.Context, node string, req *api.PodT
 		Pod:            &serviceaccount.Ref{Name: pod.Name, UID: string(pod.UID)},
 		Node:           &serviceaccount.Ref{Name: node},
 	}
-	// TODO(tokens): Kubernetes extends the 3607 s tokens of admission's
-	// volumes to a year and marks them with a warnafter claim; these
-	// expire as asked and the node refreshes them.
-	switch {
-	case req.Audience != "":
+	apiAudiences := s.apiAudiences()
+	c.Audiences = apiAudiences
+	if req.Audience != "" {
 		c.Audiences = []string{req.Audience}
-	case len(s.cfg.APIAudiences) > 0:
-		c.Audiences = s.cfg.APIAudiences
-	default:
-		c.Audiences = []string{s.cfg.Tokens.URL()}
+	}
+	if req.ExpirationSeconds == serviceaccount.WarnOnlyExpirationSeconds && slices.Equal(c.Audiences, apiAudiences) {
+		c.WarnAfter, c.Expiry = c.Expiry, now.Add(serviceaccount.ExtendedExpiration)
 	}
 	n := &corev1.Node{}
 	// A node that cannot be read leaves its uid out, as in Kubernetes.
@@ -113,6 +117,14 @@ func (s *Service) podTokenClaims(ctx context.Context, node string, req *api.PodT
 		c.Node.UID = string(n.UID)
 	}
 	return c
+}
+
+// apiAudiences are the audiences of tokens the API accepts.
+func (s *Service) apiAudiences() []string {
+	if len(s.cfg.APIAudiences) > 0 {
+		return s.cfg.APIAudiences
+	}
+	return []string{s.cfg.Tokens.URL()}
 }
 
 // readStored reads and decodes the object stored at key. A missing one is

@@ -72,6 +72,30 @@ func TestPodTokenAuthorization(t *testing.T) {
 		t.Errorf("expiry = %v (response %d), want %v", c.Expiry, resp.ExpirationUnix, want)
 	}
 
+	// The API's audience at admission's lifetime: valid a year, renewed
+	// as if it expired after 3607 s.
+	apiReq := ask(mine, "default")
+	apiReq.Audience = ""
+	resp, err = n1.PodToken(ctxT(t), apiReq)
+	if err != nil {
+		t.Fatalf("PodToken(API audience) = %v", err)
+	}
+	if c, err = issuer.Parse(resp.Token, now); err != nil {
+		t.Fatal(err)
+	}
+	warn := now.Add(3607 * time.Second)
+	if !c.Expiry.Equal(now.Add(serviceaccount.ExtendedExpiration)) || !c.WarnAfter.Equal(warn) || resp.ExpirationUnix != warn.Unix() ||
+		len(c.Audiences) != 1 || c.Audiences[0] != issuer.URL() {
+		t.Errorf("claims = %+v, response expiry %d; want exp in a year, warnafter %v, the API's audience", c, resp.ExpirationUnix, warn)
+	}
+	apiReq.ExpirationSeconds = 3600
+	if resp, err = n1.PodToken(ctxT(t), apiReq); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = issuer.Parse(resp.Token, now); err != nil || !c.Expiry.Equal(now.Add(time.Hour)) || !c.WarnAfter.IsZero() {
+		t.Errorf("claims of a 3600 s token = %+v, %v; want exp in an hour and no warnafter", c, err)
+	}
+
 	other := ask(mine, "default")
 	other.PodUid = "another-uid"
 	denied := map[string]*api.PodTokenRequest{

@@ -28,6 +28,15 @@ const (
 	// Leeway is how far past its expiry (or before its nbf) a token is
 	// still accepted, for clocks that disagree.
 	Leeway = jwt.DefaultLeeway
+	// WarnOnlyExpirationSeconds is the lifetime ServiceAccount admission
+	// asks for the tokens of its volumes, an hour and seven seconds. A
+	// node's token of that lifetime for the API's audience is issued for
+	// ExtendedExpiration instead, with WarnAfter at the hour and seven
+	// seconds, so that a client that does not reload its token keeps
+	// working while the node renews it as if it expired.
+	WarnOnlyExpirationSeconds = 3607
+	// ExtendedExpiration is the lifetime of such a token: a year.
+	ExtendedExpiration = 365 * 24 * time.Hour
 )
 
 // Errors Parse returns.
@@ -65,6 +74,10 @@ type Claims struct {
 	// token is valid only while that object exists. Node is the node a
 	// bound pod runs on.
 	Pod, Secret, Node *Ref
+	// WarnAfter, if set, is when a token whose expiry was extended
+	// (see ExtendedExpiration) would have expired (the kubernetes.io
+	// warnafter claim).
+	WarnAfter time.Time
 }
 
 // Subject is the token's subject and user name,
@@ -84,6 +97,8 @@ type kubernetesClaim struct {
 	Pod            *Ref   `json:"pod,omitempty"`
 	Secret         *Ref   `json:"secret,omitempty"`
 	Node           *Ref   `json:"node,omitempty"`
+	// WarnAfter is a NumericDate, as Kubernetes encodes it.
+	WarnAfter *jwt.NumericDate `json:"warnafter,omitempty"`
 }
 
 // Issuer signs and parses the tokens of one cluster. It is immutable and
@@ -141,6 +156,9 @@ func (is *Issuer) Issue(c Claims) (string, error) {
 	priv := privateClaims{Kubernetes: kubernetesClaim{
 		Namespace: c.Namespace, ServiceAccount: &c.ServiceAccount, Pod: c.Pod, Secret: c.Secret, Node: c.Node,
 	}}
+	if !c.WarnAfter.IsZero() {
+		priv.Kubernetes.WarnAfter = jwt.NewNumericDate(c.WarnAfter)
+	}
 	return jwt.Signed(is.signer).Claims(std).Claims(priv).Serialize()
 }
 
@@ -176,6 +194,9 @@ func (is *Issuer) Parse(token string, now time.Time) (Claims, error) {
 	}
 	if std.IssuedAt != nil {
 		c.IssuedAt = std.IssuedAt.Time()
+	}
+	if k.WarnAfter != nil {
+		c.WarnAfter = k.WarnAfter.Time()
 	}
 	if std.NotBefore != nil {
 		c.NotBefore = std.NotBefore.Time()

@@ -230,3 +230,31 @@ func TestOpenIDConfiguration(t *testing.T) {
 		t.Errorf("OpenIDConfiguration (-want +got):\n%s", diff)
 	}
 }
+
+// An extended token says when it would have expired, in the
+// kubernetes.io warnafter claim, as a NumericDate.
+func TestIssueWarnAfter(t *testing.T) {
+	is := testIssuer(t)
+	c := podClaims(testTime)
+	c.WarnAfter, c.Expiry = testTime.Add(WarnOnlyExpirationSeconds*time.Second), testTime.Add(ExtendedExpiration)
+	tok, err := is.Issue(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payload struct {
+		Kubernetes struct {
+			WarnAfter float64 `json:"warnafter"`
+		} `json:"kubernetes.io"`
+	}
+	decodeSegment(t, strings.Split(tok, ".")[1], &payload)
+	if want := float64(c.WarnAfter.Unix()); payload.Kubernetes.WarnAfter != want {
+		t.Errorf("warnafter = %v, want %v", payload.Kubernetes.WarnAfter, want)
+	}
+	got, err := is.Parse(tok, testTime.Add(2*time.Hour))
+	if err != nil {
+		t.Fatalf("Parse past warnafter = %v", err)
+	}
+	if diff := cmp.Diff(c, got); diff != "" {
+		t.Errorf("Parse (-want +got):\n%s", diff)
+	}
+}
