@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/utils/ptr"
 
-	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/server/serviceaccount"
 	"github.com/minik-dev/minik/store"
 )
@@ -50,33 +49,28 @@ const (
 // Kubernetes' does (10 reads, 100 to 200 ms apart).
 var defaultSALookups = 10
 
-// serviceAccountsServed reports whether the registry serves
-// ServiceAccounts; only then are accounts checked and credentials
-// mounted.
-var serviceAccountsServed = func() bool {
-	_, ok := registry.Lookup("serviceaccounts")
-	return ok
-}
-
 // admitPodServiceAccount applies ServiceAccount admission to a new,
 // defaulted pod. A pod whose service account does not exist is refused
 // with 403 Forbidden. Mirror pods are left as they are. Only the name is
 // defaulted when the server issues no service account tokens
-// (Config.ServiceAccounts) or does not serve ServiceAccounts.
+// (Config.ServiceAccounts).
 func (s *Server) admitPodServiceAccount(ctx context.Context, pod *corev1.Pod) error {
 	if _, mirror := pod.Annotations[mirrorPodAnnotation]; mirror {
 		return nil
 	}
+	// A pod that names its account only in the deprecated field runs
+	// as it, and that field then follows the current one, as the API's
+	// conversion keeps them.
+	if pod.Spec.ServiceAccountName == "" {
+		pod.Spec.ServiceAccountName = pod.Spec.DeprecatedServiceAccount
+	}
 	if pod.Spec.ServiceAccountName == "" {
 		pod.Spec.ServiceAccountName = DefaultServiceAccount
 	}
-	// The deprecated field follows the current one, as the API's
-	// conversion keeps them.
 	pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
-	if s.cfg.ServiceAccounts == nil || !serviceAccountsServed() {
-		// A server that issues no tokens has no credentials to give;
-		// without the kind there is no account to check, nor the
-		// controllers that publish what the credentials volume needs.
+	if s.cfg.ServiceAccounts == nil {
+		// A server that issues no tokens has no credentials to give, and
+		// runs without the controllers that make the accounts.
 		return nil
 	}
 	sa, err := s.lookupServiceAccount(ctx, pod.Namespace, pod.Spec.ServiceAccountName)

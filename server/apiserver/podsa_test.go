@@ -8,27 +8,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
-	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/server/serviceaccount"
 )
 
-// setServiceAccountsServed makes admission see ServiceAccounts as served
-// or not for the test, whether or not the registry serves the kind yet.
-func setServiceAccountsServed(t *testing.T, served bool) {
-	t.Helper()
-	prev := serviceAccountsServed
-	serviceAccountsServed = func() bool { return served }
-	t.Cleanup(func() { serviceAccountsServed = prev })
-}
-
-// newAccountsServer is a test server that issues service account tokens
-// and serves ServiceAccounts.
+// newAccountsServer is a test server that issues service account tokens.
 func newAccountsServer(t *testing.T) *testServer {
 	t.Helper()
-	setServiceAccountsServed(t, true)
 	ts := newTestServer(t)
 	key, _ := serviceAccountKeys(t)
 	is, err := serviceaccount.NewIssuer(key, "")
@@ -39,23 +26,17 @@ func newAccountsServer(t *testing.T) *testServer {
 	return ts
 }
 
-// storeServiceAccount stores sa as the registry would.
-func (ts *testServer) storeServiceAccount(t *testing.T, sa *corev1.ServiceAccount) {
+// createServiceAccount creates sa through the API.
+func (ts *testServer) createServiceAccount(t *testing.T, sa *corev1.ServiceAccount) {
 	t.Helper()
-	res := serviceAccountsResource()
-	sa.UID = k8stypes.UID("sa-" + sa.Namespace + "-" + sa.Name)
-	data, err := registry.EncodeStored(res, sa)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ts.store.Create(testContext(t), storageKey(res, sa.Namespace, sa.Name), data); err != nil {
+	if _, err := ts.client.CoreV1().ServiceAccounts(sa.Namespace).Create(testContext(t), sa, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestPodServiceAccountMountsCredentials(t *testing.T) {
 	ts := newAccountsServer(t)
-	ts.storeServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"}})
+	ts.createServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"}})
 	pod := testPod("web", nil)
 	pod.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "busybox:1.36"}}
 	own := corev1.VolumeMount{Name: "mine", MountPath: ServiceAccountMountPath}
@@ -96,8 +77,8 @@ func TestPodServiceAccountMountsCredentials(t *testing.T) {
 
 func TestPodServiceAccountOptOut(t *testing.T) {
 	ts := newAccountsServer(t)
-	ts.storeServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"}})
-	ts.storeServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "quiet", Namespace: "default"},
+	ts.createServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"}})
+	ts.createServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "quiet", Namespace: "default"},
 		AutomountServiceAccountToken: ptr.To(false)})
 	tests := []struct {
 		name, sa string
@@ -151,7 +132,7 @@ func TestPodServiceAccountMissing(t *testing.T) {
 
 func TestPodServiceAccountPullSecretsAndMirror(t *testing.T) {
 	ts := newAccountsServer(t)
-	ts.storeServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"},
+	ts.createServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"},
 		ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}})
 	pods := ts.client.CoreV1().Pods("default")
 	got, err := pods.Create(testContext(t), testPod("web", nil), metav1.CreateOptions{})
@@ -160,6 +141,17 @@ func TestPodServiceAccountPullSecretsAndMirror(t *testing.T) {
 	}
 	if want := []corev1.LocalObjectReference{{Name: "regcred"}}; !reflect.DeepEqual(got.Spec.ImagePullSecrets, want) {
 		t.Errorf("imagePullSecrets = %+v, want the account's %+v", got.Spec.ImagePullSecrets, want)
+	}
+	old := testPod("old", nil)
+	old.Spec.DeprecatedServiceAccount = "robot"
+	if _, err := pods.Create(testContext(t), old, metav1.CreateOptions{}); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `"robot" not found`) {
+		t.Errorf("Create naming a missing account in serviceAccount = %v, want 403 for robot", err)
+	}
+	ts.createServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "robot", Namespace: "default"}})
+	if got, err = pods.Create(testContext(t), old, metav1.CreateOptions{}); err != nil {
+		t.Errorf("Create naming robot in serviceAccount = %v", err)
+	} else if got.Spec.ServiceAccountName != "robot" {
+		t.Errorf("serviceAccountName = %q, want robot from serviceAccount", got.Spec.ServiceAccountName)
 	}
 	mirror := testPod("static", nil)
 	mirror.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "x"}
@@ -172,31 +164,15 @@ func TestPodServiceAccountPullSecretsAndMirror(t *testing.T) {
 	}
 }
 
-// Without the ServiceAccount kind, or without an issuer of tokens, the
-// pod is only given its account's name: nothing to check and no
-// credentials to mount.
-func TestPodServiceAccountOff(t *testing.T) {
-	for _, tt := range []struct {
-		name   string
-		issuer bool
-		served bool
-	}{
-		{name: "kind not served", issuer: true},
-		{name: "no issuer", served: true},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			ts := newAccountsServer(t)
-			setServiceAccountsServed(t, tt.served)
-			if !tt.issuer {
-				ts.cfg.ServiceAccounts = nil
-			}
-			got, err := ts.client.CoreV1().Pods("default").Create(testContext(t), testPod("web", nil), metav1.CreateOptions{})
-			if err != nil {
-				t.Fatalf("Create: %v", err)
-			}
-			if got.Spec.ServiceAccountName != "default" || len(got.Spec.Volumes) != 0 {
-				t.Errorf("serviceAccountName %q, volumes %+v; want default and none", got.Spec.ServiceAccountName, got.Spec.Volumes)
-			}
-		})
+// A server that issues no tokens only gives the pod its account's name:
+// nothing to check and no credentials to mount.
+func TestPodServiceAccountWithoutIssuer(t *testing.T) {
+	ts := newTestServer(t)
+	got, err := ts.client.CoreV1().Pods("default").Create(testContext(t), testPod("web", nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if got.Spec.ServiceAccountName != "default" || len(got.Spec.Volumes) != 0 {
+		t.Errorf("serviceAccountName %q, volumes %+v; want default and none", got.Spec.ServiceAccountName, got.Spec.Volumes)
 	}
 }
