@@ -76,12 +76,16 @@
 // containers see updates without a restart (except through a subPath,
 // which keeps the file of the moment it was mounted). A volume whose source
 // is missing keeps the pod from starting, with a FailedMount event. They
-// are unmounted and removed with the pod.
+// are unmounted and removed with the pod. A serviceAccountToken
+// projection holds a token of the pod's service account bound to the pod,
+// which the node gets from the server (Config.Tokens, the PodToken call)
+// and renews once 80% of its lifetime has passed or after a day, less a
+// jitter of up to 10 s (tokens.go); a failed renewal keeps the held token
+// while it is valid.
 //
 // # Not supported
 //
 // Startup and gRPC probes (they count as passing), hostPorts (the runtime's
-// network hook has no port mappings), serviceAccountToken projections
-// (they add no file yet), clusterTrustBundle and podCertificate
-// projections.
+// network hook has no port mappings), clusterTrustBundle and
+// podCertificate projections.
 package pods

@@ -83,6 +83,8 @@ type Config struct {
 	BodyTimeout time.Duration
 	// ServiceAccounts signs the tokens of serviceaccounts/NAME/token and
 	// gives the OpenID discovery documents (nil → those paths are 404).
+	// With it, new pods go through ServiceAccount admission (podsa.go):
+	// their account must exist and they get its credentials volume.
 	ServiceAccounts *serviceaccount.Issuer
 	// APIAudiences are the audiences of the tokens the API accepts, the
 	// default audiences of a TokenRequest; empty means the issuer URL.

@@ -20,6 +20,15 @@
 // status batches on one Report stream per connection (UpdateStatus, one
 // call per batch, serves older agents), each answered in order.
 //
+// PodToken (podtoken.go) signs the service account tokens of the pods'
+// serviceAccountToken volumes with the server's Issuer, as the kubelet
+// gets them with a TokenRequest: only for a pod bound to the calling node,
+// with the uid it has, and as the pod's own service account; anything
+// else is PERMISSION_DENIED, a missing pod included. The token is bound to
+// the pod and the node. A token of 3607 s for the API's audience (the one
+// admission's kube-api-access volume asks for) lasts a year and carries
+// the warnafter claim at 3607 s, which is the expiry the node is told.
+//
 // # Sessions
 //
 // One store watch on /registry/ (the hub, hub.go) feeds every session: it
