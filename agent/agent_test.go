@@ -40,6 +40,13 @@ type cluster struct {
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
+	return newClusterWith(t, nil)
+}
+
+// newClusterWith is newCluster with the node service's Config adjusted
+// by configure (if set).
+func newClusterWith(t *testing.T, configure func(*nodes.Config)) *cluster {
+	t.Helper()
 	lg := slog.New(slog.NewTextHandler(t.Output(), nil))
 	ca, err := pki.Ensure(t.TempDir(), pki.Options{Hostname: "testhost"})
 	if err != nil {
@@ -57,7 +64,11 @@ func newCluster(t *testing.T) *cluster {
 	if err := a.EnsureNamespaces(ctx); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := nodes.New(nodes.Config{Store: st, API: a, Authority: ca, BatchDelay: 10 * time.Millisecond, Logger: lg})
+	nodeCfg := nodes.Config{Store: st, API: a, Authority: ca, BatchDelay: 10 * time.Millisecond, Logger: lg}
+	if configure != nil {
+		configure(&nodeCfg)
+	}
+	svc, err := nodes.New(nodeCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
