@@ -160,14 +160,16 @@ func TestIntegrationNamespaceData(t *testing.T) {
 }
 
 // readerPod prints a Secret's value from its environment once and a
-// ConfigMap's value from its volume every second.
+// ConfigMap's value from its volume every second. It ends on SIGTERM (a
+// shell that is process 1 ignores it otherwise, and would hold the
+// namespace's deletion for its whole grace period).
 func readerPod() *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "reader", Labels: map[string]string{"app": "reader"}},
 		Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{
 				Name: "main", Image: "busybox", ImagePullPolicy: corev1.PullIfNotPresent,
-				Command: []string{"sh", "-c", "echo PASS=$PASS; while true; do echo MODE=$(cat /etc/cfg/mode); sleep 1; done"},
+				Command: []string{"sh", "-c", "trap 'exit 0' TERM; echo PASS=$PASS; while true; do echo MODE=$(cat /etc/cfg/mode); sleep 1; done"},
 				Env: []corev1.EnvVar{{Name: "PASS", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 					LocalObjectReference: corev1.LocalObjectReference{Name: "creds"}, Key: "password"}}}},
 				VolumeMounts: []corev1.VolumeMount{{Name: "cfg", MountPath: "/etc/cfg"}},
