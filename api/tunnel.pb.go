@@ -29,6 +29,12 @@ const (
 	TunnelKind_TUNNEL_KIND_LOGS        TunnelKind = 1
 	TunnelKind_TUNNEL_KIND_EXEC        TunnelKind = 2
 	TunnelKind_TUNNEL_KIND_ATTACH      TunnelKind = 3
+	// TUNNEL_KIND_DIAL relays a TCP connection to a pod (pods/proxy,
+	// services/proxy, pods/portforward): stdin frames are the bytes sent to
+	// the pod, stdin_eof half-closes the connection, stdout frames are the
+	// bytes the pod sends, and the result (exit code 0) follows the pod's
+	// end of the connection.
+	TunnelKind_TUNNEL_KIND_DIAL TunnelKind = 4
 )
 
 // Enum value maps for TunnelKind.
@@ -38,12 +44,14 @@ var (
 		1: "TUNNEL_KIND_LOGS",
 		2: "TUNNEL_KIND_EXEC",
 		3: "TUNNEL_KIND_ATTACH",
+		4: "TUNNEL_KIND_DIAL",
 	}
 	TunnelKind_value = map[string]int32{
 		"TUNNEL_KIND_UNSPECIFIED": 0,
 		"TUNNEL_KIND_LOGS":        1,
 		"TUNNEL_KIND_EXEC":        2,
 		"TUNNEL_KIND_ATTACH":      3,
+		"TUNNEL_KIND_DIAL":        4,
 	}
 )
 
@@ -127,7 +135,7 @@ func (x TunnelResult_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TunnelResult_Code.Descriptor instead.
 func (TunnelResult_Code) EnumDescriptor() ([]byte, []int) {
-	return file_tunnel_proto_rawDescGZIP(), []int{6, 0}
+	return file_tunnel_proto_rawDescGZIP(), []int{7, 0}
 }
 
 // TunnelHello opens a control stream.
@@ -190,6 +198,7 @@ type TunnelRequest struct {
 	Container     string             `protobuf:"bytes,6,opt,name=container,proto3" json:"container,omitempty"`
 	Logs          *TunnelLogOptions  `protobuf:"bytes,7,opt,name=logs,proto3" json:"logs,omitempty"` // kind LOGS
 	Exec          *TunnelExecOptions `protobuf:"bytes,8,opt,name=exec,proto3" json:"exec,omitempty"` // kinds EXEC and ATTACH (command unused by ATTACH)
+	Dial          *TunnelDialOptions `protobuf:"bytes,9,opt,name=dial,proto3" json:"dial,omitempty"` // kind DIAL (container unused)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -280,6 +289,70 @@ func (x *TunnelRequest) GetExec() *TunnelExecOptions {
 	return nil
 }
 
+func (x *TunnelRequest) GetDial() *TunnelDialOptions {
+	if x != nil {
+		return x.Dial
+	}
+	return nil
+}
+
+// TunnelDialOptions say where in a pod a DIAL session connects.
+type TunnelDialOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// port is the TCP port, 1 to 65535.
+	Port int32 `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	// loopback dials 127.0.0.1:port inside the pod's network namespace, as
+	// port forwarding does; otherwise the agent dials the pod's IP from the
+	// node's network, as the API server's proxy does.
+	Loopback      bool `protobuf:"varint,2,opt,name=loopback,proto3" json:"loopback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TunnelDialOptions) Reset() {
+	*x = TunnelDialOptions{}
+	mi := &file_tunnel_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TunnelDialOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TunnelDialOptions) ProtoMessage() {}
+
+func (x *TunnelDialOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_tunnel_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TunnelDialOptions.ProtoReflect.Descriptor instead.
+func (*TunnelDialOptions) Descriptor() ([]byte, []int) {
+	return file_tunnel_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TunnelDialOptions) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *TunnelDialOptions) GetLoopback() bool {
+	if x != nil {
+		return x.Loopback
+	}
+	return false
+}
+
 // TunnelLogOptions are the fields of PodLogOptions that the node honours.
 type TunnelLogOptions struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -297,7 +370,7 @@ type TunnelLogOptions struct {
 
 func (x *TunnelLogOptions) Reset() {
 	*x = TunnelLogOptions{}
-	mi := &file_tunnel_proto_msgTypes[2]
+	mi := &file_tunnel_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -309,7 +382,7 @@ func (x *TunnelLogOptions) String() string {
 func (*TunnelLogOptions) ProtoMessage() {}
 
 func (x *TunnelLogOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_tunnel_proto_msgTypes[2]
+	mi := &file_tunnel_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -322,7 +395,7 @@ func (x *TunnelLogOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelLogOptions.ProtoReflect.Descriptor instead.
 func (*TunnelLogOptions) Descriptor() ([]byte, []int) {
-	return file_tunnel_proto_rawDescGZIP(), []int{2}
+	return file_tunnel_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *TunnelLogOptions) GetFollow() bool {
@@ -389,7 +462,7 @@ type TunnelExecOptions struct {
 
 func (x *TunnelExecOptions) Reset() {
 	*x = TunnelExecOptions{}
-	mi := &file_tunnel_proto_msgTypes[3]
+	mi := &file_tunnel_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -401,7 +474,7 @@ func (x *TunnelExecOptions) String() string {
 func (*TunnelExecOptions) ProtoMessage() {}
 
 func (x *TunnelExecOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_tunnel_proto_msgTypes[3]
+	mi := &file_tunnel_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -414,7 +487,7 @@ func (x *TunnelExecOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelExecOptions.ProtoReflect.Descriptor instead.
 func (*TunnelExecOptions) Descriptor() ([]byte, []int) {
-	return file_tunnel_proto_rawDescGZIP(), []int{3}
+	return file_tunnel_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TunnelExecOptions) GetCommand() []string {
@@ -463,7 +536,7 @@ type TunnelTerminalSize struct {
 
 func (x *TunnelTerminalSize) Reset() {
 	*x = TunnelTerminalSize{}
-	mi := &file_tunnel_proto_msgTypes[4]
+	mi := &file_tunnel_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +548,7 @@ func (x *TunnelTerminalSize) String() string {
 func (*TunnelTerminalSize) ProtoMessage() {}
 
 func (x *TunnelTerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_tunnel_proto_msgTypes[4]
+	mi := &file_tunnel_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +561,7 @@ func (x *TunnelTerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelTerminalSize.ProtoReflect.Descriptor instead.
 func (*TunnelTerminalSize) Descriptor() ([]byte, []int) {
-	return file_tunnel_proto_rawDescGZIP(), []int{4}
+	return file_tunnel_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TunnelTerminalSize) GetWidth() uint32 {
@@ -515,7 +588,7 @@ type TunnelOpen struct {
 
 func (x *TunnelOpen) Reset() {
 	*x = TunnelOpen{}
-	mi := &file_tunnel_proto_msgTypes[5]
+	mi := &file_tunnel_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -527,7 +600,7 @@ func (x *TunnelOpen) String() string {
 func (*TunnelOpen) ProtoMessage() {}
 
 func (x *TunnelOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_tunnel_proto_msgTypes[5]
+	mi := &file_tunnel_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -540,7 +613,7 @@ func (x *TunnelOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelOpen.ProtoReflect.Descriptor instead.
 func (*TunnelOpen) Descriptor() ([]byte, []int) {
-	return file_tunnel_proto_rawDescGZIP(), []int{5}
+	return file_tunnel_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TunnelOpen) GetRequestId() string {
@@ -563,7 +636,7 @@ type TunnelResult struct {
 
 func (x *TunnelResult) Reset() {
 	*x = TunnelResult{}
-	mi := &file_tunnel_proto_msgTypes[6]
+	mi := &file_tunnel_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -575,7 +648,7 @@ func (x *TunnelResult) String() string {
 func (*TunnelResult) ProtoMessage() {}
 
 func (x *TunnelResult) ProtoReflect() protoreflect.Message {
-	mi := &file_tunnel_proto_msgTypes[6]
+	mi := &file_tunnel_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -588,7 +661,7 @@ func (x *TunnelResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelResult.ProtoReflect.Descriptor instead.
 func (*TunnelResult) Descriptor() ([]byte, []int) {
-	return file_tunnel_proto_rawDescGZIP(), []int{6}
+	return file_tunnel_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TunnelResult) GetCode() TunnelResult_Code {
@@ -631,7 +704,7 @@ type TunnelFrame struct {
 
 func (x *TunnelFrame) Reset() {
 	*x = TunnelFrame{}
-	mi := &file_tunnel_proto_msgTypes[7]
+	mi := &file_tunnel_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +716,7 @@ func (x *TunnelFrame) String() string {
 func (*TunnelFrame) ProtoMessage() {}
 
 func (x *TunnelFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_tunnel_proto_msgTypes[7]
+	mi := &file_tunnel_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +729,7 @@ func (x *TunnelFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelFrame.ProtoReflect.Descriptor instead.
 func (*TunnelFrame) Descriptor() ([]byte, []int) {
-	return file_tunnel_proto_rawDescGZIP(), []int{7}
+	return file_tunnel_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TunnelFrame) GetFrame() isTunnelFrame_Frame {
@@ -781,7 +854,7 @@ const file_tunnel_proto_rawDesc = "" +
 	"\n" +
 	"\ftunnel.proto\x12\x0fminik.tunnel.v1\"*\n" +
 	"\vTunnelHello\x12\x1b\n" +
-	"\tnode_name\x18\x01 \x01(\tR\bnodeName\"\xa6\x02\n" +
+	"\tnode_name\x18\x01 \x01(\tR\bnodeName\"\xde\x02\n" +
 	"\rTunnelRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1b.minik.tunnel.v1.TunnelKindR\x04kind\x12\x1c\n" +
@@ -790,7 +863,11 @@ const file_tunnel_proto_rawDesc = "" +
 	"\apod_uid\x18\x05 \x01(\tR\x06podUid\x12\x1c\n" +
 	"\tcontainer\x18\x06 \x01(\tR\tcontainer\x125\n" +
 	"\x04logs\x18\a \x01(\v2!.minik.tunnel.v1.TunnelLogOptionsR\x04logs\x126\n" +
-	"\x04exec\x18\b \x01(\v2\".minik.tunnel.v1.TunnelExecOptionsR\x04exec\"\xda\x02\n" +
+	"\x04exec\x18\b \x01(\v2\".minik.tunnel.v1.TunnelExecOptionsR\x04exec\x126\n" +
+	"\x04dial\x18\t \x01(\v2\".minik.tunnel.v1.TunnelDialOptionsR\x04dial\"C\n" +
+	"\x11TunnelDialOptions\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\x12\x1a\n" +
+	"\bloopback\x18\x02 \x01(\bR\bloopback\"\xda\x02\n" +
 	"\x10TunnelLogOptions\x12\x16\n" +
 	"\x06follow\x18\x01 \x01(\bR\x06follow\x12\x1a\n" +
 	"\bprevious\x18\x02 \x01(\bR\bprevious\x12\x1e\n" +
@@ -839,13 +916,14 @@ const file_tunnel_proto_rawDesc = "" +
 	"\x06stdout\x18\x05 \x01(\fH\x00R\x06stdout\x12\x18\n" +
 	"\x06stderr\x18\x06 \x01(\fH\x00R\x06stderr\x127\n" +
 	"\x06result\x18\a \x01(\v2\x1d.minik.tunnel.v1.TunnelResultH\x00R\x06resultB\a\n" +
-	"\x05frame*m\n" +
+	"\x05frame*\x83\x01\n" +
 	"\n" +
 	"TunnelKind\x12\x1b\n" +
 	"\x17TUNNEL_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TUNNEL_KIND_LOGS\x10\x01\x12\x14\n" +
 	"\x10TUNNEL_KIND_EXEC\x10\x02\x12\x16\n" +
-	"\x12TUNNEL_KIND_ATTACH\x10\x032\x9f\x01\n" +
+	"\x12TUNNEL_KIND_ATTACH\x10\x03\x12\x14\n" +
+	"\x10TUNNEL_KIND_DIAL\x10\x042\x9f\x01\n" +
 	"\x06Tunnel\x12K\n" +
 	"\aConnect\x12\x1c.minik.tunnel.v1.TunnelHello\x1a\x1e.minik.tunnel.v1.TunnelRequest(\x010\x01\x12H\n" +
 	"\x06Stream\x12\x1c.minik.tunnel.v1.TunnelFrame\x1a\x1c.minik.tunnel.v1.TunnelFrame(\x010\x01B Z\x1egithub.com/minik-dev/minik/apib\x06proto3"
@@ -863,36 +941,38 @@ func file_tunnel_proto_rawDescGZIP() []byte {
 }
 
 var file_tunnel_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tunnel_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_tunnel_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_tunnel_proto_goTypes = []any{
 	(TunnelKind)(0),            // 0: minik.tunnel.v1.TunnelKind
 	(TunnelResult_Code)(0),     // 1: minik.tunnel.v1.TunnelResult.Code
 	(*TunnelHello)(nil),        // 2: minik.tunnel.v1.TunnelHello
 	(*TunnelRequest)(nil),      // 3: minik.tunnel.v1.TunnelRequest
-	(*TunnelLogOptions)(nil),   // 4: minik.tunnel.v1.TunnelLogOptions
-	(*TunnelExecOptions)(nil),  // 5: minik.tunnel.v1.TunnelExecOptions
-	(*TunnelTerminalSize)(nil), // 6: minik.tunnel.v1.TunnelTerminalSize
-	(*TunnelOpen)(nil),         // 7: minik.tunnel.v1.TunnelOpen
-	(*TunnelResult)(nil),       // 8: minik.tunnel.v1.TunnelResult
-	(*TunnelFrame)(nil),        // 9: minik.tunnel.v1.TunnelFrame
+	(*TunnelDialOptions)(nil),  // 4: minik.tunnel.v1.TunnelDialOptions
+	(*TunnelLogOptions)(nil),   // 5: minik.tunnel.v1.TunnelLogOptions
+	(*TunnelExecOptions)(nil),  // 6: minik.tunnel.v1.TunnelExecOptions
+	(*TunnelTerminalSize)(nil), // 7: minik.tunnel.v1.TunnelTerminalSize
+	(*TunnelOpen)(nil),         // 8: minik.tunnel.v1.TunnelOpen
+	(*TunnelResult)(nil),       // 9: minik.tunnel.v1.TunnelResult
+	(*TunnelFrame)(nil),        // 10: minik.tunnel.v1.TunnelFrame
 }
 var file_tunnel_proto_depIdxs = []int32{
-	0, // 0: minik.tunnel.v1.TunnelRequest.kind:type_name -> minik.tunnel.v1.TunnelKind
-	4, // 1: minik.tunnel.v1.TunnelRequest.logs:type_name -> minik.tunnel.v1.TunnelLogOptions
-	5, // 2: minik.tunnel.v1.TunnelRequest.exec:type_name -> minik.tunnel.v1.TunnelExecOptions
-	1, // 3: minik.tunnel.v1.TunnelResult.code:type_name -> minik.tunnel.v1.TunnelResult.Code
-	7, // 4: minik.tunnel.v1.TunnelFrame.open:type_name -> minik.tunnel.v1.TunnelOpen
-	6, // 5: minik.tunnel.v1.TunnelFrame.resize:type_name -> minik.tunnel.v1.TunnelTerminalSize
-	8, // 6: minik.tunnel.v1.TunnelFrame.result:type_name -> minik.tunnel.v1.TunnelResult
-	2, // 7: minik.tunnel.v1.Tunnel.Connect:input_type -> minik.tunnel.v1.TunnelHello
-	9, // 8: minik.tunnel.v1.Tunnel.Stream:input_type -> minik.tunnel.v1.TunnelFrame
-	3, // 9: minik.tunnel.v1.Tunnel.Connect:output_type -> minik.tunnel.v1.TunnelRequest
-	9, // 10: minik.tunnel.v1.Tunnel.Stream:output_type -> minik.tunnel.v1.TunnelFrame
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	0,  // 0: minik.tunnel.v1.TunnelRequest.kind:type_name -> minik.tunnel.v1.TunnelKind
+	5,  // 1: minik.tunnel.v1.TunnelRequest.logs:type_name -> minik.tunnel.v1.TunnelLogOptions
+	6,  // 2: minik.tunnel.v1.TunnelRequest.exec:type_name -> minik.tunnel.v1.TunnelExecOptions
+	4,  // 3: minik.tunnel.v1.TunnelRequest.dial:type_name -> minik.tunnel.v1.TunnelDialOptions
+	1,  // 4: minik.tunnel.v1.TunnelResult.code:type_name -> minik.tunnel.v1.TunnelResult.Code
+	8,  // 5: minik.tunnel.v1.TunnelFrame.open:type_name -> minik.tunnel.v1.TunnelOpen
+	7,  // 6: minik.tunnel.v1.TunnelFrame.resize:type_name -> minik.tunnel.v1.TunnelTerminalSize
+	9,  // 7: minik.tunnel.v1.TunnelFrame.result:type_name -> minik.tunnel.v1.TunnelResult
+	2,  // 8: minik.tunnel.v1.Tunnel.Connect:input_type -> minik.tunnel.v1.TunnelHello
+	10, // 9: minik.tunnel.v1.Tunnel.Stream:input_type -> minik.tunnel.v1.TunnelFrame
+	3,  // 10: minik.tunnel.v1.Tunnel.Connect:output_type -> minik.tunnel.v1.TunnelRequest
+	10, // 11: minik.tunnel.v1.Tunnel.Stream:output_type -> minik.tunnel.v1.TunnelFrame
+	10, // [10:12] is the sub-list for method output_type
+	8,  // [8:10] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_tunnel_proto_init() }
@@ -900,8 +980,8 @@ func file_tunnel_proto_init() {
 	if File_tunnel_proto != nil {
 		return
 	}
-	file_tunnel_proto_msgTypes[2].OneofWrappers = []any{}
-	file_tunnel_proto_msgTypes[7].OneofWrappers = []any{
+	file_tunnel_proto_msgTypes[3].OneofWrappers = []any{}
+	file_tunnel_proto_msgTypes[8].OneofWrappers = []any{
 		(*TunnelFrame_Open)(nil),
 		(*TunnelFrame_Stdin)(nil),
 		(*TunnelFrame_StdinEof)(nil),
@@ -916,7 +996,7 @@ func file_tunnel_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tunnel_proto_rawDesc), len(file_tunnel_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

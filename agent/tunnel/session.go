@@ -40,6 +40,9 @@ type session struct {
 
 func newSession(stream api.Tunnel_StreamClient, req *api.TunnelRequest) *session {
 	s := &session{stream: stream, req: req, sendc: make(chan *api.TunnelFrame)}
+	if req.GetKind() == api.TunnelKind_TUNNEL_KIND_DIAL {
+		s.stdinR, s.stdinW = io.Pipe()
+	}
 	if o := req.GetExec(); o != nil {
 		if o.GetStdin() {
 			s.stdinR, s.stdinW = io.Pipe()
@@ -165,6 +168,8 @@ func (s *session) call(ctx context.Context, st pods.Streamer) *api.TunnelResult 
 			return &api.TunnelResult{Code: api.TunnelResult_CODE_UNSUPPORTED, Message: "attach is not supported by this node"}
 		}
 		return resultOf(0, a.Attach(ctx, pod, req.GetContainer(), s.streams(ctx)))
+	case api.TunnelKind_TUNNEL_KIND_DIAL:
+		return s.dial(ctx, st, pod)
 	}
 	return &api.TunnelResult{Code: api.TunnelResult_CODE_INVALID, Message: fmt.Sprintf("unknown request kind %v", req.GetKind())}
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"time"
 
@@ -35,6 +36,16 @@ type Attacher interface {
 	// Attach connects streams to the container's process until ctx ends
 	// or the process exits. ErrNotFound (wrapped) as for Exec.
 	Attach(ctx context.Context, pod types.NamespacedName, container string, streams pods.ExecStreams) error
+}
+
+// Dialer is an optional ability of a pods.Streamer: connecting to a TCP
+// port of a pod on this node. Without it dial requests fail as
+// unsupported.
+type Dialer interface {
+	// DialPod connects to port of the pod: on 127.0.0.1 inside the pod's
+	// network namespace when loopback, else on the pod's IP. ErrNotFound
+	// (wrapped) when the pod does not run here.
+	DialPod(ctx context.Context, pod types.NamespacedName, port int, loopback bool) (net.Conn, error)
 }
 
 // Reconnect backoff: doubling from minBackoff to maxBackoff, reset when a

@@ -46,6 +46,15 @@ func nodeFromMetadata(ctx context.Context) (string, error) {
 type fakeStreamer struct {
 	logs func(ctx context.Context, pod types.NamespacedName, container string, opts *corev1.PodLogOptions, w io.Writer) error
 	exec func(ctx context.Context, pod types.NamespacedName, container string, cmd []string, s pods.ExecStreams) (int, error)
+	dial func(ctx context.Context, pod types.NamespacedName, port int, loopback bool) (net.Conn, error)
+}
+
+// DialPod implements tunnel.Dialer.
+func (f *fakeStreamer) DialPod(ctx context.Context, pod types.NamespacedName, port int, loopback bool) (net.Conn, error) {
+	if f.dial == nil {
+		return nil, pods.ErrNotFound
+	}
+	return f.dial(ctx, pod, port, loopback)
 }
 
 func (f *fakeStreamer) Logs(ctx context.Context, pod types.NamespacedName, container string, opts *corev1.PodLogOptions, w io.Writer) error {
@@ -127,6 +136,12 @@ func (h *harness) addPod(name, node string, containers ...string) {
 func (h *harness) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, "/api/v1/namespaces/default/pods/")
 	name, sub, ok2 := strings.Cut(rest, "/")
+	sub, _, _ = strings.Cut(sub, "/") // proxy/PATH
+	if parts := strings.Split(name, ":"); len(parts) == 3 {
+		name = parts[1] // SCHEME:NAME:PORT
+	} else {
+		name = parts[0] // NAME[:PORT]
+	}
 	h.mu.Lock()
 	pod := h.pods[name]
 	h.mu.Unlock()

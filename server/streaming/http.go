@@ -16,9 +16,11 @@ import (
 	"github.com/minik-dev/minik/api"
 )
 
-// ServePodSubresource serves pods/log, pods/exec and pods/attach for pod,
-// which the API server has already read and authorized, by forwarding the
-// request to the node the pod is bound to.
+// ServePodSubresource serves pods/log, pods/exec, pods/attach, pods/proxy
+// and pods/portforward for pod, which the API server has already read and
+// authorized, by forwarding the request to the node the pod is bound to.
+// For proxy, the port and path come from r's URL
+// (.../pods/[SCHEME:]NAME[:PORT]/proxy[/PATH]).
 func (s *Server) ServePodSubresource(w http.ResponseWriter, r *http.Request, pod *corev1.Pod, subresource string) {
 	switch subresource {
 	case "log":
@@ -27,6 +29,10 @@ func (s *Server) ServePodSubresource(w http.ResponseWriter, r *http.Request, pod
 		s.serveExec(w, r, pod, false)
 	case "attach":
 		s.serveExec(w, r, pod, true)
+	case "proxy":
+		s.servePodProxy(w, r, pod)
+	case "portforward":
+		s.servePortForward(w, r, pod)
 	default:
 		writeStatus(w, apierrors.NewNotFound(schema.GroupResource{Resource: "pods"}, pod.Name+"/"+subresource))
 	}
