@@ -25,11 +25,13 @@ const (
 	pfRequestID  = "requestID"
 )
 
-// servePortForward serves pods/portforward over SPDY/3.1: each pair of
-// streams (data and error, one requestID) is one connection to the pod's
-// localhost:port, made by the node's agent inside the pod's network
-// namespace. A WebSocket request is refused with 400 before any upgrade,
-// which is what makes kubectl fall back to SPDY.
+// servePortForward serves pods/portforward over SPDY/3.1, plain or
+// tunneled in a WebSocket (subprotocol SPDY/3.1+portforward.k8s.io, what
+// kubectl tries first): each pair of streams (data and error, one
+// requestID) is one connection to the pod's localhost:port, made by the
+// node's agent inside the pod's network namespace. Other WebSocket
+// protocols (the older v4.channel.k8s.io port forwarding) get 400 before
+// any upgrade, which makes a client fall back to SPDY.
 func (s *Server) servePortForward(w http.ResponseWriter, r *http.Request, pod *corev1.Pod) {
 	if !methodAllowed(w, r, "portforward", http.MethodGet, http.MethodPost) {
 		return
@@ -39,24 +41,31 @@ func (s *Server) servePortForward(w http.ResponseWriter, r *http.Request, pod *c
 		writeStatus(w, err)
 		return
 	}
-	if wsstream.IsWebSocketRequest(r) {
-		writeStatus(w, apierrors.NewBadRequest("port forwarding is served over SPDY/3.1 only"))
+	ws := wsstream.IsWebSocketRequest(r)
+	if ws && !offersSPDYTunnel(r) {
+		writeStatus(w, apierrors.NewBadRequest("port forwarding over WebSocket is served as "+spdyTunnelProtocol+" only"))
 		return
 	}
 	if !s.Connected(node) {
 		writeStatus(w, tunnelError(node, ErrNodeNotConnected))
 		return
 	}
-	if _, err := httpstream.Handshake(r, w, []string{portForwardProtocol}); err != nil {
-		return // Handshake answered the client
-	}
 	pf := &portForwarder{s: s, node: node, pod: pod, pairs: map[string]*streamPair{}}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	pf.ctx = ctx
-	conn := spdy.NewResponseUpgrader().UpgradeResponse(w, r, pf.onStream)
-	if conn == nil {
-		return
+	var conn httpstream.Connection
+	if ws {
+		if conn, err = upgradeSPDYTunnel(w, r, pf.onStream); err != nil {
+			return // the upgrader answered the client
+		}
+	} else {
+		if _, err := httpstream.Handshake(r, w, []string{portForwardProtocol}); err != nil {
+			return // Handshake answered the client
+		}
+		if conn = spdy.NewResponseUpgrader().UpgradeResponse(w, r, pf.onStream); conn == nil {
+			return
+		}
 	}
 	defer conn.Close()
 	conn.SetIdleTimeout(streamIdleTimeout)
