@@ -36,8 +36,9 @@ type Authorizer interface {
 }
 
 // PodStreamer serves the streaming subresources of a pod, which the node
-// running it answers: log, exec and attach. The API server has already
-// authenticated and authorized the request and read the pod.
+// running it answers: log, exec, attach, proxy and portforward. The API
+// server has already authenticated and authorized the request and read the
+// pod.
 type PodStreamer interface {
 	ServePodSubresource(w http.ResponseWriter, r *http.Request, pod *corev1.Pod, subresource string)
 }

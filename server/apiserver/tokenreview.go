@@ -49,6 +49,9 @@ type handlerFunc func(s *Server, w *statusRecorder, r *http.Request, info reques
 // rest is the path after the group-version prefix gv.
 func handlerRoute(method, rest, gvGroup string) (requestInfo, handlerFunc, bool) {
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
+	if info, h, ok := proxyRoute(method, parts, gvGroup); ok {
+		return info, h, ok
+	}
 	verb := verbFor(method, false, false)
 	if method == http.MethodGet || method == http.MethodHead {
 		verb = "get"
