@@ -57,6 +57,23 @@ var categories = map[string][]string{
 	"pods": {"all"}, "services": {"all"}, "replicationcontrollers": {"all"},
 }
 
+// proxyVerbs are the verbs of the proxy subresources: every method.
+var proxyVerbs = metav1.Verbs{"create", "delete", "get", "patch", "update"}
+
+// connectResources are the subresources that connect to a pod or a node,
+// by resource, as Kubernetes lists them.
+var connectResources = map[string][]metav1.APIResource{
+	"pods": {
+		{Name: "pods/attach", Namespaced: true, Kind: "PodAttachOptions", Verbs: metav1.Verbs{"create", "get"}},
+		{Name: "pods/exec", Namespaced: true, Kind: "PodExecOptions", Verbs: metav1.Verbs{"create", "get"}},
+		{Name: "pods/log", Namespaced: true, Kind: "Pod", Verbs: metav1.Verbs{"get"}},
+		{Name: "pods/portforward", Namespaced: true, Kind: "PodPortForwardOptions", Verbs: metav1.Verbs{"create", "get"}},
+		{Name: "pods/proxy", Namespaced: true, Kind: "PodProxyOptions", Verbs: proxyVerbs},
+	},
+	"services": {{Name: "services/proxy", Namespaced: true, Kind: "ServiceProxyOptions", Verbs: proxyVerbs}},
+	"nodes":    {{Name: "nodes/proxy", Kind: "NodeProxyOptions", Verbs: proxyVerbs}},
+}
+
 // apiResourceList describes the resources of core/v1 for discovery.
 func apiResourceList() *metav1.APIResourceList {
 	list := &metav1.APIResourceList{
@@ -89,6 +106,7 @@ func apiResourceList() *metav1.APIResourceList {
 				Name: "pods/binding", Namespaced: true, Kind: "Binding", Verbs: metav1.Verbs{"create"},
 			}, evictionResource)
 		}
+		list.APIResources = append(list.APIResources, connectResources[res.Name]...)
 		if res.Name == "serviceaccounts" {
 			list.APIResources = append(list.APIResources, tokenRequestResource)
 		}

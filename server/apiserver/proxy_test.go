@@ -2,14 +2,17 @@ package apiserver
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/minik-dev/minik/server/auth"
@@ -145,6 +148,59 @@ func TestNodeProxy(t *testing.T) {
 	} {
 		if code, body := send(t, "GET", base+tc.path); code != tc.code || !strings.Contains(body, tc.body) {
 			t.Errorf("GET %s = %d %q, want %d containing %q", tc.path, code, body, tc.code, tc.body)
+		}
+	}
+}
+
+// TestScaleRCPatch patches an RC's scale as kubectl scale does.
+func TestScaleRCPatch(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	one := int32(1)
+	rc := &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.ReplicationControllerSpec{
+		Replicas: &one, Selector: map[string]string{"app": "web"},
+		Template: &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}}, Spec: testPod("", nil).Spec},
+	}}
+	if _, err := ts.client.CoreV1().ReplicationControllers("default").Create(ctx, rc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ts.client.CoreV1().RESTClient().Patch(types.MergePatchType).Namespace("default").
+		Resource("replicationcontrollers").Name("web").SubResource("scale").
+		Body([]byte(`{"spec":{"replicas":3}}`)).DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("PATCH scale: %v", err)
+	}
+	var sc autoscalingv1.Scale
+	if err := json.Unmarshal(raw, &sc); err != nil {
+		t.Fatal(err)
+	}
+	if sc.Kind != "Scale" || sc.APIVersion != "autoscaling/v1" || sc.Spec.Replicas != 3 {
+		t.Errorf("PATCH scale = %s %s replicas %d, want autoscaling/v1 Scale with 3", sc.APIVersion, sc.Kind, sc.Spec.Replicas)
+	}
+	got, err := ts.client.CoreV1().ReplicationControllers("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil || *got.Spec.Replicas != 3 {
+		t.Errorf("RC after PATCH scale = %v, %v; want 3 replicas", got.Spec.Replicas, err)
+	}
+}
+
+func TestDiscoveryListsConnectSubresources(t *testing.T) {
+	ts := newTestServer(t)
+	list, err := ts.client.Discovery().ServerResourcesForGroupVersion("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]string{}
+	for _, r := range list.APIResources {
+		have[r.Name] = strings.Join(r.Verbs, ",")
+	}
+	for name, verbs := range map[string]string{
+		"pods/proxy": "create,delete,get,patch,update", "services/proxy": "create,delete,get,patch,update",
+		"nodes/proxy": "create,delete,get,patch,update", "pods/portforward": "create,get",
+		"pods/attach": "create,get", "pods/exec": "create,get", "pods/log": "get",
+		"replicationcontrollers/scale": "get,patch,update",
+	} {
+		if have[name] != verbs {
+			t.Errorf("discovery %s verbs = %q, want %q", name, have[name], verbs)
 		}
 	}
 }
