@@ -62,7 +62,7 @@ func (c *Containerd) StartContainer(ctx context.Context, podUID string, spec *Co
 		return nil, err
 	}
 	labels, _ := ctr.Labels(ctx)
-	if err := c.startTask(ctx, ctr, labels[LabelLogPath], spec.TTY); err != nil {
+	if err := c.startTask(ctx, ctr, labels[LabelLogPath], spec); err != nil {
 		c.deleteContainer(context.WithoutCancel(ctx), ctr)
 		return nil, fmt.Errorf("container %q of pod %q: %w", spec.Name, podUID, err)
 	}

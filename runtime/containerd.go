@@ -58,8 +58,8 @@ type Config struct {
 	Logger      *slog.Logger
 }
 
-// Containerd runs pods on containerd. It implements Runtime, Execer and
-// Images; all methods are safe for concurrent use.
+// Containerd runs pods on containerd. It implements Runtime, Execer,
+// Attacher and Images; all methods are safe for concurrent use.
 type Containerd struct {
 	client *client.Client
 	cfg    Config
@@ -74,9 +74,10 @@ type Containerd struct {
 }
 
 var (
-	_ Runtime = (*Containerd)(nil)
-	_ Execer  = (*Containerd)(nil)
-	_ Images  = (*Containerd)(nil)
+	_ Runtime  = (*Containerd)(nil)
+	_ Execer   = (*Containerd)(nil)
+	_ Attacher = (*Containerd)(nil)
+	_ Images   = (*Containerd)(nil)
 )
 
 // New connects to containerd, prepares the data directory and adopts the

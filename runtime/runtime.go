@@ -139,6 +139,10 @@ type ContainerSpec struct {
 	Resources  Resources
 	Mounts     []Mount
 	TTY        bool
+	// Stdin keeps the process' standard input open for Attach; StdinOnce
+	// closes it when the first attach session's input ends.
+	Stdin     bool
+	StdinOnce bool
 }
 
 // EnvVar is one environment variable; later entries win.

@@ -20,6 +20,7 @@ import (
 // and deletes the task.
 type taskWatch struct {
 	id     string
+	hub    *attachHub // the task's output and stdin, for Attach
 	exited chan struct{} // closed once the exit is recorded
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -32,25 +33,29 @@ func (w *taskWatch) detach() { w.cancel() }
 const ioDrainTimeout = 2 * time.Second
 
 // startTask creates and starts the task of an application container with
-// its output going to logPath, and follows it.
-func (c *Containerd) startTask(ctx context.Context, ctr client.Container, logPath string, tty bool) error {
+// its output going to logPath (and attach sessions), its stdin open for
+// attach sessions when spec asks, and follows it.
+func (c *Containerd) startTask(ctx context.Context, ctr client.Container, logPath string, spec *ContainerSpec) error {
 	logs, err := crilog.Open(logPath)
 	if err != nil {
 		return err
 	}
-	stdout, stderr := logs.Stream("stdout"), logs.Stream("stderr")
-	opts := []cio.Opt{cio.WithStreams(nil, stdout, stderr), cio.WithFIFODir(c.fifoDir())}
-	if tty {
+	hub, stdin := newAttachHub(spec.Stdin, spec.StdinOnce)
+	stdout, stderr := hub.writer(logs.Stream("stdout"), false), hub.writer(logs.Stream("stderr"), true)
+	opts := []cio.Opt{cio.WithStreams(stdin, stdout, stderr), cio.WithFIFODir(c.fifoDir())}
+	if spec.TTY {
 		opts = append(opts, cio.WithTerminal)
 	}
 	task, err := ctr.NewTask(ctx, cio.NewCreator(opts...))
 	if err != nil {
+		hub.close()
 		logs.Close()
 		return fmt.Errorf("create task: %w", err)
 	}
-	w, statusC, err := c.watch(ctr.ID(), task)
+	w, statusC, err := c.watch(ctr.ID(), task, hub)
 	if err != nil {
 		c.deleteTask(ctx, task)
+		hub.close()
 		logs.Close()
 		return err
 	}
@@ -69,14 +74,14 @@ func (c *Containerd) startTask(ctx context.Context, ctr client.Container, logPat
 
 // watch registers a watcher for task and subscribes to its exit (before
 // the task starts, so no exit is missed).
-func (c *Containerd) watch(id string, task client.Task) (*taskWatch, <-chan client.ExitStatus, error) {
+func (c *Containerd) watch(id string, task client.Task, hub *attachHub) (*taskWatch, <-chan client.ExitStatus, error) {
 	wctx, cancel := context.WithCancel(namespaces.WithNamespace(context.Background(), c.cfg.Namespace))
 	statusC, err := task.Wait(wctx)
 	if err != nil {
 		cancel()
 		return nil, nil, fmt.Errorf("wait task: %w", err)
 	}
-	w := &taskWatch{id: id, exited: make(chan struct{}), ctx: wctx, cancel: cancel}
+	w := &taskWatch{id: id, hub: hub, exited: make(chan struct{}), ctx: wctx, cancel: cancel}
 	c.mu.Lock()
 	c.tasks[id] = w
 	c.mu.Unlock()
@@ -94,6 +99,9 @@ func (c *Containerd) follow(w *taskWatch, ctr client.Container, task client.Task
 			c.mu.Unlock()
 		}()
 		st, ok := c.waitTask(w, task, statusC)
+		// Output copied after this is not seen by attach sessions, which
+		// end now; the log still gets it.
+		defer w.hub.close()
 		if !ok {
 			// Detached: stop copying but keep the FIFOs for the next runtime.
 			if io := task.IO(); io != nil {
@@ -219,7 +227,10 @@ func (c *Containerd) adoptOne(ctx context.Context, ctr client.Container) error {
 	if err != nil {
 		return err
 	}
-	stdout, stderr := logs.Stream("stdout"), logs.Stream("stderr")
+	// The stdin of an adopted task is not reopened: attach sessions get
+	// its output only.
+	hub, _ := newAttachHub(false, false)
+	stdout, stderr := hub.writer(logs.Stream("stdout"), false), hub.writer(logs.Stream("stderr"), true)
 	task, err := ctr.Task(ctx, cio.NewAttach(cio.WithStreams(nil, stdout, stderr)))
 	if err != nil {
 		logs.Close()
@@ -228,7 +239,7 @@ func (c *Containerd) adoptOne(ctx context.Context, ctr client.Container) error {
 		}
 		return err
 	}
-	w, statusC, err := c.watch(ctr.ID(), task)
+	w, statusC, err := c.watch(ctr.ID(), task, hub)
 	if err != nil {
 		logs.Close()
 		return err
