@@ -20,7 +20,7 @@ import (
 // and deletes the task.
 type taskWatch struct {
 	id     string
-	hub    *attachHub // the task's output and stdin, for Attach
+	hub    *attachHub    // the task's output and stdin, for Attach
 	exited chan struct{} // closed once the exit is recorded
 	ctx    context.Context
 	cancel context.CancelFunc
