@@ -87,7 +87,7 @@ func (m *Manager) containerSpec(pod *corev1.Pod, c *corev1.Container, podIP stri
 	spec := &runtime.ContainerSpec{
 		Name: c.Name, Image: c.Image, PullPolicy: runtime.PullPolicy(c.ImagePullPolicy), PullAuth: auth,
 		Command: expandAll(c.Command, env), Args: expandAll(c.Args, env),
-		Env: env, WorkingDir: c.WorkingDir, TTY: c.TTY,
+		Env: env, WorkingDir: c.WorkingDir, TTY: c.TTY, Stdin: c.Stdin, StdinOnce: c.StdinOnce,
 		Resources: runtime.Resources{
 			CPURequestMilli:  milli(c.Resources.Requests, corev1.ResourceCPU),
 			CPULimitMilli:    milli(c.Resources.Limits, corev1.ResourceCPU),
