@@ -42,6 +42,9 @@ const attachBacklog = 256
 // writing end of its stdin (for containers created with Stdin).
 type attachHub struct {
 	stdinOnce bool
+	// closeIO, set once the task exists, tells the task's shim that stdin
+	// ended: closing our end of the FIFO alone does not reach the process.
+	closeIO func()
 
 	mu       sync.Mutex
 	sessions map[*attachSession]struct{} // guarded by mu
@@ -217,11 +220,15 @@ func (h *attachHub) copyStdin(ctx context.Context, r io.Reader) {
 	}
 	if h.stdinOnce {
 		h.mu.Lock()
-		if h.stdin != nil {
-			h.stdin.Close()
-			h.stdin = nil
-		}
+		w := h.stdin
+		h.stdin = nil
 		h.mu.Unlock()
+		if w != nil {
+			w.Close()
+			if h.closeIO != nil {
+				h.closeIO()
+			}
+		}
 	}
 }
 

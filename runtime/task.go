@@ -52,6 +52,7 @@ func (c *Containerd) startTask(ctx context.Context, ctr client.Container, logPat
 		logs.Close()
 		return fmt.Errorf("create task: %w", err)
 	}
+	hub.closeIO = func() { c.closeStdin(task) }
 	w, statusC, err := c.watch(ctr.ID(), task, hub)
 	if err != nil {
 		c.deleteTask(ctx, task)
@@ -153,6 +154,15 @@ func (c *Containerd) waitTask(w *taskWatch, task client.Task, statusC <-chan cli
 				return client.ExitStatus{}, true
 			}
 		}
+	}
+}
+
+// closeStdin ends a task's standard input.
+func (c *Containerd) closeStdin(task client.Task) {
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), c.cfg.Namespace), 10*time.Second)
+	defer cancel()
+	if err := task.CloseIO(ctx, client.WithStdinCloser); err != nil && !errdefs.IsNotFound(err) {
+		c.lg.Debug("close task stdin", "task", task.ID(), "err", err)
 	}
 }
 
