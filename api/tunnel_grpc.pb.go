@@ -37,7 +37,8 @@ const (
 // Each agent holds one Connect stream open for as long as it runs, opening
 // a new one (with backoff) whenever it ends. The agent's first message is a
 // TunnelHello. A newer Connect from the same node replaces the older one.
-// The server sends one TunnelRequest per log, exec or attach session.
+// The server sends one TunnelRequest per log, exec, attach or dial
+// session.
 //
 // # Data streams
 //
@@ -110,7 +111,8 @@ type Tunnel_StreamClient = grpc.BidiStreamingClient[TunnelFrame, TunnelFrame]
 // Each agent holds one Connect stream open for as long as it runs, opening
 // a new one (with backoff) whenever it ends. The agent's first message is a
 // TunnelHello. A newer Connect from the same node replaces the older one.
-// The server sends one TunnelRequest per log, exec or attach session.
+// The server sends one TunnelRequest per log, exec, attach or dial
+// session.
 //
 // # Data streams
 //

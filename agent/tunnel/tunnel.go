@@ -1,7 +1,8 @@
 // Package tunnel is the agent's end of the server's tunnel (api.Tunnel):
-// it holds the control stream open and serves each log, exec or attach
-// request the server sends through it on a data stream of its own, by
-// calling the pod manager's Streamer.
+// it holds the control stream open and serves each log, exec, attach or
+// dial request the server sends through it on a data stream of its own, by
+// calling the pod manager's Streamer (and its Attacher and Dialer). A dial
+// request relays a TCP connection to a pod, made from this node.
 //
 // # Streams
 //
