@@ -219,6 +219,8 @@ func resultOf(code int, err error) *api.TunnelResult {
 		return &api.TunnelResult{ExitCode: int32(code)}
 	case errors.Is(err, pods.ErrNotFound):
 		return &api.TunnelResult{Code: api.TunnelResult_CODE_NOT_FOUND, Message: err.Error()}
+	case errors.Is(err, pods.ErrNoStdin):
+		return &api.TunnelResult{Code: api.TunnelResult_CODE_INVALID, Message: err.Error()}
 	}
 	return &api.TunnelResult{Code: api.TunnelResult_CODE_ERROR, Message: err.Error()}
 }
