@@ -24,11 +24,8 @@ type proxyTarget struct {
 }
 
 // strippedHeaders are the client's credentials, which the pod must not
-// see: the API server has already used them.
-var strippedHeaders = []string{
-	"Authorization", "Proxy-Authorization",
-	"Impersonate-User", "Impersonate-Group", "Impersonate-Uid",
-}
+// see: the API server has already used them. Impersonate-* headers go too.
+var strippedHeaders = []string{"Authorization", "Proxy-Authorization"}
 
 // servePodProxy serves pods/[SCHEME:]NAME[:PORT]/proxy[/PATH]: any method,
 // both directions streamed, upgrades passed through. The agent of the
@@ -79,6 +76,11 @@ func (s *Server) servePodProxy(w http.ResponseWriter, r *http.Request, pod *core
 			pr.Out.Host = ""
 			for _, h := range strippedHeaders {
 				pr.Out.Header.Del(h)
+			}
+			for h := range pr.Out.Header {
+				if strings.HasPrefix(h, "Impersonate-") {
+					pr.Out.Header.Del(h)
+				}
 			}
 			pr.SetXForwarded()
 		},

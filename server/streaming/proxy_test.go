@@ -56,7 +56,7 @@ func (ps *podServer) calls() []dialCall {
 // headers that matter and its body.
 func echoHandler(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	w.Header().Set("X-Seen-Auth", r.Header.Get("Authorization"))
+	w.Header().Set("X-Seen-Auth", r.Header.Get("Authorization")+r.Header.Get("Impersonate-Extra-Scopes"))
 	w.Header().Set("X-Seen-Forwarded-For", r.Header.Get("X-Forwarded-For"))
 	io.WriteString(w, r.Method+" "+r.URL.EscapedPath()+"?"+r.URL.RawQuery+" "+string(body))
 }
@@ -97,12 +97,12 @@ func TestPodProxy(t *testing.T) {
 		{"PUT", "web:82/proxy", "put", "PUT /? put", 82},
 		{"DELETE", "web/proxy/", "", "DELETE /? ", 80},
 	} {
-		resp, got := h.do(tc.method, base+tc.path, tc.body, http.Header{"Authorization": {"Bearer secret"}})
+		resp, got := h.do(tc.method, base+tc.path, tc.body, http.Header{"Authorization": {"Bearer secret"}, "Impersonate-Extra-Scopes": {"all"}})
 		if resp.StatusCode != http.StatusOK || got != tc.want {
 			t.Errorf("%s %s = %d %q, want 200 %q", tc.method, tc.path, resp.StatusCode, got, tc.want)
 		}
 		if a := resp.Header.Get("X-Seen-Auth"); a != "" {
-			t.Errorf("%s %s: pod saw Authorization %q, want it stripped", tc.method, tc.path, a)
+			t.Errorf("%s %s: pod saw credentials %q, want them stripped", tc.method, tc.path, a)
 		}
 		if f := resp.Header.Get("X-Seen-Forwarded-For"); f == "" {
 			t.Errorf("%s %s: pod saw no X-Forwarded-For", tc.method, tc.path)
