@@ -41,28 +41,7 @@ func (s *Server) servePodProxy(w http.ResponseWriter, r *http.Request, pod *core
 		writeStatus(w, err)
 		return
 	}
-	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return s.dialPod(ctx, node, pod.Namespace, pod.Name, string(pod.UID), t.port, false)
-	}
-	tr := &http.Transport{
-		DialContext: dial,
-		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dial(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			// As Kubernetes does, a pod's certificate is not verified: the
-			// tunnel already authenticates the node the pod runs on.
-			tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec
-			if err := tc.HandshakeContext(ctx); err != nil {
-				c.Close()
-				return nil, err
-			}
-			return tc, nil
-		},
-		// A session per request: it ends with the request.
-		DisableKeepAlives: true,
-	}
+	tr := s.podTransport(node, pod, t.port)
 	defer tr.CloseIdleConnections()
 	host := pod.Status.PodIP
 	if host == "" {
@@ -91,6 +70,32 @@ func (s *Server) servePodProxy(w http.ResponseWriter, r *http.Request, pod *core
 		},
 	}
 	rp.ServeHTTP(w, r)
+}
+
+// podTransport reaches port of pod through node's tunnel, one session per
+// request (no connection is kept).
+func (s *Server) podTransport(node string, pod *corev1.Pod, port int) *http.Transport {
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return s.dialPod(ctx, node, pod.Namespace, pod.Name, string(pod.UID), port, false)
+	}
+	return &http.Transport{
+		DialContext: dial,
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			// As Kubernetes does, a pod's certificate is not verified: the
+			// tunnel already authenticates the node the pod runs on.
+			tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec
+			if err := tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return tc, nil
+		},
+		DisableKeepAlives: true,
+	}
 }
 
 // proxyError is the Status of a failed proxy round trip: the agent's or

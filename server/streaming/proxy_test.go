@@ -205,3 +205,22 @@ func TestPodProxyErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPodProxyHTTPS reaches a pod serving TLS with a certificate no one
+// signed, as Kubernetes does.
+func TestPodProxyHTTPS(t *testing.T) {
+	h := newHarness(t)
+	h.addPod("web", "n1", "c")
+	pod := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "tls "+r.URL.Path)
+	}))
+	t.Cleanup(pod.Close)
+	h.startAgent("n1", &fakeStreamer{dial: func(ctx context.Context, _ types.NamespacedName, _ int, _ bool) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", pod.Listener.Addr().String())
+	}})
+	resp, got := h.do("GET", h.http.URL+"/api/v1/namespaces/default/pods/https:web:443/proxy/secure", "", nil)
+	if resp.StatusCode != http.StatusOK || got != "tls /secure" {
+		t.Errorf("https proxy = %d %q, want 200 %q", resp.StatusCode, got, "tls /secure")
+	}
+}
