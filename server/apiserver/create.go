@@ -68,7 +68,7 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 	s.prepareMetaForCreate(m)
 	res.PrepareForCreate(obj)
 	if res.Namespaced {
-		if err := s.checkNamespaceOpen(ctx, m.GetNamespace()); err != nil {
+		if err := s.checkNamespaceOpen(ctx, res, m); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -134,27 +134,41 @@ func (s *Server) prepareMetaForCreate(m metav1.Object) {
 	}
 }
 
-// checkNamespaceOpen refuses content in a namespace that does not exist or
-// is being deleted.
-func (s *Server) checkNamespaceOpen(ctx context.Context, ns string) error {
+// checkNamespaceOpen refuses content in a namespace that does not exist
+// (404 NotFound on the namespace) or is being deleted (403 Forbidden on
+// the object, with a NamespaceTerminating cause, as Kubernetes' namespace
+// lifecycle admission answers).
+func (s *Server) checkNamespaceOpen(ctx context.Context, res *registry.Resource, m metav1.Object) error {
 	nsRes, _ := registry.Lookup("namespaces")
-	gr := schema.GroupResource{Resource: "namespaces"}
+	ns := m.GetNamespace()
 	kv, err := s.store.Get(ctx, storageKey(nsRes, "", ns))
 	if errors.Is(err, store.ErrNotFound) {
-		return apierrors.NewNotFound(gr, ns)
+		return apierrors.NewNotFound(schemaGR("namespaces"), ns)
 	}
 	if err != nil {
 		return err
 	}
 	terminating, err := s.nsTerminating(nsRes, kv)
-	if err != nil {
+	if err != nil || !terminating {
 		return err
 	}
-	if terminating {
-		return apierrors.NewForbidden(gr, ns,
-			errString("unable to create new content in namespace "+ns+" because it is being terminated"))
+	// The name is not generated yet: Kubernetes names the object by its
+	// generateName then, or "Unknown".
+	name := m.GetName()
+	if name == "" {
+		name = m.GetGenerateName()
 	}
-	return nil
+	if name == "" {
+		name = "Unknown"
+	}
+	st := apierrors.NewForbidden(schema.GroupResource{Group: res.Group, Resource: res.Name}, name,
+		errString("unable to create new content in namespace "+ns+" because it is being terminated"))
+	st.ErrStatus.Details.Causes = append(st.ErrStatus.Details.Causes, metav1.StatusCause{
+		Type:    corev1.NamespaceTerminatingCause,
+		Message: "namespace " + ns + " is being terminated",
+		Field:   "metadata.namespace",
+	})
+	return st
 }
 
 // nsTerminating reports whether a stored namespace is being deleted,

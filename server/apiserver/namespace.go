@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,38 +36,166 @@ func (s *Server) namespaceDeleted(name string) {
 	}
 }
 
-// nsScanInterval is how often Run looks for terminating namespaces it has
-// not finished.
-const nsScanInterval = 5 * time.Second
+const (
+	// nsResyncInterval is how often Run looks for terminating namespaces
+	// it was not told of (marked by another server, or before a restart).
+	// Within one server, deletes and changes of content trigger it.
+	nsResyncInterval = time.Minute
+	// nsRetryDelay is the wait before a pass that failed is tried again.
+	nsRetryDelay = time.Second
+	// cacheExpiryInterval is how often the caches of recent changes let
+	// go of those older than cacheAge.
+	cacheExpiryInterval = 5 * time.Second
+)
 
-// Run removes terminating namespaces once their content is gone, deleting
-// that content first. It returns when ctx ends.
+// Run empties terminating namespaces and removes them once their content
+// is gone, and expires the caches of recent changes. A namespace is worked on when it is marked for deletion and
+// again whenever an object in it changes (a pod finishing its grace
+// period, a finalizer removed), through a watch of the whole registry
+// held only while some namespace is terminating. It returns when ctx
+// ends.
 func (s *Server) Run(ctx context.Context) error {
-	t := time.NewTicker(nsScanInterval)
-	defer t.Stop()
-	pending := map[string]bool{}
+	l := &nsLoop{s: s, pending: map[string]bool{}, dirty: map[string]bool{}}
+	defer l.stopWatch()
+	resync := time.NewTicker(nsResyncInterval)
+	defer resync.Stop()
+	expire := time.NewTicker(cacheExpiryInterval)
+	defer expire.Stop()
+	l.scan(ctx)
 	for {
+		l.work(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case name := <-s.nsQueue:
-			pending[name] = true
-		case now := <-t.C:
+			l.mark(name)
+		case ev, ok := <-l.changes:
+			l.observe(ev, ok)
+			l.drain()
+		case <-l.retry:
+			l.retry = nil
+			for name := range l.pending {
+				l.dirty[name] = true
+			}
+		case <-resync.C:
+			l.scan(ctx)
+		case now := <-expire.C:
 			s.expireCaches(now.Add(-cacheAge))
-			for _, name := range s.terminatingNamespaces(ctx) {
-				pending[name] = true
-			}
-		}
-		for name := range pending {
-			done, err := s.finalizeNamespace(ctx, name)
-			if err != nil {
-				s.log.Warn("emptying namespace", "namespace", name, "err", err)
-			}
-			if done {
-				delete(pending, name)
-			}
 		}
 	}
+}
+
+// nsLoop is the state of Run, owned by its goroutine.
+type nsLoop struct {
+	s       *Server
+	pending map[string]bool // terminating namespaces not yet gone
+	dirty   map[string]bool // pending namespaces to work on next
+	changes <-chan store.Event
+	cancel  context.CancelFunc // ends the watch behind changes
+	retry   <-chan time.Time
+}
+
+func (l *nsLoop) mark(name string) {
+	l.pending[name] = true
+	l.dirty[name] = true
+}
+
+// scan marks every namespace that is being deleted.
+func (l *nsLoop) scan(ctx context.Context) {
+	for _, name := range l.s.terminatingNamespaces(ctx) {
+		l.mark(name)
+	}
+}
+
+// observe marks the namespace of a changed object, if it is pending.
+// A closed watch marks them all: what it missed is not known.
+func (l *nsLoop) observe(ev store.Event, ok bool) {
+	if !ok || ev.Type == store.EventError {
+		l.stopWatch()
+		for name := range l.pending {
+			l.dirty[name] = true
+		}
+		return
+	}
+	// Namespaced keys are /registry/RESOURCE/NAMESPACE/NAME; a
+	// namespace's own is /registry/namespaces/NAME (a finalizer removed,
+	// a conflicting write). A pass that changes nothing writes nothing,
+	// so the namespace's own writes do not loop.
+	parts := strings.SplitN(ev.Key, "/", 5)
+	if len(parts) == 5 || (len(parts) == 4 && parts[2] == "namespaces") {
+		if l.pending[parts[3]] {
+			l.dirty[parts[3]] = true
+		}
+	}
+}
+
+// drain takes the events already queued, so that a burst of deletes
+// leads to one pass, not one pass per event.
+func (l *nsLoop) drain() {
+	for l.changes != nil {
+		select {
+		case ev, ok := <-l.changes:
+			l.observe(ev, ok)
+		default:
+			return
+		}
+	}
+}
+
+// work runs a pass over each dirty namespace, then holds the watch
+// while any namespace is still pending and drops it when none is.
+func (l *nsLoop) work(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	if len(l.pending) > 0 && l.changes == nil {
+		l.startWatch(ctx)
+	}
+	failed := false
+	for name := range l.dirty {
+		delete(l.dirty, name)
+		done, err := l.s.deleteNamespace(ctx, name)
+		if err != nil {
+			l.s.log.Warn("emptying namespace", "namespace", name, "err", err)
+			failed = true
+		}
+		if done {
+			delete(l.pending, name)
+		}
+	}
+	if failed && l.retry == nil {
+		l.retry = time.After(nsRetryDelay)
+	}
+	if len(l.pending) == 0 {
+		l.stopWatch()
+	}
+}
+
+// startWatch watches every object from the current revision on. The
+// pending namespaces are marked dirty, so nothing changed before the
+// watch began is missed.
+func (l *nsLoop) startWatch(ctx context.Context) {
+	rev, err := l.s.store.CurrentRevision(ctx)
+	if err != nil {
+		return
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	ch, err := l.s.store.Watch(wctx, "/registry/", rev)
+	if err != nil {
+		cancel()
+		return
+	}
+	l.changes, l.cancel = ch, cancel
+	for name := range l.pending {
+		l.dirty[name] = true
+	}
+}
+
+func (l *nsLoop) stopWatch() {
+	if l.cancel != nil {
+		l.cancel()
+	}
+	l.changes, l.cancel = nil, nil
 }
 
 func (s *Server) terminatingNamespaces(ctx context.Context) []string {
@@ -86,42 +215,4 @@ func (s *Server) terminatingNamespaces(ctx context.Context) []string {
 		}
 	}
 	return names
-}
-
-// finalizeNamespace deletes everything in namespace name and, once nothing
-// is left, the namespace itself. done reports that it is gone.
-func (s *Server) finalizeNamespace(ctx context.Context, name string) (done bool, err error) {
-	left := 0
-	for _, res := range registry.All() {
-		if !res.Namespaced {
-			continue
-		}
-		kvs, _, err := s.store.List(ctx, storagePrefix(res, name), 0)
-		if err != nil {
-			return false, err
-		}
-		for _, kv := range kvs {
-			left++
-			obj, err := decodeStored(res, kv.Value, kv.ModRevision)
-			if err != nil {
-				return false, err
-			}
-			m, _ := meta.Accessor(obj)
-			if m.GetDeletionTimestamp() != nil {
-				continue
-			}
-			if _, err := s.deleteObject(ctx, res, name, m.GetName(), metav1.DeleteOptions{}); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return false, err
-			}
-		}
-	}
-	if left > 0 {
-		return false, nil
-	}
-	nsRes, _ := registry.Lookup("namespaces")
-	_, _, err = s.store.Delete(ctx, storageKey(nsRes, "", name), 0)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return false, err
-	}
-	return true, nil
 }
