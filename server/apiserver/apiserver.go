@@ -124,6 +124,9 @@ type Server struct {
 
 	readyMu sync.Mutex
 	ready   bool
+
+	// quotaLocks holds a *sync.RWMutex per namespace (see quotaLock).
+	quotaLocks sync.Map
 }
 
 // nsState is what creates need to know of a namespace.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,13 +50,24 @@ const (
 	cacheExpiryInterval = 5 * time.Second
 )
 
-// Run empties terminating namespaces and removes them once their content
-// is gone, and expires the caches of recent changes. A namespace is worked on when it is marked for deletion and
+// Run runs the server's own control loops until ctx ends: namespace
+// deletion (runNamespaces) and quota accounting (runQuotas). It returns
+// after both have stopped.
+func (s *Server) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.runNamespaces(ctx) })
+	g.Go(func() error { return s.runQuotas(ctx) })
+	return g.Wait()
+}
+
+// runNamespaces empties terminating namespaces and removes them once
+// their content is gone, and expires the caches of recent changes. A
+// namespace is worked on when it is marked for deletion and
 // again whenever an object in it changes (a pod finishing its grace
 // period, a finalizer removed), through a watch of the whole registry
 // held only while some namespace is terminating. It returns when ctx
 // ends.
-func (s *Server) Run(ctx context.Context) error {
+func (s *Server) runNamespaces(ctx context.Context) error {
 	l := &nsLoop{s: s, pending: map[string]bool{}, dirty: map[string]bool{}}
 	defer l.stopWatch()
 	resync := time.NewTicker(nsResyncInterval)

@@ -232,4 +232,3 @@ func TestNamespaceWaitsForSpecFinalizers(t *testing.T) {
 		t.Errorf("Get after the last finalizer = %v, want NotFound", err)
 	}
 }
-

@@ -1,0 +1,238 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/minik-dev/minik/server/registry"
+	"github.com/minik-dev/minik/store"
+)
+
+// quotaResyncInterval is how often every quota is recounted, whatever
+// changed: it repairs charges of creates that were admitted but failed.
+const quotaResyncInterval = time.Minute
+
+// runQuotas keeps status.hard and status.used of every ResourceQuota:
+// hard is the spec's, used the sum of what the namespace's objects that
+// the quota covers consume. A namespace is recounted whenever an object
+// in it changes while it has a quota (one watch of the whole registry,
+// bursts coalesced), and every quotaResyncInterval. It returns when ctx
+// ends.
+func (s *Server) runQuotas(ctx context.Context) error {
+	resync := time.NewTicker(quotaResyncInterval)
+	defer resync.Stop()
+	var changes <-chan store.Event
+	dirty := map[string]bool{}
+	withQuota := map[string]bool{}
+	for {
+		if changes == nil {
+			ch, err := s.watchAll(ctx)
+			if err != nil {
+				return nil // ctx ended
+			}
+			changes = ch
+			withQuota = s.quotaNamespaces(ctx)
+			for ns := range withQuota {
+				dirty[ns] = true
+			}
+		}
+		for ns := range dirty {
+			delete(dirty, ns)
+			if err := s.syncQuotas(ctx, ns); err != nil && ctx.Err() == nil {
+				s.log.Warn("counting quota usage", "namespace", ns, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-resync.C:
+			withQuota = s.quotaNamespaces(ctx)
+			for ns := range withQuota {
+				dirty[ns] = true
+			}
+		case ev, ok := <-changes:
+			if !drainQuotaEvents(ev, ok, changes, withQuota, dirty) {
+				changes = nil // watch again, recounting all
+			}
+		}
+	}
+}
+
+// drainQuotaEvents takes ev and the events already queued behind it, so
+// that a burst leads to one recount per namespace. It returns false when
+// the watch ended.
+func drainQuotaEvents(ev store.Event, ok bool, changes <-chan store.Event, withQuota, dirty map[string]bool) bool {
+	for {
+		if !ok || ev.Type == store.EventError {
+			return false
+		}
+		quotaChanged(ev, withQuota, dirty)
+		select {
+		case ev, ok = <-changes:
+		default:
+			return true
+		}
+	}
+}
+
+// quotaChanged marks the namespace of a changed key if it has a quota; a
+// change of a quota itself adds its namespace to withQuota.
+func quotaChanged(ev store.Event, withQuota, dirty map[string]bool) {
+	parts := strings.SplitN(ev.Key, "/", 5) // "", registry, RESOURCE, NAMESPACE, NAME
+	if len(parts) != 5 {
+		return
+	}
+	if parts[2] == "resourcequotas" && ev.Type != store.EventDelete {
+		withQuota[parts[3]] = true
+	}
+	if withQuota[parts[3]] {
+		dirty[parts[3]] = true
+	}
+}
+
+// watchAll watches every key from the current revision on, retrying
+// until ctx ends.
+func (s *Server) watchAll(ctx context.Context) (<-chan store.Event, error) {
+	for {
+		rev, err := s.store.CurrentRevision(ctx)
+		if err == nil {
+			var ch <-chan store.Event
+			if ch, err = s.store.Watch(ctx, "/registry/", rev); err == nil {
+				return ch, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(nsRetryDelay):
+		}
+	}
+}
+
+// quotaNamespaces returns the namespaces that have a quota.
+func (s *Server) quotaNamespaces(ctx context.Context) map[string]bool {
+	out := map[string]bool{}
+	qs, err := s.quotas(ctx, "")
+	if err != nil {
+		return out
+	}
+	for _, q := range qs {
+		out[q.Namespace] = true
+	}
+	return out
+}
+
+// syncQuotas recounts every quota of namespace ns, holding the
+// namespace's quota lock alone so that no admitted create is half done.
+func (s *Server) syncQuotas(ctx context.Context, ns string) error {
+	qs, err := s.quotas(ctx, ns)
+	if err != nil || len(qs) == 0 {
+		return err
+	}
+	mu := s.quotaLock(ns)
+	mu.Lock()
+	defer mu.Unlock()
+	qs, err = s.quotas(ctx, ns) // as of now that creates wait
+	if err != nil {
+		return err
+	}
+	objs, err := s.namespaceObjects(ctx, ns, qs)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, q := range qs {
+		errs = append(errs, s.writeQuotaStatus(ctx, q, quotaUsed(q, objs, s.cfg.Now())))
+	}
+	return errors.Join(errs...)
+}
+
+// resObject is a stored object with its resource.
+type resObject struct {
+	res *registry.Resource
+	obj runtime.Object
+}
+
+// namespaceObjects returns the objects of ns of the kinds some quota of
+// qs counts.
+func (s *Server) namespaceObjects(ctx context.Context, ns string, qs []*corev1.ResourceQuota) ([]resObject, error) {
+	var out []resObject
+	for _, res := range registry.All() {
+		if !res.Namespaced || !quotasTrack(qs, res) {
+			continue
+		}
+		kvs, _, err := s.store.List(ctx, storagePrefix(res, ns), 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range kvs {
+			obj, err := decodeStored(res, kv.Value, kv.ModRevision)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, resObject{res, obj})
+		}
+	}
+	return out, nil
+}
+
+func quotasTrack(qs []*corev1.ResourceQuota, res *registry.Resource) bool {
+	for _, q := range qs {
+		for name := range q.Spec.Hard {
+			if quotaTracks(res, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// quotaUsed sums what the objects q covers use of each resource q limits.
+func quotaUsed(q *corev1.ResourceQuota, objs []resObject, now time.Time) corev1.ResourceList {
+	used := corev1.ResourceList{}
+	for name := range q.Spec.Hard {
+		used[name] = *resource.NewQuantity(0, resource.DecimalSI)
+	}
+	for _, o := range objs {
+		if !quotaCovers(q, o.obj) {
+			continue
+		}
+		for name, v := range quotaUsage(o.res, o.obj, now) {
+			if cur, ok := used[name]; ok {
+				cur.Add(v)
+				used[name] = cur
+			}
+		}
+	}
+	return used
+}
+
+// writeQuotaStatus stores q's hard limits and usage if they changed. A
+// conflict means an admission charged q meanwhile (impossible under the
+// lock on one server) or another server wrote it: the next change
+// recounts.
+func (s *Server) writeQuotaStatus(ctx context.Context, q *corev1.ResourceQuota, used corev1.ResourceList) error {
+	if apiequality.Semantic.DeepEqual(q.Status.Hard, q.Spec.Hard) && apiequality.Semantic.DeepEqual(q.Status.Used, used) {
+		return nil
+	}
+	res, _ := registry.Lookup("resourcequotas")
+	q = q.DeepCopy()
+	q.Status.Hard = q.Spec.Hard.DeepCopy()
+	q.Status.Used = used
+	data, err := registry.EncodeStored(res, q)
+	if err != nil {
+		return err
+	}
+	_, err = s.store.Update(ctx, storageKey(res, q.Namespace, q.Name), data, revisionOf(q))
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
