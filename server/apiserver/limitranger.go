@@ -105,10 +105,11 @@ func defaultContainer(c *corev1.Container, def corev1.ResourceRequirements, what
 
 // checkPodLimits enforces the min, max and maxLimitRequestRatio of the
 // Container and Pod limits of lrs on a pod, with Kubernetes' LimitRanger
-// messages. The error joins every violation.
+// messages. The error joins every violation of the first LimitRange
+// violated.
 func checkPodLimits(pod *corev1.Pod, lrs []*corev1.LimitRange) error {
-	var errs []error
 	for _, lr := range lrs {
+		var errs []error
 		for _, lim := range lr.Spec.Limits {
 			switch lim.Type {
 			case corev1.LimitTypeContainer:
@@ -120,8 +121,11 @@ func checkPodLimits(pod *corev1.Pod, lrs []*corev1.LimitRange) error {
 				errs = append(errs, checkLimitItem(lim, resourcehelper.PodRequests(pod, opts), resourcehelper.PodLimits(pod, opts))...)
 			}
 		}
+		if len(errs) > 0 {
+			return aggregate(errs)
+		}
 	}
-	return aggregate(errs)
+	return nil
 }
 
 // aggregate joins errors as Kubernetes' aggregate does: one alone, else

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -234,4 +235,56 @@ func bestEffort(p *corev1.Pod) bool {
 		}
 	}
 	return true
+}
+
+// explicitCompute are the compute resources that, when a quota limits
+// them, every container of a pod must request (or limit) explicitly, as
+// Kubernetes has required since before QoS classes.
+var explicitCompute = []corev1.ResourceName{
+	corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceRequestsCPU,
+	corev1.ResourceRequestsMemory, corev1.ResourceLimitsCPU, corev1.ResourceLimitsMemory,
+}
+
+// podConstraints refuses a pod that a quota limiting names covers when
+// one of its containers leaves a limited compute resource unset, worded
+// as Kubernetes words it: "must specify cpu for: a,b; memory for: a".
+func podConstraints(p *corev1.Pod, limited []corev1.ResourceName) error {
+	missing := map[corev1.ResourceName][]string{}
+	for _, c := range append(slices.Clone(p.Spec.Containers), p.Spec.InitContainers...) {
+		has := func(l corev1.ResourceList, k corev1.ResourceName) bool { _, ok := l[k]; return ok }
+		for _, name := range limited {
+			if !slices.Contains(explicitCompute, name) {
+				continue
+			}
+			var ok bool
+			switch name {
+			case corev1.ResourceCPU, corev1.ResourceRequestsCPU:
+				ok = has(c.Resources.Requests, corev1.ResourceCPU)
+			case corev1.ResourceMemory, corev1.ResourceRequestsMemory:
+				ok = has(c.Resources.Requests, corev1.ResourceMemory)
+			case corev1.ResourceLimitsCPU:
+				ok = has(c.Resources.Limits, corev1.ResourceCPU)
+			case corev1.ResourceLimitsMemory:
+				ok = has(c.Resources.Limits, corev1.ResourceMemory)
+			}
+			if !ok && !slices.Contains(missing[name], c.Name) {
+				missing[name] = append(missing[name], c.Name)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(missing))
+	for k := range missing {
+		names = append(names, string(k))
+	}
+	slices.Sort(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		cs := missing[corev1.ResourceName(n)]
+		slices.Sort(cs)
+		parts[i] = n + " for: " + strings.Join(cs, ",")
+	}
+	return fmt.Errorf("must specify %s", strings.Join(parts, "; "))
 }

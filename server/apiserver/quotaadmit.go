@@ -129,6 +129,11 @@ func admitAgainst(res *registry.Resource, obj runtime.Object, q *corev1.Resource
 		return nil, nil
 	}
 	sort.Slice(limited, func(i, j int) bool { return limited[i] < limited[j] })
+	if pod, ok := obj.(*corev1.Pod); ok {
+		if err := podConstraints(pod, limited); err != nil {
+			return nil, admissionForbidden(res, obj, fmt.Sprintf("failed quota: %s: %v", q.Name, err))
+		}
+	}
 	for _, name := range limited {
 		if _, ok := q.Status.Used[name]; !ok {
 			return nil, admissionForbidden(res, obj, fmt.Sprintf("status unknown for quota: %s, resources: %s", q.Name, joinNames(limited)))
