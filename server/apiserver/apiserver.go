@@ -127,6 +127,8 @@ type Server struct {
 
 	// quotaLocks holds a *sync.RWMutex per namespace (see quotaLock).
 	quotaLocks sync.Map
+	// policies knows the namespaces with LimitRanges or ResourceQuotas.
+	policies policyIndex
 }
 
 // nsState is what creates need to know of a namespace.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -143,6 +144,11 @@ func (s *Server) admitAndStore(ctx context.Context, res *registry.Resource, obj 
 func (s *Server) storeNew(ctx context.Context, res *registry.Resource, obj runtime.Object) (runtime.Object, []byte, error) {
 	m, _ := meta.Accessor(obj)
 	key := storageKey(res, m.GetNamespace(), m.GetName())
+	if slices.Contains(policyResources, res.Name) {
+		// Before the write: a create that reads the index after it
+		// must find this policy.
+		s.policies.stored(res.Name, m.GetNamespace(), m.GetName())
+	}
 	release, err := s.allocate(ctx, res, obj)
 	if err != nil {
 		return nil, nil, err

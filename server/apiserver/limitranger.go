@@ -20,7 +20,7 @@ const limitRangerAnnotation = "kubernetes.io/limit-ranger"
 // limitRanges returns the LimitRanges of namespace ns.
 func (s *Server) limitRanges(ctx context.Context, ns string) ([]*corev1.LimitRange, error) {
 	res, ok := registry.Lookup("limitranges")
-	if !ok {
+	if !ok || !s.policies.mayHave(res.Name, ns) {
 		return nil, nil
 	}
 	kvs, _, err := s.store.List(ctx, storagePrefix(res, ns), 0)

@@ -28,10 +28,11 @@ func (s *Server) quotaLock(ns string) *sync.RWMutex {
 	return mu.(*sync.RWMutex)
 }
 
-// quotas returns the ResourceQuotas of namespace ns with their revisions.
+// quotas returns the ResourceQuotas of namespace ns (all namespaces
+// for "") with their revisions.
 func (s *Server) quotas(ctx context.Context, ns string) ([]*corev1.ResourceQuota, error) {
 	res, ok := registry.Lookup("resourcequotas")
-	if !ok {
+	if !ok || (ns != "" && !s.policies.mayHave(res.Name, ns)) {
 		return nil, nil
 	}
 	kvs, _, err := s.store.List(ctx, storagePrefix(res, ns), 0)

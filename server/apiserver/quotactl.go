@@ -29,15 +29,18 @@ func (s *Server) runQuotas(ctx context.Context) error {
 	resync := time.NewTicker(quotaResyncInterval)
 	defer resync.Stop()
 	var changes <-chan store.Event
+	stop := context.CancelFunc(func() {})
+	defer func() { stop() }()
 	dirty := map[string]bool{}
 	withQuota := map[string]bool{}
 	for {
 		if changes == nil {
-			ch, err := s.watchAll(ctx)
-			if err != nil {
+			stop()
+			s.policies.unready()
+			var err error
+			if changes, stop, err = s.watchAll(ctx); err != nil {
 				return nil // ctx ended
 			}
-			changes = ch
 			withQuota = s.quotaNamespaces(ctx)
 			for ns := range withQuota {
 				dirty[ns] = true
@@ -58,7 +61,7 @@ func (s *Server) runQuotas(ctx context.Context) error {
 				dirty[ns] = true
 			}
 		case ev, ok := <-changes:
-			if !drainQuotaEvents(ev, ok, changes, withQuota, dirty) {
+			if !s.drainQuotaEvents(ev, ok, changes, withQuota, dirty) {
 				changes = nil // watch again, recounting all
 			}
 		}
@@ -68,11 +71,12 @@ func (s *Server) runQuotas(ctx context.Context) error {
 // drainQuotaEvents takes ev and the events already queued behind it, so
 // that a burst leads to one recount per namespace. It returns false when
 // the watch ended.
-func drainQuotaEvents(ev store.Event, ok bool, changes <-chan store.Event, withQuota, dirty map[string]bool) bool {
+func (s *Server) drainQuotaEvents(ev store.Event, ok bool, changes <-chan store.Event, withQuota, dirty map[string]bool) bool {
 	for {
 		if !ok || ev.Type == store.EventError {
 			return false
 		}
+		s.policies.observe(ev)
 		quotaChanged(ev, withQuota, dirty)
 		select {
 		case ev, ok = <-changes:
@@ -97,20 +101,24 @@ func quotaChanged(ev store.Event, withQuota, dirty map[string]bool) {
 	}
 }
 
-// watchAll watches every key from the current revision on, retrying
-// until ctx ends.
-func (s *Server) watchAll(ctx context.Context) (<-chan store.Event, error) {
+// watchAll watches every key from the current revision on, and fills
+// the policy index as of that revision; it retries until ctx ends.
+// The caller must call stop once done with the watch.
+func (s *Server) watchAll(ctx context.Context) (ch <-chan store.Event, stop context.CancelFunc, err error) {
 	for {
 		rev, err := s.store.CurrentRevision(ctx)
 		if err == nil {
-			var ch <-chan store.Event
-			if ch, err = s.store.Watch(ctx, "/registry/", rev); err == nil {
-				return ch, nil
+			wctx, cancel := context.WithCancel(ctx)
+			if ch, err = s.store.Watch(wctx, "/registry/", rev); err == nil {
+				if err = s.policies.load(ctx, s.store, rev); err == nil {
+					return ch, cancel, nil
+				}
 			}
+			cancel()
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, func() {}, ctx.Err()
 		case <-time.After(nsRetryDelay):
 		}
 	}
