@@ -161,10 +161,10 @@ func (l *nsLoop) work(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	if len(l.pending) > 0 && l.changes == nil {
-		l.startWatch(ctx)
-	}
 	failed := false
+	if len(l.pending) > 0 && l.changes == nil {
+		failed = !l.startWatch(ctx)
+	}
 	for name := range l.dirty {
 		delete(l.dirty, name)
 		done, err := l.s.deleteNamespace(ctx, name)
@@ -184,24 +184,25 @@ func (l *nsLoop) work(ctx context.Context) {
 	}
 }
 
-// startWatch watches every object from the current revision on. The
-// pending namespaces are marked dirty, so nothing changed before the
-// watch began is missed.
-func (l *nsLoop) startWatch(ctx context.Context) {
+// startWatch watches every object from the current revision on, and
+// reports whether it could. The pending namespaces are marked dirty, so
+// nothing changed before the watch began is missed.
+func (l *nsLoop) startWatch(ctx context.Context) bool {
 	rev, err := l.s.store.CurrentRevision(ctx)
 	if err != nil {
-		return
+		return false
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	ch, err := l.s.store.Watch(wctx, "/registry/", rev)
 	if err != nil {
 		cancel()
-		return
+		return false
 	}
 	l.changes, l.cancel = ch, cancel
 	for name := range l.pending {
 		l.dirty[name] = true
 	}
+	return true
 }
 
 func (l *nsLoop) stopWatch() {
