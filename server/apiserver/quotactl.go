@@ -19,71 +19,40 @@ import (
 // changed: it repairs charges of creates that were admitted but failed.
 const quotaResyncInterval = time.Minute
 
-// runQuotas keeps status.hard and status.used of every ResourceQuota:
+// quotaLoop keeps status.hard and status.used of every ResourceQuota:
 // hard is the spec's, used the sum of what the namespace's objects that
 // the quota covers consume. A namespace is recounted whenever an object
-// in it changes while it has a quota (one watch of the whole registry,
-// bursts coalesced), and every quotaResyncInterval. It returns when ctx
-// ends.
-func (s *Server) runQuotas(ctx context.Context) error {
-	resync := time.NewTicker(quotaResyncInterval)
-	defer resync.Stop()
-	var changes <-chan store.Event
-	stop := context.CancelFunc(func() {})
-	defer func() { stop() }()
-	dirty := map[string]bool{}
-	withQuota := map[string]bool{}
-	for {
-		if changes == nil {
-			stop()
-			s.policies.unready()
-			var err error
-			if changes, stop, err = s.watchAll(ctx); err != nil {
-				return nil // ctx ended
-			}
-			withQuota = s.quotaNamespaces(ctx)
-			for ns := range withQuota {
-				dirty[ns] = true
-			}
-		}
-		for ns := range dirty {
-			delete(dirty, ns)
-			if err := s.syncQuotas(ctx, ns); err != nil && ctx.Err() == nil {
-				s.log.Warn("counting quota usage", "namespace", ns, "err", err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-resync.C:
-			withQuota = s.quotaNamespaces(ctx)
-			for ns := range withQuota {
-				dirty[ns] = true
-			}
-		case ev, ok := <-changes:
-			if !s.drainQuotaEvents(ev, ok, changes, withQuota, dirty) {
-				changes = nil // watch again, recounting all
-			}
+// in it changes while it has a quota, as the watch of the whole registry
+// that Run holds shows, and every quotaResyncInterval. Its state is owned
+// by Run's goroutine.
+type quotaLoop struct {
+	s         *Server
+	withQuota map[string]bool // namespaces with a quota
+	dirty     map[string]bool // namespaces to recount next
+}
+
+// rescan marks every namespace with a quota for a recount.
+func (q *quotaLoop) rescan(ctx context.Context) {
+	q.withQuota = q.s.quotaNamespaces(ctx)
+	for ns := range q.withQuota {
+		q.dirty[ns] = true
+	}
+}
+
+// work recounts the dirty namespaces.
+func (q *quotaLoop) work(ctx context.Context) {
+	for ns := range q.dirty {
+		delete(q.dirty, ns)
+		if err := q.s.syncQuotas(ctx, ns); err != nil && ctx.Err() == nil {
+			q.s.log.Warn("counting quota usage", "namespace", ns, "err", err)
 		}
 	}
 }
 
-// drainQuotaEvents takes ev and the events already queued behind it, so
-// that a burst leads to one recount per namespace. It returns false when
-// the watch ended.
-func (s *Server) drainQuotaEvents(ev store.Event, ok bool, changes <-chan store.Event, withQuota, dirty map[string]bool) bool {
-	for {
-		if !ok || ev.Type == store.EventError {
-			return false
-		}
-		s.policies.observe(ev)
-		quotaChanged(ev, withQuota, dirty)
-		select {
-		case ev, ok = <-changes:
-		default:
-			return true
-		}
-	}
+// observe marks the namespace of a changed key if it has a quota; a
+// change of a quota itself adds its namespace to withQuota.
+func (q *quotaLoop) observe(ev store.Event) {
+	quotaChanged(ev, q.withQuota, q.dirty)
 }
 
 // quotaChanged marks the namespace of a changed key if it has a quota; a
@@ -102,26 +71,22 @@ func quotaChanged(ev store.Event, withQuota, dirty map[string]bool) {
 }
 
 // watchAll watches every key from the current revision on, and fills
-// the policy index as of that revision; it retries until ctx ends.
-// The caller must call stop once done with the watch.
+// the policy index as of that revision. The caller must call stop once
+// done with the watch.
 func (s *Server) watchAll(ctx context.Context) (ch <-chan store.Event, stop context.CancelFunc, err error) {
-	for {
-		rev, err := s.store.CurrentRevision(ctx)
-		if err == nil {
-			wctx, cancel := context.WithCancel(ctx)
-			if ch, err = s.store.Watch(wctx, "/registry/", rev); err == nil {
-				if err = s.policies.load(ctx, s.store, rev); err == nil {
-					return ch, cancel, nil
-				}
-			}
-			cancel()
-		}
-		select {
-		case <-ctx.Done():
-			return nil, func() {}, ctx.Err()
-		case <-time.After(nsRetryDelay):
-		}
+	rev, err := s.store.CurrentRevision(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
+	wctx, cancel := context.WithCancel(ctx)
+	if ch, err = s.store.Watch(wctx, "/registry/", rev); err == nil {
+		err = s.policies.load(ctx, s.store, rev)
+	}
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return ch, cancel, nil
 }
 
 // quotaNamespaces returns the namespaces that have a quota.
