@@ -125,6 +125,11 @@ type Server struct {
 
 	readyMu sync.Mutex
 	ready   bool
+
+	// quotaLocks holds a *sync.RWMutex per namespace (see quotaLock).
+	quotaLocks sync.Map
+	// policies knows the namespaces with LimitRanges or ResourceQuotas.
+	policies policyIndex
 }
 
 // nsState is what creates need to know of a namespace.

@@ -34,6 +34,11 @@ func benchServer(b *testing.B) (*httptest.Server, *Server) {
 	if err := s.EnsureNamespaces(context.Background()); err != nil {
 		b.Fatal(err)
 	}
+	// The server's own loops run, as in a server.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
 	ts := httptest.NewUnstartedServer(s)
 	ts.EnableHTTP2 = true
 	ts.StartTLS()

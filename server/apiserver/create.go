@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -67,8 +68,12 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 	}
 	s.prepareMetaForCreate(m)
 	res.PrepareForCreate(obj)
+	var lrs []*corev1.LimitRange
 	if res.Namespaced {
-		if err := s.checkNamespaceOpen(ctx, m.GetNamespace()); err != nil {
+		if err := s.checkNamespaceOpen(ctx, res, obj); err != nil {
+			return nil, nil, err
+		}
+		if lrs, err = s.defaultLimits(ctx, obj); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -85,15 +90,52 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 		if errs := res.ValidateCreate(obj); len(errs) > 0 {
 			return nil, nil, apierrors.NewInvalid(gk, m.GetName(), errs)
 		}
-		if dryRun {
-			return obj, nil, nil
-		}
-		out, raw, err := s.storeNew(ctx, res, obj)
+		out, raw, err := s.admitAndStore(ctx, res, obj, lrs, dryRun)
 		if generated && errors.Is(err, store.ErrExists) && try < generateNameTries {
 			continue
 		}
 		return out, raw, err
 	}
+}
+
+// defaultLimits gives a new pod the defaults of its namespace's
+// LimitRanges, and returns them for checkPodLimits.
+func (s *Server) defaultLimits(ctx context.Context, obj runtime.Object) ([]*corev1.LimitRange, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return nil, nil
+	}
+	lrs, err := s.limitRanges(ctx, pod.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	defaultPodLimits(pod, lrs)
+	return lrs, nil
+}
+
+// admitAndStore runs the admission that follows validation (LimitRange
+// limits, then quota) and stores a valid new object unless dryRun.
+func (s *Server) admitAndStore(ctx context.Context, res *registry.Resource, obj runtime.Object, lrs []*corev1.LimitRange, dryRun bool) (runtime.Object, []byte, error) {
+	if pod, ok := obj.(*corev1.Pod); ok {
+		if err := checkPodLimits(pod, lrs); err != nil {
+			return nil, nil, admissionForbidden(res, obj, err.Error())
+		}
+	}
+	if !res.Namespaced {
+		if dryRun {
+			return obj, nil, nil
+		}
+		return s.storeNew(ctx, res, obj)
+	}
+	done, err := s.chargeQuota(ctx, res, obj, dryRun)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer done()
+	if dryRun {
+		return obj, nil, nil
+	}
+	return s.storeNew(ctx, res, obj)
 }
 
 // storeNew writes a validated object, allocating what its kind needs
@@ -102,6 +144,11 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 func (s *Server) storeNew(ctx context.Context, res *registry.Resource, obj runtime.Object) (runtime.Object, []byte, error) {
 	m, _ := meta.Accessor(obj)
 	key := storageKey(res, m.GetNamespace(), m.GetName())
+	if slices.Contains(policyResources, res.Name) {
+		// Before the write: a create that reads the index after it
+		// must find this policy.
+		s.policies.stored(res.Name, m.GetNamespace(), m.GetName())
+	}
 	release, err := s.allocate(ctx, res, obj)
 	if err != nil {
 		return nil, nil, err
@@ -134,27 +181,33 @@ func (s *Server) prepareMetaForCreate(m metav1.Object) {
 	}
 }
 
-// checkNamespaceOpen refuses content in a namespace that does not exist or
-// is being deleted.
-func (s *Server) checkNamespaceOpen(ctx context.Context, ns string) error {
+// checkNamespaceOpen refuses content in a namespace that does not exist
+// (404 NotFound on the namespace) or is being deleted (403 Forbidden on
+// the object, with a NamespaceTerminating cause, as Kubernetes' namespace
+// lifecycle admission answers).
+func (s *Server) checkNamespaceOpen(ctx context.Context, res *registry.Resource, obj runtime.Object) error {
+	m, _ := meta.Accessor(obj)
 	nsRes, _ := registry.Lookup("namespaces")
-	gr := schema.GroupResource{Resource: "namespaces"}
+	ns := m.GetNamespace()
 	kv, err := s.store.Get(ctx, storageKey(nsRes, "", ns))
 	if errors.Is(err, store.ErrNotFound) {
-		return apierrors.NewNotFound(gr, ns)
+		return apierrors.NewNotFound(schemaGR("namespaces"), ns)
 	}
 	if err != nil {
 		return err
 	}
 	terminating, err := s.nsTerminating(nsRes, kv)
-	if err != nil {
+	if err != nil || !terminating {
 		return err
 	}
-	if terminating {
-		return apierrors.NewForbidden(gr, ns,
-			errString("unable to create new content in namespace "+ns+" because it is being terminated"))
-	}
-	return nil
+	st := apierrors.NewForbidden(schema.GroupResource{Group: res.Group, Resource: res.Name}, admissionName(obj),
+		errString("unable to create new content in namespace "+ns+" because it is being terminated"))
+	st.ErrStatus.Details.Causes = append(st.ErrStatus.Details.Causes, metav1.StatusCause{
+		Type:    corev1.NamespaceTerminatingCause,
+		Message: "namespace " + ns + " is being terminated",
+		Field:   "metadata.namespace",
+	})
+	return st
 }
 
 // nsTerminating reports whether a stored namespace is being deleted,

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,37 +36,68 @@ func (s *Server) namespaceDeleted(name string) {
 	}
 }
 
-// nsScanInterval is how often Run looks for terminating namespaces it has
-// not finished.
-const nsScanInterval = 5 * time.Second
+// nsLoop empties terminating namespaces and removes them once their
+// content is gone. A namespace is worked on when it is marked for
+// deletion and again whenever an object in it changes (a pod finishing
+// its grace period, a finalizer removed), as the watch of the whole
+// registry that Run holds shows. Its state is owned by Run's goroutine.
+type nsLoop struct {
+	s       *Server
+	pending map[string]bool // terminating namespaces not yet gone
+	dirty   map[string]bool // pending namespaces to work on next
+	retry   <-chan time.Time
+}
 
-// Run removes terminating namespaces once their content is gone, deleting
-// that content first. It returns when ctx ends.
-func (s *Server) Run(ctx context.Context) error {
-	t := time.NewTicker(nsScanInterval)
-	defer t.Stop()
-	pending := map[string]bool{}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case name := <-s.nsQueue:
-			pending[name] = true
-		case now := <-t.C:
-			s.expireCaches(now.Add(-cacheAge))
-			for _, name := range s.terminatingNamespaces(ctx) {
-				pending[name] = true
-			}
+func (l *nsLoop) mark(name string) {
+	l.pending[name] = true
+	l.dirty[name] = true
+}
+
+// scan marks every namespace that is being deleted.
+func (l *nsLoop) scan(ctx context.Context) {
+	for _, name := range l.s.terminatingNamespaces(ctx) {
+		l.mark(name)
+	}
+}
+
+// redo marks every pending namespace dirty: after a failure, or when the
+// watch restarts and what it missed is not known.
+func (l *nsLoop) redo() {
+	for name := range l.pending {
+		l.dirty[name] = true
+	}
+}
+
+// observe marks the namespace of a changed object, if it is pending.
+func (l *nsLoop) observe(ev store.Event) {
+	// Namespaced keys are /registry/RESOURCE/NAMESPACE/NAME; a
+	// namespace's own is /registry/namespaces/NAME (a finalizer removed,
+	// a conflicting write). A pass that changes nothing writes nothing,
+	// so the namespace's own writes do not loop.
+	parts := strings.SplitN(ev.Key, "/", 5)
+	if len(parts) == 5 || (len(parts) == 4 && parts[2] == "namespaces") {
+		if l.pending[parts[3]] {
+			l.dirty[parts[3]] = true
 		}
-		for name := range pending {
-			done, err := s.finalizeNamespace(ctx, name)
-			if err != nil {
-				s.log.Warn("emptying namespace", "namespace", name, "err", err)
-			}
-			if done {
-				delete(pending, name)
-			}
+	}
+}
+
+// work runs a pass over each dirty namespace.
+func (l *nsLoop) work(ctx context.Context) {
+	failed := false
+	for name := range l.dirty {
+		delete(l.dirty, name)
+		done, err := l.s.deleteNamespace(ctx, name)
+		if err != nil && ctx.Err() == nil {
+			l.s.log.Warn("emptying namespace", "namespace", name, "err", err)
+			failed = true
 		}
+		if done {
+			delete(l.pending, name)
+		}
+	}
+	if failed && l.retry == nil {
+		l.retry = time.After(nsRetryDelay)
 	}
 }
 
@@ -86,42 +118,4 @@ func (s *Server) terminatingNamespaces(ctx context.Context) []string {
 		}
 	}
 	return names
-}
-
-// finalizeNamespace deletes everything in namespace name and, once nothing
-// is left, the namespace itself. done reports that it is gone.
-func (s *Server) finalizeNamespace(ctx context.Context, name string) (done bool, err error) {
-	left := 0
-	for _, res := range registry.All() {
-		if !res.Namespaced {
-			continue
-		}
-		kvs, _, err := s.store.List(ctx, storagePrefix(res, name), 0)
-		if err != nil {
-			return false, err
-		}
-		for _, kv := range kvs {
-			left++
-			obj, err := decodeStored(res, kv.Value, kv.ModRevision)
-			if err != nil {
-				return false, err
-			}
-			m, _ := meta.Accessor(obj)
-			if m.GetDeletionTimestamp() != nil {
-				continue
-			}
-			if _, err := s.deleteObject(ctx, res, name, m.GetName(), metav1.DeleteOptions{}); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return false, err
-			}
-		}
-	}
-	if left > 0 {
-		return false, nil
-	}
-	nsRes, _ := registry.Lookup("namespaces")
-	_, _, err = s.store.Delete(ctx, storageKey(nsRes, "", name), 0)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return false, err
-	}
-	return true, nil
 }

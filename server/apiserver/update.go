@@ -160,15 +160,17 @@ func (s *Server) prepareUpdate(res *registry.Resource, kind updateKind, obj, old
 }
 
 // finished reports whether an object being deleted has lost its last
-// finalizer and may go. Pods being deleted wait for their node instead,
+// finalizer and may go. Namespaces wait for their spec finalizers too. Pods being deleted wait for their node instead,
 // unless their grace period is over.
 func finished(res *registry.Resource, obj runtime.Object) bool {
 	m, _ := meta.Accessor(obj)
 	if m.GetDeletionTimestamp() == nil || len(m.GetFinalizers()) > 0 {
 		return false
 	}
-	if res.Name == "namespaces" {
-		return false
+	if ns, ok := obj.(*corev1.Namespace); ok {
+		// A namespace goes once its content is gone and every spec
+		// finalizer (kubernetes first) has been removed.
+		return len(ns.Spec.Finalizers) == 0
 	}
 	if res.Name == "pods" {
 		g := m.GetDeletionGracePeriodSeconds()

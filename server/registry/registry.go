@@ -25,6 +25,8 @@ var resources = []*Resource{
 	secretResource,
 	serviceAccountResource,
 	podTemplateResource,
+	limitRangeResource,
+	resourceQuotaResource,
 }
 
 var (

@@ -22,6 +22,7 @@ func TestAll(t *testing.T) {
 		"replicationcontrollers ReplicationController", "nodes Node", "events Event",
 		"poddisruptionbudgets PodDisruptionBudget", "configmaps ConfigMap", "secrets Secret",
 		"serviceaccounts ServiceAccount", "podtemplates PodTemplate",
+		"limitranges LimitRange", "resourcequotas ResourceQuota",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
