@@ -15,7 +15,8 @@ import (
 // podSpec translates a pod into what the runtime needs to run its sandbox.
 // hostPath volumes of type DirectoryOrCreate and FileOrCreate are created
 // here; API data volumes (configMap, secret, projected, downwardAPI) are
-// the directories syncVolumes wrote; other volume types become empty
+// the directories syncVolumes wrote; emptyDirs of medium Memory are tmpfs
+// mounts made here (sized by sizeLimit); other volume types become empty
 // directories so the pod still starts.
 func (m *Manager) podSpec(pod *corev1.Pod) (*runtime.PodSpec, error) {
 	spec := &runtime.PodSpec{
@@ -29,6 +30,16 @@ func (m *Manager) podSpec(pod *corev1.Pod) (*runtime.PodSpec, error) {
 	for i, v := range pod.Spec.Volumes {
 		if isAPIDataVolume(pod, v.Name) {
 			spec.Volumes = append(spec.Volumes, runtime.Volume{Name: v.Name, HostPath: m.volumeDir(pod.UID, v.Name)})
+			continue
+		}
+		if ed := v.EmptyDir; ed != nil && ed.Medium == corev1.StorageMediumMemory {
+			// Kept with the API data volumes, whose tmpfs mounts are
+			// removed with the pod.
+			dir := m.volumeDir(pod.UID, v.Name)
+			if err := mountTmpfs(dir, "mode=0777"+tmpfsSize(ed.SizeLimit)); err != nil {
+				return nil, fmt.Errorf("pod.spec.volumes[%d]: %w", i, err)
+			}
+			spec.Volumes = append(spec.Volumes, runtime.Volume{Name: v.Name, HostPath: dir})
 			continue
 		}
 		vol, err := volume(v)

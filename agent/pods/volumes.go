@@ -11,6 +11,7 @@ import (
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -207,25 +208,34 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 	}
 	dir := m.volumeDir(pod.UID, v.Name)
 	if inMemory(v) {
-		if err := mountTmpfs(dir); err != nil {
+		if err := mountTmpfs(dir, "mode=0755"); err != nil {
 			return false, err
 		}
 	}
 	return writeAtomic(dir, payload, m.cfg.Now())
 }
 
-// mountTmpfs mounts a tmpfs on dir unless one is there.
-func mountTmpfs(dir string) error {
+// mountTmpfs mounts a tmpfs with options opts on dir unless one is there.
+func mountTmpfs(dir, opts string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	if mounted, err := mountinfo.Mounted(dir); err != nil || mounted {
 		return err
 	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", dir, err)
 	}
 	return nil
+}
+
+// tmpfsSize is the tmpfs size option for an emptyDir's sizeLimit, "" for
+// none (a tmpfs then holds up to half the node's memory).
+func tmpfsSize(limit *resource.Quantity) string {
+	if limit == nil || limit.Sign() <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(",size=%d", limit.Value())
 }
 
 // removeVolumes unmounts and deletes what the node keeps of pod uid's

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -195,6 +196,36 @@ func TestVolumesLifecycle(t *testing.T) {
 	if mounted, _ := mountinfo.Mounted(dir("creds")); mounted {
 		t.Error("the secret's tmpfs is still mounted after the pod went")
 	}
+}
+
+// TestMemoryEmptyDir runs a pod with an emptyDir of medium Memory: it is a
+// tmpfs of the size limit, mode 0777, gone with the pod.
+func TestMemoryEmptyDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("mounting a tmpfs needs root, as CI runs")
+	}
+	pod := newPod("mem", "")
+	limit := resource.MustParse("8Mi")
+	pod.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{
+		EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &limit}}}}
+	h := start(t, Config{}, pod)
+	h.rep.waitStatus(t, pod.UID, wait, "Running", phaseIs(corev1.PodRunning))
+	dir := h.m.volumeDir(pod.UID, "scratch")
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type != unix.TMPFS_MAGIC || int64(st.Blocks)*st.Bsize != 8<<20 {
+		t.Errorf("emptyDir medium Memory: fs type %#x, %d bytes; want tmpfs of 8 MiB", st.Type, int64(st.Blocks)*st.Bsize)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o777 {
+		t.Errorf("emptyDir mode = %v (%v), want 0777", fi.Mode().Perm(), err)
+	}
+	if got := h.fake.PodSpec(string(pod.UID)).Volumes; len(got) != 1 || got[0].HostPath != dir {
+		t.Errorf("sandbox volumes = %+v, want scratch at %s", got, dir)
+	}
+	h.m.SetPods(nil)
+	waitFor(t, wait, "tmpfs removed", func() bool { _, err := os.Stat(dir); return os.IsNotExist(err) })
 }
 
 // TestVolumeMissingSource runs a pod whose configMap volume names a
