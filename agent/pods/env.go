@@ -155,7 +155,7 @@ func envFrom(pod *corev1.Pod, ef *corev1.EnvFromSource, objs *Objects, b *envBui
 	var invalid []string
 	for _, k := range sortedKeys(data) {
 		full := ef.Prefix + k
-		if len(validation.IsEnvVarName(full)) != 0 {
+		if len(validation.IsRelaxedEnvVarName(full)) != 0 {
 			invalid = append(invalid, full)
 			continue
 		}

@@ -79,6 +79,7 @@ func TestEnvSources(t *testing.T) {
 	}
 	want := []runtime.EnvVar{
 		{Name: "CFG_1bad", Value: "x"}, {Name: "CFG_LEVEL", Value: "3"}, {Name: "CFG_mode", Value: "fast"},
+		{Name: "1bad", Value: "x"},
 		{Name: "LEVEL", Value: "level 3 for admin at 10.43.0.1, $(REDIS_PRIMARY_SERVICE_HOST)"}, {Name: "mode", Value: "fast"},
 		{Name: "S_password", Value: "s3cret"}, {Name: "S_user", Value: "admin"},
 		{Name: "MODE", Value: "fast"}, {Name: "PASS", Value: "s3cret"}, {Name: "EMPTY", Value: ""},
@@ -104,12 +105,14 @@ func TestEnvInvalidKeysEvent(t *testing.T) {
 	m.SetObjects(testObjects())
 	pod := newPod("p", "")
 	c := &pod.Spec.Containers[0]
-	c.EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}}
+	// Names may hold any printable character but "=" (Kubernetes' relaxed
+	// rule): a prefix with one makes every key invalid.
+	c.EnvFrom = []corev1.EnvFromSource{{Prefix: "A=", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}}
 	var got []string
 	if _, err := m.containerSpec(pod, c, "", func(reason, msg string) { got = append(got, reason+": "+msg) }); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"InvalidEnvironmentVariableNames: Keys [1bad] from the EnvFrom configMap ns/cfg were skipped since they are considered invalid environment variable names."}
+	want := []string{"InvalidEnvironmentVariableNames: Keys [A=1bad, A=LEVEL, A=mode] from the EnvFrom configMap ns/cfg were skipped since they are considered invalid environment variable names."}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("events (-want +got):\n%s", d)
 	}
