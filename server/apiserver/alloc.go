@@ -162,6 +162,11 @@ func (s *Server) release(ctx context.Context, res *registry.Resource, obj runtim
 		}
 		s.releaseNodePorts(ctx, svc, ports)
 	}
+	s.releaseClusterIPs(ctx, svc)
+}
+
+// releaseClusterIPs gives back the cluster IPs svc holds.
+func (s *Server) releaseClusterIPs(ctx context.Context, svc *corev1.Service) {
 	for _, v := range svc.Spec.ClusterIPs {
 		if ip, err := netip.ParseAddr(v); err == nil && s.prefixContains(ip) {
 			if err := s.ips.Release(context.WithoutCancel(ctx), ip); err != nil {
@@ -169,6 +174,32 @@ func (s *Server) release(ctx context.Context, res *registry.Resource, obj runtim
 			}
 		}
 	}
+}
+
+// allocateServiceUpdate takes what svc, an update of old, newly needs from
+// shared ranges: a cluster IP when it stops being an ExternalName service,
+// node ports as allocateNodePorts says. It returns the undo of what it
+// took, for a write that fails, and the release of what old held that svc
+// no longer does, for after the write.
+func (s *Server) allocateServiceUpdate(ctx context.Context, svc, old *corev1.Service) (undo, release func(), err error) {
+	undoIP := func() {}
+	if old.Spec.Type == corev1.ServiceTypeExternalName && svc.Spec.Type != corev1.ServiceTypeExternalName {
+		if undoIP, err = s.allocateClusterIP(ctx, svc); err != nil {
+			return nil, nil, err
+		}
+	}
+	undoPorts, freed, err := s.allocateNodePorts(ctx, svc, old)
+	if err != nil {
+		undoIP()
+		return nil, nil, err
+	}
+	release = func() {
+		s.releaseNodePorts(ctx, svc, freed)
+		if svc.Spec.Type == corev1.ServiceTypeExternalName && old.Spec.Type != corev1.ServiceTypeExternalName {
+			s.releaseClusterIPs(ctx, old)
+		}
+	}
+	return func() { undoIP(); undoPorts() }, release, nil
 }
 
 func (s *Server) prefixContains(ip netip.Addr) bool { return s.ips.prefix.Contains(ip) }

@@ -63,9 +63,9 @@ func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, n
 		if err := s.prepareUpdate(res, kind, obj, old, kv.ModRevision); err != nil {
 			return nil, err
 		}
-		undo, freed := func() {}, []int32(nil)
+		undo, release := func() {}, func() {}
 		if svc, ok := obj.(*corev1.Service); ok && kind == updateMain && !dryRun {
-			if undo, freed, err = s.allocateNodePorts(ctx, svc, old.(*corev1.Service)); err != nil {
+			if undo, release, err = s.allocateServiceUpdate(ctx, svc, old.(*corev1.Service)); err != nil {
 				return nil, err
 			}
 		}
@@ -102,9 +102,7 @@ func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, n
 		if err != nil {
 			return nil, statusFor(err, gr, name)
 		}
-		if svc, ok := obj.(*corev1.Service); ok {
-			s.releaseNodePorts(ctx, svc, freed)
-		}
+		release()
 		m, _ := meta.Accessor(obj)
 		m.SetResourceVersion(formatRV(rev))
 		return obj, nil
