@@ -105,17 +105,8 @@ func validateSubsets(subsets []corev1.EndpointSubset) field.ErrorList {
 func validateEndpointAddress(a corev1.EndpointAddress, path *field.Path) field.ErrorList {
 	ipPath := path.Child("ip")
 	errs := validateIP(a.IP, ipPath)
-	if ip, err := netip.ParseAddr(a.IP); err == nil && len(errs) == 0 {
-		switch {
-		case ip.IsUnspecified():
-			errs = append(errs, field.Invalid(ipPath, a.IP, "may not be unspecified (0.0.0.0 or ::)"))
-		case ip.IsLoopback():
-			errs = append(errs, field.Invalid(ipPath, a.IP, "may not be in the loopback range (127.0.0.0/8, ::1/128)"))
-		case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast():
-			errs = append(errs, field.Invalid(ipPath, a.IP, "may not be in the link-local range (169.254.0.0/16, fe80::/10)"))
-		case ip.IsMulticast():
-			errs = append(errs, field.Invalid(ipPath, a.IP, "may not be in the multicast range"))
-		}
+	if len(errs) == 0 {
+		errs = validateNonSpecialIP(a.IP, ipPath)
 	}
 	if a.Hostname != "" {
 		errs = append(errs, validateDNSLabel(a.Hostname, path.Child("hostname"))...)
@@ -124,6 +115,26 @@ func validateEndpointAddress(a corev1.EndpointAddress, path *field.Path) field.E
 		errs = append(errs, validateDNSSubdomain(*a.NodeName, path.Child("nodeName"))...)
 	}
 	return errs
+}
+
+// validateNonSpecialIP refuses an IP a proxy cannot send traffic to:
+// unspecified, loopback, link-local or multicast. ip must parse.
+func validateNonSpecialIP(ip string, path *field.Path) field.ErrorList {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return nil
+	}
+	switch {
+	case addr.IsUnspecified():
+		return field.ErrorList{field.Invalid(path, ip, "may not be unspecified (0.0.0.0 or ::)")}
+	case addr.IsLoopback():
+		return field.ErrorList{field.Invalid(path, ip, "may not be in the loopback range (127.0.0.0/8, ::1/128)")}
+	case addr.IsLinkLocalUnicast(), addr.IsLinkLocalMulticast():
+		return field.ErrorList{field.Invalid(path, ip, "may not be in the link-local range (169.254.0.0/16, fe80::/10)")}
+	case addr.IsMulticast():
+		return field.ErrorList{field.Invalid(path, ip, "may not be in the multicast range")}
+	}
+	return nil
 }
 
 func validateEndpointPorts(ports []corev1.EndpointPort, path *field.Path) field.ErrorList {

@@ -27,6 +27,8 @@ var resources = []*Resource{
 	podTemplateResource,
 	limitRangeResource,
 	resourceQuotaResource,
+	endpointSliceResource,
+	leaseResource,
 }
 
 var (

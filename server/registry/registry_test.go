@@ -23,6 +23,7 @@ func TestAll(t *testing.T) {
 		"poddisruptionbudgets PodDisruptionBudget", "configmaps ConfigMap", "secrets Secret",
 		"serviceaccounts ServiceAccount", "podtemplates PodTemplate",
 		"limitranges LimitRange", "resourcequotas ResourceQuota",
+		"endpointslices EndpointSlice", "leases Lease",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
