@@ -47,12 +47,12 @@ type Config struct {
 	APIService APIServiceOptions
 }
 
-// RunAll runs the replication manager, the endpoints controller, the
-// garbage collector, node lifecycle, the disruption controller, the event
-// TTL, the service account controller, the root CA publisher, the
-// kubernetes Service and their event recorder until ctx ends, and returns
-// after all have stopped. It returns the first error that stopped a
-// controller early.
+// RunAll runs the replication manager, the endpoints and EndpointSlice
+// controllers, the garbage collector, node lifecycle, the disruption
+// controller, the event TTL, the service account controller, the root CA
+// publisher, the kubernetes Service and their event recorder until ctx
+// ends, and returns after all have stopped. It returns the first error
+// that stopped a controller early.
 func RunAll(ctx context.Context, cfg Config) error {
 	lg := cfg.Logger
 	if lg == nil {
@@ -108,6 +108,11 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
+	sc, err := NewEndpointSliceController(client, core.Services(), core.Pods(), core.Endpoints(), core.Nodes(),
+		factory.Discovery().V1().EndpointSlices(), lg, EndpointSliceOptions{})
+	if err != nil {
+		return nil, err
+	}
 	gc, err := NewGarbageCollector(client, factory, lg, GarbageCollectorOptions{})
 	if err != nil {
 		return nil, err
@@ -127,5 +132,5 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 		return nil, err
 	}
 	ttl := NewEventTTL(client, lg, EventTTLOptions{})
-	return []func(context.Context, int) error{rm.Run, ec.Run, gc.Run, nl.Run, dc.Run, ttl.Run}, nil
+	return []func(context.Context, int) error{rm.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, ttl.Run}, nil
 }

@@ -57,7 +57,7 @@ func NewEndpointsController(client kubernetes.Interface, services coreinformers.
 	var err error
 	c.synced, err = addHandlers(
 		handler{services.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue}},
-		handler{pods.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.podChanged, UpdateFunc: c.podUpdated, DeleteFunc: c.podChanged}},
+		handler{pods.Informer(), selectingServices{c.services, c.loop.add}.handlers()},
 		// A deleted or edited Endpoints is rewritten from its Service.
 		handler{endpoints.Informer(), cache.ResourceEventHandlerFuncs{UpdateFunc: func(_, o any) { c.endpointsChanged(o) }, DeleteFunc: c.endpointsChanged}},
 	)
@@ -86,31 +86,42 @@ func (c *EndpointsController) endpointsChanged(obj any) {
 	}
 }
 
-// podChanged enqueues the services whose selector matches pod.
-func (c *EndpointsController) podChanged(obj any) {
+// selectingServices turns pod events into the keys of the Services whose
+// selector matches the pod (before and after a label change), for the
+// controllers that keep a Service's endpoints.
+type selectingServices struct {
+	services corelisters.ServiceLister
+	add      func(key string)
+}
+
+func (s selectingServices) handlers() cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{AddFunc: s.podChanged, UpdateFunc: s.podUpdated, DeleteFunc: s.podChanged}
+}
+
+func (s selectingServices) podChanged(obj any) {
 	pod, ok := untombstone(obj).(*corev1.Pod)
 	if !ok {
 		return
 	}
-	svcs, err := c.services.Services(pod.Namespace).List(labels.Everything())
+	svcs, err := s.services.Services(pod.Namespace).List(labels.Everything())
 	if err != nil {
 		return
 	}
 	for _, svc := range svcs {
 		if len(svc.Spec.Selector) > 0 && labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(pod.Labels)) {
-			c.loop.add(svc.Namespace + "/" + svc.Name)
+			s.add(svc.Namespace + "/" + svc.Name)
 		}
 	}
 }
 
-func (c *EndpointsController) podUpdated(oldObj, obj any) {
+func (s selectingServices) podUpdated(oldObj, obj any) {
 	old, pod := oldObj.(*corev1.Pod), obj.(*corev1.Pod)
 	if old.ResourceVersion == pod.ResourceVersion {
 		return
 	}
-	c.podChanged(pod)
+	s.podChanged(pod)
 	if !labels.Equals(old.Labels, pod.Labels) {
-		c.podChanged(old)
+		s.podChanged(old)
 	}
 }
 

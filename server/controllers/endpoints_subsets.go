@@ -9,13 +9,24 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// endpointSubsets returns the subsets of svc's Endpoints for pods (those
-// its selector matches): one subset per distinct set of resolved ports,
-// addresses sorted by IP, subsets sorted by their ports.
-func endpointSubsets(svc *corev1.Service, pods []*corev1.Pod) []corev1.EndpointSubset {
-	bySig := map[string]*corev1.EndpointSubset{}
+// podEndpoint is a pod behind a Service: the Service's ports resolved on
+// the pod, and whether the pod is ready.
+type podEndpoint struct {
+	pod   *corev1.Pod
+	ports []corev1.EndpointPort
+	ready bool
+}
+
+// podEndpoints returns the pods (those svc's selector matches) that can
+// take svc's traffic, in pods' order: those with an IP, not finished, with
+// at least one of svc's ports resolved. Pods being deleted are included
+// only when withTerminating is set (EndpointSlices report them, Endpoints
+// leave them out). Both the Endpoints and the EndpointSlice controllers
+// build on it.
+func podEndpoints(svc *corev1.Service, pods []*corev1.Pod, withTerminating bool) []podEndpoint {
+	var out []podEndpoint
 	for _, pod := range pods {
-		if pod.Status.PodIP == "" || pod.DeletionTimestamp != nil ||
+		if pod.Status.PodIP == "" || (pod.DeletionTimestamp != nil && !withTerminating) ||
 			pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
 		}
@@ -23,14 +34,25 @@ func endpointSubsets(svc *corev1.Service, pods []*corev1.Pod) []corev1.EndpointS
 		if !ok {
 			continue
 		}
-		sig := portsSignature(ports)
+		out = append(out, podEndpoint{pod: pod, ports: ports, ready: podReady(pod)})
+	}
+	return out
+}
+
+// endpointSubsets returns the subsets of svc's Endpoints for pods (those
+// its selector matches): one subset per distinct set of resolved ports,
+// addresses sorted by IP, subsets sorted by their ports.
+func endpointSubsets(svc *corev1.Service, pods []*corev1.Pod) []corev1.EndpointSubset {
+	bySig := map[string]*corev1.EndpointSubset{}
+	for _, pe := range podEndpoints(svc, pods, false) {
+		sig := portsSignature(pe.ports)
 		ss := bySig[sig]
 		if ss == nil {
-			ss = &corev1.EndpointSubset{Ports: ports}
+			ss = &corev1.EndpointSubset{Ports: pe.ports}
 			bySig[sig] = ss
 		}
-		addr := podAddress(svc, pod)
-		if podReady(pod) || svc.Spec.PublishNotReadyAddresses {
+		addr := podAddress(svc, pe.pod)
+		if pe.ready || svc.Spec.PublishNotReadyAddresses {
 			ss.Addresses = append(ss.Addresses, addr)
 		} else {
 			ss.NotReadyAddresses = append(ss.NotReadyAddresses, addr)
