@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -29,7 +30,9 @@ type gcKind struct {
 	kind       string // "Pod"
 	resource   string // "pods"
 	namespaced bool
-	informer   cache.SharedIndexInformer
+	// rest serves the resource; nil for core/v1.
+	rest     func(kubernetes.Interface) rest.Interface
+	informer cache.SharedIndexInformer
 }
 
 // GarbageCollectorOptions tunes a GarbageCollector.
@@ -77,6 +80,12 @@ func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedIn
 			{kind: "Endpoints", resource: "endpoints", namespaced: true, informer: core.Endpoints().Informer()},
 			{kind: "ReplicationController", resource: "replicationcontrollers", namespaced: true, informer: core.ReplicationControllers().Informer()},
 			{kind: "Node", resource: "nodes", informer: core.Nodes().Informer()},
+			// Kinds of other groups are only ever dependents (kindOf
+			// knows owners of core/v1 alone).
+			{kind: "EndpointSlice", resource: "endpointslices", namespaced: true, informer: factory.Discovery().V1().EndpointSlices().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.DiscoveryV1().RESTClient() }},
+			{kind: "Lease", resource: "leases", namespaced: true, informer: factory.Coordination().V1().Leases().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.CoordinationV1().RESTClient() }},
 		},
 	}
 	gc.loop = newLoop("garbagecollector", lg, gc.sync)
@@ -234,3 +243,11 @@ func (gc *GarbageCollector) sync(ctx context.Context, key string) error {
 
 // errUnknownOwner marks a reference whose owner's state can't be told.
 var errUnknownOwner = errors.New("gc: owner of a kind not followed")
+
+// rest is the client of k's resource.
+func (gc *GarbageCollector) rest(k *gcKind) rest.Interface {
+	if k.rest == nil {
+		return gc.client.CoreV1().RESTClient()
+	}
+	return k.rest(gc.client)
+}

@@ -38,7 +38,7 @@ func (gc *GarbageCollector) checkOwners(ctx context.Context, k *gcKind, m metav1
 	keep := slices.DeleteFunc(slices.Clone(refs), func(r metav1.OwnerReference) bool {
 		return slices.ContainsFunc(gone, func(g metav1.OwnerReference) bool { return g.UID == r.UID })
 	})
-	return ignoreNotFound(patchOwnerRefs(ctx, gc.client, k.resource, m, keep))
+	return ignoreNotFound(patchOwnerRefs(ctx, gc.rest(k), k.resource, m, keep))
 }
 
 // ownerExists reports whether the owner r of an object in namespace ns
@@ -55,8 +55,12 @@ func (gc *GarbageCollector) ownerExists(ctx context.Context, dep *gcKind, ns str
 			return true, nil
 		}
 	}
-	obj, err := gc.client.CoreV1().RESTClient().Get().
-		Namespace(k.namespace(ns)).Resource(k.resource).Name(r.Name).Do(ctx).Get()
+	req := gc.rest(k).Get().Resource(k.resource).Name(r.Name)
+	if k.namespaced {
+		// client-go refuses an empty namespace with a name.
+		req = req.Namespace(ns)
+	}
+	obj, err := req.Do(ctx).Get()
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
@@ -74,7 +78,7 @@ func (gc *GarbageCollector) ownerExists(ctx context.Context, dep *gcKind, ns str
 func (gc *GarbageCollector) delete(ctx context.Context, k *gcKind, m metav1.Object, policy metav1.DeletionPropagation) error {
 	uid := m.GetUID()
 	opts := &metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}}
-	err := gc.client.CoreV1().RESTClient().Delete().
+	err := gc.rest(k).Delete().
 		Namespace(m.GetNamespace()).Resource(k.resource).Name(m.GetName()).
 		Body(opts).Do(ctx).Error()
 	if apierrors.IsConflict(err) {
@@ -151,7 +155,7 @@ func (gc *GarbageCollector) orphan(ctx context.Context, k *gcKind, owner metav1.
 	var errs []error
 	for _, d := range gc.dependents(owner) {
 		refs := withoutOwner(d.obj.GetOwnerReferences(), owner.GetUID())
-		errs = append(errs, ignoreNotFound(patchOwnerRefs(ctx, gc.client, d.kind.resource, d.obj, refs)))
+		errs = append(errs, ignoreNotFound(patchOwnerRefs(ctx, gc.rest(d.kind), d.kind.resource, d.obj, refs)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -162,7 +166,7 @@ func (gc *GarbageCollector) orphan(ctx context.Context, k *gcKind, owner metav1.
 
 func (gc *GarbageCollector) removeFinalizer(ctx context.Context, k *gcKind, m metav1.Object, f string) error {
 	fins := slices.DeleteFunc(slices.Clone(m.GetFinalizers()), func(s string) bool { return s == f })
-	return ignoreNotFound(patchFinalizers(ctx, gc.client, k.resource, m, fins))
+	return ignoreNotFound(patchFinalizers(ctx, gc.rest(k), k.resource, m, fins))
 }
 
 func ignoreNotFound(err error) error {

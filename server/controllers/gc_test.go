@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -178,4 +179,32 @@ func TestGCOrphan(t *testing.T) {
 			t.Errorf("owners of %q (-want +got):\n%s", name, diff)
 		}
 	}
+}
+
+// TestGCGroupedDependents checks dependents of other API groups: a node
+// Lease goes with its Node.
+func TestGCGroupedDependents(t *testing.T) {
+	e := newEnv(t)
+	startGC(e)
+	node, err := e.client.CoreV1().Nodes().Create(e.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases := e.client.CoordinationV1().Leases("kube-node-lease")
+	_, err = leases.Create(e.ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{
+		Name: "n1", OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "n1", UID: node.UID}},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.client.CoreV1().Nodes().Delete(e.ctx, "n1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("lease deleted", func() error {
+		_, err := leases.Get(e.ctx, "n1", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("get lease = %v, want NotFound", err)
+	})
 }

@@ -6,7 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 // metaPatch writes a JSON merge patch of obj's ownerReferences and/or
@@ -24,31 +24,33 @@ type metaPatchFields struct {
 	Finalizers      *[]string                `json:"finalizers,omitempty"`
 }
 
-// patchOwnerRefs sets the ownerReferences of obj (of the core/v1 resource)
+// patchOwnerRefs sets the ownerReferences of obj (of the resource, served
+// by client)
 // to refs.
-func patchOwnerRefs(ctx context.Context, client kubernetes.Interface, resource string, obj metav1.Object, refs []metav1.OwnerReference) error {
+func patchOwnerRefs(ctx context.Context, client rest.Interface, resource string, obj metav1.Object, refs []metav1.OwnerReference) error {
 	if refs == nil {
 		refs = []metav1.OwnerReference{}
 	}
 	return patchMeta(ctx, client, resource, obj, metaPatchFields{OwnerReferences: &refs})
 }
 
-// patchFinalizers sets the finalizers of obj (of the core/v1 resource) to
+// patchFinalizers sets the finalizers of obj (of the resource, served by
+// client) to
 // fins.
-func patchFinalizers(ctx context.Context, client kubernetes.Interface, resource string, obj metav1.Object, fins []string) error {
+func patchFinalizers(ctx context.Context, client rest.Interface, resource string, obj metav1.Object, fins []string) error {
 	if fins == nil {
 		fins = []string{}
 	}
 	return patchMeta(ctx, client, resource, obj, metaPatchFields{Finalizers: &fins})
 }
 
-func patchMeta(ctx context.Context, client kubernetes.Interface, resource string, obj metav1.Object, f metaPatchFields) error {
+func patchMeta(ctx context.Context, client rest.Interface, resource string, obj metav1.Object, f metaPatchFields) error {
 	f.UID, f.ResourceVersion = obj.GetUID(), obj.GetResourceVersion()
 	data, err := json.Marshal(metaPatch{Metadata: f})
 	if err != nil {
 		return err
 	}
-	return client.CoreV1().RESTClient().Patch(types.MergePatchType).
+	return client.Patch(types.MergePatchType).
 		Namespace(obj.GetNamespace()).Resource(resource).Name(obj.GetName()).
 		Body(data).Do(ctx).Error()
 }

@@ -66,7 +66,7 @@ func (m *ReplicationManager) checkAdoptable(ctx context.Context, rc *corev1.Repl
 
 func (m *ReplicationManager) adopt(ctx context.Context, rc *corev1.ReplicationController, pod *corev1.Pod) (*corev1.Pod, error) {
 	refs := append(slices.Clone(pod.OwnerReferences), controllerRef(rc))
-	if err := patchOwnerRefs(ctx, m.client, "pods", pod, refs); err != nil {
+	if err := patchOwnerRefs(ctx, m.client.CoreV1().RESTClient(), "pods", pod, refs); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
@@ -79,7 +79,7 @@ func (m *ReplicationManager) adopt(ctx context.Context, rc *corev1.ReplicationCo
 }
 
 func (m *ReplicationManager) release(ctx context.Context, rc *corev1.ReplicationController, pod *corev1.Pod) error {
-	err := patchOwnerRefs(ctx, m.client, "pods", pod, withoutOwner(pod.OwnerReferences, rc.UID))
+	err := patchOwnerRefs(ctx, m.client.CoreV1().RESTClient(), "pods", pod, withoutOwner(pod.OwnerReferences, rc.UID))
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

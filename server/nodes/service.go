@@ -77,6 +77,9 @@ type Config struct {
 	// GracePeriod is how long a node may go without a heartbeat before it
 	// is marked Ready=Unknown (default DefaultGracePeriod).
 	GracePeriod time.Duration
+	// NodeLeaseRenewInterval is how often the leader renews the Lease of
+	// each live node (default DefaultNodeLeaseRenewInterval).
+	NodeLeaseRenewInterval time.Duration
 	// BatchDelay is how long a session waits for more changes before it
 	// sends a batch; each change restarts the wait (default 100ms).
 	BatchDelay time.Duration
@@ -117,6 +120,7 @@ type Service struct {
 	cidrs   *cidrAllocator
 	limiter *registrationLimiter
 	beats   *heartbeats
+	leases  *nodeLeases
 	servers *ServerSet
 	hub     *hub
 	events  *controllers.Recorder // nodes' events about their pods
@@ -140,6 +144,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.GracePeriod <= 0 {
 		cfg.GracePeriod = DefaultGracePeriod
+	}
+	if cfg.NodeLeaseRenewInterval <= 0 {
+		cfg.NodeLeaseRenewInterval = DefaultNodeLeaseRenewInterval
 	}
 	if cfg.BatchDelay <= 0 {
 		cfg.BatchDelay = DefaultBatchDelay
@@ -174,6 +181,7 @@ func New(cfg Config) (*Service, error) {
 		clients: map[string]corev1client.CoreV1Interface{},
 	}
 	s.beats = newHeartbeats(s)
+	s.leases = newNodeLeases(s)
 	s.servers = cfg.Servers
 	if s.servers == nil {
 		s.servers = NewServerSet(cfg.ServerAddresses...)
@@ -210,7 +218,7 @@ func (s *Service) Handler(gs http.Handler, next http.Handler) http.Handler {
 	})
 }
 
-// Run keeps the heartbeat table, releases the podCIDR and name of deleted
+// Run keeps the heartbeat table and the node leases, releases the podCIDR and name of deleted
 // nodes and of registrations that never got a Node, and runs the watch
 // that feeds sessions, until ctx ends. Sessions wait for Run to start and
 // end when it returns.
@@ -224,7 +232,10 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { s.events.Run(ctx); close(eventsDone) }()
 	sweepDone := make(chan struct{})
 	go func() { s.sweepLoop(ctx); close(sweepDone) }()
+	leasesDone := make(chan struct{})
+	go func() { s.leases.run(ctx); close(leasesDone) }()
 	s.beats.run(ctx)
+	<-leasesDone
 	<-hubDone
 	<-eventsDone
 	<-sweepDone

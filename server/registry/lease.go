@@ -27,8 +27,8 @@ func newLeaseResource() *Resource {
 		New:     func() runtime.Object { return &coordinationv1.Lease{} },
 		NewList: func() runtime.Object { return &coordinationv1.LeaseList{} },
 
-		PrepareForCreate:       mutate(func(l *coordinationv1.Lease) { l.Generation = 1 }),
-		PrepareForUpdate:       mutatePair(prepareLeaseForUpdate),
+		PrepareForCreate:       mutate(func(*coordinationv1.Lease) {}),
+		PrepareForUpdate:       mutatePair(func(l, old *coordinationv1.Lease) { l.Generation = old.Generation }),
 		PrepareForStatusUpdate: mutatePair(prepareLeaseForStatusUpdate),
 
 		ValidateCreate:       check(validateLease),
@@ -41,10 +41,6 @@ func newLeaseResource() *Resource {
 	}
 	notScalable(r)
 	return r
-}
-
-func prepareLeaseForUpdate(l, old *coordinationv1.Lease) {
-	nextGeneration(&l.ObjectMeta, &old.ObjectMeta, l.Spec, old.Spec)
 }
 
 // prepareLeaseForStatusUpdate keeps everything but metadata: leases have

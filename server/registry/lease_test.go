@@ -40,16 +40,6 @@ func TestValidateLease(t *testing.T) {
 	})
 }
 
-func TestLeaseUpdateGeneration(t *testing.T) {
-	old := validLease()
-	l := old.DeepCopy()
-	l.Spec.RenewTime = &metav1.MicroTime{Time: testNow}
-	leaseResource.PrepareForUpdate(l, old)
-	if l.Generation != old.Generation+1 {
-		t.Errorf("generation after a spec change = %d, want %d", l.Generation, old.Generation+1)
-	}
-}
-
 func TestLeaseRow(t *testing.T) {
 	l := validLease()
 	l.CreationTimestamp = ago(2 * time.Minute)
