@@ -254,7 +254,7 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource strin
 		if after, isWatch := strings.CutPrefix(rest, "watch/"); isWatch && r.Method == http.MethodGet {
 			rest, watch = after, true
 		}
-		info, ok := parseResourcePath(r.Method, rest, watch)
+		info, ok := parseResourcePath(r.Method, gv.Group, rest, watch)
 		if !ok || info.Resource.GroupVersion() != gv {
 			s.writeStatus(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""), schema.GroupResource{}, "")
 			return r.Method, "unknown"

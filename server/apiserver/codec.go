@@ -173,8 +173,8 @@ func setTypeMeta(obj runtime.Object, res *registry.Resource) {
 
 // decodeStored turns a stored value back into an object at revision rev.
 func decodeStored(res *registry.Resource, value []byte, rev int64) (runtime.Object, error) {
-	obj := res.New()
-	if err := registry.DecodeStored(value, obj); err != nil {
+	obj, err := registry.DecodeStoredAs(res, value)
+	if err != nil {
 		return nil, fmt.Errorf("decoding stored %s: %w", res.Kind, err)
 	}
 	setTypeMeta(obj, res)

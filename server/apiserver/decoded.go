@@ -29,6 +29,7 @@ import (
 // who need it while it is recent. It must not be changed: callers that
 // change it work on a DeepCopyObject.
 func (s *Server) decodeShared(res *registry.Resource, key string, value []byte, rev int64) (runtime.Object, error) {
+	key = cacheKey(res, key)
 	return s.objects.get(key, rev, func() (runtime.Object, error) {
 		// A watcher may see a change before the write that made it has
 		// returned.
@@ -37,6 +38,16 @@ func (s *Server) decodeShared(res *registry.Resource, key string, value []byte, 
 		}
 		return decodeStored(res, value, rev)
 	})
+}
+
+// cacheKey is the key under which the caches of decoded objects and of
+// encoded events keep the object stored under key: key itself, but for a
+// view, whose objects are of another type than those stored.
+func cacheKey(res *registry.Resource, key string) string {
+	if res.View == nil {
+		return key
+	}
+	return res.Group + "|" + key
 }
 
 // storeAnnounced runs write, which stores obj as data under key and
@@ -59,6 +70,7 @@ func (s *Server) storeAnnounced(res *registry.Resource, key string, obj runtime.
 // caller must call the returned done once the write has ended, with the
 // revision written (0 if it failed), which keeps the copy in the cache.
 func (s *Server) storing(res *registry.Resource, key string, obj runtime.Object, data []byte) (done func(rev int64)) {
+	key = cacheKey(res, key)
 	w := s.writing.add(res, key, obj, data)
 	return func(rev int64) {
 		// Once removed, the copy is the caller's alone.

@@ -111,8 +111,8 @@ func (s *Server) deleteContent(ctx context.Context, ns string) nsContent {
 	bg := metav1.DeletePropagationBackground
 	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
 	for _, res := range registry.All() {
-		if !res.Namespaced {
-			continue
+		if !res.Namespaced || res.View != nil {
+			continue // a view's objects are those of the resource it views
 		}
 		if err := s.deleteResourceContent(ctx, res, ns, opts, &c); err != nil {
 			c.failures = append(c.failures, fmt.Sprintf("%s: %v", res.Name, err))

@@ -80,7 +80,7 @@ func includeObjectPolicy(r *http.Request) metav1.IncludeObjectPolicy {
 // stored form if the caller has it (nil for a dry run, or if not at hand):
 // the response is then made from it.
 func (s *Server) writeWritten(w http.ResponseWriter, r *http.Request, res *registry.Resource, code int, obj runtime.Object, stored []byte) error {
-	if stored != nil && writeRaw(w, r, code, stored, revisionOf(obj)) {
+	if stored != nil && res.View == nil && writeRaw(w, r, code, stored, revisionOf(obj)) {
 		return nil
 	}
 	if out, _, err := negotiate(r); err == nil && out != outputProtobuf {
@@ -105,8 +105,8 @@ func asRead(res *registry.Resource, obj runtime.Object, stored []byte) (runtime.
 			return nil, err
 		}
 	}
-	read := res.New()
-	if err := registry.DecodeStored(data, read); err != nil {
+	read, err := registry.DecodeStoredAs(res, data)
+	if err != nil {
 		return nil, err
 	}
 	setTypeMeta(read, res)

@@ -138,7 +138,7 @@ type resObject struct {
 func (s *Server) namespaceObjects(ctx context.Context, ns string, qs []*corev1.ResourceQuota) ([]resObject, error) {
 	var out []resObject
 	for _, res := range registry.All() {
-		if !res.Namespaced || !quotasTrack(qs, res) {
+		if !res.Namespaced || res.View != nil || !quotasTrack(qs, res) {
 			continue
 		}
 		kvs, _, err := s.store.List(ctx, storagePrefix(res, ns), 0)

@@ -17,15 +17,15 @@ type requestInfo struct {
 	Subresource string
 }
 
-// parseResourcePath parses the part of a path after "/api/v1/". ok is
-// false for a path that names no known resource; Verb is "" for a method
-// the path does not serve.
-func parseResourcePath(method, rest string, watch bool) (requestInfo, bool) {
+// parseResourcePath parses the part of a path after "/api/v1/" (group
+// "") or "/apis/GROUP/v1/". ok is false for a path that names no known
+// resource; Verb is "" for a method the path does not serve.
+func parseResourcePath(method, group, rest string, watch bool) (requestInfo, bool) {
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
 	var info requestInfo
 	resName := ""
 	switch {
-	case len(parts) >= 3 && parts[0] == "namespaces" && isResource(parts[2]):
+	case len(parts) >= 3 && parts[0] == "namespaces" && isResource(group, parts[2]):
 		info.Namespace = parts[1]
 		resName = parts[2]
 		parts = parts[3:]
@@ -33,7 +33,7 @@ func parseResourcePath(method, rest string, watch bool) (requestInfo, bool) {
 		resName = parts[0]
 		parts = parts[1:]
 	}
-	res, found := registry.Lookup(resName)
+	res, found := registry.LookupIn(group, resName)
 	if !found || resName == "" {
 		return info, false
 	}
@@ -54,8 +54,8 @@ func parseResourcePath(method, rest string, watch bool) (requestInfo, bool) {
 	return info, true
 }
 
-func isResource(name string) bool {
-	_, ok := registry.Lookup(name)
+func isResource(group, name string) bool {
+	_, ok := registry.LookupIn(group, name)
 	return ok
 }
 
@@ -88,18 +88,19 @@ func verbFor(method string, named, watch bool) string {
 	return ""
 }
 
-// storageKey is where an object lives in the store.
+// storageKey is where an object lives in the store (a view's objects
+// where those of the resource it views live).
 func storageKey(res *registry.Resource, namespace, name string) string {
 	if res.Namespaced {
-		return "/registry/" + res.Name + "/" + namespace + "/" + name
+		return "/registry/" + res.StorageName() + "/" + namespace + "/" + name
 	}
-	return "/registry/" + res.Name + "/" + name
+	return "/registry/" + res.StorageName() + "/" + name
 }
 
 // storagePrefix covers every object of res in namespace ("" = all).
 func storagePrefix(res *registry.Resource, namespace string) string {
 	if res.Namespaced && namespace != "" {
-		return "/registry/" + res.Name + "/" + namespace + "/"
+		return "/registry/" + res.StorageName() + "/" + namespace + "/"
 	}
-	return "/registry/" + res.Name + "/"
+	return "/registry/" + res.StorageName() + "/"
 }

@@ -76,7 +76,7 @@ func (s *Server) serveMain(w *statusRecorder, r *http.Request, info requestInfo)
 		if err != nil {
 			return err
 		}
-		if writeRaw(w, r, http.StatusOK, kv.Value, kv.ModRevision) {
+		if res.View == nil && writeRaw(w, r, http.StatusOK, kv.Value, kv.ModRevision) {
 			return nil
 		}
 		obj, err := decodeStored(res, kv.Value, kv.ModRevision)
@@ -186,7 +186,7 @@ func (s *Server) serveList(w *statusRecorder, r *http.Request, info requestInfo)
 		tok, _ := json.Marshal(continueToken{Rev: page.rev, Start: page.next})
 		token = base64.RawURLEncoding.EncodeToString(tok)
 	}
-	if writeRawList(w, r, res, page.raw, page.rev, token) {
+	if res.View == nil && writeRawList(w, r, res, page.raw, page.rev, token) {
 		return nil
 	}
 	items := page.items

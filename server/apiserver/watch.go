@@ -261,8 +261,8 @@ func eventType(t store.EventType) watch.EventType {
 // made once for every JSON watcher: from the stored bytes when they are
 // JSON, else by decoding them and encoding the object, as a read would.
 func (wt *watcher) sendStored(t watch.EventType, key string, value []byte, rev int64) bool {
-	obj, err := wt.s.jsonEvents.get(key, rev, func() ([]byte, error) {
-		if obj := registry.JSONWithResourceVersion(value, rev); obj != nil {
+	obj, err := wt.s.jsonEvents.get(cacheKey(wt.res, key), rev, func() ([]byte, error) {
+		if obj := registry.JSONWithResourceVersion(value, rev); obj != nil && wt.res.View == nil {
 			return obj, nil
 		}
 		// Not the shared object: a write's copy of it may hold an empty
@@ -291,8 +291,8 @@ func (wt *watcher) sendStored(t watch.EventType, key string, value []byte, rev i
 // they are protobuf, else by encoding the object. obj is ev's object if
 // the caller has decoded it, else nil.
 func (wt *watcher) sendShared(t watch.EventType, ev store.Event, obj runtime.Object) bool {
-	data, err := wt.s.events.get(ev.Key, ev.Revision, func() ([]byte, error) {
-		if data := registry.ProtobufWithResourceVersion(ev.Value, ev.Revision); data != nil {
+	data, err := wt.s.events.get(cacheKey(wt.res, ev.Key), ev.Revision, func() ([]byte, error) {
+		if data := registry.ProtobufWithResourceVersion(ev.Value, ev.Revision); data != nil && wt.res.View == nil {
 			return data, nil
 		}
 		if obj == nil {

@@ -29,6 +29,7 @@ var resources = []*Resource{
 	resourceQuotaResource,
 	endpointSliceResource,
 	leaseResource,
+	eventsV1Resource,
 }
 
 var (
@@ -36,10 +37,14 @@ var (
 	byKind = index(func(r *Resource) string { return r.Kind })
 )
 
+// index maps key to the first resource with it: a core resource before a
+// view of it in another group, which LookupIn finds.
 func index(key func(*Resource) string) map[string]*Resource {
 	m := make(map[string]*Resource, len(resources))
 	for _, r := range resources {
-		m[key(r)] = r
+		if _, dup := m[key(r)]; !dup {
+			m[key(r)] = r
+		}
 	}
 	return m
 }
@@ -52,15 +57,28 @@ func All() []*Resource {
 	return append([]*Resource(nil), resources...)
 }
 
-// Lookup finds a resource by its plural name ("pods"). The Resource is
+// Lookup finds a resource by its plural name ("pods"), the first of All
+// for a name served in several groups (core "events"). The Resource is
 // shared and must not be modified.
 func Lookup(resource string) (*Resource, bool) {
 	r, ok := byName[resource]
 	return r, ok
 }
 
-// ByKind finds a resource by its kind ("Pod"). The Resource is shared and
-// must not be modified.
+// LookupIn finds a resource by its API group and plural name. The
+// Resource is shared and must not be modified.
+func LookupIn(group, resource string) (*Resource, bool) {
+	for _, r := range resources {
+		if r.Group == group && r.Name == resource {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+// ByKind finds a resource by its kind ("Pod"), the first of All for a
+// kind served in several groups. The Resource is shared and must not be
+// modified.
 func ByKind(kind string) (*Resource, bool) {
 	r, ok := byKind[kind]
 	return r, ok

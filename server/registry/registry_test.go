@@ -23,7 +23,7 @@ func TestAll(t *testing.T) {
 		"poddisruptionbudgets PodDisruptionBudget", "configmaps ConfigMap", "secrets Secret",
 		"serviceaccounts ServiceAccount", "podtemplates PodTemplate",
 		"limitranges LimitRange", "resourcequotas ResourceQuota",
-		"endpointslices EndpointSlice", "leases Lease",
+		"endpointslices EndpointSlice", "leases Lease", "events Event",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
@@ -32,12 +32,24 @@ func TestAll(t *testing.T) {
 
 func TestLookup(t *testing.T) {
 	for _, r := range All() {
+		if got, ok := LookupIn(r.Group, r.Name); !ok || got != r {
+			t.Errorf("LookupIn(%q, %q) = %v, %v; want the %s resource", r.Group, r.Name, got, ok, r.Kind)
+		}
+		if r.View != nil {
+			continue // Lookup and ByKind give the resource it views
+		}
 		if got, ok := Lookup(r.Name); !ok || got != r {
 			t.Errorf("Lookup(%q) = %v, %v; want the %s resource", r.Name, got, ok, r.Kind)
 		}
 		if got, ok := ByKind(r.Kind); !ok || got != r {
 			t.Errorf("ByKind(%q) = %v, %v; want the %s resource", r.Kind, got, ok, r.Kind)
 		}
+	}
+	if got, _ := Lookup("events"); got != eventResource {
+		t.Errorf("Lookup(events) = %s/%s, want the core Event", got.Group, got.Kind)
+	}
+	if _, ok := LookupIn(GroupEvents, "pods"); ok {
+		t.Errorf("LookupIn(%q, pods) found a resource", GroupEvents)
 	}
 	for _, name := range []string{"pod", "po", "Pods", "deployments", ""} {
 		if _, ok := Lookup(name); ok {

@@ -26,6 +26,9 @@ type Resource struct {
 	Namespaced bool
 	HasStatus  bool // serves the status subresource
 	HasScale   bool // serves the scale subresource (ReplicationController)
+	// View, when set, makes the resource serve the objects of another
+	// (see View); nil for a resource with storage of its own.
+	View *View
 
 	// New returns an empty object; NewList an empty list (*corev1.PodList).
 	New     func() runtime.Object

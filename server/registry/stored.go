@@ -23,8 +23,14 @@ import (
 // decoding and encoding the object again.
 
 // EncodeStored returns the stored form of obj, an object of res: obj as
-// it is but without its resourceVersion, which it keeps.
+// it is (converted when res is a view) but without its resourceVersion,
+// which it keeps.
 func EncodeStored(res *Resource, obj runtime.Object) ([]byte, error) {
+	if res.View != nil {
+		// The stored copy gets obj's resourceVersion back below; obj is
+		// left as it is.
+		obj, res = res.View.ToStored(obj), res.View.Of
+	}
 	m, ok := obj.(interface {
 		envelope.Message
 		GetResourceVersion() string
