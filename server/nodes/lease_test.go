@@ -29,7 +29,7 @@ func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 func TestNodeLease(t *testing.T) {
 	clock := &fakeClock{}
 	clock.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	e := newEnv(t, envOptions{configure: func(c *nodes.Config) { c.Now = clock.Now }})
+	e := newEnv(t, envOptions{configure: func(c *nodes.Config) { c.Now, c.NodeLeaseRenewInterval = clock.Now, 10*time.Second }})
 	c, _ := e.register("n1")
 	st, _ := json.Marshal(corev1.NodeStatus{})
 	if _, err := c.UpdateStatus(ctxT(t), &api.StatusUpdate{Node: &api.NodeReport{Status: st}}); err != nil {
