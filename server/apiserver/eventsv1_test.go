@@ -123,18 +123,18 @@ func TestEventsV1Watch(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, w := range watchers {
-		obj := next(t, w)
+		obj := nextWatchObject(t, w)
 		ev, ok := obj.(*eventsv1.Event)
 		if !ok || ev.Note != "pulled image" || ev.Regarding.Name != "web" {
 			t.Errorf("watcher %d: event %T %+v, want the events.k8s.io form", i, obj, obj)
 		}
 	}
-	if ev, ok := next(t, cw).(*corev1.Event); !ok || ev.Message != "pulled image" {
+	if ev, ok := nextWatchObject(t, cw).(*corev1.Event); !ok || ev.Message != "pulled image" {
 		t.Errorf("core watcher: %+v, want the core form", ev)
 	}
 }
 
-func next(t *testing.T, w watch.Interface) any {
+func nextWatchObject(t *testing.T, w watch.Interface) any {
 	t.Helper()
 	select {
 	case e := <-w.ResultChan():
@@ -164,7 +164,7 @@ func TestEventsV1Invalid(t *testing.T) {
 		ev := newEventV1("bad")
 		c.mutate(ev)
 		_, err := v1.Create(ctx, ev, metav1.CreateOptions{})
-		if !apierrors.IsInvalid(err) || !hasCause(err, c.field) {
+		if !apierrors.IsInvalid(err) || !hasFieldCause(err, c.field) {
 			t.Errorf("create with bad %s = %v, want 422 naming it", c.field, err)
 		}
 	}
@@ -176,12 +176,12 @@ func TestEventsV1Invalid(t *testing.T) {
 		t.Fatal(err)
 	}
 	created.Note = "changed"
-	if _, err := v1.Update(ctx, created, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) || !hasCause(err, "note") {
+	if _, err := v1.Update(ctx, created, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) || !hasFieldCause(err, "note") {
 		t.Errorf("update of note = %v, want 422 naming it", err)
 	}
 }
 
-func hasCause(err error, field string) bool {
+func hasFieldCause(err error, field string) bool {
 	st, ok := err.(apierrors.APIStatus)
 	if !ok || st.Status().Details == nil {
 		return false

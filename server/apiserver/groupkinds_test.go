@@ -46,7 +46,7 @@ func TestGroupedKindsInvalid(t *testing.T) {
 		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"fd00::1"}}},
 		Ports:       []discoveryv1.EndpointPort{{Port: &port}},
 	}, metav1.CreateOptions{})
-	if !apierrors.IsInvalid(err) || !hasCause(err, "endpoints[0].addresses[0]") {
+	if !apierrors.IsInvalid(err) || !hasFieldCause(err, "endpoints[0].addresses[0]") {
 		t.Errorf("create slice with an IPv6 address in an IPv4 slice = %v, want 422 naming the address", err)
 	}
 	if _, err := slices.Get(ctx, "web-1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -62,7 +62,7 @@ func TestGroupedKindsInvalid(t *testing.T) {
 	}
 	ok.AddressType = discoveryv1.AddressTypeIPv6
 	ok.Endpoints = nil
-	if _, err := slices.Update(ctx, ok, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) || !hasCause(err, "addressType") {
+	if _, err := slices.Update(ctx, ok, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) || !hasFieldCause(err, "addressType") {
 		t.Errorf("change of addressType = %v, want 422 naming it", err)
 	}
 
@@ -72,7 +72,7 @@ func TestGroupedKindsInvalid(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "n1"},
 		Spec:       coordinationv1.LeaseSpec{LeaseDurationSeconds: &zero},
 	}, metav1.CreateOptions{})
-	if !apierrors.IsInvalid(err) || !hasCause(err, "spec.leaseDurationSeconds") {
+	if !apierrors.IsInvalid(err) || !hasFieldCause(err, "spec.leaseDurationSeconds") {
 		t.Errorf("create lease of 0 s = %v, want 422 naming spec.leaseDurationSeconds", err)
 	}
 	if _, err := leases.Get(ctx, "n1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {

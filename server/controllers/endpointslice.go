@@ -159,7 +159,8 @@ func (c *EndpointSliceController) sync(ctx context.Context, key string) error {
 }
 
 // desired returns the slices the Service ns/name should have (without
-// names), nil for none.
+// names), nil for none (no Service, an ExternalName one, or one without
+// selector whose Endpoints are missing or not to be mirrored).
 func (c *EndpointSliceController) desired(ns, name string) ([]*discoveryv1.EndpointSlice, error) {
 	svc, err := c.services.Services(ns).Get(name)
 	if apierrors.IsNotFound(err) {
@@ -167,6 +168,9 @@ func (c *EndpointSliceController) desired(ns, name string) ([]*discoveryv1.Endpo
 	}
 	if err != nil {
 		return nil, err
+	}
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		return nil, nil // a DNS name, no endpoints
 	}
 	if len(svc.Spec.Selector) > 0 {
 		pods, err := c.pods.Pods(ns).List(labels.SelectorFromSet(svc.Spec.Selector))

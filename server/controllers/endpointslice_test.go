@@ -207,3 +207,41 @@ func TestEndpointSliceMirroring(t *testing.T) {
 	}
 	e.waitSlices("ext", nil)
 }
+
+// TestEndpointSlicesExternalName checks that an ExternalName Service,
+// which names a DNS name, gets no slices even with a selector.
+func TestEndpointSlicesExternalName(t *testing.T) {
+	e := newEnv(t)
+	startEndpointSlices(e, EndpointSliceOptions{})
+	sel := map[string]string{"app": "web"}
+	e.createPod("a", sel, func(p *corev1.Pod) { p.Spec.NodeName = "node-1" })
+	e.setPodStatus("a", corev1.PodRunning, "10.42.0.10", true, 0)
+	e.createService("web", sel, corev1.ServicePort{Name: "http", Port: 80})
+	e.waitSlices("web", []sliceView{{ManagedBy: SliceManagerPods, Owner: "Service/web", AddressType: discoveryv1.AddressTypeIPv4,
+		Ports: []discoveryv1.EndpointPort{slicePort("http", 80, nil)}, Endpoints: []discoveryv1.Endpoint{{
+			Addresses:  []string{"10.42.0.10"},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr(true), Serving: ptr(true), Terminating: ptr(false)},
+			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "a", UID: podUID(e, "a")},
+			NodeName:   ptr("node-1"),
+		}}}})
+	svcs := e.client.CoreV1().Services("default")
+	svc, err := svcs.Get(e.ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Spec.Type, svc.Spec.ExternalName = corev1.ServiceTypeExternalName, "web.example.com"
+	svc.Spec.ClusterIP, svc.Spec.ClusterIPs, svc.Spec.IPFamilies, svc.Spec.IPFamilyPolicy = "", nil, nil, nil
+	if _, err := svcs.Update(e.ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitSlices("web", nil)
+}
+
+func podUID(e *env, name string) types.UID {
+	e.t.Helper()
+	p, err := e.client.CoreV1().Pods("default").Get(e.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return p.UID
+}

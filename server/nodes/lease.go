@@ -167,9 +167,6 @@ func (l *nodeLeases) remember(node string, lease *coordinationv1.Lease) {
 	l.written[node] = lease
 }
 
-// forget drops what is known of a deleted node's lease.
-func (l *nodeLeases) forget(node string) { l.remember(node, nil) }
-
 // fillNodeLease sets what the kubelet sets in its lease.
 func fillNodeLease(lease *coordinationv1.Lease, node string, renew time.Time) {
 	holder, duration := node, int32(NodeLeaseDurationSeconds)
