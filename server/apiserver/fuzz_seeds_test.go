@@ -44,7 +44,8 @@ const (
 	fuzzNewName = "fuzz-new"
 )
 
-// fuzzSamples holds, by kind, the part of a valid object beyond
+// fuzzSamples holds, by kind (KIND.GROUP for a kind of a group other
+// than the first to serve it), the part of a valid object beyond
 // apiVersion, kind and metadata.name, which sampleObject adds. A kind
 // not listed starts from an object with nothing else set; if that is
 // not valid, newFuzzHarness fails and names the kind to add here.
@@ -68,6 +69,11 @@ var fuzzSamples = map[string]string{
 	"ConfigMap":           `{"data":{"app.conf":"port=80"},"binaryData":{"logo.png":"iVBO"}}`,
 	"Secret":              `{"type":"kubernetes.io/tls","data":{"tls.crt":"Y2VydA==","tls.key":"a2V5"},"stringData":{"ca.crt":"ca"}}`,
 	"ServiceAccount":      `{"secrets":[{"name":"fuzz-token"}],"imagePullSecrets":[{"name":"registry"}],"automountServiceAccountToken":false}`,
+	"EndpointSlice": `{"addressType":"IPv4","endpoints":[{"addresses":["10.42.0.5"],"conditions":{"ready":true},"nodeName":"fuzz"}],` +
+		`"ports":[{"name":"http","port":8080,"protocol":"TCP","appProtocol":"http"}]}`,
+	"Lease": `{"spec":{"holderIdentity":"fuzz","leaseDurationSeconds":40}}`,
+	"Event.events.k8s.io": `{"eventTime":"2026-01-01T00:00:00.000000Z","reportingController":"example.com/fuzz","reportingInstance":"fuzz-1",` +
+		`"action":"Start","reason":"Started","type":"Normal","regarding":{"kind":"Pod","namespace":"default","name":"fuzz"},"note":"started"}`,
 	"PodTemplate": `{"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[` +
 		`{"name":"main","image":"busybox:1.36","envFrom":[{"configMapRef":{"name":"fuzz"}}]}]}}}`,
 }
@@ -76,7 +82,11 @@ var fuzzSamples = map[string]string{
 func sampleObject(t testing.TB, res *registry.Resource, name string) []byte {
 	t.Helper()
 	obj := map[string]any{}
-	if s, ok := fuzzSamples[res.Kind]; ok {
+	s, ok := fuzzSamples[res.Kind+"."+res.Group]
+	if !ok {
+		s, ok = fuzzSamples[res.Kind]
+	}
+	if ok {
 		if err := json.Unmarshal([]byte(s), &obj); err != nil {
 			t.Fatalf("sample %s: %v", res.Kind, err)
 		}
