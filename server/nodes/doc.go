@@ -53,7 +53,9 @@
 //
 // Heartbeats live in memory; the Node's Ready condition is written only
 // when readiness changes, and a node silent for the grace period is marked
-// Ready=Unknown. Each node gets a /24 of the cluster CIDR, recorded under
+// Ready=Unknown. The leader renews each live node's Lease in
+// kube-node-lease from those heartbeats, one write per node every
+// NodeLeaseRenewInterval (lease.go). Each node gets a /24 of the cluster CIDR, recorded under
 // /registry/ranges/podcidrs/ so that it survives restarts, and released
 // when the Node object is deleted, or when no Node appeared within the
 // registration grace period (sweep.go).
