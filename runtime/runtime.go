@@ -120,6 +120,10 @@ type PodSpec struct {
 type Volume struct {
 	Name     string
 	HostPath string
+	// FSGroup, for an emptyDir, is the group that owns it; the directory
+	// is then setgid so that what containers create in it belongs to the
+	// group too (a pod's fsGroup).
+	FSGroup *int64
 }
 
 // ContainerSpec is one application container.
@@ -143,6 +147,9 @@ type ContainerSpec struct {
 	// closes it when the first attach session's input ends.
 	Stdin     bool
 	StdinOnce bool
+	// Security holds the user, groups, capabilities and privileges the
+	// process runs with.
+	Security SecurityContext
 }
 
 // EnvVar is one environment variable; later entries win.

@@ -187,7 +187,7 @@ func writeVolumes(dir string, vols []Volume) error {
 		src[v.Name] = v.HostPath
 		if v.HostPath == "" {
 			src[v.Name] = filepath.Join(dir, "volumes", v.Name)
-			if err := os.MkdirAll(src[v.Name], 0o777); err != nil {
+			if err := makeEmptyDir(src[v.Name], v.FSGroup); err != nil {
 				return err
 			}
 		}
@@ -197,6 +197,22 @@ func writeVolumes(dir string, vols []Volume) error {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(dir, "volumes.json"), data)
+}
+
+// makeEmptyDir creates an emptyDir writable by every user (the umask
+// aside), owned by group fsGroup and setgid when fsGroup is set.
+func makeEmptyDir(dir string, fsGroup *int64) error {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
+	}
+	mode := os.FileMode(0o777)
+	if fsGroup != nil {
+		if err := os.Chown(dir, -1, int(*fsGroup)); err != nil {
+			return err
+		}
+		mode |= os.ModeSetgid
+	}
+	return os.Chmod(dir, mode)
 }
 
 // readVolumes returns the source directory of each pod volume by name.

@@ -30,6 +30,10 @@ func (c *Containerd) containerSpec(ctx context.Context, uid, id string, sbPID ui
 	if err != nil {
 		return nil, err
 	}
+	secOpts, err := securityOpts(spec.Security, ic.Config.User)
+	if err != nil {
+		return nil, err
+	}
 	opts := []oci.SpecOpts{
 		oci.WithImageConfig(img),
 		oci.WithProcessArgs(args...),
@@ -47,6 +51,7 @@ func (c *Containerd) containerSpec(ctx context.Context, uid, id string, sbPID ui
 	if spec.TTY {
 		opts = append(opts, oci.WithTTY)
 	}
+	opts = append(opts, secOpts...)
 	return append(opts, resourceOpts(spec.Resources)...), nil
 }
 
