@@ -17,7 +17,8 @@ import (
 // here; API data volumes (configMap, secret, projected, downwardAPI) are
 // the directories syncVolumes wrote; emptyDirs of medium Memory are tmpfs
 // mounts made here (sized by sizeLimit); other volume types become empty
-// directories so the pod still starts.
+// directories so the pod still starts. With an fsGroup, emptyDirs belong
+// to that group.
 func (m *Manager) podSpec(pod *corev1.Pod) (*runtime.PodSpec, error) {
 	spec := &runtime.PodSpec{
 		UID: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name,
@@ -39,12 +40,20 @@ func (m *Manager) podSpec(pod *corev1.Pod) (*runtime.PodSpec, error) {
 			if err := mountTmpfs(dir, "mode=0777"+tmpfsSize(ed.SizeLimit)); err != nil {
 				return nil, fmt.Errorf("pod.spec.volumes[%d]: %w", i, err)
 			}
+			if gid := fsGroup(pod); gid != nil {
+				if err := setOwnership(dir, *gid, true); err != nil {
+					return nil, fmt.Errorf("pod.spec.volumes[%d]: %w", i, err)
+				}
+			}
 			spec.Volumes = append(spec.Volumes, runtime.Volume{Name: v.Name, HostPath: dir})
 			continue
 		}
 		vol, err := volume(v)
 		if err != nil {
 			return nil, fmt.Errorf("pod.spec.volumes[%d]: %w", i, err)
+		}
+		if v.EmptyDir != nil {
+			vol.FSGroup = fsGroup(pod)
 		}
 		spec.Volumes = append(spec.Volumes, vol)
 	}
@@ -91,6 +100,10 @@ func (m *Manager) containerSpec(pod *corev1.Pod, c *corev1.Container, podIP stri
 	if err != nil {
 		return nil, err
 	}
+	sec, err := securityContext(pod, c)
+	if err != nil {
+		return nil, err
+	}
 	auth, missing := pullAuth(pod, objs)
 	if len(missing) > 0 && warn != nil {
 		warn(EventFailedToRetrieveImagePullSecret, missingPullSecrets(missing))
@@ -99,6 +112,7 @@ func (m *Manager) containerSpec(pod *corev1.Pod, c *corev1.Container, podIP stri
 		Name: c.Name, Image: c.Image, PullPolicy: runtime.PullPolicy(c.ImagePullPolicy), PullAuth: auth,
 		Command: expandAll(c.Command, env), Args: expandAll(c.Args, env),
 		Env: env, WorkingDir: c.WorkingDir, TTY: c.TTY, Stdin: c.Stdin, StdinOnce: c.StdinOnce,
+		Security: sec,
 		Resources: runtime.Resources{
 			CPURequestMilli:  milli(c.Resources.Requests, corev1.ResourceCPU),
 			CPULimitMilli:    milli(c.Resources.Limits, corev1.ResourceCPU),

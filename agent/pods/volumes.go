@@ -199,8 +199,8 @@ func (m *Manager) tokenFile(ctx context.Context, out map[string]volumeFile, pod 
 }
 
 // setUpVolume makes the API data volume v of pod hold its current
-// payload, mounting its tmpfs first if it needs one. It reports whether it
-// wrote a new version.
+// payload, mounting its tmpfs first if it needs one, and gives it to the
+// pod's fsGroup. It reports whether it wrote a new version.
 func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Volume, objs *Objects) (bool, error) {
 	payload, err := m.volumePayload(ctx, pod, v, objs)
 	if err != nil {
@@ -212,7 +212,16 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 			return false, err
 		}
 	}
-	return writeAtomic(dir, payload, m.cfg.Now())
+	gid := fsGroup(pod)
+	if gid == nil {
+		return writeAtomic(dir, payload, m.cfg.Now())
+	}
+	wrote, err := writeAtomic(dir, withFSGroupModes(payload), m.cfg.Now())
+	if err == nil && wrote {
+		// The kubelet too sets the ownership once the files are written.
+		err = setOwnership(dir, *gid, false)
+	}
+	return wrote, err
 }
 
 // mountTmpfs mounts a tmpfs with options opts on dir unless one is there.
