@@ -114,6 +114,9 @@ type PodSpec struct {
 	// the host's.
 	ResolvConf string
 	Volumes    []Volume
+	// Sysctls are namespaced kernel parameters (dotted names) set in the
+	// sandbox's namespaces, which the containers share.
+	Sysctls map[string]string
 }
 
 // Volume is a pod volume: an emptyDir (HostPath empty) or a hostPath.

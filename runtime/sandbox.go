@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
@@ -114,6 +116,22 @@ func (c *Containerd) sandboxSpec(pod *PodSpec, id string) []oci.SpecOpts {
 		oci.WithCgroup(c.cgroupPath(pod.UID, id)),
 		oci.WithAnnotations(map[string]string{groupAnnotation: pod.UID}),
 		oci.WithNoNewPrivileges,
+		withSysctls(pod.Sysctls),
+	}
+}
+
+// withSysctls sets kernel parameters in the namespaces the runtime
+// creates.
+func withSysctls(sysctls map[string]string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if len(sysctls) == 0 {
+			return nil
+		}
+		if s.Linux.Sysctl == nil {
+			s.Linux.Sysctl = map[string]string{}
+		}
+		maps.Copy(s.Linux.Sysctl, sysctls)
+		return nil
 	}
 }
 

@@ -171,3 +171,17 @@ func fileGID(t *testing.T, path string) uint32 {
 	}
 	return fi.Sys().(*syscall.Stat_t).Gid
 }
+
+func TestSandboxSysctls(t *testing.T) {
+	c := &Containerd{}
+	c.pause.rootfs = t.TempDir()
+	pod := &PodSpec{UID: "u", Name: "p", Sysctls: map[string]string{"kernel.shm_rmid_forced": "1"}}
+	ctx := namespaces.WithNamespace(context.Background(), "test")
+	s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: "sandbox-u"}, c.sandboxSpec(pod, "sandbox-u")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(map[string]string{"kernel.shm_rmid_forced": "1"}, s.Linux.Sysctl); d != "" {
+		t.Errorf("sandbox sysctls (-want +got):\n%s", d)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -123,4 +124,58 @@ func setOwnership(dir string, gid int64, rw bool) error {
 		}
 		return os.Chmod(path, mode)
 	})
+}
+
+// safeSysctls are the kernel parameters the kubelet lets every pod set:
+// namespaced, and unable to affect other pods or the node.
+var safeSysctls = map[string]bool{
+	"kernel.shm_rmid_forced":              true,
+	"net.ipv4.ip_local_port_range":        true,
+	"net.ipv4.tcp_syncookies":             true,
+	"net.ipv4.ping_group_range":           true,
+	"net.ipv4.ip_unprivileged_port_start": true,
+	"net.ipv4.ip_local_reserved_ports":    true,
+	"net.ipv4.tcp_keepalive_time":         true,
+	"net.ipv4.tcp_fin_timeout":            true,
+	"net.ipv4.tcp_keepalive_intvl":        true,
+	"net.ipv4.tcp_keepalive_probes":       true,
+	"net.ipv4.tcp_rmem":                   true,
+	"net.ipv4.tcp_wmem":                   true,
+}
+
+// podSysctls returns the pod's sysctls with dotted names; one outside the
+// safe set is refused, as a kubelet without allowed unsafe sysctls does.
+func podSysctls(pod *corev1.Pod) (map[string]string, error) {
+	psc := pod.Spec.SecurityContext
+	if psc == nil || len(psc.Sysctls) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(psc.Sysctls))
+	for i, s := range psc.Sysctls {
+		name := dottedSysctl(s.Name)
+		if !safeSysctls[name] {
+			return nil, fmt.Errorf("pod.spec.securityContext.sysctls[%d]: %q is not a safe sysctl: %w", i, s.Name, errUnsupported)
+		}
+		out[name] = s.Value
+	}
+	return out, nil
+}
+
+// dottedSysctl converts a name written with slashes as separators (dots
+// then being part of an element, as in an interface name) to the dotted
+// form the runtime takes.
+func dottedSysctl(name string) string {
+	i := strings.IndexAny(name, "./")
+	if i < 0 || name[i] == '.' {
+		return name
+	}
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.':
+			return '/'
+		case '/':
+			return '.'
+		}
+		return r
+	}, name)
 }

@@ -127,3 +127,25 @@ func checkOwner(t *testing.T, path string, mode fs.FileMode, gid uint32) {
 		t.Errorf("%s: mode %v gid %d, want %v gid %d", path, fi.Mode(), fi.Sys().(*syscall.Stat_t).Gid, mode, gid)
 	}
 }
+
+func TestPodSysctls(t *testing.T) {
+	m := testManager(t, Config{})
+	pod := newPod("ctl", "")
+	pod.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{
+		{Name: "kernel.shm_rmid_forced", Value: "1"}, {Name: "net/ipv4/ip_local_port_range", Value: "1024 65000"}}}
+	spec, err := m.podSpec(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"kernel.shm_rmid_forced": "1", "net.ipv4.ip_local_port_range": "1024 65000"}
+	if d := cmp.Diff(want, spec.Sysctls); d != "" {
+		t.Errorf("sysctls (-want +got):\n%s", d)
+	}
+	pod.Spec.SecurityContext.Sysctls = append(pod.Spec.SecurityContext.Sysctls, corev1.Sysctl{Name: "kernel.msgmax", Value: "1"})
+	if _, err := m.podSpec(pod); !errors.Is(err, errUnsupported) || !strings.Contains(err.Error(), "sysctls[2]") {
+		t.Errorf("unsafe sysctl: %v, want errUnsupported naming sysctls[2]", err)
+	}
+	if got := dottedSysctl("net/ipv4/conf/eth0.100/forwarding"); got != "net.ipv4.conf.eth0/100.forwarding" {
+		t.Errorf("dottedSysctl = %q", got)
+	}
+}

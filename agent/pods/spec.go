@@ -28,6 +28,11 @@ func (m *Manager) podSpec(pod *corev1.Pod) (*runtime.PodSpec, error) {
 	if spec.Hostname == "" {
 		spec.Hostname = pod.Name
 	}
+	sysctls, err := podSysctls(pod)
+	if err != nil {
+		return nil, err
+	}
+	spec.Sysctls = sysctls
 	for i, v := range pod.Spec.Volumes {
 		if isAPIDataVolume(pod, v.Name) {
 			spec.Volumes = append(spec.Volumes, runtime.Volume{Name: v.Name, HostPath: m.volumeDir(pod.UID, v.Name)})
