@@ -83,9 +83,22 @@
 // jitter of up to 10 s (tokens.go); a failed renewal keeps the held token
 // while it is valid.
 //
+// # Security context
+//
+// A container runs with the user, group and runAsNonRoot it sets, else
+// the pod's; the pod's fsGroup and supplementalGroups are groups of every
+// container; privileged, capabilities, readOnlyRootFilesystem and
+// allowPrivilegeEscalation (false sets no_new_privs) are the container's
+// (security.go, runtime.SecurityContext). runAsNonRoot with runAsUser 0,
+// or with an image whose user is root or named, keeps the container
+// waiting in CreateContainerConfigError. emptyDir and API data volumes
+// belong to the fsGroup (setgid directories, group-readable files).
+// Safe sysctls are set in the sandbox; others fail the sandbox's creation.
+//
 // # Not supported
 //
 // Startup and gRPC probes (they count as passing), hostPorts (the runtime's
 // network hook has no port mappings), clusterTrustBundle and
-// podCertificate projections.
+// podCertificate projections, procMount Unmasked, seccomp, AppArmor and
+// SELinux options (ignored), fsGroupChangePolicy (ownership is always set).
 package pods
