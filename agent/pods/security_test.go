@@ -88,7 +88,13 @@ func TestFSGroupVolumes(t *testing.T) {
 	pod.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptr(int64(5678))}
 	cm := cmVolume("cfg", "cfg")
 	cm.ConfigMap.DefaultMode = mode(0o600)
-	pod.Spec.Volumes = []corev1.Volume{cm, {Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	pod.Spec.Volumes = []corev1.Volume{cm, {Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "mem", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}}}
+	t.Cleanup(func() {
+		if err := m.removeVolumes(pod.UID); err != nil {
+			t.Error(err)
+		}
+	})
 	wrote, err := m.setUpVolume(context.Background(), pod, &pod.Spec.Volumes[0], &objs)
 	if err != nil || !wrote {
 		t.Fatalf("setUpVolume = %v, %v", wrote, err)
@@ -112,6 +118,7 @@ func TestFSGroupVolumes(t *testing.T) {
 	if g := spec.Volumes[1].FSGroup; g == nil || *g != 5678 {
 		t.Errorf("emptyDir FSGroup = %v, want 5678", g)
 	}
+	checkOwner(t, m.volumeDir(pod.UID, "mem"), fs.ModeDir|fs.ModeSetgid|0o777, 5678)
 	if spec.Volumes[0].FSGroup != nil {
 		t.Errorf("configMap volume carries an FSGroup for the runtime")
 	}
