@@ -60,7 +60,7 @@ func (w *worker) startContainers(ctx context.Context, rs *runtime.PodStatus) boo
 func (w *worker) replace(ctx context.Context, c *corev1.Container, rs *runtime.PodStatus) bool {
 	w.lg.Info("container image changed, restarting it", "container", c.Name, "image", c.Image)
 	w.event(c.Name, corev1.EventTypeNormal, EventKilling, "Container %s definition changed, will be restarted", c.Name)
-	if err := w.m.cfg.Runtime.StopContainer(ctx, string(w.uid), c.Name, w.grace()); err != nil {
+	if err := w.stopContainer(ctx, c, rs.IP); err != nil {
 		w.lg.Warn("stop container", "container", c.Name, "err", err)
 		return false
 	}
@@ -139,6 +139,10 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, rs *runtime.Pod
 		w.fail(c.Name, reasonConfigError, err)
 		return false
 	}
+	if err := w.m.mountTerminationFile(w.uid, c, rs.Container(c.Name), spec); err != nil {
+		w.fail(c.Name, reasonRunError, err)
+		return false
+	}
 	if err := w.pullImage(w.startCtx, c, spec.PullAuth); err != nil {
 		w.startFailed(ctx, c.Name, err)
 		return false
@@ -151,6 +155,7 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, rs *runtime.Pod
 	w.event(c.Name, corev1.EventTypeNormal, EventCreated, "Created container %s", c.Name)
 	w.event(c.Name, corev1.EventTypeNormal, EventStarted, "Started container %s", c.Name)
 	w.clear(c.Name)
+	w.postStart(ctx, c, rs.IP)
 	return true
 }
 

@@ -68,7 +68,7 @@ func (w *worker) probe(ctx context.Context, c *corev1.Container, rc *runtime.Con
 			w.lg.Info("liveness probe failed, restarting container", "container", c.Name)
 			w.event(c.Name, corev1.EventTypeNormal, EventKilling, "Container %s failed liveness probe, will be restarted", c.Name)
 			ps.ready = false
-			if err := w.m.cfg.Runtime.StopContainer(ctx, string(w.uid), c.Name, w.grace()); err != nil {
+			if err := w.stopContainer(ctx, c, podIP); err != nil {
 				w.lg.Warn("stop unhealthy container", "container", c.Name, "err", err)
 			}
 		}

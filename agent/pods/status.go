@@ -42,6 +42,9 @@ type statusInput struct {
 	// prev is the status last reported, for condition transition times.
 	prev *corev1.PodStatus
 	now  time.Time
+	// message returns the termination message of an exited attempt; nil
+	// reports none.
+	message func(c *corev1.Container, rc *runtime.ContainerStatus) string
 }
 
 // computeStatus derives a pod's status as the kubelet does.
@@ -100,7 +103,7 @@ func containerStatus(in statusInput, c *corev1.Container, pending bool) corev1.C
 	}
 	cs.RestartCount = int32(rc.Attempt)
 	if prev, ok := in.exits[c.Name]; ok && prev.Attempt < rc.Attempt {
-		cs.LastTerminationState.Terminated = terminated(&prev)
+		cs.LastTerminationState.Terminated = in.terminated(c, &prev)
 	}
 	switch rc.State {
 	case runtime.ContainerRunning:
@@ -109,9 +112,9 @@ func containerStatus(in statusInput, c *corev1.Container, pending bool) corev1.C
 	case runtime.ContainerExited, runtime.ContainerUnknown:
 		if w != nil {
 			cs.State.Waiting = w
-			cs.LastTerminationState.Terminated = terminated(rc)
+			cs.LastTerminationState.Terminated = in.terminated(c, rc)
 		} else {
-			cs.State.Terminated = terminated(rc)
+			cs.State.Terminated = in.terminated(c, rc)
 		}
 		cs.Started = ptr(false)
 	default:
@@ -122,6 +125,15 @@ func containerStatus(in statusInput, c *corev1.Container, pending bool) corev1.C
 		cs.Started = ptr(false)
 	}
 	return cs
+}
+
+// terminated reports an exited attempt of c with its termination message.
+func (in statusInput) terminated(c *corev1.Container, rc *runtime.ContainerStatus) *corev1.ContainerStateTerminated {
+	t := terminated(rc)
+	if in.message != nil {
+		t.Message = in.message(c, rc)
+	}
+	return t
 }
 
 func terminated(rc *runtime.ContainerStatus) *corev1.ContainerStateTerminated {

@@ -40,8 +40,10 @@ type worker struct {
 	waiting     map[string]*corev1.ContainerStateWaiting
 	exits       map[string]runtime.ContainerStatus
 	probes      map[string]*probeState
-	startTime   *metav1.Time
-	reported    *corev1.PodStatus
+	// msgs caches the termination messages of exited attempts.
+	msgs      messages
+	startTime *metav1.Time
+	reported  *corev1.PodStatus
 	// finished is set once the pod reached Succeeded or Failed: its
 	// sandbox is stopped and nothing restarts.
 	finished bool
@@ -66,7 +68,7 @@ func newWorker(m *Manager, pod *corev1.Pod) *worker {
 		crash:   newBackoff(m.cfg.BackoffBase, m.cfg.BackoffMax),
 		pull:    newBackoff(m.cfg.BackoffBase, m.cfg.BackoffMax),
 		waiting: map[string]*corev1.ContainerStateWaiting{}, exits: map[string]runtime.ContainerStatus{},
-		probes:       map[string]*probeState{},
+		probes: map[string]*probeState{}, msgs: messages{},
 		volumesDirty: true, volumesSet: map[string]bool{}, volumeErrs: map[string]string{},
 		startTime: pod.Status.StartTime,
 		reported:  pod.Status.DeepCopy(),
@@ -221,6 +223,9 @@ func (w *worker) runSandbox(ctx context.Context) (*runtime.PodStatus, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := w.m.addTerminationVolume(w.pod, spec); err != nil {
+		return nil, err
+	}
 	return w.m.cfg.Runtime.RunPodSandbox(ctx, spec)
 }
 
@@ -256,6 +261,7 @@ func (w *worker) terminate(ctx context.Context) bool {
 	if !w.terminated {
 		if rs, err := w.m.cfg.Runtime.PodStatus(ctx, string(w.uid)); err == nil {
 			w.killingEvents(rs)
+			w.stopRunning(ctx, rs, w.grace())
 		}
 		if err := w.stopAndRemove(ctx, w.grace()); err != nil {
 			return false
@@ -273,6 +279,9 @@ func (w *worker) terminate(ctx context.Context) bool {
 
 // remove stops and removes a pod that is no longer desired.
 func (w *worker) remove(ctx context.Context) {
+	if rs, err := w.m.cfg.Runtime.PodStatus(ctx, string(w.uid)); err == nil {
+		w.stopRunning(ctx, rs, w.grace())
+	}
 	if w.stopAndRemove(ctx, w.grace()) != nil {
 		return
 	}
@@ -299,12 +308,16 @@ func (w *worker) status(rs *runtime.PodStatus) corev1.PodStatus {
 	return computeStatus(statusInput{
 		pod: w.pod, rs: rs, waiting: w.waiting, exits: w.exits, unready: w.unready(), hostIP: w.m.cfg.NodeIP,
 		startTime: w.startTime, prev: w.reported, now: w.m.cfg.Now(),
+		message: func(c *corev1.Container, rc *runtime.ContainerStatus) string {
+			return w.msgs.get(w.m, w.uid, c, rc)
+		},
 	})
 }
 
 // report computes the status and sends it if it changed.
 func (w *worker) report(rs *runtime.PodStatus) corev1.PodStatus {
 	st := w.status(rs)
+	w.msgs.prune(rs, w.exits)
 	if w.reported != nil && equality.Semantic.DeepEqual(*w.reported, st) {
 		return st
 	}

@@ -1,0 +1,139 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minik-dev/minik/runtime"
+)
+
+// Events of container lifecycle hooks, as the kubelet records them.
+const (
+	EventFailedPostStartHook = "FailedPostStartHook"
+	EventFailedPreStopHook   = "FailedPreStopHook"
+)
+
+// minHookGrace is what is left of the grace period for the stop signal
+// after a preStop hook used it up, as the kubelet leaves at least two
+// seconds.
+const minHookGrace = 2 * time.Second
+
+// errNoHandler is a hook with none of exec, httpGet and sleep set.
+var errNoHandler = errors.New("the hook has no handler")
+
+// runHook runs one lifecycle handler of container c, with the same
+// exec and httpGet code as probes; an httpGet is sent from the node to
+// the pod's IP unless it names a host.
+func (w *worker) runHook(ctx context.Context, h *corev1.LifecycleHandler, c *corev1.Container, podIP string) error {
+	switch {
+	case h.Exec != nil:
+		return w.execProbe(ctx, c.Name, h.Exec.Command)
+	case h.HTTPGet != nil:
+		return httpProbe(ctx, h.HTTPGet, c, podIP)
+	case h.Sleep != nil:
+		t := time.NewTimer(time.Duration(h.Sleep.Seconds) * time.Second)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return errNoHandler
+}
+
+// postStart runs c's postStart hook, if any, right after the container
+// started; the container is not reported running before it returns. A
+// failed hook kills the container, which then restarts as the restart
+// policy says. It is bounded by the pod's start context, cancelled when
+// the pod is deleted.
+func (w *worker) postStart(ctx context.Context, c *corev1.Container, podIP string) {
+	if c.Lifecycle == nil || c.Lifecycle.PostStart == nil {
+		return
+	}
+	err := w.runHook(w.startCtx, c.Lifecycle.PostStart, c, podIP)
+	if err == nil || w.startCtx.Err() != nil {
+		return
+	}
+	w.lg.Info("postStart hook failed, killing container", "container", c.Name, "err", err)
+	w.event(c.Name, corev1.EventTypeWarning, EventFailedPostStartHook, "PostStartHook failed: %v", err)
+	w.event(c.Name, corev1.EventTypeNormal, EventKilling, "Container %s failed post-start hook, will be restarted", c.Name)
+	if err := w.stopContainer(ctx, c, podIP); err != nil {
+		w.lg.Warn("stop container after a failed postStart hook", "container", c.Name, "err", err)
+	}
+}
+
+// stopContainer stops c as the kubelet does: its preStop hook first,
+// then the stop signal with what is left of the grace period.
+func (w *worker) stopContainer(ctx context.Context, c *corev1.Container, podIP string) error {
+	grace, err := w.preStop(ctx, c, podIP, w.grace())
+	if err != nil {
+		w.preStopFailed(c.Name, err)
+	}
+	return w.m.cfg.Runtime.StopContainer(ctx, string(w.uid), c.Name, grace)
+}
+
+// preStop runs c's preStop hook, if any, bounded by grace, and returns
+// the grace left for the stop signal. With no grace (a forced stop) the
+// hook is not run, as by the kubelet.
+func (w *worker) preStop(ctx context.Context, c *corev1.Container, podIP string, grace time.Duration) (time.Duration, error) {
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || grace <= 0 {
+		return grace, nil
+	}
+	begin := time.Now()
+	hctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	err := w.runHook(hctx, c.Lifecycle.PreStop, c, podIP)
+	if errors.Is(err, context.DeadlineExceeded) && hctx.Err() != nil {
+		err = fmt.Errorf("did not complete within the grace period of %s", grace)
+	}
+	return max(grace-time.Since(begin), minHookGrace), err
+}
+
+func (w *worker) preStopFailed(name string, err error) {
+	w.lg.Info("preStop hook failed", "container", name, "err", err)
+	w.event(name, corev1.EventTypeWarning, EventFailedPreStopHook, "PreStopHook failed: %v", err)
+}
+
+// stopRunning stops every running container of the pod in parallel, each
+// after its preStop hook, before the pod itself is stopped.
+func (w *worker) stopRunning(ctx context.Context, rs *runtime.PodStatus, grace time.Duration) {
+	if rs == nil {
+		return
+	}
+	var all []*corev1.Container
+	for i := range w.pod.Spec.InitContainers {
+		all = append(all, &w.pod.Spec.InitContainers[i])
+	}
+	for i := range w.pod.Spec.Containers {
+		all = append(all, &w.pod.Spec.Containers[i])
+	}
+	errs := make([]error, len(all))
+	var wg sync.WaitGroup
+	for i, c := range all {
+		rc := rs.Container(c.Name)
+		if rc == nil || rc.State != runtime.ContainerRunning || c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
+			continue
+		}
+		wg.Go(func() {
+			left, err := w.preStop(ctx, c, rs.IP, grace)
+			errs[i] = err
+			if err := w.m.cfg.Runtime.StopContainer(ctx, string(w.uid), c.Name, left); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+				w.lg.Warn("stop container", "container", c.Name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	// Events are recorded here, by the worker's goroutine.
+	for i, err := range errs {
+		if err != nil {
+			w.preStopFailed(all[i].Name, err)
+		}
+	}
+}
