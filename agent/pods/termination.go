@@ -111,8 +111,8 @@ func readLimited(path string, n int64) string {
 	return string(b)
 }
 
-// logTail returns the last lines of an attempt's log, up to the limits of
-// a termination message.
+// logTail returns the last lines of an attempt's log, at most the last
+// maxMessageLogBytes of them.
 func (m *Manager) logTail(rc *runtime.ContainerStatus) string {
 	if rc.LogPath == "" {
 		return ""
@@ -126,9 +126,11 @@ func (m *Manager) logTail(rc *runtime.ContainerStatus) string {
 		return ""
 	}
 	var buf bytes.Buffer
-	lw := newLogWriter(&buf, &corev1.PodLogOptions{LimitBytes: ptr(int64(maxMessageLogBytes))}, m.cfg.Now())
+	lw := newLogWriter(&buf, &corev1.PodLogOptions{}, m.cfg.Now())
 	_ = copyLog(context.Background(), f, lw, nil) // a partial tail is still worth reporting
-	return buf.String()
+	// The end of the output matters most, as the kubelet keeps it.
+	out := buf.Bytes()
+	return string(out[max(0, len(out)-maxMessageLogBytes):])
 }
 
 // messages caches the termination messages of exited attempts by
