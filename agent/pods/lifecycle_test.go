@@ -138,10 +138,14 @@ func TestPostStartHookFailureKillsAndRestarts(t *testing.T) {
 
 // deletePod marks pod deleted with a grace period of grace seconds.
 func deletePod(h *harness, pod *corev1.Pod, grace int64) {
-	del := bump(pod)
+	h.m.SetPods([]*corev1.Pod{markDeleted(bump(pod), grace)})
+}
+
+// markDeleted sets p's deletion timestamp and grace period.
+func markDeleted(p *corev1.Pod, grace int64) *corev1.Pod {
 	now := metav1.Now()
-	del.DeletionTimestamp, del.DeletionGracePeriodSeconds = &now, ptr(grace)
-	h.m.SetPods([]*corev1.Pod{del})
+	p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &now, ptr(grace)
+	return p
 }
 
 func TestPreStopHookBeforeStopOnDelete(t *testing.T) {

@@ -75,8 +75,14 @@ func (m *Manager) mountTerminationFile(uid types.UID, c *corev1.Container, rc *r
 	if rc != nil {
 		attempt = rc.Attempt + 1
 	}
+	dir := m.terminationDir(uid)
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		// The sandbox was made without the volume, by an earlier agent;
+		// mounting from it would fail the start.
+		return nil
+	}
 	name := terminationFile(c.Name, attempt)
-	path := filepath.Join(m.terminationDir(uid), name)
+	path := filepath.Join(dir, name)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o666)
 	if err != nil {
 		return fmt.Errorf("termination message file: %w", err)

@@ -112,3 +112,21 @@ func TestTerminationMessageFallbackToLogs(t *testing.T) {
 }
 
 func tail(s string, n int) string { return s[len(s)-n:] }
+
+func TestTerminationFileWithoutVolume(t *testing.T) {
+	m := &Manager{cfg: Config{DataDir: t.TempDir()}}
+	c := &corev1.Container{Name: "c0", TerminationMessagePath: "/dev/termination-log"}
+	spec := &runtime.ContainerSpec{}
+	if err := m.mountTerminationFile("uid", c, nil, spec); err != nil || len(spec.Mounts) != 0 {
+		t.Fatalf("sandbox without the volume: mounts %+v, %v; want none", spec.Mounts, err)
+	}
+	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{*c}}}
+	pod.UID = "uid"
+	if err := m.addTerminationVolume(pod, &runtime.PodSpec{}); err != nil {
+		t.Fatal(err)
+	}
+	rc := &runtime.ContainerStatus{Attempt: 4}
+	if err := m.mountTerminationFile("uid", c, rc, spec); err != nil || len(spec.Mounts) != 1 || spec.Mounts[0].SubPath != "c0.5" {
+		t.Fatalf("mounts = %+v, %v; want the file of attempt 5", spec.Mounts, err)
+	}
+}
