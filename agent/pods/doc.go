@@ -24,6 +24,18 @@
 //     running containers (a container without a readiness probe is ready
 //     while it runs; one failing its liveness probe is stopped and then
 //     restarted as its policy says);
+//   - runs lifecycle hooks (exec, httpGet sent from the node to the pod IP
+//     unless a host is named, sleep; lifecycle.go): postStart right after
+//     the container starts, which is not reported running until the hook
+//     returns and is killed, then restarted as its policy says, when the
+//     hook fails; preStop before every stop signal (deletion, failed
+//     liveness probe, changed image, failed postStart), bounded by the
+//     grace period, of which at least 2 s are left for the signal;
+//   - bind-mounts a file kept in the node's data dir at each container's
+//     terminationMessagePath and reports its first 4096 bytes as the
+//     terminated state's message; with FallbackToLogsOnError, a failed
+//     container with an empty file gets the last 2048 bytes of the last 80
+//     lines of its log (termination.go);
 //   - stops the sandbox of a pod that reached Succeeded or Failed;
 //   - stops a pod with a deletionTimestamp with its grace period, removes it
 //     and calls [Reporter.PodTerminated];
@@ -38,7 +50,8 @@
 // the kubelet records, about the container's field path
 // (spec.containers{NAME}): Pulling and Pulled (or "already present on
 // machine"), Created and Started, Killing (deletion, failed liveness probe,
-// changed image), BackOff (once per crash back-off; image pull back-off),
+// changed image, failed postStart hook), FailedPostStartHook,
+// FailedPreStopHook, BackOff (once per crash back-off; image pull back-off),
 // Failed (ErrImagePull, ErrImageNeverPull, start errors), Unhealthy (each
 // failed probe) and FailedCreatePodSandBox. The agent aggregates repeats
 // and sends them to the server, which writes core/v1 Events.
