@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,15 +27,28 @@ const minHookGrace = 2 * time.Second
 // errNoHandler is a hook with none of exec, httpGet and sleep set.
 var errNoHandler = errors.New("the hook has no handler")
 
+// maxHookOutput bounds the output of an exec hook kept for its event.
+const maxHookOutput = 10 << 10
+
 // runHook runs one lifecycle handler of container c, with the same
 // exec and httpGet code as probes; an httpGet is sent from the node to
-// the pod's IP unless it names a host.
+// the pod's IP unless it names a host. Errors read as the kubelet's.
 func (w *worker) runHook(ctx context.Context, h *corev1.LifecycleHandler, c *corev1.Container, podIP string) error {
+	pod := fmt.Sprintf("%s_%s(%s)", w.pod.Name, w.pod.Namespace, w.uid)
 	switch {
 	case h.Exec != nil:
-		return w.execProbe(ctx, c.Name, h.Exec.Command)
+		out := &cappedBuffer{left: maxHookOutput}
+		if err := w.execIn(ctx, c.Name, h.Exec.Command, out); err != nil {
+			return fmt.Errorf("Exec lifecycle hook (%v) for Container %q in Pod %q failed - error: %w, message: %q",
+				h.Exec.Command, c.Name, pod, err, out.output())
+		}
+		return nil
 	case h.HTTPGet != nil:
-		return httpProbe(ctx, h.HTTPGet, c, podIP)
+		if err := httpProbe(ctx, h.HTTPGet, c, podIP); err != nil {
+			return fmt.Errorf("HTTP lifecycle hook (%s) for Container %q in Pod %q failed - error: %w",
+				h.HTTPGet.Path, c.Name, pod, err)
+		}
+		return nil
 	case h.Sleep != nil:
 		t := time.NewTimer(time.Duration(h.Sleep.Seconds) * time.Second)
 		defer t.Stop()
@@ -46,6 +60,29 @@ func (w *worker) runHook(ctx context.Context, h *corev1.LifecycleHandler, c *cor
 		}
 	}
 	return errNoHandler
+}
+
+func (b *cappedBuffer) output() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.String()
+}
+
+// cappedBuffer keeps the first bytes written to it, up to left, and
+// accepts the rest without keeping it.
+type cappedBuffer struct {
+	mu sync.Mutex // stdout and stderr may be copied at once
+	bytes.Buffer
+	left int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	keep := p[:min(len(p), max(b.left, 0))]
+	b.left -= len(keep)
+	b.Buffer.Write(keep)
+	return len(p), nil
 }
 
 // postStart runs c's postStart hook, if any, right after the container
@@ -62,7 +99,7 @@ func (w *worker) postStart(ctx context.Context, c *corev1.Container, podIP strin
 		return
 	}
 	w.lg.Info("postStart hook failed, killing container", "container", c.Name, "err", err)
-	w.event(c.Name, corev1.EventTypeWarning, EventFailedPostStartHook, "PostStartHook failed: %v", err)
+	w.event(c.Name, corev1.EventTypeWarning, EventFailedPostStartHook, "%v", err)
 	w.event(c.Name, corev1.EventTypeNormal, EventKilling, "Container %s failed post-start hook, will be restarted", c.Name)
 	if err := w.stopContainer(ctx, c, podIP); err != nil {
 		w.lg.Warn("stop container after a failed postStart hook", "container", c.Name, "err", err)
@@ -98,7 +135,7 @@ func (w *worker) preStop(ctx context.Context, c *corev1.Container, podIP string,
 
 func (w *worker) preStopFailed(name string, err error) {
 	w.lg.Info("preStop hook failed", "container", name, "err", err)
-	w.event(name, corev1.EventTypeWarning, EventFailedPreStopHook, "PreStopHook failed: %v", err)
+	w.event(name, corev1.EventTypeWarning, EventFailedPreStopHook, "%v", err)
 }
 
 // stopRunning stops every running container of the pod in parallel, each

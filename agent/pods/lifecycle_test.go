@@ -2,6 +2,7 @@ package pods
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -46,6 +47,7 @@ func (f *hookFake) Exec(ctx context.Context, uid, ctr string, opts runtime.ExecO
 	f.execs = append(f.execs, opts.Cmd[0]+" "+ctr+" "+state)
 	gate, code := f.gates[opts.Cmd[0]], f.codes[opts.Cmd[0]]
 	f.mu.Unlock()
+	fmt.Fprintf(opts.Stdout, "out of %s", opts.Cmd[0])
 	if gate != nil {
 		select {
 		case <-gate:
@@ -120,7 +122,7 @@ func TestPostStartHookFailureKillsAndRestarts(t *testing.T) {
 			st := h.rep.waitStatus(t, pod.UID, wait, "killed after the hook failed", tc.want)
 			h.rep.waitEvents(t, pod.UID,
 				`^spec.containers\{c0\} Normal Started: Started container c0$`,
-				`^spec.containers\{c0\} Warning FailedPostStartHook: PostStartHook failed: exit code 2$`,
+				`^spec.containers\{c0\} Warning FailedPostStartHook: Exec lifecycle hook \(\[started\]\) for Container "c0" in Pod "poststartfail_ns\(poststartfail-uid-.\)" failed - error: exit code 2, message: "out of started"$`,
 			)
 			term := st.ContainerStatuses[0].State.Terminated
 			if term == nil {
@@ -167,7 +169,8 @@ func TestPreStopHookBeforeStopOnDelete(t *testing.T) {
 			t.Errorf("code %d: stops = %v, want one with the grace left", code, got)
 		}
 		failed := slices.ContainsFunc(h.rep.eventsOf(pod.UID), func(ev string) bool {
-			return strings.Contains(ev, "Warning FailedPreStopHook: PreStopHook failed: exit code 1")
+			return strings.Contains(ev, `Warning FailedPreStopHook: Exec lifecycle hook ([drain]) for Container "c0" in Pod "prestop_ns(`) &&
+				strings.HasSuffix(ev, `failed - error: exit code 1, message: "out of drain"`)
 		})
 		if failed != (code != 0) {
 			t.Errorf("code %d: FailedPreStopHook recorded = %v; events %q", code, failed, h.rep.eventsOf(pod.UID))
@@ -184,7 +187,7 @@ func TestPreStopHookBoundedByGrace(t *testing.T) {
 	h.rep.waitStatus(t, pod.UID, wait, "Running", phaseIs(corev1.PodRunning))
 	deletePod(h, pod, 1)
 	waitFor(t, wait, "termination", func() bool { return h.rep.terminations(pod.UID) > 0 })
-	h.rep.waitEvents(t, pod.UID, `Warning FailedPreStopHook: PreStopHook failed: did not complete within the grace period of 1s$`)
+	h.rep.waitEvents(t, pod.UID, `Warning FailedPreStopHook: did not complete within the grace period of 1s$`)
 	if got := fake.stopLog(); len(got) != 1 || got[0] != minHookGrace {
 		t.Errorf("stops = %v, want the minimum grace after the hook used it all", got)
 	}
@@ -232,10 +235,22 @@ func TestHTTPAndSleepHooks(t *testing.T) {
 	h := start(t, Config{}, pod)
 	h.rep.waitStatus(t, pod.UID, wait, "ready", readyIs(corev1.ConditionTrue))
 	deletePod(h, pod, 5)
-	h.rep.waitEvents(t, pod.UID, `^spec.containers\{c0\} Warning FailedPreStopHook: PreStopHook failed: GET http://127.0.0.1:\d+/bad: 500 Internal Server Error$`)
+	h.rep.waitEvents(t, pod.UID, `^spec.containers\{c0\} Warning FailedPreStopHook: HTTP lifecycle hook \(/bad\) for Container "c0" in Pod "httphook_ns\(httphook-uid-.\)" failed - error: GET http://127.0.0.1:\d+/bad: 500 Internal Server Error$`)
 	mu.Lock()
 	defer mu.Unlock()
 	if !slices.Equal(paths, []string{"/started", "/bad"}) {
 		t.Errorf("requests = %q, want postStart then preStop", paths)
+	}
+}
+
+func TestCappedBuffer(t *testing.T) {
+	b := &cappedBuffer{left: 4}
+	for _, s := range []string{"ab", "cde", "f"} {
+		if n, err := b.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v; want all accepted", s, n, err)
+		}
+	}
+	if got := b.output(); got != "abcd" {
+		t.Errorf("kept %q, want the first 4 bytes", got)
 	}
 }

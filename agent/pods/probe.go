@@ -122,11 +122,17 @@ func (w *worker) runProbe(ctx context.Context, p *corev1.Probe, c *corev1.Contai
 }
 
 func (w *worker) execProbe(ctx context.Context, ctr string, cmd []string) error {
+	return w.execIn(ctx, ctr, cmd, io.Discard)
+}
+
+// execIn runs cmd in container ctr, its output to out, and fails unless
+// it exits with 0.
+func (w *worker) execIn(ctx context.Context, ctr string, cmd []string, out io.Writer) error {
 	ex, ok := w.m.cfg.Runtime.(runtime.Execer)
 	if !ok {
 		return errors.New("the runtime cannot exec")
 	}
-	code, err := ex.Exec(ctx, string(w.uid), ctr, runtime.ExecOptions{Cmd: cmd, Stdout: io.Discard, Stderr: io.Discard})
+	code, err := ex.Exec(ctx, string(w.uid), ctr, runtime.ExecOptions{Cmd: cmd, Stdout: out, Stderr: out})
 	if err == nil && code != 0 {
 		err = fmt.Errorf("exit code %d", code)
 	}
