@@ -30,6 +30,7 @@ var resources = []*Resource{
 	endpointSliceResource,
 	leaseResource,
 	eventsV1Resource,
+	jobResource,
 }
 
 var (
