@@ -47,7 +47,8 @@ type Config struct {
 	APIService APIServiceOptions
 }
 
-// RunAll runs the replication manager, the endpoints and EndpointSlice
+// RunAll runs the replication manager, the job controller, the endpoints and
+// EndpointSlice
 // controllers, the garbage collector, node lifecycle, the disruption
 // controller, the event TTL, the service account controller, the root CA
 // publisher, the kubernetes Service and their event recorder until ctx
@@ -131,6 +132,10 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
+	jc, err := NewJobController(client, factory.Batch().V1().Jobs(), core.Pods(), lg, JobOptions{Recorder: rec})
+	if err != nil {
+		return nil, err
+	}
 	ttl := NewEventTTL(client, lg, EventTTLOptions{})
-	return []func(context.Context, int) error{rm.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, ttl.Run}, nil
+	return []func(context.Context, int) error{rm.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, ttl.Run}, nil
 }
