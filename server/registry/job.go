@@ -162,11 +162,12 @@ func validateJob(j *batchv1.Job) field.ErrorList {
 		// Pod hostnames are NAME-INDEX: the name must be a DNS label.
 		errs = append(errs, validateDNSLabel(j.Name, metadataPath.Child("name"))...)
 	}
+	errs = append(errs, validateJobSelector(&j.Spec, specPath)...)
 	return append(errs, validateJobSpec(&j.Spec, specPath)...)
 }
 
-// validateJobSpec checks a Job's spec; path is where it sits ("spec", or
-// "spec.jobTemplate.spec" in a CronJob).
+// validateJobSpec checks a Job's spec but its selector; path is where it
+// sits ("spec", or "spec.jobTemplate.spec" in a CronJob).
 func validateJobSpec(s *batchv1.JobSpec, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for _, c := range []struct {
@@ -184,7 +185,6 @@ func validateJobSpec(s *batchv1.JobSpec, path *field.Path) field.ErrorList {
 		errs = append(errs, field.Invalid(path.Child("activeDeadlineSeconds"), *s.ActiveDeadlineSeconds, "must be greater than 0"))
 	}
 	errs = append(errs, validateJobCompletionMode(s, path)...)
-	errs = append(errs, validateJobSelector(s, path)...)
 	errs = append(errs, validateJobTemplate(s, path.Child("template"))...)
 	if s.PodFailurePolicy != nil {
 		errs = append(errs, validatePodFailurePolicy(s, path.Child("podFailurePolicy"))...)
@@ -280,6 +280,7 @@ func validateJobTemplate(s *batchv1.JobSpec, path *field.Path) field.ErrorList {
 
 func validateJobUpdate(j, old *batchv1.Job) field.ErrorList {
 	errs := validateMetaUpdate(&j.ObjectMeta, &old.ObjectMeta)
+	errs = append(errs, validateJobSelector(&j.Spec, specPath)...)
 	errs = append(errs, validateJobSpec(&j.Spec, specPath)...)
 	return append(errs, validateJobSpecUpdate(&j.Spec, &old.Spec, &old.Status)...)
 }

@@ -31,6 +31,7 @@ var resources = []*Resource{
 	leaseResource,
 	eventsV1Resource,
 	jobResource,
+	cronJobResource,
 }
 
 var (

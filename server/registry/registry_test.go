@@ -24,7 +24,7 @@ func TestAll(t *testing.T) {
 		"serviceaccounts ServiceAccount", "podtemplates PodTemplate",
 		"limitranges LimitRange", "resourcequotas ResourceQuota",
 		"endpointslices EndpointSlice", "leases Lease", "events Event",
-		"jobs Job",
+		"jobs Job", "cronjobs CronJob",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
