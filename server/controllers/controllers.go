@@ -47,13 +47,12 @@ type Config struct {
 	APIService APIServiceOptions
 }
 
-// RunAll runs the replication manager, the job controller, the endpoints and
-// EndpointSlice
-// controllers, the garbage collector, node lifecycle, the disruption
-// controller, the event TTL, the service account controller, the root CA
-// publisher, the kubernetes Service and their event recorder until ctx
-// ends, and returns after all have stopped. It returns the first error
-// that stopped a controller early.
+// RunAll runs the replication manager, the job and cronjob controllers,
+// the endpoints and EndpointSlice controllers, the garbage collector, node
+// lifecycle, the disruption controller, the event TTL, the service account
+// controller, the root CA publisher, the kubernetes Service and their
+// event recorder until ctx ends, and returns after all have stopped. It
+// returns the first error that stopped a controller early.
 func RunAll(ctx context.Context, cfg Config) error {
 	lg := cfg.Logger
 	if lg == nil {
@@ -136,6 +135,10 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
+	cjc, err := NewCronJobController(client, factory.Batch().V1().CronJobs(), factory.Batch().V1().Jobs(), lg, CronJobOptions{Recorder: rec})
+	if err != nil {
+		return nil, err
+	}
 	ttl := NewEventTTL(client, lg, EventTTLOptions{})
-	return []func(context.Context, int) error{rm.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, ttl.Run}, nil
+	return []func(context.Context, int) error{rm.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, ttl.Run}, nil
 }

@@ -9,7 +9,9 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/minik-dev/minik/server/registry"
 )
@@ -337,24 +339,51 @@ func jobFinishTime(job *batchv1.Job) time.Time {
 	return job.CreationTimestamp.Time
 }
 
-// deleteExpired deletes a Job whose time to live is over, with its pods
-// (deleted here, since the Job is gone before any collector could
-// follow its pods).
+// deleteExpired deletes a Job whose time to live is over, with its pods.
 func (c *JobController) deleteExpired(ctx context.Context, job *batchv1.Job, pods []*corev1.Pod) error {
+	err := deleteJobWithPods(ctx, c.client, job, pods)
+	if err == nil {
+		c.lg.Info("deleted finished job after its ttl", "job", job.Namespace+"/"+job.Name)
+	}
+	return err
+}
+
+// deleteJobWithPods deletes job and its pods (listed from the API when
+// pods is nil). The pods are deleted here, not left to a collector, so
+// that none outlives its Job; deletions are bound to uids.
+func deleteJobWithPods(ctx context.Context, client kubernetes.Interface, job *batchv1.Job, pods []*corev1.Pod) error {
+	if pods == nil {
+		sel, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
+		if err != nil {
+			return err
+		}
+		list, err := client.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		if err != nil {
+			return err
+		}
+		for i := range list.Items {
+			if ref := metav1.GetControllerOf(&list.Items[i]); ref != nil && ref.UID == job.UID {
+				pods = append(pods, &list.Items[i])
+			}
+		}
+	}
 	if err := parallel(len(pods), func(i int) error {
 		p := pods[i]
-		err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+		err := client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+		if apierrors.IsConflict(err) {
+			return nil
+		}
 		return ignoreNotFound(err)
 	}); err != nil {
 		return err
 	}
 	policy := metav1.DeletePropagationBackground
-	err := c.client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{
+	err := client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{
 		Preconditions:     &metav1.Preconditions{UID: &job.UID},
 		PropagationPolicy: &policy,
 	})
-	if err == nil {
-		c.lg.Info("deleted finished job after its ttl", "job", job.Namespace+"/"+job.Name)
+	if apierrors.IsConflict(err) {
+		return nil
 	}
 	return ignoreNotFound(err)
 }
