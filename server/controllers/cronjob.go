@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -193,6 +194,11 @@ func (c *CronJobController) runDue(ctx context.Context, key string, cj *batchv1.
 			return nil
 		}
 	}
+	// Starting a run acts on the active list: make sure it is not read
+	// from a cache that lags behind the last run's writes.
+	if err := c.confirmActive(ctx, cj, st); err != nil {
+		return err
+	}
 	switch cj.Spec.ConcurrencyPolicy {
 	case batchv1.ForbidConcurrent:
 		if len(st.Active) > 0 {
@@ -202,25 +208,57 @@ func (c *CronJobController) runDue(ctx context.Context, key string, cj *batchv1.
 			return nil
 		}
 	case batchv1.ReplaceConcurrent:
-		if err := c.replaceActive(ctx, cj, st, jobs); err != nil {
+		if err := c.replaceActive(ctx, cj, st); err != nil {
 			return err
 		}
 	}
 	return c.createRun(ctx, cj, st, name, due.scheduled, loc)
 }
 
-// replaceActive deletes cj's active Jobs (with their pods).
-func (c *CronJobController) replaceActive(ctx context.Context, cj *batchv1.CronJob, st *batchv1.CronJobStatus, jobs []*batchv1.Job) error {
-	for _, ref := range st.Active {
-		for _, j := range jobs {
-			if j.UID != ref.UID {
-				continue
-			}
-			if err := deleteJobWithPods(ctx, c.client, j, nil); err != nil {
-				return err
-			}
-			c.rec.Eventf(cj, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted job %v", j.Name)
+// errStaleCache makes a sync retry when the cache is behind the API.
+var errStaleCache = errors.New("cronjob: cache behind the API")
+
+// confirmActive checks cj against the API and rebuilds st.Active from
+// the Jobs the API lists, before a run is started.
+func (c *CronJobController) confirmActive(ctx context.Context, cj *batchv1.CronJob, st *batchv1.CronJobStatus) error {
+	fresh, err := c.client.BatchV1().CronJobs(cj.Namespace).Get(ctx, cj.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if fresh.ResourceVersion != cj.ResourceVersion {
+		return fmt.Errorf("cronjob %q: %w", cj.Name, errStaleCache)
+	}
+	list, err := c.client.BatchV1().Jobs(cj.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	var jobs []*batchv1.Job
+	for i := range list.Items {
+		if ref := metav1.GetControllerOf(&list.Items[i]); ref != nil && ref.UID == cj.UID {
+			jobs = append(jobs, &list.Items[i])
 		}
+	}
+	return c.reconcileActive(ctx, cj, st, jobs)
+}
+
+// replaceActive deletes cj's active Jobs (with their pods), read from
+// the API: a Job the cache does not show yet is deleted too.
+func (c *CronJobController) replaceActive(ctx context.Context, cj *batchv1.CronJob, st *batchv1.CronJobStatus) error {
+	for _, ref := range st.Active {
+		j, err := c.client.BatchV1().Jobs(cj.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if j.UID != ref.UID {
+			continue
+		}
+		if err := deleteJobWithPods(ctx, c.client, j, nil); err != nil {
+			return err
+		}
+		c.rec.Eventf(cj, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted job %v", j.Name)
 	}
 	st.Active = nil
 	return nil

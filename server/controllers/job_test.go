@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -62,6 +63,9 @@ func (e *env) updateJob(name string, mutate func(*batchv1.Job)) {
 	jobs := e.client.BatchV1().Jobs("default")
 	e.eventually("update job "+name, func() error {
 		job, err := jobs.Get(e.ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil // gone: nothing left to sync
+		}
 		if err != nil {
 			return err
 		}
@@ -344,6 +348,12 @@ func TestJobDeadline(t *testing.T) {
 	startJobs(e, clock)
 	e.createJob("slow", func(j *batchv1.Job) { j.Spec.ActiveDeadlineSeconds = ptr[int64](30) })
 	e.waitRunning("slow", 1)
+	e.waitJob("slow", "starts", func(j *batchv1.Job) error {
+		if j.Status.StartTime == nil {
+			return fmt.Errorf("no startTime")
+		}
+		return nil
+	})
 	clock.Advance(31 * time.Second)
 	e.touchJob("slow")
 	job := e.waitJob("slow", "fails", func(j *batchv1.Job) error { return hasCondition(j, batchv1.JobFailed, "DeadlineExceeded") })
@@ -352,7 +362,8 @@ func TestJobDeadline(t *testing.T) {
 	}
 	e.eventually("pod deleted", func() error {
 		if pods := e.jobPods("slow"); len(pods) != 0 {
-			return fmt.Errorf("%d pods left", len(pods))
+			p := pods[0]
+			return fmt.Errorf("%d pods left: %s phase %q deleted %v finalizers %v", len(pods), p.Name, p.Status.Phase, p.DeletionTimestamp, p.Finalizers)
 		}
 		return nil
 	})
