@@ -93,15 +93,16 @@ func (l *eventLog) count(reason string) int {
 	return n
 }
 
-// startCronJobs runs a CronJobController on e with clock.
-func startCronJobs(e *env, clock *fakeClock) *eventLog {
+// startCronJobs runs a CronJobController on e with clock, and the other
+// controllers given.
+func startCronJobs(e *env, clock *fakeClock, more ...func(context.Context) error) *eventLog {
 	e.t.Helper()
 	log := &eventLog{}
 	c, err := NewCronJobController(e.client, e.factory.Batch().V1().CronJobs(), e.factory.Batch().V1().Jobs(), e.lg, CronJobOptions{Now: clock.Now, Recorder: log})
 	if err != nil {
 		e.t.Fatalf("NewCronJobController: %v", err)
 	}
-	e.run(func(ctx context.Context) error { return c.Run(ctx, 1) })
+	e.run(append(more, func(ctx context.Context) error { return c.Run(ctx, 1) })...)
 	return log
 }
 
@@ -326,4 +327,19 @@ func TestCronJobSuspended(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCronJobDeletionCascades deletes a CronJob: the garbage collector
+// deletes its Jobs.
+func TestCronJobDeletionCascades(t *testing.T) {
+	e := newEnv(t)
+	cj := e.createCronJob("gone", nil)
+	clock, first := minuteClock(cj)
+	startCronJobs(e, clock, newGC(e))
+	e.touchCronJob("gone")
+	e.waitRuns(cronJobRunName("gone", first))
+	if err := e.client.BatchV1().CronJobs("default").Delete(e.ctx, "gone", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitRuns()
 }

@@ -27,6 +27,7 @@ const gcRecheck = 2 * time.Second
 // gcKind is a core/v1 kind the garbage collector follows, as owner and as
 // dependent.
 type gcKind struct {
+	group      string // "" for core/v1 and for kinds followed as dependents only
 	kind       string // "Pod"
 	resource   string // "pods"
 	namespaced bool
@@ -52,8 +53,9 @@ type GarbageCollectorOptions struct{}
 //     removed from every dependent; then the finalizer is removed.
 //
 // It follows the core/v1 kinds Pod, Service, Endpoints,
-// ReplicationController and Node. References to other kinds are left
-// alone.
+// ReplicationController and Node, and batch/v1 Job and CronJob (as owners
+// and dependents), and EndpointSlices and Leases (as dependents).
+// References to other kinds are left alone.
 type GarbageCollector struct {
 	client kubernetes.Interface
 	kinds  []*gcKind
@@ -80,12 +82,15 @@ func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedIn
 			{kind: "Endpoints", resource: "endpoints", namespaced: true, informer: core.Endpoints().Informer()},
 			{kind: "ReplicationController", resource: "replicationcontrollers", namespaced: true, informer: core.ReplicationControllers().Informer()},
 			{kind: "Node", resource: "nodes", informer: core.Nodes().Informer()},
-			// Kinds of other groups are only ever dependents (kindOf
-			// knows owners of core/v1 alone).
+			// EndpointSlices and Leases are followed as dependents only.
 			{kind: "EndpointSlice", resource: "endpointslices", namespaced: true, informer: factory.Discovery().V1().EndpointSlices().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.DiscoveryV1().RESTClient() }},
 			{kind: "Lease", resource: "leases", namespaced: true, informer: factory.Coordination().V1().Leases().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.CoordinationV1().RESTClient() }},
+			{group: "batch", kind: "Job", resource: "jobs", namespaced: true, informer: factory.Batch().V1().Jobs().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.BatchV1().RESTClient() }},
+			{group: "batch", kind: "CronJob", resource: "cronjobs", namespaced: true, informer: factory.Batch().V1().CronJobs().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.BatchV1().RESTClient() }},
 		},
 	}
 	gc.loop = newLoop("garbagecollector", lg, gc.sync)
@@ -181,15 +186,21 @@ func (gc *GarbageCollector) enqueueOwners(m metav1.Object) {
 
 // kindOf returns the followed kind a reference names, or nil.
 func (gc *GarbageCollector) kindOf(r metav1.OwnerReference) *gcKind {
-	if r.APIVersion != "v1" {
-		return nil
-	}
 	for _, k := range gc.kinds {
-		if k.kind == r.Kind {
+		if k.kind == r.Kind && k.apiVersion() == r.APIVersion {
 			return k
 		}
 	}
 	return nil
+}
+
+// apiVersion is k's group/version as references write it: "v1",
+// "batch/v1".
+func (k *gcKind) apiVersion() string {
+	if k.group == "" {
+		return "v1"
+	}
+	return k.group + "/v1"
 }
 
 func (k *gcKind) namespace(ns string) string {

@@ -18,15 +18,26 @@ import (
 
 func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)} }
 
-// startJobs runs a JobController on e with clock.
-func startJobs(e *env, clock *fakeClock) *JobController {
+// startJobs runs a JobController on e with clock, and the other
+// controllers given (they share e's informers, so they start together).
+func startJobs(e *env, clock *fakeClock, more ...func(context.Context) error) *JobController {
 	e.t.Helper()
 	c, err := NewJobController(e.client, e.factory.Batch().V1().Jobs(), e.factory.Core().V1().Pods(), e.lg, JobOptions{Now: clock.Now})
 	if err != nil {
 		e.t.Fatalf("NewJobController: %v", err)
 	}
-	e.run(func(ctx context.Context) error { return c.Run(ctx, 2) })
+	e.run(append(more, func(ctx context.Context) error { return c.Run(ctx, 2) })...)
 	return c
+}
+
+// newGC returns a garbage collector on e's informers, to start with them.
+func newGC(e *env) func(context.Context) error {
+	e.t.Helper()
+	gc, err := NewGarbageCollector(e.client, e.factory, e.lg, GarbageCollectorOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return func(ctx context.Context) error { return gc.Run(ctx, 1) }
 }
 
 func (e *env) createJob(name string, mutate func(*batchv1.Job)) *batchv1.Job {
@@ -477,4 +488,23 @@ func TestJobCountsOnceAcrossRestart(t *testing.T) {
 	if err := want(e.getJob("resume")); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestJobDeletionCascades deletes a running Job: its pods lose the
+// tracking finalizer and the garbage collector deletes them.
+func TestJobDeletionCascades(t *testing.T) {
+	e := newEnv(t)
+	startJobs(e, newFakeClock(), newGC(e))
+	e.createJob("doomed", func(j *batchv1.Job) { j.Spec.Parallelism = ptr[int32](2) })
+	e.waitRunning("doomed", 2)
+	policy := metav1.DeletePropagationBackground
+	if err := e.client.BatchV1().Jobs("default").Delete(e.ctx, "doomed", metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("pods deleted", func() error {
+		if pods := e.jobPods("doomed"); len(pods) != 0 {
+			return fmt.Errorf("%d pods left, finalizers %v", len(pods), pods[0].Finalizers)
+		}
+		return nil
+	})
 }
