@@ -76,6 +76,10 @@ var fuzzSamples = map[string]string{
 		`"action":"Start","reason":"Started","type":"Normal","regarding":{"kind":"Pod","namespace":"default","name":"fuzz"},"note":"started"}`,
 	"PodTemplate": `{"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[` +
 		`{"name":"main","image":"busybox:1.36","envFrom":[{"configMapRef":{"name":"fuzz"}}]}]}}}`,
+	"Job": `{"spec":{"completions":3,"parallelism":2,"completionMode":"Indexed","backoffLimit":2,"template":{"metadata":{"labels":{"app":"fuzz"}},` +
+		`"spec":{"restartPolicy":"Never","containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
+	"CronJob": `{"spec":{"schedule":"*/5 * * * *","concurrencyPolicy":"Forbid","jobTemplate":{"spec":{"template":` +
+		`{"spec":{"restartPolicy":"OnFailure","containers":[{"name":"main","image":"busybox:1.36"}]}}}}}}`,
 }
 
 // sampleObject is a valid object of res named name, as JSON.
