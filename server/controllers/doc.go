@@ -1,5 +1,6 @@
 // Package controllers holds minik's control loops: replication
-// controllers, service endpoints and EndpointSlices (built from pods, or
+// controllers, Jobs (pods tracked with a finalizer so each is counted
+// once) and CronJobs, service endpoints and EndpointSlices (built from pods, or
 // mirrored from the Endpoints of Services without selector), the garbage
 // collector, node lifecycle
 // (unreachable and not-ready taints), pod disruption budgets, what every
