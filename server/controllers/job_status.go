@@ -184,14 +184,9 @@ func setJobCondition(st *batchv1.JobStatus, t batchv1.JobConditionType, status c
 	return true
 }
 
-func jobFinished(job *batchv1.Job) bool {
-	for _, c := range job.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
-}
+// jobFinished reports whether job has a true Complete or Failed
+// condition.
+func jobFinished(job *batchv1.Job) bool { return finishedType(job) != "" }
 
 // setInterimCondition adds FailureTarget or SuccessCriteriaMet when the
 // Job has just failed or succeeded; its pods are then wound down before
