@@ -76,6 +76,10 @@ var fuzzSamples = map[string]string{
 		`"action":"Start","reason":"Started","type":"Normal","regarding":{"kind":"Pod","namespace":"default","name":"fuzz"},"note":"started"}`,
 	"PodTemplate": `{"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[` +
 		`{"name":"main","image":"busybox:1.36","envFrom":[{"configMapRef":{"name":"fuzz"}}]}]}}}`,
+	"ReplicaSet": `{"spec":{"replicas":2,"selector":{"matchExpressions":[{"key":"app","operator":"In","values":["fuzz"]}]},` +
+		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
+	"Deployment": `{"spec":{"replicas":2,"selector":{"matchLabels":{"app":"fuzz"}},"strategy":{"rollingUpdate":{"maxSurge":"50%","maxUnavailable":0}},` +
+		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 }
 
 // sampleObject is a valid object of res named name, as JSON.

@@ -40,7 +40,7 @@ func (e *env) createOwner(name string, finalizers ...string) *corev1.Replication
 func ownedBy(owners ...*corev1.ReplicationController) func(*corev1.Pod) {
 	return func(p *corev1.Pod) {
 		for _, o := range owners {
-			p.OwnerReferences = append(p.OwnerReferences, controllerRef(o))
+			p.OwnerReferences = append(p.OwnerReferences, controllerRef(rcKind, &o.ObjectMeta))
 			p.OwnerReferences[len(p.OwnerReferences)-1].Controller = nil
 		}
 	}

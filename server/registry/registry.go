@@ -30,6 +30,8 @@ var resources = []*Resource{
 	endpointSliceResource,
 	leaseResource,
 	eventsV1Resource,
+	replicaSetResource,
+	deploymentResource,
 }
 
 var (
