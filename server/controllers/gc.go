@@ -24,9 +24,13 @@ const ownerIndex = "gc-owner-uid"
 // checked again even without an event.
 const gcRecheck = 2 * time.Second
 
-// gcKind is a core/v1 kind the garbage collector follows, as owner and as
+// gcKind is a kind the garbage collector follows, as owner and as
 // dependent.
 type gcKind struct {
+	// apiVersion is the group/version owner references name the kind by
+	// ("apps/v1"); "" for core "v1", and for the kinds followed only as
+	// dependents.
+	apiVersion string
 	kind       string // "Pod"
 	resource   string // "pods"
 	namespaced bool
@@ -52,8 +56,9 @@ type GarbageCollectorOptions struct{}
 //     removed from every dependent; then the finalizer is removed.
 //
 // It follows the core/v1 kinds Pod, Service, Endpoints,
-// ReplicationController and Node. References to other kinds are left
-// alone.
+// ReplicationController and Node and the apps/v1 kinds ReplicaSet and
+// Deployment (EndpointSlices and Leases as dependents only). References
+// to other kinds are left alone.
 type GarbageCollector struct {
 	client kubernetes.Interface
 	kinds  []*gcKind
@@ -80,12 +85,17 @@ func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedIn
 			{kind: "Endpoints", resource: "endpoints", namespaced: true, informer: core.Endpoints().Informer()},
 			{kind: "ReplicationController", resource: "replicationcontrollers", namespaced: true, informer: core.ReplicationControllers().Informer()},
 			{kind: "Node", resource: "nodes", informer: core.Nodes().Informer()},
-			// Kinds of other groups are only ever dependents (kindOf
-			// knows owners of core/v1 alone).
+			// EndpointSlices and Leases are followed as dependents only:
+			// without an apiVersion, kindOf matches them in core v1, where
+			// no owner reference names them.
 			{kind: "EndpointSlice", resource: "endpointslices", namespaced: true, informer: factory.Discovery().V1().EndpointSlices().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.DiscoveryV1().RESTClient() }},
 			{kind: "Lease", resource: "leases", namespaced: true, informer: factory.Coordination().V1().Leases().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.CoordinationV1().RESTClient() }},
+			{apiVersion: "apps/v1", kind: "ReplicaSet", resource: "replicasets", namespaced: true, informer: factory.Apps().V1().ReplicaSets().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
+			{apiVersion: "apps/v1", kind: "Deployment", resource: "deployments", namespaced: true, informer: factory.Apps().V1().Deployments().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
 		},
 	}
 	gc.loop = newLoop("garbagecollector", lg, gc.sync)
@@ -181,15 +191,20 @@ func (gc *GarbageCollector) enqueueOwners(m metav1.Object) {
 
 // kindOf returns the followed kind a reference names, or nil.
 func (gc *GarbageCollector) kindOf(r metav1.OwnerReference) *gcKind {
-	if r.APIVersion != "v1" {
-		return nil
-	}
 	for _, k := range gc.kinds {
-		if k.kind == r.Kind {
+		if k.kind == r.Kind && k.groupVersion() == r.APIVersion {
 			return k
 		}
 	}
 	return nil
+}
+
+// groupVersion is the apiVersion owner references name k by.
+func (k *gcKind) groupVersion() string {
+	if k.apiVersion == "" {
+		return "v1"
+	}
+	return k.apiVersion
 }
 
 func (k *gcKind) namespace(ns string) string {

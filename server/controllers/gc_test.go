@@ -94,7 +94,7 @@ func TestGCBackground(t *testing.T) {
 	e.createPod("d2", nil, ownedBy(owner), nonBlocking)
 	e.createPod("shared", nil, ownedBy(owner, other))
 	e.createPod("foreign", nil, func(p *corev1.Pod) {
-		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "x", UID: "u-x"}}
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "example.com/v1", Kind: "Widget", Name: "x", UID: "u-x"}}
 	})
 	e.createPod("stale", nil, func(p *corev1.Pod) {
 		// The right name, but the uid of an earlier object.

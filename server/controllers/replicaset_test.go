@@ -11,13 +11,23 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-func startReplicaSets(e *env) *ReplicaManager {
+// startReplicaSets runs a ReplicaSet manager, and with it the garbage
+// collector when gc is set (one e.run, as the informers start once).
+func startReplicaSets(e *env, gc bool) *ReplicaManager {
 	e.t.Helper()
 	m, err := NewReplicaSetManager(e.client, e.factory.Apps().V1().ReplicaSets(), e.factory.Core().V1().Pods(), e.lg, ReplicationOptions{})
 	if err != nil {
 		e.t.Fatalf("NewReplicaSetManager: %v", err)
 	}
-	e.run(func(ctx context.Context) error { return m.Run(ctx, 2) })
+	runs := []func(context.Context) error{func(ctx context.Context) error { return m.Run(ctx, 2) }}
+	if gc {
+		c, err := NewGarbageCollector(e.client, e.factory, e.lg, GarbageCollectorOptions{})
+		if err != nil {
+			e.t.Fatalf("NewGarbageCollector: %v", err)
+		}
+		runs = append(runs, func(ctx context.Context) error { return c.Run(ctx, 2) })
+	}
+	e.run(runs...)
 	return m
 }
 
@@ -57,7 +67,7 @@ func (e *env) waitRSStatus(name string, want appsv1.ReplicaSetStatus) {
 
 func TestReplicaSetCreatesAndScales(t *testing.T) {
 	e := newEnv(t)
-	startReplicaSets(e)
+	startReplicaSets(e, false)
 	sel := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
 		{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"web", "api"}},
 	}}
@@ -94,7 +104,7 @@ func TestReplicaSetCreatesAndScales(t *testing.T) {
 
 func TestReplicaSetAdoptsAndReleases(t *testing.T) {
 	e := newEnv(t)
-	startReplicaSets(e)
+	startReplicaSets(e, false)
 	e.createPod("orphan", map[string]string{"app": "web", "track": "canary"})
 	e.createPod("other", map[string]string{"app": "web", "track": "stable"})
 	sel := &metav1.LabelSelector{
@@ -132,4 +142,22 @@ func TestReplicaSetAdoptsAndReleases(t *testing.T) {
 	if got := e.activePodNames(); len(got) != 4 {
 		t.Errorf("pods = %v, want 2 released or excluded and 2 of the replicaset", got)
 	}
+}
+
+func TestGCCascadesFromReplicaSet(t *testing.T) {
+	e := newEnv(t)
+	startReplicaSets(e, true)
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
+	e.createRS("web", 2, sel, sel.MatchLabels)
+	e.waitRSStatus("web", appsv1.ReplicaSetStatus{Replicas: 2, FullyLabeledReplicas: 2})
+	bg := metav1.DeletePropagationBackground
+	if err := e.client.AppsV1().ReplicaSets("default").Delete(e.ctx, "web", metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("pods deleted with their replicaset", func() error {
+		if got := e.activePodNames(); len(got) != 0 {
+			return fmt.Errorf("pods not being deleted: %v", got)
+		}
+		return nil
+	})
 }
