@@ -48,11 +48,12 @@ type Config struct {
 }
 
 // RunAll runs the replication manager, the ReplicaSet manager, the
-// endpoints and EndpointSlice controllers, the garbage collector, node
-// lifecycle, the disruption controller, the event TTL, the service
-// account controller, the root CA publisher, the kubernetes Service and
-// their event recorder until ctx ends, and returns after all have
-// stopped. It returns the first error that stopped a controller early.
+// Deployment controller, the endpoints and EndpointSlice controllers,
+// the garbage collector, node lifecycle, the disruption controller, the
+// event TTL, the service account controller, the root CA publisher, the
+// kubernetes Service and their event recorder until ctx ends, and returns
+// after all have stopped. It returns the first error that stopped a
+// controller early.
 func RunAll(ctx context.Context, cfg Config) error {
 	lg := cfg.Logger
 	if lg == nil {
@@ -108,6 +109,10 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
+	dpc, err := NewDeploymentController(client, factory.Apps().V1().Deployments(), factory.Apps().V1().ReplicaSets(), lg, DeploymentOptions{Recorder: rec})
+	if err != nil {
+		return nil, err
+	}
 	ec, err := NewEndpointsController(client, core.Services(), core.Pods(), core.Endpoints(), lg, EndpointsOptions{})
 	if err != nil {
 		return nil, err
@@ -136,5 +141,5 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 		return nil, err
 	}
 	ttl := NewEventTTL(client, lg, EventTTLOptions{})
-	return []func(context.Context, int) error{rm.Run, rsm.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, ttl.Run}, nil
+	return []func(context.Context, int) error{rm.Run, rsm.Run, dpc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, ttl.Run}, nil
 }
