@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,12 +17,19 @@ import (
 // manager under it.
 func startDeployments(e *env) {
 	e.t.Helper()
+	startDeploymentsAt(e, time.Now)
+}
+
+// startDeploymentsAt runs them with the Deployment controller's clock
+// now.
+func startDeploymentsAt(e *env, now func() time.Time) {
+	e.t.Helper()
 	apps, pods := e.factory.Apps().V1(), e.factory.Core().V1().Pods()
 	rsm, err := NewReplicaSetManager(e.client, apps.ReplicaSets(), pods, e.lg, ReplicationOptions{})
 	if err != nil {
 		e.t.Fatalf("NewReplicaSetManager: %v", err)
 	}
-	dc, err := NewDeploymentController(e.client, apps.Deployments(), apps.ReplicaSets(), e.lg, DeploymentOptions{})
+	dc, err := NewDeploymentController(e.client, apps.Deployments(), apps.ReplicaSets(), e.lg, DeploymentOptions{Now: now})
 	if err != nil {
 		e.t.Fatalf("NewDeploymentController: %v", err)
 	}
@@ -311,4 +319,41 @@ func TestDeploymentPauseAndHistory(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestDeploymentProgressDeadline(t *testing.T) {
+	e := newEnv(t)
+	clock := &fakeClock{t: time.Now()}
+	startDeploymentsAt(e, clock.Now)
+	e.createDeployment("web", 2, appsv1.DeploymentStrategy{})
+	progressingReason := func(want string) func() error {
+		return func() error {
+			d, err := e.client.AppsV1().Deployments("default").Get(e.ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if c := condition(d.Status, appsv1.DeploymentProgressing); c == nil || c.Reason != want {
+				return fmt.Errorf("Progressing = %+v, want reason %s", c, want)
+			}
+			if want == reasonTimedOut && condition(d.Status, appsv1.DeploymentProgressing).Status != corev1.ConditionFalse {
+				return fmt.Errorf("Progressing status not False")
+			}
+			return nil
+		}
+	}
+	// No pod ever gets ready.
+	e.eventually("pods created", func() error {
+		if got := e.activePodNames(); len(got) != 2 {
+			return fmt.Errorf("pods = %v", got)
+		}
+		return nil
+	})
+	e.eventually("progressing", progressingReason(reasonRSUpdated))
+	clock.Advance(601 * time.Second)
+	// A label change makes the controller look again without a new
+	// generation.
+	e.updateDeployment("web", func(d *appsv1.Deployment) { d.Labels = map[string]string{"touched": "1"} })
+	e.eventually("deadline exceeded", progressingReason(reasonTimedOut))
+	// Progress after the deadline: ready pods complete the rollout.
+	e.waitComplete("web", nil)
 }
