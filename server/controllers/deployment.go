@@ -147,8 +147,8 @@ func (c *DeploymentController) sync(ctx context.Context, key string) error {
 	if d, err = c.checkPaused(ctx, d); err != nil {
 		return err
 	}
-	if d.Spec.Paused {
-		return c.syncPaused(ctx, d, rsList)
+	if d.Spec.Paused || isScalingEvent(d, rsList) {
+		return c.syncScale(ctx, d, rsList)
 	}
 	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
 		return c.rolloutRecreate(ctx, d, rsList)

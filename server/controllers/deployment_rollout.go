@@ -91,36 +91,6 @@ func (c *DeploymentController) rolloutRecreate(ctx context.Context, d *appsv1.De
 	return c.syncRolloutStatus(ctx, d, all, newRS)
 }
 
-// syncPaused keeps a paused Deployment's size without rolling it out:
-// the newest ReplicaSet (or the only active one) takes the replica
-// count, and old ReplicaSets beyond the history limit go.
-func (c *DeploymentController) syncPaused(ctx context.Context, d *appsv1.Deployment, rsList []*appsv1.ReplicaSet) error {
-	newRS, olds, d, err := c.replicaSets(ctx, d, rsList, false)
-	if err != nil {
-		return err
-	}
-	all := append(slices.Clone(olds), newRS)
-	var target *appsv1.ReplicaSet
-	switch active := activeReplicaSets(all); len(active) {
-	case 0:
-		target = newRS
-		if target == nil && len(olds) > 0 {
-			target = olds[len(olds)-1] // the newest
-		}
-	case 1:
-		target = active[0]
-	}
-	if target != nil {
-		if _, _, err := c.scaleRS(ctx, d, target, replicasOf(d.Spec.Replicas)); err != nil {
-			return err
-		}
-	}
-	if err := c.cleanup(ctx, d, olds); err != nil {
-		return err
-	}
-	return c.syncStatusOnly(ctx, d, rsList)
-}
-
 // reconcileNewRS scales the new ReplicaSet towards d's replicas: up as
 // far as maxSurge allows, or down when d shrank.
 func (c *DeploymentController) reconcileNewRS(ctx context.Context, d *appsv1.Deployment, all []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) (bool, *appsv1.ReplicaSet, error) {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -356,4 +357,40 @@ func TestDeploymentProgressDeadline(t *testing.T) {
 	e.eventually("deadline exceeded", progressingReason(reasonTimedOut))
 	// Progress after the deadline: ready pods complete the rollout.
 	e.waitComplete("web", nil)
+}
+
+// waitReplicasByImage waits for the ReplicaSets to have the sizes of
+// want, by image.
+func (e *env) waitReplicasByImage(what string, want map[string]int32) {
+	e.t.Helper()
+	e.eventually(what, func() error {
+		got := map[string]int32{}
+		for _, rs := range e.replicaSets() {
+			got[rs.Spec.Template.Spec.Containers[0].Image] = *rs.Spec.Replicas
+		}
+		if !reflect.DeepEqual(got, want) {
+			return fmt.Errorf("replicas by image = %v, want %v", got, want)
+		}
+		return nil
+	})
+}
+
+func TestDeploymentProportionalScaling(t *testing.T) {
+	e := newEnv(t)
+	startDeployments(e)
+	e.createDeployment("web", 10, rollingUpdate(intstr.FromInt32(3), intstr.FromInt32(2)))
+	e.waitComplete("web", nil)
+	// The new pods never get ready: the rollout stops with 13 pods, 8
+	// old ones (10 - 2 unavailable) and 5 new ones.
+	e.updateDeployment("web", setImage("busybox:bad"))
+	e.waitReplicasByImage("stuck rollout", map[string]int32{"busybox": 8, "busybox:bad": 5})
+	// Scaling to 20 mid-rollout adds the 10 more pods allowed (20 + 3
+	// surge - 13) in proportion: 8*23/13 ≈ 14 and 5*23/13 ≈ 9.
+	e.updateDeployment("web", func(d *appsv1.Deployment) { d.Spec.Replicas = ptr[int32](20) })
+	e.waitReplicasByImage("proportional scale up", map[string]int32{"busybox": 14, "busybox:bad": 9})
+	for _, rs := range e.replicaSets() {
+		if rs.Annotations[desiredReplicasAnnotation] != "20" || rs.Annotations[maxReplicasAnnotation] != "23" {
+			t.Errorf("replicaset %q annotations %v, want desired 20 and max 23", rs.Name, rs.Annotations)
+		}
+	}
 }
