@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -103,5 +104,26 @@ func TestDeploymentScaleAndDiscovery(t *testing.T) {
 		if !slices.Contains(names, want) {
 			t.Errorf("apps/v1 discovery = %v, missing %s", names, want)
 		}
+	}
+}
+
+// kubectl rollout restart and pause send strategic merge patches.
+func TestDeploymentRolloutPatches(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	ds := ts.client.AppsV1().Deployments("default")
+	if _, err := ds.Create(ctx, testDeployment(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	restart := `{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-01-01T00:00:00Z"}}}}}`
+	d, err := ds.Patch(ctx, "web", types.StrategicMergePatchType, []byte(restart), metav1.PatchOptions{})
+	if err != nil || d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" || d.Generation != 2 {
+		t.Fatalf("restart patch = %v, %v; want the template annotation and generation 2", d, err)
+	}
+	if d, err = ds.Patch(ctx, "web", types.StrategicMergePatchType, []byte(`{"spec":{"paused":true}}`), metav1.PatchOptions{}); err != nil || !d.Spec.Paused {
+		t.Fatalf("pause patch = %v, %v", d, err)
+	}
+	if len(d.Spec.Template.Spec.Containers) != 1 || d.Spec.Template.Labels["app"] != "web" {
+		t.Errorf("pause patch changed the template: %+v", d.Spec.Template)
 	}
 }

@@ -105,6 +105,11 @@ func (c *DeploymentController) syncRolloutStatus(ctx context.Context, d *appsv1.
 			setCondition(&st, progressing(corev1.ConditionFalse, reasonTimedOut, fmt.Sprintf("ReplicaSet %q has timed out progressing.", nameOf(newRS)), now))
 		}
 	}
+	if f := replicaSetFailure(all, newRS); f != nil {
+		setCondition(&st, *f)
+	} else {
+		st.Conditions = withoutCondition(st.Conditions, appsv1.DeploymentReplicaFailure)
+	}
 	if wait, ok := c.untilDeadline(d, st); ok {
 		c.loop.addAfter(d.Namespace+"/"+d.Name, wait)
 	}
@@ -246,4 +251,31 @@ func nameOf(rs *appsv1.ReplicaSet) string {
 		return ""
 	}
 	return rs.Name
+}
+
+// replicaSetFailure is the ReplicaFailure condition of the new
+// ReplicaSet, else of the newest old one that has it, as a Deployment
+// condition; nil if none has it.
+func replicaSetFailure(all []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) *appsv1.DeploymentCondition {
+	order := slices.Clone(all)
+	slices.SortStableFunc(order, func(a, b *appsv1.ReplicaSet) int {
+		if a == newRS || b == newRS {
+			return cmpBool(b == newRS, a == newRS)
+		}
+		return byCreation(b, a)
+	})
+	for _, rs := range order {
+		if rs == nil {
+			continue
+		}
+		for _, c := range rs.Status.Conditions {
+			if c.Type == appsv1.ReplicaSetReplicaFailure && c.Status == corev1.ConditionTrue {
+				return &appsv1.DeploymentCondition{
+					Type: appsv1.DeploymentReplicaFailure, Status: c.Status, Reason: c.Reason, Message: c.Message,
+					LastUpdateTime: c.LastTransitionTime, LastTransitionTime: c.LastTransitionTime,
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -394,3 +394,31 @@ func TestDeploymentProportionalScaling(t *testing.T) {
 		}
 	}
 }
+
+func TestDeploymentRestart(t *testing.T) {
+	e := newEnv(t)
+	startDeployments(e)
+	e.createDeployment("web", 2, appsv1.DeploymentStrategy{})
+	first := e.waitComplete("web", nil)
+	// kubectl rollout restart: a template annotation.
+	e.updateDeployment("web", func(d *appsv1.Deployment) {
+		d.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}
+	})
+	d := e.waitComplete("web", nil)
+	if d.Annotations[revisionAnnotation] != "2" {
+		t.Errorf("revision after restart = %q, want 2", d.Annotations[revisionAnnotation])
+	}
+	hash := computeHash(&d.Spec.Template, nil)
+	if hash == computeHash(&first.Spec.Template, nil) {
+		t.Fatal("the restarted template has the hash of the first one")
+	}
+	for _, rs := range e.replicaSets() {
+		want := int32(0)
+		if rs.Name == "web-"+hash {
+			want = 2
+		}
+		if *rs.Spec.Replicas != want {
+			t.Errorf("replicaset %q has %d replicas, want %d", rs.Name, *rs.Spec.Replicas, want)
+		}
+	}
+}
