@@ -1,7 +1,8 @@
 // Package controllers holds minik's control loops: replication
-// controllers, service endpoints and EndpointSlices (built from pods, or
-// mirrored from the Endpoints of Services without selector), the garbage
-// collector, node lifecycle
+// controllers and ReplicaSets (one implementation), Deployments, service
+// endpoints and EndpointSlices (built from pods, or mirrored from the
+// Endpoints of Services without selector), the garbage collector, node
+// lifecycle
 // (unreachable and not-ready taints), pod disruption budgets, what every
 // namespace holds (the default ServiceAccount, the kube-root-ca.crt
 // ConfigMap), the kubernetes Service in default, and the event recorder
