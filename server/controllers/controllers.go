@@ -136,7 +136,7 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
-	dc, err := NewDisruptionController(client, factory.Policy().V1().PodDisruptionBudgets(), core.Pods(), core.ReplicationControllers(), lg, DisruptionOptions{})
+	dc, err := NewDisruptionController(client, factory.Policy().V1().PodDisruptionBudgets(), core.Pods(), core.ReplicationControllers(), factory.Apps().V1(), lg, DisruptionOptions{})
 	if err != nil {
 		return nil, err
 	}
