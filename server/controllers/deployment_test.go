@@ -37,7 +37,7 @@ func startDeploymentsAt(e *env, now func() time.Time) {
 	e.run(func(ctx context.Context) error { return rsm.Run(ctx, 2) }, func(ctx context.Context) error { return dc.Run(ctx, 2) })
 }
 
-func (e *env) createDeployment(name string, replicas int32, strategy appsv1.DeploymentStrategy) *appsv1.Deployment {
+func (e *env) createDeployment(name string, replicas int32, strategy appsv1.DeploymentStrategy, mutate ...func(*appsv1.Deployment)) *appsv1.Deployment {
 	e.t.Helper()
 	lbls := map[string]string{"app": name}
 	d := &appsv1.Deployment{
@@ -48,6 +48,9 @@ func (e *env) createDeployment(name string, replicas int32, strategy appsv1.Depl
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbls}, Spec: testPodSpec()},
 			Strategy: strategy,
 		},
+	}
+	for _, m := range mutate {
+		m(d)
 	}
 	out, err := e.client.AppsV1().Deployments("default").Create(e.ctx, d, metav1.CreateOptions{})
 	if err != nil {
@@ -421,4 +424,51 @@ func TestDeploymentRestart(t *testing.T) {
 			t.Errorf("replicaset %q has %d replicas, want %d", rs.Name, *rs.Spec.Replicas, want)
 		}
 	}
+}
+
+func TestDeploymentMinReadySeconds(t *testing.T) {
+	e := newEnv(t)
+	clock := &fakeClock{t: time.Now()}
+	apps, pods := e.factory.Apps().V1(), e.factory.Core().V1().Pods()
+	rsm, err := NewReplicaSetManager(e.client, apps.ReplicaSets(), pods, e.lg, ReplicationOptions{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := NewDeploymentController(e.client, apps.Deployments(), apps.ReplicaSets(), e.lg, DeploymentOptions{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.run(func(ctx context.Context) error { return rsm.Run(ctx, 2) }, func(ctx context.Context) error { return dc.Run(ctx, 2) })
+	e.createDeployment("web", 1, appsv1.DeploymentStrategy{}, func(d *appsv1.Deployment) { d.Spec.MinReadySeconds = 30 })
+	e.eventually("pod", func() error {
+		if e.readyAll() == 0 {
+			return fmt.Errorf("no pod made ready yet")
+		}
+		return nil
+	})
+	e.eventually("ready but not available", func() error {
+		d, err := e.client.AppsV1().Deployments("default").Get(e.ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if d.Status.ReadyReplicas != 1 || d.Status.ObservedGeneration != d.Generation {
+			return fmt.Errorf("status %+v, want 1 ready", d.Status)
+		}
+		if d.Status.AvailableReplicas != 0 {
+			t.Fatalf("available %d before minReadySeconds, want 0", d.Status.AvailableReplicas)
+		}
+		return nil
+	})
+	clock.Advance(31 * time.Second)
+	// A change of the pod makes the ReplicaSet count again.
+	name := e.activePodNames()[0]
+	p, err := e.client.CoreV1().Pods("default").Get(e.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Annotations = map[string]string{"touched": "1"}
+	if _, err := e.client.CoreV1().Pods("default").Update(e.ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitComplete("web", nil)
 }
