@@ -80,6 +80,10 @@ var fuzzSamples = map[string]string{
 		`"spec":{"restartPolicy":"Never","containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 	"CronJob": `{"spec":{"schedule":"*/5 * * * *","concurrencyPolicy":"Forbid","jobTemplate":{"spec":{"template":` +
 		`{"spec":{"restartPolicy":"OnFailure","containers":[{"name":"main","image":"busybox:1.36"}]}}}}}}`,
+	"ReplicaSet": `{"spec":{"replicas":2,"selector":{"matchExpressions":[{"key":"app","operator":"In","values":["fuzz"]}]},` +
+		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
+	"Deployment": `{"spec":{"replicas":2,"selector":{"matchLabels":{"app":"fuzz"}},"strategy":{"rollingUpdate":{"maxSurge":"50%","maxUnavailable":0}},` +
+		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 }
 
 // sampleObject is a valid object of res named name, as JSON.

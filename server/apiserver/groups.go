@@ -129,6 +129,12 @@ func groupDiscovery(path string) any {
 				Verbs: metav1.Verbs{"get", "patch", "update"},
 			})
 		}
+		if res.HasScale {
+			list.APIResources = append(list.APIResources, metav1.APIResource{
+				Name: res.Name + "/scale", Namespaced: res.Namespaced, Group: "autoscaling",
+				Version: "v1", Kind: "Scale", Verbs: metav1.Verbs{"get", "patch", "update"},
+			})
+		}
 	}
 	list.APIResources = append(list.APIResources, handlerGroups[group]...)
 	return list

@@ -47,9 +47,10 @@ type Config struct {
 	APIService APIServiceOptions
 }
 
-// RunAll runs the replication manager, the job and cronjob controllers,
-// the endpoints and EndpointSlice controllers, the garbage collector, node
-// lifecycle, the disruption controller, the event TTL, the service account
+// RunAll runs the replication manager, the ReplicaSet manager, the
+// Deployment controller, the job and cronjob controllers, the endpoints
+// and EndpointSlice controllers, the garbage collector, node lifecycle,
+// the disruption controller, the event TTL, the service account
 // controller, the root CA publisher, the kubernetes Service and their
 // event recorder until ctx ends, and returns after all have stopped. It
 // returns the first error that stopped a controller early.
@@ -104,6 +105,14 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
+	rsm, err := NewReplicaSetManager(client, factory.Apps().V1().ReplicaSets(), core.Pods(), lg, ReplicationOptions{Recorder: rec})
+	if err != nil {
+		return nil, err
+	}
+	dpc, err := NewDeploymentController(client, factory.Apps().V1().Deployments(), factory.Apps().V1().ReplicaSets(), lg, DeploymentOptions{Recorder: rec})
+	if err != nil {
+		return nil, err
+	}
 	ec, err := NewEndpointsController(client, core.Services(), core.Pods(), core.Endpoints(), lg, EndpointsOptions{})
 	if err != nil {
 		return nil, err
@@ -127,7 +136,7 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
-	dc, err := NewDisruptionController(client, factory.Policy().V1().PodDisruptionBudgets(), core.Pods(), core.ReplicationControllers(), lg, DisruptionOptions{})
+	dc, err := NewDisruptionController(client, factory.Policy().V1().PodDisruptionBudgets(), core.Pods(), core.ReplicationControllers(), factory.Apps().V1(), lg, DisruptionOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -140,5 +149,5 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 		return nil, err
 	}
 	ttl := NewEventTTL(client, lg, EventTTLOptions{})
-	return []func(context.Context, int) error{rm.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, ttl.Run}, nil
+	return []func(context.Context, int) error{rm.Run, rsm.Run, dpc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, ttl.Run}, nil
 }

@@ -15,9 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	appsinformers "k8s.io/client-go/informers/apps/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	policyinformers "k8s.io/client-go/informers/policy/v1"
 	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	policylisters "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/tools/cache"
@@ -46,6 +48,8 @@ type DisruptionController struct {
 	pdbs   policylisters.PodDisruptionBudgetLister
 	pods   corelisters.PodLister
 	rcs    corelisters.ReplicationControllerLister
+	rss    appslisters.ReplicaSetLister
+	deps   appslisters.DeploymentLister
 	opts   DisruptionOptions
 	lg     *slog.Logger
 	loop   *loop
@@ -53,8 +57,9 @@ type DisruptionController struct {
 }
 
 // NewDisruptionController returns a DisruptionController fed by the given
-// informers. lg may be nil.
-func NewDisruptionController(client kubernetes.Interface, pdbs policyinformers.PodDisruptionBudgetInformer, pods coreinformers.PodInformer, rcs coreinformers.ReplicationControllerInformer, lg *slog.Logger, opts DisruptionOptions) (*DisruptionController, error) {
+// informers (apps for the ReplicaSets and Deployments that control pods).
+// lg may be nil.
+func NewDisruptionController(client kubernetes.Interface, pdbs policyinformers.PodDisruptionBudgetInformer, pods coreinformers.PodInformer, rcs coreinformers.ReplicationControllerInformer, apps appsinformers.Interface, lg *slog.Logger, opts DisruptionOptions) (*DisruptionController, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
@@ -63,8 +68,10 @@ func NewDisruptionController(client kubernetes.Interface, pdbs policyinformers.P
 	}
 	lg = lg.With("component", "disruption")
 	c := &DisruptionController{
-		client: client, pdbs: pdbs.Lister(), pods: pods.Lister(), rcs: rcs.Lister(), opts: opts, lg: lg,
+		client: client, pdbs: pdbs.Lister(), pods: pods.Lister(), rcs: rcs.Lister(),
+		rss: apps.ReplicaSets().Lister(), deps: apps.Deployments().Lister(), opts: opts, lg: lg,
 	}
+	scaled := cache.ResourceEventHandlerFuncs{UpdateFunc: func(_, obj any) { c.enqueueNamespace(obj) }}
 	c.loop = newLoop("disruption", lg, c.sync)
 	var err error
 	c.synced, err = addHandlers(
@@ -81,9 +88,9 @@ func NewDisruptionController(client kubernetes.Interface, pdbs policyinformers.P
 			},
 			DeleteFunc: c.enqueueForPod,
 		}},
-		handler{rcs.Informer(), cache.ResourceEventHandlerFuncs{
-			UpdateFunc: func(_, obj any) { c.enqueueNamespace(obj) },
-		}},
+		handler{rcs.Informer(), scaled},
+		handler{apps.ReplicaSets().Informer(), scaled},
+		handler{apps.Deployments().Informer(), scaled},
 	)
 	if err != nil {
 		return nil, err
@@ -116,8 +123,8 @@ func (c *DisruptionController) enqueueForPod(obj any) {
 	}
 }
 
-// enqueueNamespace enqueues every budget in obj's namespace (a
-// ReplicationController's replicas changed).
+// enqueueNamespace enqueues every budget in obj's namespace (the
+// replicas of a pods' controller changed).
 func (c *DisruptionController) enqueueNamespace(obj any) {
 	m, err := meta.Accessor(untombstone(obj))
 	if err != nil {
@@ -251,8 +258,9 @@ func (c *DisruptionController) disrupted(pdb *policyv1.PodDisruptionBudget, pods
 // desired returns the pods expected and how many must be healthy:
 // minAvailable of the expected pods, or all but maxUnavailable of them.
 // As in Kubernetes, an integer minAvailable expects the pods there are;
-// otherwise pods controlled by a ReplicationController count as its
-// replicas, and others count themselves.
+// otherwise pods controlled by a ReplicationController, a ReplicaSet or
+// a Deployment (through its ReplicaSet) count as its replicas, and
+// others count themselves.
 func (c *DisruptionController) desired(pdb *policyv1.PodDisruptionBudget, pods []*corev1.Pod) (expected, desired int32) {
 	if m := pdb.Spec.MinAvailable; m != nil && m.Type == intstr.Int {
 		return int32(len(pods)), m.IntVal
@@ -273,27 +281,51 @@ func (c *DisruptionController) desired(pdb *policyv1.PodDisruptionBudget, pods [
 
 func (c *DisruptionController) expected(pods []*corev1.Pod) int32 {
 	n := int32(0)
-	rcs := map[types.UID]int32{}
+	scales := map[types.UID]int32{}
 	for _, p := range pods {
-		ref := metav1.GetControllerOf(p)
-		if ref == nil || ref.Kind != rcKind.Kind || ref.APIVersion != "v1" {
+		uid, replicas, ok := c.controllerScale(p)
+		if !ok {
 			n++
 			continue
 		}
-		if _, seen := rcs[ref.UID]; seen {
-			continue
-		}
-		rc, err := c.rcs.ReplicationControllers(p.Namespace).Get(ref.Name)
-		if err != nil || rc.UID != ref.UID || rc.Spec.Replicas == nil {
-			n++
-			continue
-		}
-		rcs[ref.UID] = *rc.Spec.Replicas
+		scales[uid] = replicas
 	}
-	for _, r := range rcs {
+	for _, r := range scales {
 		n += r
 	}
 	return n
+}
+
+// controllerScale finds the object whose replicas pod counts among, as
+// Kubernetes does: its ReplicationController, or its ReplicaSet, or the
+// Deployment controlling that ReplicaSet. ok is false for a pod with no
+// such controller.
+func (c *DisruptionController) controllerScale(pod *corev1.Pod) (uid types.UID, replicas int32, ok bool) {
+	ref := metav1.GetControllerOf(pod)
+	switch {
+	case ref == nil:
+		return "", 0, false
+	case ref.Kind == rcKind.Kind && ref.APIVersion == "v1":
+		rc, err := c.rcs.ReplicationControllers(pod.Namespace).Get(ref.Name)
+		if err != nil || rc.UID != ref.UID || rc.Spec.Replicas == nil {
+			return "", 0, false
+		}
+		return rc.UID, *rc.Spec.Replicas, true
+	case ref.Kind == rsKind.Kind && ref.APIVersion == rsKind.GroupVersion().String():
+		rs, err := c.rss.ReplicaSets(pod.Namespace).Get(ref.Name)
+		if err != nil || rs.UID != ref.UID || rs.Spec.Replicas == nil {
+			return "", 0, false
+		}
+		if dref := metav1.GetControllerOf(rs); dref != nil && dref.Kind == deploymentKind.Kind && dref.APIVersion == deploymentKind.GroupVersion().String() {
+			d, err := c.deps.Deployments(pod.Namespace).Get(dref.Name)
+			if err == nil && d.UID == dref.UID && d.Spec.Replicas != nil {
+				return d.UID, *d.Spec.Replicas, true
+			}
+			return "", 0, false
+		}
+		return rs.UID, *rs.Spec.Replicas, true
+	}
+	return "", 0, false
 }
 
 // scaled is v of total: an integer as is, a percentage rounded up (or

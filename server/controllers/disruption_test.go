@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -92,7 +93,7 @@ func TestDisruptionStatus(t *testing.T) {
 func TestDisruptionExpectedFromReplicationController(t *testing.T) {
 	e := newEnv(t)
 	f := e.factory.Core().V1()
-	c, err := NewDisruptionController(e.client, e.factory.Policy().V1().PodDisruptionBudgets(), f.Pods(), f.ReplicationControllers(), e.lg, DisruptionOptions{})
+	c, err := NewDisruptionController(e.client, e.factory.Policy().V1().PodDisruptionBudgets(), f.Pods(), f.ReplicationControllers(), e.factory.Apps().V1(), e.lg, DisruptionOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func (e *env) waitBudget(name string, want policyv1.PodDisruptionBudgetStatus) *
 func TestDisruptionWithEviction(t *testing.T) {
 	e := newEnv(t)
 	f := e.factory.Core().V1()
-	c, err := NewDisruptionController(e.client, e.factory.Policy().V1().PodDisruptionBudgets(), f.Pods(), f.ReplicationControllers(), e.lg, DisruptionOptions{})
+	c, err := NewDisruptionController(e.client, e.factory.Policy().V1().PodDisruptionBudgets(), f.Pods(), f.ReplicationControllers(), e.factory.Apps().V1(), e.lg, DisruptionOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,4 +205,42 @@ func TestDisruptionWithEviction(t *testing.T) {
 	if err := evict("b"); err != nil {
 		t.Fatalf("Evict(b) after a replacement = %v", err)
 	}
+}
+
+// Pods of a ReplicaSet that a Deployment controls count as the
+// Deployment's replicas, as in Kubernetes.
+func TestDisruptionExpectedFromDeployment(t *testing.T) {
+	e := newEnv(t)
+	f := e.factory.Core().V1()
+	c, err := NewDisruptionController(e.client, e.factory.Policy().V1().PodDisruptionBudgets(), f.Pods(), f.ReplicationControllers(), e.factory.Apps().V1(), e.lg, DisruptionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.run(func(ctx context.Context) error { return c.Run(ctx, 1) })
+	d := e.createDeployment("web", 6, appsv1.DeploymentStrategy{})
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "default", OwnerReferences: []metav1.OwnerReference{controllerRef(deploymentKind, &d.ObjectMeta)}},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr[int32](2), Selector: sel,
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: sel.MatchLabels}, Spec: testPodSpec()}},
+	}
+	if rs, err = e.client.AppsV1().ReplicaSets("default").Create(e.ctx, rs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"web-1-a", "web-1-b", "web-1-c"} {
+		e.createPod(name, sel.MatchLabels, func(p *corev1.Pod) {
+			p.OwnerReferences = []metav1.OwnerReference{controllerRef(rsKind, &rs.ObjectMeta)}
+		})
+		e.setPodStatus(name, corev1.PodRunning, "", true, 0)
+	}
+	half := intstr.FromString("50%")
+	if _, err := e.client.PolicyV1().PodDisruptionBudgets("default").Create(e.ctx, &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       policyv1.PodDisruptionBudgetSpec{MinAvailable: &half, Selector: sel},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitBudget("web", policyv1.PodDisruptionBudgetStatus{ExpectedPods: 6, CurrentHealthy: 3, DesiredHealthy: 3, DisruptionsAllowed: 0})
+	e.updateDeployment("web", func(d *appsv1.Deployment) { d.Spec.Replicas = ptr[int32](4) })
+	e.waitBudget("web", policyv1.PodDisruptionBudgetStatus{ExpectedPods: 4, CurrentHealthy: 3, DesiredHealthy: 2, DisruptionsAllowed: 1})
 }

@@ -1,8 +1,9 @@
 // Package controllers holds minik's control loops: replication
-// controllers, Jobs (pods tracked with a finalizer so each is counted
-// once) and CronJobs, service endpoints and EndpointSlices (built from pods, or
-// mirrored from the Endpoints of Services without selector), the garbage
-// collector, node lifecycle
+// controllers and ReplicaSets (one implementation), Deployments, Jobs
+// (pods tracked with a finalizer so each is counted once) and CronJobs,
+// service endpoints and EndpointSlices (built from pods, or mirrored from
+// the Endpoints of Services without selector), the garbage collector, node
+// lifecycle
 // (unreachable and not-ready taints), pod disruption budgets, what every
 // namespace holds (the default ServiceAccount, the kube-root-ca.crt
 // ConfigMap), the kubernetes Service in default, and the event recorder

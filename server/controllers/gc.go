@@ -24,7 +24,7 @@ const ownerIndex = "gc-owner-uid"
 // checked again even without an event.
 const gcRecheck = 2 * time.Second
 
-// gcKind is a core/v1 kind the garbage collector follows, as owner and as
+// gcKind is a kind the garbage collector follows, as owner and as
 // dependent.
 type gcKind struct {
 	group      string // "" for core/v1 and for kinds followed as dependents only
@@ -53,9 +53,10 @@ type GarbageCollectorOptions struct{}
 //     removed from every dependent; then the finalizer is removed.
 //
 // It follows the core/v1 kinds Pod, Service, Endpoints,
-// ReplicationController and Node, and batch/v1 Job and CronJob (as owners
-// and dependents), and EndpointSlices and Leases (as dependents).
-// References to other kinds are left alone.
+// ReplicationController and Node, the apps/v1 kinds ReplicaSet and
+// Deployment and the batch/v1 kinds Job and CronJob (as owners and
+// dependents), and EndpointSlices and Leases (as dependents). References
+// to other kinds are left alone.
 type GarbageCollector struct {
 	client kubernetes.Interface
 	kinds  []*gcKind
@@ -91,6 +92,10 @@ func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedIn
 				rest: func(c kubernetes.Interface) rest.Interface { return c.BatchV1().RESTClient() }},
 			{group: "batch", kind: "CronJob", resource: "cronjobs", namespaced: true, informer: factory.Batch().V1().CronJobs().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.BatchV1().RESTClient() }},
+			{group: "apps", kind: "ReplicaSet", resource: "replicasets", namespaced: true, informer: factory.Apps().V1().ReplicaSets().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
+			{group: "apps", kind: "Deployment", resource: "deployments", namespaced: true, informer: factory.Apps().V1().Deployments().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
 		},
 	}
 	gc.loop = newLoop("garbagecollector", lg, gc.sync)

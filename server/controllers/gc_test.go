@@ -40,7 +40,7 @@ func (e *env) createOwner(name string, finalizers ...string) *corev1.Replication
 func ownedBy(owners ...*corev1.ReplicationController) func(*corev1.Pod) {
 	return func(p *corev1.Pod) {
 		for _, o := range owners {
-			p.OwnerReferences = append(p.OwnerReferences, controllerRef(o))
+			p.OwnerReferences = append(p.OwnerReferences, controllerRef(rcKind, &o.ObjectMeta))
 			p.OwnerReferences[len(p.OwnerReferences)-1].Controller = nil
 		}
 	}
@@ -94,7 +94,7 @@ func TestGCBackground(t *testing.T) {
 	e.createPod("d2", nil, ownedBy(owner), nonBlocking)
 	e.createPod("shared", nil, ownedBy(owner, other))
 	e.createPod("foreign", nil, func(p *corev1.Pod) {
-		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "x", UID: "u-x"}}
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "example.com/v1", Kind: "Widget", Name: "x", UID: "u-x"}}
 	})
 	e.createPod("stale", nil, func(p *corev1.Pod) {
 		// The right name, but the uid of an earlier object.

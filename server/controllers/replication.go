@@ -3,12 +3,14 @@ package controllers
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	appsinformers "k8s.io/client-go/informers/apps/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -19,7 +21,7 @@ import (
 // references name it.
 var rcKind = corev1.SchemeGroupVersion.WithKind("ReplicationController")
 
-// ReplicationOptions tunes a ReplicationManager.
+// ReplicationOptions tunes a ReplicaManager.
 type ReplicationOptions struct {
 	// Recorder records SuccessfulCreate, SuccessfulDelete and FailedCreate
 	// events; nil records none.
@@ -31,13 +33,15 @@ type ReplicationOptions struct {
 	Now func() time.Time
 }
 
-// ReplicationManager keeps the pods of every ReplicationController at its
-// replica count: it creates pods from the template, deletes surplus ones,
-// adopts orphans its selector matches, releases pods that stop matching,
-// and reports counts in the status.
-type ReplicationManager struct {
+// ReplicaManager keeps the pods of every ReplicationController, or of
+// every ReplicaSet, at its replica count: it creates pods from the
+// template, deletes surplus ones, adopts orphans its selector matches,
+// releases pods that stop matching, and reports counts in the status.
+// The two kinds differ only in their selector and group, so one
+// implementation serves both, one manager per kind.
+type ReplicaManager struct {
 	client kubernetes.Interface
-	rcs    corelisters.ReplicationControllerLister
+	kind   *replicaKind
 	pods   corelisters.PodLister
 	rec    EventRecorder
 	opts   ReplicationOptions
@@ -47,9 +51,19 @@ type ReplicationManager struct {
 	synced []cache.InformerSynced
 }
 
-// NewReplicationManager returns a ReplicationManager fed by the given
-// informers. lg may be nil.
-func NewReplicationManager(client kubernetes.Interface, rcs coreinformers.ReplicationControllerInformer, pods coreinformers.PodInformer, lg *slog.Logger, opts ReplicationOptions) (*ReplicationManager, error) {
+// NewReplicationManager returns a ReplicaManager of ReplicationControllers
+// fed by the given informers. lg may be nil.
+func NewReplicationManager(client kubernetes.Interface, rcs coreinformers.ReplicationControllerInformer, pods coreinformers.PodInformer, lg *slog.Logger, opts ReplicationOptions) (*ReplicaManager, error) {
+	return newReplicaManager(client, replicationControllerKind(client, rcs), pods, lg, "replication-controller", opts)
+}
+
+// NewReplicaSetManager returns a ReplicaManager of apps/v1 ReplicaSets fed
+// by the given informers. lg may be nil.
+func NewReplicaSetManager(client kubernetes.Interface, rss appsinformers.ReplicaSetInformer, pods coreinformers.PodInformer, lg *slog.Logger, opts ReplicationOptions) (*ReplicaManager, error) {
+	return newReplicaManager(client, replicaSetKind(client, rss), pods, lg, "replicaset-controller", opts)
+}
+
+func newReplicaManager(client kubernetes.Interface, kind *replicaKind, pods coreinformers.PodInformer, lg *slog.Logger, component string, opts ReplicationOptions) (*ReplicaManager, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
@@ -59,23 +73,23 @@ func NewReplicationManager(client kubernetes.Interface, rcs coreinformers.Replic
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	lg = lg.With("component", "replication-controller")
-	m := &ReplicationManager{
+	lg = lg.With("component", component)
+	m := &ReplicaManager{
 		client: client,
-		rcs:    rcs.Lister(),
+		kind:   kind,
 		pods:   pods.Lister(),
 		rec:    recorderOr(opts.Recorder),
 		opts:   opts,
 		lg:     lg,
 		exp:    newExpectations(opts.Now),
 	}
-	m.loop = newLoop("replicationcontroller", lg, m.sync)
+	m.loop = newLoop(strings.ToLower(kind.gvk.Kind), lg, m.sync)
 	var err error
 	m.synced, err = addHandlers(
-		handler{rcs.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    m.enqueueRC,
-			UpdateFunc: func(_, obj any) { m.enqueueRC(obj) },
-			DeleteFunc: m.enqueueRC,
+		handler{kind.informer, cache.ResourceEventHandlerFuncs{
+			AddFunc:    m.enqueue,
+			UpdateFunc: func(_, obj any) { m.enqueue(obj) },
+			DeleteFunc: m.enqueue,
 		}},
 		handler{pods.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    m.addPod,
@@ -89,47 +103,47 @@ func NewReplicationManager(client kubernetes.Interface, rcs coreinformers.Replic
 	return m, nil
 }
 
-// Run syncs replication controllers with workers goroutines until ctx
-// ends, and returns after they have stopped.
-func (m *ReplicationManager) Run(ctx context.Context, workers int) error {
+// Run syncs the kept objects with workers goroutines until ctx ends, and
+// returns after they have stopped.
+func (m *ReplicaManager) Run(ctx context.Context, workers int) error {
 	return m.loop.run(ctx, workers, m.synced...)
 }
 
-func (m *ReplicationManager) enqueueRC(obj any) {
+func (m *ReplicaManager) enqueue(obj any) {
 	if key, ok := keyOf(obj); ok {
 		m.loop.add(key)
 	}
 }
 
-// controllerOf returns the key of the RC that is pod's controller and
-// still exists with the referenced uid.
-func (m *ReplicationManager) controllerOf(pod *corev1.Pod) (string, bool) {
+// controllerOf returns the key of the object of m's kind that is pod's
+// controller and still exists with the referenced uid.
+func (m *ReplicaManager) controllerOf(pod *corev1.Pod) (string, bool) {
 	ref := metav1.GetControllerOf(pod)
-	if ref == nil || ref.Kind != rcKind.Kind || ref.APIVersion != "v1" {
+	if ref == nil || ref.Kind != m.kind.gvk.Kind || ref.APIVersion != m.kind.gvk.GroupVersion().String() {
 		return "", false
 	}
-	rc, err := m.rcs.ReplicationControllers(pod.Namespace).Get(ref.Name)
-	if err != nil || rc.UID != ref.UID {
+	r, err := m.kind.get(pod.Namespace, ref.Name)
+	if err != nil || r.meta.UID != ref.UID {
 		return "", false
 	}
 	return pod.Namespace + "/" + ref.Name, true
 }
 
-// enqueueMatching enqueues every RC in pod's namespace whose selector
-// matches pod, for adoption.
-func (m *ReplicationManager) enqueueMatching(pod *corev1.Pod) {
-	rcs, err := m.rcs.ReplicationControllers(pod.Namespace).List(labels.Everything())
+// enqueueMatching enqueues every object of m's kind in pod's namespace
+// whose selector matches pod, for adoption.
+func (m *ReplicaManager) enqueueMatching(pod *corev1.Pod) {
+	all, err := m.kind.list(pod.Namespace)
 	if err != nil {
 		return
 	}
-	for _, rc := range rcs {
-		if rcSelector(rc).Matches(labels.Set(pod.Labels)) {
-			m.loop.add(pod.Namespace + "/" + rc.Name)
+	for _, r := range all {
+		if r.selector.Matches(labels.Set(pod.Labels)) {
+			m.loop.add(pod.Namespace + "/" + r.meta.Name)
 		}
 	}
 }
 
-func (m *ReplicationManager) addPod(obj any) {
+func (m *ReplicaManager) addPod(obj any) {
 	pod := obj.(*corev1.Pod)
 	if pod.DeletionTimestamp != nil {
 		m.deletePod(pod)
@@ -145,7 +159,7 @@ func (m *ReplicationManager) addPod(obj any) {
 	}
 }
 
-func (m *ReplicationManager) updatePod(oldObj, obj any) {
+func (m *ReplicaManager) updatePod(oldObj, obj any) {
 	old, pod := oldObj.(*corev1.Pod), obj.(*corev1.Pod)
 	if old.ResourceVersion == pod.ResourceVersion {
 		return
@@ -165,7 +179,7 @@ func (m *ReplicationManager) updatePod(oldObj, obj any) {
 	}
 }
 
-func (m *ReplicationManager) deletePod(obj any) {
+func (m *ReplicaManager) deletePod(obj any) {
 	pod, ok := untombstone(obj).(*corev1.Pod)
 	if !ok {
 		return
@@ -176,13 +190,13 @@ func (m *ReplicationManager) deletePod(obj any) {
 	}
 }
 
-// sync brings one RC's pods and status in line with its spec.
-func (m *ReplicationManager) sync(ctx context.Context, key string) error {
+// sync brings one object's pods and status in line with its spec.
+func (m *ReplicaManager) sync(ctx context.Context, key string) error {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return nil
 	}
-	rc, err := m.rcs.ReplicationControllers(ns).Get(name)
+	r, err := m.kind.get(ns, name)
 	if apierrors.IsNotFound(err) {
 		m.exp.forget(key)
 		return nil
@@ -194,34 +208,19 @@ func (m *ReplicationManager) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	owned, err := m.claim(ctx, rc, all)
+	owned, err := m.claim(ctx, r, all)
 	if err != nil {
 		return err
 	}
 	active := activePods(owned)
 	var manageErr error
-	if m.exp.satisfied(key) && rc.DeletionTimestamp == nil {
-		manageErr = m.manage(ctx, key, rc, active)
+	if m.exp.satisfied(key) && r.meta.DeletionTimestamp == nil {
+		manageErr = m.manage(ctx, key, r, active)
 	}
-	if err := m.updateStatus(ctx, key, rc, active, manageErr); err != nil {
+	if err := m.updateStatus(ctx, key, r, active, manageErr); err != nil {
 		return err
 	}
 	return manageErr
-}
-
-// rcSelector is rc's pod selector; an empty one selects nothing.
-func rcSelector(rc *corev1.ReplicationController) labels.Selector {
-	if len(rc.Spec.Selector) == 0 {
-		return labels.Nothing()
-	}
-	return labels.SelectorFromSet(rc.Spec.Selector)
-}
-
-func rcReplicas(rc *corev1.ReplicationController) int {
-	if rc.Spec.Replicas == nil {
-		return 1
-	}
-	return int(*rc.Spec.Replicas)
 }
 
 // activePods returns the pods that count towards replicas: not finished

@@ -12,12 +12,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // claim returns the pods rc controls after adopting orphans its selector
 // matches and releasing its pods that no longer match.
-func (m *ReplicationManager) claim(ctx context.Context, rc *corev1.ReplicationController, pods []*corev1.Pod) ([]*corev1.Pod, error) {
-	sel := rcSelector(rc)
+func (m *ReplicaManager) claim(ctx context.Context, rc *replicated, pods []*corev1.Pod) ([]*corev1.Pod, error) {
+	sel := rc.selector
 	var owned []*corev1.Pod
 	var errs []error
 	canAdopt := func() error { return m.checkAdoptable(ctx, rc) }
@@ -25,7 +26,7 @@ func (m *ReplicationManager) claim(ctx context.Context, rc *corev1.ReplicationCo
 		ref := metav1.GetControllerOf(pod)
 		matches := sel.Matches(labels.Set(pod.Labels))
 		switch {
-		case ref != nil && ref.UID == rc.UID:
+		case ref != nil && ref.UID == rc.meta.UID:
 			if matches || pod.DeletionTimestamp != nil {
 				owned = append(owned, pod)
 				continue
@@ -48,62 +49,64 @@ func (m *ReplicationManager) claim(ctx context.Context, rc *corev1.ReplicationCo
 	return owned, errors.Join(errs...)
 }
 
-// checkAdoptable re-reads rc from the API: only a live RC that is not
+// checkAdoptable re-reads rc from the API: only a live owner that is not
 // being deleted may adopt pods (the cache may lag behind a delete).
-func (m *ReplicationManager) checkAdoptable(ctx context.Context, rc *corev1.ReplicationController) error {
-	fresh, err := m.client.CoreV1().ReplicationControllers(rc.Namespace).Get(ctx, rc.Name, metav1.GetOptions{})
+func (m *ReplicaManager) checkAdoptable(ctx context.Context, rc *replicated) error {
+	fresh, err := m.kind.fetch(ctx, rc.meta.Namespace, rc.meta.Name)
 	if err != nil {
 		return err
 	}
-	if fresh.UID != rc.UID {
-		return fmt.Errorf("replication controller %q was replaced", rc.Name)
+	if fresh.GetUID() != rc.meta.UID {
+		return fmt.Errorf("%s %q was replaced", m.kind.gvk.Kind, rc.meta.Name)
 	}
-	if fresh.DeletionTimestamp != nil {
-		return fmt.Errorf("replication controller %q is being deleted", rc.Name)
+	if fresh.GetDeletionTimestamp() != nil {
+		return fmt.Errorf("%s %q is being deleted", m.kind.gvk.Kind, rc.meta.Name)
 	}
 	return nil
 }
 
-func (m *ReplicationManager) adopt(ctx context.Context, rc *corev1.ReplicationController, pod *corev1.Pod) (*corev1.Pod, error) {
-	refs := append(slices.Clone(pod.OwnerReferences), controllerRef(rc))
+func (m *ReplicaManager) adopt(ctx context.Context, rc *replicated, pod *corev1.Pod) (*corev1.Pod, error) {
+	refs := append(slices.Clone(pod.OwnerReferences), controllerRef(m.kind.gvk, rc.meta))
 	if err := patchOwnerRefs(ctx, m.client.CoreV1().RESTClient(), "pods", pod, refs); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
 		return nil, err
 	}
-	m.lg.Debug("adopted pod", "rc", rc.Namespace+"/"+rc.Name, "pod", pod.Name)
+	m.lg.Debug("adopted pod", "owner", rc.meta.Namespace+"/"+rc.meta.Name, "pod", pod.Name)
 	out := pod.DeepCopy()
 	out.OwnerReferences = refs
 	return out, nil
 }
 
-func (m *ReplicationManager) release(ctx context.Context, rc *corev1.ReplicationController, pod *corev1.Pod) error {
-	err := patchOwnerRefs(ctx, m.client.CoreV1().RESTClient(), "pods", pod, withoutOwner(pod.OwnerReferences, rc.UID))
+func (m *ReplicaManager) release(ctx context.Context, rc *replicated, pod *corev1.Pod) error {
+	err := patchOwnerRefs(ctx, m.client.CoreV1().RESTClient(), "pods", pod, withoutOwner(pod.OwnerReferences, rc.meta.UID))
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	if err == nil {
-		m.lg.Debug("released pod", "rc", rc.Namespace+"/"+rc.Name, "pod", pod.Name)
+		m.lg.Debug("released pod", "owner", rc.meta.Namespace+"/"+rc.meta.Name, "pod", pod.Name)
 	}
 	return err
 }
 
-func controllerRef(rc *corev1.ReplicationController) metav1.OwnerReference {
+// controllerRef is the owner reference that makes owner, of kind gvk,
+// the controller of a dependent, blocking its foreground deletion.
+func controllerRef(gvk schema.GroupVersionKind, owner *metav1.ObjectMeta) metav1.OwnerReference {
 	t := true
 	return metav1.OwnerReference{
-		APIVersion:         rcKind.GroupVersion().String(),
-		Kind:               rcKind.Kind,
-		Name:               rc.Name,
-		UID:                rc.UID,
+		APIVersion:         gvk.GroupVersion().String(),
+		Kind:               gvk.Kind,
+		Name:               owner.Name,
+		UID:                owner.UID,
 		Controller:         &t,
 		BlockOwnerDeletion: &t,
 	}
 }
 
 // manage creates or deletes pods so that active has rc's replica count.
-func (m *ReplicationManager) manage(ctx context.Context, key string, rc *corev1.ReplicationController, active []*corev1.Pod) error {
-	diff := len(active) - rcReplicas(rc)
+func (m *ReplicaManager) manage(ctx context.Context, key string, rc *replicated, active []*corev1.Pod) error {
+	diff := len(active) - rc.replicas
 	switch {
 	case diff < 0:
 		n := min(-diff, m.opts.BurstReplicas)
@@ -126,7 +129,7 @@ func (m *ReplicationManager) manage(ctx context.Context, key string, rc *corev1.
 // createPods creates n pods in batches of 1, 2, 4, …, stopping at the
 // first batch with a failure; pods not created are taken off the
 // expectations.
-func (m *ReplicationManager) createPods(ctx context.Context, key string, rc *corev1.ReplicationController, n int) error {
+func (m *ReplicaManager) createPods(ctx context.Context, key string, rc *replicated, n int) error {
 	done := 0
 	for batch := 1; done < n; batch *= 2 {
 		size := min(batch, n-done)
@@ -142,29 +145,29 @@ func (m *ReplicationManager) createPods(ctx context.Context, key string, rc *cor
 	return nil
 }
 
-func (m *ReplicationManager) createPod(ctx context.Context, key string, rc *corev1.ReplicationController) error {
-	pod := podFromTemplate(rc)
-	out, err := m.client.CoreV1().Pods(rc.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+func (m *ReplicaManager) createPod(ctx context.Context, key string, rc *replicated) error {
+	pod := podFromTemplate(m.kind.gvk, rc)
+	out, err := m.client.CoreV1().Pods(rc.meta.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		m.exp.creationObserved(key)
 		if ctx.Err() == nil {
-			m.rec.Eventf(rc, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+			m.rec.Eventf(rc.obj, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
 		}
 		return err
 	}
-	m.rec.Eventf(rc, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", out.Name)
+	m.rec.Eventf(rc.obj, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", out.Name)
 	return nil
 }
 
-func podFromTemplate(rc *corev1.ReplicationController) *corev1.Pod {
+func podFromTemplate(gvk schema.GroupVersionKind, rc *replicated) *corev1.Pod {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			GenerateName:    rc.Name + "-",
-			Namespace:       rc.Namespace,
-			OwnerReferences: []metav1.OwnerReference{controllerRef(rc)},
+			GenerateName:    rc.meta.Name + "-",
+			Namespace:       rc.meta.Namespace,
+			OwnerReferences: []metav1.OwnerReference{controllerRef(gvk, rc.meta)},
 		},
 	}
-	if t := rc.Spec.Template; t != nil {
+	if t := rc.template; t != nil {
 		pod.Labels = maps(t.Labels)
 		pod.Annotations = maps(t.Annotations)
 		pod.Finalizers = slices.Clone(t.Finalizers)
@@ -184,7 +187,7 @@ func maps(m map[string]string) map[string]string {
 	return out
 }
 
-func (m *ReplicationManager) deletePods(ctx context.Context, key string, rc *corev1.ReplicationController, pods []*corev1.Pod) error {
+func (m *ReplicaManager) deletePods(ctx context.Context, key string, rc *replicated, pods []*corev1.Pod) error {
 	return parallel(len(pods), func(i int) error {
 		p := pods[i]
 		err := m.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{
@@ -197,7 +200,7 @@ func (m *ReplicationManager) deletePods(ctx context.Context, key string, rc *cor
 			}
 			return err
 		}
-		m.rec.Eventf(rc, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+		m.rec.Eventf(rc.obj, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 		return nil
 	})
 }

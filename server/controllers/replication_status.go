@@ -13,32 +13,29 @@ import (
 
 // updateStatus writes rc's status from its active pods when it changed.
 // A failed create shows as the ReplicaFailure condition.
-func (m *ReplicationManager) updateStatus(ctx context.Context, key string, rc *corev1.ReplicationController, active []*corev1.Pod, manageErr error) error {
+func (m *ReplicaManager) updateStatus(ctx context.Context, key string, rc *replicated, active []*corev1.Pod, manageErr error) error {
 	st, wait := m.computeStatus(rc, active)
-	st.Conditions = replicaFailure(rc.Status.Conditions, manageErr, m.opts.Now())
+	st.Conditions = replicaFailure(rc.status.Conditions, manageErr, m.opts.Now())
 	if wait > 0 {
 		m.loop.addAfter(key, wait)
 	}
-	if apiequality.Semantic.DeepEqual(st, rc.Status) {
+	if apiequality.Semantic.DeepEqual(st, rc.status) {
 		return nil
 	}
-	out := rc.DeepCopy()
-	out.Status = st
-	_, err := m.client.CoreV1().ReplicationControllers(rc.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{})
-	return err
+	return m.kind.writeStatus(ctx, rc, st)
 }
 
 // computeStatus counts active pods; wait > 0 is when the next ready pod
 // becomes available.
-func (m *ReplicationManager) computeStatus(rc *corev1.ReplicationController, active []*corev1.Pod) (st corev1.ReplicationControllerStatus, wait time.Duration) {
+func (m *ReplicaManager) computeStatus(rc *replicated, active []*corev1.Pod) (st corev1.ReplicationControllerStatus, wait time.Duration) {
 	var tmpl labels.Selector = labels.Nothing()
-	if rc.Spec.Template != nil && len(rc.Spec.Template.Labels) > 0 {
-		tmpl = labels.SelectorFromSet(rc.Spec.Template.Labels)
+	if rc.template != nil && len(rc.template.Labels) > 0 {
+		tmpl = labels.SelectorFromSet(rc.template.Labels)
 	}
-	minReady := time.Duration(rc.Spec.MinReadySeconds) * time.Second
+	minReady := time.Duration(rc.minReady) * time.Second
 	now := m.opts.Now()
 	st.Replicas = int32(len(active))
-	st.ObservedGeneration = rc.Generation
+	st.ObservedGeneration = rc.meta.Generation
 	for _, p := range active {
 		if tmpl.Matches(labels.Set(p.Labels)) {
 			st.FullyLabeledReplicas++

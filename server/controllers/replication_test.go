@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 )
 
-func startReplication(e *env) *ReplicationManager {
+func startReplication(e *env) *ReplicaManager {
 	e.t.Helper()
 	rec := NewRecorder(e.client, ComponentControllerManager, e.lg, RecorderOptions{})
 	m, err := NewReplicationManager(e.client, e.factory.Core().V1().ReplicationControllers(), e.factory.Core().V1().Pods(), e.lg, ReplicationOptions{Recorder: rec})

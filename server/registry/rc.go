@@ -100,19 +100,25 @@ func validateRCSpec(s *corev1.ReplicationControllerSpec) field.ErrorList {
 	} else {
 		errs = append(errs, v1validation.ValidateLabels(s.Selector, specPath.Child("selector"))...)
 	}
-	return append(errs, validateRCTemplate(s.Template, s.Selector, specPath.Child("template"))...)
+	var sel labels.Selector
+	if len(s.Selector) > 0 {
+		sel = labels.SelectorFromSet(s.Selector)
+	}
+	return append(errs, validateRCTemplate(s.Template, sel, "ReplicationController", specPath.Child("template"))...)
 }
 
-// validateRCTemplate checks the pod template: its labels must match the
-// selector, and its pods must restart forever.
-func validateRCTemplate(t *corev1.PodTemplateSpec, selector map[string]string, path *field.Path) field.ErrorList {
+// validateRCTemplate checks the pod template of a kind that keeps pods
+// running (ReplicationController, ReplicaSet, Deployment): its labels must
+// match the selector (nil: not checked, the selector is invalid), and its
+// pods must restart forever.
+func validateRCTemplate(t *corev1.PodTemplateSpec, selector labels.Selector, kind string, path *field.Path) field.ErrorList {
 	if t == nil {
 		return field.ErrorList{field.Required(path, "")}
 	}
 	metaPath := path.Child("metadata")
 	errs := v1validation.ValidateLabels(t.Labels, metaPath.Child("labels"))
 	errs = append(errs, apivalidation.ValidateAnnotations(t.Annotations, metaPath.Child("annotations"))...)
-	if len(selector) > 0 && !labels.SelectorFromSet(selector).Matches(labels.Set(t.Labels)) {
+	if selector != nil && !selector.Matches(labels.Set(t.Labels)) {
 		errs = append(errs, field.Invalid(metaPath.Child("labels"), t.Labels, "`selector` does not match template `labels`"))
 	}
 	specPath := path.Child("spec")
@@ -122,7 +128,7 @@ func validateRCTemplate(t *corev1.PodTemplateSpec, selector map[string]string, p
 	}
 	if t.Spec.ActiveDeadlineSeconds != nil {
 		errs = append(errs, field.Invalid(specPath.Child("activeDeadlineSeconds"), *t.Spec.ActiveDeadlineSeconds,
-			"activeDeadlineSeconds in ReplicationController is not Supported"))
+			"activeDeadlineSeconds in "+kind+" is not Supported"))
 	}
 	return errs
 }

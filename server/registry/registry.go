@@ -32,6 +32,8 @@ var resources = []*Resource{
 	eventsV1Resource,
 	jobResource,
 	cronJobResource,
+	replicaSetResource,
+	deploymentResource,
 }
 
 var (

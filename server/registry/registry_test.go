@@ -25,6 +25,7 @@ func TestAll(t *testing.T) {
 		"limitranges LimitRange", "resourcequotas ResourceQuota",
 		"endpointslices EndpointSlice", "leases Lease", "events Event",
 		"jobs Job", "cronjobs CronJob",
+		"replicasets ReplicaSet", "deployments Deployment",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
@@ -52,7 +53,7 @@ func TestLookup(t *testing.T) {
 	if _, ok := LookupIn(GroupEvents, "pods"); ok {
 		t.Errorf("LookupIn(%q, pods) found a resource", GroupEvents)
 	}
-	for _, name := range []string{"pod", "po", "Pods", "deployments", ""} {
+	for _, name := range []string{"pod", "po", "Pods", "deployment", ""} {
 		if _, ok := Lookup(name); ok {
 			t.Errorf("Lookup(%q) found a resource, want none", name)
 		}
