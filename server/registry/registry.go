@@ -34,6 +34,7 @@ var resources = []*Resource{
 	cronJobResource,
 	replicaSetResource,
 	deploymentResource,
+	controllerRevisionResource,
 }
 
 var (
