@@ -240,4 +240,3 @@ func deploymentsDone(ctx context.Context, c *cluster, n int, replicas int32) boo
 	}
 	return true
 }
-

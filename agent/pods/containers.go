@@ -15,25 +15,36 @@ import (
 // policy says. It reports whether it started anything.
 func (w *worker) startContainers(ctx context.Context, rs *runtime.PodStatus) bool {
 	policy := w.pod.Spec.RestartPolicy
+	started := false
+	initialized := w.initialized(rs)
 	for i := range w.pod.Spec.InitContainers {
 		c := &w.pod.Spec.InitContainers[i]
 		rc := rs.Container(c.Name)
+		if isSidecar(c) {
+			up, did := w.syncSidecar(ctx, c, rs)
+			started = started || did
+			if !up && !initialized {
+				return started
+			}
+			continue
+		}
 		switch {
+		case initialized:
+			continue // init containers ran before the app containers did
 		case rc == nil:
-			return w.start(ctx, c, rs)
+			return w.start(ctx, c, rs) || started
 		case rc.State == runtime.ContainerRunning || rc.State == runtime.ContainerCreated:
-			return false
+			return started
 		case rc.State == runtime.ContainerExited && rc.ExitCode == 0:
 			w.clear(c.Name)
 			continue
 		case policy == corev1.RestartPolicyNever:
 			w.exited(rc)
-			return false
+			return started
 		default:
-			return w.restart(ctx, c, rs, rc)
+			return w.restart(ctx, c, rs, rc) || started
 		}
 	}
-	started := false
 	for i := range w.pod.Spec.Containers {
 		c := &w.pod.Spec.Containers[i]
 		rc := rs.Container(c.Name)
@@ -53,6 +64,44 @@ func (w *worker) startContainers(ctx context.Context, rs *runtime.PodStatus) boo
 		}
 	}
 	return started
+}
+
+// isSidecar tells whether c is a restartable init container (a sidecar):
+// it starts in its turn among the init containers, but keeps running
+// beside the app containers and restarts whatever the pod's policy.
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// initialized tells whether the pod's app containers have been created:
+// from then on its init containers are not run again, and a sidecar that
+// restarts does not hold the others back.
+func (w *worker) initialized(rs *runtime.PodStatus) bool {
+	for i := range w.pod.Spec.Containers {
+		if rs.Container(w.pod.Spec.Containers[i].Name) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// syncSidecar starts, probes or restarts the sidecar c. It reports
+// whether c runs and has passed its startup probe, so that the containers
+// after it may start, and whether it started an attempt.
+func (w *worker) syncSidecar(ctx context.Context, c *corev1.Container, rs *runtime.PodStatus) (up, started bool) {
+	rc := rs.Container(c.Name)
+	switch {
+	case rc == nil:
+		return false, w.start(ctx, c, rs)
+	case rc.State == runtime.ContainerRunning:
+		w.clear(c.Name)
+		w.probe(ctx, c, rc, rs.IP)
+		ps := w.probes[c.Name]
+		return ps != nil && ps.started, false
+	case rc.State == runtime.ContainerCreated:
+		return false, false
+	}
+	return false, w.restart(ctx, c, rs, rc)
 }
 
 // replace stops a container whose image was changed in the pod spec and

@@ -138,24 +138,47 @@ func (w *worker) preStopFailed(name string, err error) {
 	w.event(name, corev1.EventTypeWarning, EventFailedPreStopHook, "%v", err)
 }
 
-// stopRunning stops every running container of the pod in parallel, each
-// after its preStop hook, before the pod itself is stopped.
+// stopRunning stops the running containers of the pod before the pod
+// itself is stopped: the app containers (and any init container) in
+// parallel, each after its preStop hook; then, if the pod has sidecars,
+// the sidecars one at a time in reverse order, so that they serve the app
+// containers until those have stopped. Without sidecars only containers
+// with a preStop hook are stopped here; the pod's stop takes the rest.
 func (w *worker) stopRunning(ctx context.Context, rs *runtime.PodStatus, grace time.Duration) {
 	if rs == nil {
 		return
 	}
-	var all []*corev1.Container
+	begin := time.Now()
+	var first, sidecars []*corev1.Container
 	for i := range w.pod.Spec.InitContainers {
-		all = append(all, &w.pod.Spec.InitContainers[i])
+		if c := &w.pod.Spec.InitContainers[i]; isSidecar(c) {
+			sidecars = append(sidecars, c)
+		} else {
+			first = append(first, c)
+		}
 	}
 	for i := range w.pod.Spec.Containers {
-		all = append(all, &w.pod.Spec.Containers[i])
+		first = append(first, &w.pod.Spec.Containers[i])
 	}
-	errs := make([]error, len(all))
+	w.stopAll(ctx, rs, first, grace, len(sidecars) > 0)
+	for i := len(sidecars) - 1; i >= 0; i-- {
+		left := grace
+		if grace > 0 {
+			left = max(grace-time.Since(begin), minHookGrace)
+		}
+		w.stopAll(ctx, rs, sidecars[i:i+1], left, true)
+	}
+}
+
+// stopAll stops the running containers of list in parallel, each after
+// its preStop hook; all of them, or only those with a hook.
+func (w *worker) stopAll(ctx context.Context, rs *runtime.PodStatus, list []*corev1.Container, grace time.Duration, all bool) {
+	errs := make([]error, len(list))
 	var wg sync.WaitGroup
-	for i, c := range all {
+	for i, c := range list {
 		rc := rs.Container(c.Name)
-		if rc == nil || rc.State != runtime.ContainerRunning || c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
+		hook := c.Lifecycle != nil && c.Lifecycle.PreStop != nil
+		if rc == nil || rc.State != runtime.ContainerRunning || !(hook || all) {
 			continue
 		}
 		wg.Go(func() {
@@ -170,7 +193,7 @@ func (w *worker) stopRunning(ctx context.Context, rs *runtime.PodStatus, grace t
 	// Events are recorded here, by the worker's goroutine.
 	for i, err := range errs {
 		if err != nil {
-			w.preStopFailed(all[i].Name, err)
+			w.preStopFailed(list[i].Name, err)
 		}
 	}
 }

@@ -17,25 +17,34 @@ import (
 	"github.com/minik-dev/minik/runtime"
 )
 
-// probeState tracks the readiness and liveness probes of one container
-// attempt.
+// probeState tracks the startup, readiness and liveness probes of one
+// container attempt.
 type probeState struct {
 	attempt int
+	// started is set once the startup probe passed (at once without one);
+	// until then the other probes do not run and the container is not
+	// ready.
+	started bool
 	ready   bool
 	// Consecutive results and next run of each probe.
+	startFail          int
 	readyOK, readyFail int
 	liveFail           int
+	startNext          time.Time
 	readyNext          time.Time
 	liveNext           time.Time
 }
 
 // probe runs the due probes of a running container. A container failing
-// its liveness probe is stopped; the next sync restarts it as its restart
-// policy says.
+// its startup or liveness probe is stopped; the next sync restarts it as
+// its restart policy says.
 func (w *worker) probe(ctx context.Context, c *corev1.Container, rc *runtime.ContainerStatus, podIP string) {
 	ps := w.probes[c.Name]
 	if ps == nil || ps.attempt != rc.Attempt {
-		ps = &probeState{attempt: rc.Attempt, ready: c.ReadinessProbe == nil}
+		ps = &probeState{attempt: rc.Attempt, started: c.StartupProbe == nil, ready: c.ReadinessProbe == nil}
+		if p := c.StartupProbe; p != nil {
+			ps.startNext = rc.StartedAt.Add(seconds(p.InitialDelaySeconds, 0))
+		}
 		if p := c.ReadinessProbe; p != nil {
 			ps.readyNext = rc.StartedAt.Add(seconds(p.InitialDelaySeconds, 0))
 		}
@@ -45,6 +54,9 @@ func (w *worker) probe(ctx context.Context, c *corev1.Container, rc *runtime.Con
 		w.probes[c.Name] = ps
 	}
 	now := w.m.cfg.Now()
+	if !ps.started && !w.startupProbe(ctx, c, ps, podIP, now) {
+		return
+	}
 	if p := c.ReadinessProbe; p != nil && !now.Before(ps.readyNext) {
 		ps.readyNext = now.Add(seconds(p.PeriodSeconds, 10))
 		if err := w.runProbe(ctx, p, c, podIP); err == nil {
@@ -75,6 +87,31 @@ func (w *worker) probe(ctx context.Context, c *corev1.Container, rc *runtime.Con
 	}
 }
 
+// startupProbe runs c's startup probe when it is due and reports whether
+// the container has now started. After failureThreshold failures in a row
+// the container is stopped.
+func (w *worker) startupProbe(ctx context.Context, c *corev1.Container, ps *probeState, podIP string, now time.Time) bool {
+	p := c.StartupProbe
+	if now.Before(ps.startNext) {
+		return false
+	}
+	ps.startNext = now.Add(seconds(p.PeriodSeconds, 10))
+	err := w.runProbe(ctx, p, c, podIP)
+	if err == nil {
+		ps.started = true
+		return true
+	}
+	w.event(c.Name, corev1.EventTypeWarning, EventUnhealthy, "Startup probe failed: %v", err)
+	if ps.startFail++; ps.startFail >= threshold(p.FailureThreshold, 3) {
+		w.lg.Info("startup probe failed, restarting container", "container", c.Name)
+		w.event(c.Name, corev1.EventTypeNormal, EventKilling, "Container %s failed startup probe, will be restarted", c.Name)
+		if err := w.stopContainer(ctx, c, podIP); err != nil {
+			w.lg.Warn("stop container that did not start", "container", c.Name, "err", err)
+		}
+	}
+	return false
+}
+
 func seconds(n int32, def int32) time.Duration {
 	if n <= 0 {
 		n = def
@@ -89,16 +126,25 @@ func threshold(n, def int32) int {
 	return int(n)
 }
 
-// unready lists the running containers whose readiness probe has not
-// passed.
-func (w *worker) unready() map[string]bool {
-	out := map[string]bool{}
-	for name, ps := range w.probes {
-		if !ps.ready {
-			out[name] = true
+// unready lists the running containers whose startup or readiness probe
+// has not passed, and unstarted those whose startup probe has not.
+// A container with a startup or readiness probe that has not been probed
+// yet is neither.
+func (w *worker) unready() (unready, unstarted map[string]bool) {
+	unready, unstarted = map[string]bool{}, map[string]bool{}
+	for _, list := range [][]corev1.Container{w.pod.Spec.InitContainers, w.pod.Spec.Containers} {
+		for i := range list {
+			c := &list[i]
+			ps := w.probes[c.Name]
+			started := c.StartupProbe == nil
+			ready := started && c.ReadinessProbe == nil
+			if ps != nil {
+				started, ready = ps.started, ps.started && ps.ready
+			}
+			unready[c.Name], unstarted[c.Name] = !ready, !started
 		}
 	}
-	return out
+	return unready, unstarted
 }
 
 // runProbe runs one probe and returns why it failed. gRPC probes are not

@@ -34,11 +34,11 @@ type statusInput struct {
 	// exits holds the latest exited attempt seen of each container, for
 	// lastState.
 	exits map[string]runtime.ContainerStatus
-	// unready holds running containers whose readiness probe has not
-	// passed.
-	unready   map[string]bool
-	hostIP    string
-	startTime *metav1.Time
+	// unready holds running containers whose startup or readiness probe
+	// has not passed, unstarted those whose startup probe has not.
+	unready, unstarted map[string]bool
+	hostIP             string
+	startTime          *metav1.Time
 	// prev is the status last reported, for condition transition times.
 	prev *corev1.PodStatus
 	now  time.Time
@@ -63,17 +63,32 @@ func computeStatus(in statusInput) corev1.PodStatus {
 		st.PodIPs = []corev1.PodIP{{IP: in.rs.IP}}
 	}
 	initDone := true
+	var inits []corev1.ContainerStatus // of the init containers that run to completion
+	// Once the app containers exist, initialization is over: a sidecar
+	// that restarts or was stopped with the pod does not undo it.
+	appCreated := false
+	for i := range pod.Spec.Containers {
+		appCreated = appCreated || in.rs != nil && in.rs.Container(pod.Spec.Containers[i].Name) != nil
+	}
 	for i := range pod.Spec.InitContainers {
-		cs := containerStatus(in, &pod.Spec.InitContainers[i], true)
-		cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
-		initDone = initDone && cs.Ready
+		c := &pod.Spec.InitContainers[i]
+		cs := containerStatus(in, c, true)
+		if isSidecar(c) {
+			// A sidecar counts as initialized once it runs and has
+			// started; its readiness is the pod's as an app container's.
+			initDone = initDone && (appCreated || cs.State.Running != nil && *cs.Started)
+		} else {
+			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+			initDone = initDone && cs.Ready
+			inits = append(inits, cs)
+		}
 		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
 	}
 	for i := range pod.Spec.Containers {
 		cs := containerStatus(in, &pod.Spec.Containers[i], !initDone)
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
-	st.Phase = phase(pod.Spec.RestartPolicy, st.InitContainerStatuses, st.ContainerStatuses, initDone)
+	st.Phase = phase(pod.Spec.RestartPolicy, inits, st.ContainerStatuses, initDone)
 	st.Conditions = conditions(in, &st, initDone)
 	return st
 }
@@ -108,7 +123,7 @@ func containerStatus(in statusInput, c *corev1.Container, pending bool) corev1.C
 	switch rc.State {
 	case runtime.ContainerRunning:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(rc.StartedAt)}
-		cs.Ready, cs.Started = !in.unready[c.Name], ptr(true)
+		cs.Ready, cs.Started = !in.unready[c.Name], ptr(!in.unstarted[c.Name])
 	case runtime.ContainerExited, runtime.ContainerUnknown:
 		if w != nil {
 			cs.State.Waiting = w
@@ -216,9 +231,12 @@ func conditions(in statusInput, st *corev1.PodStatus, initDone bool) []corev1.Po
 			notReady = append(notReady, cs.Name)
 		}
 	}
-	for _, cs := range st.InitContainerStatuses {
+	for i, cs := range st.InitContainerStatuses {
 		if !cs.Ready {
 			notInit = append(notInit, cs.Name)
+			if isSidecar(&in.pod.Spec.InitContainers[i]) {
+				notReady = append(notReady, cs.Name)
+			}
 		}
 	}
 	ready := cond(corev1.ContainersReady, len(notReady) == 0 && initDone, "ContainersNotReady",

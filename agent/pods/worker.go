@@ -305,8 +305,9 @@ func (w *worker) stopAndRemove(ctx context.Context, grace time.Duration) error {
 }
 
 func (w *worker) status(rs *runtime.PodStatus) corev1.PodStatus {
+	unready, unstarted := w.unready()
 	return computeStatus(statusInput{
-		pod: w.pod, rs: rs, waiting: w.waiting, exits: w.exits, unready: w.unready(), hostIP: w.m.cfg.NodeIP,
+		pod: w.pod, rs: rs, waiting: w.waiting, exits: w.exits, unready: unready, unstarted: unstarted, hostIP: w.m.cfg.NodeIP,
 		startTime: w.startTime, prev: w.reported, now: w.m.cfg.Now(),
 		message: func(c *corev1.Container, rc *runtime.ContainerStatus) string {
 			return w.msgs.get(w.m, w.uid, c, rc)
