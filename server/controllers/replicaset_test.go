@@ -138,10 +138,15 @@ func TestReplicaSetAdoptsAndReleases(t *testing.T) {
 		}
 		return nil
 	})
+	// The status may still be the one from before the release: wait for
+	// the replacement itself.
+	e.eventually("replacement of the released pod", func() error {
+		if got := e.activePodNames(); len(got) != 4 {
+			return fmt.Errorf("pods = %v, want 2 released or excluded and 2 of the replicaset", got)
+		}
+		return nil
+	})
 	e.waitRSStatus("web", appsv1.ReplicaSetStatus{Replicas: 2, FullyLabeledReplicas: 2})
-	if got := e.activePodNames(); len(got) != 4 {
-		t.Errorf("pods = %v, want 2 released or excluded and 2 of the replicaset", got)
-	}
 }
 
 func TestGCCascadesFromReplicaSet(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 	appsinformers "k8s.io/client-go/informers/apps/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -42,7 +41,7 @@ type ReplicationOptions struct {
 type ReplicaManager struct {
 	client kubernetes.Interface
 	kind   *replicaKind
-	pods   corelisters.PodLister
+	pods   cache.Indexer
 	rec    EventRecorder
 	opts   ReplicationOptions
 	lg     *slog.Logger
@@ -77,13 +76,16 @@ func newReplicaManager(client kubernetes.Interface, kind *replicaKind, pods core
 	m := &ReplicaManager{
 		client: client,
 		kind:   kind,
-		pods:   pods.Lister(),
+		pods:   pods.Informer().GetIndexer(),
 		rec:    recorderOr(opts.Recorder),
 		opts:   opts,
 		lg:     lg,
 		exp:    newExpectations(opts.Now),
 	}
 	m.loop = newLoop(strings.ToLower(kind.gvk.Kind), lg, m.sync)
+	if err := indexByController(pods); err != nil {
+		return nil, err
+	}
 	var err error
 	m.synced, err = addHandlers(
 		handler{kind.informer, cache.ResourceEventHandlerFuncs{
@@ -204,11 +206,11 @@ func (m *ReplicaManager) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	all, err := m.pods.Pods(ns).List(labels.Everything())
+	candidates, err := podsToClaim(m.pods, ns, r.meta.UID)
 	if err != nil {
 		return err
 	}
-	owned, err := m.claim(ctx, r, all)
+	owned, err := m.claim(ctx, r, candidates)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 )
 
 func startServiceLB(e *env) *requestCounter {
@@ -236,9 +237,16 @@ func TestServiceLBPortTaken(t *testing.T) {
 	if err := e.client.CoreV1().Services("default").Delete(e.ctx, "lb-a", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	lbD, _ := e.client.CoreV1().Services("default").Get(e.ctx, "lb-d", metav1.GetOptions{})
-	lbD.Spec.Ports[0].Port = 5353
-	if _, err := e.client.CoreV1().Services("default").Update(e.ctx, lbD, metav1.UpdateOptions{}); err != nil {
+	// The controller may write lb-d's status meanwhile: retry on conflict.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		lbD, err := e.client.CoreV1().Services("default").Get(e.ctx, "lb-d", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		lbD.Spec.Ports[0].Port = 5353
+		_, err = e.client.CoreV1().Services("default").Update(e.ctx, lbD, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitIngress("lb-b", node)
