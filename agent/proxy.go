@@ -13,13 +13,14 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/network"
 )
 
 // Service networking on the node. The session hands every change of the
-// cluster's services, endpoints and nodes to a netSync, whose one goroutine
+// cluster's services, EndpointSlices and nodes to a netSync, whose one goroutine
 // turns the latest view into the proxy's iptables rules, the host-gw routes
 // to other nodes' pods and the records of the node's DNS server.
 //
@@ -168,7 +169,8 @@ func (n *netSync) sync(ctx context.Context, objs map[objKey][]byte) error {
 	start := time.Now()
 	v, decoded := decodeViewCached(objs, n.decoded, n.lg)
 	n.decoded = decoded
-	svcs, eps := v.proxyServices, v.proxyEndpoints
+	merged := mergeSlices(v.slices)
+	svcs, eps := v.proxyServices, proxyEndpointsFromSlices(merged)
 	if n.dns != nil && n.clusterDNS.IsValid() {
 		svcs, eps = withClusterDNS(svcs, eps, n.clusterDNS, n.dns.addr)
 	}
@@ -185,7 +187,7 @@ func (n *netSync) sync(ctx context.Context, objs map[objKey][]byte) error {
 		}
 	}
 	if n.dns != nil {
-		n.dns.setRecords(newRecords(v.services, v.endpoints))
+		n.dns.setRecords(newRecords(v.services, merged))
 	}
 	n.lg.Debug("service networking synced", "services", len(svcs), "nodes", len(v.nodes), "took", time.Since(start))
 	return errors.Join(errs...)
@@ -206,7 +208,8 @@ func onlyInvalid(err error) bool {
 	return errors.Is(err, network.ErrInvalidConfig)
 }
 
-// netObjects copies the services, endpoints and nodes of st for a netSync.
+// netObjects copies the services, EndpointSlices and nodes of st for a
+// netSync.
 func (st *state) netObjects() map[objKey][]byte {
 	out := map[objKey][]byte{}
 	for k, v := range st.objects {
@@ -218,26 +221,25 @@ func (st *state) netObjects() map[objKey][]byte {
 }
 
 func isNetKind(k api.ObjectKind) bool {
-	return k == api.ObjectKind_OBJECT_KIND_SERVICE || k == api.ObjectKind_OBJECT_KIND_ENDPOINTS ||
+	return k == api.ObjectKind_OBJECT_KIND_SERVICE || k == api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE ||
 		k == api.ObjectKind_OBJECT_KIND_NODE
 }
 
 // view is a decoded netObjects map.
 type view struct {
-	services  []*corev1.Service
-	endpoints []*corev1.Endpoints
-	nodes     []*corev1.Node
-	// The services and endpoints converted for the proxier.
-	proxyServices  []network.Service
-	proxyEndpoints []network.Endpoints
+	services []*corev1.Service
+	nodes    []*corev1.Node
+	// slices are the EndpointSlices of services, converted.
+	slices []slicePart
+	// proxyServices are the services converted for the proxier.
+	proxyServices []network.Service
 }
 
 // decodedObj is an object as decoded from data.
 type decodedObj struct {
 	data []byte
-	obj  any // *corev1.Service, *corev1.Endpoints or *corev1.Node
-	// proxy is obj converted for the proxier: a network.Service, a
-	// network.Endpoints, or nil.
+	obj  any // *corev1.Service, *discoveryv1.EndpointSlice or *corev1.Node
+	// proxy is obj converted: a network.Service, a slicePart, or nil.
 	proxy any
 }
 
@@ -263,31 +265,31 @@ func decodeViewCached(objs map[objKey][]byte, prev map[objKey]decodedObj, lg *sl
 		switch o := d.obj.(type) {
 		case *corev1.Service:
 			v.services = append(v.services, o)
-		case *corev1.Endpoints:
-			v.endpoints = append(v.endpoints, o)
 		case *corev1.Node:
 			v.nodes = append(v.nodes, o)
 		}
 		switch o := d.proxy.(type) {
 		case network.Service:
 			v.proxyServices = append(v.proxyServices, o)
-		case network.Endpoints:
-			v.proxyEndpoints = append(v.proxyEndpoints, o)
+		case slicePart:
+			v.slices = append(v.slices, o)
 		}
 	}
 	return v, next
 }
 
-// proxyObject converts a decoded service or endpoints for the proxier;
-// nil for anything else.
+// proxyObject converts a decoded service for the proxier and an
+// EndpointSlice for merging; nil for anything else.
 func proxyObject(obj any) any {
 	switch o := obj.(type) {
 	case *corev1.Service:
 		if ps, ok := proxyService(o); ok {
 			return ps
 		}
-	case *corev1.Endpoints:
-		return proxyEndpoint(o)
+	case *discoveryv1.EndpointSlice:
+		if p, ok := sliceToPart(o); ok {
+			return p
+		}
 	}
 	return nil
 }
@@ -301,15 +303,15 @@ func sameBytes(a, b []byte) bool {
 	return len(a) == 0 || &a[0] == &b[0] || bytes.Equal(a, b)
 }
 
-// decodeNetObject decodes a service, endpoints or node; other kinds decode
-// to nil.
+// decodeNetObject decodes a service, EndpointSlice or node; other kinds
+// decode to nil.
 func decodeNetObject(kind api.ObjectKind, data []byte) (any, error) {
 	var obj api.Object
 	switch kind {
 	case api.ObjectKind_OBJECT_KIND_SERVICE:
 		obj = &corev1.Service{}
-	case api.ObjectKind_OBJECT_KIND_ENDPOINTS:
-		obj = &corev1.Endpoints{}
+	case api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE:
+		obj = &discoveryv1.EndpointSlice{}
 	case api.ObjectKind_OBJECT_KIND_NODE:
 		obj = &corev1.Node{}
 	default:
@@ -382,32 +384,6 @@ func affinityTimeout(spec *corev1.ServiceSpec) time.Duration {
 		return time.Duration(*c.ClientIP.TimeoutSeconds) * time.Second
 	}
 	return defaultAffinityTimeout
-}
-
-// proxyEndpoints converts the ready addresses of endpoints for the proxy.
-func proxyEndpoints(eps []*corev1.Endpoints) []network.Endpoints {
-	out := make([]network.Endpoints, 0, len(eps))
-	for _, e := range eps {
-		out = append(out, proxyEndpoint(e))
-	}
-	return out
-}
-
-// proxyEndpoint converts the ready addresses of one endpoints.
-func proxyEndpoint(e *corev1.Endpoints) network.Endpoints {
-	pe := network.Endpoints{Namespace: e.Namespace, Name: e.Name, Ports: map[string][]netip.AddrPort{}}
-	for _, ss := range e.Subsets {
-		for _, p := range ss.Ports {
-			for _, a := range ss.Addresses {
-				ip, err := netip.ParseAddr(a.IP)
-				if err != nil {
-					continue
-				}
-				pe.Ports[p.Name] = append(pe.Ports[p.Name], netip.AddrPortFrom(ip, uint16(p.Port)))
-			}
-		}
-	}
-	return pe
 }
 
 // withClusterDNS replaces any kube-system/kube-dns service, and any other

@@ -80,7 +80,7 @@ func (a *agent) connect(ctx context.Context, st *state) error {
 	if err := a.rep.reportNode(ctx); err != nil {
 		return err
 	}
-	stream, err := a.client.Session(ctx, &api.SessionRequest{LastRevision: st.rev, AcceptProtobuf: true})
+	stream, err := a.client.Session(ctx, &api.SessionRequest{LastRevision: st.rev, AcceptProtobuf: true, EndpointSlices: true})
 	if err != nil {
 		return err
 	}

@@ -123,7 +123,7 @@ func (n *node) connect(ctx context.Context) error {
 	if err := n.reportNode(ctx); err != nil {
 		return err
 	}
-	stream, err := n.client.Session(ctx, &api.SessionRequest{LastRevision: n.rev, AcceptProtobuf: true})
+	stream, err := n.client.Session(ctx, &api.SessionRequest{LastRevision: n.rev, AcceptProtobuf: true, EndpointSlices: true})
 	if err != nil {
 		return err
 	}
