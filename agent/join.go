@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/internal/atomicfile"
 )
 
 // Errors of joining that retrying cannot fix; test with errors.Is.
@@ -137,7 +138,7 @@ func TrustCA(ctx context.Context, serverURL, token, dir string, lg *slog.Logger)
 		} else if sum := sha256.Sum256(caPEM); subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(pin)) != 1 {
 			return nil, fmt.Errorf("CA certificate served by %s has hash %x, the token pins %s: %w", serverURL, sum, pin, ErrCAMismatch)
 		}
-		if err := writeFileAtomic(path, caPEM, 0o644); err != nil {
+		if err := atomicfile.Write(path, caPEM, 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -224,10 +225,10 @@ func (a *agent) register(ctx context.Context, serverURL, tlsDir string, roots *x
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", serverURL, err)
 	}
-	if err := writeFileAtomic(filepath.Join(tlsDir, keyFile), reg.KeyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(tlsDir, keyFile), reg.KeyPEM, 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(tlsDir, certFile), reg.CertPEM, 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(tlsDir, certFile), reg.CertPEM, 0o644); err != nil {
 		return nil, err
 	}
 	conn, err := a.servers.dial(roots, &reg.Certificate)
@@ -313,7 +314,7 @@ func NodePassword(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	return p, writeFileAtomic(path, []byte(p+"\n"), 0o600)
+	return p, atomicfile.Write(path, []byte(p+"\n"), 0o600)
 }
 
 // Dial returns a connection to the gRPC endpoint of the server at
@@ -354,29 +355,4 @@ func nodeTLSConfig(roots *x509.CertPool, cert *tls.Certificate) *tls.Config {
 		tc.Certificates = []tls.Certificate{*cert}
 	}
 	return tc
-}
-
-// writeFileAtomic writes data to name through a temporary file.
-func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
 }

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/internal/atomicfile"
 )
 
 // ServersFile, under the data directory, keeps the API servers' addresses
@@ -119,7 +120,7 @@ func (l *serverList) set(addrs []string) {
 	l.lg.Info("server list updated", "servers", addrs)
 	if l.path != "" {
 		sorted := slices.Sorted(slices.Values(addrs))
-		if err := writeFileAtomic(l.path, []byte(strings.Join(sorted, "\n")+"\n"), 0o644); err != nil {
+		if err := atomicfile.Write(l.path, []byte(strings.Join(sorted, "\n")+"\n"), 0o644); err != nil {
 			l.lg.Warn("keeping the server list", "path", l.path, "err", err)
 		}
 	}

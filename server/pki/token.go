@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"unicode"
+
+	"github.com/minik-dev/minik/internal/atomicfile"
 )
 
 const (
@@ -156,7 +158,7 @@ func ensureSecretFile(path string) (string, error) {
 		return "", err
 	}
 	s := randomSecret() + randomSecret()
-	return s, writeFileAtomic(path, []byte(s+"\n"), 0o600)
+	return s, atomicfile.Write(path, []byte(s+"\n"), 0o600)
 }
 
 // writeIfChanged writes data to path unless the file already holds it.
@@ -164,5 +166,5 @@ func writeIfChanged(path string, data []byte, perm fs.FileMode) error {
 	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
 		return nil
 	}
-	return writeFileAtomic(path, data, perm)
+	return atomicfile.Write(path, data, perm)
 }
