@@ -129,7 +129,7 @@ func TestJoin(t *testing.T) {
 	}{
 		{"full token", c.ca.Token(), nil},
 		{"plain secret", c.ca.TokenSecret(), nil},
-		{"wrong secret", pki.FormatToken(pki.CAHash(c.ca.CAPEM()), "wrong"), ErrTokenRefused},
+		{"wrong secret", api.FormatToken(api.CAHash(c.ca.CAPEM()), "wrong"), ErrTokenRefused},
 		{"token of another cluster", other.Token(), ErrCAMismatch},
 		{"malformed token", "K10abc::server:x", ErrInvalidToken},
 	}

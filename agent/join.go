@@ -5,8 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -35,11 +33,11 @@ import (
 // Errors of joining that retrying cannot fix; test with errors.Is.
 var (
 	// ErrCAMismatch: the server's CA does not hash to the token's pin.
-	ErrCAMismatch = errors.New("agent: the server's CA certificate does not match the join token")
+	ErrCAMismatch = api.ErrCAMismatch
 	// ErrTokenRefused: the server refused the join token.
 	ErrTokenRefused = errors.New("agent: the server refused the join token")
 	// ErrInvalidToken: the token is malformed.
-	ErrInvalidToken = errors.New("agent: invalid join token")
+	ErrInvalidToken = api.ErrInvalidToken
 	// ErrRegistrationRefused: the server refused the registration for a
 	// reason other than the token (e.g. an invalid node name).
 	ErrRegistrationRefused = errors.New("agent: registration refused")
@@ -61,24 +59,6 @@ const renewBefore = 30 * 24 * time.Hour
 type joined struct {
 	conn   *grpc.ClientConn
 	config *api.NodeConfig
-}
-
-// parseToken splits "K10<sha256 hex>::server:<secret>"; a token without
-// the prefix is a plain secret and pins no CA.
-func parseToken(tok string) (caHash string, err error) {
-	tok = strings.TrimSpace(tok)
-	if tok == "" {
-		return "", fmt.Errorf("empty token: %w", ErrInvalidToken)
-	}
-	rest, ok := strings.CutPrefix(tok, "K10")
-	if !ok {
-		return "", nil
-	}
-	hash, cred, ok := strings.Cut(rest, "::")
-	if b, err := hex.DecodeString(hash); !ok || err != nil || len(b) != sha256.Size || !strings.HasPrefix(cred, "server:") {
-		return "", fmt.Errorf("token must look like K10<hash>::server:<secret>: %w", ErrInvalidToken)
-	}
-	return strings.ToLower(hash), nil
 }
 
 // join makes the node a member of the cluster: it trusts the server's CA
@@ -120,7 +100,7 @@ func (a *agent) join(ctx context.Context, serverURL string) (*joined, error) {
 // being created if needed. A malformed token wraps ErrInvalidToken, a CA
 // that does not match the pin ErrCAMismatch; other errors may be retried.
 func TrustCA(ctx context.Context, serverURL, token, dir string, lg *slog.Logger) (*x509.CertPool, error) {
-	pin, err := parseToken(token)
+	pin, _, err := api.ParseToken(token)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +115,8 @@ func TrustCA(ctx context.Context, serverURL, token, dir string, lg *slog.Logger)
 		}
 		if pin == "" {
 			lg.Warn("the join token pins no CA; trusting the server's CA on first use")
-		} else if sum := sha256.Sum256(caPEM); subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(pin)) != 1 {
-			return nil, fmt.Errorf("CA certificate served by %s has hash %x, the token pins %s: %w", serverURL, sum, pin, ErrCAMismatch)
+		} else if err := api.VerifyCAHash(caPEM, pin); err != nil {
+			return nil, fmt.Errorf("CA certificate served by %s: %w", serverURL, err)
 		}
 		if err := atomicfile.Write(path, caPEM, 0o644); err != nil {
 			return nil, err
