@@ -32,6 +32,7 @@ import (
 	"github.com/minik-dev/minik/agent/pods"
 	"github.com/minik-dev/minik/agent/tunnel"
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
 	"github.com/minik-dev/minik/network"
 	"github.com/minik-dev/minik/runtime"
 )
@@ -192,7 +193,7 @@ func Run(ctx context.Context, cfg Config) error {
 // retrying with backoff while none can be reached; errors retrying cannot
 // fix end it.
 func (a *agent) joinRetrying(ctx context.Context) (*joined, error) {
-	backoff := minBackoff
+	backoff := nodeclient.NewBackoff()
 	for {
 		var err error
 		for _, u := range a.servers.urls() {
@@ -215,13 +216,10 @@ func (a *agent) joinRetrying(ctx context.Context) (*joined, error) {
 			}
 			a.lg.Debug("cannot join through this server", "server", u, "err", err)
 		}
-		a.lg.Warn("cannot join yet; retrying", "server", a.cfg.ServerURL, "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(backoff):
+		a.lg.Warn("cannot join yet; retrying", "server", a.cfg.ServerURL, "err", err)
+		if err := backoff.Wait(ctx); err != nil {
+			return nil, err
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/minik-dev/minik/api/nodeclient"
 )
 
 // TestNodeNameBound: a name registered by one agent is refused to an
@@ -32,7 +34,7 @@ func TestNodeNameBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	tlsDir := filepath.Join(dir, "tls")
-	roots, err := TrustCA(ctxT(t), c.url, c.ca.Token(), tlsDir, a.lg)
+	roots, err := nodeclient.TrustCA(ctxT(t), c.url, c.ca.Token(), tlsDir, a.lg)
 	if err != nil {
 		t.Fatal(err)
 	}

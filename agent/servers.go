@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
 	"github.com/minik-dev/minik/internal/atomicfile"
 )
 
@@ -173,13 +174,13 @@ func (l *serverList) handshook(addr string, err error) {
 // cert, and reconnects to another server of the list when the one in use
 // goes away.
 func (l *serverList) dial(roots *x509.CertPool, cert *tls.Certificate) (*grpc.ClientConn, error) {
-	tc := nodeTLSConfig(roots, cert)
+	tc := nodeclient.TLSConfig(roots, cert)
 	bo := backoff.DefaultConfig
 	bo.MaxDelay = 5 * time.Second
 	l.mu.Lock()
 	target := l.addrs[0]
 	l.mu.Unlock()
-	return grpc.NewClient("passthrough:///"+target, nodeConnOptions(perServerTLS{credentials.NewTLS(tc)},
+	return grpc.NewClient("passthrough:///"+target, nodeclient.ConnOptions(perServerTLS{credentials.NewTLS(tc)},
 		grpc.WithContextDialer(l.dialAny),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: 5 * time.Second}))...)
 }

@@ -12,8 +12,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/minik-dev/minik/agent"
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
 	"github.com/minik-dev/minik/server/pki"
 )
 
@@ -180,10 +180,10 @@ func offerServiceAccountKey(ctx context.Context, cli *clientv3.Client, key strin
 // as an agent does, and that it is the datastore's cluster CA.
 func checkJoinServer(ctx context.Context, cfg Config, token, clusterHash string, lg *slog.Logger) error {
 	dir := filepath.Join(cfg.DataDir, "join")
-	if _, err := agent.TrustCA(ctx, cfg.JoinServer, token, dir, lg); err != nil {
+	if _, err := nodeclient.TrustCA(ctx, cfg.JoinServer, token, dir, lg); err != nil {
 		return fmt.Errorf("--server %s: %w", cfg.JoinServer, err)
 	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	caPEM, err := os.ReadFile(filepath.Join(dir, nodeclient.CAFile))
 	if err != nil {
 		return err
 	}
