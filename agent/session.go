@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/minik-dev/minik/agent/servicenet"
 	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/api/nodeclient"
 )
@@ -127,7 +128,7 @@ func (a *agent) apply(st *state, m *api.SessionMessage) error {
 		a.pods.SetPods(st.pods(a.lg))
 	}
 	if netChanged && a.net != nil {
-		a.net.update(st.netObjects())
+		a.net.Update(st.netObjects())
 	}
 	a.lg.Debug("session applied", "type", m.GetType(), "revision", st.session.Revision(), "changes", len(m.GetChanges()))
 	return nil
@@ -168,4 +169,28 @@ func (a *agent) heartbeats(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// netKinds are the kinds service networking reads, as it names them.
+var netKinds = map[api.ObjectKind]servicenet.Kind{
+	api.ObjectKind_OBJECT_KIND_SERVICE:       servicenet.KindService,
+	api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE: servicenet.KindEndpointSlice,
+	api.ObjectKind_OBJECT_KIND_NODE:          servicenet.KindNode,
+}
+
+func isNetKind(k api.ObjectKind) bool {
+	_, ok := netKinds[k]
+	return ok
+}
+
+// netObjects copies the services, EndpointSlices and nodes of st for
+// service networking.
+func (st *state) netObjects() servicenet.Objects {
+	out := servicenet.Objects{}
+	for k, v := range st.objects {
+		if kind, ok := netKinds[k.kind]; ok {
+			out[servicenet.Key{Kind: kind, Namespace: k.namespace, Name: k.name}] = v
+		}
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package agent
+package servicenet
 
 import (
 	"encoding/json"
@@ -16,7 +16,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/network"
 )
 
@@ -169,11 +168,11 @@ func TestDNSAnswers(t *testing.T) {
 }
 
 func TestDecodeViewCached(t *testing.T) {
-	svcKey := objKey{kind: api.ObjectKind_OBJECT_KIND_SERVICE, namespace: "default", name: "web"}
-	epKey := objKey{kind: api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE, namespace: "default", name: "web-abcde"}
-	nodeKey := objKey{kind: api.ObjectKind_OBJECT_KIND_NODE, name: "n1"}
-	badKey := objKey{kind: api.ObjectKind_OBJECT_KIND_SERVICE, namespace: "default", name: "bad"}
-	objs := map[objKey][]byte{
+	svcKey := Key{Kind: KindService, Namespace: "default", Name: "web"}
+	epKey := Key{Kind: KindEndpointSlice, Namespace: "default", Name: "web-abcde"}
+	nodeKey := Key{Kind: KindNode, Name: "n1"}
+	badKey := Key{Kind: KindService, Namespace: "default", Name: "bad"}
+	objs := Objects{
 		svcKey:  []byte(`{"metadata":{"name":"web","namespace":"default"},"spec":{"clusterIP":"10.43.0.20"}}`),
 		epKey:   []byte(`{"metadata":{"name":"web-abcde","namespace":"default","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4"}`),
 		nodeKey: []byte(`{"metadata":{"name":"n1"}}`),
@@ -186,7 +185,7 @@ func TestDecodeViewCached(t *testing.T) {
 	}
 	// The service is unchanged (the same bytes, or equal ones), the
 	// slice changed, the node went.
-	next := map[objKey][]byte{
+	next := Objects{
 		svcKey: objs[svcKey],
 		epKey: []byte(`{"metadata":{"name":"web-abcde","namespace":"default","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4",` +
 			`"endpoints":[{"addresses":["10.42.0.5"]}],"ports":[{"port":8080}]}`),
@@ -217,7 +216,7 @@ func TestDecodeViewCached(t *testing.T) {
 // decoding the view (cached, and from scratch as the baseline), merging
 // the slices and converting it all for the proxier.
 func BenchmarkNetView(b *testing.B) {
-	objs := map[objKey][]byte{}
+	objs := Objects{}
 	for i := range 5000 {
 		name := fmt.Sprintf("svc-%05d", i)
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: name}, Spec: corev1.ServiceSpec{
@@ -231,11 +230,11 @@ func BenchmarkNetView(b *testing.B) {
 		ep := testSlice("bench", name+"-abcde", name, testPorts("http", 8080), endpoints...)
 		sd, _ := json.Marshal(svc)
 		ed, _ := json.Marshal(ep)
-		objs[objKey{kind: api.ObjectKind_OBJECT_KIND_SERVICE, namespace: "bench", name: name}] = sd
-		objs[objKey{kind: api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE, namespace: "bench", name: name + "-abcde"}] = ed
+		objs[Key{Kind: KindService, Namespace: "bench", Name: name}] = sd
+		objs[Key{Kind: KindEndpointSlice, Namespace: "bench", Name: name + "-abcde"}] = ed
 	}
 	lg := slog.New(slog.DiscardHandler)
-	changed := objKey{kind: api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE, namespace: "bench", name: "svc-00000-abcde"}
+	changed := Key{Kind: KindEndpointSlice, Namespace: "bench", Name: "svc-00000-abcde"}
 	for _, cached := range []bool{false, true} {
 		b.Run(fmt.Sprintf("cached=%v", cached), func(b *testing.B) {
 			_, cache := decodeViewCached(objs, nil, lg)
