@@ -10,6 +10,7 @@ import (
 
 	"github.com/minik-dev/minik/agent"
 	"github.com/minik-dev/minik/agent/hollow"
+	"github.com/minik-dev/minik/agent/servicenet"
 )
 
 func agentCommand() *ucli.Command {
@@ -19,7 +20,7 @@ func agentCommand() *ucli.Command {
 		Flags: agentFlags(),
 		Action: func(c *ucli.Context) error {
 			if c.Bool("cleanup") {
-				return agent.Cleanup(c.Context)
+				return servicenet.Cleanup(c.Context)
 			}
 			token, err := joinToken(c)
 			if err != nil {

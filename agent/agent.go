@@ -27,11 +27,12 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/minik-dev/minik/agent/pods"
+	"github.com/minik-dev/minik/agent/servicenet"
 	"github.com/minik-dev/minik/agent/tunnel"
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
 	"github.com/minik-dev/minik/network"
 	"github.com/minik-dev/minik/runtime"
 )
@@ -74,11 +75,6 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
-// podSetter receives the pods bound to the node (pods.Manager).
-type podSetter interface {
-	SetPods(pods []*corev1.Pod)
-}
-
 // agent is one running node.
 type agent struct {
 	cfg    Config
@@ -88,9 +84,9 @@ type agent struct {
 	// DataDir/servers.
 	servers *serverList
 	rep     *reporter
-	pods    podSetter
-	objs    objectSetter // nil: pods get no ConfigMaps, Secrets or Services
-	net     *netSync     // nil: services not routed
+	pods    servicenet.PodSetter
+	objs    objectSetter     // nil: pods get no ConfigMaps, Secrets or Services
+	net     *servicenet.Sync // nil: services not routed
 }
 
 // Run joins the cluster and runs the node until ctx ends. Pods keep
@@ -145,7 +141,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	ports := newHostPorts(nil)
+	ports := servicenet.NewHostPorts()
 	rt, err := runtime.New(gctx, runtime.Config{
 		Address: address, DataDir: cfg.DataDir, Namespace: "minik-" + cfg.NodeName,
 		CgroupParent: "/minik-" + cfg.NodeName, Network: cniSetup{cni: cni, ports: ports}, Logger: cfg.Logger,
@@ -161,10 +157,15 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return "containerd://" + v.Version
 	}), a.lg)
-	if a.net, err = newNetSync(cfg, podCIDR, clusterCIDR); err != nil {
+	clusterDNS, err := cfg.clusterDNS()
+	if err != nil {
 		return err
 	}
-	clusterDNS, _ := cfg.clusterDNS()
+	a.net, err = servicenet.New(servicenet.Config{NodeName: cfg.NodeName, PodCIDR: podCIDR, ClusterCIDR: clusterCIDR,
+		ClusterDNS: clusterDNS, ClusterDomain: cfg.ClusterDomain, Logger: cfg.Logger})
+	if err != nil {
+		return err
+	}
 	mgr, err := pods.NewManager(pods.Config{
 		ClusterDNS: []string{clusterDNS.String()}, ClusterDomain: cfg.ClusterDomain,
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir, Allocatable: nodeCapacity(),
@@ -174,7 +175,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	ports.next = mgr
+	ports.Next = mgr
 	a.pods, a.objs = ports, mgr
 	if err := mgr.ImportImages(gctx, filepath.Join(cfg.DataDir, "images")); err != nil {
 		a.lg.Warn("importing images", "err", err)
@@ -183,7 +184,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return mgr.Run(gctx) })
 	g.Go(func() error { return a.runSessions(gctx) })
 	g.Go(func() error { return a.followServers(gctx, a.client) })
-	g.Go(func() error { return a.net.run(gctx) })
+	g.Go(func() error { return a.net.Run(gctx) })
 	g.Go(func() error { return tunnel.Run(gctx, j.conn, cfg.NodeName, mgr, cfg.Logger) })
 	return g.Wait()
 }
@@ -192,7 +193,7 @@ func Run(ctx context.Context, cfg Config) error {
 // retrying with backoff while none can be reached; errors retrying cannot
 // fix end it.
 func (a *agent) joinRetrying(ctx context.Context) (*joined, error) {
-	backoff := minBackoff
+	backoff := nodeclient.NewBackoff()
 	for {
 		var err error
 		for _, u := range a.servers.urls() {
@@ -215,13 +216,10 @@ func (a *agent) joinRetrying(ctx context.Context) (*joined, error) {
 			}
 			a.lg.Debug("cannot join through this server", "server", u, "err", err)
 		}
-		a.lg.Warn("cannot join yet; retrying", "server", a.cfg.ServerURL, "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(backoff):
+		a.lg.Warn("cannot join yet; retrying", "server", a.cfg.ServerURL, "err", err)
+		if err := backoff.Wait(ctx); err != nil {
+			return nil, err
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
@@ -236,7 +234,7 @@ func bridgeName(node string) string {
 // hostPorts.
 type cniSetup struct {
 	cni   *network.CNI
-	ports *hostPorts
+	ports *servicenet.HostPorts
 }
 
 var _ runtime.NetworkSetup = cniSetup{}

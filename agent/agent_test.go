@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
 	"github.com/minik-dev/minik/server/apiserver"
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/nodes"
@@ -129,7 +130,7 @@ func TestJoin(t *testing.T) {
 	}{
 		{"full token", c.ca.Token(), nil},
 		{"plain secret", c.ca.TokenSecret(), nil},
-		{"wrong secret", pki.FormatToken(pki.CAHash(c.ca.CAPEM()), "wrong"), ErrTokenRefused},
+		{"wrong secret", api.FormatToken(api.CAHash(c.ca.CAPEM()), "wrong"), ErrTokenRefused},
 		{"token of another cluster", other.Token(), ErrCAMismatch},
 		{"malformed token", "K10abc::server:x", ErrInvalidToken},
 	}
@@ -289,12 +290,12 @@ func TestApplyDetectsGap(t *testing.T) {
 		{&api.SessionMessage{Type: api.SessionMessage_INCREMENTAL, PrevRevision: 5, Revision: 7}, nil, 7, 1},
 		{&api.SessionMessage{Type: api.SessionMessage_INCREMENTAL, PrevRevision: 7, Revision: 9, Changes: []*api.Change{
 			{Action: api.Change_DELETE, Kind: api.ObjectKind_OBJECT_KIND_POD, Namespace: "default", Name: "p", Object: pod}}}, nil, 9, 0},
-		{&api.SessionMessage{Type: api.SessionMessage_INCREMENTAL, PrevRevision: 10, Revision: 12}, errGap, 0, 0},
+		{&api.SessionMessage{Type: api.SessionMessage_INCREMENTAL, PrevRevision: 10, Revision: 12}, nodeclient.ErrGap, 0, 0},
 	}
 	for i, s := range steps {
 		err := a.apply(st, s.msg)
-		if !errors.Is(err, s.wantErr) || st.rev != s.wantRev || len(st.pods(a.lg)) != s.pods {
-			t.Errorf("step %d: apply() = %v, revision %d, %d pods; want %v, %d, %d", i, err, st.rev, len(st.pods(a.lg)), s.wantErr, s.wantRev, s.pods)
+		if !errors.Is(err, s.wantErr) || st.session.Revision() != s.wantRev || len(st.pods(a.lg)) != s.pods {
+			t.Errorf("step %d: apply() = %v, revision %d, %d pods; want %v, %d, %d", i, err, st.session.Revision(), len(st.pods(a.lg)), s.wantErr, s.wantRev, s.pods)
 		}
 	}
 }

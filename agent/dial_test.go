@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
 	"github.com/minik-dev/minik/server/pki"
 )
 
@@ -55,7 +56,9 @@ func TestDialOffersTheNodeProtocol(t *testing.T) {
 		name string
 		dial func(*x509.CertPool, *tls.Certificate) (*grpc.ClientConn, error)
 	}{
-		{"Dial", func(r *x509.CertPool, c *tls.Certificate) (*grpc.ClientConn, error) { return Dial(url, r, c) }},
+		{"Dial", func(r *x509.CertPool, c *tls.Certificate) (*grpc.ClientConn, error) {
+			return nodeclient.Dial(url, r, c)
+		}},
 		{"server list", list.dial},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

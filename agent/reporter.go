@@ -14,6 +14,7 @@ import (
 
 	"github.com/minik-dev/minik/agent/pods"
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
 )
 
 // batchDelay is how long the reporter waits for more changes before it
@@ -145,7 +146,7 @@ func (r *reporter) run(ctx context.Context) error {
 	r.noEvents = false
 	r.mu.Unlock()
 	r.wake() // whatever queued up while disconnected
-	statuses := NewStatusSender(ctx, r.client)
+	statuses := nodeclient.NewStatusSender(ctx, r.client)
 	defer statuses.Close()
 	for {
 		select {
@@ -251,7 +252,7 @@ func (r *reporter) requeueEvents(batch []*api.PodEvent) {
 
 // flush sends what is queued through sender. On a failed call everything
 // is queued again.
-func (r *reporter) flush(ctx context.Context, sender *StatusSender) error {
+func (r *reporter) flush(ctx context.Context, sender *nodeclient.StatusSender) error {
 	r.mu.Lock()
 	statuses, terminated := r.statuses, r.terminated
 	r.statuses = map[types.NamespacedName]*api.PodStatus{}

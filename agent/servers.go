@@ -22,6 +22,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
+	"github.com/minik-dev/minik/internal/atomicfile"
 )
 
 // ServersFile, under the data directory, keeps the API servers' addresses
@@ -119,7 +121,7 @@ func (l *serverList) set(addrs []string) {
 	l.lg.Info("server list updated", "servers", addrs)
 	if l.path != "" {
 		sorted := slices.Sorted(slices.Values(addrs))
-		if err := writeFileAtomic(l.path, []byte(strings.Join(sorted, "\n")+"\n"), 0o644); err != nil {
+		if err := atomicfile.Write(l.path, []byte(strings.Join(sorted, "\n")+"\n"), 0o644); err != nil {
 			l.lg.Warn("keeping the server list", "path", l.path, "err", err)
 		}
 	}
@@ -172,13 +174,13 @@ func (l *serverList) handshook(addr string, err error) {
 // cert, and reconnects to another server of the list when the one in use
 // goes away.
 func (l *serverList) dial(roots *x509.CertPool, cert *tls.Certificate) (*grpc.ClientConn, error) {
-	tc := nodeTLSConfig(roots, cert)
+	tc := nodeclient.TLSConfig(roots, cert)
 	bo := backoff.DefaultConfig
 	bo.MaxDelay = 5 * time.Second
 	l.mu.Lock()
 	target := l.addrs[0]
 	l.mu.Unlock()
-	return grpc.NewClient("passthrough:///"+target, nodeConnOptions(perServerTLS{credentials.NewTLS(tc)},
+	return grpc.NewClient("passthrough:///"+target, nodeclient.ConnOptions(perServerTLS{credentials.NewTLS(tc)},
 		grpc.WithContextDialer(l.dialAny),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: 5 * time.Second}))...)
 }

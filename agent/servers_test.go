@@ -241,8 +241,8 @@ func TestJoinSkipsKeptServerOfAnotherCluster(t *testing.T) {
 	if got := a.servers.urls()[0]; got != c.url {
 		t.Errorf("server in use = %s, want %s", got, c.url)
 	}
-	if caPEM, err := os.ReadFile(filepath.Join(dir, "tls", "ca.crt")); err != nil || pki.CAHash(caPEM) != pki.CAHash(c.ca.CAPEM()) {
-		t.Errorf("the agent trusts CA %s (%v), want the token's cluster's", pki.CAHash(caPEM), err)
+	if caPEM, err := os.ReadFile(filepath.Join(dir, "tls", "ca.crt")); err != nil || api.CAHash(caPEM) != api.CAHash(c.ca.CAPEM()) {
+		t.Errorf("the agent trusts CA %s (%v), want the token's cluster's", api.CAHash(caPEM), err)
 	}
 
 	// The --join server itself refusing is final.

@@ -5,25 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/minik-dev/minik/agent/servicenet"
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
 )
-
-// Reconnect backoff: jittered, doubling from minBackoff to maxBackoff, and
-// back to minBackoff after a connection that lasted stableAfter.
-const (
-	minBackoff  = 200 * time.Millisecond
-	maxBackoff  = 10 * time.Second
-	stableAfter = 30 * time.Second
-)
-
-// errGap ends a session whose batches are not chained: the agent asks for
-// a complete set.
-var errGap = errors.New("session: revision gap")
 
 // objKey names an object of a session.
 type objKey struct {
@@ -35,7 +24,7 @@ type objKey struct {
 // state is what the sessions have told the agent. Only the session
 // goroutine uses it.
 type state struct {
-	rev     int64
+	session nodeclient.Follower
 	objects map[objKey][]byte // as received
 	// podObjs are the ConfigMaps, Secrets and Services, decoded; nil
 	// until the first message.
@@ -46,19 +35,16 @@ type state struct {
 // backoff. Pods keep running while disconnected.
 func (a *agent) runSessions(ctx context.Context) error {
 	st := &state{objects: map[objKey][]byte{}}
-	backoff := minBackoff
+	backoff := nodeclient.NewBackoff()
 	for {
 		start := time.Now()
 		err := a.connect(ctx, st)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if time.Since(start) > stableAfter {
-			backoff = minBackoff
-		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		backoff = min(2*backoff, maxBackoff)
-		if errors.Is(err, errGap) {
+		backoff.Connected(start)
+		wait := backoff.Next()
+		if errors.Is(err, nodeclient.ErrGap) {
 			wait = 0
 		}
 		a.lg.Warn("disconnected from the server; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
@@ -80,13 +66,13 @@ func (a *agent) connect(ctx context.Context, st *state) error {
 	if err := a.rep.reportNode(ctx); err != nil {
 		return err
 	}
-	stream, err := a.client.Session(ctx, &api.SessionRequest{LastRevision: st.rev, AcceptProtobuf: true})
+	stream, err := a.client.Session(ctx, &api.SessionRequest{LastRevision: st.session.Revision(), AcceptProtobuf: true, EndpointSlices: true})
 	if err != nil {
 		return err
 	}
 	errc := make(chan error, 3)
 	msgs := make(chan *api.SessionMessage)
-	go ReceiveSession(ctx, stream, msgs, errc)
+	go nodeclient.Receive(ctx, stream, msgs, errc)
 	go func() { errc <- a.heartbeats(ctx) }()
 	go func() { errc <- a.rep.run(ctx) }()
 	for {
@@ -104,19 +90,17 @@ func (a *agent) connect(ctx context.Context, st *state) error {
 // apply brings st up to date with m and hands the pods and the objects
 // they read to the manager.
 func (a *agent) apply(st *state, m *api.SessionMessage) error {
-	switch m.GetType() {
-	case api.SessionMessage_COMPLETE:
-		st.objects, st.podObjs = map[objKey][]byte{}, newPodObjects()
-	case api.SessionMessage_INCREMENTAL:
-		if m.GetPrevRevision() != st.rev {
-			a.lg.Warn("session revision gap; asking for a complete set", "have", st.rev, "prev", m.GetPrevRevision())
-			st.rev = 0
-			return errGap
+	complete, err := st.session.Check(m)
+	if err != nil {
+		if errors.Is(err, nodeclient.ErrGap) {
+			a.lg.Warn("session revision gap; asking for a complete set", "err", err)
 		}
-	default:
-		return fmt.Errorf("session message of unknown type %v", m.GetType())
+		return err
 	}
-	podsChanged := m.GetType() == api.SessionMessage_COMPLETE
+	if complete {
+		st.objects, st.podObjs = map[objKey][]byte{}, newPodObjects()
+	}
+	podsChanged := complete
 	netChanged, objsChanged := podsChanged, podsChanged
 	if st.podObjs == nil {
 		st.podObjs = newPodObjects()
@@ -135,7 +119,7 @@ func (a *agent) apply(st *state, m *api.SessionMessage) error {
 		podsChanged = podsChanged || k.kind == api.ObjectKind_OBJECT_KIND_POD
 		netChanged = netChanged || isNetKind(k.kind)
 	}
-	st.rev = m.GetRevision()
+	st.session.Applied(m)
 	// Objects first: a pod that arrives with its ConfigMaps must find them.
 	if objsChanged && a.objs != nil {
 		a.objs.SetObjects(st.podObjs.objects())
@@ -144,9 +128,9 @@ func (a *agent) apply(st *state, m *api.SessionMessage) error {
 		a.pods.SetPods(st.pods(a.lg))
 	}
 	if netChanged && a.net != nil {
-		a.net.update(st.netObjects())
+		a.net.Update(st.netObjects())
 	}
-	a.lg.Debug("session applied", "type", m.GetType(), "revision", st.rev, "changes", len(m.GetChanges()))
+	a.lg.Debug("session applied", "type", m.GetType(), "revision", st.session.Revision(), "changes", len(m.GetChanges()))
 	return nil
 }
 
@@ -187,20 +171,26 @@ func (a *agent) heartbeats(ctx context.Context) error {
 	}
 }
 
-// ReceiveSession hands the stream's messages to msgs until ctx ends or
-// Recv fails, and then reports the error on errc, which must have room
-// for it.
-func ReceiveSession(ctx context.Context, stream api.Node_SessionClient, msgs chan<- *api.SessionMessage, errc chan<- error) {
-	for {
-		m, err := stream.Recv()
-		if err != nil {
-			errc <- err
-			return
-		}
-		select {
-		case msgs <- m:
-		case <-ctx.Done():
-			return
+// netKinds are the kinds service networking reads, as it names them.
+var netKinds = map[api.ObjectKind]servicenet.Kind{
+	api.ObjectKind_OBJECT_KIND_SERVICE:       servicenet.KindService,
+	api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE: servicenet.KindEndpointSlice,
+	api.ObjectKind_OBJECT_KIND_NODE:          servicenet.KindNode,
+}
+
+func isNetKind(k api.ObjectKind) bool {
+	_, ok := netKinds[k]
+	return ok
+}
+
+// netObjects copies the services, EndpointSlices and nodes of st for
+// service networking.
+func (st *state) netObjects() servicenet.Objects {
+	out := servicenet.Objects{}
+	for k, v := range st.objects {
+		if kind, ok := netKinds[k.kind]; ok {
+			out[servicenet.Key{Kind: kind, Namespace: k.namespace, Name: k.name}] = v
 		}
 	}
+	return out
 }

@@ -63,7 +63,8 @@ const (
 	ObjectKind_OBJECT_KIND_POD ObjectKind = 1
 	// SERVICE: every service.
 	ObjectKind_OBJECT_KIND_SERVICE ObjectKind = 2
-	// ENDPOINTS: every endpoints object.
+	// ENDPOINTS: every endpoints object, unless the agent asked for
+	// EndpointSlices (SessionRequest.endpoint_slices).
 	ObjectKind_OBJECT_KIND_ENDPOINTS ObjectKind = 3
 	// NODE: every node, trimmed to metadata.name, spec.podCIDR and
 	// status.addresses (the agent's routes to other nodes' pods); sent only
@@ -81,6 +82,12 @@ const (
 	// an object twice; it never sends an older state after a newer one.
 	ObjectKind_OBJECT_KIND_CONFIGMAP ObjectKind = 5
 	ObjectKind_OBJECT_KIND_SECRET    ObjectKind = 6
+	// ENDPOINTSLICE: every EndpointSlice (discovery.k8s.io/v1), for an
+	// agent that asked for them (SessionRequest.endpoint_slices). A
+	// Service's endpoints may be spread over several slices, each labelled
+	// kubernetes.io/service-name with the Service's name; the agent merges
+	// them.
+	ObjectKind_OBJECT_KIND_ENDPOINTSLICE ObjectKind = 7
 )
 
 // Enum value maps for ObjectKind.
@@ -93,15 +100,17 @@ var (
 		4: "OBJECT_KIND_NODE",
 		5: "OBJECT_KIND_CONFIGMAP",
 		6: "OBJECT_KIND_SECRET",
+		7: "OBJECT_KIND_ENDPOINTSLICE",
 	}
 	ObjectKind_value = map[string]int32{
-		"OBJECT_KIND_UNSPECIFIED": 0,
-		"OBJECT_KIND_POD":         1,
-		"OBJECT_KIND_SERVICE":     2,
-		"OBJECT_KIND_ENDPOINTS":   3,
-		"OBJECT_KIND_NODE":        4,
-		"OBJECT_KIND_CONFIGMAP":   5,
-		"OBJECT_KIND_SECRET":      6,
+		"OBJECT_KIND_UNSPECIFIED":   0,
+		"OBJECT_KIND_POD":           1,
+		"OBJECT_KIND_SERVICE":       2,
+		"OBJECT_KIND_ENDPOINTS":     3,
+		"OBJECT_KIND_NODE":          4,
+		"OBJECT_KIND_CONFIGMAP":     5,
+		"OBJECT_KIND_SECRET":        6,
+		"OBJECT_KIND_ENDPOINTSLICE": 7,
 	}
 )
 
@@ -627,6 +636,11 @@ type SessionRequest struct {
 	// DecodeObject), so an agent asking for protobuf also reads the JSON of
 	// a server that ignores the field.
 	AcceptProtobuf bool `protobuf:"varint,2,opt,name=accept_protobuf,json=acceptProtobuf,proto3" json:"accept_protobuf,omitempty"`
+	// endpoint_slices asks for discovery.k8s.io/v1 EndpointSlices
+	// (ENDPOINTSLICE) instead of core/v1 Endpoints (ENDPOINTS): a session
+	// carries one of the two, never both. Agents of earlier versions leave
+	// it unset and get Endpoints.
+	EndpointSlices bool `protobuf:"varint,3,opt,name=endpoint_slices,json=endpointSlices,proto3" json:"endpoint_slices,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -671,6 +685,13 @@ func (x *SessionRequest) GetLastRevision() int64 {
 func (x *SessionRequest) GetAcceptProtobuf() bool {
 	if x != nil {
 		return x.AcceptProtobuf
+	}
+	return false
+}
+
+func (x *SessionRequest) GetEndpointSlices() bool {
+	if x != nil {
+		return x.EndpointSlices
 	}
 	return false
 }
@@ -755,7 +776,8 @@ type Change struct {
 	Namespace string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	Name      string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
 	// object is the Kubernetes object (core/v1 Pod, Service, Endpoints,
-	// trimmed Node, ConfigMap or Secret), resourceVersion set: in the Kubernetes protobuf
+	// trimmed Node, ConfigMap or Secret, or discovery.k8s.io/v1
+	// EndpointSlice), resourceVersion set: in the Kubernetes protobuf
 	// envelope ("k8s\x00" then runtime.Unknown) if the agent asked for it
 	// (SessionRequest.accept_protobuf), else as JSON.
 	Object        []byte `protobuf:"bytes,5,opt,name=object,proto3" json:"object,omitempty"`
@@ -1655,10 +1677,11 @@ const file_node_proto_rawDesc = "" +
 	"\bpod_cidr\x18\x01 \x01(\tR\apodCidr\x12!\n" +
 	"\fcluster_cidr\x18\x02 \x01(\tR\vclusterCidr\x12)\n" +
 	"\x10server_addresses\x18\x03 \x03(\tR\x0fserverAddresses\x12,\n" +
-	"\x12heartbeat_grace_ms\x18\x04 \x01(\x03R\x10heartbeatGraceMs\"^\n" +
+	"\x12heartbeat_grace_ms\x18\x04 \x01(\x03R\x10heartbeatGraceMs\"\x87\x01\n" +
 	"\x0eSessionRequest\x12#\n" +
 	"\rlast_revision\x18\x01 \x01(\x03R\flastRevision\x12'\n" +
-	"\x0faccept_protobuf\x18\x02 \x01(\bR\x0eacceptProtobuf\"\xf7\x01\n" +
+	"\x0faccept_protobuf\x18\x02 \x01(\bR\x0eacceptProtobuf\x12'\n" +
+	"\x0fendpoint_slices\x18\x03 \x01(\bR\x0eendpointSlices\"\xf7\x01\n" +
 	"\x0eSessionMessage\x126\n" +
 	"\x04type\x18\x01 \x01(\x0e2\".minik.node.v1.SessionMessage.TypeR\x04type\x12#\n" +
 	"\rprev_revision\x18\x02 \x01(\x03R\fprevRevision\x12\x1a\n" +
@@ -1740,7 +1763,7 @@ const file_node_proto_rawDesc = "" +
 	" \x01(\x03R\n" +
 	"lastSeenMs\"D\n" +
 	"\x13EventReportResponse\x12-\n" +
-	"\x06events\x18\x01 \x03(\v2\x15.minik.node.v1.ResultR\x06events*\xbb\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.minik.node.v1.ResultR\x06events*\xda\x01\n" +
 	"\n" +
 	"ObjectKind\x12\x1b\n" +
 	"\x17OBJECT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
@@ -1749,7 +1772,8 @@ const file_node_proto_rawDesc = "" +
 	"\x15OBJECT_KIND_ENDPOINTS\x10\x03\x12\x14\n" +
 	"\x10OBJECT_KIND_NODE\x10\x04\x12\x19\n" +
 	"\x15OBJECT_KIND_CONFIGMAP\x10\x05\x12\x16\n" +
-	"\x12OBJECT_KIND_SECRET\x10\x062\xc1\x05\n" +
+	"\x12OBJECT_KIND_SECRET\x10\x06\x12\x1d\n" +
+	"\x19OBJECT_KIND_ENDPOINTSLICE\x10\a2\xc1\x05\n" +
 	"\x04Node\x12K\n" +
 	"\bRegister\x12\x1e.minik.node.v1.RegisterRequest\x1a\x1f.minik.node.v1.RegisterResponse\x12A\n" +
 	"\x06Config\x12\x1c.minik.node.v1.ConfigRequest\x1a\x19.minik.node.v1.NodeConfig\x12I\n" +

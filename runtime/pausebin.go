@@ -5,6 +5,8 @@ import (
 	_ "embed"
 	"os"
 	"path/filepath"
+
+	"github.com/minik-dev/minik/internal/atomicfile"
 )
 
 //go:generate sh -c "CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o pause.bin ./pause/cmd/pause"
@@ -26,9 +28,5 @@ func writePauseBinary(dataDir string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, pauseBinary, 0o755); err != nil {
-		return "", err
-	}
-	return path, os.Rename(tmp, path)
+	return path, atomicfile.Write(path, pauseBinary, 0o755)
 }

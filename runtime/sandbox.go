@@ -7,13 +7,14 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+
+	"github.com/minik-dev/minik/internal/atomicfile"
 )
 
 // sandboxID is the containerd ID of a pod's sandbox container.
@@ -190,7 +191,7 @@ func (c *Containerd) writePodFiles(pod *PodSpec, ip string) error {
 	}
 	files := map[string]string{"hostname": hostname(pod) + "\n", "hosts": hosts, "resolv.conf": resolv}
 	for name, content := range files {
-		if err := writeFileAtomic(filepath.Join(dir, name), []byte(content)); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			return err
 		}
 	}
@@ -214,7 +215,7 @@ func writeVolumes(dir string, vols []Volume) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, "volumes.json"), data)
+	return atomicfile.Write(filepath.Join(dir, "volumes.json"), data, 0o644)
 }
 
 // makeEmptyDir creates an emptyDir writable by every user (the umask
@@ -241,12 +242,4 @@ func readVolumes(dir string) (map[string]string, error) {
 	}
 	src := map[string]string{}
 	return src, json.Unmarshal(data, &src)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := fmt.Sprintf("%s.tmp%d", path, time.Now().UnixNano())
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -12,7 +12,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/minik-dev/minik/agent"
+	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
 	"github.com/minik-dev/minik/server/pki"
 )
 
@@ -81,7 +82,7 @@ func bootstrap(ctx context.Context, cfg Config, cli *clientv3.Client, prefix, ad
 			return nil, fmt.Errorf("storing the bootstrap data: %w", err)
 		}
 		if txn.Succeeded {
-			lg.Info("initialised the cluster in the datastore", "caHash", pki.CAHash(a.CAPEM()))
+			lg.Info("initialised the cluster in the datastore", "caHash", api.CAHash(a.CAPEM()))
 			return a, nil
 		}
 		// Another server initialised the datastore first: use its CA,
@@ -108,7 +109,7 @@ func joinCluster(ctx context.Context, cfg Config, sealed []byte, opts pki.Option
 		}
 		token = strings.TrimSpace(string(data))
 	}
-	pin, secret, err := pki.ParseToken(token)
+	pin, secret, err := api.ParseToken(token)
 	if err != nil {
 		return nil, false, fmt.Errorf("--token: %w", err)
 	}
@@ -179,14 +180,14 @@ func offerServiceAccountKey(ctx context.Context, cli *clientv3.Client, key strin
 // as an agent does, and that it is the datastore's cluster CA.
 func checkJoinServer(ctx context.Context, cfg Config, token, clusterHash string, lg *slog.Logger) error {
 	dir := filepath.Join(cfg.DataDir, "join")
-	if _, err := agent.TrustCA(ctx, cfg.JoinServer, token, dir, lg); err != nil {
+	if _, err := nodeclient.TrustCA(ctx, cfg.JoinServer, token, dir, lg); err != nil {
 		return fmt.Errorf("--server %s: %w", cfg.JoinServer, err)
 	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	caPEM, err := os.ReadFile(filepath.Join(dir, nodeclient.CAFile))
 	if err != nil {
 		return err
 	}
-	if got := pki.CAHash(caPEM); got != clusterHash {
+	if got := api.CAHash(caPEM); got != clusterHash {
 		return fmt.Errorf("--server %s serves CA %s, the datastore's cluster has CA %s: %w", cfg.JoinServer, got, clusterHash, ErrWrongToken)
 	}
 	return nil

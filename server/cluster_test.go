@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/server/nodes"
 	"github.com/minik-dev/minik/server/pki"
 	"github.com/minik-dev/minik/store/storetest"
@@ -260,7 +261,7 @@ func TestBootstrap(t *testing.T) {
 		{"full token", first.Token(), nil},
 		{"token secret", first.TokenSecret(), nil},
 		{"wrong secret", "not-the-secret", ErrWrongToken},
-		{"token of another CA", pki.FormatToken(pki.CAHash([]byte("other")), first.TokenSecret()), ErrWrongToken},
+		{"token of another CA", api.FormatToken(api.CAHash([]byte("other")), first.TokenSecret()), ErrWrongToken},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,8 +29,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
-	"github.com/minik-dev/minik/agent"
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/nodes"
 	"github.com/minik-dev/minik/server/pki"
@@ -199,12 +199,12 @@ func TestHTTPSPortServesGRPC(t *testing.T) {
 	}{
 		{
 			name: "agent with a node certificate: native transport",
-			dial: func(c *tls.Certificate) (*grpc.ClientConn, error) { return agent.Dial(e.url, e.roots, c) },
+			dial: func(c *tls.Certificate) (*grpc.ClientConn, error) { return nodeclient.Dial(e.url, e.roots, c) },
 			cert: &e.nodeCert, want: grpcCall{Proto: api.NodeProtocol, Node: "n1"},
 		},
 		{
 			name: "agent registering without a certificate: native transport",
-			dial: func(c *tls.Certificate) (*grpc.ClientConn, error) { return agent.Dial(e.url, e.roots, c) },
+			dial: func(c *tls.Certificate) (*grpc.ClientConn, error) { return nodeclient.Dial(e.url, e.roots, c) },
 			want: grpcCall{Proto: api.NodeProtocol},
 		},
 		{
@@ -274,7 +274,7 @@ func TestHTTPSPortServesHTTP(t *testing.T) {
 // Shutdown ends streams that outlive the grace, and Serve returns.
 func TestHTTPSPortShutdownEndsStreams(t *testing.T) {
 	e := newPortEnv(t)
-	conn, err := agent.Dial(e.url, e.roots, &e.nodeCert)
+	conn, err := nodeclient.Dial(e.url, e.roots, &e.nodeCert)
 	if err != nil {
 		t.Fatal(err)
 	}

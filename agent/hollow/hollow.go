@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/minik-dev/minik/agent"
+	"github.com/minik-dev/minik/api/nodeclient"
 )
 
 // Config says how many hollow nodes to run and where.
@@ -76,7 +76,7 @@ type hollow struct {
 	roots *x509.CertPool
 	anon  *grpc.ClientConn
 	// password is every node's node password, kept in DataDir (see
-	// agent.NodePassword), so that a restarted process registers its
+	// nodeclient.NodePassword), so that a restarted process registers its
 	// nodes again.
 	password string
 }
@@ -92,16 +92,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	h := &hollow{cfg: cfg, lg: cfg.Logger.With("component", "hollow")}
 	roots, err := retry(ctx, h.lg, func() (*x509.CertPool, error) {
-		return agent.TrustCA(ctx, cfg.Server, cfg.Token, cfg.DataDir, h.lg)
+		return nodeclient.TrustCA(ctx, cfg.Server, cfg.Token, cfg.DataDir, h.lg)
 	})
 	if err != nil {
 		return err
 	}
 	h.roots = roots
-	if h.password, err = agent.NodePassword(cfg.DataDir); err != nil {
+	if h.password, err = nodeclient.NodePassword(cfg.DataDir); err != nil {
 		return err
 	}
-	if h.anon, err = agent.Dial(cfg.Server, roots, nil); err != nil {
+	if h.anon, err = nodeclient.Dial(cfg.Server, roots, nil); err != nil {
 		return err
 	}
 	defer h.anon.Close()
@@ -124,23 +124,17 @@ func permanent(err error) bool {
 		errors.Is(err, ErrTokenRefused) || errors.Is(err, ErrRegistrationRefused)
 }
 
-// Reconnect backoff: jittered, doubling from minBackoff to maxBackoff.
-const (
-	minBackoff = 200 * time.Millisecond
-	maxBackoff = 10 * time.Second
-)
-
 // retry calls f until it succeeds, fails permanently or ctx ends, waiting
 // with backoff between tries.
 func retry[T any](ctx context.Context, lg *slog.Logger, f func() (T, error)) (T, error) {
-	b := newBackoff()
+	b := nodeclient.NewBackoff()
 	for {
 		v, err := f()
 		if err == nil || permanent(err) || ctx.Err() != nil {
 			return v, err
 		}
 		lg.Warn("server not reachable yet; retrying", "err", err)
-		if err := b.wait(ctx); err != nil {
+		if err := b.Wait(ctx); err != nil {
 			return v, err
 		}
 	}

@@ -6,33 +6,33 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/minik-dev/minik/agent"
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
 )
 
-// Errors that retrying cannot fix; test with errors.Is. They are the
-// agent's, as hollow nodes join the way agents do.
+// Errors that retrying cannot fix; test with errors.Is. They are the node
+// protocol's, as hollow nodes join the way agents do.
 var (
 	// ErrInvalidToken: the token is malformed.
-	ErrInvalidToken = agent.ErrInvalidToken
+	ErrInvalidToken = api.ErrInvalidToken
 	// ErrCAMismatch: the server's CA does not hash to the token's pin.
-	ErrCAMismatch = agent.ErrCAMismatch
+	ErrCAMismatch = api.ErrCAMismatch
 	// ErrTokenRefused: the server refused the join token.
-	ErrTokenRefused = agent.ErrTokenRefused
+	ErrTokenRefused = nodeclient.ErrTokenRefused
 	// ErrRegistrationRefused: the server refused a node's registration
 	// for another reason (e.g. an invalid node name).
-	ErrRegistrationRefused = agent.ErrRegistrationRefused
+	ErrRegistrationRefused = nodeclient.ErrRegistrationRefused
 )
 
 // register gets a certificate for node with the token, over the shared
 // unauthenticated connection with the nodes' password, and returns a connection that authenticates
 // as the node, with the node's config. Nothing is kept on disk.
 func (h *hollow) register(ctx context.Context, node string) (*grpc.ClientConn, *api.NodeConfig, error) {
-	reg, err := agent.Register(ctx, h.anon, h.cfg.Token, node, h.password)
+	reg, err := nodeclient.Register(ctx, h.anon, h.cfg.Token, node, h.password)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", h.cfg.Server, err)
 	}
-	conn, err := agent.Dial(h.cfg.Server, h.roots, &reg.Certificate)
+	conn, err := nodeclient.Dial(h.cfg.Server, h.roots, &reg.Certificate)
 	if err != nil {
 		return nil, nil, err
 	}

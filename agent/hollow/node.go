@@ -16,20 +16,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/minik-dev/minik/agent"
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
 )
 
 // batchDelay is how long a node gathers pod reports before sending them.
 const batchDelay = 100 * time.Millisecond
-
-// stableAfter is how long a session must last for the reconnect backoff
-// to start over.
-const stableAfter = 30 * time.Second
-
-// errGap ends a session whose batches are not chained: the node asks for a
-// complete set at once.
-var errGap = errors.New("hollow: session revision gap")
 
 // node is one hollow node. Its state is owned by the goroutine in run.
 type node struct {
@@ -39,9 +31,10 @@ type node struct {
 	client api.NodeClient
 	nodeIP netip.Addr
 	ips    *ipPool
-	rev    int64 // last session revision applied
+	// session follows the chain of session messages.
+	session nodeclient.Follower
 	// reports sends pod reports; one per connection.
-	reports *agent.StatusSender
+	reports *nodeclient.StatusSender
 	pods    map[types.UID]*podState
 
 	// Reports not yet accepted by the server, by namespace/name; kept
@@ -93,21 +86,19 @@ func (n *node) run(ctx context.Context) error {
 
 // sessions keeps a session open, reconnecting with backoff.
 func (n *node) sessions(ctx context.Context) error {
-	b := newBackoff()
+	b := nodeclient.NewBackoff()
 	for {
 		start := time.Now()
 		err := n.connect(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if time.Since(start) > stableAfter {
-			b.reset()
-		}
+		b.Connected(start)
 		n.lg.Debug("session ended; reconnecting", "err", err)
-		if errors.Is(err, errGap) {
+		if errors.Is(err, nodeclient.ErrGap) {
 			continue
 		}
-		if err := b.wait(ctx); err != nil {
+		if err := b.Wait(ctx); err != nil {
 			return nil
 		}
 	}
@@ -123,15 +114,15 @@ func (n *node) connect(ctx context.Context) error {
 	if err := n.reportNode(ctx); err != nil {
 		return err
 	}
-	stream, err := n.client.Session(ctx, &api.SessionRequest{LastRevision: n.rev, AcceptProtobuf: true})
+	stream, err := n.client.Session(ctx, &api.SessionRequest{LastRevision: n.session.Revision(), AcceptProtobuf: true, EndpointSlices: true})
 	if err != nil {
 		return err
 	}
-	n.reports = agent.NewStatusSender(ctx, n.client)
+	n.reports = nodeclient.NewStatusSender(ctx, n.client)
 	defer n.reports.Close()
 	errc := make(chan error, 2)
 	msgs := make(chan *api.SessionMessage)
-	wg.Go(func() { agent.ReceiveSession(ctx, stream, msgs, errc) })
+	wg.Go(func() { nodeclient.Receive(ctx, stream, msgs, errc) })
 	wg.Go(func() { errc <- n.heartbeats(ctx) })
 	return n.loop(ctx, msgs, errc)
 }

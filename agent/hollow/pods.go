@@ -15,16 +15,12 @@ import (
 
 // apply brings the node's pods up to date with a session message.
 func (n *node) apply(m *api.SessionMessage) error {
-	switch m.GetType() {
-	case api.SessionMessage_COMPLETE:
+	complete, err := n.session.Check(m)
+	if err != nil {
+		return err
+	}
+	if complete {
 		n.dropMissing(m.GetChanges())
-	case api.SessionMessage_INCREMENTAL:
-		if m.GetPrevRevision() != n.rev {
-			n.rev = 0
-			return errGap
-		}
-	default:
-		return fmt.Errorf("session message of unknown type %v", m.GetType())
 	}
 	for _, c := range m.GetChanges() {
 		if c.GetKind() != api.ObjectKind_OBJECT_KIND_POD {
@@ -41,7 +37,7 @@ func (n *node) apply(m *api.SessionMessage) error {
 			n.putPod(pod)
 		}
 	}
-	n.rev = m.GetRevision()
+	n.session.Applied(m)
 	return nil
 }
 

@@ -86,11 +86,11 @@ func (s *Service) nodeConfig(ctx context.Context, node string, alloc func(contex
 // and returns the secret.
 func (s *Service) checkToken(token string) (string, error) {
 	bad := status.Error(codes.Unauthenticated, "invalid join token")
-	hash, secret, err := pki.ParseToken(token)
+	hash, secret, err := api.ParseToken(token)
 	if err != nil {
 		return "", bad
 	}
-	if hash != "" && pki.VerifyCAHash(s.cfg.Authority.CAPEM(), hash) != nil {
+	if hash != "" && api.VerifyCAHash(s.cfg.Authority.CAPEM(), hash) != nil {
 		return "", bad
 	}
 	want := s.cfg.Authority.TokenSecret()

@@ -32,9 +32,9 @@ func TestRegister(t *testing.T) {
 	}{
 		{"full token", e.ca.Token(), "n1", codes.OK},
 		{"secret only", e.ca.TokenSecret(), "n2", codes.OK},
-		{"wrong secret", pki.FormatToken(pki.CAHash(e.ca.CAPEM()), "nope"), "n3", codes.Unauthenticated},
+		{"wrong secret", api.FormatToken(api.CAHash(e.ca.CAPEM()), "nope"), "n3", codes.Unauthenticated},
 		{"another cluster's token", other.Token(), "n3", codes.Unauthenticated},
-		{"our secret pinning another CA", pki.FormatToken(pki.CAHash(other.CAPEM()), e.ca.TokenSecret()), "n3", codes.Unauthenticated},
+		{"our secret pinning another CA", api.FormatToken(api.CAHash(other.CAPEM()), e.ca.TokenSecret()), "n3", codes.Unauthenticated},
 		{"empty token", "", "n3", codes.Unauthenticated},
 		{"bad node name", e.ca.Token(), "Not_A_Name", codes.InvalidArgument},
 	}

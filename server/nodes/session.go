@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/minik-dev/minik/api"
@@ -28,6 +29,7 @@ const (
 	podsPrefix      = "/registry/pods/"
 	servicesPrefix  = "/registry/services/"
 	endpointsPrefix = "/registry/endpoints/"
+	slicesPrefix    = "/registry/endpointslices/"
 )
 
 // maxBatchDelay bounds how long a steady stream of changes can hold a
@@ -46,7 +48,8 @@ func (s *Service) Session(req *api.SessionRequest, stream api.Node_SessionServer
 		return err
 	}
 	lg := s.lg.With("node", node)
-	ss := &session{svc: s, node: node, stream: stream, last: req.GetLastRevision(), protobuf: req.GetAcceptProtobuf()}
+	ss := &session{svc: s, node: node, stream: stream, last: req.GetLastRevision(), protobuf: req.GetAcceptProtobuf(),
+		slices: req.GetEndpointSlices()}
 	defer func() {
 		if ss.sub != nil {
 			s.hub.unsubscribe(ss.sub)
@@ -77,7 +80,10 @@ type session struct {
 	// protobuf says the agent reads objects in the protobuf envelope, the
 	// form changes are built in; others get them as JSON.
 	protobuf bool
-	sub      *subscriber // the session's queue in the hub
+	// slices says the agent reads EndpointSlices: it gets them instead
+	// of Endpoints.
+	slices bool
+	sub    *subscriber // the session's queue in the hub
 	// refs are the ConfigMaps and Secrets the node's pods reference.
 	refs *refs
 	// last is the revision of the last message sent (or the agent's own).
@@ -181,6 +187,18 @@ type pendingChange struct {
 	echo bool // may be the node's own status write (see mayEcho)
 }
 
+// carries tells whether the session carries objects of a shared kind:
+// Endpoints or EndpointSlices, as the agent asked, and every other kind.
+func (ss *session) carries(kind api.ObjectKind) bool {
+	switch kind {
+	case api.ObjectKind_OBJECT_KIND_ENDPOINTS:
+		return !ss.slices
+	case api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE:
+		return ss.slices
+	}
+	return true
+}
+
 // mayEcho tells whether d may be a status the node wrote itself: an
 // update of a pod that stays on the node.
 func (ss *session) mayEcho(d *delta) bool {
@@ -208,6 +226,9 @@ func (ss *session) withoutEchoes(pending []pendingChange) []*api.Change {
 func (ss *session) deltaChanges(ctx context.Context, d *delta) []*api.Change {
 	if d.change != nil {
 		c := d.change
+		if !ss.carries(c.GetKind()) {
+			return nil
+		}
 		if isReferencedKind(c.GetKind()) && !ss.refs.pass(objRef{kind: c.GetKind(), ns: c.GetNamespace(), name: c.GetName()}, d.ev.Revision) {
 			return nil
 		}
@@ -244,8 +265,8 @@ func (ss *session) send(typ api.SessionMessage_Type, rev int64, changes []*api.C
 }
 
 // sendComplete subscribes to the hub and sends the node's pods, the
-// ConfigMaps and Secrets they reference, and every service, endpoints and
-// Node as of the revision the hub's deltas follow.
+// ConfigMaps and Secrets they reference, and every service, endpoints (or
+// EndpointSlice) and Node as of the revision the hub's deltas follow.
 func (ss *session) sendComplete(ctx context.Context) error {
 	if ss.sub != nil {
 		ss.svc.hub.unsubscribe(ss.sub)
@@ -258,7 +279,11 @@ func (ss *session) sendComplete(ctx context.Context) error {
 	st := ss.svc.st
 	ss.refs = newRefs()
 	var changes []*api.Change
-	for _, prefix := range []string{podsPrefix, servicesPrefix, endpointsPrefix, nodesPrefix} {
+	endpoints := endpointsPrefix
+	if ss.slices {
+		endpoints = slicesPrefix
+	}
+	for _, prefix := range []string{podsPrefix, servicesPrefix, endpoints, nodesPrefix} {
 		kvs, _, err := st.List(ctx, prefix, rev)
 		if err != nil {
 			return grpcError(err)
@@ -294,7 +319,7 @@ func (ss *session) listedChange(kv store.KV) (*api.Change, error) {
 	switch kind {
 	case api.ObjectKind_OBJECT_KIND_NODE:
 		return ss.svc.nodes.get(kv, name)
-	case api.ObjectKind_OBJECT_KIND_SERVICE, api.ObjectKind_OBJECT_KIND_ENDPOINTS:
+	case api.ObjectKind_OBJECT_KIND_SERVICE, api.ObjectKind_OBJECT_KIND_ENDPOINTS, api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE:
 		return sharedChange(ev, kind, ns, name)
 	case api.ObjectKind_OBJECT_KIND_POD:
 	default:
@@ -306,7 +331,8 @@ func (ss *session) listedChange(kv store.KV) (*api.Change, error) {
 	return podChange(ev, ns, name, false, true)
 }
 
-// sharedChange turns an event on a service, endpoints or Node into the
+// sharedChange turns an event on a service, endpoints, EndpointSlice or
+// Node into the
 // change every node sees, or nil if there is none.
 func sharedChange(ev store.Event, kind api.ObjectKind, ns, name string) (*api.Change, error) {
 	if kind == api.ObjectKind_OBJECT_KIND_NODE {
@@ -361,6 +387,8 @@ func parseKey(key string) (kind api.ObjectKind, ns, name string, ok bool) {
 		kind, rest = api.ObjectKind_OBJECT_KIND_SERVICE, key[len(servicesPrefix):]
 	case strings.HasPrefix(key, endpointsPrefix):
 		kind, rest = api.ObjectKind_OBJECT_KIND_ENDPOINTS, key[len(endpointsPrefix):]
+	case strings.HasPrefix(key, slicesPrefix):
+		kind, rest = api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE, key[len(slicesPrefix):]
 	case strings.HasPrefix(key, configMapsPrefix):
 		kind, rest = api.ObjectKind_OBJECT_KIND_CONFIGMAP, key[len(configMapsPrefix):]
 	case strings.HasPrefix(key, secretsPrefix):
@@ -375,7 +403,8 @@ func parseKey(key string) (kind api.ObjectKind, ns, name string, ok bool) {
 	return kind, ns, name, ok && ns != "" && name != ""
 }
 
-// withRevision returns a stored object (a pod, service or endpoints) in
+// withRevision returns a stored object (a pod, service, endpoints or
+// EndpointSlice) in
 // the protobuf envelope with its revision as resourceVersion. The revision
 // is put into the stored bytes when they are protobuf; a value stored as
 // JSON by an earlier version is decoded and encoded.
@@ -383,7 +412,7 @@ func withRevision(kind api.ObjectKind, value []byte, rev int64) ([]byte, error) 
 	if out := registry.ProtobufWithResourceVersion(value, rev); out != nil {
 		return out, nil
 	}
-	obj, kindName := newObject(kind)
+	obj, gv, kindName := newObject(kind)
 	if obj == nil {
 		return nil, fmt.Errorf("no object of kind %v", kind)
 	}
@@ -391,10 +420,11 @@ func withRevision(kind api.ObjectKind, value []byte, rev int64) ([]byte, error) 
 		return nil, err
 	}
 	obj.SetResourceVersion(strconv.FormatInt(rev, 10))
-	return envelope.Encode(obj, "v1", kindName)
+	return envelope.Encode(obj, gv, kindName)
 }
 
-// sessionObject is what a session carries: a core/v1 object.
+// sessionObject is what a session carries: a core/v1 object or an
+// EndpointSlice.
 type sessionObject interface {
 	runtime.Object
 	envelope.Message
@@ -402,24 +432,26 @@ type sessionObject interface {
 	SetResourceVersion(string)
 }
 
-// newObject returns an empty object of kind and the name of its kind, or
-// nil for an unknown kind.
-func newObject(kind api.ObjectKind) (sessionObject, string) {
+// newObject returns an empty object of kind with its apiVersion and the
+// name of its kind, or nil for an unknown kind.
+func newObject(kind api.ObjectKind) (obj sessionObject, apiVersion, kindName string) {
 	switch kind {
 	case api.ObjectKind_OBJECT_KIND_POD:
-		return &corev1.Pod{}, "Pod"
+		return &corev1.Pod{}, "v1", "Pod"
 	case api.ObjectKind_OBJECT_KIND_SERVICE:
-		return &corev1.Service{}, "Service"
+		return &corev1.Service{}, "v1", "Service"
 	case api.ObjectKind_OBJECT_KIND_ENDPOINTS:
-		return &corev1.Endpoints{}, "Endpoints"
+		return &corev1.Endpoints{}, "v1", "Endpoints"
+	case api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE:
+		return &discoveryv1.EndpointSlice{}, discoveryv1.SchemeGroupVersion.String(), "EndpointSlice"
 	case api.ObjectKind_OBJECT_KIND_NODE:
-		return &corev1.Node{}, "Node"
+		return &corev1.Node{}, "v1", "Node"
 	case api.ObjectKind_OBJECT_KIND_CONFIGMAP:
-		return &corev1.ConfigMap{}, "ConfigMap"
+		return &corev1.ConfigMap{}, "v1", "ConfigMap"
 	case api.ObjectKind_OBJECT_KIND_SECRET:
-		return &corev1.Secret{}, "Secret"
+		return &corev1.Secret{}, "v1", "Secret"
 	}
-	return nil, ""
+	return nil, "", ""
 }
 
 // jsonChanges returns changes with their objects as JSON, for an agent
@@ -433,7 +465,7 @@ func jsonChanges(changes []*api.Change, lg *slog.Logger) []*api.Change {
 			out = append(out, c)
 			continue
 		}
-		obj, _ := newObject(c.GetKind())
+		obj, _, _ := newObject(c.GetKind())
 		if obj == nil || api.DecodeObject(c.GetObject(), obj) != nil {
 			lg.Warn("skipping a change that cannot be sent as JSON", "kind", c.GetKind(), "namespace", c.GetNamespace(), "name", c.GetName())
 			continue

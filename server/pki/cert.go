@@ -14,8 +14,9 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/minik-dev/minik/internal/atomicfile"
 )
 
 // clockSkew backdates NotBefore so that a peer whose clock runs a little
@@ -191,36 +192,8 @@ func loadKeyPair(certFile, keyFile string) (*keyPair, error) {
 
 // save writes the pair to certFile (0644) and keyFile (0600).
 func (kp *keyPair) save(certFile, keyFile string) error {
-	if err := writeFileAtomic(keyFile, kp.keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(keyFile, kp.keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(certFile, kp.certPEM, 0o644)
-}
-
-// writeFileAtomic replaces name with data so that readers see either the
-// old or the new content, never a partial file.
-func writeFileAtomic(name string, data []byte, perm fs.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
+	return atomicfile.Write(certFile, kp.certPEM, 0o644)
 }

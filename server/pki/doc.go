@@ -21,7 +21,8 @@
 // # Join token
 //
 // The token pins the CA: an agent fetches the CA bundle from the server,
-// checks it with VerifyCAHash against the hash from ParseToken, and only
+// checks it with api.VerifyCAHash against the hash from api.ParseToken
+// (the token format is the node protocol's, in api/token.go), and only
 // then trusts the server. The secret part authenticates the agent while it
 // has no certificate of its own; SignClientCert then issues its node
 // identity (CN system:node:NAME, O system:nodes).

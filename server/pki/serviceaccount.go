@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+
+	"github.com/minik-dev/minik/internal/atomicfile"
 )
 
 // ServiceAccountKeyFile is the key that signs service account tokens,
@@ -47,7 +49,7 @@ func ensureServiceAccountKey(path string, lg *slog.Logger) (*rsa.PrivateKey, []b
 		return nil, nil, err
 	}
 	data = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if err := writeFileAtomic(path, data, 0o600); err != nil {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return nil, nil, err
 	}
 	lg.Info("generated service account signing key", "path", path)

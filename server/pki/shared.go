@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/minik-dev/minik/api"
 )
 
 // ErrWrongToken is returned by Unseal when the token secret does not
@@ -44,7 +46,7 @@ func (a *Authority) Shared() Shared {
 }
 
 // CAHash is the hash of sh.CACert, the pin of the cluster's join token.
-func (sh Shared) CAHash() string { return CAHash(sh.CACert) }
+func (sh Shared) CAHash() string { return api.CAHash(sh.CACert) }
 
 // Install writes sh under dataDir (tls/ca.crt, tls/ca.key,
 // tls/admin.token, tls/service-account.key when sh has one, and the token
@@ -57,7 +59,7 @@ func Install(dataDir string, sh Shared) error {
 	}
 	for _, s := range []string{sh.TokenSecret, sh.AdminToken} {
 		if s == "" || strings.IndexFunc(s, unicode.IsSpace) >= 0 {
-			return fmt.Errorf("shared secrets: %w", ErrInvalidToken)
+			return fmt.Errorf("shared secrets: %w", api.ErrInvalidToken)
 		}
 	}
 	if len(sh.ServiceAccountKey) > 0 {
@@ -73,7 +75,7 @@ func Install(dataDir string, sh Shared) error {
 		{filepath.Join(tlsDir, "ca.crt"), sh.CACert, 0o644},
 		{filepath.Join(tlsDir, "ca.key"), sh.CAKey, 0o600},
 		{filepath.Join(tlsDir, AdminTokenFile), []byte(sh.AdminToken + "\n"), 0o600},
-		{filepath.Join(dataDir, TokenFile), []byte(FormatToken(sh.CAHash(), sh.TokenSecret) + "\n"), 0o600},
+		{filepath.Join(dataDir, TokenFile), []byte(api.FormatToken(sh.CAHash(), sh.TokenSecret) + "\n"), 0o600},
 	}
 	if len(sh.ServiceAccountKey) > 0 {
 		files = append(files, installedFile{filepath.Join(tlsDir, ServiceAccountKeyFile), sh.ServiceAccountKey, 0o600})
@@ -173,14 +175,14 @@ func Unseal(data []byte, secret string) (Shared, error) {
 		return Shared{}, fmt.Errorf("sealed bootstrap data: %w", err)
 	}
 	if sh.CAHash() != s.CAHash {
-		return Shared{}, fmt.Errorf("sealed bootstrap data: CA does not match its hash: %w", ErrCAMismatch)
+		return Shared{}, fmt.Errorf("sealed bootstrap data: CA does not match its hash: %w", api.ErrCAMismatch)
 	}
 	return sh, nil
 }
 
 func sealAEAD(secret string, s sealed) (cipher.AEAD, error) {
 	if secret == "" {
-		return nil, fmt.Errorf("empty token secret: %w", ErrInvalidToken)
+		return nil, fmt.Errorf("empty token secret: %w", api.ErrInvalidToken)
 	}
 	key, err := pbkdf2.Key(sha256.New, secret, s.Salt, s.Iterations, 32)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/server/pki"
 )
 
@@ -23,8 +24,8 @@ func TestSealUnseal(t *testing.T) {
 			t.Errorf("sealed data holds a secret in the clear")
 		}
 	}
-	if h, err := pki.SealedCAHash(data); err != nil || h != pki.CAHash(a.CAPEM()) {
-		t.Errorf("SealedCAHash = %q, %v; want %q", h, err, pki.CAHash(a.CAPEM()))
+	if h, err := pki.SealedCAHash(data); err != nil || h != api.CAHash(a.CAPEM()) {
+		t.Errorf("SealedCAHash = %q, %v; want %q", h, err, api.CAHash(a.CAPEM()))
 	}
 	tests := []struct {
 		name   string
@@ -33,7 +34,7 @@ func TestSealUnseal(t *testing.T) {
 	}{
 		{"right secret", sh.TokenSecret, nil},
 		{"wrong secret", sh.TokenSecret + "x", pki.ErrWrongToken},
-		{"empty secret", "", pki.ErrInvalidToken},
+		{"empty secret", "", api.ErrInvalidToken},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,7 +56,7 @@ func TestUnsealTampered(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another CA hash in clear must not pass as the sealed one.
-	other := strings.Replace(string(data), pki.CAHash(a.CAPEM()), strings.Repeat("0", 64), 1)
+	other := strings.Replace(string(data), api.CAHash(a.CAPEM()), strings.Repeat("0", 64), 1)
 	if _, err := pki.Unseal([]byte(other), a.TokenSecret()); !errors.Is(err, pki.ErrWrongToken) {
 		t.Errorf("Unseal(tampered hash) = %v, want %v", err, pki.ErrWrongToken)
 	}

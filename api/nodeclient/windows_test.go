@@ -1,4 +1,4 @@
-package agent
+package nodeclient
 
 import (
 	"testing"
@@ -21,7 +21,7 @@ func TestNodeConnectionsKeepTheirWindows(t *testing.T) {
 		wantPings bool
 	}{
 		{"gRPC's adaptive windows", []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, true},
-		{"the agent's options", nodeConnOptions(insecure.NewCredentials()), false},
+		{"the node options", ConnOptions(insecure.NewCredentials()), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ln, err := h2pings.Listen()

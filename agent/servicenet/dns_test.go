@@ -1,4 +1,4 @@
-package agent
+package servicenet
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -17,7 +18,7 @@ import (
 // kubernetes service, a dual-stack one, a headless one whose pods have
 // hostnames, one whose pods have none, an empty headless one and
 // ExternalName services.
-func dnsFixture() ([]*corev1.Service, []*corev1.Endpoints) {
+func dnsFixture() ([]*corev1.Service, map[svcKey][]sliceEndpoint) {
 	svc := func(ns, name string, spec corev1.ServiceSpec) *corev1.Service {
 		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
 	}
@@ -32,24 +33,17 @@ func dnsFixture() ([]*corev1.Service, []*corev1.Endpoints) {
 		svc("apps", "ext", corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "www.Example.com"}),
 		svc("apps", "alias", corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "dual.apps.svc.cluster.local"}),
 	}
-	eps := []*corev1.Endpoints{
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kubernetes"}, Subsets: []corev1.EndpointSubset{{
-			Addresses: []corev1.EndpointAddress{{IP: "192.0.2.10"}},
-			Ports:     []corev1.EndpointPort{{Name: "https", Port: 6443, Protocol: corev1.ProtocolTCP}},
-		}}},
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "pets"}, Subsets: []corev1.EndpointSubset{{
-			Addresses:         []corev1.EndpointAddress{{IP: "10.42.0.7", Hostname: "pet-1"}, {IP: "10.42.1.5", Hostname: "Pet-0"}},
-			NotReadyAddresses: []corev1.EndpointAddress{{IP: "10.42.1.9", Hostname: "pet-2"}},
-			Ports:             []corev1.EndpointPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}},
-		}}},
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "anon"}, Subsets: []corev1.EndpointSubset{{
-			Addresses: []corev1.EndpointAddress{{IP: "10.42.2.4"}, {IP: "fd42::2:4"}},
-			Ports:     []corev1.EndpointPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}},
-		}}},
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "empty"}, Subsets: []corev1.EndpointSubset{{
-			NotReadyAddresses: []corev1.EndpointAddress{{IP: "10.42.3.3"}},
-		}}},
-	}
+	https6443 := []discoveryv1.EndpointPort{{Name: new("https"), Port: new(int32(6443)), Protocol: new(corev1.ProtocolTCP)}}
+	http8080 := []discoveryv1.EndpointPort{{Name: new("http"), Port: new(int32(8080)), Protocol: new(corev1.ProtocolTCP)}}
+	eps := mergedSlices(
+		testSlice("default", "kubernetes", "kubernetes", https6443, testEndpoint("192.0.2.10", "", true)),
+		// The pets' endpoints are spread over two slices.
+		testSlice("apps", "pets-a", "pets", http8080, testEndpoint("10.42.0.7", "pet-1", true)),
+		testSlice("apps", "pets-b", "pets", http8080, testEndpoint("10.42.1.5", "Pet-0", true), testEndpoint("10.42.1.9", "pet-2", false)),
+		testSlice("apps", "anon-v4", "anon", http8080, testEndpoint("10.42.2.4", "", true)),
+		testSlice("apps", "anon-v6", "anon", http8080, testEndpoint("fd42::2:4", "", true)),
+		testSlice("apps", "empty-a", "empty", nil, testEndpoint("10.42.3.3", "", false)),
+	)
 	return svcs, eps
 }
 
@@ -336,12 +330,12 @@ func (w tcpWriter) RemoteAddr() net.Addr { return &net.TCPAddr{} }
 // full.
 func TestDNSTruncation(t *testing.T) {
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "big"}, Spec: corev1.ServiceSpec{ClusterIP: "None"}}
-	ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "big"}, Subsets: []corev1.EndpointSubset{{}}}
+	var eps []discoveryv1.Endpoint
 	for i := range 100 {
-		ep.Subsets[0].Addresses = append(ep.Subsets[0].Addresses, corev1.EndpointAddress{IP: fmt.Sprintf("10.42.0.%d", i+1)})
+		eps = append(eps, testEndpoint(fmt.Sprintf("10.42.0.%d", i+1), "", true))
 	}
 	s := newDNSServer(netip.MustParseAddr("10.42.0.1"), "", slog.New(slog.DiscardHandler))
-	s.setRecords(newRecords([]*corev1.Service{svc}, []*corev1.Endpoints{ep}))
+	s.setRecords(newRecords([]*corev1.Service{svc}, mergedSlices(testSlice("apps", "big-a", "big", nil, eps...))))
 	tests := []struct {
 		name      string
 		tcp       bool

@@ -1,4 +1,4 @@
-package agent
+package servicenet
 
 import (
 	"bytes"
@@ -13,15 +13,17 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/network"
 )
 
 // Service networking on the node. The session hands every change of the
-// cluster's services, endpoints and nodes to a netSync, whose one goroutine
-// turns the latest view into the proxy's iptables rules, the host-gw routes
-// to other nodes' pods and the records of the node's DNS server.
+// cluster's services, EndpointSlices and nodes to a Sync, whose one
+// goroutine turns the latest view into the proxy's iptables rules, the
+// host-gw routes to other nodes' pods and the records of the node's DNS
+// server.
 //
 // Cluster DNS is node-local: every node answers on its bridge gateway (the
 // first address of its podCIDR), and the proxy sends the fixed cluster DNS
@@ -37,19 +39,52 @@ const (
 	retryDelay = time.Second
 )
 
-// DefaultClusterDNS is the cluster DNS address pods are given: the tenth
-// address of the default service CIDR.
-var DefaultClusterDNS = netip.MustParseAddr("10.43.0.10")
-
 // dnsServiceNamespace and dnsServiceName name the cluster DNS service.
 const (
 	dnsServiceNamespace = "kube-system"
 	dnsServiceName      = "kube-dns"
 )
 
-// netSync applies the session's view of services, endpoints and nodes to
-// the node. update may be called from any goroutine; run owns the rest.
-type netSync struct {
+// Config is what a Sync needs to know of its node.
+type Config struct {
+	// NodeName is the node's name: it routes to every other node's pods.
+	NodeName string
+	// PodCIDR is the node's; its first address is the bridge's, where
+	// the node's DNS server listens. ClusterCIDR holds every node's.
+	PodCIDR, ClusterCIDR netip.Prefix
+	// ClusterDNS is the cluster DNS address pods are given, an IPv4
+	// address; the proxy sends it to the node's DNS server.
+	ClusterDNS netip.Addr
+	// ClusterDomain is the DNS domain of services and pods
+	// ("cluster.local" when empty).
+	ClusterDomain string
+	Logger        *slog.Logger
+}
+
+// Kind is a kind of object a Sync reads.
+type Kind uint8
+
+// The kinds of Objects.
+const (
+	KindService       Kind = iota + 1 // core/v1 Service
+	KindEndpointSlice                 // discovery.k8s.io/v1 EndpointSlice
+	KindNode                          // core/v1 Node, trimmed (see api/node.proto)
+)
+
+// Key names an object of a kind; a Node has no namespace.
+type Key struct {
+	Kind            Kind
+	Namespace, Name string
+}
+
+// Objects are the cluster's services, EndpointSlices and nodes as the
+// session carries them (see api.DecodeObject).
+type Objects map[Key][]byte
+
+// Sync applies the session's view of services, EndpointSlices and nodes
+// to the node. Update may be called from any goroutine; Run owns the
+// rest.
+type Sync struct {
 	node       string
 	proxier    *network.Proxier
 	router     *network.Router // nil: no routes
@@ -57,27 +92,29 @@ type netSync struct {
 	clusterDNS netip.Addr
 	lg         *slog.Logger
 
-	decoded map[objKey]decodedObj // owned by loop: the last view, decoded
+	decoded map[Key]decodedObj // owned by loop: the last view, decoded
 
-	mu     sync.Mutex        // guards next
-	next   map[objKey][]byte // latest view not yet taken by run
-	notify chan struct{}     // capacity 1: next changed
+	mu     sync.Mutex    // guards next
+	next   Objects       // latest view not yet taken by run
+	notify chan struct{} // capacity 1: next changed
 }
 
-// newNetSync sets up the node's proxy, router and DNS server; nothing
-// changes on the node before run. The DNS server listens on the first
-// address of podCIDR, the bridge's.
-func newNetSync(cfg Config, podCIDR, clusterCIDR netip.Prefix) (*netSync, error) {
-	clusterDNS, err := cfg.clusterDNS()
-	if err != nil {
-		return nil, err
+// New sets up the node's proxy, router and DNS server; nothing changes
+// on the node before Run. The DNS server listens on the first address of
+// the podCIDR, the bridge's.
+func New(cfg Config) (*Sync, error) {
+	if !cfg.ClusterDNS.Is4() {
+		return nil, fmt.Errorf("cluster DNS %v must be an IPv4 address", cfg.ClusterDNS)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ipt, err := network.NewIPTables(network.IPTablesConfig{})
 	if err != nil {
 		return nil, err
 	}
-	proxier, err := network.NewProxier(network.ProxierConfig{Executor: ipt, ClusterCIDR: clusterCIDR,
-		PodCIDR: podCIDR, LocalhostNodePorts: true, Logger: cfg.Logger})
+	proxier, err := network.NewProxier(network.ProxierConfig{Executor: ipt, ClusterCIDR: cfg.ClusterCIDR,
+		PodCIDR: cfg.PodCIDR, LocalhostNodePorts: true, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -85,26 +122,14 @@ func newNetSync(cfg Config, podCIDR, clusterCIDR netip.Prefix) (*netSync, error)
 	if err != nil {
 		return nil, err
 	}
-	return &netSync{node: cfg.NodeName, proxier: proxier, router: router, clusterDNS: clusterDNS,
-		dns:    newDNSServer(podCIDR.Masked().Addr().Next(), cfg.ClusterDomain, cfg.Logger),
+	return &Sync{node: cfg.NodeName, proxier: proxier, router: router, clusterDNS: cfg.ClusterDNS,
+		dns:    newDNSServer(cfg.PodCIDR.Masked().Addr().Next(), cfg.ClusterDomain, cfg.Logger),
 		lg:     cfg.Logger.With("component", "netsync"),
 		notify: make(chan struct{}, 1)}, nil
 }
 
-// clusterDNS parses cfg.ClusterDNS, DefaultClusterDNS when empty.
-func (cfg Config) clusterDNS() (netip.Addr, error) {
-	if cfg.ClusterDNS == "" {
-		return DefaultClusterDNS, nil
-	}
-	ip, err := netip.ParseAddr(cfg.ClusterDNS)
-	if err != nil || !ip.Is4() {
-		return netip.Addr{}, fmt.Errorf("cluster DNS %q must be an IPv4 address", cfg.ClusterDNS)
-	}
-	return ip, nil
-}
-
-// run runs the DNS server and applies views until ctx ends.
-func (n *netSync) run(ctx context.Context) error {
+// Run runs the DNS server and applies views until ctx ends.
+func (n *Sync) Run(ctx context.Context) error {
 	defer n.router.Close()
 	g, gctx := errgroup.WithContext(ctx)
 	if n.dns != nil {
@@ -114,8 +139,9 @@ func (n *netSync) run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// update replaces the view to apply; objs must not change afterwards.
-func (n *netSync) update(objs map[objKey][]byte) {
+// Update replaces the view to apply; objs must not change afterwards. It
+// is safe for concurrent use.
+func (n *Sync) Update(objs Objects) {
 	n.mu.Lock()
 	n.next = objs
 	n.mu.Unlock()
@@ -128,12 +154,12 @@ func (n *netSync) update(objs map[objKey][]byte) {
 // loop applies views until ctx ends. Nothing is applied before the first
 // view, so a restarted agent leaves the rules it finds alone until it has
 // the complete set; the rules stay when run returns.
-func (n *netSync) loop(ctx context.Context) error {
+func (n *Sync) loop(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	armed := false
-	var cur map[objKey][]byte
+	var cur Objects
 	for {
 		select {
 		case <-ctx.Done():
@@ -164,11 +190,12 @@ func (n *netSync) loop(ctx context.Context) error {
 
 // sync applies one view. Invalid objects are logged and left out; the
 // error is for what a retry may fix.
-func (n *netSync) sync(ctx context.Context, objs map[objKey][]byte) error {
+func (n *Sync) sync(ctx context.Context, objs Objects) error {
 	start := time.Now()
 	v, decoded := decodeViewCached(objs, n.decoded, n.lg)
 	n.decoded = decoded
-	svcs, eps := v.proxyServices, v.proxyEndpoints
+	merged := mergeSlices(v.slices)
+	svcs, eps := v.proxyServices, proxyEndpointsFromSlices(merged)
 	if n.dns != nil && n.clusterDNS.IsValid() {
 		svcs, eps = withClusterDNS(svcs, eps, n.clusterDNS, n.dns.addr)
 	}
@@ -185,7 +212,7 @@ func (n *netSync) sync(ctx context.Context, objs map[objKey][]byte) error {
 		}
 	}
 	if n.dns != nil {
-		n.dns.setRecords(newRecords(v.services, v.endpoints))
+		n.dns.setRecords(newRecords(v.services, merged))
 	}
 	n.lg.Debug("service networking synced", "services", len(svcs), "nodes", len(v.nodes), "took", time.Since(start))
 	return errors.Join(errs...)
@@ -206,38 +233,21 @@ func onlyInvalid(err error) bool {
 	return errors.Is(err, network.ErrInvalidConfig)
 }
 
-// netObjects copies the services, endpoints and nodes of st for a netSync.
-func (st *state) netObjects() map[objKey][]byte {
-	out := map[objKey][]byte{}
-	for k, v := range st.objects {
-		if isNetKind(k.kind) {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-func isNetKind(k api.ObjectKind) bool {
-	return k == api.ObjectKind_OBJECT_KIND_SERVICE || k == api.ObjectKind_OBJECT_KIND_ENDPOINTS ||
-		k == api.ObjectKind_OBJECT_KIND_NODE
-}
-
-// view is a decoded netObjects map.
+// view is decoded Objects.
 type view struct {
-	services  []*corev1.Service
-	endpoints []*corev1.Endpoints
-	nodes     []*corev1.Node
-	// The services and endpoints converted for the proxier.
-	proxyServices  []network.Service
-	proxyEndpoints []network.Endpoints
+	services []*corev1.Service
+	nodes    []*corev1.Node
+	// slices are the EndpointSlices of services, converted.
+	slices []slicePart
+	// proxyServices are the services converted for the proxier.
+	proxyServices []network.Service
 }
 
 // decodedObj is an object as decoded from data.
 type decodedObj struct {
 	data []byte
-	obj  any // *corev1.Service, *corev1.Endpoints or *corev1.Node
-	// proxy is obj converted for the proxier: a network.Service, a
-	// network.Endpoints, or nil.
+	obj  any // *corev1.Service, *discoveryv1.EndpointSlice or *corev1.Node
+	// proxy is obj converted: a network.Service, a slicePart, or nil.
 	proxy any
 }
 
@@ -246,15 +256,15 @@ type decodedObj struct {
 // With thousands of services a sync after one change would otherwise spend
 // most of its time decoding what it decoded before. Objects in the view
 // are shared with the cache and must not be changed.
-func decodeViewCached(objs map[objKey][]byte, prev map[objKey]decodedObj, lg *slog.Logger) (view, map[objKey]decodedObj) {
+func decodeViewCached(objs Objects, prev map[Key]decodedObj, lg *slog.Logger) (view, map[Key]decodedObj) {
 	var v view
-	next := make(map[objKey]decodedObj, len(objs))
+	next := make(map[Key]decodedObj, len(objs))
 	for k, data := range objs {
 		d, ok := prev[k]
 		if !ok || !sameBytes(d.data, data) {
-			obj, err := decodeNetObject(k.kind, data)
+			obj, err := decodeNetObject(k.Kind, data)
 			if err != nil {
-				lg.Warn("undecodable object from the server", "kind", k.kind, "name", k.namespace+"/"+k.name, "err", err)
+				lg.Warn("undecodable object from the server", "kind", k.Kind, "name", k.Namespace+"/"+k.Name, "err", err)
 				continue
 			}
 			d = decodedObj{data: data, obj: obj, proxy: proxyObject(obj)}
@@ -263,31 +273,31 @@ func decodeViewCached(objs map[objKey][]byte, prev map[objKey]decodedObj, lg *sl
 		switch o := d.obj.(type) {
 		case *corev1.Service:
 			v.services = append(v.services, o)
-		case *corev1.Endpoints:
-			v.endpoints = append(v.endpoints, o)
 		case *corev1.Node:
 			v.nodes = append(v.nodes, o)
 		}
 		switch o := d.proxy.(type) {
 		case network.Service:
 			v.proxyServices = append(v.proxyServices, o)
-		case network.Endpoints:
-			v.proxyEndpoints = append(v.proxyEndpoints, o)
+		case slicePart:
+			v.slices = append(v.slices, o)
 		}
 	}
 	return v, next
 }
 
-// proxyObject converts a decoded service or endpoints for the proxier;
-// nil for anything else.
+// proxyObject converts a decoded service for the proxier and an
+// EndpointSlice for merging; nil for anything else.
 func proxyObject(obj any) any {
 	switch o := obj.(type) {
 	case *corev1.Service:
 		if ps, ok := proxyService(o); ok {
 			return ps
 		}
-	case *corev1.Endpoints:
-		return proxyEndpoint(o)
+	case *discoveryv1.EndpointSlice:
+		if p, ok := sliceToPart(o); ok {
+			return p
+		}
 	}
 	return nil
 }
@@ -301,16 +311,16 @@ func sameBytes(a, b []byte) bool {
 	return len(a) == 0 || &a[0] == &b[0] || bytes.Equal(a, b)
 }
 
-// decodeNetObject decodes a service, endpoints or node; other kinds decode
-// to nil.
-func decodeNetObject(kind api.ObjectKind, data []byte) (any, error) {
+// decodeNetObject decodes a service, EndpointSlice or node; other kinds
+// decode to nil.
+func decodeNetObject(kind Kind, data []byte) (any, error) {
 	var obj api.Object
 	switch kind {
-	case api.ObjectKind_OBJECT_KIND_SERVICE:
+	case KindService:
 		obj = &corev1.Service{}
-	case api.ObjectKind_OBJECT_KIND_ENDPOINTS:
-		obj = &corev1.Endpoints{}
-	case api.ObjectKind_OBJECT_KIND_NODE:
+	case KindEndpointSlice:
+		obj = &discoveryv1.EndpointSlice{}
+	case KindNode:
 		obj = &corev1.Node{}
 	default:
 		return nil, nil
@@ -382,32 +392,6 @@ func affinityTimeout(spec *corev1.ServiceSpec) time.Duration {
 		return time.Duration(*c.ClientIP.TimeoutSeconds) * time.Second
 	}
 	return defaultAffinityTimeout
-}
-
-// proxyEndpoints converts the ready addresses of endpoints for the proxy.
-func proxyEndpoints(eps []*corev1.Endpoints) []network.Endpoints {
-	out := make([]network.Endpoints, 0, len(eps))
-	for _, e := range eps {
-		out = append(out, proxyEndpoint(e))
-	}
-	return out
-}
-
-// proxyEndpoint converts the ready addresses of one endpoints.
-func proxyEndpoint(e *corev1.Endpoints) network.Endpoints {
-	pe := network.Endpoints{Namespace: e.Namespace, Name: e.Name, Ports: map[string][]netip.AddrPort{}}
-	for _, ss := range e.Subsets {
-		for _, p := range ss.Ports {
-			for _, a := range ss.Addresses {
-				ip, err := netip.ParseAddr(a.IP)
-				if err != nil {
-					continue
-				}
-				pe.Ports[p.Name] = append(pe.Ports[p.Name], netip.AddrPortFrom(ip, uint16(p.Port)))
-			}
-		}
-	}
-	return pe
 }
 
 // withClusterDNS replaces any kube-system/kube-dns service, and any other

@@ -1,4 +1,4 @@
-package agent
+package servicenet
 
 import (
 	"encoding/json"
@@ -13,13 +13,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/network"
 )
 
-func testServices() ([]*corev1.Service, []*corev1.Endpoints) {
+func testServices() ([]*corev1.Service, map[svcKey][]sliceEndpoint) {
 	svcs := []*corev1.Service{
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Spec: corev1.ServiceSpec{
 			Type: corev1.ServiceTypeNodePort, ClusterIP: "10.43.0.20",
@@ -48,17 +48,11 @@ func testServices() ([]*corev1.Service, []*corev1.Endpoints) {
 			Ports: []corev1.ServicePort{{Protocol: corev1.ProtocolTCP, Port: 80}},
 		}, Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "172.31.250.11"}}}}},
 	}
-	eps := []*corev1.Endpoints{
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Subsets: []corev1.EndpointSubset{{
-			Addresses:         []corev1.EndpointAddress{{IP: "10.42.0.5"}, {IP: "10.42.1.7"}},
-			NotReadyAddresses: []corev1.EndpointAddress{{IP: "10.42.1.9"}},
-			Ports:             []corev1.EndpointPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}},
-		}}},
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db"}, Subsets: []corev1.EndpointSubset{{
-			Addresses: []corev1.EndpointAddress{{IP: "10.42.1.3"}, {IP: "10.42.0.3"}},
-			Ports:     []corev1.EndpointPort{{Name: "pg", Port: 5432, Protocol: corev1.ProtocolTCP}},
-		}}},
-	}
+	eps := mergedSlices(
+		testSlice("default", "web-a", "web", testPorts("http", 8080), testEndpoint("10.42.0.5", "", true), testEndpoint("10.42.1.9", "", false)),
+		testSlice("default", "web-b", "web", testPorts("http", 8080), testEndpoint("10.42.1.7", "", true)),
+		testSlice("default", "db-a", "db", testPorts("pg", 5432), testEndpoint("10.42.1.3", "", true), testEndpoint("10.42.0.3", "", true)),
+	)
 	return svcs, eps
 }
 
@@ -81,11 +75,12 @@ func TestProxyConversion(t *testing.T) {
 	if diff := cmp.Diff(wantS, proxyServices(svcs), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("proxyServices (-want +got):\n%s", diff)
 	}
-	got := proxyEndpoints(eps)
+	web := proxyEndpointsOf(svcKey{"default", "web"}, eps[svcKey{"default", "web"}])
 	want := []netip.AddrPort{netip.MustParseAddrPort("10.42.0.5:8080"), netip.MustParseAddrPort("10.42.1.7:8080")}
-	if !cmp.Equal(got[0].Ports["http"], want, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })) {
-		t.Errorf("proxyEndpoints web http = %v, want %v", got[0].Ports["http"], want)
+	if !cmp.Equal(web.Ports["http"], want, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })) {
+		t.Errorf("proxyEndpointsOf web http = %v, want %v", web.Ports["http"], want)
 	}
+	got := proxyEndpointsFromSlices(eps)
 
 	dnsIP, local := netip.MustParseAddr("10.43.0.10"), netip.MustParseAddr("10.42.0.1")
 	s2, e2 := withClusterDNS(append(proxyServices(svcs), network.Service{Namespace: "kube-system", Name: "kube-dns", ClusterIP: dnsIP}), got, dnsIP, local)
@@ -173,37 +168,39 @@ func TestDNSAnswers(t *testing.T) {
 }
 
 func TestDecodeViewCached(t *testing.T) {
-	svcKey := objKey{kind: api.ObjectKind_OBJECT_KIND_SERVICE, namespace: "default", name: "web"}
-	epKey := objKey{kind: api.ObjectKind_OBJECT_KIND_ENDPOINTS, namespace: "default", name: "web"}
-	nodeKey := objKey{kind: api.ObjectKind_OBJECT_KIND_NODE, name: "n1"}
-	badKey := objKey{kind: api.ObjectKind_OBJECT_KIND_SERVICE, namespace: "default", name: "bad"}
-	objs := map[objKey][]byte{
+	svcKey := Key{Kind: KindService, Namespace: "default", Name: "web"}
+	epKey := Key{Kind: KindEndpointSlice, Namespace: "default", Name: "web-abcde"}
+	nodeKey := Key{Kind: KindNode, Name: "n1"}
+	badKey := Key{Kind: KindService, Namespace: "default", Name: "bad"}
+	objs := Objects{
 		svcKey:  []byte(`{"metadata":{"name":"web","namespace":"default"},"spec":{"clusterIP":"10.43.0.20"}}`),
-		epKey:   []byte(`{"metadata":{"name":"web","namespace":"default"}}`),
+		epKey:   []byte(`{"metadata":{"name":"web-abcde","namespace":"default","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4"}`),
 		nodeKey: []byte(`{"metadata":{"name":"n1"}}`),
 		badKey:  []byte(`{`),
 	}
 	lg := slog.New(slog.DiscardHandler)
 	v1, cache := decodeViewCached(objs, nil, lg)
-	if len(v1.services) != 1 || len(v1.endpoints) != 1 || len(v1.nodes) != 1 || v1.services[0].Spec.ClusterIP != "10.43.0.20" {
-		t.Fatalf("first view: %d services, %d endpoints, %d nodes, want 1 of each", len(v1.services), len(v1.endpoints), len(v1.nodes))
+	if len(v1.services) != 1 || len(v1.slices) != 1 || len(v1.nodes) != 1 || v1.services[0].Spec.ClusterIP != "10.43.0.20" {
+		t.Fatalf("first view: %d services, %d slices, %d nodes, want 1 of each", len(v1.services), len(v1.slices), len(v1.nodes))
 	}
 	// The service is unchanged (the same bytes, or equal ones), the
-	// endpoints changed, the node went.
-	next := map[objKey][]byte{
+	// slice changed, the node went.
+	next := Objects{
 		svcKey: objs[svcKey],
-		epKey:  []byte(`{"metadata":{"name":"web","namespace":"default"},"subsets":[{"addresses":[{"ip":"10.42.0.5"}],"ports":[{"port":8080}]}]}`),
+		epKey: []byte(`{"metadata":{"name":"web-abcde","namespace":"default","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4",` +
+			`"endpoints":[{"addresses":["10.42.0.5"]}],"ports":[{"port":8080}]}`),
 	}
 	v2, cache := decodeViewCached(next, cache, lg)
 	if v2.services[0] != v1.services[0] {
 		t.Errorf("unchanged service decoded again")
 	}
+	eps := proxyEndpointsFromSlices(mergeSlices(v2.slices))
 	if len(v2.proxyServices) != 1 || v2.proxyServices[0].ClusterIP != netip.MustParseAddr("10.43.0.20") ||
-		len(v2.proxyEndpoints) != 1 || len(v2.proxyEndpoints[0].Ports[""]) != 1 {
-		t.Errorf("view for the proxier: services %+v, endpoints %+v", v2.proxyServices, v2.proxyEndpoints)
+		len(eps) != 1 || eps[0].Name != "web" || len(eps[0].Ports[""]) != 1 {
+		t.Errorf("view for the proxier: services %+v, endpoints %+v", v2.proxyServices, eps)
 	}
-	if v2.endpoints[0] == v1.endpoints[0] || len(v2.endpoints[0].Subsets) != 1 {
-		t.Errorf("changed endpoints not decoded again: %+v", v2.endpoints[0])
+	if len(v2.slices[0].endpoints) != 1 || len(v1.slices[0].endpoints) != 0 {
+		t.Errorf("changed slice not decoded again: %+v", v2.slices[0])
 	}
 	if len(v2.nodes) != 0 || len(cache) != 2 {
 		t.Errorf("deleted node: %d nodes in the view, %d objects cached; want 0 and 2", len(v2.nodes), len(cache))
@@ -215,29 +212,29 @@ func TestDecodeViewCached(t *testing.T) {
 }
 
 // BenchmarkNetView measures what a sync of the agent does before the
-// proxier at 5,000 services × 3 endpoints after one endpoints change:
-// decoding the view (cached, and from scratch as the baseline) and
-// converting it for the proxier.
+// proxier at 5,000 services × 3 endpoints after one EndpointSlice change:
+// decoding the view (cached, and from scratch as the baseline), merging
+// the slices and converting it all for the proxier.
 func BenchmarkNetView(b *testing.B) {
-	objs := map[objKey][]byte{}
+	objs := Objects{}
 	for i := range 5000 {
 		name := fmt.Sprintf("svc-%05d", i)
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: name}, Spec: corev1.ServiceSpec{
 			ClusterIP: fmt.Sprintf("10.43.%d.%d", i>>8, i&255), Selector: map[string]string{"app": name},
 			Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}}}
-		ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: name}, Subsets: []corev1.EndpointSubset{{
-			Ports: []corev1.EndpointPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}}}}}
+		var endpoints []discoveryv1.Endpoint
 		for j := range 3 {
 			k := i*3 + j
-			ep.Subsets[0].Addresses = append(ep.Subsets[0].Addresses, corev1.EndpointAddress{IP: fmt.Sprintf("10.42.%d.%d", k>>8, k&255)})
+			endpoints = append(endpoints, testEndpoint(fmt.Sprintf("10.42.%d.%d", k>>8, k&255), "", true))
 		}
+		ep := testSlice("bench", name+"-abcde", name, testPorts("http", 8080), endpoints...)
 		sd, _ := json.Marshal(svc)
 		ed, _ := json.Marshal(ep)
-		objs[objKey{kind: api.ObjectKind_OBJECT_KIND_SERVICE, namespace: "bench", name: name}] = sd
-		objs[objKey{kind: api.ObjectKind_OBJECT_KIND_ENDPOINTS, namespace: "bench", name: name}] = ed
+		objs[Key{Kind: KindService, Namespace: "bench", Name: name}] = sd
+		objs[Key{Kind: KindEndpointSlice, Namespace: "bench", Name: name + "-abcde"}] = ed
 	}
 	lg := slog.New(slog.DiscardHandler)
-	changed := objKey{kind: api.ObjectKind_OBJECT_KIND_ENDPOINTS, namespace: "bench", name: "svc-00000"}
+	changed := Key{Kind: KindEndpointSlice, Namespace: "bench", Name: "svc-00000-abcde"}
 	for _, cached := range []bool{false, true} {
 		b.Run(fmt.Sprintf("cached=%v", cached), func(b *testing.B) {
 			_, cache := decodeViewCached(objs, nil, lg)
@@ -245,13 +242,14 @@ func BenchmarkNetView(b *testing.B) {
 			for b.Loop() {
 				i++
 				next := maps.Clone(objs)
-				next[changed] = fmt.Appendf(nil, `{"metadata":{"namespace":"bench","name":"svc-00000"},"subsets":[{"addresses":[{"ip":"10.41.0.%d"}],"ports":[{"name":"http","port":8080}]}]}`, i%250)
+				next[changed] = fmt.Appendf(nil, `{"metadata":{"namespace":"bench","name":"svc-00000-abcde","labels":{"kubernetes.io/service-name":"svc-00000"}},`+
+					`"addressType":"IPv4","endpoints":[{"addresses":["10.41.0.%d"]}],"ports":[{"name":"http","port":8080}]}`, i%250)
 				if !cached {
 					cache = nil
 				}
 				var v view
 				v, cache = decodeViewCached(next, cache, lg)
-				if len(v.proxyServices) != 5000 || len(v.proxyEndpoints) != 5000 {
+				if len(v.proxyServices) != 5000 || len(proxyEndpointsFromSlices(mergeSlices(v.slices))) != 5000 {
 					b.Fatal("wrong view")
 				}
 			}

@@ -1,4 +1,4 @@
-package agent
+package servicenet
 
 import (
 	"log/slog"

@@ -1,4 +1,4 @@
-package agent
+package servicenet
 
 import (
 	"net/netip"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 )
 
 // dnsTTL is the TTL of cluster answers, short because services change.
@@ -51,16 +52,13 @@ type dnsEndpoint struct {
 // headless reports whether the service answers with its endpoints.
 func (ds *dnsService) headless() bool { return len(ds.clusterIPs) == 0 && ds.externalName == "" }
 
-// newRecords indexes services and their endpoints.
-func newRecords(svcs []*corev1.Service, eps []*corev1.Endpoints) *dnsRecords {
+// newRecords indexes services and their endpoints, merged from their
+// EndpointSlices (see mergeSlices).
+func newRecords(svcs []*corev1.Service, eps map[svcKey][]sliceEndpoint) *dnsRecords {
 	r := &dnsRecords{
 		services:   make(map[string]*dnsService, len(svcs)),
 		namespaces: map[string]bool{},
 		ptr:        map[netip.Addr][]string{},
-	}
-	byKey := make(map[string]*corev1.Endpoints, len(eps))
-	for _, e := range eps {
-		byKey[e.Namespace+"/"+e.Name] = e
 	}
 	for _, s := range svcs {
 		ds := newDNSService(s)
@@ -68,7 +66,7 @@ func newRecords(svcs []*corev1.Service, eps []*corev1.Endpoints) *dnsRecords {
 			continue
 		}
 		base := strings.ToLower(s.Name + "." + s.Namespace)
-		if e := byKey[s.Namespace+"/"+s.Name]; e != nil && ds.externalName == "" {
+		if e := eps[svcKey{s.Namespace, s.Name}]; e != nil && ds.externalName == "" {
 			ds.addEndpoints(e)
 		}
 		r.services[base] = ds
@@ -117,22 +115,25 @@ func newDNSService(s *corev1.Service) *dnsService {
 	return ds
 }
 
-func (ds *dnsService) addEndpoints(e *corev1.Endpoints) {
-	for _, ss := range e.Subsets {
-		ports := map[string]uint16{}
-		for _, p := range ss.Ports {
-			if p.Name != "" {
-				ports[portKey(p.Name, p.Protocol)] = uint16(p.Port)
+// addEndpoints adds the ready endpoints among eps, as CoreDNS answers with
+// those only (a Service that publishes not-ready addresses has them
+// marked ready by the EndpointSlice controller). An address that several
+// slices hold is named once.
+func (ds *dnsService) addEndpoints(eps []sliceEndpoint) {
+	// Endpoints of one slice share their ports: index them once.
+	portsOf := map[*discoveryv1.EndpointPort]map[string]uint16{}
+	for _, e := range eps {
+		if !e.ready {
+			continue
+		}
+		var ports map[string]uint16
+		if len(e.ports) > 0 {
+			if ports = portsOf[&e.ports[0]]; ports == nil {
+				ports = slicePortKeys(e.ports)
+				portsOf[&e.ports[0]] = ports
 			}
 		}
-		for _, a := range ss.Addresses {
-			ip, err := netip.ParseAddr(a.IP)
-			if err != nil {
-				continue
-			}
-			ip = ip.Unmap()
-			ds.endpoints = append(ds.endpoints, dnsEndpoint{host: endpointHost(a.Hostname, ip), ip: ip, ports: ports})
-		}
+		ds.endpoints = append(ds.endpoints, dnsEndpoint{host: endpointHost(e.hostname, e.addr), ip: e.addr, ports: ports})
 	}
 	slices.SortFunc(ds.endpoints, func(a, b dnsEndpoint) int {
 		if c := strings.Compare(a.host, b.host); c != 0 {
@@ -140,6 +141,7 @@ func (ds *dnsService) addEndpoints(e *corev1.Endpoints) {
 		}
 		return a.ip.Compare(b.ip)
 	})
+	ds.endpoints = slices.CompactFunc(ds.endpoints, func(a, b dnsEndpoint) bool { return a.host == b.host && a.ip == b.ip })
 }
 
 // endpointHost is an endpoint's name under its service: its hostname, or

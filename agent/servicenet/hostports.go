@@ -1,4 +1,4 @@
-package agent
+package servicenet
 
 import (
 	"net/netip"
@@ -10,23 +10,32 @@ import (
 	"github.com/minik-dev/minik/network"
 )
 
-// hostPorts remembers the hostPorts of the node's pods, by pod UID, so
+// PodSetter receives the pods bound to the node (pods.Manager).
+type PodSetter interface {
+	SetPods(pods []*corev1.Pod)
+}
+
+// HostPorts remembers the hostPorts of the node's pods, by pod UID, so
 // that the CNI setup of a sandbox can map them (the runtime hands the
 // network hook only the pod's UID). It sits in front of the pod manager
-// and sees every desired set on its way there.
-type hostPorts struct {
-	next podSetter
+// and sees every desired set on its way there. It is safe for concurrent
+// use.
+type HostPorts struct {
+	// Next receives every set after HostPorts; set it before the first
+	// SetPods.
+	Next PodSetter
 
 	mu    sync.Mutex
 	byUID map[string][]network.PortMapping // guarded by mu
 }
 
-func newHostPorts(next podSetter) *hostPorts {
-	return &hostPorts{next: next, byUID: map[string][]network.PortMapping{}}
+// NewHostPorts returns a HostPorts that knows no pods yet.
+func NewHostPorts() *HostPorts {
+	return &HostPorts{byUID: map[string][]network.PortMapping{}}
 }
 
 // SetPods records the pods' hostPorts and passes the set on.
-func (h *hostPorts) SetPods(pods []*corev1.Pod) {
+func (h *HostPorts) SetPods(pods []*corev1.Pod) {
 	m := make(map[string][]network.PortMapping, len(pods))
 	for _, p := range pods {
 		if pm := portMappings(p); len(pm) > 0 {
@@ -36,11 +45,11 @@ func (h *hostPorts) SetPods(pods []*corev1.Pod) {
 	h.mu.Lock()
 	h.byUID = m
 	h.mu.Unlock()
-	h.next.SetPods(pods)
+	h.Next.SetPods(pods)
 }
 
 // For returns the mappings of pod uid (nil if it has none).
-func (h *hostPorts) For(uid string) []network.PortMapping {
+func (h *HostPorts) For(uid string) []network.PortMapping {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.byUID[uid]
