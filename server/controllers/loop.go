@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
@@ -31,6 +32,10 @@ func newLoop(name string, lg *slog.Logger, sync func(ctx context.Context, key st
 		lg:    lg,
 	}
 }
+
+// conflictRetry is when a key whose sync met a write conflict is synced
+// again.
+const conflictRetry = 20 * time.Millisecond
 
 // add enqueues key.
 func (l *loop) add(key string) { l.queue.Add(key) }
@@ -71,6 +76,14 @@ func (l *loop) next(ctx context.Context) bool {
 	case err == nil:
 		l.queue.Forget(key)
 	case ctx.Err() != nil:
+	case apierrors.IsConflict(err):
+		// A write based on a cached object that changed meanwhile: the
+		// informer brings the change within moments, so the key comes
+		// back soon, and conflicts do not grow its backoff (under churn,
+		// one object may conflict many times in a row).
+		l.lg.Debug("sync conflicted", "key", key, "err", err)
+		l.queue.Forget(key)
+		l.queue.AddAfter(key, conflictRetry)
 	default:
 		l.lg.Debug("sync failed", "key", key, "err", err)
 		l.queue.AddRateLimited(key)
