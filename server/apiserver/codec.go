@@ -82,7 +82,7 @@ func checkBodyType(r *http.Request) error {
 // ignored according to the fieldValidation parameter.
 func decodeObject(w http.ResponseWriter, r *http.Request, res *registry.Resource, data []byte) (runtime.Object, error) {
 	if res.Custom != nil {
-		return decodeCustom(r, res, data)
+		return decodeCustom(w, r, res, data)
 	}
 	if isProtobuf(r) {
 		obj := res.New()
@@ -115,7 +115,7 @@ func decodeObject(w http.ResponseWriter, r *http.Request, res *registry.Resource
 // decodeCustom decodes a JSON body into an object of the custom resource
 // res. As upstream, apiVersion and kind must be those of res; fields the
 // schema does not know are pruned later (PrepareForCreate/Update).
-func decodeCustom(r *http.Request, res *registry.Resource, data []byte) (*unstructured.Unstructured, error) {
+func decodeCustom(w http.ResponseWriter, r *http.Request, res *registry.Resource, data []byte) (*unstructured.Unstructured, error) {
 	if isProtobuf(r) {
 		return nil, &apierrors.StatusError{ErrStatus: metav1.Status{
 			Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
@@ -135,7 +135,32 @@ func decodeCustom(r *http.Request, res *registry.Resource, data []byte) (*unstru
 	if gv := u.GetAPIVersion(); gv != res.GroupVersion().String() {
 		return nil, badRequest("the API version in the data (%s) does not match the expected API version (%s)", gv, res.GroupVersion())
 	}
-	return u, nil
+	return u, checkUnknownFields(w, r, registry.UnknownFields(res, u))
+}
+
+// checkUnknownFields reports the fields of a custom object its schema
+// prunes as fieldValidation asks: a 400 (Strict), warnings (Warn, the
+// default) or nothing (Ignore).
+func checkUnknownFields(w http.ResponseWriter, r *http.Request, unknown []string) error {
+	if len(unknown) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(unknown))
+	for i, p := range unknown {
+		msgs[i] = fmt.Sprintf("unknown field %q", p)
+	}
+	switch r.URL.Query().Get("fieldValidation") {
+	case "Ignore":
+		return nil
+	case "Strict":
+		return badRequest("strict decoding error: %s", strings.Join(msgs, ", "))
+	}
+	for _, m := range msgs {
+		if w != nil {
+			w.Header().Add("Warning", fmt.Sprintf("299 - %q", m))
+		}
+	}
+	return nil
 }
 
 func truncate(b []byte, n int) []byte {

@@ -28,7 +28,7 @@ import (
 var widgets = schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"}
 
 // widgetCRD is testdata/widgets-crd.yaml.
-func widgetCRD(t *testing.T) *apiextensionsv1.CustomResourceDefinition {
+func widgetCRD(t testing.TB) *apiextensionsv1.CustomResourceDefinition {
 	t.Helper()
 	data, err := os.ReadFile("testdata/widgets-crd.yaml")
 	if err != nil {
@@ -239,6 +239,10 @@ func TestCustomResourceSchema(t *testing.T) {
 				t.Errorf("Create: causes %v, want one naming %s (%v)", fields, tc.field, err)
 			}
 		})
+	}
+	_, err = ws.Create(ctx, widget("strict", map[string]interface{}{"colour": "red"}), metav1.CreateOptions{FieldValidation: "Strict"})
+	if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), `unknown field "spec.colour"`) {
+		t.Errorf("Create with an unknown field and fieldValidation=Strict = %v, want 400 naming spec.colour", err)
 	}
 	if _, err := ws.Get(ctx, "bad", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("Get of a refused object = %v, want NotFound", err)

@@ -409,6 +409,13 @@ func setPath(obj map[string]interface{}, p string, v int64) {
 	_ = unstructured.SetNestedField(obj, v, pathParts(p)...)
 }
 
+// UnknownFields lists the paths of the fields of u that res's schema does
+// not know, which pruning drops ("spec.colour"). u is not changed.
+func UnknownFields(res *Resource, u *unstructured.Unstructured) []string {
+	return structuralpruning.PruneWithOptions(runtime.DeepCopyJSON(u.Object), res.Custom.Schema, true,
+		structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
+}
+
 // EncodeCustom is the stored form of a custom object: JSON in the storage
 // version, without resourceVersion.
 func EncodeCustom(res *Resource, u *unstructured.Unstructured) ([]byte, error) {
