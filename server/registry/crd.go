@@ -50,7 +50,7 @@ func newCRDResource() *Resource {
 		}),
 		Columns: []metav1.TableColumnDefinition{
 			nameColumn(),
-			column("Created At", "date", "", false),
+			column("Created At", "date", metav1.ObjectMeta{}.SwaggerDoc()["creationTimestamp"], false),
 		},
 		Row: printable(func(c *apiextensionsv1.CustomResourceDefinition, _ time.Time) []interface{} {
 			return []interface{}{c.Name, c.CreationTimestamp.UTC().Format(time.RFC3339)}
