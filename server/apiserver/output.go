@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -197,6 +198,12 @@ func partialMetadata(obj runtime.Object, version string) *metav1.PartialObjectMe
 	if a, ok := obj.(metav1.ObjectMetaAccessor); ok {
 		if om, ok := a.GetObjectMeta().(*metav1.ObjectMeta); ok {
 			p.ObjectMeta = *om
+		}
+	}
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		if m, ok := u.Object["metadata"].(map[string]interface{}); ok {
+			// A custom object's metadata was checked on write.
+			_ = runtime.DefaultUnstructuredConverter.FromUnstructured(m, &p.ObjectMeta)
 		}
 	}
 	return p
