@@ -520,3 +520,67 @@ func TestNamespaceDeletionDeletesCustomObjects(t *testing.T) {
 		t.Errorf("widgets left in a deleted namespace: %v", keys)
 	}
 }
+
+func TestCustomResourceDefaultsFromStorage(t *testing.T) {
+	ts := newTestServer(t)
+	crd := ts.establish(t, widgetCRD(t))
+	ctx := testContext(t)
+	ws := ts.dynamicClient(t).Resource(widgets).Namespace("default")
+	if _, err := ws.Create(ctx, widget("a", map[string]interface{}{"color": "red"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A default added to the definition shows on objects written before.
+	c := ts.crdClient(t).ApiextensionsV1().CustomResourceDefinitions()
+	spec := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
+	spec.Properties["shape"] = apiextensionsv1.JSONSchemaProps{Type: "string", Default: &apiextensionsv1.JSON{Raw: []byte(`"round"`)}}
+	crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = spec
+	if _, err := c.Update(ctx, crd, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("Update CRD: %v", err)
+	}
+	for {
+		got, err := ws.Get(ctx, "a", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, _, _ := unstructured.NestedString(got.Object, "spec", "shape"); s == "round" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("spec.shape of an object written before the default was added = %v, want round", got.Object["spec"])
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	list, err := ws.List(ctx, metav1.ListOptions{})
+	if err != nil || len(list.Items) != 1 {
+		t.Fatalf("List = %v, %v", list, err)
+	}
+	if s, _, _ := unstructured.NestedString(list.Items[0].Object, "spec", "shape"); s != "round" {
+		t.Errorf("listed spec = %v, want shape defaulted to round", list.Items[0].Object["spec"])
+	}
+}
+
+func TestClusterScopedCustomResource(t *testing.T) {
+	ts := newTestServer(t)
+	crd := widgetCRD(t)
+	crd.Spec.Scope = apiextensionsv1.ClusterScoped
+	ts.establish(t, crd)
+	ctx := testContext(t)
+	ws := ts.dynamicClient(t).Resource(widgets)
+	out, err := ws.Create(ctx, widget("global", nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if out.GetNamespace() != "" {
+		t.Errorf("namespace of a cluster-scoped object = %q, want none", out.GetNamespace())
+	}
+	if _, err := ts.dynamicClient(t).Resource(widgets).Namespace("default").Create(ctx, widget("local", nil), metav1.CreateOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Create under a namespace for a cluster-scoped kind = %v, want 404", err)
+	}
+	if _, err := ws.List(ctx, metav1.ListOptions{FieldSelector: "metadata.namespace=default"}); !apierrors.IsBadRequest(err) {
+		t.Errorf("List by metadata.namespace of a cluster-scoped kind = %v, want 400", err)
+	}
+	if err := ws.Delete(ctx, "global", metav1.DeleteOptions{}); err != nil {
+		t.Errorf("Delete: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"strconv"
 	"sync"
 	"time"
 
@@ -46,7 +47,7 @@ func (s *Server) decodeShared(res *registry.Resource, key string, value []byte, 
 // custom resource, whose versions share their stored objects.
 func cacheKey(res *registry.Resource, key string) string {
 	if res.Custom != nil {
-		return res.GroupVersion().String() + "|" + key
+		return res.GroupVersion().String() + "|" + strconv.FormatInt(res.Custom.Generation, 10) + "|" + key
 	}
 	if res.View == nil {
 		return key

@@ -40,6 +40,9 @@ type Custom struct {
 	StorageVersion string
 	// Schema is the structural schema of the version served.
 	Schema *structuralschema.Structural
+	// Generation is the definition's metadata.generation the resource
+	// was built from: objects read under another may differ (defaults).
+	Generation int64
 }
 
 // customSchema is the compiled schema of one version of a CRD: what
@@ -104,7 +107,7 @@ func NewCustom(crd *apiextensionsv1.CustomResourceDefinition, version string) (*
 		Namespaced: crd.Spec.Scope == apiextensionsv1.NamespaceScoped,
 		HasStatus:  cs.hasStatus,
 		HasScale:   cs.scale != nil,
-		Custom:     &Custom{CRD: crd.Name, StorageVersion: storage, Schema: cs.structural},
+		Custom:     &Custom{CRD: crd.Name, StorageVersion: storage, Schema: cs.structural, Generation: crd.Generation},
 
 		New: func() runtime.Object { return &unstructured.Unstructured{Object: map[string]interface{}{}} },
 		NewList: func() runtime.Object {
@@ -431,7 +434,9 @@ func EncodeCustom(res *Resource, u *unstructured.Unstructured) ([]byte, error) {
 }
 
 // DecodeCustom decodes a stored custom object as served by res: its
-// apiVersion rewritten to res's version.
+// apiVersion rewritten to res's version and, as upstream reads from
+// storage, the schema's defaults applied (a default added to the
+// definition since the object was written shows).
 func DecodeCustom(res *Resource, value []byte) (*unstructured.Unstructured, error) {
 	u := &unstructured.Unstructured{}
 	if err := UnmarshalCustom(value, u); err != nil {
@@ -439,6 +444,7 @@ func DecodeCustom(res *Resource, value []byte) (*unstructured.Unstructured, erro
 	}
 	u.SetAPIVersion(res.GroupVersion().String())
 	u.SetKind(res.Kind)
+	structuraldefaulting.Default(u.Object, res.Custom.Schema)
 	return u, nil
 }
 
