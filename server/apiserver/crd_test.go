@@ -423,6 +423,19 @@ func TestCustomResourceDiscoveryAndTable(t *testing.T) {
 		t.Errorf("/apis/example.com/v1 resources = %v", names)
 	}
 
+	var openapi struct {
+		Paths map[string]struct{ ServerRelativeURL string }
+	}
+	ts.getJSON(t, "/openapi/v3", "", &openapi)
+	if _, ok := openapi.Paths["apis/example.com/v1"]; !ok {
+		t.Errorf("/openapi/v3 paths lack apis/example.com/v1: %v", openapi.Paths)
+	}
+	var doc struct{ Paths map[string]any }
+	ts.getJSON(t, "/openapi/v3/apis/example.com/v1", "", &doc)
+	if _, ok := doc.Paths["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]; !ok {
+		t.Errorf("/openapi/v3/apis/example.com/v1 paths = %v, want the widgets path", doc.Paths)
+	}
+
 	var table metav1.Table
 	ts.getJSON(t, "/apis/example.com/v1/namespaces/default/widgets", "application/json;as=Table;v=v1;g=meta.k8s.io", &table)
 	var cols []string
