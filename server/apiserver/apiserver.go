@@ -178,7 +178,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{
+	s := &Server{
 		cfg:        cfg,
 		store:      cfg.Store,
 		log:        cfg.Logger.With("component", "apiserver"),
@@ -190,7 +190,9 @@ func New(cfg Config) (*Server, error) {
 		events:     newRevCache(cfg.CacheBytes, bytesLen),
 		jsonEvents: newRevCache(cfg.CacheBytes, bytesLen),
 		nsCache:    map[string]nsState{},
-	}, nil
+	}
+	s.custom.Store(newCustomSet(nil))
+	return s, nil
 }
 
 // SetReady marks the server ready (answers /readyz with 200).

@@ -69,12 +69,7 @@ func newCustomSet(crds []*compiledCRD) *customSet {
 }
 
 // customResources is the current set (empty before the CRD loop ran).
-func (s *Server) customResources() *customSet {
-	if set := s.custom.Load(); set != nil {
-		return set
-	}
-	return newCustomSet(nil)
-}
+func (s *Server) customResources() *customSet { return s.custom.Load() }
 
 // lookupIn finds the resource served as plural name in gv: a built-in
 // one in v1, else a custom one.
