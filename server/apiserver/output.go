@@ -84,7 +84,9 @@ func (s *Server) writeWritten(w http.ResponseWriter, r *http.Request, res *regis
 	if stored != nil && res.View == nil && writeRaw(w, r, code, stored, revisionOf(obj)) {
 		return nil
 	}
-	if out, _, err := negotiate(r); err == nil && out != outputProtobuf {
+	// A custom object is as a read gives it already: unstructured keeps
+	// empty lists and maps as they are.
+	if out, _, err := negotiate(r); err == nil && out != outputProtobuf && res.Custom == nil {
 		if read, err := asRead(res, obj, stored); err == nil {
 			obj = read
 		}
