@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -130,6 +131,8 @@ type Server struct {
 	quotaLocks sync.Map
 	// policies knows the namespaces with LimitRanges or ResourceQuotas.
 	policies policyIndex
+	// custom is the set of custom resources served (see custom.go).
+	custom atomic.Pointer[customSet]
 }
 
 // nsState is what creates need to know of a namespace.
@@ -175,7 +178,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{
+	s := &Server{
 		cfg:        cfg,
 		store:      cfg.Store,
 		log:        cfg.Logger.With("component", "apiserver"),
@@ -187,7 +190,9 @@ func New(cfg Config) (*Server, error) {
 		events:     newRevCache(cfg.CacheBytes, bytesLen),
 		jsonEvents: newRevCache(cfg.CacheBytes, bytesLen),
 		nsCache:    map[string]nsState{},
-	}, nil
+	}
+	s.custom.Store(newCustomSet(nil))
+	return s, nil
 }
 
 // SetReady marks the server ready (answers /readyz with 200).
@@ -239,7 +244,7 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource strin
 		s.writeStatus(w, r, st, schema.GroupResource{}, "")
 		return r.Method, "unauthorized"
 	}
-	if rest, gv, found := cutResourcePrefix(path); found && rest != "" {
+	if rest, gv, found := s.cutResourcePrefix(path); found && rest != "" {
 		if info, handle, ok := handlerRoute(r.Method, rest, gv.Group); ok {
 			if r, ok := s.authorize(w, r, user, info); ok {
 				if err := handle(s, w, r, info); err != nil {
@@ -254,7 +259,7 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource strin
 		if after, isWatch := strings.CutPrefix(rest, "watch/"); isWatch && r.Method == http.MethodGet {
 			rest, watch = after, true
 		}
-		info, ok := parseResourcePath(r.Method, gv.Group, rest, watch)
+		info, ok := s.parseResourcePath(r.Method, gv, rest, watch)
 		if !ok || info.Resource.GroupVersion() != gv {
 			s.writeStatus(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""), schema.GroupResource{}, "")
 			return r.Method, "unknown"

@@ -9,11 +9,14 @@ import (
 	"slices"
 	"strings"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientscheme "k8s.io/client-go/kubernetes/scheme"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -78,6 +81,9 @@ func checkBodyType(r *http.Request) error {
 // apiVersion and kind. Unknown fields are refused, reported as a warning or
 // ignored according to the fieldValidation parameter.
 func decodeObject(w http.ResponseWriter, r *http.Request, res *registry.Resource, data []byte) (runtime.Object, error) {
+	if res.Custom != nil {
+		return decodeCustom(w, r, res, data)
+	}
 	if isProtobuf(r) {
 		obj := res.New()
 		if err := decodeProtobuf(data, obj); err != nil {
@@ -104,6 +110,64 @@ func decodeObject(w http.ResponseWriter, r *http.Request, res *registry.Resource
 	}
 	setTypeMeta(obj, res)
 	return obj, nil
+}
+
+// decodeCustom decodes a JSON body into an object of the custom resource
+// res. As upstream, apiVersion and kind must be those of res; fields the
+// schema does not know are pruned later (PrepareForCreate/Update).
+func decodeCustom(w http.ResponseWriter, r *http.Request, res *registry.Resource, data []byte) (*unstructured.Unstructured, error) {
+	if isProtobuf(r) {
+		return nil, &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
+			Message: "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+		}}
+	}
+	u := &unstructured.Unstructured{}
+	if err := registry.UnmarshalCustom(data, u); err != nil {
+		return nil, badRequest("the body of the request could not be decoded: %v", err)
+	}
+	if u.GetKind() == "" {
+		return nil, badRequest("Object 'Kind' is missing in '%s'", truncate(data, 256))
+	}
+	if u.GetKind() != res.Kind {
+		return nil, badRequest("the body of the request has kind %q, want %q for resource %q", u.GetKind(), res.Kind, res.Name)
+	}
+	if gv := u.GetAPIVersion(); gv != res.GroupVersion().String() {
+		return nil, badRequest("the API version in the data (%s) does not match the expected API version (%s)", gv, res.GroupVersion())
+	}
+	return u, checkUnknownFields(w, r, registry.UnknownFields(res, u))
+}
+
+// checkUnknownFields reports the fields of a custom object its schema
+// prunes as fieldValidation asks: a 400 (Strict), warnings (Warn, the
+// default) or nothing (Ignore).
+func checkUnknownFields(w http.ResponseWriter, r *http.Request, unknown []string) error {
+	if len(unknown) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(unknown))
+	for i, p := range unknown {
+		msgs[i] = fmt.Sprintf("unknown field %q", p)
+	}
+	switch r.URL.Query().Get("fieldValidation") {
+	case "Ignore":
+		return nil
+	case "Strict":
+		return badRequest("strict decoding error: %s", strings.Join(msgs, ", "))
+	}
+	for _, m := range msgs {
+		if w != nil {
+			w.Header().Add("Warning", fmt.Sprintf("299 - %q", m))
+		}
+	}
+	return nil
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
 }
 
 // strictDecode unmarshals data into obj honouring fieldValidation. A
@@ -143,8 +207,15 @@ func strictDecode(w http.ResponseWriter, r *http.Request, data []byte, obj any) 
 }
 
 // protobufCodec decodes the Kubernetes protobuf envelope for every kind
-// client-go knows.
-var protobufCodec = protobuf.NewSerializer(clientscheme.Scheme, clientscheme.Scheme)
+// client-go knows, and CustomResourceDefinitions.
+var protobufCodec = protobuf.NewSerializer(protobufScheme, protobufScheme)
+
+var protobufScheme = func() *runtime.Scheme {
+	sch := runtime.NewScheme()
+	utilruntime.Must(clientscheme.AddToScheme(sch))
+	utilruntime.Must(apiextensionsv1.AddToScheme(sch))
+	return sch
+}()
 
 const protobufType = "application/vnd.kubernetes.protobuf"
 

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"strconv"
 	"sync"
 	"time"
 
@@ -42,8 +43,12 @@ func (s *Server) decodeShared(res *registry.Resource, key string, value []byte, 
 
 // cacheKey is the key under which the caches of decoded objects and of
 // encoded events keep the object stored under key: key itself, but for a
-// view, whose objects are of another type than those stored.
+// view, whose objects are of another type than those stored, and for a
+// custom resource, whose versions share their stored objects.
 func cacheKey(res *registry.Resource, key string) string {
+	if res.Custom != nil {
+		return res.GroupVersion().String() + "|" + strconv.FormatInt(res.Custom.Generation, 10) + "|" + key
+	}
 	if res.View == nil {
 		return key
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -93,6 +94,9 @@ func (s *Server) deleteObject(ctx context.Context, res *registry.Resource, ns, n
 		m, _ := meta.Accessor(obj)
 		if err := checkPreconditions(res, m, opts.Preconditions); err != nil {
 			return nil, err
+		}
+		if crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition); ok && crd.DeletionTimestamp == nil {
+			markCRDTerminating(crd, s.cfg.Now())
 		}
 		if f := propagationFinalizer(opts); f != "" && m.GetDeletionTimestamp() == nil && !slices.Contains(m.GetFinalizers(), f) {
 			m.SetFinalizers(append(m.GetFinalizers(), f))

@@ -29,7 +29,7 @@ func (s *Server) serveNonResource(w *statusRecorder, r *http.Request) {
 	case "/api/v1":
 		writeJSON(w, http.StatusOK, apiResourceList())
 	case "/apis":
-		writeJSON(w, http.StatusOK, apiGroupList())
+		writeJSON(w, http.StatusOK, s.apiGroupList())
 	case "/metrics":
 		if s.metrics == nil {
 			http.NotFound(w, r)
@@ -37,7 +37,7 @@ func (s *Server) serveNonResource(w *statusRecorder, r *http.Request) {
 		}
 		s.metrics.handler.ServeHTTP(w, r)
 	default:
-		if v := groupDiscovery(strings.TrimSuffix(r.URL.Path, "/")); v != nil {
+		if v := s.groupDiscovery(strings.TrimSuffix(r.URL.Path, "/")); v != nil {
 			writeJSON(w, http.StatusOK, v)
 			return
 		}

@@ -50,7 +50,8 @@ const (
 // not listed starts from an object with nothing else set; if that is
 // not valid, newFuzzHarness fails and names the kind to add here.
 var fuzzSamples = map[string]string{
-	"Namespace": `{"metadata":{"labels":{"team":"fuzz"}}}`,
+	"ControllerRevision": `{"data":{"spec":{"template":{}}},"revision":1}`,
+	"Namespace":          `{"metadata":{"labels":{"team":"fuzz"}}}`,
 	"Pod": `{"metadata":{"labels":{"app":"fuzz"},"annotations":{"a":"b"}},"spec":{"containers":[` +
 		`{"name":"main","image":"busybox:1.36","command":["sleep","3600"],"ports":[{"name":"http","containerPort":8080}],` +
 		`"env":[{"name":"A","value":"1"}],"resources":{"requests":{"cpu":"10m","memory":"16Mi"}}}],` +

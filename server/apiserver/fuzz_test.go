@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -72,7 +73,11 @@ func newFuzzHarness(f *testing.F) *fuzzHarness {
 	ts := httptest.NewServer(s)
 	f.Cleanup(ts.Close)
 	// The timeout only ends a hung request, which then fails the input.
-	h := &fuzzHarness{url: ts.URL, client: &http.Client{Timeout: 30 * time.Second}, store: st, kinds: registry.All()}
+	// CustomResourceDefinitions are left out: their name must be
+	// PLURAL.GROUP, which no one name of every kind can be (crd_test.go
+	// covers their bad input).
+	kinds := slices.DeleteFunc(registry.All(), func(r *registry.Resource) bool { return r.Name == "customresourcedefinitions" })
+	h := &fuzzHarness{url: ts.URL, client: &http.Client{Timeout: 30 * time.Second}, store: st, kinds: kinds}
 	for _, res := range h.kinds {
 		if res.View != nil {
 			continue // its sample is that of the resource it views

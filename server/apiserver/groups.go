@@ -19,9 +19,10 @@ var coreV1 = schema.GroupVersion{Version: "v1"}
 
 // cutResourcePrefix splits a resource path into the part after its
 // group-version prefix and that group-version: /api/v1/REST is core v1,
-// /apis/GROUP/v1/REST is GROUP/v1 for a group minik serves. ok is false
-// for any other path.
-func cutResourcePrefix(path string) (rest string, gv schema.GroupVersion, ok bool) {
+// /apis/GROUP/VERSION/REST is GROUP/VERSION for a group-version minik
+// serves (v1 of a built-in group, a served version of a custom one). ok
+// is false for any other path.
+func (s *Server) cutResourcePrefix(path string) (rest string, gv schema.GroupVersion, ok bool) {
 	if rest, ok := strings.CutPrefix(path, "/api/v1/"); ok {
 		return rest, coreV1, true
 	}
@@ -31,7 +32,7 @@ func cutResourcePrefix(path string) (rest string, gv schema.GroupVersion, ok boo
 	}
 	group, rest, ok1 := strings.Cut(rest, "/")
 	version, rest, ok2 := strings.Cut(rest, "/")
-	if !ok1 || !ok2 || version != "v1" || !slices.Contains(apiGroups(), group) {
+	if !ok1 || !ok2 || !s.servesVersion(group, version) {
 		return "", gv, false
 	}
 	return rest, schema.GroupVersion{Group: group, Version: version}, true
@@ -70,22 +71,27 @@ func apiGroups() []string {
 	return groups
 }
 
-func apiGroup(group string) metav1.APIGroup {
-	v := metav1.GroupVersionForDiscovery{GroupVersion: group + "/v1", Version: "v1"}
-	return metav1.APIGroup{
-		TypeMeta: metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"},
-		Name:     group, Versions: []metav1.GroupVersionForDiscovery{v}, PreferredVersion: v,
+// apiGroup is the discovery document of group, which serves versions,
+// the preferred first.
+func apiGroup(group string, versions []string) metav1.APIGroup {
+	g := metav1.APIGroup{TypeMeta: metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"}, Name: group}
+	for _, v := range versions {
+		g.Versions = append(g.Versions, metav1.GroupVersionForDiscovery{GroupVersion: group + "/" + v, Version: v})
 	}
+	if len(g.Versions) > 0 {
+		g.PreferredVersion = g.Versions[0]
+	}
+	return g
 }
 
 // apiGroupList is the /apis document.
-func apiGroupList() *metav1.APIGroupList {
+func (s *Server) apiGroupList() *metav1.APIGroupList {
 	list := &metav1.APIGroupList{
 		TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"},
 		Groups:   []metav1.APIGroup{},
 	}
-	for _, g := range apiGroups() {
-		ag := apiGroup(g)
+	for _, g := range s.allGroups() {
+		ag := apiGroup(g, s.groupVersions(g))
 		ag.TypeMeta = metav1.TypeMeta{}
 		list.Groups = append(list.Groups, ag)
 	}
@@ -94,48 +100,60 @@ func apiGroupList() *metav1.APIGroupList {
 
 // groupDiscovery returns the discovery document at path (without a
 // trailing slash) for a served group, or nil.
-func groupDiscovery(path string) any {
+func (s *Server) groupDiscovery(path string) any {
 	rest, ok := strings.CutPrefix(path, "/apis/")
 	if !ok {
 		return nil
 	}
 	group, version, versioned := strings.Cut(rest, "/")
-	if !slices.Contains(apiGroups(), group) {
+	versions := s.groupVersions(group)
+	if len(versions) == 0 {
 		return nil
 	}
 	if !versioned {
-		g := apiGroup(group)
+		g := apiGroup(group, versions)
 		return &g
 	}
-	if version != "v1" {
+	if !slices.Contains(versions, version) {
 		return nil
 	}
+	gv := schema.GroupVersion{Group: group, Version: version}
 	list := &metav1.APIResourceList{
 		TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
-		GroupVersion: group + "/v1",
+		GroupVersion: gv.String(),
 	}
-	for _, res := range registry.All() {
-		if res.Group != group {
+	served := registry.All()
+	for _, name := range slices.Sorted(maps.Keys(s.customResources().byGV[gv])) {
+		served = append(served, s.customResources().byGV[gv][name])
+	}
+	for _, res := range served {
+		if res.GroupVersion() != gv {
 			continue
 		}
-		list.APIResources = append(list.APIResources, metav1.APIResource{
-			Name: res.Name, SingularName: res.Singular, Namespaced: res.Namespaced, Kind: res.Kind,
-			Verbs:      metav1.Verbs{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
-			ShortNames: res.ShortNames, Categories: categories[res.Name],
-		})
-		if res.HasStatus {
-			list.APIResources = append(list.APIResources, metav1.APIResource{
-				Name: res.Name + "/status", Namespaced: res.Namespaced, Kind: res.Kind,
-				Verbs: metav1.Verbs{"get", "patch", "update"},
-			})
-		}
-		if res.HasScale {
-			list.APIResources = append(list.APIResources, metav1.APIResource{
-				Name: res.Name + "/scale", Namespaced: res.Namespaced, Group: "autoscaling",
-				Version: "v1", Kind: "Scale", Verbs: metav1.Verbs{"get", "patch", "update"},
-			})
-		}
+		list.APIResources = append(list.APIResources, resourceDiscovery(res)...)
 	}
 	list.APIResources = append(list.APIResources, handlerGroups[group]...)
 	return list
+}
+
+// resourceDiscovery describes res and its status and scale subresources.
+func resourceDiscovery(res *registry.Resource) []metav1.APIResource {
+	out := []metav1.APIResource{{
+		Name: res.Name, SingularName: res.Singular, Namespaced: res.Namespaced, Kind: res.Kind,
+		Verbs:      metav1.Verbs{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
+		ShortNames: res.ShortNames, Categories: slices.Concat(categories[res.Name], res.Categories),
+	}}
+	if res.HasStatus {
+		out = append(out, metav1.APIResource{
+			Name: res.Name + "/status", Namespaced: res.Namespaced, Kind: res.Kind,
+			Verbs: metav1.Verbs{"get", "patch", "update"},
+		})
+	}
+	if res.HasScale {
+		out = append(out, metav1.APIResource{
+			Name: res.Name + "/scale", Namespaced: res.Namespaced, Group: "autoscaling",
+			Version: "v1", Kind: "Scale", Verbs: metav1.Verbs{"get", "patch", "update"},
+		})
+	}
+	return out
 }

@@ -9,7 +9,8 @@ import (
 
 // Run runs the server's own control loops until ctx ends, in one
 // goroutine that owns their state: namespace deletion (nsLoop), quota
-// accounting (quotaLoop) and the expiry of the caches of recent changes.
+// accounting (quotaLoop), serving and deleting custom resources (crdLoop)
+// and the expiry of the caches of recent changes.
 // Both loops learn of changes from one watch of the whole registry, which
 // also keeps the policy index. It returns when ctx ends.
 func (s *Server) Run(ctx context.Context) error {
@@ -17,6 +18,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s:      s,
 		ns:     &nsLoop{s: s, pending: map[string]bool{}, dirty: map[string]bool{}},
 		quotas: &quotaLoop{s: s, withQuota: map[string]bool{}, dirty: map[string]bool{}},
+		crds:   newCRDLoop(s),
 	}
 	defer r.stopWatch()
 	nsResync := time.NewTicker(nsResyncInterval)
@@ -26,6 +28,8 @@ func (s *Server) Run(ctx context.Context) error {
 	expire := time.NewTicker(cacheExpiryInterval)
 	defer expire.Stop()
 	r.ns.scan(ctx)
+	r.crds.scan(ctx)
+	r.crds.work(ctx)
 	for {
 		if r.changes == nil && r.rewatch == nil {
 			r.startWatch(ctx)
@@ -35,6 +39,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		r.ns.work(ctx)
 		r.quotas.work(ctx)
+		r.crds.work(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -45,6 +50,8 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-r.ns.retry:
 			r.ns.retry = nil
 			r.ns.redo()
+		case <-r.crds.retry:
+			r.crds.redo()
 		case <-r.rewatch:
 			r.rewatch = nil
 		case <-nsResync.C:
@@ -75,6 +82,7 @@ type loops struct {
 	s       *Server
 	ns      *nsLoop
 	quotas  *quotaLoop
+	crds    *crdLoop
 	changes <-chan store.Event // the watch of every key; nil while down
 	stop    context.CancelFunc // ends the watch
 	rewatch <-chan time.Time   // set while waiting to start the watch again
@@ -96,6 +104,7 @@ func (r *loops) startWatch(ctx context.Context) {
 	r.changes, r.stop = ch, stop
 	r.ns.redo()
 	r.quotas.rescan(ctx)
+	r.crds.scan(ctx)
 }
 
 func (r *loops) stopWatch() {
@@ -117,6 +126,7 @@ func (r *loops) drain(ev store.Event, ok bool) {
 		r.s.policies.observe(ev)
 		r.ns.observe(ev)
 		r.quotas.observe(ev)
+		r.crds.observe(ev)
 		select {
 		case ev, ok = <-r.changes:
 		default:

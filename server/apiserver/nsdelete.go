@@ -110,7 +110,11 @@ func (s *Server) deleteContent(ctx context.Context, ns string) nsContent {
 	c := nsContent{remaining: map[string]int{}, finalizers: map[string]int{}}
 	bg := metav1.DeletePropagationBackground
 	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
-	for _, res := range registry.All() {
+	resources := registry.All()
+	for _, res := range s.customResources().storage {
+		resources = append(resources, res)
+	}
+	for _, res := range resources {
 		if !res.Namespaced || res.View != nil {
 			continue // a view's objects are those of the resource it views
 		}

@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -53,33 +55,52 @@ var openAPIDocs = sync.OnceValue(func() map[string]openAPIDocument {
 	docs := map[string]openAPIDocument{}
 	for _, res := range registry.All() {
 		gv := res.GroupVersion()
-		key := strings.TrimSuffix(strings.TrimPrefix(apiPrefix(gv), "/"), "/")
-		if _, ok := docs[key]; !ok {
-			docs[key] = openAPIDocument{data: openAPIFor(gv)}
+		if _, ok := docs[openAPIKey(gv)]; !ok {
+			docs[openAPIKey(gv)] = newOpenAPIDocument(openAPIFor(gv, registry.All()))
 		}
-	}
-	for key, d := range docs {
-		sum := sha256.Sum256(d.data)
-		d.hash = hex.EncodeToString(sum[:8])
-		docs[key] = d
 	}
 	return docs
 })
+
+// allOpenAPIDocs is openAPIDocs plus a document for each group-version
+// of the custom resources served now.
+func (s *Server) allOpenAPIDocs() map[string]openAPIDocument {
+	set := s.customResources()
+	if len(set.byGV) == 0 {
+		return openAPIDocs()
+	}
+	docs := maps.Clone(openAPIDocs())
+	for gv, byName := range set.byGV {
+		docs[openAPIKey(gv)] = newOpenAPIDocument(openAPIFor(gv, slices.Collect(maps.Values(byName))))
+	}
+	return docs
+}
+
+// openAPIKey is the path of gv's document below /openapi/v3.
+func openAPIKey(gv schema.GroupVersion) string {
+	return strings.TrimSuffix(strings.TrimPrefix(apiPrefix(gv), "/"), "/")
+}
+
+func newOpenAPIDocument(data []byte) openAPIDocument {
+	sum := sha256.Sum256(data)
+	return openAPIDocument{data: data, hash: hex.EncodeToString(sum[:8])}
+}
 
 type openAPIDocument struct {
 	data []byte
 	hash string
 }
 
-// openAPIFor builds the document of the resources of gv.
-func openAPIFor(gv schema.GroupVersion) []byte {
+// openAPIFor builds the document of the resources of gv among resources.
+func openAPIFor(gv schema.GroupVersion, resources []*registry.Resource) []byte {
 	doc := openAPIDoc{
 		OpenAPI: "3.0.0",
 		Info:    map[string]string{"title": "minik", "version": kubeGitVersion},
 		Paths:   map[string]openAPIPathItem{},
 	}
 	str := map[string]string{"type": "string"}
-	for _, res := range registry.All() {
+	slices.SortFunc(resources, func(a, b *registry.Resource) int { return strings.Compare(a.Name, b.Name) })
+	for _, res := range resources {
 		if res.GroupVersion() != gv {
 			continue
 		}
@@ -88,7 +109,7 @@ func openAPIFor(gv schema.GroupVersion) []byte {
 			path = apiPrefix(gv) + "namespaces/{namespace}/" + res.Name + "/{name}"
 		}
 		doc.Paths[path] = openAPIPathItem{Patch: &openAPIOperation{
-			OperationID: "patch" + operationGroup(gv) + "V1" + res.Kind,
+			OperationID: "patch" + operationGroup(gv) + operationVersion(gv) + res.Kind,
 			GVK:         map[string]string{"group": gv.Group, "version": gv.Version, "kind": res.Kind},
 			Parameters: []openAPIParameter{
 				{Name: "dryRun", In: "query", Schema: str},
@@ -109,18 +130,24 @@ func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) bool {
 	switch r.URL.Path {
 	case "/openapi/v3", "/openapi/v3/":
 		paths := map[string]any{}
-		for key, d := range openAPIDocs() {
+		for key, d := range s.allOpenAPIDocs() {
 			paths[key] = map[string]string{"serverRelativeURL": "/openapi/v3/" + key + "?hash=" + d.hash}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"paths": paths})
 		return true
 	}
 	if key, ok := strings.CutPrefix(r.URL.Path, "/openapi/v3/"); ok {
-		if d, ok := openAPIDocs()[key]; ok {
+		if d, ok := s.allOpenAPIDocs()[key]; ok {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(d.data)
 			return true
 		}
 	}
 	return false
+}
+
+// operationVersion names gv's version in OpenAPI operation IDs: "V1",
+// "V1beta1".
+func operationVersion(gv schema.GroupVersion) string {
+	return strings.ToUpper(gv.Version[:1]) + gv.Version[1:]
 }

@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -83,7 +84,9 @@ func (s *Server) writeWritten(w http.ResponseWriter, r *http.Request, res *regis
 	if stored != nil && res.View == nil && writeRaw(w, r, code, stored, revisionOf(obj)) {
 		return nil
 	}
-	if out, _, err := negotiate(r); err == nil && out != outputProtobuf {
+	// A custom object is as a read gives it already: unstructured keeps
+	// empty lists and maps as they are.
+	if out, _, err := negotiate(r); err == nil && out != outputProtobuf && res.Custom == nil {
 		if read, err := asRead(res, obj, stored); err == nil {
 			obj = read
 		}
@@ -197,6 +200,12 @@ func partialMetadata(obj runtime.Object, version string) *metav1.PartialObjectMe
 	if a, ok := obj.(metav1.ObjectMetaAccessor); ok {
 		if om, ok := a.GetObjectMeta().(*metav1.ObjectMeta); ok {
 			p.ObjectMeta = *om
+		}
+	}
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		if m, ok := u.Object["metadata"].(map[string]interface{}); ok {
+			// A custom object's metadata was checked on write.
+			_ = runtime.DefaultUnstructuredConverter.FromUnstructured(m, &p.ObjectMeta)
 		}
 	}
 	return p

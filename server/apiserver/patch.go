@@ -9,6 +9,7 @@ import (
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
@@ -36,6 +37,12 @@ func (s *Server) servePatch(w *statusRecorder, r *http.Request, info requestInfo
 	pt, err := patchType(r)
 	if err != nil {
 		return err
+	}
+	if pt == types.StrategicMergePatchType && info.Resource.Custom != nil {
+		// As upstream: custom objects have no patch strategies.
+		return apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", schemaGR(info.Resource.Name), "",
+			"the body of the request was in an unknown format - accepted media types include: "+
+				"application/json-patch+json, application/merge-patch+json", 0, false)
 	}
 	patch, err := readBody(r)
 	if err != nil {
@@ -79,6 +86,14 @@ func applyPatch(w http.ResponseWriter, r *http.Request, res *registry.Resource, 
 		// As large a result as no create or update could send.
 		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf(
 			"the patched object is %d bytes, more than the limit of %d", len(patched), maxBodyBytes))
+	}
+	if res.Custom != nil {
+		u := &unstructured.Unstructured{}
+		if err := registry.UnmarshalCustom(patched, u); err != nil {
+			return nil, apierrors.NewBadRequest("the patched object could not be decoded: " + err.Error())
+		}
+		setTypeMeta(u, res)
+		return u, nil
 	}
 	out := res.New()
 	if err := strictDecode(w, r, patched, out); err != nil {

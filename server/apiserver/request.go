@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/minik-dev/minik/server/registry"
 )
 
@@ -18,14 +20,14 @@ type requestInfo struct {
 }
 
 // parseResourcePath parses the part of a path after "/api/v1/" (group
-// "") or "/apis/GROUP/v1/". ok is false for a path that names no known
+// "") or "/apis/GROUP/VERSION/". ok is false for a path that names no known
 // resource; Verb is "" for a method the path does not serve.
-func parseResourcePath(method, group, rest string, watch bool) (requestInfo, bool) {
+func (s *Server) parseResourcePath(method string, gv schema.GroupVersion, rest string, watch bool) (requestInfo, bool) {
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
 	var info requestInfo
 	resName := ""
 	switch {
-	case len(parts) >= 3 && parts[0] == "namespaces" && isResource(group, parts[2]):
+	case len(parts) >= 3 && parts[0] == "namespaces" && s.isResource(gv, parts[2]):
 		info.Namespace = parts[1]
 		resName = parts[2]
 		parts = parts[3:]
@@ -33,7 +35,7 @@ func parseResourcePath(method, group, rest string, watch bool) (requestInfo, boo
 		resName = parts[0]
 		parts = parts[1:]
 	}
-	res, found := registry.LookupIn(group, resName)
+	res, found := s.lookupIn(gv, resName)
 	if !found || resName == "" {
 		return info, false
 	}
@@ -54,8 +56,8 @@ func parseResourcePath(method, group, rest string, watch bool) (requestInfo, boo
 	return info, true
 }
 
-func isResource(group, name string) bool {
-	_, ok := registry.LookupIn(group, name)
+func (s *Server) isResource(gv schema.GroupVersion, name string) bool {
+	_, ok := s.lookupIn(gv, name)
 	return ok
 }
 

@@ -37,8 +37,8 @@ func nextEvent(t *testing.T, w watch.Interface) watch.Event {
 }
 
 func eventName(ev watch.Event) string {
-	if p, ok := ev.Object.(*corev1.Pod); ok {
-		return string(ev.Type) + " " + p.Name
+	if m, ok := ev.Object.(metav1.Object); ok {
+		return string(ev.Type) + " " + m.GetName()
 	}
 	return string(ev.Type)
 }

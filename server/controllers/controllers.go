@@ -122,7 +122,7 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
-	gc, err := NewGarbageCollector(client, factory, lg, GarbageCollectorOptions{})
+	gc, err := NewGarbageCollector(client, factory, lg, GarbageCollectorOptions{Loopback: cfg.Loopback})
 	if err != nil {
 		return nil, err
 	}

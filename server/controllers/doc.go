@@ -2,7 +2,8 @@
 // controllers and ReplicaSets (one implementation), Deployments, Jobs
 // (pods tracked with a finalizer so each is counted once) and CronJobs,
 // service endpoints and EndpointSlices (built from pods, or mirrored from
-// the Endpoints of Services without selector), the garbage collector, node
+// the Endpoints of Services without selector), the garbage collector
+// (which follows the kinds of CustomResourceDefinitions too), node
 // lifecycle
 // (unreachable and not-ready taints), pod disruption budgets, what every
 // namespace holds (the default ServiceAccount, the kube-root-ca.crt

@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
@@ -31,13 +34,23 @@ type gcKind struct {
 	kind       string // "Pod"
 	resource   string // "pods"
 	namespaced bool
-	// rest serves the resource; nil for core/v1.
+	// rest serves the resource; nil for core/v1 and custom kinds.
 	rest     func(kubernetes.Interface) rest.Interface
 	informer cache.SharedIndexInformer
+
+	// For a custom kind (gc_custom.go): the storage version, the
+	// metadata client of the resource and what stops its informer.
+	version string
+	meta    metadata.Getter
+	stop    context.CancelFunc
 }
 
 // GarbageCollectorOptions tunes a GarbageCollector.
-type GarbageCollectorOptions struct{}
+type GarbageCollectorOptions struct {
+	// Loopback, if set, is the client configuration the collector follows
+	// the kinds of CustomResourceDefinitions with; nil: it does not.
+	Loopback *rest.Config
+}
 
 // GarbageCollector deletes objects whose owners are gone, and carries out
 // the foreground and orphan deletion the API server asks for with the
@@ -54,21 +67,24 @@ type GarbageCollectorOptions struct{}
 //
 // It follows the core/v1 kinds Pod, Service, Endpoints,
 // ReplicationController and Node, the apps/v1 kinds ReplicaSet and
-// Deployment and the batch/v1 kinds Job and CronJob (as owners and
-// dependents), and EndpointSlices and Leases (as dependents). References
-// to other kinds are left alone.
+// Deployment, the batch/v1 kinds Job and CronJob and the kinds of
+// CustomResourceDefinitions (as owners and dependents), and EndpointSlices
+// and Leases (as dependents). References to other kinds are left alone.
 type GarbageCollector struct {
 	client kubernetes.Interface
-	kinds  []*gcKind
 	lg     *slog.Logger
 	loop   *loop
 	synced []cache.InformerSynced
+	custom *gcCustom // nil: custom kinds are not followed
+
+	kindsMu sync.RWMutex
+	kinds   []*gcKind // guarded by kindsMu; custom kinds come and go
 }
 
 // NewGarbageCollector returns a GarbageCollector using the informers of
 // factory. It must be called before factory is started (it adds an
 // index). lg may be nil.
-func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedInformerFactory, lg *slog.Logger, _ GarbageCollectorOptions) (*GarbageCollector, error) {
+func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedInformerFactory, lg *slog.Logger, opts GarbageCollectorOptions) (*GarbageCollector, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
@@ -106,7 +122,24 @@ func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedIn
 			return nil, fmt.Errorf("%s informer: %w", k.resource, err)
 		}
 	}
+	if opts.Loopback != nil {
+		c, err := newGCCustom(opts.Loopback)
+		if err != nil {
+			return nil, err
+		}
+		gc.custom = c
+		if err := gc.watchCRDs(c); err != nil {
+			return nil, fmt.Errorf("customresourcedefinitions informer: %w", err)
+		}
+	}
 	return gc, nil
+}
+
+// kindList is the kinds followed now. The slice is the caller's.
+func (gc *GarbageCollector) kindList() []*gcKind {
+	gc.kindsMu.RLock()
+	defer gc.kindsMu.RUnlock()
+	return slices.Clone(gc.kinds)
 }
 
 func (gc *GarbageCollector) watch(k *gcKind) error {
@@ -140,6 +173,13 @@ func indexByOwner(obj any) ([]string, error) {
 // Run collects garbage with workers goroutines until ctx ends, and
 // returns after they have stopped.
 func (gc *GarbageCollector) Run(ctx context.Context, workers int) error {
+	if gc.custom == nil {
+		return gc.loop.run(ctx, workers, gc.synced...)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer gc.custom.wg.Wait()
+	defer cancel()
+	gc.runCustom(ctx)
 	return gc.loop.run(ctx, workers, gc.synced...)
 }
 
@@ -173,7 +213,7 @@ func (gc *GarbageCollector) deleted(k *gcKind, obj any) {
 }
 
 func (gc *GarbageCollector) enqueueDependents(owner metav1.Object) {
-	for _, k := range gc.kinds {
+	for _, k := range gc.kindList() {
 		deps, _ := k.informer.GetIndexer().ByIndex(ownerIndex, string(owner.GetUID()))
 		for _, d := range deps {
 			if m, err := meta.Accessor(d); err == nil {
@@ -193,9 +233,15 @@ func (gc *GarbageCollector) enqueueOwners(m metav1.Object) {
 
 // kindOf returns the followed kind a reference names, or nil.
 func (gc *GarbageCollector) kindOf(r metav1.OwnerReference) *gcKind {
-	for _, k := range gc.kinds {
-		if k.kind == r.Kind && k.apiVersion() == r.APIVersion {
+	for _, k := range gc.kindList() {
+		if k.kind != r.Kind {
+			continue
+		}
+		if k.apiVersion() == r.APIVersion {
 			return k
+		}
+		if gv, err := schema.ParseGroupVersion(r.APIVersion); err == nil && k.meta != nil && gv.Group == k.group {
+			return k // a custom kind, referred to in another version
 		}
 	}
 	return nil
@@ -204,8 +250,11 @@ func (gc *GarbageCollector) kindOf(r metav1.OwnerReference) *gcKind {
 // apiVersion is k's group/version as references write it: "v1",
 // "batch/v1".
 func (k *gcKind) apiVersion() string {
-	if k.group == "" {
+	switch {
+	case k.group == "":
 		return "v1"
+	case k.version != "":
+		return k.group + "/" + k.version
 	}
 	return k.group + "/v1"
 }
@@ -233,7 +282,7 @@ func (gc *GarbageCollector) sync(ctx context.Context, key string) error {
 		return nil
 	}
 	var k *gcKind
-	for _, c := range gc.kinds {
+	for _, c := range gc.kindList() {
 		if c.resource == res {
 			k = c
 		}

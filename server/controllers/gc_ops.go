@@ -38,7 +38,18 @@ func (gc *GarbageCollector) checkOwners(ctx context.Context, k *gcKind, m metav1
 	keep := slices.DeleteFunc(slices.Clone(refs), func(r metav1.OwnerReference) bool {
 		return slices.ContainsFunc(gone, func(g metav1.OwnerReference) bool { return g.UID == r.UID })
 	})
-	return ignoreNotFound(patchOwnerRefs(ctx, gc.rest(k), k.resource, m, keep))
+	return ignoreNotFound(gc.setOwnerRefs(ctx, k, m, keep))
+}
+
+// setOwnerRefs sets the ownerReferences of m, an object of k, to refs.
+func (gc *GarbageCollector) setOwnerRefs(ctx context.Context, k *gcKind, m metav1.Object, refs []metav1.OwnerReference) error {
+	if k.meta != nil {
+		if refs == nil {
+			refs = []metav1.OwnerReference{}
+		}
+		return patchCustomMeta(ctx, k, m, metaPatchFields{OwnerReferences: &refs})
+	}
+	return patchOwnerRefs(ctx, gc.rest(k), k.resource, m, refs)
 }
 
 // ownerExists reports whether the owner r of an object in namespace ns
@@ -54,6 +65,13 @@ func (gc *GarbageCollector) ownerExists(ctx context.Context, dep *gcKind, ns str
 		if m, err := meta.Accessor(obj); err == nil && m.GetUID() == r.UID {
 			return true, nil
 		}
+	}
+	if k.meta != nil {
+		obj, err := k.metaClient(ns).Get(ctx, r.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil && obj.UID == r.UID, err
 	}
 	req := gc.rest(k).Get().Resource(k.resource).Name(r.Name)
 	if k.namespaced {
@@ -78,9 +96,14 @@ func (gc *GarbageCollector) ownerExists(ctx context.Context, dep *gcKind, ns str
 func (gc *GarbageCollector) delete(ctx context.Context, k *gcKind, m metav1.Object, policy metav1.DeletionPropagation) error {
 	uid := m.GetUID()
 	opts := &metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}}
-	err := gc.rest(k).Delete().
-		Namespace(m.GetNamespace()).Resource(k.resource).Name(m.GetName()).
-		Body(opts).Do(ctx).Error()
+	var err error
+	if k.meta != nil {
+		err = k.metaClient(m.GetNamespace()).Delete(ctx, m.GetName(), *opts)
+	} else {
+		err = gc.rest(k).Delete().
+			Namespace(m.GetNamespace()).Resource(k.resource).Name(m.GetName()).
+			Body(opts).Do(ctx).Error()
+	}
 	if apierrors.IsConflict(err) {
 		// Replaced by another object of the same name: not ours to delete.
 		return nil
@@ -99,7 +122,7 @@ type dependent struct {
 // ones first.
 func (gc *GarbageCollector) dependents(owner metav1.Object) []dependent {
 	var out []dependent
-	for _, k := range gc.kinds {
+	for _, k := range gc.kindList() {
 		objs, _ := k.informer.GetIndexer().ByIndex(ownerIndex, string(owner.GetUID()))
 		for _, o := range objs {
 			m, err := meta.Accessor(o)
@@ -155,7 +178,7 @@ func (gc *GarbageCollector) orphan(ctx context.Context, k *gcKind, owner metav1.
 	var errs []error
 	for _, d := range gc.dependents(owner) {
 		refs := withoutOwner(d.obj.GetOwnerReferences(), owner.GetUID())
-		errs = append(errs, ignoreNotFound(patchOwnerRefs(ctx, gc.rest(d.kind), d.kind.resource, d.obj, refs)))
+		errs = append(errs, ignoreNotFound(gc.setOwnerRefs(ctx, d.kind, d.obj, refs)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -166,6 +189,12 @@ func (gc *GarbageCollector) orphan(ctx context.Context, k *gcKind, owner metav1.
 
 func (gc *GarbageCollector) removeFinalizer(ctx context.Context, k *gcKind, m metav1.Object, f string) error {
 	fins := slices.DeleteFunc(slices.Clone(m.GetFinalizers()), func(s string) bool { return s == f })
+	if k.meta != nil {
+		if fins == nil {
+			fins = []string{}
+		}
+		return ignoreNotFound(patchCustomMeta(ctx, k, m, metaPatchFields{Finalizers: &fins}))
+	}
 	return ignoreNotFound(patchFinalizers(ctx, gc.rest(k), k.resource, m, fins))
 }
 

@@ -33,6 +33,15 @@
 //     object ("spec.containers[0].image") and the error types Kubernetes
 //     uses. metadata.resourceVersion is not checked here.
 //
+// # Custom resources
+//
+// CustomResourceDefinition is a built-in kind here (crd.go), validated
+// with upstream's rules. NewCustom builds the Resource serving one version
+// of a definition: its objects are *unstructured.Unstructured, pruned,
+// defaulted and validated by the definition's structural schema with
+// upstream's libraries (custom.go), and stored as JSON in the storage
+// version. The API server keeps the set of custom resources it serves.
+//
 // # Tables
 //
 // Columns and Row follow kubectl's printers, so `kubectl get` looks as it

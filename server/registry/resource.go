@@ -21,14 +21,21 @@ type Resource struct {
 	Kind     string // "Pod"
 	// Group is the API group, "" for core; every resource is served in
 	// version v1 of its group (see GroupVersion).
-	Group      string
+	Group string
+	// Version is the version served, "" for v1.
+	Version    string
 	ShortNames []string
+	// Categories group the resource in discovery (`kubectl get all`).
+	Categories []string
 	Namespaced bool
 	HasStatus  bool // serves the status subresource
 	HasScale   bool // serves the scale subresource (ReplicationController)
 	// View, when set, makes the resource serve the objects of another
 	// (see View); nil for a resource with storage of its own.
 	View *View
+	// Custom is set for a resource served for a CustomResourceDefinition:
+	// its objects are *unstructured.Unstructured, stored as JSON.
+	Custom *Custom
 
 	// New returns an empty object; NewList an empty list (*corev1.PodList).
 	New     func() runtime.Object
@@ -70,7 +77,12 @@ type Resource struct {
 }
 
 // GroupVersion is the group and version the resource is served in:
-// core "v1" (under /api/v1) or GROUP/v1 (under /apis/GROUP/v1).
+// core "v1" (under /api/v1) or GROUP/VERSION (under /apis/GROUP/VERSION),
+// VERSION being v1 for every built-in kind.
 func (r *Resource) GroupVersion() schema.GroupVersion {
-	return schema.GroupVersion{Group: r.Group, Version: "v1"}
+	v := r.Version
+	if v == "" {
+		v = "v1"
+	}
+	return schema.GroupVersion{Group: r.Group, Version: v}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/minik-dev/minik/internal/envelope"
@@ -26,6 +27,13 @@ import (
 // it is (converted when res is a view) but without its resourceVersion,
 // which it keeps.
 func EncodeStored(res *Resource, obj runtime.Object) ([]byte, error) {
+	if res.Custom != nil {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return nil, fmt.Errorf("storing %s: %T is not unstructured", res.Kind, obj)
+		}
+		return EncodeCustom(res, u)
+	}
 	if res.View != nil {
 		// The stored copy gets obj's resourceVersion back below; obj is
 		// left as it is.

@@ -25,6 +25,10 @@ type View struct {
 // StorageName is the name the resource's objects are stored under: its
 // own, or that of the resource it is a view of.
 func (r *Resource) StorageName() string {
+	if r.Custom != nil {
+		// Custom kinds of different groups may share a plural.
+		return r.Group + "/" + r.Name
+	}
 	if r.View != nil {
 		return r.View.Of.Name
 	}
@@ -34,6 +38,9 @@ func (r *Resource) StorageName() string {
 // DecodeStoredAs decodes a stored value (see DecodeStored) into a new
 // object of res, converting it when res is a view.
 func DecodeStoredAs(res *Resource, value []byte) (runtime.Object, error) {
+	if res.Custom != nil {
+		return DecodeCustom(res, value)
+	}
 	if res.View == nil {
 		obj := res.New()
 		return obj, DecodeStored(value, obj)
