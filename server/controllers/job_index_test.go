@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -117,25 +118,6 @@ func TestJobIndexRetryDelay(t *testing.T) {
 	c := startJobs(e, clock)
 	e.createJob("delay", perIndexJob(2, 2, 5))
 	pods := e.indexedPods("delay", 2)
-	syncNow := func() {
-		t.Helper()
-		e.eventually("cache up to date", func() error {
-			cached, err := c.jobs.Jobs("default").Get("delay")
-			if err != nil || cached.ResourceVersion != e.getJob("delay").ResourceVersion {
-				return fmt.Errorf("cache behind")
-			}
-			for _, p := range e.jobPods("delay") {
-				cp, err := c.pods.Pods("default").Get(p.Name)
-				if err != nil || cp.ResourceVersion != p.ResourceVersion {
-					return fmt.Errorf("pod cache behind")
-				}
-			}
-			return nil
-		})
-		if err := c.sync(e.ctx, "default/delay"); err != nil {
-			t.Fatalf("sync: %v", err)
-		}
-	}
 	failIndex0 := func(failures int) {
 		t.Helper()
 		p := pods["0"]
@@ -151,12 +133,12 @@ func TestJobIndexRetryDelay(t *testing.T) {
 	for failures, delay := range []int{10, 20} {
 		failIndex0(failures + 1)
 		clock.Advance(jobBackoff(failures+1) - jobBackoffBase/2)
-		syncNow()
+		e.syncJobNow(c, "delay")
 		if got := runningPods(e.jobPods("delay")); len(got) != 1 || got[0].Annotations[JobCompletionIndexKey] != "1" {
 			t.Fatalf("after %d failures and %ds of a %ds delay: running %d pods, want index 1 only", failures+1, delay-5, delay, len(got))
 		}
 		clock.Advance(jobBackoffBase / 2)
-		syncNow()
+		e.syncJobNow(c, "delay")
 		pods = e.indexedPods("delay", 2)
 		if got := pods["0"].Annotations[JobIndexFailureCountKey]; got != fmt.Sprint(failures+1) {
 			t.Errorf("retry of index 0 has failure count %q, want %d", got, failures+1)
@@ -269,4 +251,82 @@ func TestJobAdoptsAndReleases(t *testing.T) {
 		return nil
 	})
 	e.waitRunning("adopt", 2)
+}
+
+// syncJobNow runs one sync of the Job by hand once c's caches show the
+// Job and its pods as the API has them, so that what the sync creates can
+// be checked right after.
+func (e *env) syncJobNow(c *JobController, name string) {
+	e.t.Helper()
+	e.eventually("caches up to date", func() error {
+		cached, err := c.jobs.Jobs("default").Get(name)
+		if err != nil || cached.ResourceVersion != e.getJob(name).ResourceVersion {
+			return fmt.Errorf("job cache behind")
+		}
+		for _, p := range e.jobPods(name) {
+			cp, err := c.pods.Pods("default").Get(p.Name)
+			if err != nil || cp.ResourceVersion != p.ResourceVersion {
+				return fmt.Errorf("pod cache behind")
+			}
+		}
+		return nil
+	})
+	if err := c.sync(e.ctx, "default/"+name); err != nil {
+		e.t.Fatalf("sync: %v", err)
+	}
+}
+
+// TestJobRetryDelayGrows checks the delay before a failed pod of a Job is
+// replaced: 10 s after the first failure, 20 s after the second.
+func TestJobRetryDelayGrows(t *testing.T) {
+	e := newEnv(t)
+	clock := newFakeClock()
+	c := startJobs(e, clock)
+	e.createJob("grows", func(j *batchv1.Job) { j.Spec.BackoffLimit = ptr[int32](5) })
+	for failures, delay := range []time.Duration{10 * time.Second, 20 * time.Second} {
+		p := e.waitRunning("grows", 1)[0]
+		e.finishPodAt(p.Name, corev1.PodFailed, 1, clock.Now())
+		e.waitJob("grows", "counts the failure", func(j *batchv1.Job) error {
+			if j.Status.Failed != int32(failures+1) {
+				return fmt.Errorf("failed %d", j.Status.Failed)
+			}
+			return nil
+		})
+		clock.Advance(delay - time.Second)
+		e.syncJobNow(c, "grows")
+		if n := len(runningPods(e.jobPods("grows"))); n != 0 {
+			t.Fatalf("after failure %d, %v into a delay of %v: %d running pods, want 0", failures+1, delay-time.Second, delay, n)
+		}
+		clock.Advance(time.Second)
+		e.syncJobNow(c, "grows")
+		if n := len(runningPods(e.jobPods("grows"))); n != 1 {
+			t.Fatalf("after failure %d and its delay of %v: %d running pods, want 1", failures+1, delay, n)
+		}
+	}
+}
+
+// TestJobSuccessPolicy runs upstream's conformance case: a rule on index
+// 0 completes the Job as soon as index 0 succeeds; the other pods go.
+func TestJobSuccessPolicy(t *testing.T) {
+	e := newEnv(t)
+	startJobs(e, newFakeClock())
+	e.createJob("policy", func(j *batchv1.Job) {
+		j.Spec.Completions, j.Spec.Parallelism = ptr[int32](5), ptr[int32](2)
+		j.Spec.CompletionMode = ptr(batchv1.IndexedCompletion)
+		j.Spec.SuccessPolicy = &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{{SucceededIndexes: ptr("0")}}}
+	})
+	pods := e.indexedPods("policy", 2)
+	e.finishPod(pods["0"].Name, corev1.PodSucceeded, 0)
+	job := e.waitJob("policy", "completes", func(j *batchv1.Job) error { return hasCondition(j, batchv1.JobComplete, reasonSuccessPolicy) })
+	if err := hasCondition(job, batchv1.JobSuccessCriteriaMet, reasonSuccessPolicy); err != nil {
+		t.Error(err)
+	}
+	st := job.Status
+	if st.CompletedIndexes != "0" || st.Active != 0 || ptrValue(st.Ready) != 0 || ptrValue(st.Terminating) != 0 || st.CompletionTime == nil {
+		t.Errorf("status: completedIndexes %q active %d ready %v terminating %v completionTime %v; want 0, 0, 0, 0, set",
+			st.CompletedIndexes, st.Active, ptrValue(st.Ready), ptrValue(st.Terminating), st.CompletionTime)
+	}
+	if n := len(runningPods(e.jobPods("policy"))); n != 0 {
+		t.Errorf("%d pods still running", n)
+	}
 }
