@@ -211,6 +211,7 @@ func TestParseIndexes(t *testing.T) {
 		{"", "", false},
 		{"0,1,2,5", "0-2,5", false},
 		{"1-3,7", "1-3,7", false},
+		{"0-1,3,4,6", "0,1,3,4,6", false},
 		{"3,1", "", true},
 		{"1-12", "", true},
 		{"a", "", true},
