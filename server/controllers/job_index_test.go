@@ -9,6 +9,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // indexedPods returns the running pods of an Indexed Job by index.
@@ -328,5 +329,47 @@ func TestJobSuccessPolicy(t *testing.T) {
 	}
 	if n := len(runningPods(e.jobPods("policy"))); n != 0 {
 		t.Errorf("%d pods still running", n)
+	}
+}
+
+// TestJobFailedIndexesAcrossRestart starts the controller on the state a
+// previous one may have left: a failure recorded as uncounted together
+// with its failed index, and a failure not yet recorded. Each is counted
+// once and each index listed once.
+func TestJobFailedIndexesAcrossRestart(t *testing.T) {
+	e := newEnv(t)
+	job := e.createJob("resume", perIndexJob(3, 0, 0))
+	mk := func(name, index string) types.UID {
+		p := e.createPod(name, job.Spec.Template.Labels, func(p *corev1.Pod) {
+			p.OwnerReferences = []metav1.OwnerReference{jobControllerRef(job)}
+			p.Annotations = map[string]string{JobCompletionIndexKey: index, JobIndexFailureCountKey: "0"}
+			p.Spec.RestartPolicy = corev1.RestartPolicyNever
+			p.Finalizers = []string{JobTrackingFinalizer}
+		})
+		e.finishPod(name, corev1.PodFailed, 1)
+		return p.UID
+	}
+	staged := mk("staged", "0") // recorded with its index before the restart
+	mk("new", "1")              // failed while no controller ran
+	job = e.getJob("resume")
+	job.Status.StartTime = &metav1.Time{Time: time.Now()}
+	job.Status.FailedIndexes = ptr("0")
+	job.Status.UncountedTerminatedPods = &batchv1.UncountedTerminatedPods{Failed: []types.UID{staged}}
+	if _, err := e.client.BatchV1().Jobs("default").UpdateStatus(e.ctx, job, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("write status: %v", err)
+	}
+	c := startJobs(e, newFakeClock())
+	want := func(j *batchv1.Job) error {
+		if j.Status.Failed != 2 || ptrValue(j.Status.FailedIndexes) != "0,1" || !uncountedEmpty(&j.Status) {
+			return fmt.Errorf("failed %d failedIndexes %v uncounted %+v; want 2, 0,1, none",
+				j.Status.Failed, ptrValue(j.Status.FailedIndexes), j.Status.UncountedTerminatedPods)
+		}
+		return nil
+	}
+	e.waitJob("resume", "counts each failure once", want)
+	e.syncJobNow(c, "resume")
+	e.syncJobNow(c, "resume")
+	if err := want(e.getJob("resume")); err != nil {
+		t.Error(err)
 	}
 }
