@@ -204,8 +204,9 @@ func TestIntegrationDeploymentRollingUpdate(t *testing.T) {
 		change()
 		waitRolledOut(t, cs, want, 180*time.Second)
 		took := time.Since(start)
-		// Requests keep going a little after the last old pod is gone.
-		time.Sleep(2 * time.Second)
+		// Requests keep going until the last old pod has stopped (its
+		// preStop hook holds it 3 s after its deletion).
+		time.Sleep(5 * time.Second)
 		close(stop)
 		<-done
 		st.mu.Lock()
