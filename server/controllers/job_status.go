@@ -212,8 +212,8 @@ func jobFailure(job *batchv1.Job, st *batchv1.JobStatus, v *jobPods, now time.Ti
 	if perIndex(job) {
 		failed := failedIndexes(st).Len()
 		done, _ := registry.ParseIndexes(st.CompletedIndexes, -1)
-		switch max := job.Spec.MaxFailedIndexes; {
-		case max != nil && int32(failed) > *max:
+		switch limit := job.Spec.MaxFailedIndexes; {
+		case limit != nil && int32(failed) > *limit:
 			return reasonMaxFailedIndexesExceeded, msgMaxFailedIndexesExceeded
 		case failed > 0 && int32(failed+done.Len()) >= *job.Spec.Completions:
 			return reasonFailedIndexes, msgFailedIndexes
