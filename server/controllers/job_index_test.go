@@ -8,6 +8,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -371,5 +372,49 @@ func TestJobFailedIndexesAcrossRestart(t *testing.T) {
 	e.syncJobNow(c, "resume")
 	if err := want(e.getJob("resume")); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestJobIgnoresEvictions runs upstream's conformance case: a rule
+// ignoring pods with the DisruptionTarget condition lets evicted pods be
+// replaced without counting as failures.
+func TestJobIgnoresEvictions(t *testing.T) {
+	e := newEnv(t)
+	startJobs(e, newFakeClock())
+	e.createJob("evicted", func(j *batchv1.Job) {
+		j.Spec.Completions, j.Spec.Parallelism, j.Spec.BackoffLimit = ptr[int32](2), ptr[int32](2), ptr[int32](0)
+		j.Spec.CompletionMode = ptr(batchv1.IndexedCompletion)
+		j.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+			Action:          batchv1.PodFailurePolicyActionIgnore,
+			OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}},
+		}}}
+	})
+	pods := e.indexedPods("evicted", 2)
+	for _, p := range pods {
+		e.setPodStatus(p.Name, corev1.PodRunning, "", true, 0)
+		err := e.client.PolicyV1().Evictions("default").Evict(e.ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: "default"}})
+		if err != nil {
+			t.Fatalf("evict %s: %v", p.Name, err)
+		}
+		// The node stops the pod; the tracking finalizer keeps it, Failed.
+		e.finishPod(p.Name, corev1.PodFailed, 137)
+	}
+	e.eventually("evicted pods replaced", func() error {
+		running := runningPods(e.jobPods("evicted"))
+		if len(running) != 2 {
+			return fmt.Errorf("%d running", len(running))
+		}
+		pods = map[string]corev1.Pod{}
+		for _, p := range running {
+			pods[p.Annotations[JobCompletionIndexKey]] = p
+		}
+		return nil
+	})
+	for _, p := range pods {
+		e.finishPod(p.Name, corev1.PodSucceeded, 0)
+	}
+	job := e.waitJob("evicted", "completes", func(j *batchv1.Job) error { return hasCondition(j, batchv1.JobComplete, reasonCompletionsReached) })
+	if job.Status.Failed != 0 || job.Status.Succeeded != 2 {
+		t.Errorf("failed %d succeeded %d, want 0 and 2 (evictions ignored)", job.Status.Failed, job.Status.Succeeded)
 	}
 }
