@@ -17,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
@@ -482,4 +483,94 @@ func jobComplete(j *batchv1.Job) bool {
 		}
 	}
 	return false
+}
+
+// evictedJob's pods wait for an eviction the first time and succeed the
+// second: a marker in a host directory of node1 tells them apart.
+const evictedJob = `apiVersion: batch/v1
+kind: Job
+metadata: {name: evicted}
+spec:
+  completions: 2
+  parallelism: 2
+  completionMode: Indexed
+  backoffLimit: 0
+  podFailurePolicy:
+    rules:
+    - action: Ignore
+      onPodConditions: [{type: DisruptionTarget, status: "True"}]
+  template:
+    spec:
+      restartPolicy: Never
+      nodeSelector: {kubernetes.io/hostname: node1}
+      terminationGracePeriodSeconds: 1
+      volumes: [{name: marks, hostPath: {path: MARKS, type: DirectoryOrCreate}}]
+      containers:
+      - name: work
+        image: busybox
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "m=/marks/$JOB_COMPLETION_INDEX; if [ -e $m ]; then exit 0; fi; touch $m; exec sleep 3600"]
+        volumeMounts: [{name: marks, mountPath: /marks}]
+        resources: {requests: {cpu: 10m, memory: 8Mi}}
+`
+
+// TestIntegrationJobIgnoresEvictions evicts the running pods of a Job
+// whose pod failure policy ignores disruptions: the evicted pods end
+// Failed with the DisruptionTarget condition, are not counted, and their
+// replacements complete the Job, although its backoffLimit is 0.
+func TestIntegrationJobIgnoresEvictions(t *testing.T) {
+	s, cs, _, _ := startTwoNodes(t)
+	ctx := context.Background()
+	marks := t.TempDir()
+	s.mustMinik(strings.ReplaceAll(evictedJob, "MARKS", marks), "apply", "-f", "-")
+	var first []corev1.Pod
+	eventually(t, 90*time.Second, "2 running pods of the job", func() error {
+		list, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=evicted"})
+		if err != nil {
+			return err
+		}
+		first = nil
+		for _, p := range list.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				first = append(first, p)
+			}
+		}
+		if len(first) != 2 {
+			return fmt.Errorf("%d running", len(first))
+		}
+		return nil
+	})
+	start := time.Now()
+	for _, p := range first {
+		ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: "default"}}
+		if err := cs.CoreV1().Pods("default").EvictV1(ctx, ev); err != nil {
+			t.Fatalf("evict %s: %v", p.Name, err)
+		}
+	}
+	var job *batchv1.Job
+	eventually(t, 120*time.Second, "job evicted Complete", func() error {
+		var err error
+		job, err = cs.BatchV1().Jobs("default").Get(ctx, "evicted", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range job.Status.Conditions {
+			if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+				t.Fatalf("job failed: %s: %s", c.Reason, c.Message)
+			}
+		}
+		if !jobComplete(job) {
+			return fmt.Errorf("status %+v", job.Status)
+		}
+		return nil
+	})
+	t.Logf("job complete %v after evicting its 2 pods", time.Since(start).Round(time.Millisecond))
+	if job.Status.Failed != 0 || job.Status.Succeeded != 2 || job.Status.CompletedIndexes != "0,1" {
+		t.Errorf("status: failed %d succeeded %d completedIndexes %q; want 0, 2, 0,1", job.Status.Failed, job.Status.Succeeded, job.Status.CompletedIndexes)
+	}
+	for _, p := range first {
+		if _, err := cs.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{}); err == nil {
+			t.Errorf("evicted pod %s still exists", p.Name)
+		}
+	}
 }
