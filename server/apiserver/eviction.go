@@ -110,8 +110,49 @@ func (s *Server) evict(ctx context.Context, pods *registry.Resource, ns, name st
 			return err
 		}
 	}
+	if rv := opts.Preconditions.ResourceVersion; rv != nil && *rv != pod.ResourceVersion {
+		return apierrors.NewConflict(corev1.Resource("pods"), name,
+			fmt.Errorf("the resourceVersion in the precondition (%s) does not match the object's (%s)", *rv, pod.ResourceVersion))
+	}
+	marked, err := s.markDisrupted(ctx, pods, pod, len(opts.DryRun) > 0)
+	if err != nil {
+		return err
+	}
+	if opts.Preconditions.ResourceVersion != nil && marked != nil {
+		rv := marked.(*corev1.Pod).ResourceVersion
+		opts.Preconditions.ResourceVersion = &rv
+	}
 	_, err = s.deleteObject(ctx, pods, ns, name, opts)
 	return err
+}
+
+// markDisrupted adds the DisruptionTarget condition to a pod that has not
+// finished, as Kubernetes does before an eviction deletes it, so that a
+// Job's pod failure policy can tell an eviction from a failure.
+// It returns the pod as written, nil when it left it alone.
+func (s *Server) markDisrupted(ctx context.Context, pods *registry.Resource, pod *corev1.Pod, dryRun bool) (runtime.Object, error) {
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return nil, nil
+	}
+	return s.updateObject(ctx, pods, pod.Namespace, pod.Name, updateStatus, dryRun, func(cur runtime.Object) (runtime.Object, error) {
+		p := cur.(*corev1.Pod)
+		if p.UID != pod.UID {
+			return nil, apierrors.NewConflict(corev1.Resource("pods"), pod.Name, fmt.Errorf("the pod was replaced"))
+		}
+		cond := corev1.PodCondition{
+			Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
+			Reason: "EvictionByEvictionAPI", Message: "Eviction API: evicting",
+			LastTransitionTime: metav1.Now(),
+		}
+		for i := range p.Status.Conditions {
+			if p.Status.Conditions[i].Type == corev1.DisruptionTarget {
+				p.Status.Conditions[i] = cond
+				return p, nil
+			}
+		}
+		p.Status.Conditions = append(p.Status.Conditions, cond)
+		return p, nil
+	})
 }
 
 // ignoresBudget reports whether pod may go without asking its budget: it

@@ -125,6 +125,31 @@ func TestEvictionGracePeriod(t *testing.T) {
 	}
 }
 
+// An evicted pod carries the DisruptionTarget condition, which a Job's
+// pod failure policy matches.
+func TestEvictionMarksDisruptionTarget(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	ts.runningPod(t, "a", "node-1", true)
+	if err := ts.evict(ctx, "a", nil); err != nil {
+		t.Fatalf("Evict = %v", err)
+	}
+	p, err := ts.client.CoreV1().Pods("default").Get(ctx, "a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *corev1.PodCondition
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == corev1.DisruptionTarget {
+			got = &p.Status.Conditions[i]
+		}
+	}
+	if got == nil || got.Status != corev1.ConditionTrue || got.Reason != "EvictionByEvictionAPI" || p.DeletionTimestamp == nil {
+		t.Errorf("evicted pod: conditions %+v, deletionTimestamp %v; want DisruptionTarget True EvictionByEvictionAPI, deleted",
+			p.Status.Conditions, p.DeletionTimestamp)
+	}
+}
+
 func TestEvictionBudget(t *testing.T) {
 	ts := newTestServer(t)
 	ctx := testContext(t)

@@ -477,9 +477,11 @@ func byCreation(a, b *appsv1.ReplicaSet) int {
 
 func ptrInt32(n int) *int32 { v := int32(n); return &v }
 
-func ptrValue(p *int32) int32 {
+// ptrValue is *p, or the zero value when p is nil.
+func ptrValue[T any](p *T) T {
+	var zero T
 	if p == nil {
-		return 0
+		return zero
 	}
 	return *p
 }

@@ -1,6 +1,7 @@
 // Package controllers holds minik's control loops: replication
 // controllers and ReplicaSets (one implementation), Deployments, Jobs
-// (pods tracked with a finalizer so each is counted once) and CronJobs,
+// (pods tracked with a finalizer so each is counted once; Indexed Jobs
+// with a backoff limit per index) and CronJobs,
 // service endpoints and EndpointSlices (built from pods, or mirrored from
 // the Endpoints of Services without selector), the garbage collector
 // (which follows the kinds of CustomResourceDefinitions too), node

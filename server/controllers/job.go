@@ -130,6 +130,9 @@ func (c *JobController) addPod(obj any) {
 	pod := obj.(*corev1.Pod)
 	key, ok := jobKeyOf(pod)
 	if !ok {
+		if metav1.GetControllerOf(pod) == nil && pod.DeletionTimestamp == nil {
+			c.enqueueMatching(pod)
+		}
 		return
 	}
 	if pod.DeletionTimestamp == nil {
@@ -154,6 +157,10 @@ func (c *JobController) updatePod(oldObj, obj any) {
 			c.exp.deletionObserved(key, pod.Namespace+"/"+pod.Name)
 		}
 		c.loop.add(key)
+		return
+	}
+	if metav1.GetControllerOf(pod) == nil && pod.DeletionTimestamp == nil {
+		c.enqueueMatching(pod)
 	}
 }
 
@@ -188,7 +195,7 @@ func (c *JobController) sync(ctx context.Context, key string) error {
 	if err := c.releaseStrays(ctx, ns, name, job.UID, byName); err != nil {
 		return err
 	}
-	pods, err := c.podsOf(job)
+	pods, err := c.podsOf(ctx, job)
 	if err != nil {
 		return err
 	}
@@ -198,24 +205,42 @@ func (c *JobController) sync(ctx context.Context, key string) error {
 	return c.syncActive(ctx, key, job, pods)
 }
 
-// podsOf returns the pods job controls: those its selector matches with a
-// controller reference to it.
-func (c *JobController) podsOf(job *batchv1.Job) ([]*corev1.Pod, error) {
+// podsOf returns the pods job controls: those with a controller
+// reference to it that its selector matches, and the orphans it matches,
+// which it adopts with the tracking finalizer. Its pods that stopped
+// matching are released and lose the finalizer.
+func (c *JobController) podsOf(ctx context.Context, job *batchv1.Job) ([]*corev1.Pod, error) {
 	sel, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
-	if err != nil || job.Spec.Selector == nil {
+	if err != nil || job.Spec.Selector == nil || sel.Empty() {
 		return nil, nil // a bad selector selects nothing; validation refuses it anyway
 	}
-	all, err := c.pods.Pods(job.Namespace).List(sel)
+	all, err := c.pods.Pods(job.Namespace).List(labels.Everything())
 	if err != nil {
 		return nil, err
 	}
-	var out []*corev1.Pod
-	for _, p := range all {
-		if ref := metav1.GetControllerOf(p); ref != nil && ref.UID == job.UID {
-			out = append(out, p)
+	pc := &podClaim{
+		client: c.client, lg: c.lg, gvk: jobKind, owner: &job.ObjectMeta, selector: sel,
+		fetch: func(ctx context.Context) (metav1.Object, error) {
+			return c.client.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
+		},
+		finalizer: JobTrackingFinalizer,
+	}
+	return pc.claim(ctx, all)
+}
+
+// enqueueMatching enqueues the Jobs in pod's namespace whose selector
+// matches the orphan pod, for adoption.
+func (c *JobController) enqueueMatching(pod *corev1.Pod) {
+	jobs, err := c.jobs.Jobs(pod.Namespace).List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, j := range jobs {
+		sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
+		if err == nil && j.Spec.Selector != nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels)) {
+			c.loop.add(pod.Namespace + "/" + j.Name)
 		}
 	}
-	return out, nil
 }
 
 // releaseStrays removes the tracking finalizer from the pods in ns whose

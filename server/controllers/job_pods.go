@@ -23,6 +23,9 @@ const (
 	// JobCompletionIndexKey is the annotation and label with an Indexed
 	// Job's pod index.
 	JobCompletionIndexKey = "batch.kubernetes.io/job-completion-index"
+	// JobIndexFailureCountKey is the annotation with the failures of the
+	// pod's index before it, in a Job with a backoff limit per index.
+	JobIndexFailureCountKey = "batch.kubernetes.io/job-index-failure-count"
 	// jobCompletionIndexEnv is the environment variable with the index.
 	jobCompletionIndexEnv = "JOB_COMPLETION_INDEX"
 )
@@ -81,16 +84,23 @@ func (c *JobController) removeFinalizers(ctx context.Context, pods []*corev1.Pod
 	})
 }
 
+// jobIndex is a completion index to create a pod for, and how many
+// times it failed so far.
+type jobIndex struct {
+	index    int
+	failures int32
+}
+
 // createPods creates pods for job: one for each of indexes (Indexed), or
 // n pods without index (indexes nil), in batches of 1, 2, 4, … that stop
 // at the first failure; pods not created are taken off the expectations.
-func (c *JobController) createPods(ctx context.Context, key string, job *batchv1.Job, n int, indexes []int) error {
+func (c *JobController) createPods(ctx context.Context, key string, job *batchv1.Job, n int, indexes []jobIndex) error {
 	c.exp.expect(key, n, nil)
 	done := 0
 	for batch := 1; done < n; batch *= 2 {
 		size := min(batch, n-done)
 		err := parallel(size, func(i int) error {
-			ix := -1
+			ix := jobIndex{index: -1}
 			if indexes != nil {
 				ix = indexes[done+i]
 			}
@@ -107,8 +117,8 @@ func (c *JobController) createPods(ctx context.Context, key string, job *batchv1
 	return nil
 }
 
-func (c *JobController) createPod(ctx context.Context, key string, job *batchv1.Job, index int) error {
-	out, err := c.client.CoreV1().Pods(job.Namespace).Create(ctx, podFromJob(job, index), metav1.CreateOptions{})
+func (c *JobController) createPod(ctx context.Context, key string, job *batchv1.Job, ix jobIndex) error {
+	out, err := c.client.CoreV1().Pods(job.Namespace).Create(ctx, podFromJob(job, ix), metav1.CreateOptions{})
 	if err != nil {
 		c.exp.creationObserved(key)
 		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
@@ -124,10 +134,12 @@ func (c *JobController) createPod(ctx context.Context, key string, job *batchv1.
 }
 
 // podFromJob builds a pod of job's template with the tracking finalizer;
-// index ≥ 0 makes it the pod of that completion index: named and
+// an index ≥ 0 makes it the pod of that completion index: named and
 // hostnamed NAME-INDEX, with the index in an annotation, a label and the
-// JOB_COMPLETION_INDEX variable.
-func podFromJob(job *batchv1.Job, index int) *corev1.Pod {
+// JOB_COMPLETION_INDEX variable, and with a backoff limit per index, the
+// index's failures so far in an annotation.
+func podFromJob(job *batchv1.Job, jix jobIndex) *corev1.Pod {
+	index := jix.index
 	t := job.Spec.Template.DeepCopy()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
@@ -153,6 +165,9 @@ func podFromJob(job *batchv1.Job, index int) *corev1.Pod {
 	}
 	pod.Annotations[JobCompletionIndexKey] = ix
 	pod.Labels[JobCompletionIndexKey] = ix
+	if job.Spec.BackoffLimitPerIndex != nil {
+		pod.Annotations[JobIndexFailureCountKey] = strconv.Itoa(int(jix.failures))
+	}
 	if pod.Spec.Hostname == "" {
 		pod.Spec.Hostname = fmt.Sprintf("%s-%s", job.Name, ix)
 	}

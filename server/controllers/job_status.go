@@ -209,6 +209,16 @@ func jobFailure(job *batchv1.Job, st *batchv1.JobStatus, v *jobPods, now time.Ti
 	if v.failJob != "" {
 		return reasonPodFailurePolicy, v.failJob
 	}
+	if perIndex(job) {
+		failed := failedIndexes(st).Len()
+		done, _ := registry.ParseIndexes(st.CompletedIndexes, -1)
+		switch limit := job.Spec.MaxFailedIndexes; {
+		case limit != nil && int32(failed) > *limit:
+			return reasonMaxFailedIndexesExceeded, msgMaxFailedIndexesExceeded
+		case failed > 0 && int32(failed+done.Len()) >= *job.Spec.Completions:
+			return reasonFailedIndexes, msgFailedIndexes
+		}
+	}
 	_, failed := counts(job, st)
 	if job.Spec.Template.Spec.RestartPolicy == corev1.RestartPolicyOnFailure {
 		for _, p := range v.active {

@@ -29,6 +29,9 @@ type jobPods struct {
 	ignored []*corev1.Pod
 	// failJob is the message of a FailJob rule a new failure matched.
 	failJob string
+	// failedIndexes are the indexes the new failures fail (with a
+	// backoff limit per index).
+	failedIndexes []int32
 }
 
 // classify sorts job's pods.
@@ -58,13 +61,19 @@ func (c *JobController) classify(job *batchv1.Job, pods []*corev1.Pod) *jobPods 
 			v.newSucceeded = append(v.newSucceeded, p)
 			continue
 		}
-		switch action, msg := matchFailurePolicy(job.Spec.PodFailurePolicy, p); action {
+		action, msg := matchFailurePolicy(job.Spec.PodFailurePolicy, p)
+		switch action {
 		case batchv1.PodFailurePolicyActionIgnore:
 			v.ignored = append(v.ignored, p)
 			continue
 		case batchv1.PodFailurePolicyActionFailJob:
 			if v.failJob == "" {
 				v.failJob = msg
+			}
+		}
+		if failsIndex(job, p, action) {
+			if ix := completionIndex(p, *job.Spec.Completions); ix >= 0 {
+				v.failedIndexes = append(v.failedIndexes, int32(ix))
 			}
 		}
 		v.newFailed = append(v.newFailed, p)
@@ -105,8 +114,8 @@ func indexed(job *batchv1.Job) bool {
 
 // stage records the newly finished pods in the Job's
 // uncountedTerminatedPods (and an Indexed Job's succeeded indexes in
-// completedIndexes) before their finalizers go, and returns the Job as
-// written.
+// completedIndexes, its failed ones in failedIndexes) before their
+// finalizers go, and returns the Job as written.
 func (c *JobController) stage(ctx context.Context, job *batchv1.Job, v *jobPods) (*batchv1.Job, error) {
 	if len(v.newSucceeded)+len(v.newFailed) == 0 {
 		return job, nil
@@ -124,20 +133,18 @@ func (c *JobController) stage(ctx context.Context, job *batchv1.Job, v *jobPods)
 		u.Failed = append(u.Failed, p.UID)
 	}
 	if indexed(job) {
-		done, _ := registry.ParseIndexes(st.CompletedIndexes, -1)
 		var idx []int32
-		for _, r := range done {
-			for i := r.First; i <= r.Last; i++ {
-				idx = append(idx, i)
-			}
-		}
 		for _, p := range v.newSucceeded {
 			if ix := completionIndex(p, *job.Spec.Completions); ix >= 0 {
 				idx = append(idx, int32(ix))
 			}
 		}
-		set := registry.IndexesOf(idx)
-		st.CompletedIndexes, st.Succeeded = set.String(), int32(set.Len())
+		st.CompletedIndexes = withIndexes(st.CompletedIndexes, idx)
+		done, _ := registry.ParseIndexes(st.CompletedIndexes, -1)
+		st.Succeeded = int32(done.Len())
+	}
+	if len(v.failedIndexes) > 0 {
+		st.FailedIndexes = ptrTo(withIndexes(ptrValue(st.FailedIndexes), v.failedIndexes))
 	}
 	return c.client.BatchV1().Jobs(job.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{})
 }
@@ -198,8 +205,13 @@ func (c *JobController) syncActive(ctx context.Context, key string, job *batchv1
 	if err := c.removeFinalizers(ctx, c.toRelease(job, v)); err != nil {
 		return err
 	}
-	c.backoff.record(key, len(v.newSucceeded), finishTimes(v.newFailed, now))
+	if !perIndex(job) {
+		c.backoff.record(key, len(v.newSucceeded), finishTimes(v.newFailed, now))
+	}
 	st := job.Status.DeepCopy()
+	if perIndex(job) && st.FailedIndexes == nil {
+		st.FailedIndexes = ptrTo("")
+	}
 	c.flush(job, st, v)
 	deleted, manageErr := c.decide(ctx, key, job, st, v, now)
 	st.Active = int32(len(v.active) - deleted)
@@ -333,23 +345,25 @@ func (c *JobController) backingOff(key string, now time.Time) bool {
 	return wait > 0
 }
 
-// manageIndexed keeps one active pod for each index not yet succeeded, up
-// to parallelism, lowest indexes first; it deletes duplicates and pods
-// of succeeded or unknown indexes.
+// manageIndexed keeps one active pod for each index neither succeeded
+// nor failed, up to parallelism, lowest indexes first; it deletes
+// duplicates and pods of succeeded, failed or unknown indexes.
 func (c *JobController) manageIndexed(ctx context.Context, key string, job *batchv1.Job, st *batchv1.JobStatus, v *jobPods, now time.Time) (int, error) {
 	completions := *job.Spec.Completions
 	done, _ := registry.ParseIndexes(st.CompletedIndexes, -1)
+	failed := failedIndexes(st)
+	over := func(ix int) bool { return done.Has(int32(ix)) || failed.Has(int32(ix)) }
 	byIndex := map[int]*corev1.Pod{}
 	var surplus []*corev1.Pod
 	for _, p := range v.active {
 		ix := completionIndex(p, completions)
-		if ix < 0 || done.Has(int32(ix)) || byIndex[ix] != nil {
+		if ix < 0 || over(ix) || byIndex[ix] != nil {
 			surplus = append(surplus, p)
 			continue
 		}
 		byIndex[ix] = p
 	}
-	want := max(min(*job.Spec.Parallelism, completions-int32(done.Len())), 0)
+	want := max(min(*job.Spec.Parallelism, completions-int32(done.Len()+failed.Len())), 0)
 	if extra := len(byIndex) - int(want); extra > 0 {
 		keys := make([]int, 0, len(byIndex))
 		for ix := range byIndex {
@@ -371,15 +385,14 @@ func (c *JobController) manageIndexed(ctx context.Context, key string, job *batc
 			blocked[completionIndex(p, completions)] = true
 		}
 	}
-	var missing []int
-	for ix := 0; ix < int(completions) && len(missing) < int(want)-len(byIndex); ix++ {
-		if !done.Has(int32(ix)) && byIndex[ix] == nil && !blocked[ix] {
-			missing = append(missing, ix)
-		}
+	skip := func(ix int) bool { return over(ix) || blocked[ix] }
+	n := min(int(want)-len(byIndex), c.opts.BurstReplicas)
+	start, wait := indexesToStart(job, v, byIndex, skip, n, now)
+	if wait > 0 {
+		c.loop.addAfter(key, wait)
 	}
-	if len(missing) == 0 || c.backingOff(key, now) {
+	if len(start) == 0 || (!perIndex(job) && c.backingOff(key, now)) {
 		return 0, nil
 	}
-	missing = missing[:min(len(missing), c.opts.BurstReplicas)]
-	return 0, c.createPods(ctx, key, job, len(missing), missing)
+	return 0, c.createPods(ctx, key, job, len(start), start)
 }

@@ -137,6 +137,12 @@ func (e *env) waitRunning(job string, n int) []corev1.Pod {
 // exit code.
 func (e *env) finishPod(name string, phase corev1.PodPhase, exitCode int32) {
 	e.t.Helper()
+	e.finishPodAt(name, phase, exitCode, time.Now())
+}
+
+// finishPodAt is finishPod with the containers' finish time.
+func (e *env) finishPodAt(name string, phase corev1.PodPhase, exitCode int32, at time.Time) {
+	e.t.Helper()
 	pods := e.client.CoreV1().Pods("default")
 	e.eventually("finish pod "+name, func() error {
 		pod, err := pods.Get(e.ctx, name, metav1.GetOptions{})
@@ -145,7 +151,7 @@ func (e *env) finishPod(name string, phase corev1.PodPhase, exitCode int32) {
 		}
 		pod.Status.Phase = phase
 		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Image: "busybox", State: corev1.ContainerState{
-			Terminated: &corev1.ContainerStateTerminated{ExitCode: exitCode, FinishedAt: metav1.Now()},
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: exitCode, FinishedAt: metav1.NewTime(at)},
 		}}}
 		_, err = pods.UpdateStatus(e.ctx, pod, metav1.UpdateOptions{})
 		return err

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -11,83 +10,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // claim returns the pods rc controls after adopting orphans its selector
 // matches and releasing its pods that no longer match.
 func (m *ReplicaManager) claim(ctx context.Context, rc *replicated, pods []*corev1.Pod) ([]*corev1.Pod, error) {
-	sel := rc.selector
-	var owned []*corev1.Pod
-	var errs []error
-	canAdopt := func() error { return m.checkAdoptable(ctx, rc) }
-	for _, pod := range pods {
-		ref := metav1.GetControllerOf(pod)
-		matches := sel.Matches(labels.Set(pod.Labels))
-		switch {
-		case ref != nil && ref.UID == rc.meta.UID:
-			if matches || pod.DeletionTimestamp != nil {
-				owned = append(owned, pod)
-				continue
-			}
-			errs = append(errs, m.release(ctx, rc, pod))
-		case ref == nil && matches && pod.DeletionTimestamp == nil:
-			if err := canAdopt(); err != nil {
-				canAdopt = func() error { return err }
-				continue
-			}
-			canAdopt = func() error { return nil }
-			adopted, err := m.adopt(ctx, rc, pod)
-			if err != nil {
-				errs = append(errs, err)
-			} else if adopted != nil {
-				owned = append(owned, adopted)
-			}
-		}
+	pc := &podClaim{
+		client: m.client, lg: m.lg, gvk: m.kind.gvk, owner: rc.meta, selector: rc.selector,
+		fetch: func(ctx context.Context) (metav1.Object, error) {
+			return m.kind.fetch(ctx, rc.meta.Namespace, rc.meta.Name)
+		},
 	}
-	return owned, errors.Join(errs...)
-}
-
-// checkAdoptable re-reads rc from the API: only a live owner that is not
-// being deleted may adopt pods (the cache may lag behind a delete).
-func (m *ReplicaManager) checkAdoptable(ctx context.Context, rc *replicated) error {
-	fresh, err := m.kind.fetch(ctx, rc.meta.Namespace, rc.meta.Name)
-	if err != nil {
-		return err
-	}
-	if fresh.GetUID() != rc.meta.UID {
-		return fmt.Errorf("%s %q was replaced", m.kind.gvk.Kind, rc.meta.Name)
-	}
-	if fresh.GetDeletionTimestamp() != nil {
-		return fmt.Errorf("%s %q is being deleted", m.kind.gvk.Kind, rc.meta.Name)
-	}
-	return nil
-}
-
-func (m *ReplicaManager) adopt(ctx context.Context, rc *replicated, pod *corev1.Pod) (*corev1.Pod, error) {
-	refs := append(slices.Clone(pod.OwnerReferences), controllerRef(m.kind.gvk, rc.meta))
-	if err := patchOwnerRefs(ctx, m.client.CoreV1().RESTClient(), "pods", pod, refs); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	m.lg.Debug("adopted pod", "owner", rc.meta.Namespace+"/"+rc.meta.Name, "pod", pod.Name)
-	out := pod.DeepCopy()
-	out.OwnerReferences = refs
-	return out, nil
-}
-
-func (m *ReplicaManager) release(ctx context.Context, rc *replicated, pod *corev1.Pod) error {
-	err := patchOwnerRefs(ctx, m.client.CoreV1().RESTClient(), "pods", pod, withoutOwner(pod.OwnerReferences, rc.meta.UID))
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err == nil {
-		m.lg.Debug("released pod", "owner", rc.meta.Namespace+"/"+rc.meta.Name, "pod", pod.Name)
-	}
-	return err
+	return pc.claim(ctx, pods)
 }
 
 // controllerRef is the owner reference that makes owner, of kind gvk,

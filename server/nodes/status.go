@@ -211,6 +211,9 @@ func (s *Service) podTerminated(ctx context.Context, node string, ref *api.PodRe
 	case pod.DeletionTimestamp == nil:
 		return status.Errorf(codes.FailedPrecondition, "pod %s/%s is not marked for deletion", pod.Namespace, pod.Name)
 	}
+	if err := s.finishDeleted(ctx, pod); err != nil {
+		return err
+	}
 	zero := int64(0)
 	err = s.client(ServiceUser).Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: &zero,
@@ -220,6 +223,41 @@ func (s *Service) podTerminated(ctx context.Context, node string, ref *api.PodRe
 		return nil
 	}
 	return err
+}
+
+// finishDeleted gives a deleted pod that a finalizer keeps (a Job's
+// tracking finalizer, say) the terminal phase its stopped containers
+// leave it in, as the kubelet does: Succeeded when every container last
+// exited 0, else Failed. A pod without finalizers goes at once and needs
+// no such write.
+func (s *Service) finishDeleted(ctx context.Context, pod *corev1.Pod) error {
+	if len(pod.Finalizers) == 0 || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return nil
+	}
+	out := pod.DeepCopy()
+	out.Status.Phase = corev1.PodFailed
+	if allSucceeded(out.Status.ContainerStatuses) {
+		out.Status.Phase = corev1.PodSucceeded
+	}
+	for i := range out.Status.Conditions {
+		if c := &out.Status.Conditions[i]; (c.Type == corev1.PodReady || c.Type == corev1.ContainersReady) && c.Status == corev1.ConditionTrue {
+			c.Status, c.LastTransitionTime = corev1.ConditionFalse, metav1.Now()
+		}
+	}
+	_, err := s.client(ServiceUser).Pods(pod.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func allSucceeded(cs []corev1.ContainerStatus) bool {
+	for _, c := range cs {
+		if t := c.State.Terminated; t == nil || t.ExitCode != 0 {
+			return false
+		}
+	}
+	return len(cs) > 0
 }
 
 // reportNode creates or updates the node's Node from its report: its

@@ -153,6 +153,44 @@ func TestPodTerminated(t *testing.T) {
 	}
 }
 
+// A deleted pod that a finalizer keeps gets a terminal phase once its
+// node has stopped it, so that a Job counts it as failed.
+func TestPodTerminatedKeptByFinalizer(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, _ := e.register("n1")
+	pods := e.admin.Pods("default")
+	kept := e.createPod("kept", "n1")
+	kept.Finalizers = []string{"example.com/keep"}
+	kept, err := pods.Update(ctxT(t), kept, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept.Status.Phase = corev1.PodRunning
+	if _, err := pods.UpdateStatus(ctxT(t), kept, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pods.Delete(ctxT(t), "kept", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.UpdateStatus(ctxT(t), &api.StatusUpdate{Terminated: []*api.PodRef{
+		{Namespace: "default", Name: "kept", Uid: string(kept.UID)},
+	}})
+	if err != nil || codes.Code(resp.Terminated[0].Code) != codes.OK {
+		t.Fatalf("UpdateStatus = %v, %v", resp, err)
+	}
+	got, err := pods.Get(ctxT(t), "kept", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("pod kept by its finalizer: %v", err)
+	}
+	if got.Status.Phase != corev1.PodFailed || got.DeletionTimestamp == nil {
+		t.Errorf("pod phase %q deletionTimestamp %v, want Failed and set", got.Status.Phase, got.DeletionTimestamp)
+	}
+	got.Finalizers = nil
+	if _, err := pods.Update(ctxT(t), got, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func readyOf(t *testing.T, e *env, node string) (corev1.ConditionStatus, string, *corev1.Node) {
 	t.Helper()
 	n, err := e.admin.Nodes().Get(ctxT(t), node, metav1.GetOptions{})

@@ -232,13 +232,17 @@ func (ix Indexes) Has(i int32) bool {
 	return false
 }
 
-// String formats ix as the status field does: "1,3-5".
+// String formats ix as upstream writes the status fields: "1,3-5,7,8",
+// a range of two indexes written as both.
 func (ix Indexes) String() string {
 	parts := make([]string, len(ix))
 	for i, r := range ix {
-		if r.First == r.Last {
+		switch r.Last - r.First {
+		case 0:
 			parts[i] = strconv.Itoa(int(r.First))
-		} else {
+		case 1:
+			parts[i] = fmt.Sprintf("%d,%d", r.First, r.Last)
+		default:
 			parts[i] = fmt.Sprintf("%d-%d", r.First, r.Last)
 		}
 	}

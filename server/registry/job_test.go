@@ -103,6 +103,36 @@ func TestValidateJob(t *testing.T) {
 			want: []string{errKey(notSupported, "spec.completionMode")}},
 		{name: "per-index limit not indexed", mutate: func(j *batchv1.Job) { j.Spec.BackoffLimitPerIndex = ptrTo[int32](1) },
 			want: []string{errKey(forbidden, "spec.backoffLimitPerIndex")}},
+		{name: "per-index limit", mutate: func(j *batchv1.Job) {
+			j.Spec.CompletionMode, j.Spec.Completions = indexed, ptrTo[int32](4)
+			j.Spec.BackoffLimitPerIndex, j.Spec.MaxFailedIndexes = ptrTo[int32](1), ptrTo[int32](4)
+			j.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
+		}},
+		{name: "negative per-index limit", mutate: func(j *batchv1.Job) {
+			j.Spec.CompletionMode, j.Spec.Completions, j.Spec.BackoffLimitPerIndex = indexed, ptrTo[int32](4), ptrTo[int32](-1)
+			j.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
+		}, want: []string{errKey(invalid, "spec.backoffLimitPerIndex")}},
+		{name: "per-index limit with OnFailure", mutate: func(j *batchv1.Job) {
+			j.Spec.CompletionMode, j.Spec.Completions, j.Spec.BackoffLimitPerIndex = indexed, ptrTo[int32](4), ptrTo[int32](1)
+			j.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+		}, want: []string{errKey(invalid, "spec.template.spec.restartPolicy")}},
+		{name: "max failed indexes without per-index limit", mutate: func(j *batchv1.Job) {
+			j.Spec.CompletionMode, j.Spec.Completions, j.Spec.MaxFailedIndexes = indexed, ptrTo[int32](4), ptrTo[int32](1)
+		}, want: []string{errKey(required, "spec.backoffLimitPerIndex")}},
+		{name: "max failed indexes above completions", mutate: func(j *batchv1.Job) {
+			j.Spec.CompletionMode, j.Spec.Completions = indexed, ptrTo[int32](2)
+			j.Spec.BackoffLimitPerIndex, j.Spec.MaxFailedIndexes = ptrTo[int32](1), ptrTo[int32](3)
+			j.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
+		}, want: []string{errKey(invalid, "spec.maxFailedIndexes")}},
+		{name: "FailIndex without per-index limit", mutate: func(j *batchv1.Job) {
+			j.Spec.CompletionMode, j.Spec.Completions = indexed, ptrTo[int32](2)
+			j.Spec.PodReplacementPolicy = ptrTo(batchv1.Failed)
+			j.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
+			j.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+				Action:      batchv1.PodFailurePolicyActionFailIndex,
+				OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{1}},
+			}}}
+		}, want: []string{errKey(forbidden, "spec.podFailurePolicy.rules[0].action")}},
 		{name: "selector does not match", mutate: func(j *batchv1.Job) {
 			j.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "other"}}
 		}, want: []string{errKey(invalid, "spec.template.metadata.labels")}},
@@ -181,6 +211,7 @@ func TestParseIndexes(t *testing.T) {
 		{"", "", false},
 		{"0,1,2,5", "0-2,5", false},
 		{"1-3,7", "1-3,7", false},
+		{"0-1,3,4,6", "0,1,3,4,6", false},
 		{"3,1", "", true},
 		{"1-12", "", true},
 		{"a", "", true},
