@@ -35,6 +35,10 @@ var resources = []*Resource{
 	replicaSetResource,
 	deploymentResource,
 	controllerRevisionResource,
+	validatingWebhookConfigurationResource,
+	mutatingWebhookConfigurationResource,
+	validatingAdmissionPolicyResource,
+	validatingAdmissionPolicyBindingResource,
 }
 
 var (

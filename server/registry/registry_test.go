@@ -27,6 +27,10 @@ func TestAll(t *testing.T) {
 		"jobs Job", "cronjobs CronJob",
 		"replicasets ReplicaSet", "deployments Deployment",
 		"controllerrevisions ControllerRevision",
+		"validatingwebhookconfigurations ValidatingWebhookConfiguration",
+		"mutatingwebhookconfigurations MutatingWebhookConfiguration",
+		"validatingadmissionpolicies ValidatingAdmissionPolicy",
+		"validatingadmissionpolicybindings ValidatingAdmissionPolicyBinding",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
