@@ -19,6 +19,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/minik-dev/minik/server/admission"
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/server/serviceaccount"
@@ -130,6 +131,11 @@ type Server struct {
 	quotaLocks sync.Map
 	// policies knows the namespaces with LimitRanges or ResourceQuotas.
 	policies policyIndex
+
+	// admission decides writes by the webhooks and policies configured,
+	// which admissionCache keeps in it.
+	admission      *admission.Chain
+	admissionCache admissionCache
 }
 
 // nsState is what creates need to know of a namespace.
@@ -175,7 +181,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{
+	s := &Server{
 		cfg:        cfg,
 		store:      cfg.Store,
 		log:        cfg.Logger.With("component", "apiserver"),
@@ -187,7 +193,14 @@ func New(cfg Config) (*Server, error) {
 		events:     newRevCache(cfg.CacheBytes, bytesLen),
 		jsonEvents: newRevCache(cfg.CacheBytes, bytesLen),
 		nsCache:    map[string]nsState{},
-	}, nil
+	}
+	acfg := admission.Config{Namespaces: s, Params: admissionParams{s}, Logger: cfg.Logger}
+	if d, ok := cfg.PodStreams.(PodDialer); ok {
+		acfg.Services = serviceDialer{s, d}
+	}
+	s.admission = admission.New(acfg)
+	s.admissionCache.chain = s.admission
+	return s, nil
 }
 
 // SetReady marks the server ready (answers /readyz with 200).
@@ -287,6 +300,7 @@ func (s *Server) authenticate(r *http.Request) (auth.User, bool) {
 // It returns r, carrying for a write what admit needs to decide on the
 // object the write would store.
 func (s *Server) authorize(w *statusRecorder, r *http.Request, u auth.User, info requestInfo) (*http.Request, bool) {
+	r = withAdmission(w, r, u, info)
 	if s.cfg.Authorizer == nil {
 		return r, true
 	}

@@ -94,6 +94,9 @@ func (s *Server) deleteObject(ctx context.Context, res *registry.Resource, ns, n
 		if err := checkPreconditions(res, m, opts.Preconditions); err != nil {
 			return nil, err
 		}
+		if err := s.admitDelete(ctx, res, obj, dryRun); err != nil {
+			return nil, err
+		}
 		if f := propagationFinalizer(opts); f != "" && m.GetDeletionTimestamp() == nil && !slices.Contains(m.GetFinalizers(), f) {
 			m.SetFinalizers(append(m.GetFinalizers(), f))
 		}
