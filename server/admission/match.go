@@ -117,14 +117,14 @@ func compileSelectors(ns, obj *metav1.LabelSelector) (selectors, error) {
 // matches reports whether a's object (or old object) and namespace are
 // selected; reading the namespace may fail.
 func (s selectors) matches(ctx context.Context, a *Attributes, nsGetter NamespaceGetter) (bool, error) {
-	if s.object != nil && !s.object.Matches(labels.Set(labelsOf(a.Object))) && !s.object.Matches(labels.Set(labelsOf(a.OldObject))) {
+	if s.object != nil && !eitherMatches(s.object, a) {
 		return false, nil
 	}
 	if s.namespace == nil {
 		return true, nil
 	}
 	if a.Resource.Group == "" && a.Resource.Resource == "namespaces" && a.SubResource == "" {
-		return s.namespace.Matches(labels.Set(labelsOf(a.Object))) || s.namespace.Matches(labels.Set(labelsOf(a.OldObject))), nil
+		return eitherMatches(s.namespace, a), nil
 	}
 	if !a.Namespaced || a.Namespace == "" {
 		return true, nil
@@ -167,4 +167,11 @@ func conditionsMatch(ctx context.Context, cs []condition, vars map[string]any) (
 		}
 	}
 	return true, nil
+}
+
+// eitherMatches reports whether sel selects a's object or its old object
+// (of those the request has).
+func eitherMatches(sel labels.Selector, a *Attributes) bool {
+	return a.Object != nil && sel.Matches(labels.Set(labelsOf(a.Object))) ||
+		a.OldObject != nil && sel.Matches(labels.Set(labelsOf(a.OldObject)))
 }
