@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -55,7 +57,7 @@ func isAdmitted(verb string) bool {
 
 // withAdmission returns r carrying what the chain needs of a write.
 func withAdmission(w http.ResponseWriter, r *http.Request, u auth.User, info requestInfo) *http.Request {
-	if !isAdmitted(info.Verb) {
+	if !isAdmitted(info.Verb) && !isConnect(info) {
 		return r
 	}
 	return r.WithContext(context.WithValue(r.Context(), admissionKey{}, &admissionRequest{user: u, info: info, header: w.Header()}))
@@ -386,4 +388,72 @@ func (d serviceDialer) DialService(ctx context.Context, ns, name string, port in
 		return nil, err
 	}
 	return d.dialer.DialPod(ctx, obj.(*corev1.Pod), int(podPort))
+}
+
+// connectSubresources are the subresources a CONNECT reaches, by
+// resource.
+var connectSubresources = map[string][]string{
+	"pods":     {"exec", "attach", "portforward", "proxy"},
+	"services": {"proxy"},
+	"nodes":    {"proxy"},
+}
+
+// isConnect reports whether info is a CONNECT, which the chain admits
+// whatever its method.
+func isConnect(info requestInfo) bool {
+	return info.Resource != nil && slices.Contains(connectSubresources[info.Resource.Name], info.Subresource)
+}
+
+// admitConnect runs the chain on a CONNECT to a pod, service or node
+// subresource: the object is the request's options (PodExecOptions, …),
+// as in Kubernetes; a mutating webhook's patches of them are not used.
+func (s *Server) admitConnect(r *http.Request, info requestInfo) error {
+	ctx := r.Context()
+	opts, kind := connectOptions(r, info)
+	a, ar, ok := s.attributes(ctx, info.Resource, opts, nil, false)
+	if !ok {
+		return nil
+	}
+	a.Operation, a.Options = admissionv1.Connect, nil
+	if _, name, _, err := proxyName(info.Name); info.Subresource == "proxy" && err == nil {
+		a.Name = name
+	}
+	a.Kind = schema.GroupVersionKind{Version: "v1", Kind: kind}
+	warnings, err := s.admission.Mutate(ctx, a)
+	addWarnings(ar.header, warnings)
+	if err != nil {
+		return err
+	}
+	a.Object = opts
+	warnings, err = s.admission.Validate(ctx, a)
+	addWarnings(ar.header, warnings)
+	return err
+}
+
+// connectOptions reads the options of a CONNECT from its query, and
+// returns them with their kind.
+func connectOptions(r *http.Request, info requestInfo) (runtime.Object, string) {
+	q := r.URL.Query()
+	_, path, _ := strings.Cut(r.URL.Path, "/"+info.Name+"/proxy")
+	switch {
+	case info.Subresource == "exec":
+		return &corev1.PodExecOptions{Container: q.Get("container"), Command: q["command"],
+			Stdin: isTrue(q.Get("stdin")), Stdout: isTrue(q.Get("stdout")), Stderr: isTrue(q.Get("stderr")), TTY: isTrue(q.Get("tty"))}, "PodExecOptions"
+	case info.Subresource == "attach":
+		return &corev1.PodAttachOptions{Container: q.Get("container"),
+			Stdin: isTrue(q.Get("stdin")), Stdout: isTrue(q.Get("stdout")), Stderr: isTrue(q.Get("stderr")), TTY: isTrue(q.Get("tty"))}, "PodAttachOptions"
+	case info.Subresource == "portforward":
+		var ports []int32
+		for _, p := range q["ports"] {
+			if n, err := strconv.ParseInt(p, 10, 32); err == nil {
+				ports = append(ports, int32(n))
+			}
+		}
+		return &corev1.PodPortForwardOptions{Ports: ports}, "PodPortForwardOptions"
+	case info.Resource.Name == "services":
+		return &corev1.ServiceProxyOptions{Path: path}, "ServiceProxyOptions"
+	case info.Resource.Name == "nodes":
+		return &corev1.NodeProxyOptions{Path: path}, "NodeProxyOptions"
+	}
+	return &corev1.PodProxyOptions{Path: path}, "PodProxyOptions"
 }

@@ -411,3 +411,32 @@ func TestWebhookConfigurationValidation(t *testing.T) {
 		t.Errorf("causes name %v, want %s", fields, want)
 	}
 }
+
+func TestWebhookConnect(t *testing.T) {
+	ts := newTestServer(t)
+	hook := newHookServer(t, func(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+		return deny(0, "no proxying to "+req.Name)
+	})
+	ts.addValidating(t, "connect", validatingHook("connect.example.com", hook.clientConfig("/"), []admissionregistrationv1.RuleWithOperations{{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Connect},
+		Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/proxy"}},
+	}}))
+	resp, err := http.Get(ts.url + "/api/v1/namespaces/default/pods/http:web:8080/proxy/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), `denied the request: no proxying to web`) {
+		t.Errorf("proxy = %d %s, want the webhook's 403", resp.StatusCode, body)
+	}
+	reqs := hook.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("webhook called %d times, want 1", len(reqs))
+	}
+	r := reqs[0]
+	if r.Operation != admissionv1.Connect || r.Kind.Kind != "PodProxyOptions" || r.SubResource != "proxy" ||
+		!strings.Contains(string(r.Object.Raw), `"path":"/index.html"`) {
+		t.Errorf("review: %s %s/%s %s", r.Operation, r.Kind.Kind, r.SubResource, r.Object.Raw)
+	}
+}
