@@ -95,7 +95,14 @@ func (c *Chain) Update(cs Configurations) {
 		}
 	}
 	s.bindings = compilePolicies(cs.Policies, cs.Bindings)
-	c.snap.Store(s)
+	old := c.snap.Swap(s)
+	// Calls under way finish on the old clients; their idle connections
+	// go now.
+	for _, w := range append(old.mutating, old.validating...) {
+		if w.client != nil {
+			w.client.CloseIdleConnections()
+		}
+	}
 }
 
 // Empty reports whether no webhook or policy is in force, so that a
@@ -136,17 +143,42 @@ func baseVars(a *Attributes) (map[string]any, error) {
 	return map[string]any{celexpr.Object: obj, celexpr.OldObject: old, celexpr.Request: req}, nil
 }
 
-// requestMap is the AdmissionRequest of a as CEL's request variable.
+// requestMap is the AdmissionRequest of a as CEL's request variable,
+// built directly: converting the typed request costs more than the
+// expressions reading it.
 func requestMap(a *Attributes) (map[string]any, error) {
-	w := &webhook{reviewVersion: "v1"}
-	r, err := w.review(&Attributes{
-		Operation: a.Operation, Kind: a.Kind, Resource: a.Resource, SubResource: a.SubResource,
-		Namespace: a.Namespace, Name: a.Name, User: a.User, Options: a.Options, DryRun: a.DryRun,
-	})
-	if err != nil {
-		return nil, err
+	gvk := map[string]any{"group": a.Kind.Group, "version": a.Kind.Version, "kind": a.Kind.Kind}
+	gvr := map[string]any{"group": a.Resource.Group, "version": a.Resource.Version, "resource": a.Resource.Resource}
+	groups := make([]any, len(a.User.Groups))
+	for i, g := range a.User.Groups {
+		groups[i] = g
 	}
-	return runtime.DefaultUnstructuredConverter.ToUnstructured(r.Request)
+	user := map[string]any{"username": a.User.Username, "uid": a.User.UID, "groups": groups}
+	if len(a.User.Extra) > 0 {
+		extra := make(map[string]any, len(a.User.Extra))
+		for k, vs := range a.User.Extra {
+			l := make([]any, len(vs))
+			for i, v := range vs {
+				l[i] = v
+			}
+			extra[k] = l
+		}
+		user["extra"] = extra
+	}
+	m := map[string]any{
+		"kind": gvk, "resource": gvr, "subResource": a.SubResource,
+		"requestKind": gvk, "requestResource": gvr, "requestSubResource": a.SubResource,
+		"name": a.Name, "namespace": a.Namespace, "operation": string(a.Operation),
+		"userInfo": user, "dryRun": a.DryRun,
+	}
+	if a.Options != nil {
+		opts, err := runtime.DefaultUnstructuredConverter.ToUnstructured(a.Options)
+		if err != nil {
+			return nil, err
+		}
+		m["options"] = opts
+	}
+	return m, nil
 }
 
 // Mutate calls the mutating webhooks that match a in order, replacing

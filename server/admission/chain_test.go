@@ -82,8 +82,8 @@ func TestScopeMatches(t *testing.T) {
 }
 
 // servingCert returns a CA certificate (PEM) and a serving certificate it
-// signed for dnsName.
-func servingCert(t *testing.T, dnsName string) ([]byte, tls.Certificate) {
+// signed for dnsName (an IP address: for that address).
+func servingCert(t testing.TB, dnsName string) ([]byte, tls.Certificate) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -101,9 +101,14 @@ func servingCert(t *testing.T, dnsName string) ([]byte, tls.Certificate) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: dnsName}, DNSNames: []string{dnsName},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: dnsName},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		KeyUsage: x509.KeyUsageDigitalSignature}
+	if ip := net.ParseIP(dnsName); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	} else {
+		tmpl.DNSNames = []string{dnsName}
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +118,7 @@ func servingCert(t *testing.T, dnsName string) ([]byte, tls.Certificate) {
 
 // reviewServer answers every review with resp (its uid filled in) and
 // sends each request it gets on got.
-func reviewServer(t *testing.T, cert tls.Certificate, resp admissionv1.AdmissionResponse, got chan<- *admissionv1.AdmissionReview) *httptest.Server {
+func reviewServer(t testing.TB, cert tls.Certificate, resp admissionv1.AdmissionResponse, got chan<- *admissionv1.AdmissionReview) *httptest.Server {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var review admissionv1.AdmissionReview
 		if err := json.NewDecoder(r.Body).Decode(&review); err != nil {

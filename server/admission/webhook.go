@@ -26,6 +26,9 @@ import (
 	"github.com/minik-dev/minik/server/celexpr"
 )
 
+// urlIdleTimeout is how long a url webhook's idle connection is kept.
+const urlIdleTimeout = 30 * time.Second
+
 // maxResponseBytes bounds a webhook's response, as Kubernetes' 3 MiB
 // request limit bounds what it would store.
 const maxResponseBytes = 3 << 20
@@ -114,7 +117,10 @@ func webhookClient(cc admissionregistrationv1.WebhookClientConfig, dialer Servic
 		}
 		tc.RootCAs = pool
 	}
-	tr := &http.Transport{TLSClientConfig: tc, DisableKeepAlives: true, ForceAttemptHTTP2: false}
+	// A url webhook keeps its connections between calls (idle ones close
+	// after urlIdleTimeout); one behind a Service dials each time, so that
+	// every call goes to a ready endpoint of the moment.
+	tr := &http.Transport{TLSClientConfig: tc, IdleConnTimeout: urlIdleTimeout, ForceAttemptHTTP2: false}
 	var target string
 	switch {
 	case cc.URL != nil:
@@ -133,6 +139,7 @@ func webhookClient(cc admissionregistrationv1.WebhookClientConfig, dialer Servic
 		if dialer == nil {
 			return "", nil, errors.New("no service dialer to reach service webhooks")
 		}
+		tr.DisableKeepAlives = true
 		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return dialer.DialService(ctx, svc.Namespace, svc.Name, port)
 		}
