@@ -84,6 +84,7 @@ var fuzzSamples = map[string]string{
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 	"Deployment": `{"spec":{"replicas":2,"selector":{"matchLabels":{"app":"fuzz"}},"strategy":{"rollingUpdate":{"maxSurge":"50%","maxUnavailable":0}},` +
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
+	"ControllerRevision": `{"data":{"spec":{"template":{"metadata":{"labels":{"app":"fuzz"}}}}},"revision":1}`,
 	// Admission configurations match a resource nobody serves, so that
 	// the fuzzed requests call no webhook.
 	"ValidatingWebhookConfiguration": `{"webhooks":[{"name":"fuzz.example.com","clientConfig":{"url":"https://127.0.0.1:1/v"},` + fuzzHookRest,
