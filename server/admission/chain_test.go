@@ -246,3 +246,28 @@ func TestDryRunSideEffects(t *testing.T) {
 		t.Errorf("review dryRun = %v, want false", review.Request.DryRun)
 	}
 }
+
+// TestWebhookRedirectIsAnError checks that a webhook answering with a
+// redirect fails the call (failurePolicy Fail: 500) rather than being
+// followed.
+func TestWebhookRedirectIsAnError(t *testing.T) {
+	ca, cert := servingCert(t, "127.0.0.1")
+	followed := make(chan *admissionv1.AdmissionReview, 1)
+	target := reviewServer(t, cert, admissionv1.AdmissionResponse{Allowed: true}, followed)
+	redirect := httptest.NewUnstartedServer(http.RedirectHandler(target.URL+"/v", http.StatusTemporaryRedirect))
+	redirect.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	redirect.StartTLS()
+	t.Cleanup(redirect.Close)
+	url := redirect.URL + "/v"
+	c := New(Config{})
+	c.Update(Configurations{Validating: []*admissionregistrationv1.ValidatingWebhookConfiguration{
+		validatingConfig("redirect", admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: ca}, admissionregistrationv1.SideEffectClassNone, "v1"),
+	}})
+	_, err := c.Validate(context.Background(), configMapAttributes(admissionv1.Create, false))
+	if !apierrors.IsInternalError(err) || !strings.Contains(err.Error(), "307") {
+		t.Errorf("Validate = %v, want 500 naming the 307", err)
+	}
+	if len(followed) != 0 {
+		t.Errorf("the redirect was followed")
+	}
+}

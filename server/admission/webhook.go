@@ -149,7 +149,9 @@ func webhookClient(cc admissionregistrationv1.WebhookClientConfig, dialer Servic
 	if _, err := url.Parse(target); err != nil {
 		return "", nil, err
 	}
-	return target, &http.Client{Transport: tr}, nil
+	// A webhook answers where it was asked: a redirect is an error.
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return target, &http.Client{Transport: tr, CheckRedirect: noRedirect}, nil
 }
 
 // callError is a failure to get an answer from a webhook (as opposed to a
