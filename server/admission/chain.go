@@ -72,7 +72,9 @@ func New(cfg Config) *Chain {
 func (c *Chain) Update(cs Configurations) {
 	s := &snapshot{}
 	mut := slices.Clone(cs.Mutating)
-	slices.SortFunc(mut, func(a, b *admissionregistrationv1.MutatingWebhookConfiguration) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(mut, func(a, b *admissionregistrationv1.MutatingWebhookConfiguration) int {
+		return strings.Compare(a.Name, b.Name)
+	})
 	for _, cfg := range mut {
 		for _, h := range cfg.Webhooks {
 			s.mutating = append(s.mutating, compileWebhook(webhookSpec{
@@ -84,7 +86,9 @@ func (c *Chain) Update(cs Configurations) {
 		}
 	}
 	val := slices.Clone(cs.Validating)
-	slices.SortFunc(val, func(a, b *admissionregistrationv1.ValidatingWebhookConfiguration) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(val, func(a, b *admissionregistrationv1.ValidatingWebhookConfiguration) int {
+		return strings.Compare(a.Name, b.Name)
+	})
 	for _, cfg := range val {
 		for _, h := range cfg.Webhooks {
 			s.validating = append(s.validating, compileWebhook(webhookSpec{

@@ -2,8 +2,8 @@ package apiserver
 
 import (
 	"encoding/json"
-	"errors"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"

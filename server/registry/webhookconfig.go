@@ -42,13 +42,17 @@ var (
 		func() runtime.Object { return &admissionregistrationv1.ValidatingWebhookConfiguration{} },
 		func() runtime.Object { return &admissionregistrationv1.ValidatingWebhookConfigurationList{} },
 		mutate(defaultValidatingWebhooks), check(validateValidatingWebhookConfiguration),
-		func(obj runtime.Object) int { return len(obj.(*admissionregistrationv1.ValidatingWebhookConfiguration).Webhooks) })
+		func(obj runtime.Object) int {
+			return len(obj.(*admissionregistrationv1.ValidatingWebhookConfiguration).Webhooks)
+		})
 	mutatingWebhookConfigurationResource = newWebhookConfigurationResource(
 		"mutatingwebhookconfigurations", "MutatingWebhookConfiguration",
 		func() runtime.Object { return &admissionregistrationv1.MutatingWebhookConfiguration{} },
 		func() runtime.Object { return &admissionregistrationv1.MutatingWebhookConfigurationList{} },
 		mutate(defaultMutatingWebhooks), check(validateMutatingWebhookConfiguration),
-		func(obj runtime.Object) int { return len(obj.(*admissionregistrationv1.MutatingWebhookConfiguration).Webhooks) })
+		func(obj runtime.Object) int {
+			return len(obj.(*admissionregistrationv1.MutatingWebhookConfiguration).Webhooks)
+		})
 )
 
 // newWebhookConfigurationResource declares one of the two webhook

@@ -68,9 +68,13 @@ func TestValidateValidatingWebhookConfiguration(t *testing.T) {
 			[]string{errKey(invalid, "webhooks[0].clientConfig")}},
 		{"neither url nor service", func(c *c) { hook(c).ClientConfig.Service = nil },
 			[]string{errKey(required, "webhooks[0].clientConfig")}},
-		{"http url", func(c *c) { hook(c).ClientConfig.Service, hook(c).ClientConfig.URL = nil, ptrTo("http://x.example.com") },
+		{"http url", func(c *c) {
+			hook(c).ClientConfig.Service, hook(c).ClientConfig.URL = nil, ptrTo("http://x.example.com")
+		},
 			[]string{errKey(invalid, "webhooks[0].clientConfig.url")}},
-		{"url with query", func(c *c) { hook(c).ClientConfig.Service, hook(c).ClientConfig.URL = nil, ptrTo("https://x.example.com/?a=b") },
+		{"url with query", func(c *c) {
+			hook(c).ClientConfig.Service, hook(c).ClientConfig.URL = nil, ptrTo("https://x.example.com/?a=b")
+		},
 			[]string{errKey(invalid, "webhooks[0].clientConfig.url")}},
 		{"service path", func(c *c) { hook(c).ClientConfig.Service.Path = ptrTo("validate") },
 			[]string{errKey(invalid, "webhooks[0].clientConfig.service.path")}},
