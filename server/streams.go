@@ -37,6 +37,7 @@ type holders interface {
 // localStreams is the streaming server of this process.
 type localStreams interface {
 	apiserver.PodStreamer
+	apiserver.PodDialer
 	Connected(node string) bool
 }
 
@@ -103,6 +104,21 @@ func (p *podStreamRouter) ServePodSubresource(w http.ResponseWriter, r *http.Req
 	target := &url.URL{Scheme: "https", Host: holder}
 	p.lg.Debug("forwarding a pod stream", "pod", pod.Namespace+"/"+pod.Name, "node", node, "to", holder)
 	p.proxy.ServeHTTP(w, r.WithContext(contextWithTarget(r, target)))
+}
+
+// DialPod implements apiserver.PodDialer for pods whose node holds a
+// tunnel to this server; a connection through another server is not
+// offered (the request to a webhook behind such a pod fails, and the
+// webhook's failurePolicy decides).
+func (p *podStreamRouter) DialPod(ctx context.Context, pod *corev1.Pod, port int) (net.Conn, error) {
+	node := pod.Spec.NodeName
+	if node == "" || p.local.Connected(node) {
+		return p.local.DialPod(ctx, pod, port)
+	}
+	if holder, ok := p.holders.Holder(node); !ok || holder == p.self {
+		return p.local.DialPod(ctx, pod, port)
+	}
+	return nil, fmt.Errorf("node %q of pod %q is connected to another server", node, pod.Name)
 }
 
 func contextWithTarget(r *http.Request, target *url.URL) context.Context {

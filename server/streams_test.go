@@ -1,7 +1,10 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,6 +22,13 @@ import (
 type localOnlyStreams struct{ connected map[string]bool }
 
 func (l localOnlyStreams) Connected(node string) bool { return l.connected[node] }
+
+// errLocalDial is the error of localOnlyStreams' DialPod.
+var errLocalDial = errors.New("local dial")
+
+func (l localOnlyStreams) DialPod(context.Context, *corev1.Pod, int) (net.Conn, error) {
+	return nil, errLocalDial
+}
 
 func (l localOnlyStreams) ServePodSubresource(w http.ResponseWriter, _ *http.Request, pod *corev1.Pod, sub string) {
 	io.WriteString(w, "local "+sub+" of "+pod.Name)
@@ -123,5 +133,26 @@ func TestPodStreamRouterSilentHolder(t *testing.T) {
 	}
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("silent holder: %d %s, want 503", rec.Code, rec.Body.String())
+	}
+}
+
+// TestPodStreamRouterDialPod checks that pods of nodes connected here are
+// dialed here, and that those of nodes held by another server are not.
+func TestPodStreamRouterDialPod(t *testing.T) {
+	a, err := pki.Ensure(t.TempDir(), pki.Options{Hostname: "testhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := newPodStreamRouter(localOnlyStreams{connected: map[string]bool{"here": true}},
+		holderMap{"there": "10.0.0.2:6443"}, "10.0.0.1:6443", a, testLogger(t))
+	for _, tc := range []struct {
+		node      string
+		wantLocal bool
+	}{{"here", true}, {"unknown", true}, {"there", false}} {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"}, Spec: corev1.PodSpec{NodeName: tc.node}}
+		_, err := router.DialPod(context.Background(), pod, 443)
+		if got := errors.Is(err, errLocalDial); got != tc.wantLocal {
+			t.Errorf("DialPod(node %q) = %v, want local %v", tc.node, err, tc.wantLocal)
+		}
 	}
 }

@@ -32,12 +32,19 @@ const inclusterRef = "docker.io/minik/incluster:test"
 // writeInclusterImage builds the in-cluster client statically and writes
 // an image of busybox plus /incluster into dir.
 func writeInclusterImage(t testing.TB, dir string) {
+	writeProgramImage(t, dir, "incluster", inclusterRef)
+}
+
+// writeProgramImage builds the Go program in testdata/NAME statically and
+// writes an image of busybox plus /NAME, called ref, into dir as
+// NAME.tar.
+func writeProgramImage(t testing.TB, dir, name, ref string) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "incluster")
-	cmd := exec.Command("go", "build", "-o", bin, "./testdata/incluster")
+	bin := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", bin, "./testdata/"+name)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the in-cluster client: %v\n%s", err, out)
+		t.Fatalf("building testdata/%s: %v\n%s", name, err, out)
 	}
 	data, err := os.ReadFile(bin)
 	if err != nil {
@@ -45,7 +52,7 @@ func writeInclusterImage(t testing.TB, dir string) {
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	hdr := &tar.Header{Name: "incluster", Mode: 0o755, Size: int64(len(data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}
+	hdr := &tar.Header{Name: name, Mode: 0o755, Size: int64(len(data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}
 	if err := tw.WriteHeader(hdr); err != nil {
 		t.Fatal(err)
 	}
@@ -67,11 +74,11 @@ func writeInclusterImage(t testing.TB, dir string) {
 	}
 	// WriteOCIArchive names every archive alike: write it apart, then
 	// move it beside busybox's under a name of its own.
-	written, err := runtimetest.WriteOCIArchive(t.TempDir(), inclusterRef, img)
+	written, err := runtimetest.WriteOCIArchive(t.TempDir(), ref, img)
 	if err != nil {
 		t.Fatalf("writing image: %v", err)
 	}
-	if err := os.Rename(written, filepath.Join(dir, "incluster.tar")); err != nil {
+	if err := os.Rename(written, filepath.Join(dir, name+".tar")); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/minik-dev/minik/server/admission"
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/server/serviceaccount"
@@ -133,6 +134,11 @@ type Server struct {
 	policies policyIndex
 	// custom is the set of custom resources served (see custom.go).
 	custom atomic.Pointer[customSet]
+
+	// admission decides writes by the webhooks and policies configured,
+	// which admissionCache keeps in it.
+	admission      *admission.Chain
+	admissionCache admissionCache
 }
 
 // nsState is what creates need to know of a namespace.
@@ -192,6 +198,12 @@ func New(cfg Config) (*Server, error) {
 		nsCache:    map[string]nsState{},
 	}
 	s.custom.Store(newCustomSet(nil))
+	acfg := admission.Config{Namespaces: s, Params: admissionParams{s}, Logger: cfg.Logger}
+	if d, ok := cfg.PodStreams.(PodDialer); ok {
+		acfg.Services = serviceDialer{s, d}
+	}
+	s.admission = admission.New(acfg)
+	s.admissionCache.chain = s.admission
 	return s, nil
 }
 
@@ -292,6 +304,7 @@ func (s *Server) authenticate(r *http.Request) (auth.User, bool) {
 // It returns r, carrying for a write what admit needs to decide on the
 // object the write would store.
 func (s *Server) authorize(w *statusRecorder, r *http.Request, u auth.User, info requestInfo) (*http.Request, bool) {
+	r = withAdmission(w, r, u, info)
 	if s.cfg.Authorizer == nil {
 		return r, true
 	}

@@ -82,6 +82,12 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 			return nil, nil, err
 		}
 	}
+	if obj, err = s.mutateWrite(ctx, res, obj, nil, dryRun); err != nil {
+		return nil, nil, err
+	}
+	if m, err = meta.Accessor(obj); err != nil {
+		return nil, nil, err
+	}
 	generated := m.GetName() == ""
 	for try := 0; ; try++ {
 		if generated {
@@ -116,6 +122,9 @@ func (s *Server) defaultLimits(ctx context.Context, obj runtime.Object) ([]*core
 // admitAndStore runs the admission that follows validation (LimitRange
 // limits, then quota) and stores a valid new object unless dryRun.
 func (s *Server) admitAndStore(ctx context.Context, res *registry.Resource, obj runtime.Object, lrs []*corev1.LimitRange, dryRun bool) (runtime.Object, []byte, error) {
+	if err := s.validateWrite(ctx, res, obj, nil, dryRun); err != nil {
+		return nil, nil, err
+	}
 	if pod, ok := obj.(*corev1.Pod); ok {
 		if err := checkPodLimits(pod, lrs); err != nil {
 			return nil, nil, admissionForbidden(res, obj, err.Error())

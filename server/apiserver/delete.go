@@ -95,6 +95,9 @@ func (s *Server) deleteObject(ctx context.Context, res *registry.Resource, ns, n
 		if err := checkPreconditions(res, m, opts.Preconditions); err != nil {
 			return nil, err
 		}
+		if err := s.admitDelete(ctx, res, obj, dryRun); err != nil {
+			return nil, err
+		}
 		if crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition); ok && crd.DeletionTimestamp == nil {
 			markCRDTerminating(crd, s.cfg.Now())
 		}

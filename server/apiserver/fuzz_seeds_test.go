@@ -85,7 +85,18 @@ var fuzzSamples = map[string]string{
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 	"Deployment": `{"spec":{"replicas":2,"selector":{"matchLabels":{"app":"fuzz"}},"strategy":{"rollingUpdate":{"maxSurge":"50%","maxUnavailable":0}},` +
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
+	// Admission configurations match a resource nobody serves, so that
+	// the fuzzed requests call no webhook.
+	"ValidatingWebhookConfiguration": `{"webhooks":[{"name":"fuzz.example.com","clientConfig":{"url":"https://127.0.0.1:1/v"},` + fuzzHookRest,
+	"MutatingWebhookConfiguration":   `{"webhooks":[{"name":"fuzz.example.com","clientConfig":{"url":"https://127.0.0.1:1/m"},"reinvocationPolicy":"IfNeeded",` + fuzzHookRest,
+	"ValidatingAdmissionPolicy": `{"spec":{"matchConstraints":{"resourceRules":[{"operations":["CREATE"],"apiGroups":["fuzz.example.com"],` +
+		`"apiVersions":["v1"],"resources":["fuzzthings"]}]},"validations":[{"expression":"object.metadata.name != 'x'","message":"no x"}]}}`,
+	"ValidatingAdmissionPolicyBinding": `{"spec":{"policyName":"fuzz","validationActions":["Deny"]}}`,
 }
+
+// fuzzHookRest completes the sample webhook of both configurations.
+const fuzzHookRest = `"rules":[{"operations":["CREATE"],"apiGroups":["fuzz.example.com"],"apiVersions":["v1"],"resources":["fuzzthings"]}],` +
+	`"sideEffects":"None","admissionReviewVersions":["v1"],"failurePolicy":"Ignore","timeoutSeconds":1}]}`
 
 // sampleObject is a valid object of res named name, as JSON.
 func sampleObject(t testing.TB, res *registry.Resource, name string) []byte {

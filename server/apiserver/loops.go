@@ -93,6 +93,7 @@ type loops struct {
 // since what happened while there was no watch is not known.
 func (r *loops) startWatch(ctx context.Context) {
 	r.s.policies.unready()
+	r.s.admissionCache.unready()
 	ch, stop, err := r.s.watchAll(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -120,10 +121,12 @@ func (r *loops) stopWatch() {
 func (r *loops) drain(ev store.Event, ok bool) {
 	for {
 		if !ok || ev.Type == store.EventError {
+			r.s.admissionCache.unready()
 			r.stopWatch()
 			return
 		}
 		r.s.policies.observe(ev)
+		r.s.admissionCache.observe(ev)
 		r.ns.observe(ev)
 		r.quotas.observe(ev)
 		r.crds.observe(ev)

@@ -87,11 +87,17 @@ func (s *Server) servePodProxy(w *statusRecorder, r *http.Request, info requestI
 	if err != nil {
 		return err
 	}
+	if err := s.admitConnect(r, info); err != nil {
+		return err
+	}
 	return s.streamPod(w, r, info.Namespace, name, "proxy")
 }
 
 // servePortForward hands pods/NAME/portforward to the pod's node.
 func (s *Server) servePortForward(w *statusRecorder, r *http.Request, info requestInfo) error {
+	if err := s.admitConnect(r, info); err != nil {
+		return err
+	}
 	return s.streamPod(w, r, info.Namespace, info.Name, "portforward")
 }
 
@@ -116,6 +122,9 @@ func (s *Server) streamPod(w *statusRecorder, r *http.Request, ns, name, sub str
 func (s *Server) serveServiceProxy(w *statusRecorder, r *http.Request, info requestInfo) error {
 	scheme, name, portSpec, err := proxyName(info.Name)
 	if err != nil {
+		return err
+	}
+	if err := s.admitConnect(r, info); err != nil {
 		return err
 	}
 	ctx := r.Context()
@@ -202,6 +211,9 @@ func noEndpoints(svc string) error {
 func (s *Server) serveNodeProxy(w *statusRecorder, r *http.Request, info requestInfo) error {
 	_, name, _, err := proxyName(info.Name)
 	if err != nil {
+		return err
+	}
+	if err := s.admitConnect(r, info); err != nil {
 		return err
 	}
 	obj, _, err := s.getObject(r.Context(), info.Resource, "", name)

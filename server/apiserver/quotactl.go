@@ -82,6 +82,9 @@ func (s *Server) watchAll(ctx context.Context) (ch <-chan store.Event, stop cont
 	if ch, err = s.store.Watch(wctx, "/registry/", rev); err == nil {
 		err = s.policies.load(ctx, s.store, rev)
 	}
+	if err == nil {
+		err = s.admissionCache.load(ctx, s.store, rev, true)
+	}
 	if err != nil {
 		cancel()
 		return nil, nil, err

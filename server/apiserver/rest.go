@@ -300,6 +300,11 @@ func (s *Server) servePodStream(w *statusRecorder, r *http.Request, info request
 	if err != nil {
 		return err
 	}
+	if isConnect(info) {
+		if err := s.admitConnect(r, info); err != nil {
+			return err
+		}
+	}
 	s.cfg.PodStreams.ServePodSubresource(w, r, obj.(*corev1.Pod), info.Subresource)
 	return nil
 }

@@ -60,7 +60,13 @@ func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, n
 		if err := s.admit(ctx, res, obj, old); err != nil {
 			return nil, err
 		}
+		if obj, err = s.mutateWrite(ctx, res, obj, old, dryRun); err != nil {
+			return nil, err
+		}
 		if err := s.prepareUpdate(res, kind, obj, old, kv.ModRevision); err != nil {
+			return nil, err
+		}
+		if err := s.validateWrite(ctx, res, obj, old, dryRun); err != nil {
 			return nil, err
 		}
 		undo, release := func() {}, func() {}

@@ -36,6 +36,10 @@ var resources = []*Resource{
 	deploymentResource,
 	controllerRevisionResource,
 	crdResource,
+	validatingWebhookConfigurationResource,
+	mutatingWebhookConfigurationResource,
+	validatingAdmissionPolicyResource,
+	validatingAdmissionPolicyBindingResource,
 }
 
 var (

@@ -28,6 +28,10 @@ func TestAll(t *testing.T) {
 		"replicasets ReplicaSet", "deployments Deployment",
 		"controllerrevisions ControllerRevision",
 		"customresourcedefinitions CustomResourceDefinition",
+		"validatingwebhookconfigurations ValidatingWebhookConfiguration",
+		"mutatingwebhookconfigurations MutatingWebhookConfiguration",
+		"validatingadmissionpolicies ValidatingAdmissionPolicy",
+		"validatingadmissionpolicybindings ValidatingAdmissionPolicyBinding",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)

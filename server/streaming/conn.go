@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/minik-dev/minik/api"
 )
 
@@ -129,3 +131,15 @@ type tunnelAddr struct{}
 
 func (tunnelAddr) Network() string { return "tunnel" }
 func (tunnelAddr) String() string  { return "tunnel" }
+
+// DialPod opens a connection to port of pod, on the pod's IP as seen from
+// its node, through the tunnel of the node's agent: the API server reaches
+// the webhooks behind Services with it. The pod's node must be connected
+// to this server.
+func (s *Server) DialPod(ctx context.Context, pod *corev1.Pod, port int) (net.Conn, error) {
+	node, err := nodeOf(pod)
+	if err != nil {
+		return nil, err
+	}
+	return s.dialPod(ctx, node, pod.Namespace, pod.Name, string(pod.UID), port, false)
+}

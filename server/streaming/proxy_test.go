@@ -1,6 +1,7 @@
 package streaming_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -10,7 +11,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minik-dev/minik/agent/pods"
@@ -222,5 +227,39 @@ func TestPodProxyHTTPS(t *testing.T) {
 	resp, got := h.do("GET", h.http.URL+"/api/v1/namespaces/default/pods/https:web:443/proxy/secure", "", nil)
 	if resp.StatusCode != http.StatusOK || got != "tls /secure" {
 		t.Errorf("https proxy = %d %q, want 200 %q", resp.StatusCode, got, "tls /secure")
+	}
+}
+
+// TestDialPod checks that DialPod gives a connection to the pod's port
+// through its node's agent, and refuses a pod bound to no node.
+func TestDialPod(t *testing.T) {
+	h := newHarness(t)
+	h.addPod("hook", "n1", "c")
+	ps := newPodServer(t, http.HandlerFunc(echoHandler))
+	h.startAgent("n1", &fakeStreamer{dial: ps.dial})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "hook", UID: "uid-hook"}, Spec: corev1.PodSpec{NodeName: "n1"}}
+	conn, err := h.srv.DialPod(ctx, pod, 8443)
+	if err != nil {
+		t.Fatalf("DialPod: %v", err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /dialed HTTP/1.1\r\nHost: hook\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the response: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), "GET /dialed") {
+		t.Errorf("pod answered %q, want the echo of GET /dialed", body)
+	}
+	want := []dialCall{{types.NamespacedName{Namespace: "default", Name: "hook"}, 8443, false}}
+	if got := ps.calls(); len(got) != 1 || got[0] != want[0] {
+		t.Errorf("dials = %+v, want %+v", got, want)
+	}
+	pod.Spec.NodeName = ""
+	if _, err := h.srv.DialPod(ctx, pod, 8443); !apierrors.IsBadRequest(err) {
+		t.Errorf("DialPod of an unbound pod = %v, want 400", err)
 	}
 }
