@@ -35,6 +35,10 @@ var resources = []*Resource{
 	replicaSetResource,
 	deploymentResource,
 	controllerRevisionResource,
+	roleResource,
+	clusterRoleResource,
+	roleBindingResource,
+	clusterRoleBindingResource,
 }
 
 var (

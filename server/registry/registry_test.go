@@ -27,6 +27,7 @@ func TestAll(t *testing.T) {
 		"jobs Job", "cronjobs CronJob",
 		"replicasets ReplicaSet", "deployments Deployment",
 		"controllerrevisions ControllerRevision",
+		"roles Role", "clusterroles ClusterRole", "rolebindings RoleBinding", "clusterrolebindings ClusterRoleBinding",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
