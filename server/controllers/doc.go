@@ -4,7 +4,8 @@
 // service endpoints and EndpointSlices (built from pods, or mirrored from
 // the Endpoints of Services without selector), the garbage collector, node
 // lifecycle
-// (unreachable and not-ready taints), pod disruption budgets, what every
+// (unreachable and not-ready taints), pod disruption budgets, the rules of
+// aggregated ClusterRoles (admin, edit, view), what every
 // namespace holds (the default ServiceAccount, the kube-root-ca.crt
 // ConfigMap), the kubernetes Service in default, and the event recorder
 // they share with the scheduler and the node service.
