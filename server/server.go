@@ -112,6 +112,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}).WithTokenAuthenticator(saTokens, saTokens.Audiences()),
 		ServiceAccounts: issuer,
 		Authorizer:      authz,
+		Rules:           policy,
 		PodStreams:      podStreams,
 		Logger:          lg,
 		Metrics:         apiserver.NewMetrics(append(st.Collectors(), leader.Collectors()...)...),
