@@ -181,46 +181,41 @@ func record(x *index, obj runtime.Object) {
 
 // Authorize reports whether a binding of u, or of one of its groups,
 // grants a: a ClusterRoleBinding anywhere, a RoleBinding in a's namespace.
-// The reason names the binding and role that allow; a denial has none.
+// The reason names the binding, role and subject that allow; a denial has
+// none.
 func (z *Authorizer) Authorize(_ context.Context, u auth.User, a auth.Attributes) (bool, string) {
 	z.mu.RLock()
 	defer z.mu.RUnlock()
-	if b, s := z.allowedLocked(u, &a); b != nil {
-		return true, fmt.Sprintf("RBAC: allowed by %s %q of %s %q to %s", b.kind(), b.name, b.roleKind, b.roleName, s)
+	x := z.idx
+	if b, s := firstAllowing(x, x.cluster, u, &a); b != nil {
+		return true, b.reason(s)
+	}
+	if a.Namespace == "" || !a.IsResourceRequest() {
+		return false, ""
+	}
+	if b, s := firstAllowing(x, x.namespaced[a.Namespace], u, &a); b != nil {
+		return true, b.reason(s)
 	}
 	return false, ""
 }
 
-// allowedLocked returns the first binding that grants a to u and the
-// subject it names. z.mu must be held.
-func (z *Authorizer) allowedLocked(u auth.User, a *auth.Attributes) (*binding, string) {
-	x := z.idx
-	if b := firstAllowing(x, x.cluster, u, a); b != nil {
-		return b, describeSubject(b, u)
-	}
-	if a.Namespace == "" || !a.IsResourceRequest() {
-		return nil, ""
-	}
-	if bySubject := x.namespaced[a.Namespace]; bySubject != nil {
-		if b := firstAllowing(x, bySubject, u, a); b != nil {
-			return b, describeSubject(b, u)
-		}
-	}
-	return nil, ""
-}
-
 // firstAllowing returns the first of the bindings in bySubject of u or
-// its groups whose role grants a.
-func firstAllowing(x *index, bySubject map[subject][]*binding, u auth.User, a *auth.Attributes) *binding {
-	if b := allowingOf(x, bySubject[subject{name: u.Name}], a); b != nil {
-		return b
+// its groups whose role grants a, and the subject it matched.
+func firstAllowing(x *index, bySubject map[subject][]*binding, u auth.User, a *auth.Attributes) (*binding, subject) {
+	if len(bySubject) == 0 {
+		return nil, subject{}
+	}
+	s := subject{name: u.Name}
+	if b := allowingOf(x, bySubject[s], a); b != nil {
+		return b, s
 	}
 	for _, g := range u.Groups {
-		if b := allowingOf(x, bySubject[subject{group: true, name: g}], a); b != nil {
-			return b
+		s = subject{group: true, name: g}
+		if b := allowingOf(x, bySubject[s], a); b != nil {
+			return b, s
 		}
 	}
-	return nil
+	return nil, subject{}
 }
 
 func allowingOf(x *index, bindings []*binding, a *auth.Attributes) *binding {
@@ -233,21 +228,6 @@ func allowingOf(x *index, bindings []*binding, a *auth.Attributes) *binding {
 		}
 	}
 	return nil
-}
-
-// describeSubject names the subject of b that u matched, for reasons.
-func describeSubject(b *binding, u auth.User) string {
-	for _, s := range b.subjects {
-		if !s.group && s.name == u.Name {
-			return fmt.Sprintf("User %q", u.Name)
-		}
-	}
-	for _, s := range b.subjects {
-		if s.group && u.InGroup(s.name) {
-			return fmt.Sprintf("Group %q", s.name)
-		}
-	}
-	return fmt.Sprintf("User %q", u.Name)
 }
 
 // RulesFor returns the rules the bindings of u grant in namespace (""

@@ -1,7 +1,9 @@
 package rbac
 
 import (
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -20,6 +22,19 @@ type binding struct {
 	namespace, name    string
 	roleKind, roleName string
 	subjects           []subject
+	// reasons are the reasons of a decision this binding allows, one per
+	// subject, made once here rather than on every decision.
+	reasons []string
+}
+
+// reason is the reason of a decision b allows for subject s.
+func (b *binding) reason(s subject) string {
+	for i, have := range b.subjects {
+		if have == s {
+			return b.reasons[i]
+		}
+	}
+	return "RBAC: allowed by " + b.kind() + " " + strconv.Quote(b.name)
 }
 
 // kind is the binding's kind, for reasons and messages.
@@ -154,6 +169,13 @@ func newBinding(namespace, name string, ref rbacv1.RoleRef, subjects []rbacv1.Su
 				b.subjects = append(b.subjects, subject{name: serviceAccountUser(ns, s.Name)})
 			}
 		}
+	}
+	for _, s := range b.subjects {
+		kind := "User"
+		if s.group {
+			kind = "Group"
+		}
+		b.reasons = append(b.reasons, fmt.Sprintf("RBAC: allowed by %s %q of %s %q to %s %q", b.kind(), b.name, b.roleKind, b.roleName, kind, s.name))
 	}
 	return b
 }
