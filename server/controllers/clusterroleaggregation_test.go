@@ -74,3 +74,29 @@ func TestClusterRoleAggregation(t *testing.T) {
 	}
 	waitRules("top", []rbacv1.PolicyRule{secrets})
 }
+
+// TestGCRBACDependents: a RoleBinding owned by a ClusterRole goes with it.
+func TestGCRBACDependents(t *testing.T) {
+	e := newEnv(t)
+	startGC(e)
+	owner, err := e.client.RbacV1().ClusterRoles().Create(e.ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "owner"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bindings := e.client.RbacV1().RoleBindings("default")
+	_, err = bindings.Create(e.ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "owned", OwnerReferences: []metav1.OwnerReference{
+			{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole", Name: "owner", UID: owner.UID}}},
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "owner"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.client.RbacV1().ClusterRoles().Delete(e.ctx, "owner", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitGone("owned rolebinding", func() error {
+		_, err := bindings.Get(e.ctx, "owned", metav1.GetOptions{})
+		return err
+	})
+}
