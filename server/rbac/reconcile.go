@@ -32,7 +32,7 @@ func Reconcile(ctx context.Context, c rbacclient.RbacV1Interface) error {
 }
 
 func reconcileRole(ctx context.Context, c rbacclient.ClusterRoleInterface, want *rbacv1.ClusterRole) error {
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.OnError(retry.DefaultRetry, raced, func() error {
 		cur, err := c.Get(ctx, want.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			_, err = c.Create(ctx, want, metav1.CreateOptions{})
@@ -75,7 +75,7 @@ func reconcileRole(ctx context.Context, c rbacclient.ClusterRoleInterface, want 
 }
 
 func reconcileBinding(ctx context.Context, c rbacclient.ClusterRoleBindingInterface, want *rbacv1.ClusterRoleBinding) error {
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.OnError(retry.DefaultRetry, raced, func() error {
 		cur, err := c.Get(ctx, want.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			_, err = c.Create(ctx, want, metav1.CreateOptions{})
@@ -108,6 +108,12 @@ func reconcileBinding(ctx context.Context, c rbacclient.ClusterRoleBindingInterf
 		return fmt.Errorf("clusterrolebinding %q: %w", want.Name, err)
 	}
 	return nil
+}
+
+// raced reports whether err comes from another server reconciling the
+// same object at once: the write is tried again on what it wrote.
+func raced(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err)
 }
 
 // mergeMeta adds want's labels and annotations that m lacks.
