@@ -84,8 +84,9 @@ var fuzzSamples = map[string]string{
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 	"Deployment": `{"spec":{"replicas":2,"selector":{"matchLabels":{"app":"fuzz"}},"strategy":{"rollingUpdate":{"maxSurge":"50%","maxUnavailable":0}},` +
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
-	"Role":        `{"rules":[{"verbs":["get","list"],"apiGroups":[""],"resources":["pods","pods/log"],"resourceNames":["fuzz"]}]}`,
-	"ClusterRole": `{"rules":[{"verbs":["get"],"apiGroups":["apps"],"resources":["deployments"]},{"verbs":["get"],"nonResourceURLs":["/fuzz/*"]}]}`,
+	"ControllerRevision": `{"data":{"spec":{"template":{"metadata":{"labels":{"app":"fuzz"}}}}},"revision":1}`,
+	"Role":               `{"rules":[{"verbs":["get","list"],"apiGroups":[""],"resources":["pods","pods/log"],"resourceNames":["fuzz"]}]}`,
+	"ClusterRole":        `{"rules":[{"verbs":["get"],"apiGroups":["apps"],"resources":["deployments"]},{"verbs":["get"],"nonResourceURLs":["/fuzz/*"]}]}`,
 	"RoleBinding": `{"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"view"},` +
 		`"subjects":[{"kind":"User","name":"fuzz"},{"kind":"ServiceAccount","name":"fuzz"}]}`,
 	"ClusterRoleBinding": `{"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"view"},` +
