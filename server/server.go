@@ -34,6 +34,7 @@ import (
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/controllers"
 	"github.com/minik-dev/minik/server/nodes"
+	"github.com/minik-dev/minik/server/rbac"
 	"github.com/minik-dev/minik/server/scheduler"
 	"github.com/minik-dev/minik/server/serviceaccount"
 	"github.com/minik-dev/minik/server/streaming"
@@ -84,7 +85,8 @@ func Run(ctx context.Context, cfg Config) error {
 		members = newMembership(cli, prefix, self, servers, publishInterval(cfg), lg)
 	}
 
-	authz := &auth.Authorizer{}
+	policy := rbac.New(st, lg)
+	authz := &auth.Authorizer{Policy: policy}
 	streams := streaming.NewServer(lg, nil)
 	var podStreams apiserver.PodStreamer = streams
 	if members != nil {
@@ -110,6 +112,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}).WithTokenAuthenticator(saTokens, saTokens.Audiences()),
 		ServiceAccounts: issuer,
 		Authorizer:      authz,
+		Rules:           policy,
 		PodStreams:      podStreams,
 		Logger:          lg,
 		Metrics:         apiserver.NewMetrics(append(st.Collectors(), leader.Collectors()...)...),
@@ -134,6 +137,10 @@ func Run(ctx context.Context, cfg Config) error {
 	loopCtx, stopLoopback := context.WithCancel(ctx)
 	defer stopLoopback()
 	loopback := api.ServeLoopback(loopCtx)
+	if err := reconcilePolicy(ctx, loopback, policy); err != nil {
+		ln.Close()
+		return err
+	}
 	nodeCfg := nodes.Config{
 		Store: st, API: api, Authority: authority, ClusterCIDR: cfg.ClusterCIDR,
 		Servers: servers, GracePeriod: cfg.NodeMonitorGracePeriod, Leading: leader.Leading, Logger: lg,
@@ -171,6 +178,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	g.Go(https.Serve)
 	g.Go(func() error { return api.Run(gctx) })
+	g.Go(func() error { return policy.Run(gctx) })
 	if members != nil {
 		g.Go(func() error { return members.Run(gctx, nodeSvc) })
 	}
@@ -195,6 +203,20 @@ func Run(ctx context.Context, cfg Config) error {
 	api.SetReady(true)
 	lg.Info("api server ready", "address", ln.Addr().String(), "advertise", self, "kubeconfig", authority.KubeconfigPath())
 	return g.Wait()
+}
+
+// reconcilePolicy writes the bootstrap RBAC policy through the loopback
+// and loads every role and binding into the authorizer, before the API
+// serves any request that RBAC decides.
+func reconcilePolicy(ctx context.Context, loopback *rest.Config, policy *rbac.Authorizer) error {
+	client, err := kubernetes.NewForConfig(loopback)
+	if err != nil {
+		return err
+	}
+	if err := rbac.Reconcile(ctx, client.RbacV1()); err != nil {
+		return fmt.Errorf("bootstrap RBAC policy: %w", err)
+	}
+	return policy.Load(ctx)
 }
 
 // openStore opens the etcd datastore when cfg names one, else the bbolt

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -187,10 +188,19 @@ func readerPod() *corev1.Pod {
 	}
 }
 
-// checkInCluster runs the in-cluster client in ns: it must list the
-// namespace's pods and be refused its Secrets.
+// checkInCluster runs the in-cluster client in ns: bound to the view
+// ClusterRole there (a service account may do nothing until a binding
+// says so), it must list the namespace's pods and be refused its Secrets.
 func checkInCluster(t *testing.T, cs *kubernetes.Clientset, ns string) {
 	t.Helper()
+	mustCreate(t, func() error {
+		_, err := cs.RbacV1().RoleBindings(ns).Create(context.Background(), &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "default-view"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "default", Namespace: ns}},
+		}, metav1.CreateOptions{})
+		return err
+	})
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "incluster"},
 		Spec: corev1.PodSpec{

@@ -92,6 +92,9 @@ type Config struct {
 	// APIAudiences are the audiences of the tokens the API accepts, the
 	// default audiences of a TokenRequest; empty means the issuer URL.
 	APIAudiences []string
+	// Rules lists a user's RBAC rules for SelfSubjectRulesReview; nil
+	// answers every such review as incomplete.
+	Rules RuleResolver
 	// JWKSURI is the jwks_uri of the OpenID configuration; empty means
 	// the issuer URL + /openid/v1/jwks.
 	JWKSURI string
@@ -256,6 +259,15 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource strin
 		s.writeStatus(w, r, st, schema.GroupResource{}, "")
 		return r.Method, "unauthorized"
 	}
+	user, err := s.impersonate(r.Context(), r, user)
+	if err != nil {
+		if apierrors.IsForbidden(err) {
+			refuse(w)
+		}
+		s.writeStatus(w, r, err, schema.GroupResource{}, "")
+		return r.Method, "impersonation"
+	}
+	r = r.WithContext(auth.WithUser(r.Context(), user))
 	if rest, gv, found := s.cutResourcePrefix(path); found && rest != "" {
 		if info, handle, ok := handlerRoute(r.Method, rest, gv.Group); ok {
 			if r, ok := s.authorize(w, r, user, info); ok {

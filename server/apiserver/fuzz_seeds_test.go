@@ -92,6 +92,12 @@ var fuzzSamples = map[string]string{
 	"ValidatingAdmissionPolicy": `{"spec":{"matchConstraints":{"resourceRules":[{"operations":["CREATE"],"apiGroups":["fuzz.example.com"],` +
 		`"apiVersions":["v1"],"resources":["fuzzthings"]}]},"validations":[{"expression":"object.metadata.name != 'x'","message":"no x"}]}}`,
 	"ValidatingAdmissionPolicyBinding": `{"spec":{"policyName":"fuzz","validationActions":["Deny"]}}`,
+	"Role":                             `{"rules":[{"verbs":["get","list"],"apiGroups":[""],"resources":["pods","pods/log"],"resourceNames":["fuzz"]}]}`,
+	"ClusterRole":                      `{"rules":[{"verbs":["get"],"apiGroups":["apps"],"resources":["deployments"]},{"verbs":["get"],"nonResourceURLs":["/fuzz/*"]}]}`,
+	"RoleBinding": `{"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"view"},` +
+		`"subjects":[{"kind":"User","name":"fuzz"},{"kind":"ServiceAccount","name":"fuzz"}]}`,
+	"ClusterRoleBinding": `{"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"view"},` +
+		`"subjects":[{"kind":"Group","name":"fuzz"},{"kind":"ServiceAccount","name":"fuzz","namespace":"default"}]}`,
 }
 
 // fuzzHookRest completes the sample webhook of both configurations.

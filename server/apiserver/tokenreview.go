@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -31,7 +32,14 @@ var tokenReviewsRef = &registry.Resource{
 // handlerGroups are the API groups whose resources are all served by
 // handlers of their own, with their discovery entries.
 var handlerGroups = map[string][]metav1.APIResource{
-	authenticationv1.GroupName: {{Name: "tokenreviews", SingularName: "tokenreview", Kind: "TokenReview", Verbs: metav1.Verbs{"create"}}},
+	authenticationv1.GroupName: {
+		{Name: "tokenreviews", SingularName: "tokenreview", Kind: "TokenReview", Verbs: metav1.Verbs{"create"}},
+		reviewDiscovery(selfSubjectReviewsRef),
+	},
+	authorizationv1.GroupName: {
+		reviewDiscovery(localSubjectAccessReviewsRef), reviewDiscovery(selfSubjectAccessReviewsRef),
+		reviewDiscovery(selfSubjectRulesReviewsRef), reviewDiscovery(subjectAccessReviewsRef),
+	},
 }
 
 // tokenRequestResource is the discovery entry of serviceaccounts/token.
@@ -63,7 +71,7 @@ func handlerRoute(method, rest, gvGroup string) (requestInfo, handlerFunc, bool)
 	case gvGroup == authenticationv1.GroupName && len(parts) == 1 && parts[0] == "tokenreviews":
 		return requestInfo{Verb: verb, Resource: tokenReviewsRef}, (*Server).serveTokenReview, verb != ""
 	}
-	return requestInfo{}, nil, false
+	return reviewRoute(verb, parts, gvGroup)
 }
 
 // serveTokenReview authenticates the token in a TokenReview.

@@ -40,9 +40,22 @@ import (
 //     it: not their labels, annotations, finalizers, owner references or
 //     spec (a relabelled pod would steer another Service's endpoints).
 //
+// Then Policy, if set, admits the write (RBAC's escalation checks).
+//
 // A denial's reason names the field or label and the rule. Admit is safe
 // for concurrent use and does not change obj or old.
-func (z *Authorizer) Admit(_ context.Context, u User, a Attributes, obj, old runtime.Object) (allowed bool, reason string) {
+func (z *Authorizer) Admit(ctx context.Context, u User, a Attributes, obj, old runtime.Object) (allowed bool, reason string) {
+	if ok, why := z.admitNodeWrite(u, a, obj, old); !ok {
+		return false, why
+	}
+	if z.Policy != nil {
+		return z.Policy.Admit(ctx, u, a, obj, old)
+	}
+	return true, "no restriction applies"
+}
+
+// admitNodeWrite applies the NodeRestriction rules of Admit.
+func (z *Authorizer) admitNodeWrite(u User, a Attributes, obj, old runtime.Object) (allowed bool, reason string) {
 	node, ok := NodeName(u)
 	if !ok || a.APIGroup != "" {
 		return true, "only nodes are restricted"

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Attributes describe what a request asks to do. A resource request has
@@ -66,12 +68,11 @@ func (f PodNodeFunc) PodNode(ctx context.Context, namespace, name string) (strin
 //     update and patch pods/status (only for pods bound to them when Pods
 //     is set); create, update and patch events; and get the Secrets and
 //     ConfigMaps used by pods bound to them (when NodePods is set).
-//   - Service accounts may read their own namespace but its Secrets
-//     (authorizeServiceAccount, until there is RBAC).
-//   - Everything else is denied.
+//   - Everything these rules do not allow is decided by Policy (RBAC), if
+//     set, and else denied.
 //
 // The zero value is ready to use. An Authorizer is safe for concurrent use
-// if Pods is.
+// if Pods, NodePods and Policy are.
 type Authorizer struct {
 	// Pods, if set, confines a node's pods/status writes to the pods bound
 	// to it. Reads are not narrowed: a node may list and watch all pods.
@@ -79,6 +80,17 @@ type Authorizer struct {
 	// NodePods, if set, lets a node get the Secrets and ConfigMaps its
 	// pods use (noderefs.go); without it, nodes get none.
 	NodePods NodePodLister
+	// Policy, if set, decides what the fixed rules do not allow, and
+	// admits writes after the node restrictions (RBAC's escalation
+	// checks).
+	Policy Policy
+}
+
+// Policy is an authorizer consulted after the fixed rules: RBAC. Its
+// Authorize and Admit are as the Authorizer's.
+type Policy interface {
+	Authorize(ctx context.Context, u User, a Attributes) (allowed bool, reason string)
+	Admit(ctx context.Context, u User, a Attributes, obj, old runtime.Object) (allowed bool, reason string)
 }
 
 // publicPaths are open to everyone; discoveryPaths to authenticated users.
@@ -107,16 +119,21 @@ func (z *Authorizer) Authorize(ctx context.Context, u User, a Attributes) (allow
 	if a.Verb == "" {
 		return false, "request has no verb"
 	}
-	if !a.IsResourceRequest() {
-		return authorizePath(u, a)
+	switch node, isNode := NodeName(u); {
+	case !a.IsResourceRequest():
+		allowed, reason = authorizePath(u, a)
+	case isNode:
+		allowed, reason = z.authorizeNode(ctx, node, a)
+	default:
+		reason = fmt.Sprintf("no rule allows user %q to %s %s", u.Name, a.Verb, describe(a))
 	}
-	if node, ok := NodeName(u); ok {
-		return z.authorizeNode(ctx, node, a)
+	if allowed || z.Policy == nil {
+		return allowed, reason
 	}
-	if ns, _, ok := ServiceAccount(u); ok {
-		return authorizeServiceAccount(ns, a)
+	if ok, why := z.Policy.Authorize(ctx, u, a); ok {
+		return true, why
 	}
-	return false, fmt.Sprintf("no rule allows user %q to %s %s", u.Name, a.Verb, describe(a))
+	return false, reason
 }
 
 // authorizePath decides a non-resource request.

@@ -19,8 +19,8 @@
 // nodes get the narrow set of rights an agent needs, confined to their own
 // Node object and, given a PodNodeGetter, their own pods; given a
 // NodePodLister, a node may get the Secrets and ConfigMaps its pods use.
-// Until minik serves RBAC, service accounts may read their own namespace
-// except its Secrets.
+// What these rules do not allow is left to a Policy: minik's RBAC
+// (package rbac), which also grants service accounts what they may do.
 //
 // # Admission
 //

@@ -50,7 +50,7 @@ type Config struct {
 // RunAll runs the replication manager, the ReplicaSet manager, the
 // Deployment controller, the job and cronjob controllers, the endpoints
 // and EndpointSlice controllers, the garbage collector, node lifecycle,
-// the disruption controller, the event TTL, the service account
+// the disruption controller, ClusterRole aggregation, the event TTL, the service account
 // controller, the root CA publisher, the kubernetes Service and their
 // event recorder until ctx ends, and returns after all have stopped. It
 // returns the first error that stopped a controller early.
@@ -148,6 +148,10 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
+	agg, err := NewClusterRoleAggregationController(client, factory.Rbac().V1().ClusterRoles(), lg)
+	if err != nil {
+		return nil, err
+	}
 	ttl := NewEventTTL(client, lg, EventTTLOptions{})
-	return []func(context.Context, int) error{rm.Run, rsm.Run, dpc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, ttl.Run}, nil
+	return []func(context.Context, int) error{rm.Run, rsm.Run, dpc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, agg.Run, ttl.Run}, nil
 }

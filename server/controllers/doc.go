@@ -6,7 +6,8 @@
 // the Endpoints of Services without selector), the garbage collector
 // (which follows the kinds of CustomResourceDefinitions too), node
 // lifecycle
-// (unreachable and not-ready taints), pod disruption budgets, what every
+// (unreachable and not-ready taints), pod disruption budgets, the rules of
+// aggregated ClusterRoles (admin, edit, view), what every
 // namespace holds (the default ServiceAccount, the kube-root-ca.crt
 // ConfigMap), the kubernetes Service in default, and the event recorder
 // they share with the scheduler and the node service.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -114,6 +115,14 @@ func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedIn
 				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
 			{group: "apps", kind: "ControllerRevision", resource: "controllerrevisions", namespaced: true, informer: factory.Apps().V1().ControllerRevisions().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
+			{group: rbacv1.GroupName, kind: "Role", resource: "roles", namespaced: true, informer: factory.Rbac().V1().Roles().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.RbacV1().RESTClient() }},
+			{group: rbacv1.GroupName, kind: "ClusterRole", resource: "clusterroles", informer: factory.Rbac().V1().ClusterRoles().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.RbacV1().RESTClient() }},
+			{group: rbacv1.GroupName, kind: "RoleBinding", resource: "rolebindings", namespaced: true, informer: factory.Rbac().V1().RoleBindings().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.RbacV1().RESTClient() }},
+			{group: rbacv1.GroupName, kind: "ClusterRoleBinding", resource: "clusterrolebindings", informer: factory.Rbac().V1().ClusterRoleBindings().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.RbacV1().RESTClient() }},
 		},
 	}
 	gc.loop = newLoop("garbagecollector", lg, gc.sync)

@@ -40,6 +40,10 @@ var resources = []*Resource{
 	mutatingWebhookConfigurationResource,
 	validatingAdmissionPolicyResource,
 	validatingAdmissionPolicyBindingResource,
+	roleResource,
+	clusterRoleResource,
+	roleBindingResource,
+	clusterRoleBindingResource,
 }
 
 var (

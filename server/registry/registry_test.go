@@ -32,6 +32,7 @@ func TestAll(t *testing.T) {
 		"mutatingwebhookconfigurations MutatingWebhookConfiguration",
 		"validatingadmissionpolicies ValidatingAdmissionPolicy",
 		"validatingadmissionpolicybindings ValidatingAdmissionPolicyBinding",
+		"roles Role", "clusterroles ClusterRole", "rolebindings RoleBinding", "clusterrolebindings ClusterRoleBinding",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
