@@ -85,6 +85,8 @@ var fuzzSamples = map[string]string{
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 	"Deployment": `{"spec":{"replicas":2,"selector":{"matchLabels":{"app":"fuzz"}},"strategy":{"rollingUpdate":{"maxSurge":"50%","maxUnavailable":0}},` +
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
+	"DaemonSet": `{"spec":{"selector":{"matchLabels":{"app":"fuzz"}},"updateStrategy":{"rollingUpdate":{"maxSurge":1,"maxUnavailable":0}},` +
+		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"nodeSelector":{"disk":"ssd"},"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 }
 
 // sampleObject is a valid object of res named name, as JSON.

@@ -36,6 +36,7 @@ var resources = []*Resource{
 	deploymentResource,
 	controllerRevisionResource,
 	crdResource,
+	daemonSetResource,
 }
 
 var (

@@ -27,7 +27,7 @@ func TestAll(t *testing.T) {
 		"jobs Job", "cronjobs CronJob",
 		"replicasets ReplicaSet", "deployments Deployment",
 		"controllerrevisions ControllerRevision",
-		"customresourcedefinitions CustomResourceDefinition",
+		"customresourcedefinitions CustomResourceDefinition", "daemonsets DaemonSet",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
