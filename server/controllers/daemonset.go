@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -130,6 +131,20 @@ func NewDaemonSetController(client kubernetes.Interface, dss appsinformers.Daemo
 // Run syncs DaemonSets with workers goroutines until ctx ends, and
 // returns after they have stopped.
 func (c *DaemonSetController) Run(ctx context.Context, workers int) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c.backoff.GC() // forget nodes whose pods stopped failing
+			}
+		}
+	})
 	return c.loop.run(ctx, workers, c.synced...)
 }
 
