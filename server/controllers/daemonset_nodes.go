@@ -115,10 +115,10 @@ func targetNode(pod *corev1.Pod) (string, bool) {
 	return f.Values[0], true
 }
 
-// onNode returns the node affinity that binds a pod to node: upstream
+// nodeNameAffinity returns the node affinity that binds a pod to node: upstream
 // replaces the template's required terms (the controller has checked
 // them) with one metadata.name term and lets the scheduler bind.
-func onNode(a *corev1.Affinity, node string) *corev1.Affinity {
+func nodeNameAffinity(a *corev1.Affinity, node string) *corev1.Affinity {
 	out := a.DeepCopy()
 	if out == nil {
 		out = &corev1.Affinity{}
@@ -273,7 +273,7 @@ func (c *DaemonSetController) createDaemonPod(ctx context.Context, key string, d
 		},
 		Spec: *tmpl.Spec.DeepCopy(),
 	}
-	pod.Spec.Affinity = onNode(pod.Spec.Affinity, node)
+	pod.Spec.Affinity = nodeNameAffinity(pod.Spec.Affinity, node)
 	out, err := c.client.CoreV1().Pods(ds.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		c.exp.creationObserved(key)

@@ -248,73 +248,100 @@ func updatedAndOld(ds *appsv1.DaemonSet, pods []*corev1.Pod, hash string) (updat
 	return updated, old, true
 }
 
-// rollingUpdate replaces old pods. Without surge it deletes old pods (the
-// unavailable ones first) while fewer than maxUnavailable nodes are
-// without an available pod; manage then creates the new ones. With surge
-// it starts new pods beside old ones on up to maxSurge nodes, and deletes
-// an old pod once its replacement is available.
+// rollingUpdate replaces old pods, within maxUnavailable by deleting them
+// (manage then creates the new ones) or within maxSurge by starting new
+// ones beside them.
 func (c *DaemonSetController) rollingUpdate(ctx context.Context, key string, ds *appsv1.DaemonSet, nodes []*corev1.Node, pods []*corev1.Pod, hash string) error {
 	byNode := podsByNode(pods, false)
 	p := newPlacement(ds)
 	surge, maxUnavailable := updateBudget(ds, p, nodes, byNode)
-	now := c.opts.Now()
-	available := func(pod *corev1.Pod) bool { ok, _ := podAvailable(pod, minReady(ds), now); return ok }
 	names := make([]string, 0, len(byNode))
 	for name := range byNode {
 		names = append(names, name)
 	}
 	slices.Sort(names) // a stable order of candidates
+	r := &rollout{ds: ds, hash: hash, byNode: byNode, names: names, now: c.opts.Now()}
 	if surge == 0 {
-		unavailable := 0
-		var replace, candidates []*corev1.Pod
-		for _, name := range names {
-			updated, old, ok := updatedAndOld(ds, byNode[name], hash)
-			switch {
-			case !ok, old == nil && updated == nil, old != nil && updated != nil:
-				unavailable++
-			case updated != nil:
-				if !available(updated) {
-					unavailable++
-				}
-			case !available(old):
-				replace = append(replace, old)
-			case unavailable < maxUnavailable:
-				candidates = append(candidates, old)
-			}
-		}
-		n := min(max(maxUnavailable-unavailable, 0), len(candidates))
-		return c.syncNodes(ctx, key, ds, append(replace, candidates[:n]...), nil, hash)
+		return c.syncNodes(ctx, key, ds, r.replace(maxUnavailable), nil, hash)
 	}
-	surging := 0
-	var allowed, candidates []string
-	var del []*corev1.Pod
+	del, create := r.surge(surge, p, nodes)
+	return c.syncNodes(ctx, key, ds, del, create, hash)
+}
+
+// rollout is one rolling update step's view of a DaemonSet's pods.
+type rollout struct {
+	ds     *appsv1.DaemonSet
+	hash   string
+	byNode map[string][]*corev1.Pod
+	names  []string // of byNode, sorted
+	now    time.Time
+}
+
+func (r *rollout) available(pod *corev1.Pod) bool {
+	ok, _ := podAvailable(pod, minReady(r.ds), r.now)
+	return ok
+}
+
+// replace returns the old pods to delete: every unavailable one, and
+// available ones while fewer than maxUnavailable nodes are without an
+// available pod.
+func (r *rollout) replace(maxUnavailable int) []*corev1.Pod {
+	unavailable := 0
+	var del, candidates []*corev1.Pod
+	for _, name := range r.names {
+		updated, old, ok := updatedAndOld(r.ds, r.byNode[name], r.hash)
+		switch {
+		case !ok, old == nil && updated == nil, old != nil && updated != nil:
+			unavailable++ // manage sorts the node out first
+		case updated != nil:
+			if !r.available(updated) {
+				unavailable++
+			}
+		case !r.available(old):
+			del = append(del, old)
+		case unavailable < maxUnavailable:
+			candidates = append(candidates, old)
+		}
+	}
+	n := min(max(maxUnavailable-unavailable, 0), len(candidates))
+	return append(del, candidates[:n]...)
+}
+
+// surge returns the old pods whose new pod is available (to delete) and
+// the nodes to start a new pod on: every node whose old pod is
+// unavailable, and more while fewer than maxSurge new pods are not yet
+// available.
+func (r *rollout) surge(maxSurge int, p *placement, nodes []*corev1.Node) ([]*corev1.Pod, []string) {
 	nodeByName := make(map[string]*corev1.Node, len(nodes))
 	for _, n := range nodes {
 		nodeByName[n.Name] = n
 	}
-	for _, name := range names {
-		updated, old, ok := updatedAndOld(ds, byNode[name], hash)
+	surging := 0
+	var del []*corev1.Pod
+	var create, candidates []string
+	for _, name := range r.names {
+		updated, old, ok := updatedAndOld(r.ds, r.byNode[name], r.hash)
 		switch {
 		case !ok:
 			surging++
 		case old == nil:
-		case updated == nil && !available(old):
+		case updated == nil && !r.available(old):
 			if node := nodeByName[name]; node != nil {
 				if run, _ := shouldRunOn(p, node); run {
-					allowed = append(allowed, name)
+					create = append(create, name)
 				}
 			}
-		case updated == nil && surging < surge:
+		case updated == nil && surging < maxSurge:
 			candidates = append(candidates, name)
 		case updated == nil:
-		case !available(updated):
+		case !r.available(updated):
 			surging++
 		default:
 			del = append(del, old)
 		}
 	}
-	n := min(max(surge-surging, 0), len(candidates))
-	return c.syncNodes(ctx, key, ds, del, append(allowed, candidates[:n]...), hash)
+	n := min(max(maxSurge-surging, 0), len(candidates))
+	return del, append(create, candidates[:n]...)
 }
 
 // cleanupHistory deletes the oldest revisions beyond
