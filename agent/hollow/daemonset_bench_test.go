@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -29,6 +30,8 @@ import (
 //  3. rollout: every DaemonSet's template changed at once (RollingUpdate,
 //     maxUnavailable 20%), until every DaemonSet reports all its pods
 //     updated and available.
+//
+// HOLLOW_CPUPROFILE=FILE writes a CPU profile of phase 2.
 //
 //	go test -run '^$' -bench HollowDaemonSets -benchtime 1x -timeout 15m ./agent/hollow
 func BenchmarkHollowDaemonSets(b *testing.B) {
@@ -69,6 +72,7 @@ func benchDaemonSets(b *testing.B, nodes, sets int) {
 	})
 
 	serverBefore := processCPU(b)
+	stopProfile := startCPUProfile(b, os.Getenv("HOLLOW_CPUPROFILE"))
 	start = time.Now()
 	forEach(b, sets, func(i int) error {
 		_, err := c.client.AppsV1().DaemonSets("default").Create(ctx, benchDaemonSet(i), metav1.CreateOptions{})
@@ -76,6 +80,7 @@ func benchDaemonSets(b *testing.B, nodes, sets int) {
 	})
 	bound.waitFor(b, ctx, func(p *corev1.Pod) bool { return p.Labels["daemon"] != "" }, total)
 	created := time.Since(start)
+	stopProfile()
 	pollFor(b, ctx, "every DaemonSet available", func() bool { return daemonSetsDone(ctx, c, sets, int32(nodes)) })
 	serverCreate := processCPU(b) - serverBefore
 
