@@ -61,7 +61,7 @@ type DaemonSetController struct {
 	client  kubernetes.Interface
 	dss     appslisters.DaemonSetLister
 	revs    appslisters.ControllerRevisionLister
-	pods    corelisters.PodLister
+	pods    cache.Indexer // by controller (indexByController)
 	nodes   corelisters.NodeLister
 	rec     EventRecorder
 	opts    DaemonSetOptions
@@ -90,13 +90,16 @@ func NewDaemonSetController(client kubernetes.Interface, dss appsinformers.Daemo
 		client:  client,
 		dss:     dss.Lister(),
 		revs:    revs.Lister(),
-		pods:    pods.Lister(),
+		pods:    pods.Informer().GetIndexer(),
 		nodes:   nodes.Lister(),
 		rec:     recorderOr(opts.Recorder),
 		opts:    opts,
 		lg:      lg,
 		exp:     newExpectations(opts.Now),
 		backoff: flowcontrol.NewBackOff(time.Second, 15*time.Minute),
+	}
+	if err := indexByController(pods); err != nil {
+		return nil, err
 	}
 	c.loop = newLoop("daemonset", lg, c.sync)
 	var err error

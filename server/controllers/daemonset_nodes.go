@@ -164,7 +164,7 @@ func podUpdated(ds *appsv1.DaemonSet, pod *corev1.Pod, hash string) bool {
 // claimPods returns the pods ds controls after adopting orphans its
 // selector matches and releasing its pods that no longer match.
 func (c *DaemonSetController) claimPods(ctx context.Context, ds *appsv1.DaemonSet, sel labels.Selector) ([]*corev1.Pod, error) {
-	all, err := c.pods.Pods(ds.Namespace).List(labels.Everything())
+	all, err := podsToClaim(c.pods, ds.Namespace, ds.UID)
 	if err != nil {
 		return nil, err
 	}
