@@ -127,3 +127,89 @@ func TestDeploymentRolloutPatches(t *testing.T) {
 		t.Errorf("pause patch changed the template: %+v", d.Spec.Template)
 	}
 }
+
+func testDaemonSet() *appsv1.DaemonSet {
+	d := testDeployment()
+	return &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "agent"},
+		Spec:       appsv1.DaemonSetSpec{Selector: d.Spec.Selector, Template: d.Spec.Template},
+	}
+}
+
+func TestDaemonSetBadInput(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	dss := ts.client.AppsV1().DaemonSets("default")
+	one, zero := intstr.FromInt32(1), intstr.FromInt32(0)
+	cases := []struct {
+		name   string
+		mutate func(*appsv1.DaemonSet)
+		field  string
+	}{
+		{"selector does not match", func(d *appsv1.DaemonSet) { d.Spec.Selector.MatchLabels = map[string]string{"app": "api"} },
+			"spec.template.metadata.labels"},
+		{"surge and unavailable", func(d *appsv1.DaemonSet) {
+			d.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateDaemonSet{MaxSurge: &one, MaxUnavailable: &one}
+		}, "spec.updateStrategy.rollingUpdate.maxSurge"},
+		{"surge without unavailable 0", func(d *appsv1.DaemonSet) {
+			d.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateDaemonSet{MaxSurge: &one}
+		}, "spec.updateStrategy.rollingUpdate.maxSurge"},
+		{"both 0", func(d *appsv1.DaemonSet) {
+			d.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateDaemonSet{MaxSurge: &zero, MaxUnavailable: &zero}
+		}, "spec.updateStrategy.rollingUpdate.maxUnavailable"},
+		{"restart policy", func(d *appsv1.DaemonSet) { d.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever },
+			"spec.template.spec.restartPolicy"},
+	}
+	for _, tc := range cases {
+		d := testDaemonSet()
+		tc.mutate(d)
+		_, err := dss.Create(ctx, d, metav1.CreateOptions{})
+		if got := causeFields(t, err); !slices.Contains(got, tc.field) {
+			t.Errorf("%s: causes %v, want %s", tc.name, got, tc.field)
+		}
+	}
+	if list, err := dss.List(ctx, metav1.ListOptions{}); err != nil || len(list.Items) != 0 {
+		t.Errorf("List after refused creates = %v, %v; want none", list, err)
+	}
+}
+
+// TestDaemonSetStatusAndDiscovery: defaults, the status subresource
+// (written by update and by merge patch, as upstream's status spec does)
+// and apps/v1 discovery.
+func TestDaemonSetStatusAndDiscovery(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	dss := ts.client.AppsV1().DaemonSets("default")
+	d, err := dss.Create(ctx, testDaemonSet(), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ru := d.Spec.UpdateStrategy.RollingUpdate
+	if ru == nil || ru.MaxUnavailable.String() != "1" || ru.MaxSurge.String() != "0" || *d.Spec.RevisionHistoryLimit != 10 ||
+		d.Annotations[appsv1.DeprecatedTemplateGeneration] != "1" {
+		t.Errorf("defaults not applied: %+v, annotations %v", d.Spec, d.Annotations)
+	}
+	d.Status.Conditions = []appsv1.DaemonSetCondition{{Type: "StatusUpdate", Status: corev1.ConditionTrue, Reason: "E2E"}}
+	d.Spec.MinReadySeconds = 30 // ignored by a status write
+	if d, err = dss.UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil || len(d.Status.Conditions) != 1 || d.Spec.MinReadySeconds != 0 {
+		t.Fatalf("UpdateStatus = %v, %v; want the condition and no spec change", d, err)
+	}
+	patch := `{"status":{"conditions":[{"type":"StatusPatched","status":"True"}]}}`
+	if d, err = dss.Patch(ctx, "agent", types.MergePatchType, []byte(patch), metav1.PatchOptions{}, "status"); err != nil ||
+		len(d.Status.Conditions) != 1 || d.Status.Conditions[0].Type != "StatusPatched" {
+		t.Fatalf("status patch = %v, %v", d, err)
+	}
+	groups, err := ts.client.Discovery().ServerResourcesForGroupVersion("apps/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, r := range groups.APIResources {
+		if r.Name == "daemonsets" {
+			found = slices.Equal(r.ShortNames, []string{"ds"}) && slices.Contains(r.Categories, "all")
+		}
+	}
+	if !found {
+		t.Errorf("apps/v1 discovery lacks daemonsets with short name ds in category all: %+v", groups.APIResources)
+	}
+}

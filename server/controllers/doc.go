@@ -1,5 +1,6 @@
 // Package controllers holds minik's control loops: replication
-// controllers and ReplicaSets (one implementation), Deployments, Jobs
+// controllers and ReplicaSets (one implementation), Deployments,
+// DaemonSets (their template history kept in ControllerRevisions), Jobs
 // (pods tracked with a finalizer so each is counted once; Indexed Jobs
 // with a backoff limit per index) and CronJobs,
 // service endpoints and EndpointSlices (built from pods, or mirrored from

@@ -67,10 +67,11 @@ type GarbageCollectorOptions struct {
 //     removed from every dependent; then the finalizer is removed.
 //
 // It follows the core/v1 kinds Pod, Service, Endpoints,
-// ReplicationController and Node, the apps/v1 kinds ReplicaSet and
-// Deployment, the batch/v1 kinds Job and CronJob and the kinds of
-// CustomResourceDefinitions (as owners and dependents), and EndpointSlices
-// and Leases (as dependents). References to other kinds are left alone.
+// ReplicationController and Node, the apps/v1 kinds ReplicaSet,
+// Deployment, DaemonSet and ControllerRevision, the batch/v1 kinds Job and
+// CronJob and the kinds of CustomResourceDefinitions (as owners and
+// dependents), and EndpointSlices and Leases (as dependents). References
+// to other kinds are left alone.
 type GarbageCollector struct {
 	client kubernetes.Interface
 	lg     *slog.Logger
@@ -112,6 +113,8 @@ func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedIn
 			{group: "apps", kind: "ReplicaSet", resource: "replicasets", namespaced: true, informer: factory.Apps().V1().ReplicaSets().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
 			{group: "apps", kind: "Deployment", resource: "deployments", namespaced: true, informer: factory.Apps().V1().Deployments().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
+			{group: "apps", kind: "DaemonSet", resource: "daemonsets", namespaced: true, informer: factory.Apps().V1().DaemonSets().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
 			{group: "apps", kind: "ControllerRevision", resource: "controllerrevisions", namespaced: true, informer: factory.Apps().V1().ControllerRevisions().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},

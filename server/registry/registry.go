@@ -44,6 +44,7 @@ var resources = []*Resource{
 	clusterRoleResource,
 	roleBindingResource,
 	clusterRoleBindingResource,
+	daemonSetResource,
 }
 
 var (

@@ -33,6 +33,7 @@ func TestAll(t *testing.T) {
 		"validatingadmissionpolicies ValidatingAdmissionPolicy",
 		"validatingadmissionpolicybindings ValidatingAdmissionPolicyBinding",
 		"roles Role", "clusterroles ClusterRole", "rolebindings RoleBinding", "clusterrolebindings ClusterRoleBinding",
+		"customresourcedefinitions CustomResourceDefinition", "daemonsets DaemonSet",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
