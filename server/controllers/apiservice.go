@@ -140,7 +140,10 @@ func (c *APIServiceController) sync(ctx context.Context, _ string) error {
 	if err := c.syncService(ctx); err != nil {
 		return err
 	}
-	return c.syncEndpoints(ctx)
+	if err := c.syncEndpoints(ctx); err != nil {
+		return err
+	}
+	return c.syncEndpointSlices(ctx)
 }
 
 // syncService creates the Service, or puts back what it must have. Its

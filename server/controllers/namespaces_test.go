@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -241,8 +242,40 @@ func (e *env) waitAPIEndpoints(want []corev1.EndpointSubset) {
 		if ep.Labels[skipMirrorLabel] != "true" {
 			return fmt.Errorf("labels %v, want %s", ep.Labels, skipMirrorLabel)
 		}
-		return nil
+		return e.apiSlicesMatch(want)
 	})
+}
+
+// apiSlicesMatch checks that the kubernetes Service's EndpointSlices hold
+// the addresses and ports of want, one slice per port, as nodes read them.
+func (e *env) apiSlicesMatch(want []corev1.EndpointSubset) error {
+	list, err := e.client.DiscoveryV1().EndpointSlices("default").List(e.ctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelServiceName + "=" + APIServiceName})
+	if err != nil {
+		return err
+	}
+	got := map[int32][]string{}
+	for _, s := range list.Items {
+		if s.Labels[discoveryv1.LabelManagedBy] != SliceManagerAPIServer || len(s.Ports) != 1 {
+			return fmt.Errorf("slice %s: labels %v, ports %v", s.Name, s.Labels, s.Ports)
+		}
+		for _, ep := range s.Endpoints {
+			if ep.Conditions.Ready == nil || !*ep.Conditions.Ready {
+				return fmt.Errorf("slice %s: endpoint %v not ready", s.Name, ep.Addresses)
+			}
+			got[*s.Ports[0].Port] = append(got[*s.Ports[0].Port], ep.Addresses...)
+		}
+	}
+	wantIPs := map[int32][]string{}
+	for _, ss := range want {
+		for _, a := range ss.Addresses {
+			wantIPs[ss.Ports[0].Port] = append(wantIPs[ss.Ports[0].Port], a.IP)
+		}
+	}
+	if diff := cmp.Diff(wantIPs, got); diff != "" {
+		return fmt.Errorf("slice addresses by port (-want +got):\n%s", diff)
+	}
+	return nil
 }
 
 func apiSubset(port int32, ips ...string) corev1.EndpointSubset {
