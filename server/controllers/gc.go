@@ -96,6 +96,8 @@ func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedIn
 				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
 			{group: "apps", kind: "Deployment", resource: "deployments", namespaced: true, informer: factory.Apps().V1().Deployments().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
+			{group: "apps", kind: "StatefulSet", resource: "statefulsets", namespaced: true, informer: factory.Apps().V1().StatefulSets().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
 			{group: "apps", kind: "ControllerRevision", resource: "controllerrevisions", namespaced: true, informer: factory.Apps().V1().ControllerRevisions().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
 		},

@@ -35,6 +35,7 @@ var resources = []*Resource{
 	replicaSetResource,
 	deploymentResource,
 	controllerRevisionResource,
+	statefulSetResource,
 }
 
 var (

@@ -26,7 +26,7 @@ func TestAll(t *testing.T) {
 		"endpointslices EndpointSlice", "leases Lease", "events Event",
 		"jobs Job", "cronjobs CronJob",
 		"replicasets ReplicaSet", "deployments Deployment",
-		"controllerrevisions ControllerRevision",
+		"controllerrevisions ControllerRevision", "statefulsets StatefulSet",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
