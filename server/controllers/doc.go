@@ -1,5 +1,7 @@
 // Package controllers holds minik's control loops: replication
-// controllers and ReplicaSets (one implementation), Deployments, Jobs
+// controllers and ReplicaSets (one implementation), Deployments,
+// StatefulSets (stable pod names, ordered or parallel, rolled through
+// ControllerRevisions), Jobs
 // (pods tracked with a finalizer so each is counted once) and CronJobs,
 // service endpoints and EndpointSlices (built from pods, or mirrored from
 // the Endpoints of Services without selector), the garbage collector, node
