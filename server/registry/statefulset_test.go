@@ -54,7 +54,9 @@ func TestStatefulSetDefaults(t *testing.T) {
 }
 
 func TestStatefulSetValidation(t *testing.T) {
-	ru := func(s *appsv1.StatefulSet) *appsv1.RollingUpdateStatefulSetStrategy { return s.Spec.UpdateStrategy.RollingUpdate }
+	ru := func(s *appsv1.StatefulSet) *appsv1.RollingUpdateStatefulSetStrategy {
+		return s.Spec.UpdateStrategy.RollingUpdate
+	}
 	runValidation(t, statefulSetResource, validStatefulSet, []validationCase[*appsv1.StatefulSet]{
 		{name: "valid"},
 		{"name is a DNS label", func(s *appsv1.StatefulSet) { s.Name = "web.v1" }, []string{errKey(invalid, "metadata.name")}},
