@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 )
@@ -351,8 +352,16 @@ func TestStatefulSetRollingUpdate(t *testing.T) {
 		t.Errorf("revisions (-want +got):\n%s", diff)
 	}
 
-	// Rolling back to the first template reuses its revision as number 3.
-	e.updateStatefulSet("web", func(s *appsv1.StatefulSet) { s.Spec.Template.Spec.Containers[0].Image = "busybox" })
+	// Rolling back as `kubectl rollout undo` does, by applying the first
+	// revision's data as a strategic merge patch, reuses that revision as
+	// number 3.
+	cr, err := e.client.AppsV1().ControllerRevisions("default").Get(e.ctx, first.UpdateRevision, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.AppsV1().StatefulSets("default").Patch(e.ctx, "web", types.StrategicMergePatchType, cr.Data.Raw, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("patch with revision 1: %v", err)
+	}
 	e.waitSetStatus("web", func(st appsv1.StatefulSetStatus) error {
 		if st.UpdateRevision != first.UpdateRevision || st.CurrentRevision != st.UpdateRevision || st.UpdatedReplicas != 3 || st.ReadyReplicas != 3 {
 			return fmt.Errorf("%+v", st)
