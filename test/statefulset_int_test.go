@@ -178,7 +178,7 @@ func checkRollout(t *testing.T, s *serverProc, cs *kubernetes.Clientset, first s
 	// partitioned roll out.
 	status := func(what string) *appsv1.StatefulSet {
 		t.Helper()
-		out := s.mustMinik("", "kubectl", "rollout", "status", "statefulset/web", "--timeout=180s")
+		out := s.mustMinik("", "kubectl", "rollout", "status", "statefulset/web", "--timeout=50s") // within the harness's 60 s per command
 		if !strings.Contains(out, "roll out complete: 3 new pods have been updated") {
 			t.Errorf("rollout status %s:\n%s", what, out)
 		}
