@@ -100,7 +100,8 @@ func TestDeploymentScaleAndDiscovery(t *testing.T) {
 	for _, r := range list.APIResources {
 		names = append(names, r.Name)
 	}
-	for _, want := range []string{"deployments", "deployments/status", "deployments/scale", "replicasets", "replicasets/status", "replicasets/scale"} {
+	for _, want := range []string{"deployments", "deployments/status", "deployments/scale", "replicasets", "replicasets/status", "replicasets/scale",
+		"statefulsets", "statefulsets/status", "statefulsets/scale"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("apps/v1 discovery = %v, missing %s", names, want)
 		}

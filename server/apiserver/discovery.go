@@ -55,7 +55,7 @@ func notFoundPath(path string) error {
 // categories group resources for `kubectl get all`, as in Kubernetes.
 var categories = map[string][]string{
 	"pods": {"all"}, "services": {"all"}, "replicationcontrollers": {"all"},
-	"deployments": {"all"}, "replicasets": {"all"}, "daemonsets": {"all"},
+	"deployments": {"all"}, "replicasets": {"all"}, "daemonsets": {"all"}, "statefulsets": {"all"},
 }
 
 // proxyVerbs are the verbs of the proxy subresources: every method.

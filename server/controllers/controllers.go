@@ -48,7 +48,7 @@ type Config struct {
 }
 
 // RunAll runs the replication manager, the ReplicaSet manager, the
-// Deployment and DaemonSet controllers, the job and cronjob controllers, the endpoints
+// Deployment, DaemonSet and StatefulSet controllers, the job and cronjob controllers, the endpoints
 // and EndpointSlice controllers, the garbage collector, node lifecycle,
 // the disruption controller, ClusterRole aggregation, the event TTL, the service account
 // controller, the root CA publisher, the kubernetes Service and their
@@ -117,6 +117,10 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
+	ssc, err := NewStatefulSetController(client, factory.Apps().V1().StatefulSets(), core.Pods(), factory.Apps().V1().ControllerRevisions(), lg, StatefulSetOptions{Recorder: rec})
+	if err != nil {
+		return nil, err
+	}
 	ec, err := NewEndpointsController(client, core.Services(), core.Pods(), core.Endpoints(), lg, EndpointsOptions{})
 	if err != nil {
 		return nil, err
@@ -157,5 +161,5 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 		return nil, err
 	}
 	ttl := NewEventTTL(client, lg, EventTTLOptions{})
-	return []func(context.Context, int) error{rm.Run, rsm.Run, dpc.Run, dsc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, agg.Run, ttl.Run}, nil
+	return []func(context.Context, int) error{rm.Run, rsm.Run, dpc.Run, dsc.Run, ssc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, agg.Run, ttl.Run}, nil
 }

@@ -1,6 +1,8 @@
 // Package controllers holds minik's control loops: replication
 // controllers and ReplicaSets (one implementation), Deployments,
-// DaemonSets (their template history kept in ControllerRevisions), Jobs
+// DaemonSets (their template history kept in ControllerRevisions),
+// StatefulSets (stable pod names, ordered or parallel, rolled through
+// ControllerRevisions), Jobs
 // (pods tracked with a finalizer so each is counted once; Indexed Jobs
 // with a backoff limit per index) and CronJobs,
 // service endpoints and EndpointSlices (built from pods, or mirrored from

@@ -116,6 +116,8 @@ func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedIn
 				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
 			{group: "apps", kind: "DaemonSet", resource: "daemonsets", namespaced: true, informer: factory.Apps().V1().DaemonSets().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
+			{group: "apps", kind: "StatefulSet", resource: "statefulsets", namespaced: true, informer: factory.Apps().V1().StatefulSets().Informer(),
+				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
 			{group: "apps", kind: "ControllerRevision", resource: "controllerrevisions", namespaced: true, informer: factory.Apps().V1().ControllerRevisions().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.AppsV1().RESTClient() }},
 			{group: rbacv1.GroupName, kind: "Role", resource: "roles", namespaced: true, informer: factory.Rbac().V1().Roles().Informer(),

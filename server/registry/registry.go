@@ -45,6 +45,7 @@ var resources = []*Resource{
 	roleBindingResource,
 	clusterRoleBindingResource,
 	daemonSetResource,
+	statefulSetResource,
 }
 
 var (
