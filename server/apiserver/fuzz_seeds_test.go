@@ -98,6 +98,8 @@ var fuzzSamples = map[string]string{
 		`"subjects":[{"kind":"User","name":"fuzz"},{"kind":"ServiceAccount","name":"fuzz"}]}`,
 	"ClusterRoleBinding": `{"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"view"},` +
 		`"subjects":[{"kind":"Group","name":"fuzz"},{"kind":"ServiceAccount","name":"fuzz","namespace":"default"}]}`,
+	"StatefulSet": `{"spec":{"replicas":2,"serviceName":"fuzz","selector":{"matchLabels":{"app":"fuzz"}},` +
+		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 	"DaemonSet": `{"spec":{"selector":{"matchLabels":{"app":"fuzz"}},"updateStrategy":{"rollingUpdate":{"maxSurge":1,"maxUnavailable":0}},` +
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"nodeSelector":{"disk":"ssd"},"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 }
