@@ -162,7 +162,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestPodCIDRsComeBack(t *testing.T) {
 	e := newEnv(t, envOptions{configure: func(c *nodes.Config) {
 		c.ClusterCIDR = "10.42.0.0/22" // four /24s
-		c.RegistrationGrace = 50 * time.Millisecond
+		// Long enough that the ghosts still hold their ranges when
+		// ghost-4 registers, on a loaded machine too.
+		c.RegistrationGrace = 2 * time.Second
 		c.RegistrationRate = -1
 	}})
 	anon := e.dial(nil)
