@@ -11,6 +11,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/minik-dev/minik/cli"
 	"github.com/minik-dev/minik/runtime"
 )
 
@@ -28,7 +29,7 @@ func main() {
 		Usage:                "a Kubernetes-style cluster in one binary",
 		Version:              version,
 		EnableBashCompletion: true,
-		Commands:             commands(),
+		Commands:             cli.AllCommands(version),
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := app.RunContext(ctx, os.Args)

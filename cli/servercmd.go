@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -10,16 +10,18 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/minik-dev/minik/cli"
 	"github.com/minik-dev/minik/server"
 	"github.com/minik-dev/minik/server/nodes"
 )
 
-func commands() []*ucli.Command {
+// AllCommands returns every subcommand of the minik binary: server,
+// agent, image, version and the client commands of [Commands]. version is
+// what the binary reports as its own version.
+func AllCommands(version string) []*ucli.Command {
 	cmds := []*ucli.Command{
-		serverCommand(),
+		serverCommand(version),
 		imageCommand(),
-		agentCommand(),
+		agentCommand(version),
 		{
 			Name:  "version",
 			Usage: "print the client version",
@@ -29,10 +31,10 @@ func commands() []*ucli.Command {
 			},
 		},
 	}
-	return append(cmds, cli.Commands()...)
+	return append(cmds, Commands()...)
 }
 
-func serverCommand() *ucli.Command {
+func serverCommand(version string) *ucli.Command {
 	return &ucli.Command{
 		Name:  "server",
 		Usage: "run the control plane (and, unless --disable-agent, a local agent)",

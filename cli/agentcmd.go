@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 	"github.com/minik-dev/minik/agent/servicenet"
 )
 
-func agentCommand() *ucli.Command {
+func agentCommand(version string) *ucli.Command {
 	return &ucli.Command{
 		Name:  "agent",
 		Usage: "run a node that joins a server",
