@@ -9,11 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/api/nodeclient"
+	"github.com/minik-dev/minik/server/coord"
 	"github.com/minik-dev/minik/server/pki"
 )
 
@@ -33,31 +31,31 @@ func pkiOptions(cfg Config, advertise string, lg *slog.Logger) pki.Options {
 	}
 }
 
-// bootstrap sets up the server's credentials. Alone (cli nil) it keeps
-// them under the data directory. On etcd the cluster's CA and secrets
-// (pki.Shared) live sealed under prefix+bootstrapKey: the first server
-// writes them, create-if-absent, and every other server — joining with
-// --server and --token, restarting, or losing a race to initialise —
-// reads and installs them before issuing its own serving and admin
-// certificates. A record sealed before servers shared the service
-// account key gets the first joining server's key (the server that wrote
-// it keeps its own until it restarts and reads the record again).
-func bootstrap(ctx context.Context, cfg Config, cli *clientv3.Client, prefix, advertise string, lg *slog.Logger) (*pki.Authority, error) {
+// bootstrap sets up the server's credentials. Alone (secrets nil) it
+// keeps them under the data directory. Among servers sharing a datastore
+// the cluster's CA and secrets (pki.Shared) live sealed in secrets: the
+// first server stores them, create-if-absent, and every other server —
+// joining with --server and --token, restarting, or losing a race to
+// initialise — reads and installs them before issuing its own serving
+// and admin certificates. A record sealed before servers shared the
+// service account key gets the first joining server's key (the server
+// that wrote it keeps its own until it restarts and reads the record
+// again).
+func bootstrap(ctx context.Context, cfg Config, secrets coord.Secrets, advertise string, lg *slog.Logger) (*pki.Authority, error) {
 	opts := pkiOptions(cfg, advertise, lg)
-	if cli == nil {
+	if secrets == nil {
 		if cfg.JoinServer != "" {
 			return nil, errors.New("--server needs --datastore-endpoint: servers of one cluster share an etcd datastore")
 		}
 		return pki.Ensure(cfg.DataDir, opts)
 	}
-	key := prefix + bootstrapKey
 	for range 3 {
-		resp, err := cli.Get(ctx, key)
+		sealed, rev, found, err := secrets.Sealed(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("reading the bootstrap data: %w", err)
+			return nil, err
 		}
-		if len(resp.Kvs) > 0 {
-			a, err := joinSharingKey(ctx, cfg, cli, resp.Kvs[0], opts, lg)
+		if found {
+			a, err := joinSharingKey(ctx, cfg, secrets, sealed, rev, opts, lg)
 			if a != nil || err != nil {
 				return a, err
 			}
@@ -70,18 +68,15 @@ func bootstrap(ctx context.Context, cfg Config, cli *clientv3.Client, prefix, ad
 		if err != nil {
 			return nil, err
 		}
-		sealed, err := pki.Seal(a.Shared())
+		sealed, err = pki.Seal(a.Shared())
 		if err != nil {
 			return nil, err
 		}
-		txn, err := cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, string(sealed))).
-			Commit()
+		created, err := secrets.Create(ctx, sealed)
 		if err != nil {
-			return nil, fmt.Errorf("storing the bootstrap data: %w", err)
+			return nil, err
 		}
-		if txn.Succeeded {
+		if created {
 			lg.Info("initialised the cluster in the datastore", "caHash", api.CAHash(a.CAPEM()))
 			return a, nil
 		}
@@ -142,38 +137,25 @@ func joinCluster(ctx context.Context, cfg Config, sealed []byte, opts pki.Option
 	return a, len(sh.ServiceAccountKey) > 0, nil
 }
 
-// joinSharingKey joins the cluster whose data kv holds. In data sealed
-// before servers shared the service account key, this server's own
-// becomes the cluster's, unless another server's got there first: then
-// it returns nil, nil, to read the data again and adopt that key.
-func joinSharingKey(ctx context.Context, cfg Config, cli *clientv3.Client, kv *mvccpb.KeyValue, opts pki.Options, lg *slog.Logger) (*pki.Authority, error) {
-	a, keyShared, err := joinCluster(ctx, cfg, kv.Value, opts, lg)
+// joinSharingKey joins the cluster whose data, stored at revision rev,
+// is sealed. In data sealed before servers shared the service account
+// key, this server's own becomes the cluster's, unless another server's
+// got there first: then it returns nil, nil, to read the data again and
+// adopt that key.
+func joinSharingKey(ctx context.Context, cfg Config, secrets coord.Secrets, sealed []byte, rev int64, opts pki.Options, lg *slog.Logger) (*pki.Authority, error) {
+	a, keyShared, err := joinCluster(ctx, cfg, sealed, opts, lg)
 	if err != nil || keyShared {
 		return a, err
 	}
-	stored, err := offerServiceAccountKey(ctx, cli, string(kv.Key), kv.ModRevision, a)
+	resealed, err := pki.Seal(a.Shared())
+	if err != nil {
+		return nil, err
+	}
+	stored, err := secrets.Replace(ctx, resealed, rev)
 	if err != nil || !stored {
 		return nil, err
 	}
 	return a, nil
-}
-
-// offerServiceAccountKey stores the cluster's shared data again, sealed
-// with a's service account key, if the record at key is still at
-// revision rev. stored is false if another server changed it first.
-func offerServiceAccountKey(ctx context.Context, cli *clientv3.Client, key string, rev int64, a *pki.Authority) (stored bool, err error) {
-	sealed, err := pki.Seal(a.Shared())
-	if err != nil {
-		return false, err
-	}
-	txn, err := cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-		Then(clientv3.OpPut(key, string(sealed))).
-		Commit()
-	if err != nil {
-		return false, fmt.Errorf("storing the service account key: %w", err)
-	}
-	return txn.Succeeded, nil
 }
 
 // checkJoinServer verifies the CA served at --server against the token,

@@ -3,11 +3,11 @@
 //
 // Servers that share an etcd datastore form one control plane: any of them
 // serves the API; the controllers and the scheduler run on an elected
-// leader (leader.go); the first server keeps the cluster's CA and secrets
-// in the datastore for the others (bootstrap.go); each keeps a
-// lease-backed record there, learns the others' addresses for the agents
-// and shares its nodes' heartbeats (cluster.go); logs and exec go to the
-// server a node is connected to (streams.go).
+// leader; each keeps a lease-backed record in the datastore, learns the
+// others' addresses for the agents and shares its nodes' heartbeats; logs
+// and exec go to the server a node is connected to (all in server/coord).
+// The first server keeps the cluster's CA and secrets, sealed, in the
+// datastore for the others (bootstrap.go).
 package server
 
 import (
@@ -22,7 +22,6 @@ import (
 	"strings"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"k8s.io/client-go/informers"
@@ -33,7 +32,9 @@ import (
 	"github.com/minik-dev/minik/server/apiserver"
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/controllers"
+	"github.com/minik-dev/minik/server/coord"
 	"github.com/minik-dev/minik/server/nodes"
+	"github.com/minik-dev/minik/server/pki"
 	"github.com/minik-dev/minik/server/rbac"
 	"github.com/minik-dev/minik/server/scheduler"
 	"github.com/minik-dev/minik/server/serviceaccount"
@@ -47,52 +48,108 @@ const shutdownGrace = 5 * time.Second
 
 // Run runs the control plane until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
-	lg := cfg.Logger
-	if lg == nil {
-		lg = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	st, err := openStore(ctx, cfg, lg)
+	st, err := openStore(ctx, cfg, cfg.Logger)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	var (
-		cli    *clientv3.Client // set when servers share an etcd datastore
-		prefix string
-	)
-	if e, ok := st.(*store.Etcd); ok {
-		cli, prefix = e.Client(), e.Prefix()
-	}
-	advertiseHost := advertiseHost(cfg)
-	authority, err := bootstrap(ctx, cfg, cli, prefix, advertiseHost, lg)
-	if err != nil {
+	s := &instance{cfg: cfg, lg: cfg.Logger, st: st}
+	if err := s.credentials(ctx); err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
-	addr := net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.HTTPSPort))
+	if err := s.listen(); err != nil {
+		return err
+	}
+	s.coordinate()
+	if err := s.startAPI(ctx); err != nil {
+		s.ln.Close()
+		return err
+	}
+	// In-process components (node service, controllers, scheduler) use
+	// the API over the loopback; it must serve before agents can connect.
+	loopCtx, stopLoopback := context.WithCancel(ctx)
+	defer stopLoopback()
+	s.loopback = s.api.ServeLoopback(loopCtx)
+	if err := reconcilePolicy(ctx, s.loopback, s.policy); err != nil {
+		s.ln.Close()
+		return err
+	}
+	if err := s.startNodeService(); err != nil {
+		s.ln.Close()
+		return err
+	}
+	return s.serve(ctx)
+}
+
+// instance is one server's parts, filled in by Run's phases in turn.
+type instance struct {
+	cfg Config
+	lg  *slog.Logger
+	st  datastore
+
+	authority *pki.Authority
+	ln        net.Listener
+	self      string // advertised host:port
+	servers   *nodes.ServerSet
+	co        coord.Coordinator
+	peers     coord.Peers // nil when the server is alone
+
+	policy   *rbac.Authorizer
+	streams  *streaming.Server
+	issuer   *serviceaccount.Issuer
+	api      *apiserver.Server
+	loopback *rest.Config
+	nodeSvc  *nodes.Service
+	grpc     *grpc.Server
+}
+
+// credentials sets up the server's certificates and tokens, shared with
+// the other servers of its cluster.
+func (s *instance) credentials(ctx context.Context) error {
+	secrets, _ := coord.SecretsOf(s.st)
+	a, err := bootstrap(ctx, s.cfg, secrets, advertiseHost(s.cfg), s.lg)
+	s.authority = a
+	return err
+}
+
+// listen opens the HTTPS port.
+func (s *instance) listen() error {
+	addr := net.JoinHostPort(s.cfg.BindAddress, strconv.Itoa(s.cfg.HTTPSPort))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	self := net.JoinHostPort(advertiseHost, port)
-	leader := newElector(cli, prefix+leaderKey, self, lg)
-	servers := nodes.NewServerSet(self)
-	var members *membership
-	if cli != nil {
-		members = newMembership(cli, prefix, self, servers, publishInterval(cfg), lg)
-	}
+	s.ln, s.self = ln, net.JoinHostPort(advertiseHost(s.cfg), port)
+	return nil
+}
 
-	policy := rbac.New(st, lg)
-	authz := &auth.Authorizer{Policy: policy}
-	streams := streaming.NewServer(lg, nil)
-	var podStreams apiserver.PodStreamer = streams
-	if members != nil {
-		podStreams = newPodStreamRouter(streams, members, self, authority, lg)
+// coordinate sets up the coordination with the other servers sharing the
+// store (a lone server always leads).
+func (s *instance) coordinate() {
+	s.servers = nodes.NewServerSet(s.self)
+	s.co = coord.New(s.st, coord.Options{Self: s.self, Servers: s.servers, PublishEvery: publishInterval(s.cfg), Logger: s.lg})
+	if p, ok := s.co.(coord.Peers); ok {
+		s.peers = p
 	}
-	issuer, err := serviceaccount.NewIssuer(authority.ServiceAccountKey(), serviceaccount.DefaultIssuer)
+}
+
+// startAPI builds the API server and creates the default namespaces.
+func (s *instance) startAPI(ctx context.Context) error {
+	s.policy = rbac.New(s.st, s.lg)
+	authz := &auth.Authorizer{Policy: s.policy}
+	s.streams = streaming.NewServer(s.lg, nil)
+	var podStreams apiserver.PodStreamer = s.streams
+	if s.peers != nil {
+		podStreams = coord.NewPodStreamRouter(s.streams, s.co, s.self, s.authority, s.lg)
+	}
+	issuer, err := serviceaccount.NewIssuer(s.authority.ServiceAccountKey(), serviceaccount.DefaultIssuer)
 	if err != nil {
 		return err
 	}
@@ -103,8 +160,9 @@ func Run(ctx context.Context, cfg Config) error {
 		func(ctx context.Context, resource, namespace, name string) (string, time.Time, error) {
 			return api.ObjectUID(ctx, resource, namespace, name)
 		}), serviceaccount.AuthenticatorOptions{})
+	authority := s.authority
 	api, err = apiserver.New(apiserver.Config{
-		Store: st,
+		Store: s.st,
 		Authenticator: auth.NewAuthenticator(authority.ClientCAPool(), map[string]auth.User{
 			authority.Token():       auth.BootstrapUser,
 			authority.TokenSecret(): auth.BootstrapUser,
@@ -112,43 +170,42 @@ func Run(ctx context.Context, cfg Config) error {
 		}).WithTokenAuthenticator(saTokens, saTokens.Audiences()),
 		ServiceAccounts: issuer,
 		Authorizer:      authz,
-		Rules:           policy,
+		Rules:           s.policy,
 		PodStreams:      podStreams,
-		Logger:          lg,
-		Metrics:         apiserver.NewMetrics(append(st.Collectors(), leader.Collectors()...)...),
-		ServiceCIDR:     cfg.ServiceCIDR,
-		NodePortRange:   cfg.NodePortRange,
-		Version:         cfg.Version,
+		Logger:          s.lg,
+		Metrics:         apiserver.NewMetrics(append(s.st.Collectors(), s.co.Collectors()...)...),
+		ServiceCIDR:     s.cfg.ServiceCIDR,
+		NodePortRange:   s.cfg.NodePortRange,
+		Version:         s.cfg.Version,
 
-		CacheBytes:       cfg.WatchCacheBytes,
-		WatchBufferBytes: cfg.WatchBufferBytes,
+		CacheBytes:       s.cfg.WatchCacheBytes,
+		WatchBufferBytes: s.cfg.WatchBufferBytes,
 	})
 	if err != nil {
 		return err
 	}
+	s.api = api
 	authz.Pods = auth.PodNodeFunc(api.PodNode)
 	authz.NodePods = auth.NodePodsFunc(api.NodePods)
 	if err := api.EnsureNamespaces(ctx); err != nil {
-		ln.Close()
 		return fmt.Errorf("creating the default namespaces: %w", err)
 	}
-	// In-process components (node service, controllers, scheduler) use
-	// the API over the loopback; it must serve before agents can connect.
-	loopCtx, stopLoopback := context.WithCancel(ctx)
-	defer stopLoopback()
-	loopback := api.ServeLoopback(loopCtx)
-	if err := reconcilePolicy(ctx, loopback, policy); err != nil {
-		ln.Close()
-		return err
-	}
+	s.issuer = issuer
+	return nil
+}
+
+// startNodeService builds the node service and the gRPC server agents
+// reach it through.
+func (s *instance) startNodeService() error {
+	cfg := s.cfg
 	nodeCfg := nodes.Config{
-		Store: st, API: api, Authority: authority, ClusterCIDR: cfg.ClusterCIDR,
-		Servers: servers, GracePeriod: cfg.NodeMonitorGracePeriod, Leading: leader.Leading, Logger: lg,
-		Tokens:           issuer,
+		Store: s.st, API: s.api, Authority: s.authority, ClusterCIDR: cfg.ClusterCIDR,
+		Servers: s.servers, GracePeriod: cfg.NodeMonitorGracePeriod, Leading: s.co.Leading, Logger: s.lg,
+		Tokens:           s.issuer,
 		RegistrationRate: cfg.NodeRegistrationRate, RegistrationBurst: cfg.NodeRegistrationBurst,
 	}
-	if members != nil {
-		nodeCfg.Peers = members
+	if s.peers != nil {
+		nodeCfg.Peers = s.peers
 	}
 	if !cfg.DisableAgent {
 		if name, err := embeddedNodeName(cfg); err == nil {
@@ -157,39 +214,47 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	nodeSvc, err := nodes.New(nodeCfg)
 	if err != nil {
-		ln.Close()
 		return err
 	}
+	s.nodeSvc = nodeSvc
 	// Agents' gRPC calls arrive on the HTTPS port: on connections that
 	// negotiated api.NodeProtocol, or told apart by their Content-Type
 	// (listener.go).
-	gs := grpc.NewServer(grpcServerOptions(handshakenCredentials{})...)
-	nodeSvc.RegisterWith(gs)
-	streams.Register(gs)
-	srv := newAPIServer(nodeSvc.Handler(gs, api), readHeaderTimeout, idleTimeout, lg)
-	https := newHTTPSPort(ln, authority.ServerTLSConfig(), gs, srv, lg)
+	s.grpc = grpc.NewServer(grpcServerOptions(handshakenCredentials{})...)
+	nodeSvc.RegisterWith(s.grpc)
+	s.streams.Register(s.grpc)
+	return nil
+}
+
+// serve runs every part until ctx ends or one fails: the HTTPS port, the
+// API, the node service, the embedded agent, the membership and, while
+// this server leads, the controllers and the scheduler.
+func (s *instance) serve(ctx context.Context) error {
+	cfg, lg, api := s.cfg, s.lg, s.api
+	srv := newAPIServer(s.nodeSvc.Handler(s.grpc, api), readHeaderTimeout, idleTimeout, lg)
+	https := newHTTPSPort(s.ln, s.authority.ServerTLSConfig(), s.grpc, srv, lg)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return nodeSvc.Run(gctx) })
+	g.Go(func() error { return s.nodeSvc.Run(gctx) })
 	if !cfg.DisableAgent {
 		g.Go(func() error {
-			runEmbeddedAgent(gctx, cfg, authority.Token(), ln.Addr(), lg)
+			runEmbeddedAgent(gctx, cfg, s.authority.Token(), s.ln.Addr(), lg)
 			return nil
 		})
 	}
 	g.Go(https.Serve)
 	g.Go(func() error { return api.Run(gctx) })
-	g.Go(func() error { return policy.Run(gctx) })
-	if members != nil {
-		g.Go(func() error { return members.Run(gctx, nodeSvc) })
+	g.Go(func() error { return s.policy.Run(gctx) })
+	if s.peers != nil {
+		g.Go(func() error { return s.peers.Run(gctx, s.nodeSvc) })
 	}
 	// Controllers and the scheduler run on one server at a time.
-	ctrl := controllers.Config{ClusterCA: authority.CAPEM()}
+	ctrl := controllers.Config{ClusterCA: s.authority.CAPEM()}
 	if ip := serviceIP(cfg.ServiceCIDR, 1); ip != "" {
-		ctrl.APIService = controllers.APIServiceOptions{ClusterIP: ip, Port: int32(ln.Addr().(*net.TCPAddr).Port), Servers: servers}
+		ctrl.APIService = controllers.APIServiceOptions{ClusterIP: ip, Port: int32(s.ln.Addr().(*net.TCPAddr).Port), Servers: s.servers}
 	}
 	g.Go(func() error {
-		return leader.Run(gctx, func(ctx context.Context) error {
-			return runControlLoops(ctx, cfg, ctrl, api, loopback, nodeSvc, lg)
+		return s.co.Lead(gctx, func(ctx context.Context) error {
+			return runControlLoops(ctx, cfg, ctrl, api, s.loopback, s.nodeSvc, lg)
 		})
 	})
 	g.Go(func() error {
@@ -201,7 +266,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return nil
 	})
 	api.SetReady(true)
-	lg.Info("api server ready", "address", ln.Addr().String(), "advertise", self, "kubeconfig", authority.KubeconfigPath())
+	lg.Info("api server ready", "address", s.ln.Addr().String(), "advertise", s.self, "kubeconfig", s.authority.KubeconfigPath())
 	return g.Wait()
 }
 

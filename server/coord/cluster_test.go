@@ -1,12 +1,9 @@
-package server
+package coord
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,9 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/server/nodes"
-	"github.com/minik-dev/minik/server/pki"
 	"github.com/minik-dev/minik/store/storetest"
 )
 
@@ -57,7 +52,7 @@ type leaderWork struct {
 	who           []string
 }
 
-func (w *leaderWork) fn(name string) leading {
+func (w *leaderWork) fn(name string) Leading {
 	return func(ctx context.Context) error {
 		n := w.running.Add(1)
 		for {
@@ -94,7 +89,7 @@ func TestElectorOneLeaderAtATime(t *testing.T) {
 		electors[i] = newElector(etcdClient(t, endpoint), "/test/leader", name, testLogger(t))
 		ctx, cancel := context.WithCancel(context.Background())
 		cancels[i], done[i] = cancel, make(chan error, 1)
-		go func() { done[i] <- electors[i].Run(ctx, work.fn(name)) }()
+		go func() { done[i] <- electors[i].Lead(ctx, work.fn(name)) }()
 		t.Cleanup(func() { cancel(); <-done[i] })
 		if i == 0 {
 			waitUntil(t, "a to lead", electors[0].Leading)
@@ -135,7 +130,7 @@ func TestElectorOneLeaderAtATime(t *testing.T) {
 	stopped := time.Now()
 	cancels[1]()
 	if err := <-done[1]; err != nil {
-		t.Errorf("b's Run = %v", err)
+		t.Errorf("b's Lead = %v", err)
 	}
 	done[1] <- nil
 	waitUntil(t, "a to lead after b stopped", electors[0].Leading)
@@ -150,16 +145,16 @@ func TestElectorOneLeaderAtATime(t *testing.T) {
 	}
 }
 
-func TestElectorWithoutEtcdAlwaysLeads(t *testing.T) {
-	e := newElector(nil, "", "solo", testLogger(t))
+func TestSingleAlwaysLeads(t *testing.T) {
+	e := NewSingle("solo", testLogger(t))
 	boom := errors.New("boom")
-	if err := e.Run(context.Background(), func(ctx context.Context) error {
+	if err := e.Lead(context.Background(), func(ctx context.Context) error {
 		if !e.Leading() {
 			t.Errorf("not leading while its work runs")
 		}
 		return boom
 	}); !errors.Is(err, boom) {
-		t.Errorf("Run = %v, want %v", err, boom)
+		t.Errorf("Lead = %v, want %v", err, boom)
 	}
 }
 
@@ -226,94 +221,6 @@ func TestMergeBeatsKeepsNewest(t *testing.T) {
 	m.mergeBeats(nil, t0.Add(forgetAfter+time.Minute))
 	if _, ok := m.LastHeartbeat("n1"); ok {
 		t.Errorf("LastHeartbeat(n1) still known %v after its record went", forgetAfter)
-	}
-}
-
-func TestBootstrap(t *testing.T) {
-	endpoint := storetest.StartEtcd(t)
-	cli := etcdClient(t, endpoint)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	lg := testLogger(t)
-	cfg := func(extra func(*Config)) Config {
-		c := Config{DataDir: t.TempDir(), HTTPSPort: 6443}
-		if extra != nil {
-			extra(&c)
-		}
-		return c
-	}
-	first, err := bootstrap(ctx, cfg(nil), cli, "/test", "10.0.0.1", lg)
-	if err != nil {
-		t.Fatalf("first bootstrap = %v", err)
-	}
-	stored, err := cli.Get(ctx, "/test"+bootstrapKey)
-	if err != nil || len(stored.Kvs) != 1 {
-		t.Fatalf("bootstrap key: %v", err)
-	}
-	if sh := first.Shared(); bytes.Contains(stored.Kvs[0].Value, sh.CAKey) || bytes.Contains(stored.Kvs[0].Value, []byte(sh.TokenSecret)) {
-		t.Errorf("the datastore holds the CA key or the token secret in the clear")
-	}
-	tests := []struct {
-		name  string
-		token string
-		want  error
-	}{
-		{"full token", first.Token(), nil},
-		{"token secret", first.TokenSecret(), nil},
-		{"wrong secret", "not-the-secret", ErrWrongToken},
-		{"token of another CA", api.FormatToken(api.CAHash([]byte("other")), first.TokenSecret()), ErrWrongToken},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := cfg(func(c *Config) { c.Token = tc.token })
-			a, err := bootstrap(ctx, c, cli, "/test", "10.0.0.2", lg)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("bootstrap = %v, want %v", err, tc.want)
-			}
-			if err != nil {
-				return
-			}
-			if !bytes.Equal(a.CAPEM(), first.CAPEM()) || a.Token() != first.Token() || a.AdminToken() != first.AdminToken() {
-				t.Errorf("joined server's CA or tokens differ from the first's")
-			}
-			if _, err := os.Stat(filepath.Join(c.DataDir, pki.KubeconfigFile)); err != nil {
-				t.Errorf("joined server wrote no kubeconfig: %v", err)
-			}
-		})
-	}
-	if _, err := bootstrap(ctx, cfg(nil), cli, "/test", "", lg); err == nil {
-		t.Errorf("bootstrap without a token on an initialised datastore succeeded")
-	}
-}
-
-func TestBootstrapRace(t *testing.T) {
-	endpoint := storetest.StartEtcd(t)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	const secret = "0123456789abcdef0123456789abcdef"
-	var (
-		wg   sync.WaitGroup
-		cas  [4][]byte
-		errs [4]error
-	)
-	for i := range cas {
-		cli := etcdClient(t, endpoint)
-		dir := t.TempDir()
-		wg.Go(func() {
-			a, err := bootstrap(ctx, Config{DataDir: dir, Token: secret}, cli, "/race", "", testLogger(t))
-			if errs[i] = err; err == nil {
-				cas[i] = a.CAPEM()
-			}
-		})
-	}
-	wg.Wait()
-	for i := range cas {
-		if errs[i] != nil {
-			t.Fatalf("server %d: %v", i, errs[i])
-		}
-		if !bytes.Equal(cas[i], cas[0]) {
-			t.Errorf("server %d ended with another CA than server 0", i)
-		}
 	}
 }
 

@@ -1,4 +1,4 @@
-package server
+package coord
 
 import (
 	"context"
@@ -13,16 +13,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/minik-dev/minik/server/nodes"
-)
-
-// Keys under the store's prefix in etcd that coordinate the servers of a
-// cluster. They are outside /registry/, so the REST API never serves them.
-const (
-	clusterDir    = "/cluster/"
-	bootstrapKey  = clusterDir + "bootstrap"   // sealed pki.Shared
-	leaderKey     = clusterDir + "leader"      // election prefix
-	serversDir    = clusterDir + "servers/"    // servers/<host:port> → host:port, on the server's lease
-	heartbeatsDir = clusterDir + "heartbeats/" // heartbeats/<node> → peerBeat, on the writer's lease
 )
 
 // Timing of the membership records.
@@ -43,8 +33,9 @@ type peerBeat struct {
 	Time   time.Time `json:"time"`
 }
 
-// localBeats is the node service as the membership uses it.
-type localBeats interface {
+// LocalBeats is the node service as the membership uses it: the last
+// heartbeat of each node connected to this server.
+type LocalBeats interface {
 	LocalHeartbeats() map[string]time.Time
 }
 
@@ -104,7 +95,7 @@ func (m *membership) Holder(node string) (string, bool) {
 
 // Run keeps the membership until ctx ends; it re-registers after losing
 // its lease (etcd unreachable for memberTTL).
-func (m *membership) Run(ctx context.Context, beats localBeats) error {
+func (m *membership) Run(ctx context.Context, beats LocalBeats) error {
 	for ctx.Err() == nil {
 		err := m.term(ctx, beats)
 		if ctx.Err() != nil {
@@ -119,7 +110,7 @@ func (m *membership) Run(ctx context.Context, beats localBeats) error {
 	return nil
 }
 
-func (m *membership) term(ctx context.Context, beats localBeats) error {
+func (m *membership) term(ctx context.Context, beats LocalBeats) error {
 	// Revoking the lease takes a stopping server off the list at once.
 	lease, acks, release, err := keepLease(ctx, m.cli, memberTTL)
 	if err != nil {

@@ -1,4 +1,4 @@
-package server
+package coord
 
 import (
 	"context"
@@ -55,7 +55,7 @@ func TestPodStreamRouter(t *testing.T) {
 	other.StartTLS()
 	defer other.Close()
 	holder := strings.TrimPrefix(other.URL, "https://")
-	router := newPodStreamRouter(localOnlyStreams{connected: map[string]bool{"here": true}},
+	router := NewPodStreamRouter(localOnlyStreams{connected: map[string]bool{"here": true}},
 		holderMap{"there": holder, "mine": "10.0.0.1:6443"}, "10.0.0.1:6443", a, testLogger(t))
 
 	tests := []struct {
@@ -118,7 +118,7 @@ func TestPodStreamRouterSilentHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln := testnet.SilentListener(t)
-	router := newPodStreamRouter(localOnlyStreams{}, holderMap{"there": ln.Addr().String()}, "10.0.0.1:6443", a, testLogger(t))
+	router := NewPodStreamRouter(localOnlyStreams{}, holderMap{"there": ln.Addr().String()}, "10.0.0.1:6443", a, testLogger(t))
 	rec := httptest.NewRecorder()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"}, Spec: corev1.PodSpec{NodeName: "there"}}
 	done := make(chan struct{})
@@ -143,7 +143,7 @@ func TestPodStreamRouterDialPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := newPodStreamRouter(localOnlyStreams{connected: map[string]bool{"here": true}},
+	router := NewPodStreamRouter(localOnlyStreams{connected: map[string]bool{"here": true}},
 		holderMap{"there": "10.0.0.2:6443"}, "10.0.0.1:6443", a, testLogger(t))
 	for _, tc := range []struct {
 		node      string

@@ -1,22 +1,15 @@
-package server
+package coord
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/rest"
-
-	"github.com/minik-dev/minik/server/apiserver"
-	"github.com/minik-dev/minik/server/scheduler"
 )
 
 // leaderTTL is the lease of the leader's election key: a leader that dies
@@ -33,26 +26,23 @@ const (
 	campaignRetry = time.Second
 )
 
-// leading is work that runs only on the leader: it must return soon
+// Leading is work that runs only on the leader: it must return soon
 // after ctx ends.
-type leading func(ctx context.Context) error
+type Leading func(ctx context.Context) error
 
-// elector runs work on one server of the cluster at a time. With etcd it
-// campaigns for an election key; without (bbolt, one server) it is always
-// the leader.
-type elector struct {
-	cli      *clientv3.Client // nil: always the leader
-	key      string           // election prefix in etcd
-	identity string           // this server's advertised address
+// leadership is whether this server leads, with its metrics and log
+// lines.
+type leadership struct {
+	identity string // this server's advertised address
 	lg       *slog.Logger
 	leader   atomic.Bool
 	gauge    prometheus.Gauge
 	changes  prometheus.Counter
 }
 
-func newElector(cli *clientv3.Client, key, identity string, lg *slog.Logger) *elector {
-	return &elector{
-		cli: cli, key: key, identity: identity, lg: lg.With("component", "leader"),
+func newLeadership(identity string, lg *slog.Logger) *leadership {
+	return &leadership{
+		identity: identity, lg: lg.With("component", "leader"),
 		gauge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "minik_server_leader",
 			Help: "1 while this server runs the controllers and the scheduler, else 0.",
@@ -65,22 +55,50 @@ func newElector(cli *clientv3.Client, key, identity string, lg *slog.Logger) *el
 }
 
 // Collectors returns the leadership metrics.
-func (e *elector) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{e.gauge, e.changes}
+func (l *leadership) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{l.gauge, l.changes}
 }
 
 // Leading reports whether this server is the leader now. Safe for
 // concurrent use.
-func (e *elector) Leading() bool { return e.leader.Load() }
+func (l *leadership) Leading() bool { return l.leader.Load() }
 
-// Run runs work whenever this server is the leader, until ctx ends. It
-// returns work's error when work fails while still leading.
-func (e *elector) Run(ctx context.Context, work leading) error {
-	if e.cli == nil {
-		e.setLeader(true)
-		defer e.setLeader(false)
-		return work(ctx)
+// lead runs work as the leader until it returns.
+func (l *leadership) lead(ctx context.Context, work Leading) error {
+	l.setLeader(true)
+	defer l.setLeader(false)
+	return work(ctx)
+}
+
+func (l *leadership) setLeader(on bool) {
+	if l.leader.Swap(on) == on {
+		return
 	}
+	l.changes.Inc()
+	if on {
+		l.gauge.Set(1)
+		l.lg.Info("became the leader: running controllers and scheduler", "server", l.identity)
+	} else {
+		l.gauge.Set(0)
+		l.lg.Info("stopped leading: controllers and scheduler stopped", "server", l.identity)
+	}
+}
+
+// elector runs work on one server of the cluster at a time: it campaigns
+// for an election key in etcd.
+type elector struct {
+	*leadership
+	cli *clientv3.Client
+	key string // election prefix in etcd
+}
+
+func newElector(cli *clientv3.Client, key, identity string, lg *slog.Logger) *elector {
+	return &elector{leadership: newLeadership(identity, lg), cli: cli, key: key}
+}
+
+// Lead runs work whenever this server is the leader, until ctx ends. It
+// returns work's error when work fails while still leading.
+func (e *elector) Lead(ctx context.Context, work Leading) error {
 	for ctx.Err() == nil {
 		err := e.term(ctx, work)
 		if ctx.Err() != nil {
@@ -106,7 +124,7 @@ func (w workError) Error() string { return w.err.Error() }
 
 // term campaigns on a fresh lease, runs work while the lease holds and
 // gives leadership up when work returns.
-func (e *elector) term(ctx context.Context, work leading) error {
+func (e *elector) term(ctx context.Context, work Leading) error {
 	// Revoking the lease deletes the election key: a successor need not
 	// wait for the TTL.
 	lease, acks, release, err := keepLease(ctx, e.cli, leaderTTL)
@@ -148,7 +166,7 @@ func (e *elector) term(ctx context.Context, work leading) error {
 	}
 	keyGone := make(chan struct{})
 	go e.watchKey(tctx, el.Key(), el.Rev(), keyGone)
-	return e.lead(tctx, work, lost, keyGone, &lastAck)
+	return e.leadTerm(tctx, work, lost, keyGone, &lastAck)
 }
 
 // watchKey closes gone when the election key is deleted (its lease
@@ -182,9 +200,9 @@ func (e *elector) watchKey(ctx context.Context, key string, rev int64, gone chan
 	}
 }
 
-// lead runs work until ctx ends, the lease is lost, the election key is
+// leadTerm runs work until ctx ends, the lease is lost, the election key is
 // deleted or no renewal has been acknowledged for leaderStopAfter.
-func (e *elector) lead(ctx context.Context, work leading, lost, keyGone <-chan struct{}, lastAck *atomic.Int64) error {
+func (e *elector) leadTerm(ctx context.Context, work Leading, lost, keyGone <-chan struct{}, lastAck *atomic.Int64) error {
 	wctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go func() {
@@ -218,72 +236,4 @@ func (e *elector) lead(ctx context.Context, work leading, lost, keyGone <-chan s
 		return cause
 	}
 	return err
-}
-
-func (e *elector) setLeader(on bool) {
-	if e.leader.Swap(on) == on {
-		return
-	}
-	e.changes.Inc()
-	if on {
-		e.gauge.Set(1)
-		e.lg.Info("became the leader: running controllers and scheduler", "server", e.identity)
-	} else {
-		e.gauge.Set(0)
-		e.lg.Info("stopped leading: controllers and scheduler stopped", "server", e.identity)
-	}
-}
-
-// keepLease grants an etcd lease of ttl seconds and renews it until
-// release, which revokes it so that the keys it holds go at once. acks
-// closes when etcd lets the lease expire.
-func keepLease(ctx context.Context, cli *clientv3.Client, ttl int64) (lease clientv3.LeaseID, acks <-chan *clientv3.LeaseKeepAliveResponse, release func(), err error) {
-	granted, err := cli.Grant(ctx, ttl)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	kctx, cancel := context.WithCancel(ctx)
-	release = func() {
-		cancel()
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		cli.Revoke(rctx, granted.ID)
-		rcancel()
-	}
-	if acks, err = cli.KeepAlive(kctx, granted.ID); err != nil {
-		release()
-		return 0, nil, nil, err
-	}
-	return granted.ID, acks, release, nil
-}
-
-// fenced returns a copy of cfg whose requests fail once ctx ends: when a
-// server stops leading, its control loops send nothing more, even from
-// goroutines still winding down, so they cannot write beside a new leader.
-func fenced(ctx context.Context, cfg *rest.Config) *rest.Config {
-	c := rest.CopyConfig(cfg)
-	c.Wrap(func(rt http.RoundTripper) http.RoundTripper { return fence{ctx: ctx, next: rt} })
-	return c
-}
-
-// fencedBind binds pods in process as the loopback user, refusing once
-// ctx ends, as the requests of a fenced client are.
-func fencedBind(ctx context.Context, api *apiserver.Server) scheduler.BindFunc {
-	return func(bctx context.Context, b *corev1.Binding) error {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("binding of pod %s/%s refused: this server no longer leads: %w", b.Namespace, b.Name, err)
-		}
-		return api.BindPod(bctx, apiserver.LoopbackUser, b)
-	}
-}
-
-type fence struct {
-	ctx  context.Context
-	next http.RoundTripper
-}
-
-func (f fence) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := f.ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%s %s refused: this server no longer leads: %w", r.Method, r.URL.Path, err)
-	}
-	return f.next.RoundTrip(r)
 }

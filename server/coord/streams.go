@@ -1,4 +1,4 @@
-package server
+package coord
 
 import (
 	"context"
@@ -29,33 +29,35 @@ const forwardedHeader = "X-Minik-Forwarded-By"
 // forever.
 var forwardConnectTimeout = 5 * time.Second
 
-// holders knows which server a node is connected to.
-type holders interface {
+// Holders knows which server a node is connected to.
+type Holders interface {
 	Holder(node string) (server string, ok bool)
 }
 
-// localStreams is the streaming server of this process.
-type localStreams interface {
+// LocalStreams is the streaming server of this process.
+type LocalStreams interface {
 	apiserver.PodStreamer
 	apiserver.PodDialer
 	Connected(node string) bool
 }
 
-// podStreamRouter serves a pod's log, exec and attach here when its node
+// PodStreamRouter serves a pod's log, exec and attach here when its node
 // holds a tunnel to this server, and otherwise forwards the request to
 // the server the node is connected to. The request has been
 // authenticated and authorized here; the forward authenticates as the
 // cluster admin (the admin token every server shares), as an API server
 // does towards its kubelets.
-type podStreamRouter struct {
-	local   localStreams
-	holders holders
+type PodStreamRouter struct {
+	local   LocalStreams
+	holders Holders
 	self    string // this server's advertised host:port
 	proxy   *httputil.ReverseProxy
 	lg      *slog.Logger
 }
 
-func newPodStreamRouter(local localStreams, h holders, self string, authority *pki.Authority, lg *slog.Logger) *podStreamRouter {
+// NewPodStreamRouter returns the router of the server at self (its
+// advertised host:port), which forwards with authority's admin token.
+func NewPodStreamRouter(local LocalStreams, h Holders, self string, authority *pki.Authority, lg *slog.Logger) *PodStreamRouter {
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: forwardConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout: forwardConnectTimeout,
@@ -64,7 +66,7 @@ func newPodStreamRouter(local localStreams, h holders, self string, authority *p
 		ForceAttemptHTTP2: false,
 	}
 	adminToken := authority.AdminToken()
-	p := &podStreamRouter{local: local, holders: h, self: self, lg: lg.With("component", "stream-router")}
+	p := &PodStreamRouter{local: local, holders: h, self: self, lg: lg.With("component", "stream-router")}
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			target := pr.In.Context().Value(targetKey{}).(*url.URL)
@@ -86,7 +88,7 @@ func newPodStreamRouter(local localStreams, h holders, self string, authority *p
 type targetKey struct{}
 
 // ServePodSubresource implements apiserver.PodStreamer.
-func (p *podStreamRouter) ServePodSubresource(w http.ResponseWriter, r *http.Request, pod *corev1.Pod, sub string) {
+func (p *PodStreamRouter) ServePodSubresource(w http.ResponseWriter, r *http.Request, pod *corev1.Pod, sub string) {
 	node := pod.Spec.NodeName
 	if node == "" || p.local.Connected(node) || r.Header.Get(forwardedHeader) != "" {
 		p.local.ServePodSubresource(w, r, pod, sub)
@@ -110,7 +112,7 @@ func (p *podStreamRouter) ServePodSubresource(w http.ResponseWriter, r *http.Req
 // tunnel to this server; a connection through another server is not
 // offered (the request to a webhook behind such a pod fails, and the
 // webhook's failurePolicy decides).
-func (p *podStreamRouter) DialPod(ctx context.Context, pod *corev1.Pod, port int) (net.Conn, error) {
+func (p *PodStreamRouter) DialPod(ctx context.Context, pod *corev1.Pod, port int) (net.Conn, error) {
 	node := pod.Spec.NodeName
 	if node == "" || p.local.Connected(node) {
 		return p.local.DialPod(ctx, pod, port)
