@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
 )
 
@@ -81,7 +82,7 @@ func (p *policyIndex) unready() {
 func (p *policyIndex) load(ctx context.Context, st store.Store, rev int64) error {
 	names := map[string]map[string]bool{}
 	for _, res := range policyResources {
-		kvs, _, err := st.List(ctx, "/registry/"+res+"/", rev)
+		kvs, _, err := st.List(ctx, registry.StoragePrefix(res), rev)
 		if err != nil {
 			return err
 		}

@@ -79,7 +79,7 @@ func (s *Server) watchAll(ctx context.Context) (ch <-chan store.Event, stop cont
 		return nil, nil, err
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	if ch, err = s.store.Watch(wctx, "/registry/", rev); err == nil {
+	if ch, err = s.store.Watch(wctx, registry.Root, rev); err == nil {
 		err = s.policies.load(ctx, s.store, rev)
 	}
 	if err == nil {

@@ -93,16 +93,10 @@ func verbFor(method string, named, watch bool) string {
 // storageKey is where an object lives in the store (a view's objects
 // where those of the resource it views live).
 func storageKey(res *registry.Resource, namespace, name string) string {
-	if res.Namespaced {
-		return "/registry/" + res.StorageName() + "/" + namespace + "/" + name
-	}
-	return "/registry/" + res.StorageName() + "/" + name
+	return res.Key(namespace, name)
 }
 
 // storagePrefix covers every object of res in namespace ("" = all).
 func storagePrefix(res *registry.Resource, namespace string) string {
-	if res.Namespaced && namespace != "" {
-		return "/registry/" + res.StorageName() + "/" + namespace + "/"
-	}
-	return "/registry/" + res.StorageName() + "/"
+	return res.Prefix(namespace)
 }

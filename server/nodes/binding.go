@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
 )
 
@@ -20,7 +21,7 @@ import (
 // ("/registry/minik/nodepasswords/NAME"): a salted hash of the password
 // the node registered the name with. No resource of the API maps there,
 // so bindings are never served.
-const bindingKeyPrefix = "/registry/minik/nodepasswords/"
+const bindingKeyPrefix = registry.NodePasswordsPrefix
 
 // maxNodePassword bounds the node password a registration may carry.
 const maxNodePassword = 256

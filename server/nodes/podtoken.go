@@ -33,7 +33,7 @@ func (s *Service) PodToken(ctx context.Context, req *api.PodTokenRequest) (*api.
 		return nil, err
 	}
 	pod := &corev1.Pod{}
-	err = s.readStored(ctx, "/registry/pods/"+req.Namespace+"/"+req.PodName, pod)
+	err = s.readStored(ctx, registry.ObjectKey("pods", req.Namespace, req.PodName), pod)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, s.podTokenDenied(node, req, err)
 	}
@@ -49,7 +49,7 @@ func (s *Service) PodToken(ctx context.Context, req *api.PodTokenRequest) (*api.
 		return nil, s.podTokenDenied(node, req, errors.New("not the pod's service account"))
 	}
 	sa := &corev1.ServiceAccount{}
-	if err := s.readStored(ctx, "/registry/serviceaccounts/"+req.Namespace+"/"+req.ServiceAccount, sa); err != nil {
+	if err := s.readStored(ctx, registry.ObjectKey("serviceaccounts", req.Namespace, req.ServiceAccount), sa); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, status.Errorf(codes.NotFound, "serviceaccount %q not found", req.ServiceAccount)
 		}
@@ -113,7 +113,7 @@ func (s *Service) podTokenClaims(ctx context.Context, node string, req *api.PodT
 	}
 	n := &corev1.Node{}
 	// A node that cannot be read leaves its uid out, as in Kubernetes.
-	if err := s.readStored(ctx, "/registry/nodes/"+node, n); err == nil {
+	if err := s.readStored(ctx, registry.ObjectKey("nodes", "", node), n); err == nil {
 		c.Node.UID = string(n.UID)
 	}
 	return c

@@ -25,11 +25,11 @@ import (
 // Store prefixes a session follows (and nodesPrefix). One watch on their
 // common parent keeps the changes of all kinds in revision order.
 const (
-	registryPrefix  = "/registry/"
-	podsPrefix      = "/registry/pods/"
-	servicesPrefix  = "/registry/services/"
-	endpointsPrefix = "/registry/endpoints/"
-	slicesPrefix    = "/registry/endpointslices/"
+	registryPrefix  = registry.Root
+	podsPrefix      = registry.Root + "pods/"
+	servicesPrefix  = registry.Root + "services/"
+	endpointsPrefix = registry.Root + "endpoints/"
+	slicesPrefix    = registry.Root + "endpointslices/"
 )
 
 // maxBatchDelay bounds how long a steady stream of changes can hold a

@@ -24,8 +24,8 @@ import (
 
 // Store prefixes of the referenced kinds.
 const (
-	configMapsPrefix = "/registry/configmaps/"
-	secretsPrefix    = "/registry/secrets/"
+	configMapsPrefix = registry.Root + "configmaps/"
+	secretsPrefix    = registry.Root + "secrets/"
 )
 
 // objRef names a ConfigMap or Secret.
