@@ -14,22 +14,21 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/minik-dev/minik/server/internal/ranges"
 	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
 )
 
-// ipAllocator hands out Service cluster IPs. Each allocated address is a
-// key of its own in the store, created atomically, so two servers (or two
-// requests) can never take the same one; the key's value names the owner.
+// ipAllocator hands out Service cluster IPs, recorded under
+// registry.ServiceIPsPrefix with their owner. Its range's items are the
+// usable addresses: item i is the address at offset i+1 of the prefix
+// (neither the network's nor the broadcast address).
 type ipAllocator struct {
-	st     store.Store
+	r      *ranges.Range
 	prefix netip.Prefix
 	base   uint32
 	size   uint32
 }
-
-// ipKeyPrefix is where allocated service IPs are recorded.
-const ipKeyPrefix = "/registry/ranges/serviceips/"
 
 func newIPAllocator(st store.Store, cidr string) (*ipAllocator, error) {
 	p, err := netip.ParsePrefix(cidr)
@@ -38,12 +37,20 @@ func newIPAllocator(st store.Store, cidr string) (*ipAllocator, error) {
 	}
 	p = p.Masked()
 	b := p.Addr().As4()
-	return &ipAllocator{st: st, prefix: p, base: binary.BigEndian.Uint32(b[:]), size: 1 << (32 - p.Bits())}, nil
+	a := &ipAllocator{prefix: p, base: binary.BigEndian.Uint32(b[:]), size: 1 << (32 - p.Bits())}
+	a.r = ranges.New(st, registry.ServiceIPsPrefix, a.size-2, func(i uint32) string { return a.addr(i + 1).String() })
+	return a, nil
 }
 
 // reserved addresses are handed out only when asked for by value: the
 // first one (the API service) and the tenth (cluster DNS).
 func (a *ipAllocator) reserved(off uint32) bool { return off == 1 || off == 10 }
+
+// offset is ip's offset in the prefix, which holds it.
+func (a *ipAllocator) offset(ip netip.Addr) uint32 {
+	b := ip.As4()
+	return binary.BigEndian.Uint32(b[:]) - a.base
+}
 
 func (a *ipAllocator) addr(off uint32) netip.Addr {
 	var b [4]byte
@@ -57,36 +64,23 @@ func (a *ipAllocator) Allocate(ctx context.Context, ip netip.Addr, owner string)
 		if !a.prefix.Contains(ip) || ip == a.addr(0) || ip == a.addr(a.size-1) {
 			return ip, errIPRange
 		}
-		_, err := a.st.Create(ctx, ipKeyPrefix+ip.String(), []byte(owner))
-		if errors.Is(err, store.ErrExists) {
+		err := a.r.Take(ctx, a.offset(ip)-1, owner)
+		if errors.Is(err, ranges.ErrTaken) {
 			return ip, errIPTaken
 		}
 		return ip, err
 	}
-	usable := a.size - 2
-	start := rand.Uint32N(usable)
-	for i := uint32(0); i < usable; i++ {
-		off := 1 + (start+i)%usable
-		if a.reserved(off) {
-			continue
-		}
-		cand := a.addr(off)
-		_, err := a.st.Create(ctx, ipKeyPrefix+cand.String(), []byte(owner))
-		if errors.Is(err, store.ErrExists) {
-			continue
-		}
-		return cand, err
+	i, err := a.r.TakeFree(ctx, rand.Uint32N(a.r.Size()), owner, func(i uint32) bool { return a.reserved(i + 1) }, nil)
+	if errors.Is(err, ranges.ErrFull) {
+		return netip.Addr{}, errIPFull
 	}
-	return netip.Addr{}, errIPFull
+	return a.addr(i + 1), err
 }
 
-// Release frees ip; an address that is not allocated is ignored.
+// Release frees ip, an address of the prefix; one that is not allocated
+// is ignored.
 func (a *ipAllocator) Release(ctx context.Context, ip netip.Addr) error {
-	_, _, err := a.st.Delete(ctx, ipKeyPrefix+ip.String(), 0)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	return err
+	return a.r.Release(ctx, a.offset(ip)-1)
 }
 
 var (

@@ -193,7 +193,7 @@ func New(cfg Config) (*Server, error) {
 		log:        cfg.Logger.With("component", "apiserver"),
 		metrics:    cfg.Metrics,
 		ips:        ips,
-		ports:      &portAllocator{st: cfg.Store, base: base, size: size},
+		ports:      newPortAllocator(cfg.Store, base, size),
 		nsQueue:    make(chan string, 64),
 		objects:    newRevCache(cfg.CacheBytes, objectWeight),
 		events:     newRevCache(cfg.CacheBytes, bytesLen),

@@ -13,17 +13,25 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/minik-dev/minik/server/internal/ranges"
+	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
 )
 
-// portAllocator hands out NodePorts. Like cluster IPs, each allocated port
-// is a key of its own, created atomically; its value names the service.
+// portAllocator hands out NodePorts, recorded under
+// registry.NodePortsPrefix with the service that holds them. Its range's
+// item i is port base+i.
 type portAllocator struct {
-	st         store.Store
+	r          *ranges.Range
 	base, size int
 }
 
-const portKeyPrefix = "/registry/ranges/servicenodeports/"
+func newPortAllocator(st store.Store, base, size int) *portAllocator {
+	return &portAllocator{
+		r:    ranges.New(st, registry.NodePortsPrefix, uint32(size), func(i uint32) string { return strconv.Itoa(base + int(int32(i))) }),
+		base: base, size: size,
+	}
+}
 
 // parsePortRange parses "30000-32767".
 func parsePortRange(r string) (base, size int, err error) {
@@ -46,39 +54,42 @@ func (a *portAllocator) allocate(ctx context.Context, port int32, owner string) 
 		if int(port) < a.base || int(port) >= a.base+a.size {
 			return port, errPortRange
 		}
-		return port, a.take(ctx, port, owner)
-	}
-	start := rand.IntN(a.size)
-	for i := 0; i < a.size; i++ {
-		p := int32(a.base + (start+i)%a.size)
-		err := a.take(ctx, p, owner)
-		if errors.Is(err, errPortTaken) {
-			continue
+		err := a.r.Take(ctx, a.item(port), owner)
+		if errors.Is(err, ranges.ErrTaken) {
+			err = a.takenBy(ctx, port, owner)
 		}
-		return p, err
+		return port, err
 	}
-	return 0, errPortFull
+	i, err := a.r.TakeFree(ctx, uint32(rand.IntN(a.size)), owner, nil, func(i uint32) error {
+		if err := a.takenBy(ctx, a.port(i), owner); !errors.Is(err, errPortTaken) {
+			return err
+		}
+		return nil
+	})
+	if errors.Is(err, ranges.ErrFull) {
+		return 0, errPortFull
+	}
+	return a.port(i), err
 }
 
-func (a *portAllocator) take(ctx context.Context, port int32, owner string) error {
-	_, err := a.st.Create(ctx, portKeyPrefix+strconv.Itoa(int(port)), []byte(owner))
-	if errors.Is(err, store.ErrExists) {
-		if kv, gerr := a.st.Get(ctx, portKeyPrefix+strconv.Itoa(int(port))); gerr == nil && string(kv.Value) == owner {
-			return errPortOwned
-		}
-		return errPortTaken
+// item is port's item in the range; a port below it wraps around, and
+// port gives it back.
+func (a *portAllocator) item(port int32) uint32 { return uint32(int32(int(port) - a.base)) }
+
+func (a *portAllocator) port(i uint32) int32 { return int32(a.base + int(int32(i))) }
+
+// takenBy tells a port owner holds (errPortOwned) from one another
+// service holds (errPortTaken).
+func (a *portAllocator) takenBy(ctx context.Context, port int32, owner string) error {
+	if holder, _, err := a.r.Owner(ctx, a.item(port)); err == nil && holder == owner {
+		return errPortOwned
 	}
-	return err
+	return errPortTaken
 }
 
 // release frees port if owner holds it.
 func (a *portAllocator) release(ctx context.Context, port int32, owner string) {
-	key := portKeyPrefix + strconv.Itoa(int(port))
-	kv, err := a.st.Get(ctx, key)
-	if err != nil || string(kv.Value) != owner {
-		return
-	}
-	a.st.Delete(ctx, key, kv.ModRevision)
+	a.r.ReleaseOwned(ctx, a.item(port), owner)
 }
 
 var (

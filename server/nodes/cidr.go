@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/minik-dev/minik/server/internal/ranges"
+	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
 )
 
@@ -15,36 +17,40 @@ import (
 // ("/registry/ranges/podcidrs/10.42.3.0-24"), created atomically, whose
 // value is the node's name. So two registrations can never share a range,
 // and a restarted server gives a node the range it had.
-const cidrKeyPrefix = "/registry/ranges/podcidrs/"
+const cidrKeyPrefix = registry.PodCIDRsPrefix
 
 // nodeCIDRBits is the size of a node's podCIDR.
 const nodeCIDRBits = 24
 
 var errCIDRFull = errors.New("cluster CIDR is full")
 
-// cidrAllocator hands out one /24 of the cluster CIDR per node.
+// cidrAllocator hands out one /24 of the cluster CIDR per node. Its
+// range's item i is the cluster CIDR's i-th /24.
 type cidrAllocator struct {
 	st     store.Store
+	r      *ranges.Range
 	prefix netip.Prefix
 }
 
-func cidrKey(p netip.Prefix) string {
-	return cidrKeyPrefix + strings.Replace(p.String(), "/", "-", 1)
+func newCIDRAllocator(st store.Store, prefix netip.Prefix) *cidrAllocator {
+	a := &cidrAllocator{st: st, prefix: prefix}
+	a.r = ranges.New(st, cidrKeyPrefix, uint32(1)<<(nodeCIDRBits-prefix.Bits()), func(i uint32) string {
+		return strings.Replace(a.subnet(i).String(), "/", "-", 1)
+	})
+	return a
+}
+
+// subnet is the cluster CIDR's i-th /24.
+func (a *cidrAllocator) subnet(i uint32) netip.Prefix {
+	base := a.prefix.Addr().As4()
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], binary.BigEndian.Uint32(base[:])+i<<(32-nodeCIDRBits))
+	return netip.PrefixFrom(netip.AddrFrom4(b), nodeCIDRBits)
 }
 
 // owned returns the ranges recorded for node, keyed by store key.
 func (a *cidrAllocator) owned(ctx context.Context, node string) ([]store.KV, error) {
-	kvs, _, err := a.st.List(ctx, cidrKeyPrefix, 0)
-	if err != nil {
-		return nil, err
-	}
-	var out []store.KV
-	for _, kv := range kvs {
-		if string(kv.Value) == node {
-			out = append(out, kv)
-		}
-	}
-	return out, nil
+	return a.r.Owned(ctx, node)
 }
 
 // allocate returns node's podCIDR, taking the lowest free /24 if it has
@@ -86,23 +92,14 @@ func (a *cidrAllocator) claim(ctx context.Context, node string) (netip.Prefix, e
 
 // take records the lowest free /24 as node's.
 func (a *cidrAllocator) take(ctx context.Context, node string) (netip.Prefix, error) {
-	base := a.prefix.Addr().As4()
-	start := binary.BigEndian.Uint32(base[:])
-	n := uint32(1) << (nodeCIDRBits - a.prefix.Bits())
-	for i := range n {
-		var b [4]byte
-		binary.BigEndian.PutUint32(b[:], start+i<<(32-nodeCIDRBits))
-		cand := netip.PrefixFrom(netip.AddrFrom4(b), nodeCIDRBits)
-		_, err := a.st.Create(ctx, cidrKey(cand), []byte(node))
-		if errors.Is(err, store.ErrExists) {
-			continue
-		}
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		return cand, nil
+	i, err := a.r.TakeFree(ctx, 0, node, nil, nil)
+	switch {
+	case errors.Is(err, ranges.ErrFull):
+		return netip.Prefix{}, errCIDRFull
+	case err != nil:
+		return netip.Prefix{}, err
 	}
-	return netip.Prefix{}, errCIDRFull
+	return a.subnet(i), nil
 }
 
 // rangeOf returns the range a key under cidrKeyPrefix records.
@@ -130,7 +127,7 @@ func (a *cidrAllocator) release(ctx context.Context, node string, before int64) 
 }
 
 // nodesPrefix is where Node objects live.
-const nodesPrefix = "/registry/nodes/"
+const nodesPrefix = registry.Root + "nodes/"
 
 // watchNodes releases the podCIDR and the name binding of each deleted
 // Node and forgets its heartbeats, until ctx ends. A watch that fails is

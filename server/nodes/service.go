@@ -174,7 +174,7 @@ func New(cfg Config) (*Service, error) {
 		cfg:     cfg,
 		st:      cfg.Store,
 		lg:      cfg.Logger.With("component", "nodes"),
-		cidrs:   &cidrAllocator{st: cfg.Store, prefix: cidr.Masked()},
+		cidrs:   newCIDRAllocator(cfg.Store, cidr.Masked()),
 		limiter: newRegistrationLimiter(cfg.RegistrationRate, cfg.RegistrationBurst),
 		echoes:  newEchoes(),
 		stopped: make(chan struct{}),
