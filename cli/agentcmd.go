@@ -11,6 +11,7 @@ import (
 	"github.com/minik-dev/minik/agent"
 	"github.com/minik-dev/minik/agent/hollow"
 	"github.com/minik-dev/minik/agent/servicenet"
+	"github.com/minik-dev/minik/internal/defaults"
 )
 
 func agentCommand(version string) *ucli.Command {
@@ -91,7 +92,7 @@ func agentFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "join", Aliases: []string{"server", "s"}, EnvVars: []string{"MINIK_JOIN", "MINIK_URL"}, Usage: "server to join, https://HOST:PORT"},
 		&ucli.StringFlag{Name: "token", Aliases: []string{"t"}, EnvVars: []string{"MINIK_TOKEN"}, Usage: "join token (the server's DATA/token; visible to local users in /proc: prefer --token-file or MINIK_TOKEN)"},
 		tokenFileFlag(),
-		&ucli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Value: "/var/lib/minik/agent", EnvVars: []string{"MINIK_DATA_DIR"}, Usage: "where the agent keeps its state"},
+		&ucli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Value: defaults.AgentDataDir, EnvVars: []string{"MINIK_DATA_DIR"}, Usage: "where the agent keeps its state"},
 		&ucli.StringFlag{Name: "node-name", EnvVars: []string{"MINIK_NODE_NAME"}, Usage: "name of this node (default: host name)"},
 		&ucli.StringFlag{Name: "node-ip", EnvVars: []string{"MINIK_NODE_IP"}, Usage: "address of this node"},
 		&ucli.StringFlag{Name: "containerd-socket", EnvVars: []string{"MINIK_CONTAINERD_SOCKET"}, Usage: "use this containerd instead of starting one"},

@@ -8,6 +8,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/minik-dev/minik/internal/defaults"
 	"github.com/minik-dev/minik/runtime"
 )
 
@@ -22,7 +23,7 @@ func imageCommand() *ucli.Command {
 			Usage:     "import OCI or docker-archive tars into the node's containerd",
 			ArgsUsage: "FILE...",
 			Flags: []ucli.Flag{
-				&ucli.StringFlag{Name: "data-dir", Value: "/var/lib/minik/agent", EnvVars: []string{"MINIK_AGENT_DATA_DIR"}, Usage: "the agent's data dir (the server's embedded agent uses DATA/agent)"},
+				&ucli.StringFlag{Name: "data-dir", Value: defaults.AgentDataDir, EnvVars: []string{"MINIK_AGENT_DATA_DIR"}, Usage: "the agent's data dir (the server's embedded agent uses DATA/agent)"},
 				&ucli.StringFlag{Name: "containerd-socket", EnvVars: []string{"MINIK_CONTAINERD_SOCKET"}, Usage: "containerd to import into (default: the agent's own)"},
 				&ucli.StringFlag{Name: "node-name", EnvVars: []string{"MINIK_NODE_NAME"}, Usage: "the node's name, which names its containerd namespace (default: host name)"},
 			},

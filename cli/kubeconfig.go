@@ -3,12 +3,14 @@ package cli
 import (
 	"os"
 	"strings"
+
+	"github.com/minik-dev/minik/internal/defaults"
 )
 
 // DefaultKubeconfig is the admin kubeconfig written by a server that runs
 // with the default data directory. Client commands use it when neither
 // --kubeconfig, $KUBECONFIG nor $MINIK_KUBECONFIG names one.
-const DefaultKubeconfig = "/var/lib/minik/admin.kubeconfig"
+const DefaultKubeconfig = defaults.Kubeconfig
 
 // kubeconfigFlag is kubectl's global flag naming the kubeconfig file.
 const kubeconfigFlag = "--kubeconfig"

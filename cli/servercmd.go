@@ -10,6 +10,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/minik-dev/minik/internal/defaults"
 	"github.com/minik-dev/minik/server"
 	"github.com/minik-dev/minik/server/nodes"
 )
@@ -90,15 +91,15 @@ func newLogger(debug bool) *slog.Logger {
 
 func serverFlags() []ucli.Flag {
 	return []ucli.Flag{
-		&ucli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Value: "/var/lib/minik", EnvVars: []string{"MINIK_DATA_DIR"}, Usage: "where state, certificates and the kubeconfig live"},
+		&ucli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Value: defaults.ServerDataDir, EnvVars: []string{"MINIK_DATA_DIR"}, Usage: "where state, certificates and the kubeconfig live"},
 		&ucli.IntFlag{Name: "https-listen-port", Value: 6443, EnvVars: []string{"MINIK_HTTPS_LISTEN_PORT"}, Usage: "port of the HTTPS API"},
 		&ucli.StringFlag{Name: "bind-address", EnvVars: []string{"MINIK_BIND_ADDRESS"}, Usage: "address the API listens on (default: all)"},
 		&ucli.StringSliceFlag{Name: "tls-san", EnvVars: []string{"MINIK_TLS_SAN"}, Usage: "extra host names or IPs for the serving certificate"},
 		&ucli.StringFlag{Name: "token", EnvVars: []string{"MINIK_TOKEN"}, Usage: "join token (or its secret part); generated when empty (visible to local users in /proc: prefer --token-file or MINIK_TOKEN)"},
 		tokenFileFlag(),
-		&ucli.StringFlag{Name: "cluster-cidr", Value: "10.42.0.0/16", EnvVars: []string{"MINIK_CLUSTER_CIDR"}, Usage: "pod network; each node gets a slice"},
-		&ucli.StringFlag{Name: "service-cidr", Value: "10.43.0.0/16", EnvVars: []string{"MINIK_SERVICE_CIDR"}, Usage: "range of Service cluster IPs"},
-		&ucli.StringFlag{Name: "service-node-port-range", Value: "30000-32767", EnvVars: []string{"MINIK_SERVICE_NODE_PORT_RANGE"}, Usage: "range of NodePorts"},
+		&ucli.StringFlag{Name: "cluster-cidr", Value: defaults.ClusterCIDR, EnvVars: []string{"MINIK_CLUSTER_CIDR"}, Usage: "pod network; each node gets a slice"},
+		&ucli.StringFlag{Name: "service-cidr", Value: defaults.ServiceCIDR, EnvVars: []string{"MINIK_SERVICE_CIDR"}, Usage: "range of Service cluster IPs"},
+		&ucli.StringFlag{Name: "service-node-port-range", Value: defaults.NodePortRange, EnvVars: []string{"MINIK_SERVICE_NODE_PORT_RANGE"}, Usage: "range of NodePorts"},
 		&ucli.StringFlag{Name: "node-name", EnvVars: []string{"MINIK_NODE_NAME"}, Usage: "name of the local node (default: host name)"},
 		&ucli.StringFlag{Name: "node-ip", EnvVars: []string{"MINIK_NODE_IP"}, Usage: "address of the local node"},
 		&ucli.DurationFlag{Name: "restart-backoff", Value: 10 * time.Second, EnvVars: []string{"MINIK_RESTART_BACKOFF"}, Usage: "embedded agent: first delay before restarting a crashed container (doubles up to 5m)"},

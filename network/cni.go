@@ -15,6 +15,8 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
+
+	"github.com/minik-dev/minik/internal/defaults"
 )
 
 // Defaults for [Config] fields left empty.
@@ -31,7 +33,7 @@ var DefaultPluginDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
 
 // DefaultClusterCIDR is the cluster CIDR assumed when [Config.ClusterCIDR]
 // is unset and it contains the podCIDR.
-var DefaultClusterCIDR = netip.MustParsePrefix("10.42.0.0/16")
+var DefaultClusterCIDR = netip.MustParsePrefix(defaults.ClusterCIDR)
 
 // Errors returned by this package; test with errors.Is.
 var (

@@ -20,6 +20,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/minik-dev/minik/internal/defaults"
 	"github.com/minik-dev/minik/server/admission"
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/registry"
@@ -174,14 +175,14 @@ func New(cfg Config) (*Server, error) {
 		cfg.WatchBufferBytes = DefaultWatchBufferBytes
 	}
 	if cfg.ServiceCIDR == "" {
-		cfg.ServiceCIDR = "10.43.0.0/16"
+		cfg.ServiceCIDR = defaults.ServiceCIDR
 	}
 	ips, err := newIPAllocator(cfg.Store, cfg.ServiceCIDR)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.NodePortRange == "" {
-		cfg.NodePortRange = "30000-32767"
+		cfg.NodePortRange = defaults.NodePortRange
 	}
 	base, size, err := parsePortRange(cfg.NodePortRange)
 	if err != nil {

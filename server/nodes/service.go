@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/internal/defaults"
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/controllers"
 	"github.com/minik-dev/minik/server/pki"
@@ -34,7 +35,7 @@ import (
 const (
 	DefaultGracePeriod = 40 * time.Second
 	DefaultBatchDelay  = 20 * time.Millisecond
-	DefaultClusterCIDR = "10.42.0.0/16"
+	DefaultClusterCIDR = defaults.ClusterCIDR
 )
 
 // ServiceUser is the identity the service writes with where a node may

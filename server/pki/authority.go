@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/minik-dev/minik/internal/defaults"
 )
 
 // Defaults for Options fields left zero.
@@ -22,7 +24,7 @@ const (
 	DefaultPort = 6443
 	// DefaultServiceCIDR is the service network, whose first address is
 	// the cluster IP of the "kubernetes" service.
-	DefaultServiceCIDR = "10.43.0.0/16"
+	DefaultServiceCIDR = defaults.ServiceCIDR
 )
 
 // Validity periods of the certificates Ensure issues.
