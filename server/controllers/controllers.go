@@ -10,6 +10,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/minik-dev/minik/server/record"
 )
 
 // Config is what RunAll needs.
@@ -74,7 +76,7 @@ func RunAll(ctx context.Context, cfg Config) error {
 		factory = informers.NewSharedInformerFactory(client, cfg.ResyncPeriod)
 		defer factory.Shutdown()
 	}
-	rec := NewRecorder(client, ComponentControllerManager, lg, RecorderOptions{})
+	rec := record.New(client, ComponentControllerManager, lg, record.Options{})
 	runs, err := build(client, factory, rec, lg, cfg)
 	if err != nil {
 		return fmt.Errorf("controllers: %w", err)

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"fmt"
-	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -10,11 +9,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/minik-dev/minik/server/record"
 )
 
 func TestRecorderAggregates(t *testing.T) {
 	e := newEnv(t)
-	rec := NewRecorder(e.client, "test-component", e.lg, RecorderOptions{})
+	rec := record.New(e.client, "test-component", e.lg, record.Options{})
 	e.run(rec.Run)
 	pod := e.createPod("web", nil)
 	node, err := e.client.CoreV1().Nodes().Create(e.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{})
@@ -67,7 +68,7 @@ func TestRecorderAggregates(t *testing.T) {
 // Event per distinct event, with every occurrence counted.
 func TestRecorderAggregatesWithSeveralWriters(t *testing.T) {
 	e := newEnv(t)
-	rec := NewRecorder(e.client, "test-component", e.lg, RecorderOptions{Writers: 4, QueueSize: 4000})
+	rec := record.New(e.client, "test-component", e.lg, record.Options{Writers: 4, QueueSize: 4000})
 	pod := e.createPod("web", nil)
 	const distinct, repeats, goroutines = 12, 30, 3
 	var wg sync.WaitGroup
@@ -108,7 +109,7 @@ func TestRecorderAggregatesWithSeveralWriters(t *testing.T) {
 // and adds a repeat's count to the Event it aggregates into.
 func TestRecorderRecordPrebuilt(t *testing.T) {
 	e := newEnv(t)
-	rec := NewRecorder(e.client, "unused", e.lg, RecorderOptions{})
+	rec := record.New(e.client, "unused", e.lg, record.Options{})
 	e.run(rec.Run)
 	pod := e.createPod("web", nil)
 	first := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
@@ -147,18 +148,4 @@ func TestRecorderRecordPrebuilt(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// Counts reported by nodes add up without wrapping around.
-func TestAddOccurrencesSaturates(t *testing.T) {
-	t0 := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	ev := &corev1.Event{Count: math.MaxInt32 - 1, LastTimestamp: t0}
-	addOccurrences(ev, 5, metav1.NewTime(t0.Add(time.Minute)))
-	if ev.Count != math.MaxInt32 || !ev.LastTimestamp.Equal(&metav1.Time{Time: t0.Add(time.Minute)}) {
-		t.Errorf("count %d last %v, want %d at %v", ev.Count, ev.LastTimestamp, math.MaxInt32, t0.Add(time.Minute))
-	}
-	addOccurrences(ev, 3, t0)
-	if ev.Count != math.MaxInt32 || !ev.LastTimestamp.Equal(&metav1.Time{Time: t0.Add(time.Minute)}) {
-		t.Errorf("count %d last %v after an older repeat, want %d and the later time kept", ev.Count, ev.LastTimestamp, math.MaxInt32)
-	}
 }

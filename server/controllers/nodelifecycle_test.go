@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/minik-dev/minik/server/record"
 )
 
 // fakeClock is a settable clock.
@@ -52,7 +54,7 @@ func (h *fakeHeartbeats) beat(node string, t time.Time) {
 
 func startNodeLifecycle(e *env, opts NodeLifecycleOptions) {
 	e.t.Helper()
-	rec := NewRecorder(e.client, ComponentControllerManager, e.lg, RecorderOptions{})
+	rec := record.New(e.client, ComponentControllerManager, e.lg, record.Options{})
 	opts.Recorder = rec
 	opts.MonitorPeriod = 20 * time.Millisecond
 	f := e.factory.Core().V1()

@@ -13,11 +13,13 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/minik-dev/minik/server/record"
 )
 
 func startReplication(e *env) *ReplicaManager {
 	e.t.Helper()
-	rec := NewRecorder(e.client, ComponentControllerManager, e.lg, RecorderOptions{})
+	rec := record.New(e.client, ComponentControllerManager, e.lg, record.Options{})
 	m, err := NewReplicationManager(e.client, e.factory.Core().V1().ReplicationControllers(), e.factory.Core().V1().Pods(), e.lg, ReplicationOptions{Recorder: rec})
 	if err != nil {
 		e.t.Fatalf("NewReplicationManager: %v", err)

@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/minik-dev/minik/api"
-	"github.com/minik-dev/minik/server/controllers"
+	"github.com/minik-dev/minik/server/record"
 )
 
 // ComponentKubelet is the source component of the events nodes report,
@@ -43,13 +43,13 @@ const (
 
 // newEventRecorder returns the recorder that writes nodes' events, as the
 // service's own user.
-func newEventRecorder(a API, lg *slog.Logger) (*controllers.Recorder, error) {
+func newEventRecorder(a API, lg *slog.Logger) (*record.Recorder, error) {
 	cfg := a.LoopbackConfig(ServiceUser)
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return controllers.NewRecorder(client, ComponentKubelet, lg, controllers.RecorderOptions{Writers: eventWriters, QueueSize: eventQueue}), nil
+	return record.New(client, ComponentKubelet, lg, record.Options{Writers: eventWriters, QueueSize: eventQueue}), nil
 }
 
 // ReportEvents records the events the calling node saw about its pods.

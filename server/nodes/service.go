@@ -25,8 +25,8 @@ import (
 	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/internal/defaults"
 	"github.com/minik-dev/minik/server/auth"
-	"github.com/minik-dev/minik/server/controllers"
 	"github.com/minik-dev/minik/server/pki"
+	"github.com/minik-dev/minik/server/record"
 	"github.com/minik-dev/minik/server/serviceaccount"
 	"github.com/minik-dev/minik/store"
 )
@@ -124,10 +124,10 @@ type Service struct {
 	leases  *nodeLeases
 	servers *ServerSet
 	hub     *hub
-	events  *controllers.Recorder // nodes' events about their pods
-	nodes   nodeChanges           // Node changes for complete sets
-	echoes  *echoes               // nodes' own status writes, not sent back
-	stopped chan struct{}         // closed when Run returns
+	events  *record.Recorder // nodes' events about their pods
+	nodes   nodeChanges      // Node changes for complete sets
+	echoes  *echoes          // nodes' own status writes, not sent back
+	stopped chan struct{}    // closed when Run returns
 
 	clientMu sync.Mutex
 	clients  map[string]corev1client.CoreV1Interface // guarded by clientMu; by user name

@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	toolscache "k8s.io/client-go/tools/cache"
 
-	"github.com/minik-dev/minik/server/controllers"
+	"github.com/minik-dev/minik/server/record"
 )
 
 // Binder writes a binding. It must fail as a POST of pods/NAME/binding
@@ -35,7 +35,7 @@ func (f BindFunc) Bind(ctx context.Context, b *corev1.Binding) error { return f(
 const Name = corev1.DefaultSchedulerName
 
 // EventRecorder records events about objects without blocking; it must be
-// safe for concurrent use. controllers.Recorder and client-go's
+// safe for concurrent use. record.Recorder and client-go's
 // record.EventRecorder satisfy it.
 type EventRecorder interface {
 	Eventf(obj runtime.Object, eventType, reason, format string, args ...any)
@@ -102,7 +102,7 @@ type Scheduler struct {
 	cache    *cache
 	queue    *queue
 	selector *selector
-	events   *controllers.Recorder // nil when opts.Recorder is set
+	events   *record.Recorder // nil when opts.Recorder is set
 	tasks    chan func(context.Context)
 }
 
@@ -133,7 +133,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		})
 	}
 	if opts.Recorder == nil {
-		s.events = controllers.NewRecorder(client, Name, s.lg, controllers.RecorderOptions{Writers: eventWriters, QueueSize: eventQueueSize})
+		s.events = record.New(client, Name, s.lg, record.Options{Writers: eventWriters, QueueSize: eventQueueSize})
 		s.opts.Recorder = s.events
 	}
 	// The factory may be shared with controllers that want periodic
