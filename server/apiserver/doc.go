@@ -43,7 +43,7 @@
 //
 //   - ServeLoopback and LoopbackConfig (loopback.go) give controllers,
 //     the scheduler and the node service a rest.Config whose transport
-//     calls ServeHTTP in process (inprocess.go, inprocess_body.go): the
+//     calls ServeHTTP in process (server/internal/inprocess): the
 //     same validation, authorization and watch code as remote clients,
 //     as the identity the config was made for.
 //   - BindPod (podbinding.go) and UpdatePodStatus (podstatus.go) apply a

@@ -2,19 +2,20 @@ package apiserver
 
 import (
 	"context"
-	"errors"
+	"log/slog"
 	"net/http"
 
 	"k8s.io/client-go/rest"
 
 	"github.com/minik-dev/minik/server/auth"
+	"github.com/minik-dev/minik/server/internal/inprocess"
 )
 
 // Controllers, the scheduler, the node service and other in-process
 // components reach the API through a loopback: the same handler,
 // validation, authorization and watch code as remote clients, called
 // directly by an http.RoundTripper instead of over a connection (see
-// inprocess.go). Each client carries the identity it was made for
+// server/internal/inprocess). Each client carries the identity it was made for
 // (LoopbackUser by default); only code in this process can use it.
 
 // LoopbackUser is the identity of in-process clients.
@@ -22,7 +23,7 @@ var LoopbackUser = auth.User{Name: "system:minik-loopback", Groups: []string{aut
 
 // ErrLoopbackStopped is what loopback clients get once the context given
 // to ServeLoopback has ended.
-var ErrLoopbackStopped = errors.New("apiserver: loopback stopped")
+var ErrLoopbackStopped = inprocess.ErrStopped
 
 type loopbackKey struct{}
 
@@ -60,6 +61,16 @@ func (s *Server) LoopbackConfig(u auth.User) *rest.Config {
 		QPS:   -1,
 		Burst: -1,
 	}
+}
+
+// newInProcessTransport is the loopback transport that serves requests
+// with h as user u until stop ends.
+func newInProcessTransport(stop context.Context, h http.Handler, u auth.User, lg *slog.Logger) *inprocess.Transport {
+	return inprocess.New(stop, h, inprocess.Options{
+		Context: func(ctx context.Context) context.Context { return context.WithValue(ctx, loopbackKey{}, u) },
+		Stopped: ErrLoopbackStopped,
+		Logger:  lg,
+	})
 }
 
 // loopbackUser is the identity of a request that came over the loopback.

@@ -1,4 +1,4 @@
-package apiserver
+package inprocess
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func (b *responseBody) Read(p []byte) (int, error) {
 		b.mu.Lock()
 		if b.closed.Load() {
 			b.mu.Unlock()
-			return 0, errBodyClosed
+			return 0, ErrBodyClosed
 		}
 		if b.off < len(b.buf) {
 			n := copy(p, b.buf[b.off:])
@@ -87,7 +87,7 @@ func (b *responseBody) push(ctx context.Context, p []byte) ([]byte, error) {
 	b.mu.Lock()
 	if b.closed.Load() {
 		b.mu.Unlock()
-		return p[:0], errBodyClosed
+		return p[:0], ErrBodyClosed
 	}
 	spare := p[:0]
 	if b.off == len(b.buf) {

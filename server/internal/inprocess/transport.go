@@ -1,4 +1,8 @@
-package apiserver
+// Package inprocess is an http.RoundTripper that serves requests by
+// calling an http.Handler in the same process: the API server's loopback,
+// through which the controllers, the scheduler and the node service reach
+// the API.
+package inprocess
 
 import (
 	"context"
@@ -11,11 +15,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/minik-dev/minik/server/auth"
 )
 
-// The loopback transport hands each request straight to the API handler
+// The transport hands each request straight to the API handler
 // with a ResponseWriter that keeps what it writes in memory: there is no
 // connection, no HTTP framing and no parsing. A request that cannot stream
 // (all but watches and pod streams) runs the handler on the caller's
@@ -30,41 +32,68 @@ import (
 // flushed for it.
 const maxUnreadStream = 1 << 20
 
-// errBodyClosed is what a handler writing to a stream and a client
-// reading a body get after the client has closed the body.
-var errBodyClosed = errors.New("apiserver: loopback response body closed")
+var (
+	// ErrBodyClosed is what a handler writing to a stream and a client
+	// reading a body get after the client has closed the body.
+	ErrBodyClosed = errors.New("apiserver: loopback response body closed")
+	// ErrHandlerPanicked is what a client gets when the handler panicked
+	// before responding.
+	ErrHandlerPanicked = errors.New("apiserver: loopback handler panicked")
+	// ErrStopped is what RoundTrip returns, by default, once the
+	// transport's stop context has ended.
+	ErrStopped = errors.New("apiserver: loopback stopped")
+)
 
-// errHandlerPanicked is what a client gets when the handler panicked
-// before responding.
-var errHandlerPanicked = errors.New("apiserver: loopback handler panicked")
+// Options tune a Transport; zero values pick the defaults.
+type Options struct {
+	// Context, if set, derives the context each request is served in
+	// from the client's (to carry the caller's identity, say).
+	Context func(context.Context) context.Context
+	// Stopped is what RoundTrip returns once stop has ended (default
+	// ErrStopped).
+	Stopped error
+	// Logger logs handlers that panic (default: discard).
+	Logger *slog.Logger
+}
 
-// inProcessTransport is an http.RoundTripper that serves requests by
-// calling h in this process as user, until stop ends.
-type inProcessTransport struct {
+// Transport is an http.RoundTripper that serves requests by calling h in
+// this process, until stop ends.
+type Transport struct {
 	h    http.Handler
-	user auth.User
+	opts Options
 	stop context.Context
 	log  *slog.Logger
 }
 
-func newInProcessTransport(stop context.Context, h http.Handler, u auth.User, lg *slog.Logger) *inProcessTransport {
+var _ http.RoundTripper = (*Transport)(nil)
+
+// New returns the transport that serves requests with h until stop ends.
+func New(stop context.Context, h http.Handler, opts Options) *Transport {
+	lg := opts.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &inProcessTransport{h: h, user: u, stop: stop, log: lg}
+	if opts.Stopped == nil {
+		opts.Stopped = ErrStopped
+	}
+	return &Transport{h: h, opts: opts, stop: stop, log: lg}
 }
 
 // RoundTrip serves req and returns the handler's response once it is
 // complete or, for a request that may stream, once the handler has
 // flushed. It is safe to call concurrently.
-func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	select {
 	case <-t.stop.Done():
 		closeRequestBody(req)
-		return nil, ErrLoopbackStopped
+		return nil, t.opts.Stopped
 	default:
 	}
-	ctx, cancel := context.WithCancel(context.WithValue(req.Context(), loopbackKey{}, t.user))
+	ctx := req.Context()
+	if t.opts.Context != nil {
+		ctx = t.opts.Context(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
 	w := &responseWriter{client: req, header: make(http.Header),
 		body: &responseBody{ctx: req.Context(), cancel: cancel}, handlerCtx: ctx, stop: t.stop}
 	r := serverRequest(ctx, req)
@@ -107,7 +136,7 @@ func mayStream(u *url.URL) bool {
 }
 
 // serve runs the handler for r and completes w when it returns.
-func (t *inProcessTransport) serve(w *responseWriter, r *http.Request) {
+func (t *Transport) serve(w *responseWriter, r *http.Request) {
 	defer func() {
 		p := recover()
 		w.finish(p != nil)
@@ -204,7 +233,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	}
 	streaming := w.resp != nil
 	if streaming && w.body.closed.Load() {
-		return 0, errBodyClosed
+		return 0, ErrBodyClosed
 	}
 	if w.pending == nil {
 		w.pending = getBuffer()
@@ -283,7 +312,7 @@ func (w *responseWriter) finish(panicked bool) {
 		return
 	}
 	if panicked {
-		w.err = errHandlerPanicked
+		w.err = ErrHandlerPanicked
 		w.signalReady()
 		return
 	}
