@@ -54,20 +54,6 @@ spec:
     command: ["sh", "-c", "echo boom; exit 1"]
 `
 
-// eventually polls f until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %v: %v", what, timeout, err)
-}
-
 func waitNodeReady(t *testing.T, cs *kubernetes.Clientset, name string) {
 	eventually(t, 60*time.Second, "node "+name+" Ready", func() error {
 		n, err := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})

@@ -141,3 +141,18 @@ func (s *serverProc) mustMinik(stdin string, args ...string) string {
 	}
 	return out
 }
+
+// eventually polls f until it returns nil or the timeout passes: the
+// one way the tests wait for a condition.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v: %v", what, timeout, err)
+}
