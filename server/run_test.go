@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -15,6 +16,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/minik-dev/minik/server/coord"
+	"github.com/minik-dev/minik/store/storetest"
 )
 
 // freePort returns a port on 127.0.0.1 that was free a moment ago.
@@ -119,5 +123,51 @@ func eventually(ctx context.Context, t *testing.T, what string, cond func() erro
 			t.Fatalf("timed out waiting for %s: %v", what, err)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// On an etcd datastore Run coordinates through it: the server stores the
+// cluster's sealed secrets, lists itself among the servers and, elected
+// leader, runs the controllers.
+func TestRunOnEtcdCoordinates(t *testing.T) {
+	endpoint := storetest.StartEtcd(t)
+	dir, port := t.TempDir(), freePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			DataDir: dir, HTTPSPort: port, BindAddress: "127.0.0.1", DisableAgent: true,
+			ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", Version: "test",
+			DatastoreEndpoint: endpoint, NodeMonitorGracePeriod: time.Second,
+			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		})
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("Run = %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return after its context ended")
+		}
+	}()
+	cs, _ := adminClient(ctx, t, filepath.Join(dir, "admin.kubeconfig"))
+	eventually(ctx, t, "default ServiceAccount, made by the elected leader's controllers", func() error {
+		_, err := cs.CoreV1().ServiceAccounts("kube-system").Get(ctx, "default", metav1.GetOptions{})
+		return err
+	})
+	cli := etcdClient(t, endpoint)
+	self := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	eventually(ctx, t, "this server's record among the servers", func() error {
+		resp, err := cli.Get(ctx, "/minik/cluster/servers/"+self)
+		if err == nil && len(resp.Kvs) == 0 {
+			err = fmt.Errorf("no record of %s", self)
+		}
+		return err
+	})
+	if _, _, found, err := coord.NewEtcdSecrets(cli, "/minik").Sealed(ctx); err != nil || !found {
+		t.Errorf("sealed cluster secrets in etcd: found %v, %v", found, err)
 	}
 }
