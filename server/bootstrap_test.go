@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/server/coord"
 	"github.com/minik-dev/minik/server/pki"
@@ -21,16 +18,6 @@ import (
 )
 
 const testTimeout = 20 * time.Second
-
-func etcdClient(t *testing.T, endpoint string) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), nil))
@@ -41,7 +28,7 @@ func testLogger(t *testing.T) *slog.Logger {
 // it, the first joining server's.
 func TestBootstrapSharesServiceAccountKey(t *testing.T) {
 	endpoint := storetest.StartEtcd(t)
-	cli := etcdClient(t, endpoint)
+	cli := storetest.EtcdClient(t, endpoint)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	lg := testLogger(t)
@@ -86,7 +73,7 @@ func TestBootstrapSharesServiceAccountKey(t *testing.T) {
 
 func TestBootstrap(t *testing.T) {
 	endpoint := storetest.StartEtcd(t)
-	cli := etcdClient(t, endpoint)
+	cli := storetest.EtcdClient(t, endpoint)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	lg := testLogger(t)
@@ -153,7 +140,7 @@ func TestBootstrapRace(t *testing.T) {
 		errs [4]error
 	)
 	for i := range cas {
-		cli := etcdClient(t, endpoint)
+		cli := storetest.EtcdClient(t, endpoint)
 		dir := t.TempDir()
 		wg.Go(func() {
 			a, err := bootstrap(ctx, Config{DataDir: dir, Token: secret}, coord.NewEtcdSecrets(cli, "/race"), "", testLogger(t))

@@ -38,26 +38,10 @@ func freePort(t *testing.T) int {
 // whose Endpoints are this server's advertised address.
 func TestRunMakesNamespacesUsable(t *testing.T) {
 	dir, port := t.TempDir(), freePort(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			DataDir: dir, HTTPSPort: port, BindAddress: "127.0.0.1", AdvertiseAddress: "192.0.2.10", DisableAgent: true,
-			ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", Version: "test",
-			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-		})
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("Run = %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return after its context ended")
-		}
-	}()
+	ctx := runServer(t, Config{
+		DataDir: dir, HTTPSPort: port, BindAddress: "127.0.0.1", AdvertiseAddress: "192.0.2.10", DisableAgent: true,
+		ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", Version: "test",
+	})
 	cs, ca := adminClient(ctx, t, filepath.Join(dir, "admin.kubeconfig"))
 	core := cs.CoreV1()
 	eventually(ctx, t, "default ServiceAccount", func() error {
@@ -92,6 +76,29 @@ func TestRunMakesNamespacesUsable(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// runServer runs the control plane of cfg, logging warnings to t, until
+// the test ends (at most a minute), and returns the context it runs in.
+// The test fails if Run fails or does not return once that ends.
+func runServer(t *testing.T, cfg Config) context.Context {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("Run = %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return after its context ended")
+		}
+	})
+	return ctx
 }
 
 // adminClient waits for the kubeconfig Run writes when ready and returns
@@ -132,33 +139,17 @@ func eventually(ctx context.Context, t *testing.T, what string, cond func() erro
 func TestRunOnEtcdCoordinates(t *testing.T) {
 	endpoint := storetest.StartEtcd(t)
 	dir, port := t.TempDir(), freePort(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			DataDir: dir, HTTPSPort: port, BindAddress: "127.0.0.1", DisableAgent: true,
-			ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", Version: "test",
-			DatastoreEndpoint: endpoint, NodeMonitorGracePeriod: time.Second,
-			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-		})
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("Run = %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return after its context ended")
-		}
-	}()
+	ctx := runServer(t, Config{
+		DataDir: dir, HTTPSPort: port, BindAddress: "127.0.0.1", DisableAgent: true,
+		ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", Version: "test",
+		DatastoreEndpoint: endpoint, NodeMonitorGracePeriod: time.Second,
+	})
 	cs, _ := adminClient(ctx, t, filepath.Join(dir, "admin.kubeconfig"))
 	eventually(ctx, t, "default ServiceAccount, made by the elected leader's controllers", func() error {
 		_, err := cs.CoreV1().ServiceAccounts("kube-system").Get(ctx, "default", metav1.GetOptions{})
 		return err
 	})
-	cli := etcdClient(t, endpoint)
+	cli := storetest.EtcdClient(t, endpoint)
 	self := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	eventually(ctx, t, "this server's record among the servers", func() error {
 		resp, err := cli.Get(ctx, "/minik/cluster/servers/"+self)

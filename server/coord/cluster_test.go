@@ -12,23 +12,12 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/minik-dev/minik/server/nodes"
 	"github.com/minik-dev/minik/store/storetest"
 )
 
 const testTimeout = 20 * time.Second
-
-func etcdClient(t *testing.T, endpoint string) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), nil))
@@ -78,7 +67,7 @@ func (w *leaderWork) leaders() []string {
 
 func TestElectorOneLeaderAtATime(t *testing.T) {
 	endpoint := storetest.StartEtcd(t)
-	cli := etcdClient(t, endpoint)
+	cli := storetest.EtcdClient(t, endpoint)
 	work := &leaderWork{}
 	var (
 		electors [2]*elector
@@ -86,7 +75,7 @@ func TestElectorOneLeaderAtATime(t *testing.T) {
 		done     [2]chan error
 	)
 	for i, name := range []string{"a", "b"} {
-		electors[i] = newElector(etcdClient(t, endpoint), "/test/leader", name, testLogger(t))
+		electors[i] = newElector(storetest.EtcdClient(t, endpoint), "/test/leader", name, testLogger(t))
 		ctx, cancel := context.WithCancel(context.Background())
 		cancels[i], done[i] = cancel, make(chan error, 1)
 		go func() { done[i] <- electors[i].Lead(ctx, work.fn(name)) }()
@@ -171,7 +160,7 @@ func TestMembership(t *testing.T) {
 	var ms [2]*membership
 	var cancels [2]context.CancelFunc
 	for i := range ms {
-		ms[i] = newMembership(etcdClient(t, endpoint), "/test", sets[i].Addresses()[0], sets[i], 50*time.Millisecond, testLogger(t))
+		ms[i] = newMembership(storetest.EtcdClient(t, endpoint), "/test", sets[i].Addresses()[0], sets[i], 50*time.Millisecond, testLogger(t))
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { ms[i].Run(ctx, local[i]); close(done) }()
@@ -228,7 +217,7 @@ func TestMergeBeatsKeepsNewest(t *testing.T) {
 // them (its Node deleted) is forgotten.
 func TestPublishForgetsNodes(t *testing.T) {
 	endpoint := storetest.StartEtcd(t)
-	cli := etcdClient(t, endpoint)
+	cli := storetest.EtcdClient(t, endpoint)
 	m := newMembership(cli, "/test", "10.0.0.1:6443", nodes.NewServerSet(), time.Second, testLogger(t))
 	ctx := context.Background()
 	lease, err := cli.Grant(ctx, 60)
@@ -253,7 +242,7 @@ func TestPublishForgetsNodes(t *testing.T) {
 // heartbeat it still has.
 func TestPublishLeavesMovedNodes(t *testing.T) {
 	endpoint := storetest.StartEtcd(t)
-	cli := etcdClient(t, endpoint)
+	cli := storetest.EtcdClient(t, endpoint)
 	m := newMembership(cli, "/test", "10.0.0.1:6443", nodes.NewServerSet(), time.Second, testLogger(t))
 	ctx := context.Background()
 	lease, err := cli.Grant(ctx, 60)
