@@ -29,13 +29,18 @@ func BenchmarkIntegrationServerIdleRSS(b *testing.B) {
 			s := &serverProc{t: b, bin: bin, dataDir: b.TempDir(), port: freePort(b)}
 			s.start()
 			time.Sleep(idleSettle)
-			rss := procstatus.KiB(procstatus.Of(s.cmd.Process.Pid), "VmRSS")
+			status := procstatus.Of(s.cmd.Process.Pid)
+			rss := procstatus.KiB(status, "VmRSS")
+			anon, file := procstatus.KiB(status, "RssAnon"), procstatus.KiB(status, "RssFile")
 			s.kill()
 			if rss <= 0 {
 				b.Fatalf("%s: no VmRSS", bin)
 			}
 			b.ReportMetric(float64(rss)/1024, metric+"-MiB")
-			b.Logf("%s: idle server RSS %.1f MiB", bin, float64(rss)/1024)
+			b.ReportMetric(float64(anon)/1024, metric+"-anon-MiB")
+			// File pages are the binary's, shared and reclaimable.
+			b.Logf("%s: idle server RSS %.1f MiB (anonymous %.1f, file %.1f)", bin,
+				float64(rss)/1024, float64(anon)/1024, float64(file)/1024)
 		}
 	}
 }
