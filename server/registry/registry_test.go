@@ -33,8 +33,7 @@ func TestAll(t *testing.T) {
 		"validatingadmissionpolicies ValidatingAdmissionPolicy",
 		"validatingadmissionpolicybindings ValidatingAdmissionPolicyBinding",
 		"roles Role", "clusterroles ClusterRole", "rolebindings RoleBinding", "clusterrolebindings ClusterRoleBinding",
-		"customresourcedefinitions CustomResourceDefinition", "daemonsets DaemonSet",
-		"controllerrevisions ControllerRevision", "statefulsets StatefulSet",
+		"daemonsets DaemonSet", "statefulsets StatefulSet",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
