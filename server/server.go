@@ -60,6 +60,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 	s := &instance{cfg: cfg, lg: cfg.Logger, st: st}
+	if s.snaps, err = newSnapshots(cfg, st, cfg.Logger); err != nil {
+		return err
+	}
 	if err := s.credentials(ctx); err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
@@ -92,6 +95,8 @@ type instance struct {
 	cfg Config
 	lg  *slog.Logger
 	st  datastore
+	// snaps saves snapshots of st, by hand and on schedule.
+	snaps *snapshots
 
 	authority *pki.Authority
 	ln        net.Listener
@@ -177,6 +182,7 @@ func (s *instance) startAPI(ctx context.Context) error {
 		ServiceCIDR:     s.cfg.ServiceCIDR,
 		NodePortRange:   s.cfg.NodePortRange,
 		Version:         s.cfg.Version,
+		Snapshots:       s.snaps,
 
 		CacheBytes:       s.cfg.WatchCacheBytes,
 		WatchBufferBytes: s.cfg.WatchBufferBytes,
@@ -244,6 +250,7 @@ func (s *instance) serve(ctx context.Context) error {
 	g.Go(https.Serve)
 	g.Go(func() error { return api.Run(gctx) })
 	g.Go(func() error { return s.policy.Run(gctx) })
+	g.Go(func() error { return s.snaps.Run(gctx) })
 	if s.peers != nil {
 		g.Go(func() error { return s.peers.Run(gctx, s.nodeSvc) })
 	}
