@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/minik-dev/minik/store"
+	"github.com/minik-dev/minik/store/storetest"
 )
 
 // writeWhile creates keys "/w/G-N" from writers goroutines until stop is
@@ -212,5 +215,55 @@ func TestRestoreNotSnapshot(t *testing.T) {
 				t.Errorf("Restore(%s) left %v in %s", tc.name, entries, dir)
 			}
 		})
+	}
+}
+
+// TestEtcdSnapshot checks that an etcd snapshot is etcd's database with
+// its SHA-256 trailer, holding the keys written before it.
+func TestEtcdSnapshot(t *testing.T) {
+	s := openEtcd(t, storetest.StartEtcd(t))
+	ctx := t.Context()
+	rev, err := s.Create(ctx, "/snap/a", []byte("v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	snapRev, err := s.Snapshot(ctx, &buf)
+	if err != nil {
+		t.Fatalf("Snapshot() = %v", err)
+	}
+	if snapRev < rev {
+		t.Errorf("Snapshot() revision %d, want at least %d", snapRev, rev)
+	}
+	data := buf.Bytes()
+	if len(data) < sha256.Size {
+		t.Fatalf("snapshot of %d bytes", len(data))
+	}
+	db, trailer := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
+	if sum := sha256.Sum256(db); !bytes.Equal(sum[:], trailer) {
+		t.Fatalf("snapshot trailer %x, want the SHA-256 of the rest %x", trailer, sum)
+	}
+	path := filepath.Join(t.TempDir(), "etcd.db")
+	if err := os.WriteFile(path, db, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("snapshot is no bbolt file: %v", err)
+	}
+	defer bdb.Close()
+	found := false
+	bdb.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("key"))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			found = found || bytes.Contains(v, []byte("/snap/a"))
+			return nil
+		})
+	})
+	if !found {
+		t.Errorf("etcd snapshot does not hold key /snap/a")
 	}
 }
