@@ -12,17 +12,15 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/minik-dev/minik/internal/defaults"
 	"github.com/minik-dev/minik/server/snapshot"
 	"github.com/minik-dev/minik/store"
 )
 
-// defaultDataDir is the server's default data directory.
-const defaultDataDir = "/var/lib/minik"
-
 // SnapshotCommand returns "minik snapshot": save (through the API of a
 // running server), ls, prune and restore (on a data directory).
 func SnapshotCommand() *cli.Command {
-	dataDir := &cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Value: defaultDataDir, EnvVars: []string{"MINIK_DATA_DIR"}, Usage: "the server's data directory"}
+	dataDir := &cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Value: defaults.ServerDataDir, EnvVars: []string{"MINIK_DATA_DIR"}, Usage: "the server's data directory"}
 	return &cli.Command{
 		Name:  "snapshot",
 		Usage: "save, list, prune and restore snapshots of the server's store",

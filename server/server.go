@@ -38,6 +38,7 @@ import (
 	"github.com/minik-dev/minik/server/rbac"
 	"github.com/minik-dev/minik/server/scheduler"
 	"github.com/minik-dev/minik/server/serviceaccount"
+	"github.com/minik-dev/minik/server/snapshot"
 	"github.com/minik-dev/minik/server/streaming"
 	"github.com/minik-dev/minik/store"
 )
@@ -297,11 +298,11 @@ func openStore(ctx context.Context, cfg Config, lg *slog.Logger) (datastore, err
 	if cfg.DatastoreEndpoint != "" {
 		return openEtcd(ctx, cfg, lg)
 	}
-	dir := filepath.Join(cfg.DataDir, "db")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	path := snapshot.StorePath(cfg.DataDir)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{
+	st, err := store.Open(path, store.Options{
 		KeepRevisions: cfg.CompactionWindow, WindowBytes: cfg.WatchWindowBytes, Logger: lg,
 	})
 	if err != nil {

@@ -18,11 +18,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // TestIntegrationSnapshotRestore writes objects, saves a snapshot through
 // `minik snapshot save`, writes more, stops the server, restores the
-// snapshot into a new data directory and starts a server on it: the
+// snapshot into a new data directory (with the old certificates) and
+// starts a server on it: the old admin credentials work, the
 // objects are those of the snapshot, revisions go on above every one the
 // old server gave out, and a watch from one of those gets 410 Gone.
 func TestIntegrationSnapshotRestore(t *testing.T) {
@@ -87,9 +90,18 @@ func TestIntegrationSnapshotRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("minik snapshot restore: %v\n%s", err, restoreOut)
 	}
+	// The cluster's CA and token come along, as the README says, so the
+	// old admin credentials still work.
+	if out, err := exec.Command("cp", "-a", filepath.Join(s.dataDir, "tls"), filepath.Join(s.dataDir, "token"), r.dataDir).CombinedOutput(); err != nil {
+		t.Fatalf("copying the credentials: %v\n%s", err, out)
+	}
 	r.start()
 	t.Cleanup(r.kill)
-	rcs := clientFor(t, r)
+	cfg, err := clientcmd.BuildConfigFromFlags(r.url(), s.kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcs := kubernetes.NewForConfigOrDie(cfg)
 	list, err := rcs.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
