@@ -13,6 +13,7 @@ import (
 	"github.com/minik-dev/minik/internal/defaults"
 	"github.com/minik-dev/minik/server"
 	"github.com/minik-dev/minik/server/nodes"
+	"github.com/minik-dev/minik/server/snapshot"
 )
 
 // AllCommands returns every subcommand of the minik binary: server,
@@ -23,6 +24,7 @@ func AllCommands(version string) []*ucli.Command {
 		serverCommand(version),
 		imageCommand(),
 		agentCommand(version),
+		SnapshotCommand(),
 		{
 			Name:  "version",
 			Usage: "print the client version",
@@ -62,6 +64,8 @@ func serverCommand(version string) *ucli.Command {
 				HeartbeatInterval:      c.Duration("heartbeat-interval"),
 				RestartBackoff:         c.Duration("restart-backoff"),
 				CompactionWindow:       c.Int64("compaction-window"),
+				SnapshotSchedule:       c.String("snapshot-schedule"),
+				SnapshotRetention:      c.Int("snapshot-retention"),
 				WatchWindowBytes:       c.Int("watch-window-mib") << 20,
 				WatchCacheBytes:        c.Int("watch-cache-mib") << 20,
 				WatchBufferBytes:       c.Int("watch-buffer-mib") << 20,
@@ -113,6 +117,8 @@ func serverFlags() []ucli.Flag {
 		&ucli.IntFlag{Name: "watch-window-mib", Value: 64, EnvVars: []string{"MINIK_WATCH_WINDOW_MIB"}, Usage: "MiB of recent changes the embedded store keeps in memory for watches (older ones are read from disk)"},
 		&ucli.IntFlag{Name: "watch-cache-mib", Value: 32, EnvVars: []string{"MINIK_WATCH_CACHE_MIB"}, Usage: "MiB each of the API's three caches of recent changes (decoded, protobuf, JSON) may hold"},
 		&ucli.IntFlag{Name: "watch-buffer-mib", Value: 16, EnvVars: []string{"MINIK_WATCH_BUFFER_MIB"}, Usage: "MiB of events a watch may have waiting for its client before it is cut off (the client watches again)"},
+		&ucli.StringFlag{Name: "snapshot-schedule", Value: snapshot.DefaultSchedule, EnvVars: []string{"MINIK_SNAPSHOT_SCHEDULE"}, Usage: "when to save a snapshot of the store into DATA/server/snapshots: cron expression in UTC (\"\" = never)"},
+		&ucli.IntFlag{Name: "snapshot-retention", Value: snapshot.DefaultRetention, EnvVars: []string{"MINIK_SNAPSHOT_RETENTION"}, Usage: "how many scheduled snapshots to keep"},
 		&ucli.StringFlag{Name: "datastore-endpoint", EnvVars: []string{"MINIK_DATASTORE_ENDPOINT"}, Usage: "etcd client URLs, comma-separated (default: the embedded bbolt store)"},
 		&ucli.StringFlag{Name: "datastore-cafile", EnvVars: []string{"MINIK_DATASTORE_CAFILE"}, Usage: "CA certificate that verifies the etcd members (https endpoints)"},
 		&ucli.StringFlag{Name: "datastore-certfile", EnvVars: []string{"MINIK_DATASTORE_CERTFILE"}, Usage: "client certificate for etcd"},

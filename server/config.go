@@ -61,6 +61,11 @@ type Config struct {
 	// AdvertiseAddress is the address agents and other servers reach
 	// this server at (default: see advertiseHost).
 	AdvertiseAddress string
-	Version          string
-	Logger           *slog.Logger
+	// SnapshotSchedule is when the server saves a snapshot of its store
+	// into DATA/server/snapshots, a five-field cron expression in UTC
+	// ("" = never); SnapshotRetention how many of those it keeps.
+	SnapshotSchedule  string
+	SnapshotRetention int
+	Version           string
+	Logger            *slog.Logger
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/minik-dev/minik/server/rbac"
 	"github.com/minik-dev/minik/server/scheduler"
 	"github.com/minik-dev/minik/server/serviceaccount"
+	"github.com/minik-dev/minik/server/snapshot"
 	"github.com/minik-dev/minik/server/streaming"
 	"github.com/minik-dev/minik/store"
 )
@@ -60,6 +61,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 	s := &instance{cfg: cfg, lg: cfg.Logger, st: st}
+	if s.snaps, err = newSnapshots(cfg, st, cfg.Logger); err != nil {
+		return err
+	}
 	if err := s.credentials(ctx); err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
@@ -92,6 +96,8 @@ type instance struct {
 	cfg Config
 	lg  *slog.Logger
 	st  datastore
+	// snaps saves snapshots of st, by hand and on schedule.
+	snaps *snapshots
 
 	authority *pki.Authority
 	ln        net.Listener
@@ -177,6 +183,7 @@ func (s *instance) startAPI(ctx context.Context) error {
 		ServiceCIDR:     s.cfg.ServiceCIDR,
 		NodePortRange:   s.cfg.NodePortRange,
 		Version:         s.cfg.Version,
+		Snapshots:       s.snaps,
 
 		CacheBytes:       s.cfg.WatchCacheBytes,
 		WatchBufferBytes: s.cfg.WatchBufferBytes,
@@ -244,6 +251,7 @@ func (s *instance) serve(ctx context.Context) error {
 	g.Go(https.Serve)
 	g.Go(func() error { return api.Run(gctx) })
 	g.Go(func() error { return s.policy.Run(gctx) })
+	g.Go(func() error { return s.snaps.Run(gctx) })
 	if s.peers != nil {
 		g.Go(func() error { return s.peers.Run(gctx, s.nodeSvc) })
 	}
@@ -290,11 +298,11 @@ func openStore(ctx context.Context, cfg Config, lg *slog.Logger) (datastore, err
 	if cfg.DatastoreEndpoint != "" {
 		return openEtcd(ctx, cfg, lg)
 	}
-	dir := filepath.Join(cfg.DataDir, "db")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	path := snapshot.StorePath(cfg.DataDir)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(filepath.Join(dir, "state.db"), store.Options{
+	st, err := store.Open(path, store.Options{
 		KeepRevisions: cfg.CompactionWindow, WindowBytes: cfg.WatchWindowBytes, Logger: lg,
 	})
 	if err != nil {

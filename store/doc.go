@@ -34,6 +34,17 @@
 // records up to it in short transactions. Automatic compaction keeps both
 // Options.KeepRevisions revisions and Options.KeepDuration of history.
 //
+// # Snapshots
+//
+// Bolt.Snapshot copies the database file as one read transaction sees it
+// (bbolt's Tx.WriteTo): the committer goes on meanwhile, and the copy holds
+// exactly the revisions up to the one it reports. Restore turns such a copy
+// into a store file whose revision is moved well past the snapshot's and
+// compacted up to there, with an empty log: revisions handed out by the
+// store the snapshot came from after it are never reused, and a List or
+// Watch from one of them fails with ErrCompacted. Etcd.Snapshot streams
+// etcd's snapshot (the whole etcd database, SHA-256 trailer included).
+//
 // # Layout
 //
 // The bbolt file holds three buckets (schema version 1):

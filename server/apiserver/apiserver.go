@@ -99,6 +99,8 @@ type Config struct {
 	// JWKSURI is the jwks_uri of the OpenID configuration; empty means
 	// the issuer URL + /openid/v1/jwks.
 	JWKSURI string
+	// Snapshots saves store snapshots for POST SnapshotsPath (nil → 404).
+	Snapshots Snapshotter
 }
 
 // DefaultBodyTimeout is Config.BodyTimeout's default, the time
@@ -380,7 +382,7 @@ func (s *Server) authorizePath(w *statusRecorder, r *http.Request, u auth.User) 
 	if s.cfg.Authorizer == nil {
 		return true
 	}
-	allowed, reason := s.cfg.Authorizer.Authorize(r.Context(), u, auth.Attributes{Verb: "get", Path: r.URL.Path})
+	allowed, reason := s.cfg.Authorizer.Authorize(r.Context(), u, auth.Attributes{Verb: pathVerb(r.Method), Path: r.URL.Path})
 	if allowed {
 		return true
 	}
@@ -389,6 +391,15 @@ func (s *Server) authorizePath(w *statusRecorder, r *http.Request, u auth.User) 
 	st.ErrStatus.Message = "forbidden: User \"" + u.Name + "\" cannot " + strings.ToLower(r.Method) + " path \"" + r.URL.Path + "\""
 	s.writeStatus(w, r, st, schema.GroupResource{}, "")
 	return false
+}
+
+// pathVerb is the RBAC verb of a request for a non-resource path: the
+// method in lower case, as in Kubernetes, with HEAD read as get.
+func pathVerb(method string) string {
+	if method == http.MethodHead {
+		return "get"
+	}
+	return strings.ToLower(method)
 }
 
 type errString string

@@ -30,6 +30,8 @@ func (s *Server) serveNonResource(w *statusRecorder, r *http.Request) {
 		writeJSON(w, http.StatusOK, apiResourceList())
 	case "/apis":
 		writeJSON(w, http.StatusOK, s.apiGroupList())
+	case SnapshotsPath:
+		s.serveSnapshots(w, r)
 	case "/metrics":
 		if s.metrics == nil {
 			http.NotFound(w, r)
