@@ -140,6 +140,9 @@ type Server struct {
 	policies policyIndex
 	// custom is the set of custom resources served (see custom.go).
 	custom atomic.Pointer[customSet]
+	// fields records managedFields and merges apply patches (see
+	// fieldmanager.go).
+	fields fieldManagers
 
 	// admission decides writes by the webhooks and policies configured,
 	// which admissionCache keeps in it.

@@ -40,6 +40,9 @@ func (s *Server) serveCreate(w *statusRecorder, r *http.Request, info requestInf
 		}
 		m.SetNamespace(info.Namespace)
 	}
+	if obj, err = s.trackCreate(r, info.Resource, obj); err != nil {
+		return err
+	}
 	out, raw, err := s.createObject(r.Context(), info.Resource, obj, isDryRun(r))
 	if errors.Is(err, store.ErrExists) {
 		// The URL of a create names no object: the body does.
@@ -183,7 +186,6 @@ func (s *Server) prepareMetaForCreate(m metav1.Object) {
 	m.SetResourceVersion("")
 	m.SetDeletionTimestamp(nil)
 	m.SetDeletionGracePeriodSeconds(nil)
-	m.SetManagedFields(nil)
 	m.SetSelfLink("")
 	if m.GetGeneration() == 0 {
 		m.SetGeneration(1)

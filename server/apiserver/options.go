@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"mime"
 	"net/http"
 	"strconv"
 
@@ -10,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -22,18 +24,33 @@ var optionsKinds = map[string]string{
 
 // checkWriteOptions refuses the query parameters of a write that
 // Kubernetes refuses: a dryRun other than All (which would otherwise
-// write for real) and an unknown fieldValidation. The answer is 422
-// Invalid on CreateOptions, UpdateOptions, PatchOptions or DeleteOptions,
-// naming the parameter, as the upstream handlers answer. Reads pass.
+// write for real), an unknown fieldValidation, a fieldManager too long, an
+// apply patch without a fieldManager and force on any other patch. The
+// answer is 422 Invalid on CreateOptions, UpdateOptions, PatchOptions or
+// DeleteOptions, naming the parameter, as the upstream handlers answer.
+// Reads pass.
 func checkWriteOptions(r *http.Request, verb string) error {
 	kind, ok := optionsKinds[verb]
 	if !ok {
 		return nil
 	}
 	q := r.URL.Query()
-	errs := metavalidation.ValidateDryRun(field.NewPath("dryRun"), q["dryRun"])
-	if kind != "DeleteOptions" {
+	var errs field.ErrorList
+	switch kind {
+	case "PatchOptions":
+		opts := metav1.PatchOptions{DryRun: q["dryRun"], FieldManager: q.Get("fieldManager"), FieldValidation: q.Get("fieldValidation")}
+		if q.Has("force") {
+			force := q.Get("force") == "true"
+			opts.Force = &force
+		}
+		ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		errs = metavalidation.ValidatePatchOptions(&opts, types.PatchType(ct))
+	case "DeleteOptions":
+		errs = metavalidation.ValidateDryRun(field.NewPath("dryRun"), q["dryRun"])
+	default:
+		errs = metavalidation.ValidateDryRun(field.NewPath("dryRun"), q["dryRun"])
 		errs = append(errs, metavalidation.ValidateFieldValidation(field.NewPath("fieldValidation"), q.Get("fieldValidation"))...)
+		errs = append(errs, metavalidation.ValidateFieldManager(q.Get("fieldManager"), field.NewPath("fieldManager"))...)
 	}
 	if len(errs) > 0 {
 		return apierrors.NewInvalid(metaGK(kind), "", errs)

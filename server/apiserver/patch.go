@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strings"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,6 +32,7 @@ func init() {
 // patchTypes are the patch formats served, by Content-Type.
 var patchTypes = []string{
 	string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType),
+	string(types.ApplyYAMLPatchType),
 }
 
 func (s *Server) servePatch(w *statusRecorder, r *http.Request, info requestInfo, kind updateKind) error {
@@ -42,17 +44,24 @@ func (s *Server) servePatch(w *statusRecorder, r *http.Request, info requestInfo
 		// As upstream: custom objects have no patch strategies.
 		return apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", schemaGR(info.Resource.Name), "",
 			"the body of the request was in an unknown format - accepted media types include: "+
-				"application/json-patch+json, application/merge-patch+json", 0, false)
+				"application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml", 0, false)
 	}
 	patch, err := readBody(r)
 	if err != nil {
 		return err
 	}
+	if pt == types.ApplyYAMLPatchType {
+		return s.serveApply(w, r, info, kind, patch)
+	}
 	res := info.Resource
+	fm, err := s.fields.get(res, kind)
+	if err != nil {
+		return err
+	}
 	obj, err := s.updateObject(r.Context(), res, info.Namespace, info.Name, kind, isDryRun(r),
-		func(cur runtime.Object) (runtime.Object, error) {
+		trackUpdate(fm, managerName(r), func(cur runtime.Object) (runtime.Object, error) {
 			return applyPatch(w, r, res, pt, cur, patch)
-		})
+		}))
 	if err != nil {
 		return err
 	}
@@ -68,7 +77,7 @@ func patchType(r *http.Request) (types.PatchType, error) {
 	}
 	return "", apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", schemaGR(""), "",
 		"the body of the request was in an unknown format - accepted media types include: "+
-			"application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json", 0, false)
+			strings.Join(patchTypes, ", "), 0, false)
 }
 
 // applyPatch applies patch to cur and decodes the result into a new object

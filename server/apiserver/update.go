@@ -144,7 +144,6 @@ func (s *Server) prepareUpdate(res *registry.Resource, kind updateKind, obj, old
 	m.SetDeletionTimestamp(om.GetDeletionTimestamp())
 	m.SetDeletionGracePeriodSeconds(om.GetDeletionGracePeriodSeconds())
 	m.SetGeneration(om.GetGeneration())
-	m.SetManagedFields(nil)
 	m.SetSelfLink("")
 	m.SetResourceVersion("")
 	setTypeMeta(obj, res)
@@ -199,11 +198,18 @@ func (s *Server) serveUpdate(w *statusRecorder, r *http.Request, info requestInf
 	if ns := bm.GetNamespace(); info.Resource.Namespaced && ns != "" && ns != info.Namespace {
 		return badRequest("the namespace of the provided object (%q) does not match the namespace sent on the request (%q)", ns, info.Namespace)
 	}
+	fm, err := s.fields.get(info.Resource, kind)
+	if err != nil {
+		return err
+	}
 	obj, err := s.updateObject(r.Context(), info.Resource, info.Namespace, info.Name, kind, isDryRun(r),
-		func(runtime.Object) (runtime.Object, error) { return body.DeepCopyObject(), nil })
+		trackUpdate(fm, managerName(r), func(runtime.Object) (runtime.Object, error) { return body.DeepCopyObject(), nil }))
 	if errors.Is(err, store.ErrNotFound) && kind == updateMain && createOnUpdate(info.Resource) {
 		bm.SetNamespace(info.Namespace)
 		var stored []byte
+		if body, err = s.trackCreate(r, info.Resource, body); err != nil {
+			return err
+		}
 		obj, stored, err = s.createObject(r.Context(), info.Resource, body, isDryRun(r))
 		if err == nil {
 			return s.writeWritten(w, r, info.Resource, http.StatusCreated, obj, stored)

@@ -1,0 +1,183 @@
+package apiserver
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/client-go/applyconfigurations"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/minik-dev/minik/server/registry"
+)
+
+// Field management (server-side apply): every create, update and patch
+// of a client records in metadata.managedFields which manager set which
+// fields (an Update operation); an apply patch merges the applied
+// configuration into the object and records it as an Apply operation,
+// refusing with 409 to take a field another manager set unless forced.
+// The merge and the bookkeeping are apimachinery's managedfields; the
+// schemas of the built-in kinds are the structured-merge-diff types
+// client-go carries for its apply configurations. Custom resources and
+// kinds client-go does not know are merged without a schema (every list
+// atomic), as upstream treats a schemaless custom resource.
+
+// builtinTypes converts the built-in kinds client-go knows to and from
+// structured-merge-diff values. It parses its schemas on first use (a few
+// MB, a few hundred ms), so a server that is never asked for field
+// management does not pay for them.
+var builtinTypes = sync.OnceValue(func() managedfields.TypeConverter {
+	return applyconfigurations.NewTypeConverter(protobufScheme)
+})
+
+// fieldManagerKey names a field manager: one per kind and subresource.
+type fieldManagerKey struct {
+	gvk         schema.GroupVersionKind
+	subresource string
+}
+
+// fieldManagers builds and keeps the field managers of the kinds written.
+type fieldManagers struct {
+	mu    sync.Mutex
+	byKey map[fieldManagerKey]*managedfields.FieldManager // guarded by mu
+}
+
+// get returns the field manager of res for writes of kind (updateStatus:
+// the status subresource), building it on first use.
+func (f *fieldManagers) get(res *registry.Resource, kind updateKind) (*managedfields.FieldManager, error) {
+	key := fieldManagerKey{gvk: res.GroupVersion().WithKind(res.Kind)}
+	if kind == updateStatus {
+		key.subresource = "status"
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fm, ok := f.byKey[key]; ok {
+		return fm, nil
+	}
+	fm, err := newFieldManager(res, key)
+	if err != nil {
+		return nil, err
+	}
+	if f.byKey == nil {
+		f.byKey = map[fieldManagerKey]*managedfields.FieldManager{}
+	}
+	f.byKey[key] = fm
+	return fm, nil
+}
+
+func newFieldManager(res *registry.Resource, key fieldManagerKey) (*managedfields.FieldManager, error) {
+	gv := key.gvk.GroupVersion()
+	var filters map[fieldpath.APIVersion]fieldpath.Filter
+	if res.HasStatus {
+		// What a write of one part of the object may not set, as
+		// upstream strategies declare: an apply to the object does not
+		// own its status, an apply to status does not own its spec.
+		path := fieldpath.MakePathOrDie("status")
+		if key.subresource == "status" {
+			path = fieldpath.MakePathOrDie("spec")
+		}
+		filters = map[fieldpath.APIVersion]fieldpath.Filter{
+			fieldpath.APIVersion(gv.String()): fieldpath.NewExcludeSetFilter(fieldpath.NewSet(path)),
+		}
+	}
+	if res.Custom != nil {
+		return managedfields.NewDefaultCRDFieldManager(managedfields.NewDeducedTypeConverter(),
+			sameVersion{}, sameVersion{}, customCreater{}, key.gvk, gv, key.subresource, filters)
+	}
+	tc := builtinTypes()
+	probe := res.New()
+	setTypeMeta(probe, res)
+	if _, err := tc.ObjectToTyped(probe); err != nil {
+		// A kind client-go has no schema of (CustomResourceDefinition).
+		tc = managedfields.NewDeducedTypeConverter()
+	}
+	return managedfields.NewDefaultFieldManager(tc, protobufScheme, protobufScheme, protobufScheme, key.gvk, gv, key.subresource, filters)
+}
+
+// managerName is the field manager a request names, else, as upstream,
+// the first part of its User-Agent ("kubectl" of "kubectl/v1.37.2 ...").
+func managerName(r *http.Request) string {
+	if m := r.URL.Query().Get("fieldManager"); m != "" {
+		return m
+	}
+	ua := r.UserAgent()
+	if i := strings.IndexByte(ua, '/'); i >= 0 {
+		ua = ua[:i]
+	}
+	if len(ua) > 128 {
+		ua = ua[:128]
+	}
+	return ua
+}
+
+// trackUpdate wraps mutate to record the fields it sets as an Update by
+// manager in the managedFields of the object it returns.
+func trackUpdate(fm *managedfields.FieldManager, manager string, mutate mutateFunc) mutateFunc {
+	return func(cur runtime.Object) (runtime.Object, error) {
+		live := cur.DeepCopyObject()
+		obj, err := mutate(cur)
+		if err != nil {
+			return nil, err
+		}
+		return fm.UpdateNoErrors(live, obj, manager), nil
+	}
+}
+
+// sameVersion converts the objects of a custom resource, served in one
+// version, to that version only; it is also their (absent) defaulting.
+type sameVersion struct{}
+
+func (sameVersion) Convert(in, out, context any) error {
+	u, ok := in.(*unstructured.Unstructured)
+	o, ok2 := out.(*unstructured.Unstructured)
+	if !ok || !ok2 {
+		return fmt.Errorf("converting %T to %T: only unstructured objects convert", in, out)
+	}
+	o.Object = runtime.DeepCopyJSON(u.Object)
+	return nil
+}
+
+func (sameVersion) ConvertToVersion(in runtime.Object, gv runtime.GroupVersioner) (runtime.Object, error) {
+	kind := in.GetObjectKind().GroupVersionKind()
+	if target, ok := gv.KindForGroupVersionKinds([]schema.GroupVersionKind{kind}); !ok || target != kind {
+		return nil, fmt.Errorf("converting %v: only version %s is served", kind, kind.GroupVersion())
+	}
+	return in, nil
+}
+
+func (sameVersion) ConvertFieldLabel(gvk schema.GroupVersionKind, label, value string) (string, string, error) {
+	return label, value, nil
+}
+
+func (sameVersion) Default(runtime.Object) {}
+
+// customCreater makes the empty objects of custom resources.
+type customCreater struct{}
+
+func (customCreater) New(kind schema.GroupVersionKind) (runtime.Object, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(kind)
+	return u, nil
+}
+
+// trackCreate records the fields of a new object as set by the request's
+// manager, in an Update operation.
+func (s *Server) trackCreate(r *http.Request, res *registry.Resource, obj runtime.Object) (runtime.Object, error) {
+	fm, err := s.fields.get(res, updateMain)
+	if err != nil {
+		return nil, err
+	}
+	return fm.UpdateNoErrors(newLive(res), obj, managerName(r)), nil
+}
+
+// newLive is the empty object a new object's fields are compared with.
+func newLive(res *registry.Resource) runtime.Object {
+	obj := res.New()
+	setTypeMeta(obj, res)
+	return obj
+}
