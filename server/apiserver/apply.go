@@ -47,7 +47,7 @@ func (s *Server) serveApply(w *statusRecorder, r *http.Request, info requestInfo
 		if err != nil {
 			return nil, applyError(err)
 		}
-		return typedObject(res, out)
+		return typedObject(res, storedTimes(out))
 	}
 	obj, err := s.updateObject(r.Context(), res, info.Namespace, info.Name, kind, isDryRun(r), apply)
 	if errors.Is(err, store.ErrNotFound) && kind == updateMain {

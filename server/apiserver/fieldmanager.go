@@ -6,11 +6,13 @@ import (
 	"strings"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/applyconfigurations"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/minik-dev/minik/server/registry"
@@ -124,8 +126,26 @@ func trackUpdate(fm *managedfields.FieldManager, manager string, mutate mutateFu
 		if err != nil {
 			return nil, err
 		}
-		return fm.UpdateNoErrors(live, obj, manager), nil
+		return storedTimes(fm.UpdateNoErrors(live, obj, manager)), nil
 	}
+}
+
+// storedTimes rounds the times of obj's managedFields down to the second,
+// as they are stored, so that the object returned by a write is the one
+// a read returns.
+func storedTimes(obj runtime.Object) runtime.Object {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return obj
+	}
+	entries := m.GetManagedFields()
+	for i := range entries {
+		if t := entries[i].Time; t != nil {
+			entries[i].Time = ptr.To(t.Rfc3339Copy())
+		}
+	}
+	m.SetManagedFields(entries)
+	return obj
 }
 
 // sameVersion converts the objects of a custom resource, served in one
@@ -172,7 +192,7 @@ func (s *Server) trackCreate(r *http.Request, res *registry.Resource, obj runtim
 	if err != nil {
 		return nil, err
 	}
-	return fm.UpdateNoErrors(newLive(res), obj, managerName(r)), nil
+	return storedTimes(fm.UpdateNoErrors(newLive(res), obj, managerName(r))), nil
 }
 
 // newLive is the empty object a new object's fields are compared with.
