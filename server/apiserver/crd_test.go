@@ -430,10 +430,16 @@ func TestCustomResourceDiscoveryAndTable(t *testing.T) {
 	if _, ok := openapi.Paths["apis/example.com/v1"]; !ok {
 		t.Errorf("/openapi/v3 paths lack apis/example.com/v1: %v", openapi.Paths)
 	}
-	var doc struct{ Paths map[string]any }
+	var doc struct {
+		Paths      map[string]any
+		Components struct{ Schemas map[string]map[string]any }
+	}
 	ts.getJSON(t, "/openapi/v3/apis/example.com/v1", "", &doc)
 	if _, ok := doc.Paths["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]; !ok {
 		t.Errorf("/openapi/v3/apis/example.com/v1 paths = %v, want the widgets path", doc.Paths)
+	}
+	if sch, ok := doc.Components.Schemas["com.example.v1.Widget"]; !ok || sch["x-kubernetes-group-version-kind"] == nil {
+		t.Errorf("/openapi/v3/apis/example.com/v1 schemas = %v, want com.example.v1.Widget with its kind", doc.Components.Schemas)
 	}
 
 	var table metav1.Table

@@ -4,27 +4,36 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/minik-dev/minik/server/registry"
 )
 
-// The OpenAPI v3 documents served, one per group-version, describe its
-// operations, not the schemas of its types: enough for clients to learn which query
+// The OpenAPI v3 documents served, one per group-version, describe the
+// schemas of its kinds (components.schemas, what kubectl explain reads)
+// and its PATCH operations: enough for clients to learn which query
 // parameters the server honours (kubectl checks PATCH for fieldValidation
-// before it relies on server-side validation). Clients that want schemas
-// to compute patches fall back to the types compiled into them.
+// before it relies on server-side validation). /openapi/v2 holds the
+// schemas of every built-in kind served.
 
 type openAPIDoc struct {
-	OpenAPI string                     `json:"openapi"`
-	Info    map[string]string          `json:"info"`
-	Paths   map[string]openAPIPathItem `json:"paths"`
+	OpenAPI    string                     `json:"openapi"`
+	Info       map[string]string          `json:"info"`
+	Paths      map[string]openAPIPathItem `json:"paths"`
+	Components *openAPIComponents         `json:"components,omitempty"`
+}
+
+type openAPIComponents struct {
+	Schemas map[string]*spec.Schema `json:"schemas"`
 }
 
 type openAPIPathItem struct {
@@ -49,31 +58,75 @@ type openAPIRequestBody struct {
 	Required bool           `json:"required"`
 }
 
-// openAPIDocs holds the document of each served group-version, by its
-// path below /openapi/v3 ("api/v1", "apis/policy/v1"), with its hash.
-var openAPIDocs = sync.OnceValue(func() map[string]openAPIDocument {
-	docs := map[string]openAPIDocument{}
+// openAPIDocs holds the document of each built-in group-version, by its
+// path below /openapi/v3 ("api/v1", "apis/policy/v1"). Its hash is known
+// at once; its schemas are built when it is first read.
+var openAPIDocs = sync.OnceValue(func() map[string]*openAPIDocument {
+	docs := map[string]*openAPIDocument{}
 	for _, res := range registry.All() {
 		gv := res.GroupVersion()
-		if _, ok := docs[openAPIKey(gv)]; !ok {
-			docs[openAPIKey(gv)] = newOpenAPIDocument(openAPIFor(gv, registry.All()))
+		key := openAPIKey(gv)
+		if _, ok := docs[key]; ok {
+			continue
+		}
+		paths := openAPIFor(gv, registry.All())
+		// The schemas are compiled in: the paths, the model names and
+		// the version of the definitions identify the document.
+		sum := sha256.Sum256(fmt.Appendf(paths, "%s %v", kubeGitVersion, builtinModels()[gv]))
+		docs[key] = &openAPIDocument{
+			hash: hex.EncodeToString(sum[:8]),
+			data: sync.OnceValues(func() ([]byte, error) { return builtinOpenAPIDoc(gv) }),
 		}
 	}
 	return docs
 })
 
+// builtinOpenAPIDoc builds the document of the built-in group-version gv.
+func builtinOpenAPIDoc(gv schema.GroupVersion) ([]byte, error) {
+	schemas, err := builtinSchemas(gv)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(newOpenAPIDoc(gv, registry.All(), schemas))
+}
+
 // allOpenAPIDocs is openAPIDocs plus a document for each group-version
-// of the custom resources served now.
-func (s *Server) allOpenAPIDocs() map[string]openAPIDocument {
+// of the custom resources served now, with the structural schema of each.
+func (s *Server) allOpenAPIDocs() map[string]*openAPIDocument {
 	set := s.customResources()
 	if len(set.byGV) == 0 {
 		return openAPIDocs()
 	}
 	docs := maps.Clone(openAPIDocs())
 	for gv, byName := range set.byGV {
-		docs[openAPIKey(gv)] = newOpenAPIDocument(openAPIFor(gv, slices.Collect(maps.Values(byName))))
+		resources := slices.Collect(maps.Values(byName))
+		schemas := map[string]*spec.Schema{}
+		for _, res := range resources {
+			if res.Custom.Schema == nil {
+				continue
+			}
+			sch := res.Custom.Schema.ToKubeOpenAPI()
+			sch.AddExtension("x-kubernetes-group-version-kind", []any{
+				map[string]any{"group": gv.Group, "version": gv.Version, "kind": res.Kind},
+			})
+			schemas[customModelName(gv, res.Kind)] = sch
+		}
+		data, err := json.Marshal(newOpenAPIDoc(gv, resources, schemas))
+		sum := sha256.Sum256(data)
+		docs[openAPIKey(gv)] = &openAPIDocument{
+			hash: hex.EncodeToString(sum[:8]),
+			data: func() ([]byte, error) { return data, err },
+		}
 	}
 	return docs
+}
+
+// customModelName names the schema of a custom kind as upstream: the
+// group reversed, then version and kind ("com.example.v1.Widget").
+func customModelName(gv schema.GroupVersion, kind string) string {
+	parts := strings.Split(gv.Group, ".")
+	slices.Reverse(parts)
+	return strings.Join(parts, ".") + "." + gv.Version + "." + kind
 }
 
 // openAPIKey is the path of gv's document below /openapi/v3.
@@ -81,25 +134,33 @@ func openAPIKey(gv schema.GroupVersion) string {
 	return strings.TrimSuffix(strings.TrimPrefix(apiPrefix(gv), "/"), "/")
 }
 
-func newOpenAPIDocument(data []byte) openAPIDocument {
-	sum := sha256.Sum256(data)
-	return openAPIDocument{data: data, hash: hex.EncodeToString(sum[:8])}
-}
-
+// openAPIDocument is one group-version's document and its hash, which
+// clients use to cache it.
 type openAPIDocument struct {
-	data []byte
 	hash string
+	data func() ([]byte, error)
 }
 
-// openAPIFor builds the document of the resources of gv among resources.
+// openAPIFor returns the paths of the document of the resources of gv
+// among resources, as JSON.
 func openAPIFor(gv schema.GroupVersion, resources []*registry.Resource) []byte {
+	data, _ := json.Marshal(newOpenAPIDoc(gv, resources, nil))
+	return data
+}
+
+// newOpenAPIDoc builds the document of the resources of gv among
+// resources, with schemas.
+func newOpenAPIDoc(gv schema.GroupVersion, resources []*registry.Resource, schemas map[string]*spec.Schema) openAPIDoc {
 	doc := openAPIDoc{
 		OpenAPI: "3.0.0",
 		Info:    map[string]string{"title": "minik", "version": kubeGitVersion},
 		Paths:   map[string]openAPIPathItem{},
 	}
+	if len(schemas) > 0 {
+		doc.Components = &openAPIComponents{Schemas: schemas}
+	}
 	str := map[string]string{"type": "string"}
-	slices.SortFunc(resources, func(a, b *registry.Resource) int { return strings.Compare(a.Name, b.Name) })
+	resources = slices.SortedFunc(slices.Values(resources), func(a, b *registry.Resource) int { return strings.Compare(a.Name, b.Name) })
 	for _, res := range resources {
 		if res.GroupVersion() != gv {
 			continue
@@ -122,12 +183,14 @@ func openAPIFor(gv schema.GroupVersion, resources []*registry.Resource) []byte {
 			}},
 		}}
 	}
-	data, _ := json.Marshal(doc)
-	return data
+	return doc
 }
 
 func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) bool {
 	switch r.URL.Path {
+	case "/openapi/v2":
+		s.serveOpenAPIV2(w, r)
+		return true
 	case "/openapi/v3", "/openapi/v3/":
 		paths := map[string]any{}
 		for key, d := range s.allOpenAPIDocs() {
@@ -136,10 +199,62 @@ func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) bool {
 		writeJSON(w, http.StatusOK, map[string]any{"paths": paths})
 		return true
 	}
-	if key, ok := strings.CutPrefix(r.URL.Path, "/openapi/v3/"); ok {
-		if d, ok := s.allOpenAPIDocs()[key]; ok {
-			w.Header().Set("Content-Type", "application/json")
-			w.Write(d.data)
+	key, ok := strings.CutPrefix(r.URL.Path, "/openapi/v3/")
+	if !ok {
+		return false
+	}
+	d, ok := s.allOpenAPIDocs()[key]
+	if !ok {
+		return false
+	}
+	data, err := d.data()
+	if err != nil {
+		s.log.Error("building an openapi document", "path", key, "err", err)
+		s.writeStatus(w, r, apierrors.NewInternalError(err), schema.GroupResource{}, "")
+		return true
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if r.URL.Query().Get("hash") == d.hash {
+		// As upstream: the URL with the hash names this content only.
+		w.Header().Set("Cache-Control", "public, immutable")
+	}
+	w.Write(data)
+	return true
+}
+
+// openAPIV2Protobuf is the media type of the protobuf form of /openapi/v2
+// that kubectl asks for.
+const openAPIV2Protobuf = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+func (s *Server) serveOpenAPIV2(w http.ResponseWriter, r *http.Request) {
+	doc, err := openAPIV2Doc()
+	if err != nil {
+		s.log.Error("building the openapi v2 document", "err", err)
+		s.writeStatus(w, r, apierrors.NewInternalError(err), schema.GroupResource{}, "")
+		return
+	}
+	w.Header().Set("ETag", doc.etag)
+	if r.Header.Get("If-None-Match") == doc.etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if acceptsOpenAPIProtobuf(r.Header.Get("Accept")) {
+		w.Header().Set("Content-Type", openAPIV2Protobuf)
+		w.Write(doc.protobuf)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(doc.json)
+}
+
+// acceptsOpenAPIProtobuf reports whether an Accept header asks for the
+// protobuf form of /openapi/v2, under either name clients use for it.
+func acceptsOpenAPIProtobuf(accept string) bool {
+	for part := range strings.SplitSeq(accept, ",") {
+		// Not mime.ParseMediaType: "@" is not allowed in a media type.
+		mt, _, _ := strings.Cut(part, ";")
+		mt = strings.TrimSpace(mt)
+		if mt == "application/com.github.proto-openapi.spec.v2@v1.0+protobuf" || mt == openAPIV2Protobuf {
 			return true
 		}
 	}
