@@ -32,6 +32,47 @@ const maxBodyBytes = 3 << 20
 // A body of a type the server does not decode is refused with 415 before
 // it is read; a DELETE's only if it has one (its body is optional).
 func readBody(r *http.Request) ([]byte, error) {
+	data, err := readRawBody(r)
+	if err != nil || !isYAMLBody(r) {
+		return data, err
+	}
+	return yamlToJSON(data)
+}
+
+// readObjectBody is readBody for the object or patch of a create, update
+// or patch: keys repeated in a YAML body, which the conversion to JSON
+// drops, are reported as fieldValidation asks, as strictDecode reports
+// them in JSON.
+func readObjectBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	data, err := readRawBody(r)
+	if err != nil || !isYAMLBody(r) {
+		return data, err
+	}
+	if r.URL.Query().Get("fieldValidation") != "Ignore" {
+		if strictErr := yaml.UnmarshalStrict(data, &map[string]any{}); strictErr != nil && yaml.Unmarshal(data, &map[string]any{}) == nil {
+			if err := reportStrict(w, r, []error{strictErr}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return yamlToJSON(data)
+}
+
+func isYAMLBody(r *http.Request) bool {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return ct == "application/yaml" || ct == "application/apply-patch+yaml"
+}
+
+func yamlToJSON(data []byte) ([]byte, error) {
+	out, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, badRequest("invalid YAML: %v", err)
+	}
+	return out, nil
+}
+
+// readRawBody reads a request body as sent; see readBody.
+func readRawBody(r *http.Request) ([]byte, error) {
 	typeErr := checkBodyType(r)
 	if typeErr != nil && r.Method != http.MethodDelete {
 		return nil, typeErr
@@ -46,12 +87,6 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 	if typeErr != nil && len(data) > 0 {
 		return nil, typeErr
-	}
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if ct == "application/yaml" || ct == "application/apply-patch+yaml" {
-		if data, err = yaml.YAMLToJSON(data); err != nil {
-			return nil, badRequest("invalid YAML: %v", err)
-		}
 	}
 	return data, nil
 }
@@ -184,6 +219,13 @@ func strictDecode(w http.ResponseWriter, r *http.Request, data []byte, obj any) 
 	if err != nil {
 		return badRequest("the body of the request could not be decoded: %v", err)
 	}
+	return reportStrict(w, r, strictErrs)
+}
+
+// reportStrict reports unknown and duplicate fields as fieldValidation
+// asks: a 400 naming them all (Strict), a Warning header for each (Warn,
+// the default), or nothing (Ignore).
+func reportStrict(w http.ResponseWriter, r *http.Request, strictErrs []error) error {
 	if len(strictErrs) == 0 {
 		return nil
 	}

@@ -25,7 +25,7 @@ import (
 const generateNameTries = 8
 
 func (s *Server) serveCreate(w *statusRecorder, r *http.Request, info requestInfo) error {
-	data, err := readBody(r)
+	data, err := readObjectBody(w, r)
 	if err != nil {
 		return err
 	}

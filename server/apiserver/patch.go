@@ -12,8 +12,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	kjson "sigs.k8s.io/json"
 
 	"github.com/minik-dev/minik/server/registry"
 )
@@ -46,7 +49,7 @@ func (s *Server) servePatch(w *statusRecorder, r *http.Request, info requestInfo
 			"the body of the request was in an unknown format - accepted media types include: "+
 				"application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml", 0, false)
 	}
-	patch, err := readBody(r)
+	patch, err := readObjectBody(w, r)
 	if err != nil {
 		return err
 	}
@@ -105,11 +108,36 @@ func applyPatch(w http.ResponseWriter, r *http.Request, res *registry.Resource, 
 		return u, nil
 	}
 	out := res.New()
-	if err := strictDecode(w, r, patched, out); err != nil {
+	strictErrs, err := kjson.UnmarshalStrict(patched, out)
+	if err != nil {
+		return nil, apierrors.NewBadRequest("the patched object could not be decoded: " + err.Error())
+	}
+	if pt != types.JSONPatchType && r.URL.Query().Get("fieldValidation") != "Ignore" {
+		// As upstream: fields repeated in the patch itself, which the
+		// patched object no longer shows, count too.
+		dups, _ := kjson.UnmarshalStrict(patch, &map[string]any{})
+		strictErrs = append(dups, strictErrs...)
+	}
+	if err := reportPatchStrict(w, r, patch, strictErrs); err != nil {
 		return nil, err
 	}
 	setTypeMeta(out, res)
 	return out, nil
+}
+
+// reportPatchStrict reports the unknown and duplicate fields of a patch
+// as reportStrict does, except that Strict answers, as upstream, 422
+// Invalid on the field "patch".
+func reportPatchStrict(w http.ResponseWriter, r *http.Request, patch []byte, strictErrs []error) error {
+	if len(strictErrs) == 0 || r.URL.Query().Get("fieldValidation") != "Strict" {
+		return reportStrict(w, r, strictErrs)
+	}
+	msgs := make([]string, len(strictErrs))
+	for i, e := range strictErrs {
+		msgs[i] = e.Error()
+	}
+	return apierrors.NewInvalid(schema.GroupKind{}, "", field.ErrorList{field.Invalid(field.NewPath("patch"),
+		string(truncate(patch, 256)), "strict decoding error: "+strings.Join(msgs, ", "))})
 }
 
 // patchJSON applies one patch document of type pt to original; schema is

@@ -183,7 +183,7 @@ func finished(res *registry.Resource, obj runtime.Object) bool {
 }
 
 func (s *Server) serveUpdate(w *statusRecorder, r *http.Request, info requestInfo, kind updateKind) error {
-	data, err := readBody(r)
+	data, err := readObjectBody(w, r)
 	if err != nil {
 		return err
 	}
