@@ -17,6 +17,18 @@
 // needs (cluster IPs, NodePorts) are taken before it and given back if
 // it fails (alloc.go, nodeports.go).
 //
+// # Field management and OpenAPI
+//
+// Every create, update and patch of a client records in
+// metadata.managedFields the fields its manager set (fieldmanager.go);
+// an apply patch (apply.go) merges a manager's configuration and refuses
+// with 409 to take fields another manager set unless forced. Both are
+// apimachinery's managedfields over client-go's schemas of the built-in
+// kinds; custom resources merge without a schema. The OpenAPI documents
+// (openapi.go, openapischema.go) carry Kubernetes' generated schemas of
+// the kinds served, built on first read; kubectl explains, validates and
+// computes strategic merge patches from them.
+//
 // # Read paths
 //
 // An object is read from the store and then served one of three ways:
