@@ -62,11 +62,16 @@ func (a *agent) connect(ctx context.Context, st *state) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The node report goes first: the Node must exist, with its podCIDR,
-	// before the session's pods are reported on.
-	if err := a.rep.reportNode(ctx); err != nil {
+	// before the session's pods are reported on. Until the heartbeats
+	// start, nothing else notices a server or a connection that stopped
+	// answering, so both steps are bounded.
+	rctx, rcancel := context.WithTimeout(ctx, a.callTimeout())
+	err := a.rep.reportNode(rctx)
+	rcancel()
+	if err != nil {
 		return err
 	}
-	stream, err := a.client.Session(ctx, &api.SessionRequest{LastRevision: st.session.Revision(), AcceptProtobuf: true, EndpointSlices: true})
+	stream, err := nodeclient.OpenSession(ctx, a.client, &api.SessionRequest{LastRevision: st.session.Revision(), AcceptProtobuf: true, EndpointSlices: true}, a.callTimeout())
 	if err != nil {
 		return err
 	}
@@ -150,6 +155,9 @@ func (st *state) pods(lg *slog.Logger) []*corev1.Pod {
 	}
 	return out
 }
+
+// callTimeout bounds each call that opens a connection's session.
+func (a *agent) callTimeout() time.Duration { return 3 * a.cfg.HeartbeatInterval }
 
 // heartbeats tells the server the node is alive every HeartbeatInterval,
 // starting at once.
