@@ -29,6 +29,12 @@ type state struct {
 	// podObjs are the ConfigMaps, Secrets and Services, decoded; nil
 	// until the first message.
 	podObjs *podObjects
+	// endpoints says the server sends Endpoints rather than the
+	// EndpointSlices the agent asks for, as servers of earlier versions
+	// do; service networking then reads them. A session carries one of
+	// the two kinds, never both: its complete set tells which, and so does
+	// any change of either kind after it.
+	endpoints bool
 }
 
 // runSessions keeps a session open until ctx ends, reconnecting with
@@ -103,7 +109,7 @@ func (a *agent) apply(st *state, m *api.SessionMessage) error {
 		return err
 	}
 	if complete {
-		st.objects, st.podObjs = map[objKey][]byte{}, newPodObjects()
+		st.objects, st.podObjs, st.endpoints = map[objKey][]byte{}, newPodObjects(), false
 	}
 	podsChanged := complete
 	netChanged, objsChanged := podsChanged, podsChanged
@@ -123,6 +129,12 @@ func (a *agent) apply(st *state, m *api.SessionMessage) error {
 		}
 		podsChanged = podsChanged || k.kind == api.ObjectKind_OBJECT_KIND_POD
 		netChanged = netChanged || isNetKind(k.kind)
+		switch k.kind {
+		case api.ObjectKind_OBJECT_KIND_ENDPOINTS:
+			st.endpoints = true
+		case api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE:
+			st.endpoints = false
+		}
 	}
 	st.session.Applied(m)
 	// Objects first: a pod that arrives with its ConfigMaps must find them.
@@ -184,6 +196,7 @@ var netKinds = map[api.ObjectKind]servicenet.Kind{
 	api.ObjectKind_OBJECT_KIND_SERVICE:       servicenet.KindService,
 	api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE: servicenet.KindEndpointSlice,
 	api.ObjectKind_OBJECT_KIND_NODE:          servicenet.KindNode,
+	api.ObjectKind_OBJECT_KIND_ENDPOINTS:     servicenet.KindEndpoints,
 }
 
 func isNetKind(k api.ObjectKind) bool {
@@ -191,12 +204,17 @@ func isNetKind(k api.ObjectKind) bool {
 	return ok
 }
 
-// netObjects copies the services, EndpointSlices and nodes of st for
-// service networking.
+// netObjects copies the services, nodes and EndpointSlices (or, from a
+// server that sends them instead, Endpoints) of st for service
+// networking.
 func (st *state) netObjects() servicenet.Objects {
+	skip := api.ObjectKind_OBJECT_KIND_ENDPOINTS
+	if st.endpoints {
+		skip = api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE
+	}
 	out := servicenet.Objects{}
 	for k, v := range st.objects {
-		if kind, ok := netKinds[k.kind]; ok {
+		if kind, ok := netKinds[k.kind]; ok && k.kind != skip {
 			out[servicenet.Key{Kind: kind, Namespace: k.namespace, Name: k.name}] = v
 		}
 	}
