@@ -247,4 +247,3 @@ func TestEvictedThenOldest(t *testing.T) {
 		t.Errorf("order = %v, want %v", got, want)
 	}
 }
-
