@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -218,8 +219,9 @@ func TestPodGCTerminatedThreshold(t *testing.T) {
 		{3, []string{"running", "t2", "t3", "t4"}},
 		{1, []string{"running", "t4"}},
 	}
+	c := newPodGC(e, PodGCOptions{})
 	for _, tc := range tests {
-		c := newPodGC(e, PodGCOptions{TerminatedPodThreshold: tc.threshold})
+		c.opts.TerminatedPodThreshold = tc.threshold
 		e.collect(c)
 		if got := e.podNames(); !slices.Equal(got, tc.want) {
 			t.Errorf("threshold %d: pods = %v, want %v", tc.threshold, got, tc.want)
@@ -246,4 +248,20 @@ func TestEvictedThenOldest(t *testing.T) {
 	if want := []string{"evicted-new", "a-old", "b-old", "mid", "new"}; !slices.Equal(got, want) {
 		t.Errorf("order = %v, want %v", got, want)
 	}
+}
+
+// Run collects every Period.
+func TestPodGCRuns(t *testing.T) {
+	e := newEnv(t)
+	e.createPod("unscheduled", nil, withFinalizer)
+	e.deletePod("unscheduled")
+	f := e.factory.Core().V1()
+	c := NewPodGCController(e.client, f.Pods(), f.Nodes(), e.lg, PodGCOptions{Period: 10 * time.Millisecond})
+	e.run(func(ctx context.Context) error { return c.Run(ctx, 1) })
+	e.eventually("the unscheduled terminating pod Failed", func() error {
+		if p := e.mustPod("unscheduled"); p.Status.Phase != corev1.PodFailed {
+			return fmt.Errorf("phase %q", p.Status.Phase)
+		}
+		return nil
+	})
 }
