@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -63,8 +64,12 @@ func (a *agent) runSessions(ctx context.Context) error {
 }
 
 // connect runs one session: the stream of desired state, heartbeats and
-// status batches, all ended together by the first error.
+// status batches, all ended together by the first error. It returns
+// after they have, so that the reporter of one connection never runs
+// beside the next one's.
 func (a *agent) connect(ctx context.Context, st *state) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The node report goes first: the Node must exist, with its podCIDR,
@@ -83,9 +88,9 @@ func (a *agent) connect(ctx context.Context, st *state) error {
 	}
 	errc := make(chan error, 3)
 	msgs := make(chan *api.SessionMessage)
-	go nodeclient.Receive(ctx, stream, msgs, errc)
-	go func() { errc <- a.heartbeats(ctx) }()
-	go func() { errc <- a.rep.run(ctx) }()
+	wg.Go(func() { nodeclient.Receive(ctx, stream, msgs, errc) })
+	wg.Go(func() { errc <- a.heartbeats(ctx) })
+	wg.Go(func() { errc <- a.rep.run(ctx) })
 	for {
 		select {
 		case m := <-msgs:
