@@ -46,7 +46,7 @@ func newCluster(t *testing.T) *cluster {
 
 // newClusterWith is newCluster with the node service's Config adjusted
 // by configure (if set).
-func newClusterWith(t *testing.T, configure func(*nodes.Config)) *cluster {
+func newClusterWith(t *testing.T, configure func(*nodes.Config), opts ...grpc.ServerOption) *cluster {
 	t.Helper()
 	lg := slog.New(slog.NewTextHandler(t.Output(), nil))
 	ca, err := pki.Ensure(t.TempDir(), pki.Options{Hostname: "testhost"})
@@ -73,7 +73,7 @@ func newClusterWith(t *testing.T, configure func(*nodes.Config)) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(opts...)
 	svc.RegisterWith(gs)
 	srv := httptest.NewUnstartedServer(svc.Handler(gs, a))
 	srv.TLS = ca.ServerTLSConfig()

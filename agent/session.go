@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,6 +30,12 @@ type state struct {
 	// podObjs are the ConfigMaps, Secrets and Services, decoded; nil
 	// until the first message.
 	podObjs *podObjects
+	// endpoints says the server sends Endpoints rather than the
+	// EndpointSlices the agent asks for, as servers of earlier versions
+	// do; service networking then reads them. A session carries one of
+	// the two kinds, never both: its complete set tells which, and so does
+	// any change of either kind after it.
+	endpoints bool
 }
 
 // runSessions keeps a session open until ctx ends, reconnecting with
@@ -57,24 +64,33 @@ func (a *agent) runSessions(ctx context.Context) error {
 }
 
 // connect runs one session: the stream of desired state, heartbeats and
-// status batches, all ended together by the first error.
+// status batches, all ended together by the first error. It returns
+// after they have, so that the reporter of one connection never runs
+// beside the next one's.
 func (a *agent) connect(ctx context.Context, st *state) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The node report goes first: the Node must exist, with its podCIDR,
-	// before the session's pods are reported on.
-	if err := a.rep.reportNode(ctx); err != nil {
+	// before the session's pods are reported on. Until the heartbeats
+	// start, nothing else notices a server or a connection that stopped
+	// answering, so both steps are bounded.
+	rctx, rcancel := context.WithTimeout(ctx, a.callTimeout())
+	err := a.rep.reportNode(rctx)
+	rcancel()
+	if err != nil {
 		return err
 	}
-	stream, err := a.client.Session(ctx, &api.SessionRequest{LastRevision: st.session.Revision(), AcceptProtobuf: true, EndpointSlices: true})
+	stream, err := nodeclient.OpenSession(ctx, a.client, &api.SessionRequest{LastRevision: st.session.Revision(), AcceptProtobuf: true, EndpointSlices: true}, a.callTimeout())
 	if err != nil {
 		return err
 	}
 	errc := make(chan error, 3)
 	msgs := make(chan *api.SessionMessage)
-	go nodeclient.Receive(ctx, stream, msgs, errc)
-	go func() { errc <- a.heartbeats(ctx) }()
-	go func() { errc <- a.rep.run(ctx) }()
+	wg.Go(func() { nodeclient.Receive(ctx, stream, msgs, errc) })
+	wg.Go(func() { errc <- a.heartbeats(ctx) })
+	wg.Go(func() { errc <- a.rep.run(ctx) })
 	for {
 		select {
 		case m := <-msgs:
@@ -98,7 +114,7 @@ func (a *agent) apply(st *state, m *api.SessionMessage) error {
 		return err
 	}
 	if complete {
-		st.objects, st.podObjs = map[objKey][]byte{}, newPodObjects()
+		st.objects, st.podObjs, st.endpoints = map[objKey][]byte{}, newPodObjects(), false
 	}
 	podsChanged := complete
 	netChanged, objsChanged := podsChanged, podsChanged
@@ -118,6 +134,12 @@ func (a *agent) apply(st *state, m *api.SessionMessage) error {
 		}
 		podsChanged = podsChanged || k.kind == api.ObjectKind_OBJECT_KIND_POD
 		netChanged = netChanged || isNetKind(k.kind)
+		switch k.kind {
+		case api.ObjectKind_OBJECT_KIND_ENDPOINTS:
+			st.endpoints = true
+		case api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE:
+			st.endpoints = false
+		}
 	}
 	st.session.Applied(m)
 	// Objects first: a pod that arrives with its ConfigMaps must find them.
@@ -151,6 +173,9 @@ func (st *state) pods(lg *slog.Logger) []*corev1.Pod {
 	return out
 }
 
+// callTimeout bounds each call that opens a connection's session.
+func (a *agent) callTimeout() time.Duration { return 3 * a.cfg.HeartbeatInterval }
+
 // heartbeats tells the server the node is alive every HeartbeatInterval,
 // starting at once.
 func (a *agent) heartbeats(ctx context.Context) error {
@@ -176,6 +201,7 @@ var netKinds = map[api.ObjectKind]servicenet.Kind{
 	api.ObjectKind_OBJECT_KIND_SERVICE:       servicenet.KindService,
 	api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE: servicenet.KindEndpointSlice,
 	api.ObjectKind_OBJECT_KIND_NODE:          servicenet.KindNode,
+	api.ObjectKind_OBJECT_KIND_ENDPOINTS:     servicenet.KindEndpoints,
 }
 
 func isNetKind(k api.ObjectKind) bool {
@@ -183,12 +209,17 @@ func isNetKind(k api.ObjectKind) bool {
 	return ok
 }
 
-// netObjects copies the services, EndpointSlices and nodes of st for
-// service networking.
+// netObjects copies the services, nodes and EndpointSlices (or, from a
+// server that sends them instead, Endpoints) of st for service
+// networking.
 func (st *state) netObjects() servicenet.Objects {
+	skip := api.ObjectKind_OBJECT_KIND_ENDPOINTS
+	if st.endpoints {
+		skip = api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE
+	}
 	out := servicenet.Objects{}
 	for k, v := range st.objects {
-		if kind, ok := netKinds[k.kind]; ok {
+		if kind, ok := netKinds[k.kind]; ok && k.kind != skip {
 			out[servicenet.Key{Kind: kind, Namespace: k.namespace, Name: k.name}] = v
 		}
 	}

@@ -26,6 +26,10 @@ type Config struct {
 	// answering before they are deleted (default 5m; a pod's shorter
 	// toleration of the unreachable taint wins).
 	PodEvictionTimeout time.Duration
+	// TerminatedPodGCThreshold is how many terminated pods may exist
+	// before the oldest are deleted (0 or less: no limit, as
+	// kube-controller-manager's --terminated-pod-gc-threshold).
+	TerminatedPodGCThreshold int
 	// RestartBackoff is the embedded agent's first CrashLoopBackOff delay.
 	RestartBackoff time.Duration
 	// HeartbeatInterval is the embedded agent's (default 10s).

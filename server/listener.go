@@ -15,8 +15,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/minik-dev/minik/api"
+	"github.com/minik-dev/minik/api/nodeclient"
 	"github.com/minik-dev/minik/server/internal/tlsmux"
 )
 
@@ -266,13 +268,26 @@ func (handshakenCredentials) OverrideServerName(string) error { return nil }
 // port. A client that completed the TLS handshake must start HTTP/2
 // within tlsmux.DefaultHandshakeTimeout (gRPC's default is 120 s), so
 // that a silent one does not hold a goroutine and a descriptor for long.
-// Flow-control windows are fixed (see api.StreamWindow). creds are the
-// connections' credentials: handshakenCredentials behind the port.
+// Flow-control windows are fixed (see api.StreamWindow). Nodes may ping
+// as often as their keepalive does (nodeclient.KeepaliveTime; gRPC's
+// default policy would send them away after two pings), and a
+// connection silent for nodeKeepaliveTime is pinged in turn, so that
+// the sessions of a node that vanished without closing its connection
+// end. creds are the connections' credentials: handshakenCredentials
+// behind the port.
 func grpcServerOptions(creds credentials.TransportCredentials) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.Creds(creds),
 		grpc.ConnectionTimeout(tlsmux.DefaultHandshakeTimeout),
 		grpc.StaticStreamWindowSize(api.StreamWindow),
 		grpc.StaticConnWindowSize(api.ConnWindow),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime: nodeclient.KeepaliveTime / 2, PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: nodeKeepaliveTime, Timeout: nodeclient.KeepaliveTimeout}),
 	}
 }
+
+// nodeKeepaliveTime is how long a node connection may be silent before
+// the server pings it; nodes heartbeat far more often.
+const nodeKeepaliveTime = time.Minute

@@ -395,6 +395,10 @@ func runControlLoops(ctx context.Context, cfg Config, ctrl controllers.Config, a
 	work.Go(func() error {
 		ctrl.Loopback, ctrl.Logger, ctrl.Heartbeats, ctrl.Factory, ctrl.ResyncPeriod = loopback, lg, nodeSvc, factory, controllerResync
 		ctrl.NodeMonitorGracePeriod, ctrl.PodEvictionTimeout = cfg.NodeMonitorGracePeriod, cfg.PodEvictionTimeout
+		ctrl.TerminatedPodGCThreshold = -1 // no limit
+		if cfg.TerminatedPodGCThreshold > 0 {
+			ctrl.TerminatedPodGCThreshold = cfg.TerminatedPodGCThreshold
+		}
 		return controllers.RunAll(wctx, ctrl)
 	})
 	work.Go(func() error { return sched.Run(wctx) })

@@ -111,10 +111,16 @@ func (n *node) connect(ctx context.Context) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := n.reportNode(ctx); err != nil {
+	// Nothing notices a server that stopped answering before the
+	// heartbeats start: the steps before are bounded.
+	timeout := 3 * n.h.cfg.HeartbeatInterval
+	rctx, rcancel := context.WithTimeout(ctx, timeout)
+	err := n.reportNode(rctx)
+	rcancel()
+	if err != nil {
 		return err
 	}
-	stream, err := n.client.Session(ctx, &api.SessionRequest{LastRevision: n.session.Revision(), AcceptProtobuf: true, EndpointSlices: true})
+	stream, err := nodeclient.OpenSession(ctx, n.client, &api.SessionRequest{LastRevision: n.session.Revision(), AcceptProtobuf: true, EndpointSlices: true}, timeout)
 	if err != nil {
 		return err
 	}

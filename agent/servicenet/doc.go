@@ -1,6 +1,7 @@
 // Package servicenet runs a node's service networking: the iptables
 // service proxy, the host-gw routes to other nodes' pods and the node's
-// cluster DNS server, all from the cluster's Services, EndpointSlices and
+// cluster DNS server, all from the cluster's Services, EndpointSlices (or
+// the Endpoints a server of an earlier version sends in their place) and
 // Nodes that the node's session carries (Objects), and the hostPorts of
 // the node's pods (HostPorts). network/ renders rules and routes; this
 // package translates the API's objects for it and runs it.

@@ -69,6 +69,10 @@ const (
 	KindService       Kind = iota + 1 // core/v1 Service
 	KindEndpointSlice                 // discovery.k8s.io/v1 EndpointSlice
 	KindNode                          // core/v1 Node, trimmed (see api/node.proto)
+	// KindEndpoints is core/v1 Endpoints, which a server of an earlier
+	// version sends instead of EndpointSlices; read as a slice of the
+	// Service of the same name.
+	KindEndpoints
 )
 
 // Key names an object of a kind; a Node has no namespace.
@@ -246,7 +250,7 @@ type view struct {
 // decodedObj is an object as decoded from data.
 type decodedObj struct {
 	data []byte
-	obj  any // *corev1.Service, *discoveryv1.EndpointSlice or *corev1.Node
+	obj  any // *corev1.Service, *discoveryv1.EndpointSlice, *corev1.Endpoints or *corev1.Node
 	// proxy is obj converted: a network.Service, a slicePart, or nil.
 	proxy any
 }
@@ -287,7 +291,7 @@ func decodeViewCached(objs Objects, prev map[Key]decodedObj, lg *slog.Logger) (v
 }
 
 // proxyObject converts a decoded service for the proxier and an
-// EndpointSlice for merging; nil for anything else.
+// EndpointSlice or Endpoints for merging; nil for anything else.
 func proxyObject(obj any) any {
 	switch o := obj.(type) {
 	case *corev1.Service:
@@ -298,6 +302,8 @@ func proxyObject(obj any) any {
 		if p, ok := sliceToPart(o); ok {
 			return p
 		}
+	case *corev1.Endpoints:
+		return endpointsToPart(o)
 	}
 	return nil
 }
@@ -311,8 +317,8 @@ func sameBytes(a, b []byte) bool {
 	return len(a) == 0 || &a[0] == &b[0] || bytes.Equal(a, b)
 }
 
-// decodeNetObject decodes a service, EndpointSlice or node; other kinds
-// decode to nil.
+// decodeNetObject decodes a service, EndpointSlice, Endpoints or node;
+// other kinds decode to nil.
 func decodeNetObject(kind Kind, data []byte) (any, error) {
 	var obj api.Object
 	switch kind {
@@ -322,6 +328,8 @@ func decodeNetObject(kind Kind, data []byte) (any, error) {
 		obj = &discoveryv1.EndpointSlice{}
 	case KindNode:
 		obj = &corev1.Node{}
+	case KindEndpoints:
+		obj = &corev1.Endpoints{}
 	default:
 		return nil, nil
 	}

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/minik-dev/minik/api"
 )
@@ -30,13 +32,30 @@ func Dial(serverURL string, roots *x509.CertPool, cert *tls.Certificate) (*grpc.
 	return grpc.NewClient("passthrough:///"+net.JoinHostPort(host, port), ConnOptions(credentials.NewTLS(tc))...)
 }
 
+// Keepalive of node connections: a connection that has read nothing for
+// KeepaliveTime is pinged, and closed if the ping is not answered within
+// KeepaliveTimeout; the next call then dials again. A node's heartbeats
+// are answered more often than that, so a live connection is not pinged.
+// Without it a connection whose peer went silent (a half-open TCP
+// connection, a wedged transport) stays in use: every call on it times
+// out, and the node never reaches the server again. Together they are
+// well below the server's default grace period (40 s).
+const (
+	KeepaliveTime    = 15 * time.Second
+	KeepaliveTimeout = 5 * time.Second
+)
+
 // ConnOptions returns the dial options of every node connection: creds,
-// fixed flow-control windows (see api.StreamWindow), then extra.
+// fixed flow-control windows (see api.StreamWindow), keepalive, then
+// extra.
 func ConnOptions(creds credentials.TransportCredentials, extra ...grpc.DialOption) []grpc.DialOption {
 	return append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithStaticStreamWindowSize(api.StreamWindow),
 		grpc.WithStaticConnWindowSize(api.ConnWindow),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true,
+		}),
 	}, extra...)
 }
 

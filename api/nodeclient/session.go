@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/minik-dev/minik/api"
 )
@@ -61,4 +62,24 @@ func Receive(ctx context.Context, stream api.Node_SessionClient, msgs chan<- *ap
 			return
 		}
 	}
+}
+
+// OpenSession opens client's Session stream for req. Opening waits for a
+// connection and for flow control, neither of which may hold a
+// reconnecting node forever: it gives up after timeout with an error
+// wrapping context.DeadlineExceeded. The stream lives as long as ctx.
+func OpenSession(ctx context.Context, client api.NodeClient, req *api.SessionRequest, timeout time.Duration) (api.Node_SessionClient, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	t := time.AfterFunc(timeout, cancel)
+	stream, err := client.Session(sctx, req)
+	if !t.Stop() {
+		cancel()
+		return nil, fmt.Errorf("opening the session: no answer in %v: %w", timeout, context.DeadlineExceeded)
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return stream, nil // sctx ends with ctx, and the stream with it
+
 }

@@ -32,6 +32,10 @@ type Config struct {
 	NodeMonitorGracePeriod time.Duration
 	PodEvictionTimeout     time.Duration
 	NodeMonitorPeriod      time.Duration
+	// TerminatedPodGCThreshold is how many terminated pods may exist
+	// before the oldest are deleted (see PodGCOptions: 0 = default
+	// 12500, negative = no limit).
+	TerminatedPodGCThreshold int
 	// Heartbeats is the node service's heartbeat table; nil → nodes'
 	// Ready condition lastHeartbeatTime.
 	Heartbeats Heartbeats
@@ -52,7 +56,8 @@ type Config struct {
 // RunAll runs the replication manager, the ReplicaSet manager, the
 // Deployment, DaemonSet and StatefulSet controllers, the job and cronjob controllers, the endpoints
 // and EndpointSlice controllers, the garbage collector, node lifecycle,
-// the disruption controller, ClusterRole aggregation, the event TTL, the service account
+// the disruption controller, ClusterRole aggregation, the event TTL, pod
+// garbage collection, the service account
 // controller, the root CA publisher, the kubernetes Service and their
 // event recorder until ctx ends, and returns after all have stopped. It
 // returns the first error that stopped a controller early.
@@ -163,5 +168,6 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 		return nil, err
 	}
 	ttl := NewEventTTL(client, lg, EventTTLOptions{})
-	return []func(context.Context, int) error{rm.Run, rsm.Run, dpc.Run, dsc.Run, ssc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, agg.Run, ttl.Run}, nil
+	pgc := NewPodGCController(client, core.Pods(), core.Nodes(), lg, PodGCOptions{TerminatedPodThreshold: cfg.TerminatedPodGCThreshold})
+	return []func(context.Context, int) error{rm.Run, rsm.Run, dpc.Run, dsc.Run, ssc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, agg.Run, ttl.Run, pgc.Run}, nil
 }

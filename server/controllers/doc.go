@@ -9,7 +9,9 @@
 // the Endpoints of Services without selector), the garbage collector
 // (which follows the kinds of CustomResourceDefinitions too), node
 // lifecycle
-// (unreachable and not-ready taints), pod disruption budgets, the rules of
+// (unreachable and not-ready taints), pod garbage collection (pods of
+// nodes that are gone or out of service, terminated pods past a
+// threshold), pod disruption budgets, the rules of
 // aggregated ClusterRoles (admin, edit, view), what every
 // namespace holds (the default ServiceAccount, the kube-root-ca.crt
 // ConfigMap), the kubernetes Service in default, and the event recorder
@@ -23,7 +25,8 @@
 // client. Controllers are level-triggered: informer events only enqueue a
 // key, and sync(ctx, key) re-reads the current state from the caches. A
 // key whose object is gone is done; an error requeues the key with
-// exponential backoff.
+// exponential backoff. The pod garbage collector, like upstream's, is the
+// exception: it looks at every pod each period.
 //
 // # Running
 //
