@@ -379,28 +379,30 @@ func (ss *session) mayBeBound(value []byte) bool {
 // parseKey splits "/registry/RESOURCE/NS/NAME" (or "/registry/nodes/NAME")
 // for the kinds a session carries.
 func parseKey(key string) (kind api.ObjectKind, ns, name string, ok bool) {
-	var rest string
-	switch {
-	case strings.HasPrefix(key, podsPrefix):
-		kind, rest = api.ObjectKind_OBJECT_KIND_POD, key[len(podsPrefix):]
-	case strings.HasPrefix(key, servicesPrefix):
-		kind, rest = api.ObjectKind_OBJECT_KIND_SERVICE, key[len(servicesPrefix):]
-	case strings.HasPrefix(key, endpointsPrefix):
-		kind, rest = api.ObjectKind_OBJECT_KIND_ENDPOINTS, key[len(endpointsPrefix):]
-	case strings.HasPrefix(key, slicesPrefix):
-		kind, rest = api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE, key[len(slicesPrefix):]
-	case strings.HasPrefix(key, configMapsPrefix):
-		kind, rest = api.ObjectKind_OBJECT_KIND_CONFIGMAP, key[len(configMapsPrefix):]
-	case strings.HasPrefix(key, secretsPrefix):
-		kind, rest = api.ObjectKind_OBJECT_KIND_SECRET, key[len(secretsPrefix):]
-	case strings.HasPrefix(key, nodesPrefix):
-		name = key[len(nodesPrefix):]
+	if name, ok := strings.CutPrefix(key, nodesPrefix); ok {
 		return api.ObjectKind_OBJECT_KIND_NODE, "", name, name != "" && !strings.Contains(name, "/")
-	default:
-		return 0, "", "", false
 	}
-	ns, name, ok = strings.Cut(rest, "/")
-	return kind, ns, name, ok && ns != "" && name != ""
+	for _, k := range namespacedKinds {
+		if rest, ok := strings.CutPrefix(key, k.prefix); ok {
+			ns, name, ok = strings.Cut(rest, "/")
+			return k.kind, ns, name, ok && ns != "" && name != ""
+		}
+	}
+	return 0, "", "", false
+}
+
+// namespacedKinds are the namespaced kinds a session carries, by store
+// prefix.
+var namespacedKinds = []struct {
+	prefix string
+	kind   api.ObjectKind
+}{
+	{podsPrefix, api.ObjectKind_OBJECT_KIND_POD},
+	{servicesPrefix, api.ObjectKind_OBJECT_KIND_SERVICE},
+	{endpointsPrefix, api.ObjectKind_OBJECT_KIND_ENDPOINTS},
+	{slicesPrefix, api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE},
+	{configMapsPrefix, api.ObjectKind_OBJECT_KIND_CONFIGMAP},
+	{secretsPrefix, api.ObjectKind_OBJECT_KIND_SECRET},
 }
 
 // withRevision returns a stored object (a pod, service, endpoints or
