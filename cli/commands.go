@@ -25,8 +25,9 @@ var verbs = []struct{ name, usage string }{
 
 // Commands returns minik's client subcommands: one per kubectl verb in
 // everyday use (get, describe, apply, create, delete, scale, logs, exec,
-// label, patch, replace, cordon, uncordon, drain) plus "kubectl", the whole
-// kubectl command tree. Arguments go to kubectl unparsed, so
+// label, patch, replace, cordon, uncordon, drain), "kubectl", the whole
+// kubectl command tree, and "completion", which prints a shell completion
+// script. Arguments go to kubectl unparsed, so
 // "minik get pods -n x -o wide" behaves as "kubectl get pods -n x -o wide".
 //
 // An action fails with a cli.ExitCoder that carries kubectl's message and
@@ -45,9 +46,10 @@ func Commands() []*cli.Command {
 			SkipFlagParsing: true,
 			HideHelp:        true,
 			Action:          verbAction("minik", v.name),
+			BashComplete:    verbComplete(v.name),
 		})
 	}
-	return append(cmds, &cli.Command{
+	return append(cmds, completionCommand(), &cli.Command{
 		Name:            "kubectl",
 		Usage:           "Run kubectl",
 		ArgsUsage:       "[kubectl arguments]",
@@ -55,6 +57,7 @@ func Commands() []*cli.Command {
 		SkipFlagParsing: true,
 		HideHelp:        true,
 		Action:          verbAction("minik kubectl", ""),
+		BashComplete:    verbComplete(""),
 	})
 }
 
