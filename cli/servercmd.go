@@ -21,9 +21,9 @@ import (
 // what the binary reports as its own version.
 func AllCommands(version string) []*ucli.Command {
 	cmds := []*ucli.Command{
-		serverCommand(version),
+		WithConfigFile(serverCommand(version)),
 		imageCommand(),
-		agentCommand(version),
+		WithConfigFile(agentCommand(version)),
 		SnapshotCommand(),
 		{
 			Name:  "version",
