@@ -34,6 +34,7 @@ func AllCommands(version string) []*ucli.Command {
 			},
 		},
 	}
+	cmds = append(cmds, HostCommands()...)
 	return append(cmds, Commands()...)
 }
 

@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/minik-dev/minik/agent/teardown"
+)
+
+// HostCommands returns the commands that manage minik on this host:
+// killall, uninstall and install.
+func HostCommands() []*ucli.Command {
+	return []*ucli.Command{killallCommand(), uninstallCommand(), installCommand()}
+}
+
+func dataDirFlag() ucli.Flag {
+	return &ucli.StringSliceFlag{Name: "data-dir", Aliases: []string{"d"}, EnvVars: []string{"MINIK_DATA_DIR"},
+		Usage: "data directories of servers and agents not running now (those running are found; default " + teardown.DefaultDataDir + ")"}
+}
+
+func killallCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "killall",
+		Usage: "stop every minik server, agent, pod, shim and containerd of this host and remove their mounts, links, rules, routes and cgroups",
+		Flags: []ucli.Flag{dataDirFlag()},
+		Action: func(c *ucli.Context) error {
+			_, err := killall(c)
+			return err
+		},
+	}
+}
+
+func killall(c *ucli.Context) (teardown.Result, error) {
+	lg := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	res, err := teardown.Run(c.Context, teardown.Config{DataDirs: c.StringSlice("data-dir"), Logger: lg})
+	if err != nil {
+		return res, ucli.Exit(fmt.Sprintf("killall: %v", err), 1)
+	}
+	return res, nil
+}
+
+func uninstallCommand() *ucli.Command {
+	return &ucli.Command{
+		Name: "uninstall",
+		Usage: "killall, then remove minik's systemd units, configuration (" + configDir + "), data directories, " +
+			"the kubectl link and the binary",
+		Flags: []ucli.Flag{dataDirFlag()},
+		Action: func(c *ucli.Context) error {
+			res, err := killall(c)
+			if err != nil {
+				return err
+			}
+			return uninstall(res.DataDirs)
+		},
+	}
+}
+
+// uninstall removes what install made and the data directories.
+func uninstall(dataDirs []string) error {
+	var errs []error
+	if _, err := exec.LookPath("systemctl"); err == nil {
+		for _, u := range []string{serverUnit, agentUnit} {
+			exec.Command("systemctl", "disable", u).Run() // absent units fail: fine
+		}
+	}
+	paths := []string{
+		filepath.Join(unitDir, serverUnit), filepath.Join(unitDir, agentUnit),
+		configDir,
+	}
+	paths = append(paths, dataDirs...)
+	if link, err := os.Readlink(kubectlLink); err == nil && filepath.Base(link) == "minik" {
+		paths = append(paths, kubectlLink)
+	}
+	if self, err := os.Executable(); err == nil {
+		paths = append(paths, self)
+	}
+	for _, p := range paths {
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+	}
+	if _, err := exec.LookPath("systemctl"); err == nil {
+		exec.Command("systemctl", "daemon-reload").Run()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return ucli.Exit(fmt.Sprintf("uninstall: %v", err), 1)
+	}
+	return nil
+}
