@@ -24,11 +24,16 @@ func dataDirFlag() ucli.Flag {
 		Usage: "data directories of servers and agents not running now (those running are found; default " + teardown.DefaultDataDir + ")"}
 }
 
+func nodeNameFlag() ucli.Flag {
+	return &ucli.StringSliceFlag{Name: "node-name", EnvVars: []string{"MINIK_NODE_NAME"},
+		Usage: "nodes whose cgroups go, besides those of the running agents (default: the host name)"}
+}
+
 func killallCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "killall",
 		Usage: "stop every minik server, agent, pod, shim and containerd of this host and remove their mounts, links, rules, routes and cgroups",
-		Flags: []ucli.Flag{dataDirFlag()},
+		Flags: []ucli.Flag{dataDirFlag(), nodeNameFlag()},
 		Action: func(c *ucli.Context) error {
 			_, err := killall(c)
 			return err
@@ -38,7 +43,7 @@ func killallCommand() *ucli.Command {
 
 func killall(c *ucli.Context) (teardown.Result, error) {
 	lg := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	res, err := teardown.Run(c.Context, teardown.Config{DataDirs: c.StringSlice("data-dir"), Logger: lg})
+	res, err := teardown.Run(c.Context, teardown.Config{DataDirs: c.StringSlice("data-dir"), NodeNames: c.StringSlice("node-name"), Logger: lg})
 	if err != nil {
 		return res, ucli.Exit(fmt.Sprintf("killall: %v", err), 1)
 	}
@@ -50,7 +55,7 @@ func uninstallCommand() *ucli.Command {
 		Name: "uninstall",
 		Usage: "killall, then remove minik's systemd units, configuration (" + configDir + "), data directories, " +
 			"the kubectl link and the binary",
-		Flags: []ucli.Flag{dataDirFlag()},
+		Flags: []ucli.Flag{dataDirFlag(), nodeNameFlag()},
 		Action: func(c *ucli.Context) error {
 			res, err := killall(c)
 			if err != nil {

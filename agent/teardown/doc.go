@@ -13,7 +13,8 @@
 //   - Links named minik-* (the nodes' bridges) with the veths enslaved to
 //     them, the service proxy's and masquerade chains, and the routes to
 //     other nodes' pods, in the caller's network namespace.
-//   - The empty cgroups under every /minik-* cgroup (a node's pods).
+//   - The cgroups of the nodes (/minik-NODE and the pods' below it) named
+//     by the stopped processes, the caller, or else the host's name.
 //
 // Processes go first, so that nothing writes rules or routes again.
 // Errors are collected: one thing that cannot be removed does not keep

@@ -28,6 +28,9 @@ type Config struct {
 	// on the command lines of the processes Run stops. Empty means
 	// DefaultDataDir.
 	DataDirs []string
+	// NodeNames are nodes whose cgroups (/minik-NODE) go, besides those
+	// of the processes Run stops. Empty means the host name.
+	NodeNames []string
 	// Grace is how long servers, agents and containerd get to end after
 	// SIGTERM before SIGKILL; 0 means 10 s.
 	Grace time.Duration
@@ -57,24 +60,36 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if len(dirs) == 0 {
 		dirs = []string{DefaultDataDir}
 	}
-	dirs = append(dirs, stopProcesses(lg, cfg.Grace)...)
-	dirs = normalize(dirs)
+	nodes := slices.Clone(cfg.NodeNames)
+	if len(nodes) == 0 {
+		h, _ := os.Hostname()
+		nodes = append(nodes, strings.ToLower(h))
+	}
+	found := stopProcesses(lg, cfg.Grace)
+	dirs = normalize(append(dirs, found.dirs...))
+	nodes = append(nodes, found.nodes...)
 
 	errs := []error{unmountUnder(dirs, lg), deleteLinks(lg)}
 	if err := servicenet.Cleanup(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("service rules and routes: %w", err))
 	}
-	errs = append(errs, removeCgroups(lg))
+	errs = append(errs, removeCgroups(nodes, lg))
 	return Result{DataDirs: dirs}, errors.Join(errs...)
 }
 
+// stopped is what the command lines of the stopped processes named.
+type stopped struct {
+	dirs  []string // data directories
+	nodes []string // node names
+}
+
 // stopProcesses ends minik's servers and agents, then the shims with
-// their pods, then the agents' containerd, and returns the data
-// directories their command lines name.
-func stopProcesses(lg *slog.Logger, grace time.Duration) []string {
+// their pods, then the agents' containerd.
+func stopProcesses(lg *slog.Logger, grace time.Duration) stopped {
 	self, _ := os.Executable()
 	me := os.Getpid()
-	var dirs, pids []string
+	var found stopped
+	var pids []string
 	var servers []int
 	for _, p := range listProcs("/proc") {
 		if p.pid == me || !isMinik(p, self) {
@@ -83,7 +98,10 @@ func stopProcesses(lg *slog.Logger, grace time.Duration) []string {
 		servers = append(servers, p.pid)
 		pids = append(pids, fmt.Sprint(p.pid))
 		if d := flagValue(p.args[2:], "data-dir", "d"); d != "" {
-			dirs = append(dirs, d)
+			found.dirs = append(found.dirs, d)
+		}
+		if n := flagValue(p.args[2:], "node-name"); n != "" {
+			found.nodes = append(found.nodes, n)
 		}
 	}
 	if len(servers) > 0 {
@@ -98,8 +116,9 @@ func stopProcesses(lg *slog.Logger, grace time.Duration) []string {
 			continue
 		}
 		if addr := flagValue(p.args, "address"); addr != "" {
-			dirs = append(dirs, filepath.Dir(filepath.Dir(addr)))
+			found.dirs = append(found.dirs, filepath.Dir(filepath.Dir(addr)))
 		}
+		found.nodes = append(found.nodes, strings.TrimPrefix(flagValue(p.args, "namespace"), "minik-"))
 		// The pods' processes first, so the shim does not restart or
 		// report them; then the shim.
 		below := descendants(procs, p.pid)
@@ -118,14 +137,14 @@ func stopProcesses(lg *slog.Logger, grace time.Duration) []string {
 	for _, p := range listProcs("/proc") {
 		if d := agentContainerd(p); d != "" {
 			daemons = append(daemons, p.pid)
-			dirs = append(dirs, d)
+			found.dirs = append(found.dirs, d)
 		}
 	}
 	if len(daemons) > 0 {
 		lg.Info("stopping containerd", "count", len(daemons))
 		terminate(daemons, grace)
 	}
-	return dirs
+	return found
 }
 
 // normalize makes dirs absolute and clean, without duplicates.
@@ -225,11 +244,10 @@ func deleteLinks(lg *slog.Logger) error {
 // cgroupRoot is where the cgroup hierarchies are mounted.
 const cgroupRoot = "/sys/fs/cgroup"
 
-// removeCgroups removes the cgroups below every /minik-* cgroup, deepest
-// first, and those themselves, in every hierarchy. A cgroup that still
-// holds a process (of a process namespace Run cannot see) stays, with a
-// warning.
-func removeCgroups(lg *slog.Logger) error {
+// removeCgroups removes the cgroups of nodes (/minik-NODE and below,
+// deepest first) in every hierarchy. A cgroup that still holds a process
+// (of a process namespace Run cannot see) stays, with a warning.
+func removeCgroups(nodes []string, lg *slog.Logger) error {
 	roots := []string{cgroupRoot}
 	entries, _ := os.ReadDir(cgroupRoot)
 	for _, e := range entries {
@@ -240,8 +258,11 @@ func removeCgroups(lg *slog.Logger) error {
 	var errs []error
 	removed := 0
 	for _, root := range roots {
-		tops, _ := filepath.Glob(filepath.Join(root, "minik-*"))
-		for _, top := range tops {
+		for _, node := range slices.Compact(slices.Sorted(slices.Values(nodes))) {
+			top := filepath.Join(root, "minik-"+node)
+			if node == "" || strings.ContainsRune(node, '/') {
+				continue
+			}
 			var dirs []string
 			filepath.WalkDir(top, func(path string, d os.DirEntry, err error) error {
 				if err == nil && d.IsDir() {
