@@ -1,0 +1,286 @@
+//go:build integration
+
+package test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// residueInner marks the re-executed test running inside its own
+// namespaces.
+const residueInner = "MINIK_RESIDUE_INNER"
+
+// residueNodes are the node names of the residue test, whose cgroups it
+// watches.
+var residueNodes = []string{"zr-server", "node7"}
+
+// TestIntegrationZeroResidue runs an all-in-one server (with a pod and a
+// Service) and a second node in a network namespace, runs `minik
+// killall`, removes the data and config files as uninstall does, and
+// checks that the host is as before: links, addresses, routes, iptables,
+// mounts, the nodes' cgroups, processes and files.
+//
+// The test re-executes itself in new process, mount and network
+// namespaces, so that killall sees only this test's processes and the
+// snapshots only its own network and mounts, whatever else runs on the
+// host.
+func TestIntegrationZeroResidue(t *testing.T) {
+	requireRoot(t)
+	if os.Getenv(residueInner) != "1" {
+		// bash as PID 1 reaps the orphans (shims re-parent to it); the
+		// test binary must not be PID 1.
+		cmd := exec.Command("unshare", "--pid", "--mount", "--net", "--fork", "--mount-proc", "--propagation", "private",
+			"bash", "-c", `"$0" "$@"; exit $?`, os.Args[0], "-test.run", "^TestIntegrationZeroResidue$", "-test.v", "-test.timeout", "9m")
+		cmd.Env = append(os.Environ(), residueInner+"=1")
+		out, err := cmd.CombinedOutput()
+		t.Logf("in namespaces:\n%s", out)
+		if err != nil {
+			t.Fatalf("the test in its namespaces: %v", err)
+		}
+		return
+	}
+	run(t, "mkdir", "-p", "/run/netns")
+	run(t, "mount", "-t", "tmpfs", "tmpfs", "/run/netns") // ours alone: other tests' namespaces stay invisible
+	run(t, "ip", "link", "set", "lo", "up")
+
+	base := t.TempDir()
+	serverData := filepath.Join(base, "server")
+	configFile := filepath.Join(base, "config.yaml")
+	before := snapshot(t, serverData)
+
+	t.Run("cluster", func(t *testing.T) {
+		ip := hostBridge(t)
+		if err := os.WriteFile(configFile, []byte("node-name: zr-server\nnode-ip: "+ip+"\ntls-san: ["+ip+"]\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		writeBusybox(t, filepath.Join(serverData, "agent", "images"))
+		s := &serverProc{t: t, bin: binary(t), dataDir: serverData, port: freePort(t)}
+		s.cmd = exec.Command(s.bin, "server", "--config", configFile, "--data-dir", serverData,
+			"--https-listen-port", fmt.Sprint(s.port), "--restart-backoff", "1s")
+		s.log = &bytes.Buffer{}
+		s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+		s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := s.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.kill)
+		s.waitReady()
+		startAgent(t, s, ip, 7)
+
+		s.mustMinik(residueWorkload, "apply", "-f", "-")
+		for _, pod := range []string{"zr-a", "zr-b"} {
+			eventually(t, 150*time.Second, "pod "+pod+" running", func() error {
+				if out, _ := s.minik("", "get", "pod", pod, "-o", "jsonpath={.status.phase}"); out != "Running" {
+					return fmt.Errorf("phase %q", out)
+				}
+				return nil
+			})
+		}
+		// The server's node reports the address it was configured with.
+		if out := s.mustMinik("", "get", "node", "zr-server", "-o", "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}"); out != ip {
+			t.Errorf("zr-server InternalIP = %q, want %q", out, ip)
+		}
+
+		out, err := exec.Command(s.bin, "killall", "--data-dir", serverData, "--node-name", "zr-server").CombinedOutput()
+		if err != nil {
+			t.Fatalf("minik killall: %v\n%s", err, out)
+		}
+		t.Logf("minik killall:\n%s", out)
+		// Before the harness's own cleanup (which would hide what killall
+		// left): no process, mount or cgroup of minik remains.
+		now := snapshot(t, serverData)
+		for _, k := range []string{"processes", "mounts", "cgroups"} {
+			if diff := cmp.Diff(before[k], now[k]); diff != "" {
+				t.Errorf("%s after killall (-before +after):\n%s", k, diff)
+			}
+		}
+		// What uninstall removes besides: the data and config files.
+		for _, p := range []string{serverData, configFile} {
+			if err := os.RemoveAll(p); err != nil {
+				t.Errorf("removing %s: %v", p, err)
+			}
+		}
+	})
+
+	after := snapshot(t, serverData)
+	for _, k := range sortedKeys(before) {
+		if diff := cmp.Diff(before[k], after[k]); diff != "" {
+			t.Errorf("%s differ (-before +after):\n%s", k, diff)
+		}
+	}
+}
+
+const residueWorkload = `apiVersion: v1
+kind: Pod
+metadata: {name: zr-a, labels: {app: zr}}
+spec:
+  nodeName: zr-server
+  containers:
+  - {name: web, image: busybox, imagePullPolicy: IfNotPresent, command: ["httpd", "-f", "-p", "8080"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: zr-b, labels: {app: zr}}
+spec:
+  nodeName: node7
+  containers:
+  - {name: web, image: busybox, imagePullPolicy: IfNotPresent, command: ["httpd", "-f", "-p", "8080"]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: zr}
+spec:
+  type: NodePort
+  selector: {app: zr}
+  ports: [{port: 80, targetPort: 8080}]
+`
+
+// snapshot records what the residue test compares, by kind.
+func snapshot(t *testing.T, dataDir string) map[string][]string {
+	t.Helper()
+	lines := func(name string, args ...string) []string {
+		return strings.Split(strings.TrimSpace(run(t, name, args...)), "\n")
+	}
+	s := map[string][]string{
+		"links":     lines("ip", "-br", "link"),
+		"addresses": lines("ip", "-br", "addr"),
+		"routes":    lines("ip", "route", "show", "table", "all"),
+		"iptables":  iptablesRules(run(t, "iptables-save")),
+		"mounts":    mountPoints(t),
+		"cgroups":   nodeCgroups(),
+		"processes": processes(t),
+		"files":     filesUnder(dataDir),
+	}
+	if _, err := exec.LookPath("nft"); err == nil {
+		s["nft"] = lines("nft", "list", "ruleset")
+	}
+	return s
+}
+
+var counters = regexp.MustCompile(`\[\d+:\d+\]`)
+
+// iptablesRules returns iptables-save's chains and rules without
+// comments and counters, leaving out tables that hold no rule and no
+// chain of their own (a table appears once anything looked at it).
+func iptablesRules(save string) []string {
+	var out, table []string
+	hasRules := false
+	for _, l := range strings.Split(save, "\n") {
+		l = counters.ReplaceAllString(l, "[0:0]")
+		switch {
+		case l == "" || strings.HasPrefix(l, "#"):
+		case strings.HasPrefix(l, "*"):
+			table, hasRules = []string{l}, false
+		case l == "COMMIT":
+			if hasRules {
+				out = append(out, append(table, l)...)
+			}
+		default:
+			table = append(table, l)
+			builtin := regexp.MustCompile(`^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT`).MatchString(l)
+			if !builtin {
+				hasRules = true
+			}
+		}
+	}
+	return out
+}
+
+// mountPoints lists this mount namespace's mount points but the network
+// namespaces' files, which are the harness's.
+func mountPoints(t *testing.T) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && !strings.HasPrefix(f[4], "/run/netns/") {
+			out = append(out, f[4]+" "+f[len(f)-3])
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// nodeCgroups lists the cgroups of the test's nodes in every hierarchy.
+func nodeCgroups() []string {
+	var out []string
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	roots = append(roots, "/sys/fs/cgroup")
+	for _, r := range roots {
+		for _, n := range residueNodes {
+			filepath.WalkDir(filepath.Join(r, "minik-"+n), func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					out = append(out, p)
+				}
+				return nil
+			})
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// processes lists the live processes of this process namespace but PID 1
+// (the reaping shell) and this test.
+func processes(t *testing.T) []string {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == 1 || pid == os.Getpid() {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			continue // exited, not yet reaped
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		out = append(out, strings.ReplaceAll(string(cmdline), "\x00", " "))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// filesUnder lists the files below dir.
+func filesUnder(dir string) []string {
+	var out []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+func sortedKeys(m map[string][]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
