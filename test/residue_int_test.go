@@ -66,6 +66,9 @@ func TestIntegrationZeroResidue(t *testing.T) {
 		if err := os.WriteFile(configFile, []byte("node-name: zr-server\nnode-ip: "+ip+"\ntls-san: ["+ip+"]\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.MkdirAll(filepath.Join(serverData, "agent", "images"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		writeBusybox(t, filepath.Join(serverData, "agent", "images"))
 		s := &serverProc{t: t, bin: binary(t), dataDir: serverData, port: freePort(t)}
 		s.cmd = exec.Command(s.bin, "server", "--config", configFile, "--data-dir", serverData,
@@ -94,6 +97,8 @@ func TestIntegrationZeroResidue(t *testing.T) {
 			t.Errorf("zr-server InternalIP = %q, want %q", out, ip)
 		}
 
+		t.Run("client habits", func(t *testing.T) { clientHabits(t, s, base) })
+
 		out, err := exec.Command(s.bin, "killall", "--data-dir", serverData, "--node-name", "zr-server").CombinedOutput()
 		if err != nil {
 			t.Fatalf("minik killall: %v\n%s", err, out)
@@ -119,6 +124,40 @@ func TestIntegrationZeroResidue(t *testing.T) {
 	for _, k := range sortedKeys(before) {
 		if diff := cmp.Diff(before[k], after[k]); diff != "" {
 			t.Errorf("%s differ (-before +after):\n%s", k, diff)
+		}
+	}
+}
+
+// clientHabits checks kubectl's global flags before the verb, shell
+// completion of live objects and the binary acting as kubectl under
+// that name, against the residue test's cluster.
+func clientHabits(t *testing.T, s *serverProc, dir string) {
+	out := s.mustMinik("", "--kubeconfig", s.kubeconfig(), "-n", "default", "get", "pods", "-o", "name")
+	if !strings.Contains(out, "pod/zr-a") || !strings.Contains(out, "pod/zr-b") {
+		t.Errorf("minik --kubeconfig F -n default get pods = %q, want zr-a and zr-b", out)
+	}
+	if out, code := s.minik("", "-n", "kube-system", "get", "pod", "zr-a"); code == 0 || !strings.Contains(out, "NotFound") {
+		t.Errorf("minik -n kube-system get pod zr-a = %q (exit %d), want NotFound (the namespace applied)", out, code)
+	}
+	out = s.mustMinik("", "get", "pod", "--generate-bash-completion")
+	if !strings.Contains(out, "zr-a\n") || !strings.Contains(out, "zr-b\n") {
+		t.Errorf("completion of minik get pod = %q, want the pods' names", out)
+	}
+	link := filepath.Join(dir, "kubectl")
+	if err := os.Symlink(s.bin, link); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(link)
+	cmd := exec.Command(link, "--kubeconfig", s.kubeconfig(), "get", "nodes", "-o", "wide")
+	wide, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(wide), "zr-server") || !strings.Contains(string(wide), "INTERNAL-IP") {
+		t.Errorf("kubectl (link) get nodes -o wide = %q, %v; want the nodes with their addresses", wide, err)
+	}
+	for _, l := range strings.Split(string(wide), "\n") {
+		if strings.HasPrefix(l, "zr-server") || strings.HasPrefix(l, "node7") {
+			if f := strings.Fields(l); len(f) < 6 || f[5] == "<none>" {
+				t.Errorf("node line %q has no INTERNAL-IP", l)
+			}
 		}
 	}
 }
