@@ -29,8 +29,8 @@ var residueNodes = []string{"zr-server", "node7"}
 
 // TestIntegrationZeroResidue runs an all-in-one server (with a pod and a
 // Service) and a second node in a network namespace, runs `minik
-// killall`, removes the data and config files as uninstall does, and
-// checks that the host is as before: links, addresses, routes, iptables,
+// killall`, then `minik uninstall` (which removes the data, config, unit
+// and binary), and checks that the host is as before: links, addresses, routes, iptables,
 // mounts, the nodes' cgroups, processes and files.
 //
 // The test re-executes itself in new process, mount and network
@@ -112,11 +112,9 @@ func TestIntegrationZeroResidue(t *testing.T) {
 				t.Errorf("%s after killall (-before +after):\n%s", k, diff)
 			}
 		}
-		// What uninstall removes besides: the data and config files.
-		for _, p := range []string{serverData, configFile} {
-			if err := os.RemoveAll(p); err != nil {
-				t.Errorf("removing %s: %v", p, err)
-			}
+		uninstall(t, s.bin, serverData)
+		if err := os.Remove(configFile); err != nil {
+			t.Error(err)
 		}
 	})
 
@@ -126,6 +124,65 @@ func TestIntegrationZeroResidue(t *testing.T) {
 			t.Errorf("%s differ (-before +after):\n%s", k, diff)
 		}
 	}
+}
+
+// uninstall runs `minik uninstall` as installed (from /usr/local/bin,
+// with a unit, a kubectl link and /etc/minik) and checks that those and
+// dataDir are gone. /etc and /usr/local/bin are this test's own overlays
+// meanwhile, and systemctl is out of PATH: the host's systemd and files
+// stay untouched.
+func uninstall(t *testing.T, bin, dataDir string) {
+	for _, d := range []string{"/etc", "/usr/local/bin"} {
+		upper, work := t.TempDir(), t.TempDir()
+		run(t, "mount", "-t", "overlay", "overlay", "-o", "lowerdir="+d+",upperdir="+upper+",workdir="+work, d)
+		defer syscall.Unmount(d, syscall.MNT_DETACH)
+	}
+	installed := "/usr/local/bin/minik"
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, content := range map[string]string{
+		installed:                           string(data),
+		"/etc/minik/config.yaml":            "node-name: zr-server\n",
+		"/etc/minik/minik.env":              "MINIK_TOKEN=x\n",
+		"/etc/systemd/system/minik.service": "[Service]\nExecStart=" + installed + " server\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("minik", "/usr/local/bin/kubectl"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(installed, "uninstall", "--data-dir", dataDir, "--node-name", "zr-server")
+	cmd.Env = append(os.Environ(), "PATH="+pathWithout(t, "systemctl"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("minik uninstall: %v\n%s", err, out)
+	}
+	for _, p := range []string{installed, "/usr/local/bin/kubectl", "/etc/minik", "/etc/systemd/system/minik.service", dataDir} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s is still there after uninstall", p)
+		}
+	}
+}
+
+// pathWithout returns a PATH of one directory holding links to the
+// commands of the usual directories but the one named.
+func pathWithout(t *testing.T, name string) string {
+	dir := t.TempDir()
+	for _, d := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if e.Name() != name {
+				os.Symlink(filepath.Join(d, e.Name()), filepath.Join(dir, e.Name())) // the first wins
+			}
+		}
+	}
+	return dir
 }
 
 // clientHabits checks kubectl's global flags before the verb, shell
