@@ -41,8 +41,14 @@ func killallCommand() *ucli.Command {
 	}
 }
 
+// killall stops minik's systemd units (so that they do not start minik
+// again) and then everything teardown.Run finds.
 func killall(c *ucli.Context) (teardown.Result, error) {
 	lg := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if _, err := exec.LookPath("systemctl"); err == nil {
+		// Units that are not loaded fail to stop: nothing to do for them.
+		exec.Command("systemctl", "stop", serverUnit, agentUnit).Run()
+	}
 	res, err := teardown.Run(c.Context, teardown.Config{DataDirs: c.StringSlice("data-dir"), NodeNames: c.StringSlice("node-name"), Logger: lg})
 	if err != nil {
 		return res, ucli.Exit(fmt.Sprintf("killall: %v", err), 1)

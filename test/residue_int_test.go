@@ -99,7 +99,10 @@ func TestIntegrationZeroResidue(t *testing.T) {
 
 		t.Run("client habits", func(t *testing.T) { clientHabits(t, s, base) })
 
-		out, err := exec.Command(s.bin, "killall", "--data-dir", serverData, "--node-name", "zr-server").CombinedOutput()
+		// Without systemctl: the host's units are not this test's.
+		killall := exec.Command(s.bin, "killall", "--data-dir", serverData, "--node-name", "zr-server")
+		killall.Env = append(os.Environ(), "PATH="+pathWithout(t, "systemctl"))
+		out, err := killall.CombinedOutput()
 		if err != nil {
 			t.Fatalf("minik killall: %v\n%s", err, out)
 		}
