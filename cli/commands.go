@@ -25,9 +25,8 @@ var verbs = []struct{ name, usage string }{
 
 // Commands returns minik's client subcommands: one per kubectl verb in
 // everyday use (get, describe, apply, create, delete, scale, logs, exec,
-// label, patch, replace, cordon, uncordon, drain), "kubectl", the whole
-// kubectl command tree, and "completion", which prints a shell completion
-// script. Arguments go to kubectl unparsed, so
+// label, patch, replace, cordon, uncordon, drain) plus "kubectl", the whole
+// kubectl command tree. Arguments go to kubectl unparsed, so
 // "minik get pods -n x -o wide" behaves as "kubectl get pods -n x -o wide".
 //
 // An action fails with a cli.ExitCoder that carries kubectl's message and
@@ -49,7 +48,7 @@ func Commands() []*cli.Command {
 			BashComplete:    verbComplete(v.name),
 		})
 	}
-	return append(cmds, completionCommand(), &cli.Command{
+	return append(cmds, &cli.Command{
 		Name:            "kubectl",
 		Usage:           "Run kubectl",
 		ArgsUsage:       "[kubectl arguments]",

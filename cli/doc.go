@@ -13,10 +13,11 @@
 // tree. Each command skips urfave flag parsing; kubectl parses the flags.
 // [Args] moves kubectl's global flags given before a verb behind it, and
 // turns a command line of the binary called "kubectl" into "minik kubectl
-// …". "completion" prints bash, zsh and fish completion scripts.
+// …".
 //
-// [HostCommands] manage minik on a host: install (a systemd service),
-// killall and uninstall (see package agent/teardown). [WithConfigFile]
+// [AdminCommands] manage minik on a host: install (a systemd service),
+// killall and uninstall (see package agent/teardown), and completion,
+// which prints bash, zsh and fish completion scripts. [WithConfigFile]
 // makes server and agent read their flags from /etc/minik/config.yaml.
 //
 // # Kubeconfig

@@ -47,7 +47,7 @@ func TestCompletionScripts(t *testing.T) {
 	} {
 		t.Run(tc.shell, func(t *testing.T) {
 			var out bytes.Buffer
-			app := &cli.App{Name: "minik", Writer: &out, Commands: Commands()}
+			app := &cli.App{Name: "minik", Writer: &out, Commands: append(Commands(), AdminCommands()...)}
 			if err := app.Run([]string{"minik", "completion", tc.shell}); err != nil {
 				t.Fatalf("completion %s: %v", tc.shell, err)
 			}
@@ -56,7 +56,7 @@ func TestCompletionScripts(t *testing.T) {
 			}
 		})
 	}
-	app := &cli.App{Name: "minik", Writer: &bytes.Buffer{}, Commands: Commands(), ExitErrHandler: func(*cli.Context, error) {}}
+	app := &cli.App{Name: "minik", Writer: &bytes.Buffer{}, Commands: AdminCommands(), ExitErrHandler: func(*cli.Context, error) {}}
 	err := app.Run([]string{"minik", "completion", "tcsh"})
 	if ec, ok := err.(cli.ExitCoder); !ok || ec.ExitCode() != 2 {
 		t.Errorf("completion tcsh = %v, want exit code 2", err)

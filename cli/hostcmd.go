@@ -13,10 +13,10 @@ import (
 	"github.com/minik-dev/minik/agent/teardown"
 )
 
-// HostCommands returns the commands that manage minik on this host:
-// killall, uninstall and install.
-func HostCommands() []*ucli.Command {
-	return []*ucli.Command{killallCommand(), uninstallCommand(), installCommand()}
+// AdminCommands returns the commands that manage minik itself on this
+// host: install, killall, uninstall and completion.
+func AdminCommands() []*ucli.Command {
+	return []*ucli.Command{installCommand(), killallCommand(), uninstallCommand(), completionCommand()}
 }
 
 func dataDirFlag() ucli.Flag {

@@ -34,7 +34,7 @@ func AllCommands(version string) []*ucli.Command {
 			},
 		},
 	}
-	cmds = append(cmds, HostCommands()...)
+	cmds = append(cmds, AdminCommands()...)
 	return append(cmds, Commands()...)
 }
 
