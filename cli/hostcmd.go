@@ -11,6 +11,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/minik-dev/minik/agent/teardown"
+	"github.com/minik-dev/minik/internal/defaults"
 )
 
 // AdminCommands returns the commands that manage minik itself on this
@@ -21,7 +22,7 @@ func AdminCommands() []*ucli.Command {
 
 func dataDirFlag() ucli.Flag {
 	return &ucli.StringSliceFlag{Name: "data-dir", Aliases: []string{"d"}, EnvVars: []string{"MINIK_DATA_DIR"},
-		Usage: "data directories of servers and agents not running now (those running are found; default " + teardown.DefaultDataDir + ")"}
+		Usage: "data directories of servers and agents not running now (those running are found; default " + defaults.ServerDataDir + ")"}
 }
 
 func nodeNameFlag() ucli.Flag {

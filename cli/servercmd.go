@@ -16,8 +16,9 @@ import (
 	"github.com/minik-dev/minik/server/snapshot"
 )
 
-// AllCommands returns every subcommand of the minik binary: server,
-// agent, image, version and the client commands of [Commands]. version is
+// AllCommands returns every subcommand of the minik binary: server and
+// agent (reading [WithConfigFile]'s files), image, version, the commands of
+// [AdminCommands] and the client commands of [Commands]. version is
 // what the binary reports as its own version.
 func AllCommands(version string) []*ucli.Command {
 	cmds := []*ucli.Command{

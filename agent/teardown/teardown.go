@@ -16,17 +16,14 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/minik-dev/minik/agent/servicenet"
+	"github.com/minik-dev/minik/internal/defaults"
 )
-
-// DefaultDataDir is the data directory of a server or agent run with
-// defaults; its agent's is below it.
-const DefaultDataDir = "/var/lib/minik"
 
 // Config says what Run removes beyond what it finds running.
 type Config struct {
 	// DataDirs are data directories whose mounts go, besides those named
 	// on the command lines of the processes Run stops. Empty means
-	// DefaultDataDir.
+	// defaults.ServerDataDir (the embedded and a lone agent's are below).
 	DataDirs []string
 	// NodeNames are nodes whose cgroups (/minik-NODE) go, besides those
 	// of the processes Run stops. Empty means the host name.
@@ -58,7 +55,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	dirs := slices.Clone(cfg.DataDirs)
 	if len(dirs) == 0 {
-		dirs = []string{DefaultDataDir}
+		dirs = []string{defaults.ServerDataDir}
 	}
 	nodes := slices.Clone(cfg.NodeNames)
 	if len(nodes) == 0 {
