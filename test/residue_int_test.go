@@ -203,6 +203,13 @@ func clientHabits(t *testing.T, s *serverProc, dir string) {
 	if !strings.Contains(out, "zr-a\n") || !strings.Contains(out, "zr-b\n") {
 		t.Errorf("completion of minik get pod = %q, want the pods' names", out)
 	}
+	// The bash script, as bash runs it on TAB after "minik get pod ".
+	script := `source <("$MINIK" completion bash); COMP_WORDS=("$MINIK" get pod ""); COMP_CWORD=3; _minik_complete; echo "${COMPREPLY[*]}"`
+	bash := exec.Command("bash", "-c", script)
+	bash.Env = append(os.Environ(), "MINIK="+s.bin, "KUBECONFIG="+s.kubeconfig())
+	if out, err := bash.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "zr-a zr-b" {
+		t.Errorf("bash completion of minik get pod = %q, %v; want \"zr-a zr-b\"", out, err)
+	}
 	link := filepath.Join(dir, "kubectl")
 	if err := os.Symlink(s.bin, link); err != nil {
 		t.Fatal(err)
