@@ -23,7 +23,7 @@ const configFlagName = "config"
 
 // WithConfigFile adds --config to cmd and makes cmd read its flags'
 // values from that file and its drop-in directory (FILE.d/*.yaml) before
-// its action runs. Keys are the flags' names (`cluster-cidr:
+// its action runs. Keys are the flags' names or long aliases (`cluster-cidr:
 // 10.42.0.0/16`, lists as YAML lists); a flag given on the command line
 // or through its environment variable wins over every file, and a later
 // file over an earlier one. An unknown key or a value of the wrong type
@@ -136,16 +136,21 @@ func readConfigFile(file string, cmd *ucli.Command, values map[string][]string) 
 			errs = append(errs, fmt.Errorf("config file %s: line %d: key %q: %w", file, val.Line, key.Value, err))
 			continue
 		}
-		values[key.Value] = vs
+		values[f.Names()[0]] = vs
 	}
 	return errors.Join(errs...)
 }
 
-// flagsByName indexes cmd's flags by their names (not their aliases).
+// flagsByName indexes cmd's flags by their names and long aliases
+// (an agent's `join` is also `server`), not by one-letter ones.
 func flagsByName(cmd *ucli.Command) map[string]ucli.Flag {
 	m := map[string]ucli.Flag{}
 	for _, f := range cmd.Flags {
-		m[f.Names()[0]] = f
+		for _, n := range f.Names() {
+			if len(n) > 1 {
+				m[n] = f
+			}
+		}
 	}
 	return m
 }

@@ -35,7 +35,7 @@ func runWithConfig(t *testing.T, args ...string) (settings, error) {
 			&ucli.Float64Flag{Name: "rate", Value: 0.5},
 			&ucli.BoolFlag{Name: "debug"},
 			&ucli.DurationFlag{Name: "grace", Value: 40 * time.Second},
-			&ucli.StringSliceFlag{Name: "tls-san"},
+			&ucli.StringSliceFlag{Name: "tls-san", Aliases: []string{"san", "s"}},
 		},
 		Action: func(c *ucli.Context) error {
 			got = settings{CIDR: c.String("cluster-cidr"), Port: c.Int("https-listen-port"), Rate: c.Float64("rate"),
@@ -96,6 +96,15 @@ func TestConfigFileValues(t *testing.T) {
 	}
 }
 
+func TestConfigFileAlias(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	writeFile(t, file, "san: [a.example]\n")
+	got, err := runWithConfig(t, "--config", file)
+	if err != nil || len(got.SANs) != 1 || got.SANs[0] != "a.example" {
+		t.Errorf("run with the alias san = %+v, %v; want SANs [a.example]", got, err)
+	}
+}
+
 func TestConfigFileMissing(t *testing.T) {
 	dir := t.TempDir()
 	// An explicit file must exist.
@@ -127,6 +136,7 @@ func TestConfigFileRefused(t *testing.T) {
 		{"scalar for list", "tls-san: a.example\n", []string{`"tls-san"`, "must be a list"}},
 		{"list for string", "cluster-cidr: [a, b]\n", []string{`"cluster-cidr"`, "must be a single value, not a list"}},
 		{"config key", "config: /x\n", []string{`unknown key "config"`}},
+		{"short alias", "s: [a]\n", []string{`unknown key "s"`}},
 		{"not a mapping", "- a\n- b\n", []string{"want a mapping"}},
 		{"two problems", "nope: 1\ndebug: yes please\n", []string{`unknown key "nope"`, `"debug"`}},
 	}
