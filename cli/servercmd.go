@@ -17,7 +17,7 @@ import (
 )
 
 // AllCommands returns every subcommand of the minik binary: server and
-// agent (reading [WithConfigFile]'s files), image, version, the commands of
+// agent (reading [WithConfigFile]'s files), image, snapshot, version, the commands of
 // [AdminCommands] and the client commands of [Commands]. version is
 // what the binary reports as its own version.
 func AllCommands(version string) []*ucli.Command {
