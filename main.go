@@ -32,7 +32,7 @@ func main() {
 		Commands:             cli.AllCommands(version),
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.RunContext(ctx, os.Args)
+	err := app.RunContext(ctx, cli.Args(os.Args))
 	stop()
 	if err != nil {
 		code := 1

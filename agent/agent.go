@@ -50,7 +50,8 @@ type Config struct {
 	Token string
 	// DataDir holds the agent's state.
 	DataDir string
-	// NodeName is the node's name; NodeIP its address (optional).
+	// NodeName is the node's name; NodeIP its InternalIP (default: the
+	// address this host sends from toward ServerURL, unless loopback).
 	NodeName string
 	NodeIP   string
 	// ContainerdSocket is an existing containerd to use; "" starts one
@@ -103,6 +104,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.NodeIP == "" {
+		cfg.NodeIP = routedNodeIP(cfg.ServerURL)
 	}
 	a := &agent{cfg: cfg, lg: cfg.Logger.With("component", "agent", "node", cfg.NodeName)}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {

@@ -45,6 +45,7 @@ func Commands() []*cli.Command {
 			SkipFlagParsing: true,
 			HideHelp:        true,
 			Action:          verbAction("minik", v.name),
+			BashComplete:    verbComplete(v.name),
 		})
 	}
 	return append(cmds, &cli.Command{
@@ -55,6 +56,7 @@ func Commands() []*cli.Command {
 		SkipFlagParsing: true,
 		HideHelp:        true,
 		Action:          verbAction("minik kubectl", ""),
+		BashComplete:    verbComplete(""),
 	})
 }
 

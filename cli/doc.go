@@ -11,6 +11,14 @@
 // describe, apply, create, delete, scale, logs, exec, label, patch, replace,
 // cordon, uncordon, drain) and "kubectl", which exposes the whole kubectl
 // tree. Each command skips urfave flag parsing; kubectl parses the flags.
+// [Args] moves kubectl's global flags given before a verb behind it, and
+// turns a command line of the binary called "kubectl" into "minik kubectl
+// …".
+//
+// [AdminCommands] manage minik on a host: install (a systemd service),
+// killall and uninstall (see package agent/teardown), and completion,
+// which prints bash, zsh and fish completion scripts. [WithConfigFile]
+// makes server and agent read their flags from /etc/minik/config.yaml.
 //
 // # Kubeconfig
 //

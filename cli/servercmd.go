@@ -17,14 +17,15 @@ import (
 	"github.com/minik-dev/minik/server/snapshot"
 )
 
-// AllCommands returns every subcommand of the minik binary: server,
-// agent, image, version and the client commands of [Commands]. version is
+// AllCommands returns every subcommand of the minik binary: server and
+// agent (reading [WithConfigFile]'s files), image, snapshot, version, the commands of
+// [AdminCommands] and the client commands of [Commands]. version is
 // what the binary reports as its own version.
 func AllCommands(version string) []*ucli.Command {
 	cmds := []*ucli.Command{
-		serverCommand(version),
+		WithConfigFile(serverCommand(version)),
 		imageCommand(),
-		agentCommand(version),
+		WithConfigFile(agentCommand(version)),
 		SnapshotCommand(),
 		{
 			Name:  "version",
@@ -35,6 +36,7 @@ func AllCommands(version string) []*ucli.Command {
 			},
 		},
 	}
+	cmds = append(cmds, AdminCommands()...)
 	return append(cmds, Commands()...)
 }
 

@@ -327,7 +327,7 @@ func runEmbeddedAgent(ctx context.Context, cfg Config, token string, addr net.Ad
 	_, port, _ := net.SplitHostPort(addr.String())
 	err = agent.Run(ctx, agent.Config{
 		ServerURL: "https://" + net.JoinHostPort(host, port), Token: token,
-		DataDir: filepath.Join(cfg.DataDir, "agent"), NodeName: name, NodeIP: cfg.NodeIP,
+		DataDir: filepath.Join(cfg.DataDir, "agent"), NodeName: name, NodeIP: embeddedNodeIP(cfg),
 		HeartbeatInterval: cfg.HeartbeatInterval, Version: cfg.Version, Logger: lg,
 		RestartBackoff: cfg.RestartBackoff, ClusterDNS: clusterDNS(cfg.ServiceCIDR),
 	})
@@ -344,6 +344,17 @@ func embeddedNodeName(cfg Config) (string, error) {
 	}
 	h, err := os.Hostname()
 	return strings.ToLower(h), err
+}
+
+// embeddedNodeIP is the InternalIP of the embedded agent's node: --node-ip,
+// else a specific --bind-address, else the host's first global IPv4
+// address (127.0.0.1 when it has none). The agent would find only the
+// loopback address it reaches the server at.
+func embeddedNodeIP(cfg Config) string {
+	if cfg.NodeIP != "" {
+		return cfg.NodeIP
+	}
+	return advertiseHost(Config{BindAddress: cfg.BindAddress})
 }
 
 // serverNodeLabels are the roles of the server's own node. The node
