@@ -19,6 +19,10 @@ func (s *Server) serveNonResource(w *statusRecorder, r *http.Request) {
 	}
 	switch strings.TrimSuffix(r.URL.Path, "/") {
 	case "/api":
+		if v := aggregatedVersion(r); v != "" {
+			s.serveAggregated(w, r, true, v)
+			return
+		}
 		writeJSON(w, http.StatusOK, &metav1.APIVersions{
 			TypeMeta: metav1.TypeMeta{Kind: "APIVersions"},
 			Versions: []string{"v1"},
@@ -29,6 +33,10 @@ func (s *Server) serveNonResource(w *statusRecorder, r *http.Request) {
 	case "/api/v1":
 		writeJSON(w, http.StatusOK, apiResourceList())
 	case "/apis":
+		if v := aggregatedVersion(r); v != "" {
+			s.serveAggregated(w, r, false, v)
+			return
+		}
 		writeJSON(w, http.StatusOK, s.apiGroupList())
 	case SnapshotsPath:
 		s.serveSnapshots(w, r)
