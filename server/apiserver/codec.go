@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientscheme "k8s.io/client-go/kubernetes/scheme"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -256,6 +257,7 @@ var protobufScheme = func() *runtime.Scheme {
 	sch := runtime.NewScheme()
 	utilruntime.Must(clientscheme.AddToScheme(sch))
 	utilruntime.Must(apiextensionsv1.AddToScheme(sch))
+	utilruntime.Must(apiregistrationv1.AddToScheme(sch))
 	return sch
 }()
 

@@ -46,6 +46,7 @@ var resources = []*Resource{
 	clusterRoleBindingResource,
 	daemonSetResource,
 	statefulSetResource,
+	apiServiceResource,
 }
 
 var (

@@ -34,6 +34,7 @@ func TestAll(t *testing.T) {
 		"validatingadmissionpolicybindings ValidatingAdmissionPolicyBinding",
 		"roles Role", "clusterroles ClusterRole", "rolebindings RoleBinding", "clusterrolebindings ClusterRoleBinding",
 		"daemonsets DaemonSet", "statefulsets StatefulSet",
+		"apiservices APIService",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
