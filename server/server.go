@@ -197,6 +197,9 @@ func (s *instance) startAPI(ctx context.Context) error {
 	if err := api.EnsureNamespaces(ctx); err != nil {
 		return fmt.Errorf("creating the default namespaces: %w", err)
 	}
+	if err := api.EnsureAPIServices(ctx); err != nil {
+		return fmt.Errorf("creating the local apiservices: %w", err)
+	}
 	s.issuer = issuer
 	return nil
 }

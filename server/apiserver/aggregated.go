@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
@@ -52,7 +53,7 @@ func aggregatedVersion(r *http.Request) string {
 // serveAggregated writes the aggregated document of /api (core) or /apis
 // in version v, with an ETag clients may send back in If-None-Match.
 func (s *Server) serveAggregated(w http.ResponseWriter, r *http.Request, core bool, v string) {
-	list := s.aggregatedDiscovery(r, core)
+	list := s.aggregatedDiscovery(core)
 	list.TypeMeta = metav1.TypeMeta{Kind: "APIGroupDiscoveryList", APIVersion: discoveryGroup + "/" + v}
 	data, err := json.Marshal(list)
 	if err != nil {
@@ -73,8 +74,8 @@ func (s *Server) serveAggregated(w http.ResponseWriter, r *http.Request, core bo
 }
 
 // aggregatedDiscovery lists the core group (core) or every other group:
-// the built-in ones, then the custom ones.
-func (s *Server) aggregatedDiscovery(r *http.Request, core bool) *apidiscoveryv2.APIGroupDiscoveryList {
+// the built-in ones, the custom ones, then those served by Services.
+func (s *Server) aggregatedDiscovery(core bool) *apidiscoveryv2.APIGroupDiscoveryList {
 	list := &apidiscoveryv2.APIGroupDiscoveryList{Items: []apidiscoveryv2.APIGroupDiscovery{}}
 	if core {
 		list.Items = append(list.Items, apidiscoveryv2.APIGroupDiscovery{
@@ -92,6 +93,11 @@ func (s *Server) aggregatedDiscovery(r *http.Request, core bool) *apidiscoveryv2
 			group.Versions = append(group.Versions, versionDiscovery(doc, apidiscoveryv2.DiscoveryFreshnessCurrent))
 		}
 		list.Items = append(list.Items, group)
+	}
+	for _, g := range s.remoteDiscovery() {
+		if !slices.ContainsFunc(list.Items, func(l apidiscoveryv2.APIGroupDiscovery) bool { return l.Name == g.Name }) {
+			list.Items = append(list.Items, g)
+		}
 	}
 	return list
 }

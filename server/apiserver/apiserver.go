@@ -143,6 +143,10 @@ type Server struct {
 	// fields records managedFields and merges apply patches (see
 	// fieldmanager.go).
 	fields fieldManagers
+	// remote is the set of group-versions served by Services (see
+	// apiservices.go); apiServiceKick asks its loop for a pass.
+	remote         atomic.Pointer[remoteSet]
+	apiServiceKick chan struct{}
 
 	// admission decides writes by the webhooks and policies configured,
 	// which admissionCache keeps in it.
@@ -205,6 +209,8 @@ func New(cfg Config) (*Server, error) {
 		events:     newRevCache(cfg.CacheBytes, bytesLen),
 		jsonEvents: newRevCache(cfg.CacheBytes, bytesLen),
 		nsCache:    map[string]nsState{},
+
+		apiServiceKick: make(chan struct{}, 1),
 	}
 	s.custom.Store(newCustomSet(nil))
 	acfg := admission.Config{Namespaces: s, Params: admissionParams{s}, Logger: cfg.Logger}
@@ -274,6 +280,9 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) (verb, resource strin
 		return r.Method, "impersonation"
 	}
 	r = r.WithContext(auth.WithUser(r.Context(), user))
+	if s.serveRemote(w, r, user, path) {
+		return strings.ToLower(r.Method), "apiservice"
+	}
 	if rest, gv, found := s.cutResourcePrefix(path); found && rest != "" {
 		if info, handle, ok := handlerRoute(r.Method, rest, gv.Group); ok {
 			if r, ok := s.authorize(w, r, user, info); ok {

@@ -179,6 +179,7 @@ func (l *crdLoop) install() {
 		crds = append(crds, c)
 	}
 	l.s.custom.Store(newCustomSet(crds))
+	l.s.kickAPIServices() // the local APIServices follow the custom groups
 }
 
 // otherCRDs are the definitions of crd's group but crd.

@@ -95,6 +95,13 @@ func (s *Server) apiGroupList() *metav1.APIGroupList {
 		ag.TypeMeta = metav1.TypeMeta{}
 		list.Groups = append(list.Groups, ag)
 	}
+	for _, g := range s.remoteAPIs().groups {
+		if !slices.ContainsFunc(list.Groups, func(ag metav1.APIGroup) bool { return ag.Name == g }) {
+			ag := s.remoteGroup(g)
+			ag.TypeMeta = metav1.TypeMeta{}
+			list.Groups = append(list.Groups, *ag)
+		}
+	}
 	return list
 }
 
@@ -108,6 +115,9 @@ func (s *Server) groupDiscovery(path string) any {
 	group, version, versioned := strings.Cut(rest, "/")
 	versions := s.groupVersions(group)
 	if len(versions) == 0 {
+		if g := s.remoteGroup(group); g != nil && !versioned {
+			return g
+		}
 		return nil
 	}
 	if !versioned {

@@ -21,6 +21,12 @@ func (s *Server) Run(ctx context.Context) error {
 		crds:   newCRDLoop(s),
 	}
 	defer r.stopWatch()
+	apiServicesDone := make(chan struct{})
+	go func() {
+		defer close(apiServicesDone)
+		s.runAPIServices(ctx)
+	}()
+	defer func() { <-apiServicesDone }()
 	nsResync := time.NewTicker(nsResyncInterval)
 	defer nsResync.Stop()
 	quotaResync := time.NewTicker(quotaResyncInterval)
@@ -130,6 +136,7 @@ func (r *loops) drain(ev store.Event, ok bool) {
 		r.ns.observe(ev)
 		r.quotas.observe(ev)
 		r.crds.observe(ev)
+		r.s.observeAPIService(ev)
 		select {
 		case ev, ok = <-r.changes:
 		default:

@@ -48,6 +48,9 @@ func newTestServer(t *testing.T, opts ...func(*Config)) *testServer {
 	if err := s.EnsureNamespaces(ctx); err != nil {
 		t.Fatalf("EnsureNamespaces: %v", err)
 	}
+	if err := s.EnsureAPIServices(ctx); err != nil {
+		t.Fatalf("EnsureAPIServices: %v", err)
+	}
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
 	ts := httptest.NewServer(s)
