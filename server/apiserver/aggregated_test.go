@@ -219,3 +219,24 @@ func TestAggregatedDiscoveryNegotiation(t *testing.T) {
 		t.Errorf("GET /apis with the current ETag = %d, want 304", resp.StatusCode)
 	}
 }
+
+func TestDiscoveryPresentAndMissing(t *testing.T) {
+	ts := newTestServer(t)
+	dc := discovery.NewDiscoveryClientForConfigOrDie(&rest.Config{Host: ts.url, QPS: -1})
+	tests := []struct {
+		gvr  schema.GroupVersionResource
+		want bool
+	}{
+		{schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, true},
+		{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, true},
+		{schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}, true},
+		{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "please-dont-ever-create-this"}, false},
+		{schema.GroupVersionResource{Group: "not-these-apps", Version: "v1", Resource: "deployments"}, false},
+	}
+	for _, tc := range tests {
+		got, err := discovery.IsResourceEnabled(dc, tc.gvr)
+		if err != nil || got != tc.want {
+			t.Errorf("IsResourceEnabled(%v) = %v, %v; want %v, nil", tc.gvr, got, err, tc.want)
+		}
+	}
+}
