@@ -50,18 +50,49 @@ func aggregatedVersion(r *http.Request) string {
 	return ""
 }
 
-// serveAggregated writes the aggregated document of /api (core) or /apis
-// in version v, with an ETag clients may send back in If-None-Match.
-func (s *Server) serveAggregated(w http.ResponseWriter, r *http.Request, core bool, v string) {
+// aggregatedDoc is an aggregated document, encoded, with what it was
+// built from: the built-in resources never change, so the custom and
+// remote sets (immutable, replaced on change) tell whether it is current.
+type aggregatedDoc struct {
+	custom  *customSet
+	remote  *remoteSet
+	version string
+	data    []byte
+	etag    string
+}
+
+// aggregatedBytes returns the encoded aggregated document of /api (core)
+// or /apis in version v, and its ETag, built again only when the API
+// served has changed since the last one.
+func (s *Server) aggregatedBytes(core bool, v string) ([]byte, string, error) {
+	custom, remote := s.customResources(), s.remote.Load()
+	slot := &s.discoveryCache[0]
+	if core {
+		slot = &s.discoveryCache[1]
+	}
+	if d := slot.Load(); d != nil && d.custom == custom && d.remote == remote && d.version == v {
+		return d.data, d.etag, nil
+	}
 	list := s.aggregatedDiscovery(core)
 	list.TypeMeta = metav1.TypeMeta{Kind: "APIGroupDiscoveryList", APIVersion: discoveryGroup + "/" + v}
 	data, err := json.Marshal(list)
 	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(data)
+	d := &aggregatedDoc{custom: custom, remote: remote, version: v, data: data, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+	slot.Store(d)
+	return d.data, d.etag, nil
+}
+
+// serveAggregated writes the aggregated document of /api (core) or /apis
+// in version v, with an ETag clients may send back in If-None-Match.
+func (s *Server) serveAggregated(w http.ResponseWriter, r *http.Request, core bool, v string) {
+	data, etag, err := s.aggregatedBytes(core, v)
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	sum := sha256.Sum256(data)
-	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Vary", "Accept")
 	w.Header().Set("Content-Type", "application/json;g="+discoveryGroup+";v="+v+";as=APIGroupDiscoveryList")

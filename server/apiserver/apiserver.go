@@ -147,6 +147,9 @@ type Server struct {
 	// apiservices.go); apiServiceKick asks its loop for a pass.
 	remote         atomic.Pointer[remoteSet]
 	apiServiceKick chan struct{}
+	// discoveryCache holds the last aggregated documents of /apis and
+	// /api, in this order (aggregated.go).
+	discoveryCache [2]atomic.Pointer[aggregatedDoc]
 
 	// admission decides writes by the webhooks and policies configured,
 	// which admissionCache keeps in it.
