@@ -21,12 +21,6 @@ func (s *Server) Run(ctx context.Context) error {
 		crds:   newCRDLoop(s),
 	}
 	defer r.stopWatch()
-	apiServicesDone := make(chan struct{})
-	go func() {
-		defer close(apiServicesDone)
-		s.runAPIServices(ctx)
-	}()
-	defer func() { <-apiServicesDone }()
 	nsResync := time.NewTicker(nsResyncInterval)
 	defer nsResync.Stop()
 	quotaResync := time.NewTicker(quotaResyncInterval)
@@ -36,6 +30,14 @@ func (s *Server) Run(ctx context.Context) error {
 	r.ns.scan(ctx)
 	r.crds.scan(ctx)
 	r.crds.work(ctx)
+	// The APIService loop starts once the stored definitions are served,
+	// so that it does not take their APIServices for stale ones.
+	apiServicesDone := make(chan struct{})
+	go func() {
+		defer close(apiServicesDone)
+		s.runAPIServices(ctx)
+	}()
+	defer func() { <-apiServicesDone }()
 	for {
 		if r.changes == nil && r.rewatch == nil {
 			r.startWatch(ctx)
