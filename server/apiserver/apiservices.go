@@ -128,7 +128,7 @@ func (s *Server) syncAPIServices(ctx context.Context) error {
 		a := obj.(*apiregistrationv1.APIService)
 		stored[a.Name] = a
 	}
-	local := s.localAPIServices()
+	local := s.customAPIServices()
 	errs := []error{s.createLocal(ctx, local, stored)}
 	set := &remoteSet{byGV: map[schema.GroupVersion]*remoteAPI{}, versions: map[string][]string{}}
 	// The conditions of the services checked are written once their set
@@ -174,7 +174,7 @@ func (s *Server) EnsureAPIServices(ctx context.Context) error {
 	for _, kv := range kvs {
 		stored[strings.TrimPrefix(kv.Key, prefix)] = nil
 	}
-	return s.createLocal(ctx, s.localAPIServices(), stored)
+	return s.createLocal(ctx, builtinAPIServices(), stored)
 }
 
 // createLocal creates the APIServices of local missing from stored, marks
@@ -228,11 +228,37 @@ func (set *remoteSet) order() {
 	})
 }
 
-// localAPIServices are the APIServices of the group-versions the server
-// serves itself, by name.
-func (s *Server) localAPIServices() map[string]*apiregistrationv1.APIService {
+// builtinAPIServices are the APIServices of the built-in group-versions,
+// by name: they change only with the binary, so EnsureAPIServices
+// creates them before the server serves.
+func builtinAPIServices() map[string]*apiregistrationv1.APIService {
 	out := map[string]*apiregistrationv1.APIService{}
-	add := func(group, version, managed string, groupPriority, versionPriority int32) {
+	add := localAPIService(out)
+	add("", "v1", "onstart", 18000, 1)
+	for i, g := range apiGroups() {
+		add(g, "v1", "onstart", int32(17900-10*i), 15)
+	}
+	return out
+}
+
+// customAPIServices are the APIServices of the custom group-versions
+// served now, by name.
+func (s *Server) customAPIServices() map[string]*apiregistrationv1.APIService {
+	out := map[string]*apiregistrationv1.APIService{}
+	add := localAPIService(out)
+	custom := s.customResources()
+	for _, g := range custom.groups {
+		for i, v := range custom.versions[g] {
+			add(g, v, "true", 1000, int32(100-i))
+		}
+	}
+	return out
+}
+
+// localAPIService returns a func adding to out the APIService of a
+// group-version the server serves itself.
+func localAPIService(out map[string]*apiregistrationv1.APIService) func(group, version, managed string, groupPriority, versionPriority int32) {
+	return func(group, version, managed string, groupPriority, versionPriority int32) {
 		a := &apiregistrationv1.APIService{
 			TypeMeta:   metav1.TypeMeta{Kind: "APIService", APIVersion: "apiregistration.k8s.io/v1"},
 			ObjectMeta: metav1.ObjectMeta{Name: version + "." + group, Labels: map[string]string{automanagedLabel: managed}},
@@ -242,17 +268,6 @@ func (s *Server) localAPIServices() map[string]*apiregistrationv1.APIService {
 		}
 		out[a.Name] = a
 	}
-	add("", "v1", "onstart", 18000, 1)
-	for i, g := range apiGroups() {
-		add(g, "v1", "onstart", int32(17900-10*i), 15)
-	}
-	custom := s.customResources()
-	for _, g := range custom.groups {
-		for i, v := range custom.versions[g] {
-			add(g, v, "true", 1000, int32(100-i))
-		}
-	}
-	return out
 }
 
 // setAvailable records a's Available condition unless it says so already.

@@ -63,9 +63,14 @@
 //     a request: the scheduler's bindings and the nodes' status reports.
 //   - PodNode and NodePods (nodepods.go) answer the node authorizer;
 //     ObjectUID (tokens.go) answers the service account token checks.
-//   - EnsureNamespaces (namespace.go) creates the default namespaces at
-//     start; Run (loops.go) runs the API's own background loops (quota
-//     status, namespace deletion, cache expiry).
+//   - EnsureNamespaces (namespace.go) creates the default namespaces and
+//     EnsureAPIServices (apiservices.go) the APIServices of the built-in
+//     group-versions at start; Run (loops.go) runs the API's own
+//     background loops (quota status, namespace deletion, cache expiry,
+//     the APIServices of custom groups and those proxied to Services).
+//   - /api and /apis answer aggregated discovery (aggregated.go) to
+//     clients that ask for it; apiproxy.go proxies the group-versions of
+//     APIServices with a service.
 //   - Config.PodStreams serves pods' log, exec, attach and port-forward
 //     (server/streaming, or server/coord's router among several servers);
 //     proxy.go proxies to pods and services.

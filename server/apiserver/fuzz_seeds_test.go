@@ -102,8 +102,6 @@ var fuzzSamples = map[string]string{
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 	"DaemonSet": `{"spec":{"selector":{"matchLabels":{"app":"fuzz"}},"updateStrategy":{"rollingUpdate":{"maxSurge":1,"maxUnavailable":0}},` +
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"nodeSelector":{"disk":"ssd"},"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
-	"StatefulSet": `{"spec":{"serviceName":"fuzz","replicas":1,"selector":{"matchLabels":{"app":"fuzz"}},` +
-		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 }
 
 // fuzzHookRest completes the sample webhook of both configurations.
