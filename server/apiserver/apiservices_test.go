@@ -26,6 +26,8 @@ import (
 	"k8s.io/client-go/rest"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/minik-dev/minik/server/auth"
 )
 
 // servingCert returns a self-signed certificate for dnsName and its PEM.
@@ -282,4 +284,49 @@ func TestAPIServiceUnavailable(t *testing.T) {
 		}
 	}
 	t.Errorf("aggregated /apis lacks the unavailable group wardle.example.com")
+}
+
+// denyResource refuses every request for one resource and allows the
+// rest, recording the attributes it refused.
+type denyResource struct {
+	resource string
+	mu       sync.Mutex
+	denied   []auth.Attributes
+}
+
+func (d *denyResource) Authorize(_ context.Context, _ auth.User, at auth.Attributes) (bool, string) {
+	if at.Resource != d.resource {
+		return true, ""
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.denied = append(d.denied, at)
+	return false, "denied by the test"
+}
+
+func TestAPIServiceProxyAuthorizes(t *testing.T) {
+	ts := newTestServer(t)
+	backend := newWardleBackend(t)
+	ts.cfg.PodStreams = &tunnelTo{addr: backend.Listener.Addr().String()}
+	ts.serveBehind(t)
+	ts.createAPIService(t, wardleAPIService("v1alpha1.wardle.example.com", "wardle.example.com", backend.caPEM))
+	ts.waitAvailable(t, "v1alpha1.wardle.example.com", apiregistrationv1.ConditionTrue, "Passed")
+	az := &denyResource{resource: "flunders"}
+	ts.cfg.Authorizer = az
+
+	code := ts.getJSON(t, "/apis/wardle.example.com/v1alpha1/namespaces/default/flunders/f1", "", nil)
+	if code != http.StatusForbidden {
+		t.Fatalf("GET of a denied flunder = %d, want 403", code)
+	}
+	backend.mu.Lock()
+	if backend.seen != nil {
+		t.Errorf("the service was asked for a request the server refused")
+	}
+	backend.mu.Unlock()
+	want := auth.Attributes{Verb: "get", APIGroup: "wardle.example.com", Resource: "flunders", Namespace: "default", Name: "f1"}
+	az.mu.Lock()
+	defer az.mu.Unlock()
+	if len(az.denied) != 1 || az.denied[0] != want {
+		t.Errorf("authorizer was asked %+v, want %+v", az.denied, want)
+	}
 }
