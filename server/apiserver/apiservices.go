@@ -93,21 +93,44 @@ func (s *Server) observeAPIService(ev store.Event) {
 	}
 }
 
-// runAPIServices is the APIService loop: a pass when kicked and every
-// apiServiceResync.
-func (s *Server) runAPIServices(ctx context.Context) {
-	t := time.NewTicker(apiServiceResync)
-	defer t.Stop()
-	for {
-		if err := s.syncAPIServices(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("syncing apiservices", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-s.apiServiceKick:
-		}
+// apiServicePasses runs the passes of the APIService loop, one at a
+// time, each in a goroutine of its own: a pass may wait on services, which
+// must not hold up Run's other loops. Its state is owned by Run's
+// goroutine.
+type apiServicePasses struct {
+	s       *Server
+	running bool
+	pending bool       // a pass was asked for while one ran
+	done    chan error // the running pass's result
+}
+
+// start starts a pass, or one more after the running one.
+func (p *apiServicePasses) start(ctx context.Context) {
+	if p.running {
+		p.pending = true
+		return
+	}
+	p.running = true
+	go func() { p.done <- p.s.syncAPIServices(ctx) }()
+}
+
+// finished takes the result of the pass that ended.
+func (p *apiServicePasses) finished(ctx context.Context, err error) {
+	p.running = false
+	if err != nil && ctx.Err() == nil {
+		p.s.log.Warn("syncing apiservices", "err", err)
+	}
+	if p.pending {
+		p.pending = false
+		p.start(ctx)
+	}
+}
+
+// wait returns once no pass runs.
+func (p *apiServicePasses) wait() {
+	if p.running {
+		<-p.done
+		p.running = false
 	}
 }
 

@@ -19,6 +19,7 @@ func (s *Server) Run(ctx context.Context) error {
 		ns:     &nsLoop{s: s, pending: map[string]bool{}, dirty: map[string]bool{}},
 		quotas: &quotaLoop{s: s, withQuota: map[string]bool{}, dirty: map[string]bool{}},
 		crds:   newCRDLoop(s),
+		apis:   &apiServicePasses{s: s, done: make(chan error, 1)},
 	}
 	defer r.stopWatch()
 	nsResync := time.NewTicker(nsResyncInterval)
@@ -30,14 +31,12 @@ func (s *Server) Run(ctx context.Context) error {
 	r.ns.scan(ctx)
 	r.crds.scan(ctx)
 	r.crds.work(ctx)
-	// The APIService loop starts once the stored definitions are served,
-	// so that it does not take their APIServices for stale ones.
-	apiServicesDone := make(chan struct{})
-	go func() {
-		defer close(apiServicesDone)
-		s.runAPIServices(ctx)
-	}()
-	defer func() { <-apiServicesDone }()
+	// APIService passes start once the stored definitions are served,
+	// so that the first does not take their APIServices for stale ones.
+	apiResync := time.NewTicker(apiServiceResync)
+	defer apiResync.Stop()
+	defer r.apis.wait()
+	r.apis.start(ctx)
 	for {
 		if r.changes == nil && r.rewatch == nil {
 			r.startWatch(ctx)
@@ -60,6 +59,12 @@ func (s *Server) Run(ctx context.Context) error {
 			r.ns.redo()
 		case <-r.crds.retry:
 			r.crds.redo()
+		case <-s.apiServiceKick:
+			r.apis.start(ctx)
+		case <-apiResync.C:
+			r.apis.start(ctx)
+		case err := <-r.apis.done:
+			r.apis.finished(ctx, err)
 		case <-r.rewatch:
 			r.rewatch = nil
 		case <-nsResync.C:
@@ -91,6 +96,7 @@ type loops struct {
 	ns      *nsLoop
 	quotas  *quotaLoop
 	crds    *crdLoop
+	apis    *apiServicePasses
 	changes <-chan store.Event // the watch of every key; nil while down
 	stop    context.CancelFunc // ends the watch
 	rewatch <-chan time.Time   // set while waiting to start the watch again
