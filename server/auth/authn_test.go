@@ -166,7 +166,10 @@ func TestAuthenticate(t *testing.T) {
 	requested := serve(t, c, authn, true)
 
 	node := c.node(t, "n1")
-	servingCert := c.ca.ServerTLSConfig().Certificates[0]
+	servingCert, err := c.ca.ServerTLSConfig().GetCertificate(&tls.ClientHelloInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	noCN := c.issue(t, &x509.Certificate{Subject: pkix.Name{Organization: []string{auth.GroupMasters}}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	expired := c.issue(t, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "late", Organization: []string{auth.GroupMasters}},
@@ -201,7 +204,7 @@ func TestAuthenticate(t *testing.T) {
 		{name: "unverified: certificate from another CA", srv: requested, cert: &other.admin},
 		{name: "unverified: another CA, valid token", srv: requested, cert: &other.admin,
 			header: "Bearer " + c.ca.AdminToken(), want: &admin},
-		{name: "unverified: server certificate", srv: requested, cert: &servingCert},
+		{name: "unverified: server certificate", srv: requested, cert: servingCert},
 		{name: "unverified: expired certificate", srv: requested, cert: &expired},
 		{name: "unverified: no common name", srv: requested, cert: &noCN},
 	}
