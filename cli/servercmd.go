@@ -34,6 +34,7 @@ func AllCommands(version string) []*ucli.Command {
 			},
 		},
 	}
+	cmds = append(cmds, CertificateCommand(), TokenCommand())
 	return append(cmds, Commands()...)
 }
 
@@ -77,6 +78,7 @@ func serverCommand(version string) *ucli.Command {
 				NodeRegistrationBurst:  c.Int("node-registration-burst"),
 				JoinServer:             c.String("server"),
 				AdvertiseAddress:       c.String("advertise-address"),
+				CertLifetime:           c.Duration(CertLifetimeFlag.Name),
 				Version:                version,
 				Logger:                 newLogger(c.Bool("debug")),
 			}
@@ -126,6 +128,7 @@ func serverFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "server", EnvVars: []string{"MINIK_SERVER"}, Usage: "join the cluster of this server (https://HOST:PORT), sharing its --datastore-endpoint; needs --token-file (or --token)"},
 		&ucli.StringFlag{Name: "advertise-address", EnvVars: []string{"MINIK_ADVERTISE_ADDRESS"}, Usage: "address agents and other servers reach this server at (default: --bind-address, --node-ip or the first host address)"},
 		&ucli.BoolFlag{Name: "debug", EnvVars: []string{"MINIK_DEBUG"}, Usage: "log at debug level"},
+		CertLifetimeFlag,
 	}
 }
 
