@@ -20,6 +20,7 @@ import (
 
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/pki"
+	"github.com/minik-dev/minik/server/pki/pkitest"
 )
 
 // cluster is a CA with the credentials tests present.
@@ -109,11 +110,11 @@ func serve(t *testing.T, c cluster, authn *auth.Authenticator, requestOnly bool)
 		u, ok := authn.Authenticate(r)
 		json.NewEncoder(w).Encode(result{OK: ok, User: u})
 	}))
-	srv.TLS = c.ca.ServerTLSConfig()
+	cfg := c.ca.ServerTLSConfig()
 	if requestOnly {
-		srv.TLS.ClientAuth = tls.RequestClientCert
+		cfg.ClientAuth = tls.RequestClientCert
 	}
-	srv.StartTLS()
+	pkitest.StartTLS(srv, cfg)
 	t.Cleanup(srv.Close)
 	return srv
 }
