@@ -2,6 +2,7 @@ package pki
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
@@ -242,5 +243,46 @@ func TestSignClientCertCappedByCA(t *testing.T) {
 	}
 	if cert.NotAfter.After(a.ca.cert.NotAfter) {
 		t.Errorf("NotAfter = %v, past the CA's %v", cert.NotAfter, a.ca.cert.NotAfter)
+	}
+}
+
+// Run picks up a token rotated on disk and tells its caller.
+func TestRunReportsRotatedToken(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Ensure(dir, Options{Hostname: "testhost", LeafLifetime: 6 * time.Second, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- a.Run(ctx, func() {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	tok, err := RotateToken(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not report the rotated token")
+	}
+	if a.Token() != tok {
+		t.Errorf("Token() = %q, want the rotated %q", a.Token(), tok)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
 	}
 }
