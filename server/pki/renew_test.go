@@ -286,3 +286,17 @@ func TestRunReportsRotatedToken(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 }
+
+// BenchmarkRefreshUnchanged is the cost of Run's periodic look at the
+// data directory when nothing changed.
+func BenchmarkRefreshUnchanged(b *testing.B) {
+	a, err := Ensure(b.TempDir(), Options{Hostname: "testhost"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := a.Refresh(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
