@@ -65,17 +65,24 @@ func checkCertificates(c *cli.Context) error {
 	fmt.Fprintln(w, "NAME\tSUBJECT\tEXPIRES\tRENEWS\tREMAINING\tFILE")
 	now := time.Now()
 	for _, cert := range certs {
+		renews := "never"
+		if !cert.RenewAt.IsZero() {
+			renews = cert.RenewAt.UTC().Format(time.RFC3339)
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", cert.Name, cert.Subject,
-			cert.NotAfter.UTC().Format(time.RFC3339), cert.RenewAt.UTC().Format(time.RFC3339),
-			remaining(cert.NotAfter.Sub(now)), cert.Path)
+			cert.NotAfter.UTC().Format(time.RFC3339), renews, remaining(cert.NotAfter.Sub(now)), cert.Path)
 	}
 	return w.Flush()
 }
 
-// remaining prints d in whole seconds, or "expired".
+// remaining prints d in days past two days, else in whole seconds, or
+// "expired".
 func remaining(d time.Duration) string {
-	if d <= 0 {
+	switch {
+	case d <= 0:
 		return "expired"
+	case d > 48*time.Hour:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
 	return d.Truncate(time.Second).String()
 }

@@ -139,7 +139,8 @@ type Certificate struct {
 	// Path is the certificate's file.
 	Path    string
 	Subject string
-	// NotAfter is when it expires; RenewAt when its holder renews it.
+	// NotAfter is when it expires; RenewAt when its holder renews it
+	// (zero for the CA, which is not renewed).
 	NotAfter, RenewAt time.Time
 }
 
@@ -172,10 +173,11 @@ func Check(dataDir string) ([]Certificate, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		out = append(out, Certificate{
-			Name: f.name, Path: path, Subject: cert.Subject.String(),
-			NotAfter: cert.NotAfter, RenewAt: api.RenewalTime(cert),
-		})
+		c := Certificate{Name: f.name, Path: path, Subject: cert.Subject.String(), NotAfter: cert.NotAfter}
+		if !cert.IsCA {
+			c.RenewAt = api.RenewalTime(cert)
+		}
+		out = append(out, c)
 	}
 	return out, nil
 }
