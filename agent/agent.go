@@ -84,10 +84,12 @@ type agent struct {
 	// servers are the API servers the agent may connect to, kept in
 	// DataDir/servers.
 	servers *serverList
-	rep     *reporter
-	pods    servicenet.PodSetter
-	objs    objectSetter     // nil: pods get no ConfigMaps, Secrets or Services
-	net     *servicenet.Sync // nil: services not routed
+	// cert is the node's client certificate, renewed by renewCertificate.
+	cert nodeCert
+	rep  *reporter
+	pods servicenet.PodSetter
+	objs objectSetter     // nil: pods get no ConfigMaps, Secrets or Services
+	net  *servicenet.Sync // nil: services not routed
 }
 
 // Run joins the cluster and runs the node until ctx ends. Pods keep
@@ -190,6 +192,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return a.followServers(gctx, a.client) })
 	g.Go(func() error { return a.net.Run(gctx) })
 	g.Go(func() error { return tunnel.Run(gctx, j.conn, cfg.NodeName, mgr, cfg.Logger) })
+	g.Go(func() error { return a.renewCertificate(gctx, j.conn) })
 	return g.Wait()
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/nodes"
 	"github.com/minik-dev/minik/server/pki"
+	"github.com/minik-dev/minik/server/pki/pkitest"
 	"github.com/minik-dev/minik/store/storetest"
 )
 
@@ -76,9 +77,7 @@ func newClusterWith(t *testing.T, configure func(*nodes.Config), opts ...grpc.Se
 	gs := grpc.NewServer(opts...)
 	svc.RegisterWith(gs)
 	srv := httptest.NewUnstartedServer(svc.Handler(gs, a))
-	srv.TLS = ca.ServerTLSConfig()
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
+	pkitest.StartTLS(srv, ca.ServerTLSConfig())
 	ran := make(chan error, 1)
 	go func() { ran <- svc.Run(ctx) }()
 	t.Cleanup(func() {

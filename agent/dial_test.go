@@ -59,7 +59,9 @@ func TestDialOffersTheNodeProtocol(t *testing.T) {
 		{"Dial", func(r *x509.CertPool, c *tls.Certificate) (*grpc.ClientConn, error) {
 			return nodeclient.Dial(url, r, c)
 		}},
-		{"server list", list.dial},
+		{"server list", func(r *x509.CertPool, _ *tls.Certificate) (*grpc.ClientConn, error) {
+			return list.dial(r, nil)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conn, err := tc.dial(roots, nil)

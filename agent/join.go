@@ -15,7 +15,6 @@ import (
 
 	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/api/nodeclient"
-	"github.com/minik-dev/minik/internal/atomicfile"
 )
 
 // Errors of joining that retrying cannot fix; test with errors.Is. They
@@ -42,10 +41,6 @@ const (
 	keyFile  = "node.key"
 )
 
-// renewBefore is how close to expiry a kept certificate may be before
-// the agent registers again.
-const renewBefore = 30 * 24 * time.Hour
-
 // joined is the outcome of joining: a connection that authenticates as the
 // node, and the node's configuration.
 type joined struct {
@@ -68,7 +63,8 @@ func (a *agent) join(ctx context.Context, serverURL string) (*joined, error) {
 		return nil, err
 	}
 	if cert, ok := a.keptCert(tlsDir, roots); ok {
-		conn, err := a.servers.dial(roots, &cert)
+		a.cert.set(cert)
+		conn, err := a.servers.dial(roots, &a.cert)
 		if err != nil {
 			return nil, err
 		}
@@ -86,10 +82,11 @@ func (a *agent) join(ctx context.Context, serverURL string) (*joined, error) {
 }
 
 // keptCert returns the node certificate kept in tlsDir if it is for this
-// node, from this CA and not about to expire.
+// node, from this CA and not yet due for renewal (api.RenewalTime); one
+// that is due is renewed by registering with it (register).
 func (a *agent) keptCert(tlsDir string, roots *x509.CertPool) (tls.Certificate, bool) {
 	cert, ok := a.validCert(tlsDir, roots)
-	if !ok || time.Until(cert.Leaf.NotAfter) < renewBefore {
+	if !ok || !time.Now().Before(api.RenewalTime(cert.Leaf)) {
 		return tls.Certificate{}, false
 	}
 	return cert, true
@@ -135,13 +132,10 @@ func (a *agent) register(ctx context.Context, serverURL, tlsDir string, roots *x
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", serverURL, err)
 	}
-	if err := atomicfile.Write(filepath.Join(tlsDir, keyFile), reg.KeyPEM, 0o600); err != nil {
+	if err := a.keepCert(tlsDir, reg); err != nil {
 		return nil, err
 	}
-	if err := atomicfile.Write(filepath.Join(tlsDir, certFile), reg.CertPEM, 0o644); err != nil {
-		return nil, err
-	}
-	conn, err := a.servers.dial(roots, &reg.Certificate)
+	conn, err := a.servers.dial(roots, &a.cert)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -171,10 +170,14 @@ func (l *serverList) handshook(addr string, err error) {
 }
 
 // dial returns a connection that verifies servers with roots, presents
-// cert, and reconnects to another server of the list when the one in use
-// goes away.
-func (l *serverList) dial(roots *x509.CertPool, cert *tls.Certificate) (*grpc.ClientConn, error) {
-	tc := nodeclient.TLSConfig(roots, cert)
+// the certificate cert holds at each handshake (none if cert is nil), and
+// reconnects to another server of the list when the one in use goes
+// away.
+func (l *serverList) dial(roots *x509.CertPool, cert *nodeCert) (*grpc.ClientConn, error) {
+	tc := nodeclient.TLSConfig(roots, nil)
+	if cert != nil {
+		tc.GetClientCertificate = cert.getClientCertificate
+	}
 	bo := backoff.DefaultConfig
 	bo.MaxDelay = 5 * time.Second
 	l.mu.Lock()

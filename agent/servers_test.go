@@ -20,6 +20,7 @@ import (
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/nodes"
 	"github.com/minik-dev/minik/server/pki"
+	"github.com/minik-dev/minik/server/pki/pkitest"
 	"github.com/minik-dev/minik/store/storetest"
 )
 
@@ -98,9 +99,7 @@ func newTwoServers(t *testing.T) *twoServers {
 		srv := httptest.NewUnstartedServer(svc.Handler(gs, a))
 		srv.Listener.Close()
 		srv.Listener = lns[i]
-		srv.TLS = ca.ServerTLSConfig()
-		srv.EnableHTTP2 = true
-		srv.StartTLS()
+		pkitest.StartTLS(srv, ca.ServerTLSConfig())
 		ran := make(chan error, 1)
 		go func() { ran <- svc.Run(ctx) }()
 		stopped := false

@@ -389,7 +389,10 @@ func (x *PodTokenResponse) GetExpirationUnix() int64 {
 type RegisterRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// token is the join token: "K10<caHash>::server:<secret>" or the plain
-	// secret.
+	// secret. It is not checked when the connection presents a valid
+	// certificate of node_name: the node renews its certificate, with the
+	// token it joined with or none (the join token may have been rotated
+	// since), and the registration rate does not apply.
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// node_name is the node's name, a DNS-1123 subdomain.
 	NodeName string `protobuf:"bytes,2,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`

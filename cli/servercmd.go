@@ -37,6 +37,7 @@ func AllCommands(version string) []*ucli.Command {
 		},
 	}
 	cmds = append(cmds, AdminCommands()...)
+	cmds = append(cmds, CertificateCommand(), TokenCommand())
 	return append(cmds, Commands()...)
 }
 
@@ -81,6 +82,7 @@ func serverCommand(version string) *ucli.Command {
 				NodeRegistrationBurst:    c.Int("node-registration-burst"),
 				JoinServer:               c.String("server"),
 				AdvertiseAddress:         c.String("advertise-address"),
+				CertLifetime:             c.Duration(CertLifetimeFlag.Name),
 				Version:                  version,
 				Logger:                   newLogger(c.Bool("debug")),
 			}
@@ -131,6 +133,7 @@ func serverFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "server", EnvVars: []string{"MINIK_SERVER"}, Usage: "join the cluster of this server (https://HOST:PORT), sharing its --datastore-endpoint; needs --token-file (or --token)"},
 		&ucli.StringFlag{Name: "advertise-address", EnvVars: []string{"MINIK_ADVERTISE_ADDRESS"}, Usage: "address agents and other servers reach this server at (default: --bind-address, --node-ip or the first host address)"},
 		&ucli.BoolFlag{Name: "debug", EnvVars: []string{"MINIK_DEBUG"}, Usage: "log at debug level"},
+		CertLifetimeFlag,
 	}
 }
 

@@ -27,7 +27,7 @@ func pkiOptions(cfg Config, advertise string, lg *slog.Logger) pki.Options {
 	}
 	return pki.Options{
 		ServiceCIDR: cfg.ServiceCIDR, SANs: sans, Port: cfg.HTTPSPort,
-		BindAddress: cfg.BindAddress, Token: cfg.Token, Logger: lg,
+		BindAddress: cfg.BindAddress, Token: cfg.Token, LeafLifetime: cfg.CertLifetime, Logger: lg,
 	}
 }
 

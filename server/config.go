@@ -62,6 +62,10 @@ type Config struct {
 	// --server): a server started with it joins that cluster, whose
 	// credentials it reads from the shared datastore with Token.
 	JoinServer string
+	// CertLifetime is the lifetime of the serving, admin and node
+	// certificates the server issues (zero: pki.LeafValidity); each is
+	// renewed two thirds into it. Short values are for tests.
+	CertLifetime time.Duration
 	// AdvertiseAddress is the address agents and other servers reach
 	// this server at (default: see advertiseHost).
 	AdvertiseAddress string

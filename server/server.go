@@ -100,6 +100,7 @@ type instance struct {
 	snaps *snapshots
 
 	authority *pki.Authority
+	authn     *auth.Authenticator // its token table follows the authority's
 	ln        net.Listener
 	self      string // advertised host:port
 	servers   *nodes.ServerSet
@@ -166,14 +167,12 @@ func (s *instance) startAPI(ctx context.Context) error {
 		func(ctx context.Context, resource, namespace, name string) (string, time.Time, error) {
 			return api.ObjectUID(ctx, resource, namespace, name)
 		}), serviceaccount.AuthenticatorOptions{})
-	authority := s.authority
+	authn := auth.NewAuthenticator(s.authority.ClientCAPool(), fixedTokens(s.authority)).
+		WithTokenAuthenticator(saTokens, saTokens.Audiences())
+	s.authn = authn
 	api, err = apiserver.New(apiserver.Config{
-		Store: s.st,
-		Authenticator: auth.NewAuthenticator(authority.ClientCAPool(), map[string]auth.User{
-			authority.Token():       auth.BootstrapUser,
-			authority.TokenSecret(): auth.BootstrapUser,
-			authority.AdminToken():  auth.AdminUser,
-		}).WithTokenAuthenticator(saTokens, saTokens.Audiences()),
+		Store:           s.st,
+		Authenticator:   authn,
 		ServiceAccounts: issuer,
 		Authorizer:      authz,
 		Rules:           s.policy,
@@ -252,6 +251,9 @@ func (s *instance) serve(ctx context.Context) error {
 		})
 	}
 	g.Go(https.Serve)
+	g.Go(func() error {
+		return s.authority.Run(gctx, func() { s.authn.SetTokens(fixedTokens(s.authority)) })
+	})
 	g.Go(func() error { return api.Run(gctx) })
 	g.Go(func() error { return s.policy.Run(gctx) })
 	g.Go(func() error { return s.snaps.Run(gctx) })
@@ -279,6 +281,16 @@ func (s *instance) serve(ctx context.Context) error {
 	api.SetReady(true)
 	lg.Info("api server ready", "address", s.ln.Addr().String(), "advertise", s.self, "kubeconfig", s.authority.KubeconfigPath())
 	return g.Wait()
+}
+
+// fixedTokens is the bearer token table of the API: the join token (in
+// full and its secret) for bootstrapping nodes, and the admin token.
+func fixedTokens(authority *pki.Authority) map[string]auth.User {
+	return map[string]auth.User{
+		authority.Token():       auth.BootstrapUser,
+		authority.TokenSecret(): auth.BootstrapUser,
+		authority.AdminToken():  auth.AdminUser,
+	}
 }
 
 // reconcilePolicy writes the bootstrap RBAC policy through the loopback

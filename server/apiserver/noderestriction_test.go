@@ -21,6 +21,7 @@ import (
 
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/pki"
+	"github.com/minik-dev/minik/server/pki/pkitest"
 )
 
 // certServer serves a test server over TLS as minik's server does:
@@ -43,8 +44,7 @@ func newCertServer(t *testing.T) *certServer {
 	ts.cfg.Authenticator = auth.NewAuthenticator(ca.ClientCAPool(), nil)
 	withNodeAuthorizer(ts)
 	hs := httptest.NewUnstartedServer(ts.Server)
-	hs.TLS = ca.ServerTLSConfig()
-	hs.StartTLS()
+	pkitest.StartTLS(hs, ca.ServerTLSConfig())
 	t.Cleanup(hs.Close)
 	cs := &certServer{testServer: ts, ca: ca, url: hs.URL}
 	cs.admin = cs.clientset(t, "system:admin", []string{auth.GroupMasters}, "")

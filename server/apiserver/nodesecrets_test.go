@@ -18,6 +18,7 @@ import (
 
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/pki"
+	"github.com/minik-dev/minik/server/pki/pkitest"
 )
 
 // nodeClients serves ts over TLS with the cluster's authentication and
@@ -32,8 +33,7 @@ func nodeClients(t *testing.T, ts *testServer, node string) (nodeCS, adminCS kub
 	ts.cfg.Authenticator = auth.NewAuthenticator(ca.ClientCAPool(), map[string]auth.User{"admin-token": auth.AdminUser})
 	ts.cfg.Authorizer = &auth.Authorizer{Pods: auth.PodNodeFunc(ts.PodNode), NodePods: auth.NodePodsFunc(ts.NodePods)}
 	srv := httptest.NewUnstartedServer(ts.Server)
-	srv.TLS = ca.ServerTLSConfig()
-	srv.StartTLS()
+	pkitest.StartTLS(srv, ca.ServerTLSConfig())
 	t.Cleanup(srv.Close)
 
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

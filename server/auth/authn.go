@@ -6,16 +6,17 @@ import (
 	"crypto/x509"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
 // Authenticator maps a request's credentials to a User: a client
 // certificate issued by the cluster CA (common name = user name,
-// organizations = groups) or a bearer token from a fixed table. It is
-// immutable and safe for concurrent use.
+// organizations = groups) or a bearer token from a table that SetTokens
+// replaces. It is safe for concurrent use.
 type Authenticator struct {
 	clientCAs *x509.CertPool
-	tokens    map[[sha256.Size]byte]User
+	tokens    atomic.Pointer[map[[sha256.Size]byte]User]
 	now       func() time.Time
 	// extra and apiAudiences are set by WithTokenAuthenticator.
 	extra        TokenAuthenticator
@@ -32,15 +33,24 @@ type Authenticator struct {
 // A server typically maps the join token secret, and the full join token,
 // to BootstrapUser, and the admin token to AdminUser.
 func NewAuthenticator(clientCAs *x509.CertPool, tokens map[string]User) *Authenticator {
-	a := &Authenticator{clientCAs: clientCAs, tokens: make(map[[sha256.Size]byte]User, len(tokens)), now: time.Now}
+	a := &Authenticator{clientCAs: clientCAs, now: time.Now}
+	a.SetTokens(tokens)
+	return a
+}
+
+// SetTokens replaces the bearer token table (token → user), as
+// NewAuthenticator takes it: a rotated join token is accepted, and the
+// old one refused, from the next request on.
+func (a *Authenticator) SetTokens(tokens map[string]User) {
+	table := make(map[[sha256.Size]byte]User, len(tokens))
 	for tok, u := range tokens {
 		if tok == "" {
 			continue
 		}
 		u.Groups = slices.Clone(u.Groups)
-		a.tokens[sha256.Sum256([]byte(tok))] = u
+		table[sha256.Sum256([]byte(tok))] = u
 	}
-	return a
+	a.tokens.Store(&table)
 }
 
 // Authenticate returns the user r authenticates as and true, or false if
@@ -104,7 +114,7 @@ func (a *Authenticator) tokenUser(header string) (User, bool) {
 	if tok == "" {
 		return User{}, false
 	}
-	u, ok := a.tokens[sha256.Sum256([]byte(tok))]
+	u, ok := (*a.tokens.Load())[sha256.Sum256([]byte(tok))]
 	return u, ok
 }
 

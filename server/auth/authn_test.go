@@ -20,6 +20,7 @@ import (
 
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/pki"
+	"github.com/minik-dev/minik/server/pki/pkitest"
 )
 
 // cluster is a CA with the credentials tests present.
@@ -109,11 +110,11 @@ func serve(t *testing.T, c cluster, authn *auth.Authenticator, requestOnly bool)
 		u, ok := authn.Authenticate(r)
 		json.NewEncoder(w).Encode(result{OK: ok, User: u})
 	}))
-	srv.TLS = c.ca.ServerTLSConfig()
+	cfg := c.ca.ServerTLSConfig()
 	if requestOnly {
-		srv.TLS.ClientAuth = tls.RequestClientCert
+		cfg.ClientAuth = tls.RequestClientCert
 	}
-	srv.StartTLS()
+	pkitest.StartTLS(srv, cfg)
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -166,7 +167,10 @@ func TestAuthenticate(t *testing.T) {
 	requested := serve(t, c, authn, true)
 
 	node := c.node(t, "n1")
-	servingCert := c.ca.ServerTLSConfig().Certificates[0]
+	servingCert, err := c.ca.ServerTLSConfig().GetCertificate(&tls.ClientHelloInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	noCN := c.issue(t, &x509.Certificate{Subject: pkix.Name{Organization: []string{auth.GroupMasters}}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	expired := c.issue(t, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "late", Organization: []string{auth.GroupMasters}},
@@ -201,7 +205,7 @@ func TestAuthenticate(t *testing.T) {
 		{name: "unverified: certificate from another CA", srv: requested, cert: &other.admin},
 		{name: "unverified: another CA, valid token", srv: requested, cert: &other.admin,
 			header: "Bearer " + c.ca.AdminToken(), want: &admin},
-		{name: "unverified: server certificate", srv: requested, cert: &servingCert},
+		{name: "unverified: server certificate", srv: requested, cert: servingCert},
 		{name: "unverified: expired certificate", srv: requested, cert: &expired},
 		{name: "unverified: no common name", srv: requested, cert: &noCN},
 	}

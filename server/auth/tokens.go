@@ -21,12 +21,12 @@ type TokenAuthenticator interface {
 // WithTokenAuthenticator returns a copy of a that also accepts the bearer
 // tokens t accepts (tried after the fixed table), and that reviews fixed
 // tokens (ReviewToken) as meant for apiAudiences, the API server's own
-// audiences.
+// audiences. The copy's table starts as a's; SetTokens on one leaves the
+// other alone.
 func (a *Authenticator) WithTokenAuthenticator(t TokenAuthenticator, apiAudiences []string) *Authenticator {
-	b := *a
-	b.extra = t
-	b.apiAudiences = slices.Clone(apiAudiences)
-	return &b
+	b := &Authenticator{clientCAs: a.clientCAs, now: a.now, extra: t, apiAudiences: slices.Clone(apiAudiences)}
+	b.tokens.Store(a.tokens.Load())
+	return b
 }
 
 // ReviewToken authenticates token as a bearer token meant for audiences
@@ -37,7 +37,7 @@ func (a *Authenticator) ReviewToken(ctx context.Context, token string, audiences
 	if token == "" {
 		return User{}, nil, false
 	}
-	if u, ok := a.tokens[sha256.Sum256([]byte(token))]; ok {
+	if u, ok := (*a.tokens.Load())[sha256.Sum256([]byte(token))]; ok {
 		accepted := a.apiAudiences
 		if len(audiences) > 0 {
 			accepted = intersect(audiences, a.apiAudiences)

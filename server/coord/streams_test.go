@@ -16,6 +16,7 @@ import (
 
 	"github.com/minik-dev/minik/internal/testnet"
 	"github.com/minik-dev/minik/server/pki"
+	"github.com/minik-dev/minik/server/pki/pkitest"
 )
 
 // localOnlyStreams answers for the nodes connected here.
@@ -51,8 +52,7 @@ func TestPodStreamRouter(t *testing.T) {
 		got = r
 		io.WriteString(w, "remote")
 	}))
-	other.TLS = a.ServerTLSConfig()
-	other.StartTLS()
+	pkitest.StartTLS(other, a.ServerTLSConfig())
 	defer other.Close()
 	holder := strings.TrimPrefix(other.URL, "https://")
 	router := NewPodStreamRouter(localOnlyStreams{connected: map[string]bool{"here": true}},

@@ -18,13 +18,19 @@ import (
 
 // Register checks the join token and the registration rate, binds the
 // name to the node's password (bind), signs the CSR's key as the node and
-// allocates (or finds) the node's podCIDR.
+// allocates (or finds) the node's podCIDR. A node that presents its own
+// certificate renews it: neither the token (which may have been rotated
+// since it joined) nor the rate is checked.
 func (s *Service) Register(ctx context.Context, req *api.RegisterRequest) (*api.RegisterResponse, error) {
-	secret, err := s.checkToken(req.GetToken())
-	if err != nil {
-		return nil, err
-	}
 	node := req.GetNodeName()
+	caller, err := callerNode(ctx)
+	hasCert := err == nil && caller == node
+	var secret string
+	if !hasCert {
+		if secret, err = s.checkToken(req.GetToken()); err != nil {
+			return nil, err
+		}
+	}
 	if errs := validation.IsDNS1123Subdomain(node); len(errs) > 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "node name %q: %s", node, strings.Join(errs, "; "))
 	}
@@ -35,11 +41,11 @@ func (s *Service) Register(ctx context.Context, req *api.RegisterRequest) (*api.
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "csr: %v", err)
 	}
-	if err := s.limiter.allow(secret); err != nil {
-		return nil, err
+	if !hasCert {
+		if err := s.limiter.allow(secret); err != nil {
+			return nil, err
+		}
 	}
-	caller, err := callerNode(ctx)
-	hasCert := err == nil && caller == node
 	if err := s.bind(ctx, node, req.GetNodePassword(), hasCert); err != nil {
 		return nil, err
 	}

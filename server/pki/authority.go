@@ -13,8 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/minik-dev/minik/api"
 	"github.com/minik-dev/minik/internal/defaults"
 )
 
@@ -31,12 +34,10 @@ const (
 const (
 	// CAValidity is the lifetime of a new CA.
 	CAValidity = 10 * 365 * 24 * time.Hour
-	// LeafValidity is the lifetime of serving and client certificates, and
-	// the default for SignClientCert.
+	// LeafValidity is the default lifetime of serving and client
+	// certificates (Options.LeafLifetime). Each is renewed at
+	// api.RenewalTime, two thirds into its lifetime.
 	LeafValidity = 365 * 24 * time.Hour
-	// RenewBefore is how close to expiry a serving or admin certificate
-	// must be for Ensure to issue a new one.
-	RenewBefore = 90 * 24 * time.Hour
 )
 
 // Identity of the admin client certificate.
@@ -85,8 +86,18 @@ type Options struct {
 	Token string
 	// Hostname is the host name SAN. Empty means os.Hostname.
 	Hostname string
+	// LeafLifetime is the lifetime of the serving, admin and node
+	// certificates issued from now on. Zero means LeafValidity.
+	LeafLifetime time.Duration
 	// Logger receives lifecycle messages. Nil discards them.
 	Logger *slog.Logger
+}
+
+func (o Options) leafLifetime() time.Duration {
+	if o.LeafLifetime <= 0 {
+		return LeafValidity
+	}
+	return o.LeafLifetime
 }
 
 func (o Options) serviceCIDR() string {
@@ -97,19 +108,34 @@ func (o Options) serviceCIDR() string {
 }
 
 // Authority is the cluster's certificate authority with the server's
-// serving certificate, the admin credentials and the join token. It is
-// immutable after Ensure and safe for concurrent use.
+// serving certificate, the admin credentials and the join token. The CA,
+// the admin bearer token and the service account key are fixed at Ensure;
+// the serving and admin certificates and the join token are replaced by
+// Refresh (see Run). It is safe for concurrent use.
 type Authority struct {
 	ca         *keyPair
-	serving    *keyPair
-	admin      *keyPair
 	caPool     *x509.CertPool
-	token      string
-	secret     string
 	adminToken string
 	kubeconfig string
 	saKey      *rsa.PrivateKey
 	saKeyPEM   []byte
+
+	dataDir   string
+	want      sans   // names the serving certificate must carry
+	serverURL string // of the kubeconfig
+	lifetime  time.Duration
+	lg        *slog.Logger
+
+	refreshMu sync.Mutex // serializes Refresh
+	cur       atomic.Pointer[credentials]
+}
+
+// credentials are the parts of an Authority that change while it runs.
+// They are never modified once published.
+type credentials struct {
+	serving, admin *keyPair
+	servingTLS     *tls.Certificate
+	token, secret  string
 }
 
 // Ensure loads the cluster's credentials from dataDir, creating what is
@@ -117,10 +143,11 @@ type Authority struct {
 // TLSDir for the files under dataDir/tls). On a later start it reuses the
 // CA, the token secret and the admin token; it issues a new serving
 // certificate when one of the required SANs is missing (keeping the old
-// SANs, so names only accumulate) or it nears expiry, and a new admin
-// certificate when it nears expiry. It refuses to run with half of the CA
-// (a certificate without its key or the reverse) or an expired CA, since
-// replacing the CA would lock out every node.
+// SANs, so names only accumulate) or it is due for renewal
+// (api.RenewalTime), and a new admin certificate when it is due. It
+// refuses to run with half of the CA (a certificate without its key or the
+// reverse) or an expired CA, since replacing the CA would lock out every
+// node.
 func Ensure(dataDir string, opts Options) (*Authority, error) {
 	lg := opts.Logger
 	if lg == nil {
@@ -131,24 +158,20 @@ func Ensure(dataDir string, opts Options) (*Authority, error) {
 	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
 		return nil, err
 	}
-	a := &Authority{kubeconfig: filepath.Join(dataDir, KubeconfigFile)}
+	a := &Authority{
+		kubeconfig: filepath.Join(dataDir, KubeconfigFile),
+		dataDir:    dataDir,
+		serverURL:  ServerURL(opts.BindAddress, opts.Port),
+		lifetime:   opts.leafLifetime(),
+		lg:         lg,
+	}
 	var err error
 	if a.ca, err = ensureCA(tlsDir, lg); err != nil {
 		return nil, err
 	}
 	a.caPool = x509.NewCertPool()
 	a.caPool.AddCert(a.ca.cert)
-	want, err := requiredSANs(opts)
-	if err != nil {
-		return nil, err
-	}
-	if a.serving, err = ensureServing(tlsDir, a.ca, want, lg); err != nil {
-		return nil, err
-	}
-	if a.admin, err = ensureAdmin(tlsDir, a.ca, lg); err != nil {
-		return nil, err
-	}
-	if a.token, a.secret, err = ensureToken(filepath.Join(dataDir, TokenFile), a.ca.certPEM, opts.Token, lg); err != nil {
+	if a.want, err = requiredSANs(opts); err != nil {
 		return nil, err
 	}
 	if a.adminToken, err = ensureSecretFile(filepath.Join(tlsDir, AdminTokenFile)); err != nil {
@@ -157,8 +180,7 @@ func Ensure(dataDir string, opts Options) (*Authority, error) {
 	if a.saKey, a.saKeyPEM, err = ensureServiceAccountKey(filepath.Join(tlsDir, ServiceAccountKeyFile), lg); err != nil {
 		return nil, err
 	}
-	kc := Kubeconfig(ServerURL(opts.BindAddress, opts.Port), a.ca.certPEM, a.admin.certPEM, a.admin.keyPEM)
-	if err := WriteKubeconfig(a.kubeconfig, kc); err != nil {
+	if _, err := a.refresh(opts.Token); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -189,11 +211,10 @@ func ensureCA(dir string, lg *slog.Logger) (*keyPair, error) {
 }
 
 // ensureServing returns the serving certificate, issuing a new one when
-// the stored one is missing, unusable, not from ca, near expiry or short of
-// a name in want.
-func ensureServing(dir string, ca *keyPair, want sans, lg *slog.Logger) (*keyPair, error) {
-	certFile, keyFile := filepath.Join(dir, "serving.crt"), filepath.Join(dir, "serving.key")
-	old, err := loadKeyPair(certFile, keyFile)
+// the stored one is missing, unusable, not from ca, due for renewal or
+// short of a name in want.
+func ensureServing(dir string, ca *keyPair, want sans, lifetime time.Duration, lg *slog.Logger) (*keyPair, error) {
+	old, err := loadKeyPair(filepath.Join(dir, "serving.crt"), filepath.Join(dir, "serving.key"))
 	reason := renewReason(old, err, ca)
 	if reason == "" && !want.coveredBy(old.cert) {
 		reason = "missing SANs"
@@ -204,30 +225,35 @@ func ensureServing(dir string, ca *keyPair, want sans, lg *slog.Logger) (*keyPai
 	if old != nil && old.cert.CheckSignatureFrom(ca.cert) == nil {
 		want.addCert(old.cert)
 	}
+	return issueServing(dir, ca, want, lifetime, reason, lg)
+}
+
+// issueServing issues and saves a serving certificate for the names in
+// want, logging reason.
+func issueServing(dir string, ca *keyPair, want sans, lifetime time.Duration, reason string, lg *slog.Logger) (*keyPair, error) {
 	dns, ips := want.lists()
 	spec := certSpec{
 		commonName: "minik-apiserver",
 		usages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		dnsNames:   dns,
 		ips:        ips,
-		validity:   LeafValidity,
+		validity:   lifetime,
 	}
 	kp, err := newKeyPair(spec, ca, now())
 	if err != nil {
 		return nil, err
 	}
-	if err := kp.save(certFile, keyFile); err != nil {
+	if err := kp.save(filepath.Join(dir, "serving.crt"), filepath.Join(dir, "serving.key")); err != nil {
 		return nil, err
 	}
-	lg.Info("issued serving certificate", "reason", reason, "dns", dns, "ips", ips)
+	lg.Info("issued serving certificate", "reason", reason, "dns", dns, "ips", ips, "expires", kp.cert.NotAfter)
 	return kp, nil
 }
 
 // ensureAdmin returns the admin client certificate, issuing a new one like
 // ensureServing does.
-func ensureAdmin(dir string, ca *keyPair, lg *slog.Logger) (*keyPair, error) {
-	certFile, keyFile := filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key")
-	old, err := loadKeyPair(certFile, keyFile)
+func ensureAdmin(dir string, ca *keyPair, lifetime time.Duration, lg *slog.Logger) (*keyPair, error) {
+	old, err := loadKeyPair(filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key"))
 	reason := renewReason(old, err, ca)
 	if reason == "" && (old.cert.Subject.CommonName != AdminUser || !slices.Contains(old.cert.Subject.Organization, AdminGroup)) {
 		reason = "wrong subject"
@@ -235,20 +261,26 @@ func ensureAdmin(dir string, ca *keyPair, lg *slog.Logger) (*keyPair, error) {
 	if reason == "" {
 		return old, nil
 	}
+	return issueAdmin(dir, ca, lifetime, reason, lg)
+}
+
+// issueAdmin issues and saves an admin client certificate, logging
+// reason.
+func issueAdmin(dir string, ca *keyPair, lifetime time.Duration, reason string, lg *slog.Logger) (*keyPair, error) {
 	spec := certSpec{
 		commonName: AdminUser,
 		orgs:       []string{AdminGroup},
 		usages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		validity:   LeafValidity,
+		validity:   lifetime,
 	}
 	kp, err := newKeyPair(spec, ca, now())
 	if err != nil {
 		return nil, err
 	}
-	if err := kp.save(certFile, keyFile); err != nil {
+	if err := kp.save(filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key")); err != nil {
 		return nil, err
 	}
-	lg.Info("issued admin certificate", "reason", reason)
+	lg.Info("issued admin certificate", "reason", reason, "expires", kp.cert.NotAfter)
 	return kp, nil
 }
 
@@ -263,8 +295,8 @@ func renewReason(kp *keyPair, loadErr error, ca *keyPair) string {
 		return "unusable: " + loadErr.Error()
 	case kp.cert.CheckSignatureFrom(ca.cert) != nil:
 		return "not signed by the cluster CA"
-	case now().Add(RenewBefore).After(kp.cert.NotAfter):
-		return "near expiry"
+	case !now().Before(api.RenewalTime(kp.cert)):
+		return "due for renewal"
 	}
 	return ""
 }
@@ -274,13 +306,15 @@ func renewReason(kp *keyPair, loadErr error, ca *keyPair) string {
 // 1.2 or later, ALPN h2 and http/1.1, and client certificates verified
 // against the CA when offered. Requests without one still complete the
 // handshake, to be authenticated by bearer token or refused later.
+//
+// The certificate is taken at each handshake from the current
+// credentials, so a renewed one serves new connections at once while
+// open ones go on.
 func (a *Authority) ServerTLSConfig() *tls.Config {
 	return &tls.Config{
-		Certificates: []tls.Certificate{{
-			Certificate: [][]byte{a.serving.cert.Raw},
-			PrivateKey:  a.serving.key,
-			Leaf:        a.serving.cert,
-		}},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return a.cur.Load().servingTLS, nil
+		},
 		ClientAuth: tls.VerifyClientCertIfGiven,
 		ClientCAs:  a.caPool.Clone(),
 		MinVersion: tls.VersionTLS12,
@@ -290,14 +324,15 @@ func (a *Authority) ServerTLSConfig() *tls.Config {
 
 // SignClientCert issues a client certificate for pub with common name
 // commonName (the user name, e.g. "system:node:NAME") and organizations
-// orgs (the groups, e.g. "system:nodes"), valid for validity (LeafValidity
-// if not positive) but never past the CA. It returns the certificate PEM.
+// orgs (the groups, e.g. "system:nodes"), valid for validity (the
+// Options.LeafLifetime if not positive) but never past the CA. It returns
+// the certificate PEM.
 func (a *Authority) SignClientCert(commonName string, orgs []string, pub crypto.PublicKey, validity time.Duration) ([]byte, error) {
 	if commonName == "" {
 		return nil, errors.New("client certificate common name must be set")
 	}
 	if validity <= 0 {
-		validity = LeafValidity
+		validity = a.lifetime
 	}
 	t := now()
 	if limit := a.ca.cert.NotAfter.Sub(t); validity > limit {
@@ -348,10 +383,10 @@ func (a *Authority) ClientCAPool() *x509.CertPool { return a.caPool.Clone() }
 
 // Token returns the full join token "K10<hash>::server:<secret>", the
 // content of DATA/token.
-func (a *Authority) Token() string { return a.token }
+func (a *Authority) Token() string { return a.cur.Load().token }
 
 // TokenSecret returns the secret part of the join token.
-func (a *Authority) TokenSecret() string { return a.secret }
+func (a *Authority) TokenSecret() string { return a.cur.Load().secret }
 
 // AdminToken returns the admin bearer token stored in
 // DATA/tls/admin.token.

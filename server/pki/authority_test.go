@@ -53,7 +53,11 @@ func readFile(t *testing.T, name string) []byte {
 
 func servingCert(t *testing.T, a *pki.Authority) *x509.Certificate {
 	t.Helper()
-	return a.ServerTLSConfig().Certificates[0].Leaf
+	c, err := a.ServerTLSConfig().GetCertificate(&tls.ClientHelloInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Leaf
 }
 
 func TestEnsureFiles(t *testing.T) {

@@ -20,7 +20,9 @@ import (
 )
 
 // clockSkew backdates NotBefore so that a peer whose clock runs a little
-// behind still accepts a certificate issued moments ago.
+// behind still accepts a certificate issued moments ago. A short-lived
+// certificate is backdated by a quarter of its lifetime at most, so that
+// api.RenewalTime stays ahead of its expiry.
 const clockSkew = time.Hour
 
 // keyPair is a parsed certificate with its private key and PEM encodings.
@@ -59,7 +61,7 @@ func (spec certSpec) template(now time.Time) (*x509.Certificate, error) {
 	t := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: spec.commonName, Organization: spec.orgs},
-		NotBefore:             now.Add(-clockSkew).UTC(),
+		NotBefore:             now.Add(-min(clockSkew, spec.validity/4)).UTC(),
 		NotAfter:              now.Add(spec.validity).UTC(),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           spec.usages,

@@ -14,9 +14,24 @@
 //	    ├── ca.crt, ca.key             CA, ECDSA P-256, 10 years
 //	    ├── serving.crt, serving.key   API serving certificate, 1 year
 //	    ├── admin.crt, admin.key       CN system:admin, O system:masters, 1 year
-//	    └── admin.token                admin bearer token (0600)
+//	    ├── admin.token                admin bearer token (0600)
+//	    └── .lock                      flocked while leaves are replaced
 //
 // Keys are written 0600 and every file is replaced atomically.
+//
+// # Renewal
+//
+// Every leaf (serving, admin, node certificates) is renewed at
+// api.RenewalTime, two thirds into its lifetime (Options.LeafLifetime,
+// one year unless shortened for tests), while the server runs: Run calls
+// Refresh at the next renewal time and every few seconds, which reissues
+// what is due, reloads what `minik certificate rotate` or `minik token
+// rotate` replaced on disk, and rewrites the admin kubeconfig. The TLS
+// configuration takes the serving certificate at each handshake
+// (GetCertificate), so open connections and watches go on while new ones
+// get the new certificate. Agents renew their own certificate through
+// the node protocol (Register over a connection that presents it, which
+// needs no join token). The CA is not renewed.
 //
 // # Join token
 //

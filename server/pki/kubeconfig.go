@@ -1,6 +1,9 @@
 package pki
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -73,4 +76,24 @@ func WriteKubeconfig(path string, cfg *clientcmdapi.Config) error {
 		return err
 	}
 	return writeIfChanged(path, data, 0o600)
+}
+
+// rewriteKubeconfigUser replaces the client certificate and key of the
+// admin user in the kubeconfig at path with admin's, keeping the rest. A
+// missing file is left missing: the server writes it when it starts.
+func rewriteKubeconfigUser(path string, admin *keyPair) error {
+	cfg, err := clientcmd.LoadFromFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	user, ok := cfg.AuthInfos[KubeconfigUser]
+	if !ok {
+		return fmt.Errorf("%s: no user %q", path, KubeconfigUser)
+	}
+	user.ClientCertificateData = admin.certPEM
+	user.ClientKeyData = admin.keyPEM
+	return WriteKubeconfig(path, cfg)
 }

@@ -71,9 +71,11 @@ func startServer(t *testing.T, a *pki.Authority, ln net.Listener) *httptest.Serv
 		srv.Listener.Close()
 		srv.Listener = ln
 	}
-	srv.EnableHTTP2 = true
-	srv.TLS = a.ServerTLSConfig()
-	srv.StartTLS()
+	// Not StartTLS: it would put its own certificate in front of the
+	// configuration's GetCertificate.
+	srv.Listener = tls.NewListener(srv.Listener, a.ServerTLSConfig())
+	srv.Start()
+	srv.URL = "https://" + srv.Listener.Addr().String()
 	t.Cleanup(srv.Close)
 	return srv
 }

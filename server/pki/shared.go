@@ -40,7 +40,7 @@ type Shared struct {
 func (a *Authority) Shared() Shared {
 	return Shared{
 		CACert: slices.Clone(a.ca.certPEM), CAKey: slices.Clone(a.ca.keyPEM),
-		TokenSecret: a.secret, AdminToken: a.adminToken,
+		TokenSecret: a.TokenSecret(), AdminToken: a.adminToken,
 		ServiceAccountKey: slices.Clone(a.saKeyPEM),
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"unicode"
 
@@ -90,4 +91,20 @@ func writeIfChanged(path string, data []byte, perm fs.FileMode) error {
 		return nil
 	}
 	return atomicfile.Write(path, data, perm)
+}
+
+// RotateToken writes a new join token, with a new secret, to
+// dataDir/token and returns it. A running server accepts it, and no longer
+// the old one, within pollInterval (Authority.Run); nodes already joined
+// go on with their certificates, which they renew without the token.
+func RotateToken(dataDir string) (string, error) {
+	caPEM, err := os.ReadFile(filepath.Join(dataDir, TLSDir, "ca.crt"))
+	if err != nil {
+		return "", fmt.Errorf("cluster CA: %w", err)
+	}
+	token := api.FormatToken(api.CAHash(caPEM), randomSecret())
+	if err := atomicfile.Write(filepath.Join(dataDir, TokenFile), []byte(token+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return token, nil
 }
