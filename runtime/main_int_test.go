@@ -17,18 +17,7 @@ import (
 )
 
 // TestMain lets the test binary serve as the sandboxes' pause process.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == runtime.PauseArg {
-		runtime.PauseMain()
-		return
-	}
-	code := m.Run()
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/minik-test")
-	for _, d := range dirs {
-		os.Remove(d)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { runtimetest.Main(m, "minik-test") }
 
 // env is a containerd started for one test with a runtime on it.
 type env struct {
