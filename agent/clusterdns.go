@@ -5,11 +5,13 @@ import (
 	"net/netip"
 
 	"github.com/minik-dev/minik/agent/servicenet"
+
+	"github.com/minik-dev/minik/internal/defaults"
 )
 
 // DefaultClusterDNS is the cluster DNS address pods are given: the tenth
 // address of the default service CIDR.
-var DefaultClusterDNS = netip.MustParseAddr("10.43.0.10")
+var DefaultClusterDNS = netip.MustParseAddr(defaults.ClusterDNS)
 
 // clusterDNS parses cfg.ClusterDNS, DefaultClusterDNS when empty.
 func (cfg Config) clusterDNS() (netip.Addr, error) {

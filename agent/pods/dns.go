@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/minik-dev/minik/internal/defaults"
 )
 
 // hostResolvConf is read for the upstream nameservers when no cluster DNS
@@ -117,7 +119,7 @@ func fitSearch(search []string) []string {
 
 func clusterSearch(ns, domain string) []string {
 	if domain == "" {
-		domain = "cluster.local"
+		domain = defaults.ClusterDomain
 	}
 	return []string{ns + ".svc." + domain, "svc." + domain, domain}
 }

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minik-dev/minik/runtime"
+
+	"github.com/minik-dev/minik/internal/defaults"
 )
 
 // Runtime is what the manager needs of the container runtime.
@@ -37,7 +39,7 @@ const (
 	DefaultBackoffBase   = 10 * time.Second
 	DefaultBackoffMax    = 300 * time.Second
 	DefaultSyncPeriod    = time.Second
-	DefaultClusterDomain = "cluster.local"
+	DefaultClusterDomain = defaults.ClusterDomain
 	defaultGrace         = 30 * time.Second
 )
 

@@ -12,10 +12,12 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
+
+	"github.com/minik-dev/minik/internal/defaults"
 )
 
 // DefaultClusterDomain is the DNS domain of services and pods.
-const DefaultClusterDomain = "cluster.local"
+const DefaultClusterDomain = defaults.ClusterDomain
 
 // Upstream resolvers for names outside the cluster domain.
 var (
