@@ -5,7 +5,6 @@ import (
 	"net/netip"
 
 	"github.com/minik-dev/minik/agent/servicenet"
-
 	"github.com/minik-dev/minik/internal/defaults"
 )
 

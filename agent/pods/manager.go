@@ -11,9 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/minik-dev/minik/runtime"
-
 	"github.com/minik-dev/minik/internal/defaults"
+	"github.com/minik-dev/minik/runtime"
 )
 
 // Runtime is what the manager needs of the container runtime.
