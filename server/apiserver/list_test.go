@@ -410,3 +410,35 @@ func TestServiceNodePorts(t *testing.T) {
 		t.Errorf("Create with a released nodePort = %v, want success", err)
 	}
 }
+
+// TestServiceNodePortsDistinct fills a three-port range with one service
+// of three ports, many times over: a port picked for one of them is never
+// picked again for another, nor one that a later port names.
+func TestServiceNodePortsDistinct(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.NodePortRange = "30000-30002" })
+	ctx := testContext(t)
+	svcs := ts.client.CoreV1().Services("default")
+	for round := range 20 {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "s"}, Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"app": "s"},
+			Ports: []corev1.ServicePort{{Name: "a", Port: 80}, {Name: "b", Port: 81}, {Name: "c", Port: 82}},
+		}}
+		if round%2 == 1 {
+			svc.Spec.Ports[2].NodePort = 30001 // named by the last port
+		}
+		got, err := svcs.Create(ctx, svc, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("round %d: Create: %v", round, err)
+		}
+		seen := map[int32]string{}
+		for _, p := range got.Spec.Ports {
+			if other, dup := seen[p.NodePort]; dup {
+				t.Fatalf("round %d: ports %s and %s both got node port %d", round, other, p.Name, p.NodePort)
+			}
+			seen[p.NodePort] = p.Name
+		}
+		if err := svcs.Delete(ctx, "s", metav1.DeleteOptions{}); err != nil {
+			t.Fatalf("round %d: Delete: %v", round, err)
+		}
+	}
+}

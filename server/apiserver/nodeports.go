@@ -48,8 +48,10 @@ func (a *portAllocator) String() string {
 	return fmt.Sprintf("%d-%d", a.base, a.base+a.size-1)
 }
 
-// allocate takes port (0 = any free one) for owner.
-func (a *portAllocator) allocate(ctx context.Context, port int32, owner string) (int32, error) {
+// allocate takes port (0 = any free one, never one of avoid) for owner.
+// avoid holds the ports the same service already uses or names, so that a
+// scan reaching one of them does not hand it out a second time.
+func (a *portAllocator) allocate(ctx context.Context, port int32, owner string, avoid map[int32]bool) (int32, error) {
 	if port != 0 {
 		if int(port) < a.base || int(port) >= a.base+a.size {
 			return port, errPortRange
@@ -60,7 +62,8 @@ func (a *portAllocator) allocate(ctx context.Context, port int32, owner string) 
 		}
 		return port, err
 	}
-	i, err := a.r.TakeFree(ctx, uint32(rand.IntN(a.size)), owner, nil, func(i uint32) error {
+	skip := func(i uint32) bool { return avoid[a.port(i)] }
+	i, err := a.r.TakeFree(ctx, uint32(rand.IntN(a.size)), owner, skip, func(i uint32) error {
 		if err := a.takenBy(ctx, a.port(i), owner); !errors.Is(err, errPortTaken) {
 			return err
 		}
@@ -132,6 +135,13 @@ func (s *Server) allocateNodePorts(ctx context.Context, svc, old *corev1.Service
 	}
 	inUse := map[int32]bool{}
 	if wantsNodePorts(svc) {
+		// Named ports are the service's before any port is picked for it.
+		avoid := map[int32]bool{}
+		for _, p := range svc.Spec.Ports {
+			if p.NodePort != 0 {
+				avoid[p.NodePort] = true
+			}
+		}
 		for i := range svc.Spec.Ports {
 			p := &svc.Spec.Ports[i]
 			if p.NodePort != 0 && (held[p.NodePort] || inUse[p.NodePort]) {
@@ -141,7 +151,7 @@ func (s *Server) allocateNodePorts(ctx context.Context, svc, old *corev1.Service
 			if p.NodePort == 0 && !picksNodePorts(svc) {
 				continue
 			}
-			got, err := s.ports.allocate(ctx, p.NodePort, owner)
+			got, err := s.ports.allocate(ctx, p.NodePort, owner, avoid)
 			if err != nil && !errors.Is(err, errPortOwned) {
 				undo()
 				return nil, nil, s.nodePortError(svc, i, err)
@@ -151,6 +161,7 @@ func (s *Server) allocateNodePorts(ctx context.Context, svc, old *corev1.Service
 			}
 			p.NodePort = got
 			inUse[got] = true
+			avoid[got] = true
 		}
 	}
 	for p := range held {
