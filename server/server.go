@@ -199,6 +199,9 @@ func (s *instance) startAPI(ctx context.Context) error {
 	if err := api.EnsureAPIServices(ctx); err != nil {
 		return fmt.Errorf("creating the local apiservices: %w", err)
 	}
+	if err := api.EnsurePriorityClasses(ctx); err != nil {
+		return fmt.Errorf("creating the system priority classes: %w", err)
+	}
 	s.issuer = issuer
 	return nil
 }

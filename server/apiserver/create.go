@@ -84,6 +84,12 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 		if err := s.admitPodServiceAccount(ctx, pod); err != nil {
 			return nil, nil, err
 		}
+		if err := s.admitPodRuntimeClass(ctx, pod); err != nil {
+			return nil, nil, err
+		}
+		if err := s.admitPodPriority(ctx, pod); err != nil {
+			return nil, nil, err
+		}
 	}
 	if obj, err = s.mutateWrite(ctx, res, obj, nil, dryRun); err != nil {
 		return nil, nil, err

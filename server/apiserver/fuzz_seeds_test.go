@@ -102,6 +102,9 @@ var fuzzSamples = map[string]string{
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 	"DaemonSet": `{"spec":{"selector":{"matchLabels":{"app":"fuzz"}},"updateStrategy":{"rollingUpdate":{"maxSurge":1,"maxUnavailable":0}},` +
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"nodeSelector":{"disk":"ssd"},"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
+	"RuntimeClass": `{"handler":"fuzz","overhead":{"podFixed":{"cpu":"10m","memory":"1Mi"}},` +
+		`"scheduling":{"nodeSelector":{"disk":"ssd"},"tolerations":[{"key":"k","operator":"Exists","effect":"NoSchedule"}]}}`,
+	"PriorityClass": `{"value":1000,"globalDefault":false,"description":"fuzz","preemptionPolicy":"Never"}`,
 }
 
 // fuzzHookRest completes the sample webhook of both configurations.

@@ -16,18 +16,13 @@ const (
 	defaultFileMode          = 0o644
 )
 
-// defaultPod applies the pod spec defaults plus what admission adds to
-// pods (not templates): priority and the not-ready and unreachable
-// tolerations.
+// defaultPod applies the pod spec defaults plus the not-ready and
+// unreachable tolerations that admission adds to pods (not templates).
+// Priority comes from the API server's priority admission, which reads
+// PriorityClasses.
 func defaultPod(pod *corev1.Pod) {
 	spec := &pod.Spec
 	defaultPodSpec(spec)
-	if spec.Priority == nil && spec.PriorityClassName == "" {
-		spec.Priority = ptrTo[int32](0)
-	}
-	if spec.PreemptionPolicy == nil {
-		spec.PreemptionPolicy = ptrTo(corev1.PreemptLowerPriority)
-	}
 	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
 		if !toleratesNoExecute(spec.Tolerations, key) {
 			spec.Tolerations = append(spec.Tolerations, corev1.Toleration{

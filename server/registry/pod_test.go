@@ -39,8 +39,6 @@ func TestPodDefaults(t *testing.T) {
 			SchedulerName:                 "default-scheduler",
 			SecurityContext:               &corev1.PodSecurityContext{},
 			EnableServiceLinks:            ptrTo(true),
-			Priority:                      ptrTo[int32](0),
-			PreemptionPolicy:              ptrTo(corev1.PreemptLowerPriority),
 			Tolerations: []corev1.Toleration{
 				{Key: "node.kubernetes.io/not-ready", Operator: "Exists", Effect: "NoExecute", TolerationSeconds: ptrTo[int64](300)},
 				{Key: "node.kubernetes.io/unreachable", Operator: "Exists", Effect: "NoExecute", TolerationSeconds: ptrTo[int64](300)},

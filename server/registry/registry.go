@@ -47,6 +47,8 @@ var resources = []*Resource{
 	daemonSetResource,
 	statefulSetResource,
 	apiServiceResource,
+	runtimeClassResource,
+	priorityClassResource,
 }
 
 var (

@@ -35,6 +35,7 @@ func TestAll(t *testing.T) {
 		"roles Role", "clusterroles ClusterRole", "rolebindings RoleBinding", "clusterrolebindings ClusterRoleBinding",
 		"daemonsets DaemonSet", "statefulsets StatefulSet",
 		"apiservices APIService",
+		"runtimeclasses RuntimeClass", "priorityclasses PriorityClass",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
