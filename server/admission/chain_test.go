@@ -126,6 +126,7 @@ func reviewServer(t testing.TB, cert tls.Certificate, resp admissionv1.Admission
 			return
 		}
 		seen := review
+		seen.Kind = r.URL.RawQuery // the query the call came with
 		got <- &seen
 		out := resp
 		out.UID = review.Request.UID
@@ -200,7 +201,23 @@ func TestServiceWebhook(t *testing.T) {
 	}
 	if review := <-got; review.APIVersion != "admission.k8s.io/v1beta1" || review.Request.Operation != admissionv1.Create {
 		t.Errorf("review %s %s, want admission.k8s.io/v1beta1 CREATE", review.APIVersion, review.Request.Operation)
+	} else if review.Kind != "timeout=10s" {
+		t.Errorf("called with query %q, want timeout=10s", review.Kind)
 	}
+
+	// A refusal that gives only a reason is explained by it.
+	reasonOnly := reviewServer(t, cert, admissionv1.AdmissionResponse{Result: &metav1.Status{Reason: "unwanted data"}}, got)
+	d.addr = reasonOnly.Listener.Addr().String()
+	c = New(Config{Services: d})
+	c.Update(Configurations{Validating: []*admissionregistrationv1.ValidatingWebhookConfiguration{
+		validatingConfig("svc", cc, admissionregistrationv1.SideEffectClassNone, "v1"),
+	}})
+	if _, err := c.Validate(context.Background(), configMapAttributes(admissionv1.Create, false)); err == nil ||
+		err.Error() != `admission webhook "svc.example.com" denied the request: unwanted data` {
+		t.Errorf("Validate = %v, want the reason as the explanation", err)
+	}
+	<-d.asked
+	<-got
 
 	// Another CA: the certificate is refused, and failurePolicy Fail
 	// denies with 500.

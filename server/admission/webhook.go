@@ -190,7 +190,9 @@ func (w *webhook) call(ctx context.Context, a *Attributes) (*admissionv1.Admissi
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+	// The timeout rides along in the query, as Kubernetes sends it, so
+	// that the webhook may give up in time too.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url+"?timeout="+w.timeout.String(), bytes.NewReader(body))
 	if err != nil {
 		return nil, &callError{w.name, err}
 	}
@@ -257,7 +259,8 @@ func (w *webhook) review(a *Attributes) (*admissionv1.AdmissionReview, error) {
 }
 
 // denial is the error of a webhook's refusal: its Status, its message
-// prefixed as Kubernetes does, 403 Forbidden unless it says otherwise.
+// (else its reason) prefixed as Kubernetes does, 403 Forbidden unless it
+// says otherwise.
 func denial(name string, st *metav1.Status) error {
 	out := metav1.Status{Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden}
 	msg := ""
@@ -271,6 +274,10 @@ func denial(name string, st *metav1.Status) error {
 		}
 		out.Details = st.Details
 		msg = st.Message
+		if msg == "" {
+			// A refusal that gives only a reason is explained by it.
+			msg = string(st.Reason)
+		}
 	}
 	if msg == "" {
 		out.Message = fmt.Sprintf("admission webhook %q denied the request without explanation", name)

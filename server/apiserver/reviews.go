@@ -1,7 +1,9 @@
 package apiserver
 
 import (
+	"mime"
 	"net/http"
+	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -67,6 +69,9 @@ func reviewRoute(verb string, parts []string, group string) (requestInfo, handle
 func (s *Server) serveReview(w *statusRecorder, r *http.Request, info requestInfo) error {
 	if info.Verb != "create" {
 		return apierrors.NewMethodNotSupported(schemaGR(info.Resource.Name), info.Verb)
+	}
+	if err := objectOnly(r, info.Resource.Name); err != nil {
+		return err
 	}
 	u, _ := requestUser(r)
 	data, err := readBody(r)
@@ -272,3 +277,22 @@ func attributesOneOf(resource, nonResource bool) field.ErrorList {
 // requestUser is the user a request acts as, which serve puts in its
 // context.
 func requestUser(r *http.Request) (auth.User, bool) { return auth.UserFrom(r.Context()) }
+
+// objectOnly refuses, with 406, a request that accepts only a Table or
+// partial metadata of a resource that has neither: the reviews are
+// answered, never stored or listed.
+func objectOnly(r *http.Request, resource string) error {
+	accept := r.Header.Get("Accept")
+	if accept == "" {
+		return nil
+	}
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err == nil && params["as"] == "" &&
+			(mt == "application/json" || mt == protobufType || mt == "*/*" || mt == "application/*") {
+			return nil
+		}
+	}
+	return apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "create", schemaGR(resource), "",
+		"only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf", 0, false)
+}

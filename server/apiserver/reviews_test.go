@@ -202,3 +202,25 @@ func TestImpersonation(t *testing.T) {
 		t.Errorf("Impersonate-Group without Impersonate-User: status %d, want 400", resp.StatusCode)
 	}
 }
+
+// TestReviewsRefuseTables checks that a review asked for only as a Table
+// is refused with 406, and answered when JSON is acceptable too.
+func TestReviewsRefuseTables(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	sar := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+		NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/", Verb: "get"},
+	}}
+	post := func(accept string) error {
+		var out authorizationv1.SelfSubjectAccessReview
+		return ts.client.AuthorizationV1().RESTClient().Post().Resource("selfsubjectaccessreviews").
+			SetHeader("Accept", accept).Body(sar).Do(ctx).Into(&out)
+	}
+	err := post("application/json;as=Table;v=v1;g=meta.k8s.io")
+	if st, ok := err.(apierrors.APIStatus); !ok || st.Status().Code != http.StatusNotAcceptable {
+		t.Errorf("Table only = %v, want 406", err)
+	}
+	if err := post("application/json;as=Table;v=v1;g=meta.k8s.io, application/json"); err != nil {
+		t.Errorf("Table with a JSON fallback = %v, want the review", err)
+	}
+}

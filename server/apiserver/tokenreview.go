@@ -83,6 +83,9 @@ func (s *Server) serveTokenReview(w *statusRecorder, r *http.Request, info reque
 	if info.Verb != "create" {
 		return apierrors.NewMethodNotSupported(schemaGR("tokenreviews"), info.Verb)
 	}
+	if err := objectOnly(r, "tokenreviews"); err != nil {
+		return err
+	}
 	data, err := readBody(r)
 	if err != nil {
 		return err

@@ -364,7 +364,7 @@ func validateWebhookService(s *admissionregistrationv1.ServiceReference, p *fiel
 	} else {
 		errs = append(errs, validateDNSLabel(s.Namespace, p.Child("namespace"))...)
 	}
-	if s.Path != nil && !strings.HasPrefix(*s.Path, "/") {
+	if s.Path != nil && *s.Path != "" && !strings.HasPrefix(*s.Path, "/") {
 		errs = append(errs, field.Invalid(p.Child("path"), *s.Path, "must start with a '/'"))
 	}
 	if s.Port != nil && (*s.Port < 1 || *s.Port > 65535) {

@@ -76,6 +76,7 @@ func TestValidateValidatingWebhookConfiguration(t *testing.T) {
 			hook(c).ClientConfig.Service, hook(c).ClientConfig.URL = nil, ptrTo("https://x.example.com/?a=b")
 		},
 			[]string{errKey(invalid, "webhooks[0].clientConfig.url")}},
+		{"empty service path", func(c *c) { hook(c).ClientConfig.Service.Path = ptrTo("") }, nil},
 		{"service path", func(c *c) { hook(c).ClientConfig.Service.Path = ptrTo("validate") },
 			[]string{errKey(invalid, "webhooks[0].clientConfig.service.path")}},
 		{"service port", func(c *c) { hook(c).ClientConfig.Service.Port = ptrTo(int32(70000)) },
