@@ -227,7 +227,7 @@ func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) bool {
 const openAPIV2Protobuf = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 
 func (s *Server) serveOpenAPIV2(w http.ResponseWriter, r *http.Request) {
-	doc, err := openAPIV2Doc()
+	doc, err := s.openAPIV2()
 	if err != nil {
 		s.log.Error("building the openapi v2 document", "err", err)
 		s.writeStatus(w, r, apierrors.NewInternalError(err), schema.GroupResource{}, "")

@@ -78,6 +78,16 @@ type openAPIV2 struct {
 }
 
 var openAPIV2Doc = sync.OnceValues(func() (*openAPIV2, error) {
+	sw, err := openAPIV2Builtin()
+	if err != nil {
+		return nil, err
+	}
+	return encodeOpenAPIV2(sw)
+})
+
+// openAPIV2Builtin builds the v2 definitions of the built-in kinds. The
+// result is shared: copy before changing it.
+var openAPIV2Builtin = sync.OnceValues(func() (*spec.Swagger, error) {
 	var names []string
 	for _, n := range builtinModels() {
 		names = append(names, n...)
@@ -88,10 +98,11 @@ var openAPIV2Doc = sync.OnceValues(func() (*openAPIV2, error) {
 		GetDefinitions:    generatedopenapi.GetOpenAPIDefinitions,
 		GetDefinitionName: definitionNamer().GetDefinitionName,
 	}
-	sw, err := builder.BuildOpenAPIDefinitionsForResources(cfg, names...)
-	if err != nil {
-		return nil, err
-	}
+	return builder.BuildOpenAPIDefinitionsForResources(cfg, names...)
+})
+
+// encodeOpenAPIV2 serializes sw as JSON and protobuf, with its ETag.
+func encodeOpenAPIV2(sw *spec.Swagger) (*openAPIV2, error) {
 	data, err := json.Marshal(sw)
 	if err != nil {
 		return nil, err
@@ -106,4 +117,4 @@ var openAPIV2Doc = sync.OnceValues(func() (*openAPIV2, error) {
 	}
 	sum := sha256.Sum256(data)
 	return &openAPIV2{json: data, protobuf: pb, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}, nil
-})
+}

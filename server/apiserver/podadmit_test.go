@@ -27,7 +27,7 @@ func TestPodRuntimeClassAdmission(t *testing.T) {
 	overhead := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("1Mi")}
 	if _, err := rcs.Create(ctx, &nodev1.RuntimeClass{
 		ObjectMeta: metav1.ObjectMeta{Name: "fast"}, Handler: "runc",
-		Overhead:   &nodev1.Overhead{PodFixed: overhead},
+		Overhead: &nodev1.Overhead{PodFixed: overhead},
 		Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{"disk": "ssd"},
 			Tolerations: []corev1.Toleration{{Key: "fast", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}},
 	}, metav1.CreateOptions{}); err != nil {

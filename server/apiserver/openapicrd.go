@@ -1,0 +1,78 @@
+package apiserver
+
+import (
+	"maps"
+	"sync"
+
+	"k8s.io/kube-openapi/pkg/validation/spec"
+)
+
+// crdV2 keeps the last OpenAPI v2 document built with custom resources,
+// for the set of custom resources it was built from: the set is replaced,
+// never changed, when a CRD changes.
+var crdV2 struct {
+	mu  sync.Mutex
+	set *customSet
+	doc *openAPIV2
+}
+
+// openAPIV2 returns the OpenAPI v2 document: the built-in definitions,
+// plus one per served version of each custom resource with a schema,
+// named as upstream names them (the group reversed, version, kind).
+func (s *Server) openAPIV2() (*openAPIV2, error) {
+	set := s.customResources()
+	if len(set.byGV) == 0 {
+		return openAPIV2Doc()
+	}
+	crdV2.mu.Lock()
+	defer crdV2.mu.Unlock()
+	if crdV2.set == set {
+		return crdV2.doc, nil
+	}
+	base, err := openAPIV2Builtin()
+	if err != nil {
+		return nil, err
+	}
+	sw := *base
+	sw.SwaggerProps.Definitions = maps.Clone(base.Definitions)
+	for gv, byName := range set.byGV {
+		for _, res := range byName {
+			if res.Custom.Schema == nil {
+				continue
+			}
+			sch := res.Custom.Schema.ToKubeOpenAPI()
+			withKindProperties(sch)
+			sch.AddExtension("x-kubernetes-group-version-kind", []any{
+				map[string]any{"group": gv.Group, "version": gv.Version, "kind": res.Kind},
+			})
+			sw.Definitions[customModelName(gv, res.Kind)] = *sch
+		}
+	}
+	doc, err := encodeOpenAPIV2(&sw)
+	if err != nil {
+		return nil, err
+	}
+	crdV2.set, crdV2.doc = set, doc
+	return doc, nil
+}
+
+// withKindProperties adds what every object has to a custom kind's
+// schema, as upstream publishes it: apiVersion, kind and metadata.
+func withKindProperties(sch *spec.Schema) {
+	if sch.Properties == nil {
+		sch.Properties = map[string]spec.Schema{}
+	}
+	str := func(desc string) spec.Schema {
+		return spec.Schema{SchemaProps: spec.SchemaProps{Type: spec.StringOrArray{"string"}, Description: desc}}
+	}
+	if _, ok := sch.Properties["apiVersion"]; !ok {
+		sch.Properties["apiVersion"] = str("The group and version of the schema this object follows.")
+	}
+	if _, ok := sch.Properties["kind"]; !ok {
+		sch.Properties["kind"] = str("The kind of this object, in CamelCase.")
+	}
+	sch.Properties["metadata"] = spec.Schema{SchemaProps: spec.SchemaProps{
+		Description: "The object's metadata.",
+		AllOf:       []spec.Schema{{SchemaProps: spec.SchemaProps{Ref: spec.MustCreateRef("#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")}}},
+	}}
+}
