@@ -90,7 +90,30 @@ func (s *Server) servePodProxy(w *statusRecorder, r *http.Request, info requestI
 	if err := s.admitConnect(r, info); err != nil {
 		return err
 	}
+	if redirectToRoot(w, r, info) {
+		return nil
+	}
 	return s.streamPod(w, r, info.Namespace, name, "proxy")
+}
+
+// redirectToRoot answers a GET or HEAD of a proxy with no path after
+// "proxy" with a permanent redirect to the same URL ending in "/", as
+// Kubernetes does, so that the target's relative links resolve below
+// the proxy. It reports whether it answered.
+func redirectToRoot(w http.ResponseWriter, r *http.Request, info requestInfo) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if !strings.HasSuffix(r.URL.Path, "/"+info.Name+"/proxy") {
+		return false
+	}
+	loc := r.URL.EscapedPath() + "/"
+	if r.URL.RawQuery != "" {
+		loc += "?" + r.URL.RawQuery
+	}
+	w.Header().Set("Location", loc)
+	w.WriteHeader(http.StatusMovedPermanently)
+	return true
 }
 
 // servePortForward hands pods/NAME/portforward to the pod's node.
@@ -126,6 +149,9 @@ func (s *Server) serveServiceProxy(w *statusRecorder, r *http.Request, info requ
 	}
 	if err := s.admitConnect(r, info); err != nil {
 		return err
+	}
+	if redirectToRoot(w, r, info) {
+		return nil
 	}
 	ctx := r.Context()
 	obj, _, err := s.getObject(ctx, info.Resource, info.Namespace, name)

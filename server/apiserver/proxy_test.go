@@ -93,7 +93,9 @@ func TestProxyRoutes(t *testing.T) {
 		body         string
 		verb, sub    string
 	}{
-		{"GET", "pods/web/proxy", 200, "proxy web /api/v1/namespaces/default/pods/web/proxy?", "get", "proxy"},
+		// A GET without a path is redirected to "proxy/" (the client follows).
+		{"GET", "pods/web/proxy?m=1", 200, "proxy web /api/v1/namespaces/default/pods/web/proxy/?m=1", "get", "proxy"},
+		{"GET", "services/front:http/proxy", 200, "proxy web /api/v1/namespaces/default/pods/http:web:8080/proxy/?", "get", "proxy"},
 		{"POST", "pods/https:web:8443/proxy/a/b%2Fc?x=1", 200, "proxy web /api/v1/namespaces/default/pods/https:web:8443/proxy/a/b%2Fc?x=1", "create", "proxy"},
 		{"OPTIONS", "pods/web:80/proxy/", 200, "proxy web ", "get", "proxy"},
 		{"PATCH", "pods/web:80/proxy/", 200, "proxy web ", "patch", "proxy"},
