@@ -105,6 +105,13 @@ var fuzzSamples = map[string]string{
 	"RuntimeClass": `{"handler":"fuzz","overhead":{"podFixed":{"cpu":"10m","memory":"1Mi"}},` +
 		`"scheduling":{"nodeSelector":{"disk":"ssd"},"tolerations":[{"key":"k","operator":"Exists","effect":"NoSchedule"}]}}`,
 	"PriorityClass": `{"value":1000,"globalDefault":false,"description":"fuzz","preemptionPolicy":"Never"}`,
+	"StorageClass":  `{"provisioner":"fuzz.example.com","parameters":{"type":"ssd"},"reclaimPolicy":"Retain","volumeBindingMode":"WaitForFirstConsumer"}`,
+	"CSIDriver":     `{"spec":{"attachRequired":false,"podInfoOnMount":true,"volumeLifecycleModes":["Persistent","Ephemeral"]}}`,
+	"CSINode":       `{"spec":{"drivers":[{"name":"fuzz.example.com","nodeID":"fuzz","topologyKeys":["topology.example.com/zone"]}]}}`,
+	"CSIStorageCapacity": `{"storageClassName":"fuzz","capacity":"10Gi","maximumVolumeSize":"1Gi",` +
+		`"nodeTopology":{"matchLabels":{"topology.example.com/zone":"a"}}}`,
+	"VolumeAttachment":      `{"spec":{"attacher":"fuzz.example.com","nodeName":"fuzz","source":{"persistentVolumeName":"pv-fuzz"}}}`,
+	"VolumeAttributesClass": `{"driverName":"fuzz.example.com","parameters":{"iops":"100"}}`,
 }
 
 // fuzzHookRest completes the sample webhook of both configurations.

@@ -49,6 +49,12 @@ var resources = []*Resource{
 	apiServiceResource,
 	runtimeClassResource,
 	priorityClassResource,
+	storageClassResource,
+	csiDriverResource,
+	csiNodeResource,
+	csiStorageCapacityResource,
+	volumeAttachmentResource,
+	volumeAttributesClassResource,
 }
 
 var (

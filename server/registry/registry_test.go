@@ -36,6 +36,9 @@ func TestAll(t *testing.T) {
 		"daemonsets DaemonSet", "statefulsets StatefulSet",
 		"apiservices APIService",
 		"runtimeclasses RuntimeClass", "priorityclasses PriorityClass",
+		"storageclasses StorageClass", "csidrivers CSIDriver", "csinodes CSINode",
+		"csistoragecapacities CSIStorageCapacity", "volumeattachments VolumeAttachment",
+		"volumeattributesclasses VolumeAttributesClass",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
