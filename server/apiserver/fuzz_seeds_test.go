@@ -112,6 +112,9 @@ var fuzzSamples = map[string]string{
 		`"nodeTopology":{"matchLabels":{"topology.example.com/zone":"a"}}}`,
 	"VolumeAttachment":      `{"spec":{"attacher":"fuzz.example.com","nodeName":"fuzz","source":{"persistentVolumeName":"pv-fuzz"}}}`,
 	"VolumeAttributesClass": `{"driverName":"fuzz.example.com","parameters":{"iops":"100"}}`,
+	"Ingress": `{"spec":{"ingressClassName":"fuzz","rules":[{"host":"fuzz.example.com","http":{"paths":[{"path":"/","pathType":"Prefix",` +
+		`"backend":{"service":{"name":"fuzz","port":{"number":80}}}}]}}],"tls":[{"hosts":["fuzz.example.com"],"secretName":"fuzz-tls"}]}}`,
+	"IngressClass": `{"spec":{"controller":"example.com/fuzz","parameters":{"kind":"Params","name":"fuzz","scope":"Cluster"}}}`,
 }
 
 // fuzzHookRest completes the sample webhook of both configurations.

@@ -55,6 +55,8 @@ var resources = []*Resource{
 	csiStorageCapacityResource,
 	volumeAttachmentResource,
 	volumeAttributesClassResource,
+	ingressResource,
+	ingressClassResource,
 }
 
 var (

@@ -39,6 +39,7 @@ func TestAll(t *testing.T) {
 		"storageclasses StorageClass", "csidrivers CSIDriver", "csinodes CSINode",
 		"csistoragecapacities CSIStorageCapacity", "volumeattachments VolumeAttachment",
 		"volumeattributesclasses VolumeAttributesClass",
+		"ingresses Ingress", "ingressclasses IngressClass",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
