@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -35,6 +36,11 @@ func (s *Server) serveApply(w *statusRecorder, r *http.Request, info requestInfo
 	}
 	if ns := applied.GetNamespace(); res.Namespaced && ns != "" && ns != info.Namespace {
 		return badRequest("the namespace of the provided object (%q) does not match the namespace sent on the request (%q)", ns, info.Namespace)
+	}
+	if res.Custom != nil {
+		if err := checkAppliedFields(w, r, res, applied); err != nil {
+			return err
+		}
 	}
 	fm, err := s.fields.get(res, kind)
 	if err != nil {
@@ -99,4 +105,29 @@ func typedObject(res *registry.Resource, obj runtime.Object) (runtime.Object, er
 	}
 	setTypeMeta(out, res)
 	return out, nil
+}
+
+// checkAppliedFields reports the fields of an applied custom object that
+// its schema does not declare, worded as upstream's server-side apply
+// words them: a 400 with fieldValidation=Strict, warnings by default.
+func checkAppliedFields(w http.ResponseWriter, r *http.Request, res *registry.Resource, applied *unstructured.Unstructured) error {
+	unknown := registry.UnknownFields(res, applied)
+	if len(unknown) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(unknown))
+	for i, p := range unknown {
+		msgs[i] = "." + p + ": field not declared in schema"
+	}
+	switch r.URL.Query().Get("fieldValidation") {
+	case "Ignore":
+		return nil
+	case "Strict":
+		return badRequest("failed to create typed patch object (%s; %s): %s",
+			applied.GetName(), applied.GroupVersionKind(), strings.Join(msgs, ", "))
+	}
+	for _, m := range msgs {
+		w.Header().Add("Warning", fmt.Sprintf("299 - %q", m))
+	}
+	return nil
 }

@@ -247,6 +247,24 @@ func TestCustomResourceSchema(t *testing.T) {
 	if _, err := ws.Get(ctx, "bad", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("Get of a refused object = %v, want NotFound", err)
 	}
+	// Unknown metadata fields, of the object and of an embedded one.
+	meta := widget("meta", map[string]interface{}{"template": map[string]interface{}{
+		"apiVersion": "v1", "kind": "Sub", "metadata": map[string]interface{}{"name": "sub", "unknownSubMeta": "x"},
+	}})
+	meta.Object["metadata"].(map[string]interface{})["unknownMeta"] = "x"
+	_, err = ws.Create(ctx, meta, metav1.CreateOptions{FieldValidation: "Strict"})
+	if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), `unknown field "metadata.unknownMeta"`) ||
+		!strings.Contains(err.Error(), `unknown field "spec.template.metadata.unknownSubMeta"`) {
+		t.Errorf("Create with unknown metadata fields and fieldValidation=Strict = %v, want 400 naming both", err)
+	}
+	body, _ := json.Marshal(meta.Object)
+	_, err = ws.Patch(ctx, "meta", types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: "m", FieldValidation: "Strict"})
+	if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), `.metadata.unknownMeta: field not declared in schema`) {
+		t.Errorf("Apply with unknown metadata fields and fieldValidation=Strict = %v, want 400 naming .metadata.unknownMeta", err)
+	}
+	if _, err := ws.Patch(ctx, "meta", types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: "m"}); err != nil {
+		t.Errorf("Apply with unknown metadata fields and fieldValidation unset = %v, want success (with warnings)", err)
+	}
 }
 
 func TestCustomResourceVerbs(t *testing.T) {

@@ -413,10 +413,16 @@ func setPath(obj map[string]interface{}, p string, v int64) {
 }
 
 // UnknownFields lists the paths of the fields of u that res's schema does
-// not know, which pruning drops ("spec.colour"). u is not changed.
+// not know, which pruning drops ("spec.colour"), and of the fields of its
+// metadata and of embedded objects' metadata that ObjectMeta does not
+// know ("metadata.colour"). u is not changed.
 func UnknownFields(res *Resource, u *unstructured.Unstructured) []string {
-	return structuralpruning.PruneWithOptions(runtime.DeepCopyJSON(u.Object), res.Custom.Schema, true,
+	obj := runtime.DeepCopyJSON(u.Object)
+	_, unknown := schemaobjectmeta.CoerceWithOptions(nil, obj, res.Custom.Schema, true,
+		schemaobjectmeta.CoerceOptions{ReturnUnknownFieldPaths: true})
+	pruned := structuralpruning.PruneWithOptions(obj, res.Custom.Schema, true,
 		structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
+	return append(unknown, pruned...)
 }
 
 // EncodeCustom is the stored form of a custom object: JSON in the storage
