@@ -91,8 +91,15 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 			return nil, nil, err
 		}
 	}
-	if obj, err = s.mutateWrite(ctx, res, obj, nil, dryRun); err != nil {
+	mutated, err := s.mutateWrite(ctx, res, obj, nil, dryRun)
+	if err != nil {
 		return nil, nil, err
+	}
+	if mutated != obj {
+		// What a webhook added is defaulted as the client's own fields
+		// were, as upstream decodes a mutated object with defaults.
+		res.PrepareForCreate(mutated)
+		obj = mutated
 	}
 	if m, err = meta.Accessor(obj); err != nil {
 		return nil, nil, err

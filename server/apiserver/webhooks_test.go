@@ -440,3 +440,33 @@ func TestWebhookConnect(t *testing.T) {
 		t.Errorf("review: %s %s/%s %s", r.Operation, r.Kind.Kind, r.SubResource, r.Object.Raw)
 	}
 }
+
+// TestMutatedPodIsDefaulted checks that a container a mutating webhook
+// adds to a new pod gets the defaults the client's own containers get.
+func TestMutatedPodIsDefaulted(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	h := newHookServer(t, func(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+		patch := `[{"op":"add","path":"/spec/initContainers","value":[{"name":"injected","image":"busybox"}]}]`
+		return &admissionv1.AdmissionResponse{Allowed: true, Patch: []byte(patch), PatchType: ptr.To(admissionv1.PatchTypeJSONPatch)}
+	})
+	ts.addMutating(t, "inject", admissionregistrationv1.MutatingWebhook{
+		Name: "inject.example.com", ClientConfig: h.clientConfig("/mutate"),
+		Rules: []admissionregistrationv1.RuleWithOperations{{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+		}},
+		SideEffects: ptr.To(admissionregistrationv1.SideEffectClassNone), AdmissionReviewVersions: []string{"v1"},
+	})
+	pod, err := ts.client.CoreV1().Pods("default").Create(ctx, testPod("mutated", nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if len(pod.Spec.InitContainers) != 1 {
+		t.Fatalf("init containers = %v, want the injected one", pod.Spec.InitContainers)
+	}
+	c := pod.Spec.InitContainers[0]
+	if c.ImagePullPolicy != corev1.PullAlways || c.TerminationMessagePolicy != corev1.TerminationMessageReadFile {
+		t.Errorf("injected container: pull policy %q, termination message policy %q; want Always, File", c.ImagePullPolicy, c.TerminationMessagePolicy)
+	}
+}
