@@ -105,7 +105,13 @@ func (s *Server) deleteObject(ctx context.Context, res *registry.Resource, ns, n
 			m.SetFinalizers(append(m.GetFinalizers(), f))
 		}
 		if lingers(res, obj, opts) {
-			return s.markDeleted(ctx, res, obj, kv.ModRevision, opts, dryRun)
+			out, err := s.markDeleted(ctx, res, obj, kv.ModRevision, opts, dryRun)
+			if errors.Is(err, store.ErrConflict) && try < maxUpdateRetries {
+				// Written meanwhile (a controller's status): mark the
+				// object as it is now.
+				continue
+			}
+			return out, err
 		}
 		if dryRun {
 			return obj, nil

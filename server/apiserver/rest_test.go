@@ -2,8 +2,10 @@ package apiserver
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/minik-dev/minik/server/registry"
 	"io"
 	"net/http"
 	"strings"
@@ -248,5 +250,41 @@ func TestUnknownResourceNotFound(t *testing.T) {
 	err = ts.client.CoreV1().RESTClient().Get().Namespace("default").Resource("pods").Name("p").SubResource("nosuch").Do(ctx).Error()
 	if !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "/api/v1/namespaces/default/pods/p/nosuch") {
 		t.Errorf("an unknown subresource = %v, want NotFound naming the path", err)
+	}
+}
+
+// TestDeleteRetriesAConflictingMark checks that marking an object with a
+// finalizer for deletion is retried when the object was written meanwhile,
+// rather than answering a plain delete with 409.
+func TestDeleteRetriesAConflictingMark(t *testing.T) {
+	var rs *racingStore
+	ts := newTestServer(t, func(c *Config) {
+		res, _ := registry.Lookup("configmaps")
+		inner, key := c.Store, storageKey(res, "default", "held")
+		rs = &racingStore{Store: inner, key: key, race: func(ctx context.Context) error {
+			kv, err := inner.Get(ctx, key)
+			if err != nil {
+				return err
+			}
+			_, err = inner.Update(ctx, key, kv.Value, kv.ModRevision)
+			return err
+		}}
+		c.Store = rs
+	})
+	ctx := testContext(t)
+	cms := ts.client.CoreV1().ConfigMaps("default")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "held", Finalizers: []string{"example.com/hold"}}}
+	if _, err := cms.Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cms.Delete(ctx, "held", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("Delete = %v, want success", err)
+	}
+	if !rs.raced.Load() || rs.err != nil {
+		t.Fatalf("the store did not race the delete (raced %v, %v)", rs.raced.Load(), rs.err)
+	}
+	got, err := cms.Get(ctx, "held", metav1.GetOptions{})
+	if err != nil || got.DeletionTimestamp == nil {
+		t.Errorf("after Delete: %v, %v; want the object marked for deletion", got, err)
 	}
 }
