@@ -147,11 +147,32 @@ func TestNamespaceDeletionLifecycle(t *testing.T) {
 	if err := nss.Delete(ctx, "team", metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("Delete namespace: %v", err)
 	}
-	wantRemaining := "Some resources are remaining: pods. has 1 resource instances, services. has 1 resource instances"
-	wantFinalizers := "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+	// Pods go first: while the running one stops, the rest stays.
 	var ns *corev1.Namespace
-	waitUntil(t, "conditions naming the pod and the held service", func() bool {
+	waitUntil(t, "conditions naming the running pod", func() bool {
 		var err error
+		ns, err = nss.Get(ctx, "team", metav1.GetOptions{})
+		return err == nil && condition(ns, corev1.NamespaceContentRemaining).Message == "Some resources are remaining: pods. has 1 resource instances"
+	})
+	pod, err := ts.client.CoreV1().Pods("team").Get(ctx, "running", metav1.GetOptions{})
+	if err != nil || pod.DeletionGracePeriodSeconds == nil || *pod.DeletionGracePeriodSeconds != 30 {
+		t.Fatalf("running pod = %v (err %v), want marked with its 30 s grace period", pod.DeletionGracePeriodSeconds, err)
+	}
+	if _, err := ts.client.CoreV1().Pods("team").Get(ctx, "pending", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("pending pod: %v, want it deleted", err)
+	}
+	if _, err := ts.client.CoreV1().ReplicationControllers("team").Get(ctx, "rc", metav1.GetOptions{}); err != nil {
+		t.Errorf("rc while a pod is still stopping: %v, want it kept", err)
+	}
+	// The node confirms the pod stopped: the rest goes, but for the
+	// service a finalizer holds.
+	zero := int64(0)
+	if err := ts.client.CoreV1().Pods("team").Delete(ctx, "running", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	wantRemaining := "Some resources are remaining: services. has 1 resource instances"
+	wantFinalizers := "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+	waitUntil(t, "conditions naming the held service", func() bool {
 		ns, err = nss.Get(ctx, "team", metav1.GetOptions{})
 		return err == nil && condition(ns, corev1.NamespaceContentRemaining).Message == wantRemaining &&
 			condition(ns, corev1.NamespaceFinalizersRemaining).Message == wantFinalizers
@@ -168,12 +189,7 @@ func TestNamespaceDeletionLifecycle(t *testing.T) {
 			t.Errorf("condition %s = %s %s, want %s %s", typ, c.Status, c.Reason, w[0], w[1])
 		}
 	}
-	pod, err := ts.client.CoreV1().Pods("team").Get(ctx, "running", metav1.GetOptions{})
-	if err != nil || pod.DeletionGracePeriodSeconds == nil || *pod.DeletionGracePeriodSeconds != 30 {
-		t.Fatalf("running pod = %v (err %v), want marked with its 30 s grace period", pod.DeletionGracePeriodSeconds, err)
-	}
 	for _, gone := range []error{
-		ignore(ts.client.CoreV1().Pods("team").Get(ctx, "pending", metav1.GetOptions{})),
 		ignore(ts.client.CoreV1().Endpoints("team").Get(ctx, "ep", metav1.GetOptions{})),
 		ignore(ts.client.CoreV1().ReplicationControllers("team").Get(ctx, "rc", metav1.GetOptions{})),
 		ignore(ts.client.CoreV1().Events("team").Get(ctx, "ev", metav1.GetOptions{})),
@@ -183,11 +199,7 @@ func TestNamespaceDeletionLifecycle(t *testing.T) {
 			t.Errorf("object left in the terminating namespace: %v", gone)
 		}
 	}
-	// The node confirms the pod stopped; the finalizer's owner lets go.
-	zero := int64(0)
-	if err := ts.client.CoreV1().Pods("team").Delete(ctx, "running", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
-		t.Fatal(err)
-	}
+	// The finalizer's owner lets go.
 	if _, err := ts.client.CoreV1().Services("team").Patch(ctx, "held", "application/merge-patch+json",
 		[]byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)

@@ -104,18 +104,29 @@ func (s *Server) removeFinalized(ctx context.Context, ns *corev1.Namespace) (don
 
 // deleteContent deletes every object in namespace ns, of every namespaced
 // kind served, the way a client's DELETE would: pods get their grace
-// period, objects with finalizers are marked and wait for them. It
-// reports what is left.
+// period, objects with finalizers are marked and wait for them. Pods are
+// deleted first; the other kinds wait for them to be gone. It reports
+// what is left.
 func (s *Server) deleteContent(ctx context.Context, ns string) nsContent {
 	c := nsContent{remaining: map[string]int{}, finalizers: map[string]int{}}
 	bg := metav1.DeletePropagationBackground
 	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
+	// Pods go first, and the rest only once they are gone, as upstream
+	// orders it: a pod keeps the ConfigMaps, Secrets and accounts it
+	// uses until it has stopped.
+	pods, _ := registry.Lookup("pods")
+	if err := s.deleteResourceContent(ctx, pods, ns, opts, &c); err != nil {
+		c.failures = append(c.failures, fmt.Sprintf("%s: %v", pods.Name, err))
+	}
+	if len(c.remaining) > 0 || len(c.failures) > 0 {
+		return c
+	}
 	resources := registry.All()
 	for _, res := range s.customResources().storage {
 		resources = append(resources, res)
 	}
 	for _, res := range resources {
-		if !res.Namespaced || res.View != nil {
+		if !res.Namespaced || res.View != nil || res == pods {
 			continue // a view's objects are those of the resource it views
 		}
 		if err := s.deleteResourceContent(ctx, res, ns, opts, &c); err != nil {
