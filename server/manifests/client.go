@@ -86,7 +86,8 @@ func (c *objectClient) apply(ctx context.Context, m *meta.RESTMapping, u *unstru
 	res.StatusCode(&code)
 	raw, err := res.Raw()
 	if err != nil {
-		return nil, false, err
+		// Error (unlike Raw) decodes the Status the API answered with.
+		return nil, false, res.Error()
 	}
 	out := &unstructured.Unstructured{}
 	if err := out.UnmarshalJSON(raw); err != nil {
