@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -274,7 +275,7 @@ func (m *Manager) applyObjects(ctx context.Context, rec *fileRecord, objs []obje
 		mp := mappings[i]
 		if mp == nil {
 			var err error
-			if mp, err = m.objects.mapping(o.u, true); err != nil {
+			if mp, err = m.awaitMapping(ctx, o.u, definedKinds(applied)); err != nil {
 				return applied, fmt.Errorf("%s: %w", o.where(), err)
 			}
 		}
@@ -290,6 +291,40 @@ func (m *Manager) applyObjects(ctx context.Context, rec *fileRecord, objs []obje
 		applied = append(applied, r)
 	}
 	return applied, nil
+}
+
+// Once a CustomResourceDefinition is stored, the API takes a moment to
+// serve its kind: a custom resource after it in the file waits for
+// discovery to list the kind, up to definitionWait, before the apply is
+// left to the next sync.
+const (
+	definitionWait = 5 * time.Second
+	definitionPoll = 100 * time.Millisecond
+)
+
+// awaitMapping finds u's resource afresh; when the file just applied a
+// CustomResourceDefinition (defined), it asks discovery again until the
+// kind is served or definitionWait has passed.
+func (m *Manager) awaitMapping(ctx context.Context, u *unstructured.Unstructured, defined bool) (*meta.RESTMapping, error) {
+	deadline := time.Now().Add(definitionWait)
+	for {
+		mp, err := m.objects.mapping(u, true)
+		if err == nil || !meta.IsNoMatchError(err) || !defined || time.Now().After(deadline) {
+			return mp, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(definitionPoll):
+		}
+	}
+}
+
+// definedKinds reports whether refs hold a CustomResourceDefinition.
+func definedKinds(refs []ref) bool {
+	return slices.ContainsFunc(refs, func(r ref) bool {
+		return r.Group == "apiextensions.k8s.io" && r.Kind == "CustomResourceDefinition"
+	})
 }
 
 // prune deletes the objects of before that the file created and that are

@@ -347,3 +347,70 @@ func TestSyncList(t *testing.T) {
 		t.Errorf("configmap in the namespace created by the same file: %v", err)
 	}
 }
+
+const crdAndWidget = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: w
+spec:
+  size: 3
+`
+
+// A custom resource whose definition comes earlier in the same file is
+// applied in the same sync, once the API serves its kind.
+func TestSyncDefinitionAndCustomResource(t *testing.T) {
+	e := newEnv(t)
+	e.write("widgets.yaml", crdAndWidget)
+	path := "/apis/example.com/v1/namespaces/default/widgets/w"
+	e.sync()
+	if err := e.m.objects.rest.Get().AbsPath(path).Do(e.ctx).Error(); err != nil {
+		t.Fatalf("widget after the sync that applied its definition: %v", err)
+	}
+	e.waitEvent(corev1.EventTypeNormal, ReasonApplied, "applied 2 objects from widgets.yaml")
+	e.remove("widgets.yaml")
+	e.sync()
+	err := e.m.objects.rest.Get().AbsPath(path).Do(e.ctx).Error()
+	e.wantGone("widget of the removed file", err)
+}
+
+// A file whose kind the API does not serve yet is applied again by later
+// syncs, its content unchanged, until the kind is served.
+func TestSyncRetriesKindNotServedYet(t *testing.T) {
+	e := newEnv(t)
+	crd, widget, _ := strings.Cut(crdAndWidget, "---\n")
+	e.write("a-widget.yaml", widget)
+	e.sync()
+	e.waitEvent(corev1.EventTypeWarning, ReasonApplyFailed, "a-widget.yaml: document 1 (line 1) Widget w", `no matches for kind "Widget"`)
+	e.write("z-crd.yaml", crd)
+	path := "/apis/example.com/v1/namespaces/default/widgets/w"
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		e.sync()
+		err := e.m.objects.rest.Get().AbsPath(path).Do(e.ctx).Error()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("widget not applied within %v: %v", waitTimeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.waitEvent(corev1.EventTypeNormal, ReasonApplied, "applied 1 objects from a-widget.yaml")
+}
