@@ -124,3 +124,25 @@ func TestIntegrationManifests(t *testing.T) {
 		t.Errorf("server log has no line about broken.yaml")
 	}
 }
+
+// TestIntegrationManifestsDisabled: with --disable-manifests the server
+// makes no manifests directory and applies nothing put there.
+func TestIntegrationManifestsDisabled(t *testing.T) {
+	s := startServer(t, "--disable-manifests", "--manifests-interval", "200ms")
+	dir := filepath.Join(s.dataDir, "server", "manifests")
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("manifests dir %s with --disable-manifests: %v, want none", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app.yaml"), []byte(fmt.Sprintf(manifestApp, "hello")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Many times the interval: a server that read the directory would
+	// have applied the file by then.
+	time.Sleep(3 * time.Second)
+	if out, code := s.minik("", "get", "configmap", "app-config"); code == 0 || !strings.Contains(out, "not found") {
+		t.Errorf("configmap of a manifest with --disable-manifests: exit %d: %s; want not found", code, out)
+	}
+}
