@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -148,13 +149,18 @@ func (m *Manager) Sync(ctx context.Context) error {
 		return err
 	}
 	for _, name := range sortedKeys(files) {
-		data := files[name]
-		sum := sha256.Sum256(data)
-		h := hex.EncodeToString(sum[:])
+		f := files[name]
+		h := f.sum()
 		if st, ok := m.seen[name]; ok && st.sha256 == h && !st.retry {
 			continue
 		}
-		m.seen[name] = fileState{sha256: h, retry: m.applyFile(ctx, name, data, h)}
+		if f.err != nil {
+			// Kept: an unreadable file is not a removed one.
+			m.fail(ctx, m.recordFor(name), fmt.Errorf("%s: %w", name, f.err))
+			m.seen[name] = fileState{sha256: h}
+			continue
+		}
+		m.seen[name] = fileState{sha256: h, retry: m.applyFile(ctx, name, f.data, h)}
 	}
 	for _, name := range sortedKeys(m.records) {
 		if _, ok := files[name]; !ok {
@@ -181,34 +187,62 @@ func isManifest(name string) bool {
 	return false
 }
 
-// read returns the content of every manifest file of the directory. A
-// file it cannot read fails the whole read: its objects must not be
-// taken for removed.
-func (m *Manager) read() (map[string][]byte, error) {
+// file is the content of a manifest file, or why it could not be read.
+type file struct {
+	data []byte
+	err  error
+}
+
+// sum identifies the content (or the error) of f.
+func (f file) sum() string {
+	if f.err != nil {
+		return "error: " + f.err.Error()
+	}
+	s := sha256.Sum256(f.data)
+	return hex.EncodeToString(s[:])
+}
+
+// read returns every manifest file of the directory. A file that vanished
+// since the directory was listed is left out; one that cannot be read is
+// in with its error.
+func (m *Manager) read() (map[string]file, error) {
 	entries, err := os.ReadDir(m.dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading the manifests dir: %w", err)
 	}
-	files := map[string][]byte{}
+	files := map[string]file{}
 	for _, e := range entries {
 		if !isManifest(e.Name()) {
 			continue
 		}
 		p := filepath.Join(m.dir, e.Name())
 		fi, err := os.Stat(p) // follows symbolic links
-		if err != nil {
-			return nil, err
-		}
-		if !fi.Mode().IsRegular() {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			files[e.Name()] = file{err: err}
+			continue
+		case !fi.Mode().IsRegular():
 			continue
 		}
 		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, err
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
 		}
-		files[e.Name()] = data
+		files[e.Name()] = file{data: data, err: err}
 	}
 	return files, nil
+}
+
+// recordFor returns the record of file, a new one if it has none.
+func (m *Manager) recordFor(file string) *fileRecord {
+	rec := m.records[file]
+	if rec == nil {
+		rec = &fileRecord{file: file}
+		m.records[file] = rec
+	}
+	return rec
 }
 
 // applyFile applies the objects of file and deletes those of its
@@ -217,11 +251,7 @@ func (m *Manager) read() (map[string][]byte, error) {
 // what was applied before stays. It reports whether the failure, if any,
 // may pass on a retry of the same content.
 func (m *Manager) applyFile(ctx context.Context, file string, data []byte, sha string) (retry bool) {
-	rec := m.records[file]
-	if rec == nil {
-		rec = &fileRecord{file: file}
-		m.records[file] = rec
-	}
+	rec := m.recordFor(file)
 	objs, err := parse(file, data)
 	if err != nil {
 		m.fail(ctx, rec, err)

@@ -414,3 +414,24 @@ func TestSyncRetriesKindNotServedYet(t *testing.T) {
 	}
 	e.waitEvent(corev1.EventTypeNormal, ReasonApplied, "applied 1 objects from a-widget.yaml")
 }
+
+// A file that cannot be read is reported and keeps what it applied: it
+// is not taken for a removed one.
+func TestSyncKeepsUnreadableFile(t *testing.T) {
+	e := newEnv(t)
+	e.write("app.yaml", appV2)
+	e.sync()
+	e.remove("app.yaml")
+	p := filepath.Join(e.dir, "app.yaml")
+	if err := os.Symlink(p, p); err != nil { // a loop: stat fails with ELOOP
+		t.Fatal(err)
+	}
+	e.sync()
+	e.waitEvent(corev1.EventTypeWarning, ReasonApplyFailed, "app.yaml: ", "too many levels of symbolic links")
+	if _, err := e.configMap("default", "app-config"); err != nil {
+		t.Errorf("configmap of the unreadable file: %v, want it kept", err)
+	}
+	if _, err := e.configMap(RecordNamespace, "manifest-app.yaml"); err != nil {
+		t.Errorf("record of the unreadable file: %v, want it kept", err)
+	}
+}
