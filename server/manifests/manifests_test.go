@@ -25,7 +25,7 @@ const waitTimeout = 10 * time.Second
 // env is a real API server on a bbolt store, a manifests directory and a
 // Manager of it (not running: the tests call Sync).
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	dir    string
 	cfg    *rest.Config
@@ -34,7 +34,7 @@ type env struct {
 	m      *Manager
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	lg := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	s, err := apiserver.New(apiserver.Config{Store: storetest.New(t), Logger: lg, ServiceCIDR: "10.43.0.0/24"})
