@@ -149,6 +149,9 @@ func (m *Manager) Sync(ctx context.Context) error {
 		return err
 	}
 	for _, name := range sortedKeys(files) {
+		if ctx.Err() != nil {
+			return ctx.Err() // stopped leading: the next leader syncs
+		}
 		f := files[name]
 		h := f.sum()
 		if st, ok := m.seen[name]; ok && st.sha256 == h && !st.retry {
@@ -163,7 +166,7 @@ func (m *Manager) Sync(ctx context.Context) error {
 		m.seen[name] = fileState{sha256: h, retry: m.applyFile(ctx, name, f.data, h)}
 	}
 	for _, name := range sortedKeys(m.records) {
-		if _, ok := files[name]; !ok {
+		if _, ok := files[name]; !ok && ctx.Err() == nil {
 			m.removeFile(ctx, name)
 		}
 	}
@@ -407,6 +410,9 @@ func (m *Manager) removeFile(ctx context.Context, file string) {
 // fail reports why file could not be applied: a log line and a Warning
 // event about its record (written first, so the event has an object).
 func (m *Manager) fail(ctx context.Context, rec *fileRecord, err error) {
+	if ctx.Err() != nil {
+		return // stopped, not failed
+	}
 	m.lg.Warn("manifest not applied", "file", rec.file, "err", err)
 	if serr := rec.save(ctx, m.client); serr != nil {
 		m.lg.Warn("manifest record not written", "file", rec.file, "err", serr)
