@@ -13,7 +13,11 @@
 // admission and defaults are those of any client). Each carries the
 // annotation minik.dev/manifest naming its file. Before anything is
 // applied, the API checks every object with a dry run: a file that does
-// not parse, or one object of which is refused, changes nothing.
+// not parse, or one object of which is refused, changes nothing. (Objects
+// of a kind, or in a namespace, that the same file creates can only be
+// checked when applied; a refusal there leaves the objects before them
+// applied and deletes nothing.) A failure that may pass, such as a kind
+// not served yet, is retried at every read of the directory.
 //
 // # Records
 //
