@@ -13,6 +13,7 @@ import (
 	"github.com/minik-dev/minik/internal/defaults"
 	"github.com/minik-dev/minik/server"
 	"github.com/minik-dev/minik/server/controllers"
+	"github.com/minik-dev/minik/server/manifests"
 	"github.com/minik-dev/minik/server/nodes"
 	"github.com/minik-dev/minik/server/snapshot"
 )
@@ -71,6 +72,8 @@ func serverCommand(version string) *ucli.Command {
 				CompactionWindow:         c.Int64("compaction-window"),
 				SnapshotSchedule:         c.String("snapshot-schedule"),
 				SnapshotRetention:        c.Int("snapshot-retention"),
+				DisableManifests:         c.Bool("disable-manifests"),
+				ManifestsInterval:        c.Duration("manifests-interval"),
 				WatchWindowBytes:         c.Int("watch-window-mib") << 20,
 				WatchCacheBytes:          c.Int("watch-cache-mib") << 20,
 				WatchBufferBytes:         c.Int("watch-buffer-mib") << 20,
@@ -126,6 +129,8 @@ func serverFlags() []ucli.Flag {
 		&ucli.IntFlag{Name: "watch-buffer-mib", Value: 16, EnvVars: []string{"MINIK_WATCH_BUFFER_MIB"}, Usage: "MiB of events a watch may have waiting for its client before it is cut off (the client watches again)"},
 		&ucli.StringFlag{Name: "snapshot-schedule", Value: snapshot.DefaultSchedule, EnvVars: []string{"MINIK_SNAPSHOT_SCHEDULE"}, Usage: "when to save a snapshot of the store into DATA/server/snapshots: cron expression in UTC (\"\" = never)"},
 		&ucli.IntFlag{Name: "snapshot-retention", Value: snapshot.DefaultRetention, EnvVars: []string{"MINIK_SNAPSHOT_RETENTION"}, Usage: "how many scheduled snapshots to keep"},
+		&ucli.BoolFlag{Name: "disable-manifests", EnvVars: []string{"MINIK_DISABLE_MANIFESTS"}, Usage: "do not apply the manifest files of DATA/server/manifests"},
+		&ucli.DurationFlag{Name: "manifests-interval", Value: manifests.DefaultInterval, EnvVars: []string{"MINIK_MANIFESTS_INTERVAL"}, Usage: "how often DATA/server/manifests is read for changed files"},
 		&ucli.StringFlag{Name: "datastore-endpoint", EnvVars: []string{"MINIK_DATASTORE_ENDPOINT"}, Usage: "etcd client URLs, comma-separated (default: the embedded bbolt store)"},
 		&ucli.StringFlag{Name: "datastore-cafile", EnvVars: []string{"MINIK_DATASTORE_CAFILE"}, Usage: "CA certificate that verifies the etcd members (https endpoints)"},
 		&ucli.StringFlag{Name: "datastore-certfile", EnvVars: []string{"MINIK_DATASTORE_CERTFILE"}, Usage: "client certificate for etcd"},

@@ -74,6 +74,12 @@ type Config struct {
 	// ("" = never); SnapshotRetention how many of those it keeps.
 	SnapshotSchedule  string
 	SnapshotRetention int
+	// DisableManifests turns off applying the manifest files of
+	// DATA/server/manifests (server/manifests).
+	DisableManifests bool
+	// ManifestsInterval is how often that directory is read for changes
+	// (zero: manifests.DefaultInterval).
+	ManifestsInterval time.Duration
 	Version           string
 	Logger            *slog.Logger
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/controllers"
 	"github.com/minik-dev/minik/server/coord"
+	"github.com/minik-dev/minik/server/manifests"
 	"github.com/minik-dev/minik/server/nodes"
 	"github.com/minik-dev/minik/server/pki"
 	"github.com/minik-dev/minik/server/rbac"
@@ -54,6 +55,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	if !cfg.DisableManifests {
+		if err := os.MkdirAll(manifests.Dir(cfg.DataDir), 0o700); err != nil {
+			return fmt.Errorf("manifests dir: %w", err)
+		}
 	}
 	st, err := openStore(ctx, cfg, cfg.Logger)
 	if err != nil {
@@ -270,7 +276,12 @@ func (s *instance) serve(ctx context.Context) error {
 	}
 	g.Go(func() error {
 		return s.co.Lead(gctx, func(ctx context.Context) error {
-			return runControlLoops(ctx, cfg, ctrl, api, s.loopback, s.nodeSvc, lg)
+			lead, lctx := errgroup.WithContext(ctx)
+			lead.Go(func() error { return runControlLoops(lctx, cfg, ctrl, api, s.loopback, s.nodeSvc, lg) })
+			if !cfg.DisableManifests {
+				lead.Go(func() error { return runManifests(lctx, cfg, s.loopback, lg) })
+			}
+			return lead.Wait()
 		})
 	})
 	g.Go(func() error {
@@ -432,6 +443,18 @@ func runControlLoops(ctx context.Context, cfg Config, ctrl controllers.Config, a
 	})
 	work.Go(func() error { return sched.Run(wctx) })
 	return work.Wait()
+}
+
+// runManifests applies the manifest files of DATA/server/manifests until
+// ctx (the leadership) ends.
+func runManifests(ctx context.Context, cfg Config, loopback *rest.Config, lg *slog.Logger) error {
+	m, err := manifests.New(manifests.Config{
+		Dir: manifests.Dir(cfg.DataDir), Loopback: fenced(ctx, loopback), Interval: cfg.ManifestsInterval, Logger: lg,
+	})
+	if err != nil {
+		return err
+	}
+	return m.Run(ctx)
 }
 
 // advertiseHost is the address other servers and agents reach this server
