@@ -117,6 +117,18 @@ type PodSpec struct {
 	// Sysctls are namespaced kernel parameters (dotted names) set in the
 	// sandbox's namespaces, which the containers share.
 	Sysctls map[string]string
+	// FQDN, when set, is the pod's fully qualified name
+	// (HOSTNAME.SUBDOMAIN.NAMESPACE.svc.DOMAIN), listed before the
+	// hostname in /etc/hosts.
+	FQDN string
+	// HostAliases are extra /etc/hosts entries: an IP and its names.
+	HostAliases []HostAlias
+}
+
+// HostAlias is one extra /etc/hosts line.
+type HostAlias struct {
+	IP        string
+	Hostnames []string
 }
 
 // Volume is a pod volume: an emptyDir (HostPath empty) or a hostPath.

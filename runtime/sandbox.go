@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -185,11 +186,7 @@ func (c *Containerd) writePodFiles(pod *PodSpec, ip string) error {
 		}
 		resolv = string(b)
 	}
-	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-	if ip != "" {
-		hosts += ip + "\t" + hostname(pod) + "\n"
-	}
-	files := map[string]string{"hostname": hostname(pod) + "\n", "hosts": hosts, "resolv.conf": resolv}
+	files := map[string]string{"hostname": hostname(pod) + "\n", "hosts": hostsFile(pod, ip), "resolv.conf": resolv}
 	for name, content := range files {
 		if err := atomicfile.Write(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			return err
@@ -242,4 +239,32 @@ func readVolumes(dir string) (map[string]string, error) {
 	}
 	src := map[string]string{}
 	return src, json.Unmarshal(data, &src)
+}
+
+// hostsFile is the pod's /etc/hosts as the kubelet writes it: a header
+// that marks it as managed, the loopback and IPv6 names, the pod's own
+// names, then the pod's host aliases.
+func hostsFile(pod *PodSpec, ip string) string {
+	var b strings.Builder
+	b.WriteString("# Kubernetes-managed hosts file.\n")
+	b.WriteString("127.0.0.1\tlocalhost\n")
+	b.WriteString("::1\tlocalhost ip6-localhost ip6-loopback\n")
+	b.WriteString("fe00::0\tip6-localnet\n")
+	b.WriteString("fe00::0\tip6-mcastprefix\n")
+	b.WriteString("fe00::1\tip6-allnodes\n")
+	b.WriteString("fe00::2\tip6-allrouters\n")
+	if ip != "" {
+		if pod.FQDN != "" {
+			fmt.Fprintf(&b, "%s\t%s\t%s\n", ip, pod.FQDN, hostname(pod))
+		} else {
+			fmt.Fprintf(&b, "%s\t%s\n", ip, hostname(pod))
+		}
+	}
+	if len(pod.HostAliases) > 0 {
+		b.WriteString("\n# Entries added by HostAliases.\n")
+		for _, a := range pod.HostAliases {
+			fmt.Fprintf(&b, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
+		}
+	}
+	return b.String()
 }

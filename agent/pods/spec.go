@@ -28,6 +28,16 @@ func (m *Manager) podSpec(pod *corev1.Pod) (*runtime.PodSpec, error) {
 	if spec.Hostname == "" {
 		spec.Hostname = pod.Name
 	}
+	if pod.Spec.Subdomain != "" {
+		domain := m.cfg.ClusterDomain
+		if domain == "" {
+			domain = DefaultClusterDomain
+		}
+		spec.FQDN = spec.Hostname + "." + pod.Spec.Subdomain + "." + pod.Namespace + ".svc." + domain
+	}
+	for _, a := range pod.Spec.HostAliases {
+		spec.HostAliases = append(spec.HostAliases, runtime.HostAlias{IP: a.IP, Hostnames: a.Hostnames})
+	}
 	sysctls, err := podSysctls(pod)
 	if err != nil {
 		return nil, err

@@ -141,3 +141,23 @@ func TestPodSpecVolumes(t *testing.T) {
 		t.Error("podSpec accepted a missing hostPath of type Directory")
 	}
 }
+
+// TestPodSpecHostEntries checks what a pod gives its /etc/hosts: its
+// fully qualified name under a subdomain, and its host aliases.
+func TestPodSpecHostEntries(t *testing.T) {
+	m := testManager(t, Config{DataDir: t.TempDir()})
+	pod := newPod("web-0", "")
+	pod.Spec.Subdomain = "web"
+	pod.Spec.HostAliases = []corev1.HostAlias{{IP: "123.45.67.89", Hostnames: []string{"foo.local", "bar.local"}}}
+	spec, err := m.podSpec(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "web-0.web." + pod.Namespace + ".svc.cluster.local"; spec.FQDN != want {
+		t.Errorf("FQDN = %q, want %q", spec.FQDN, want)
+	}
+	want := []runtime.HostAlias{{IP: "123.45.67.89", Hostnames: []string{"foo.local", "bar.local"}}}
+	if d := cmp.Diff(want, spec.HostAliases); d != "" {
+		t.Errorf("host aliases (-want +got):\n%s", d)
+	}
+}
