@@ -102,6 +102,12 @@ func validateEventFields(ev *corev1.Event) field.ErrorList {
 
 func eventFields(ev *corev1.Event) fields.Set {
 	o := ev.InvolvedObject
+	// An event reported through events.k8s.io has no source component:
+	// its reporting controller stands for it, as upstream selects it.
+	source := ev.Source.Component
+	if source == "" {
+		source = ev.ReportingController
+	}
 	return metaFields(&ev.ObjectMeta, fields.Set{
 		"involvedObject.kind":            o.Kind,
 		"involvedObject.namespace":       o.Namespace,
@@ -112,7 +118,7 @@ func eventFields(ev *corev1.Event) fields.Set {
 		"involvedObject.fieldPath":       o.FieldPath,
 		"reason":                         ev.Reason,
 		"reportingComponent":             ev.ReportingController,
-		"source":                         ev.Source.Component,
+		"source":                         source,
 		"type":                           ev.Type,
 	})
 }
@@ -174,4 +180,30 @@ func eventSource(ev *corev1.Event) string {
 		return component
 	}
 	return component + ", " + host
+}
+
+// eventsV1FieldNames maps the field selector names of events.k8s.io/v1
+// to those of the core Event the object is stored as.
+var eventsV1FieldNames = map[string]string{
+	"regarding.kind":            "involvedObject.kind",
+	"regarding.namespace":       "involvedObject.namespace",
+	"regarding.name":            "involvedObject.name",
+	"regarding.uid":             "involvedObject.uid",
+	"regarding.apiVersion":      "involvedObject.apiVersion",
+	"regarding.resourceVersion": "involvedObject.resourceVersion",
+	"regarding.fieldPath":       "involvedObject.fieldPath",
+	"reportingController":       "reportingComponent",
+	"reason":                    "reason",
+	"type":                      "type",
+}
+
+// eventsV1Fields is the field set of an events.k8s.io/v1 Event, under the
+// names of that version.
+func eventsV1Fields(ev *corev1.Event) fields.Set {
+	core := eventFields(ev)
+	set := fields.Set{"metadata.name": core["metadata.name"], "metadata.namespace": core["metadata.namespace"]}
+	for v1, c := range eventsV1FieldNames {
+		set[v1] = core[c]
+	}
+	return set
 }

@@ -49,7 +49,7 @@ func newEventsV1Resource() *Resource {
 		ValidateUpdate:       checkPair(validateEventV1Update),
 		ValidateStatusUpdate: checkPair(validateEventV1Update),
 
-		FieldSet: selectable(func(ev *eventsv1.Event) fields.Set { return eventFields(EventToCore(ev)) }),
+		FieldSet: selectable(func(ev *eventsv1.Event) fields.Set { return eventsV1Fields(EventToCore(ev)) }),
 		Columns:  eventColumns,
 		Row:      func(obj runtime.Object) []interface{} { return eventResource.Row(EventToCore(obj.(*eventsv1.Event))) },
 	}

@@ -90,3 +90,30 @@ func TestEventConversion(t *testing.T) {
 		t.Errorf("DecodeStoredAs = %+v, want the events.k8s.io Event", got)
 	}
 }
+
+// TestEventFieldSelectors checks the field names each version selects
+// on: an event reported through events.k8s.io is found by its reporting
+// controller under both, as "source" in core/v1.
+func TestEventFieldSelectors(t *testing.T) {
+	ev := &corev1.Event{
+		ObjectMeta:          metav1.ObjectMeta{Name: "e", Namespace: "default"},
+		InvolvedObject:      corev1.ObjectReference{Kind: "Pod", Name: "web"},
+		Reason:              "Started",
+		Type:                "Normal",
+		ReportingController: "example.com/ctl",
+	}
+	core := eventFields(ev)
+	if core["source"] != "example.com/ctl" || core["involvedObject.name"] != "web" {
+		t.Errorf("core fields = %v, want source example.com/ctl and involvedObject.name web", core)
+	}
+	v1 := eventsV1Fields(ev)
+	for k, want := range map[string]string{"reportingController": "example.com/ctl", "regarding.kind": "Pod", "regarding.name": "web",
+		"reason": "Started", "type": "Normal", "metadata.name": "e"} {
+		if v1[k] != want {
+			t.Errorf("events.k8s.io field %s = %q, want %q", k, v1[k], want)
+		}
+	}
+	if _, ok := v1["involvedObject.name"]; ok {
+		t.Errorf("events.k8s.io fields carry the core name involvedObject.name: %v", v1)
+	}
+}

@@ -51,7 +51,9 @@ func TestValidateCSIDriver(t *testing.T) {
 			[]string{errKey(tooLong, "metadata.name")}},
 		{"bad mode", func(c *d) { c.Spec.VolumeLifecycleModes = []storagev1.VolumeLifecycleMode{"Sometimes"} },
 			[]string{errKey(notSupported, "spec.volumeLifecycleModes[0]")}},
-		{"short token", func(c *d) { c.Spec.TokenRequests = []storagev1.TokenRequest{{Audience: "a", ExpirationSeconds: ptrTo[int64](60)}} },
+		{"short token", func(c *d) {
+			c.Spec.TokenRequests = []storagev1.TokenRequest{{Audience: "a", ExpirationSeconds: ptrTo[int64](60)}}
+		},
 			[]string{errKey(invalid, "spec.tokenRequests[0].expirationSeconds")}},
 	})
 	runUpdate(t, csiDriverResource, false, base, []validationCase[*d]{
