@@ -199,3 +199,59 @@ func TestMutatingAdmissionPolicyValidation(t *testing.T) {
 		t.Errorf("causes = %+v, want one for spec.mutations[0].applyConfiguration.expression", causes)
 	}
 }
+
+// TestMutatingAdmissionPolicyDeployments checks a policy and binding
+// that select namespaces by label, as the conformance suite writes them:
+// a Deployment created in a selected namespace gets the replicas and
+// annotation the policy sets, and one in another namespace does not.
+func TestMutatingAdmissionPolicyDeployments(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	selected := &metav1.LabelSelector{MatchLabels: map[string]string{"mutate": "true"}}
+	for name, labels := range map[string]map[string]string{"picked": selected.MatchLabels, "left": nil} {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+		if _, err := ts.client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &admissionregistrationv1.MutatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "replicas"},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				NamespaceSelector: selected,
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments"}},
+					},
+				}},
+			},
+			Mutations: []admissionregistrationv1.Mutation{{
+				PatchType: admissionregistrationv1.PatchTypeApplyConfiguration,
+				ApplyConfiguration: &admissionregistrationv1.ApplyConfiguration{
+					Expression: `Object{metadata: Object.metadata{annotations: {"mutated-by": "admission-policy"}}, spec: Object.spec{replicas: 1337}}`,
+				},
+			}},
+			ReinvocationPolicy: admissionregistrationv1.NeverReinvocationPolicy,
+		},
+	}
+	b := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "replicas"},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: "replicas",
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: selected}},
+	}
+	ts.addMutatingPolicy(t, p, b)
+	for _, tc := range []struct {
+		ns   string
+		want int32
+	}{{"picked", 1337}, {"left", 1}} {
+		d, err := ts.client.AppsV1().Deployments(tc.ns).Create(ctx, testDeployment(), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("create in %s: %v", tc.ns, err)
+		}
+		mutated := tc.want == 1337
+		if *d.Spec.Replicas != tc.want || (d.Annotations["mutated-by"] == "admission-policy") != mutated {
+			t.Errorf("deployment in %s: replicas %d, annotations %v; want replicas %d", tc.ns, *d.Spec.Replicas, d.Annotations, tc.want)
+		}
+	}
+}
