@@ -255,3 +255,33 @@ func TestMutatingAdmissionPolicyDeployments(t *testing.T) {
 		}
 	}
 }
+
+// TestMutatingAdmissionPolicyAddsContainer checks that a container an
+// apply configuration adds (containers merge by name) is defaulted as a
+// client's would be, so that the pod passes validation.
+func TestMutatingAdmissionPolicyAddsContainer(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	p := ownerPolicy()
+	p.Spec.ParamKind, p.Spec.Variables, p.Spec.MatchConditions = nil, nil, nil
+	p.Spec.Mutations = []admissionregistrationv1.Mutation{{
+		PatchType: admissionregistrationv1.PatchTypeApplyConfiguration,
+		ApplyConfiguration: &admissionregistrationv1.ApplyConfiguration{
+			Expression: `Object{spec: Object.spec{containers: [Object.spec.containers{name: "side", image: "pause:3.10"}]}}`,
+		},
+	}}
+	b := ownerBinding()
+	b.Spec.ParamRef = nil
+	ts.addMutatingPolicy(t, p, b)
+	pod, err := ts.client.CoreV1().Pods("default").Create(ctx, testPod("web", nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create pod: %v", err)
+	}
+	if n := len(pod.Spec.Containers); n != 2 || pod.Spec.Containers[0].Name != "main" || pod.Spec.Containers[1].Name != "side" {
+		t.Fatalf("containers = %+v, want main and side", pod.Spec.Containers)
+	}
+	side := pod.Spec.Containers[1]
+	if side.ImagePullPolicy != corev1.PullIfNotPresent || side.TerminationMessagePolicy != corev1.TerminationMessageReadFile {
+		t.Errorf("side container pull policy %q, termination message policy %q; want the defaults", side.ImagePullPolicy, side.TerminationMessagePolicy)
+	}
+}
