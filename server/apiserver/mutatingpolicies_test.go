@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -283,5 +284,48 @@ func TestMutatingAdmissionPolicyAddsContainer(t *testing.T) {
 	side := pod.Spec.Containers[1]
 	if side.ImagePullPolicy != corev1.PullIfNotPresent || side.TerminationMessagePolicy != corev1.TerminationMessageReadFile {
 		t.Errorf("side container pull policy %q, termination message policy %q; want the defaults", side.ImagePullPolicy, side.TerminationMessagePolicy)
+	}
+}
+
+// TestMutatingAdmissionPolicyDiscovery checks that discovery lists both
+// kinds with every verb and that the OpenAPI document of the group has
+// their schemas (what kubectl explain reads).
+func TestMutatingAdmissionPolicyDiscovery(t *testing.T) {
+	ts := newTestServer(t)
+	list, err := ts.client.Discovery().ServerResourcesForGroupVersion("admissionregistration.k8s.io/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, r := range list.APIResources {
+		if r.Name == "mutatingadmissionpolicies" || r.Name == "mutatingadmissionpolicybindings" {
+			found[r.Kind] = !r.Namespaced && strings.Join(r.Verbs, ",") == "create,delete,deletecollection,get,list,patch,update,watch"
+		}
+	}
+	if !found["MutatingAdmissionPolicy"] || !found["MutatingAdmissionPolicyBinding"] {
+		t.Errorf("discovery: %v, want both kinds cluster-scoped with every verb", found)
+	}
+	resp, err := http.Get(ts.url + "/openapi/v3/apis/admissionregistration.k8s.io/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	for name, prop := range map[string]string{
+		"io.k8s.api.admissionregistration.v1.MutatingAdmissionPolicySpec":        "mutations",
+		"io.k8s.api.admissionregistration.v1.MutatingAdmissionPolicyBindingSpec": "policyName",
+	} {
+		if _, ok := doc.Components.Schemas[name].Properties[prop]; !ok {
+			t.Errorf("OpenAPI schema %s has no property %s", name, prop)
+		}
 	}
 }
