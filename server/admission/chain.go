@@ -294,13 +294,19 @@ func (c *Chain) mutateOnce(ctx context.Context, w *webhook, a *Attributes) (call
 // applyPatch returns obj with a JSON patch applied, as a new object of
 // its type.
 func applyPatch(obj runtime.Object, patch []byte) (runtime.Object, error) {
-	p, err := jsonpatch.DecodePatch(patch)
-	if err != nil {
-		return nil, fmt.Errorf("decoding the patch: %w", err)
-	}
 	orig, err := json.Marshal(obj)
 	if err != nil {
 		return nil, err
+	}
+	return applyPatchTo(orig, obj, patch)
+}
+
+// applyPatchTo returns orig, the JSON of obj, with a JSON patch applied,
+// as a new object of obj's type.
+func applyPatchTo(orig []byte, obj runtime.Object, patch []byte) (runtime.Object, error) {
+	p, err := jsonpatch.DecodePatch(patch)
+	if err != nil {
+		return nil, fmt.Errorf("decoding the patch: %w", err)
 	}
 	out, err := p.Apply(orig)
 	if err != nil {

@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -191,12 +192,22 @@ func (c *Chain) applyMutation(ctx context.Context, m mutation, a *Attributes, va
 		if err != nil {
 			return nil, err
 		}
-		patched, err := applyPatch(a.Object, p)
+		// The patch applies to the object with its apiVersion and kind,
+		// as the expression saw it.
+		orig, err := json.Marshal(vars[celexpr.Object])
+		if err != nil {
+			return nil, err
+		}
+		patched, err := applyPatchTo(orig, a.Object, p)
 		if errors.Is(err, jsonpatch.ErrTestFailed) {
 			// A failed test operation leaves the object as it was.
 			return a.Object, nil
 		}
-		return patched, err
+		if err != nil {
+			return nil, err
+		}
+		patched.GetObjectKind().SetGroupVersionKind(a.Object.GetObjectKind().GroupVersionKind())
+		return patched, nil
 	}
 	cfg, err := m.prg.ApplyConfiguration(ctx, vars)
 	if err != nil {

@@ -179,13 +179,15 @@ func TestMutatingPolicyApplyConfigurationAtomic(t *testing.T) {
 }
 
 // TestMutatingPolicyJSONPatch checks a JSONPatch that adds an env var to
-// a container, one that adds a label whose key needs escaping, and that
-// a failed test operation leaves the object unchanged.
+// a container, one that adds a label whose key needs escaping, that a
+// failed test operation leaves the object unchanged, and that the patch
+// sees the object's kind.
 func TestMutatingPolicyJSONPatch(t *testing.T) {
 	p, b := mutatingPolicy("env",
 		jsonPatch(`[JSONPatch{op: "add", path: "/spec/containers/0/env/-", value: Object.spec.containers.env{name: "POD", value: object.metadata.name}}]`),
 		jsonPatch(`[JSONPatch{op: "add", path: "/metadata/labels/" + jsonpatch.escapeKey("example.com/patched"), value: "yes"}]`),
 		jsonPatch(`[JSONPatch{op: "test", path: "/metadata/name", value: "other"}, JSONPatch{op: "remove", path: "/metadata/labels"}]`),
+		jsonPatch(`[JSONPatch{op: "test", path: "/kind", value: "Pod"}, JSONPatch{op: "add", path: "/metadata/annotations", value: {"kind": "tested"}}]`),
 	)
 	got, err := mutatePod(t, chainWith(Config{}, p, b), testPod())
 	if err != nil {
@@ -194,6 +196,7 @@ func TestMutatingPolicyJSONPatch(t *testing.T) {
 	want := testPod()
 	want.Spec.Containers[0].Env = append(want.Spec.Containers[0].Env, corev1.EnvVar{Name: "POD", Value: "web"})
 	want.Labels["example.com/patched"] = "yes"
+	want.Annotations = map[string]string{"kind": "tested"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("mutated pod (-want +got):\n%s", diff)
 	}
