@@ -208,52 +208,47 @@ func (c *Chain) Mutate(ctx context.Context, a *Attributes) ([]string, error) {
 	// seen is the object each IfNeeded policy binding or webhook last
 	// saw.
 	seen := map[any][]byte{}
-	if a.Object != nil {
-		for _, bm := range s.mutations {
-			called, err := c.mutateBinding(ctx, bm, a)
-			if err != nil {
-				return nil, err
-			}
-			if called && bm.reinvoke {
-				seen[bm], _ = json.Marshal(a.Object)
-			}
-		}
-	}
-	var warnings []string
-	for _, w := range s.mutating {
-		called, warn, err := c.mutateOnce(ctx, w, a)
-		warnings = append(warnings, warn...)
-		if err != nil {
-			return warnings, err
-		}
-		if called && w.reinvoke {
-			seen[w], _ = json.Marshal(a.Object)
-		}
-	}
-	if len(seen) == 0 || a.Object == nil {
-		return warnings, nil
+	warnings, err := c.mutatePass(ctx, s, a, nil, seen)
+	if err != nil || len(seen) == 0 || a.Object == nil {
+		return warnings, err
 	}
 	now, _ := json.Marshal(a.Object)
 	changed := func(k any) bool {
 		before, ok := seen[k]
 		return ok && !bytes.Equal(before, now)
 	}
+	more, err := c.mutatePass(ctx, s, a, changed, nil)
+	return append(warnings, more...), err
+}
+
+// mutatePass runs the policy bindings, then the webhooks, of s on a in
+// order: all of them when only is nil, else those only accepts. It
+// records in seen (if not nil) the object each IfNeeded one saw last.
+func (c *Chain) mutatePass(ctx context.Context, s *snapshot, a *Attributes, only func(any) bool, seen map[any][]byte) ([]string, error) {
 	for _, bm := range s.mutations {
-		if !changed(bm) {
+		if a.Object == nil || (only != nil && !only(bm)) {
 			continue
 		}
-		if _, err := c.mutateBinding(ctx, bm, a); err != nil {
-			return warnings, err
+		called, err := c.mutateBinding(ctx, bm, a)
+		if err != nil {
+			return nil, err
+		}
+		if called && bm.reinvoke && seen != nil {
+			seen[bm], _ = json.Marshal(a.Object)
 		}
 	}
+	var warnings []string
 	for _, w := range s.mutating {
-		if !changed(w) {
+		if only != nil && !only(w) {
 			continue
 		}
-		_, warn, err := c.mutateOnce(ctx, w, a)
+		called, warn, err := c.mutateOnce(ctx, w, a)
 		warnings = append(warnings, warn...)
 		if err != nil {
 			return warnings, err
+		}
+		if called && w.reinvoke && seen != nil {
+			seen[w], _ = json.Marshal(a.Object)
 		}
 	}
 	return warnings, nil
