@@ -6,6 +6,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -75,5 +76,30 @@ func BenchmarkValidateWebhook(b *testing.B) {
 		if _, err := c.Validate(ctx, configMapAttributes(admissionv1.Create, false)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkMutatePolicy applies one mutating policy to a pod per request,
+// with the given mutation: an apply configuration merged by the pod's
+// schema, or a JSON patch.
+func BenchmarkMutatePolicy(b *testing.B) {
+	for _, m := range []admissionregistrationv1.Mutation{
+		applyConfig(`Object{metadata: Object.metadata{labels: {"owner": "team-" + object.metadata.name}}}`),
+		jsonPatch(`[JSONPatch{op: "add", path: "/metadata/labels/owner", value: "team-" + object.metadata.name}]`),
+	} {
+		b.Run(string(m.PatchType), func(b *testing.B) {
+			p, bd := mutatingPolicy("owner", m)
+			c := chainWith(Config{}, p, bd)
+			ctx := context.Background()
+			for b.Loop() {
+				a := podAttributes(admissionv1.Create, testPod())
+				if _, err := c.Mutate(ctx, a); err != nil {
+					b.Fatal(err)
+				}
+				if a.Object.(*corev1.Pod).Labels["owner"] != "team-web" {
+					b.Fatalf("labels = %v, want owner=team-web", a.Object.(*corev1.Pod).Labels)
+				}
+			}
+		})
 	}
 }

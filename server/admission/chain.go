@@ -32,7 +32,11 @@ type Config struct {
 	Namespaces NamespaceGetter
 	// Params reads the parameters of policies.
 	Params ParamGetter
-	Logger *slog.Logger
+	// Schemas gives the schemas apply configurations of mutating
+	// policies are merged by (nil: such mutations fail, and their
+	// failurePolicy decides).
+	Schemas Schemas
+	Logger  *slog.Logger
 }
 
 // Configurations are the admission objects in force, as stored.
@@ -41,6 +45,9 @@ type Configurations struct {
 	Validating []*admissionregistrationv1.ValidatingWebhookConfiguration
 	Policies   []*admissionregistrationv1.ValidatingAdmissionPolicy
 	Bindings   []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
+
+	MutatingPolicies []*admissionregistrationv1.MutatingAdmissionPolicy
+	MutatingBindings []*admissionregistrationv1.MutatingAdmissionPolicyBinding
 }
 
 // Chain admits requests by the configurations of its last Update. Its
@@ -56,6 +63,7 @@ type snapshot struct {
 	mutating   []*webhook
 	validating []*webhook
 	bindings   []*boundPolicy
+	mutations  []*boundMutation
 }
 
 // New returns a Chain with no configurations.
@@ -99,6 +107,7 @@ func (c *Chain) Update(cs Configurations) {
 		}
 	}
 	s.bindings = compilePolicies(cs.Policies, cs.Bindings)
+	s.mutations = compileMutations(cs.MutatingPolicies, cs.MutatingBindings)
 	old := c.snap.Swap(s)
 	// Calls under way finish on the old clients; their idle connections
 	// go now.
@@ -113,7 +122,7 @@ func (c *Chain) Update(cs Configurations) {
 // request needs no Attributes built.
 func (c *Chain) Empty() bool {
 	s := c.snap.Load()
-	return len(s.mutating) == 0 && len(s.validating) == 0 && len(s.bindings) == 0
+	return len(s.mutating) == 0 && len(s.validating) == 0 && len(s.bindings) == 0 && len(s.mutations) == 0
 }
 
 // exprVars builds the variables of a's CEL expressions once, on demand.
@@ -185,41 +194,61 @@ func requestMap(a *Attributes) (map[string]any, error) {
 	return m, nil
 }
 
-// Mutate calls the mutating webhooks that match a in order, replacing
-// a.Object by each patched result, and calls once more those with
-// reinvocationPolicy IfNeeded that a later webhook's change followed. It
-// returns the webhooks' warnings, and the error of a denial or a failure
-// under failurePolicy Fail.
+// Mutate applies the mutating policies that match a, then calls the
+// mutating webhooks that match it, in order, replacing a.Object by each
+// patched result. Then it runs once more, in the same order, the
+// policies and webhooks with reinvocationPolicy IfNeeded that a later
+// change followed. It returns the webhooks' warnings, and the error of a
+// denial or a failure under failurePolicy Fail.
 func (c *Chain) Mutate(ctx context.Context, a *Attributes) ([]string, error) {
 	s := c.snap.Load()
-	if len(s.mutating) == 0 || exempt(a) {
+	if (len(s.mutating) == 0 && len(s.mutations) == 0) || exempt(a) {
 		return nil, nil
 	}
+	// seen is the object each IfNeeded policy binding or webhook last
+	// saw.
+	seen := map[any][]byte{}
+	warnings, err := c.mutatePass(ctx, s, a, nil, seen)
+	if err != nil || len(seen) == 0 || a.Object == nil {
+		return warnings, err
+	}
+	now, _ := json.Marshal(a.Object)
+	changed := func(k any) bool {
+		before, ok := seen[k]
+		return ok && !bytes.Equal(before, now)
+	}
+	more, err := c.mutatePass(ctx, s, a, changed, nil)
+	return append(warnings, more...), err
+}
+
+// mutatePass runs the policy bindings, then the webhooks, of s on a in
+// order: all of them when only is nil, else those only accepts. It
+// records in seen (if not nil) the object each IfNeeded one saw last.
+func (c *Chain) mutatePass(ctx context.Context, s *snapshot, a *Attributes, only func(any) bool, seen map[any][]byte) ([]string, error) {
+	for _, bm := range s.mutations {
+		if a.Object == nil || (only != nil && !only(bm)) {
+			continue
+		}
+		called, err := c.mutateBinding(ctx, bm, a)
+		if err != nil {
+			return nil, err
+		}
+		if called && bm.reinvoke && seen != nil {
+			seen[bm], _ = json.Marshal(a.Object)
+		}
+	}
 	var warnings []string
-	// seen is the object each IfNeeded webhook last saw.
-	seen := map[*webhook][]byte{}
 	for _, w := range s.mutating {
+		if only != nil && !only(w) {
+			continue
+		}
 		called, warn, err := c.mutateOnce(ctx, w, a)
 		warnings = append(warnings, warn...)
 		if err != nil {
 			return warnings, err
 		}
-		if called && w.reinvoke {
+		if called && w.reinvoke && seen != nil {
 			seen[w], _ = json.Marshal(a.Object)
-		}
-	}
-	if len(seen) == 0 || a.Object == nil {
-		return warnings, nil
-	}
-	now, _ := json.Marshal(a.Object)
-	for _, w := range s.mutating {
-		if before, ok := seen[w]; !ok || bytes.Equal(before, now) {
-			continue
-		}
-		_, warn, err := c.mutateOnce(ctx, w, a)
-		warnings = append(warnings, warn...)
-		if err != nil {
-			return warnings, err
 		}
 	}
 	return warnings, nil
@@ -260,13 +289,19 @@ func (c *Chain) mutateOnce(ctx context.Context, w *webhook, a *Attributes) (call
 // applyPatch returns obj with a JSON patch applied, as a new object of
 // its type.
 func applyPatch(obj runtime.Object, patch []byte) (runtime.Object, error) {
-	p, err := jsonpatch.DecodePatch(patch)
-	if err != nil {
-		return nil, fmt.Errorf("decoding the patch: %w", err)
-	}
 	orig, err := json.Marshal(obj)
 	if err != nil {
 		return nil, err
+	}
+	return applyPatchTo(orig, obj, patch)
+}
+
+// applyPatchTo returns orig, the JSON of obj, with a JSON patch applied,
+// as a new object of obj's type.
+func applyPatchTo(orig []byte, obj runtime.Object, patch []byte) (runtime.Object, error) {
+	p, err := jsonpatch.DecodePatch(patch)
+	if err != nil {
+		return nil, fmt.Errorf("decoding the patch: %w", err)
 	}
 	out, err := p.Apply(orig)
 	if err != nil {

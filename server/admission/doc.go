@@ -1,7 +1,8 @@
 // Package admission runs the admission control that users configure
 // through the API: admission webhooks (MutatingWebhookConfiguration,
-// ValidatingWebhookConfiguration) and ValidatingAdmissionPolicies with
-// their bindings, all admissionregistration.k8s.io/v1.
+// ValidatingWebhookConfiguration), and ValidatingAdmissionPolicies and
+// MutatingAdmissionPolicies with their bindings, all
+// admissionregistration.k8s.io/v1.
 //
 // # Configuration
 //
@@ -13,11 +14,12 @@
 //
 // # Order
 //
-// A write is admitted as in Kubernetes: Mutate calls the matching mutating
-// webhooks one after the other (configurations by name, webhooks in
-// order), applying each JSONPatch response; once all have run, a webhook
-// with reinvocationPolicy IfNeeded that saw an object a later webhook
-// changed is called once more. The server then validates the object, and
+// A write is admitted as in Kubernetes: Mutate applies the matching
+// mutating policies (bindings by name, mutations in order), then calls
+// the matching mutating webhooks one after the other (configurations by
+// name, webhooks in order), applying each JSONPatch response; once all
+// have run, a policy binding or webhook with reinvocationPolicy IfNeeded
+// that saw an object a later one changed runs once more (policies first). The server then validates the object, and
 // Validate evaluates the policies and calls the validating webhooks, the
 // latter in parallel. The first denial (in configuration order) is the
 // request's error; warnings of every webhook and of Warn policy bindings
@@ -35,6 +37,23 @@
 // matchPolicy Exact and Equivalent select the same requests. Objects of
 // admissionregistration.k8s.io are never sent to webhooks or policies,
 // which keeps a broken webhook from locking out its own repair.
+//
+// # Mutating policies
+//
+// A MutatingAdmissionPolicy's mutations are CEL expressions
+// (server/celexpr) evaluated with object, oldObject, request, params,
+// namespaceObject and variables, once per parameter object of the
+// binding (once with null params for a binding without paramRef), after
+// its matchConditions. Each mutation sees the object the one before it
+// made. An ApplyConfiguration builds Object{…}, merged into the object
+// as server-side apply merges, by the kind's schema (Schemas), without
+// recording field ownership; setting an atomic list, map or struct is an
+// error, since what the configuration leaves out would be lost. A
+// JSONPatch builds a list of JSONPatch{op, path, value}; a failed test
+// operation leaves the object unchanged. A failure under failurePolicy
+// Fail denies the request with 403 "policy 'P' with binding 'B' denied
+// request: …"; under Ignore the failed mutation is skipped. Deletes are
+// never mutated.
 //
 // # Calls
 //

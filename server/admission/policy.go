@@ -33,22 +33,60 @@ type boundPolicy struct {
 	policy, binding string
 	failurePolicy   admissionregistrationv1.FailurePolicyType
 	actions         []admissionregistrationv1.ValidationAction
-	paramKind       *schema.GroupVersionKind
-	paramRef        *admissionregistrationv1.ParamRef
-	paramSelector   labels.Selector
-	match           *resourceMatch
-	bindingMatch    *resourceMatch // nil: what the policy matches
-	conditions      []condition
-	variables       []variable
-	validations     []validation
+	paramSource
+	match        *resourceMatch
+	bindingMatch *resourceMatch // nil: what the policy matches
+	conditions   []condition
+	variables    []variable
+	validations  []validation
 	// broken is why the policy cannot be evaluated; its failurePolicy
 	// then decides every request it matches.
 	broken error
 }
 
+// paramSource is where a bound policy finds its parameters: objects of
+// paramKind (nil: none) that paramRef names or selects.
+type paramSource struct {
+	paramKind     *schema.GroupVersionKind
+	paramRef      *admissionregistrationv1.ParamRef
+	paramSelector labels.Selector
+}
+
+// compile sets the paramKind of a policy and the paramRef of its binding.
+func (ps *paramSource) compile(pk *admissionregistrationv1.ParamKind, ref *admissionregistrationv1.ParamRef) error {
+	ps.paramRef = ref
+	if pk == nil {
+		return nil
+	}
+	gv, err := schema.ParseGroupVersion(pk.APIVersion)
+	if err != nil {
+		return fmt.Errorf("paramKind: %w", err)
+	}
+	gvk := gv.WithKind(pk.Kind)
+	ps.paramKind = &gvk
+	if ref != nil && ref.Selector != nil {
+		if ps.paramSelector, err = metav1.LabelSelectorAsSelector(ref.Selector); err != nil {
+			return fmt.Errorf("paramRef.selector: %w", err)
+		}
+	}
+	return nil
+}
+
 type variable struct {
 	name string
 	prg  *celexpr.Program
+}
+
+func compileVariables(vs []admissionregistrationv1.Variable) ([]variable, error) {
+	out := make([]variable, 0, len(vs))
+	for _, v := range vs {
+		prg, err := celexpr.Compile(v.Expression, celexpr.PolicyScope, nil)
+		if err != nil {
+			return nil, fmt.Errorf("variable %q: %w", v.Name, err)
+		}
+		out = append(out, variable{v.Name, prg})
+	}
+	return out, nil
 }
 
 type validation struct {
@@ -124,7 +162,7 @@ func compilePolicies(ps []*admissionregistrationv1.ValidatingAdmissionPolicy, bs
 
 func compilePolicy(p *admissionregistrationv1.ValidatingAdmissionPolicy, b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) *boundPolicy {
 	bp := &boundPolicy{policy: p.Name, binding: b.Name, failurePolicy: admissionregistrationv1.Fail,
-		actions: b.Spec.ValidationActions, paramRef: b.Spec.ParamRef}
+		actions: b.Spec.ValidationActions}
 	if p.Spec.FailurePolicy != nil {
 		bp.failurePolicy = *p.Spec.FailurePolicy
 	}
@@ -142,31 +180,17 @@ func (bp *boundPolicy) compile(p *admissionregistrationv1.ValidatingAdmissionPol
 			return err
 		}
 	}
-	if pk := p.Spec.ParamKind; pk != nil {
-		gv, err := schema.ParseGroupVersion(pk.APIVersion)
-		if err != nil {
-			return fmt.Errorf("paramKind: %w", err)
-		}
-		gvk := gv.WithKind(pk.Kind)
-		bp.paramKind = &gvk
-		if bp.paramRef == nil {
-			return errors.New("the policy has a paramKind and its binding no paramRef")
-		}
-		if sel := bp.paramRef.Selector; sel != nil {
-			if bp.paramSelector, err = metav1.LabelSelectorAsSelector(sel); err != nil {
-				return fmt.Errorf("paramRef.selector: %w", err)
-			}
-		}
+	if err := bp.paramSource.compile(p.Spec.ParamKind, b.Spec.ParamRef); err != nil {
+		return err
+	}
+	if bp.paramKind != nil && bp.paramRef == nil {
+		return errors.New("the policy has a paramKind and its binding no paramRef")
 	}
 	if bp.conditions, err = compileConditions(p.Spec.MatchConditions, celexpr.PolicyScope); err != nil {
 		return err
 	}
-	for _, v := range p.Spec.Variables {
-		prg, err := celexpr.Compile(v.Expression, celexpr.PolicyScope, nil)
-		if err != nil {
-			return fmt.Errorf("variable %q: %w", v.Name, err)
-		}
-		bp.variables = append(bp.variables, variable{v.Name, prg})
+	if bp.variables, err = compileVariables(p.Spec.Variables); err != nil {
+		return err
 	}
 	for i, v := range p.Spec.Validations {
 		prg, err := celexpr.Compile(v.Expression, celexpr.PolicyScope, cel.BoolType)
@@ -211,17 +235,14 @@ func (c *Chain) evaluate(ctx context.Context, bp *boundPolicy, a *Attributes, ba
 		}
 		return bp.failed(bp.broken)
 	}
-	ok, err := bp.match.matches(ctx, a, c.cfg.Namespaces, false)
-	if err == nil && ok && bp.bindingMatch != nil {
-		ok, err = bp.bindingMatch.matches(ctx, a, c.cfg.Namespaces, true)
-	}
+	ok, err := c.bindingMatches(ctx, bp.match, bp.bindingMatch, a)
 	if err != nil {
 		return bp.failed(err)
 	}
 	if !ok {
 		return nil, nil
 	}
-	params, err := c.params(ctx, bp, a)
+	params, err := c.params(ctx, &bp.paramSource, a)
 	if err != nil {
 		return bp.failed(err)
 	}
@@ -248,25 +269,35 @@ func (c *Chain) evaluate(ctx context.Context, bp *boundPolicy, a *Attributes, ba
 // policy is evaluated with once each.
 var noParams = []map[string]any{nil}
 
-// params returns the parameter objects bp is evaluated with: noParams
-// without a paramKind, nil to skip the policy.
-func (c *Chain) params(ctx context.Context, bp *boundPolicy, a *Attributes) ([]map[string]any, error) {
-	if bp.paramKind == nil {
+// bindingMatches reports whether a is among what a policy matches and
+// its binding (if it has matchResources) too.
+func (c *Chain) bindingMatches(ctx context.Context, policy, binding *resourceMatch, a *Attributes) (bool, error) {
+	ok, err := policy.matches(ctx, a, c.cfg.Namespaces, false)
+	if err == nil && ok && binding != nil {
+		ok, err = binding.matches(ctx, a, c.cfg.Namespaces, true)
+	}
+	return ok, err
+}
+
+// params returns the parameter objects a bound policy is evaluated with:
+// noParams without a paramKind or a paramRef, nil to skip the policy.
+func (c *Chain) params(ctx context.Context, ps *paramSource, a *Attributes) ([]map[string]any, error) {
+	if ps.paramKind == nil || ps.paramRef == nil {
 		return noParams, nil
 	}
 	if c.cfg.Params == nil {
 		return nil, errors.New("no parameter source")
 	}
-	ref := bp.paramRef
+	ref := ps.paramRef
 	ns := ref.Namespace
 	if ns == "" {
 		ns = a.Namespace
 	}
-	sel := bp.paramSelector
+	sel := ps.paramSelector
 	if ref.Name == "" && sel == nil {
 		sel = labels.Everything()
 	}
-	objs, err := c.cfg.Params.Params(ctx, *bp.paramKind, ns, ref.Name, sel)
+	objs, err := c.cfg.Params.Params(ctx, *ps.paramKind, ns, ref.Name, sel)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +309,7 @@ func (c *Chain) params(ctx context.Context, bp *boundPolicy, a *Attributes) ([]m
 	}
 	out := make([]map[string]any, 0, len(objs))
 	for _, o := range objs {
-		m, err := toMap(o, *bp.paramKind)
+		m, err := toMap(o, *ps.paramKind)
 		if err != nil {
 			return nil, err
 		}
@@ -290,18 +321,7 @@ func (c *Chain) params(ctx context.Context, bp *boundPolicy, a *Attributes) ([]m
 // evaluateWith runs bp's conditions, variables and validations with one
 // parameter object.
 func (c *Chain) evaluateWith(ctx context.Context, bp *boundPolicy, a *Attributes, base, params map[string]any) ([]string, error) {
-	vars := make(map[string]any, len(base)+3)
-	for k, v := range base {
-		vars[k] = v
-	}
-	vars[celexpr.Params] = params
-	vars[celexpr.NamespaceObject] = nil
-	if a.Namespaced && a.Namespace != "" && c.cfg.Namespaces != nil {
-		if ns, err := c.cfg.Namespaces.Namespace(ctx, a.Namespace); err == nil {
-			m, _ := toMap(ns, schema.GroupVersionKind{Version: "v1", Kind: "Namespace"})
-			vars[celexpr.NamespaceObject] = m
-		}
-	}
+	vars := c.policyVars(ctx, a, base, params)
 	ok, err := conditionsMatch(ctx, bp.conditions, vars)
 	if err != nil {
 		return bp.failed(err)
@@ -309,14 +329,8 @@ func (c *Chain) evaluateWith(ctx context.Context, bp *boundPolicy, a *Attributes
 	if !ok {
 		return nil, nil
 	}
-	vs := map[string]any{}
-	vars[celexpr.Variables] = vs
-	for _, v := range bp.variables {
-		out, err := v.prg.Eval(ctx, vars)
-		if err != nil {
-			return bp.failed(fmt.Errorf("variable %q: %w", v.name, err))
-		}
-		vs[v.name] = out
+	if err := evalVariables(ctx, bp.variables, vars); err != nil {
+		return bp.failed(err)
 	}
 	for _, val := range bp.validations {
 		ok, err := val.prg.Bool(ctx, vars)
@@ -331,6 +345,39 @@ func (c *Chain) evaluateWith(ctx context.Context, bp *boundPolicy, a *Attributes
 		}
 	}
 	return nil, nil
+}
+
+// policyVars are the variables of a policy's expressions: base (object,
+// oldObject, request), params and namespaceObject.
+func (c *Chain) policyVars(ctx context.Context, a *Attributes, base, params map[string]any) map[string]any {
+	vars := make(map[string]any, len(base)+3)
+	for k, v := range base {
+		vars[k] = v
+	}
+	vars[celexpr.Params] = params
+	vars[celexpr.NamespaceObject] = nil
+	if a.Namespaced && a.Namespace != "" && c.cfg.Namespaces != nil {
+		if ns, err := c.cfg.Namespaces.Namespace(ctx, a.Namespace); err == nil {
+			m, _ := toMap(ns, schema.GroupVersionKind{Version: "v1", Kind: "Namespace"})
+			vars[celexpr.NamespaceObject] = m
+		}
+	}
+	return vars
+}
+
+// evalVariables evaluates a policy's variables in order, each seeing
+// those before it, into vars' variables.
+func evalVariables(ctx context.Context, vs []variable, vars map[string]any) error {
+	out := map[string]any{}
+	vars[celexpr.Variables] = out
+	for _, v := range vs {
+		val, err := v.prg.Eval(ctx, vars)
+		if err != nil {
+			return fmt.Errorf("variable %q: %w", v.name, err)
+		}
+		out[v.name] = val
+	}
+	return nil
 }
 
 // text is the message of a failed validation: its messageExpression's,

@@ -216,7 +216,7 @@ func New(cfg Config) (*Server, error) {
 		apiServiceKick: make(chan struct{}, 1),
 	}
 	s.custom.Store(newCustomSet(nil))
-	acfg := admission.Config{Namespaces: s, Params: admissionParams{s}, Logger: cfg.Logger}
+	acfg := admission.Config{Namespaces: s, Params: admissionParams{s}, Schemas: &admissionSchemas{}, Logger: cfg.Logger}
 	if d, ok := cfg.PodStreams.(PodDialer); ok {
 		acfg.Services = serviceDialer{s, d}
 	}

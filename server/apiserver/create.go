@@ -96,8 +96,9 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 		return nil, nil, err
 	}
 	if mutated != obj {
-		// What a webhook added is defaulted as the client's own fields
-		// were, as upstream decodes a mutated object with defaults.
+		// What a webhook or policy added is defaulted as the client's
+		// own fields were, as upstream decodes a mutated object with
+		// defaults (a container a policy adds gets its pull policy).
 		res.PrepareForCreate(mutated)
 		obj = mutated
 	}

@@ -91,14 +91,42 @@ func newFieldManager(res *registry.Resource, key fieldManagerKey) (*managedfield
 		return managedfields.NewDefaultCRDFieldManager(managedfields.NewDeducedTypeConverter(),
 			sameVersion{}, sameVersion{}, customCreater{}, key.gvk, gv, key.subresource, filters)
 	}
+	return managedfields.NewDefaultFieldManager(builtinTypeConverter(res), protobufScheme, protobufScheme, protobufScheme, key.gvk, gv, key.subresource, filters)
+}
+
+// builtinTypeConverter returns the converter of a built-in kind: client-go's
+// schemas, or none (every list atomic) for a kind client-go has no
+// schema of (CustomResourceDefinition).
+func builtinTypeConverter(res *registry.Resource) managedfields.TypeConverter {
 	tc := builtinTypes()
 	probe := res.New()
 	setTypeMeta(probe, res)
 	if _, err := tc.ObjectToTyped(probe); err != nil {
-		// A kind client-go has no schema of (CustomResourceDefinition).
-		tc = managedfields.NewDeducedTypeConverter()
+		return managedfields.NewDeducedTypeConverter()
 	}
-	return managedfields.NewDefaultFieldManager(tc, protobufScheme, protobufScheme, protobufScheme, key.gvk, gv, key.subresource, filters)
+	return tc
+}
+
+// admissionSchemas gives the admission chain the schemas that apply
+// configurations of mutating policies are merged by: those of field
+// management.
+type admissionSchemas struct {
+	byKind sync.Map // schema.GroupVersionKind → managedfields.TypeConverter
+}
+
+func (a *admissionSchemas) TypeConverter(gvk schema.GroupVersionKind) managedfields.TypeConverter {
+	if tc, ok := a.byKind.Load(gvk); ok {
+		return tc.(managedfields.TypeConverter)
+	}
+	var tc managedfields.TypeConverter = managedfields.NewDeducedTypeConverter() // a custom resource
+	for _, res := range registry.All() {
+		if res.View == nil && res.GroupVersion().WithKind(res.Kind) == gvk {
+			tc = builtinTypeConverter(res)
+			break
+		}
+	}
+	a.byKind.Store(gvk, tc)
+	return tc
 }
 
 // managerName is the field manager a request names, else, as upstream,

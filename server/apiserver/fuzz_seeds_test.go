@@ -92,8 +92,13 @@ var fuzzSamples = map[string]string{
 	"ValidatingAdmissionPolicy": `{"spec":{"matchConstraints":{"resourceRules":[{"operations":["CREATE"],"apiGroups":["fuzz.example.com"],` +
 		`"apiVersions":["v1"],"resources":["fuzzthings"]}]},"validations":[{"expression":"object.metadata.name != 'x'","message":"no x"}]}}`,
 	"ValidatingAdmissionPolicyBinding": `{"spec":{"policyName":"fuzz","validationActions":["Deny"]}}`,
-	"Role":                             `{"rules":[{"verbs":["get","list"],"apiGroups":[""],"resources":["pods","pods/log"],"resourceNames":["fuzz"]}]}`,
-	"ClusterRole":                      `{"rules":[{"verbs":["get"],"apiGroups":["apps"],"resources":["deployments"]},{"verbs":["get"],"nonResourceURLs":["/fuzz/*"]}]}`,
+	"MutatingAdmissionPolicy": `{"spec":{"matchConstraints":{"resourceRules":[{"operations":["CREATE","UPDATE"],"apiGroups":["fuzz.example.com"],` +
+		`"apiVersions":["v1"],"resources":["fuzzthings"]}]},"reinvocationPolicy":"IfNeeded","mutations":[` +
+		`{"patchType":"ApplyConfiguration","applyConfiguration":{"expression":"Object{metadata: Object.metadata{labels: {'fuzz': 'yes'}}}"}},` +
+		`{"patchType":"JSONPatch","jsonPatch":{"expression":"[JSONPatch{op: 'add', path: '/metadata/annotations', value: {'fuzz': 'yes'}}]"}}]}}`,
+	"MutatingAdmissionPolicyBinding": `{"spec":{"policyName":"fuzz","matchResources":{"namespaceSelector":{"matchLabels":{"fuzz":"yes"}}}}}`,
+	"Role":                           `{"rules":[{"verbs":["get","list"],"apiGroups":[""],"resources":["pods","pods/log"],"resourceNames":["fuzz"]}]}`,
+	"ClusterRole":                    `{"rules":[{"verbs":["get"],"apiGroups":["apps"],"resources":["deployments"]},{"verbs":["get"],"nonResourceURLs":["/fuzz/*"]}]}`,
 	"RoleBinding": `{"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"view"},` +
 		`"subjects":[{"kind":"User","name":"fuzz"},{"kind":"ServiceAccount","name":"fuzz"}]}`,
 	"ClusterRoleBinding": `{"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"view"},` +

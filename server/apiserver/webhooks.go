@@ -128,7 +128,7 @@ func extraOf(e map[string][]string) map[string]authenticationv1.ExtraValue {
 	return out
 }
 
-// mutateWrite runs the mutating webhooks on a write of obj over old (nil
+// mutateWrite runs the mutating policies and webhooks on a write of obj over old (nil
 // for a create) and returns the object to go on with.
 func (s *Server) mutateWrite(ctx context.Context, res *registry.Resource, obj, old runtime.Object, dryRun bool) (runtime.Object, error) {
 	a, ar, ok := s.attributes(ctx, res, obj, old, dryRun)
@@ -184,6 +184,7 @@ func addWarnings(h http.Header, warnings []string) {
 var admissionResources = []string{
 	"mutatingwebhookconfigurations", "validatingwebhookconfigurations",
 	"validatingadmissionpolicies", "validatingadmissionpolicybindings",
+	"mutatingadmissionpolicies", "mutatingadmissionpolicybindings",
 }
 
 // admissionCache holds the stored admission configurations, kept by Run's
@@ -286,6 +287,10 @@ func (c *admissionCache) updateLocked() {
 			cs.Policies = append(cs.Policies, o)
 		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
 			cs.Bindings = append(cs.Bindings, o)
+		case *admissionregistrationv1.MutatingAdmissionPolicy:
+			cs.MutatingPolicies = append(cs.MutatingPolicies, o)
+		case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+			cs.MutatingBindings = append(cs.MutatingBindings, o)
 		}
 	}
 	c.chain.Update(cs)

@@ -1,7 +1,8 @@
 // Package celexpr compiles and evaluates the CEL expressions of admission
 // control: the matchConditions of admission webhooks, and the
 // validations, messageExpressions, matchConditions and variables of
-// ValidatingAdmissionPolicies.
+// ValidatingAdmissionPolicies, and the mutations of
+// MutatingAdmissionPolicies (mutation.go).
 //
 // Expressions are compiled with github.com/google/cel-go and its standard
 // extensions (strings, sets, lists, math, encoders, regex, optional
@@ -66,7 +67,8 @@ var (
 	envs  = map[string]*cel.Env{} // by scope; guarded by envMu
 )
 
-// env returns the environment of the variables vars, built once.
+// env returns the environment of the variables vars, built once; with
+// mutationScope among them, that of mutations.
 func env(vars []string) (*cel.Env, error) {
 	key := fmt.Sprint(vars)
 	envMu.Lock()
@@ -80,8 +82,16 @@ func env(vars []string) (*cel.Env, error) {
 		cel.CrossTypeNumericComparisons(true),
 		cel.DefaultUTCTimeZone(true),
 	}
+	mutating := false
 	for _, v := range vars {
+		if v == mutationScope {
+			mutating = true
+			continue
+		}
 		opts = append(opts, cel.Variable(v, cel.DynType))
+	}
+	if mutating {
+		opts = append(opts, mutationOptions()...)
 	}
 	e, err := cel.NewEnv(opts...)
 	if err != nil {

@@ -124,21 +124,24 @@ func newValidatingAdmissionPolicyBindingResource() *Resource {
 			ageColumn(),
 		},
 		Row: printable(func(b *admissionregistrationv1.ValidatingAdmissionPolicyBinding, now time.Time) []interface{} {
-			ref := "<unset>"
-			if p := b.Spec.ParamRef; p != nil {
-				ref = p.Name
-				if p.Namespace != "" {
-					ref = p.Namespace + "/" + p.Name
-				}
-				if p.Selector != nil {
-					ref = "*" + metav1.FormatLabelSelector(p.Selector)
-				}
-			}
-			return []interface{}{b.Name, b.Spec.PolicyName, ref, since(b.CreationTimestamp.Time, now)}
+			return []interface{}{b.Name, b.Spec.PolicyName, paramRefText(b.Spec.ParamRef), since(b.CreationTimestamp.Time, now)}
 		}),
 	}
 	notScalable(r)
 	return r
+}
+
+// paramRefText shows a binding's paramRef in its table row.
+func paramRefText(p *admissionregistrationv1.ParamRef) string {
+	switch {
+	case p == nil:
+		return "<unset>"
+	case p.Selector != nil:
+		return "*" + metav1.FormatLabelSelector(p.Selector)
+	case p.Namespace != "":
+		return p.Namespace + "/" + p.Name
+	}
+	return p.Name
 }
 
 func defaultPolicy(p *admissionregistrationv1.ValidatingAdmissionPolicy) {
@@ -184,15 +187,7 @@ var statusReasons = []metav1.StatusReason{
 
 func validatePolicySpec(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) field.ErrorList {
 	var errs field.ErrorList
-	if pk := s.ParamKind; pk != nil {
-		p := specPath.Child("paramKind")
-		if pk.Kind == "" {
-			errs = append(errs, field.Required(p.Child("kind"), ""))
-		}
-		if gv, err := schema.ParseGroupVersion(pk.APIVersion); err != nil || gv.Version == "" {
-			errs = append(errs, field.Invalid(p.Child("apiVersion"), pk.APIVersion, "must be a valid group/version"))
-		}
-	}
+	errs = append(errs, validateParamKind(s.ParamKind, specPath.Child("paramKind"))...)
 	if s.MatchConstraints == nil {
 		errs = append(errs, field.Required(specPath.Child("matchConstraints"), ""))
 	} else {
@@ -229,6 +224,22 @@ func validatePolicySpec(s *admissionregistrationv1.ValidatingAdmissionPolicySpec
 		}
 		keys.Insert(a.Key)
 		errs = append(errs, validateExpression(a.ValueExpression, celexpr.PolicyScope, nil, p.Child("valueExpression"))...)
+	}
+	return errs
+}
+
+// validateParamKind requires a kind and a group/version of a policy's
+// paramKind, if it has one.
+func validateParamKind(pk *admissionregistrationv1.ParamKind, p *field.Path) field.ErrorList {
+	if pk == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	if pk.Kind == "" {
+		errs = append(errs, field.Required(p.Child("kind"), ""))
+	}
+	if gv, err := schema.ParseGroupVersion(pk.APIVersion); err != nil || gv.Version == "" {
+		errs = append(errs, field.Invalid(p.Child("apiVersion"), pk.APIVersion, "must be a valid group/version"))
 	}
 	return errs
 }
@@ -324,30 +335,38 @@ func validateBindingSpec(s *admissionregistrationv1.ValidatingAdmissionPolicyBin
 	if seen.Has(admissionregistrationv1.Deny) && seen.Has(admissionregistrationv1.Warn) {
 		errs = append(errs, field.Invalid(ap, s.ValidationActions, "must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)"))
 	}
-	if r := s.ParamRef; r != nil {
-		p := specPath.Child("paramRef")
-		switch {
-		case r.Name != "" && r.Selector != nil:
-			errs = append(errs, field.Forbidden(p.Child("name"), "name and selector are mutually exclusive"))
-		case r.Name == "" && r.Selector == nil:
-			errs = append(errs, field.Required(p, "one of name or selector must be specified"))
-		case r.Name != "":
-			errs = append(errs, validateDNSSubdomain(r.Name, p.Child("name"))...)
-		default:
-			errs = append(errs, metavalidation.ValidateLabelSelector(r.Selector, metavalidation.LabelSelectorValidationOptions{}, p.Child("selector"))...)
-		}
-		if r.Namespace != "" {
-			errs = append(errs, messages(p.Child("namespace"), r.Namespace, validation.IsDNS1123Label(r.Namespace))...)
-		}
-		if r.ParameterNotFoundAction == nil {
-			errs = append(errs, field.Required(p.Child("parameterNotFoundAction"), ""))
-		} else {
-			errs = append(errs, validateEnum(*r.ParameterNotFoundAction, p.Child("parameterNotFoundAction"),
-				admissionregistrationv1.AllowAction, admissionregistrationv1.DenyAction)...)
-		}
-	}
+	errs = append(errs, validateParamRef(s.ParamRef, specPath.Child("paramRef"))...)
 	if s.MatchResources != nil {
 		errs = append(errs, validateMatchResources(s.MatchResources, false, specPath.Child("matchResources"))...)
+	}
+	return errs
+}
+
+// validateParamRef checks a binding's paramRef: a name or a selector,
+// and what to do when no parameter is found.
+func validateParamRef(r *admissionregistrationv1.ParamRef, p *field.Path) field.ErrorList {
+	if r == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	switch {
+	case r.Name != "" && r.Selector != nil:
+		errs = append(errs, field.Forbidden(p.Child("name"), "name and selector are mutually exclusive"))
+	case r.Name == "" && r.Selector == nil:
+		errs = append(errs, field.Required(p, "one of name or selector must be specified"))
+	case r.Name != "":
+		errs = append(errs, validateDNSSubdomain(r.Name, p.Child("name"))...)
+	default:
+		errs = append(errs, metavalidation.ValidateLabelSelector(r.Selector, metavalidation.LabelSelectorValidationOptions{}, p.Child("selector"))...)
+	}
+	if r.Namespace != "" {
+		errs = append(errs, messages(p.Child("namespace"), r.Namespace, validation.IsDNS1123Label(r.Namespace))...)
+	}
+	if r.ParameterNotFoundAction == nil {
+		errs = append(errs, field.Required(p.Child("parameterNotFoundAction"), ""))
+	} else {
+		errs = append(errs, validateEnum(*r.ParameterNotFoundAction, p.Child("parameterNotFoundAction"),
+			admissionregistrationv1.AllowAction, admissionregistrationv1.DenyAction)...)
 	}
 	return errs
 }

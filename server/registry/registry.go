@@ -40,6 +40,8 @@ var resources = []*Resource{
 	mutatingWebhookConfigurationResource,
 	validatingAdmissionPolicyResource,
 	validatingAdmissionPolicyBindingResource,
+	mutatingAdmissionPolicyResource,
+	mutatingAdmissionPolicyBindingResource,
 	roleResource,
 	clusterRoleResource,
 	roleBindingResource,

@@ -32,6 +32,8 @@ func TestAll(t *testing.T) {
 		"mutatingwebhookconfigurations MutatingWebhookConfiguration",
 		"validatingadmissionpolicies ValidatingAdmissionPolicy",
 		"validatingadmissionpolicybindings ValidatingAdmissionPolicyBinding",
+		"mutatingadmissionpolicies MutatingAdmissionPolicy",
+		"mutatingadmissionpolicybindings MutatingAdmissionPolicyBinding",
 		"roles Role", "clusterroles ClusterRole", "rolebindings RoleBinding", "clusterrolebindings ClusterRoleBinding",
 		"daemonsets DaemonSet", "statefulsets StatefulSet",
 		"apiservices APIService",
