@@ -128,6 +128,7 @@ func (s *instance) credentials(ctx context.Context) error {
 	secrets, _ := coord.SecretsOf(s.st)
 	a, err := bootstrap(ctx, s.cfg, secrets, advertiseHost(s.cfg), s.lg)
 	s.authority = a
+	s.snaps.src.authority = a
 	return err
 }
 
