@@ -81,11 +81,19 @@ func TestIntegrationTokenRotationServers(t *testing.T) {
 	waitNodeReady(t, cs, n2.name)
 
 	// The agent joined before, restarted with the old token on its command
-	// line, reconnects with its certificate.
+	// line, reconnects with its certificate and runs a pod.
 	n1.kill()
-	restarted := time.Now()
 	n1.start()
-	waitLeaseRenewed(t, cs, n1.name, restarted)
+	c.mustMinik(`apiVersion: v1
+kind: Pod
+metadata: {name: after-rotation}
+spec:
+  nodeName: node1
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: main, image: busybox, imagePullPolicy: Never, command: ["sleep", "3600"]}
+`, "apply", "-f", "-")
+	waitPodRunning(t, cs, "default", "after-rotation")
 
 	// B, restarted with the old --token, opens the cluster's secrets with
 	// the CA it keeps and goes on with the new token.
