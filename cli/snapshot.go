@@ -2,9 +2,13 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/minik-dev/minik/internal/defaults"
+	"github.com/minik-dev/minik/server/pki"
 	"github.com/minik-dev/minik/server/snapshot"
 	"github.com/minik-dev/minik/store"
 )
@@ -57,6 +62,8 @@ func SnapshotCommand() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Required: true, Usage: "the new data directory (missing or empty)"},
 					&cli.Int64Flag{Name: "bump-revision", Value: store.DefaultRevisionBump, Usage: "how far the restored revision moves past the snapshot's"},
+					&cli.StringFlag{Name: "token", EnvVars: []string{"MINIK_TOKEN"}, Usage: "the join token current when the snapshot was taken, which opens its CA and keys (default: the token file of the data directory the snapshot is in)"},
+					tokenFileFlag(),
 				},
 				Action: snapshotRestore,
 			},
@@ -137,11 +144,48 @@ func snapshotRestore(c *cli.Context) error {
 		return fmt.Errorf("--bump-revision %d: must be positive", c.Int64("bump-revision"))
 	}
 	file, dir := c.Args().First(), c.String("data-dir")
-	res, err := snapshot.Restore(c.Context, file, dir, c.Int64("bump-revision"))
+	token, err := restoreToken(c, file)
+	if err != nil {
+		return err
+	}
+	res, err := snapshot.Restore(c.Context, file, dir, snapshot.RestoreOptions{Bump: c.Int64("bump-revision"), Token: token})
+	switch {
+	case errors.Is(err, snapshot.ErrTokenRequired):
+		return fmt.Errorf("%w: give it with --token-file (or --token)", err)
+	case errors.Is(err, pki.ErrWrongToken):
+		return fmt.Errorf("%w: give the join token that was current when the snapshot was taken with --token-file (or --token)", err)
+	}
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "restored %s into %s: snapshot revision %d, store revision %d\n",
 		file, dir, res.SnapshotRevision, res.Revision)
+	if res.Credentials {
+		fmt.Fprintf(c.App.Writer, "the cluster's CA, keys and join token restored into %s\n", dir)
+	} else {
+		fmt.Fprintf(c.App.Writer, "the snapshot carries no credentials: copy the cluster's tls/ and token into %s, or the server makes a new CA and token\n", dir)
+	}
 	return nil
+}
+
+// restoreToken returns the join token of --token or --token-file, else
+// the token kept in the data directory whose snapshot file is
+// (DATA/server/snapshots/NAME → DATA/token), else "".
+func restoreToken(c *cli.Context, file string) (string, error) {
+	token, err := joinToken(c)
+	if token != "" || err != nil {
+		return token, err
+	}
+	dataDir := filepath.Dir(filepath.Dir(filepath.Dir(file)))
+	if snapshot.Dir(dataDir) != filepath.Dir(file) {
+		return "", nil
+	}
+	data, err := os.ReadFile(filepath.Join(dataDir, pki.TokenFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(data)), nil
 }

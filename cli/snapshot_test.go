@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/minik-dev/minik/server/pki"
 	"github.com/minik-dev/minik/server/snapshot"
 	"github.com/minik-dev/minik/store"
 )
@@ -78,5 +79,61 @@ func TestSnapshotCommands(t *testing.T) {
 	}
 	if out, err := runSnapshot(t, "prune", "--data-dir", dataDir, "--keep", "1"); err != nil || !strings.Contains(out, "snapshot old deleted") {
 		t.Errorf("snapshot prune --keep 1 = %q, %v; want old deleted", out, err)
+	}
+}
+
+// sealingStore is a store whose snapshots carry a's credentials.
+type sealingStore struct {
+	*store.Bolt
+	a *pki.Authority
+}
+
+func (s sealingStore) SealedCredentials() ([]byte, error) { return pki.Seal(s.a.Shared()) }
+
+// restore opens a snapshot's credentials with the token of the data
+// directory the snapshot is in unless --token or --token-file says
+// otherwise; a token that does not open them is refused with what to give.
+func TestSnapshotRestoreToken(t *testing.T) {
+	dataDir := t.TempDir()
+	a, err := pki.Ensure(dataDir, pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m, err := snapshot.Save(context.Background(), snapshot.Dir(dataDir), "snap", snapshot.BackendBolt, time.Now(), sealingStore{st, a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldToken := a.Token()
+	if _, err := pki.RotateToken(dataDir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runSnapshot(t, "restore", "--data-dir", filepath.Join(t.TempDir(), "x"), m.Path); err == nil ||
+		!strings.Contains(err.Error(), "when the snapshot was taken") {
+		t.Errorf("restore with the data directory's rotated token = %v, want a refusal asking for the token of the snapshot's time", err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(oldToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restored := filepath.Join(t.TempDir(), "restored")
+	out, err := runSnapshot(t, "restore", "--data-dir", restored, "--token-file", tokenFile, m.Path)
+	if err != nil || !strings.Contains(out, "CA, keys and join token restored") {
+		t.Fatalf("restore --token-file = %q, %v", out, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(restored, pki.TokenFile)); strings.TrimSpace(string(got)) != oldToken {
+		t.Errorf("restored token file = %q, want %q", got, oldToken)
+	}
+
+	// Unrotated, the data directory's own token opens the snapshot.
+	if err := os.WriteFile(filepath.Join(dataDir, pki.TokenFile), []byte(oldToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runSnapshot(t, "restore", "--data-dir", filepath.Join(t.TempDir(), "y"), m.Path); err != nil {
+		t.Errorf("restore with the data directory's token = %q, %v", out, err)
 	}
 }

@@ -28,4 +28,11 @@ if ! command -v go >/dev/null 2>&1; then
 	fi
 	exit 1
 fi
+# The upgrade test builds the previous release from the repository's
+# history, which a shallow clone lacks.
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+if [ "$(git -C "$repo" rev-parse --is-shallow-repository 2>/dev/null)" = true ]; then
+	git -C "$repo" fetch --unshallow --quiet ||
+		echo "setup: could not fetch the repository's history; TestIntegrationUpgrade will fail" >&2
+fi
 echo "setup: ok ($(go version))"

@@ -122,7 +122,13 @@ func joinCluster(ctx context.Context, cfg Config, sealed []byte, opts pki.Option
 	}
 	sh, err := pki.Unseal(sealed, secret)
 	if errors.Is(err, pki.ErrWrongToken) {
-		return nil, false, fmt.Errorf("the token's secret does not decrypt the datastore's bootstrap data (wrong --token?): %w", ErrWrongToken)
+		// A server that has been in the cluster opens the data with the
+		// CA it keeps: the token was rotated since it last started.
+		if sh, err = unsealWithKeptCA(cfg.DataDir, sealed); err != nil {
+			return nil, false, fmt.Errorf("the token's secret does not decrypt the datastore's bootstrap data (wrong --token?): %w", ErrWrongToken)
+		}
+		lg.Info("the cluster's join token was rotated; using the current one instead of the one given or kept")
+		opts.Token = ""
 	}
 	if err != nil {
 		return nil, false, err
@@ -141,10 +147,11 @@ func joinCluster(ctx context.Context, cfg Config, sealed []byte, opts pki.Option
 // is sealed. In data sealed before servers shared the service account
 // key, this server's own becomes the cluster's, unless another server's
 // got there first: then it returns nil, nil, to read the data again and
-// adopt that key.
+// adopt that key. Data sealed before it was also sealed for the servers
+// is sealed again, so that servers open it after a token rotation.
 func joinSharingKey(ctx context.Context, cfg Config, secrets coord.Secrets, sealed []byte, rev int64, opts pki.Options, lg *slog.Logger) (*pki.Authority, error) {
 	a, keyShared, err := joinCluster(ctx, cfg, sealed, opts, lg)
-	if err != nil || keyShared {
+	if err != nil || (keyShared && pki.SealedForServers(sealed)) {
 		return a, err
 	}
 	resealed, err := pki.Seal(a.Shared())
@@ -156,6 +163,21 @@ func joinSharingKey(ctx context.Context, cfg Config, secrets coord.Secrets, seal
 		return nil, err
 	}
 	return a, nil
+}
+
+// unsealWithKeptCA opens sealed with the CA kept in dataDir by an earlier
+// start of this server.
+func unsealWithKeptCA(dataDir string, sealed []byte) (pki.Shared, error) {
+	tlsDir := filepath.Join(dataDir, pki.TLSDir)
+	caCert, err := os.ReadFile(filepath.Join(tlsDir, "ca.crt"))
+	if err != nil {
+		return pki.Shared{}, err
+	}
+	caKey, err := os.ReadFile(filepath.Join(tlsDir, "ca.key"))
+	if err != nil {
+		return pki.Shared{}, err
+	}
+	return pki.UnsealForServer(sealed, caCert, caKey)
 }
 
 // checkJoinServer verifies the CA served at --server against the token,

@@ -128,6 +128,7 @@ func (s *instance) credentials(ctx context.Context) error {
 	secrets, _ := coord.SecretsOf(s.st)
 	a, err := bootstrap(ctx, s.cfg, secrets, advertiseHost(s.cfg), s.lg)
 	s.authority = a
+	s.snaps.src.authority = a
 	return err
 }
 
@@ -260,8 +261,19 @@ func (s *instance) serve(ctx context.Context) error {
 		})
 	}
 	g.Go(https.Serve)
+	setTokens := func() { s.authn.SetTokens(fixedTokens(s.authority)) }
+	var tokens *tokenSync // nil when the server is alone
+	if secrets, ok := coord.SecretsOf(s.st); ok {
+		tokens = newTokenSync(secrets, s.authority, cfg.DataDir, setTokens, lg)
+		g.Go(func() error { return tokens.Run(gctx) })
+	}
 	g.Go(func() error {
-		return s.authority.Run(gctx, func() { s.authn.SetTokens(fixedTokens(s.authority)) })
+		return s.authority.Run(gctx, func() {
+			setTokens()
+			if tokens != nil {
+				tokens.LocalChanged()
+			}
+		})
 	})
 	g.Go(func() error { return api.Run(gctx) })
 	g.Go(func() error { return s.policy.Run(gctx) })

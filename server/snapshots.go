@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/minik-dev/minik/server/pki"
 	"github.com/minik-dev/minik/server/snapshot"
 	"github.com/minik-dev/minik/store"
 )
@@ -14,8 +15,28 @@ import (
 // hand through the API and on cfg.SnapshotSchedule.
 type snapshots struct {
 	dir, backend string
-	src          snapshot.Source
+	src          *sealingSource
 	sched        *snapshot.Scheduler // nil: no scheduled snapshots
+}
+
+// sealingSource is the store, whose snapshots carry the cluster's
+// credentials sealed with the join token (snapshot.Sealer), so that a
+// restore brings back the CA and the token with the objects.
+type sealingSource struct {
+	snapshot.Source
+	// authority is set once the credentials are set up, before any
+	// snapshot is taken.
+	authority *pki.Authority
+}
+
+var _ snapshot.Sealer = (*sealingSource)(nil)
+
+// SealedCredentials implements snapshot.Sealer.
+func (s *sealingSource) SealedCredentials() ([]byte, error) {
+	if s.authority == nil {
+		return nil, nil
+	}
+	return pki.Seal(s.authority.Shared())
 }
 
 // newSnapshots returns the snapshots of st, or an error naming a bad
@@ -24,9 +45,9 @@ func newSnapshots(cfg Config, st store.Store, lg *slog.Logger) (*snapshots, erro
 	s := &snapshots{dir: snapshot.Dir(cfg.DataDir)}
 	switch src := st.(type) {
 	case *store.Bolt:
-		s.backend, s.src = snapshot.BackendBolt, src
+		s.backend, s.src = snapshot.BackendBolt, &sealingSource{Source: src}
 	case *store.Etcd:
-		s.backend, s.src = snapshot.BackendEtcd, src
+		s.backend, s.src = snapshot.BackendEtcd, &sealingSource{Source: src}
 	default:
 		return nil, fmt.Errorf("store %T takes no snapshots", st)
 	}

@@ -24,10 +24,11 @@ import (
 
 // TestIntegrationSnapshotRestore writes objects, saves a snapshot through
 // `minik snapshot save`, writes more, stops the server, restores the
-// snapshot into a new data directory (with the old certificates) and
-// starts a server on it: the old admin credentials work, the
-// objects are those of the snapshot, revisions go on above every one the
-// old server gave out, and a watch from one of those gets 410 Gone.
+// snapshot into a new data directory (the snapshot brings the cluster's
+// CA, keys and join token) and starts a server on it: the old admin
+// kubeconfig and join token work, the objects are those of the snapshot,
+// revisions go on above every one the old server gave out, and a watch
+// from one of those gets 410 Gone.
 func TestIntegrationSnapshotRestore(t *testing.T) {
 	s := startServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -85,18 +86,34 @@ func TestIntegrationSnapshotRestore(t *testing.T) {
 		t.Errorf("restore into the old data dir exited %d: %q, want a refusal naming %s", code, out, s.dataDir)
 	}
 
+	// The snapshot carries the cluster's CA, keys and join token, sealed
+	// with that token: a wrong one is refused and nothing is written; with
+	// none given, restore uses the token of the data directory the
+	// snapshot is in.
+	oldToken := readToken(t, s)
 	r := &serverProc{t: t, bin: s.bin, dataDir: filepath.Join(t.TempDir(), "restored"), port: freePort(t)}
-	restoreOut, err := exec.CommandContext(ctx, s.bin, "snapshot", "restore", "--data-dir", r.dataDir, file).CombinedOutput()
-	if err != nil {
-		t.Fatalf("minik snapshot restore: %v\n%s", err, restoreOut)
+	wrongOut, err := exec.CommandContext(ctx, s.bin, "snapshot", "restore", "--data-dir", r.dataDir, "--token", "not-the-token", file).CombinedOutput()
+	if err == nil || !strings.Contains(string(wrongOut), "when the snapshot was taken") {
+		t.Errorf("restore with a wrong token: %v, %q; want a refusal asking for the snapshot's token", err, wrongOut)
 	}
-	// The cluster's CA and token come along, as the README says, so the
-	// old admin credentials still work.
-	if out, err := exec.Command("cp", "-a", filepath.Join(s.dataDir, "tls"), filepath.Join(s.dataDir, "token"), r.dataDir).CombinedOutput(); err != nil {
-		t.Fatalf("copying the credentials: %v\n%s", err, out)
+	if _, err := os.Stat(r.dataDir); !os.IsNotExist(err) {
+		t.Errorf("restore with a wrong token left %s: %v", r.dataDir, err)
+	}
+	restoreOut, err := exec.CommandContext(ctx, s.bin, "snapshot", "restore", "--data-dir", r.dataDir, file).CombinedOutput()
+	if err != nil || !strings.Contains(string(restoreOut), "CA, keys and join token restored") {
+		t.Fatalf("minik snapshot restore: %v\n%s", err, restoreOut)
 	}
 	r.start()
 	t.Cleanup(r.kill)
+	if got := readToken(t, r); got != oldToken {
+		t.Errorf("restored server's token %q, want the cluster's %q", got, oldToken)
+	}
+	// Agents join with the old token: the API and the node protocol of the
+	// restored server accept it.
+	checkTokens(t, r, "not-the-token", oldToken)
+	if err := registerWith(t, r, oldToken, "after-restore"); err != nil {
+		t.Errorf("registering a node with the old token on the restored server: %v", err)
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags(r.url(), s.kubeconfig())
 	if err != nil {
 		t.Fatal(err)

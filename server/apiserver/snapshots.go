@@ -53,5 +53,6 @@ func (s *Server) serveSnapshots(w http.ResponseWriter, r *http.Request) {
 		s.writeStatus(w, r, err, snapshotsGR, name)
 		return
 	}
+	m.Credentials = nil // kept in the snapshot's file, not sent
 	writeJSON(w, http.StatusCreated, m)
 }

@@ -82,7 +82,7 @@ func TestSnapshotRestoreWatchExpired(t *testing.T) {
 	}
 
 	dataDir := filepath.Join(dir, "restored")
-	res, err := snapshot.Restore(ctx, m.Path, dataDir, 1000)
+	res, err := snapshot.Restore(ctx, m.Path, dataDir, snapshot.RestoreOptions{Bump: 1000})
 	if err != nil {
 		t.Fatalf("Restore() = %v", err)
 	}

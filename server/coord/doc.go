@@ -19,8 +19,9 @@
 //   - Pod streams ([PodStreamRouter]): a pod's log, exec and attach are
 //     forwarded to the server its node is connected to (streams.go).
 //   - Shared secrets ([Secrets], [SecretsOf]): the cluster's CA and keys,
-//     sealed with the join token, in one record every server reads
-//     (secrets.go).
+//     sealed with the join token and for the servers that hold the CA, in
+//     one record every server reads (secrets.go); a token rotated on one
+//     server reaches the others through it (server/tokensync.go).
 //
 // The keys live under the store's prefix, outside /registry/, so the REST
 // API never serves them (keys.go).

@@ -78,7 +78,7 @@ func (s *EtcdSecrets) Replace(ctx context.Context, sealed []byte, rev int64) (bo
 		Then(clientv3.OpPut(s.key, string(sealed))).
 		Commit()
 	if err != nil {
-		return false, fmt.Errorf("storing the service account key: %w", err)
+		return false, fmt.Errorf("storing the bootstrap data: %w", err)
 	}
 	return txn.Succeeded, nil
 }

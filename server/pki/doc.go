@@ -49,5 +49,12 @@
 // sealed by Seal (AES-256-GCM under a PBKDF2-SHA256 key from the token
 // secret, the CA hash in clear as additional data); a joining server
 // opens them with Unseal, writes them with Install and runs Ensure, which
-// issues its own serving and admin certificates from that CA.
+// issues its own serving and admin certificates from that CA. Seal also
+// encrypts them under an HKDF-SHA256 key from the CA's private key, which
+// UnsealForServer opens: servers that hold the CA read the data whatever
+// token sealed it, which is how a token rotated on one server reaches the
+// others (WriteTokenSecret, then Refresh).
+//
+// Snapshots carry Shared sealed the same way (server/snapshot), so a
+// restore brings back the CA and the join token of the snapshot's time.
 package pki

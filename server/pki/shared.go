@@ -3,9 +3,11 @@ package pki
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,9 +20,18 @@ import (
 	"github.com/minik-dev/minik/api"
 )
 
-// ErrWrongToken is returned by Unseal when the token secret does not
-// decrypt the sealed data.
-var ErrWrongToken = errors.New("pki: the token does not decrypt the cluster's bootstrap data")
+// Errors of opening sealed data; test with errors.Is.
+var (
+	// ErrWrongToken is returned by Unseal when the token secret does not
+	// decrypt the sealed data.
+	ErrWrongToken = errors.New("pki: the token does not decrypt the cluster's bootstrap data")
+	// ErrWrongCA is returned by UnsealForServer when the CA key does not
+	// decrypt the sealed data.
+	ErrWrongCA = errors.New("pki: the CA key does not decrypt the cluster's bootstrap data")
+	// ErrNotSealedForServers: the sealed data was made before it was also
+	// sealed for the cluster's servers.
+	ErrNotSealedForServers = errors.New("pki: the bootstrap data is sealed for token holders only")
+)
 
 // Shared is what every server of one cluster holds alike: the CA with its
 // key, the join token's secret, the admin bearer token and the service
@@ -107,9 +118,17 @@ const (
 	maxSealIterations = 10 * sealIterations
 )
 
+// serverKeyInfo is the HKDF info of the key that seals Shared for the
+// cluster's servers.
+const serverKeyInfo = "minik bootstrap data for servers"
+
 // sealed is the stored form of Shared: encrypted with a key derived from
 // the token secret, the CA hash in clear (it is public, and lets a server
-// with a token for another cluster say so).
+// with a token for another cluster say so). The same plaintext is
+// encrypted a second time for the servers, with a key derived from the
+// CA's private key (HKDF-SHA256), so that a server that has been in the
+// cluster opens it after the token was rotated; data sealed by earlier
+// versions lacks that part.
 type sealed struct {
 	KDF        string `json:"kdf"`
 	Iterations int    `json:"iterations"`
@@ -117,11 +136,15 @@ type sealed struct {
 	Nonce      []byte `json:"nonce"`
 	CAHash     string `json:"caHash"`
 	Ciphertext []byte `json:"ciphertext"`
+
+	ServerNonce      []byte `json:"serverNonce,omitempty"`
+	ServerCiphertext []byte `json:"serverCiphertext,omitempty"`
 }
 
 // Seal encrypts sh with a key derived from sh.TokenSecret, so that only
-// holders of the join token can read it. The CA hash is bound to the
-// ciphertext as additional data.
+// holders of the join token can read it, and again with a key derived
+// from sh.CAKey, for the servers that hold the CA (UnsealForServer). The
+// CA hash is bound to both ciphertexts as additional data.
 func Seal(sh Shared) ([]byte, error) {
 	plain, err := json.Marshal(sh)
 	if err != nil {
@@ -136,7 +159,72 @@ func Seal(sh Shared) ([]byte, error) {
 	s.Nonce = make([]byte, aead.NonceSize())
 	rand.Read(s.Nonce)
 	s.Ciphertext = aead.Seal(nil, s.Nonce, plain, []byte(s.CAHash))
+	serverAEAD, err := serverSealAEAD(sh.CACert, sh.CAKey)
+	if err != nil {
+		return nil, err
+	}
+	s.ServerNonce = make([]byte, serverAEAD.NonceSize())
+	rand.Read(s.ServerNonce)
+	s.ServerCiphertext = serverAEAD.Seal(nil, s.ServerNonce, plain, []byte(s.CAHash))
 	return json.Marshal(s)
+}
+
+// UnsealForServer decrypts data made by Seal with the cluster CA's
+// certificate and key (PEM), as a server of the cluster holds them. A CA
+// that does not decrypt it is ErrWrongCA; data sealed without the
+// servers' part is ErrNotSealedForServers.
+func UnsealForServer(data, caCert, caKey []byte) (Shared, error) {
+	var s sealed
+	if err := json.Unmarshal(data, &s); err != nil {
+		return Shared{}, fmt.Errorf("sealed bootstrap data: %w", err)
+	}
+	if len(s.ServerCiphertext) == 0 {
+		return Shared{}, ErrNotSealedForServers
+	}
+	if api.CAHash(caCert) != s.CAHash {
+		return Shared{}, ErrWrongCA
+	}
+	aead, err := serverSealAEAD(caCert, caKey)
+	if err != nil {
+		return Shared{}, err
+	}
+	if len(s.ServerNonce) != aead.NonceSize() {
+		return Shared{}, fmt.Errorf("sealed bootstrap data: server nonce of %d bytes", len(s.ServerNonce))
+	}
+	plain, err := aead.Open(nil, s.ServerNonce, s.ServerCiphertext, []byte(s.CAHash))
+	if err != nil {
+		return Shared{}, ErrWrongCA
+	}
+	return decodeShared(plain, s.CAHash)
+}
+
+// SealedForServers reports whether data made by Seal has the part that
+// UnsealForServer opens.
+func SealedForServers(data []byte) bool {
+	var s sealed
+	return json.Unmarshal(data, &s) == nil && len(s.ServerCiphertext) > 0
+}
+
+// serverSealAEAD is the cipher of the servers' part of sealed data: AES-256-GCM
+// under HKDF-SHA256 of the CA's private key.
+func serverSealAEAD(caCert, caKey []byte) (cipher.AEAD, error) {
+	ca, err := parseKeyPair(caCert, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return nil, err
+	}
+	key, err := hkdf.Key(sha256.New, der, nil, serverKeyInfo, 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
 
 // SealedCAHash returns the CA hash data sealed by Seal was made for,
@@ -170,11 +258,16 @@ func Unseal(data []byte, secret string) (Shared, error) {
 	if err != nil {
 		return Shared{}, ErrWrongToken
 	}
+	return decodeShared(plain, s.CAHash)
+}
+
+// decodeShared decodes decrypted Shared, whose CA must have caHash.
+func decodeShared(plain []byte, caHash string) (Shared, error) {
 	var sh Shared
 	if err := json.Unmarshal(plain, &sh); err != nil {
 		return Shared{}, fmt.Errorf("sealed bootstrap data: %w", err)
 	}
-	if sh.CAHash() != s.CAHash {
+	if sh.CAHash() != caHash {
 		return Shared{}, fmt.Errorf("sealed bootstrap data: CA does not match its hash: %w", api.ErrCAMismatch)
 	}
 	return sh, nil

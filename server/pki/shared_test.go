@@ -71,6 +71,53 @@ func TestUnsealTampered(t *testing.T) {
 	}
 }
 
+// The servers of a cluster open sealed data with the CA they hold, whatever
+// token sealed it; another CA does not open it, and data sealed for token
+// holders only says so.
+func TestUnsealForServer(t *testing.T) {
+	a, _ := ensure(t, pki.Options{})
+	other, _ := ensure(t, pki.Options{})
+	sh := a.Shared()
+	data, err := pki.Seal(sh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pki.SealedForServers(data) {
+		t.Fatalf("SealedForServers(Seal(...)) = false")
+	}
+	legacy := strings.Replace(string(data), `"serverCiphertext"`, `"unknownField"`, 1)
+	otherSh := other.Shared()
+	tests := []struct {
+		name          string
+		data          []byte
+		caCert, caKey []byte
+		want          error // nil: opens
+	}{
+		{"the cluster's CA", data, sh.CACert, sh.CAKey, nil},
+		{"another CA", data, otherSh.CACert, otherSh.CAKey, pki.ErrWrongCA},
+		{"data sealed for token holders only", []byte(legacy), sh.CACert, sh.CAKey, pki.ErrNotSealedForServers},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := pki.UnsealForServer(tc.data, tc.caCert, tc.caKey)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("UnsealForServer = %v, want %v", err, tc.want)
+			}
+			if err == nil && (!bytes.Equal(got.CAKey, sh.CAKey) || got.TokenSecret != sh.TokenSecret || got.AdminToken != sh.AdminToken) {
+				t.Errorf("UnsealForServer returned other credentials than were sealed")
+			}
+		})
+	}
+	// The cluster's certificate with a key not its own is refused before
+	// anything is decrypted.
+	if _, err := pki.UnsealForServer(data, sh.CACert, otherSh.CAKey); err == nil {
+		t.Errorf("UnsealForServer(the CA's certificate, another key) = nil, want an error")
+	}
+	if pki.SealedForServers([]byte(legacy)) {
+		t.Errorf("SealedForServers(data without the servers' part) = true")
+	}
+}
+
 // A second server that installs the first one's shared credentials has the
 // same CA, token and admin token, and its own serving certificate from
 // that CA.

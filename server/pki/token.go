@@ -98,12 +98,22 @@ func writeIfChanged(path string, data []byte, perm fs.FileMode) error {
 // the old one, within pollInterval (Authority.Run); nodes already joined
 // go on with their certificates, which they renew without the token.
 func RotateToken(dataDir string) (string, error) {
+	return WriteTokenSecret(dataDir, randomSecret())
+}
+
+// WriteTokenSecret writes the join token with secret, pinning the CA kept
+// under dataDir, to dataDir/token and returns it. A running server takes
+// it at its next Refresh.
+func WriteTokenSecret(dataDir, secret string) (string, error) {
+	if secret == "" || strings.IndexFunc(secret, unicode.IsSpace) >= 0 {
+		return "", fmt.Errorf("token secret: %w", api.ErrInvalidToken)
+	}
 	caPEM, err := os.ReadFile(filepath.Join(dataDir, TLSDir, "ca.crt"))
 	if err != nil {
 		return "", fmt.Errorf("cluster CA: %w", err)
 	}
-	token := api.FormatToken(api.CAHash(caPEM), randomSecret())
-	if err := atomicfile.Write(filepath.Join(dataDir, TokenFile), []byte(token+"\n"), 0o600); err != nil {
+	token := api.FormatToken(api.CAHash(caPEM), secret)
+	if err := writeIfChanged(filepath.Join(dataDir, TokenFile), []byte(token+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	return token, nil

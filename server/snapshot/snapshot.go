@@ -9,7 +9,8 @@
 // does, encrypted or not as they are there):
 //
 //	NAME        the store's bytes: a bbolt database file, or etcd's snapshot
-//	NAME.json   Meta: name, time, backend, revision, size, SHA-256 of NAME
+//	NAME.json   Meta: name, time, backend, revision, size, SHA-256 of NAME,
+//	            the cluster's CA, keys and join token sealed with that token
 //
 // Both are written under temporary names and renamed into place, NAME.json
 // last, so a listed snapshot is complete. Restore checks the size and the
@@ -66,6 +67,11 @@ type Meta struct {
 	Revision int64  `json:"revision"`
 	Size     int64  `json:"size"`
 	SHA256   string `json:"sha256"`
+	// Credentials are the cluster's CA, keys and join token secret
+	// (pki.Shared) as pki.Seal seals them: opened with the join token
+	// current when the snapshot was taken. Empty in snapshots of sources
+	// without them and of earlier versions.
+	Credentials []byte `json:"credentials,omitempty"`
 	// Path is where the snapshot's bytes are; not stored.
 	Path string `json:"path,omitempty"`
 }
@@ -74,6 +80,13 @@ type Meta struct {
 // store.Bolt and store.Etcd.
 type Source interface {
 	Snapshot(ctx context.Context, w io.Writer) (rev int64, err error)
+}
+
+// Sealer is a Source that also gives the cluster's credentials, sealed,
+// which Save keeps in the snapshot's Meta.Credentials so that Restore
+// brings the cluster's CA and join token back with its store.
+type Sealer interface {
+	SealedCredentials() ([]byte, error)
 }
 
 // Dir is where the server with data directory dataDir keeps snapshots.
@@ -110,6 +123,11 @@ func Save(ctx context.Context, dir, name, backend string, now time.Time, src Sou
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 	m := Meta{Name: name, Time: now.UTC(), Backend: backend}
+	if sl, ok := src.(Sealer); ok {
+		if m.Credentials, err = sl.SealedCredentials(); err != nil {
+			return Meta{}, fmt.Errorf("snapshot %q: sealing the credentials: %w", name, err)
+		}
+	}
 	m.Revision, m.Size, m.SHA256, err = copyFrom(ctx, tmp, src)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr

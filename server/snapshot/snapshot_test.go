@@ -122,7 +122,7 @@ func TestRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	dataDir := filepath.Join(t.TempDir(), "new")
-	res, err := snapshot.Restore(ctx, m.Path, dataDir, 100)
+	res, err := snapshot.Restore(ctx, m.Path, dataDir, snapshot.RestoreOptions{Bump: 100})
 	if err != nil {
 		t.Fatalf("Restore() = %v", err)
 	}
@@ -155,7 +155,7 @@ func TestRestoreRefuses(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dataDir, "token"), []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := snapshot.Restore(ctx, m.Path, dataDir, 0)
+		_, err := snapshot.Restore(ctx, m.Path, dataDir, snapshot.RestoreOptions{})
 		if !errors.Is(err, snapshot.ErrDataDirNotEmpty) {
 			t.Fatalf("Restore(non-empty) = %v, want ErrDataDirNotEmpty", err)
 		}
@@ -191,7 +191,7 @@ func TestRestoreRefuses(t *testing.T) {
 			bad := save(t, t.TempDir(), "bad", t0, liveStore(t, 2))
 			tc.corrupt(t, bad.Path)
 			dataDir := filepath.Join(t.TempDir(), "new")
-			_, err := snapshot.Restore(ctx, bad.Path, dataDir, 0)
+			_, err := snapshot.Restore(ctx, bad.Path, dataDir, snapshot.RestoreOptions{})
 			if !errors.Is(err, snapshot.ErrCorrupt) {
 				t.Fatalf("Restore(%s) = %v, want ErrCorrupt", tc.name, err)
 			}
@@ -211,7 +211,7 @@ func TestRestoreRefuses(t *testing.T) {
 			t.Fatal(err)
 		}
 		dataDir := filepath.Join(dir, "new")
-		if _, err := snapshot.Restore(ctx, bare, dataDir, 0); !errors.Is(err, os.ErrNotExist) {
+		if _, err := snapshot.Restore(ctx, bare, dataDir, snapshot.RestoreOptions{}); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("Restore(no metadata) = %v, want ErrNotExist", err)
 		}
 		if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
