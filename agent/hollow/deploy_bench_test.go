@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,6 +38,7 @@ import (
 //
 // It reports bound pods/s of each phase, the ratio of phase 2 to phase 1,
 // the server's CPU per pod of phases 2 and 3, and the server's RSS.
+// HOLLOW_CPUPROFILE=FILE writes a CPU profile of phase 2.
 //
 //	go test -run '^$' -bench HollowDeployments -benchtime 1x -timeout 15m ./agent/hollow
 func BenchmarkHollowDeployments(b *testing.B) {
@@ -80,10 +82,12 @@ func benchDeployments(b *testing.B, nodes, pods, deployments, replicas int) {
 	// 2. The same number of pods again through Deployments.
 	total := deployments * replicas
 	serverBefore := processCPU(b)
+	stopProfile := startCPUProfile(b, os.Getenv("HOLLOW_CPUPROFILE"))
 	start = time.Now()
 	createDeployments(b, ctx, c, deployments, int32(replicas))
 	bound.waitFor(b, ctx, func(p *corev1.Pod) bool { return p.Labels["app"] != "" }, total)
 	created := time.Since(start)
+	stopProfile()
 	pollFor(b, ctx, "every Deployment available", func() bool { return deploymentsDone(ctx, c, deployments, int32(replicas)) })
 	serverCreate := processCPU(b) - serverBefore
 
