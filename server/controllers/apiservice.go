@@ -78,7 +78,6 @@ type APIServiceController struct {
 	opts      APIServiceOptions
 	lg        *slog.Logger
 	loop      *loop
-	synced    []cache.InformerSynced
 }
 
 // NewAPIServiceController returns an APIServiceController fed by the
@@ -101,8 +100,7 @@ func NewAPIServiceController(client kubernetes.Interface, services coreinformers
 		}
 	}
 	h := cache.ResourceEventHandlerFuncs{AddFunc: changed, UpdateFunc: func(_, o any) { changed(o) }, DeleteFunc: changed}
-	var err error
-	c.synced, err = addHandlers(handler{services.Informer(), h}, handler{endpoints.Informer(), h})
+	err := c.loop.watch(handler{services.Informer(), h}, handler{endpoints.Informer(), h})
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +117,7 @@ func (c *APIServiceController) Run(ctx context.Context, workers int) error {
 	wg.Go(func() { c.followServers(ctx, changed) })
 	defer wg.Wait()
 	c.loop.add(apiServiceKey)
-	return c.loop.run(ctx, workers, c.synced...)
+	return c.loop.run(ctx, workers)
 }
 
 // followServers enqueues the Service at every change of the server set,

@@ -21,7 +21,9 @@ type Config struct {
 	Loopback *rest.Config
 	// Logger may be nil.
 	Logger *slog.Logger
-	// Workers is the number of workers per controller (default 2).
+	// Workers is the number of workers per controller (default 2); the
+	// replication, ReplicaSet and Deployment controllers have at least
+	// workloadWorkers.
 	Workers int
 	// ResyncPeriod is how often informers replay their whole cache to the
 	// controllers (default 10 minutes).
@@ -169,5 +171,18 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	}
 	ttl := NewEventTTL(client, lg, EventTTLOptions{})
 	pgc := NewPodGCController(client, core.Pods(), core.Nodes(), lg, PodGCOptions{TerminatedPodThreshold: cfg.TerminatedPodGCThreshold})
-	return []func(context.Context, int) error{rm.Run, rsm.Run, dpc.Run, dsc.Run, ssc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, agg.Run, ttl.Run, pgc.Run}, nil
+	return []func(context.Context, int) error{atLeast(workloadWorkers, rm.Run), atLeast(workloadWorkers, rsm.Run), atLeast(workloadWorkers, dpc.Run), dsc.Run, ssc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, agg.Run, ttl.Run, pgc.Run}, nil
+}
+
+// workloadWorkers is the least number of workers of the controllers that
+// turn Deployments into pods, as kube-controller-manager's
+// --concurrent-replicaset-syncs and --concurrent-deployment-syncs: a
+// ReplicaSet's sync holds its worker while it creates up to
+// BurstReplicas pods, so with fewer workers the other ReplicaSets of a
+// rollout wait their turn while the API has room to spare.
+const workloadWorkers = 5
+
+// atLeast returns run, given at least n workers.
+func atLeast(n int, run func(context.Context, int) error) func(context.Context, int) error {
+	return func(ctx context.Context, workers int) error { return run(ctx, max(workers, n)) }
 }

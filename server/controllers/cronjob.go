@@ -16,7 +16,6 @@ import (
 	batchinformers "k8s.io/client-go/informers/batch/v1"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/minik-dev/minik/server/registry"
 )
@@ -40,79 +39,39 @@ type CronJobOptions struct {
 // most recent missed run is started, and only within
 // startingDeadlineSeconds.
 type CronJobController struct {
-	client   kubernetes.Interface
+	workload
 	cronJobs batchlisters.CronJobLister
 	jobs     batchlisters.JobLister
-	rec      EventRecorder
 	opts     CronJobOptions
-	lg       *slog.Logger
-	loop     *loop
-	synced   []cache.InformerSynced
 }
 
 // NewCronJobController returns a CronJobController fed by the given
 // informers. lg may be nil.
 func NewCronJobController(client kubernetes.Interface, cronJobs batchinformers.CronJobInformer, jobs batchinformers.JobInformer, lg *slog.Logger, opts CronJobOptions) (*CronJobController, error) {
-	if lg == nil {
-		lg = slog.New(slog.DiscardHandler)
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	lg = lg.With("component", "cronjob-controller")
-	c := &CronJobController{
-		client: client, cronJobs: cronJobs.Lister(), jobs: jobs.Lister(),
-		rec: recorderOr(opts.Recorder), opts: opts, lg: lg,
-	}
-	c.loop = newLoop("cronjob", lg, c.sync)
-	enqueue := func(obj any) {
-		if key, ok := keyOf(obj); ok {
-			c.loop.add(key)
-		}
-	}
-	var err error
-	c.synced, err = addHandlers(
-		handler{cronJobs.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc: enqueue, UpdateFunc: func(_, obj any) { enqueue(obj) }, DeleteFunc: enqueue,
-		}},
-		handler{jobs.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc: c.jobChanged, UpdateFunc: func(_, obj any) { c.jobChanged(obj) }, DeleteFunc: c.jobChanged,
-		}},
-	)
-	if err != nil {
+	c := &CronJobController{cronJobs: cronJobs.Lister(), jobs: jobs.Lister(), opts: opts}
+	c.workload = newWorkload(client, "cronjob", opts.Recorder, lg, c.sync)
+	if err := c.loop.watch(c.loop.own(cronJobs.Informer()), each(jobs.Informer(), c.jobChanged)); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// Run syncs CronJobs with workers goroutines until ctx ends, and returns
-// after they have stopped.
-func (c *CronJobController) Run(ctx context.Context, workers int) error {
-	return c.loop.run(ctx, workers, c.synced...)
-}
-
 func (c *CronJobController) jobChanged(obj any) {
-	job, ok := untombstone(obj).(*batchv1.Job)
-	if !ok {
-		return
-	}
-	if ref := metav1.GetControllerOf(job); ref != nil && ref.Kind == cronJobKind.Kind && ref.APIVersion == cronJobKind.GroupVersion().String() {
-		c.loop.add(job.Namespace + "/" + ref.Name)
+	if job, ok := untombstone(obj).(*batchv1.Job); ok {
+		if key, ok := controllerKeyOf(job, cronJobKind); ok {
+			c.loop.add(key)
+		}
 	}
 }
 
 // sync reconciles one CronJob: its active list, its history, and the run
 // that is due, if any.
 func (c *CronJobController) sync(ctx context.Context, key string) error {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return nil
-	}
-	cj, err := c.cronJobs.CronJobs(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	cj, found, err := cached[*batchv1.CronJob](c.loop, key)
+	if !found {
 		return err
 	}
 	jobs, err := c.jobsOf(cj)

@@ -10,7 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	appsinformers "k8s.io/client-go/informers/apps/v1"
@@ -58,67 +57,47 @@ type DaemonSetOptions struct {
 //     for the user to delete them. Old revisions beyond
 //     revisionHistoryLimit that no pod runs are deleted.
 type DaemonSetController struct {
-	client  kubernetes.Interface
+	workload
 	dss     appslisters.DaemonSetLister
 	revs    appslisters.ControllerRevisionLister
 	pods    cache.Indexer // by controller (indexByController)
 	nodes   corelisters.NodeLister
-	rec     EventRecorder
 	opts    DaemonSetOptions
-	lg      *slog.Logger
 	exp     *expectations
 	backoff *flowcontrol.Backoff // failed pod deletions, by DaemonSet uid and node
-	loop    *loop
-	synced  []cache.InformerSynced
 }
 
 // NewDaemonSetController returns a DaemonSetController fed by the given
 // informers. lg may be nil.
 func NewDaemonSetController(client kubernetes.Interface, dss appsinformers.DaemonSetInformer, revs appsinformers.ControllerRevisionInformer,
 	pods coreinformers.PodInformer, nodes coreinformers.NodeInformer, lg *slog.Logger, opts DaemonSetOptions) (*DaemonSetController, error) {
-	if lg == nil {
-		lg = slog.New(slog.DiscardHandler)
-	}
 	if opts.BurstReplicas <= 0 {
 		opts.BurstReplicas = 250
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	lg = lg.With("component", "daemonset-controller")
 	c := &DaemonSetController{
-		client:  client,
 		dss:     dss.Lister(),
 		revs:    revs.Lister(),
 		pods:    pods.Informer().GetIndexer(),
 		nodes:   nodes.Lister(),
-		rec:     recorderOr(opts.Recorder),
 		opts:    opts,
-		lg:      lg,
 		exp:     newExpectations(opts.Now),
 		backoff: flowcontrol.NewBackOff(time.Second, 15*time.Minute),
 	}
+	c.workload = newWorkload(client, "daemonset", opts.Recorder, lg, c.sync)
 	if err := indexByController(pods); err != nil {
 		return nil, err
 	}
-	c.loop = newLoop("daemonset", lg, c.sync)
-	var err error
-	c.synced, err = addHandlers(
-		handler{dss.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.enqueue,
-			UpdateFunc: func(_, obj any) { c.enqueue(obj) },
-			DeleteFunc: c.enqueue,
-		}},
-		handler{revs.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.revisionChanged,
-			UpdateFunc: func(old, obj any) { c.revisionChanged(old); c.revisionChanged(obj) },
-			DeleteFunc: c.revisionChanged,
-		}},
-		handler{pods.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.addPod,
-			UpdateFunc: c.updatePod,
-			DeleteFunc: c.deletePod,
-		}},
+	err := c.loop.watch(
+		c.loop.own(dss.Informer()),
+		each(revs.Informer(), c.revisionChanged),
+		(&podEvents{
+			loop: c.loop, exp: c.exp, updated: c.podUpdated,
+			controllerOf: func(p *corev1.Pod) (string, bool) { return c.controllerOf(p) },
+			adopters:     func(p *corev1.Pod) { c.enqueueMatching(p) },
+		}).handler(pods.Informer()),
 		handler{nodes.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.addNode,
 			UpdateFunc: c.updateNode,
@@ -148,13 +127,7 @@ func (c *DaemonSetController) Run(ctx context.Context, workers int) error {
 			}
 		}
 	})
-	return c.loop.run(ctx, workers, c.synced...)
-}
-
-func (c *DaemonSetController) enqueue(obj any) {
-	if key, ok := keyOf(obj); ok {
-		c.loop.add(key)
-	}
+	return c.loop.run(ctx, workers)
 }
 
 func (c *DaemonSetController) enqueueAll() {
@@ -170,29 +143,23 @@ func (c *DaemonSetController) enqueueAll() {
 // controllerOf returns the key of the DaemonSet that controls obj and
 // still exists with the referenced uid.
 func (c *DaemonSetController) controllerOf(obj metav1.Object) (string, bool) {
-	ref := metav1.GetControllerOf(obj)
-	if ref == nil || ref.Kind != dsKind.Kind || ref.APIVersion != dsKind.GroupVersion().String() {
+	key, ok := controllerKeyOf(obj, dsKind)
+	if !ok {
 		return "", false
 	}
+	ref := metav1.GetControllerOf(obj)
 	ds, err := c.dss.DaemonSets(obj.GetNamespace()).Get(ref.Name)
 	if err != nil || ds.UID != ref.UID {
 		return "", false
 	}
-	return ds.Namespace + "/" + ds.Name, true
+	return key, true
 }
 
 // enqueueMatching enqueues the DaemonSets in obj's namespace whose
 // selector matches its labels, for adoption.
 func (c *DaemonSetController) enqueueMatching(obj metav1.Object) {
-	all, err := c.dss.DaemonSets(obj.GetNamespace()).List(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, ds := range all {
-		sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(obj.GetLabels())) {
-			c.loop.add(ds.Namespace + "/" + ds.Name)
-		}
+	if all, err := c.dss.DaemonSets(obj.GetNamespace()).List(labels.Everything()); err == nil {
+		addSelecting(c.loop, all, func(ds *appsv1.DaemonSet) *metav1.LabelSelector { return ds.Spec.Selector }, obj.GetLabels())
 	}
 }
 
@@ -208,59 +175,16 @@ func (c *DaemonSetController) revisionChanged(obj any) {
 	}
 }
 
-func (c *DaemonSetController) addPod(obj any) {
-	pod := obj.(*corev1.Pod)
-	if pod.DeletionTimestamp != nil {
-		c.deletePod(pod)
+// podUpdated syncs a pod's DaemonSet again once a pod that just became
+// ready becomes available, minReadySeconds later: nothing else will say
+// so.
+func (c *DaemonSetController) podUpdated(key string, old, pod *corev1.Pod) {
+	if podReady(old) || !podReady(pod) {
 		return
 	}
-	if key, ok := c.controllerOf(pod); ok {
-		c.exp.creationObserved(key)
-		c.loop.add(key)
-		return
-	}
-	if metav1.GetControllerOf(pod) == nil {
-		c.enqueueMatching(pod)
-	}
-}
-
-func (c *DaemonSetController) updatePod(oldObj, obj any) {
-	old, pod := oldObj.(*corev1.Pod), obj.(*corev1.Pod)
-	if old.ResourceVersion == pod.ResourceVersion {
-		return
-	}
-	if key, ok := c.controllerOf(old); ok {
-		c.loop.add(key)
-	}
-	key, ok := c.controllerOf(pod)
-	if !ok {
-		if metav1.GetControllerOf(pod) == nil && pod.DeletionTimestamp == nil {
-			c.enqueueMatching(pod)
-		}
-		return
-	}
-	if pod.DeletionTimestamp != nil {
-		c.exp.deletionObserved(key, pod.Namespace+"/"+pod.Name)
-	}
-	c.loop.add(key)
-	// A pod that just became ready becomes available minReadySeconds
-	// later; nothing else will say so.
-	if !podReady(old) && podReady(pod) {
-		ds, err := c.dss.DaemonSets(pod.Namespace).Get(metav1.GetControllerOf(pod).Name)
-		if err == nil && ds.Spec.MinReadySeconds > 0 {
-			c.loop.addAfter(key, time.Duration(ds.Spec.MinReadySeconds)*time.Second+time.Second)
-		}
-	}
-}
-
-func (c *DaemonSetController) deletePod(obj any) {
-	pod, ok := untombstone(obj).(*corev1.Pod)
-	if !ok {
-		return
-	}
-	if key, ok := c.controllerOf(pod); ok {
-		c.exp.deletionObserved(key, pod.Namespace+"/"+pod.Name)
-		c.loop.add(key)
+	ds, err := c.dss.DaemonSets(pod.Namespace).Get(metav1.GetControllerOf(pod).Name)
+	if err == nil && ds.Spec.MinReadySeconds > 0 {
+		c.loop.addAfter(key, time.Duration(ds.Spec.MinReadySeconds)*time.Second+time.Second)
 	}
 }
 
@@ -301,19 +225,11 @@ func (c *DaemonSetController) updateNode(oldObj, obj any) {
 // sync brings one DaemonSet's pods, revisions and status in line with its
 // spec.
 func (c *DaemonSetController) sync(ctx context.Context, key string) error {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return nil
-	}
-	cached, err := c.dss.DaemonSets(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		c.exp.forget(key)
-		return nil
-	}
-	if err != nil {
+	shared, found, err := cached[*appsv1.DaemonSet](c.loop, key, c.exp.forget)
+	if !found {
 		return err
 	}
-	ds := cached.DeepCopy()
+	ds := shared.DeepCopy()
 	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
 	if err != nil || sel.Empty() {
 		c.rec.Eventf(ds, corev1.EventTypeWarning, "SelectingAll", "This daemon set is selecting all pods. A non-empty selector is required.")

@@ -240,25 +240,11 @@ func oldestFirst(a, b *corev1.Pod) int {
 	return cmpString(a.Name, b.Name)
 }
 
-// createDaemonPods creates one pod of ds for each of nodes, in batches of
-// 1, 2, 4, … stopping at the first batch with a failure; pods not created
-// are taken off the expectations.
+// createDaemonPods creates one pod of ds for each of nodes, with a slow
+// start (see slowStart).
 func (c *DaemonSetController) createDaemonPods(ctx context.Context, key string, ds *appsv1.DaemonSet, nodes []string, hash string) error {
 	tmpl := daemonPodTemplate(ds, hash)
-	done := 0
-	for batch := 1; done < len(nodes); batch *= 2 {
-		size := min(batch, len(nodes)-done)
-		start := done
-		err := parallel(size, func(i int) error { return c.createDaemonPod(ctx, key, ds, tmpl, nodes[start+i]) })
-		done += size
-		if err != nil {
-			for range len(nodes) - done {
-				c.exp.creationObserved(key)
-			}
-			return err
-		}
-	}
-	return nil
+	return slowStart(c.exp, key, len(nodes), func(i int) error { return c.createDaemonPod(ctx, key, ds, tmpl, nodes[i]) })
 }
 
 func (c *DaemonSetController) createDaemonPod(ctx context.Context, key string, ds *appsv1.DaemonSet, tmpl *corev1.PodTemplateSpec, node string) error {

@@ -9,13 +9,11 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	appsinformers "k8s.io/client-go/informers/apps/v1"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
-	"k8s.io/client-go/tools/cache"
 )
 
 // deploymentKind is the group/version/kind of a Deployment, as owner
@@ -38,64 +36,24 @@ type DeploymentOptions struct {
 // the progress deadline are kept as upstream keeps them, and the status
 // carries what `kubectl rollout status` reads.
 type DeploymentController struct {
-	client      kubernetes.Interface
+	workload
 	deployments appslisters.DeploymentLister
 	rss         appslisters.ReplicaSetLister
-	rec         EventRecorder
 	opts        DeploymentOptions
-	lg          *slog.Logger
-	loop        *loop
-	synced      []cache.InformerSynced
 }
 
 // NewDeploymentController returns a DeploymentController fed by the
 // given informers. lg may be nil.
 func NewDeploymentController(client kubernetes.Interface, deployments appsinformers.DeploymentInformer, rss appsinformers.ReplicaSetInformer, lg *slog.Logger, opts DeploymentOptions) (*DeploymentController, error) {
-	if lg == nil {
-		lg = slog.New(slog.DiscardHandler)
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	lg = lg.With("component", "deployment-controller")
-	c := &DeploymentController{
-		client:      client,
-		deployments: deployments.Lister(),
-		rss:         rss.Lister(),
-		rec:         recorderOr(opts.Recorder),
-		opts:        opts,
-		lg:          lg,
-	}
-	c.loop = newLoop("deployment", lg, c.sync)
-	var err error
-	c.synced, err = addHandlers(
-		handler{deployments.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.enqueue,
-			UpdateFunc: func(_, obj any) { c.enqueue(obj) },
-			DeleteFunc: c.enqueue,
-		}},
-		handler{rss.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.rsChanged,
-			UpdateFunc: func(old, obj any) { c.rsChanged(old); c.rsChanged(obj) },
-			DeleteFunc: c.rsChanged,
-		}},
-	)
-	if err != nil {
+	c := &DeploymentController{deployments: deployments.Lister(), rss: rss.Lister(), opts: opts}
+	c.workload = newWorkload(client, "deployment", opts.Recorder, lg, c.sync)
+	if err := c.loop.watch(c.loop.own(deployments.Informer()), each(rss.Informer(), c.rsChanged)); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-// Run syncs deployments with workers goroutines until ctx ends, and
-// returns after they have stopped.
-func (c *DeploymentController) Run(ctx context.Context, workers int) error {
-	return c.loop.run(ctx, workers, c.synced...)
-}
-
-func (c *DeploymentController) enqueue(obj any) {
-	if key, ok := keyOf(obj); ok {
-		c.loop.add(key)
-	}
 }
 
 // rsChanged enqueues the Deployment controlling rs, or, for an orphan,
@@ -105,38 +63,25 @@ func (c *DeploymentController) rsChanged(obj any) {
 	if !ok {
 		return
 	}
-	if ref := metav1.GetControllerOf(rs); ref != nil {
-		if ref.Kind == deploymentKind.Kind && ref.APIVersion == deploymentKind.GroupVersion().String() {
-			c.loop.add(rs.Namespace + "/" + ref.Name)
+	if metav1.GetControllerOf(rs) != nil {
+		if key, ok := controllerKeyOf(rs, deploymentKind); ok {
+			c.loop.add(key)
 		}
 		return
 	}
-	ds, err := c.deployments.Deployments(rs.Namespace).List(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, d := range ds {
-		if sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector); err == nil && !sel.Empty() && sel.Matches(labels.Set(rs.Labels)) {
-			c.loop.add(rs.Namespace + "/" + d.Name)
-		}
+	if ds, err := c.deployments.Deployments(rs.Namespace).List(labels.Everything()); err == nil {
+		addSelecting(c.loop, ds, func(d *appsv1.Deployment) *metav1.LabelSelector { return d.Spec.Selector }, rs.Labels)
 	}
 }
 
 // sync brings one Deployment's ReplicaSets and status in line with its
 // spec.
 func (c *DeploymentController) sync(ctx context.Context, key string) error {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return nil
-	}
-	cached, err := c.deployments.Deployments(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	shared, found, err := cached[*appsv1.Deployment](c.loop, key)
+	if !found {
 		return err
 	}
-	d := cached.DeepCopy()
+	d := shared.DeepCopy()
 	rsList, err := c.claimReplicaSets(ctx, d)
 	if err != nil {
 		return err

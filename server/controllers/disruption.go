@@ -53,7 +53,6 @@ type DisruptionController struct {
 	opts   DisruptionOptions
 	lg     *slog.Logger
 	loop   *loop
-	synced []cache.InformerSynced
 }
 
 // NewDisruptionController returns a DisruptionController fed by the given
@@ -73,8 +72,7 @@ func NewDisruptionController(client kubernetes.Interface, pdbs policyinformers.P
 	}
 	scaled := cache.ResourceEventHandlerFuncs{UpdateFunc: func(_, obj any) { c.enqueueNamespace(obj) }}
 	c.loop = newLoop("disruption", lg, c.sync)
-	var err error
-	c.synced, err = addHandlers(
+	err := c.loop.watch(
 		handler{pdbs.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueue,
 			UpdateFunc: func(_, obj any) { c.enqueue(obj) },
@@ -101,7 +99,7 @@ func NewDisruptionController(client kubernetes.Interface, pdbs policyinformers.P
 // Run syncs budgets with workers goroutines until ctx ends, and returns
 // after they have stopped.
 func (c *DisruptionController) Run(ctx context.Context, workers int) error {
-	return c.loop.run(ctx, workers, c.synced...)
+	return c.loop.run(ctx, workers)
 }
 
 func (c *DisruptionController) enqueue(obj any) {

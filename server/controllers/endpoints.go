@@ -31,7 +31,6 @@ type EndpointsController struct {
 	endpoints corelisters.EndpointsLister
 	lg        *slog.Logger
 	loop      *loop
-	synced    []cache.InformerSynced
 }
 
 // NewEndpointsController returns an EndpointsController fed by the given
@@ -54,8 +53,7 @@ func NewEndpointsController(client kubernetes.Interface, services coreinformers.
 			c.loop.add(key)
 		}
 	}
-	var err error
-	c.synced, err = addHandlers(
+	err := c.loop.watch(
 		handler{services.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue}},
 		handler{pods.Informer(), selectingServices{c.services, c.loop.add}.handlers()},
 		// A deleted or edited Endpoints is rewritten from its Service.
@@ -70,7 +68,7 @@ func NewEndpointsController(client kubernetes.Interface, services coreinformers.
 // Run syncs endpoints with workers goroutines until ctx ends, and returns
 // after they have stopped.
 func (c *EndpointsController) Run(ctx context.Context, workers int) error {
-	return c.loop.run(ctx, workers, c.synced...)
+	return c.loop.run(ctx, workers)
 }
 
 // endpointsChanged enqueues the Service of an Endpoints, if there is one:

@@ -65,7 +65,6 @@ type EndpointSliceController struct {
 	tracker   *sliceTracker
 	lg        *slog.Logger
 	loop      *loop
-	synced    []cache.InformerSynced
 }
 
 // NewEndpointSliceController returns an EndpointSliceController fed by
@@ -91,8 +90,7 @@ func NewEndpointSliceController(client kubernetes.Interface, services coreinform
 			c.loop.add(key)
 		}
 	}
-	var err error
-	c.synced, err = addHandlers(
+	err := c.loop.watch(
 		handler{services.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue}},
 		handler{pods.Informer(), selectingServices{c.services, c.loop.add}.handlers()},
 		handler{endpoints.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue}},
@@ -108,7 +106,7 @@ func NewEndpointSliceController(client kubernetes.Interface, services coreinform
 // Run syncs slices with workers goroutines until ctx ends, and returns
 // after they have stopped.
 func (c *EndpointSliceController) Run(ctx context.Context, workers int) error {
-	return c.loop.run(ctx, workers, c.synced...)
+	return c.loop.run(ctx, workers)
 }
 
 // sliceChanged enqueues the Service of a slice this controller manages,

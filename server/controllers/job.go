@@ -7,7 +7,6 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -44,53 +43,37 @@ type JobOptions struct {
 // still has the finalizer has not been counted, and one in the uncounted
 // list has not been added to the counts.
 type JobController struct {
-	client kubernetes.Interface
-	jobs   batchlisters.JobLister
-	pods   corelisters.PodLister
-	rec    EventRecorder
-	opts   JobOptions
-	lg     *slog.Logger
-	exp    *expectations
+	workload
+	jobs batchlisters.JobLister
+	pods corelisters.PodLister
+	opts JobOptions
+	exp  *expectations
 	// releasing holds the uids of pods whose finalizer the controller has
 	// removed but whose update its informer may not show yet.
 	releasing *uidSet
 	backoff   *backoffStore
-	loop      *loop
-	synced    []cache.InformerSynced
 }
 
 // NewJobController returns a JobController fed by the given informers.
 // lg may be nil.
 func NewJobController(client kubernetes.Interface, jobs batchinformers.JobInformer, pods coreinformers.PodInformer, lg *slog.Logger, opts JobOptions) (*JobController, error) {
-	if lg == nil {
-		lg = slog.New(slog.DiscardHandler)
-	}
 	if opts.BurstReplicas <= 0 {
 		opts.BurstReplicas = 500
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	lg = lg.With("component", "job-controller")
 	c := &JobController{
-		client:    client,
 		jobs:      jobs.Lister(),
 		pods:      pods.Lister(),
-		rec:       recorderOr(opts.Recorder),
 		opts:      opts,
-		lg:        lg,
 		exp:       newExpectations(opts.Now),
 		releasing: newUIDSet(),
 		backoff:   newBackoffStore(),
 	}
-	c.loop = newLoop("job", lg, c.sync)
-	var err error
-	c.synced, err = addHandlers(
-		handler{jobs.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.enqueueJob,
-			UpdateFunc: func(_, obj any) { c.enqueueJob(obj) },
-			DeleteFunc: c.enqueueJob,
-		}},
+	c.workload = newWorkload(client, "job", opts.Recorder, lg, c.sync)
+	err := c.loop.watch(
+		c.loop.own(jobs.Informer()),
 		handler{pods.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.addPod,
 			UpdateFunc: c.updatePod,
@@ -103,28 +86,10 @@ func NewJobController(client kubernetes.Interface, jobs batchinformers.JobInform
 	return c, nil
 }
 
-// Run syncs Jobs with workers goroutines until ctx ends, and returns after
-// they have stopped.
-func (c *JobController) Run(ctx context.Context, workers int) error {
-	return c.loop.run(ctx, workers, c.synced...)
-}
-
-func (c *JobController) enqueueJob(obj any) {
-	if key, ok := keyOf(obj); ok {
-		c.loop.add(key)
-	}
-}
-
 // jobKeyOf returns the key of the Job named as pod's controller, whether
 // or not that Job still exists (a missing one still holds the pod's
 // finalizer to release).
-func jobKeyOf(pod *corev1.Pod) (string, bool) {
-	ref := metav1.GetControllerOf(pod)
-	if ref == nil || ref.Kind != jobKind.Kind || ref.APIVersion != jobKind.GroupVersion().String() {
-		return "", false
-	}
-	return pod.Namespace + "/" + ref.Name, true
-}
+func jobKeyOf(pod *corev1.Pod) (string, bool) { return controllerKeyOf(pod, jobKind) }
 
 func (c *JobController) addPod(obj any) {
 	pod := obj.(*corev1.Pod)
@@ -182,14 +147,12 @@ func (c *JobController) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return nil
 	}
-	job, err := c.jobs.Jobs(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		c.exp.forget(key)
-		c.backoff.forget(key)
-		return c.releaseStrays(ctx, ns, name, "", labels.Everything())
-	}
+	job, found, err := cached[*batchv1.Job](c.loop, key, c.exp.forget, c.backoff.forget)
 	if err != nil {
 		return err
+	}
+	if !found {
+		return c.releaseStrays(ctx, ns, name, "", labels.Everything())
 	}
 	byName := labels.SelectorFromSet(labels.Set{registry.LabelJobName: name})
 	if err := c.releaseStrays(ctx, ns, name, job.UID, byName); err != nil {
@@ -231,15 +194,8 @@ func (c *JobController) podsOf(ctx context.Context, job *batchv1.Job) ([]*corev1
 // enqueueMatching enqueues the Jobs in pod's namespace whose selector
 // matches the orphan pod, for adoption.
 func (c *JobController) enqueueMatching(pod *corev1.Pod) {
-	jobs, err := c.jobs.Jobs(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, j := range jobs {
-		sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
-		if err == nil && j.Spec.Selector != nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels)) {
-			c.loop.add(pod.Namespace + "/" + j.Name)
-		}
+	if jobs, err := c.jobs.Jobs(pod.Namespace).List(labels.Everything()); err == nil {
+		addSelecting(c.loop, jobs, func(j *batchv1.Job) *metav1.LabelSelector { return j.Spec.Selector }, pod.Labels)
 	}
 }
 

@@ -92,29 +92,16 @@ type jobIndex struct {
 }
 
 // createPods creates pods for job: one for each of indexes (Indexed), or
-// n pods without index (indexes nil), in batches of 1, 2, 4, … that stop
-// at the first failure; pods not created are taken off the expectations.
+// n pods without index (indexes nil), with a slow start (see slowStart).
 func (c *JobController) createPods(ctx context.Context, key string, job *batchv1.Job, n int, indexes []jobIndex) error {
 	c.exp.expect(key, n, nil)
-	done := 0
-	for batch := 1; done < n; batch *= 2 {
-		size := min(batch, n-done)
-		err := parallel(size, func(i int) error {
-			ix := jobIndex{index: -1}
-			if indexes != nil {
-				ix = indexes[done+i]
-			}
-			return c.createPod(ctx, key, job, ix)
-		})
-		done += size
-		if err != nil {
-			for range n - done {
-				c.exp.creationObserved(key)
-			}
-			return err
+	return slowStart(c.exp, key, n, func(i int) error {
+		ix := jobIndex{index: -1}
+		if indexes != nil {
+			ix = indexes[i]
 		}
-	}
-	return nil
+		return c.createPod(ctx, key, job, ix)
+	})
 }
 
 func (c *JobController) createPod(ctx context.Context, key string, job *batchv1.Job, ix jobIndex) error {

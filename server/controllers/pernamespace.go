@@ -22,7 +22,6 @@ type perNamespace struct {
 	namespaces corelisters.NamespaceLister
 	ensure     func(ctx context.Context, namespace string) error
 	loop       *loop
-	synced     []cache.InformerSynced
 }
 
 // newPerNamespace wires a perNamespace loop named name on the namespace
@@ -42,8 +41,7 @@ func newPerNamespace(name, object string, namespaces coreinformers.NamespaceInfo
 			p.loop.add(m.GetNamespace())
 		}
 	}
-	var err error
-	p.synced, err = addHandlers(
+	err := p.loop.watch(
 		handler{namespaces.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueueNS, UpdateFunc: func(_, o any) { enqueueNS(o) }}},
 		handler{objects, cache.ResourceEventHandlerFuncs{UpdateFunc: func(_, o any) { objectChanged(o) }, DeleteFunc: objectChanged}},
 	)
@@ -55,7 +53,7 @@ func newPerNamespace(name, object string, namespaces coreinformers.NamespaceInfo
 
 // run syncs namespaces with workers goroutines until ctx ends.
 func (p *perNamespace) run(ctx context.Context, workers int) error {
-	return p.loop.run(ctx, workers, p.synced...)
+	return p.loop.run(ctx, workers)
 }
 
 // sync ensures the object in one namespace, unless the namespace is gone

@@ -37,8 +37,9 @@ type replicated struct {
 type replicaKind struct {
 	gvk      schema.GroupVersionKind
 	informer cache.SharedIndexInformer
-	// get and list read the informer's cache.
-	get  func(namespace, name string) (*replicated, error)
+	// from reads an object of the kind from the informer's cache; list
+	// reads all of a namespace's.
+	from func(obj runtime.Object) *replicated
 	list func(namespace string) ([]*replicated, error)
 	// fetch reads the object from the API, past the cache.
 	fetch func(ctx context.Context, namespace, name string) (metav1.Object, error)
@@ -52,13 +53,7 @@ func replicationControllerKind(client kubernetes.Interface, inf coreinformers.Re
 	return &replicaKind{
 		gvk:      rcKind,
 		informer: inf.Informer(),
-		get: func(ns, name string) (*replicated, error) {
-			rc, err := lister.ReplicationControllers(ns).Get(name)
-			if err != nil {
-				return nil, err
-			}
-			return fromRC(rc), nil
-		},
+		from:     func(obj runtime.Object) *replicated { return fromRC(obj.(*corev1.ReplicationController)) },
 		list: func(ns string) ([]*replicated, error) {
 			rcs, err := lister.ReplicationControllers(ns).List(labels.Everything())
 			return convertAll(rcs, fromRC), err
@@ -92,13 +87,7 @@ func replicaSetKind(client kubernetes.Interface, inf appsinformers.ReplicaSetInf
 	return &replicaKind{
 		gvk:      rsKind,
 		informer: inf.Informer(),
-		get: func(ns, name string) (*replicated, error) {
-			rs, err := lister.ReplicaSets(ns).Get(name)
-			if err != nil {
-				return nil, err
-			}
-			return fromRS(rs), nil
-		},
+		from:     func(obj runtime.Object) *replicated { return fromRS(obj.(*appsv1.ReplicaSet)) },
 		list: func(ns string) ([]*replicated, error) {
 			rss, err := lister.ReplicaSets(ns).List(labels.Everything())
 			return convertAll(rss, fromRS), err

@@ -61,23 +61,9 @@ func (m *ReplicaManager) manage(ctx context.Context, key string, rc *replicated,
 	return nil
 }
 
-// createPods creates n pods in batches of 1, 2, 4, …, stopping at the
-// first batch with a failure; pods not created are taken off the
-// expectations.
+// createPods creates n pods with a slow start (see slowStart).
 func (m *ReplicaManager) createPods(ctx context.Context, key string, rc *replicated, n int) error {
-	done := 0
-	for batch := 1; done < n; batch *= 2 {
-		size := min(batch, n-done)
-		err := parallel(size, func(int) error { return m.createPod(ctx, key, rc) })
-		done += size
-		if err != nil {
-			for range n - done {
-				m.exp.creationObserved(key)
-			}
-			return err
-		}
-	}
-	return nil
+	return slowStart(m.exp, key, n, func(int) error { return m.createPod(ctx, key, rc) })
 }
 
 func (m *ReplicaManager) createPod(ctx context.Context, key string, rc *replicated) error {

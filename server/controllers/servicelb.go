@@ -45,7 +45,6 @@ type ServiceLBController struct {
 	nodes    corelisters.NodeLister
 	lg       *slog.Logger
 	loop     *loop
-	synced   []cache.InformerSynced
 }
 
 // NewServiceLBController returns a ServiceLBController fed by the given
@@ -62,8 +61,7 @@ func NewServiceLBController(client kubernetes.Interface, services coreinformers.
 			c.loop.add(key)
 		}
 	}
-	var err error
-	c.synced, err = addHandlers(
+	err := c.loop.watch(
 		handler{services.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    enqueue,
 			UpdateFunc: c.serviceUpdated,
@@ -85,7 +83,7 @@ func NewServiceLBController(client kubernetes.Interface, services coreinformers.
 // Run syncs load balancer Services with workers goroutines until ctx
 // ends, and returns after they have stopped.
 func (c *ServiceLBController) Run(ctx context.Context, workers int) error {
-	return c.loop.run(ctx, workers, c.synced...)
+	return c.loop.run(ctx, workers)
 }
 
 // nodeUpdated enqueues the load balancers when a node's part in them

@@ -10,7 +10,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	appsinformers "k8s.io/client-go/informers/apps/v1"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/tools/cache"
 )
 
 // statefulSetKind is the group/version/kind of a StatefulSet, as owner
@@ -45,15 +43,11 @@ type StatefulSetOptions struct {
 // at most maxUnavailable at a time, and OnDelete sets leave replacement
 // to the user.
 type StatefulSetController struct {
-	client    kubernetes.Interface
+	workload
 	sets      appslisters.StatefulSetLister
 	pods      corelisters.PodLister
 	revisions appslisters.ControllerRevisionLister
-	rec       EventRecorder
 	opts      StatefulSetOptions
-	lg        *slog.Logger
-	loop      *loop
-	synced    []cache.InformerSynced
 }
 
 // NewStatefulSetController returns a StatefulSetController fed by the
@@ -61,58 +55,16 @@ type StatefulSetController struct {
 func NewStatefulSetController(client kubernetes.Interface, sets appsinformers.StatefulSetInformer, pods coreinformers.PodInformer,
 	revisions appsinformers.ControllerRevisionInformer, lg *slog.Logger, opts StatefulSetOptions,
 ) (*StatefulSetController, error) {
-	if lg == nil {
-		lg = slog.New(slog.DiscardHandler)
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	lg = lg.With("component", "statefulset-controller")
-	c := &StatefulSetController{
-		client:    client,
-		sets:      sets.Lister(),
-		pods:      pods.Lister(),
-		revisions: revisions.Lister(),
-		rec:       recorderOr(opts.Recorder),
-		opts:      opts,
-		lg:        lg,
-	}
-	c.loop = newLoop("statefulset", lg, c.sync)
-	dependent := func(obj any) { c.dependentChanged(obj) }
-	var err error
-	c.synced, err = addHandlers(
-		handler{sets.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.enqueue,
-			UpdateFunc: func(_, obj any) { c.enqueue(obj) },
-			DeleteFunc: c.enqueue,
-		}},
-		handler{pods.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    dependent,
-			UpdateFunc: func(old, obj any) { c.dependentChanged(old); c.dependentChanged(obj) },
-			DeleteFunc: dependent,
-		}},
-		handler{revisions.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    dependent,
-			UpdateFunc: func(_, obj any) { c.dependentChanged(obj) },
-			DeleteFunc: dependent,
-		}},
-	)
-	if err != nil {
+	c := &StatefulSetController{sets: sets.Lister(), pods: pods.Lister(), revisions: revisions.Lister(), opts: opts}
+	c.workload = newWorkload(client, "statefulset", opts.Recorder, lg, c.sync)
+	if err := c.loop.watch(c.loop.own(sets.Informer()),
+		each(pods.Informer(), c.dependentChanged), each(revisions.Informer(), c.dependentChanged)); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-// Run syncs StatefulSets with workers goroutines until ctx ends, and
-// returns after they have stopped.
-func (c *StatefulSetController) Run(ctx context.Context, workers int) error {
-	return c.loop.run(ctx, workers, c.synced...)
-}
-
-func (c *StatefulSetController) enqueue(obj any) {
-	if key, ok := keyOf(obj); ok {
-		c.loop.add(key)
-	}
 }
 
 // dependentChanged enqueues the StatefulSet controlling a pod or a
@@ -123,38 +75,25 @@ func (c *StatefulSetController) dependentChanged(obj any) {
 	if !ok {
 		return
 	}
-	if ref := metav1.GetControllerOf(m); ref != nil {
-		if ref.Kind == statefulSetKind.Kind && ref.APIVersion == statefulSetKind.GroupVersion().String() {
-			c.loop.add(m.GetNamespace() + "/" + ref.Name)
+	if metav1.GetControllerOf(m) != nil {
+		if key, ok := controllerKeyOf(m, statefulSetKind); ok {
+			c.loop.add(key)
 		}
 		return
 	}
-	sets, err := c.sets.StatefulSets(m.GetNamespace()).List(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, set := range sets {
-		if sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector); err == nil && !sel.Empty() && sel.Matches(labels.Set(m.GetLabels())) {
-			c.loop.add(set.Namespace + "/" + set.Name)
-		}
+	if sets, err := c.sets.StatefulSets(m.GetNamespace()).List(labels.Everything()); err == nil {
+		addSelecting(c.loop, sets, func(s *appsv1.StatefulSet) *metav1.LabelSelector { return s.Spec.Selector }, m.GetLabels())
 	}
 }
 
 // sync brings one StatefulSet's revisions, pods and status in line with
 // its spec.
 func (c *StatefulSetController) sync(ctx context.Context, key string) error {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return nil
-	}
-	cached, err := c.sets.StatefulSets(ns).Get(name)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	shared, found, err := cached[*appsv1.StatefulSet](c.loop, key)
+	if !found {
 		return err
 	}
-	set := cached.DeepCopy()
+	set := shared.DeepCopy()
 	sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
 	if err != nil || sel.Empty() {
 		return nil // the API refuses such StatefulSets; nothing to own

@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -45,12 +47,16 @@ const wildcardIP = "0.0.0.0"
 
 // podInfo is what the scheduler precomputes of a pod once per attempt.
 type podInfo struct {
-	pod         *corev1.Pod
-	req         resources // requests, pods = 1
-	scoreReq    resources // requests with non-zero defaults, for scoring
-	ports       []hostPort
-	owner       types.UID // controller ownerReference, "" if none
-	affinity    *nodeaffinity.RequiredNodeAffinity
+	pod      *corev1.Pod
+	req      resources // requests, pods = 1
+	scoreReq resources // requests with non-zero defaults, for scoring
+	ports    []hostPort
+	owner    types.UID // controller ownerReference, "" if none
+	affinity *nodeaffinity.RequiredNodeAffinity
+	// nodeNames, when not nil, are the only nodes the required node
+	// affinity can match (it pins metadata.name): the scheduler looks
+	// them up instead of scanning every node.
+	nodeNames   []string
 	tolerations []corev1.Toleration
 }
 
@@ -71,8 +77,53 @@ func newPodInfo(pod *corev1.Pod) *podInfo {
 	if hasRequiredAffinity(pod) {
 		a := nodeaffinity.GetRequiredNodeAffinity(pod)
 		p.affinity = &a
+		p.nodeNames = pinnedNodeNames(pod)
 	}
 	return p
+}
+
+// pinnedNodeNames returns the names of the only nodes pod's required node
+// affinity can match, or nil when it can match others: every term (the
+// terms are ORed) must require metadata.name In some names (a term's
+// requirements are ANDed, so a term with several keeps the names all of
+// them allow). The returned names are sorted and distinct.
+func pinnedNodeNames(pod *corev1.Pod) []string {
+	a := pod.Spec.Affinity
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return nil
+	}
+	terms := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	if len(terms) == 0 {
+		return nil
+	}
+	names := []string{}
+	for i := range terms {
+		term, pinned := termNodeNames(&terms[i])
+		if !pinned {
+			return nil
+		}
+		names = append(names, term...)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// termNodeNames returns the node names a term's metadata.name In
+// requirements allow, and whether it has any.
+func termNodeNames(term *corev1.NodeSelectorTerm) ([]string, bool) {
+	var names []string
+	pinned := false
+	for _, r := range term.MatchFields {
+		if r.Key != metav1.ObjectNameField || r.Operator != corev1.NodeSelectorOpIn {
+			continue
+		}
+		if !pinned {
+			names, pinned = slices.Clone(r.Values), true
+			continue
+		}
+		names = slices.DeleteFunc(names, func(n string) bool { return !slices.Contains(r.Values, n) })
+	}
+	return names, pinned
 }
 
 func hasRequiredAffinity(pod *corev1.Pod) bool {

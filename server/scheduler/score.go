@@ -37,8 +37,13 @@ func (s *selector) selectNode(p *podInfo) (string, error) {
 }
 
 // findFeasibleLocked fills s.feasible with nodes that pass the filters,
-// stopping once it has enough of them in a large cluster.
+// stopping once it has enough of them in a large cluster. A pod pinned to
+// named nodes is checked against those only.
 func (s *selector) findFeasibleLocked(p *podInfo) {
+	if p.nodeNames != nil {
+		s.findNamedLocked(p)
+		return
+	}
 	list := s.cache.list
 	want := numToFind(len(list), s.percent)
 	s.feasible = s.feasible[:0]
@@ -54,6 +59,21 @@ func (s *selector) findFeasibleLocked(p *podInfo) {
 		}
 	}
 	s.next = start + i
+}
+
+// findNamedLocked fills s.feasible with the nodes among p.nodeNames that
+// exist and pass the filters.
+func (s *selector) findNamedLocked(p *podInfo) {
+	s.feasible = s.feasible[:0]
+	for _, name := range p.nodeNames {
+		n := s.cache.nodes[name]
+		if n == nil || n.index < 0 {
+			continue
+		}
+		if s.reasons = check(p, n, s.reasons); len(s.reasons) == 0 {
+			s.feasible = append(s.feasible, n)
+		}
+	}
 }
 
 // numToFind is how many feasible nodes are enough: all of them in small

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -145,5 +146,119 @@ func TestRemovedNodeKeepsPodsUntilGone(t *testing.T) {
 	c.removePod("uid-x")
 	if _, ok := c.nodes["a"]; ok {
 		t.Errorf("node a still cached after it and its pods are gone")
+	}
+}
+
+func byName(names ...string) corev1.NodeSelectorRequirement {
+	return corev1.NodeSelectorRequirement{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: names}
+}
+
+func TestPinnedNodeNames(t *testing.T) {
+	zoneX := corev1.NodeSelectorRequirement{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"x"}}
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		want []string
+	}{
+		{name: "no affinity", pod: testPod("p", "", ""), want: nil},
+		{name: "node selector only", pod: testPod("p", "", "", selecting("zone", "x")), want: nil},
+		{name: "one name", pod: testPod("p", "", "", requiring(corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{byName("b")}})), want: []string{"b"}},
+		{
+			name: "terms are ORed",
+			pod: testPod("p", "", "", requiring(
+				corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{byName("c", "a")}},
+				corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{byName("a", "b")}},
+			)),
+			want: []string{"a", "b", "c"},
+		},
+		{
+			name: "requirements of a term are ANDed",
+			pod:  testPod("p", "", "", requiring(corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{byName("a", "b"), byName("b", "c")}})),
+			want: []string{"b"},
+		},
+		{
+			name: "labels beside the name narrow no further",
+			pod:  testPod("p", "", "", requiring(corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{zoneX}, MatchFields: []corev1.NodeSelectorRequirement{byName("a")}})),
+			want: []string{"a"},
+		},
+		{
+			name: "a term without a name matches any node",
+			pod: testPod("p", "", "", requiring(
+				corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{byName("a")}},
+				corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{zoneX}},
+			)),
+			want: nil,
+		},
+		{
+			name: "NotIn does not pin",
+			pod: testPod("p", "", "", requiring(corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{
+				{Key: "metadata.name", Operator: corev1.NodeSelectorOpNotIn, Values: []string{"a"}},
+			}})),
+			want: nil,
+		},
+		{
+			name: "disjoint requirements pin to nothing",
+			pod:  testPod("p", "", "", requiring(corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{byName("a"), byName("b")}})),
+			want: []string{},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := newPodInfo(tc.pod).nodeNames
+			if (got == nil) != (tc.want == nil) || !slices.Equal(got, tc.want) {
+				t.Errorf("nodeNames = %#v, want %#v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A pod pinned by name is placed only on a named node that passes every
+// filter, and one that fits none is explained over all nodes, as before.
+func TestPinnedPodOnlyOnNamedNodes(t *testing.T) {
+	nodes := []*corev1.Node{
+		testNode("a", "4", "8Gi", 110), testNode("b", "1", "8Gi", 110),
+		testNode("c", "4", "8Gi", 110, tainted("k", "v", corev1.TaintEffectNoSchedule)), testNode("d", "4", "8Gi", 110),
+	}
+	existing := []*corev1.Pod{testPod("x", "800m", "", onNode("b"))}
+	// One name per term: the API allows a single value for metadata.name.
+	pinned := func(names ...string) *corev1.Pod {
+		var terms []corev1.NodeSelectorTerm
+		for _, n := range names {
+			terms = append(terms, corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{byName(n)}})
+		}
+		return testPod("p", "500m", "1Gi", requiring(terms...))
+	}
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		want string // "" for a fit error with msg
+		msg  string
+	}{
+		{name: "named node fits", pod: pinned("d"), want: "d"},
+		{name: "one of the named nodes fits", pod: pinned("b", "c", "d"), want: "d"},
+		{name: "named node too small", pod: pinned("b"), msg: "0/4 nodes are available: 2 node(s) didn't match Pod's node affinity/selector, 1 Insufficient cpu, 1 node(s) had untolerated taint {k: v}"},
+		{name: "named nodes too small or tainted", pod: pinned("b", "c"), msg: "0/4 nodes are available: 2 node(s) didn't match Pod's node affinity/selector, 1 Insufficient cpu, 1 node(s) had untolerated taint {k: v}"},
+		{name: "named node absent", pod: pinned("e"), msg: "0/4 nodes are available: 3 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {k: v}"},
+		{name: "named node known only by its pods", pod: pinned("gone"), msg: "0/4 nodes are available: 3 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {k: v}"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCache(nodes, append(slices.Clone(existing), testPod("y", "1", "", onNode("gone"))))
+			for range 20 {
+				sel := &selector{cache: c}
+				got, err := sel.selectNode(newPodInfo(tc.pod))
+				if tc.want != "" {
+					if got != tc.want || err != nil {
+						t.Fatalf("selectNode(%v) = %q, %v; want %q", tc.pod.Spec.Affinity.NodeAffinity, got, err, tc.want)
+					}
+					c.forget(tc.pod.UID)
+					continue
+				}
+				var fe *fitError
+				if !errors.As(err, &fe) || err.Error() != tc.msg {
+					t.Fatalf("selectNode = %q, %v; want fit error %q", got, err, tc.msg)
+				}
+			}
+		})
 	}
 }
