@@ -52,8 +52,9 @@ func main() {
 	busybox := flag.String("busybox", "/bin/busybox", "static busybox binary (Debian's busybox-static)")
 	curl := flag.String("curl", "/usr/bin/curl", "curl binary copied, with its shared libraries, into agnhost ('' to leave out)")
 	nc := flag.String("nc", "/bin/nc.openbsd", "OpenBSD netcat (Debian's netcat-openbsd) copied, with its shared libraries, into agnhost as /usr/bin/nc ('' to leave out)")
+	sh := flag.String("sh", "/usr/bin/bash", "shell copied, with its shared libraries, into every busybox-based image as /bin/sh ('' keeps busybox's ash)")
 	flag.Parse()
-	if err := run(*out, *busybox, *curl, *nc); err != nil {
+	if err := run(*out, *busybox, *curl, *nc, *sh); err != nil {
 		fmt.Fprintln(os.Stderr, "images:", err)
 		os.Exit(1)
 	}
@@ -76,7 +77,7 @@ type spec struct {
 	labels     map[string]string
 }
 
-func run(out, busyboxPath, curlPath, ncPath string) error {
+func run(out, busyboxPath, curlPath, ncPath, shPath string) error {
 	tmp, err := os.MkdirTemp("", "conformance-images")
 	if err != nil {
 		return err
@@ -99,6 +100,19 @@ func run(out, busyboxPath, curlPath, ncPath string) error {
 	base, err := busyboxLayer(busyboxPath)
 	if err != nil {
 		return err
+	}
+	// Debian's static busybox runs its own applets before anything on
+	// PATH (so "nc" in a script never reaches OpenBSD netcat), and its ash
+	// drops environment variables whose names are not shell identifiers
+	// ("data-1"), which the env-from specs read back with "sh -c env".
+	// Upstream's images behave like bash in both respects.
+	if shPath != "" {
+		shFiles, err := binaryWithLibs(shPath, "bin/bash")
+		if err != nil {
+			return err
+		}
+		base = append(base, shFiles...)
+		base = append(base, file{name: "bin/sh", link: "bash", mode: 0o777})
 	}
 	var curlFiles []file
 	if curlPath != "" {
