@@ -131,6 +131,23 @@ type helmRelease struct {
 		Status string `json:"status"`
 	} `json:"info"`
 	Manifest string `json:"manifest"`
+	Hooks    []struct {
+		Name    string `json:"name"`
+		Kind    string `json:"kind"`
+		LastRun struct {
+			Phase string `json:"phase"`
+		} `json:"last_run"`
+	} `json:"hooks"`
+}
+
+// hookPhase returns the phase of the last run of the hook named name.
+func (r helmRelease) hookPhase(name string) string {
+	for _, h := range r.Hooks {
+		if h.Name == name {
+			return h.LastRun.Phase
+		}
+	}
+	return ""
 }
 
 // decodeRelease reads a release Secret's data: base64 of gzip of JSON.
@@ -174,6 +191,11 @@ func TestIntegrationHelm(t *testing.T) {
 	node := startAgent(t, s, ip, 1)
 	cs := clientFor(t, s)
 	waitNodeReady(t, cs, node.name)
+	// The test hook reaches the Service's IP: one without rules yet must
+	// not leave the node's namespace.
+	if out, err := node.inNode("ip", "route", "add", "10.43.0.0/16", "dev", "lo"); err != nil {
+		t.Fatalf("service CIDR route: %v\n%s", err, out)
+	}
 	helm := newHelmCLI(t, helmBin, s.kubeconfig())
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig())
 	if err != nil {
@@ -188,6 +210,16 @@ func TestIntegrationHelm(t *testing.T) {
 
 	helm.run("upgrade", helmRelName, chart, "-n", helmNS, "--set", "replicaCount=2", "--set", "message=hello again", "--wait", "--timeout", "3m")
 	checkHelmUpgraded(t, s, cs, dyn)
+
+	// The test hook fetches the page through the Service by its DNS name;
+	// its pod fails unless the page is the upgraded message.
+	if out := helm.run("test", helmRelName, "-n", helmNS, "--timeout", "2m"); !strings.Contains(out, "TEST SUITE:     "+helmRelName+"-message-test") || !strings.Contains(out, "Succeeded") {
+		t.Errorf("helm test:\n%s\nwant %s-message-test Succeeded", out, helmRelName)
+	}
+	// hook-succeeded: helm deleted the pod once it had succeeded.
+	if _, err := cs.CoreV1().Pods(helmNS).Get(ctx, helmRelName+"-message-test", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("test pod after helm test: %v, want NotFound", err)
+	}
 
 	var list []struct {
 		Name, Namespace, Revision, Status, Chart string
@@ -256,8 +288,23 @@ func checkHelmInstalled(t *testing.T, s *serverProc, cs *kubernetes.Clientset, d
 		t.Errorf("logs of pod %s: exit %d %q, want the message of values.yaml", pods[0].Name, code, out)
 	}
 	rel := releaseSecret(t, cs, 1)
-	if r, err := decodeRelease(rel); err != nil || r.Name != helmRelName || r.Version != 1 || r.Info.Status != "deployed" || !strings.Contains(r.Manifest, "kind: Greeting") {
+	r, err := decodeRelease(rel)
+	if err != nil || r.Name != helmRelName || r.Version != 1 || r.Info.Status != "deployed" || !strings.Contains(r.Manifest, "kind: Greeting") {
 		t.Errorf("release in %s = %+v (%v), want greeter version 1 deployed with the Greeting in its manifest", rel.Name, r, err)
+	}
+	checkAnnounceHook(t, cs, r)
+}
+
+// checkAnnounceHook checks that the post-install/post-upgrade Job ran to
+// completion, as the release records, and that helm then deleted it.
+func checkAnnounceHook(t *testing.T, cs *kubernetes.Clientset, r helmRelease) {
+	t.Helper()
+	name := helmRelName + "-announce"
+	if phase := r.hookPhase(name); phase != "Succeeded" {
+		t.Errorf("release version %d: hook %s last ran %q, want Succeeded", r.Version, name, phase)
+	}
+	if _, err := cs.BatchV1().Jobs(helmNS).Get(context.Background(), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("hook Job %s after it succeeded: %v, want NotFound", name, err)
 	}
 }
 
@@ -300,6 +347,11 @@ func checkHelmUpgraded(t *testing.T, s *serverProc, cs *kubernetes.Clientset, dy
 	if v1.Labels["status"] != "superseded" || v2.Labels["status"] != "deployed" {
 		t.Errorf("release statuses v1 %q v2 %q, want superseded and deployed", v1.Labels["status"], v2.Labels["status"])
 	}
+	r, err := decodeRelease(v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAnnounceHook(t, cs, r)
 }
 
 // rolledSet reports whether the ReplicaSet named name carries the
