@@ -221,6 +221,32 @@ func TestIntegrationHelm(t *testing.T) {
 		t.Errorf("test pod after helm test: %v, want NotFound", err)
 	}
 
+	checkHelmReports(t, helm)
+
+	// A second release of the chart (its CRD is there: helm skips it),
+	// uninstalled in the foreground: each object, the Secret too, goes
+	// once its dependents have, which --wait waits for.
+	helm.run("install", "quiet", chart, "-n", helmNS, "--set", "replicaCount=0", "--wait", "--timeout", "3m")
+	helm.run("uninstall", "quiet", "-n", helmNS, "--cascade=foreground", "--wait", "--timeout", "2m")
+	checkReleaseGone(t, cs, dyn, "quiet")
+
+	helm.run("uninstall", helmRelName, "-n", helmNS, "--wait", "--timeout", "2m")
+	checkHelmUninstalled(t, cs, dyn)
+	var list []struct{ Name string }
+	helm.runJSON(&list, "list", "-n", helmNS, "--all")
+	if len(list) != 0 {
+		t.Errorf("helm list --all after uninstall = %+v, want none", list)
+	}
+	// helm leaves the CRDs of crds/ behind on purpose: remove this one.
+	if err := dyn.Resource(crdsResource).Delete(ctx, greetingCRD, metav1.DeleteOptions{}); err != nil {
+		t.Errorf("deleting CRD %s: %v", greetingCRD, err)
+	}
+}
+
+// checkHelmReports checks what helm list, status and history say of the
+// upgraded release.
+func checkHelmReports(t *testing.T, helm *helmCLI) {
+	t.Helper()
 	var list []struct {
 		Name, Namespace, Revision, Status, Chart string
 	}
@@ -240,17 +266,6 @@ func TestIntegrationHelm(t *testing.T) {
 	helm.runJSON(&history, "history", helmRelName, "-n", helmNS)
 	if len(history) != 2 || history[0].Revision != 1 || history[0].Status != "superseded" || history[1].Revision != 2 || history[1].Status != "deployed" {
 		t.Errorf("helm history = %+v, want 1 superseded, 2 deployed", history)
-	}
-
-	helm.run("uninstall", helmRelName, "-n", helmNS, "--wait", "--timeout", "2m")
-	checkHelmUninstalled(t, cs, dyn)
-	helm.runJSON(&list, "list", "-n", helmNS, "--all")
-	if len(list) != 0 {
-		t.Errorf("helm list --all after uninstall = %+v, want none", list)
-	}
-	// helm leaves the CRDs of crds/ behind on purpose: remove this one.
-	if err := dyn.Resource(crdsResource).Delete(ctx, greetingCRD, metav1.DeleteOptions{}); err != nil {
-		t.Errorf("deleting CRD %s: %v", greetingCRD, err)
 	}
 }
 
@@ -365,28 +380,36 @@ func rolledSet(sets []appsv1.ReplicaSet, name string) bool {
 	return false
 }
 
+// checkReleaseGone checks that the objects of release rel and its
+// release Secrets are gone.
+func checkReleaseGone(t *testing.T, cs *kubernetes.Clientset, dyn dynamic.Interface, rel string) {
+	t.Helper()
+	ctx := context.Background()
+	gone := map[string]error{}
+	_, gone["Deployment"] = cs.AppsV1().Deployments(helmNS).Get(ctx, rel, metav1.GetOptions{})
+	_, gone["Service"] = cs.CoreV1().Services(helmNS).Get(ctx, rel, metav1.GetOptions{})
+	_, gone["Secret"] = cs.CoreV1().Secrets(helmNS).Get(ctx, rel+"-message", metav1.GetOptions{})
+	_, gone["Greeting"] = dyn.Resource(greetingsResource).Namespace(helmNS).Get(ctx, rel, metav1.GetOptions{})
+	for kind, err := range gone {
+		if !apierrors.IsNotFound(err) {
+			t.Errorf("%s of release %s after helm uninstall: %v, want NotFound", kind, rel, err)
+		}
+	}
+	releases, err := cs.CoreV1().Secrets(helmNS).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=" + rel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(releases.Items) != 0 {
+		t.Errorf("%d release Secrets of %s after helm uninstall, want none", len(releases.Items), rel)
+	}
+}
+
 // checkHelmUninstalled checks that the chart's objects and the release
 // Secrets are gone, and the CRD of crds/ stays.
 func checkHelmUninstalled(t *testing.T, cs *kubernetes.Clientset, dyn dynamic.Interface) {
 	t.Helper()
 	ctx := context.Background()
-	gone := map[string]error{}
-	_, gone["Deployment"] = cs.AppsV1().Deployments(helmNS).Get(ctx, helmRelName, metav1.GetOptions{})
-	_, gone["Service"] = cs.CoreV1().Services(helmNS).Get(ctx, helmRelName, metav1.GetOptions{})
-	_, gone["Secret"] = cs.CoreV1().Secrets(helmNS).Get(ctx, helmRelName+"-message", metav1.GetOptions{})
-	_, gone["Greeting"] = dyn.Resource(greetingsResource).Namespace(helmNS).Get(ctx, helmRelName, metav1.GetOptions{})
-	for kind, err := range gone {
-		if !apierrors.IsNotFound(err) {
-			t.Errorf("%s %s after helm uninstall: %v, want NotFound", kind, helmRelName, err)
-		}
-	}
-	releases, err := cs.CoreV1().Secrets(helmNS).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=" + helmRelName})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(releases.Items) != 0 {
-		t.Errorf("%d release Secrets after helm uninstall, want none", len(releases.Items))
-	}
+	checkReleaseGone(t, cs, dyn, helmRelName)
 	if _, err := dyn.Resource(crdsResource).Get(ctx, greetingCRD, metav1.GetOptions{}); err != nil {
 		t.Errorf("CRD %s after helm uninstall: %v, want it kept", greetingCRD, err)
 	}
