@@ -368,6 +368,11 @@ func (wt *watcher) sendBookmark(rev int64, initialEnd bool) bool {
 	if initialEnd {
 		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
 	}
+	if wt.out == outputPartialMetadata {
+		// A metadata client decodes every event as PartialObjectMetadata:
+		// a bookmark of the kind itself would end its watch.
+		obj = partialMetadata(obj, wt.version)
+	}
 	if !wt.emit(watch.Bookmark, obj) {
 		return false
 	}

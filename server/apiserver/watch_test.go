@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
@@ -372,5 +374,44 @@ func TestWatchOneObject(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWatchPartialMetadataBookmarks watches with the metadata client, as
+// metadata informers do: the initial-events-end and periodic BOOKMARKs
+// must be PartialObjectMetadata too, or the client cannot decode them and
+// its watch ends.
+func TestWatchPartialMetadataBookmarks(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	if _, err := ts.client.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	md := metadata.NewForConfigOrDie(&rest.Config{Host: ts.url})
+	w, err := md.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace("default").Watch(ctx, metav1.ListOptions{
+		AllowWatchBookmarks: true, SendInitialEvents: ptrTo(true), ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan,
+	})
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	defer w.Stop()
+	var got []string
+	for len(got) < 3 {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatalf("watch ended after %v", got)
+			}
+			p, isMeta := ev.Object.(*metav1.PartialObjectMetadata)
+			if !isMeta {
+				t.Fatalf("event %s carries %T (%v), want *PartialObjectMetadata", ev.Type, ev.Object, ev.Object)
+			}
+			got = append(got, fmt.Sprintf("%s %s", ev.Type, p.Name))
+		case <-ctx.Done():
+			t.Fatalf("events %v, then none", got)
+		}
+	}
+	if diff := cmp.Diff([]string{"ADDED s", "BOOKMARK ", "BOOKMARK "}, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }

@@ -7,7 +7,8 @@
 // with a backoff limit per index) and CronJobs,
 // service endpoints and EndpointSlices (built from pods, or mirrored from
 // the Endpoints of Services without selector), the garbage collector
-// (which follows the kinds of CustomResourceDefinitions too), node
+// (which follows every stored kind, those of CustomResourceDefinitions
+// too, the ones no controller has an informer of by metadata), node
 // lifecycle
 // (unreachable and not-ready taints), pod garbage collection (pods of
 // nodes that are gone or out of service, terminated pods past a

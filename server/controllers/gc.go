@@ -49,7 +49,8 @@ type gcKind struct {
 // GarbageCollectorOptions tunes a GarbageCollector.
 type GarbageCollectorOptions struct {
 	// Loopback, if set, is the client configuration the collector follows
-	// the kinds of CustomResourceDefinitions with; nil: it does not.
+	// the kinds of CustomResourceDefinitions and the built-in kinds
+	// without a typed informer with; nil: it does not.
 	Loopback *rest.Config
 }
 
@@ -70,8 +71,10 @@ type GarbageCollectorOptions struct {
 // ReplicationController and Node, the apps/v1 kinds ReplicaSet,
 // Deployment, DaemonSet and ControllerRevision, the batch/v1 kinds Job and
 // CronJob and the kinds of CustomResourceDefinitions (as owners and
-// dependents), and EndpointSlices and Leases (as dependents). References
-// to other kinds are left alone.
+// dependents), and EndpointSlices and Leases (as dependents). With a
+// Loopback it follows every other stored kind too, by the metadata of its
+// objects (gc_builtin.go); without one, references to other kinds are
+// left alone.
 type GarbageCollector struct {
 	client kubernetes.Interface
 	lg     *slog.Logger
@@ -142,6 +145,11 @@ func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedIn
 			return nil, err
 		}
 		gc.custom = c
+		for _, k := range metadataKinds(gc.kinds) {
+			if err := gc.followMetadata(c, k); err != nil {
+				return nil, fmt.Errorf("%s informer: %w", k.resource, err)
+			}
+		}
 		if err := gc.watchCRDs(c); err != nil {
 			return nil, fmt.Errorf("customresourcedefinitions informer: %w", err)
 		}
@@ -255,7 +263,7 @@ func (gc *GarbageCollector) kindOf(r metav1.OwnerReference) *gcKind {
 			return k
 		}
 		if gv, err := schema.ParseGroupVersion(r.APIVersion); err == nil && k.meta != nil && gv.Group == k.group {
-			return k // a custom kind, referred to in another version
+			return k // a kind followed by metadata, referred to in another version
 		}
 	}
 	return nil

@@ -33,6 +33,9 @@ var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version:
 type gcCustom struct {
 	md   metadata.Interface
 	crds cache.SharedIndexInformer
+	// builtin are the built-in kinds followed by their metadata
+	// (gc_builtin.go); set before Run.
+	builtin []*gcKind
 
 	mu     sync.Mutex
 	ctx    context.Context    // Run's; nil before Run. Guarded by mu.
@@ -72,18 +75,29 @@ func (gc *GarbageCollector) watchCRDs(c *gcCustom) error {
 	return nil
 }
 
-// runCustom starts the definitions' informer; it returns at once. The
+// runCustom starts the definitions' informer and those of the built-in
+// kinds followed by metadata; it returns at once. The
 // informers started stop when ctx ends; waitCustom waits for them.
 func (gc *GarbageCollector) runCustom(ctx context.Context) {
 	c := gc.custom
 	c.mu.Lock()
 	c.ctx = ctx
 	c.mu.Unlock()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.crds.Run(ctx.Done())
-	}()
+	for _, inf := range append([]cache.SharedIndexInformer{c.crds}, informersOf(c.builtin)...) {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			inf.Run(ctx.Done())
+		}()
+	}
+}
+
+func informersOf(kinds []*gcKind) []cache.SharedIndexInformer {
+	out := make([]cache.SharedIndexInformer, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.informer
+	}
+	return out
 }
 
 // followCRD starts following the kind of an established definition, or
