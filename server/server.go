@@ -174,7 +174,14 @@ func (s *instance) startAPI(ctx context.Context) error {
 			return api.ObjectUID(ctx, resource, namespace, name)
 		}), serviceaccount.AuthenticatorOptions{})
 	authn := auth.NewAuthenticator(s.authority.ClientCAPool(), fixedTokens(s.authority)).
-		WithTokenAuthenticator(saTokens, saTokens.Audiences())
+		WithTokenAuthenticator(saTokens, saTokens.Audiences()).
+		WithRequestHeader(auth.RequestHeader{
+			CA:                  s.authority.FrontProxyCACert(),
+			AllowedNames:        []string{pki.FrontProxyClientName},
+			UsernameHeaders:     []string{auth.RemoteUserHeader},
+			GroupHeaders:        []string{auth.RemoteGroupHeader},
+			ExtraHeaderPrefixes: []string{auth.RemoteExtraHeaderPrefix},
+		})
 	s.authn = authn
 	api, err = apiserver.New(apiserver.Config{
 		Store:           s.st,
