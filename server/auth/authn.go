@@ -19,8 +19,8 @@ type Authenticator struct {
 	// handshake verified (against the CAs of the listener, which may
 	// trust more) names a user only if it ends at one of them.
 	caSubjects map[string]bool
-	tokens    atomic.Pointer[map[[sha256.Size]byte]User]
-	now       func() time.Time
+	tokens     atomic.Pointer[map[[sha256.Size]byte]User]
+	now        func() time.Time
 	// extra and apiAudiences are set by WithTokenAuthenticator.
 	extra        TokenAuthenticator
 	apiAudiences []string
