@@ -278,7 +278,14 @@ func (s *instance) serve(ctx context.Context) error {
 		g.Go(func() error { return s.peers.Run(gctx, s.nodeSvc) })
 	}
 	// Controllers and the scheduler run on one server at a time.
-	ctrl := controllers.Config{ClusterCA: s.authority.CAPEM()}
+	ctrl := controllers.Config{ClusterCA: s.authority.CAPEM(), ExtensionAuth: &controllers.ExtensionAuthentication{
+		ClientCA:            s.authority.CAPEM(),
+		RequestHeaderCA:     s.authority.FrontProxyCAPEM(),
+		AllowedNames:        []string{pki.FrontProxyClientName},
+		UsernameHeaders:     []string{auth.RemoteUserHeader},
+		GroupHeaders:        []string{auth.RemoteGroupHeader},
+		ExtraHeaderPrefixes: []string{auth.RemoteExtraHeaderPrefix},
+	}}
 	if ip := serviceIP(cfg.ServiceCIDR, 1); ip != "" {
 		ctrl.APIService = controllers.APIServiceOptions{ClusterIP: ip, Port: int32(s.ln.Addr().(*net.TCPAddr).Port), Servers: s.servers}
 	}
