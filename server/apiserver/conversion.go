@@ -13,6 +13,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -94,12 +95,13 @@ func (s *Server) newConverter(crd *apiextensionsv1.CustomResourceDefinition) reg
 }
 
 // Convert sends u to the webhook and returns the object it answers with,
-// checked and with u's metadata but for labels and annotations.
+// checked and with u's metadata but for labels and annotations. A failure
+// is a 500 Internal Error Status, worded as upstream's.
 func (c *webhookConverter) Convert(ctx context.Context, u *unstructured.Unstructured, apiVersion string) (*unstructured.Unstructured, error) {
 	gvk := u.GroupVersionKind()
 	out, err := c.convert(ctx, u, apiVersion)
 	if err != nil {
-		return nil, fmt.Errorf("conversion webhook for %s failed: %w", gvk, err)
+		return nil, apierrors.NewInternalError(fmt.Errorf("conversion webhook for %s failed: %w", gvk, err))
 	}
 	return out, nil
 }

@@ -367,7 +367,7 @@ func TestConversionWebhookBadAnswers(t *testing.T) {
 			if !errors.As(err, &se) || se.ErrStatus.Code != http.StatusInternalServerError {
 				t.Fatalf("Get v2 = %v, want a 500 Status", err)
 			}
-			if !strings.Contains(se.ErrStatus.Message, tc.msg) || !strings.Contains(se.ErrStatus.Message, "conversion webhook for stable.example.com/v1, Kind=Host failed") {
+			if !strings.Contains(se.ErrStatus.Message, tc.msg) || !strings.HasPrefix(se.ErrStatus.Message, "Internal error occurred: conversion webhook for stable.example.com/v1, Kind=Host failed: ") {
 				t.Errorf("Get v2 message = %q, want it to name the conversion webhook and hold %q", se.ErrStatus.Message, tc.msg)
 			}
 		})
