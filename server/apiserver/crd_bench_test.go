@@ -27,7 +27,8 @@ const benchWidget = `{"apiVersion":"example.com/v1","kind":"Widget","metadata":{
 // create rates, both list times and their ratios, measured in the same
 // run. A watch of each kind, opened before its creates, must receive all
 // 10,000 ADDED events: the time from the first create until the last
-// event arrived, the events per second and the ratio are reported too.
+// event arrived, the events per second, the ratio and how long after the
+// last create returned the last event arrived are reported too.
 // One iteration is the whole run.
 func BenchmarkCustomObjectsBesidePods(b *testing.B) {
 	const n, clients = 10000, 32
@@ -68,7 +69,16 @@ func BenchmarkCustomObjectsBesidePods(b *testing.B) {
 		b.ReportMetric(float64(n)/podWatched.Seconds(), "pod-watch-events/s")
 		b.ReportMetric(float64(n)/crWatched.Seconds(), "cr-watch-events/s")
 		b.ReportMetric(float64(crWatched)/float64(podWatched), "cr/pod-watch-ratio")
+		// How long after the last create returned the last event arrived
+		// (negative: before its response did).
+		b.ReportMetric(float64((podWatched - seconds(n, podRate)).Milliseconds()), "pod-watch-lag-ms")
+		b.ReportMetric(float64((crWatched - seconds(n, crRate)).Milliseconds()), "cr-watch-lag-ms")
 	}
+}
+
+// seconds is how long n creates took at rate per second.
+func seconds(n int, rate float64) time.Duration {
+	return time.Duration(float64(n) / rate * float64(time.Second))
 }
 
 // addedWatch is a watch counting ADDED events until it has seen n.
