@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"fmt"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -11,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/transport"
 
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/registry"
@@ -54,7 +54,7 @@ func (s *Server) serveRemote(w *statusRecorder, r *http.Request, u auth.User, pa
 			pr.Out.Host = target.Host
 			// The caller's credentials stay here; the Service learns who
 			// asked from the request headers, as from the aggregator.
-			setRemoteUser(pr.Out.Header, u)
+			setRemoteUser(pr.Out, u)
 		},
 		Transport:     api.client.Transport,
 		FlushInterval: -1, // watches stream
@@ -67,55 +67,21 @@ func (s *Server) serveRemote(w *statusRecorder, r *http.Request, u auth.User, pa
 	return true
 }
 
-// setRemoteUser replaces the credentials in h with the headers that name
+// setRemoteUser replaces the credentials of r with the headers that name
 // u to an aggregated server, which trusts them because the request comes
-// with the front-proxy client certificate: X-Remote-User, one
-// X-Remote-Group per group and X-Remote-Extra-KEY per extra value (KEY
-// escaped as upstream's front proxy does). Whatever the client sent under
-// those names, and its impersonation headers, are dropped.
-func setRemoteUser(h http.Header, u auth.User) {
-	h.Del("Authorization")
-	for name := range h {
-		if strings.HasPrefix(name, "Impersonate-") || strings.HasPrefix(name, auth.RemoteExtraHeaderPrefix) {
-			delete(h, name)
+// with the front-proxy client certificate: X-Remote-User, X-Remote-Uid,
+// one X-Remote-Group per group and X-Remote-Extra-KEY per extra value,
+// set by client-go's auth proxy helper, which drops whatever the client
+// sent under those names. The client's impersonation headers are dropped
+// too.
+func setRemoteUser(r *http.Request, u auth.User) {
+	r.Header.Del("Authorization")
+	for name := range r.Header {
+		if strings.HasPrefix(name, "Impersonate-") {
+			delete(r.Header, name)
 		}
 	}
-	h.Set(auth.RemoteUserHeader, u.Name)
-	h.Del(auth.RemoteGroupHeader)
-	for _, g := range u.Groups {
-		h.Add(auth.RemoteGroupHeader, g)
-	}
-	for k, vs := range u.Extra {
-		for _, v := range vs {
-			h.Add(auth.RemoteExtraHeaderPrefix+escapeHeaderKey(k), v)
-		}
-	}
-}
-
-// escapeHeaderKey percent-encodes the bytes of an extra key that may not
-// appear in a header name (and '%' itself), so that the aggregated server
-// gets the key back by unescaping.
-func escapeHeaderKey(k string) string {
-	var b strings.Builder
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c != '%' && isTokenByte(c) {
-			b.WriteByte(c)
-			continue
-		}
-		fmt.Fprintf(&b, "%%%02X", c)
-	}
-	return b.String()
-}
-
-// isTokenByte reports whether c may appear in an HTTP header name (RFC
-// 7230 tchar).
-func isTokenByte(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+	transport.SetAuthProxyHeaders(r, u.Name, u.UID, u.Groups, u.Extra)
 }
 
 // unavailable is the Status of a request for api when its Service does not
