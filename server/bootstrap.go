@@ -38,9 +38,9 @@ func pkiOptions(cfg Config, advertise string, lg *slog.Logger) pki.Options {
 // joining with --server and --token, restarting, or losing a race to
 // initialise — reads and installs them before issuing its own serving
 // and admin certificates. A record sealed before servers shared the
-// service account key gets the first joining server's key (the server
-// that wrote it keeps its own until it restarts and reads the record
-// again).
+// service account key or the front-proxy CA gets the first joining
+// server's (the server that wrote it keeps its own until it restarts and
+// reads the record again).
 func bootstrap(ctx context.Context, cfg Config, secrets coord.Secrets, advertise string, lg *slog.Logger) (*pki.Authority, error) {
 	opts := pkiOptions(cfg, advertise, lg)
 	if secrets == nil {
@@ -94,7 +94,8 @@ func bootstrap(ctx context.Context, cfg Config, secrets coord.Secrets, advertise
 // issues this server's own certificates. The token is --token, else the
 // one kept from an earlier start. With --server, the CA that server
 // presents must be the one the token pins and the one in the datastore.
-// keyShared is false when sealed holds no service account key.
+// keyShared is false when sealed holds no service account key or no
+// front-proxy CA.
 func joinCluster(ctx context.Context, cfg Config, sealed []byte, opts pki.Options, lg *slog.Logger) (a *pki.Authority, keyShared bool, err error) {
 	token := cfg.Token
 	if token == "" {
@@ -140,7 +141,7 @@ func joinCluster(ctx context.Context, cfg Config, sealed []byte, opts pki.Option
 		return nil, false, err
 	}
 	lg.Info("joined the cluster", "caHash", clusterHash, "via", cfg.JoinServer)
-	return a, len(sh.ServiceAccountKey) > 0, nil
+	return a, len(sh.ServiceAccountKey) > 0 && len(sh.FrontProxyCACert) > 0, nil
 }
 
 // joinSharingKey joins the cluster whose data, stored at revision rev,

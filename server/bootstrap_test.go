@@ -71,6 +71,52 @@ func TestBootstrapSharesServiceAccountKey(t *testing.T) {
 	}
 }
 
+func TestBootstrapSharesFrontProxyCA(t *testing.T) {
+	endpoint := storetest.StartEtcd(t)
+	cli := storetest.EtcdClient(t, endpoint)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	lg := testLogger(t)
+	first, err := bootstrap(ctx, Config{DataDir: t.TempDir()}, coord.NewEtcdSecrets(cli, "/shared"), "", lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := bootstrap(ctx, Config{DataDir: t.TempDir(), Token: first.Token()}, coord.NewEtcdSecrets(cli, "/shared"), "", lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(second.FrontProxyCAPEM(), first.FrontProxyCAPEM()) {
+		t.Errorf("joined server's front-proxy CA differs from the first's")
+	}
+
+	// Data sealed before the front-proxy CA was shared gets the first
+	// joining server's, which the next one adopts.
+	legacy := first.Shared()
+	legacy.FrontProxyCACert, legacy.FrontProxyCAKey = nil, nil
+	sealed, err := pki.Seal(legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacyStore := coord.NewEtcdSecrets(cli, "/legacy")
+	if _, err := legacyStore.Create(ctx, sealed); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bootstrap(ctx, Config{DataDir: t.TempDir(), Token: first.Token()}, legacyStore, "", lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := bootstrap(ctx, Config{DataDir: t.TempDir(), Token: first.Token()}, legacyStore, "", lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(c.FrontProxyCAPEM(), b.FrontProxyCAPEM()) {
+		t.Errorf("in a datastore without a shared front-proxy CA, the second joining server's differs from the first's")
+	}
+	if bytes.Equal(b.FrontProxyCAPEM(), first.FrontProxyCAPEM()) {
+		t.Fatalf("test premise: the joining server generated the first server's front-proxy CA")
+	}
+}
+
 func TestBootstrap(t *testing.T) {
 	endpoint := storetest.StartEtcd(t)
 	cli := storetest.EtcdClient(t, endpoint)

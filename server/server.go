@@ -175,21 +175,29 @@ func (s *instance) startAPI(ctx context.Context) error {
 			return api.ObjectUID(ctx, resource, namespace, name)
 		}), serviceaccount.AuthenticatorOptions{})
 	authn := auth.NewAuthenticator(s.authority.ClientCAPool(), fixedTokens(s.authority)).
-		WithTokenAuthenticator(saTokens, saTokens.Audiences())
+		WithTokenAuthenticator(saTokens, saTokens.Audiences()).
+		WithRequestHeader(auth.RequestHeader{
+			CA:                  s.authority.FrontProxyCACert(),
+			AllowedNames:        []string{pki.FrontProxyClientName},
+			UsernameHeaders:     []string{auth.RemoteUserHeader},
+			GroupHeaders:        []string{auth.RemoteGroupHeader},
+			ExtraHeaderPrefixes: []string{auth.RemoteExtraHeaderPrefix},
+		})
 	s.authn = authn
 	api, err = apiserver.New(apiserver.Config{
-		Store:           s.st,
-		Authenticator:   authn,
-		ServiceAccounts: issuer,
-		Authorizer:      authz,
-		Rules:           s.policy,
-		PodStreams:      podStreams,
-		Logger:          s.lg,
-		Metrics:         apiserver.NewMetrics(append(s.st.Collectors(), s.co.Collectors()...)...),
-		ServiceCIDR:     s.cfg.ServiceCIDR,
-		NodePortRange:   s.cfg.NodePortRange,
-		Version:         s.cfg.Version,
-		Snapshots:       s.snaps,
+		Store:                 s.st,
+		Authenticator:         authn,
+		ServiceAccounts:       issuer,
+		Authorizer:            authz,
+		Rules:                 s.policy,
+		PodStreams:            podStreams,
+		FrontProxyCertificate: s.authority.FrontProxyClientCertificate,
+		Logger:                s.lg,
+		Metrics:               apiserver.NewMetrics(append(s.st.Collectors(), s.co.Collectors()...)...),
+		ServiceCIDR:           s.cfg.ServiceCIDR,
+		NodePortRange:         s.cfg.NodePortRange,
+		Version:               s.cfg.Version,
+		Snapshots:             s.snaps,
 
 		CacheBytes:       s.cfg.WatchCacheBytes,
 		WatchBufferBytes: s.cfg.WatchBufferBytes,
@@ -282,7 +290,14 @@ func (s *instance) serve(ctx context.Context) error {
 		g.Go(func() error { return s.peers.Run(gctx, s.nodeSvc) })
 	}
 	// Controllers and the scheduler run on one server at a time.
-	ctrl := controllers.Config{ClusterCA: s.authority.CAPEM()}
+	ctrl := controllers.Config{ClusterCA: s.authority.CAPEM(), ExtensionAuth: &controllers.ExtensionAuthentication{
+		ClientCA:            s.authority.CAPEM(),
+		RequestHeaderCA:     s.authority.FrontProxyCAPEM(),
+		AllowedNames:        []string{pki.FrontProxyClientName},
+		UsernameHeaders:     []string{auth.RemoteUserHeader},
+		GroupHeaders:        []string{auth.RemoteGroupHeader},
+		ExtraHeaderPrefixes: []string{auth.RemoteExtraHeaderPrefix},
+	}}
 	if ip := serviceIP(cfg.ServiceCIDR, 1); ip != "" {
 		ctrl.APIService = controllers.APIServiceOptions{ClusterIP: ip, Port: int32(s.ln.Addr().(*net.TCPAddr).Port), Servers: s.servers}
 	}

@@ -102,13 +102,15 @@ func compileWebhook(s webhookSpec, dialer ServiceDialer) *webhook {
 		w.broken = err
 		return w
 	}
-	w.url, w.client, w.broken = webhookClient(s.cc, dialer)
+	w.url, w.client, w.broken = WebhookClient(s.cc, dialer)
 	return w
 }
 
-// webhookClient returns the URL to post to and a client that verifies
-// the webhook's certificate against the caBundle.
-func webhookClient(cc admissionregistrationv1.WebhookClientConfig, dialer ServiceDialer) (string, *http.Client, error) {
+// WebhookClient returns the URL to post to and a client that verifies
+// the webhook's certificate against the caBundle; a Service webhook is
+// reached through dialer. The conversion webhooks of custom resources are
+// reached the same way.
+func WebhookClient(cc admissionregistrationv1.WebhookClientConfig, dialer ServiceDialer) (string, *http.Client, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if len(cc.CABundle) > 0 {
 		pool := x509.NewCertPool()

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/transport"
 
 	"github.com/minik-dev/minik/server/auth"
 	"github.com/minik-dev/minik/server/registry"
@@ -53,14 +54,7 @@ func (s *Server) serveRemote(w *statusRecorder, r *http.Request, u auth.User, pa
 			pr.Out.Host = target.Host
 			// The caller's credentials stay here; the Service learns who
 			// asked from the request headers, as from the aggregator.
-			pr.Out.Header.Del("Authorization")
-			pr.Out.Header.Del("Impersonate-User")
-			pr.Out.Header.Del("Impersonate-Group")
-			pr.Out.Header.Set("X-Remote-User", u.Name)
-			pr.Out.Header.Del("X-Remote-Group")
-			for _, g := range u.Groups {
-				pr.Out.Header.Add("X-Remote-Group", g)
-			}
+			setRemoteUser(pr.Out, u)
 		},
 		Transport:     api.client.Transport,
 		FlushInterval: -1, // watches stream
@@ -71,6 +65,23 @@ func (s *Server) serveRemote(w *statusRecorder, r *http.Request, u auth.User, pa
 	}
 	proxy.ServeHTTP(w, r)
 	return true
+}
+
+// setRemoteUser replaces the credentials of r with the headers that name
+// u to an aggregated server, which trusts them because the request comes
+// with the front-proxy client certificate: X-Remote-User, X-Remote-Uid,
+// one X-Remote-Group per group and X-Remote-Extra-KEY per extra value,
+// set by client-go's auth proxy helper, which drops whatever the client
+// sent under those names. The client's impersonation headers are dropped
+// too.
+func setRemoteUser(r *http.Request, u auth.User) {
+	r.Header.Del("Authorization")
+	for name := range r.Header {
+		if strings.HasPrefix(name, "Impersonate-") {
+			delete(r.Header, name)
+		}
+	}
+	transport.SetAuthProxyHeaders(r, u.Name, u.UID, u.Groups, u.Extra)
 }
 
 // unavailable is the Status of a request for api when its Service does not

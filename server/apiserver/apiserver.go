@@ -3,6 +3,7 @@ package apiserver
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -57,6 +58,11 @@ type Config struct {
 	// PodStreams serves the pods/log, pods/exec and pods/attach
 	// subresources (nil → 404).
 	PodStreams PodStreamer
+	// FrontProxyCertificate gives the client certificate presented to
+	// the Services of APIServices, whose CA aggregated servers trust to
+	// name the user in X-Remote-* headers (pki's front-proxy client); nil
+	// presents none.
+	FrontProxyCertificate func(*tls.CertificateRequestInfo) (*tls.Certificate, error)
 	// Metrics registers the server's collectors; nil → not exported.
 	Metrics *Metrics
 	// BookmarkInterval is the least time between two BOOKMARK events on a

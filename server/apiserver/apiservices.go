@@ -357,6 +357,11 @@ func (s *Server) checkRemote(ctx context.Context, a *apiregistrationv1.APIServic
 	}
 	api.base = "https://" + net.JoinHostPort(svc.Name+"."+svc.Namespace+".svc", strconv.Itoa(int(port)))
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: svc.Name + "." + svc.Namespace + ".svc", InsecureSkipVerify: a.Spec.InsecureSkipTLSVerify}
+	if s.cfg.FrontProxyCertificate != nil {
+		// The aggregated server trusts the headers naming the user
+		// (setRemoteUser) because of this certificate.
+		tc.GetClientCertificate = s.cfg.FrontProxyCertificate
+	}
 	if len(a.Spec.CABundle) > 0 {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(a.Spec.CABundle) {

@@ -77,6 +77,9 @@ type wardleBackend struct {
 	caPEM []byte
 	mu    sync.Mutex
 	seen  http.Header // the headers of the last list
+	// peer is the common name of the client certificate of the last
+	// list, "" without one.
+	peer string
 }
 
 func newWardleBackend(t *testing.T) *wardleBackend {
@@ -96,12 +99,16 @@ func newWardleBackend(t *testing.T) *wardleBackend {
 	mux.HandleFunc("GET /apis/wardle.example.com/v1alpha1/namespaces/default/flunders", func(w http.ResponseWriter, r *http.Request) {
 		b.mu.Lock()
 		b.seen = r.Header.Clone()
+		b.peer = ""
+		if len(r.TLS.PeerCertificates) > 0 {
+			b.peer = r.TLS.PeerCertificates[0].Subject.CommonName
+		}
 		b.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"kind":"FlunderList","apiVersion":"wardle.example.com/v1alpha1","metadata":{},"items":[]}`))
 	})
 	b.Server = httptest.NewUnstartedServer(mux)
-	b.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	b.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert}
 	b.StartTLS()
 	t.Cleanup(b.Close)
 	return b

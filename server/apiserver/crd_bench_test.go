@@ -1,11 +1,13 @@
 package apiserver
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +25,11 @@ const benchWidget = `{"apiVersion":"example.com/v1","kind":"Widget","metadata":{
 // with a schema, defaults and a CEL rule) and 10,000 pods through the
 // HTTPS API from 32 clients, then lists each kind, and reports both
 // create rates, both list times and their ratios, measured in the same
-// run. One iteration is the whole run.
+// run. A watch of each kind, opened before its creates, must receive all
+// 10,000 ADDED events: the time from the first create until the last
+// event arrived, the events per second, the ratio and how long after the
+// last create returned the last event arrived are reported too.
+// One iteration is the whole run.
 func BenchmarkCustomObjectsBesidePods(b *testing.B) {
 	const n, clients = 10000, 32
 	for i := 0; i < b.N; i++ {
@@ -42,8 +48,14 @@ func BenchmarkCustomObjectsBesidePods(b *testing.B) {
 		}
 		client := ts.Client()
 		client.Transport.(*http.Transport).MaxIdleConnsPerHost = clients
+		podWatch := watchAdded(b, ts, "/api/v1/namespaces/default/pods", n)
+		podStart := time.Now()
 		podRate := createMany(b, client, ts.URL+"/api/v1/namespaces/default/pods", benchPod, n, clients)
+		podWatched := podWatch.wait(b, podStart)
+		crWatch := watchAdded(b, ts, "/apis/example.com/v1/namespaces/default/widgets", n)
+		crStart := time.Now()
 		crRate := createMany(b, client, ts.URL+"/apis/example.com/v1/namespaces/default/widgets", benchWidget, n, clients)
+		crWatched := crWatch.wait(b, crStart)
 		podList := timeList(b, client, ts.URL+"/api/v1/namespaces/default/pods", n)
 		crList := timeList(b, client, ts.URL+"/apis/example.com/v1/namespaces/default/widgets", n)
 		b.ReportMetric(podRate, "pod-creates/s")
@@ -52,7 +64,75 @@ func BenchmarkCustomObjectsBesidePods(b *testing.B) {
 		b.ReportMetric(float64(podList.Milliseconds()), "pod-list-ms")
 		b.ReportMetric(float64(crList.Milliseconds()), "cr-list-ms")
 		b.ReportMetric(float64(crList)/float64(podList), "cr/pod-list-ratio")
+		b.ReportMetric(float64(podWatched.Milliseconds()), "pod-watch-ms")
+		b.ReportMetric(float64(crWatched.Milliseconds()), "cr-watch-ms")
+		b.ReportMetric(float64(n)/podWatched.Seconds(), "pod-watch-events/s")
+		b.ReportMetric(float64(n)/crWatched.Seconds(), "cr-watch-events/s")
+		b.ReportMetric(float64(crWatched)/float64(podWatched), "cr/pod-watch-ratio")
+		// How long after the last create returned the last event arrived
+		// (negative: before its response did).
+		b.ReportMetric(float64((podWatched - seconds(n, podRate)).Milliseconds()), "pod-watch-lag-ms")
+		b.ReportMetric(float64((crWatched - seconds(n, crRate)).Milliseconds()), "cr-watch-lag-ms")
 	}
+}
+
+// seconds is how long n creates took at rate per second.
+func seconds(n int, rate float64) time.Duration {
+	return time.Duration(float64(n) / rate * float64(time.Second))
+}
+
+// addedWatch is a watch counting ADDED events until it has seen n.
+type addedWatch struct {
+	done chan time.Time // receives when the nth ADDED event arrived
+	errc chan error
+}
+
+// watchAdded opens a watch of path (on its own connection, so that the
+// creates do not share it) and counts its ADDED events in the
+// background. It returns once the server has answered the watch.
+func watchAdded(b *testing.B, ts *httptest.Server, path string, n int) *addedWatch {
+	tr := ts.Client().Transport.(*http.Transport).Clone()
+	b.Cleanup(tr.CloseIdleConnections)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+path+"?watch=1", nil)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("watch %s = %d", path, resp.StatusCode)
+	}
+	w := &addedWatch{done: make(chan time.Time, 1), errc: make(chan error, 1)}
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+		seen := 0
+		for sc.Scan() {
+			if bytes.HasPrefix(sc.Bytes(), []byte(`{"type":"ADDED"`)) {
+				if seen++; seen == n {
+					w.done <- time.Now()
+					return
+				}
+			}
+		}
+		w.errc <- fmt.Errorf("watch of %s ended after %d ADDED events, want %d: %v", path, seen, n, sc.Err())
+	}()
+	return w
+}
+
+// wait returns the time from start until the last event arrived.
+func (w *addedWatch) wait(b *testing.B, start time.Time) time.Duration {
+	select {
+	case at := <-w.done:
+		return at.Sub(start)
+	case err := <-w.errc:
+		b.Fatal(err)
+	case <-time.After(10 * time.Minute):
+		b.Fatal("watch did not see every ADDED event within 10 minutes")
+	}
+	return 0
 }
 
 // createMany POSTs n objects made from format (a name goes in %s) to url

@@ -157,7 +157,7 @@ func (l *crdLoop) serve(crd *apiextensionsv1.CustomResourceDefinition) error {
 	if c, ok := l.compiled[crd.Name]; ok && c.key == key {
 		return nil
 	}
-	c, err := compileCRD(crd, key)
+	c, err := compileCRD(crd, key, l.s.newConverter(crd))
 	if err != nil {
 		return err
 	}

@@ -111,8 +111,8 @@ func (s *Server) allGroups() []string {
 }
 
 // compileCRD builds the resources of crd's served versions and of its
-// storage version.
-func compileCRD(crd *apiextensionsv1.CustomResourceDefinition, key string) (*compiledCRD, error) {
+// storage version, which convert with conv (nil for strategy None).
+func compileCRD(crd *apiextensionsv1.CustomResourceDefinition, key string, conv registry.Converter) (*compiledCRD, error) {
 	c := &compiledCRD{key: key}
 	for _, v := range crd.Spec.Versions {
 		if !v.Served && !v.Storage {
@@ -122,6 +122,7 @@ func compileCRD(crd *apiextensionsv1.CustomResourceDefinition, key string) (*com
 		if err != nil {
 			return nil, err
 		}
+		res.Custom.Converter = conv
 		if v.Served {
 			c.served = append(c.served, res)
 			c.versions = append(c.versions, v.Name)

@@ -70,7 +70,11 @@
 //     the APIServices of custom groups and those proxied to Services).
 //   - /api and /apis answer aggregated discovery (aggregated.go) to
 //     clients that ask for it; apiproxy.go proxies the group-versions of
-//     APIServices with a service.
+//     APIServices with a service, presenting the front-proxy client
+//     certificate and naming the user in X-Remote-* headers.
+//   - Custom resources of a definition with conversion strategy Webhook
+//     are converted by its webhook as they are read and written
+//     (conversion.go, through registry.Converter).
 //   - Config.PodStreams serves pods' log, exec, attach and port-forward
 //     (server/streaming, or server/coord's router among several servers);
 //     proxy.go proxies to pods and services.

@@ -8,7 +8,10 @@
 // maps to BootstrapUser, the admin token to AdminUser) or from a bearer
 // token a TokenAuthenticator accepts (service account tokens, user
 // system:serviceaccount:NS:NAME in groups system:serviceaccounts and
-// system:serviceaccounts:NS). It knows nothing
+// system:serviceaccounts:NS). Given a RequestHeader (WithRequestHeader),
+// a client certificate of the front-proxy CA with an allowed name
+// authenticates the user named in X-Remote-User, X-Remote-Group and
+// X-Remote-Extra-* instead. It knows nothing
 // of the API server; the server decides what to do with requests that
 // carry no credentials (pass Anonymous to the Authorizer, or answer 401).
 //

@@ -24,8 +24,8 @@ type TokenAuthenticator interface {
 // audiences. The copy's table starts as a's; SetTokens on one leaves the
 // other alone.
 func (a *Authenticator) WithTokenAuthenticator(t TokenAuthenticator, apiAudiences []string) *Authenticator {
-	b := &Authenticator{clientCAs: a.clientCAs, now: a.now, extra: t, apiAudiences: slices.Clone(apiAudiences)}
-	b.tokens.Store(a.tokens.Load())
+	b := a.clone()
+	b.extra, b.apiAudiences = t, slices.Clone(apiAudiences)
 	return b
 }
 

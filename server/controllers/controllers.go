@@ -53,6 +53,10 @@ type Config struct {
 	// APIService configures the Service default/kubernetes; without
 	// Servers there is none.
 	APIService APIServiceOptions
+	// ExtensionAuth is published as the ConfigMap
+	// kube-system/extension-apiserver-authentication; nil publishes
+	// nothing.
+	ExtensionAuth *ExtensionAuthentication
 }
 
 // RunAll runs the replication manager, the ReplicaSet manager, the
@@ -60,7 +64,8 @@ type Config struct {
 // and EndpointSlice controllers, the garbage collector, node lifecycle,
 // the disruption controller, ClusterRole aggregation, the event TTL, pod
 // garbage collection, the service account
-// controller, the root CA publisher, the kubernetes Service and their
+// controller, the root CA publisher, the extension authentication
+// publisher, the kubernetes Service and their
 // event recorder until ctx ends, and returns after all have stopped. It
 // returns the first error that stopped a controller early.
 func RunAll(ctx context.Context, cfg Config) error {

@@ -33,6 +33,14 @@ func buildNamespaceControllers(client kubernetes.Interface, factory informers.Sh
 		}
 		runs, named = append(runs, ca.Run), append(named, cms)
 	}
+	if cfg.ExtensionAuth != nil {
+		cms := namedFactory(client, cfg, ExtensionAuthConfigMap)
+		ea, err := NewExtensionAuthPublisher(client, cms.Core().V1().ConfigMaps(), *cfg.ExtensionAuth, lg)
+		if err != nil {
+			return nil, nil, err
+		}
+		runs, named = append(runs, ea.Run), append(named, cms)
+	}
 	if cfg.APIService.Servers != nil {
 		api, err := NewAPIServiceController(client, core.Services(), core.Endpoints(), lg, cfg.APIService)
 		if err != nil {

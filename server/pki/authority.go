@@ -113,12 +113,13 @@ func (o Options) serviceCIDR() string {
 // the serving and admin certificates and the join token are replaced by
 // Refresh (see Run). It is safe for concurrent use.
 type Authority struct {
-	ca         *keyPair
-	caPool     *x509.CertPool
-	adminToken string
-	kubeconfig string
-	saKey      *rsa.PrivateKey
-	saKeyPEM   []byte
+	ca           *keyPair
+	caPool       *x509.CertPool
+	frontProxyCA *keyPair
+	adminToken   string
+	kubeconfig   string
+	saKey        *rsa.PrivateKey
+	saKeyPEM     []byte
 
 	dataDir   string
 	want      sans   // names the serving certificate must carry
@@ -133,9 +134,9 @@ type Authority struct {
 // credentials are the parts of an Authority that change while it runs.
 // They are never modified once published.
 type credentials struct {
-	serving, admin *keyPair
-	servingTLS     *tls.Certificate
-	token, secret  string
+	serving, admin, frontProxy *keyPair
+	servingTLS, frontProxyTLS  *tls.Certificate
+	token, secret              string
 }
 
 // Ensure loads the cluster's credentials from dataDir, creating what is
@@ -171,6 +172,9 @@ func Ensure(dataDir string, opts Options) (*Authority, error) {
 	}
 	a.caPool = x509.NewCertPool()
 	a.caPool.AddCert(a.ca.cert)
+	if a.frontProxyCA, err = ensureFrontProxyCA(tlsDir, lg); err != nil {
+		return nil, err
+	}
 	if a.want, err = requiredSANs(opts); err != nil {
 		return nil, err
 	}
@@ -304,19 +308,23 @@ func renewReason(kp *keyPair, loadErr error, ca *keyPair) string {
 // ServerTLSConfig returns a new TLS configuration for the API server (and
 // other listeners agents and clients reach): the serving certificate, TLS
 // 1.2 or later, ALPN h2 and http/1.1, and client certificates verified
-// against the CA when offered. Requests without one still complete the
-// handshake, to be authenticated by bearer token or refused later.
+// against the CA or the front-proxy CA when offered (the authenticator
+// tells them apart: see auth.RequestHeader). Requests without one still
+// complete the handshake, to be authenticated by bearer token or refused
+// later.
 //
 // The certificate is taken at each handshake from the current
 // credentials, so a renewed one serves new connections at once while
 // open ones go on.
 func (a *Authority) ServerTLSConfig() *tls.Config {
+	clientCAs := a.caPool.Clone()
+	clientCAs.AddCert(a.frontProxyCA.cert)
 	return &tls.Config{
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return a.cur.Load().servingTLS, nil
 		},
 		ClientAuth: tls.VerifyClientCertIfGiven,
-		ClientCAs:  a.caPool.Clone(),
+		ClientCAs:  clientCAs,
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
 	}

@@ -14,6 +14,8 @@
 //	    ├── ca.crt, ca.key             CA, ECDSA P-256, 10 years
 //	    ├── serving.crt, serving.key   API serving certificate, 1 year
 //	    ├── admin.crt, admin.key       CN system:admin, O system:masters, 1 year
+//	    ├── front-proxy-ca.crt, .key   front-proxy CA, ECDSA P-256, 10 years
+//	    ├── front-proxy-client.crt, .key  CN front-proxy-client, 1 year
 //	    ├── admin.token                admin bearer token (0600)
 //	    └── .lock                      flocked while leaves are replaced
 //
@@ -21,7 +23,7 @@
 //
 // # Renewal
 //
-// Every leaf (serving, admin, node certificates) is renewed at
+// Every leaf (serving, admin, front-proxy client, node certificates) is renewed at
 // api.RenewalTime, two thirds into its lifetime (Options.LeafLifetime,
 // one year unless shortened for tests), while the server runs: Run calls
 // Refresh at the next renewal time and every few seconds, which reissues
@@ -45,7 +47,8 @@
 // # Several servers
 //
 // Servers of one cluster share Shared: the CA with its key, the token
-// secret and the admin token. The first server keeps them in the datastore
+// secret, the admin token, the service account key and the front-proxy
+// CA with its key. The first server keeps them in the datastore
 // sealed by Seal (AES-256-GCM under a PBKDF2-SHA256 key from the token
 // secret, the CA hash in clear as additional data); a joining server
 // opens them with Unseal, writes them with Install and runs Ensure, which

@@ -54,7 +54,7 @@ func (a *Authority) Run(ctx context.Context, changed func()) error {
 func (a *Authority) nextCheck() time.Duration {
 	wait := min(pollInterval, a.lifetime/6)
 	c := a.cur.Load()
-	for _, kp := range []*keyPair{c.serving, c.admin} {
+	for _, kp := range []*keyPair{c.serving, c.admin, c.frontProxy} {
 		if due := api.RenewalTime(kp.cert).Sub(now()); due < wait {
 			wait = due
 		}
@@ -90,6 +90,9 @@ func (a *Authority) refresh(givenToken string) (tokenChanged bool, err error) {
 	if next.admin, err = ensureAdmin(tlsDir, a.ca, a.lifetime, a.lg); err != nil {
 		return false, err
 	}
+	if next.frontProxy, err = ensureFrontProxyClient(tlsDir, a.frontProxyCA, a.lifetime, a.lg); err != nil {
+		return false, err
+	}
 	if next.token, next.secret, err = ensureToken(filepath.Join(a.dataDir, TokenFile), a.ca.certPEM, givenToken, a.lg); err != nil {
 		return false, err
 	}
@@ -98,12 +101,18 @@ func (a *Authority) refresh(givenToken string) (tokenChanged bool, err error) {
 		PrivateKey:  next.serving.key,
 		Leaf:        next.serving.cert,
 	}
+	next.frontProxyTLS = &tls.Certificate{
+		Certificate: [][]byte{next.frontProxy.cert.Raw},
+		PrivateKey:  next.frontProxy.key,
+		Leaf:        next.frontProxy.cert,
+	}
 	kc := Kubeconfig(a.serverURL, a.ca.certPEM, next.admin.certPEM, next.admin.keyPEM)
 	if err := WriteKubeconfig(a.kubeconfig, kc); err != nil {
 		return false, err
 	}
 	prev := a.cur.Load()
-	if prev != nil && sameCert(prev.serving, next.serving) && sameCert(prev.admin, next.admin) && prev.token == next.token {
+	if prev != nil && sameCert(prev.serving, next.serving) && sameCert(prev.admin, next.admin) &&
+		sameCert(prev.frontProxy, next.frontProxy) && prev.token == next.token {
 		return false, nil
 	}
 	a.cur.Store(next)
@@ -151,6 +160,8 @@ var certFiles = []struct{ name, path string }{
 	{"ca", filepath.Join(TLSDir, "ca.crt")},
 	{"serving", filepath.Join(TLSDir, "serving.crt")},
 	{"admin", filepath.Join(TLSDir, "admin.crt")},
+	{"front-proxy-ca", filepath.Join(TLSDir, frontProxyCAFile+".crt")},
+	{"front-proxy-client", filepath.Join(TLSDir, frontProxyLeafFile+".crt")},
 	{"node", filepath.Join("tls", "node.crt")},
 	{"node", filepath.Join("agent", "tls", "node.crt")},
 }

@@ -34,8 +34,8 @@ var (
 )
 
 // Shared is what every server of one cluster holds alike: the CA with its
-// key, the join token's secret, the admin bearer token and the service
-// account signing key. Each server issues its own serving and admin
+// key, the join token's secret, the admin bearer token, the service
+// account signing key and the front-proxy CA with its key. Each server issues its own serving and admin
 // certificates from the CA.
 type Shared struct {
 	CACert      []byte `json:"caCert"` // PEM
@@ -45,6 +45,10 @@ type Shared struct {
 	// ServiceAccountKey (PEM) is empty in data sealed before servers
 	// shared it; each server then keeps its own.
 	ServiceAccountKey []byte `json:"serviceAccountKey,omitempty"`
+	// FrontProxyCACert and FrontProxyCAKey (PEM) are empty in data
+	// sealed before servers shared them; each server then keeps its own.
+	FrontProxyCACert []byte `json:"frontProxyCACert,omitempty"`
+	FrontProxyCAKey  []byte `json:"frontProxyCAKey,omitempty"`
 }
 
 // Shared returns the credentials other servers of the cluster need.
@@ -53,6 +57,7 @@ func (a *Authority) Shared() Shared {
 		CACert: slices.Clone(a.ca.certPEM), CAKey: slices.Clone(a.ca.keyPEM),
 		TokenSecret: a.TokenSecret(), AdminToken: a.adminToken,
 		ServiceAccountKey: slices.Clone(a.saKeyPEM),
+		FrontProxyCACert:  slices.Clone(a.frontProxyCA.certPEM), FrontProxyCAKey: slices.Clone(a.frontProxyCA.keyPEM),
 	}
 }
 
@@ -60,8 +65,8 @@ func (a *Authority) Shared() Shared {
 func (sh Shared) CAHash() string { return api.CAHash(sh.CACert) }
 
 // Install writes sh under dataDir (tls/ca.crt, tls/ca.key,
-// tls/admin.token, tls/service-account.key when sh has one, and the token
-// file), replacing what is there, so that a following Ensure uses the
+// tls/admin.token, tls/service-account.key and tls/front-proxy-ca.* when
+// sh has them, and the token file), replacing what is there, so that a following Ensure uses the
 // cluster's CA and secrets and reissues the serving and admin
 // certificates from it.
 func Install(dataDir string, sh Shared) error {
@@ -78,6 +83,12 @@ func Install(dataDir string, sh Shared) error {
 			return fmt.Errorf("shared secrets: %w", err)
 		}
 	}
+	hasFrontProxy := len(sh.FrontProxyCACert) > 0 || len(sh.FrontProxyCAKey) > 0
+	if hasFrontProxy {
+		if _, err := parseKeyPair(sh.FrontProxyCACert, sh.FrontProxyCAKey); err != nil {
+			return fmt.Errorf("shared front-proxy CA: %w", err)
+		}
+	}
 	tlsDir := filepath.Join(dataDir, TLSDir)
 	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
 		return err
@@ -90,6 +101,11 @@ func Install(dataDir string, sh Shared) error {
 	}
 	if len(sh.ServiceAccountKey) > 0 {
 		files = append(files, installedFile{filepath.Join(tlsDir, ServiceAccountKeyFile), sh.ServiceAccountKey, 0o600})
+	}
+	if hasFrontProxy {
+		files = append(files,
+			installedFile{filepath.Join(tlsDir, frontProxyCAFile+".crt"), sh.FrontProxyCACert, 0o644},
+			installedFile{filepath.Join(tlsDir, frontProxyCAFile+".key"), sh.FrontProxyCAKey, 0o600})
 	}
 	for _, f := range files {
 		if err := writeIfChanged(f.name, f.data, f.perm); err != nil {

@@ -142,6 +142,26 @@ func viewRules() []rbacv1.PolicyRule {
 	}
 }
 
+// ExtensionAuthenticationConfigMap is the ConfigMap in kube-system that
+// tells aggregated API servers and webhooks how to authenticate the API
+// server's requests (client CA, front-proxy CA and headers).
+const ExtensionAuthenticationConfigMap = "extension-apiserver-authentication"
+
+// Roles returns the bootstrap Roles of namespaces, new objects the caller
+// may change.
+func Roles() []*rbacv1.Role {
+	reader := bootstrapMeta("extension-apiserver-authentication-reader", nil)
+	reader.Namespace = metav1.NamespaceSystem
+	return []*rbacv1.Role{{
+		// Servers that authenticate the API server's requests read how.
+		ObjectMeta: reader,
+		Rules: []rbacv1.PolicyRule{{
+			Verbs: readVerbs, APIGroups: []string{""}, Resources: []string{"configmaps"},
+			ResourceNames: []string{ExtensionAuthenticationConfigMap},
+		}},
+	}}
+}
+
 // ClusterRoleBindings returns the bootstrap ClusterRoleBindings, new
 // objects the caller may change.
 func ClusterRoleBindings() []*rbacv1.ClusterRoleBinding {

@@ -15,7 +15,8 @@ import (
 )
 
 // Reconcile brings the bootstrap policy into the cluster through c:
-// it creates the ClusterRoles and ClusterRoleBindings that are missing,
+// it creates the ClusterRoles, ClusterRoleBindings and Roles (of
+// namespaces that exist) that are missing,
 // and adds to existing ones the labels, annotations, rules, aggregation
 // selectors and subjects they lack, keeping whatever users added. Objects
 // annotated rbac.authorization.kubernetes.io/autoupdate=false are left
@@ -28,7 +29,47 @@ func Reconcile(ctx context.Context, c rbacclient.RbacV1Interface) error {
 	for _, want := range ClusterRoleBindings() {
 		errs = append(errs, reconcileBinding(ctx, c.ClusterRoleBindings(), want))
 	}
+	for _, want := range Roles() {
+		errs = append(errs, reconcileNamespaceRole(ctx, c.Roles(want.Namespace), want))
+	}
 	return errors.Join(errs...)
+}
+
+// reconcileNamespaceRole creates want, or adds to it the labels,
+// annotations and rules it lacks, as reconcileRole does.
+func reconcileNamespaceRole(ctx context.Context, c rbacclient.RoleInterface, want *rbacv1.Role) error {
+	err := retry.OnError(retry.DefaultRetry, raced, func() error {
+		cur, err := c.Get(ctx, want.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			_, err = c.Create(ctx, want, metav1.CreateOptions{})
+			return err
+		}
+		if err != nil || cur.Annotations[AutoupdateAnnotation] == "false" {
+			return err
+		}
+		next := cur.DeepCopy()
+		mergeMeta(&next.ObjectMeta, &want.ObjectMeta)
+		next.Rules = mergeRules(next.Rules, want.Rules)
+		if apiequality.Semantic.DeepEqual(cur, next) {
+			return nil
+		}
+		_, err = c.Update(ctx, next, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("role %q in namespace %q: %w", want.Name, want.Namespace, err)
+	}
+	return nil
+}
+
+// mergeRules returns have plus the rules of want it does not cover.
+func mergeRules(have, want []rbacv1.PolicyRule) []rbacv1.PolicyRule {
+	for _, r := range want {
+		if len(covers(have, r)) > 0 {
+			have = append(have, r)
+		}
+	}
+	return have
 }
 
 func reconcileRole(ctx context.Context, c rbacclient.ClusterRoleInterface, want *rbacv1.ClusterRole) error {
@@ -56,11 +97,7 @@ func reconcileRole(ctx context.Context, c rbacclient.ClusterRoleInterface, want 
 				}
 			}
 		} else {
-			for _, r := range want.Rules {
-				if len(covers(next.Rules, r)) > 0 {
-					next.Rules = append(next.Rules, r)
-				}
-			}
+			next.Rules = mergeRules(next.Rules, want.Rules)
 		}
 		if apiequality.Semantic.DeepEqual(cur, next) {
 			return nil

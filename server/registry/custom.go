@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -31,8 +32,10 @@ import (
 // Custom is what a resource served for a version of a
 // CustomResourceDefinition has besides the funcs of every Resource.
 // Objects of every version are stored as JSON in the storage version
-// under /registry/GROUP/PLURAL/; reading one in another version rewrites
-// its apiVersion (conversion strategy None).
+// under /registry/GROUP/PLURAL/. Reading one stored in another version
+// rewrites its apiVersion (conversion strategy None) or has Converter
+// convert it (strategy Webhook); writing one in a version other than
+// the storage version converts it the same way first.
 type Custom struct {
 	// CRD is the name of the definition, PLURAL.GROUP.
 	CRD string
@@ -43,6 +46,33 @@ type Custom struct {
 	// Generation is the definition's metadata.generation the resource
 	// was built from: objects read under another may differ (defaults).
 	Generation int64
+	// Converter converts objects between versions; nil for conversion
+	// strategy None, which only rewrites apiVersion.
+	Converter Converter
+}
+
+// Converter converts custom objects between the versions of their
+// definition: a conversion webhook.
+type Converter interface {
+	// Convert returns a new object, u converted to apiVersion
+	// (GROUP/VERSION); u is not changed. The metadata of the result is
+	// u's but for its labels and annotations. Safe for concurrent use.
+	Convert(ctx context.Context, u *unstructured.Unstructured, apiVersion string) (*unstructured.Unstructured, error)
+}
+
+// convertTimeout bounds a conversion made while an object is encoded or
+// decoded, which happens without the request's context.
+const convertTimeout = 30 * time.Second
+
+// convert returns u converted to apiVersion by res's Converter, or u
+// itself when it is at apiVersion already or the strategy is None.
+func convert(res *Resource, u *unstructured.Unstructured, apiVersion string) (*unstructured.Unstructured, error) {
+	if res.Custom.Converter == nil || u.GetAPIVersion() == apiVersion {
+		return u, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), convertTimeout)
+	defer cancel()
+	return res.Custom.Converter.Convert(ctx, u, apiVersion)
 }
 
 // customSchema is the compiled schema of one version of a CRD: what
@@ -426,12 +456,22 @@ func UnknownFields(res *Resource, u *unstructured.Unstructured) []string {
 }
 
 // EncodeCustom is the stored form of a custom object: JSON in the storage
-// version, without resourceVersion.
+// version, without resourceVersion. An object of another version is
+// converted first (strategy Webhook); u is not changed.
 func EncodeCustom(res *Resource, u *unstructured.Unstructured) ([]byte, error) {
+	storage := res.Group + "/" + res.Custom.StorageVersion
+	if res.Custom.Converter != nil && u.GetAPIVersion() != storage {
+		converted, err := convert(res, u, storage)
+		if err != nil {
+			return nil, err
+		}
+		converted.SetResourceVersion("")
+		return json.Marshal(converted.Object)
+	}
 	rv := u.GetResourceVersion()
 	apiVersion := u.GetAPIVersion()
 	u.SetResourceVersion("")
-	u.SetAPIVersion(res.Group + "/" + res.Custom.StorageVersion)
+	u.SetAPIVersion(storage)
 	defer func() {
 		u.SetResourceVersion(rv)
 		u.SetAPIVersion(apiVersion)
@@ -440,15 +480,25 @@ func EncodeCustom(res *Resource, u *unstructured.Unstructured) ([]byte, error) {
 }
 
 // DecodeCustom decodes a stored custom object as served by res: its
-// apiVersion rewritten to res's version and, as upstream reads from
-// storage, the schema's defaults applied (a default added to the
-// definition since the object was written shows).
+// apiVersion rewritten to res's version (strategy None) or the object
+// converted to it (Webhook, then pruned to res's schema) and, as upstream
+// reads from storage, the schema's defaults applied (a default added to
+// the definition since the object was written shows).
 func DecodeCustom(res *Resource, value []byte) (*unstructured.Unstructured, error) {
 	u := &unstructured.Unstructured{}
 	if err := UnmarshalCustom(value, u); err != nil {
 		return nil, err
 	}
-	u.SetAPIVersion(res.GroupVersion().String())
+	want := res.GroupVersion().String()
+	if res.Custom.Converter != nil && u.GetAPIVersion() != want {
+		converted, err := convert(res, u, want)
+		if err != nil {
+			return nil, err
+		}
+		u = converted
+		structuralpruning.Prune(u.Object, res.Custom.Schema, true)
+	}
+	u.SetAPIVersion(want)
 	u.SetKind(res.Kind)
 	structuraldefaulting.Default(u.Object, res.Custom.Schema)
 	return u, nil
