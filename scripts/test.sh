@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 
-go build -o minik .
+go build -tags kustomize_disable_go_plugin_support -o minik .
 export MINIK_BINARY="$PWD/minik"
 go vet ./...
 go test -count=1 -timeout 15m ./...
