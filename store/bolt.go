@@ -315,8 +315,33 @@ func (s *Bolt) List(ctx context.Context, prefix string, rev int64) ([]KV, int64,
 // records since rev, which it undoes on the keys they touch.
 func (s *Bolt) ListPage(ctx context.Context, prefix, start string, rev int64, limit int) ([]KV, int64, bool, error) {
 	var kvs []KV
-	var at int64
 	var more bool
+	at, err := s.atRevision(ctx, prefix, start, rev, func(it pageIter) error {
+		var err error
+		kvs, more, err = readPage(it, limit)
+		return err
+	})
+	if err != nil {
+		return nil, 0, false, err
+	}
+	return kvs, at, more, nil
+}
+
+// Count returns how many keys with the given prefix there are from start
+// on, as of revision rev (0 = current); see Store.Count.
+func (s *Bolt) Count(ctx context.Context, prefix, start string, rev int64) (int64, error) {
+	var n int64
+	_, err := s.atRevision(ctx, prefix, start, rev, func(it pageIter) error {
+		return it.each(func([]byte, []byte, *KV) bool { n++; return true })
+	})
+	return n, err
+}
+
+// atRevision calls read, in one read transaction, with an iterator over
+// the keys with the prefix from start on as of revision rev (0 =
+// current), and returns the revision they reflect.
+func (s *Bolt) atRevision(ctx context.Context, prefix, start string, rev int64, read func(pageIter) error) (int64, error) {
+	var at int64
 	err := s.view(ctx, func(b buckets) error {
 		cur, compacted := readMeta(b.meta)
 		switch {
@@ -337,52 +362,75 @@ func (s *Bolt) ListPage(ctx context.Context, prefix, start string, rev int64, li
 				return err
 			}
 		}
-		var err error
-		kvs, more, err = readPage(b.keys, prefix, from, undo, limit)
-		return err
+		return read(pageIter{keys: b.keys, prefix: prefix, from: from, undo: undo})
 	})
-	if err != nil {
-		return nil, 0, false, err
-	}
-	return kvs, at, more, nil
+	return at, err
 }
 
-// readPage copies at most limit records (0 = all) with the prefix from
-// key from on out of the keys bucket, as of the revision undo was made
-// for: a key in undo has the state it holds there (nil = absent) instead
-// of its current one. more reports whether records follow the page.
-func readPage(keys *bolt.Bucket, prefix, from string, undo map[string]*KV, limit int) (kvs []KV, more bool, err error) {
-	pending := slices.Sorted(maps.Keys(undo))
-	c := keys.Cursor()
-	k, v := c.Seek([]byte(from))
+// pageIter walks the records with a prefix from key from on in the keys
+// bucket as of the revision undo was made for: a key in undo has the state
+// it holds there (nil = absent) instead of its current one.
+type pageIter struct {
+	keys   *bolt.Bucket
+	prefix string
+	from   string
+	undo   map[string]*KV
+}
+
+// each calls fn for every record in key order until fn returns false:
+// with the key and the stored record for a current one, with kv for one
+// rebuilt from the log.
+func (it pageIter) each(fn func(key, record []byte, kv *KV) bool) error {
+	pending := slices.Sorted(maps.Keys(it.undo))
+	c := it.keys.Cursor()
+	k, v := c.Seek([]byte(it.from))
 	for {
-		inPrefix := k != nil && bytes.HasPrefix(k, []byte(prefix))
+		inPrefix := k != nil && bytes.HasPrefix(k, []byte(it.prefix))
 		if !inPrefix && len(pending) == 0 {
-			return kvs, false, nil
+			return nil
 		}
-		var kv *KV
 		if len(pending) > 0 && (!inPrefix || pending[0] <= string(k)) {
-			kv = undo[pending[0]]
+			kv := it.undo[pending[0]]
 			if inPrefix && pending[0] == string(k) {
 				k, v = c.Next()
 			}
 			pending = pending[1:]
-		} else {
-			createRev, modRev, value, err := decodeKeyRecord(v)
-			if err != nil {
-				return nil, false, fmt.Errorf("key %q: %w", k, err)
+			if kv != nil && !fn(nil, nil, kv) {
+				return nil
 			}
-			kv = &KV{Key: string(k), Value: clone(value), CreateRevision: createRev, ModRevision: modRev}
-			k, v = c.Next()
-		}
-		if kv == nil {
 			continue
 		}
+		key, record := k, v
+		k, v = c.Next()
+		if !fn(key, record, nil) {
+			return nil
+		}
+	}
+}
+
+// readPage copies at most limit records (0 = all) out of it. more reports
+// whether records follow the page.
+func readPage(it pageIter, limit int) (kvs []KV, more bool, err error) {
+	err = it.each(func(key, record []byte, kv *KV) bool {
 		if limit > 0 && len(kvs) == limit {
-			return kvs, true, nil
+			more = true
+			return false
+		}
+		if kv == nil {
+			createRev, modRev, value, derr := decodeKeyRecord(record)
+			if derr != nil {
+				err = fmt.Errorf("key %q: %w", key, derr)
+				return false
+			}
+			kv = &KV{Key: string(key), Value: clone(value), CreateRevision: createRev, ModRevision: modRev}
 		}
 		kvs = append(kvs, *kv)
+		return true
+	})
+	if err != nil {
+		return nil, false, err
 	}
+	return kvs, more, nil
 }
 
 // CurrentRevision returns the revision of the last committed write.

@@ -341,6 +341,25 @@ func (s *Etcd) ListPage(ctx context.Context, prefix, start string, rev int64, li
 	}
 }
 
+// Count returns how many keys with the given prefix there are from start
+// on, as of revision rev (0 = current); see Store.Count. It is one
+// count-only range request.
+func (s *Etcd) Count(ctx context.Context, prefix, start string, rev int64) (int64, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	if rev < 0 {
+		return 0, fmt.Errorf("revision %d: %w", rev, errNegativeRevision)
+	}
+	end := clientv3.GetPrefixRangeEnd(s.prefix + prefix)
+	resp, err := s.cli.Get(ctx, s.prefix+max(prefix, start), clientv3.WithRange(end), clientv3.WithRev(rev), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, s.wrap(ctx, fmt.Sprintf("count %q at revision %d", prefix, rev), err)
+	}
+	s.seen(resp.Header.Revision)
+	return resp.Count, nil
+}
+
 // CurrentRevision returns the revision of the last write committed to the
 // etcd cluster, by anyone; it costs one linearizable read.
 func (s *Etcd) CurrentRevision(ctx context.Context) (int64, error) {

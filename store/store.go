@@ -120,6 +120,11 @@ type Store interface {
 	// consistent list. Errors as for List.
 	ListPage(ctx context.Context, prefix, start string, rev int64, limit int) ([]KV, int64, bool, error)
 
+	// Count returns how many keys with the given prefix there are from
+	// start on, as of revision rev (0 = current), without reading their
+	// values. Errors as for List.
+	Count(ctx context.Context, prefix, start string, rev int64) (int64, error)
+
 	// Watch delivers, in revision order, every change to keys with the
 	// given prefix made after revision rev (0 = from the current revision
 	// on), none missed or repeated, plus periodic EventProgress. The channel

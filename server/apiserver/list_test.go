@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
 
@@ -440,5 +442,77 @@ func TestServiceNodePortsDistinct(t *testing.T) {
 		if err := svcs.Delete(ctx, "s", metav1.DeleteOptions{}); err != nil {
 			t.Fatalf("round %d: Delete: %v", round, err)
 		}
+	}
+}
+
+// TestListRemainingItemCount: a page that has a next one says how many
+// objects follow it (not when selectors filter, as upstream), in JSON and
+// in protobuf; a continue token whose revision was compacted gets 410
+// with a token that goes on from the same key at the current revision.
+func TestListRemainingItemCount(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	pb, _ := protobufClient(t, ts)
+	for i := 0; i < 5; i++ {
+		if _, err := ts.client.CoreV1().Pods("default").Create(ctx, testPod(fmt.Sprintf("p%d", i), nil), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+	}
+	for name, cs := range map[string]kubernetes.Interface{"json": ts.client, "protobuf": pb} {
+		pods := cs.CoreV1().Pods("default")
+		var remaining []string
+		cont := ""
+		for {
+			page, err := pods.List(ctx, metav1.ListOptions{Limit: 2, Continue: cont})
+			if err != nil {
+				t.Fatalf("%s: List: %v", name, err)
+			}
+			if n := page.RemainingItemCount; n != nil {
+				remaining = append(remaining, fmt.Sprint(*n))
+			} else {
+				remaining = append(remaining, "nil")
+			}
+			if cont = page.Continue; cont == "" {
+				break
+			}
+		}
+		if got := fmt.Sprint(remaining); got != "[3 1 nil]" {
+			t.Errorf("%s: remainingItemCount of the pages = %s, want [3 1 nil]", name, got)
+		}
+		filtered, err := pods.List(ctx, metav1.ListOptions{Limit: 2, LabelSelector: "app!=none"})
+		if err != nil {
+			t.Fatalf("%s: List(selector): %v", name, err)
+		}
+		if filtered.Continue == "" || filtered.RemainingItemCount != nil {
+			t.Errorf("%s: filtered page: continue %q, remainingItemCount %v; want a token and no count", name, filtered.Continue, filtered.RemainingItemCount)
+		}
+	}
+
+	pods := ts.client.CoreV1().Pods("default")
+	first, err := pods.List(ctx, metav1.ListOptions{Limit: 2})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if _, err := pods.Create(ctx, testPod("p9", nil), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	rev, _ := ts.store.CurrentRevision(ctx)
+	if err := ts.store.Compact(ctx, rev); err != nil {
+		t.Fatalf("Compact: %v", err)
+	}
+	_, err = pods.List(ctx, metav1.ListOptions{Limit: 2, Continue: first.Continue})
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) || st.Status().Code != http.StatusGone || st.Status().ListMeta.Continue == "" {
+		t.Fatalf("List with a compacted continue token = %v, want 410 with a continue token", err)
+	}
+	rest, err := pods.List(ctx, metav1.ListOptions{Limit: 2, Continue: st.Status().ListMeta.Continue})
+	if err != nil {
+		t.Fatalf("List with the inconsistent continue token: %v", err)
+	}
+	if got := fmt.Sprint(names(rest.Items)); got != "[p2 p3]" || rest.ResourceVersion == first.ResourceVersion {
+		t.Errorf("inconsistent page = %s at %s, want [p2 p3] at a revision after %s", got, rest.ResourceVersion, first.ResourceVersion)
+	}
+	if rest.RemainingItemCount == nil || *rest.RemainingItemCount != 2 {
+		t.Errorf("inconsistent page remainingItemCount = %v, want 2 (p4, p9)", rest.RemainingItemCount)
 	}
 }

@@ -156,11 +156,12 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, res *registry
 		t := s.table(r, res, items, version)
 		t.ResourceVersion = lm.GetResourceVersion()
 		t.Continue = lm.GetContinue()
+		t.RemainingItemCount = lm.GetRemainingItemCount()
 		writeJSON(w, http.StatusOK, t)
 	case outputPartialMetadata:
 		pl := &metav1.PartialObjectMetadataList{
 			TypeMeta: metav1.TypeMeta{Kind: "PartialObjectMetadataList", APIVersion: "meta.k8s.io/" + version},
-			ListMeta: metav1.ListMeta{ResourceVersion: lm.GetResourceVersion(), Continue: lm.GetContinue()},
+			ListMeta: metav1.ListMeta{ResourceVersion: lm.GetResourceVersion(), Continue: lm.GetContinue(), RemainingItemCount: lm.GetRemainingItemCount()},
 		}
 		for _, it := range items {
 			pl.Items = append(pl.Items, *partialMetadata(it, version))

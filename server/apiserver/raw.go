@@ -2,8 +2,8 @@ package apiserver
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
-	"strconv"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -28,10 +28,10 @@ func writeRaw(w http.ResponseWriter, r *http.Request, code int, stored []byte, r
 // writeRawList writes a list of stored objects, of res, in the
 // representation r asks for, if that can be made from the stored bytes;
 // false if it cannot (the representation, or an object not stored in it).
-func writeRawList(w http.ResponseWriter, r *http.Request, res *registry.Resource, kvs []store.KV, listRev int64, cont string) bool {
+func writeRawList(w http.ResponseWriter, r *http.Request, res *registry.Resource, kvs []store.KV, lm metav1.ListMeta) bool {
 	return writeFromStored(w, r, http.StatusOK,
-		func() []byte { return jsonList(res, kvs, listRev, cont) },
-		func() []byte { return protobufList(res, kvs, listRev, cont) })
+		func() []byte { return jsonList(res, kvs, lm) },
+		func() []byte { return protobufList(res, kvs, lm) })
 }
 
 // writeFromStored writes what asJSON or asProtobuf makes, whichever r asks
@@ -60,15 +60,15 @@ func writeFromStored(w http.ResponseWriter, r *http.Request, code int, asJSON, a
 
 // jsonList is the KIND List JSON of stored JSON objects, or nil if one is
 // not stored as JSON.
-func jsonList(res *registry.Resource, kvs []store.KV, listRev int64, cont string) []byte {
-	var buf bytes.Buffer
-	buf.WriteString(`{"kind":"` + res.Kind + `List","apiVersion":"` + res.GroupVersion().String() + `","metadata":{"resourceVersion":"`)
-	buf.WriteString(strconv.FormatInt(listRev, 10))
-	buf.WriteByte('"')
-	if cont != "" {
-		buf.WriteString(`,"continue":"` + cont + `"`)
+func jsonList(res *registry.Resource, kvs []store.KV, lm metav1.ListMeta) []byte {
+	meta, err := json.Marshal(lm)
+	if err != nil {
+		return nil
 	}
-	buf.WriteString(`},"items":[`)
+	var buf bytes.Buffer
+	buf.WriteString(`{"kind":"` + res.Kind + `List","apiVersion":"` + res.GroupVersion().String() + `","metadata":`)
+	buf.Write(meta)
+	buf.WriteString(`,"items":[`)
 	for i, kv := range kvs {
 		item := registry.JSONWithResourceVersion(kv.Value, kv.ModRevision)
 		if item == nil {
@@ -85,8 +85,8 @@ func jsonList(res *registry.Resource, kvs []store.KV, listRev int64, cont string
 
 // protobufList is the KIND List, in the protobuf envelope, of stored
 // protobuf objects, or nil if one is not stored in protobuf.
-func protobufList(res *registry.Resource, kvs []store.KV, listRev int64, cont string) []byte {
-	lm, err := (&metav1.ListMeta{ResourceVersion: strconv.FormatInt(listRev, 10), Continue: cont}).Marshal()
+func protobufList(res *registry.Resource, kvs []store.KV, listMeta metav1.ListMeta) []byte {
+	lm, err := listMeta.Marshal()
 	if err != nil {
 		return nil
 	}

@@ -175,18 +175,25 @@ func (s *Server) serveList(w *statusRecorder, r *http.Request, info requestInfo)
 	if err != nil {
 		switch {
 		case lq.cont != "" && errors.Is(err, store.ErrCompacted):
-			return apierrors.NewResourceExpired("the provided continue parameter is too old to display a consistent list result; start a new list without it")
+			return expiredContinue(start)
 		case lq.cont != "" && errors.Is(err, store.ErrFutureRevision):
 			return badRequest("invalid continue token: its revision has not been written")
 		}
 		return err
 	}
-	token := ""
+	lm := metav1.ListMeta{ResourceVersion: formatRV(page.rev)}
 	if page.next != "" {
-		tok, _ := json.Marshal(continueToken{Rev: page.rev, Start: page.next})
-		token = base64.RawURLEncoding.EncodeToString(tok)
+		lm.Continue = encodeContinue(page.rev, page.next)
+		// As upstream: counted only where counting costs no decoding.
+		if opts.labels.Empty() && opts.fields.Empty() {
+			n, err := s.store.Count(r.Context(), storagePrefix(res, info.Namespace), page.next, page.rev)
+			if err != nil {
+				return err
+			}
+			lm.RemainingItemCount = &n
+		}
 	}
-	if res.View == nil && writeRawList(w, r, res, page.raw, page.rev, token) {
+	if res.View == nil && writeRawList(w, r, res, page.raw, lm) {
 		return nil
 	}
 	items := page.items
@@ -201,11 +208,29 @@ func (s *Server) serveList(w *statusRecorder, r *http.Request, info requestInfo)
 	if err := meta.SetList(list, items); err != nil {
 		return err
 	}
-	lm, _ := meta.ListAccessor(list)
-	lm.SetResourceVersion(formatRV(page.rev))
-	lm.SetContinue(token)
+	la, _ := meta.ListAccessor(list)
+	la.SetResourceVersion(lm.ResourceVersion)
+	la.SetContinue(lm.Continue)
+	la.SetRemainingItemCount(lm.RemainingItemCount)
 	setListKind(list, res)
 	return s.writeList(w, r, res, list, items)
+}
+
+// encodeContinue is the continue token of a page that goes on at key next
+// at revision rev (-1 = at the current revision, when it is read).
+func encodeContinue(rev int64, next string) string {
+	tok, _ := json.Marshal(continueToken{Rev: rev, Start: next})
+	return base64.RawURLEncoding.EncodeToString(tok)
+}
+
+// expiredContinue is the 410 answer to a continue token whose revision was
+// compacted: as upstream, the Status carries a token that continues from
+// the same key at the current revision, for a client that accepts an
+// inconsistent list.
+func expiredContinue(start string) error {
+	st := apierrors.NewResourceExpired("the provided continue parameter is too old to display a consistent list result; start a new list without it, or continue with the token in this response for an inconsistent list (objects created, modified or deleted since the first page may show up)")
+	st.ErrStatus.ListMeta.Continue = encodeContinue(-1, start)
+	return st
 }
 
 // listPage is one page of a list.
@@ -273,10 +298,10 @@ func listRevision(lq listQuery) (int64, string, error) {
 		if err == nil {
 			err = json.Unmarshal(data, &tok)
 		}
-		if err != nil || tok.Rev <= 0 {
+		if err != nil || tok.Rev == 0 || tok.Rev < -1 {
 			return 0, "", badRequest("invalid continue token")
 		}
-		return tok.Rev, tok.Start, nil
+		return max(tok.Rev, 0), tok.Start, nil
 	}
 	if lq.rv == "" || lq.rv == "0" {
 		return 0, "", nil

@@ -141,7 +141,7 @@ func TestListFromStoredBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if protobufList(podsResource, kvs, rev, "") == nil {
+	if protobufList(podsResource, kvs, metav1.ListMeta{ResourceVersion: formatRV(rev)}) == nil {
 		t.Fatal("protobufList of the stored pods = nil")
 	}
 	for _, opts := range []metav1.ListOptions{{}, {Limit: 2}, {LabelSelector: "app in (a,c)"}} {

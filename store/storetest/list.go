@@ -199,6 +199,9 @@ func testListPage(t *testing.T, s store.Store) {
 		if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("ListPage(%q, %q, 0, 0) (-want +got):\n%s", "/p/", tc.start, diff)
 		}
+		if n, err := s.Count(ctx, "/p/", tc.start, 0); err != nil || n != int64(len(tc.want)) {
+			t.Errorf("Count(%q, %q, 0) = %d, %v; want %d", "/p/", tc.start, n, err, len(tc.want))
+		}
 	}
 	if _, _, more, _ := s.ListPage(ctx, "/p/", keys[5], 0, 2); more {
 		t.Errorf("ListPage(%q, %q, 0, 2) of the last 2 keys says more follow", "/p/", keys[5])
@@ -230,6 +233,9 @@ func testListPagePastRevisions(t *testing.T, s store.Store) {
 			if diff := cmp.Diff(h.snaps[rev][i:], got, cmpopts.EquateEmpty()); diff != "" {
 				t.Fatalf("ListPage(%q, %q, %d, 0) (-want +got):\n%s", "/h/", kv.Key, rev, diff)
 			}
+			if n, err := s.Count(t.Context(), "/h/", kv.Key, rev); err != nil || n != int64(len(h.snaps[rev])-i) {
+				t.Fatalf("Count(%q, %q, %d) = %d, %v; want %d", "/h/", kv.Key, rev, n, err, len(h.snaps[rev])-i)
+			}
 		}
 	}
 	cur := currentRevision(t, s)
@@ -238,6 +244,9 @@ func testListPagePastRevisions(t *testing.T, s store.Store) {
 	}
 	if _, _, _, err := s.ListPage(t.Context(), "/h/", "", h.revs[1], 1); !errors.Is(err, store.ErrCompacted) {
 		t.Errorf("ListPage(%q, %d) after Compact(%d) = %v, want %v", "/h/", h.revs[1], cur, err, store.ErrCompacted)
+	}
+	if _, err := s.Count(t.Context(), "/h/", "", h.revs[1]); !errors.Is(err, store.ErrCompacted) {
+		t.Errorf("Count(%q, %d) after Compact(%d) = %v, want %v", "/h/", h.revs[1], cur, err, store.ErrCompacted)
 	}
 }
 
