@@ -101,11 +101,14 @@ func (s *Server) allOpenAPIDocs() map[string]*openAPIDocument {
 	for gv, byName := range set.byGV {
 		resources := slices.Collect(maps.Values(byName))
 		schemas := map[string]*spec.Schema{}
+		metaSchemas, err := objectMetaSchemas()
+		if err != nil {
+			docs[openAPIKey(gv)] = &openAPIDocument{data: func() ([]byte, error) { return nil, err }}
+			continue
+		}
+		maps.Copy(schemas, metaSchemas)
 		for _, res := range resources {
-			if res.Custom.Schema == nil {
-				continue
-			}
-			sch := res.Custom.Schema.ToKubeOpenAPI()
+			sch := customSchemaV3(res.Custom.Schema)
 			sch.AddExtension("x-kubernetes-group-version-kind", []any{
 				map[string]any{"group": gv.Group, "version": gv.Version, "kind": res.Kind},
 			})

@@ -4,6 +4,8 @@ import (
 	"maps"
 	"sync"
 
+	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
+	openapiv2 "k8s.io/apiextensions-apiserver/pkg/controller/openapi/v2"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 )
 
@@ -37,11 +39,7 @@ func (s *Server) openAPIV2() (*openAPIV2, error) {
 	sw.SwaggerProps.Definitions = maps.Clone(base.Definitions)
 	for gv, byName := range set.byGV {
 		for _, res := range byName {
-			if res.Custom.Schema == nil {
-				continue
-			}
-			sch := res.Custom.Schema.ToKubeOpenAPI()
-			withKindProperties(sch)
+			sch := customSchemaV2(res.Custom.Schema)
 			sch.AddExtension("x-kubernetes-group-version-kind", []any{
 				map[string]any{"group": gv.Group, "version": gv.Version, "kind": res.Kind},
 			})
@@ -56,9 +54,39 @@ func (s *Server) openAPIV2() (*openAPIV2, error) {
 	return doc, nil
 }
 
+// customSchemaV2 is a custom kind's schema as OpenAPI v2 publishes it
+// (kubectl's client-side validation reads it): without what v2 cannot say
+// (junctors, nullable), and only "an object" where unknown fields are kept
+// at the root, since kubectl would refuse every field a v2 schema does not
+// list.
+func customSchemaV2(st *structuralschema.Structural) *spec.Schema {
+	if st == nil || st.XPreserveUnknownFields {
+		return &spec.Schema{SchemaProps: spec.SchemaProps{Type: spec.StringOrArray{"object"}}}
+	}
+	sch := openapiv2.ToStructuralOpenAPIV2(st).ToKubeOpenAPI()
+	withKindProperties(sch, "#/definitions/")
+	return sch
+}
+
+// customSchemaV3 is a custom kind's schema as OpenAPI v3 publishes it
+// (kubectl explain reads it).
+func customSchemaV3(st *structuralschema.Structural) *spec.Schema {
+	if st == nil {
+		return &spec.Schema{SchemaProps: spec.SchemaProps{Type: spec.StringOrArray{"object"}}}
+	}
+	sch := st.ToKubeOpenAPI()
+	withKindProperties(sch, "#/components/schemas/")
+	return sch
+}
+
+// objectMetaModel is the OpenAPI model name of ObjectMeta, which custom
+// kinds' metadata refers to.
+const objectMetaModel = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
 // withKindProperties adds what every object has to a custom kind's
-// schema, as upstream publishes it: apiVersion, kind and metadata.
-func withKindProperties(sch *spec.Schema) {
+// schema, as upstream publishes it: apiVersion, kind and metadata, a
+// reference to ObjectMeta under refPrefix.
+func withKindProperties(sch *spec.Schema, refPrefix string) {
 	if sch.Properties == nil {
 		sch.Properties = map[string]spec.Schema{}
 	}
@@ -73,6 +101,6 @@ func withKindProperties(sch *spec.Schema) {
 	}
 	sch.Properties["metadata"] = spec.Schema{SchemaProps: spec.SchemaProps{
 		Description: "The object's metadata.",
-		AllOf:       []spec.Schema{{SchemaProps: spec.SchemaProps{Ref: spec.MustCreateRef("#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")}}},
+		AllOf:       []spec.Schema{{SchemaProps: spec.SchemaProps{Ref: spec.MustCreateRef(refPrefix + objectMetaModel)}}},
 	}}
 }

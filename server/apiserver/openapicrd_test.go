@@ -1,9 +1,11 @@
 package apiserver
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
@@ -11,8 +13,12 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/cel/environment"
+	"k8s.io/client-go/openapi"
 	"k8s.io/kube-openapi/pkg/validation/spec"
+	explainv2 "k8s.io/kubectl/pkg/explain/v2"
+	"k8s.io/utils/ptr"
 )
 
 // TestOpenAPIV2CustomResources checks that /openapi/v2 publishes each
@@ -55,6 +61,13 @@ func TestOpenAPIV2CustomResources(t *testing.T) {
 	}
 	port.Type = nil
 	want.Properties["spec"].Properties["port"] = port
+	// An object that keeps unknown fields is published untyped in v2, as
+	// upstream does: kubectl would otherwise refuse its fields.
+	for _, f := range []string{"extra", "template"} {
+		p := want.Properties["spec"].Properties[f]
+		p.Type = nil
+		want.Properties["spec"].Properties[f] = p
+	}
 	if !apiequality.Semantic.DeepEqual(want, def) {
 		a, _ := json.Marshal(def)
 		b, _ := json.Marshal(want)
@@ -116,4 +129,53 @@ func convertForV2(t *testing.T, in *apiextensionsv1.JSONSchemaProps) spec.Schema
 		t.Fatal(err)
 	}
 	return round
+}
+
+// TestOpenAPICustomResourceKindProperties: kubectl explain of a custom
+// kind shows apiVersion, kind and metadata beside its own fields (OpenAPI
+// v3, ObjectMeta included in the group's document), and a CRD that keeps
+// unknown fields at its root is published in OpenAPI v2 as only "an
+// object", so kubectl's client-side validation lets any field through.
+func TestOpenAPICustomResourceKindProperties(t *testing.T) {
+	ts := newTestServer(t)
+	ts.establish(t, widgetCRD(t))
+	open := widgetCRD(t)
+	open.Name, open.Spec.Names = "blobs.example.com", apiextensionsv1.CustomResourceDefinitionNames{Plural: "blobs", Singular: "blob", Kind: "Blob"}
+	for i := range open.Spec.Versions {
+		open.Spec.Versions[i].Subresources = nil
+		open.Spec.Versions[i].SelectableFields = nil
+		open.Spec.Versions[i].AdditionalPrinterColumns = nil
+		open.Spec.Versions[i].Schema = &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+			Type: "object", XPreserveUnknownFields: ptr.To(true)}}
+	}
+	ts.establish(t, open)
+
+	client := openapi.NewClient(ts.jsonClient(t).Discovery().RESTClient())
+	var out bytes.Buffer
+	gvr := schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"}
+	if err := explainv2.PrintModelDescription(nil, &out, client, gvr, false, 0, "plaintext"); err != nil {
+		t.Fatalf("explain widgets: %v", err)
+	}
+	for _, w := range []string{"KIND:       Widget", "apiVersion\t<string>", "kind\t<string>", "metadata\t<ObjectMeta>", "spec\t<Object>"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("explain widgets lacks %q:\n%s", w, out.String())
+		}
+	}
+	out.Reset()
+	if err := explainv2.PrintModelDescription([]string{"metadata", "labels"}, &out, client, gvr, false, 0, "plaintext"); err != nil {
+		t.Errorf("explain widgets.metadata.labels: %v", err)
+	}
+
+	var sw spec.Swagger
+	ts.getV2(t, &sw)
+	def, ok := sw.Definitions["com.example.v1.Blob"]
+	if !ok {
+		t.Fatalf("/openapi/v2 lacks com.example.v1.Blob")
+	}
+	delete(def.Extensions, "x-kubernetes-group-version-kind")
+	want := spec.Schema{SchemaProps: spec.SchemaProps{Type: spec.StringOrArray{"object"}}}
+	if !apiequality.Semantic.DeepEqual(want, def) {
+		a, _ := json.Marshal(def)
+		t.Errorf("v2 definition of a CRD open at its root = %s, want {\"type\":\"object\"}", a)
+	}
 }

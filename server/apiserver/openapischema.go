@@ -65,6 +65,17 @@ func builtinSchemas(gv schema.GroupVersion) (map[string]*spec.Schema, error) {
 	return builder3.BuildOpenAPIDefinitionsForResources(cfg, builtinModels()[gv]...)
 }
 
+// objectMetaSchemas returns the OpenAPI v3 schemas of ObjectMeta and of
+// what it refers to, which the documents of custom resources carry.
+var objectMetaSchemas = sync.OnceValues(func() (map[string]*spec.Schema, error) {
+	cfg := &common.OpenAPIV3Config{
+		Info:              openAPIInfo(),
+		GetDefinitions:    generatedopenapi.GetOpenAPIDefinitions,
+		GetDefinitionName: definitionNamer().GetDefinitionName,
+	}
+	return builder3.BuildOpenAPIDefinitionsForResources(cfg, objectMetaModel)
+})
+
 func openAPIInfo() *spec.Info {
 	return &spec.Info{InfoProps: spec.InfoProps{Title: "minik", Version: kubeGitVersion}}
 }
