@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -53,43 +54,80 @@ func (gc *GarbageCollector) setOwnerRefs(ctx context.Context, k *gcKind, m metav
 }
 
 // ownerExists reports whether the owner r of an object in namespace ns
-// (of kind dep) exists with r's uid. A cache miss is confirmed with the
-// API, since the cache may not show a new owner yet.
+// (of kind dep) exists with r's uid.
 func (gc *GarbageCollector) ownerExists(ctx context.Context, dep *gcKind, ns string, r metav1.OwnerReference) (bool, error) {
+	o, err := gc.owner(ctx, dep, ns, r)
+	return o != nil, err
+}
+
+// owner returns the owner r of an object in namespace ns (of kind dep),
+// nil if no object with r's uid exists. A cache miss is confirmed with
+// the API, since the cache may not show a new owner yet.
+func (gc *GarbageCollector) owner(ctx context.Context, dep *gcKind, ns string, r metav1.OwnerReference) (metav1.Object, error) {
 	k := gc.kindOf(r)
 	if k == nil || (k.namespaced && !dep.namespaced) {
-		return false, errUnknownOwner
+		return nil, errUnknownOwner
 	}
 	key := cache.NewObjectName(k.namespace(ns), r.Name).String()
 	if obj, ok, _ := k.informer.GetIndexer().GetByKey(key); ok {
 		if m, err := meta.Accessor(obj); err == nil && m.GetUID() == r.UID {
-			return true, nil
+			return m, nil
 		}
 	}
+	var m metav1.Object
 	if k.meta != nil {
 		obj, err := k.metaClient(ns).Get(ctx, r.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return false, nil
+			return nil, nil
 		}
-		return err == nil && obj.UID == r.UID, err
+		if err != nil {
+			return nil, err
+		}
+		m = obj
+	} else {
+		req := gc.rest(k).Get().Resource(k.resource).Name(r.Name)
+		if k.namespaced {
+			// client-go refuses an empty namespace with a name.
+			req = req.Namespace(ns)
+		}
+		obj, err := req.Do(ctx).Get()
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m, err = meta.Accessor(obj); err != nil {
+			return nil, err
+		}
 	}
-	req := gc.rest(k).Get().Resource(k.resource).Name(r.Name)
-	if k.namespaced {
-		// client-go refuses an empty namespace with a name.
-		req = req.Namespace(ns)
+	if m.GetUID() != r.UID {
+		return nil, nil
 	}
-	obj, err := req.Do(ctx).Get()
-	if apierrors.IsNotFound(err) {
-		return false, nil
+	return m, nil
+}
+
+// hasSolidOwner reports whether d has an owner other than the one with
+// uid except that exists and is not itself waiting for its dependents to
+// be deleted: such a dependent outlives a foreground deletion of that
+// owner, which only loses its reference, as upstream.
+func (gc *GarbageCollector) hasSolidOwner(ctx context.Context, d dependent, except types.UID) (bool, error) {
+	for _, r := range d.obj.GetOwnerReferences() {
+		if r.UID == except {
+			continue
+		}
+		o, err := gc.owner(ctx, d.kind, d.obj.GetNamespace(), r)
+		if errors.Is(err, errUnknownOwner) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if o != nil && (o.GetDeletionTimestamp() == nil || !slices.Contains(o.GetFinalizers(), metav1.FinalizerDeleteDependents)) {
+			return true, nil
+		}
 	}
-	if err != nil {
-		return false, err
-	}
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return false, err
-	}
-	return m.GetUID() == r.UID, nil
+	return false, nil
 }
 
 // delete deletes m if it is still the object with m's uid.
@@ -149,6 +187,16 @@ func (gc *GarbageCollector) deleteDependents(ctx context.Context, k *gcKind, key
 	var errs []error
 	blocked := false
 	for _, d := range gc.dependents(owner) {
+		solid, err := gc.hasSolidOwner(ctx, d, owner.GetUID())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if solid {
+			refs := withoutOwner(d.obj.GetOwnerReferences(), owner.GetUID())
+			errs = append(errs, ignoreNotFound(gc.setOwnerRefs(ctx, d.kind, d.obj, refs)))
+			continue
+		}
 		if d.blocking {
 			blocked = true
 		}

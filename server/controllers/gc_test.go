@@ -159,6 +159,32 @@ func TestGCForeground(t *testing.T) {
 	}
 }
 
+// TestGCForegroundKeepsDependentsOfAnotherOwner: a foreground deletion of
+// one owner deletes the dependents it alone owns, and only drops its
+// reference from those another live owner also has; the owner then goes.
+func TestGCForegroundKeepsDependentsOfAnotherOwner(t *testing.T) {
+	e := newEnv(t)
+	startGC(e)
+	owner := e.createOwner("owner", metav1.FinalizerDeleteDependents)
+	other := e.createOwner("other")
+	e.createPod("only", nil, ownedBy(owner))
+	e.createPod("shared", nil, ownedBy(owner, other))
+
+	e.deleteRC("owner")
+	e.waitGone("pod only", func() error { _, err := e.getPod("only"); return err })
+	e.waitGone("owner", func() error { _, err := e.getRC("owner"); return err })
+	p, err := e.getPod("shared")
+	if err != nil {
+		t.Fatalf("pod with another live owner: %v, want it kept", err)
+	}
+	if p.DeletionTimestamp != nil {
+		t.Errorf("pod with another live owner is being deleted")
+	}
+	if diff := cmp.Diff([]string{"other"}, ownerNames(p)); diff != "" {
+		t.Errorf("owners of the kept pod (-want +got):\n%s", diff)
+	}
+}
+
 func TestGCOrphan(t *testing.T) {
 	e := newEnv(t)
 	startGC(e)
