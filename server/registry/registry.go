@@ -59,6 +59,11 @@ var resources = []*Resource{
 	volumeAttributesClassResource,
 	ingressResource,
 	ingressClassResource,
+	deviceClassResource,
+	resourceClaimResource,
+	resourceClaimTemplateResource,
+	resourceSliceResource,
+	deviceTaintRuleResource,
 }
 
 var (
