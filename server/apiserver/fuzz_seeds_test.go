@@ -120,6 +120,7 @@ var fuzzSamples = map[string]string{
 	"Ingress": `{"spec":{"ingressClassName":"fuzz","rules":[{"host":"fuzz.example.com","http":{"paths":[{"path":"/","pathType":"Prefix",` +
 		`"backend":{"service":{"name":"fuzz","port":{"number":80}}}}]}}],"tls":[{"hosts":["fuzz.example.com"],"secretName":"fuzz-tls"}]}}`,
 	"IngressClass": `{"spec":{"controller":"example.com/fuzz","parameters":{"kind":"Params","name":"fuzz","scope":"Cluster"}}}`,
+	"ServiceCIDR":  `{"spec":{"cidrs":["10.96.0.0/24","fd00:10:96::/112"]}}`,
 	"DeviceClass": `{"spec":{"selectors":[{"cel":{"expression":"device.driver == 'fuzz.example.com'"}}],` +
 		`"config":[{"opaque":{"driver":"fuzz.example.com","parameters":{"mode":"fuzz"}}}]}}`,
 	"ResourceClaim": `{"spec":{"devices":{"requests":[{"name":"gpu","exactly":{"deviceClassName":"fuzz","count":2}}],` +

@@ -59,6 +59,8 @@ var resources = []*Resource{
 	volumeAttributesClassResource,
 	ingressResource,
 	ingressClassResource,
+	serviceCIDRResource,
+	ipAddressResource,
 	deviceClassResource,
 	resourceClaimResource,
 	resourceClaimTemplateResource,
