@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -35,7 +36,8 @@ func freePort(t *testing.T) int {
 // TestRunMakesNamespacesUsable starts the control plane and checks what
 // its controllers give every namespace: the default ServiceAccount, the
 // cluster CA as kube-root-ca.crt, and in default the kubernetes Service
-// whose Endpoints are this server's advertised address.
+// whose Endpoints are this server's advertised address; and the
+// ServiceCIDR kubernetes, Ready with the server's service range.
 func TestRunMakesNamespacesUsable(t *testing.T) {
 	dir, port := t.TempDir(), freePort(t)
 	ctx := runServer(t, Config{
@@ -73,6 +75,16 @@ func TestRunMakesNamespacesUsable(t *testing.T) {
 		}}
 		if fmt.Sprint(ep.Subsets) != fmt.Sprint(want) {
 			return fmt.Errorf("endpoints %v, want %v", ep.Subsets, want)
+		}
+		return nil
+	})
+	eventually(ctx, t, "default ServiceCIDR", func() error {
+		sc, err := cs.NetworkingV1().ServiceCIDRs().Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if fmt.Sprint(sc.Spec.CIDRs) != "[10.43.0.0/16]" || !meta.IsStatusConditionTrue(sc.Status.Conditions, "Ready") {
+			return fmt.Errorf("cidrs %v, conditions %v; want [10.43.0.0/16], Ready", sc.Spec.CIDRs, sc.Status.Conditions)
 		}
 		return nil
 	})

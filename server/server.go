@@ -298,6 +298,9 @@ func (s *instance) serve(ctx context.Context) error {
 		GroupHeaders:        []string{auth.RemoteGroupHeader},
 		ExtraHeaderPrefixes: []string{auth.RemoteExtraHeaderPrefix},
 	}}
+	if p, err := netip.ParsePrefix(cfg.ServiceCIDR); err == nil {
+		ctrl.ServiceCIDR = p.Masked().String()
+	}
 	if ip := serviceIP(cfg.ServiceCIDR, 1); ip != "" {
 		ctrl.APIService = controllers.APIServiceOptions{ClusterIP: ip, Port: int32(s.ln.Addr().(*net.TCPAddr).Port), Servers: s.servers}
 	}

@@ -120,6 +120,16 @@ var fuzzSamples = map[string]string{
 	"Ingress": `{"spec":{"ingressClassName":"fuzz","rules":[{"host":"fuzz.example.com","http":{"paths":[{"path":"/","pathType":"Prefix",` +
 		`"backend":{"service":{"name":"fuzz","port":{"number":80}}}}]}}],"tls":[{"hosts":["fuzz.example.com"],"secretName":"fuzz-tls"}]}}`,
 	"IngressClass": `{"spec":{"controller":"example.com/fuzz","parameters":{"kind":"Params","name":"fuzz","scope":"Cluster"}}}`,
+	"ServiceCIDR":  `{"spec":{"cidrs":["10.96.0.0/24","fd00:10:96::/112"]}}`,
+	"DeviceClass": `{"spec":{"selectors":[{"cel":{"expression":"device.driver == 'fuzz.example.com'"}}],` +
+		`"config":[{"opaque":{"driver":"fuzz.example.com","parameters":{"mode":"fuzz"}}}]}}`,
+	"ResourceClaim": `{"spec":{"devices":{"requests":[{"name":"gpu","exactly":{"deviceClassName":"fuzz","count":2}}],` +
+		`"config":[{"requests":["gpu"],"opaque":{"driver":"fuzz.example.com","parameters":{"mode":"fuzz"}}}]}}}`,
+	"ResourceClaimTemplate": `{"spec":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"devices":{"requests":[{"name":"gpu",` +
+		`"firstAvailable":[{"name":"big","deviceClassName":"fuzz"},{"name":"small","deviceClassName":"fuzz","allocationMode":"All"}]}]}}}}`,
+	"ResourceSlice": `{"spec":{"driver":"fuzz.example.com","pool":{"name":"fuzz","generation":1,"resourceSliceCount":1},` +
+		`"nodeName":"fuzz","devices":[{"name":"gpu-0","attributes":{"model":{"string":"fuzz"}},"capacity":{"memory":{"value":"1Gi"}}}]}}`,
+	"DeviceTaintRule": `{"spec":{"deviceSelector":{"driver":"fuzz.example.com","pool":"fuzz"},"taint":{"key":"example.com/fuzz","effect":"NoSchedule"}}}`,
 }
 
 // fuzzHookRest completes the sample webhook of both configurations.

@@ -57,6 +57,9 @@ type Config struct {
 	// kube-system/extension-apiserver-authentication; nil publishes
 	// nothing.
 	ExtensionAuth *ExtensionAuthentication
+	// ServiceCIDR is the range Service cluster IPs come from, published
+	// as the ServiceCIDR "kubernetes"; "" publishes none.
+	ServiceCIDR string
 }
 
 // RunAll runs the replication manager, the ReplicaSet manager, the
@@ -65,7 +68,7 @@ type Config struct {
 // the disruption controller, ClusterRole aggregation, the event TTL, pod
 // garbage collection, the service account
 // controller, the root CA publisher, the extension authentication
-// publisher, the kubernetes Service and their
+// publisher, the kubernetes Service, the default ServiceCIDR and their
 // event recorder until ctx ends, and returns after all have stopped. It
 // returns the first error that stopped a controller early.
 func RunAll(ctx context.Context, cfg Config) error {

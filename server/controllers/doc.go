@@ -15,7 +15,8 @@
 // threshold), pod disruption budgets, the rules of
 // aggregated ClusterRoles (admin, edit, view), what every
 // namespace holds (the default ServiceAccount, the kube-root-ca.crt
-// ConfigMap), the kubernetes Service in default, and the event recorder
+// ConfigMap), the kubernetes Service in default, the ServiceCIDR
+// kubernetes that publishes the service range, and the event recorder
 // they share with the scheduler and the node service.
 //
 // # Contract

@@ -12,7 +12,7 @@ import (
 
 // buildNamespaceControllers makes the controllers that make a namespace
 // usable: its default ServiceAccount, its root CA ConfigMap and, in
-// default, the kubernetes Service. They watch only the objects they keep,
+// default, the kubernetes Service; and the default ServiceCIDR. They watch only the objects they keep,
 // through informer factories narrowed to one name, returned for the
 // caller to start and shut down: a cluster's ConfigMaps and
 // ServiceAccounts are not cached for their sake.
@@ -47,6 +47,14 @@ func buildNamespaceControllers(client kubernetes.Interface, factory informers.Sh
 			return nil, nil, err
 		}
 		runs = append(runs, api.Run)
+	}
+	if cfg.ServiceCIDR != "" {
+		cidrs := namedFactory(client, cfg, DefaultServiceCIDRName)
+		sc, err := NewDefaultServiceCIDRController(client, cidrs.Networking().V1().ServiceCIDRs(), cfg.ServiceCIDR, lg)
+		if err != nil {
+			return nil, nil, err
+		}
+		runs, named = append(runs, sc.Run), append(named, cidrs)
 	}
 	return runs, named, nil
 }

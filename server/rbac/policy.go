@@ -117,6 +117,7 @@ func editRules() []rbacv1.PolicyRule {
 		rule(writeVerbs, "discovery.k8s.io", "endpointslices"),
 		rule(writeVerbs, "coordination.k8s.io", "leases"),
 		rule(writeVerbs, "events.k8s.io", "events"),
+		rule(writeVerbs, "resource.k8s.io", "resourceclaims", "resourceclaimtemplates"),
 	}
 }
 
@@ -139,6 +140,7 @@ func viewRules() []rbacv1.PolicyRule {
 		rule(readVerbs, "networking.k8s.io", "ingresses", "ingresses/status", "networkpolicies"),
 		rule(readVerbs, "coordination.k8s.io", "leases"),
 		rule(readVerbs, "events.k8s.io", "events"),
+		rule(readVerbs, "resource.k8s.io", "resourceclaims", "resourceclaims/status", "resourceclaimtemplates"),
 	}
 }
 

@@ -59,6 +59,13 @@ var resources = []*Resource{
 	volumeAttributesClassResource,
 	ingressResource,
 	ingressClassResource,
+	serviceCIDRResource,
+	ipAddressResource,
+	deviceClassResource,
+	resourceClaimResource,
+	resourceClaimTemplateResource,
+	resourceSliceResource,
+	deviceTaintRuleResource,
 }
 
 var (

@@ -42,6 +42,9 @@ func TestAll(t *testing.T) {
 		"csistoragecapacities CSIStorageCapacity", "volumeattachments VolumeAttachment",
 		"volumeattributesclasses VolumeAttributesClass",
 		"ingresses Ingress", "ingressclasses IngressClass",
+		"servicecidrs ServiceCIDR", "ipaddresses IPAddress",
+		"deviceclasses DeviceClass", "resourceclaims ResourceClaim", "resourceclaimtemplates ResourceClaimTemplate",
+		"resourceslices ResourceSlice", "devicetaintrules DeviceTaintRule",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
