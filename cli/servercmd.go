@@ -123,7 +123,7 @@ func serverFlags() []ucli.Flag {
 		&ucli.DurationFlag{Name: "heartbeat-interval", Value: 10 * time.Second, EnvVars: []string{"MINIK_HEARTBEAT_INTERVAL"}, Usage: "how often the embedded agent sends heartbeats"},
 		&ucli.Float64Flag{Name: "node-registration-rate", Value: nodes.DefaultRegistrationRate, EnvVars: []string{"MINIK_NODE_REGISTRATION_RATE"}, Usage: "node registrations a second allowed per join token after the burst (negative: no limit)"},
 		&ucli.IntFlag{Name: "node-registration-burst", Value: nodes.DefaultRegistrationBurst, EnvVars: []string{"MINIK_NODE_REGISTRATION_BURST"}, Usage: "node registrations allowed at once per join token"},
-		&ucli.Int64Flag{Name: "compaction-window", Value: 1000, EnvVars: []string{"MINIK_COMPACTION_WINDOW"}, Usage: "revisions of history kept at least, beside the last 5 minutes (a revision is compacted once it is past both)"},
+		&ucli.Int64Flag{Name: "compaction-window", Value: 100, EnvVars: []string{"MINIK_COMPACTION_WINDOW"}, Usage: "revisions of history kept at least, beside the last 5 minutes (a revision is compacted once it is past both)"},
 		&ucli.IntFlag{Name: "watch-window-mib", Value: 64, EnvVars: []string{"MINIK_WATCH_WINDOW_MIB"}, Usage: "MiB of recent changes the embedded store keeps in memory for watches (older ones are read from disk)"},
 		&ucli.IntFlag{Name: "watch-cache-mib", Value: 32, EnvVars: []string{"MINIK_WATCH_CACHE_MIB"}, Usage: "MiB each of the API's three caches of recent changes (decoded, protobuf, JSON) may hold"},
 		&ucli.IntFlag{Name: "watch-buffer-mib", Value: 16, EnvVars: []string{"MINIK_WATCH_BUFFER_MIB"}, Usage: "MiB of events a watch may have waiting for its client before it is cut off (the client watches again)"},
