@@ -37,6 +37,7 @@ const (
 	agnhostRef  = e2eRegistry + "/agnhost:2.66.1"
 	agnhostPrev = e2eRegistry + "/agnhost:2.55"
 	busyboxRef  = e2eRegistry + "/busybox:1.37.0-2"
+	glibcDNSRef = e2eRegistry + "/glibc-dns-testing:2.1.1"
 	nginxRef    = e2eRegistry + "/nginx:1.27.0-2"
 	nginxNewRef = e2eRegistry + "/nginx:1.28.0-2"
 	nonrootRef  = e2eRegistry + "/nonroot:1.5"
@@ -52,9 +53,10 @@ func main() {
 	busybox := flag.String("busybox", "/bin/busybox", "static busybox binary (Debian's busybox-static)")
 	curl := flag.String("curl", "/usr/bin/curl", "curl binary copied, with its shared libraries, into agnhost ('' to leave out)")
 	nc := flag.String("nc", "/bin/nc.openbsd", "OpenBSD netcat (Debian's netcat-openbsd) copied, with its shared libraries, into agnhost as /usr/bin/nc ('' to leave out)")
+	dig := flag.String("dig", "/usr/bin/dig", "dig (Debian's bind9-dnsutils) copied, with its shared libraries, into agnhost and the glibc-dns-testing stand-in ('' to leave out both)")
 	sh := flag.String("sh", "/usr/bin/bash", "shell copied, with its shared libraries, into every busybox-based image as /bin/sh ('' keeps busybox's ash)")
 	flag.Parse()
-	if err := run(*out, *busybox, *curl, *nc, *sh); err != nil {
+	if err := run(*out, *busybox, *curl, *nc, *sh, *dig); err != nil {
 		fmt.Fprintln(os.Stderr, "images:", err)
 		os.Exit(1)
 	}
@@ -77,7 +79,7 @@ type spec struct {
 	labels     map[string]string
 }
 
-func run(out, busyboxPath, curlPath, ncPath, shPath string) error {
+func run(out, busyboxPath, curlPath, ncPath, shPath, digPath string) error {
 	tmp, err := os.MkdirTemp("", "conformance-images")
 	if err != nil {
 		return err
@@ -134,6 +136,19 @@ func run(out, busyboxPath, curlPath, ncPath, shPath string) error {
 			}
 		}
 	}
+	// The DNS specs query with dig from agnhost (upstream's has
+	// bind-tools) and from glibc-dns-testing (Debian with dnsutils).
+	var digFiles []file
+	if digPath != "" {
+		if digFiles, err = binaryWithLibs(digPath, "usr/bin/dig"); err != nil {
+			return err
+		}
+		for _, f := range digFiles {
+			if !slices.ContainsFunc(curlFiles, func(c file) bool { return c.name == f.name }) {
+				curlFiles = append(curlFiles, f)
+			}
+		}
+	}
 	agn, err := agnhostLayer(agnhost, k8sDir)
 	if err != nil {
 		return err
@@ -154,6 +169,8 @@ func run(out, busyboxPath, curlPath, ncPath, shPath string) error {
 		{ref: nginxNewRef, layers: [][]file{base, nginxLayer("1.28.0")},
 			cmd: []string{"nginx", "-g", "daemon off;"}, labels: map[string]string{"minik.conformance/stand-in-for": "nginx 1.28.0 (busybox httpd)"}},
 		{ref: nonrootRef, layers: [][]file{base}, cmd: []string{"sh"}, user: "1234"},
+		{ref: glibcDNSRef, layers: [][]file{base, digFiles}, cmd: []string{"sh"},
+			labels: map[string]string{"minik.conformance/stand-in-for": "glibc-dns-testing 2.1.1 (busybox, bash and dig)"}},
 		{ref: pauseRef, layers: [][]file{{{name: "pause", mode: 0o755, data: pauseBin}}},
 			entrypoint: []string{"/pause"}, user: "65535:65535"},
 	}
