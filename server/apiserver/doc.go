@@ -24,7 +24,8 @@
 // an apply patch (apply.go) merges a manager's configuration and refuses
 // with 409 to take fields another manager set unless forced. Both are
 // apimachinery's managedfields over client-go's schemas of the built-in
-// kinds; custom resources merge without a schema. The OpenAPI documents
+// kinds, each kind's parsed when it is first written (applyschema.go);
+// custom resources merge without a schema. The OpenAPI documents
 // (openapi.go, openapischema.go) carry Kubernetes' generated schemas of
 // the kinds served, built on first read; kubectl explains, validates and
 // computes strategic merge patches from them.

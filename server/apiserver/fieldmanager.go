@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
-	"k8s.io/client-go/applyconfigurations"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
@@ -28,14 +27,6 @@ import (
 // client-go carries for its apply configurations. Custom resources and
 // kinds client-go does not know are merged without a schema (every list
 // atomic), as upstream treats a schemaless custom resource.
-
-// builtinTypes converts the built-in kinds client-go knows to and from
-// structured-merge-diff values. It parses its schemas on first use (a few
-// MB, a few hundred ms), so a server that is never asked for field
-// management does not pay for them.
-var builtinTypes = sync.OnceValue(func() managedfields.TypeConverter {
-	return applyconfigurations.NewTypeConverter(protobufScheme)
-})
 
 // fieldManagerKey names a field manager: one per kind and subresource.
 type fieldManagerKey struct {
@@ -95,10 +86,13 @@ func newFieldManager(res *registry.Resource, key fieldManagerKey) (*managedfield
 }
 
 // builtinTypeConverter returns the converter of a built-in kind: client-go's
-// schemas, or none (every list atomic) for a kind client-go has no
-// schema of (CustomResourceDefinition).
+// schemas (see kindTypeConverter), or none (every list atomic) for a kind
+// client-go has no schema of (CustomResourceDefinition).
 func builtinTypeConverter(res *registry.Resource) managedfields.TypeConverter {
-	tc := builtinTypes()
+	tc, err := kindTypeConverter(res.GroupVersion().WithKind(res.Kind))
+	if err != nil {
+		return managedfields.NewDeducedTypeConverter()
+	}
 	probe := res.New()
 	setTypeMeta(probe, res)
 	if _, err := tc.ObjectToTyped(probe); err != nil {
