@@ -111,11 +111,18 @@ func (c *VolumeController) Run(ctx context.Context, workers int) error {
 	return c.loop.run(ctx, workers)
 }
 
-// claimDeleted requeues the volume bound to a claim that is gone, to
-// release it.
+// claimDeleted requeues the volumes that refer to a claim that is gone,
+// to release them; the claim may have gone before naming its volume.
 func (c *VolumeController) claimDeleted(obj any) {
-	if claim, ok := untombstone(obj).(*corev1.PersistentVolumeClaim); ok && claim.Spec.VolumeName != "" {
-		c.loop.add(volumeKeyPrefix + claim.Spec.VolumeName)
+	claim, ok := untombstone(obj).(*corev1.PersistentVolumeClaim)
+	if !ok {
+		return
+	}
+	pvs, _ := c.volumes.List(labels.Everything())
+	for _, pv := range pvs {
+		if ref := pv.Spec.ClaimRef; ref != nil && ref.Namespace == claim.Namespace && ref.Name == claim.Name {
+			c.loop.add(volumeKeyPrefix + pv.Name)
+		}
 	}
 }
 

@@ -75,6 +75,24 @@ func (e *env) claimGone(name string) {
 	})
 }
 
+// claimBound waits until the claim is Bound and returns it.
+func (e *env) claimBound(name string) *corev1.PersistentVolumeClaim {
+	e.t.Helper()
+	var bound *corev1.PersistentVolumeClaim
+	e.eventually("claim "+name+" bound", func() error {
+		c, err := e.client.CoreV1().PersistentVolumeClaims("default").Get(e.ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if c.Status.Phase != corev1.ClaimBound {
+			return fmt.Errorf("claim is %s", c.Status.Phase)
+		}
+		bound = c
+		return nil
+	})
+	return bound
+}
+
 func (e *env) deleteClaim(name string) {
 	e.t.Helper()
 	if err := e.client.CoreV1().PersistentVolumeClaims("default").Delete(e.ctx, name, metav1.DeleteOptions{}); err != nil {
@@ -139,18 +157,7 @@ func TestVolumeBinding(t *testing.T) {
 
 	// The smallest volume of the claim's class that is big enough.
 	claim := e.createClaim("data", "2Gi", ptr(""))
-	var bound *corev1.PersistentVolumeClaim
-	e.eventually("claim bound", func() error {
-		c, err := e.client.CoreV1().PersistentVolumeClaims("default").Get(e.ctx, "data", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if c.Status.Phase != corev1.ClaimBound {
-			return fmt.Errorf("claim is %s", c.Status.Phase)
-		}
-		bound = c
-		return nil
-	})
+	bound := e.claimBound("data")
 	if q := bound.Status.Capacity[corev1.ResourceStorage]; bound.Spec.VolumeName != "mid" || q.String() != "5Gi" {
 		t.Errorf("claim bound to %q with capacity %s, want mid, 5Gi", bound.Spec.VolumeName, q.String())
 	}
@@ -181,7 +188,9 @@ func TestVolumeBinding(t *testing.T) {
 
 	// A volume whose policy is Delete goes with its claim.
 	e.createClaim("quick", "1Gi", ptr("fast"))
-	e.eventually("fast bound", phaseOf("fast", corev1.VolumeBound))
+	if c := e.claimBound("quick"); c.Spec.VolumeName != "fast" {
+		t.Errorf("claim quick bound to %q, want fast", c.Spec.VolumeName)
+	}
 	e.deleteClaim("quick")
 	e.eventually("fast deleted", func() error {
 		_, err := pvs.Get(e.ctx, "fast", metav1.GetOptions{})
