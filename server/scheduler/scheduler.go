@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/minik-dev/minik/server/record"
@@ -94,20 +94,20 @@ func (o *Options) setDefaults() {
 // Scheduler assigns pending pods to nodes. Create it with New, then call
 // Run.
 type Scheduler struct {
-	client   kubernetes.Interface
-	factory  informers.SharedInformerFactory
-	pods     toolscache.SharedIndexInformer
-	nodes    toolscache.SharedIndexInformer
-	claims   corelisters.PersistentVolumeClaimLister
+	client  kubernetes.Interface
+	factory informers.SharedInformerFactory
+	pods    toolscache.SharedIndexInformer
+	nodes   toolscache.SharedIndexInformer
+	claims  corelisters.PersistentVolumeClaimLister
 	// claimsSynced tells when the claims informer has listed.
 	claimsSynced toolscache.InformerSynced
-	lg       *slog.Logger
-	opts     Options
-	cache    *cache
-	queue    *queue
-	selector *selector
-	events   *record.Recorder // nil when opts.Recorder is set
-	tasks    chan func(context.Context)
+	lg           *slog.Logger
+	opts         Options
+	cache        *cache
+	queue        *queue
+	selector     *selector
+	events       *record.Recorder // nil when opts.Recorder is set
+	tasks        chan func(context.Context)
 }
 
 // New returns a scheduler that reads pods and nodes from factory's
