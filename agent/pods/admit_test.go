@@ -72,10 +72,20 @@ func TestHostPortAdmission(t *testing.T) {
 		}
 	}
 
-	// The holder goes; a new pod for the same port runs.
+	// The holder goes; a new pod for the same port runs. A rejected pod
+	// being deleted is reported gone.
 	third := withHostPort(newPod("third", ""), corev1.ProtocolTCP, "", 21017, 5*time.Second)
-	h.m.SetPods([]*corev1.Pod{second, onIP, udp, other, third})
+	deleted := bump(second)
+	deleted.DeletionTimestamp = ptr(metav1.Now())
+	h.m.SetPods([]*corev1.Pod{deleted, onIP, udp, other, third})
 	h.rep.waitStatus(t, third.UID, wait, "Running", phaseIs(corev1.PodRunning))
+	deadline := time.Now().Add(wait)
+	for h.rep.terminations(second.UID) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("deleted rejected pod never reported terminated")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // TestHostPortAdmittedBefore checks that a pod admitted by an earlier run
