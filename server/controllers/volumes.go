@@ -49,7 +49,8 @@ type VolumeOptions struct {
 //     alike) that has its access modes, volume mode, size and selector,
 //     or to the volume it names; both become Bound (claimRef, volumeName).
 //   - release: a Bound volume whose claim is gone becomes Released, and
-//     is deleted if its reclaim policy is Delete.
+//     is deleted if its reclaim policy is Delete; a Bound claim whose
+//     volume is gone becomes Lost.
 type VolumeController struct {
 	client  kubernetes.Interface
 	claims  corelisters.PersistentVolumeClaimLister
@@ -93,7 +94,7 @@ func NewVolumeController(client kubernetes.Interface, claims coreinformers.Persi
 		handler{volumes.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    enqueue(volumeKeyPrefix),
 			UpdateFunc: func(_, obj any) { enqueue(volumeKeyPrefix)(obj) },
-			DeleteFunc: enqueue(volumeKeyPrefix),
+			DeleteFunc: c.volumeDeleted,
 		}},
 		handler{pods.Informer(), cache.ResourceEventHandlerFuncs{
 			UpdateFunc: func(_, obj any) { c.podChanged(obj) },
@@ -123,6 +124,14 @@ func (c *VolumeController) claimDeleted(obj any) {
 		if ref := pv.Spec.ClaimRef; ref != nil && ref.Namespace == claim.Namespace && ref.Name == claim.Name {
 			c.loop.add(volumeKeyPrefix + pv.Name)
 		}
+	}
+}
+
+// volumeDeleted requeues the claim a volume that is gone was bound to,
+// which is lost.
+func (c *VolumeController) volumeDeleted(obj any) {
+	if pv, ok := untombstone(obj).(*corev1.PersistentVolume); ok && pv.Spec.ClaimRef != nil {
+		c.loop.add(claimKeyPrefix + pv.Spec.ClaimRef.Namespace + "/" + pv.Spec.ClaimRef.Name)
 	}
 }
 
@@ -164,10 +173,32 @@ func (c *VolumeController) syncClaim(ctx context.Context, ns, name string) error
 	if claim.DeletionTimestamp != nil {
 		return c.releaseClaim(ctx, claim)
 	}
-	if claim.Status.Phase == corev1.ClaimBound {
+	switch claim.Status.Phase {
+	case corev1.ClaimBound:
+		return c.checkBound(ctx, claim)
+	case corev1.ClaimLost:
 		return nil
 	}
 	return c.bind(ctx, claim)
+}
+
+// checkBound marks a Bound claim Lost once its volume is gone (read from
+// the API, past the cache), as Kubernetes does: its data is no more.
+func (c *VolumeController) checkBound(ctx context.Context, claim *corev1.PersistentVolumeClaim) error {
+	if _, err := c.volumes.Get(claim.Spec.VolumeName); !apierrors.IsNotFound(err) {
+		return err
+	}
+	_, err := c.client.CoreV1().PersistentVolumes().Get(ctx, claim.Spec.VolumeName, metav1.GetOptions{})
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	out := claim.DeepCopy()
+	out.Status.Phase = corev1.ClaimLost
+	_, err = c.client.CoreV1().PersistentVolumeClaims(claim.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
 }
 
 // releaseClaim removes the pvc-protection finalizer of a deleted claim

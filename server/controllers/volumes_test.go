@@ -186,6 +186,33 @@ func TestVolumeBinding(t *testing.T) {
 		return errors.Join(err, errors.New("volume mid still there"))
 	})
 
+	// A claim whose volume goes regardless (finalizer removed by hand)
+	// is Lost.
+	if c := e.createClaim("orphan", "4Gi", nil); c.Spec.VolumeName != "" {
+		t.Fatalf("new claim names volume %q", c.Spec.VolumeName)
+	}
+	if c := e.claimBound("orphan"); c.Spec.VolumeName != "big" {
+		t.Fatalf("claim orphan bound to %q, want big", c.Spec.VolumeName)
+	}
+	big := volume("big")
+	big.Finalizers = nil
+	if _, err := pvs.Update(e.ctx, big, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pvs.Delete(e.ctx, "big", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("claim lost", func() error {
+		c, err := e.client.CoreV1().PersistentVolumeClaims("default").Get(e.ctx, "orphan", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if c.Status.Phase != corev1.ClaimLost {
+			return fmt.Errorf("claim is %s", c.Status.Phase)
+		}
+		return nil
+	})
+
 	// A volume whose policy is Delete goes with its claim.
 	e.createClaim("quick", "1Gi", ptr("fast"))
 	if c := e.claimBound("quick"); c.Spec.VolumeName != "fast" {
