@@ -135,7 +135,8 @@ func validatePVSpec(s *corev1.PersistentVolumeSpec) field.ErrorList {
 }
 
 // validatePVSource requires exactly one volume source and checks the
-// hostPath and local ones, the sources a node of this cluster mounts.
+// hostPath and local ones, the sources a node of this cluster mounts,
+// and the CSI one, which names a driver and its volume.
 func validatePVSource(s *corev1.PersistentVolumeSpec) field.ErrorList {
 	set := setMembers(&s.PersistentVolumeSource)
 	switch {
@@ -156,6 +157,13 @@ func validatePVSource(s *corev1.PersistentVolumeSpec) field.ErrorList {
 		errs = append(errs, validateVolumePath(l.Path, specPath.Child("local", "path"))...)
 		if s.NodeAffinity == nil || s.NodeAffinity.Required == nil {
 			errs = append(errs, field.Required(specPath.Child("nodeAffinity"), "Local volume requires node affinity"))
+		}
+	}
+	if c := s.CSI; c != nil {
+		p := specPath.Child("csi")
+		errs = append(errs, validateCSIDriverName(c.Driver, p.Child("driver"))...)
+		if c.VolumeHandle == "" {
+			errs = append(errs, field.Required(p.Child("volumeHandle"), ""))
 		}
 	}
 	if a := s.NodeAffinity; a != nil && a.Required != nil && len(a.Required.NodeSelectorTerms) == 0 {

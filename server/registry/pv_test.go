@@ -32,6 +32,12 @@ func localSource(v *corev1.PersistentVolume) {
 	}}
 }
 
+// csiSource is a volume of a CSI driver.
+func csiSource(v *corev1.PersistentVolume) {
+	v.Spec.HostPath = nil
+	v.Spec.CSI = &corev1.CSIPersistentVolumeSource{Driver: "disk.csi.example.com", VolumeHandle: "vol-1"}
+}
+
 func TestPVCreate(t *testing.T) {
 	v := validPV()
 	if v.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimRetain {
@@ -82,6 +88,19 @@ func TestPVValidation(t *testing.T) {
 			localSource(v)
 			v.Spec.NodeAffinity = nil
 		}, []string{errKey(required, "spec.nodeAffinity")}},
+		{"csi", csiSource, nil},
+		{"csi driver required", func(v *corev1.PersistentVolume) {
+			csiSource(v)
+			v.Spec.CSI.Driver = ""
+		}, []string{errKey(required, "spec.csi.driver")}},
+		{"csi driver a DNS subdomain", func(v *corev1.PersistentVolume) {
+			csiSource(v)
+			v.Spec.CSI.Driver = "disk_driver"
+		}, []string{errKey(invalid, "spec.csi.driver")}},
+		{"csi volumeHandle required", func(v *corev1.PersistentVolume) {
+			csiSource(v)
+			v.Spec.CSI.VolumeHandle = ""
+		}, []string{errKey(required, "spec.csi.volumeHandle")}},
 		{"claimRef names a claim", func(v *corev1.PersistentVolume) { v.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default"} },
 			[]string{errKey(required, "spec.claimRef.name")}},
 	})
