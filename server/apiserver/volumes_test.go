@@ -135,6 +135,10 @@ func TestVolumeAndClaimLifecycle(t *testing.T) {
 	if err != nil || held.DeletionTimestamp == nil {
 		t.Fatalf("deleted PVC before its finalizer is removed: %+v %v", held, err)
 	}
+	// Deleting it again, as a cleanup loop does, succeeds.
+	if err := pvcs.Delete(ctx, pvc.Name, metav1.DeleteOptions{}); err != nil {
+		t.Errorf("delete a PVC being deleted: %v", err)
+	}
 	if _, err := pvcs.Patch(ctx, pvc.Name, types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatalf("remove PVC finalizer: %v", err)
 	}
