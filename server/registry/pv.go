@@ -49,9 +49,12 @@ func newPVResource() *Resource {
 		ValidateUpdate:       checkPair(validatePVUpdate),
 		ValidateStatusUpdate: checkPair(validatePVStatusUpdate),
 
-		FieldSet: selectable(func(v *corev1.PersistentVolume) fields.Set { return metaFields(&v.ObjectMeta, nil) }),
-		Columns:  pvColumns,
-		Row:      printable(pvRow),
+		// "name" beside metadata.name, as Kubernetes keeps it.
+		FieldSet: selectable(func(v *corev1.PersistentVolume) fields.Set {
+			return metaFields(&v.ObjectMeta, fields.Set{"name": v.Name})
+		}),
+		Columns: pvColumns,
+		Row:     printable(pvRow),
 	}
 	notScalable(r)
 	return r

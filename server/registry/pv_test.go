@@ -6,6 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 )
 
 func validPV() *corev1.PersistentVolume {
@@ -134,5 +135,16 @@ func TestPVRow(t *testing.T) {
 	want := []interface{}{"pv-1", "10Gi", "RWO", "Retain", "Bound", "default/data-web-0", "", "<unset>", "", "60m", "Filesystem"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("row (-want +got):\n%s", diff)
+	}
+}
+
+func TestVolumeAndClaimFieldSets(t *testing.T) {
+	want := fields.Set{"metadata.name": "pv-1", "metadata.namespace": "", "name": "pv-1"}
+	if diff := cmp.Diff(want, pvResource.FieldSet(validPV())); diff != "" {
+		t.Errorf("PV FieldSet (-want +got):\n%s", diff)
+	}
+	want = fields.Set{"metadata.name": "data-web-0", "metadata.namespace": "default", "name": "data-web-0"}
+	if diff := cmp.Diff(want, pvcResource.FieldSet(validPVC())); diff != "" {
+		t.Errorf("PVC FieldSet (-want +got):\n%s", diff)
 	}
 }

@@ -54,9 +54,12 @@ func newPVCResource() *Resource {
 		ValidateUpdate:       checkPair(validatePVCUpdate),
 		ValidateStatusUpdate: checkPair(validatePVCStatusUpdate),
 
-		FieldSet: selectable(func(c *corev1.PersistentVolumeClaim) fields.Set { return metaFields(&c.ObjectMeta, nil) }),
-		Columns:  pvcColumns,
-		Row:      printable(pvcRow),
+		// "name" beside metadata.name, as Kubernetes keeps it.
+		FieldSet: selectable(func(c *corev1.PersistentVolumeClaim) fields.Set {
+			return metaFields(&c.ObjectMeta, fields.Set{"name": c.Name})
+		}),
+		Columns: pvcColumns,
+		Row:     printable(pvcRow),
 	}
 	notScalable(r)
 	return r
