@@ -135,7 +135,8 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
-	ssc, err := NewStatefulSetController(client, factory.Apps().V1().StatefulSets(), core.Pods(), factory.Apps().V1().ControllerRevisions(), lg, StatefulSetOptions{Recorder: rec})
+	ssc, err := NewStatefulSetController(client, factory.Apps().V1().StatefulSets(), core.Pods(), factory.Apps().V1().ControllerRevisions(),
+		core.PersistentVolumeClaims(), lg, StatefulSetOptions{Recorder: rec})
 	if err != nil {
 		return nil, err
 	}

@@ -59,18 +59,23 @@ func newSetClaim(set *appsv1.StatefulSet, t *corev1.PersistentVolumeClaim, ordin
 }
 
 // createClaims makes the missing claims of the pod at ordinal before the
-// pod is made. A claim being deleted is an error: the pod waits for it
-// to go and be made again.
+// pod is made, as the claims cache shows them (a claim made meanwhile is
+// found on create). A claim being deleted is an error: the pod waits for
+// it to go and be made again.
 func (c *StatefulSetController) createClaims(ctx context.Context, set *appsv1.StatefulSet, pod *corev1.Pod, ordinal int) error {
 	var errs []error
 	claims := c.client.CoreV1().PersistentVolumeClaims(set.Namespace)
 	for i := range set.Spec.VolumeClaimTemplates {
 		claim := newSetClaim(set, &set.Spec.VolumeClaimTemplates[i], ordinal)
-		got, err := claims.Get(ctx, claim.Name, metav1.GetOptions{})
+		got, err := c.claims.PersistentVolumeClaims(set.Namespace).Get(claim.Name)
 		switch {
 		case apierrors.IsNotFound(err):
 			claim.OwnerReferences = claimOwners(nil, set, pod, true)
-			if _, err := claims.Create(ctx, claim, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			_, err := claims.Create(ctx, claim, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				continue
+			}
+			if err != nil {
 				c.rec.Eventf(set, corev1.EventTypeWarning, "FailedCreate", "create Claim %s Pod %s in StatefulSet %s failed error: %v",
 					claim.Name, pod.Name, set.Name, err)
 				errs = append(errs, fmt.Errorf("create claim %q: %w", claim.Name, err))
@@ -102,7 +107,7 @@ func (c *StatefulSetController) syncClaimOwners(ctx context.Context, set *appsv1
 	var errs []error
 	claims := c.client.CoreV1().PersistentVolumeClaims(set.Namespace)
 	for _, t := range set.Spec.VolumeClaimTemplates {
-		claim, err := claims.Get(ctx, setClaimName(set, t.Name, ordinal), metav1.GetOptions{})
+		claim, err := c.claims.PersistentVolumeClaims(set.Namespace).Get(setClaimName(set, t.Name, ordinal))
 		if apierrors.IsNotFound(err) {
 			continue
 		}

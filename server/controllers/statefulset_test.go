@@ -24,7 +24,8 @@ func startStatefulSets(e *env) { startStatefulSetsWith(e, StatefulSetOptions{}) 
 func startStatefulSetsWith(e *env, opts StatefulSetOptions) {
 	e.t.Helper()
 	apps := e.factory.Apps().V1()
-	c, err := NewStatefulSetController(e.client, apps.StatefulSets(), e.factory.Core().V1().Pods(), apps.ControllerRevisions(), e.lg, opts)
+	c, err := NewStatefulSetController(e.client, apps.StatefulSets(), e.factory.Core().V1().Pods(), apps.ControllerRevisions(),
+		e.factory.Core().V1().PersistentVolumeClaims(), e.lg, opts)
 	if err != nil {
 		e.t.Fatalf("NewStatefulSetController: %v", err)
 	}
