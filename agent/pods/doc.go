@@ -44,6 +44,18 @@
 //
 // Pods that leave the desired set are stopped and removed without a report.
 //
+// # Admission
+//
+// As the kubelet, the manager admits each pod new to the node before
+// anything of it runs, in order of creation, against the pods it admitted
+// before that have not finished (admit.go). A pod that asks for a
+// hostPort (protocol, port and address, the wildcard overlapping every
+// address) another holds is refused: it is reported Failed with reason
+// NodePorts and the message "Pod was rejected: Predicate NodePorts
+// failed: …", a NodePorts warning event is recorded, and nothing of it
+// runs. Its controller replaces it. A pod that already started on the
+// node (after an agent restart) keeps its ports.
+//
 // # Events
 //
 // When the Reporter also implements [EventReporter], workers record what
@@ -53,7 +65,8 @@
 // changed image, failed postStart hook), FailedPostStartHook,
 // FailedPreStopHook, BackOff (once per crash back-off; image pull back-off),
 // Failed (ErrImagePull, ErrImageNeverPull, start errors), Unhealthy (each
-// failed probe) and FailedCreatePodSandBox. The agent aggregates repeats
+// failed probe), FailedCreatePodSandBox, and NodePorts about a pod
+// refused by admission. The agent aggregates repeats
 // and sends them to the server, which writes core/v1 Events.
 //
 // # Restarts of the agent

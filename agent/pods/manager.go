@@ -238,7 +238,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	case <-m.changed:
 	}
 	m.collect(ctx, m.snapshot())
-	s := &supervisor{m: m, workers: map[types.UID]*worker{}, done: make(chan types.UID)}
+	s := &supervisor{m: m, workers: map[types.UID]*worker{}, rejected: map[types.UID]*rejection{}, done: make(chan types.UID)}
 	defer s.wg.Wait()
 	s.reconcile(ctx, m.snapshot())
 	for {
@@ -253,6 +253,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 		case uid := <-s.done:
 			delete(s.workers, uid)
+			delete(s.rejected, uid)
 			s.reconcile(ctx, m.snapshot())
 		}
 	}
@@ -287,21 +288,30 @@ func (m *Manager) collect(ctx context.Context, desired map[types.UID]*corev1.Pod
 type supervisor struct {
 	m       *Manager
 	workers map[types.UID]*worker
-	done    chan types.UID
-	wg      sync.WaitGroup
+	// rejected holds the refusals of the pods admission turned away, for
+	// as long as their workers live.
+	rejected map[types.UID]*rejection
+	done     chan types.UID
+	wg       sync.WaitGroup
 }
 
-// reconcile starts a worker per new pod, hands changed pods to theirs and
-// tells the workers of pods no longer desired to remove them.
+// reconcile starts a worker per new pod, admitted or rejected, hands
+// changed pods to theirs and tells the workers of pods no longer desired
+// to remove them.
 func (s *supervisor) reconcile(ctx context.Context, desired map[types.UID]*corev1.Pod) {
 	for uid, w := range s.workers {
 		w.update(desired[uid])
 	}
+	rejections := s.admitNew(desired)
 	for uid, p := range desired {
 		if s.workers[uid] != nil {
 			continue
 		}
 		w := newWorker(s.m, p)
+		if r := rejections[uid]; r != nil {
+			w.rejection = r
+			s.rejected[uid] = r
+		}
 		s.workers[uid] = w
 		s.wg.Go(func() {
 			w.run(ctx)

@@ -47,6 +47,9 @@ type worker struct {
 	// finished is set once the pod reached Succeeded or Failed: its
 	// sandbox is stopped and nothing restarts.
 	finished bool
+	// rejection, set before the worker starts, is why admission refused
+	// the pod: nothing of it runs, and it is reported Failed.
+	rejection *rejection
 	// terminated is set once the deleted pod's removal was reported.
 	terminated bool
 	// volumesDirty asks the next sync to rewrite the API data volumes:
@@ -142,6 +145,10 @@ func (w *worker) sync(ctx context.Context) time.Duration {
 		if !w.terminate(ctx) {
 			return w.m.cfg.SyncPeriod
 		}
+		return idle
+	}
+	if w.rejection != nil {
+		w.reject()
 		return idle
 	}
 	rs, err := w.m.cfg.Runtime.PodStatus(ctx, string(w.uid))

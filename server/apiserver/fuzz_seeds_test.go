@@ -105,6 +105,9 @@ var fuzzSamples = map[string]string{
 		`"subjects":[{"kind":"Group","name":"fuzz"},{"kind":"ServiceAccount","name":"fuzz","namespace":"default"}]}`,
 	"StatefulSet": `{"spec":{"replicas":2,"serviceName":"fuzz","selector":{"matchLabels":{"app":"fuzz"}},` +
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
+	"PersistentVolumeClaim": `{"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}},"storageClassName":""}}`,
+	"PersistentVolume": `{"spec":{"capacity":{"storage":"5Gi"},"accessModes":["ReadWriteOnce","ReadOnlyMany"],` +
+		`"hostPath":{"path":"/var/lib/fuzz"},"persistentVolumeReclaimPolicy":"Retain"}}`,
 	"DaemonSet": `{"spec":{"selector":{"matchLabels":{"app":"fuzz"}},"updateStrategy":{"rollingUpdate":{"maxSurge":1,"maxUnavailable":0}},` +
 		`"template":{"metadata":{"labels":{"app":"fuzz"}},"spec":{"nodeSelector":{"disk":"ssd"},"containers":[{"name":"main","image":"busybox:1.36"}]}}}}`,
 	"RuntimeClass": `{"handler":"fuzz","overhead":{"podFixed":{"cpu":"10m","memory":"1Mi"}},` +

@@ -66,9 +66,10 @@ type Config struct {
 // Deployment, DaemonSet and StatefulSet controllers, the job and cronjob controllers, the endpoints
 // and EndpointSlice controllers, the garbage collector, node lifecycle,
 // the disruption controller, ClusterRole aggregation, the event TTL, pod
-// garbage collection, the service account
-// controller, the root CA publisher, the extension authentication
-// publisher, the kubernetes Service, the default ServiceCIDR and their
+// garbage collection, the volume controller (claim protection and
+// binding), the service account controller, the root CA publisher, the
+// extension authentication publisher, the kubernetes Service, the default
+// ServiceCIDR and their
 // event recorder until ctx ends, and returns after all have stopped. It
 // returns the first error that stopped a controller early.
 func RunAll(ctx context.Context, cfg Config) error {
@@ -134,7 +135,8 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
-	ssc, err := NewStatefulSetController(client, factory.Apps().V1().StatefulSets(), core.Pods(), factory.Apps().V1().ControllerRevisions(), lg, StatefulSetOptions{Recorder: rec})
+	ssc, err := NewStatefulSetController(client, factory.Apps().V1().StatefulSets(), core.Pods(), factory.Apps().V1().ControllerRevisions(),
+		core.PersistentVolumeClaims(), lg, StatefulSetOptions{Recorder: rec})
 	if err != nil {
 		return nil, err
 	}
@@ -177,9 +179,13 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	if err != nil {
 		return nil, err
 	}
+	vc, err := NewVolumeController(client, core.PersistentVolumeClaims(), core.PersistentVolumes(), core.Pods(), lg, VolumeOptions{})
+	if err != nil {
+		return nil, err
+	}
 	ttl := NewEventTTL(client, lg, EventTTLOptions{})
 	pgc := NewPodGCController(client, core.Pods(), core.Nodes(), lg, PodGCOptions{TerminatedPodThreshold: cfg.TerminatedPodGCThreshold})
-	return []func(context.Context, int) error{atLeast(workloadWorkers, rm.Run), atLeast(workloadWorkers, rsm.Run), atLeast(workloadWorkers, dpc.Run), dsc.Run, ssc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, agg.Run, ttl.Run, pgc.Run}, nil
+	return []func(context.Context, int) error{atLeast(workloadWorkers, rm.Run), atLeast(workloadWorkers, rsm.Run), atLeast(workloadWorkers, dpc.Run), dsc.Run, ssc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, agg.Run, ttl.Run, pgc.Run, vc.Run}, nil
 }
 
 // workloadWorkers is the least number of workers of the controllers that

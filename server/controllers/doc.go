@@ -2,7 +2,8 @@
 // controllers and ReplicaSets (one implementation), Deployments,
 // DaemonSets (their template history kept in ControllerRevisions),
 // StatefulSets (stable pod names, ordered or parallel, rolled through
-// ControllerRevisions), Jobs
+// ControllerRevisions, a claim per pod and claim template owned per the
+// retention policy), Jobs
 // (pods tracked with a finalizer so each is counted once; Indexed Jobs
 // with a backoff limit per index) and CronJobs,
 // service endpoints and EndpointSlices (built from pods, or mirrored from
@@ -12,7 +13,9 @@
 // lifecycle
 // (unreachable and not-ready taints), pod garbage collection (pods of
 // nodes that are gone or out of service, terminated pods past a
-// threshold), pod disruption budgets, the rules of
+// threshold), PersistentVolumeClaims and PersistentVolumes (protection
+// finalizers, binding to hand-made volumes, release), pod disruption
+// budgets, the rules of
 // aggregated ClusterRoles (admin, edit, view), what every
 // namespace holds (the default ServiceAccount, the kube-root-ca.crt
 // ConfigMap), the kubernetes Service in default, the ServiceCIDR

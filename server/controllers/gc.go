@@ -68,7 +68,8 @@ type GarbageCollectorOptions struct {
 //     removed from every dependent; then the finalizer is removed.
 //
 // It follows the core/v1 kinds Pod, Service, Endpoints,
-// ReplicationController and Node, the apps/v1 kinds ReplicaSet,
+// ReplicationController, Node, PersistentVolumeClaim and
+// PersistentVolume, the apps/v1 kinds ReplicaSet,
 // Deployment, DaemonSet and ControllerRevision, the batch/v1 kinds Job and
 // CronJob and the kinds of CustomResourceDefinitions (as owners and
 // dependents), and EndpointSlices and Leases (as dependents). With a
@@ -104,6 +105,8 @@ func NewGarbageCollector(client kubernetes.Interface, factory informers.SharedIn
 			{kind: "Endpoints", resource: "endpoints", namespaced: true, informer: core.Endpoints().Informer()},
 			{kind: "ReplicationController", resource: "replicationcontrollers", namespaced: true, informer: core.ReplicationControllers().Informer()},
 			{kind: "Node", resource: "nodes", informer: core.Nodes().Informer()},
+			{kind: "PersistentVolumeClaim", resource: "persistentvolumeclaims", namespaced: true, informer: core.PersistentVolumeClaims().Informer()},
+			{kind: "PersistentVolume", resource: "persistentvolumes", informer: core.PersistentVolumes().Informer()},
 			// EndpointSlices and Leases are followed as dependents only.
 			{kind: "EndpointSlice", resource: "endpointslices", namespaced: true, informer: factory.Discovery().V1().EndpointSlices().Informer(),
 				rest: func(c kubernetes.Interface) rest.Interface { return c.DiscoveryV1().RESTClient() }},

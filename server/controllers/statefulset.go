@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 )
 
 // statefulSetKind is the group/version/kind of a StatefulSet, as owner
@@ -47,24 +48,46 @@ type StatefulSetController struct {
 	sets      appslisters.StatefulSetLister
 	pods      corelisters.PodLister
 	revisions appslisters.ControllerRevisionLister
+	claims    corelisters.PersistentVolumeClaimLister
 	opts      StatefulSetOptions
 }
 
 // NewStatefulSetController returns a StatefulSetController fed by the
 // given informers. lg may be nil.
 func NewStatefulSetController(client kubernetes.Interface, sets appsinformers.StatefulSetInformer, pods coreinformers.PodInformer,
-	revisions appsinformers.ControllerRevisionInformer, lg *slog.Logger, opts StatefulSetOptions,
+	revisions appsinformers.ControllerRevisionInformer, claims coreinformers.PersistentVolumeClaimInformer,
+	lg *slog.Logger, opts StatefulSetOptions,
 ) (*StatefulSetController, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &StatefulSetController{sets: sets.Lister(), pods: pods.Lister(), revisions: revisions.Lister(), opts: opts}
+	c := &StatefulSetController{sets: sets.Lister(), pods: pods.Lister(), revisions: revisions.Lister(), claims: claims.Lister(), opts: opts}
 	c.workload = newWorkload(client, "statefulset", opts.Recorder, lg, c.sync)
 	if err := c.loop.watch(c.loop.own(sets.Informer()),
-		each(pods.Informer(), c.dependentChanged), each(revisions.Informer(), c.dependentChanged)); err != nil {
+		each(pods.Informer(), c.dependentChanged), each(revisions.Informer(), c.dependentChanged),
+		handler{claims.Informer(), cache.ResourceEventHandlerFuncs{DeleteFunc: c.claimDeleted}}); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// claimDeleted enqueues the StatefulSets of the claim's namespace that
+// have claim templates: a pod may be waiting for a claim being deleted to
+// go, to be made again.
+func (c *StatefulSetController) claimDeleted(obj any) {
+	m, ok := untombstone(obj).(metav1.Object)
+	if !ok {
+		return
+	}
+	sets, err := c.sets.StatefulSets(m.GetNamespace()).List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, s := range sets {
+		if len(s.Spec.VolumeClaimTemplates) > 0 {
+			c.loop.add(s.Namespace + "/" + s.Name)
+		}
+	}
 }
 
 // dependentChanged enqueues the StatefulSet controlling a pod or a

@@ -47,8 +47,8 @@ func startOrdinal(set *appsv1.StatefulSet) int {
 }
 
 // newSetPod is the pod of set at ordinal made from template t at
-// revision: its stable name, hostname and subdomain, and the labels
-// naming it and its revision.
+// revision: its stable name, hostname and subdomain, the labels naming
+// it and its revision, and a volume for each of its claims.
 func newSetPod(set *appsv1.StatefulSet, t *corev1.PodTemplateSpec, revision string, ordinal int) *corev1.Pod {
 	name := set.Name + "-" + strconv.Itoa(ordinal)
 	pod := &corev1.Pod{
@@ -70,6 +70,7 @@ func newSetPod(set *appsv1.StatefulSet, t *corev1.PodTemplateSpec, revision stri
 	pod.Labels[appsv1.ControllerRevisionHashLabelKey] = revision
 	pod.Spec.Hostname = name
 	pod.Spec.Subdomain = set.Spec.ServiceName
+	withClaims(set, pod, ordinal)
 	return pod
 }
 
@@ -187,7 +188,7 @@ func (c *StatefulSetController) keepReplicas(ctx context.Context, sp *setPods, o
 		case ordered && !runningReady(p):
 			return true, errors.Join(errs...)
 		default:
-			errs = append(errs, c.fixIdentity(ctx, sp.set, p))
+			errs = append(errs, c.fixIdentity(ctx, sp.set, p), c.syncClaimOwners(ctx, sp.set, p, true))
 		}
 	}
 	err = errors.Join(errs...)
@@ -208,6 +209,11 @@ func (c *StatefulSetController) removeCondemned(ctx context.Context, sp *setPods
 		}
 		if ordered && !runningReady(p) && sp.anyUnhealthyBelow(i) {
 			return true, nil
+		}
+		// The claims change hands first: a scaled-down pod may take its
+		// claims with it.
+		if err := c.syncClaimOwners(ctx, sp.set, p, false); err != nil {
+			return true, errors.Join(append(errs, err)...)
 		}
 		errs = append(errs, c.deletePod(ctx, sp.set, p))
 		if ordered {
@@ -266,7 +272,13 @@ func (c *StatefulSetController) rollingUpdate(ctx context.Context, sp *setPods) 
 	return errors.Join(errs...)
 }
 
+// createPod makes pod's claims, then pod.
 func (c *StatefulSetController) createPod(ctx context.Context, set *appsv1.StatefulSet, pod *corev1.Pod) error {
+	_, ordinal, _ := podOrdinal(pod)
+	if err := c.createClaims(ctx, set, pod, ordinal); err != nil {
+		c.rec.Eventf(set, corev1.EventTypeWarning, "FailedCreate", "create Pod %s in StatefulSet %s failed error: %v", pod.Name, set.Name, err)
+		return err
+	}
 	_, err := c.client.CoreV1().Pods(set.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		if !apierrors.IsAlreadyExists(err) {

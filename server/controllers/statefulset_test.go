@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -17,10 +19,13 @@ import (
 )
 
 // startStatefulSets runs the StatefulSet controller.
-func startStatefulSets(e *env) {
+func startStatefulSets(e *env) { startStatefulSetsWith(e, StatefulSetOptions{}) }
+
+func startStatefulSetsWith(e *env, opts StatefulSetOptions) {
 	e.t.Helper()
 	apps := e.factory.Apps().V1()
-	c, err := NewStatefulSetController(e.client, apps.StatefulSets(), e.factory.Core().V1().Pods(), apps.ControllerRevisions(), e.lg, StatefulSetOptions{})
+	c, err := NewStatefulSetController(e.client, apps.StatefulSets(), e.factory.Core().V1().Pods(), apps.ControllerRevisions(),
+		e.factory.Core().V1().PersistentVolumeClaims(), e.lg, opts)
 	if err != nil {
 		e.t.Fatalf("NewStatefulSetController: %v", err)
 	}
@@ -575,4 +580,143 @@ func TestStatefulSetMaxUnavailable(t *testing.T) {
 		return nil
 	})
 	d.wait(e, true, "web-2", "web-3")
+}
+
+func TestStatefulSetClaims(t *testing.T) {
+	retain, del := appsv1.RetainPersistentVolumeClaimRetentionPolicyType, appsv1.DeletePersistentVolumeClaimRetentionPolicyType
+	tests := []struct {
+		name                    string
+		whenDeleted, whenScaled appsv1.PersistentVolumeClaimRetentionPolicyType
+		// owner0 and owner1 name the controller of data-web-0 (in range)
+		// and data-web-1 (scaled down) after the scale to 1: "", "set"
+		// or "pod".
+		owner0, owner1 string
+	}{
+		{"retain", retain, retain, "", ""},
+		{"delete with the set", del, retain, "set", "set"},
+		{"delete when scaled", retain, del, "", "pod"},
+		{"delete always", del, del, "set", "pod"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.kubelet()
+			startStatefulSets(e)
+			set := e.createStatefulSet("web", 2, func(s *appsv1.StatefulSet) {
+				s.Spec.PersistentVolumeClaimRetentionPolicy = &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+					WhenDeleted: tc.whenDeleted, WhenScaled: tc.whenScaled,
+				}
+				dataClaims(s)
+				s.Spec.VolumeClaimTemplates[0].Labels = map[string]string{"tier": "db"}
+				s.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+			})
+			e.waitPods("web-0", "web-1")
+			claims := e.client.CoreV1().PersistentVolumeClaims("default")
+			for _, name := range []string{"web-0", "web-1"} {
+				pod := e.pod(name)
+				claim, err := claims.Get(e.ctx, "data-"+name, metav1.GetOptions{})
+				if err != nil {
+					t.Fatalf("claim of %s: %v", name, err)
+				}
+				want := []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+					PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data-" + name},
+				}}}
+				if diff := cmp.Diff(want, pod.Spec.Volumes); diff != "" {
+					t.Errorf("%s volumes (-want +got):\n%s", name, diff)
+				}
+				if cmp.Diff(map[string]string{"app": "web", "tier": "db"}, claim.Labels) != "" {
+					t.Errorf("claim %s labels = %v, want the template's and the selector's", claim.Name, claim.Labels)
+				}
+				if rvNum(t, claim.ResourceVersion) > rvNum(t, pod.ResourceVersion) {
+					// The claim's version is its first (nothing updates
+					// it); a pod's only grows: a claim newer than the
+					// pod's latest version came after the pod.
+					t.Errorf("claim %s (rv %s) made after pod %s (rv %s)", claim.Name, claim.ResourceVersion, name, pod.ResourceVersion)
+				}
+			}
+			web1 := e.pod("web-1")
+			e.updateStatefulSet("web", func(s *appsv1.StatefulSet) { s.Spec.Replicas = ptr[int32](1) })
+			e.waitPods("web-0")
+			for _, c := range []struct{ claim, want string }{{"data-web-0", tc.owner0}, {"data-web-1", tc.owner1}} {
+				claim, err := claims.Get(e.ctx, c.claim, metav1.GetOptions{})
+				if err != nil {
+					t.Fatalf("claim %s: %v", c.claim, err)
+				}
+				got := ""
+				if ref := metav1.GetControllerOf(claim); ref != nil {
+					switch ref.UID {
+					case set.UID:
+						got = "set"
+					case web1.UID:
+						got = "pod"
+					default:
+						got = fmt.Sprintf("%s %s", ref.Kind, ref.Name)
+					}
+				}
+				if got != c.want {
+					t.Errorf("claim %s controlled by %q, want %q (refs %+v)", c.claim, got, c.want, claim.OwnerReferences)
+				}
+			}
+		})
+	}
+}
+
+// dataClaims gives a StatefulSet the claim template data (1Gi).
+func dataClaims(s *appsv1.StatefulSet) {
+	s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{
+		ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}}
+}
+
+// TestStatefulSetWaitsForDeletedClaim checks that a pod is not made
+// while its claim is being deleted, and is once the claim is gone.
+func TestStatefulSetWaitsForDeletedClaim(t *testing.T) {
+	e := newEnv(t)
+	claim := e.createClaim("data-web-0", "1Gi", nil)
+	claims := e.client.CoreV1().PersistentVolumeClaims("default")
+	// The protection finalizer keeps the claim, being deleted: no
+	// controller removes it in this test.
+	if err := claims.Delete(e.ctx, claim.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	log := &eventLog{}
+	startStatefulSetsWith(e, StatefulSetOptions{Recorder: log})
+	e.createStatefulSet("web", 1, dataClaims)
+	e.eventually("FailedCreate", func() error {
+		if log.count("FailedCreate") == 0 {
+			return fmt.Errorf("events %s", log)
+		}
+		return nil
+	})
+	if got := e.podNames(); len(got) != 0 {
+		t.Fatalf("pods %v made while their claim is being deleted", got)
+	}
+	claim, err := claims.Get(e.ctx, claim.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := claim.UID
+	claim.Finalizers = nil
+	if _, err := claims.Update(e.ctx, claim, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitPods("web-0")
+	claim, err = claims.Get(e.ctx, claim.Name, metav1.GetOptions{})
+	if err != nil || claim.UID == old {
+		t.Fatalf("claim after the pod was made: %v, uid %s (old %s); want a new claim", err, claim.UID, old)
+	}
+}
+
+// rvNum parses a resourceVersion, the store's revision.
+func rvNum(t *testing.T, rv string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(rv, 10, 64)
+	if err != nil {
+		t.Fatalf("resourceVersion %q: %v", rv, err)
+	}
+	return n
 }

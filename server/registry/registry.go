@@ -27,6 +27,8 @@ var resources = []*Resource{
 	podTemplateResource,
 	limitRangeResource,
 	resourceQuotaResource,
+	pvcResource,
+	pvResource,
 	endpointSliceResource,
 	leaseResource,
 	eventsV1Resource,

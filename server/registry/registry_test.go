@@ -23,6 +23,7 @@ func TestAll(t *testing.T) {
 		"poddisruptionbudgets PodDisruptionBudget", "configmaps ConfigMap", "secrets Secret",
 		"serviceaccounts ServiceAccount", "podtemplates PodTemplate",
 		"limitranges LimitRange", "resourcequotas ResourceQuota",
+		"persistentvolumeclaims PersistentVolumeClaim", "persistentvolumes PersistentVolume",
 		"endpointslices EndpointSlice", "leases Lease", "events Event",
 		"jobs Job", "cronjobs CronJob",
 		"replicasets ReplicaSet", "deployments Deployment",

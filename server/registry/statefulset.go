@@ -5,6 +5,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -64,7 +65,8 @@ func prepareStatefulSetForStatusUpdate(s, old *appsv1.StatefulSet) {
 
 // defaultStatefulSet applies the apps/v1 defaults: one replica, ordered
 // pod management, a rolling update from partition 0 with one pod
-// unavailable at a time, 10 revisions kept, claims retained.
+// unavailable at a time, 10 revisions kept, claims retained; claim
+// templates get the claim defaults (Filesystem, phase Pending).
 func defaultStatefulSet(s *appsv1.StatefulSet) {
 	sp := &s.Spec
 	if sp.Replicas == nil {
@@ -100,6 +102,13 @@ func defaultStatefulSet(s *appsv1.StatefulSet) {
 	}
 	if pvc.WhenScaled == "" {
 		pvc.WhenScaled = appsv1.RetainPersistentVolumeClaimRetentionPolicyType
+	}
+	for i := range sp.VolumeClaimTemplates {
+		c := &sp.VolumeClaimTemplates[i]
+		defaultVolumeMode(&c.Spec.VolumeMode)
+		if c.Status.Phase == "" {
+			c.Status.Phase = corev1.ClaimPending
+		}
 	}
 	defaultPodSpec(&sp.Template.Spec)
 }
@@ -153,13 +162,46 @@ func validateStatefulSetSpec(s *appsv1.StatefulSetSpec) field.ErrorList {
 		errs = append(errs, validateEnum(p.WhenDeleted, path.Child("whenDeleted"), kinds...)...)
 		errs = append(errs, validateEnum(p.WhenScaled, path.Child("whenScaled"), kinds...)...)
 	}
-	if len(s.VolumeClaimTemplates) > 0 {
-		errs = append(errs, field.Forbidden(specPath.Child("volumeClaimTemplates"),
-			"this cluster serves no PersistentVolumeClaims yet, so a StatefulSet may not request volume claims"))
+	for i := range s.VolumeClaimTemplates {
+		errs = append(errs, validatePVCSpec(&s.VolumeClaimTemplates[i].Spec, specPath.Child("volumeClaimTemplates").Index(i).Child("spec"))...)
 	}
 	sel, selErrs := validateAppsSelector(s.Selector, "statefulset")
 	errs = append(errs, selErrs...)
-	return append(errs, validateRCTemplate(&s.Template, sel, "StatefulSet", specPath.Child("template"))...)
+	return append(errs, validateRCTemplate(withClaimVolumes(s), sel, "StatefulSet", specPath.Child("template"))...)
+}
+
+// withClaimVolumes returns the template as its pods get it: each claim
+// template becomes a volume of that name (replacing a volume of the
+// template with the same name), so that containers may mount it.
+func withClaimVolumes(s *appsv1.StatefulSetSpec) *corev1.PodTemplateSpec {
+	if len(s.VolumeClaimTemplates) == 0 {
+		return &s.Template
+	}
+	t := s.Template.DeepCopy()
+	t.Spec.Volumes = ClaimVolumes(s.VolumeClaimTemplates, t.Spec.Volumes, func(name string) string { return name })
+	return t
+}
+
+// ClaimVolumes returns vols with one persistentVolumeClaim volume per
+// claim template, named as the template and using the claim
+// claimName(template name); a volume of vols with a template's name is
+// replaced, as Kubernetes' StatefulSet controller does.
+func ClaimVolumes(templates []corev1.PersistentVolumeClaim, vols []corev1.Volume, claimName func(string) string) []corev1.Volume {
+	out := make([]corev1.Volume, 0, len(templates)+len(vols))
+	claims := make(map[string]bool, len(templates))
+	for i := range templates {
+		name := templates[i].Name
+		claims[name] = true
+		out = append(out, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claimName(name)},
+		}})
+	}
+	for _, v := range vols {
+		if !claims[v.Name] {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // validateStatefulSetStrategy checks the update strategy: OnDelete takes

@@ -6,6 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -19,6 +20,27 @@ func validStatefulSet() *appsv1.StatefulSet {
 			Template:    webTemplate(),
 		},
 	})
+}
+
+// claimTemplate is a valid volume claim template for 1Gi.
+func claimTemplate(name string) corev1.PersistentVolumeClaim {
+	return corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}
+}
+
+func TestStatefulSetClaimTemplateDefaults(t *testing.T) {
+	s := validStatefulSet()
+	s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{claimTemplate("data")}
+	statefulSetResource.PrepareForCreate(s)
+	c := s.Spec.VolumeClaimTemplates[0]
+	if c.Spec.VolumeMode == nil || *c.Spec.VolumeMode != corev1.PersistentVolumeFilesystem || c.Status.Phase != corev1.ClaimPending {
+		t.Errorf("claim template volumeMode = %v, phase = %q; want Filesystem, Pending", c.Spec.VolumeMode, c.Status.Phase)
+	}
 }
 
 func TestStatefulSetDefaults(t *testing.T) {
@@ -89,9 +111,23 @@ func TestStatefulSetValidation(t *testing.T) {
 			[]string{errKey(invalid, "spec.serviceName")}},
 		{"retention policy", func(s *appsv1.StatefulSet) { s.Spec.PersistentVolumeClaimRetentionPolicy.WhenScaled = "Keep" },
 			[]string{errKey(notSupported, "spec.persistentVolumeClaimRetentionPolicy.whenScaled")}},
-		{"no volume claims", func(s *appsv1.StatefulSet) {
+		{"volume claim mounted", func(s *appsv1.StatefulSet) {
+			s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{claimTemplate("data")}
+			s.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+		}, nil},
+		{"volume claim replaces a template volume", func(s *appsv1.StatefulSet) {
+			s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{claimTemplate("data")}
+			s.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		}, nil},
+		{"volume claim spec checked", func(s *appsv1.StatefulSet) {
 			s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}}
-		}, []string{errKey(forbidden, "spec.volumeClaimTemplates")}},
+		}, []string{
+			errKey(required, "spec.volumeClaimTemplates[0].spec.accessModes"),
+			errKey(required, "spec.volumeClaimTemplates[0].spec.resources[storage]"),
+		}},
+		{"mount of a volume nobody declares", func(s *appsv1.StatefulSet) {
+			s.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+		}, []string{errKey(notFound, "spec.template.spec.containers[0].volumeMounts[0].name")}},
 		{"minReadySeconds not negative", func(s *appsv1.StatefulSet) { s.Spec.MinReadySeconds = -1 },
 			[]string{errKey(invalid, "spec.minReadySeconds")}},
 	})

@@ -141,3 +141,10 @@ func (c *cache) removePodLocked(uid types.UID) {
 		c.dropIfUnusedLocked(n)
 	}
 }
+
+// nodeCount is the number of nodes with a Node object.
+func (c *cache) nodeCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.list)
+}

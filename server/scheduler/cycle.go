@@ -31,7 +31,11 @@ func (s *Scheduler) scheduleOne(ctx context.Context, it *qItem) {
 		return
 	}
 	p := newPodInfo(pod)
-	node, err := s.selector.selectNode(p)
+	err := checkClaims(pod, s.claims, s.cache.nodeCount())
+	var node string
+	if err == nil {
+		node, err = s.selector.selectNode(p)
+	}
 	if err != nil {
 		s.queue.unschedulable(it)
 		s.lg.Debug("pod unschedulable", "pod", it.key, "reason", err)

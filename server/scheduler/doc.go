@@ -24,6 +24,11 @@
 //
 //	0/3 nodes are available: 2 Insufficient cpu, 1 node(s) had untolerated taint {key: value}
 //
+// A pod that uses a PersistentVolumeClaim that is missing, being deleted
+// or not yet bound fits no node, as with kube-scheduler's volume binding
+// pre-filter: "0/1 nodes are available: pod has unbound immediate
+// PersistentVolumeClaims." A change of any claim retries such pods.
+//
 // Such a pod waits in the queue until the cluster changes (a node is added
 // or updated, a pod is deleted or finishes), with a per-pod back-off between
 // attempts, and is retried anyway after a while.

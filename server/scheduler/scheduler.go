@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/minik-dev/minik/server/record"
@@ -93,17 +94,20 @@ func (o *Options) setDefaults() {
 // Scheduler assigns pending pods to nodes. Create it with New, then call
 // Run.
 type Scheduler struct {
-	client   kubernetes.Interface
-	factory  informers.SharedInformerFactory
-	pods     toolscache.SharedIndexInformer
-	nodes    toolscache.SharedIndexInformer
-	lg       *slog.Logger
-	opts     Options
-	cache    *cache
-	queue    *queue
-	selector *selector
-	events   *record.Recorder // nil when opts.Recorder is set
-	tasks    chan func(context.Context)
+	client  kubernetes.Interface
+	factory informers.SharedInformerFactory
+	pods    toolscache.SharedIndexInformer
+	nodes   toolscache.SharedIndexInformer
+	claims  corelisters.PersistentVolumeClaimLister
+	// claimsSynced tells when the claims informer has listed.
+	claimsSynced toolscache.InformerSynced
+	lg           *slog.Logger
+	opts         Options
+	cache        *cache
+	queue        *queue
+	selector     *selector
+	events       *record.Recorder // nil when opts.Recorder is set
+	tasks        chan func(context.Context)
 }
 
 // New returns a scheduler that reads pods and nodes from factory's
@@ -148,6 +152,18 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	}, 0); err != nil {
 		return nil, err
 	}
+	// A claim made, bound or gone may let waiting pods in.
+	claims := factory.Core().V1().PersistentVolumeClaims()
+	s.claims = claims.Lister()
+	reg, err := claims.Informer().AddEventHandlerWithResyncPeriod(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.queue.moveAll() },
+		UpdateFunc: func(any, any) { s.queue.moveAll() },
+		DeleteFunc: func(any) { s.queue.moveAll() },
+	}, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.claimsSynced = reg.HasSynced
 	return s, nil
 }
 
@@ -155,7 +171,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 // exited; the error is nil when ctx ended.
 func (s *Scheduler) Run(ctx context.Context) error {
 	s.factory.Start(ctx.Done())
-	if !toolscache.WaitForCacheSync(ctx.Done(), s.pods.HasSynced, s.nodes.HasSynced) {
+	if !toolscache.WaitForCacheSync(ctx.Done(), s.pods.HasSynced, s.nodes.HasSynced, s.claimsSynced) {
 		return ctx.Err()
 	}
 	s.lg.Info("scheduler started", "binders", s.opts.Binders)

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -81,4 +82,39 @@ func TestCordonedNodeUncordoned(t *testing.T) {
 		t.Fatalf("uncordon: %v", err)
 	}
 	c.waitPod(t, ctx, "web", "bound after uncordon", bound)
+}
+
+// TestWaitsForClaims checks that a pod waits, unschedulable, while a
+// claim it uses is missing or not bound, and is placed once it is bound.
+func TestWaitsForClaims(t *testing.T) {
+	c := newTestCluster(t, Options{})
+	ctx := testContext(t)
+	c.createNode(t, ctx, testNode("a", "4", "8Gi", 110))
+	c.createPod(t, ctx, testPod("db", "", "", func(p *corev1.Pod) {
+		p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data-db"},
+		}}}
+	}))
+	c.waitPod(t, ctx, "db", "unschedulable, no claim",
+		unschedulableWith(`0/1 nodes are available: persistentvolumeclaim "data-db" not found.`))
+
+	claims := c.client.CoreV1().PersistentVolumeClaims("default")
+	claim, err := claims.Create(ctx, &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data-db"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitPod(t, ctx, "db", "unschedulable, claim pending",
+		unschedulableWith("0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."))
+
+	claim.Status.Phase = corev1.ClaimBound
+	if _, err := claims.UpdateStatus(ctx, claim, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitPod(t, ctx, "db", "bound once the claim is", bound)
 }
