@@ -51,8 +51,9 @@ type statusInput struct {
 func computeStatus(in statusInput) corev1.PodStatus {
 	pod := in.pod
 	st := corev1.PodStatus{
-		StartTime: in.startTime,
-		QOSClass:  pod.Status.QOSClass,
+		ObservedGeneration: pod.Generation,
+		StartTime:          in.startTime,
+		QOSClass:           pod.Status.QOSClass,
 	}
 	if in.hostIP != "" {
 		st.HostIP = in.hostIP
@@ -259,6 +260,7 @@ func conditions(in statusInput, st *corev1.PodStatus, initDone bool) []corev1.Po
 	}
 	for i := range out {
 		out[i].LastTransitionTime = transitionTime(in.prev, out[i], in.now)
+		out[i].ObservedGeneration = in.pod.Generation
 	}
 	return out
 }
