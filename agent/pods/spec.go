@@ -12,6 +12,25 @@ import (
 	"github.com/minik-dev/minik/runtime"
 )
 
+// maxHostname is the longest hostname the kernel takes (HOST_NAME_MAX,
+// without the terminating NUL).
+const maxHostname = 63
+
+// podHostname is spec.hostname or else the pod's name, cut to the
+// kernel's limit as the kubelet does: a pod name may be a 253-character
+// DNS subdomain, and sethostname refuses anything past 64 bytes. The cut
+// drops a trailing '-' or '.'.
+func podHostname(pod *corev1.Pod) string {
+	h := pod.Spec.Hostname
+	if h == "" {
+		h = pod.Name
+	}
+	if len(h) <= maxHostname {
+		return h
+	}
+	return strings.TrimRight(h[:maxHostname], "-.")
+}
+
 // podSpec translates a pod into what the runtime needs to run its sandbox.
 // hostPath volumes of type DirectoryOrCreate and FileOrCreate are created
 // here; API data volumes (configMap, secret, projected, downwardAPI) are
@@ -22,11 +41,8 @@ import (
 func (m *Manager) podSpec(pod *corev1.Pod) (*runtime.PodSpec, error) {
 	spec := &runtime.PodSpec{
 		UID: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name,
-		Hostname:   pod.Spec.Hostname,
+		Hostname:   podHostname(pod),
 		ResolvConf: m.resolvConf(pod),
-	}
-	if spec.Hostname == "" {
-		spec.Hostname = pod.Name
 	}
 	if pod.Spec.Subdomain != "" {
 		domain := m.cfg.ClusterDomain
