@@ -36,6 +36,9 @@
 //     terminated state's message; with FallbackToLogsOnError, a failed
 //     container with an empty file gets the last 2048 bytes of the last 80
 //     lines of its log (termination.go);
+//   - stops a pod that has been active for its activeDeadlineSeconds
+//     (counted from its start time; an update may shorten it) and fails
+//     it with reason DeadlineExceeded (deadline.go);
 //   - stops the sandbox of a pod that reached Succeeded or Failed;
 //   - stops a pod with a deletionTimestamp with its grace period, removes it
 //     and calls [Reporter.PodTerminated];

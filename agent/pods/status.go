@@ -39,6 +39,8 @@ type statusInput struct {
 	unready, unstarted map[string]bool
 	hostIP             string
 	startTime          *metav1.Time
+	// failure, when set, fails the pod with its reason and message.
+	failure *podFailure
 	// prev is the status last reported, for condition transition times.
 	prev *corev1.PodStatus
 	now  time.Time
@@ -90,6 +92,9 @@ func computeStatus(in statusInput) corev1.PodStatus {
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
 	st.Phase = phase(pod.Spec.RestartPolicy, inits, st.ContainerStatuses, initDone)
+	if f := in.failure; f != nil {
+		st.Phase, st.Reason, st.Message = corev1.PodFailed, f.reason, f.message
+	}
 	st.Conditions = conditions(in, &st, initDone)
 	return st
 }
