@@ -36,9 +36,11 @@
 //     terminated state's message; with FallbackToLogsOnError, a failed
 //     container with an empty file gets the last 2048 bytes of the last 80
 //     lines of its log (termination.go);
+//   - fails, before creating anything, a pod asking for a sysctl outside
+//     the kubelet's safe set, with reason SysctlForbidden (failure.go);
 //   - stops a pod that has been active for its activeDeadlineSeconds
 //     (counted from its start time; an update may shorten it) and fails
-//     it with reason DeadlineExceeded (deadline.go);
+//     it with reason DeadlineExceeded (failure.go);
 //   - stops the sandbox of a pod that reached Succeeded or Failed;
 //   - stops a pod with a deletionTimestamp with its grace period, removes it
 //     and calls [Reporter.PodTerminated];

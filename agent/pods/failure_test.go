@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -68,4 +69,42 @@ func TestFailureOfReportedStatus(t *testing.T) {
 
 func allRunningFake(st corev1.PodStatus) bool {
 	return st.Phase == corev1.PodRunning && len(st.ContainerStatuses) > 0 && st.ContainerStatuses[0].State.Running != nil
+}
+
+// A pod asking for a sysctl the node does not allow fails before anything
+// of it runs.
+func TestUnsafeSysctlRejected(t *testing.T) {
+	pod := newPod("sysctl", "")
+	pod.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{
+		{Name: "kernel.shm_rmid_forced", Value: "1"}, {Name: "kernel/msgmax", Value: "10000000000"}}}
+	h := start(t, Config{}, pod)
+	st := h.rep.waitStatus(t, pod.UID, wait, "Failed", phaseIs(corev1.PodFailed))
+	want := `Pod was rejected: forbidden sysctl: "kernel/msgmax" not allowlisted`
+	if st.Reason != reasonSysctlForbidden || st.Message != want {
+		t.Errorf("reason %q message %q, want %q and %q", st.Reason, st.Message, reasonSysctlForbidden, want)
+	}
+	if _, err := h.fake.PodStatus(t.Context(), string(pod.UID)); !errors.Is(err, runtime.ErrNotFound) {
+		t.Errorf("sandbox of the rejected pod: %v, want none", err)
+	}
+}
+
+func TestForbiddenSysctl(t *testing.T) {
+	tests := []struct {
+		names []string
+		want  string
+	}{
+		{nil, ""},
+		{[]string{"kernel.shm_rmid_forced", "net/ipv4/ip_local_port_range"}, ""},
+		{[]string{"kernel.shm_rmid_forced", "kernel.shmmax"}, "kernel.shmmax"},
+	}
+	for _, tc := range tests {
+		pod := newPod("p", "")
+		pod.Spec.SecurityContext = &corev1.PodSecurityContext{}
+		for _, n := range tc.names {
+			pod.Spec.SecurityContext.Sysctls = append(pod.Spec.SecurityContext.Sysctls, corev1.Sysctl{Name: n, Value: "1"})
+		}
+		if got := forbiddenSysctl(pod); got != tc.want {
+			t.Errorf("forbiddenSysctl(%v) = %q, want %q", tc.names, got, tc.want)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package pods
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -9,11 +10,12 @@ import (
 	"github.com/minik-dev/minik/runtime"
 )
 
-// The reason and message of a pod stopped at its activeDeadlineSeconds,
-// as the kubelet words them.
+// The reasons and messages of pods the node fails, as the kubelet words
+// them.
 const (
 	reasonDeadlineExceeded  = "DeadlineExceeded"
 	messageDeadlineExceeded = "Pod was active on the node longer than the specified deadline"
+	reasonSysctlForbidden   = "SysctlForbidden"
 )
 
 // podFailure is why the node failed a pod whose containers did not end
@@ -51,4 +53,36 @@ func (w *worker) exceedDeadline(ctx context.Context, rs *runtime.PodStatus) {
 	w.killingEvents(rs)
 	w.stopRunning(ctx, rs, w.grace())
 	w.finish(ctx, rs)
+}
+
+// forbiddenSysctl names the first sysctl of the pod the node does not
+// allow, "" when it allows them all.
+func forbiddenSysctl(pod *corev1.Pod) string {
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		for _, s := range psc.Sysctls {
+			if !safeSysctls[dottedSysctl(s.Name)] {
+				return s.Name
+			}
+		}
+	}
+	return ""
+}
+
+// reject fails a pod the node will not run, before it starts anything, as
+// the kubelet's admission does.
+func (w *worker) reject(ctx context.Context, rs *runtime.PodStatus, reason, message string) {
+	w.lg.Info("pod rejected", "reason", reason, "message", message)
+	w.failure = &podFailure{reason: reason, message: "Pod was rejected: " + message}
+	w.event("", corev1.EventTypeWarning, reason, "%s", message)
+	w.finish(ctx, rs)
+}
+
+// admit rejects the pod when the node cannot run it and reports whether it
+// did.
+func (w *worker) admit(ctx context.Context, rs *runtime.PodStatus) bool {
+	if name := forbiddenSysctl(w.pod); name != "" {
+		w.reject(ctx, rs, reasonSysctlForbidden, fmt.Sprintf("forbidden sysctl: %q not allowlisted", name))
+		return false
+	}
+	return true
 }
