@@ -20,10 +20,10 @@
 //     ten minutes of clean running) during which the container waits in
 //     CrashLoopBackOff; failed pulls wait in ErrImagePull, then
 //     ImagePullBackOff;
-//   - runs exec, httpGet and tcpSocket readiness and liveness probes of
-//     running containers (a container without a readiness probe is ready
-//     while it runs; one failing its liveness probe is stopped and then
-//     restarted as its policy says);
+//   - runs exec, httpGet, tcpSocket and gRPC (grpc.health.v1 Check)
+//     readiness and liveness probes of running containers (a container
+//     without a readiness probe is ready while it runs; one failing its
+//     liveness probe is stopped and then restarted as its policy says);
 //   - runs lifecycle hooks (exec, httpGet sent from the node to the pod IP
 //     unless a host is named, sleep; lifecycle.go): postStart right after
 //     the container starts, which is not reported running until the hook
@@ -111,11 +111,11 @@
 // or with an image whose user is root or named, keeps the container
 // waiting in CreateContainerConfigError. emptyDir and API data volumes
 // belong to the fsGroup (setgid directories, group-readable files).
-// Safe sysctls are set in the sandbox; others fail the sandbox's creation.
+// Safe sysctls are set in the sandbox; others fail the pod (SysctlForbidden).
 //
 // # Not supported
 //
-// Startup and gRPC probes (they count as passing), hostPorts (the runtime's
+// Startup probes (they count as passing), hostPorts (the runtime's
 // network hook has no port mappings), clusterTrustBundle and
 // podCertificate projections, procMount Unmasked, seccomp, AppArmor and
 // SELinux options (ignored), fsGroupChangePolicy (ownership is always set).
