@@ -41,6 +41,10 @@
 //   - stops a pod that has been active for its activeDeadlineSeconds
 //     (counted from its start time; an update may shorten it) and fails
 //     it with reason DeadlineExceeded (failure.go);
+//   - starts each ephemeral container once the app containers exist, in
+//     the pod's sandbox, and never again after it exits (ephemeral.go);
+//     they are reported in ephemeralContainerStatuses and take exec,
+//     attach and logs;
 //   - stops the sandbox of a pod that reached Succeeded or Failed;
 //   - stops a pod with a deletionTimestamp with its grace period, removes it
 //     and calls [Reporter.PodTerminated];

@@ -91,6 +91,10 @@ func computeStatus(in statusInput) corev1.PodStatus {
 		cs := containerStatus(in, &pod.Spec.Containers[i], !initDone)
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
+	ecs := ephemeralContainers(pod)
+	for i := range ecs {
+		st.EphemeralContainerStatuses = append(st.EphemeralContainerStatuses, containerStatus(in, &ecs[i], !initDone))
+	}
 	st.Phase = phase(pod.Spec.RestartPolicy, inits, st.ContainerStatuses, initDone)
 	if f := in.failure; f != nil {
 		st.Phase, st.Reason, st.Message = corev1.PodFailed, f.reason, f.message
