@@ -123,6 +123,12 @@ type PodSpec struct {
 	FQDN string
 	// HostAliases are extra /etc/hosts entries: an IP and its names.
 	HostAliases []HostAlias
+	// HostNetwork runs the pod in the node's network and UTS namespaces:
+	// no pod network is set up, the pod's IP is HostIP, its hostname is
+	// the node's and its /etc/hosts a copy of the node's (plus the host
+	// aliases), as the kubelet does.
+	HostNetwork bool
+	HostIP      string
 }
 
 // HostAlias is one extra /etc/hosts line.

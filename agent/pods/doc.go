@@ -12,7 +12,8 @@
 // noticed by polling). A sync
 //
 //   - creates the sandbox when there is none (hostname, resolv.conf,
-//     emptyDir and hostPath volumes);
+//     emptyDir and hostPath volumes); a hostNetwork pod's is in the node's
+//     network and UTS namespaces, with the node's IP and /etc/hosts;
 //   - runs the init containers one at a time, each to success;
 //   - starts the app containers, pulling images as imagePullPolicy says, and
 //     restarts exited ones as restartPolicy says, with a back-off (first

@@ -3,6 +3,7 @@ package pods
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -56,11 +57,13 @@ func (w *worker) exceedDeadline(ctx context.Context, rs *runtime.PodStatus) {
 }
 
 // forbiddenSysctl names the first sysctl of the pod the node does not
-// allow, "" when it allows them all.
+// allow, "" when it allows them all. A pod on the node's network may not
+// set the network's: they would be the node's.
 func forbiddenSysctl(pod *corev1.Pod) string {
 	if psc := pod.Spec.SecurityContext; psc != nil {
 		for _, s := range psc.Sysctls {
-			if !safeSysctls[dottedSysctl(s.Name)] {
+			name := dottedSysctl(s.Name)
+			if !safeSysctls[name] || pod.Spec.HostNetwork && strings.HasPrefix(name, "net.") {
 				return s.Name
 			}
 		}

@@ -90,15 +90,18 @@ func TestUnsafeSysctlRejected(t *testing.T) {
 
 func TestForbiddenSysctl(t *testing.T) {
 	tests := []struct {
-		names []string
-		want  string
+		names   []string
+		hostNet bool
+		want    string
 	}{
-		{nil, ""},
-		{[]string{"kernel.shm_rmid_forced", "net/ipv4/ip_local_port_range"}, ""},
-		{[]string{"kernel.shm_rmid_forced", "kernel.shmmax"}, "kernel.shmmax"},
+		{nil, false, ""},
+		{[]string{"kernel.shm_rmid_forced", "net/ipv4/ip_local_port_range"}, false, ""},
+		{[]string{"kernel.shm_rmid_forced", "kernel.shmmax"}, false, "kernel.shmmax"},
+		{[]string{"kernel.shm_rmid_forced", "net.ipv4.tcp_syncookies"}, true, "net.ipv4.tcp_syncookies"},
 	}
 	for _, tc := range tests {
 		pod := newPod("p", "")
+		pod.Spec.HostNetwork = tc.hostNet
 		pod.Spec.SecurityContext = &corev1.PodSecurityContext{}
 		for _, n := range tc.names {
 			pod.Spec.SecurityContext.Sysctls = append(pod.Spec.SecurityContext.Sysctls, corev1.Sysctl{Name: n, Value: "1"})

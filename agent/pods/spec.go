@@ -44,6 +44,9 @@ func (m *Manager) podSpec(pod *corev1.Pod) (*runtime.PodSpec, error) {
 		Hostname:   podHostname(pod),
 		ResolvConf: m.resolvConf(pod),
 	}
+	if pod.Spec.HostNetwork {
+		spec.HostNetwork, spec.HostIP = true, m.cfg.NodeIP
+	}
 	if pod.Spec.Subdomain != "" {
 		domain := m.cfg.ClusterDomain
 		if domain == "" {
