@@ -171,6 +171,10 @@ type ContainerSpec struct {
 	// Security holds the user, groups, capabilities and privileges the
 	// process runs with.
 	Security SecurityContext
+	// PIDNamespaceOf, when set, names a running container of the same pod
+	// whose process namespace this one joins, so that it sees and can
+	// signal that container's processes (an ephemeral container's target).
+	PIDNamespaceOf string
 }
 
 // EnvVar is one environment variable; later entries win.

@@ -29,10 +29,22 @@ func isEphemeral(pod *corev1.Pod, name string) bool {
 	return false
 }
 
+// ephemeralTarget is the container whose process namespace the ephemeral
+// container name joins (its targetContainerName), "" for none.
+func ephemeralTarget(pod *corev1.Pod, name string) string {
+	for i := range pod.Spec.EphemeralContainers {
+		if ec := &pod.Spec.EphemeralContainers[i]; ec.Name == name {
+			return ec.TargetContainerName
+		}
+	}
+	return ""
+}
+
 // startEphemeral starts each ephemeral container of a pod whose app
 // containers run, once: as in Kubernetes, one that exits is not started
 // again, and none is probed. They join the pod's sandbox, sharing its
-// network, IPC and UTS namespaces. It reports whether it started one.
+// network, IPC and UTS namespaces, and the process namespace of their
+// target container if they name one. It reports whether it started one.
 func (w *worker) startEphemeral(ctx context.Context, rs *runtime.PodStatus) bool {
 	if len(w.pod.Spec.EphemeralContainers) == 0 || !w.initialized(rs) {
 		return false

@@ -11,7 +11,7 @@ import (
 )
 
 // An ephemeral container added to a running pod runs in its sandbox (it
-// sees the pod's hostname and the files of its network namespace), takes
+// sees the pod's hostname) and in its target's process namespace, takes
 // exec sessions and has logs, also with a TTY.
 func TestIntegrationEphemeralContainer(t *testing.T) {
 	e := newIntEnv(t)
@@ -19,7 +19,9 @@ func TestIntegrationEphemeralContainer(t *testing.T) {
 	h := startInt(t, e, Config{}, pod)
 	h.rep.waitStatus(t, pod.UID, intWait, "Running", allRunning)
 
-	h.m.SetPods([]*corev1.Pod{withEphemeral(pod, "debugger", "while true; do echo polo; sleep 2; done")})
+	debug := withEphemeral(pod, "debugger", "while true; do echo polo; sleep 2; done")
+	debug.Spec.EphemeralContainers[0].TargetContainerName = "c0"
+	h.m.SetPods([]*corev1.Pod{debug})
 	h.rep.waitStatus(t, pod.UID, intWait, "debugger running", func(st corev1.PodStatus) bool {
 		return len(st.EphemeralContainerStatuses) == 1 && st.EphemeralContainerStatuses[0].State.Running != nil
 	})
@@ -28,6 +30,9 @@ func TestIntegrationEphemeralContainer(t *testing.T) {
 	}
 	if out, _ := h.exec(t, pod, "debugger", "hostname"); strings.TrimSpace(out) != pod.Name {
 		t.Errorf("hostname in the debugger = %q, want the pod's %q", out, pod.Name)
+	}
+	if out, _ := h.exec(t, pod, "debugger", "ps"); !strings.Contains(out, "sleep 1000") {
+		t.Errorf("ps in the debugger = %q, want the target's sleep 1000", out)
 	}
 	waitLogsContain(t, h, pod, "debugger", "polo")
 }

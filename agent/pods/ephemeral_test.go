@@ -41,6 +41,7 @@ func TestEphemeralContainers(t *testing.T) {
 	h.rep.waitStatus(t, pod.UID, wait, "Running", allRunningFake)
 
 	debug := withEphemeral(pod, "debugger", "")
+	debug.Spec.EphemeralContainers[0].TargetContainerName = "c0"
 	h.m.SetPods([]*corev1.Pod{debug})
 	st := h.rep.waitStatus(t, pod.UID, wait, "debugger running", ephemeralState("debugger"))
 	cs := st.EphemeralContainerStatuses[0]
@@ -49,6 +50,9 @@ func TestEphemeralContainers(t *testing.T) {
 	}
 	if len(st.ContainerStatuses) != 1 || st.Phase != corev1.PodRunning || condition(st, corev1.PodReady) != corev1.ConditionTrue {
 		t.Errorf("phase %s ready %s with %d container statuses, want Running, ready, 1", st.Phase, condition(st, corev1.PodReady), len(st.ContainerStatuses))
+	}
+	if spec := h.fake.ContainerSpec(string(pod.UID), "debugger"); spec == nil || spec.PIDNamespaceOf != "c0" {
+		t.Errorf("debugger spec %+v, want it to join the process namespace of its target c0", spec)
 	}
 	if _, name, err := h.m.container(types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}, "debugger"); err != nil || name != "debugger" {
 		t.Errorf("container(debugger) = %q, %v; want it found for exec, logs and attach", name, err)

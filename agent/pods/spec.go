@@ -146,7 +146,7 @@ func (m *Manager) containerSpec(pod *corev1.Pod, c *corev1.Container, podIP stri
 		Name: c.Name, Image: c.Image, PullPolicy: runtime.PullPolicy(c.ImagePullPolicy), PullAuth: auth,
 		Command: expandAll(c.Command, env), Args: expandAll(c.Args, env),
 		Env: env, WorkingDir: c.WorkingDir, TTY: c.TTY, Stdin: c.Stdin, StdinOnce: c.StdinOnce,
-		Security: sec,
+		Security: sec, PIDNamespaceOf: ephemeralTarget(pod, c.Name),
 		Resources: runtime.Resources{
 			CPURequestMilli:  milli(c.Resources.Requests, corev1.ResourceCPU),
 			CPULimitMilli:    milli(c.Resources.Limits, corev1.ResourceCPU),
