@@ -199,3 +199,18 @@ func (c *Containerd) deleteContainer(ctx context.Context, ctr client.Container) 
 		c.lg.Warn("delete container", "container", ctr.ID(), "err", err)
 	}
 }
+
+// runningPID returns the PID of the running process of the latest attempt
+// of container name of pod uid; ErrInvalid when it does not run.
+func (c *Containerd) runningPID(ctx context.Context, uid, name string) (uint32, error) {
+	attempts, err := c.attempts(ctx, uid, name)
+	if err != nil {
+		return 0, err
+	}
+	if n := len(attempts); n > 0 {
+		if pid, err := taskPID(ctx, attempts[n-1]); err == nil && pid > 0 {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("container %q of pod %q is not running: %w", name, uid, ErrInvalid)
+}

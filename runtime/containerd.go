@@ -22,6 +22,7 @@ const (
 	LabelContainer    = "minik.io/container"
 	LabelAttempt      = "minik.io/attempt"
 	LabelPodIP        = "minik.io/pod-ip"
+	LabelHostNetwork  = "minik.io/host-network" // "true" on the sandbox of a pod on the node's network
 	LabelExitCode     = "minik.io/exit-code"
 	LabelFinishedAt   = "minik.io/finished-at"
 	LabelStartedAt    = "minik.io/started-at"

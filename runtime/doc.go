@@ -3,6 +3,10 @@
 // A pod is a sandbox plus application containers. The sandbox is a small
 // "pause" container that owns the pod's network, IPC and UTS namespaces;
 // application containers join those namespaces through /proc/<pid>/ns/*.
+// The sandbox of a pod on the node's network ([PodSpec.HostNetwork]) keeps
+// the node's network and UTS namespaces instead: no pod network is set up
+// or torn down ([LabelHostNetwork]), and its hosts and hostname files are
+// the node's.
 // The pause process is the agent's own executable (resolved from
 // /proc/self/exe) bind-mounted read-only into an empty root file system that
 // the runtime creates under its data directory, so a node needs no image from

@@ -67,7 +67,12 @@ func (c *Containerd) stopSandbox(ctx context.Context, uid string, sb client.Cont
 	if err != nil && !errdefs.IsNotFound(err) {
 		return err
 	}
-	if c.cfg.Network != nil {
+	labels, err := sb.Labels(ctx)
+	if err != nil {
+		return err
+	}
+	// A pod on the node's network had none set up.
+	if c.cfg.Network != nil && labels[LabelHostNetwork] != "true" {
 		netns := ""
 		if pid, _ := taskPID(ctx, sb); pid > 0 {
 			netns = netnsPath(pid)

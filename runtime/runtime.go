@@ -123,6 +123,12 @@ type PodSpec struct {
 	FQDN string
 	// HostAliases are extra /etc/hosts entries: an IP and its names.
 	HostAliases []HostAlias
+	// HostNetwork runs the pod in the node's network and UTS namespaces:
+	// no pod network is set up, the pod's IP is HostIP, its hostname is
+	// the node's and its /etc/hosts a copy of the node's (plus the host
+	// aliases), as the kubelet does.
+	HostNetwork bool
+	HostIP      string
 }
 
 // HostAlias is one extra /etc/hosts line.
@@ -165,6 +171,10 @@ type ContainerSpec struct {
 	// Security holds the user, groups, capabilities and privileges the
 	// process runs with.
 	Security SecurityContext
+	// PIDNamespaceOf, when set, names a running container of the same pod
+	// whose process namespace this one joins, so that it sees and can
+	// signal that container's processes (an ephemeral container's target).
+	PIDNamespaceOf string
 }
 
 // EnvVar is one environment variable; later entries win.

@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/minik-dev/minik/internal/atomicfile"
 )
@@ -73,8 +74,12 @@ func validatePod(pod *PodSpec) error {
 // it created.
 func (c *Containerd) startSandbox(ctx context.Context, pod *PodSpec) (err error) {
 	id := sandboxID(pod.UID)
+	labels := podLabels(pod, KindSandbox)
+	if pod.HostNetwork {
+		labels[LabelHostNetwork], labels[LabelPodIP] = "true", pod.HostIP
+	}
 	ctr, err := c.client.NewContainer(ctx, id,
-		client.WithContainerLabels(podLabels(pod, KindSandbox)),
+		client.WithContainerLabels(labels),
 		client.WithNewSpec(c.sandboxSpec(pod, id)...))
 	if err != nil {
 		return fmt.Errorf("create sandbox: %w", err)
@@ -90,6 +95,9 @@ func (c *Containerd) startSandbox(ctx context.Context, pod *PodSpec) (err error)
 	}
 	if err := task.Start(ctx); err != nil {
 		return fmt.Errorf("start sandbox: %w", err)
+	}
+	if pod.HostNetwork {
+		return nil // the node's network is up, and its files were written
 	}
 	netns := netnsPath(task.Pid())
 	if err := loopbackUp(netns); err != nil {
@@ -109,17 +117,21 @@ func (c *Containerd) startSandbox(ctx context.Context, pod *PodSpec) (err error)
 }
 
 func (c *Containerd) sandboxSpec(pod *PodSpec, id string) []oci.SpecOpts {
-	return []oci.SpecOpts{
+	opts := []oci.SpecOpts{
 		oci.WithRootFSPath(c.pause.rootfs),
 		oci.WithRootFSReadonly(),
 		oci.WithProcessArgs(pauseTarget, PauseArg),
-		oci.WithHostname(hostname(pod)),
 		oci.WithMounts(c.pause.mounts),
 		oci.WithCgroup(c.cgroupPath(pod.UID, id)),
 		oci.WithAnnotations(map[string]string{groupAnnotation: pod.UID}),
 		oci.WithNoNewPrivileges,
 		withSysctls(pod.Sysctls),
 	}
+	if pod.HostNetwork {
+		// The containers join the sandbox's namespaces, and so the node's.
+		return append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostNamespace(specs.UTSNamespace))
+	}
+	return append(opts, oci.WithHostname(hostname(pod)))
 }
 
 // withSysctls sets kernel parameters in the namespaces the runtime
@@ -186,7 +198,14 @@ func (c *Containerd) writePodFiles(pod *PodSpec, ip string) error {
 		}
 		resolv = string(b)
 	}
-	files := map[string]string{"hostname": hostname(pod) + "\n", "hosts": hostsFile(pod, ip), "resolv.conf": resolv}
+	name, hosts := hostname(pod), hostsFile(pod, ip)
+	if pod.HostNetwork {
+		var err error
+		if name, hosts, err = nodeHostFiles(pod); err != nil {
+			return err
+		}
+	}
+	files := map[string]string{"hostname": name + "\n", "hosts": hosts, "resolv.conf": resolv}
 	for name, content := range files {
 		if err := atomicfile.Write(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			return err
@@ -261,10 +280,39 @@ func hostsFile(pod *PodSpec, ip string) string {
 		}
 	}
 	if len(pod.HostAliases) > 0 {
-		b.WriteString("\n# Entries added by HostAliases.\n")
-		for _, a := range pod.HostAliases {
-			fmt.Fprintf(&b, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
-		}
+		b.WriteString("\n")
+		writeHostAliases(&b, pod.HostAliases)
 	}
 	return b.String()
+}
+
+func writeHostAliases(b *strings.Builder, aliases []HostAlias) {
+	b.WriteString("# Entries added by HostAliases.\n")
+	for _, a := range aliases {
+		fmt.Fprintf(b, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
+	}
+}
+
+// nodeHostFiles returns the hostname and /etc/hosts of a pod on the
+// node's network: the node's, and a copy of the node's hosts file with
+// the pod's host aliases after it.
+func nodeHostFiles(pod *PodSpec) (name, hosts string, err error) {
+	if name, err = os.Hostname(); err != nil {
+		return "", "", err
+	}
+	b, err := os.ReadFile("/etc/hosts")
+	if err != nil && !os.IsNotExist(err) {
+		return "", "", err
+	}
+	hosts = string(b)
+	if len(pod.HostAliases) > 0 {
+		var sb strings.Builder
+		sb.WriteString(hosts)
+		if hosts != "" && !strings.HasSuffix(hosts, "\n") {
+			sb.WriteString("\n")
+		}
+		writeHostAliases(&sb, pod.HostAliases)
+		hosts = sb.String()
+	}
+	return name, hosts, nil
 }

@@ -45,6 +45,13 @@ func (c *Containerd) containerSpec(ctx context.Context, uid, id string, sbPID ui
 	for _, ns := range []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace} {
 		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: ns, Path: nsPath(sbPID, ns)}))
 	}
+	if target := spec.PIDNamespaceOf; target != "" {
+		pid, err := c.runningPID(ctx, uid, target)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: nsPath(pid, specs.PIDNamespace)}))
+	}
 	if spec.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(spec.WorkingDir))
 	}
@@ -80,7 +87,7 @@ func envList(env []EnvVar) []string {
 
 func nsPath(pid uint32, ns specs.LinuxNamespaceType) string {
 	name := map[specs.LinuxNamespaceType]string{
-		specs.NetworkNamespace: "net", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts",
+		specs.NetworkNamespace: "net", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.PIDNamespace: "pid",
 	}[ns]
 	return fmt.Sprintf("/proc/%d/ns/%s", pid, name)
 }

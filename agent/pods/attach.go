@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,7 +31,7 @@ func (m *Manager) Attach(ctx context.Context, pod types.NamespacedName, containe
 		return errors.New("pods: the runtime cannot attach")
 	}
 	opts := runtime.AttachOptions{Stdout: streams.Stdout, Stderr: streams.Stderr}
-	if streams.Stdin != nil && containerStdin(p.Spec.Containers, name) {
+	if streams.Stdin != nil && containerStdin(slices.Concat(p.Spec.Containers, ephemeralContainers(p)), name) {
 		opts.Stdin = streams.Stdin
 	}
 	if streams.Resize != nil {

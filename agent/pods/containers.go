@@ -63,7 +63,7 @@ func (w *worker) startContainers(ctx context.Context, rs *runtime.PodStatus) boo
 			w.exited(rc)
 		}
 	}
-	return started
+	return w.startEphemeral(ctx, rs) || started
 }
 
 // isSidecar tells whether c is a restartable init container (a sidecar):

@@ -12,7 +12,8 @@
 // noticed by polling). A sync
 //
 //   - creates the sandbox when there is none (hostname, resolv.conf,
-//     emptyDir and hostPath volumes);
+//     emptyDir and hostPath volumes); a hostNetwork pod's is in the node's
+//     network and UTS namespaces, with the node's IP and /etc/hosts;
 //   - runs the init containers one at a time, each to success;
 //   - starts the app containers, pulling images as imagePullPolicy says, and
 //     restarts exited ones as restartPolicy says, with a back-off (first
@@ -20,10 +21,10 @@
 //     ten minutes of clean running) during which the container waits in
 //     CrashLoopBackOff; failed pulls wait in ErrImagePull, then
 //     ImagePullBackOff;
-//   - runs exec, httpGet and tcpSocket readiness and liveness probes of
-//     running containers (a container without a readiness probe is ready
-//     while it runs; one failing its liveness probe is stopped and then
-//     restarted as its policy says);
+//   - runs exec, httpGet, tcpSocket and gRPC (grpc.health.v1 Check)
+//     readiness and liveness probes of running containers (a container
+//     without a readiness probe is ready while it runs; one failing its
+//     liveness probe is stopped and then restarted as its policy says);
 //   - runs lifecycle hooks (exec, httpGet sent from the node to the pod IP
 //     unless a host is named, sleep; lifecycle.go): postStart right after
 //     the container starts, which is not reported running until the hook
@@ -36,6 +37,15 @@
 //     terminated state's message; with FallbackToLogsOnError, a failed
 //     container with an empty file gets the last 2048 bytes of the last 80
 //     lines of its log (termination.go);
+//   - fails, before creating anything, a pod asking for a sysctl outside
+//     the kubelet's safe set, with reason SysctlForbidden (failure.go);
+//   - stops a pod that has been active for its activeDeadlineSeconds
+//     (counted from its start time; an update may shorten it) and fails
+//     it with reason DeadlineExceeded (failure.go);
+//   - starts each ephemeral container once the app containers exist, in
+//     the pod's sandbox, and never again after it exits (ephemeral.go);
+//     they are reported in ephemeralContainerStatuses and take exec,
+//     attach and logs;
 //   - stops the sandbox of a pod that reached Succeeded or Failed;
 //   - stops a pod with a deletionTimestamp with its grace period, removes it
 //     and calls [Reporter.PodTerminated];
@@ -119,11 +129,11 @@
 // or with an image whose user is root or named, keeps the container
 // waiting in CreateContainerConfigError. emptyDir and API data volumes
 // belong to the fsGroup (setgid directories, group-readable files).
-// Safe sysctls are set in the sandbox; others fail the sandbox's creation.
+// Safe sysctls are set in the sandbox; others fail the pod (SysctlForbidden).
 //
 // # Not supported
 //
-// Startup and gRPC probes (they count as passing), hostPorts (the runtime's
+// Startup probes (they count as passing), hostPorts (the runtime's
 // network hook has no port mappings), clusterTrustBundle and
 // podCertificate projections, procMount Unmasked, seccomp, AppArmor and
 // SELinux options (ignored), fsGroupChangePolicy (ownership is always set).

@@ -55,6 +55,9 @@ func fieldPath(pod *corev1.Pod, name string) string {
 			return "spec.initContainers{" + name + "}"
 		}
 	}
+	if isEphemeral(pod, name) {
+		return "spec.ephemeralContainers{" + name + "}"
+	}
 	return "spec.containers{" + name + "}"
 }
 

@@ -79,7 +79,7 @@ func (m *Manager) container(name types.NamespacedName, container string) (*corev
 			return nil, "", fmt.Errorf("pod %q has %d containers: a container name must be given: %w", name, len(p.Spec.Containers), ErrNotFound)
 		}
 	}
-	for _, list := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
+	for _, list := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers, ephemeralContainers(p)} {
 		for _, c := range list {
 			if c.Name == container {
 				return p, container, nil

@@ -147,8 +147,7 @@ func (w *worker) unready() (unready, unstarted map[string]bool) {
 	return unready, unstarted
 }
 
-// runProbe runs one probe and returns why it failed. gRPC probes are not
-// run and count as passing.
+// runProbe runs one probe and returns why it failed.
 func (w *worker) runProbe(ctx context.Context, p *corev1.Probe, c *corev1.Container, podIP string) error {
 	ctx, cancel := context.WithTimeout(ctx, seconds(p.TimeoutSeconds, 1))
 	defer cancel()
@@ -160,6 +159,8 @@ func (w *worker) runProbe(ctx context.Context, p *corev1.Probe, c *corev1.Contai
 		err = httpProbe(ctx, p.HTTPGet, c, podIP)
 	case p.TCPSocket != nil:
 		err = tcpProbe(ctx, p.TCPSocket, c, podIP)
+	case p.GRPC != nil:
+		err = grpcProbe(ctx, p.GRPC, podIP)
 	}
 	if err != nil {
 		w.lg.Debug("probe failed", "container", c.Name, "err", err)

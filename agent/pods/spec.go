@@ -12,6 +12,25 @@ import (
 	"github.com/minik-dev/minik/runtime"
 )
 
+// maxHostname is the longest hostname the kernel takes (HOST_NAME_MAX,
+// without the terminating NUL).
+const maxHostname = 63
+
+// podHostname is spec.hostname or else the pod's name, cut to the
+// kernel's limit as the kubelet does: a pod name may be a 253-character
+// DNS subdomain, and sethostname refuses anything past 64 bytes. The cut
+// drops a trailing '-' or '.'.
+func podHostname(pod *corev1.Pod) string {
+	h := pod.Spec.Hostname
+	if h == "" {
+		h = pod.Name
+	}
+	if len(h) <= maxHostname {
+		return h
+	}
+	return strings.TrimRight(h[:maxHostname], "-.")
+}
+
 // podSpec translates a pod into what the runtime needs to run its sandbox.
 // hostPath volumes of type DirectoryOrCreate and FileOrCreate are created
 // here; API data volumes (configMap, secret, projected, downwardAPI) are
@@ -22,11 +41,11 @@ import (
 func (m *Manager) podSpec(pod *corev1.Pod) (*runtime.PodSpec, error) {
 	spec := &runtime.PodSpec{
 		UID: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name,
-		Hostname:   pod.Spec.Hostname,
+		Hostname:   podHostname(pod),
 		ResolvConf: m.resolvConf(pod),
 	}
-	if spec.Hostname == "" {
-		spec.Hostname = pod.Name
+	if pod.Spec.HostNetwork {
+		spec.HostNetwork, spec.HostIP = true, m.cfg.NodeIP
 	}
 	if pod.Spec.Subdomain != "" {
 		domain := m.cfg.ClusterDomain
@@ -127,7 +146,7 @@ func (m *Manager) containerSpec(pod *corev1.Pod, c *corev1.Container, podIP stri
 		Name: c.Name, Image: c.Image, PullPolicy: runtime.PullPolicy(c.ImagePullPolicy), PullAuth: auth,
 		Command: expandAll(c.Command, env), Args: expandAll(c.Args, env),
 		Env: env, WorkingDir: c.WorkingDir, TTY: c.TTY, Stdin: c.Stdin, StdinOnce: c.StdinOnce,
-		Security: sec,
+		Security: sec, PIDNamespaceOf: ephemeralTarget(pod, c.Name),
 		Resources: runtime.Resources{
 			CPURequestMilli:  milli(c.Resources.Requests, corev1.ResourceCPU),
 			CPULimitMilli:    milli(c.Resources.Limits, corev1.ResourceCPU),

@@ -161,3 +161,21 @@ func TestPodSpecHostEntries(t *testing.T) {
 		t.Errorf("host aliases (-want +got):\n%s", d)
 	}
 }
+
+func TestPodHostnameIsCut(t *testing.T) {
+	long := "termination-message-container7662b828-c6af-4ddf-9bc7-27634cd39ccf"
+	tests := []struct{ name, hostname, want string }{
+		{"short", "", "short"},
+		{long, "", long[:63]},
+		{long[:62] + "-x", "", long[:62]},    // the cut ends in '-', which is dropped
+		{long[:61] + ".-abc", "", long[:61]}, // so are trailing dots
+		{long, "explicit", "explicit"},
+	}
+	for _, tc := range tests {
+		pod := newPod(tc.name, "")
+		pod.Spec.Hostname = tc.hostname
+		if got := podHostname(pod); got != tc.want {
+			t.Errorf("podHostname(name %q, hostname %q) = %q, want %q", tc.name, tc.hostname, got, tc.want)
+		}
+	}
+}

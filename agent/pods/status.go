@@ -39,6 +39,8 @@ type statusInput struct {
 	unready, unstarted map[string]bool
 	hostIP             string
 	startTime          *metav1.Time
+	// failure, when set, fails the pod with its reason and message.
+	failure *podFailure
 	// prev is the status last reported, for condition transition times.
 	prev *corev1.PodStatus
 	now  time.Time
@@ -51,8 +53,9 @@ type statusInput struct {
 func computeStatus(in statusInput) corev1.PodStatus {
 	pod := in.pod
 	st := corev1.PodStatus{
-		StartTime: in.startTime,
-		QOSClass:  pod.Status.QOSClass,
+		ObservedGeneration: pod.Generation,
+		StartTime:          in.startTime,
+		QOSClass:           pod.Status.QOSClass,
 	}
 	if in.hostIP != "" {
 		st.HostIP = in.hostIP
@@ -88,7 +91,14 @@ func computeStatus(in statusInput) corev1.PodStatus {
 		cs := containerStatus(in, &pod.Spec.Containers[i], !initDone)
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
+	ecs := ephemeralContainers(pod)
+	for i := range ecs {
+		st.EphemeralContainerStatuses = append(st.EphemeralContainerStatuses, containerStatus(in, &ecs[i], !initDone))
+	}
 	st.Phase = phase(pod.Spec.RestartPolicy, inits, st.ContainerStatuses, initDone)
+	if f := in.failure; f != nil {
+		st.Phase, st.Reason, st.Message = corev1.PodFailed, f.reason, f.message
+	}
 	st.Conditions = conditions(in, &st, initDone)
 	return st
 }
@@ -259,6 +269,7 @@ func conditions(in statusInput, st *corev1.PodStatus, initDone bool) []corev1.Po
 	}
 	for i := range out {
 		out[i].LastTransitionTime = transitionTime(in.prev, out[i], in.now)
+		out[i].ObservedGeneration = in.pod.Generation
 	}
 	return out
 }

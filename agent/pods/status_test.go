@@ -156,8 +156,15 @@ func TestComputeStatusDetails(t *testing.T) {
 		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(t0)},
 		{Type: corev1.PodInitialized, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(t0)},
 	}}
+	pod.Generation = 3
 	st := computeStatus(statusInput{pod: pod, rs: sandbox(running("c0", 1)), hostIP: "192.0.2.10", prev: &prev, now: t1})
+	if st.ObservedGeneration != 3 {
+		t.Errorf("observedGeneration %d, want the pod's generation 3", st.ObservedGeneration)
+	}
 	for _, c := range st.Conditions {
+		if c.ObservedGeneration != 3 {
+			t.Errorf("condition %s: observedGeneration %d, want 3", c.Type, c.ObservedGeneration)
+		}
 		want := t1
 		if c.Type == corev1.PodReady {
 			want = t0 // unchanged since prev

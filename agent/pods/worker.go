@@ -44,6 +44,8 @@ type worker struct {
 	msgs      messages
 	startTime *metav1.Time
 	reported  *corev1.PodStatus
+	// failure, once set, fails the pod whatever its containers did.
+	failure *podFailure
 	// finished is set once the pod reached Succeeded or Failed: its
 	// sandbox is stopped and nothing restarts.
 	finished bool
@@ -75,6 +77,7 @@ func newWorker(m *Manager, pod *corev1.Pod) *worker {
 		volumesDirty: true, volumesSet: map[string]bool{}, volumeErrs: map[string]string{},
 		startTime: pod.Status.StartTime,
 		reported:  pod.Status.DeepCopy(),
+		failure:   failureOf(&pod.Status),
 		finished:  pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed,
 	}
 	if pod.DeletionTimestamp != nil {
@@ -163,6 +166,13 @@ func (w *worker) sync(ctx context.Context) time.Duration {
 	if w.startTime == nil {
 		t := metav1.NewTime(w.m.cfg.Now().Truncate(time.Second))
 		w.startTime = &t
+	}
+	if rs == nil && !w.admit(ctx, rs) {
+		return idle
+	}
+	if w.pastDeadline() {
+		w.exceedDeadline(ctx, rs)
+		return idle
 	}
 	if w.tokensDue() {
 		w.volumesDirty = true
@@ -315,7 +325,7 @@ func (w *worker) status(rs *runtime.PodStatus) corev1.PodStatus {
 	unready, unstarted := w.unready()
 	return computeStatus(statusInput{
 		pod: w.pod, rs: rs, waiting: w.waiting, exits: w.exits, unready: unready, unstarted: unstarted, hostIP: w.m.cfg.NodeIP,
-		startTime: w.startTime, prev: w.reported, now: w.m.cfg.Now(),
+		startTime: w.startTime, failure: w.failure, prev: w.reported, now: w.m.cfg.Now(),
 		message: func(c *corev1.Container, rc *runtime.ContainerStatus) string {
 			return w.msgs.get(w.m, w.uid, c, rc)
 		},

@@ -188,6 +188,10 @@ func (s *Server) markDeleted(ctx context.Context, res *registry.Resource, obj ru
 		if cur == nil || grace >= *cur {
 			return obj, nil
 		}
+	} else if g := m.GetGeneration(); g > 0 {
+		// As in Kubernetes, the first mark is a change of what the
+		// object's controllers are asked to do: its generation moves on.
+		m.SetGeneration(g + 1)
 	}
 	now := s.cfg.Now()
 	m.SetDeletionTimestamp(&metav1.Time{Time: now.Add(time.Duration(grace) * time.Second).Truncate(time.Second)})

@@ -115,7 +115,9 @@ func apiResourceList() *metav1.APIResourceList {
 		if res.Name == "pods" {
 			list.APIResources = append(list.APIResources, metav1.APIResource{
 				Name: "pods/binding", Namespaced: true, Kind: "Binding", Verbs: metav1.Verbs{"create"},
-			}, evictionResource)
+			}, evictionResource, metav1.APIResource{
+				Name: "pods/ephemeralcontainers", Namespaced: true, Kind: "Pod", Verbs: metav1.Verbs{"get", "patch", "update"},
+			})
 		}
 		list.APIResources = append(list.APIResources, connectResources[res.Name]...)
 		if res.Name == "serviceaccounts" {

@@ -44,8 +44,11 @@ type fieldManagers struct {
 // the status subresource), building it on first use.
 func (f *fieldManagers) get(res *registry.Resource, kind updateKind) (*managedfields.FieldManager, error) {
 	key := fieldManagerKey{gvk: res.GroupVersion().WithKind(res.Kind)}
-	if kind == updateStatus {
+	switch kind {
+	case updateStatus:
 		key.subresource = "status"
+	case updateEphemeral:
+		key.subresource = "ephemeralcontainers"
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

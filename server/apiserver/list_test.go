@@ -154,6 +154,16 @@ func TestDeleteSemantics(t *testing.T) {
 	if p.DeletionTimestamp == nil || p.DeletionGracePeriodSeconds == nil || *p.DeletionGracePeriodSeconds != 30 {
 		t.Errorf("bound pod deletionTimestamp %v grace %v, want set and 30", p.DeletionTimestamp, p.DeletionGracePeriodSeconds)
 	}
+	if p.Generation != 2 {
+		t.Errorf("bound pod generation after a graceful delete = %d, want 2", p.Generation)
+	}
+	ten := int64(10)
+	if err := pods.Delete(ctx, "bound", metav1.DeleteOptions{GracePeriodSeconds: &ten}); err != nil {
+		t.Fatalf("Delete(grace 10): %v", err)
+	}
+	if p, err = pods.Get(ctx, "bound", metav1.GetOptions{}); err != nil || p.Generation != 2 || *p.DeletionGracePeriodSeconds != 10 {
+		t.Errorf("after shortening the grace period: %v; want generation 2 and grace 10", err)
+	}
 	zero := int64(0)
 	if err := pods.Delete(ctx, "bound", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		t.Fatalf("Delete(grace 0): %v", err)

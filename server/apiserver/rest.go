@@ -32,7 +32,7 @@ func (s *Server) serveResource(w *statusRecorder, r *http.Request, info requestI
 // subresources are the subresources served, of some resource or other.
 var subresources = map[string]bool{
 	"": true, "status": true, "scale": true, "binding": true, "eviction": true, "finalize": true,
-	"log": true, "exec": true, "attach": true,
+	"log": true, "exec": true, "attach": true, "ephemeralcontainers": true,
 }
 
 func (s *Server) serveSubresource(w *statusRecorder, r *http.Request, info requestInfo) error {
@@ -60,6 +60,8 @@ func (s *Server) serveSubresource(w *statusRecorder, r *http.Request, info reque
 		return s.serveEviction(w, r, info)
 	case "finalize":
 		return s.serveFinalize(w, r, info)
+	case "ephemeralcontainers":
+		return s.serveEphemeralContainers(w, r, info)
 	}
 	return s.servePodStream(w, r, info)
 }

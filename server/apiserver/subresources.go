@@ -185,3 +185,25 @@ func (s *Server) serveFinalize(w *statusRecorder, r *http.Request, info requestI
 	}
 	return s.writeWritten(w, r, info.Resource, http.StatusOK, obj, nil)
 }
+
+// serveEphemeralContainers serves pods/NAME/ephemeralcontainers: the pod
+// (GET), or a write of it that may only add ephemeral containers (PUT,
+// PATCH).
+func (s *Server) serveEphemeralContainers(w *statusRecorder, r *http.Request, info requestInfo) error {
+	if info.Resource.Name != "pods" {
+		return apierrors.NewNotFound(schemaGR(info.Resource.Name), info.Name+"/ephemeralcontainers")
+	}
+	switch info.Verb {
+	case "get":
+		obj, _, err := s.getObject(r.Context(), info.Resource, info.Namespace, info.Name)
+		if err != nil {
+			return err
+		}
+		return s.writeObject(w, r, info.Resource, http.StatusOK, obj)
+	case "update":
+		return s.serveUpdate(w, r, info, updateEphemeral)
+	case "patch":
+		return s.servePatch(w, r, info, updateEphemeral)
+	}
+	return apierrors.NewMethodNotSupported(schemaGR("pods/ephemeralcontainers"), info.Verb)
+}

@@ -21,9 +21,10 @@ import (
 type updateKind int
 
 const (
-	updateMain   updateKind = iota // spec and metadata; status kept
-	updateStatus                   // status only
-	updateRaw                      // server-internal: as built by the caller
+	updateMain      updateKind = iota // spec and metadata; status kept
+	updateStatus                      // status only
+	updateRaw                         // server-internal: as built by the caller
+	updateEphemeral                   // a pod's spec.ephemeralContainers only
 )
 
 // maxUpdateRetries bounds the retries of an update whose revision moved
@@ -155,6 +156,10 @@ func (s *Server) prepareUpdate(res *registry.Resource, kind updateKind, obj, old
 	case updateStatus:
 		res.PrepareForStatusUpdate(obj, old)
 		errs = res.ValidateStatusUpdate(obj, old)
+	case updateEphemeral:
+		pod, oldPod := obj.(*corev1.Pod), old.(*corev1.Pod)
+		registry.PrepareEphemeralContainersUpdate(pod, oldPod)
+		errs = registry.ValidateEphemeralContainersUpdate(pod, oldPod)
 	}
 	if len(errs) > 0 {
 		return apierrors.NewInvalid(gk, om.GetName(), errs)

@@ -66,6 +66,10 @@ func preparePodForStatusUpdate(pod, old *corev1.Pod) {
 
 func validatePod(pod *corev1.Pod) field.ErrorList {
 	errs := validateMeta(&pod.ObjectMeta, true, apivalidation.NameIsDNSSubdomain)
+	if len(pod.Spec.EphemeralContainers) > 0 {
+		// They are added to a running pod, through pods/ephemeralcontainers.
+		errs = append(errs, field.Forbidden(ephemeralPath, "cannot be set on create"))
+	}
 	return append(errs, validatePodSpec(&pod.Spec, specPath)...)
 }
 

@@ -31,6 +31,7 @@ func validatePodSpec(spec *corev1.PodSpec, path *field.Path) field.ErrorList {
 	errs = append(errs, validatePodSpecNames(spec, path)...)
 	errs = append(errs, validateTolerations(spec.Tolerations, path.Child("tolerations"))...)
 	errs = append(errs, validatePodDurations(spec, path)...)
+	errs = append(errs, validateSysctls(spec, path.Child("securityContext", "sysctls"))...)
 	if spec.Resources != nil {
 		errs = append(errs, validateResources(spec.Resources, path.Child("resources"))...)
 	}

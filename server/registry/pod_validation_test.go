@@ -270,3 +270,35 @@ func TestValidatePodProbes(t *testing.T) {
 		}, []string{errKey(invalid, "spec.containers[0].livenessProbe.periodSeconds")}},
 	})
 }
+
+func TestValidatePodSysctls(t *testing.T) {
+	sysctls := func(names ...string) func(*corev1.Pod) {
+		return func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{}
+			for _, n := range names {
+				p.Spec.SecurityContext.Sysctls = append(p.Spec.SecurityContext.Sysctls, corev1.Sysctl{Name: n, Value: "1"})
+			}
+		}
+	}
+	hostNet := func(names ...string) func(*corev1.Pod) {
+		return func(p *corev1.Pod) {
+			sysctls(names...)(p)
+			p.Spec.HostNetwork, p.Spec.DNSPolicy = true, corev1.DNSClusterFirstWithHostNet
+		}
+	}
+	const path = "spec.securityContext.sysctls"
+	runValidation(t, podResource, validPod, []validationCase[*corev1.Pod]{
+		{"valid names, dots or slashes", sysctls("kernel.shm_rmid_forced", "net/ipv4/ip_local_port_range", "safe-and-unsafe", "kernel.shmmax"), nil},
+		{"invalid names", sysctls("foo-", "kernel.shmmax", "safe-and-unsafe", "bar.."),
+			[]string{errKey(invalid, path+"[0].name"), errKey(invalid, path+"[3].name")}},
+		{"upper case", sysctls("Kernel.shmmax"), []string{errKey(invalid, path+"[0].name")}},
+		{"name required", sysctls(""), []string{errKey(required, path+"[0].name")}},
+		{"each once", sysctls("kernel.sem", "kernel.sem"), []string{errKey(duplicate, path+"[1].name")}},
+		{"net sysctl with host network", hostNet("net.ipv4.ping_group_range"), []string{errKey(invalid, path+"[0].name")}},
+		{"ipc sysctl with host network", hostNet("kernel.shm_rmid_forced"), nil},
+		{"ipc sysctl with host IPC", func(p *corev1.Pod) {
+			sysctls("kernel.msgmax")(p)
+			p.Spec.HostIPC = true
+		}, []string{errKey(invalid, path+"[0].name")}},
+	})
+}

@@ -15,7 +15,9 @@
 //
 // # Client protocols
 //
-// Logs are streamed as chunked text/plain, flushed per write. Exec and
+// Logs are streamed as chunked text/plain, flushed per write, or over a
+// WebSocket (binary.k8s.io, base64.binary.k8s.io: an empty message, then
+// the log in messages, then the close; logsws.go). Exec and
 // attach speak the remote command protocols of kubectl and client-go:
 // v5.channel.k8s.io (and v4, and the unversioned ones) over WebSocket, and
 // v4.channel.k8s.io to v2 over SPDY/3.1. The exit code reaches the client

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"github.com/minik-dev/minik/api"
 )
@@ -21,7 +22,8 @@ import (
 // still become a proper Status, and a quiet log still answers promptly.
 const followHeaderDelay = time.Second
 
-// serveLogs serves GET pods/NAME/log as chunked text/plain.
+// serveLogs serves GET pods/NAME/log as chunked text/plain, or over a
+// WebSocket when the client asks for one.
 func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request, pod *corev1.Pod) {
 	if !methodAllowed(w, r, "log", http.MethodGet) {
 		return
@@ -35,6 +37,10 @@ func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request, pod *corev1.P
 	sess, err := s.open(r.Context(), node, req)
 	if err != nil {
 		writeStatus(w, tunnelError(node, err))
+		return
+	}
+	if wsstream.IsWebSocketRequest(r) {
+		s.serveLogsWebSocket(w, r, sess, node, req.Logs.Follow)
 		return
 	}
 	lw := &logWriter{w: w, rc: http.NewResponseController(w)}
