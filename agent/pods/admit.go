@@ -2,6 +2,7 @@ package pods
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -64,13 +65,17 @@ func (a hostPort) conflicts(b hostPort) bool {
 }
 
 // admission decides, as the kubelet's admission does, which new pods may
-// run next to the pods already admitted; only hostPorts are checked.
+// run next to the pods already admitted: sysctls the node allows, and
+// free hostPorts.
 type admission struct {
 	used []hostPort
 }
 
 // admit takes pod's hostPorts if they are free, or returns why not.
 func (a *admission) admit(pod *corev1.Pod) *rejection {
+	if name := forbiddenSysctl(pod); name != "" {
+		return &rejection{reason: reasonSysctlForbidden, message: fmt.Sprintf("forbidden sysctl: %q not allowlisted", name)}
+	}
 	ports := hostPortsOf(pod)
 	for _, p := range ports {
 		for _, u := range a.used {

@@ -2,7 +2,6 @@ package pods
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -69,23 +68,4 @@ func forbiddenSysctl(pod *corev1.Pod) string {
 		}
 	}
 	return ""
-}
-
-// reject fails a pod the node will not run, before it starts anything, as
-// the kubelet's admission does.
-func (w *worker) reject(ctx context.Context, rs *runtime.PodStatus, reason, message string) {
-	w.lg.Info("pod rejected", "reason", reason, "message", message)
-	w.failure = &podFailure{reason: reason, message: "Pod was rejected: " + message}
-	w.event("", corev1.EventTypeWarning, reason, "%s", message)
-	w.finish(ctx, rs)
-}
-
-// admit rejects the pod when the node cannot run it and reports whether it
-// did.
-func (w *worker) admit(ctx context.Context, rs *runtime.PodStatus) bool {
-	if name := forbiddenSysctl(w.pod); name != "" {
-		w.reject(ctx, rs, reasonSysctlForbidden, fmt.Sprintf("forbidden sysctl: %q not allowlisted", name))
-		return false
-	}
-	return true
 }

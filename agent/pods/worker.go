@@ -167,9 +167,6 @@ func (w *worker) sync(ctx context.Context) time.Duration {
 		t := metav1.NewTime(w.m.cfg.Now().Truncate(time.Second))
 		w.startTime = &t
 	}
-	if rs == nil && !w.admit(ctx, rs) {
-		return idle
-	}
 	if w.pastDeadline() {
 		w.exceedDeadline(ctx, rs)
 		return idle
