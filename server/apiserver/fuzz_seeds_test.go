@@ -130,6 +130,12 @@ var fuzzSamples = map[string]string{
 	"ResourceSlice": `{"spec":{"driver":"fuzz.example.com","pool":{"name":"fuzz","generation":1,"resourceSliceCount":1},` +
 		`"nodeName":"fuzz","devices":[{"name":"gpu-0","attributes":{"model":{"string":"fuzz"}},"capacity":{"memory":{"value":"1Gi"}}}]}}`,
 	"DeviceTaintRule": `{"spec":{"deviceSelector":{"driver":"fuzz.example.com","pool":"fuzz"},"taint":{"key":"example.com/fuzz","effect":"NoSchedule"}}}`,
+	"HorizontalPodAutoscaler.autoscaling/v2": `{"spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"fuzz"},"minReplicas":1,"maxReplicas":3,` +
+		`"metrics":[{"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":50}}},` +
+		`{"type":"Pods","pods":{"metric":{"name":"requests"},"target":{"type":"AverageValue","averageValue":"10"}}}],` +
+		`"behavior":{"scaleDown":{"stabilizationWindowSeconds":60,"policies":[{"type":"Percent","value":50,"periodSeconds":30}]}}}}`,
+	"HorizontalPodAutoscaler.autoscaling/v1": `{"spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"fuzz"},` +
+		`"minReplicas":1,"maxReplicas":3,"targetCPUUtilizationPercentage":50}}`,
 }
 
 // fuzzHookRest completes the sample webhook of both configurations.
@@ -140,7 +146,10 @@ const fuzzHookRest = `"rules":[{"operations":["CREATE"],"apiGroups":["fuzz.examp
 func sampleObject(t testing.TB, res *registry.Resource, name string) []byte {
 	t.Helper()
 	obj := map[string]any{}
-	s, ok := fuzzSamples[res.Kind+"."+res.Group]
+	s, ok := fuzzSamples[res.Kind+"."+res.GroupVersion().String()]
+	if !ok {
+		s, ok = fuzzSamples[res.Kind+"."+res.Group]
+	}
 	if !ok {
 		s, ok = fuzzSamples[res.Kind]
 	}
