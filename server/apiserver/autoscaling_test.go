@@ -171,6 +171,16 @@ func TestHPAVersions(t *testing.T) {
 			if len(back.Annotations) != 0 {
 				t.Errorf("v2 object has annotations %v, want none", back.Annotations)
 			}
+			// Field management tracks the v1 write beside the v2 one,
+			// converting between the versions.
+			var managed []string
+			for _, e := range back.ManagedFields {
+				managed = append(managed, e.APIVersion+" "+string(e.Operation))
+			}
+			slices.Sort(managed)
+			if diff := cmp.Diff([]string{"autoscaling/v1 Update", "autoscaling/v2 Update"}, managed); diff != "" {
+				t.Errorf("managedFields (-want +got):\n%s", diff)
+			}
 			if back.Generation != 2 {
 				t.Errorf("generation after a spec change = %d, want 2", back.Generation)
 			}
