@@ -136,6 +136,12 @@ var fuzzSamples = map[string]string{
 		`"behavior":{"scaleDown":{"stabilizationWindowSeconds":60,"policies":[{"type":"Percent","value":50,"periodSeconds":30}]}}}}`,
 	"HorizontalPodAutoscaler.autoscaling/v1": `{"spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"fuzz"},` +
 		`"minReplicas":1,"maxReplicas":3,"targetCPUUtilizationPercentage":50}}`,
+	"FlowSchema": `{"spec":{"matchingPrecedence":500,"priorityLevelConfiguration":{"name":"fuzz"},"distinguisherMethod":{"type":"ByUser"},` +
+		`"rules":[{"subjects":[{"kind":"Group","group":{"name":"system:authenticated"}}],` +
+		`"resourceRules":[{"verbs":["get","list"],"apiGroups":[""],"resources":["pods"],"namespaces":["*"]}],` +
+		`"nonResourceRules":[{"verbs":["*"],"nonResourceURLs":["/healthz"]}]}]}}`,
+	"PriorityLevelConfiguration": `{"spec":{"type":"Limited","limited":{"nominalConcurrencyShares":5,"lendablePercent":10,` +
+		`"limitResponse":{"type":"Queue","queuing":{"queues":16,"handSize":4,"queueLengthLimit":20}}}}}`,
 }
 
 // fuzzHookRest completes the sample webhook of both configurations.

@@ -71,6 +71,8 @@ var resources = []*Resource{
 	deviceTaintRuleResource,
 	hpaResource,
 	hpaV1Resource,
+	flowSchemaResource,
+	priorityLevelResource,
 }
 
 var (

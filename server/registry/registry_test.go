@@ -46,6 +46,7 @@ func TestAll(t *testing.T) {
 		"deviceclasses DeviceClass", "resourceclaims ResourceClaim", "resourceclaimtemplates ResourceClaimTemplate",
 		"resourceslices ResourceSlice", "devicetaintrules DeviceTaintRule",
 		"horizontalpodautoscalers HorizontalPodAutoscaler", "horizontalpodautoscalers HorizontalPodAutoscaler",
+		"flowschemas FlowSchema", "prioritylevelconfigurations PriorityLevelConfiguration",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
