@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"reflect"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 

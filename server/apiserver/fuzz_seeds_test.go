@@ -142,6 +142,7 @@ var fuzzSamples = map[string]string{
 		`"nonResourceRules":[{"verbs":["*"],"nonResourceURLs":["/healthz"]}]}]}}`,
 	"PriorityLevelConfiguration": `{"spec":{"type":"Limited","limited":{"nominalConcurrencyShares":5,"lendablePercent":10,` +
 		`"limitResponse":{"type":"Queue","queuing":{"queues":16,"handSize":4,"queueLengthLimit":20}}}}}`,
+	"StorageVersionMigration": `{"spec":{"resource":{"group":"apps","resource":"deployments"}}}`,
 }
 
 // fuzzHookRest completes the sample webhook of both configurations.

@@ -73,6 +73,7 @@ var resources = []*Resource{
 	hpaV1Resource,
 	flowSchemaResource,
 	priorityLevelResource,
+	storageVersionMigrationResource,
 }
 
 var (

@@ -47,6 +47,7 @@ func TestAll(t *testing.T) {
 		"resourceslices ResourceSlice", "devicetaintrules DeviceTaintRule",
 		"horizontalpodautoscalers HorizontalPodAutoscaler", "horizontalpodautoscalers HorizontalPodAutoscaler",
 		"flowschemas FlowSchema", "prioritylevelconfigurations PriorityLevelConfiguration",
+		"storageversionmigrations StorageVersionMigration",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
