@@ -87,6 +87,32 @@ func TestAutoscalingDiscovery(t *testing.T) {
 		t.Errorf("aggregated discovery of horizontalpodautoscalers (-want +got):\n%s", diff)
 	}
 
+	var openapi struct{ Paths map[string]any }
+	if raw, err := rc.Get().AbsPath("/openapi/v3").Do(ctx).Raw(); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(raw, &openapi); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"apis/autoscaling/v1", "apis/autoscaling/v2"} {
+		if _, ok := openapi.Paths[p]; !ok {
+			t.Errorf("/openapi/v3 has no %s", p)
+		}
+	}
+
+	for _, v := range []string{"v1", "v2"} {
+		var doc struct {
+			Components struct{ Schemas map[string]any }
+		}
+		if raw, err := rc.Get().AbsPath("/openapi/v3/apis/autoscaling/" + v).Do(ctx).Raw(); err != nil {
+			t.Fatal(err)
+		} else if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if name := "io.k8s.api.autoscaling." + v + ".HorizontalPodAutoscaler"; doc.Components.Schemas[name] == nil {
+			t.Errorf("/openapi/v3/apis/autoscaling/%s has no schema %s", v, name)
+		}
+	}
+
 	ad, ok := ts.client.Discovery().(discovery.AggregatedDiscoveryInterface)
 	if !ok {
 		t.Fatal("the client does not support aggregated discovery")
