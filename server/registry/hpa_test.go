@@ -180,3 +180,34 @@ func TestHPAConversion(t *testing.T) {
 		t.Errorf("v2 → v1 → v2 (-want +got):\n%s", diff)
 	}
 }
+
+// TestHPAV1KeepsOtherPart checks that a v1 write of one part (spec or
+// status) keeps what v1 holds of the other in annotations, even when the
+// client drops them.
+func TestHPAV1KeepsOtherPart(t *testing.T) {
+	v2 := validHPA()
+	v2.Spec.Behavior = &autoscalingv2.HorizontalPodAutoscalerBehavior{}
+	hpaResource.PrepareForCreate(v2)
+	v2.Status.Conditions = []autoscalingv2.HorizontalPodAutoscalerCondition{{Type: autoscalingv2.AbleToScale, Status: corev1.ConditionTrue}}
+	old := HPAFromV2(v2)
+
+	upd := old.DeepCopy()
+	upd.Annotations = nil
+	upd.Spec.MaxReplicas = 9
+	hpaV1Resource.PrepareForUpdate(upd, old)
+	got := HPAToV2(upd)
+	if len(got.Status.Conditions) != 1 || got.Spec.Behavior != nil || got.Spec.MaxReplicas != 9 {
+		t.Errorf("after a v1 update without annotations: conditions %v, behavior %v; want the conditions kept, the behavior dropped",
+			got.Status.Conditions, got.Spec.Behavior)
+	}
+
+	st := old.DeepCopy()
+	st.Annotations = nil
+	st.Status.DesiredReplicas = 2
+	hpaV1Resource.PrepareForStatusUpdate(st, old)
+	got = HPAToV2(st)
+	if got.Spec.Behavior == nil || len(got.Status.Conditions) != 0 || got.Status.DesiredReplicas != 2 {
+		t.Errorf("after a v1 status update without annotations: behavior %v, conditions %v; want the behavior kept, the conditions dropped",
+			got.Spec.Behavior, got.Status.Conditions)
+	}
+}

@@ -60,8 +60,12 @@ func newHPAV1Resource() *Resource {
 				h.Spec.MinReplicas = ptrTo(int32(1))
 			}
 		}),
+		// The parts of spec and status v1 keeps in annotations follow
+		// their part: an update keeps old's status ones, a status update
+		// old's spec ones.
 		PrepareForUpdate: mutatePair(func(h, old *autoscalingv1.HorizontalPodAutoscaler) {
 			h.Status = old.Status
+			keepAnnotations(&h.ObjectMeta, &old.ObjectMeta, hpaCurrentMetricsAnnotation, hpaConditionsAnnotation)
 			if h.Spec.MinReplicas == nil {
 				h.Spec.MinReplicas = ptrTo(int32(1))
 			}
@@ -69,6 +73,7 @@ func newHPAV1Resource() *Resource {
 		}),
 		PrepareForStatusUpdate: mutatePair(func(h, old *autoscalingv1.HorizontalPodAutoscaler) {
 			h.Spec = old.Spec
+			keepAnnotations(&h.ObjectMeta, &old.ObjectMeta, hpaMetricsAnnotation, hpaBehaviorAnnotation)
 			h.Generation = old.Generation
 		}),
 
@@ -195,6 +200,22 @@ func HPAToV2(h *autoscalingv1.HorizontalPodAutoscaler) *autoscalingv2.Horizontal
 	}
 	out.Annotations = withoutHPAAnnotations(ann)
 	return out
+}
+
+// keepAnnotations sets the annotations keys of m to those of old, removing
+// those old lacks.
+func keepAnnotations(m, old *metav1.ObjectMeta, keys ...string) {
+	for _, k := range keys {
+		v, ok := old.Annotations[k]
+		switch {
+		case ok && m.Annotations == nil:
+			m.Annotations = map[string]string{k: v}
+		case ok:
+			m.Annotations[k] = v
+		default:
+			delete(m.Annotations, k)
+		}
+	}
 }
 
 func isCPUUtilization(m autoscalingv2.MetricSpec) bool {
