@@ -259,7 +259,14 @@ func builtinAPIServices() map[string]*apiregistrationv1.APIService {
 	add := localAPIService(out)
 	add("", "v1", "onstart", 18000, 1)
 	for i, g := range apiGroups() {
-		add(g, "v1", "onstart", int32(17900-10*i), 15)
+		// The preferred version has the highest version priority.
+		vs := registry.Versions(g)
+		if len(vs) == 0 {
+			vs = []string{"v1"} // a group served by handlers only
+		}
+		for j, v := range vs {
+			add(g, v, "onstart", int32(17900-10*i), int32(15*(len(vs)-j)))
+		}
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/conversion"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -258,8 +260,38 @@ var protobufScheme = func() *runtime.Scheme {
 	utilruntime.Must(clientscheme.AddToScheme(sch))
 	utilruntime.Must(apiextensionsv1.AddToScheme(sch))
 	utilruntime.Must(apiregistrationv1.AddToScheme(sch))
+	addViewConversions(sch)
 	return sch
 }()
+
+// addViewConversions teaches sch to convert between the versions of a
+// kind served in several (autoscaling/v1 and v2 HorizontalPodAutoscaler),
+// by the registry's conversions: field management needs it to track the
+// fields of every version that wrote an object.
+func addViewConversions(sch *runtime.Scheme) {
+	for _, res := range registry.All() {
+		view := res.View
+		if view == nil || view.Of.Group != res.Group {
+			continue
+		}
+		utilruntime.Must(sch.AddConversionFunc(res.New(), view.Of.New(), func(a, b any, _ conversion.Scope) error {
+			return copyInto(b, view.ToStored(a.(runtime.Object)))
+		}))
+		utilruntime.Must(sch.AddConversionFunc(view.Of.New(), res.New(), func(a, b any, _ conversion.Scope) error {
+			return copyInto(b, view.FromStored(a.(runtime.Object)))
+		}))
+	}
+}
+
+// copyInto sets *dst to *src, both pointers to the same type.
+func copyInto(dst any, src runtime.Object) error {
+	d, s := reflect.ValueOf(dst), reflect.ValueOf(src)
+	if d.Type() != s.Type() {
+		return fmt.Errorf("converting to %T: got a %T", dst, src)
+	}
+	d.Elem().Set(s.Elem())
+	return nil
+}
 
 const protobufType = "application/vnd.kubernetes.protobuf"
 

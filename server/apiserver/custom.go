@@ -72,12 +72,10 @@ func newCustomSet(crds []*compiledCRD) *customSet {
 func (s *Server) customResources() *customSet { return s.custom.Load() }
 
 // lookupIn finds the resource served as plural name in gv: a built-in
-// one in v1, else a custom one.
+// one, else a custom one.
 func (s *Server) lookupIn(gv schema.GroupVersion, name string) (*registry.Resource, bool) {
-	if gv.Version == "v1" {
-		if res, ok := registry.LookupIn(gv.Group, name); ok {
-			return res, true
-		}
+	if res, ok := registry.LookupVersion(gv, name); ok {
+		return res, true
 	}
 	res, ok := s.customResources().byGV[gv][name]
 	return res, ok
@@ -85,7 +83,7 @@ func (s *Server) lookupIn(gv schema.GroupVersion, name string) (*registry.Resour
 
 // servesVersion reports whether /apis/GROUP/VERSION is served.
 func (s *Server) servesVersion(group, v string) bool {
-	if v == "v1" && slices.Contains(apiGroups(), group) {
+	if slices.Contains(s.builtinVersions(group), v) {
 		return true
 	}
 	return slices.Contains(s.customResources().versions[group], v)
@@ -93,10 +91,23 @@ func (s *Server) servesVersion(group, v string) bool {
 
 // groupVersions lists the versions of group served, preferred first.
 func (s *Server) groupVersions(group string) []string {
-	if slices.Contains(apiGroups(), group) {
-		return []string{"v1"}
+	if vs := s.builtinVersions(group); len(vs) > 0 {
+		return vs
 	}
 	return s.customResources().versions[group]
+}
+
+// builtinVersions lists the versions of a built-in group, preferred
+// first: those of the registry's resources, v1 for a group served by
+// handlers only; none for another group.
+func (s *Server) builtinVersions(group string) []string {
+	if vs := registry.Versions(group); len(vs) > 0 {
+		return vs
+	}
+	if _, ok := handlerGroups[group]; ok {
+		return []string{"v1"}
+	}
+	return nil
 }
 
 // allGroups lists the built-in groups, then the custom ones.

@@ -8,7 +8,8 @@
 // # Request path
 //
 // ServeHTTP parses the path into a request (request.go), answers
-// discovery and OpenAPI (discovery.go, groups.go, openapi.go), and hands
+// discovery and OpenAPI (discovery.go, groups.go, openapi.go; every
+// served version of a group is listed, the preferred first), and hands
 // resource requests to the verbs: create.go, update.go, patch.go,
 // delete.go, rest.go (get and list), watch.go; subresources to
 // subresources.go (status, scale), podbinding.go, eviction.go and the pod

@@ -133,6 +133,19 @@ var fuzzSamples = map[string]string{
 	"ResourceSlice": `{"spec":{"driver":"fuzz.example.com","pool":{"name":"fuzz","generation":1,"resourceSliceCount":1},` +
 		`"nodeName":"fuzz","devices":[{"name":"gpu-0","attributes":{"model":{"string":"fuzz"}},"capacity":{"memory":{"value":"1Gi"}}}]}}`,
 	"DeviceTaintRule": `{"spec":{"deviceSelector":{"driver":"fuzz.example.com","pool":"fuzz"},"taint":{"key":"example.com/fuzz","effect":"NoSchedule"}}}`,
+	"HorizontalPodAutoscaler.autoscaling/v2": `{"spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"fuzz"},"minReplicas":1,"maxReplicas":3,` +
+		`"metrics":[{"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":50}}},` +
+		`{"type":"Pods","pods":{"metric":{"name":"requests"},"target":{"type":"AverageValue","averageValue":"10"}}}],` +
+		`"behavior":{"scaleDown":{"stabilizationWindowSeconds":60,"policies":[{"type":"Percent","value":50,"periodSeconds":30}]}}}}`,
+	"HorizontalPodAutoscaler.autoscaling/v1": `{"spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"fuzz"},` +
+		`"minReplicas":1,"maxReplicas":3,"targetCPUUtilizationPercentage":50}}`,
+	"FlowSchema": `{"spec":{"matchingPrecedence":500,"priorityLevelConfiguration":{"name":"fuzz"},"distinguisherMethod":{"type":"ByUser"},` +
+		`"rules":[{"subjects":[{"kind":"Group","group":{"name":"system:authenticated"}}],` +
+		`"resourceRules":[{"verbs":["get","list"],"apiGroups":[""],"resources":["pods"],"namespaces":["*"]}],` +
+		`"nonResourceRules":[{"verbs":["*"],"nonResourceURLs":["/healthz"]}]}]}}`,
+	"PriorityLevelConfiguration": `{"spec":{"type":"Limited","limited":{"nominalConcurrencyShares":5,"lendablePercent":10,` +
+		`"limitResponse":{"type":"Queue","queuing":{"queues":16,"handSize":4,"queueLengthLimit":20}}}}}`,
+	"StorageVersionMigration": `{"spec":{"resource":{"group":"apps","resource":"deployments"}}}`,
 }
 
 // fuzzHookRest completes the sample webhook of both configurations.
@@ -143,7 +156,10 @@ const fuzzHookRest = `"rules":[{"operations":["CREATE"],"apiGroups":["fuzz.examp
 func sampleObject(t testing.TB, res *registry.Resource, name string) []byte {
 	t.Helper()
 	obj := map[string]any{}
-	s, ok := fuzzSamples[res.Kind+"."+res.Group]
+	s, ok := fuzzSamples[res.Kind+"."+res.GroupVersion().String()]
+	if !ok {
+		s, ok = fuzzSamples[res.Kind+"."+res.Group]
+	}
 	if !ok {
 		s, ok = fuzzSamples[res.Kind]
 	}

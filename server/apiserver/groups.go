@@ -11,16 +11,17 @@ import (
 	"github.com/minik-dev/minik/server/registry"
 )
 
-// Resources outside the core group are served under /apis/GROUP/v1, with
-// the discovery documents kubectl and client-go read: /apis lists the
-// groups, /apis/GROUP the group, /apis/GROUP/v1 its resources.
+// Resources outside the core group are served under /apis/GROUP/VERSION,
+// with the discovery documents kubectl and client-go read: /apis lists the
+// groups, /apis/GROUP the group and its versions (the preferred first),
+// /apis/GROUP/VERSION the resources of one version.
 
 var coreV1 = schema.GroupVersion{Version: "v1"}
 
 // cutResourcePrefix splits a resource path into the part after its
 // group-version prefix and that group-version: /api/v1/REST is core v1,
 // /apis/GROUP/VERSION/REST is GROUP/VERSION for a group-version minik
-// serves (v1 of a built-in group, a served version of a custom one). ok
+// serves (a served version of a built-in or custom group). ok
 // is false for any other path.
 func (s *Server) cutResourcePrefix(path string) (rest string, gv schema.GroupVersion, ok bool) {
 	if rest, ok := strings.CutPrefix(path, "/api/v1/"); ok {

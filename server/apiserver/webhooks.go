@@ -328,7 +328,7 @@ func (p admissionParams) Params(ctx context.Context, gvk schema.GroupVersionKind
 			break
 		}
 	}
-	if res == nil || gvk.Version != "v1" {
+	if res == nil || res.GroupVersion() != gvk.GroupVersion() {
 		return nil, fmt.Errorf("failed to find a resource for the paramKind %s", gvk)
 	}
 	if !res.Namespaced {

@@ -33,6 +33,17 @@
 //     object ("spec.containers[0].image") and the error types Kubernetes
 //     uses. metadata.resourceVersion is not checked here.
 //
+// # Versions
+//
+// A built-in Resource is served in one group-version (Resource.Version, v1
+// unless set). A kind served in several versions has one Resource per
+// version: the one whose objects are stored, and a View of it for each
+// other version, converting objects as they are read and written
+// (autoscaling/v1 HorizontalPodAutoscaler over the stored v2, hpav1.go;
+// events.k8s.io/v1 Event over the core one). Versions lists a group's
+// versions, the preferred first; LookupVersion finds the Resource of a
+// group-version.
+//
 // # Custom resources
 //
 // CustomResourceDefinition is a built-in kind here (crd.go), validated

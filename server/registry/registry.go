@@ -2,13 +2,16 @@ package registry
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/version"
 )
 
 // resources lists every kind served, in discovery order.
@@ -68,6 +71,11 @@ var resources = []*Resource{
 	resourceClaimTemplateResource,
 	resourceSliceResource,
 	deviceTaintRuleResource,
+	hpaResource,
+	hpaV1Resource,
+	flowSchemaResource,
+	priorityLevelResource,
+	storageVersionMigrationResource,
 }
 
 var (
@@ -88,7 +96,7 @@ func index(key func(*Resource) string) map[string]*Resource {
 }
 
 // All returns every resource served, core (/api/v1) and grouped
-// (/apis/GROUP/v1), in a stable order. The
+// (/apis/GROUP/VERSION), in a stable order. The
 // slice is the caller's; the Resources are shared and must not be
 // modified.
 func All() []*Resource {
@@ -103,15 +111,48 @@ func Lookup(resource string) (*Resource, bool) {
 	return r, ok
 }
 
-// LookupIn finds a resource by its API group and plural name. The
+// LookupIn finds a resource by its API group and plural name: in a group
+// served in several versions, the one whose objects are stored. The
 // Resource is shared and must not be modified.
 func LookupIn(group, resource string) (*Resource, bool) {
+	var view *Resource
 	for _, r := range resources {
-		if r.Group == group && r.Name == resource {
+		if r.Group != group || r.Name != resource {
+			continue
+		}
+		if r.View == nil {
+			return r, true
+		}
+		if view == nil {
+			view = r
+		}
+	}
+	return view, view != nil
+}
+
+// LookupVersion finds a resource by its group-version and plural name.
+// The Resource is shared and must not be modified.
+func LookupVersion(gv schema.GroupVersion, resource string) (*Resource, bool) {
+	for _, r := range resources {
+		if r.Name == resource && r.GroupVersion() == gv {
 			return r, true
 		}
 	}
 	return nil, false
+}
+
+// Versions lists the versions group's resources are served in, the
+// preferred first (Kubernetes' order: GA before beta before alpha, higher
+// numbers first); none for a group minik does not serve.
+func Versions(group string) []string {
+	var vs []string
+	for _, r := range resources {
+		if v := r.GroupVersion().Version; r.Group == group && !slices.Contains(vs, v) {
+			vs = append(vs, v)
+		}
+	}
+	slices.SortFunc(vs, func(a, b string) int { return -version.CompareKubeAwareVersionStrings(a, b) })
+	return vs
 }
 
 // ByKind finds a resource by its kind ("Pod"), the first of All for a

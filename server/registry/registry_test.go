@@ -46,6 +46,9 @@ func TestAll(t *testing.T) {
 		"servicecidrs ServiceCIDR", "ipaddresses IPAddress",
 		"deviceclasses DeviceClass", "resourceclaims ResourceClaim", "resourceclaimtemplates ResourceClaimTemplate",
 		"resourceslices ResourceSlice", "devicetaintrules DeviceTaintRule",
+		"horizontalpodautoscalers HorizontalPodAutoscaler", "horizontalpodautoscalers HorizontalPodAutoscaler",
+		"flowschemas FlowSchema", "prioritylevelconfigurations PriorityLevelConfiguration",
+		"storageversionmigrations StorageVersionMigration",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
@@ -54,8 +57,16 @@ func TestAll(t *testing.T) {
 
 func TestLookup(t *testing.T) {
 	for _, r := range All() {
-		if got, ok := LookupIn(r.Group, r.Name); !ok || got != r {
-			t.Errorf("LookupIn(%q, %q) = %v, %v; want the %s resource", r.Group, r.Name, got, ok, r.Kind)
+		if got, ok := LookupVersion(r.GroupVersion(), r.Name); !ok || got != r {
+			t.Errorf("LookupVersion(%v, %q) = %v, %v; want the %s resource", r.GroupVersion(), r.Name, got, ok, r.Kind)
+		}
+		// LookupIn gives the stored version of a kind served in several.
+		want := r
+		if r.View != nil && r.View.Of.Group == r.Group {
+			want = r.View.Of
+		}
+		if got, ok := LookupIn(r.Group, r.Name); !ok || got != want {
+			t.Errorf("LookupIn(%q, %q) = %v, %v; want the %s %s resource", r.Group, r.Name, got, ok, want.GroupVersion(), want.Kind)
 		}
 		if r.View != nil {
 			continue // Lookup and ByKind give the resource it views
@@ -66,6 +77,15 @@ func TestLookup(t *testing.T) {
 		if got, ok := ByKind(r.Kind); !ok || got != r {
 			t.Errorf("ByKind(%q) = %v, %v; want the %s resource", r.Kind, got, ok, r.Kind)
 		}
+	}
+	if got, _ := LookupIn(GroupAutoscaling, "horizontalpodautoscalers"); got != hpaResource {
+		t.Errorf("LookupIn(autoscaling, horizontalpodautoscalers) = %s, want the stored v2", got.GroupVersion())
+	}
+	if diff := cmp.Diff([]string{"v2", "v1"}, Versions(GroupAutoscaling)); diff != "" {
+		t.Errorf("Versions(autoscaling) (-want +got):\n%s", diff)
+	}
+	if got := Versions("example.com"); got != nil {
+		t.Errorf("Versions(example.com) = %v, want none", got)
 	}
 	if got, _ := Lookup("events"); got != eventResource {
 		t.Errorf("Lookup(events) = %s/%s, want the core Event", got.Group, got.Kind)

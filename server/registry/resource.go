@@ -19,10 +19,11 @@ type Resource struct {
 	Name     string // plural, lower case: "pods"
 	Singular string // "pod"
 	Kind     string // "Pod"
-	// Group is the API group, "" for core; every resource is served in
-	// version v1 of its group (see GroupVersion).
+	// Group is the API group, "" for core.
 	Group string
-	// Version is the version served, "" for v1.
+	// Version is the version served, "" for v1. A kind served in several
+	// versions has one Resource per version: the one stored, and views of
+	// it (see View) for the others.
 	Version    string
 	ShortNames []string
 	// Categories group the resource in discovery (`kubectl get all`).
@@ -77,8 +78,7 @@ type Resource struct {
 }
 
 // GroupVersion is the group and version the resource is served in:
-// core "v1" (under /api/v1) or GROUP/VERSION (under /apis/GROUP/VERSION),
-// VERSION being v1 for every built-in kind.
+// core "v1" (under /api/v1) or GROUP/VERSION (under /apis/GROUP/VERSION).
 func (r *Resource) GroupVersion() schema.GroupVersion {
 	v := r.Version
 	if v == "" {
