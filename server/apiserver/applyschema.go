@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	_ "unsafe" // for go:linkname
@@ -10,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	_ "k8s.io/client-go/applyconfigurations" // links the schemas below
 	"sigs.k8s.io/structured-merge-diff/v6/typed"
+
+	"github.com/minik-dev/minik/server/registry"
 )
 
 // The schemas field management merges built-in kinds by are client-go's:
@@ -62,36 +65,49 @@ var kindParsers struct {
 }
 
 // kindTypeConverter returns the converter of objects of kind gvk, from
-// client-go's schema of its type and of the types that refers to. It
-// fails if client-go has no schema of the kind.
+// client-go's schema of its type in every version the kind is served in
+// (field management converts an object's managed fields between them)
+// and of the types those refer to. It fails if client-go has no schema of
+// the kind.
 func kindTypeConverter(gvk schema.GroupVersionKind) (managedfields.TypeConverter, error) {
 	name, err := protobufScheme.ToOpenAPIDefinitionName(gvk)
 	if err != nil {
 		return nil, err
 	}
+	roots := []string{name}
+	for _, v := range registry.Versions(gvk.Group) {
+		other := schema.GroupVersionKind{Group: gvk.Group, Version: v, Kind: gvk.Kind}
+		if n, err := protobufScheme.ToOpenAPIDefinitionName(other); err == nil && v != gvk.Version && protobufScheme.Recognizes(other) {
+			roots = append(roots, n)
+		}
+	}
+	key := strings.Join(roots, ",")
 	kindParsers.mu.Lock()
 	defer kindParsers.mu.Unlock()
-	p, ok := kindParsers.byName[name]
+	p, ok := kindParsers.byName[key]
 	if !ok {
-		if p, err = parseClosure(name); err != nil {
+		if p, err = parseClosure(roots...); err != nil {
 			return nil, fmt.Errorf("schema of %v: %w", gvk, err)
 		}
 		if kindParsers.byName == nil {
 			kindParsers.byName = map[string]*typed.Parser{}
 		}
-		kindParsers.byName[name] = p
+		kindParsers.byName[key] = p
 	}
 	return managedfields.NewSchemeTypeConverter(protobufScheme, p), nil
 }
 
-// parseClosure parses the definition of type root and of every type it
-// refers to (a "namedType:" line), directly or not.
-func parseClosure(root string) (*typed.Parser, error) {
+// parseClosure parses the definitions of the types roots and of every
+// type they refer to (a "namedType:" line), directly or not.
+func parseClosure(roots ...string) (*typed.Parser, error) {
 	defs := applyDefinitions()
 	var doc strings.Builder
 	doc.WriteString("types:\n")
-	seen := map[string]bool{root: true}
-	for todo := []string{root}; len(todo) > 0; {
+	seen := map[string]bool{}
+	for _, r := range roots {
+		seen[r] = true
+	}
+	for todo := slices.Clone(roots); len(todo) > 0; {
 		name := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
 		def, ok := defs[name]
