@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -231,12 +232,21 @@ func busyboxLayer(bin string) ([]file, error) {
 		fs = append(fs, file{name: d, dir: true, mode: 0o755})
 	}
 	fs = append(fs, file{name: "tmp", dir: true, mode: 0o1777})
+	// Upstream's busybox image has every applet in /bin (specs run
+	// /bin/sysctl); Debian lists some only under sbin or usr.
+	inBin := map[string]bool{}
 	for _, a := range strings.Fields(string(list)) {
 		a = strings.TrimPrefix(a, "/")
 		if a == "bin/busybox" {
 			continue
 		}
 		fs = append(fs, file{name: a, link: "/bin/busybox", mode: 0o777})
+		inBin[path.Base(a)] = inBin[path.Base(a)] || path.Dir(a) == "bin"
+	}
+	for _, name := range slices.Sorted(maps.Keys(inBin)) {
+		if !inBin[name] {
+			fs = append(fs, file{name: "bin/" + name, link: "/bin/busybox", mode: 0o777})
+		}
 	}
 	fs = append(fs,
 		file{name: "etc/passwd", mode: 0o644, data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")},
