@@ -42,6 +42,9 @@ const (
 	nginxRef    = e2eRegistry + "/nginx:1.27.0-2"
 	nginxNewRef = e2eRegistry + "/nginx:1.28.0-2"
 	nonrootRef  = e2eRegistry + "/nonroot:1.5"
+	nnpRef      = e2eRegistry + "/nonewprivs:1.4"
+	kittenRef   = e2eRegistry + "/kitten:1.8"
+	nautilusRef = e2eRegistry + "/nautilus:1.8"
 	pauseRef    = "registry.k8s.io/pause:3.10.2"
 )
 
@@ -95,7 +98,23 @@ func run(out, busyboxPath, curlPath, ncPath, shPath, digPath string) error {
 	if err := goBuild(pause, "./pause"); err != nil {
 		return err
 	}
+	nnp := filepath.Join(tmp, "nnp")
+	if err := goBuild(nnp, "k8s.io/kubernetes/test/images/nonewprivs"); err != nil {
+		return err
+	}
+	nnpBin, err := os.ReadFile(nnp)
+	if err != nil {
+		return err
+	}
 	k8sDir, err := moduleDir("k8s.io/kubernetes")
+	if err != nil {
+		return err
+	}
+	kitten, err := updateDemoLayer(k8sDir, "kitten")
+	if err != nil {
+		return err
+	}
+	nautilus, err := updateDemoLayer(k8sDir, "nautilus")
 	if err != nil {
 		return err
 	}
@@ -170,6 +189,13 @@ func run(out, busyboxPath, curlPath, ncPath, shPath, digPath string) error {
 		{ref: nginxNewRef, layers: [][]file{base, nginxLayer("1.28.0")},
 			cmd: []string{"nginx", "-g", "daemon off;"}, labels: map[string]string{"minik.conformance/stand-in-for": "nginx 1.28.0 (busybox httpd)"}},
 		{ref: nonrootRef, layers: [][]file{base}, cmd: []string{"sh"}, user: "1234"},
+		// As upstream's Dockerfile: nnp set-user-ID root, printing the
+		// effective uid it runs with.
+		{ref: nnpRef, layers: [][]file{base, {{name: "usr/local/bin/nnp", mode: 0o4755, data: nnpBin}}}, cmd: []string{"nnp"}},
+		{ref: kittenRef, layers: [][]file{base, kitten}, cmd: []string{"httpd", "-f", "-p", "80", "-h", "/"},
+			labels: map[string]string{"minik.conformance/stand-in-for": "kitten 1.8 (busybox httpd for test-webserver)"}},
+		{ref: nautilusRef, layers: [][]file{base, nautilus}, cmd: []string{"httpd", "-f", "-p", "80", "-h", "/"},
+			labels: map[string]string{"minik.conformance/stand-in-for": "nautilus 1.8 (busybox httpd for test-webserver)"}},
 		{ref: glibcDNSRef, layers: [][]file{base, digFiles}, cmd: []string{"sh"},
 			labels: map[string]string{"minik.conformance/stand-in-for": "glibc-dns-testing 2.1.1 (busybox, bash and dig)"}},
 		{ref: pauseRef, layers: [][]file{{{name: "pause", mode: 0o755, data: pauseBin}}},
@@ -305,6 +331,21 @@ func agnhostLayer(bin, k8sDir string) ([]file, error) {
 	}
 	for _, n := range []string{"localhost.crt", "localhost.key"} {
 		b, err := os.ReadFile(filepath.Join(k8sDir, "test/images/agnhost/porter", n))
+		if err != nil {
+			return nil, err
+		}
+		fs = append(fs, file{name: n, mode: 0o644, data: b})
+	}
+	return fs, nil
+}
+
+// updateDemoLayer is what upstream's kitten and nautilus images add to
+// their web server: name.jpg and data.json at the root, from the module's
+// test/images/NAME/html.
+func updateDemoLayer(k8sDir, name string) ([]file, error) {
+	var fs []file
+	for _, n := range []string{"data.json", name + ".jpg"} {
+		b, err := os.ReadFile(filepath.Join(k8sDir, "test/images", name, "html", n))
 		if err != nil {
 			return nil, err
 		}
