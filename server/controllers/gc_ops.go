@@ -197,15 +197,29 @@ func (gc *GarbageCollector) deleteDependents(ctx context.Context, k *gcKind, key
 			errs = append(errs, ignoreNotFound(gc.setOwnerRefs(ctx, d.kind, d.obj, refs)))
 			continue
 		}
+		policy := metav1.DeletePropagationBackground
+		if d.obj.GetDeletionTimestamp() == nil {
+			deps := gc.dependents(d.obj)
+			if len(deps) > 0 {
+				policy = metav1.DeletePropagationForeground
+			}
+			// A dependent of d that waits for its own dependents may be
+			// waiting, through a circle of references, for this owner:
+			// as upstream, d stops blocking its owners before it is
+			// deleted, which breaks the circle.
+			if d.blocking && slices.ContainsFunc(deps, func(dd dependent) bool { return waitsForGC(dd.obj) }) {
+				if err := gc.setOwnerRefs(ctx, d.kind, d.obj, unblocked(d.obj.GetOwnerReferences())); err != nil {
+					errs = append(errs, ignoreNotFound(err))
+					continue
+				}
+				d.blocking = false
+			}
+		}
 		if d.blocking {
 			blocked = true
 		}
 		if d.obj.GetDeletionTimestamp() != nil {
 			continue
-		}
-		policy := metav1.DeletePropagationBackground
-		if len(gc.dependents(d.obj)) > 0 {
-			policy = metav1.DeletePropagationForeground
 		}
 		errs = append(errs, gc.delete(ctx, d.kind, d.obj, policy))
 	}
@@ -218,6 +232,15 @@ func (gc *GarbageCollector) deleteDependents(ctx context.Context, k *gcKind, key
 	}
 	gc.lg.Info("dependents deleted", "resource", k.resource, "namespace", owner.GetNamespace(), "name", owner.GetName())
 	return gc.removeFinalizer(ctx, k, owner, metav1.FinalizerDeleteDependents)
+}
+
+// unblocked is refs with blockOwnerDeletion cleared.
+func unblocked(refs []metav1.OwnerReference) []metav1.OwnerReference {
+	out := slices.Clone(refs)
+	for i := range out {
+		out[i].BlockOwnerDeletion = nil
+	}
+	return out
 }
 
 // orphan removes owner's reference from its dependents, then the orphan

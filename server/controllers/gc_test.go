@@ -185,6 +185,33 @@ func TestGCForegroundKeepsDependentsOfAnotherOwner(t *testing.T) {
 	}
 }
 
+// TestGCDependencyCircle: a foreground deletion is not blocked by a
+// circle of blocking owner references (pod1 owned by pod3, owned by pod2,
+// owned by pod1): every pod of the circle goes.
+func TestGCDependencyCircle(t *testing.T) {
+	e := newEnv(t)
+	startGC(e)
+	ownedByPod := func(o *corev1.Pod) func(*corev1.Pod) {
+		return func(p *corev1.Pod) {
+			p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: o.Name, UID: o.UID, BlockOwnerDeletion: ptr(true)}}
+		}
+	}
+	pod1 := e.createPod("pod1", nil)
+	pod2 := e.createPod("pod2", nil, ownedByPod(pod1))
+	pod3 := e.createPod("pod3", nil, ownedByPod(pod2))
+	ownedByPod(pod3)(pod1)
+	if _, err := e.client.CoreV1().Pods("default").Update(e.ctx, pod1, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("close the circle: %v", err)
+	}
+	fg := metav1.DeletePropagationForeground
+	if err := e.client.CoreV1().Pods("default").Delete(e.ctx, "pod1", metav1.DeleteOptions{PropagationPolicy: &fg}); err != nil {
+		t.Fatalf("delete pod1: %v", err)
+	}
+	for _, name := range []string{"pod1", "pod2", "pod3"} {
+		e.waitGone("pod "+name, func() error { _, err := e.getPod(name); return err })
+	}
+}
+
 func TestGCOrphan(t *testing.T) {
 	e := newEnv(t)
 	startGC(e)
