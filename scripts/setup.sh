@@ -6,6 +6,7 @@ packages=(
 	ca-certificates git iproute2 iptables
 	containerd runc containernetworking-plugins busybox-static
 	etcd-server
+	systemd nftables netcat-openbsd bind9-dnsutils
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -270,13 +270,27 @@ func snapshot(t *testing.T, dataDir string) map[string][]string {
 		"processes": processes(t),
 		"files":     filesUnder(dataDir),
 	}
-	if _, err := exec.LookPath("nft"); err == nil {
-		s["nft"] = lines("nft", "list", "ruleset")
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Fatalf("nft is needed to record the host's nftables rules (scripts/setup.sh installs nftables): %v", err)
 	}
+	s["nft"] = nftRules(lines("nft", "list", "ruleset"))
 	return s
 }
 
-var counters = regexp.MustCompile(`\[\d+:\d+\]`)
+var (
+	counters    = regexp.MustCompile(`\[\d+:\d+\]`)
+	nftCounters = regexp.MustCompile(`counter packets \d+ bytes \d+`)
+)
+
+// nftRules is the ruleset without the packet and byte counts, which
+// traffic changes.
+func nftRules(ls []string) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = nftCounters.ReplaceAllString(l, "counter")
+	}
+	return out
+}
 
 // iptablesRules returns iptables-save's chains and rules without
 // comments and counters, leaving out tables that hold no rule and no
