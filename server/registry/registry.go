@@ -76,6 +76,8 @@ var resources = []*Resource{
 	flowSchemaResource,
 	priorityLevelResource,
 	storageVersionMigrationResource,
+	clusterTrustBundleResource,
+	csrResource,
 }
 
 var (

@@ -49,6 +49,7 @@ func TestAll(t *testing.T) {
 		"horizontalpodautoscalers HorizontalPodAutoscaler", "horizontalpodautoscalers HorizontalPodAutoscaler",
 		"flowschemas FlowSchema", "prioritylevelconfigurations PriorityLevelConfiguration",
 		"storageversionmigrations StorageVersionMigration",
+		"clustertrustbundles ClusterTrustBundle", "certificatesigningrequests CertificateSigningRequest",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
