@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 )
 
 // selfSignedPEM is a new self-signed certificate, a CA one if ca is set.
@@ -175,4 +177,101 @@ func TestCertificatesRefused(t *testing.T) {
 	created.Spec.SignerName = "example.com/t"
 	_, err = ctbs.Update(ctx, created, metav1.UpdateOptions{})
 	invalidField(t, "changing a bundle's signer", err, "spec.signerName")
+}
+
+// TestCSRAPIFlow goes through a CSR's life as clients drive it: watched
+// by name, patched and updated, conditions of any type set through
+// approval, a certificate chain and other conditions through status,
+// metadata changed along each write, then deleted one and by signer.
+func TestCSRAPIFlow(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	csrs := ts.client.CertificatesV1().CertificateSigningRequests()
+	csrGVR := certificatesv1.SchemeGroupVersion.WithResource("certificatesigningrequests")
+
+	groups, err := ts.client.Discovery().ServerGroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(groups.Groups, func(g metav1.APIGroup) bool {
+		return g.Name == "certificates.k8s.io" && g.PreferredVersion.Version == "v1"
+	}) {
+		t.Errorf("discovery groups lack certificates.k8s.io/v1: %+v", groups.Groups)
+	}
+
+	tmpl := newTestCSR(t, "")
+	tmpl.GenerateName = "flow-"
+	tmpl.Spec.SignerName = "example.com/flow"
+	tmpl.Spec.ExpirationSeconds = new(int32(3600))
+	var created *certificatesv1.CertificateSigningRequest
+	for range 3 {
+		c, err := csrs.Create(ctx, tmpl, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		created = c
+	}
+	list, err := csrs.List(ctx, metav1.ListOptions{FieldSelector: "spec.signerName=example.com/flow"})
+	if err != nil || len(list.Items) != 3 {
+		t.Fatalf("List = %d items, %v; want 3", len(list.Items), err)
+	}
+	w, err := csrs.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion, FieldSelector: "metadata.name=" + created.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	patched, err := csrs.Patch(ctx, created.Name, types.MergePatchType, []byte(`{"metadata":{"annotations":{"patched":"true"}}}`), metav1.PatchOptions{})
+	if err != nil || patched.Annotations["patched"] != "true" {
+		t.Fatalf("Patch = %v, annotations %v", err, patched.Annotations)
+	}
+	if ev := <-w.ResultChan(); ev.Type != watch.Modified || ev.Object.(*certificatesv1.CertificateSigningRequest).Annotations["patched"] != "true" {
+		t.Errorf("watch event = %s %+v, want the patch", ev.Type, ev.Object)
+	}
+
+	got, err := ts.dynamicClient(t).Resource(csrGVR).Get(ctx, created.Name, metav1.GetOptions{}, "approval")
+	if err != nil || got.GetUID() != created.UID || got.GetKind() != "CertificateSigningRequest" {
+		t.Fatalf("get approval = %v, %v", got, err)
+	}
+	approval, err := csrs.Patch(ctx, created.Name, types.MergePatchType,
+		[]byte(`{"metadata":{"annotations":{"patchedapproval":"true"}},"status":{"conditions":[{"type":"ApprovalPatch","status":"True","reason":"test"}]}}`),
+		metav1.PatchOptions{}, "approval")
+	if err != nil {
+		t.Fatalf("patch approval: %v", err)
+	}
+	if len(approval.Status.Conditions) != 1 || approval.Status.Conditions[0].Type != "ApprovalPatch" || approval.Annotations["patchedapproval"] != "true" {
+		t.Errorf("patched approval: conditions %+v, annotations %v", approval.Status.Conditions, approval.Annotations)
+	}
+	approval.Status.Conditions = append(approval.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
+		Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "Test"})
+	approval, err = csrs.UpdateApproval(ctx, approval.Name, approval, metav1.UpdateOptions{})
+	if err != nil || len(approval.Status.Conditions) != 2 || approval.Status.Conditions[1].Type != certificatesv1.CertificateApproved {
+		t.Fatalf("update approval = %v, conditions %+v", err, approval)
+	}
+
+	if got, err = ts.dynamicClient(t).Resource(csrGVR).Get(ctx, created.Name, metav1.GetOptions{}, "status"); err != nil || got.GetUID() != created.UID {
+		t.Fatalf("get status = %v, %v", got, err)
+	}
+	chain := append(selfSignedPEM(t, "issuer", true), selfSignedPEM(t, "issued", false)...)
+	chainJSON, _ := json.Marshal(chain)
+	st, err := csrs.Patch(ctx, created.Name, types.MergePatchType,
+		[]byte(`{"metadata":{"annotations":{"patchedstatus":"true"}},"status":{"certificate":`+string(chainJSON)+`}}`), metav1.PatchOptions{}, "status")
+	if err != nil || string(st.Status.Certificate) != string(chain) || st.Annotations["patchedstatus"] != "true" {
+		t.Fatalf("patch status = %v; certificate set %v, annotations %v", err, err == nil && len(st.Status.Certificate) > 0, st)
+	}
+	st.Status.Conditions = append(st.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
+		Type: "StatusUpdate", Status: corev1.ConditionTrue, Reason: "Test"})
+	st, err = csrs.UpdateStatus(ctx, st, metav1.UpdateOptions{})
+	if err != nil || len(st.Status.Conditions) != 3 || st.Status.Conditions[2].Type != "StatusUpdate" {
+		t.Fatalf("update status = %v, %+v", err, st)
+	}
+
+	if err := csrs.Delete(ctx, created.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := csrs.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{FieldSelector: "spec.signerName=example.com/flow"}); err != nil {
+		t.Fatal(err)
+	}
+	if list, err = csrs.List(ctx, metav1.ListOptions{FieldSelector: "spec.signerName=example.com/flow"}); err != nil || len(list.Items) != 0 {
+		t.Errorf("List after DeleteCollection = %d items, %v", len(list.Items), err)
+	}
 }
