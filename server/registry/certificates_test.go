@@ -113,9 +113,13 @@ func TestValidateCSR(t *testing.T) {
 		{"duplicate usage", func(c *csr) { c.Spec.Usages = append(c.Spec.Usages, certificatesv1.UsageClientAuth) },
 			[]string{errKey(duplicate, "spec.usages[2]")}},
 		{"short expiration", func(c *csr) { c.Spec.ExpirationSeconds = ptrTo[int32](599) }, []string{errKey(invalid, "spec.expirationSeconds")}},
-		{"approved and denied", func(c *csr) { c.Status.Conditions = []certificatesv1.CertificateSigningRequestCondition{approved, denied} },
+		{"approved and denied", func(c *csr) {
+			c.Status.Conditions = []certificatesv1.CertificateSigningRequestCondition{approved, denied}
+		},
 			[]string{errKey(invalid, "status.conditions")}},
-		{"duplicate condition", func(c *csr) { c.Status.Conditions = []certificatesv1.CertificateSigningRequestCondition{approved, approved} },
+		{"duplicate condition", func(c *csr) {
+			c.Status.Conditions = []certificatesv1.CertificateSigningRequestCondition{approved, approved}
+		},
 			[]string{errKey(duplicate, "status.conditions[1].type")}},
 		{"approved false", func(c *csr) {
 			c.Status.Conditions = []certificatesv1.CertificateSigningRequestCondition{{Type: certificatesv1.CertificateApproved, Status: corev1.ConditionFalse}}
