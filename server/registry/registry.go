@@ -78,6 +78,7 @@ var resources = []*Resource{
 	storageVersionMigrationResource,
 	clusterTrustBundleResource,
 	csrResource,
+	podCertificateRequestResource,
 }
 
 var (

@@ -50,6 +50,7 @@ func TestAll(t *testing.T) {
 		"flowschemas FlowSchema", "prioritylevelconfigurations PriorityLevelConfiguration",
 		"storageversionmigrations StorageVersionMigration",
 		"clustertrustbundles ClusterTrustBundle", "certificatesigningrequests CertificateSigningRequest",
+		"podcertificaterequests PodCertificateRequest",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)
