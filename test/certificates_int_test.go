@@ -66,7 +66,10 @@ func TestIntegrationClusterTrustBundleVolume(t *testing.T) {
 		corev1.VolumeProjection{ClusterTrustBundle: &corev1.ClusterTrustBundleProjection{Name: new("plain"), Path: "name.pem"}},
 		corev1.VolumeProjection{ClusterTrustBundle: &corev1.ClusterTrustBundleProjection{SignerName: &signer, Path: "signer.pem",
 			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"alive": "true"}}}})
-	mustCreate(t, func() error { _, err := cs.CoreV1().Pods("default").Create(ctx, reader, metav1.CreateOptions{}); return err })
+	mustCreate(t, func() error {
+		_, err := cs.CoreV1().Pods("default").Create(ctx, reader, metav1.CreateOptions{})
+		return err
+	})
 	t.Cleanup(func() { deletePodNow(cs, "reader") })
 	waitPodRunning(t, cs, "default", "reader")
 	waitLog(t, cs, "default", "reader", "END", 30*time.Second)
@@ -90,7 +93,10 @@ func TestIntegrationClusterTrustBundleVolume(t *testing.T) {
 
 	blocked := ctbPod("blocked", "cat /ctb/late.pem; while true; do sleep 1; done",
 		corev1.VolumeProjection{ClusterTrustBundle: &corev1.ClusterTrustBundleProjection{Name: new("late"), Path: "late.pem", Optional: new(false)}})
-	mustCreate(t, func() error { _, err := cs.CoreV1().Pods("default").Create(ctx, blocked, metav1.CreateOptions{}); return err })
+	mustCreate(t, func() error {
+		_, err := cs.CoreV1().Pods("default").Create(ctx, blocked, metav1.CreateOptions{})
+		return err
+	})
 	t.Cleanup(func() { deletePodNow(cs, "blocked") })
 	eventually(t, 60*time.Second, "FailedMount of blocked", func() error {
 		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=blocked,reason=FailedMount"})
