@@ -4,21 +4,27 @@ package test
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // caPEM is a new self-signed CA certificate as PEM.
@@ -118,6 +124,14 @@ func TestIntegrationClusterTrustBundleVolume(t *testing.T) {
 	if p.Status.Phase != corev1.PodPending {
 		t.Errorf("blocked is %s, want Pending while its bundle is missing", p.Status.Phase)
 	}
+	ready := false
+	for _, c := range p.Status.Conditions {
+		ready = ready || c.Type == corev1.PodReady && c.Status == corev1.ConditionFalse && c.Reason == "ContainersNotReady" &&
+			c.Message == "containers with unready status: [main]"
+	}
+	if !ready {
+		t.Errorf("blocked's conditions = %+v, want Ready False for ContainersNotReady of main", p.Status.Conditions)
+	}
 	late := &certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: "late"}, Spec: certificatesv1.ClusterTrustBundleSpec{TrustBundle: pemC}}
 	mustCreate(t, func() error { _, err := ctbs.Create(ctx, late, metav1.CreateOptions{}); return err })
 	t.Cleanup(func() { ctbs.Delete(context.Background(), "late", metav1.DeleteOptions{}) })
@@ -145,4 +159,63 @@ func ctbPod(name, script string, sources ...corev1.VolumeProjection) *corev1.Pod
 // deletePodNow deletes a pod of the default namespace at once.
 func deletePodNow(cs *kubernetes.Clientset, name string) {
 	cs.CoreV1().Pods("default").Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))})
+}
+
+// TestIntegrationCSRClientCertificate asks for a client certificate
+// through a CertificateSigningRequest, approves it, and talks to the API
+// server with what the signer issued: the server knows the user.
+func TestIntegrationCSRClientCertificate(t *testing.T) {
+	s := startServer(t)
+	cs := clientFor(t, s)
+	ctx := context.Background()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "tester", Organization: []string{"testers"}}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrs := cs.CertificatesV1().CertificateSigningRequests()
+	csr, err := csrs.Create(ctx, &certificatesv1.CertificateSigningRequest{ObjectMeta: metav1.ObjectMeta{Name: "tester"},
+		Spec: certificatesv1.CertificateSigningRequestSpec{Request: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+			SignerName: certificatesv1.KubeAPIServerClientSignerName, ExpirationSeconds: new(int32(3600)),
+			Usages: []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { csrs.Delete(context.Background(), "tester", metav1.DeleteOptions{}) })
+	csr.Status.Conditions = []certificatesv1.CertificateSigningRequestCondition{{Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "Test"}}
+	if _, err := csrs.UpdateApproval(ctx, "tester", csr, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var certPEM []byte
+	eventually(t, 60*time.Second, "the CSR signed", func() error {
+		c, err := csrs.Get(ctx, "tester", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if certPEM = c.Status.Certificate; len(certPEM) == 0 {
+			return fmt.Errorf("not signed; conditions %+v", c.Status.Conditions)
+		}
+		return nil
+	})
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = rest.AnonymousClientConfig(cfg)
+	cfg.CertData, cfg.KeyData = certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	tester := kubernetes.NewForConfigOrDie(cfg)
+	review, err := tester.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("SelfSubjectReview with the issued certificate: %v", err)
+	}
+	if u := review.Status.UserInfo; u.Username != "tester" || !slices.Contains(u.Groups, "testers") {
+		t.Errorf("user = %+v, want tester in testers", u)
+	}
 }
