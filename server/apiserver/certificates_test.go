@@ -13,10 +13,14 @@ import (
 
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+
+	"github.com/minik-dev/minik/server/auth"
 )
 
 // selfSignedPEM is a new self-signed certificate, a CA one if ca is set.
@@ -273,5 +277,67 @@ func TestCSRAPIFlow(t *testing.T) {
 	}
 	if list, err = csrs.List(ctx, metav1.ListOptions{FieldSelector: "spec.signerName=example.com/flow"}); err != nil || len(list.Items) != 0 {
 		t.Errorf("List after DeleteCollection = %d items, %v", len(list.Items), err)
+	}
+}
+
+// TestSignerPermissions writes a CSR's approval and certificate as a
+// user allowed to update both subresources: refused until the user may
+// also "approve" and "sign" for the signer (by its domain's wildcard).
+func TestSignerPermissions(t *testing.T) {
+	rs := newRBACServer(t)
+	ctx := testContext(t)
+	if _, err := rs.client.CertificatesV1().CertificateSigningRequests().Create(ctx, newTestCSR(t, "one"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	writer := rbacv1.PolicyRule{Verbs: []string{"get", "update"}, APIGroups: []string{"certificates.k8s.io"},
+		Resources: []string{"certificatesigningrequests", "certificatesigningrequests/approval", "certificatesigningrequests/status"}}
+	signer := rbacv1.PolicyRule{Verbs: []string{"approve", "sign"}, APIGroups: []string{"certificates.k8s.io"},
+		Resources: []string{"signers"}, ResourceNames: []string{"example.com/*"}}
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "csr-writer"}, Rules: []rbacv1.PolicyRule{writer}}
+	if _, err := rs.client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "alice-csr"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "csr-writer"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: rbacv1.GroupName, Name: "alice"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rs.waitAllowed(t, alice, auth.Attributes{Verb: "update", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests", Subresource: "approval", Name: "one"})
+	csrs := rs.clientAs(t, alice, rest.ImpersonationConfig{}).CertificatesV1().CertificateSigningRequests()
+	approve := func() error {
+		c, err := csrs.Get(ctx, "one", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		c.Status.Conditions = []certificatesv1.CertificateSigningRequestCondition{{Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "Test"}}
+		_, err = csrs.UpdateApproval(ctx, "one", c, metav1.UpdateOptions{})
+		return err
+	}
+	sign := func() error {
+		c, err := csrs.Get(ctx, "one", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		c.Status.Certificate = selfSignedPEM(t, "issued", false)
+		_, err = csrs.UpdateStatus(ctx, c, metav1.UpdateOptions{})
+		return err
+	}
+	if err := approve(); !apierrors.IsForbidden(err) {
+		t.Errorf("approving without approve on the signer = %v, want 403", err)
+	}
+	if err := sign(); !apierrors.IsForbidden(err) {
+		t.Errorf("signing without sign on the signer = %v, want 403", err)
+	}
+
+	role.Rules = append(role.Rules, signer)
+	if _, err := rs.client.RbacV1().ClusterRoles().Update(ctx, role, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rs.waitAllowed(t, alice, auth.Attributes{Verb: "sign", APIGroup: "certificates.k8s.io", Resource: "signers", Name: "example.com/*"})
+	if err := approve(); err != nil {
+		t.Errorf("approving with approve on example.com/* = %v", err)
+	}
+	if err := sign(); err != nil {
+		t.Errorf("signing with sign on example.com/* = %v", err)
 	}
 }

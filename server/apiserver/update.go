@@ -68,6 +68,9 @@ func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, n
 		if err := s.prepareUpdate(res, kind, obj, old, kv.ModRevision); err != nil {
 			return nil, err
 		}
+		if err := s.authorizeSigner(ctx, kind, obj, old); err != nil {
+			return nil, err
+		}
 		if err := s.validateWrite(ctx, res, obj, old, dryRun); err != nil {
 			return nil, err
 		}
