@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -40,6 +41,9 @@ func (r *orderRecorder) names() []string {
 	for _, s := range r.last.Services {
 		out = append(out, "svc "+s.Namespace+"/"+s.Name)
 	}
+	for name, b := range r.last.ClusterTrustBundles {
+		out = append(out, "ctb "+name+"="+b.Spec.SignerName)
+	}
 	return out
 }
 
@@ -51,6 +55,11 @@ func TestApplyPodObjects(t *testing.T) {
 	}
 	secret, _ := json.Marshal(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "creds"}, Data: map[string][]byte{"k": []byte("s")}})
 	svc, _ := json.Marshal(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"}})
+	ctb, err := envelope.Encode(&certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: "ex.com:s:1"},
+		Spec: certificatesv1.ClusterTrustBundleSpec{SignerName: "ex.com/s"}}, "certificates.k8s.io/v1", "ClusterTrustBundle")
+	if err != nil {
+		t.Fatal(err)
+	}
 	pod := []byte(`{"metadata":{"name":"p","namespace":"ns"}}`)
 	change := func(a api.Change_Action, k api.ObjectKind, name string, obj []byte) *api.Change {
 		return &api.Change{Action: a, Kind: k, Namespace: "ns", Name: name, Object: obj}
@@ -79,7 +88,10 @@ func TestApplyPodObjects(t *testing.T) {
 		{&api.SessionMessage{Type: api.SessionMessage_INCREMENTAL, PrevRevision: 7, Revision: 8, Changes: []*api.Change{
 			change(api.Change_PUT, api.ObjectKind_OBJECT_KIND_POD, "p", pod),
 		}}, []string{"pods"}, []string{"cm ns/cfg=v2", "svc ns/web"}},
-		{&api.SessionMessage{Type: api.SessionMessage_COMPLETE, Revision: 9}, []string{"objects", "pods"}, nil},
+		{&api.SessionMessage{Type: api.SessionMessage_INCREMENTAL, PrevRevision: 8, Revision: 9, Changes: []*api.Change{
+			{Action: api.Change_PUT, Kind: api.ObjectKind_OBJECT_KIND_CLUSTERTRUSTBUNDLE, Name: "ex.com:s:1", Object: ctb},
+		}}, []string{"objects"}, []string{"cm ns/cfg=v2", "ctb ex.com:s:1=ex.com/s", "svc ns/web"}},
+		{&api.SessionMessage{Type: api.SessionMessage_COMPLETE, Revision: 10}, []string{"objects", "pods"}, nil},
 	}
 	for i, s := range steps {
 		rec.calls = nil

@@ -88,6 +88,13 @@ const (
 	// kubernetes.io/service-name with the Service's name; the agent merges
 	// them.
 	ObjectKind_OBJECT_KIND_ENDPOINTSLICE ObjectKind = 7
+	// CLUSTERTRUSTBUNDLE: every ClusterTrustBundle (certificates.k8s.io/v1),
+	// cluster-scoped and holding only public certificates, which projected
+	// volumes read by name or by signer name and labels. Unlike CONFIGMAP,
+	// the set is not limited to what pods name: a selector may match
+	// bundles created after the pod. An agent that does not know the kind
+	// ignores it.
+	ObjectKind_OBJECT_KIND_CLUSTERTRUSTBUNDLE ObjectKind = 8
 )
 
 // Enum value maps for ObjectKind.
@@ -101,16 +108,18 @@ var (
 		5: "OBJECT_KIND_CONFIGMAP",
 		6: "OBJECT_KIND_SECRET",
 		7: "OBJECT_KIND_ENDPOINTSLICE",
+		8: "OBJECT_KIND_CLUSTERTRUSTBUNDLE",
 	}
 	ObjectKind_value = map[string]int32{
-		"OBJECT_KIND_UNSPECIFIED":   0,
-		"OBJECT_KIND_POD":           1,
-		"OBJECT_KIND_SERVICE":       2,
-		"OBJECT_KIND_ENDPOINTS":     3,
-		"OBJECT_KIND_NODE":          4,
-		"OBJECT_KIND_CONFIGMAP":     5,
-		"OBJECT_KIND_SECRET":        6,
-		"OBJECT_KIND_ENDPOINTSLICE": 7,
+		"OBJECT_KIND_UNSPECIFIED":        0,
+		"OBJECT_KIND_POD":                1,
+		"OBJECT_KIND_SERVICE":            2,
+		"OBJECT_KIND_ENDPOINTS":          3,
+		"OBJECT_KIND_NODE":               4,
+		"OBJECT_KIND_CONFIGMAP":          5,
+		"OBJECT_KIND_SECRET":             6,
+		"OBJECT_KIND_ENDPOINTSLICE":      7,
+		"OBJECT_KIND_CLUSTERTRUSTBUNDLE": 8,
 	}
 )
 
@@ -1766,7 +1775,7 @@ const file_node_proto_rawDesc = "" +
 	" \x01(\x03R\n" +
 	"lastSeenMs\"D\n" +
 	"\x13EventReportResponse\x12-\n" +
-	"\x06events\x18\x01 \x03(\v2\x15.minik.node.v1.ResultR\x06events*\xda\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.minik.node.v1.ResultR\x06events*\xfe\x01\n" +
 	"\n" +
 	"ObjectKind\x12\x1b\n" +
 	"\x17OBJECT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
@@ -1776,7 +1785,8 @@ const file_node_proto_rawDesc = "" +
 	"\x10OBJECT_KIND_NODE\x10\x04\x12\x19\n" +
 	"\x15OBJECT_KIND_CONFIGMAP\x10\x05\x12\x16\n" +
 	"\x12OBJECT_KIND_SECRET\x10\x06\x12\x1d\n" +
-	"\x19OBJECT_KIND_ENDPOINTSLICE\x10\a2\xc1\x05\n" +
+	"\x19OBJECT_KIND_ENDPOINTSLICE\x10\a\x12\"\n" +
+	"\x1eOBJECT_KIND_CLUSTERTRUSTBUNDLE\x10\b2\xc1\x05\n" +
 	"\x04Node\x12K\n" +
 	"\bRegister\x12\x1e.minik.node.v1.RegisterRequest\x1a\x1f.minik.node.v1.RegisterResponse\x12A\n" +
 	"\x06Config\x12\x1c.minik.node.v1.ConfigRequest\x1a\x19.minik.node.v1.NodeConfig\x12I\n" +

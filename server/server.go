@@ -290,7 +290,7 @@ func (s *instance) serve(ctx context.Context) error {
 		g.Go(func() error { return s.peers.Run(gctx, s.nodeSvc) })
 	}
 	// Controllers and the scheduler run on one server at a time.
-	ctrl := controllers.Config{ClusterCA: s.authority.CAPEM(), ExtensionAuth: &controllers.ExtensionAuthentication{
+	ctrl := controllers.Config{ClusterCA: s.authority.CAPEM(), ClientSigner: s.authority, ExtensionAuth: &controllers.ExtensionAuthentication{
 		ClientCA:            s.authority.CAPEM(),
 		RequestHeaderCA:     s.authority.FrontProxyCAPEM(),
 		AllowedNames:        []string{pki.FrontProxyClientName},

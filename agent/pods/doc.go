@@ -94,7 +94,8 @@
 // # Environment and volumes
 //
 // [Manager.SetObjects] gives the manager the ConfigMaps and Secrets the
-// node's pods reference and the cluster's Services. A container's
+// node's pods reference and the cluster's Services and
+// ClusterTrustBundles. A container's
 // environment is built when it starts, as the kubelet builds it: envFrom
 // (invalid names skipped with an InvalidEnvironmentVariableNames event),
 // env with $(VAR) expansion and valueFrom, then the service variables;
@@ -117,7 +118,11 @@
 // which the node gets from the server (Config.Tokens, the PodToken call)
 // and renews once 80% of its lifetime has passed or after a day, less a
 // jitter of up to 10 s (tokens.go); a failed renewal keeps the held token
-// while it is valid.
+// while it is valid. A clusterTrustBundle projection holds the
+// certificates of the bundle it names, or of the bundles of a signer its
+// label selector matches (nil matches none), each once and in a stable
+// order (trustbundles.go); an optional one that selects nothing is an
+// empty file.
 //
 // # Security context
 //

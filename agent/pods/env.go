@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
@@ -40,13 +41,15 @@ func missingf(format string, args ...any) error {
 const EventInvalidEnvironmentVariableNames = "InvalidEnvironmentVariableNames"
 
 // Objects are the cluster objects besides pods that the node's pods read:
-// the ConfigMaps and Secrets they reference, and the Services whose
-// variables their containers get. The manager keeps the maps and objects
-// it is given; they must not change afterwards.
+// the ConfigMaps and Secrets they reference, the Services whose
+// variables their containers get, and every ClusterTrustBundle (by name),
+// which projected volumes select from. The manager keeps the maps and
+// objects it is given; they must not change afterwards.
 type Objects struct {
-	ConfigMaps map[types.NamespacedName]*corev1.ConfigMap
-	Secrets    map[types.NamespacedName]*corev1.Secret
-	Services   []*corev1.Service
+	ConfigMaps          map[types.NamespacedName]*corev1.ConfigMap
+	Secrets             map[types.NamespacedName]*corev1.Secret
+	Services            []*corev1.Service
+	ClusterTrustBundles map[string]*certificatesv1.ClusterTrustBundle
 }
 
 func (o *Objects) configMap(ns, name string) (*corev1.ConfigMap, error) {

@@ -164,7 +164,8 @@ func (m *Manager) SetPods(pods []*corev1.Pod) {
 	}
 }
 
-// SetObjects replaces the ConfigMaps, Secrets and Services the node knows.
+// SetObjects replaces the ConfigMaps, Secrets, Services and
+// ClusterTrustBundles the node knows.
 // Environments read them when a container starts; configMap, secret and
 // projected volumes are brought up to date with them at once. The manager
 // keeps objs and what it holds: the caller must not change them
@@ -175,10 +176,11 @@ func (m *Manager) SetObjects(objs Objects) {
 	old := m.objs
 	m.objs = &objs
 	m.mu.Unlock()
-	// Volumes read only ConfigMaps and Secrets; a change of Services
-	// alone, the common case, leaves the workers alone. Objects that did
-	// not change are the same pointers.
-	if samePointers(old.ConfigMaps, objs.ConfigMaps) && samePointers(old.Secrets, objs.Secrets) {
+	// Volumes read only ConfigMaps, Secrets and ClusterTrustBundles; a
+	// change of Services alone, the common case, leaves the workers
+	// alone. Objects that did not change are the same pointers.
+	if samePointers(old.ConfigMaps, objs.ConfigMaps) && samePointers(old.Secrets, objs.Secrets) &&
+		samePointers(old.ClusterTrustBundles, objs.ClusterTrustBundles) {
 		return
 	}
 	select {

@@ -176,6 +176,8 @@ func (m *Manager) projectedFiles(ctx context.Context, out map[string]volumeFile,
 			err = m.downwardFiles(out, pod, src.DownwardAPI.Items, def)
 		case src.ServiceAccountToken != nil:
 			err = m.tokenFile(ctx, out, pod, src.ServiceAccountToken, def)
+		case src.ClusterTrustBundle != nil:
+			err = trustBundleFile(out, src.ClusterTrustBundle, def, objs)
 		}
 		if err != nil {
 			return err

@@ -70,7 +70,7 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 		return nil, nil, apierrors.NewInvalid(gk, "", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name or generateName is required")})
 	}
 	s.prepareMetaForCreate(m)
-	res.PrepareForCreate(obj)
+	prepareForCreate(ctx, res, obj)
 	var lrs []*corev1.LimitRange
 	if res.Namespaced {
 		if err := s.checkNamespaceOpen(ctx, res, obj); err != nil {
@@ -99,7 +99,7 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 		// What a webhook or policy added is defaulted as the client's
 		// own fields were, as upstream decodes a mutated object with
 		// defaults (a container a policy adds gets its pull policy).
-		res.PrepareForCreate(mutated)
+		prepareForCreate(ctx, res, mutated)
 		obj = mutated
 	}
 	if m, err = meta.Accessor(obj); err != nil {

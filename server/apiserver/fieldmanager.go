@@ -49,6 +49,8 @@ func (f *fieldManagers) get(res *registry.Resource, kind updateKind) (*managedfi
 		key.subresource = "status"
 	case updateEphemeral:
 		key.subresource = "ephemeralcontainers"
+	case updateApproval:
+		key.subresource = "approval"
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -73,12 +75,15 @@ func newFieldManager(res *registry.Resource, key fieldManagerKey) (*managedfield
 		// What a write of one part of the object may not set, as
 		// upstream strategies declare: an apply to the object does not
 		// own its status, an apply to status does not own its spec.
-		path := fieldpath.MakePathOrDie("status")
-		if key.subresource == "status" {
-			path = fieldpath.MakePathOrDie("spec")
+		set := fieldpath.NewSet(fieldpath.MakePathOrDie("status"))
+		switch key.subresource {
+		case "status":
+			set = fieldpath.NewSet(fieldpath.MakePathOrDie("spec"))
+		case "approval":
+			set = fieldpath.NewSet(fieldpath.MakePathOrDie("spec"), fieldpath.MakePathOrDie("status", "certificate"))
 		}
 		filters = map[fieldpath.APIVersion]fieldpath.Filter{
-			fieldpath.APIVersion(gv.String()): fieldpath.NewExcludeSetFilter(fieldpath.NewSet(path)),
+			fieldpath.APIVersion(gv.String()): fieldpath.NewExcludeSetFilter(set),
 		}
 	}
 	if res.Custom != nil {

@@ -146,6 +146,12 @@ var fuzzSamples = map[string]string{
 	"PriorityLevelConfiguration": `{"spec":{"type":"Limited","limited":{"nominalConcurrencyShares":5,"lendablePercent":10,` +
 		`"limitResponse":{"type":"Queue","queuing":{"queues":16,"handSize":4,"queueLengthLimit":20}}}}}`,
 	"StorageVersionMigration": `{"spec":{"resource":{"group":"apps","resource":"deployments"}}}`,
+	"ClusterTrustBundle":      `{"spec":{"trustBundle":"-----BEGIN CERTIFICATE-----\nMIIBCDCBu6ADAgECAgEBMAUGAytlcDASMRAwDgYDVQQDEwdmdXp6LWNhMCIYDzAw\nMDEwMTAxMDAwMDAwWhgPMDAwMTAxMDEwMDAwMDBaMBIxEDAOBgNVBAMTB2Z1enot\nY2EwKjAFBgMrZXADIQDV1U6mKVO1m0mt/3EbTLBmnc7VXrsX+gIbBsxCxzXOYqMy\nMDAwDwYDVR0TAQH/BAUwAwEB/zAdBgNVHQ4EFgQU/X7I1SjRxtyyOcMlbvKxeUjR\nLggwBQYDK2VwA0EA70d2JSjy5jc5y9qdbWtBUuzfqgY0waFXTLzRx6jbnEwxwmk3\nfukN4pNnjInxzclBN412X9fer7WTZd1Wc7nxBg==\n-----END CERTIFICATE-----\n"}}`,
+	"PodCertificateRequest": `{"spec":{"signerName":"example.com/fuzz","podName":"fuzz","podUID":"u1","serviceAccountName":"default",` +
+		`"serviceAccountUID":"u2","nodeName":"fuzz","nodeUID":"u3","maxExpirationSeconds":86400,` +
+		`"stubPKCS10Request":"MH8wMwIBADAAMCowBQYDK2VwAyEAIZM8RTKI83KF+f7gFQ2eq4TfmIqEWnr1edui9QrNOrCgADAFBgMrZXADQQCGZL8ONtYf9VIlaGriH1O7de+ocI0fO8i5/AqJyPoJP2PfIY+mA6J6kDchuJEPQfx9kgXExR+gVeXQx/sSlgwP"}}`,
+	"CertificateSigningRequest": `{"spec":{"signerName":"example.com/fuzz","usages":["digital signature","client auth"],"expirationSeconds":3600,` +
+		`"request":"LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlHT01FSUNBUUF3RHpFTk1Bc0dBMVVFQXhNRVpuVjZlakFxTUFVR0F5dGxjQU1oQUFGelJNZWw0aDJMbUJlWgp0bGpLb3ROVnI0Uk10RlI5M0ZDelVzbVJWbTAyb0FBd0JRWURLMlZ3QTBFQXpuRjBHc1Y1ZVNaY1dmSnB0eVozClRXdjhVSTJWNGl4K3I2TTZ4Z1BkTVdKdGFueGpBcEZBYjdDZ2FSb2RtTnE3d2o2eTRlTlNGV3pRb2E1VFA4RncKQWc9PQotLS0tLUVORCBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0K"}}`,
 }
 
 // fuzzHookRest completes the sample webhook of both configurations.

@@ -166,5 +166,11 @@ func resourceDiscovery(res *registry.Resource) []metav1.APIResource {
 			Version: "v1", Kind: "Scale", Verbs: metav1.Verbs{"get", "patch", "update"},
 		})
 	}
+	if res.Approval != nil {
+		out = append(out, metav1.APIResource{
+			Name: res.Name + "/approval", Namespaced: res.Namespaced, Kind: res.Kind,
+			Verbs: metav1.Verbs{"get", "patch", "update"},
+		})
+	}
 	return out
 }

@@ -31,7 +31,7 @@ func (s *Server) serveResource(w *statusRecorder, r *http.Request, info requestI
 
 // subresources are the subresources served, of some resource or other.
 var subresources = map[string]bool{
-	"": true, "status": true, "scale": true, "binding": true, "eviction": true, "finalize": true,
+	"": true, "status": true, "scale": true, "binding": true, "eviction": true, "finalize": true, "approval": true,
 	"log": true, "exec": true, "attach": true, "ephemeralcontainers": true,
 }
 
@@ -62,6 +62,8 @@ func (s *Server) serveSubresource(w *statusRecorder, r *http.Request, info reque
 		return s.serveFinalize(w, r, info)
 	case "ephemeralcontainers":
 		return s.serveEphemeralContainers(w, r, info)
+	case "approval":
+		return s.serveApproval(w, r, info)
 	}
 	return s.servePodStream(w, r, info)
 }

@@ -23,6 +23,7 @@ type updateKind int
 const (
 	updateMain      updateKind = iota // spec and metadata; status kept
 	updateStatus                      // status only
+	updateApproval                    // approval conditions only (Resource.Approval)
 	updateRaw                         // server-internal: as built by the caller
 	updateEphemeral                   // a pod's spec.ephemeralContainers only
 )
@@ -65,6 +66,9 @@ func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, n
 			return nil, err
 		}
 		if err := s.prepareUpdate(res, kind, obj, old, kv.ModRevision); err != nil {
+			return nil, err
+		}
+		if err := s.authorizeSigner(ctx, kind, obj, old); err != nil {
 			return nil, err
 		}
 		if err := s.validateWrite(ctx, res, obj, old, dryRun); err != nil {
@@ -160,6 +164,9 @@ func (s *Server) prepareUpdate(res *registry.Resource, kind updateKind, obj, old
 		pod, oldPod := obj.(*corev1.Pod), old.(*corev1.Pod)
 		registry.PrepareEphemeralContainersUpdate(pod, oldPod)
 		errs = registry.ValidateEphemeralContainersUpdate(pod, oldPod)
+	case updateApproval:
+		res.Approval.PrepareForUpdate(obj, old)
+		errs = res.Approval.ValidateUpdate(obj, old)
 	}
 	if len(errs) > 0 {
 		return apierrors.NewInvalid(gk, om.GetName(), errs)

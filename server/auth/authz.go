@@ -161,6 +161,12 @@ func (z *Authorizer) authorizeNode(ctx context.Context, node string, a Attribute
 		if eventVerbs[a.Verb] {
 			return true, "nodes may record events"
 		}
+	case a.Resource == "clustertrustbundles" && a.APIGroup == "certificates.k8s.io" && a.Subresource == "":
+		// Bundles hold only public certificates; the kubelet reads them
+		// for projected volumes, as upstream's node authorizer allows.
+		if readVerbs[a.Verb] {
+			return true, "nodes may read clustertrustbundles"
+		}
 	case a.APIGroup != "":
 		// Node rules cover only the core group from here on.
 	case a.Subresource == "" && nodeReferenced[a.Resource] != nil:

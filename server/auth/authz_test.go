@@ -112,6 +112,15 @@ func TestAuthorize(t *testing.T) {
 		{"node creates events.k8s.io event", node1, auth.Attributes{Verb: "create", APIGroup: "events.k8s.io", Resource: "events", Namespace: "default"}, true},
 		{"node deletes event", node1, res("delete", "events", "", "default", "e"), false},
 		{"plain creates event", plain, res("create", "events", "", "default", ""), false},
+
+		// ClusterTrustBundles, for projected volumes.
+		{"node lists clustertrustbundles", node1, auth.Attributes{Verb: "list", APIGroup: "certificates.k8s.io", Resource: "clustertrustbundles"}, true},
+		{"node watches clustertrustbundles", node1, auth.Attributes{Verb: "watch", APIGroup: "certificates.k8s.io", Resource: "clustertrustbundles"}, true},
+		{"node gets clustertrustbundle", node1, auth.Attributes{Verb: "get", APIGroup: "certificates.k8s.io", Resource: "clustertrustbundles", Name: "b"}, true},
+		{"node creates clustertrustbundle", node1, auth.Attributes{Verb: "create", APIGroup: "certificates.k8s.io", Resource: "clustertrustbundles"}, false},
+		{"node deletes clustertrustbundle", node1, auth.Attributes{Verb: "delete", APIGroup: "certificates.k8s.io", Resource: "clustertrustbundles", Name: "b"}, false},
+		{"node lists certificatesigningrequests", node1, auth.Attributes{Verb: "list", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests"}, false},
+		{"plain lists clustertrustbundles", plain, auth.Attributes{Verb: "list", APIGroup: "certificates.k8s.io", Resource: "clustertrustbundles"}, false},
 	}
 	var z auth.Authorizer
 	for _, tc := range tests {

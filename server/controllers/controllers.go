@@ -60,6 +60,9 @@ type Config struct {
 	// ServiceCIDR is the range Service cluster IPs come from, published
 	// as the ServiceCIDR "kubernetes"; "" publishes none.
 	ServiceCIDR string
+	// ClientSigner, if set, signs the approved CertificateSigningRequests
+	// of kubernetes.io/kube-apiserver-client (CSRSigningController).
+	ClientSigner ClientCertSigner
 }
 
 // RunAll runs the replication manager, the ReplicaSet manager, the
@@ -69,7 +72,7 @@ type Config struct {
 // garbage collection, the volume controller (claim protection and
 // binding), the service account controller, the root CA publisher, the
 // extension authentication publisher, the kubernetes Service, the default
-// ServiceCIDR and their
+// ServiceCIDR, the signer of client certificates (with a ClientSigner) and their
 // event recorder until ctx ends, and returns after all have stopped. It
 // returns the first error that stopped a controller early.
 func RunAll(ctx context.Context, cfg Config) error {
@@ -185,7 +188,15 @@ func build(client kubernetes.Interface, factory informers.SharedInformerFactory,
 	}
 	ttl := NewEventTTL(client, lg, EventTTLOptions{})
 	pgc := NewPodGCController(client, core.Pods(), core.Nodes(), lg, PodGCOptions{TerminatedPodThreshold: cfg.TerminatedPodGCThreshold})
-	return []func(context.Context, int) error{atLeast(workloadWorkers, rm.Run), atLeast(workloadWorkers, rsm.Run), atLeast(workloadWorkers, dpc.Run), dsc.Run, ssc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, agg.Run, ttl.Run, pgc.Run, vc.Run}, nil
+	runs := []func(context.Context, int) error{atLeast(workloadWorkers, rm.Run), atLeast(workloadWorkers, rsm.Run), atLeast(workloadWorkers, dpc.Run), dsc.Run, ssc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, agg.Run, ttl.Run, pgc.Run, vc.Run}
+	if cfg.ClientSigner != nil {
+		csc, err := NewCSRSigningController(client, factory.Certificates().V1().CertificateSigningRequests(), cfg.ClientSigner, lg)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, csc.Run)
+	}
+	return runs, nil
 }
 
 // workloadWorkers is the least number of workers of the controllers that

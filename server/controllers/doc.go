@@ -19,8 +19,9 @@
 // aggregated ClusterRoles (admin, edit, view), what every
 // namespace holds (the default ServiceAccount, the kube-root-ca.crt
 // ConfigMap), the kubernetes Service in default, the ServiceCIDR
-// kubernetes that publishes the service range, and the event recorder
-// they share with the scheduler and the node service.
+// kubernetes that publishes the service range, the signer of approved
+// kube-apiserver-client CertificateSigningRequests, and the event
+// recorder they share with the scheduler and the node service.
 //
 // # Contract
 //

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,6 +31,7 @@ const (
 	servicesPrefix  = registry.Root + "services/"
 	endpointsPrefix = registry.Root + "endpoints/"
 	slicesPrefix    = registry.Root + "endpointslices/"
+	ctbsPrefix      = registry.Root + "clustertrustbundles/"
 )
 
 // maxBatchDelay bounds how long a steady stream of changes can hold a
@@ -266,7 +268,8 @@ func (ss *session) send(typ api.SessionMessage_Type, rev int64, changes []*api.C
 
 // sendComplete subscribes to the hub and sends the node's pods, the
 // ConfigMaps and Secrets they reference, and every service, endpoints (or
-// EndpointSlice) and Node as of the revision the hub's deltas follow.
+// EndpointSlice), Node and ClusterTrustBundle as of the revision the
+// hub's deltas follow.
 func (ss *session) sendComplete(ctx context.Context) error {
 	if ss.sub != nil {
 		ss.svc.hub.unsubscribe(ss.sub)
@@ -283,7 +286,7 @@ func (ss *session) sendComplete(ctx context.Context) error {
 	if ss.slices {
 		endpoints = slicesPrefix
 	}
-	for _, prefix := range []string{podsPrefix, servicesPrefix, endpoints, nodesPrefix} {
+	for _, prefix := range []string{podsPrefix, servicesPrefix, endpoints, nodesPrefix, ctbsPrefix} {
 		kvs, _, err := st.List(ctx, prefix, rev)
 		if err != nil {
 			return grpcError(err)
@@ -319,7 +322,8 @@ func (ss *session) listedChange(kv store.KV) (*api.Change, error) {
 	switch kind {
 	case api.ObjectKind_OBJECT_KIND_NODE:
 		return ss.svc.nodes.get(kv, name)
-	case api.ObjectKind_OBJECT_KIND_SERVICE, api.ObjectKind_OBJECT_KIND_ENDPOINTS, api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE:
+	case api.ObjectKind_OBJECT_KIND_SERVICE, api.ObjectKind_OBJECT_KIND_ENDPOINTS, api.ObjectKind_OBJECT_KIND_ENDPOINTSLICE,
+		api.ObjectKind_OBJECT_KIND_CLUSTERTRUSTBUNDLE:
 		return sharedChange(ev, kind, ns, name)
 	case api.ObjectKind_OBJECT_KIND_POD:
 	default:
@@ -331,9 +335,9 @@ func (ss *session) listedChange(kv store.KV) (*api.Change, error) {
 	return podChange(ev, ns, name, false, true)
 }
 
-// sharedChange turns an event on a service, endpoints, EndpointSlice or
-// Node into the
-// change every node sees, or nil if there is none.
+// sharedChange turns an event on a service, endpoints, EndpointSlice,
+// Node or ClusterTrustBundle into the change every node sees, or nil if
+// there is none.
 func sharedChange(ev store.Event, kind api.ObjectKind, ns, name string) (*api.Change, error) {
 	if kind == api.ObjectKind_OBJECT_KIND_NODE {
 		return nodeChange(ev, name)
@@ -376,11 +380,15 @@ func (ss *session) mayBeBound(value []byte) bool {
 	return bytes.Contains(value, []byte(ss.node))
 }
 
-// parseKey splits "/registry/RESOURCE/NS/NAME" (or "/registry/nodes/NAME")
-// for the kinds a session carries.
+// parseKey splits "/registry/RESOURCE/NS/NAME" (or, cluster-scoped,
+// "/registry/nodes/NAME" and "/registry/clustertrustbundles/NAME") for the
+// kinds a session carries.
 func parseKey(key string) (kind api.ObjectKind, ns, name string, ok bool) {
 	if name, ok := strings.CutPrefix(key, nodesPrefix); ok {
 		return api.ObjectKind_OBJECT_KIND_NODE, "", name, name != "" && !strings.Contains(name, "/")
+	}
+	if name, ok := strings.CutPrefix(key, ctbsPrefix); ok {
+		return api.ObjectKind_OBJECT_KIND_CLUSTERTRUSTBUNDLE, "", name, name != "" && !strings.Contains(name, "/")
 	}
 	for _, k := range namespacedKinds {
 		if rest, ok := strings.CutPrefix(key, k.prefix); ok {
@@ -452,6 +460,8 @@ func newObject(kind api.ObjectKind) (obj sessionObject, apiVersion, kindName str
 		return &corev1.ConfigMap{}, "v1", "ConfigMap"
 	case api.ObjectKind_OBJECT_KIND_SECRET:
 		return &corev1.Secret{}, "v1", "Secret"
+	case api.ObjectKind_OBJECT_KIND_CLUSTERTRUSTBUNDLE:
+		return &certificatesv1.ClusterTrustBundle{}, certificatesv1.SchemeGroupVersion.String(), "ClusterTrustBundle"
 	}
 	return nil, "", ""
 }

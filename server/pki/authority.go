@@ -336,6 +336,21 @@ func (a *Authority) ServerTLSConfig() *tls.Config {
 // Options.LeafLifetime if not positive) but never past the CA. It returns
 // the certificate PEM.
 func (a *Authority) SignClientCert(commonName string, orgs []string, pub crypto.PublicKey, validity time.Duration) ([]byte, error) {
+	return a.signClient(commonName, orgs, pub, validity, 0)
+}
+
+// RequestBackdate bounds the backdating of the certificates
+// SignRequestedClientCert issues, as Kubernetes' CSR signers bound it.
+const RequestBackdate = 5 * time.Minute
+
+// SignRequestedClientCert is SignClientCert for a certificate a client
+// asked for (a CertificateSigningRequest): backdated by at most
+// RequestBackdate, it lasts at most that much longer than asked.
+func (a *Authority) SignRequestedClientCert(commonName string, orgs []string, pub crypto.PublicKey, validity time.Duration) ([]byte, error) {
+	return a.signClient(commonName, orgs, pub, validity, RequestBackdate)
+}
+
+func (a *Authority) signClient(commonName string, orgs []string, pub crypto.PublicKey, validity, maxBackdate time.Duration) ([]byte, error) {
 	if commonName == "" {
 		return nil, errors.New("client certificate common name must be set")
 	}
@@ -347,10 +362,11 @@ func (a *Authority) SignClientCert(commonName string, orgs []string, pub crypto.
 		validity = limit
 	}
 	spec := certSpec{
-		commonName: commonName,
-		orgs:       slices.Clone(orgs),
-		usages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		validity:   validity,
+		commonName:  commonName,
+		orgs:        slices.Clone(orgs),
+		usages:      []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		validity:    validity,
+		maxBackdate: maxBackdate,
 	}
 	_, certPEM, err := issue(spec, pub, a.ca, nil, t)
 	return certPEM, err

@@ -2,12 +2,14 @@ package pki_test
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -16,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minik-dev/minik/server/pki"
 )
@@ -312,6 +315,25 @@ func TestSignClientCert(t *testing.T) {
 
 	if _, err := a.SignClientCert("", nil, pub, 0); err == nil {
 		t.Errorf("SignClientCert with empty CN = nil error")
+	}
+	// A requested certificate lasts at most RequestBackdate longer than
+	// asked; a node's is backdated further.
+	for _, tc := range []struct {
+		sign func(string, []string, crypto.PublicKey, time.Duration) ([]byte, error)
+		want time.Duration
+	}{{a.SignRequestedClientCert, time.Hour + pki.RequestBackdate}, {a.SignClientCert, time.Hour + 15*time.Minute}} {
+		certPEM, err := tc.sign("alice", nil, pub, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(certPEM)
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.NotAfter.Sub(c.NotBefore); got != tc.want {
+			t.Errorf("validity of an hour's certificate = %v, want %v", got, tc.want)
+		}
 	}
 	bad := slices.Clone(csrDER)
 	bad[len(bad)-3] ^= 0xff // corrupt the signature

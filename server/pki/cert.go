@@ -42,6 +42,18 @@ type certSpec struct {
 	dnsNames   []string
 	ips        []net.IP
 	validity   time.Duration
+	// maxBackdate, when positive, bounds how far NotBefore is backdated
+	// (clockSkew, or a quarter of validity, otherwise).
+	maxBackdate time.Duration
+}
+
+// backdate is how far before now the certificate of spec starts.
+func (spec certSpec) backdate() time.Duration {
+	d := min(clockSkew, spec.validity/4)
+	if spec.maxBackdate > 0 {
+		d = min(d, spec.maxBackdate)
+	}
+	return d
 }
 
 func newKey() (*ecdsa.PrivateKey, error) {
@@ -61,7 +73,7 @@ func (spec certSpec) template(now time.Time) (*x509.Certificate, error) {
 	t := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: spec.commonName, Organization: spec.orgs},
-		NotBefore:             now.Add(-min(clockSkew, spec.validity/4)).UTC(),
+		NotBefore:             now.Add(-spec.backdate()).UTC(),
 		NotAfter:              now.Add(spec.validity).UTC(),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           spec.usages,

@@ -166,7 +166,7 @@ func validateVolumes(vols []corev1.Volume, path *field.Path) (map[string]bool, f
 }
 
 // validateVolumeSource requires exactly one source and checks the
-// required field of the common ones.
+// required field of the common ones and the sources of projected volumes.
 func validateVolumeSource(src *corev1.VolumeSource, path *field.Path) field.ErrorList {
 	set := setMembers(src)
 	switch {
@@ -191,6 +191,9 @@ func validateVolumeSource(src *corev1.VolumeSource, path *field.Path) field.Erro
 	}
 	if d := src.EmptyDir; d != nil && d.SizeLimit != nil && d.SizeLimit.Sign() < 0 {
 		return field.ErrorList{field.Invalid(path.Child("emptyDir", "sizeLimit"), d.SizeLimit.String(), apivalidation.IsNegativeErrorMsg)}
+	}
+	if src.Projected != nil {
+		return validateProjected(src.Projected, path.Child("projected"))
 	}
 	return nil
 }

@@ -76,6 +76,9 @@ var resources = []*Resource{
 	flowSchemaResource,
 	priorityLevelResource,
 	storageVersionMigrationResource,
+	clusterTrustBundleResource,
+	csrResource,
+	podCertificateRequestResource,
 }
 
 var (

@@ -49,6 +49,8 @@ func TestAll(t *testing.T) {
 		"horizontalpodautoscalers HorizontalPodAutoscaler", "horizontalpodautoscalers HorizontalPodAutoscaler",
 		"flowschemas FlowSchema", "prioritylevelconfigurations PriorityLevelConfiguration",
 		"storageversionmigrations StorageVersionMigration",
+		"clustertrustbundles ClusterTrustBundle", "certificatesigningrequests CertificateSigningRequest",
+		"podcertificaterequests PodCertificateRequest",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("All() (-want +got):\n%s", diff)

@@ -31,6 +31,9 @@ type Resource struct {
 	Namespaced bool
 	HasStatus  bool // serves the status subresource
 	HasScale   bool // serves the scale subresource (ReplicationController)
+	// Approval, when set, serves the approval subresource
+	// (CertificateSigningRequest); nil for every other kind.
+	Approval *Approval
 	// View, when set, makes the resource serve the objects of another
 	// (see View); nil for a resource with storage of its own.
 	View *View
