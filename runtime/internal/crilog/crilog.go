@@ -61,7 +61,9 @@ func (l *File) write(stream string, partial bool, text []byte) error {
 }
 
 // Stream returns a writer for one stream ("stdout" or "stderr"). The writer
-// is not safe for concurrent use; Close flushes an unterminated last line.
+// is not safe for concurrent use; Close flushes an unterminated last line
+// as a partial entry, so that readers give it back without a newline the
+// output never had.
 func (l *File) Stream(name string) io.WriteCloser {
 	return &stream{file: l, name: name}
 }
@@ -114,7 +116,7 @@ func (s *stream) Close() error {
 	if len(s.pending) == 0 {
 		return nil
 	}
-	err := s.file.write(s.name, false, s.pending)
+	err := s.file.write(s.name, true, s.pending)
 	s.pending = nil
 	return err
 }

@@ -19,10 +19,10 @@ func TestStream(t *testing.T) {
 	}{
 		{"lines", []string{"a\nb\n"}, []string{"stdout F a", "stdout F b"}},
 		{"split writes", []string{"he", "llo\nwo", "rld\n"}, []string{"stdout F hello", "stdout F world"}},
-		{"unterminated", []string{"tail"}, []string{"stdout F tail"}},
+		{"unterminated", []string{"tail"}, []string{"stdout P tail"}},
 		{"empty line", []string{"\n"}, []string{"stdout F "}},
 		{"long line", []string{long + "\n"}, []string{"stdout P " + long[:MaxLine], "stdout F xxx"}},
-		{"long pending", []string{long}, []string{"stdout P " + long[:MaxLine], "stdout F xxx"}},
+		{"long pending", []string{long}, []string{"stdout P " + long[:MaxLine], "stdout P xxx"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
