@@ -168,8 +168,13 @@ func defaultService(svc *corev1.Service) {
 	if s.SessionAffinity == "" {
 		s.SessionAffinity = corev1.ServiceAffinityNone
 	}
-	if s.SessionAffinity == corev1.ServiceAffinityClientIP {
+	switch s.SessionAffinity {
+	case corev1.ServiceAffinityClientIP:
 		defaultAffinityConfig(s)
+	case corev1.ServiceAffinityNone:
+		// As upstream's defaults: a Service switched back to no affinity
+		// drops the config of the one it had.
+		s.SessionAffinityConfig = nil
 	}
 	for i := range s.Ports {
 		p := &s.Ports[i]

@@ -301,3 +301,24 @@ func TestServiceRow(t *testing.T) {
 		})
 	}
 }
+
+// TestServiceAffinitySwitchedOff: a Service switched from ClientIP back to
+// no affinity, its old config still in the request, drops the config and
+// is valid, as upstream's defaults make it.
+func TestServiceAffinitySwitchedOff(t *testing.T) {
+	old := testService()
+	old.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+	serviceResource.PrepareForCreate(old)
+	if old.Spec.SessionAffinityConfig == nil {
+		t.Fatal("ClientIP affinity got no default config")
+	}
+	svc := old.DeepCopy()
+	svc.Spec.SessionAffinity = corev1.ServiceAffinityNone
+	serviceResource.PrepareForUpdate(svc, old)
+	if svc.Spec.SessionAffinityConfig != nil {
+		t.Errorf("sessionAffinityConfig = %+v after switching to None, want none", svc.Spec.SessionAffinityConfig)
+	}
+	if errs := serviceResource.ValidateUpdate(svc, old); len(errs) > 0 {
+		t.Errorf("ValidateUpdate = %v, want valid", errs)
+	}
+}
