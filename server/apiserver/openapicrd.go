@@ -6,6 +6,7 @@ import (
 
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	openapiv2 "k8s.io/apiextensions-apiserver/pkg/controller/openapi/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 )
 
@@ -93,14 +94,17 @@ func withKindProperties(sch *spec.Schema, refPrefix string) {
 	str := func(desc string) spec.Schema {
 		return spec.Schema{SchemaProps: spec.SchemaProps{Type: spec.StringOrArray{"string"}, Description: desc}}
 	}
+	// The descriptions are apimachinery's own documentation of the
+	// fields, as built-in kinds show them.
+	typeMeta := metav1.TypeMeta{}.SwaggerDoc()
 	if _, ok := sch.Properties["apiVersion"]; !ok {
-		sch.Properties["apiVersion"] = str("The group and version of the schema this object follows.")
+		sch.Properties["apiVersion"] = str(typeMeta["apiVersion"])
 	}
 	if _, ok := sch.Properties["kind"]; !ok {
-		sch.Properties["kind"] = str("The kind of this object, in CamelCase.")
+		sch.Properties["kind"] = str(typeMeta["kind"])
 	}
 	sch.Properties["metadata"] = spec.Schema{SchemaProps: spec.SchemaProps{
-		Description: "The object's metadata.",
+		Description: metav1.PartialObjectMetadata{}.SwaggerDoc()["metadata"],
 		AllOf:       []spec.Schema{{SchemaProps: spec.SchemaProps{Ref: spec.MustCreateRef(refPrefix + objectMetaModel)}}},
 	}}
 }

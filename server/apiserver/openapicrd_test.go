@@ -156,7 +156,7 @@ func TestOpenAPICustomResourceKindProperties(t *testing.T) {
 	if err := explainv2.PrintModelDescription(nil, &out, client, gvr, false, 0, "plaintext"); err != nil {
 		t.Fatalf("explain widgets: %v", err)
 	}
-	for _, w := range []string{"KIND:       Widget", "apiVersion\t<string>", "kind\t<string>", "metadata\t<ObjectMeta>", "spec\t<Object>"} {
+	for _, w := range []string{"KIND:       Widget", "apiVersion\t<string>", "APIVersion defines", "kind\t<string>", "Kind is a string value", "metadata\t<ObjectMeta>", "spec\t<Object>"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("explain widgets lacks %q:\n%s", w, out.String())
 		}
