@@ -57,7 +57,7 @@ func main() {
 	busybox := flag.String("busybox", "/bin/busybox", "static busybox binary (Debian's busybox-static)")
 	curl := flag.String("curl", "/usr/bin/curl", "curl binary copied, with its shared libraries, into agnhost ('' to leave out)")
 	nc := flag.String("nc", "/bin/nc.openbsd", "OpenBSD netcat (Debian's netcat-openbsd) copied, with its shared libraries, into agnhost as /usr/bin/nc ('' to leave out)")
-	dig := flag.String("dig", "/usr/bin/dig", "dig (Debian's bind9-dnsutils) copied, with its shared libraries, into agnhost and the glibc-dns-testing stand-in ('' to leave out both)")
+	dig := flag.String("dig", "/usr/bin/dig", "dig (Debian's bind9-dnsutils) copied, with its shared libraries and glibc's getent, into agnhost and the glibc-dns-testing stand-in ('' to leave out both)")
 	sh := flag.String("sh", "/usr/bin/bash", "shell copied, with its shared libraries, into every busybox-based image as /bin/sh ('' keeps busybox's ash)")
 	flag.Parse()
 	if err := run(*out, *busybox, *curl, *nc, *sh, *dig); err != nil {
@@ -162,6 +162,17 @@ func run(out, busyboxPath, curlPath, ncPath, shPath, digPath string) error {
 	if digPath != "" {
 		if digFiles, err = binaryWithLibs(digPath, "usr/bin/dig"); err != nil {
 			return err
+		}
+		// The /etc/hosts specs look names up with getent (glibc's,
+		// whose libc holds the files and dns lookups since 2.34).
+		getent, err := binaryWithLibs("/usr/bin/getent", "usr/bin/getent")
+		if err != nil {
+			return err
+		}
+		for _, f := range getent {
+			if !slices.ContainsFunc(digFiles, func(d file) bool { return d.name == f.name }) {
+				digFiles = append(digFiles, f)
+			}
 		}
 		for _, f := range digFiles {
 			if !slices.ContainsFunc(curlFiles, func(c file) bool { return c.name == f.name }) {
