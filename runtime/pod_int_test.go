@@ -166,7 +166,7 @@ func TestIntegrationLogsAndExitCodes(t *testing.T) {
 		texts = append(texts, strings.SplitN(l, " ", 2)[1])
 	}
 	got := strings.Join(texts, "|")
-	for _, w := range []string{"stdout F out1", "stderr F err1", "stdout F partial"} {
+	for _, w := range []string{"stdout F out1", "stderr F err1", "stdout P partial"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("log %q lacks %q", got, w)
 		}
