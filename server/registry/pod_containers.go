@@ -60,6 +60,7 @@ func validateContainer(c *corev1.Container, names, volumes map[string]bool, path
 	errs = append(errs, validateContainerPorts(c.Ports, path.Child("ports"))...)
 	errs = append(errs, validateEnv(c.Env, path.Child("env"))...)
 	errs = append(errs, validateResources(&c.Resources, path.Child("resources"))...)
+	errs = append(errs, validateResizePolicy(c.ResizePolicy, path.Child("resizePolicy"))...)
 	errs = append(errs, validateVolumeMounts(c.VolumeMounts, volumes, path.Child("volumeMounts"))...)
 	errs = append(errs, validateProbe(c.LivenessProbe, path.Child("livenessProbe"))...)
 	errs = append(errs, validateProbe(c.ReadinessProbe, path.Child("readinessProbe"))...)
@@ -216,4 +217,21 @@ func validatePortRef(port intstr.IntOrString, path *field.Path) field.ErrorList 
 		return validatePortName(port.StrVal, path)
 	}
 	return messages(path, port.IntVal, validation.IsValidPortNum(port.IntValue()))
+}
+
+// validateResizePolicy allows one policy each for cpu and memory, each
+// NotRequired or RestartContainer.
+func validateResizePolicy(ps []corev1.ContainerResizePolicy, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := map[corev1.ResourceName]bool{}
+	for i, p := range ps {
+		pp := path.Index(i)
+		errs = append(errs, validateEnum(p.ResourceName, pp.Child("resourceName"), corev1.ResourceCPU, corev1.ResourceMemory)...)
+		if seen[p.ResourceName] {
+			errs = append(errs, field.Duplicate(pp.Child("resourceName"), p.ResourceName))
+		}
+		seen[p.ResourceName] = true
+		errs = append(errs, validateEnum(p.RestartPolicy, pp.Child("restartPolicy"), corev1.NotRequired, corev1.RestartContainer)...)
+	}
+	return errs
 }
