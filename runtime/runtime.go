@@ -62,6 +62,16 @@ type Execer interface {
 	Exec(ctx context.Context, podUID, container string, opts ExecOptions) (int, error)
 }
 
+// Resizer changes the resources of running containers in place.
+type Resizer interface {
+	// ResizeContainer applies r to the cgroup of the latest attempt of the
+	// container, which keeps running, and records it in the container's
+	// spec. Resources r leaves unset (zero) keep their setting. It gives
+	// ErrNotFound for an unknown container, ErrInvalid for one that does
+	// not run. Safe to call concurrently.
+	ResizeContainer(ctx context.Context, podUID, name string, r Resources) error
+}
+
 // Images stores images for containers.
 type Images interface {
 	// ImportTar imports every image of an OCI or docker-archive tar file and

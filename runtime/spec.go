@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -156,21 +157,62 @@ func subPath(root, sub string) (string, error) {
 }
 
 // resourceOpts maps requests and limits to cgroup settings as the kubelet
-// does: shares from the CPU request, CFS quota from the CPU limit.
+// does; see linuxResources.
 func resourceOpts(r Resources) []oci.SpecOpts {
-	var opts []oci.SpecOpts
+	return []oci.SpecOpts{func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		setResources(s, r)
+		return nil
+	}}
+}
+
+// linuxResources is the cgroup side of r: shares from the CPU request (or
+// the limit without one), CFS quota from the CPU limit, and the memory
+// limit. A resource left unset stays nil, which an update leaves as it is.
+func linuxResources(r Resources) *specs.LinuxResources {
+	lr := &specs.LinuxResources{}
 	if r.CPURequestMilli > 0 || r.CPULimitMilli > 0 {
 		req := r.CPURequestMilli
 		if req == 0 {
 			req = r.CPULimitMilli
 		}
-		opts = append(opts, oci.WithCPUShares(uint64(max(2, req*1024/1000))))
+		shares := uint64(max(2, req*1024/1000))
+		lr.CPU = &specs.LinuxCPU{Shares: &shares}
 	}
 	if r.CPULimitMilli > 0 {
-		opts = append(opts, oci.WithCPUCFS(max(1000, r.CPULimitMilli*cfsPeriod/1000), cfsPeriod))
+		quota, period := max(1000, r.CPULimitMilli*cfsPeriod/1000), uint64(cfsPeriod)
+		lr.CPU.Quota, lr.CPU.Period = &quota, &period
 	}
 	if r.MemoryLimitBytes > 0 {
-		opts = append(opts, oci.WithMemoryLimit(uint64(r.MemoryLimitBytes)))
+		limit := r.MemoryLimitBytes
+		lr.Memory = &specs.LinuxMemory{Limit: &limit}
 	}
-	return opts
+	return lr
+}
+
+// setResources writes the cgroup settings of r into s, keeping those r
+// leaves unset.
+func setResources(s *oci.Spec, r Resources) {
+	lr := linuxResources(r)
+	if s.Linux == nil {
+		s.Linux = &specs.Linux{}
+	}
+	if s.Linux.Resources == nil {
+		s.Linux.Resources = &specs.LinuxResources{}
+	}
+	cur := s.Linux.Resources
+	if lr.CPU != nil {
+		if cur.CPU == nil {
+			cur.CPU = &specs.LinuxCPU{}
+		}
+		cur.CPU.Shares = lr.CPU.Shares
+		if lr.CPU.Quota != nil {
+			cur.CPU.Quota, cur.CPU.Period = lr.CPU.Quota, lr.CPU.Period
+		}
+	}
+	if lr.Memory != nil {
+		if cur.Memory == nil {
+			cur.Memory = &specs.LinuxMemory{}
+		}
+		cur.Memory.Limit = lr.Memory.Limit
+	}
 }
