@@ -39,6 +39,7 @@ func (c *Containerd) containerSpec(ctx context.Context, uid, id string, sbPID ui
 		oci.WithImageConfig(img),
 		oci.WithProcessArgs(args...),
 		oci.WithEnv(envList(spec.Env)),
+		withCgroupfs,
 		oci.WithMounts(mounts),
 		oci.WithCgroup(c.cgroupPath(uid, id)),
 		oci.WithAnnotations(map[string]string{groupAnnotation: uid}),
@@ -61,6 +62,15 @@ func (c *Containerd) containerSpec(ctx context.Context, uid, id string, sbPID ui
 	}
 	opts = append(opts, secOpts...)
 	return append(opts, resourceOpts(spec.Resources)...), nil
+}
+
+// withCgroupfs mounts the container's cgroup read-only at /sys/fs/cgroup,
+// as Kubernetes nodes do, so that a process can read its own limits
+// (Privileged makes it writable); the pod's volumes may mount over it.
+func withCgroupfs(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
+		Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}})
+	return nil
 }
 
 // Args returns the process arguments of a container as Kubernetes decides
