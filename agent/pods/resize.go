@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/minik-dev/minik/runtime"
 )
@@ -27,6 +28,12 @@ type allocation struct {
 func (w *worker) resize(ctx context.Context, rs *runtime.PodStatus) bool {
 	if rs == nil {
 		return false
+	}
+	w.resizeInfeasible, w.resizeErr = "", ""
+	if w.resizePending(rs) {
+		if w.resizeInfeasible = w.infeasible(); w.resizeInfeasible != "" {
+			return false
+		}
 	}
 	var errs []string
 	restarted := false
@@ -62,6 +69,44 @@ func (w *worker) resize(ctx context.Context, rs *runtime.PodStatus) bool {
 	}
 	w.resizeErr = strings.Join(errs, "; ")
 	return restarted
+}
+
+// resizePending tells whether a running container's resources differ
+// from its spec's.
+func (w *worker) resizePending(rs *runtime.PodStatus) bool {
+	for _, c := range w.resizable() {
+		rc := rs.Container(c.Name)
+		if rc == nil || rc.State != runtime.ContainerRunning {
+			continue
+		}
+		if a, ok := w.allocated[c.Name]; ok && a.id == rc.ID && !equality.Semantic.DeepEqual(a.resources, c.Resources) {
+			return true
+		}
+	}
+	return false
+}
+
+// infeasible tells why the cpu or memory the pod's app and sidecar
+// containers request cannot fit the node even were it empty; "" when it
+// can. Such a resize waits, as the kubelet's, until the pod is resized
+// again.
+func (w *worker) infeasible() string {
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		capacity, ok := w.m.cfg.Allocatable[name]
+		if !ok {
+			continue
+		}
+		var total resource.Quantity
+		for _, c := range w.resizable() {
+			if q, ok := c.Resources.Requests[name]; ok {
+				total.Add(q)
+			}
+		}
+		if total.Cmp(capacity) > 0 {
+			return fmt.Sprintf("Node didn't have enough capacity: %s, requested: %s, capacity: %s", name, total.String(), capacity.String())
+		}
+	}
+	return ""
 }
 
 // resizable lists the containers an in-place resize applies to: the app

@@ -3,6 +3,7 @@ package pods
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -143,5 +144,40 @@ func TestResizeFailureReported(t *testing.T) {
 	got, _, _ := statusResources(st, "c0")
 	if diff := cmp.Diff(pod.Spec.Containers[0].Resources, got); diff != "" {
 		t.Errorf("status resources of c0 after a failed resize, want the old ones (-want +got):\n%s", diff)
+	}
+}
+
+// A resize asking more than the node has waits, reported Infeasible, and
+// the containers keep what they had.
+func TestResizeInfeasible(t *testing.T) {
+	pod := resizePod("infeasible")
+	h := start(t, Config{Allocatable: corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi"),
+	}}, pod)
+	h.rep.waitStatus(t, pod.UID, wait, "Running", phaseIs(corev1.PodRunning))
+
+	want := resized(pod)
+	want.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("2")
+	want.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = resource.MustParse("2")
+	h.m.SetPods([]*corev1.Pod{want})
+	st := h.rep.waitStatus(t, pod.UID, wait, "a pending resize", func(st corev1.PodStatus) bool {
+		return condition(st, corev1.PodResizePending) == corev1.ConditionTrue
+	})
+	for _, c := range st.Conditions {
+		if c.Type == corev1.PodResizePending && (c.Reason != corev1.PodReasonInfeasible || !strings.Contains(c.Message, "cpu")) {
+			t.Errorf("PodResizePending %q: %q, want %q naming cpu", c.Reason, c.Message, corev1.PodReasonInfeasible)
+		}
+	}
+	for _, c := range pod.Spec.Containers {
+		got, _, restarts := statusResources(st, c.Name)
+		if diff := cmp.Diff(c.Resources, got); diff != "" {
+			t.Errorf("status resources of %s after an infeasible resize, want the old ones (-want +got):\n%s", c.Name, diff)
+		}
+		if restarts != 0 {
+			t.Errorf("%s restarted %d times by an infeasible resize", c.Name, restarts)
+		}
+	}
+	if got := h.fake.ContainerSpec(string(pod.UID), "c0").Resources; got.CPURequestMilli != 20 {
+		t.Errorf("runtime resources of c0 = %+v, want the cpu request 20m kept", got)
 	}
 }

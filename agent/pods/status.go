@@ -48,9 +48,10 @@ type statusInput struct {
 	// reports none.
 	message func(c *corev1.Container, rc *runtime.ContainerStatus) string
 	// allocated holds the resources given to running attempts, by
-	// container name; resizeErr, when set, is why a resize is not done.
-	allocated map[string]allocation
-	resizeErr string
+	// container name; resizeErr, when set, is why a resize failed, and
+	// resizeInfeasible why the node cannot take one.
+	allocated                   map[string]allocation
+	resizeErr, resizeInfeasible string
 }
 
 // computeStatus derives a pod's status as the kubelet does.
@@ -272,6 +273,10 @@ func conditions(in statusInput, st *corev1.PodStatus, initDone bool) []corev1.Po
 		podReady,
 		ready,
 		scheduled(in.pod),
+	}
+	if in.resizeInfeasible != "" {
+		out = append(out, corev1.PodCondition{Type: corev1.PodResizePending, Status: corev1.ConditionTrue,
+			Reason: corev1.PodReasonInfeasible, Message: in.resizeInfeasible})
 	}
 	if in.resizeErr != "" {
 		out = append(out, corev1.PodCondition{Type: corev1.PodResizeInProgress, Status: corev1.ConditionTrue,

@@ -62,9 +62,11 @@ type worker struct {
 	volumesSet map[string]bool
 	volumeErrs map[string]string
 	// allocated holds, by container name, the resources the running
-	// attempt was given; resizeErr is why the last resize failed.
-	allocated map[string]allocation
-	resizeErr string
+	// attempt was given; resizeErr is why the last resize failed,
+	// resizeInfeasible why the node cannot take the pending one.
+	allocated        map[string]allocation
+	resizeErr        string
+	resizeInfeasible string
 }
 
 func newWorker(m *Manager, pod *corev1.Pod) *worker {
@@ -333,7 +335,7 @@ func (w *worker) status(rs *runtime.PodStatus) corev1.PodStatus {
 	return computeStatus(statusInput{
 		pod: w.pod, rs: rs, waiting: w.waiting, exits: w.exits, unready: unready, unstarted: unstarted, hostIP: w.m.cfg.NodeIP,
 		startTime: w.startTime, failure: w.failure, prev: w.reported, now: w.m.cfg.Now(),
-		allocated: w.allocated, resizeErr: w.resizeErr,
+		allocated: w.allocated, resizeErr: w.resizeErr, resizeInfeasible: w.resizeInfeasible,
 		message: func(c *corev1.Container, rc *runtime.ContainerStatus) string {
 			return w.msgs.get(w.m, w.uid, c, rc)
 		},
