@@ -98,7 +98,9 @@ func computeStatus(in statusInput) corev1.PodStatus {
 	}
 	ecs := ephemeralContainers(pod)
 	for i := range ecs {
-		st.EphemeralContainerStatuses = append(st.EphemeralContainerStatuses, containerStatus(in, &ecs[i], !initDone))
+		cs := containerStatus(in, &ecs[i], !initDone)
+		cs.Resources, cs.AllocatedResources = nil, nil // not part of the pod's resources
+		st.EphemeralContainerStatuses = append(st.EphemeralContainerStatuses, cs)
 	}
 	st.Phase = phase(pod.Spec.RestartPolicy, inits, st.ContainerStatuses, initDone)
 	if f := in.failure; f != nil {
