@@ -23,13 +23,16 @@ func validateContainers(spec *corev1.PodSpec, volumes map[string]bool, path *fie
 	for i := range spec.InitContainers {
 		c := &spec.InitContainers[i]
 		errs = append(errs, validateContainer(c, names, volumes, initPath.Index(i))...)
+		errs = append(errs, validateResizePolicy(c.ResizePolicy, spec.RestartPolicy, initPath.Index(i).Child("resizePolicy"))...)
 		if c.RestartPolicy != nil {
 			errs = append(errs, validateEnum(*c.RestartPolicy, initPath.Index(i).Child("restartPolicy"), corev1.ContainerRestartPolicyAlways)...)
 		}
 	}
 	appPath := path.Child("containers")
 	for i := range spec.Containers {
-		errs = append(errs, validateContainer(&spec.Containers[i], names, volumes, appPath.Index(i))...)
+		c := &spec.Containers[i]
+		errs = append(errs, validateContainer(c, names, volumes, appPath.Index(i))...)
+		errs = append(errs, validateResizePolicy(c.ResizePolicy, spec.RestartPolicy, appPath.Index(i).Child("resizePolicy"))...)
 	}
 	return append(errs, validateHostPorts(spec.Containers, appPath)...)
 }
@@ -60,7 +63,6 @@ func validateContainer(c *corev1.Container, names, volumes map[string]bool, path
 	errs = append(errs, validateContainerPorts(c.Ports, path.Child("ports"))...)
 	errs = append(errs, validateEnv(c.Env, path.Child("env"))...)
 	errs = append(errs, validateResources(&c.Resources, path.Child("resources"))...)
-	errs = append(errs, validateResizePolicy(c.ResizePolicy, path.Child("resizePolicy"))...)
 	errs = append(errs, validateVolumeMounts(c.VolumeMounts, volumes, path.Child("volumeMounts"))...)
 	errs = append(errs, validateProbe(c.LivenessProbe, path.Child("livenessProbe"))...)
 	errs = append(errs, validateProbe(c.ReadinessProbe, path.Child("readinessProbe"))...)
@@ -220,8 +222,9 @@ func validatePortRef(port intstr.IntOrString, path *field.Path) field.ErrorList 
 }
 
 // validateResizePolicy allows one policy each for cpu and memory, each
-// NotRequired or RestartContainer.
-func validateResizePolicy(ps []corev1.ContainerResizePolicy, path *field.Path) field.ErrorList {
+// NotRequired or RestartContainer; a pod that never restarts its
+// containers cannot have them restarted by a resize.
+func validateResizePolicy(ps []corev1.ContainerResizePolicy, podPolicy corev1.RestartPolicy, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	seen := map[corev1.ResourceName]bool{}
 	for i, p := range ps {
@@ -232,6 +235,9 @@ func validateResizePolicy(ps []corev1.ContainerResizePolicy, path *field.Path) f
 		}
 		seen[p.ResourceName] = true
 		errs = append(errs, validateEnum(p.RestartPolicy, pp.Child("restartPolicy"), corev1.NotRequired, corev1.RestartContainer)...)
+		if podPolicy == corev1.RestartPolicyNever && p.RestartPolicy == corev1.RestartContainer {
+			errs = append(errs, field.Invalid(pp.Child("restartPolicy"), p.RestartPolicy, "must be 'NotRequired' when pod `restartPolicy` is 'Never'"))
+		}
 	}
 	return errs
 }

@@ -192,6 +192,30 @@ func TestValidatePodResources(t *testing.T) {
 	})
 }
 
+func TestValidatePodResizePolicy(t *testing.T) {
+	policy := func(p *corev1.Pod, ps ...corev1.ContainerResizePolicy) { c0(p).ResizePolicy = ps }
+	runValidation(t, podResource, validPod, []validationCase[*corev1.Pod]{
+		{"valid", func(p *corev1.Pod) {
+			policy(p, corev1.ContainerResizePolicy{ResourceName: "cpu", RestartPolicy: corev1.NotRequired},
+				corev1.ContainerResizePolicy{ResourceName: "memory", RestartPolicy: corev1.RestartContainer})
+		}, nil},
+		{"cpu or memory", func(p *corev1.Pod) {
+			policy(p, corev1.ContainerResizePolicy{ResourceName: "ephemeral-storage", RestartPolicy: corev1.NotRequired})
+		}, []string{errKey(notSupported, "spec.containers[0].resizePolicy[0].resourceName")}},
+		{"once each", func(p *corev1.Pod) {
+			policy(p, corev1.ContainerResizePolicy{ResourceName: "cpu", RestartPolicy: corev1.NotRequired},
+				corev1.ContainerResizePolicy{ResourceName: "cpu", RestartPolicy: corev1.RestartContainer})
+		}, []string{errKey(duplicate, "spec.containers[0].resizePolicy[1].resourceName")}},
+		{"known policy", func(p *corev1.Pod) {
+			policy(p, corev1.ContainerResizePolicy{ResourceName: "cpu", RestartPolicy: "Sometimes"})
+		}, []string{errKey(notSupported, "spec.containers[0].resizePolicy[0].restartPolicy")}},
+		{"no restart in a pod that never restarts", func(p *corev1.Pod) {
+			p.Spec.RestartPolicy = corev1.RestartPolicyNever
+			policy(p, corev1.ContainerResizePolicy{ResourceName: "memory", RestartPolicy: corev1.RestartContainer})
+		}, []string{errKey(invalid, "spec.containers[0].resizePolicy[0].restartPolicy")}},
+	})
+}
+
 func TestValidatePodSpecFields(t *testing.T) {
 	runValidation(t, podResource, validPod, []validationCase[*corev1.Pod]{
 		{"restartPolicy required", func(p *corev1.Pod) { p.Spec.RestartPolicy = "" }, []string{errKey(required, "spec.restartPolicy")}},
