@@ -46,6 +46,15 @@
 //     the pod's sandbox, and never again after it exits (ephemeral.go);
 //     they are reported in ephemeralContainerStatuses and take exec,
 //     attach and logs;
+//   - resizes running app and sidecar containers in place when the pod's
+//     resources change (pods/resize): their cgroup is updated while they
+//     run, or, where a changed resource's resizePolicy is
+//     RestartContainer, they are stopped and started again (resize.go).
+//     Container statuses report the resources each running attempt was
+//     given and its allocatedResources; a resize the node's allocatable
+//     cpu or memory cannot hold waits with the condition PodResizePending
+//     (Infeasible), and one the runtime refused is retried each sync with
+//     PodResizeInProgress (Error);
 //   - stops the sandbox of a pod that reached Succeeded or Failed;
 //   - stops a pod with a deletionTimestamp with its grace period, removes it
 //     and calls [Reporter.PodTerminated];
