@@ -136,6 +136,18 @@ func TestValidatePodVolumes(t *testing.T) {
 			v := addVolume(p, "data")
 			v.EmptyDir, v.Secret = nil, &corev1.SecretVolumeSource{}
 		}, []string{errKey(required, "spec.volumes[0].secret.secretName")}},
+		{"image volume", func(p *corev1.Pod) {
+			v := addVolume(p, "data")
+			v.EmptyDir, v.Image = nil, &corev1.ImageVolumeSource{Reference: "busybox:1.36", PullPolicy: corev1.PullIfNotPresent}
+		}, nil},
+		{"image reference", func(p *corev1.Pod) {
+			v := addVolume(p, "data")
+			v.EmptyDir, v.Image = nil, &corev1.ImageVolumeSource{PullPolicy: corev1.PullAlways}
+		}, []string{errKey(required, "spec.volumes[0].image.reference")}},
+		{"image pull policy", func(p *corev1.Pod) {
+			v := addVolume(p, "data")
+			v.EmptyDir, v.Image = nil, &corev1.ImageVolumeSource{Reference: "busybox:1.36", PullPolicy: "Sometimes"}
+		}, []string{errKey(notSupported, "spec.volumes[0].image.pullPolicy")}},
 		{"mount names a volume", func(p *corev1.Pod) { mount(p, corev1.VolumeMount{Name: "data", MountPath: "/data"}) },
 			[]string{errKey(notFound, "spec.containers[0].volumeMounts[0].name")}},
 		{"mount name required", func(p *corev1.Pod) { mount(p, corev1.VolumeMount{MountPath: "/data"}) },
