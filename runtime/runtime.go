@@ -147,10 +147,16 @@ type HostAlias struct {
 	Hostnames []string
 }
 
-// Volume is a pod volume: an emptyDir (HostPath empty) or a hostPath.
+// Volume is a pod volume: an emptyDir (HostPath and Image empty), a
+// hostPath, or an image volume.
 type Volume struct {
 	Name     string
 	HostPath string
+	// Image, when set, makes the volume the file system of that OCI image,
+	// read-only: pulled as PullPolicy says when the first container that
+	// mounts it starts, with that container's PullAuth.
+	Image      string
+	PullPolicy PullPolicy
 	// FSGroup, for an emptyDir, is the group that owns it; the directory
 	// is then setgid so that what containers create in it belongs to the
 	// group too (a pod's fsGroup).

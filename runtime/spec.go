@@ -27,7 +27,7 @@ func (c *Containerd) containerSpec(ctx context.Context, uid, id string, sbPID ui
 	if len(args) == 0 {
 		return nil, fmt.Errorf("container %q: no command and none in image %q: %w", spec.Name, spec.Image, ErrInvalid)
 	}
-	mounts, err := c.containerMounts(uid, spec)
+	mounts, err := c.containerMounts(ctx, uid, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func nsPath(pid uint32, ns specs.LinuxNamespaceType) string {
 }
 
 // containerMounts returns the pod files and the volume mounts of spec.
-func (c *Containerd) containerMounts(uid string, spec *ContainerSpec) ([]specs.Mount, error) {
+func (c *Containerd) containerMounts(ctx context.Context, uid string, spec *ContainerSpec) ([]specs.Mount, error) {
 	dir := c.sandboxDir(uid)
 	mounts := []specs.Mount{
 		bindMount(filepath.Join(dir, "hosts"), "/etc/hosts", false),
@@ -115,7 +115,22 @@ func (c *Containerd) containerMounts(uid string, spec *ContainerSpec) ([]specs.M
 	if err != nil {
 		return nil, err
 	}
+	images, err := readImageVolumes(dir)
+	if err != nil {
+		return nil, err
+	}
 	for i, m := range spec.Mounts {
+		if iv, ok := images[m.Volume]; ok {
+			if m.SubPath != "" {
+				return nil, fmt.Errorf("container %q: volumeMounts[%d].subPath of image volume %q is not supported: %w", spec.Name, i, m.Volume, ErrInvalid)
+			}
+			im, err := c.imageVolumeMount(ctx, uid, m.Volume, iv, spec.PullAuth, m.Path)
+			if err != nil {
+				return nil, fmt.Errorf("container %q: %w", spec.Name, err)
+			}
+			mounts = append(mounts, im)
+			continue
+		}
 		src, ok := vols[m.Volume]
 		if !ok {
 			return nil, fmt.Errorf("container %q: volumeMounts[%d].name %q is not a pod volume: %w", spec.Name, i, m.Volume, ErrInvalid)

@@ -95,6 +95,9 @@ func (m *Manager) podSpec(pod *corev1.Pod) (*runtime.PodSpec, error) {
 }
 
 func volume(v corev1.Volume) (runtime.Volume, error) {
+	if img := v.Image; img != nil {
+		return runtime.Volume{Name: v.Name, Image: img.Reference, PullPolicy: runtime.PullPolicy(img.PullPolicy)}, nil
+	}
 	hp := v.HostPath
 	if hp == nil {
 		return runtime.Volume{Name: v.Name}, nil
