@@ -25,6 +25,7 @@
 //	  pause/rootfs/             empty read-only root of every sandbox
 //	  sandboxes/<uid>/          hosts, hostname, resolv.conf
 //	  sandboxes/<uid>/volumes/<name>/   emptyDir volumes
+//	  sandboxes/<uid>/{volumes,imagevolumes}.json   where each volume is
 //	  pods/<ns>_<name>_<uid>/<container>/<attempt>.log   CRI-format logs
 //
 // # Containerd objects
@@ -40,6 +41,12 @@
 //
 // All of a pod's containers carry the io.containerd.runc.v2.group annotation,
 // so one shim serves the whole pod.
+//
+// An image volume ([Volume.Image]) is a read-only snapshot view of the
+// image's file system, minik-imagevolume-<uid>-<volume>, made when the first
+// container mounting it starts and mounted directly into the containers. It
+// carries [LabelPodUID] and is a containerd GC root; [Containerd.RemovePod]
+// and [Containerd.GC] remove it.
 //
 // # Resources
 //

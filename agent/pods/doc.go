@@ -12,7 +12,9 @@
 // noticed by polling). A sync
 //
 //   - creates the sandbox when there is none (hostname, resolv.conf,
-//     emptyDir and hostPath volumes); a hostNetwork pod's is in the node's
+//     emptyDir and hostPath volumes; image volumes are mounted read-only
+//     from their image, pulled as their pullPolicy says, when the first
+//     container using them starts); a hostNetwork pod's is in the node's
 //     network and UTS namespaces, with the node's IP and /etc/hosts;
 //   - runs the init containers one at a time, each to success;
 //   - starts the app containers, pulling images as imagePullPolicy says, and
