@@ -25,6 +25,7 @@
 //	  pause/rootfs/             empty read-only root of every sandbox
 //	  sandboxes/<uid>/          hosts, hostname, resolv.conf
 //	  sandboxes/<uid>/volumes/<name>/   emptyDir volumes
+//	  sandboxes/<uid>/{volumes,imagevolumes}.json   where each volume is
 //	  pods/<ns>_<name>_<uid>/<container>/<attempt>.log   CRI-format logs
 //
 // # Containerd objects
@@ -41,10 +42,26 @@
 // All of a pod's containers carry the io.containerd.runc.v2.group annotation,
 // so one shim serves the whole pod.
 //
+// An image volume ([Volume.Image]) is a read-only snapshot view of the
+// image's file system, minik-imagevolume-<uid>-<volume>, made when the first
+// container mounting it starts and mounted directly into the containers. It
+// carries [LabelPodUID] and is a containerd GC root; [Containerd.RemovePod]
+// and [Containerd.GC] remove it.
+//
+// # Resources
+//
+// A container's cgroup gets CPU shares from its CPU request (the limit
+// without one; at least 2), a CFS quota from its CPU limit (period 100 ms,
+// at least 1 ms) and its memory limit, as the kubelet sets them. The same
+// mapping serves a new container's spec and [Resizer.ResizeContainer],
+// which updates the running task and records the new values in the
+// container's spec. Containers see their own cgroup read-only at
+// /sys/fs/cgroup.
+//
 // # Interfaces
 //
 // [Runtime] is the seam an agent's pod workers use (pods via [Pods],
-// containers via [Containers]); [Execer] and [Images] are optional
-// abilities. [Containerd] implements all of them; runtimetest.Fake is an
+// containers via [Containers]); [Execer], [Images] and [Resizer] are
+// optional abilities. [Containerd] implements all of them; runtimetest.Fake is an
 // in-memory implementation, and runtimetest.Suite checks both.
 package runtime

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/errdefs"
 )
 
 // GC removes every pod for which keep returns false, and every container
@@ -34,7 +37,31 @@ func (c *Containerd) GC(ctx context.Context, keep func(podUID string) bool) erro
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(append(errs, c.removeStrayDirs(uids, keep))...)
+	errs = append(errs, c.removeStrayDirs(uids, keep))
+	return errors.Join(append(errs, c.removeStrayImageVolumes(ctx, keep))...)
+}
+
+// removeStrayImageVolumes removes the image volume snapshots of pods that
+// are not kept, which RemovePod missed when their directory was gone.
+func (c *Containerd) removeStrayImageVolumes(ctx context.Context, keep func(string) bool) error {
+	sn := c.client.SnapshotService(c.cfg.Snapshotter)
+	var stray []string
+	err := sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+		if uid := info.Labels[LabelPodUID]; uid != "" && !keep(uid) {
+			stray = append(stray, info.Name)
+		}
+		return nil
+	}, fmt.Sprintf(`labels."%s"`, LabelPodUID))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, key := range stray {
+		if err := sn.Remove(ctx, key); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // removeStrayDirs deletes pod directories that belong to no known pod.

@@ -114,6 +114,9 @@ func (c *Containerd) RemovePod(ctx context.Context, podUID string) error {
 			return err
 		}
 	}
+	if err := c.removeImageVolumes(ctx, podUID, c.sandboxDir(podUID)); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(c.sandboxDir(podUID)); err != nil {
 		return err
 	}

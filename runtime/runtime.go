@@ -62,6 +62,16 @@ type Execer interface {
 	Exec(ctx context.Context, podUID, container string, opts ExecOptions) (int, error)
 }
 
+// Resizer changes the resources of running containers in place.
+type Resizer interface {
+	// ResizeContainer applies r to the cgroup of the latest attempt of the
+	// container, which keeps running, and records it in the container's
+	// spec. Resources r leaves unset (zero) keep their setting. It gives
+	// ErrNotFound for an unknown container, ErrInvalid for one that does
+	// not run. Safe to call concurrently.
+	ResizeContainer(ctx context.Context, podUID, name string, r Resources) error
+}
+
 // Images stores images for containers.
 type Images interface {
 	// ImportTar imports every image of an OCI or docker-archive tar file and
@@ -137,10 +147,16 @@ type HostAlias struct {
 	Hostnames []string
 }
 
-// Volume is a pod volume: an emptyDir (HostPath empty) or a hostPath.
+// Volume is a pod volume: an emptyDir (HostPath and Image empty), a
+// hostPath, or an image volume.
 type Volume struct {
 	Name     string
 	HostPath string
+	// Image, when set, makes the volume the file system of that OCI image,
+	// read-only: pulled as PullPolicy says when the first container that
+	// mounts it starts, with that container's PullAuth.
+	Image      string
+	PullPolicy PullPolicy
 	// FSGroup, for an emptyDir, is the group that owns it; the directory
 	// is then setgid so that what containers create in it belongs to the
 	// group too (a pod's fsGroup).

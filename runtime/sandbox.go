@@ -217,8 +217,12 @@ func (c *Containerd) writePodFiles(pod *PodSpec, ip string) error {
 // writeVolumes creates the pod's emptyDirs and records where each volume
 // is, for the containers started later.
 func writeVolumes(dir string, vols []Volume) error {
-	src := map[string]string{}
+	src, images := map[string]string{}, map[string]imageVolume{}
 	for _, v := range vols {
+		if v.Image != "" {
+			images[v.Name] = imageVolume{Image: v.Image, PullPolicy: v.PullPolicy}
+			continue
+		}
 		src[v.Name] = v.HostPath
 		if v.HostPath == "" {
 			src[v.Name] = filepath.Join(dir, "volumes", v.Name)
@@ -231,7 +235,13 @@ func writeVolumes(dir string, vols []Volume) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(dir, "volumes.json"), data, 0o644)
+	if err := atomicfile.Write(filepath.Join(dir, "volumes.json"), data, 0o644); err != nil {
+		return err
+	}
+	if data, err = json.Marshal(images); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, imageVolumesFile), data, 0o644)
 }
 
 // makeEmptyDir creates an emptyDir writable by every user (the umask

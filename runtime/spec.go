@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -26,7 +27,7 @@ func (c *Containerd) containerSpec(ctx context.Context, uid, id string, sbPID ui
 	if len(args) == 0 {
 		return nil, fmt.Errorf("container %q: no command and none in image %q: %w", spec.Name, spec.Image, ErrInvalid)
 	}
-	mounts, err := c.containerMounts(uid, spec)
+	mounts, err := c.containerMounts(ctx, uid, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +39,7 @@ func (c *Containerd) containerSpec(ctx context.Context, uid, id string, sbPID ui
 		oci.WithImageConfig(img),
 		oci.WithProcessArgs(args...),
 		oci.WithEnv(envList(spec.Env)),
+		withCgroupfs,
 		oci.WithMounts(mounts),
 		oci.WithCgroup(c.cgroupPath(uid, id)),
 		oci.WithAnnotations(map[string]string{groupAnnotation: uid}),
@@ -60,6 +62,15 @@ func (c *Containerd) containerSpec(ctx context.Context, uid, id string, sbPID ui
 	}
 	opts = append(opts, secOpts...)
 	return append(opts, resourceOpts(spec.Resources)...), nil
+}
+
+// withCgroupfs mounts the container's cgroup read-only at /sys/fs/cgroup,
+// as Kubernetes nodes do, so that a process can read its own limits
+// (Privileged makes it writable); the pod's volumes may mount over it.
+func withCgroupfs(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
+		Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}})
+	return nil
 }
 
 // Args returns the process arguments of a container as Kubernetes decides
@@ -93,7 +104,7 @@ func nsPath(pid uint32, ns specs.LinuxNamespaceType) string {
 }
 
 // containerMounts returns the pod files and the volume mounts of spec.
-func (c *Containerd) containerMounts(uid string, spec *ContainerSpec) ([]specs.Mount, error) {
+func (c *Containerd) containerMounts(ctx context.Context, uid string, spec *ContainerSpec) ([]specs.Mount, error) {
 	dir := c.sandboxDir(uid)
 	mounts := []specs.Mount{
 		bindMount(filepath.Join(dir, "hosts"), "/etc/hosts", false),
@@ -104,7 +115,22 @@ func (c *Containerd) containerMounts(uid string, spec *ContainerSpec) ([]specs.M
 	if err != nil {
 		return nil, err
 	}
+	images, err := readImageVolumes(dir)
+	if err != nil {
+		return nil, err
+	}
 	for i, m := range spec.Mounts {
+		if iv, ok := images[m.Volume]; ok {
+			if m.SubPath != "" {
+				return nil, fmt.Errorf("container %q: volumeMounts[%d].subPath of image volume %q is not supported: %w", spec.Name, i, m.Volume, ErrInvalid)
+			}
+			im, err := c.imageVolumeMount(ctx, uid, m.Volume, iv, spec.PullAuth, m.Path)
+			if err != nil {
+				return nil, fmt.Errorf("container %q: %w", spec.Name, err)
+			}
+			mounts = append(mounts, im)
+			continue
+		}
 		src, ok := vols[m.Volume]
 		if !ok {
 			return nil, fmt.Errorf("container %q: volumeMounts[%d].name %q is not a pod volume: %w", spec.Name, i, m.Volume, ErrInvalid)
@@ -156,21 +182,62 @@ func subPath(root, sub string) (string, error) {
 }
 
 // resourceOpts maps requests and limits to cgroup settings as the kubelet
-// does: shares from the CPU request, CFS quota from the CPU limit.
+// does; see linuxResources.
 func resourceOpts(r Resources) []oci.SpecOpts {
-	var opts []oci.SpecOpts
+	return []oci.SpecOpts{func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		setResources(s, r)
+		return nil
+	}}
+}
+
+// linuxResources is the cgroup side of r: shares from the CPU request (or
+// the limit without one), CFS quota from the CPU limit, and the memory
+// limit. A resource left unset stays nil, which an update leaves as it is.
+func linuxResources(r Resources) *specs.LinuxResources {
+	lr := &specs.LinuxResources{}
 	if r.CPURequestMilli > 0 || r.CPULimitMilli > 0 {
 		req := r.CPURequestMilli
 		if req == 0 {
 			req = r.CPULimitMilli
 		}
-		opts = append(opts, oci.WithCPUShares(uint64(max(2, req*1024/1000))))
+		shares := uint64(max(2, req*1024/1000))
+		lr.CPU = &specs.LinuxCPU{Shares: &shares}
 	}
 	if r.CPULimitMilli > 0 {
-		opts = append(opts, oci.WithCPUCFS(max(1000, r.CPULimitMilli*cfsPeriod/1000), cfsPeriod))
+		quota, period := max(1000, r.CPULimitMilli*cfsPeriod/1000), uint64(cfsPeriod)
+		lr.CPU.Quota, lr.CPU.Period = &quota, &period
 	}
 	if r.MemoryLimitBytes > 0 {
-		opts = append(opts, oci.WithMemoryLimit(uint64(r.MemoryLimitBytes)))
+		limit := r.MemoryLimitBytes
+		lr.Memory = &specs.LinuxMemory{Limit: &limit}
 	}
-	return opts
+	return lr
+}
+
+// setResources writes the cgroup settings of r into s, keeping those r
+// leaves unset.
+func setResources(s *oci.Spec, r Resources) {
+	lr := linuxResources(r)
+	if s.Linux == nil {
+		s.Linux = &specs.Linux{}
+	}
+	if s.Linux.Resources == nil {
+		s.Linux.Resources = &specs.LinuxResources{}
+	}
+	cur := s.Linux.Resources
+	if lr.CPU != nil {
+		if cur.CPU == nil {
+			cur.CPU = &specs.LinuxCPU{}
+		}
+		cur.CPU.Shares = lr.CPU.Shares
+		if lr.CPU.Quota != nil {
+			cur.CPU.Quota, cur.CPU.Period = lr.CPU.Quota, lr.CPU.Period
+		}
+	}
+	if lr.Memory != nil {
+		if cur.Memory == nil {
+			cur.Memory = &specs.LinuxMemory{}
+		}
+		cur.Memory.Limit = lr.Memory.Limit
+	}
 }

@@ -196,10 +196,12 @@ func (w *worker) start(ctx context.Context, c *corev1.Container, rs *runtime.Pod
 		w.startFailed(ctx, c.Name, err)
 		return false
 	}
-	if _, err := w.m.cfg.Runtime.StartContainer(w.startCtx, string(w.uid), spec); err != nil {
+	st, err := w.m.cfg.Runtime.StartContainer(w.startCtx, string(w.uid), spec)
+	if err != nil {
 		w.startFailed(ctx, c.Name, err)
 		return false
 	}
+	w.allocated[c.Name] = allocation{id: st.ID, resources: *c.Resources.DeepCopy()}
 	w.lg.Debug("container started", "container", c.Name)
 	w.event(c.Name, corev1.EventTypeNormal, EventCreated, "Created container %s", c.Name)
 	w.event(c.Name, corev1.EventTypeNormal, EventStarted, "Started container %s", c.Name)

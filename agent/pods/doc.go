@@ -12,7 +12,9 @@
 // noticed by polling). A sync
 //
 //   - creates the sandbox when there is none (hostname, resolv.conf,
-//     emptyDir and hostPath volumes); a hostNetwork pod's is in the node's
+//     emptyDir and hostPath volumes; image volumes are mounted read-only
+//     from their image, pulled as their pullPolicy says, when the first
+//     container using them starts); a hostNetwork pod's is in the node's
 //     network and UTS namespaces, with the node's IP and /etc/hosts;
 //   - runs the init containers one at a time, each to success;
 //   - starts the app containers, pulling images as imagePullPolicy says, and
@@ -46,6 +48,15 @@
 //     the pod's sandbox, and never again after it exits (ephemeral.go);
 //     they are reported in ephemeralContainerStatuses and take exec,
 //     attach and logs;
+//   - resizes running app and sidecar containers in place when the pod's
+//     resources change (pods/resize): their cgroup is updated while they
+//     run, or, where a changed resource's resizePolicy is
+//     RestartContainer, they are stopped and started again (resize.go).
+//     Container statuses report the resources each running attempt was
+//     given and its allocatedResources; a resize the node's allocatable
+//     cpu or memory cannot hold waits with the condition PodResizePending
+//     (Infeasible), and one the runtime refused is retried each sync with
+//     PodResizeInProgress (Error);
 //   - stops the sandbox of a pod that reached Succeeded or Failed;
 //   - stops a pod with a deletionTimestamp with its grace period, removes it
 //     and calls [Reporter.PodTerminated];

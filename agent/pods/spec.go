@@ -95,6 +95,9 @@ func (m *Manager) podSpec(pod *corev1.Pod) (*runtime.PodSpec, error) {
 }
 
 func volume(v corev1.Volume) (runtime.Volume, error) {
+	if img := v.Image; img != nil {
+		return runtime.Volume{Name: v.Name, Image: img.Reference, PullPolicy: runtime.PullPolicy(img.PullPolicy)}, nil
+	}
 	hp := v.HostPath
 	if hp == nil {
 		return runtime.Volume{Name: v.Name}, nil
@@ -147,11 +150,7 @@ func (m *Manager) containerSpec(pod *corev1.Pod, c *corev1.Container, podIP stri
 		Command: expandAll(c.Command, env), Args: expandAll(c.Args, env),
 		Env: env, WorkingDir: c.WorkingDir, TTY: c.TTY, Stdin: c.Stdin, StdinOnce: c.StdinOnce,
 		Security: sec, PIDNamespaceOf: ephemeralTarget(pod, c.Name),
-		Resources: runtime.Resources{
-			CPURequestMilli:  milli(c.Resources.Requests, corev1.ResourceCPU),
-			CPULimitMilli:    milli(c.Resources.Limits, corev1.ResourceCPU),
-			MemoryLimitBytes: value(c.Resources.Limits, corev1.ResourceMemory),
-		},
+		Resources: containerResources(&c.Resources),
 	}
 	for i, vm := range c.VolumeMounts {
 		sub := vm.SubPath
@@ -193,6 +192,16 @@ func expandSubPath(expr string, env []runtime.EnvVar) (string, error) {
 		return "", fmt.Errorf("%q must not contain '..': %w", sub, errUnsupported)
 	}
 	return sub, nil
+}
+
+// containerResources is what the runtime gives a container of its
+// requests and limits: cgroup settings for cpu and the memory limit.
+func containerResources(r *corev1.ResourceRequirements) runtime.Resources {
+	return runtime.Resources{
+		CPURequestMilli:  milli(r.Requests, corev1.ResourceCPU),
+		CPULimitMilli:    milli(r.Limits, corev1.ResourceCPU),
+		MemoryLimitBytes: value(r.Limits, corev1.ResourceMemory),
+	}
 }
 
 func milli(rl corev1.ResourceList, name corev1.ResourceName) int64 {

@@ -47,6 +47,11 @@ type statusInput struct {
 	// message returns the termination message of an exited attempt; nil
 	// reports none.
 	message func(c *corev1.Container, rc *runtime.ContainerStatus) string
+	// allocated holds the resources given to running attempts, by
+	// container name; resizeErr, when set, is why a resize failed, and
+	// resizeInfeasible why the node cannot take one.
+	allocated                   map[string]allocation
+	resizeErr, resizeInfeasible string
 }
 
 // computeStatus derives a pod's status as the kubelet does.
@@ -93,7 +98,9 @@ func computeStatus(in statusInput) corev1.PodStatus {
 	}
 	ecs := ephemeralContainers(pod)
 	for i := range ecs {
-		st.EphemeralContainerStatuses = append(st.EphemeralContainerStatuses, containerStatus(in, &ecs[i], !initDone))
+		cs := containerStatus(in, &ecs[i], !initDone)
+		cs.Resources, cs.AllocatedResources = nil, nil // not part of the pod's resources
+		st.EphemeralContainerStatuses = append(st.EphemeralContainerStatuses, cs)
 	}
 	st.Phase = phase(pod.Spec.RestartPolicy, inits, st.ContainerStatuses, initDone)
 	if f := in.failure; f != nil {
@@ -123,6 +130,11 @@ func containerStatus(in statusInput, c *corev1.Container, pending bool) corev1.C
 		return cs
 	}
 	cs.ContainerID = "containerd://" + rc.ID
+	res := c.Resources
+	if a, ok := in.allocated[c.Name]; ok && a.id == rc.ID {
+		res = a.resources
+	}
+	cs.Resources, cs.AllocatedResources = res.DeepCopy(), res.Requests.DeepCopy()
 	if rc.Image != "" {
 		cs.Image, cs.ImageID = rc.Image, imageID(rc.Image)
 	}
@@ -263,6 +275,14 @@ func conditions(in statusInput, st *corev1.PodStatus, initDone bool) []corev1.Po
 		podReady,
 		ready,
 		scheduled(in.pod),
+	}
+	if in.resizeInfeasible != "" {
+		out = append(out, corev1.PodCondition{Type: corev1.PodResizePending, Status: corev1.ConditionTrue,
+			Reason: corev1.PodReasonInfeasible, Message: in.resizeInfeasible})
+	}
+	if in.resizeErr != "" {
+		out = append(out, corev1.PodCondition{Type: corev1.PodResizeInProgress, Status: corev1.ConditionTrue,
+			Reason: corev1.PodReasonError, Message: in.resizeErr})
 	}
 	if initDone && len(in.pod.Spec.InitContainers) > 0 {
 		out[1].Reason, out[1].Message = "", ""

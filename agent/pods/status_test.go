@@ -176,7 +176,7 @@ func TestComputeStatusDetails(t *testing.T) {
 	cs := st.ContainerStatuses[0]
 	want := corev1.ContainerStatus{
 		Name: "c0", Image: testImage, ImageID: testImage, ContainerID: "containerd://c0-id", RestartCount: 1,
-		Ready: true, Started: ptr(true),
+		Ready: true, Started: ptr(true), Resources: &corev1.ResourceRequirements{},
 		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(t0)}},
 	}
 	if d := cmp.Diff(want, cs); d != "" {

@@ -61,6 +61,12 @@ type worker struct {
 	// volumeErrs the last error of each failing one, reported once.
 	volumesSet map[string]bool
 	volumeErrs map[string]string
+	// allocated holds, by container name, the resources the running
+	// attempt was given; resizeErr is why the last resize failed,
+	// resizeInfeasible why the node cannot take the pending one.
+	allocated        map[string]allocation
+	resizeErr        string
+	resizeInfeasible string
 }
 
 func newWorker(m *Manager, pod *corev1.Pod) *worker {
@@ -75,6 +81,7 @@ func newWorker(m *Manager, pod *corev1.Pod) *worker {
 		waiting: map[string]*corev1.ContainerStateWaiting{}, exits: map[string]runtime.ContainerStatus{},
 		probes: map[string]*probeState{}, msgs: messages{},
 		volumesDirty: true, volumesSet: map[string]bool{}, volumeErrs: map[string]string{},
+		allocated: map[string]allocation{},
 		startTime: pod.Status.StartTime,
 		reported:  pod.Status.DeepCopy(),
 		failure:   failureOf(&pod.Status),
@@ -194,6 +201,11 @@ func (w *worker) sync(ctx context.Context) time.Duration {
 		}
 	}
 	if w.startContainers(ctx, rs) {
+		if fresh, err := w.m.cfg.Runtime.PodStatus(ctx, string(w.uid)); err == nil {
+			rs = fresh
+		}
+	}
+	if w.resize(ctx, rs) {
 		if fresh, err := w.m.cfg.Runtime.PodStatus(ctx, string(w.uid)); err == nil {
 			rs = fresh
 		}
@@ -323,6 +335,7 @@ func (w *worker) status(rs *runtime.PodStatus) corev1.PodStatus {
 	return computeStatus(statusInput{
 		pod: w.pod, rs: rs, waiting: w.waiting, exits: w.exits, unready: unready, unstarted: unstarted, hostIP: w.m.cfg.NodeIP,
 		startTime: w.startTime, failure: w.failure, prev: w.reported, now: w.m.cfg.Now(),
+		allocated: w.allocated, resizeErr: w.resizeErr, resizeInfeasible: w.resizeInfeasible,
 		message: func(c *corev1.Container, rc *runtime.ContainerStatus) string {
 			return w.msgs.get(w.m, w.uid, c, rc)
 		},

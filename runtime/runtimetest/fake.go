@@ -35,6 +35,7 @@ type fakePod struct {
 var (
 	_ runtime.Runtime = (*Fake)(nil)
 	_ runtime.Images  = (*Fake)(nil)
+	_ runtime.Resizer = (*Fake)(nil)
 )
 
 // NewFake returns an empty Fake.
@@ -133,6 +134,31 @@ func (f *Fake) StartContainer(_ context.Context, podUID string, spec *runtime.Co
 	p.specs[spec.Name] = spec
 	st := *c
 	return &st, nil
+}
+
+// ResizeContainer implements runtime.Resizer: the resources r sets replace
+// those of the spec ContainerSpec returns.
+func (f *Fake) ResizeContainer(_ context.Context, podUID, name string, r runtime.Resources) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.pods[podUID]
+	if !ok || p.containers[name] == nil {
+		return fmt.Errorf("container %q of pod %q: %w", name, podUID, runtime.ErrNotFound)
+	}
+	if p.containers[name].State != runtime.ContainerRunning {
+		return fmt.Errorf("container %q of pod %q is not running: %w", name, podUID, runtime.ErrInvalid)
+	}
+	spec := *p.specs[name]
+	cur := &spec.Resources
+	for _, v := range []struct{ dst, src *int64 }{
+		{&cur.CPURequestMilli, &r.CPURequestMilli}, {&cur.CPULimitMilli, &r.CPULimitMilli}, {&cur.MemoryLimitBytes, &r.MemoryLimitBytes},
+	} {
+		if *v.src != 0 {
+			*v.dst = *v.src
+		}
+	}
+	p.specs[name] = &spec
+	return nil
 }
 
 // PodSpec returns the spec the pod's sandbox was last run with, or nil.

@@ -31,6 +31,7 @@ func Suite(t *testing.T, newRuntime func(t *testing.T) Harness) {
 		{"StopContainer", testStopContainer},
 		{"PullNever", testPullNever},
 		{"StopAndRemovePod", testStopAndRemovePod},
+		{"ResizeContainer", testResizeContainer},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newRuntime(t)) })
@@ -229,5 +230,44 @@ func testStopAndRemovePod(t *testing.T, h Harness) {
 	}
 	if _, err := h.Runtime.PodStatus(ctx, pod.UID); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("PodStatus after RemovePod = %v, want ErrNotFound", err)
+	}
+}
+
+// testResizeContainer checks the errors of a runtime.Resizer, and that a
+// resized container keeps running as the same attempt.
+func testResizeContainer(t *testing.T, h Harness) {
+	rz, ok := h.Runtime.(runtime.Resizer)
+	if !ok {
+		t.Skip("the runtime cannot resize containers")
+	}
+	pod := newPod("resize")
+	runPod(t, h, pod)
+	spec := &runtime.ContainerSpec{Name: "sleeper", Image: h.Image, Command: []string{"sleep", "3600"},
+		Resources: runtime.Resources{CPURequestMilli: 50, CPULimitMilli: 100, MemoryLimitBytes: 64 << 20}}
+	first, err := h.Runtime.StartContainer(suiteCtx(t), pod.UID, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	WaitContainer(t, h.Runtime, pod.UID, "sleeper", 20*time.Second, func(c *runtime.ContainerStatus) bool { return c.State == runtime.ContainerRunning })
+	bigger := runtime.Resources{CPURequestMilli: 100, CPULimitMilli: 200, MemoryLimitBytes: 96 << 20}
+	if err := rz.ResizeContainer(suiteCtx(t), pod.UID, "sleeper", bigger); err != nil {
+		t.Fatalf("ResizeContainer = %v", err)
+	}
+	rs, err := h.Runtime.PodStatus(suiteCtx(t), pod.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rs.Container("sleeper"); c == nil || c.State != runtime.ContainerRunning || c.ID != first.ID {
+		t.Errorf("after the resize: %+v, want attempt %s running", c, first.ID)
+	}
+	if err := rz.ResizeContainer(suiteCtx(t), pod.UID, "nope", bigger); !errors.Is(err, runtime.ErrNotFound) {
+		t.Errorf("ResizeContainer(unknown) = %v, want ErrNotFound", err)
+	}
+	if err := h.Runtime.StopContainer(suiteCtx(t), pod.UID, "sleeper", 0); err != nil {
+		t.Fatal(err)
+	}
+	WaitContainer(t, h.Runtime, pod.UID, "sleeper", 20*time.Second, exited)
+	if err := rz.ResizeContainer(suiteCtx(t), pod.UID, "sleeper", bigger); !errors.Is(err, runtime.ErrInvalid) {
+		t.Errorf("ResizeContainer(exited) = %v, want ErrInvalid", err)
 	}
 }

@@ -117,6 +117,8 @@ func apiResourceList() *metav1.APIResourceList {
 				Name: "pods/binding", Namespaced: true, Kind: "Binding", Verbs: metav1.Verbs{"create"},
 			}, evictionResource, metav1.APIResource{
 				Name: "pods/ephemeralcontainers", Namespaced: true, Kind: "Pod", Verbs: metav1.Verbs{"get", "patch", "update"},
+			}, metav1.APIResource{
+				Name: "pods/resize", Namespaced: true, Kind: "Pod", Verbs: metav1.Verbs{"get", "patch", "update"},
 			})
 		}
 		list.APIResources = append(list.APIResources, connectResources[res.Name]...)

@@ -51,6 +51,8 @@ func (f *fieldManagers) get(res *registry.Resource, kind updateKind) (*managedfi
 		key.subresource = "ephemeralcontainers"
 	case updateApproval:
 		key.subresource = "approval"
+	case updateResize:
+		key.subresource = "resize"
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

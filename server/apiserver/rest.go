@@ -33,6 +33,7 @@ func (s *Server) serveResource(w *statusRecorder, r *http.Request, info requestI
 var subresources = map[string]bool{
 	"": true, "status": true, "scale": true, "binding": true, "eviction": true, "finalize": true, "approval": true,
 	"log": true, "exec": true, "attach": true, "ephemeralcontainers": true,
+	"resize": true,
 }
 
 func (s *Server) serveSubresource(w *statusRecorder, r *http.Request, info requestInfo) error {
@@ -61,7 +62,9 @@ func (s *Server) serveSubresource(w *statusRecorder, r *http.Request, info reque
 	case "finalize":
 		return s.serveFinalize(w, r, info)
 	case "ephemeralcontainers":
-		return s.serveEphemeralContainers(w, r, info)
+		return s.servePodWrite(w, r, info, updateEphemeral)
+	case "resize":
+		return s.servePodWrite(w, r, info, updateResize)
 	case "approval":
 		return s.serveApproval(w, r, info)
 	}

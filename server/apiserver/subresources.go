@@ -186,12 +186,13 @@ func (s *Server) serveFinalize(w *statusRecorder, r *http.Request, info requestI
 	return s.writeWritten(w, r, info.Resource, http.StatusOK, obj, nil)
 }
 
-// serveEphemeralContainers serves pods/NAME/ephemeralcontainers: the pod
-// (GET), or a write of it that may only add ephemeral containers (PUT,
-// PATCH).
-func (s *Server) serveEphemeralContainers(w *statusRecorder, r *http.Request, info requestInfo) error {
+// servePodWrite serves a subresource of pods that reads the whole pod
+// (GET) and writes a part of its spec (PUT, PATCH), as kind says:
+// pods/NAME/ephemeralcontainers may only add ephemeral containers,
+// pods/NAME/resize may only change container resources.
+func (s *Server) servePodWrite(w *statusRecorder, r *http.Request, info requestInfo, kind updateKind) error {
 	if info.Resource.Name != "pods" {
-		return apierrors.NewNotFound(schemaGR(info.Resource.Name), info.Name+"/ephemeralcontainers")
+		return apierrors.NewNotFound(schemaGR(info.Resource.Name), info.Name+"/"+info.Subresource)
 	}
 	switch info.Verb {
 	case "get":
@@ -201,9 +202,9 @@ func (s *Server) serveEphemeralContainers(w *statusRecorder, r *http.Request, in
 		}
 		return s.writeObject(w, r, info.Resource, http.StatusOK, obj)
 	case "update":
-		return s.serveUpdate(w, r, info, updateEphemeral)
+		return s.serveUpdate(w, r, info, kind)
 	case "patch":
-		return s.servePatch(w, r, info, updateEphemeral)
+		return s.servePatch(w, r, info, kind)
 	}
-	return apierrors.NewMethodNotSupported(schemaGR("pods/ephemeralcontainers"), info.Verb)
+	return apierrors.NewMethodNotSupported(schemaGR("pods/"+info.Subresource), info.Verb)
 }

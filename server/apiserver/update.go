@@ -26,6 +26,7 @@ const (
 	updateApproval                    // approval conditions only (Resource.Approval)
 	updateRaw                         // server-internal: as built by the caller
 	updateEphemeral                   // a pod's spec.ephemeralContainers only
+	updateResize                      // a pod's container resources and resize policies only
 )
 
 // maxUpdateRetries bounds the retries of an update whose revision moved
@@ -167,6 +168,10 @@ func (s *Server) prepareUpdate(res *registry.Resource, kind updateKind, obj, old
 	case updateApproval:
 		res.Approval.PrepareForUpdate(obj, old)
 		errs = res.Approval.ValidateUpdate(obj, old)
+	case updateResize:
+		pod, oldPod := obj.(*corev1.Pod), old.(*corev1.Pod)
+		registry.PrepareResizeUpdate(pod, oldPod)
+		errs = registry.ValidateResizeUpdate(pod, oldPod)
 	}
 	if len(errs) > 0 {
 		return apierrors.NewInvalid(gk, om.GetName(), errs)

@@ -23,13 +23,16 @@ func validateContainers(spec *corev1.PodSpec, volumes map[string]bool, path *fie
 	for i := range spec.InitContainers {
 		c := &spec.InitContainers[i]
 		errs = append(errs, validateContainer(c, names, volumes, initPath.Index(i))...)
+		errs = append(errs, validateResizePolicy(c.ResizePolicy, spec.RestartPolicy, initPath.Index(i).Child("resizePolicy"))...)
 		if c.RestartPolicy != nil {
 			errs = append(errs, validateEnum(*c.RestartPolicy, initPath.Index(i).Child("restartPolicy"), corev1.ContainerRestartPolicyAlways)...)
 		}
 	}
 	appPath := path.Child("containers")
 	for i := range spec.Containers {
-		errs = append(errs, validateContainer(&spec.Containers[i], names, volumes, appPath.Index(i))...)
+		c := &spec.Containers[i]
+		errs = append(errs, validateContainer(c, names, volumes, appPath.Index(i))...)
+		errs = append(errs, validateResizePolicy(c.ResizePolicy, spec.RestartPolicy, appPath.Index(i).Child("resizePolicy"))...)
 	}
 	return append(errs, validateHostPorts(spec.Containers, appPath)...)
 }
@@ -216,4 +219,25 @@ func validatePortRef(port intstr.IntOrString, path *field.Path) field.ErrorList 
 		return validatePortName(port.StrVal, path)
 	}
 	return messages(path, port.IntVal, validation.IsValidPortNum(port.IntValue()))
+}
+
+// validateResizePolicy allows one policy each for cpu and memory, each
+// NotRequired or RestartContainer; a pod that never restarts its
+// containers cannot have them restarted by a resize.
+func validateResizePolicy(ps []corev1.ContainerResizePolicy, podPolicy corev1.RestartPolicy, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := map[corev1.ResourceName]bool{}
+	for i, p := range ps {
+		pp := path.Index(i)
+		errs = append(errs, validateEnum(p.ResourceName, pp.Child("resourceName"), corev1.ResourceCPU, corev1.ResourceMemory)...)
+		if seen[p.ResourceName] {
+			errs = append(errs, field.Duplicate(pp.Child("resourceName"), p.ResourceName))
+		}
+		seen[p.ResourceName] = true
+		errs = append(errs, validateEnum(p.RestartPolicy, pp.Child("restartPolicy"), corev1.NotRequired, corev1.RestartContainer)...)
+		if podPolicy == corev1.RestartPolicyNever && p.RestartPolicy == corev1.RestartContainer {
+			errs = append(errs, field.Invalid(pp.Child("restartPolicy"), p.RestartPolicy, "must be 'NotRequired' when pod `restartPolicy` is 'Never'"))
+		}
+	}
+	return errs
 }

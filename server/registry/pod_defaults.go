@@ -196,6 +196,8 @@ func defaultVolume(v *corev1.VolumeSource) {
 		v.Projected.DefaultMode = ptrTo[int32](defaultFileMode)
 	case v.HostPath != nil && v.HostPath.Type == nil:
 		v.HostPath.Type = ptrTo(corev1.HostPathUnset)
+	case v.Image != nil && v.Image.PullPolicy == "":
+		v.Image.PullPolicy = pullPolicy(v.Image.Reference)
 	}
 }
 

@@ -185,6 +185,8 @@ func validateVolumeSource(src *corev1.VolumeSource, path *field.Path) field.Erro
 		required = path.Child("configMap", "name")
 	case src.PersistentVolumeClaim != nil && src.PersistentVolumeClaim.ClaimName == "":
 		required = path.Child("persistentVolumeClaim", "claimName")
+	case src.Image != nil && src.Image.Reference == "":
+		required = path.Child("image", "reference")
 	}
 	if required != nil {
 		return field.ErrorList{field.Required(required, "")}
@@ -194,6 +196,10 @@ func validateVolumeSource(src *corev1.VolumeSource, path *field.Path) field.Erro
 	}
 	if src.Projected != nil {
 		return validateProjected(src.Projected, path.Child("projected"))
+	}
+	if src.Image != nil {
+		return validateEnum(src.Image.PullPolicy, path.Child("image", "pullPolicy"),
+			corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever)
 	}
 	return nil
 }

@@ -136,6 +136,18 @@ func TestValidatePodVolumes(t *testing.T) {
 			v := addVolume(p, "data")
 			v.EmptyDir, v.Secret = nil, &corev1.SecretVolumeSource{}
 		}, []string{errKey(required, "spec.volumes[0].secret.secretName")}},
+		{"image volume", func(p *corev1.Pod) {
+			v := addVolume(p, "data")
+			v.EmptyDir, v.Image = nil, &corev1.ImageVolumeSource{Reference: "busybox:1.36", PullPolicy: corev1.PullIfNotPresent}
+		}, nil},
+		{"image reference", func(p *corev1.Pod) {
+			v := addVolume(p, "data")
+			v.EmptyDir, v.Image = nil, &corev1.ImageVolumeSource{PullPolicy: corev1.PullAlways}
+		}, []string{errKey(required, "spec.volumes[0].image.reference")}},
+		{"image pull policy", func(p *corev1.Pod) {
+			v := addVolume(p, "data")
+			v.EmptyDir, v.Image = nil, &corev1.ImageVolumeSource{Reference: "busybox:1.36", PullPolicy: "Sometimes"}
+		}, []string{errKey(notSupported, "spec.volumes[0].image.pullPolicy")}},
 		{"mount names a volume", func(p *corev1.Pod) { mount(p, corev1.VolumeMount{Name: "data", MountPath: "/data"}) },
 			[]string{errKey(notFound, "spec.containers[0].volumeMounts[0].name")}},
 		{"mount name required", func(p *corev1.Pod) { mount(p, corev1.VolumeMount{MountPath: "/data"}) },
@@ -189,6 +201,30 @@ func TestValidatePodResources(t *testing.T) {
 		{"pod-level resources", func(p *corev1.Pod) {
 			p.Spec.Resources = &corev1.ResourceRequirements{Requests: corev1.ResourceList{"cpu": q("2")}, Limits: corev1.ResourceList{"cpu": q("1")}}
 		}, []string{errKey(invalid, "spec.resources.requests[cpu]")}},
+	})
+}
+
+func TestValidatePodResizePolicy(t *testing.T) {
+	policy := func(p *corev1.Pod, ps ...corev1.ContainerResizePolicy) { c0(p).ResizePolicy = ps }
+	runValidation(t, podResource, validPod, []validationCase[*corev1.Pod]{
+		{"valid", func(p *corev1.Pod) {
+			policy(p, corev1.ContainerResizePolicy{ResourceName: "cpu", RestartPolicy: corev1.NotRequired},
+				corev1.ContainerResizePolicy{ResourceName: "memory", RestartPolicy: corev1.RestartContainer})
+		}, nil},
+		{"cpu or memory", func(p *corev1.Pod) {
+			policy(p, corev1.ContainerResizePolicy{ResourceName: "ephemeral-storage", RestartPolicy: corev1.NotRequired})
+		}, []string{errKey(notSupported, "spec.containers[0].resizePolicy[0].resourceName")}},
+		{"once each", func(p *corev1.Pod) {
+			policy(p, corev1.ContainerResizePolicy{ResourceName: "cpu", RestartPolicy: corev1.NotRequired},
+				corev1.ContainerResizePolicy{ResourceName: "cpu", RestartPolicy: corev1.RestartContainer})
+		}, []string{errKey(duplicate, "spec.containers[0].resizePolicy[1].resourceName")}},
+		{"known policy", func(p *corev1.Pod) {
+			policy(p, corev1.ContainerResizePolicy{ResourceName: "cpu", RestartPolicy: "Sometimes"})
+		}, []string{errKey(notSupported, "spec.containers[0].resizePolicy[0].restartPolicy")}},
+		{"no restart in a pod that never restarts", func(p *corev1.Pod) {
+			p.Spec.RestartPolicy = corev1.RestartPolicyNever
+			policy(p, corev1.ContainerResizePolicy{ResourceName: "memory", RestartPolicy: corev1.RestartContainer})
+		}, []string{errKey(invalid, "spec.containers[0].resizePolicy[0].restartPolicy")}},
 	})
 }
 
