@@ -283,14 +283,41 @@ var (
 )
 
 // nftRules is the ruleset without the packet and byte counts, which
-// traffic changes.
+// traffic changes, leaving out, as iptablesRules does, tables that hold
+// nothing but empty base chains that accept (a table of iptables-nft
+// appears once anything looked at it).
 func nftRules(ls []string) []string {
-	out := make([]string, len(ls))
-	for i, l := range ls {
-		out[i] = nftCounters.ReplaceAllString(l, "counter")
+	var out, table []string
+	empty := true
+	for _, l := range ls {
+		l = nftCounters.ReplaceAllString(l, "counter")
+		t := strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "table "):
+			table, empty = []string{l}, true
+		case l == "}":
+			if !empty {
+				out = append(out, append(table, l)...)
+			}
+			table = nil
+		case table == nil:
+			if t != "" {
+				out = append(out, l)
+			}
+		default:
+			table = append(table, l)
+			if t != "" && t != "}" && !builtinChain.MatchString(t) && !baseChainAccept.MatchString(t) {
+				empty = false
+			}
+		}
 	}
 	return out
 }
+
+var (
+	builtinChain    = regexp.MustCompile(`^chain (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) \{$`)
+	baseChainAccept = regexp.MustCompile(`^type \w+ hook \w+ priority [\w-]+; policy accept;$`)
+)
 
 // iptablesRules returns iptables-save's chains and rules without
 // comments and counters, leaving out tables that hold no rule and no
