@@ -22,10 +22,13 @@ type cache struct {
 	nodes map[string]*nodeInfo     // guarded by mu; includes nodes only pods refer to
 	list  []*nodeInfo              // guarded by mu; nodes with a Node object, in no order
 	pods  map[types.UID]*cachedPod // guarded by mu
+	// nominated are pending pods waiting for room they made by
+	// preemption; guarded by mu.
+	nominated map[types.UID]*nominatedPod
 }
 
 func newCache() *cache {
-	return &cache{nodes: map[string]*nodeInfo{}, pods: map[types.UID]*cachedPod{}}
+	return &cache{nodes: map[string]*nodeInfo{}, pods: map[types.UID]*cachedPod{}, nominated: map[types.UID]*nominatedPod{}}
 }
 
 // setNode adds or refreshes a node.
@@ -69,7 +72,7 @@ func (c *cache) nodeLocked(name string) *nodeInfo {
 
 // c.mu must be held.
 func (c *cache) dropIfUnusedLocked(n *nodeInfo) {
-	if n.index < 0 && n.used.pods == 0 {
+	if n.index < 0 && n.used.pods == 0 && len(n.nominated) == 0 {
 		delete(c.nodes, n.name)
 	}
 }
@@ -89,6 +92,7 @@ func (c *cache) setPod(pod *corev1.Pod) {
 		return
 	}
 	c.removePodLocked(pod.UID)
+	c.unnominateLocked(pod.UID)
 	c.addPodLocked(newPodInfo(pod), pod.Spec.NodeName, false)
 }
 
@@ -102,6 +106,7 @@ func (c *cache) removePod(uid types.UID) {
 // assume counts p on node before its binding is known; c.mu must be held.
 func (c *cache) assumeLocked(p *podInfo, node string) {
 	c.removePodLocked(p.pod.UID)
+	c.unnominateLocked(p.pod.UID)
 	c.addPodLocked(p, node, true)
 }
 
@@ -126,7 +131,9 @@ func (c *cache) isAssumed(uid types.UID) bool {
 // c.mu must be held.
 func (c *cache) addPodLocked(p *podInfo, node string, assumed bool) {
 	c.pods[p.pod.UID] = &cachedPod{info: p, node: node, assumed: assumed}
-	c.nodeLocked(node).addPod(p)
+	n := c.nodeLocked(node)
+	n.addPod(p)
+	n.pods[p.pod.UID] = p
 }
 
 // c.mu must be held.
@@ -138,6 +145,7 @@ func (c *cache) removePodLocked(uid types.UID) {
 	delete(c.pods, uid)
 	if n := c.nodes[cp.node]; n != nil {
 		n.removePod(cp.info)
+		delete(n.pods, uid)
 		c.dropIfUnusedLocked(n)
 	}
 }

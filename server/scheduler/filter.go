@@ -186,7 +186,7 @@ func (c *cache) explainLocked(p *podInfo) *fitError {
 	e := &fitError{nodes: len(c.list), reasons: map[string]int{}}
 	var buf []string
 	for _, n := range c.list {
-		buf = check(p, n, buf)
+		buf = checkNominated(p, n, buf)
 		for _, r := range buf {
 			e.reasons[r]++
 		}

@@ -206,14 +206,16 @@ type nodeInfo struct {
 	scalarUsed    map[corev1.ResourceName]int64 // nil until a pod requests one
 	scoreUsed     resources                     // same with non-zero defaults
 	taints        []taintInfo
-	ports         map[hostPort]int    // claimed host ports, with counts
-	portsAnyIP    map[hostPort]int    // same keyed with ip "", for wildcard checks
-	owners        map[types.UID]int32 // pods on the node per controller
-	index         int                 // position in cache.list, -1 if absent
+	ports         map[hostPort]int       // claimed host ports, with counts
+	portsAnyIP    map[hostPort]int       // same keyed with ip "", for wildcard checks
+	owners        map[types.UID]int32    // pods on the node per controller
+	pods          map[types.UID]*podInfo // the pods counted in used
+	nominated     []*podInfo             // pending pods nominated to the node
+	index         int                    // position in cache.list, -1 if absent
 }
 
 func newNodeInfo(name string) *nodeInfo {
-	return &nodeInfo{name: name, owners: map[types.UID]int32{}, index: -1}
+	return &nodeInfo{name: name, owners: map[types.UID]int32{}, pods: map[types.UID]*podInfo{}, index: -1}
 }
 
 // setNode refreshes what is derived from the Node object.
@@ -267,6 +269,8 @@ func nodeReady(node *corev1.Node) bool {
 	return false
 }
 
+// addPod counts p's requests, ports and owner on n; removePod undoes it.
+// Preemption uses both to simulate evictions, so they leave n.pods alone.
 func (n *nodeInfo) addPod(p *podInfo) {
 	n.used.add(p.req)
 	n.scoreUsed.add(p.scoreReq)

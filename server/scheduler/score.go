@@ -54,7 +54,7 @@ func (s *selector) findFeasibleLocked(p *podInfo) {
 	i := 0
 	for ; i < len(list) && len(s.feasible) < want; i++ {
 		n := list[(start+i)%len(list)]
-		if s.reasons = check(p, n, s.reasons); len(s.reasons) == 0 {
+		if s.reasons = checkNominated(p, n, s.reasons); len(s.reasons) == 0 {
 			s.feasible = append(s.feasible, n)
 		}
 	}
@@ -70,7 +70,7 @@ func (s *selector) findNamedLocked(p *podInfo) {
 		if n == nil || n.index < 0 {
 			continue
 		}
-		if s.reasons = check(p, n, s.reasons); len(s.reasons) == 0 {
+		if s.reasons = checkNominated(p, n, s.reasons); len(s.reasons) == 0 {
 			s.feasible = append(s.feasible, n)
 		}
 	}
