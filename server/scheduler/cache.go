@@ -87,8 +87,16 @@ func (c *cache) setPod(pod *corev1.Pod) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cp := c.pods[pod.UID]; cp != nil && cp.node == pod.Spec.NodeName {
-		// Requests don't change once a pod is on a node: only confirm it.
-		cp.assumed = false
+		// Requests don't change once a pod is on a node: only confirm
+		// it, and keep its latest version (preemption looks at its
+		// deletion). The info is replaced, not changed, as a binder
+		// may be reading it.
+		info := *cp.info
+		info.pod = pod
+		cp.info, cp.assumed = &info, false
+		if n := c.nodes[cp.node]; n != nil {
+			n.pods[pod.UID] = &info
+		}
 		return
 	}
 	c.removePodLocked(pod.UID)
