@@ -1,11 +1,14 @@
 package scheduler
 
 import (
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -259,5 +262,55 @@ func TestMayPreempt(t *testing.T) {
 	c.setPod(fooPod("low", "1", 1, onNode("a"), terminating))
 	if c.mayPreempt(p) {
 		t.Errorf("mayPreempt = true while the victim terminates on the nominated node")
+	}
+}
+
+func TestPreemptionEvictsAndBinds(t *testing.T) {
+	c := newTestCluster(t, Options{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	ctx := testContext(t)
+	for name, value := range map[string]int32{"low": 1, "high": 1000} {
+		pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Value: value}
+		if _, err := c.client.SchedulingV1().PriorityClasses().Create(ctx, pc, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create PriorityClass %s: %v", name, err)
+		}
+	}
+	classed := func(name string) func(*corev1.Pod) {
+		return func(p *corev1.Pod) { p.Spec.PriorityClassName = name }
+	}
+	c.createNode(t, ctx, testNode("a", "4", "8Gi", 110, offering(foo, "1")))
+	c.createPod(t, ctx, testPod("victim", "", "", requestingScalar(foo, "1"), classed("low"), func(p *corev1.Pod) {
+		p.Finalizers = []string{"example.com/hold"}
+	}))
+	victim := c.waitPod(t, ctx, "victim", "bound", bound)
+
+	c.createPod(t, ctx, testPod("preemptor", "", "", requestingScalar(foo, "1"), classed("high")))
+	victim = c.waitPod(t, ctx, "victim", "terminating", func(p *corev1.Pod) bool { return p.DeletionTimestamp != nil })
+	var disrupted bool
+	for _, cond := range victim.Status.Conditions {
+		disrupted = disrupted || cond.Type == corev1.DisruptionTarget && cond.Status == corev1.ConditionTrue &&
+			cond.Reason == corev1.PodReasonPreemptionByScheduler && cond.Message == preemptionMessage
+	}
+	if !disrupted {
+		t.Errorf("victim conditions = %+v, want DisruptionTarget=True reason PreemptionByScheduler", victim.Status.Conditions)
+	}
+	preemptor := c.waitPod(t, ctx, "preemptor", "nominated", func(p *corev1.Pod) bool { return p.Status.NominatedNodeName != "" })
+	if preemptor.Status.NominatedNodeName != "a" || preemptor.Spec.NodeName != "" {
+		t.Errorf("preemptor nominated to %q, bound to %q; want nominated to a while the victim terminates",
+			preemptor.Status.NominatedNodeName, preemptor.Spec.NodeName)
+	}
+	c.waitEvent(t, ctx, "victim", "Preempted", fmt.Sprintf("Preempted by pod %s on node a", preemptor.UID))
+
+	// The victim goes (as a node would confirm its end) once its
+	// finalizer is removed; the room is the preemptor's.
+	victim = victim.DeepCopy()
+	victim.Finalizers = nil
+	if _, err := c.client.CoreV1().Pods("default").Update(ctx, victim, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("remove the victim's finalizer: %v", err)
+	}
+	if err := c.client.CoreV1().Pods("default").Delete(ctx, "victim", *metav1.NewDeleteOptions(0)); err != nil {
+		t.Fatalf("delete the victim: %v", err)
+	}
+	if pod := c.waitPod(t, ctx, "preemptor", "bound", bound); pod.Spec.NodeName != "a" {
+		t.Errorf("preemptor bound to %q, want a", pod.Spec.NodeName)
 	}
 }
