@@ -145,7 +145,7 @@ func TestPreemptVictims(t *testing.T) {
 			existing: []*corev1.Pod{
 				fooPod("going", "1", 1, onNode("a"), terminating), fooPod("low", "1", 1, onNode("a")),
 			},
-			pod:      fooPod("p", "2", 10),
+			pod: fooPod("p", "2", 10),
 		},
 		{
 			name:     "cpu counts as well",
