@@ -48,8 +48,9 @@
 // gracefully; the preemptor gets status.nominatedNodeName and waits for
 // them to go, its requests reserved on that node against pods of lower or
 // equal priority. Pods of equal or higher priority are never victims, and
-// a pod with preemptionPolicy Never never preempts. Unlike
-// kube-scheduler, preemption ignores PodDisruptionBudgets, tries every
-// node rather than a sample in large clusters, and the queue is first in,
+// a pod with preemptionPolicy Never never preempts. Pods whose eviction
+// would exceed their PodDisruptionBudget are evicted only when nothing
+// else makes room. Unlike kube-scheduler, preemption tries every node
+// rather than a sample in large clusters, and the queue is first in,
 // first out rather than ordered by priority.
 package scheduler

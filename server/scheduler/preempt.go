@@ -6,6 +6,9 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -13,10 +16,13 @@ import (
 // lower priority. For every node the scheduler simulates removing all the
 // node's pods of lower priority; if the pod then fits, it puts them back
 // one by one, most important first, and those that no longer fit with the
-// pod are the node's victims. Among the nodes with victims it picks, in
-// order, the one whose most important victim has the lowest priority, the
-// lowest sum of victim priorities, the fewest victims, and the most
-// recently started most important victim, as kube-scheduler does.
+// pod are the node's victims. Pods whose eviction would exceed what their
+// PodDisruptionBudget allows are put back before the others, so they are
+// evicted only when nothing else makes room. Among the nodes with victims
+// it picks, in order, the one with the fewest budget violations, whose
+// most important victim has the lowest priority, the lowest sum of victim
+// priorities, the fewest victims, and the most recently started most
+// important victim, as kube-scheduler does.
 //
 // The preemptor is nominated to the node (status.nominatedNodeName) and
 // waits for the victims to go: while nominated, its requests count on
@@ -134,8 +140,69 @@ func (c *cache) mayPreempt(p *podInfo) bool {
 
 // candidate is a node where evicting victims lets a pod fit.
 type candidate struct {
-	node    *nodeInfo
-	victims []*podInfo // most important first
+	node       *nodeInfo
+	victims    []*podInfo // most important first
+	violations int        // victims evicted beyond their budget
+}
+
+// budget is a PodDisruptionBudget as preemption reads it.
+type budget struct {
+	pdb      *policyv1.PodDisruptionBudget
+	selector labels.Selector
+}
+
+// listBudgets returns the PodDisruptionBudgets that select pods (an empty
+// selector selects none for preemption, as upstream).
+func (s *selector) listBudgets() []budget {
+	if s.budgets == nil {
+		return nil
+	}
+	pdbs, err := s.budgets.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	var out []budget
+	for _, pdb := range pdbs {
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil || sel.Empty() {
+			continue
+		}
+		out = append(out, budget{pdb: pdb, selector: sel})
+	}
+	return out
+}
+
+// splitByBudget splits pods (most important first) into those whose
+// eviction, counted in that order, would take some budget below zero
+// and the others.
+func splitByBudget(pods []*podInfo, budgets []budget) (violating, others []*podInfo) {
+	if len(budgets) == 0 {
+		return nil, pods
+	}
+	allowed := make([]int32, len(budgets))
+	for i, b := range budgets {
+		allowed[i] = b.pdb.Status.DisruptionsAllowed
+	}
+	for _, q := range pods {
+		breaks := false
+		for i, b := range budgets {
+			if b.pdb.Namespace != q.pod.Namespace || !b.selector.Matches(labels.Set(q.pod.Labels)) {
+				continue
+			}
+			if _, done := b.pdb.Status.DisruptedPods[q.pod.Name]; done {
+				continue // already counted by the budget
+			}
+			if allowed[i]--; allowed[i] < 0 {
+				breaks = true
+			}
+		}
+		if breaks {
+			violating = append(violating, q)
+		} else {
+			others = append(others, q)
+		}
+	}
+	return violating, others
 }
 
 // preempt finds the node where evicting pods of lower priority lets p fit
@@ -155,14 +222,11 @@ func (s *selector) preempt(p *podInfo) (string, []*corev1.Pod) {
 			}
 		}
 	}
+	budgets := s.listBudgets()
 	var best *candidate
 	for _, n := range nodes {
-		victims := s.victimsLocked(p, n)
-		if len(victims) == 0 {
-			continue
-		}
-		cand := &candidate{node: n, victims: victims}
-		if best == nil || better(cand, best) {
+		cand := s.victimsLocked(p, n, budgets)
+		if cand != nil && (best == nil || better(cand, best)) {
 			best = cand
 		}
 	}
@@ -177,10 +241,10 @@ func (s *selector) preempt(p *podInfo) (string, []*corev1.Pod) {
 	return best.node.name, pods
 }
 
-// victimsLocked returns the fewest pods of lower priority on n whose
-// eviction lets p fit, most important first; none when p can't fit even
+// victimsLocked returns n as a candidate with the fewest pods of lower
+// priority whose eviction lets p fit, or nil when p can't fit even
 // without all of them. n is left as it was. s.cache.mu must be held.
-func (s *selector) victimsLocked(p *podInfo, n *nodeInfo) []*podInfo {
+func (s *selector) victimsLocked(p *podInfo, n *nodeInfo, budgets []budget) *candidate {
 	var lower []*podInfo
 	for _, q := range n.pods {
 		if q.priority < p.priority && q.pod.DeletionTimestamp == nil {
@@ -200,18 +264,31 @@ func (s *selector) victimsLocked(p *podInfo, n *nodeInfo) []*podInfo {
 		return nil
 	}
 	slices.SortFunc(lower, moreImportant)
-	var victims []*podInfo
-	for _, q := range lower {
+	violating, others := splitByBudget(lower, budgets)
+	cand := &candidate{node: n}
+	// reprieve puts q back if p still fits, and reports whether it did.
+	reprieve := func(q *podInfo) bool {
 		n.addPod(q)
 		if s.reasons = checkNominated(p, n, s.reasons); len(s.reasons) > 0 {
 			n.removePod(q)
-			victims = append(victims, q)
+			cand.victims = append(cand.victims, q)
+			return false
+		}
+		return true
+	}
+	for _, q := range violating {
+		if !reprieve(q) {
+			cand.violations++
 		}
 	}
-	for _, v := range victims {
+	for _, q := range others {
+		reprieve(q)
+	}
+	for _, v := range cand.victims {
 		n.addPod(v)
 	}
-	return victims
+	slices.SortFunc(cand.victims, moreImportant)
+	return cand
 }
 
 // moreImportant orders pods by decreasing priority, then by start time
@@ -233,6 +310,9 @@ func startTime(p *podInfo) int64 {
 // better reports whether evicting a's victims is preferable to evicting
 // b's.
 func better(a, b *candidate) bool {
+	if c := cmp.Compare(a.violations, b.violations); c != 0 {
+		return c < 0
+	}
 	if c := cmp.Compare(a.victims[0].priority, b.victims[0].priority); c != 0 {
 		return c < 0
 	}

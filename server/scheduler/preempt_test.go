@@ -8,8 +8,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	policylisters "k8s.io/client-go/listers/policy/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 )
 
 const foo corev1.ResourceName = "example.com/foo"
@@ -50,6 +53,7 @@ func TestPreemptVictims(t *testing.T) {
 		name     string
 		nodes    []*corev1.Node
 		existing []*corev1.Pod
+		budgets  []*policyv1.PodDisruptionBudget
 		pod      *corev1.Pod
 		wantNode string // "" when preemption makes room nowhere
 		victims  []string
@@ -148,6 +152,46 @@ func TestPreemptVictims(t *testing.T) {
 			pod: fooPod("p", "2", 10),
 		},
 		{
+			name:  "a node without budget violations first",
+			nodes: []*corev1.Node{fooNode("a", "1"), fooNode("b", "1")},
+			existing: []*corev1.Pod{
+				fooPod("a-db", "1", 1, onNode("a"), withLabel("app", "db")), fooPod("b-web", "1", 5, onNode("b")),
+			},
+			budgets:  []*policyv1.PodDisruptionBudget{testBudget("db", "app", "db", 0)},
+			pod:      fooPod("p", "1", 10),
+			wantNode: "b", victims: []string{"b-web"},
+		},
+		{
+			name:  "a budget that allows it",
+			nodes: []*corev1.Node{fooNode("a", "1"), fooNode("b", "1")},
+			existing: []*corev1.Pod{
+				fooPod("a-db", "1", 1, onNode("a"), withLabel("app", "db")), fooPod("b-web", "1", 5, onNode("b")),
+			},
+			budgets:  []*policyv1.PodDisruptionBudget{testBudget("db", "app", "db", 1)},
+			pod:      fooPod("p", "1", 10),
+			wantNode: "a", victims: []string{"a-db"},
+		},
+		{
+			name:  "pods a budget protects are kept before others",
+			nodes: []*corev1.Node{fooNode("a", "2")},
+			existing: []*corev1.Pod{
+				fooPod("db", "1", 1, onNode("a"), withLabel("app", "db")), fooPod("web", "1", 2, onNode("a")),
+			},
+			budgets:  []*policyv1.PodDisruptionBudget{testBudget("db", "app", "db", 0)},
+			pod:      fooPod("p", "1", 10),
+			wantNode: "a", victims: []string{"web"},
+		},
+		{
+			name:  "a budget violated when nothing else makes room",
+			nodes: []*corev1.Node{fooNode("a", "1")},
+			existing: []*corev1.Pod{
+				fooPod("db", "1", 1, onNode("a"), withLabel("app", "db")),
+			},
+			budgets:  []*policyv1.PodDisruptionBudget{testBudget("db", "app", "db", 0)},
+			pod:      fooPod("p", "1", 10),
+			wantNode: "a", victims: []string{"db"},
+		},
+		{
 			name:     "cpu counts as well",
 			nodes:    []*corev1.Node{testNode("a", "1", "8Gi", 110)},
 			existing: []*corev1.Pod{testPod("low", "600m", "", onNode("a"), withPriority(1))},
@@ -158,7 +202,7 @@ func TestPreemptVictims(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newTestCache(tc.nodes, tc.existing)
-			s := &selector{cache: c}
+			s := &selector{cache: c, budgets: budgetLister(t, tc.budgets)}
 			p := newPodInfo(tc.pod)
 			if _, err := s.selectNode(p); err == nil {
 				t.Fatalf("pod fits without preemption")
@@ -341,4 +385,34 @@ func BenchmarkPreempt(b *testing.B) {
 		}
 		c.unnominate(p.pod.UID)
 	}
+}
+
+func withLabel(key, value string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		if p.Labels == nil {
+			p.Labels = map[string]string{}
+		}
+		p.Labels[key] = value
+	}
+}
+
+// testBudget is a PodDisruptionBudget in "default" selecting key=value
+// that allows that many disruptions.
+func testBudget(name, key, value string, allowed int32) *policyv1.PodDisruptionBudget {
+	return &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec:       policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{key: value}}},
+		Status:     policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: allowed},
+	}
+}
+
+// budgetLister lists pdbs as the scheduler's informer would.
+func budgetLister(t *testing.T, pdbs []*policyv1.PodDisruptionBudget) policylisters.PodDisruptionBudgetLister {
+	idx := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc})
+	for _, pdb := range pdbs {
+		if err := idx.Add(pdb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return policylisters.NewPodDisruptionBudgetLister(idx)
 }
