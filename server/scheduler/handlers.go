@@ -67,7 +67,9 @@ func (s *Scheduler) onPodUpdate(oldObj, newObj any) {
 		}
 	default:
 		s.queue.remove(podKey(pod))
-		s.cache.unnominate(pod.UID)
+		if s.cache.unnominate(pod.UID) {
+			s.queue.moveAll() // the room it held is free
+		}
 	}
 }
 
@@ -81,8 +83,7 @@ func (s *Scheduler) onPodDelete(obj any) {
 	}
 	s.queue.remove(podKey(pod))
 	s.cache.removePod(pod.UID)
-	s.cache.unnominate(pod.UID)
-	if pod.Spec.NodeName != "" {
+	if s.cache.unnominate(pod.UID) || pod.Spec.NodeName != "" {
 		s.queue.moveAll()
 	}
 }

@@ -54,26 +54,25 @@ func (c *cache) nominate(pod *corev1.Pod) {
 	c.nominateLocked(newPodInfo(pod), pod.Status.NominatedNodeName)
 }
 
-// unnominate forgets a pod's nomination, if any.
-func (c *cache) unnominate(uid types.UID) {
+// unnominate forgets a pod's nomination, and reports whether it had one.
+func (c *cache) unnominate(uid types.UID) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.unnominateLocked(uid)
+	return c.unnominateLocked(uid)
 }
 
 // c.mu must be held.
-func (c *cache) unnominateLocked(uid types.UID) {
+func (c *cache) unnominateLocked(uid types.UID) bool {
 	np := c.nominated[uid]
 	if np == nil {
-		return
+		return false
 	}
 	delete(c.nominated, uid)
-	n := c.nodes[np.node]
-	if n == nil {
-		return
+	if n := c.nodes[np.node]; n != nil {
+		n.nominated = slices.DeleteFunc(n.nominated, func(q *podInfo) bool { return q.pod.UID == uid })
+		c.dropIfUnusedLocked(n)
 	}
-	n.nominated = slices.DeleteFunc(n.nominated, func(q *podInfo) bool { return q.pod.UID == uid })
-	c.dropIfUnusedLocked(n)
+	return true
 }
 
 // nominatedNode returns the node a pod is nominated to, "" if none.
