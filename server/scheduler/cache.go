@@ -25,10 +25,17 @@ type cache struct {
 	// nominated are pending pods waiting for room they made by
 	// preemption; guarded by mu.
 	nominated map[types.UID]*nominatedPod
+	// priorities counts the pods on nodes per priority, so that
+	// preemption finds out cheaply that no pod has a lower one; guarded
+	// by mu.
+	priorities map[int32]int
 }
 
 func newCache() *cache {
-	return &cache{nodes: map[string]*nodeInfo{}, pods: map[types.UID]*cachedPod{}, nominated: map[types.UID]*nominatedPod{}}
+	return &cache{
+		nodes: map[string]*nodeInfo{}, pods: map[types.UID]*cachedPod{},
+		nominated: map[types.UID]*nominatedPod{}, priorities: map[int32]int{},
+	}
 }
 
 // setNode adds or refreshes a node.
@@ -142,6 +149,8 @@ func (c *cache) addPodLocked(p *podInfo, node string, assumed bool) {
 	n := c.nodeLocked(node)
 	n.addPod(p)
 	n.pods[p.pod.UID] = p
+	n.priorities[p.priority]++
+	c.priorities[p.priority]++
 }
 
 // c.mu must be held.
@@ -151,10 +160,18 @@ func (c *cache) removePodLocked(uid types.UID) {
 		return
 	}
 	delete(c.pods, uid)
+	decrementCount(c.priorities, cp.info.priority)
 	if n := c.nodes[cp.node]; n != nil {
 		n.removePod(cp.info)
 		delete(n.pods, uid)
+		decrementCount(n.priorities, cp.info.priority)
 		c.dropIfUnusedLocked(n)
+	}
+}
+
+func decrementCount(m map[int32]int, k int32) {
+	if m[k]--; m[k] <= 0 {
+		delete(m, k)
 	}
 }
 

@@ -210,12 +210,13 @@ type nodeInfo struct {
 	portsAnyIP    map[hostPort]int       // same keyed with ip "", for wildcard checks
 	owners        map[types.UID]int32    // pods on the node per controller
 	pods          map[types.UID]*podInfo // the pods counted in used
+	priorities    map[int32]int          // the number of those pods per priority
 	nominated     []*podInfo             // pending pods nominated to the node
 	index         int                    // position in cache.list, -1 if absent
 }
 
 func newNodeInfo(name string) *nodeInfo {
-	return &nodeInfo{name: name, owners: map[types.UID]int32{}, pods: map[types.UID]*podInfo{}, index: -1}
+	return &nodeInfo{name: name, owners: map[types.UID]int32{}, pods: map[types.UID]*podInfo{}, priorities: map[int32]int{}, index: -1}
 }
 
 // setNode refreshes what is derived from the Node object.

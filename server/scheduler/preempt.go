@@ -212,6 +212,9 @@ func (s *selector) preempt(p *podInfo) (string, []*corev1.Pod) {
 	c := s.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !anyBelow(c.priorities, p.priority) {
+		return "", nil
+	}
 	nodes := c.list
 	if p.nodeNames != nil {
 		nodes = nil
@@ -244,6 +247,9 @@ func (s *selector) preempt(p *podInfo) (string, []*corev1.Pod) {
 // priority whose eviction lets p fit, or nil when p can't fit even
 // without all of them. n is left as it was. s.cache.mu must be held.
 func (s *selector) victimsLocked(p *podInfo, n *nodeInfo, budgets []budget) *candidate {
+	if !anyBelow(n.priorities, p.priority) {
+		return nil
+	}
 	var lower []*podInfo
 	for _, q := range n.pods {
 		if q.priority < p.priority && q.pod.DeletionTimestamp == nil {
@@ -288,6 +294,17 @@ func (s *selector) victimsLocked(p *podInfo, n *nodeInfo, budgets []budget) *can
 	}
 	slices.SortFunc(cand.victims, moreImportant)
 	return cand
+}
+
+// anyBelow reports whether counts (pods per priority) has pods of
+// priority below p.
+func anyBelow(counts map[int32]int, p int32) bool {
+	for prio := range counts {
+		if prio < p {
+			return true
+		}
+	}
+	return false
 }
 
 // moreImportant orders pods by decreasing priority, then by start time

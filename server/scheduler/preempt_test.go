@@ -366,16 +366,7 @@ func TestPreemptionEvictsAndBinds(t *testing.T) {
 //
 //	go test -run '^$' -bench Preempt ./server/scheduler
 func BenchmarkPreempt(b *testing.B) {
-	var nodes []*corev1.Node
-	var pods []*corev1.Pod
-	for i := range 1000 {
-		name := fmt.Sprintf("n%d", i)
-		nodes = append(nodes, testNode(name, "10", "64Gi", 110))
-		for j := range 10 {
-			pods = append(pods, testPod(fmt.Sprintf("%s-%d", name, j), "1", "1Gi", onNode(name), withPriority(int32(j))))
-		}
-	}
-	c := newTestCache(nodes, pods)
+	c := fullBenchCache()
 	s := &selector{cache: c}
 	p := newPodInfo(testPod("p", "2", "1Gi", withPriority(100)))
 	for b.Loop() {
@@ -385,6 +376,34 @@ func BenchmarkPreempt(b *testing.B) {
 		}
 		c.unnominate(p.pod.UID)
 	}
+}
+
+// BenchmarkPreemptNoVictims is BenchmarkPreempt for a pod whose priority
+// no pod is below (the default 0 everywhere): the attempt every pending
+// pod makes when it fits nowhere.
+func BenchmarkPreemptNoVictims(b *testing.B) {
+	s := &selector{cache: fullBenchCache()}
+	p := newPodInfo(testPod("p", "2", "1Gi"))
+	for b.Loop() {
+		if node, _ := s.preempt(p); node != "" {
+			b.Fatalf("preempt = %q, want none", node)
+		}
+	}
+}
+
+// fullBenchCache holds 1,000 nodes of 10 cpu, each full with 10 pods of
+// 1 cpu at priorities 0 to 9.
+func fullBenchCache() *cache {
+	var nodes []*corev1.Node
+	var pods []*corev1.Pod
+	for i := range 1000 {
+		name := fmt.Sprintf("n%d", i)
+		nodes = append(nodes, testNode(name, "10", "64Gi", 110))
+		for j := range 10 {
+			pods = append(pods, testPod(fmt.Sprintf("%s-%d", name, j), "1", "1Gi", onNode(name), withPriority(int32(j))))
+		}
+	}
+	return newTestCache(nodes, pods)
 }
 
 func withLabel(key, value string) func(*corev1.Pod) {
