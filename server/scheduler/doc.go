@@ -51,6 +51,6 @@
 // a pod with preemptionPolicy Never never preempts. Pods whose eviction
 // would exceed their PodDisruptionBudget are evicted only when nothing
 // else makes room. Unlike kube-scheduler, preemption tries every node
-// rather than a sample in large clusters, and the queue is first in,
-// first out rather than ordered by priority.
+// rather than a sample in large clusters. Pending pods are tried highest
+// priority first, first in, first out among equals.
 package scheduler
