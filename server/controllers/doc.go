@@ -11,7 +11,8 @@
 // (which follows every stored kind, those of CustomResourceDefinitions
 // too, the ones no controller has an informer of by metadata), node
 // lifecycle
-// (unreachable and not-ready taints), pod garbage collection (pods of
+// (unreachable and not-ready taints, and eviction of pods from nodes with
+// NoExecute taints they tolerate for less than forever), pod garbage collection (pods of
 // nodes that are gone or out of service, terminated pods past a
 // threshold), PersistentVolumeClaims and PersistentVolumes (protection
 // finalizers, binding to hand-made volumes, release), pod disruption

@@ -66,8 +66,11 @@ type NodeLifecycleOptions struct {
 // upstream node lifecycle controller does with taints. A node silent for
 // the grace period gets Ready=Unknown and the node.kubernetes.io/unreachable
 // taints (NoExecute and NoSchedule); a node that reports Ready=False gets
-// the node.kubernetes.io/not-ready taints instead. Pods are deleted once
-// the NoExecute taint has been there longer than they tolerate it. When
+// the node.kubernetes.io/not-ready taints instead. As the upstream taint
+// eviction controller, it deletes the pods of a node with any NoExecute
+// taint once the taint has been there longer than they tolerate it (at
+// once for a taint they don't tolerate), after giving them the
+// DisruptionTarget condition. When
 // the node is heard from and Ready again the taints are removed; the Ready
 // condition is the node service's to restore.
 type NodeLifecycleController struct {
@@ -80,6 +83,10 @@ type NodeLifecycleController struct {
 	loop    *loop
 	synced  []cache.InformerSynced
 	started time.Time
+	// seen holds when NoExecute taints without a timeAdded were first
+	// seen; guarded by seenMu.
+	seenMu sync.Mutex
+	seen   map[taintID]time.Time
 }
 
 // NewNodeLifecycleController returns a NodeLifecycleController fed by
@@ -101,6 +108,7 @@ func NewNodeLifecycleController(client kubernetes.Interface, nodes coreinformers
 		// started is when the controller was made, a little before
 		// Run: nodes count as heard from then.
 		started: opts.Now(),
+		seen:    map[taintID]time.Time{},
 	}
 	c.loop = newLoop("nodelifecycle", lg, c.sync)
 	err := pods.Informer().AddIndexers(cache.Indexers{nodePodsIndex: func(obj any) ([]string, error) {
@@ -182,28 +190,26 @@ func (c *NodeLifecycleController) sync(ctx context.Context, name string) error {
 		return err
 	}
 	now := c.opts.Now()
-	if now.Sub(c.lastHeartbeat(node)) > c.opts.GracePeriod {
-		node, since, err := c.setTaints(ctx, node, corev1.TaintNodeUnreachable, now)
-		if err != nil {
-			return err
-		}
+	silent := now.Sub(c.lastHeartbeat(node)) > c.opts.GracePeriod
+	var key string
+	switch cond := readyCondition(node); {
+	case silent:
+		key = corev1.TaintNodeUnreachable
+	case cond != nil && cond.Status == corev1.ConditionFalse:
+		key = corev1.TaintNodeNotReady
+	}
+	node, since, err := c.setTaints(ctx, node, key, now)
+	if err != nil {
+		return err
+	}
+	if silent {
 		if err := c.markUnknown(ctx, node, now); err != nil {
 			return err
 		}
-		return c.evictPods(ctx, name, corev1.TaintNodeUnreachable, since, now)
+	} else if key != "" && since.Equal(now) {
+		c.rec.Eventf(node, corev1.EventTypeNormal, "NodeNotReady", "Node %s status is now: NodeNotReady", node.Name)
 	}
-	if cond := readyCondition(node); cond != nil && cond.Status == corev1.ConditionFalse {
-		_, since, err := c.setTaints(ctx, node, corev1.TaintNodeNotReady, now)
-		if err != nil {
-			return err
-		}
-		if since.Equal(now) {
-			c.rec.Eventf(node, corev1.EventTypeNormal, "NodeNotReady", "Node %s status is now: NodeNotReady", node.Name)
-		}
-		return c.evictPods(ctx, name, corev1.TaintNodeNotReady, since, now)
-	}
-	_, _, err = c.setTaints(ctx, node, "", now)
-	return err
+	return c.evictPods(ctx, node, now)
 }
 
 // lastHeartbeat is when node was last heard from, but never earlier than

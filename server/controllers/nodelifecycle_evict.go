@@ -65,11 +65,59 @@ func (c *NodeLifecycleController) setTaints(ctx context.Context, node *corev1.No
 	return written, since, nil
 }
 
-// evictPods deletes the pods on node that have had the NoExecute taint
-// key since since for longer than they tolerate, and requeues the node for
-// the next one due.
-func (c *NodeLifecycleController) evictPods(ctx context.Context, node, key string, since, now time.Time) error {
-	objs, err := c.pods.ByIndex(nodePodsIndex, node)
+// noExecuteTaint is a NoExecute taint on a node with the time pods
+// started to have it: its timeAdded, or when the controller first saw it.
+type noExecuteTaint struct {
+	taint corev1.Taint
+	since time.Time
+}
+
+// taintID names a taint on a node, for remembering when it was first seen.
+type taintID struct {
+	node, key, value string
+}
+
+// noExecuteTaints returns node's NoExecute taints with their start times,
+// and forgets the first-seen times of taints the node no longer has.
+func (c *NodeLifecycleController) noExecuteTaints(node *corev1.Node, now time.Time) []noExecuteTaint {
+	var out []noExecuteTaint
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	present := map[taintID]bool{}
+	for _, t := range node.Spec.Taints {
+		if t.Effect != corev1.TaintEffectNoExecute {
+			continue
+		}
+		if t.TimeAdded != nil {
+			out = append(out, noExecuteTaint{taint: t, since: t.TimeAdded.Time})
+			continue
+		}
+		id := taintID{node: node.Name, key: t.Key, value: t.Value}
+		present[id] = true
+		since, ok := c.seen[id]
+		if !ok {
+			since = now
+			c.seen[id] = now
+		}
+		out = append(out, noExecuteTaint{taint: t, since: since})
+	}
+	for id := range c.seen {
+		if id.node == node.Name && !present[id] {
+			delete(c.seen, id)
+		}
+	}
+	return out
+}
+
+// evictPods deletes the pods on node that have had one of its NoExecute
+// taints for longer than they tolerate it, and requeues the node for the
+// next one due.
+func (c *NodeLifecycleController) evictPods(ctx context.Context, node *corev1.Node, now time.Time) error {
+	taints := c.noExecuteTaints(node, now)
+	if len(taints) == 0 {
+		return nil
+	}
+	objs, err := c.pods.ByIndex(nodePodsIndex, node.Name)
 	if err != nil {
 		return err
 	}
@@ -77,33 +125,65 @@ func (c *NodeLifecycleController) evictPods(ctx context.Context, node, key strin
 	var errs []error
 	for _, o := range objs {
 		pod := o.(*corev1.Pod)
-		if pod.DeletionTimestamp != nil {
+		if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		d, forever := c.tolerated(pod, key)
-		if forever {
+		deadline, taint, ok := c.deadline(pod, taints)
+		if !ok {
 			continue
 		}
-		if left := since.Add(d).Sub(now); left > 0 {
+		if left := deadline.Sub(now); left > 0 {
 			if next == 0 || left < next {
 				next = left
 			}
 			continue
 		}
-		errs = append(errs, c.evict(ctx, pod, key))
+		errs = append(errs, c.evict(ctx, pod, taint))
 	}
 	if next > 0 {
-		c.loop.addAfter(node, next)
+		c.loop.addAfter(node.Name, next)
 	}
 	return errors.Join(errs...)
 }
 
+// deadline returns when pod must leave a node with taints, and the taint
+// that sends it away first; ok is false when it tolerates them all
+// forever. A toleration's time counts from when the taint was added, or
+// from the pod's creation if it came later.
+func (c *NodeLifecycleController) deadline(pod *corev1.Pod, taints []noExecuteTaint) (at time.Time, key string, ok bool) {
+	for _, t := range taints {
+		d, forever := c.tolerated(pod, t.taint)
+		if forever {
+			continue
+		}
+		since := t.since
+		if created := pod.CreationTimestamp.Time; created.After(since) {
+			since = created
+		}
+		if due := since.Add(d); !ok || due.Before(at) {
+			at, key, ok = due, t.taint.Key, true
+		}
+	}
+	return at, key, ok
+}
+
+// evict marks pod as disrupted and deletes it.
 func (c *NodeLifecycleController) evict(ctx context.Context, pod *corev1.Pod, key string) error {
-	err := c.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
-		Preconditions: &metav1.Preconditions{UID: &pod.UID},
-	})
+	pods := c.client.CoreV1().Pods(pod.Namespace)
+	marked := pod.DeepCopy()
+	setPodCondition(&marked.Status, corev1.PodCondition{
+		Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
+		Reason: "DeletionByTaintManager", Message: "Taint manager: deleting due to NoExecute taint",
+	}, metav1.NewTime(c.opts.Now()))
+	if _, err := pods.UpdateStatus(ctx, marked, metav1.UpdateOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err // a conflict is retried with the pod's latest version
+	}
+	err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return nil
+		return nil // gone or replaced
 	}
 	if err != nil {
 		return err
@@ -113,13 +193,14 @@ func (c *NodeLifecycleController) evict(ctx context.Context, pod *corev1.Pod, ke
 	return nil
 }
 
-// tolerated returns how long pod stays on a node with the NoExecute taint
-// key (unreachable or not-ready): the least tolerationSeconds of its
-// tolerations of that taint (the default 300 meaning PodEvictionTimeout),
-// PodEvictionTimeout if it has none, or forever for a toleration without
-// tolerationSeconds.
-func (c *NodeLifecycleController) tolerated(pod *corev1.Pod, key string) (d time.Duration, forever bool) {
-	taint := corev1.Taint{Key: key, Effect: corev1.TaintEffectNoExecute}
+// tolerated returns how long pod stays on a node with the NoExecute
+// taint: the least tolerationSeconds of its tolerations of it, or forever
+// when they have none. A pod that does not tolerate it must go at once,
+// except for the node lifecycle taints (unreachable, not-ready), which it
+// is given PodEvictionTimeout for, as for the default 300 s toleration the
+// API server adds.
+func (c *NodeLifecycleController) tolerated(pod *corev1.Pod, taint corev1.Taint) (d time.Duration, forever bool) {
+	lifecycle := slices.Contains(lifecycleTaintKeys, taint.Key)
 	found, unbounded := false, false
 	for _, t := range pod.Spec.Tolerations {
 		if !tolerates(t, taint) {
@@ -130,7 +211,7 @@ func (c *NodeLifecycleController) tolerated(pod *corev1.Pod, key string) (d time
 			continue
 		}
 		td := time.Duration(*t.TolerationSeconds) * time.Second
-		if *t.TolerationSeconds == defaultTolerationSeconds {
+		if lifecycle && *t.TolerationSeconds == defaultTolerationSeconds {
 			td = c.opts.PodEvictionTimeout
 		}
 		if !found || td < d {
@@ -142,8 +223,10 @@ func (c *NodeLifecycleController) tolerated(pod *corev1.Pod, key string) (d time
 		return max(d, 0), false
 	case unbounded:
 		return 0, true
+	case lifecycle:
+		return c.opts.PodEvictionTimeout, false
 	}
-	return c.opts.PodEvictionTimeout, false
+	return 0, false
 }
 
 // tolerates reports whether t tolerates taint.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/codes"
@@ -359,11 +360,41 @@ func (s *Service) updateNode(ctx context.Context, cur *corev1.Node, cidr string,
 	}
 	n = n.DeepCopy()
 	conds := n.Status.Conditions
+	keepExtendedResources(&st, &n.Status)
 	n.Status = st
 	n.Status.Conditions = conds
 	setCondition(&n.Status, readyCondition(), s.cfg.Now())
 	_, err = nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
 	return err
+}
+
+// keepExtendedResources carries into a node's reported status the
+// extended resources (example.com/foo) that others advertised on its Node
+// and the node does not report itself, as the kubelet keeps them.
+func keepExtendedResources(st *corev1.NodeStatus, cur *corev1.NodeStatus) {
+	keep := func(dst *corev1.ResourceList, src corev1.ResourceList) {
+		for name, q := range src {
+			if !extendedResource(name) {
+				continue
+			}
+			if _, ok := (*dst)[name]; ok {
+				continue
+			}
+			if *dst == nil {
+				*dst = corev1.ResourceList{}
+			}
+			(*dst)[name] = q
+		}
+	}
+	keep(&st.Capacity, cur.Capacity)
+	keep(&st.Allocatable, cur.Allocatable)
+}
+
+// extendedResource reports whether name is an extended resource: one
+// outside the kubernetes.io namespaces, with a domain.
+func extendedResource(name corev1.ResourceName) bool {
+	domain, _, ok := strings.Cut(string(name), "/")
+	return ok && domain != "kubernetes.io" && !strings.HasSuffix(domain, ".kubernetes.io")
 }
 
 // containsAll reports whether m holds every key of sub with its value.

@@ -410,3 +410,51 @@ func testUpdatePodStatusProtobuf(t *testing.T, e *env) {
 		t.Errorf("pod status after a protobuf report: phase %q podIP %q, want Running 10.42.0.9", got.Status.Phase, got.Status.PodIP)
 	}
 }
+
+// Extended resources others advertise on a Node (as the e2e framework
+// does with a status patch) survive the node's next report, which
+// replaces the rest of its status.
+func TestNodeReportKeepsExtendedResources(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, _ := e.register("n1")
+	report := func(cpu string) {
+		t.Helper()
+		st, err := json.Marshal(corev1.NodeStatus{
+			Capacity:    corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)},
+			Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.UpdateStatus(ctxT(t), &api.StatusUpdate{Node: &api.NodeReport{Status: st, Labels: map[string]string{"kubernetes.io/hostname": "n1"}}})
+		if err != nil || resp.Node.Code != 0 {
+			t.Fatalf("UpdateStatus(node report) = %v, %v", resp, err)
+		}
+	}
+	report("2")
+	n, err := e.admin.Nodes().Get(ctxT(t), "n1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foo := corev1.ResourceName("example.com/foo")
+	n.Status.Capacity[foo] = resource.MustParse("5")
+	n.Status.Allocatable[foo] = resource.MustParse("5")
+	n.Status.Capacity["hugepages-2Mi"] = resource.MustParse("2Mi")
+	if _, err := e.admin.Nodes().UpdateStatus(ctxT(t), n, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("advertise example.com/foo: %v", err)
+	}
+	report("4")
+	if n, err = e.admin.Nodes().Get(ctxT(t), "n1", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	capFoo, alloc := n.Status.Capacity[foo], n.Status.Allocatable[foo]
+	if capFoo.Value() != 5 || alloc.Value() != 5 {
+		t.Errorf("example.com/foo after a report: capacity %v, allocatable %v; want 5 and 5", n.Status.Capacity, n.Status.Allocatable)
+	}
+	if cpu := n.Status.Capacity.Cpu(); cpu.Value() != 4 {
+		t.Errorf("cpu after a report = %v, want the reported 4", cpu)
+	}
+	if _, ok := n.Status.Capacity["hugepages-2Mi"]; ok {
+		t.Errorf("hugepages-2Mi kept after a report that leaves it out, want it dropped (the node reports its own)")
+	}
+}

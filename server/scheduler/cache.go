@@ -22,10 +22,20 @@ type cache struct {
 	nodes map[string]*nodeInfo     // guarded by mu; includes nodes only pods refer to
 	list  []*nodeInfo              // guarded by mu; nodes with a Node object, in no order
 	pods  map[types.UID]*cachedPod // guarded by mu
+	// nominated are pending pods waiting for room they made by
+	// preemption; guarded by mu.
+	nominated map[types.UID]*nominatedPod
+	// priorities counts the pods on nodes per priority, so that
+	// preemption finds out cheaply that no pod has a lower one; guarded
+	// by mu.
+	priorities map[int32]int
 }
 
 func newCache() *cache {
-	return &cache{nodes: map[string]*nodeInfo{}, pods: map[types.UID]*cachedPod{}}
+	return &cache{
+		nodes: map[string]*nodeInfo{}, pods: map[types.UID]*cachedPod{},
+		nominated: map[types.UID]*nominatedPod{}, priorities: map[int32]int{},
+	}
 }
 
 // setNode adds or refreshes a node.
@@ -69,7 +79,7 @@ func (c *cache) nodeLocked(name string) *nodeInfo {
 
 // c.mu must be held.
 func (c *cache) dropIfUnusedLocked(n *nodeInfo) {
-	if n.index < 0 && n.used.pods == 0 {
+	if n.index < 0 && n.used.pods == 0 && len(n.nominated) == 0 {
 		delete(c.nodes, n.name)
 	}
 }
@@ -84,11 +94,20 @@ func (c *cache) setPod(pod *corev1.Pod) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cp := c.pods[pod.UID]; cp != nil && cp.node == pod.Spec.NodeName {
-		// Requests don't change once a pod is on a node: only confirm it.
-		cp.assumed = false
+		// Requests don't change once a pod is on a node: only confirm
+		// it, and keep its latest version (preemption looks at its
+		// deletion). The info is replaced, not changed, as a binder
+		// may be reading it.
+		info := *cp.info
+		info.pod = pod
+		cp.info, cp.assumed = &info, false
+		if n := c.nodes[cp.node]; n != nil {
+			n.pods[pod.UID] = &info
+		}
 		return
 	}
 	c.removePodLocked(pod.UID)
+	c.unnominateLocked(pod.UID)
 	c.addPodLocked(newPodInfo(pod), pod.Spec.NodeName, false)
 }
 
@@ -102,6 +121,7 @@ func (c *cache) removePod(uid types.UID) {
 // assume counts p on node before its binding is known; c.mu must be held.
 func (c *cache) assumeLocked(p *podInfo, node string) {
 	c.removePodLocked(p.pod.UID)
+	c.unnominateLocked(p.pod.UID)
 	c.addPodLocked(p, node, true)
 }
 
@@ -126,7 +146,11 @@ func (c *cache) isAssumed(uid types.UID) bool {
 // c.mu must be held.
 func (c *cache) addPodLocked(p *podInfo, node string, assumed bool) {
 	c.pods[p.pod.UID] = &cachedPod{info: p, node: node, assumed: assumed}
-	c.nodeLocked(node).addPod(p)
+	n := c.nodeLocked(node)
+	n.addPod(p)
+	n.pods[p.pod.UID] = p
+	n.priorities[p.priority]++
+	c.priorities[p.priority]++
 }
 
 // c.mu must be held.
@@ -136,9 +160,18 @@ func (c *cache) removePodLocked(uid types.UID) {
 		return
 	}
 	delete(c.pods, uid)
+	decrementCount(c.priorities, cp.info.priority)
 	if n := c.nodes[cp.node]; n != nil {
 		n.removePod(cp.info)
+		delete(n.pods, uid)
+		decrementCount(n.priorities, cp.info.priority)
 		c.dropIfUnusedLocked(n)
+	}
+}
+
+func decrementCount(m map[int32]int, k int32) {
+	if m[k]--; m[k] <= 0 {
+		delete(m, k)
 	}
 }
 

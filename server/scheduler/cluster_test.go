@@ -126,7 +126,7 @@ func (c *testCluster) waitPod(t *testing.T, ctx context.Context, name string, wh
 func bound(p *corev1.Pod) bool { return p.Spec.NodeName != "" }
 
 func unschedulableWith(msg string) func(*corev1.Pod) bool {
-	return func(p *corev1.Pod) bool { return hasUnschedulable(p, msg) }
+	return func(p *corev1.Pod) bool { return hasUnschedulable(p, msg, "") }
 }
 
 // waitEvent polls for an event about a pod with the given reason and

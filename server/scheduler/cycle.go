@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,7 +41,19 @@ func (s *Scheduler) scheduleOne(ctx context.Context, it *qItem) {
 		s.queue.unschedulable(it)
 		s.lg.Debug("pod unschedulable", "pod", it.key, "reason", err)
 		msg := err.Error()
-		s.enqueueTask(ctx, func(ctx context.Context) { s.markUnschedulable(ctx, pod, msg) })
+		nominated := s.cache.nominatedNode(pod.UID)
+		var victims []*corev1.Pod
+		var fe *fitError
+		if errors.As(err, &fe) && s.cache.mayPreempt(p) {
+			if node, v := s.selector.preempt(p); node != "" {
+				nominated, victims = node, v
+				s.lg.Debug("pod preempts", "pod", it.key, "node", node, "victims", len(v))
+			}
+		}
+		s.enqueueTask(ctx, func(ctx context.Context) {
+			s.evict(ctx, pod, nominated, victims)
+			s.markUnschedulable(ctx, pod, msg, nominated)
+		})
 		return
 	}
 	s.queue.done(it)
@@ -75,19 +88,21 @@ func (s *Scheduler) bind(ctx context.Context, key string, p *podInfo, node strin
 }
 
 // markUnschedulable records why a pod fits nowhere: the condition
-// PodScheduled=False reason Unschedulable and a FailedScheduling event.
-// Both are skipped when the pod already carries the same message, so a pod
-// retried for the same reason doesn't pile up events.
-func (s *Scheduler) markUnschedulable(ctx context.Context, pod *corev1.Pod, msg string) {
-	if hasUnschedulable(pod, msg) {
+// PodScheduled=False reason Unschedulable and a FailedScheduling event,
+// with status.nominatedNodeName set to the node it waits for room on ("" if
+// none). Both are skipped when the pod already carries the same message
+// and nomination, so a pod retried for the same reason doesn't pile up
+// events.
+func (s *Scheduler) markUnschedulable(ctx context.Context, pod *corev1.Pod, msg, nominated string) {
+	if hasUnschedulable(pod, msg, nominated) {
 		return
 	}
 	s.opts.Recorder.Eventf(pod, corev1.EventTypeWarning, "FailedScheduling", "%s", msg)
 	for range 3 {
-		if hasUnschedulable(pod, msg) {
+		if hasUnschedulable(pod, msg, nominated) {
 			return
 		}
-		err := s.writeUnschedulable(ctx, pod, msg)
+		err := s.writeUnschedulable(ctx, pod, msg, nominated)
 		if err == nil || apierrors.IsNotFound(err) || ctx.Err() != nil {
 			return
 		}
@@ -101,7 +116,10 @@ func (s *Scheduler) markUnschedulable(ctx context.Context, pod *corev1.Pod, msg 
 	}
 }
 
-func hasUnschedulable(pod *corev1.Pod, msg string) bool {
+func hasUnschedulable(pod *corev1.Pod, msg, nominated string) bool {
+	if pod.Status.NominatedNodeName != nominated {
+		return false
+	}
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodScheduled {
 			return c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable && c.Message == msg
@@ -110,8 +128,9 @@ func hasUnschedulable(pod *corev1.Pod, msg string) bool {
 	return false
 }
 
-func (s *Scheduler) writeUnschedulable(ctx context.Context, pod *corev1.Pod, msg string) error {
+func (s *Scheduler) writeUnschedulable(ctx context.Context, pod *corev1.Pod, msg, nominated string) error {
 	pod = pod.DeepCopy()
+	pod.Status.NominatedNodeName = nominated
 	cond := corev1.PodCondition{
 		Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
 		Reason: corev1.PodReasonUnschedulable, Message: msg,

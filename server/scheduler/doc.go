@@ -32,4 +32,25 @@
 // Such a pod waits in the queue until the cluster changes (a node is added
 // or updated, a pod is deleted or finishes), with a per-pod back-off between
 // attempts, and is retried anyway after a while.
+//
+// # Extended resources
+//
+// Requests of resources other than cpu, memory and pods (example.com/foo,
+// hugepages) count against what the node's status.allocatable offers of
+// them, as cpu and memory do: "1 Insufficient example.com/foo".
+//
+// # Preemption
+//
+// A pod that fits nowhere may evict pods of lower spec.priority (see
+// preempt.go for how the node and the victims are chosen). The victims
+// get the condition DisruptionTarget=True with reason
+// PreemptionByScheduler and a Preempted event, and are deleted
+// gracefully; the preemptor gets status.nominatedNodeName and waits for
+// them to go, its requests reserved on that node against pods of lower or
+// equal priority. Pods of equal or higher priority are never victims, and
+// a pod with preemptionPolicy Never never preempts. Pods whose eviction
+// would exceed their PodDisruptionBudget are evicted only when nothing
+// else makes room. Unlike kube-scheduler, preemption tries every node
+// rather than a sample in large clusters. Pending pods are tried highest
+// priority first, first in, first out among equals.
 package scheduler

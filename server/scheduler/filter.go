@@ -142,6 +142,11 @@ func filterResources(p *podInfo, n *nodeInfo, out []string) []string {
 	if p.req.memory > 0 && n.used.memory+p.req.memory > n.alloc.memory {
 		out = append(out, reasonMemory)
 	}
+	for _, r := range p.scalars {
+		if n.scalarUsed[r.name]+r.amount > n.scalarAlloc[r.name] {
+			out = append(out, r.reason)
+		}
+	}
 	return out
 }
 
@@ -181,7 +186,7 @@ func (c *cache) explainLocked(p *podInfo) *fitError {
 	e := &fitError{nodes: len(c.list), reasons: map[string]int{}}
 	var buf []string
 	for _, n := range c.list {
-		buf = check(p, n, buf)
+		buf = checkNominated(p, n, buf)
 		for _, r := range buf {
 			e.reasons[r]++
 		}

@@ -73,6 +73,20 @@ func TestFilterExplanations(t *testing.T) {
 			msg:   "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory",
 		},
 		{
+			name:     "extended resource offered by one node",
+			nodes:    []*corev1.Node{big("a"), big("b", offering("example.com/foo", "3")), big("c", offering("example.com/foo", "1"))},
+			existing: []*corev1.Pod{testPod("x", "", "", onNode("b"), requestingScalar("example.com/foo", "1"))},
+			pod:      testPod("p", "", "", requestingScalar("example.com/foo", "2")),
+			want:     []string{"b"},
+		},
+		{
+			name:     "extended resource used up",
+			nodes:    []*corev1.Node{big("a"), big("b", offering("example.com/foo", "3"))},
+			existing: []*corev1.Pod{testPod("x", "", "", onNode("b"), requestingScalar("example.com/foo", "2"))},
+			pod:      testPod("p", "", "", requestingScalar("example.com/foo", "2")),
+			msg:      "0/2 nodes are available: 2 Insufficient example.com/foo",
+		},
+		{
 			name:     "requests of pods on the node count",
 			nodes:    []*corev1.Node{testNode("a", "2", "4Gi", 110), testNode("b", "2", "4Gi", 110)},
 			existing: []*corev1.Pod{testPod("x", "1500m", "", onNode("a")), testPod("y", "", "3Gi", onNode("b"))},

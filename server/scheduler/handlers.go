@@ -33,7 +33,17 @@ func (s *Scheduler) onPodAdd(obj any) {
 	case pod.Spec.NodeName != "":
 		s.cache.setPod(pod)
 	case responsible(pod) && !s.cache.isAssumed(pod.UID):
+		s.noteNomination(pod)
 		s.queue.add(podKey(pod), pod)
+	}
+}
+
+// noteNomination counts a pending pod's nomination on its node. A pod
+// reported without one keeps the nomination this scheduler made, which
+// the API may not show yet.
+func (s *Scheduler) noteNomination(pod *corev1.Pod) {
+	if pod.Status.NominatedNodeName != "" {
+		s.cache.nominate(pod)
 	}
 }
 
@@ -52,10 +62,14 @@ func (s *Scheduler) onPodUpdate(oldObj, newObj any) {
 		}
 	case responsible(pod):
 		if !s.cache.isAssumed(pod.UID) {
+			s.noteNomination(pod)
 			s.queue.add(podKey(pod), pod)
 		}
 	default:
 		s.queue.remove(podKey(pod))
+		if s.cache.unnominate(pod.UID) {
+			s.queue.moveAll() // the room it held is free
+		}
 	}
 }
 
@@ -69,7 +83,7 @@ func (s *Scheduler) onPodDelete(obj any) {
 	}
 	s.queue.remove(podKey(pod))
 	s.cache.removePod(pod.UID)
-	if pod.Spec.NodeName != "" {
+	if s.cache.unnominate(pod.UID) || pod.Spec.NodeName != "" {
 		s.queue.moveAll()
 	}
 }

@@ -85,3 +85,33 @@ func TestHandlersRetryUnschedulable(t *testing.T) {
 	s.onPodUpdate(running, finished)
 	wantCounts(t, s.queue, 1, 0, 0)
 }
+
+// A pending pod reported with status.nominatedNodeName holds room on that
+// node; when it goes, waiting pods are tried again.
+func TestHandlersNominatedPods(t *testing.T) {
+	s := newHandlerScheduler(t)
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	s.queue.now = clk.now
+	s.onNodeAdd(testNode("a", "1", "1Gi", 10))
+	nominated := testPod("nominated", "1", "", withPriority(10), func(p *corev1.Pod) { p.Status.NominatedNodeName = "a" })
+	s.onPodAdd(nominated)
+	if got := s.cache.nominatedNode(nominated.UID); got != "a" {
+		t.Fatalf("nominated node = %q, want a", got)
+	}
+	s.queue.unschedulable(popNow(t, s.queue))
+	s.onPodAdd(testPod("waiting", "1", ""))
+	s.queue.unschedulable(popNow(t, s.queue))
+	clk.step(time.Minute)
+	wantCounts(t, s.queue, 0, 0, 2)
+
+	// An update without the nomination (older status) keeps it.
+	s.onPodUpdate(nominated, testPod("nominated", "1", "", withPriority(10)))
+	if got := s.cache.nominatedNode(nominated.UID); got != "a" {
+		t.Errorf("nominated node after an update without it = %q, want a kept", got)
+	}
+	s.onPodDelete(nominated)
+	if got := s.cache.nominatedNode(nominated.UID); got != "" {
+		t.Errorf("nominated node after delete = %q, want none", got)
+	}
+	wantCounts(t, s.queue, 1, 0, 0)
+}

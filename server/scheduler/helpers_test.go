@@ -42,6 +42,14 @@ func tainted(key, value string, effect corev1.TaintEffect) func(*corev1.Node) {
 	}
 }
 
+// offering makes the node offer amount of an extended resource.
+func offering(name corev1.ResourceName, amount string) func(*corev1.Node) {
+	return func(n *corev1.Node) {
+		n.Status.Allocatable[name] = resource.MustParse(amount)
+		n.Status.Capacity[name] = resource.MustParse(amount)
+	}
+}
+
 func labelled(key, value string) func(*corev1.Node) {
 	return func(n *corev1.Node) { n.Labels[key] = value }
 }
@@ -66,6 +74,24 @@ func testPod(name, cpu, mem string, opts ...func(*corev1.Pod)) *corev1.Pod {
 		o(p)
 	}
 	return p
+}
+
+// requestingScalar makes the pod's container request amount of an
+// extended resource (with the equal limit extended resources require).
+func requestingScalar(name corev1.ResourceName, amount string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		res := &p.Spec.Containers[0].Resources
+		res.Requests[name] = resource.MustParse(amount)
+		if res.Limits == nil {
+			res.Limits = corev1.ResourceList{}
+		}
+		res.Limits[name] = resource.MustParse(amount)
+	}
+}
+
+// withPriority sets the pod's spec.priority, as the Priority admission does.
+func withPriority(v int32) func(*corev1.Pod) {
+	return func(p *corev1.Pod) { p.Spec.Priority = &v }
 }
 
 func onNode(node string) func(*corev1.Pod) {

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -45,10 +46,31 @@ type hostPort struct {
 
 const wildcardIP = "0.0.0.0"
 
+// scalarRequest is a request of a resource other than cpu, memory and
+// pods (an extended resource such as example.com/gpu, or hugepages).
+type scalarRequest struct {
+	name   corev1.ResourceName
+	amount int64
+	reason string // "Insufficient NAME", formatted once
+}
+
+// scalarResource reports whether the scheduler counts name as a scalar
+// resource: anything but cpu, memory, pods and ephemeral storage, which
+// nodes don't report.
+func scalarResource(name corev1.ResourceName) bool {
+	switch name {
+	case corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourcePods, corev1.ResourceEphemeralStorage:
+		return false
+	}
+	return true
+}
+
 // podInfo is what the scheduler precomputes of a pod once per attempt.
 type podInfo struct {
 	pod      *corev1.Pod
+	priority int32     // spec.priority, 0 if unset
 	req      resources // requests, pods = 1
+	scalars  []scalarRequest
 	scoreReq resources // requests with non-zero defaults, for scoring
 	ports    []hostPort
 	owner    types.UID // controller ownerReference, "" if none
@@ -64,6 +86,15 @@ func newPodInfo(pod *corev1.Pod) *podInfo {
 	p := &podInfo{pod: pod, tolerations: pod.Spec.Tolerations, ports: podHostPorts(pod)}
 	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	p.req = resources{milliCPU: reqs.Cpu().MilliValue(), memory: reqs.Memory().Value(), pods: 1}
+	for name, q := range reqs {
+		if scalarResource(name) && !q.IsZero() {
+			p.scalars = append(p.scalars, scalarRequest{name: name, amount: q.Value(), reason: "Insufficient " + string(name)})
+		}
+	}
+	slices.SortFunc(p.scalars, func(a, b scalarRequest) int { return strings.Compare(string(a.name), string(b.name)) })
+	if pod.Spec.Priority != nil {
+		p.priority = *pod.Spec.Priority
+	}
 	p.scoreReq = p.req
 	if p.scoreReq.milliCPU == 0 {
 		p.scoreReq.milliCPU = defaultScoreMilliCPU
@@ -170,17 +201,22 @@ type nodeInfo struct {
 	readyTaint    *corev1.Taint // the lifecycle taint standing for !ready
 	unschedulable bool
 	alloc         resources
-	used          resources // sum of requests of the pods on the node
-	scoreUsed     resources // same with non-zero defaults
+	used          resources                     // sum of requests of the pods on the node
+	scalarAlloc   map[corev1.ResourceName]int64 // nil when the node offers none
+	scalarUsed    map[corev1.ResourceName]int64 // nil until a pod requests one
+	scoreUsed     resources                     // same with non-zero defaults
 	taints        []taintInfo
-	ports         map[hostPort]int    // claimed host ports, with counts
-	portsAnyIP    map[hostPort]int    // same keyed with ip "", for wildcard checks
-	owners        map[types.UID]int32 // pods on the node per controller
-	index         int                 // position in cache.list, -1 if absent
+	ports         map[hostPort]int       // claimed host ports, with counts
+	portsAnyIP    map[hostPort]int       // same keyed with ip "", for wildcard checks
+	owners        map[types.UID]int32    // pods on the node per controller
+	pods          map[types.UID]*podInfo // the pods counted in used
+	priorities    map[int32]int          // the number of those pods per priority
+	nominated     []*podInfo             // pending pods nominated to the node
+	index         int                    // position in cache.list, -1 if absent
 }
 
 func newNodeInfo(name string) *nodeInfo {
-	return &nodeInfo{name: name, owners: map[types.UID]int32{}, index: -1}
+	return &nodeInfo{name: name, owners: map[types.UID]int32{}, pods: map[types.UID]*podInfo{}, priorities: map[int32]int{}, index: -1}
 }
 
 // setNode refreshes what is derived from the Node object.
@@ -191,6 +227,15 @@ func (n *nodeInfo) setNode(node *corev1.Node) {
 	n.unschedulable = node.Spec.Unschedulable
 	a := node.Status.Allocatable
 	n.alloc = resources{milliCPU: a.Cpu().MilliValue(), memory: a.Memory().Value(), pods: a.Pods().Value()}
+	n.scalarAlloc = nil
+	for name, q := range a {
+		if scalarResource(name) {
+			if n.scalarAlloc == nil {
+				n.scalarAlloc = map[corev1.ResourceName]int64{}
+			}
+			n.scalarAlloc[name] = q.Value()
+		}
+	}
 	n.taints = n.taints[:0]
 	for _, t := range node.Spec.Taints {
 		if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
@@ -225,9 +270,17 @@ func nodeReady(node *corev1.Node) bool {
 	return false
 }
 
+// addPod counts p's requests, ports and owner on n; removePod undoes it.
+// Preemption uses both to simulate evictions, so they leave n.pods alone.
 func (n *nodeInfo) addPod(p *podInfo) {
 	n.used.add(p.req)
 	n.scoreUsed.add(p.scoreReq)
+	for _, r := range p.scalars {
+		if n.scalarUsed == nil {
+			n.scalarUsed = map[corev1.ResourceName]int64{}
+		}
+		n.scalarUsed[r.name] += r.amount
+	}
 	if p.owner != "" {
 		n.owners[p.owner]++
 	}
@@ -243,6 +296,11 @@ func (n *nodeInfo) addPod(p *podInfo) {
 func (n *nodeInfo) removePod(p *podInfo) {
 	n.used.sub(p.req)
 	n.scoreUsed.sub(p.scoreReq)
+	for _, r := range p.scalars {
+		if n.scalarUsed[r.name] -= r.amount; n.scalarUsed[r.name] <= 0 {
+			delete(n.scalarUsed, r.name)
+		}
+	}
 	if p.owner != "" {
 		if n.owners[p.owner]--; n.owners[p.owner] <= 0 {
 			delete(n.owners, p.owner)

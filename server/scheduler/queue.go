@@ -1,7 +1,9 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,25 +32,30 @@ type qItem struct {
 	cycle    uint64    // moves counted when it was popped
 }
 
-// queue holds the pods waiting to be scheduled: a FIFO of active pods,
-// pods backing off after a failed attempt, and unschedulable pods parked
-// until a cluster change (moveAll) or a timeout sends them back. It is
-// safe for concurrent use.
+// queue holds the pods waiting to be scheduled: active pods, highest
+// spec.priority first and first in, first out among equals, pods backing
+// off after a failed attempt, and unschedulable pods parked until a
+// cluster change (moveAll) or a timeout sends them back. It is safe for
+// concurrent use.
 type queue struct {
 	initialBackoff, maxBackoff, retryAfter time.Duration
 	now                                    func() time.Time
 
-	mu     sync.Mutex
-	items  map[string]*qItem // guarded by mu
-	fifo   []*qItem          // guarded by mu; may hold items no longer active
-	moves  uint64            // guarded by mu; number of moveAll calls
-	wakeup chan struct{}     // signalled when fifo grows
+	mu    sync.Mutex
+	items map[string]*qItem // guarded by mu
+	// fifos holds the active items per priority, and prios the
+	// priorities that have a FIFO, highest first; guarded by mu. A FIFO
+	// may hold items no longer active.
+	fifos  map[int32][]*qItem
+	prios  []int32
+	moves  uint64        // guarded by mu; number of moveAll calls
+	wakeup chan struct{} // signalled when fifo grows
 }
 
 func newQueue(initialBackoff, maxBackoff, retryAfter time.Duration) *queue {
 	return &queue{
 		initialBackoff: initialBackoff, maxBackoff: maxBackoff, retryAfter: retryAfter,
-		now: time.Now, items: map[string]*qItem{}, wakeup: make(chan struct{}, 1),
+		now: time.Now, items: map[string]*qItem{}, fifos: map[int32][]*qItem{}, wakeup: make(chan struct{}, 1),
 	}
 }
 
@@ -85,7 +92,13 @@ func (q *queue) remove(key string) {
 // q.mu must be held.
 func (q *queue) pushLocked(it *qItem) {
 	it.state = stateActive
-	q.fifo = append(q.fifo, it)
+	prio := podPriority(it.pod)
+	fifo, ok := q.fifos[prio]
+	if !ok {
+		i, _ := slices.BinarySearchFunc(q.prios, prio, func(a, b int32) int { return cmp.Compare(b, a) })
+		q.prios = slices.Insert(q.prios, i, prio)
+	}
+	q.fifos[prio] = append(fifo, it)
 	select {
 	case q.wakeup <- struct{}{}:
 	default:
@@ -110,16 +123,30 @@ func (q *queue) pop(ctx context.Context) (*qItem, error) {
 func (q *queue) tryPop() *qItem {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.fifo) > 0 {
-		it := q.fifo[0]
-		q.fifo[0] = nil
-		q.fifo = q.fifo[1:]
-		if it.state == stateActive && q.items[it.key] == it {
-			it.state, it.cycle = stateInFlight, q.moves
-			return it
+	for len(q.prios) > 0 {
+		prio := q.prios[0]
+		fifo := q.fifos[prio]
+		for len(fifo) > 0 {
+			it := fifo[0]
+			fifo[0] = nil
+			fifo = fifo[1:]
+			if it.state == stateActive && q.items[it.key] == it {
+				q.fifos[prio] = fifo
+				it.state, it.cycle = stateInFlight, q.moves
+				return it
+			}
 		}
+		delete(q.fifos, prio)
+		q.prios = q.prios[1:]
 	}
 	return nil
+}
+
+func podPriority(pod *corev1.Pod) int32 {
+	if pod != nil && pod.Spec.Priority != nil {
+		return *pod.Spec.Priority
+	}
+	return 0
 }
 
 // done removes a scheduled pod. A later failure to bind it comes back

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -123,5 +124,31 @@ func TestQueuePopEndsWithContext(t *testing.T) {
 	cancel()
 	if _, err := q.pop(ctx); err == nil {
 		t.Errorf("pop on an empty queue with an ended context returned no error")
+	}
+}
+
+// Active pods come out highest priority first, in arrival order among
+// equals, as kube-scheduler's active queue.
+func TestQueuePriorityOrder(t *testing.T) {
+	q, _ := newTestQueue()
+	prio := func(name string, v int32) *corev1.Pod {
+		p := testPod(name, "", "")
+		p.Spec.Priority = &v
+		return p
+	}
+	q.add("default/low1", prio("low1", 1))
+	q.add("default/none", testPod("none", "", ""))
+	q.add("default/high", prio("high", 100))
+	q.add("default/low2", prio("low2", 1))
+	q.add("default/negative", prio("negative", -5))
+	first := popNow(t, q)
+	q.add("default/mid", prio("mid", 50))
+	got := []string{first.key}
+	for range 5 {
+		got = append(got, popNow(t, q).key)
+	}
+	want := []string{"default/high", "default/mid", "default/low1", "default/low2", "default/none", "default/negative"}
+	if !slices.Equal(got, want) {
+		t.Errorf("pop order = %v, want %v", got, want)
 	}
 }

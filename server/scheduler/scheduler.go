@@ -99,15 +99,16 @@ type Scheduler struct {
 	pods    toolscache.SharedIndexInformer
 	nodes   toolscache.SharedIndexInformer
 	claims  corelisters.PersistentVolumeClaimLister
-	// claimsSynced tells when the claims informer has listed.
-	claimsSynced toolscache.InformerSynced
-	lg           *slog.Logger
-	opts         Options
-	cache        *cache
-	queue        *queue
-	selector     *selector
-	events       *record.Recorder // nil when opts.Recorder is set
-	tasks        chan func(context.Context)
+	// claimsSynced and budgetsSynced tell when the claims and
+	// PodDisruptionBudgets informers have listed.
+	claimsSynced, budgetsSynced toolscache.InformerSynced
+	lg                          *slog.Logger
+	opts                        Options
+	cache                       *cache
+	queue                       *queue
+	selector                    *selector
+	events                      *record.Recorder // nil when opts.Recorder is set
+	tasks                       chan func(context.Context)
 }
 
 // New returns a scheduler that reads pods and nodes from factory's
@@ -130,7 +131,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		queue:   newQueue(opts.InitialBackoff, opts.MaxBackoff, opts.RetryUnschedulable),
 		tasks:   make(chan func(context.Context), 4*opts.Binders),
 	}
-	s.selector = &selector{cache: s.cache, percent: opts.PercentageOfNodesToScore}
+	budgets := factory.Policy().V1().PodDisruptionBudgets()
+	s.budgetsSynced = budgets.Informer().HasSynced
+	s.selector = &selector{cache: s.cache, budgets: budgets.Lister(), percent: opts.PercentageOfNodesToScore}
 	if opts.Binder == nil {
 		s.opts.Binder = BindFunc(func(ctx context.Context, b *corev1.Binding) error {
 			return client.CoreV1().Pods(b.Namespace).Bind(ctx, b, metav1.CreateOptions{})
@@ -171,7 +174,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 // exited; the error is nil when ctx ended.
 func (s *Scheduler) Run(ctx context.Context) error {
 	s.factory.Start(ctx.Done())
-	if !toolscache.WaitForCacheSync(ctx.Done(), s.pods.HasSynced, s.nodes.HasSynced, s.claimsSynced) {
+	if !toolscache.WaitForCacheSync(ctx.Done(), s.pods.HasSynced, s.nodes.HasSynced, s.claimsSynced, s.budgetsSynced) {
 		return ctx.Err()
 	}
 	s.lg.Info("scheduler started", "binders", s.opts.Binders)

@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	"math/rand/v2"
+
+	policylisters "k8s.io/client-go/listers/policy/v1"
 )
 
 // Score weights: spreading a controller's pods counts twice as much as
@@ -15,7 +17,8 @@ const (
 // its buffers are reused from one pod to the next.
 type selector struct {
 	cache    *cache
-	percent  int // of nodes to find feasible before scoring; 0 = adaptive
+	budgets  policylisters.PodDisruptionBudgetLister // nil: preemption ignores budgets
+	percent  int                                     // of nodes to find feasible before scoring; 0 = adaptive
 	feasible []*nodeInfo
 	reasons  []string
 	next     int // node to start the next search at, so searches rotate
@@ -54,7 +57,7 @@ func (s *selector) findFeasibleLocked(p *podInfo) {
 	i := 0
 	for ; i < len(list) && len(s.feasible) < want; i++ {
 		n := list[(start+i)%len(list)]
-		if s.reasons = check(p, n, s.reasons); len(s.reasons) == 0 {
+		if s.reasons = checkNominated(p, n, s.reasons); len(s.reasons) == 0 {
 			s.feasible = append(s.feasible, n)
 		}
 	}
@@ -70,7 +73,7 @@ func (s *selector) findNamedLocked(p *podInfo) {
 		if n == nil || n.index < 0 {
 			continue
 		}
-		if s.reasons = check(p, n, s.reasons); len(s.reasons) == 0 {
+		if s.reasons = checkNominated(p, n, s.reasons); len(s.reasons) == 0 {
 			s.feasible = append(s.feasible, n)
 		}
 	}
