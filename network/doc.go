@@ -45,6 +45,14 @@
 // ingress IPs are served like the cluster IP, marked for masquerade like
 // NodePorts.
 //
+// NodePorts at other nodes' addresses ([Proxier.SetRemoteNodes]) are
+// served to the node itself and its pods by the node, as if addressed to
+// it. At the other node, a backend on the client's node would be reached
+// back out the link the packet came in on, which fails where that node's
+// address is on a bridge and br_netfilter is on: the kernel then takes
+// the DNATed packet for bridged traffic, and a bridge sends no frame back
+// out the port it came in on.
+//
 // # Sync cost
 //
 // With nf_tables, what an incremental restore costs is the kernel's

@@ -93,6 +93,25 @@ func NewProxier(cfg ProxierConfig) (*Proxier, error) {
 	}, nil
 }
 
+// SetRemoteNodes gives the other nodes' addresses, taken by the next
+// Sync: traffic from the node itself and, with ProxierConfig.PodCIDR
+// set, from its pods to a NodePort at one of them is sent to a backend
+// by this node, as if it were addressed to this node. Only IPv4
+// addresses are used.
+func (p *Proxier) SetRemoteNodes(ips []netip.Addr) {
+	var v4 []netip.Addr
+	for _, ip := range ips {
+		if ip.Is4() {
+			v4 = append(v4, ip)
+		}
+	}
+	slices.SortFunc(v4, netip.Addr.Compare)
+	v4 = slices.Compact(v4)
+	p.mu.Lock()
+	p.opt.remoteNodes = v4
+	p.mu.Unlock()
+}
+
 // Sync makes the rules match services and endpoints, the complete current
 // state. Only chains whose rules changed are written; chains no longer
 // needed are deleted. Invalid service ports are left out and reported in

@@ -561,6 +561,67 @@ func TestProxierPodCIDR(t *testing.T) {
 	}
 }
 
+// TestProxierRemoteNodePorts: the node and its pods reach NodePorts at
+// other nodes' addresses through this node's MINIK-NODEPORTS, before the
+// rule for the node's own addresses; other sources and IPv6 addresses get
+// no rule, and without a podCIDR the pods get none.
+func TestProxierRemoteNodePorts(t *testing.T) {
+	rec := networktest.NewRecorder()
+	p, err := network.NewProxier(network.ProxierConfig{Executor: rec, ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"),
+		PodCIDR: netip.MustParsePrefix("10.42.1.0/24")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetRemoteNodes([]netip.Addr{netip.MustParseAddr("192.0.2.3"), netip.MustParseAddr("fd00::2"),
+		netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")})
+	svcs, eps := state()
+	mustSync(t, p, svcs, eps)
+	nodePortRules := func(rec *networktest.Recorder) []string {
+		t.Helper()
+		rules, ok := rec.Chain("nat", "MINIK-SERVICES")
+		if !ok {
+			t.Fatal("no MINIK-SERVICES chain")
+		}
+		var out []string
+		for _, r := range rules {
+			if strings.HasSuffix(r, "-j MINIK-NODEPORTS") {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	want := []string{
+		"-A MINIK-SERVICES -s 10.42.1.0/24 -d 192.0.2.2/32 -j MINIK-NODEPORTS",
+		"-A MINIK-SERVICES -d 192.0.2.2/32 -m addrtype --src-type LOCAL -j MINIK-NODEPORTS",
+		"-A MINIK-SERVICES -s 10.42.1.0/24 -d 192.0.2.3/32 -j MINIK-NODEPORTS",
+		"-A MINIK-SERVICES -d 192.0.2.3/32 -m addrtype --src-type LOCAL -j MINIK-NODEPORTS",
+		`-A MINIK-SERVICES -m comment --comment "minik service nodeports; must be the last rule" -m addrtype --dst-type LOCAL -j MINIK-NODEPORTS`,
+	}
+	if diff := cmp.Diff(want, nodePortRules(rec)); diff != "" {
+		t.Errorf("jumps to MINIK-NODEPORTS (-want +got):\n%s", diff)
+	}
+
+	// A node leaving takes its rule along.
+	p.SetRemoteNodes([]netip.Addr{netip.MustParseAddr("192.0.2.3")})
+	mustSync(t, p, svcs, eps)
+	if diff := cmp.Diff(want[2:], nodePortRules(rec)); diff != "" {
+		t.Errorf("after node 192.0.2.2 left, jumps to MINIK-NODEPORTS (-want +got):\n%s", diff)
+	}
+
+	// Without a podCIDR the node's pods cannot be told apart: only the
+	// node's own traffic is served.
+	rec2 := networktest.NewRecorder()
+	p2, err := network.NewProxier(network.ProxierConfig{Executor: rec2, ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2.SetRemoteNodes([]netip.Addr{netip.MustParseAddr("192.0.2.3")})
+	mustSync(t, p2, svcs, eps)
+	if diff := cmp.Diff(want[3:], nodePortRules(rec2)); diff != "" {
+		t.Errorf("without a podCIDR, jumps to MINIK-NODEPORTS (-want +got):\n%s", diff)
+	}
+}
+
 // discardExec is an Executor that applies nothing, to measure the
 // proxier's own work.
 type discardExec struct{}

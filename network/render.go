@@ -52,6 +52,9 @@ type renderOptions struct {
 	clusterCIDR        netip.Prefix // zero: no masquerade for off-cluster sources
 	podCIDR            netip.Prefix // zero: every backend may be local
 	localhostNodePorts bool
+	// remoteNodes are the other nodes' addresses, sorted: the node and
+	// its pods reach their NodePorts here (see render).
+	remoteNodes []netip.Addr
 }
 
 // local reports whether backend b may be a pod of this node.
@@ -212,6 +215,18 @@ func render(ports []svcPort, opt renderOptions, prev map[string]*portRules) (map
 			natSvcs.add(`-d 0.0.0.%d/0.0.0.%d -j %s`, b, serviceBuckets-1, c.name)
 			nat = append(nat, c.done())
 		}
+	}
+	// The node and its pods reach other nodes' NodePorts here, not at
+	// that node: when the chosen backend runs on this node again, that
+	// node would send the packet back out the way it came, which a
+	// bridge carrying its address drops when it passes bridged traffic
+	// to iptables (br_netfilter takes such a DNAT for bridged traffic,
+	// and a bridge sends no frame back out the port it came in on).
+	for _, ip := range opt.remoteNodes {
+		if opt.podCIDR.IsValid() {
+			natSvcs.add(`-s %s -d %s/32 -j %s`, opt.podCIDR, ip, chainNodePorts)
+		}
+		natSvcs.add(`-d %s/32 -m addrtype --src-type LOCAL -j %s`, ip, chainNodePorts)
 	}
 	natSvcs.add(`-m comment --comment "minik service nodeports; must be the last rule" -m addrtype --dst-type LOCAL -j %s`,
 		chainNodePorts)

@@ -204,6 +204,7 @@ func (n *Sync) sync(ctx context.Context, objs Objects) error {
 		svcs, eps = withClusterDNS(svcs, eps, n.clusterDNS, n.dns.addr)
 	}
 	var errs []error
+	n.proxier.SetRemoteNodes(remoteNodeIPs(n.node, v.nodes))
 	if err := n.proxier.Sync(ctx, svcs, eps); err != nil {
 		if !onlyInvalid(err) {
 			errs = append(errs, err)

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -106,6 +107,15 @@ func TestNodeRoutes(t *testing.T) {
 	want := []network.Route{{PodCIDR: netip.MustParsePrefix("10.42.1.0/24"), NodeIP: netip.MustParseAddr("192.0.2.2")}}
 	if len(got) != 1 || got[0] != want[0] {
 		t.Errorf("nodeRoutes = %v, want %v", got, want)
+	}
+
+	// The proxier serves NodePorts of b and c (a podCIDR is not needed)
+	// to a and its pods; a node without an InternalIP is left out.
+	nodes = append(nodes, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "d"}})
+	ips := remoteNodeIPs("a", nodes)
+	wantIPs := []netip.Addr{netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")}
+	if !slices.Equal(ips, wantIPs) {
+		t.Errorf("remoteNodeIPs = %v, want %v", ips, wantIPs)
 	}
 }
 

@@ -30,6 +30,20 @@ func nodeRoutes(self string, nodes []*corev1.Node, lg *slog.Logger) []network.Ro
 	return out
 }
 
+// remoteNodeIPs returns the IPv4 InternalIP of every node but self.
+func remoteNodeIPs(self string, nodes []*corev1.Node) []netip.Addr {
+	var out []netip.Addr
+	for _, n := range nodes {
+		if n.Name == self {
+			continue
+		}
+		if ip, ok := internalIP(n); ok {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
 // internalIP returns the node's first IPv4 InternalIP.
 func internalIP(n *corev1.Node) (netip.Addr, bool) {
 	for _, a := range n.Status.Addresses {
