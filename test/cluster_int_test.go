@@ -77,6 +77,15 @@ func startAgent(t testing.TB, s *serverProc, serverIP string, i int, extra ...st
 // startAgentWithImages is startAgent with images, if image is not nil,
 // that image writes into the agent's image directory beside busybox.
 func startAgentWithImages(t testing.TB, s *serverProc, serverIP string, i int, image func(testing.TB, string), extra ...string) *agentProc {
+	a := newAgent(t, s, serverIP, i, image, extra...)
+	a.start()
+	t.Cleanup(a.kill)
+	return a
+}
+
+// newAgent is startAgentWithImages up to starting the agent: the node's
+// namespace is ready, its agent not started.
+func newAgent(t testing.TB, s *serverProc, serverIP string, i int, image func(testing.TB, string), extra ...string) *agentProc {
 	a := &agentProc{
 		t: t, name: fmt.Sprintf("node%d", i), netns: fmt.Sprintf("mk-e2e-n%d", i),
 		ip: fmt.Sprintf("%s.%d", bridgeSubnet, 10+i), dataDir: t.TempDir(),
@@ -112,8 +121,6 @@ func startAgentWithImages(t testing.TB, s *serverProc, serverIP string, i int, i
 	a.args = append([]string{"--net=/run/netns/" + a.netns, s.bin, "agent",
 		"--join", fmt.Sprintf("https://%s:%d", serverIP, s.port), "--token", strings.TrimSpace(string(token)),
 		"--data-dir", a.dataDir, "--node-name", a.name, "--node-ip", a.ip}, extra...)
-	a.start()
-	t.Cleanup(a.kill)
 	return a
 }
 
