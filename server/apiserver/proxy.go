@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/minik-dev/minik/server/internal/proxyprefix"
 	"github.com/minik-dev/minik/server/registry"
 	"github.com/minik-dev/minik/store"
 )
@@ -178,9 +179,10 @@ func (s *Server) serveServiceProxy(w *statusRecorder, r *http.Request, info requ
 		scheme = "http"
 	}
 	// The pod proxy reads its target from the path: rewrite it.
-	_, rest, _ := strings.Cut(r.URL.EscapedPath(), "/"+info.Name+"/proxy")
+	before, rest, _ := strings.Cut(r.URL.EscapedPath(), "/"+info.Name+"/proxy")
 	target := fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:%s:%d/proxy%s", info.Namespace, scheme, pod, port, rest)
-	r2 := r.Clone(ctx)
+	// Links in the pod's pages go through the service, as the client came.
+	r2 := r.Clone(proxyprefix.With(ctx, before+"/"+info.Name+"/proxy"))
 	r2.URL.RawPath = target
 	r2.URL.Path = target
 	if p, err := url.PathUnescape(target); err == nil {

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/minik-dev/minik/server/auth"
+
+	"github.com/minik-dev/minik/server/internal/proxyprefix"
 )
 
 // recordingStreams stands in for the node side: it records what it is
@@ -24,6 +26,9 @@ type recordingStreams struct{}
 
 func (recordingStreams) ServePodSubresource(w http.ResponseWriter, r *http.Request, pod *corev1.Pod, sub string) {
 	io.WriteString(w, sub+" "+pod.Name+" "+r.URL.EscapedPath()+"?"+r.URL.RawQuery)
+	if p := proxyprefix.From(r.Context()); p != "" {
+		io.WriteString(w, " links via "+p)
+	}
 }
 
 // recordingAuthz allows everything and records the attributes.
@@ -102,6 +107,7 @@ func TestProxyRoutes(t *testing.T) {
 		{"DELETE", "pods/web:80/proxy/", 200, "proxy web ", "delete", "proxy"},
 		{"POST", "pods/web/portforward", 200, "portforward web ", "create", "portforward"},
 		{"GET", "services/front:http/proxy/x%2Fy?q=1", 200, "proxy web /api/v1/namespaces/default/pods/http:web:8080/proxy/x%2Fy?q=1", "get", "proxy"},
+		{"GET", "services/front:http/proxy/page", 200, "links via /api/v1/namespaces/default/services/front:http/proxy", "get", "proxy"},
 		{"PUT", "services/https:front:81/proxy", 200, "proxy web /api/v1/namespaces/default/pods/https:web:9090/proxy?", "update", "proxy"},
 		{"GET", "services/front/proxy/", 503, `no service port`, "get", "proxy"},
 		{"GET", "services/empty:http/proxy/", 503, "no endpoints available", "get", "proxy"},

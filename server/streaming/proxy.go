@@ -14,6 +14,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/proxy"
+
+	"github.com/minik-dev/minik/server/internal/proxyprefix"
 )
 
 // proxyTarget is what a pods/proxy path names.
@@ -47,6 +50,17 @@ func (s *Server) servePodProxy(w http.ResponseWriter, r *http.Request, pod *core
 	if host == "" {
 		host = pod.Name
 	}
+	// As Kubernetes' proxy does, links to the pod's own pages in HTML it
+	// serves, and redirects, are rewritten to go through the API.
+	prefix := proxyprefix.From(r.Context())
+	if prefix == "" {
+		prefix = strings.TrimSuffix(r.URL.EscapedPath(), t.path)
+		if t.path == "/" && !strings.HasSuffix(r.URL.EscapedPath(), "/") {
+			prefix = r.URL.EscapedPath()
+		}
+	}
+	kept := &keepError{rt: tr}
+	rt := &proxy.Transport{PathPrepend: prefix, RoundTripper: kept}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = &url.URL{Scheme: t.scheme, Host: net.JoinHostPort(host, strconv.Itoa(t.port)), RawQuery: pr.In.URL.RawQuery}
@@ -63,13 +77,28 @@ func (s *Server) servePodProxy(w http.ResponseWriter, r *http.Request, pod *core
 			}
 			pr.SetXForwarded()
 		},
-		Transport:     tr,
+		Transport:     rt,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			if kept.err != nil {
+				err = kept.err // the tunnel's, before the rewriter wraps it
+			}
 			writeStatus(w, proxyError(pod.Name, err))
 		},
 	}
 	rp.ServeHTTP(w, r)
+}
+
+// keepError is a round tripper that keeps the error of rt's round trip.
+type keepError struct {
+	rt  http.RoundTripper
+	err error
+}
+
+func (k *keepError) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := k.rt.RoundTrip(r)
+	k.err = err
+	return resp, err
 }
 
 // podTransport reaches port of pod through node's tunnel, one session per

@@ -263,3 +263,40 @@ func TestDialPod(t *testing.T) {
 		t.Errorf("DialPod of an unbound pod = %v, want 400", err)
 	}
 }
+
+// TestPodProxyRewritesLinks: links to the pod's own pages in HTML it
+// serves, and its redirects, come back through the proxy path, as
+// Kubernetes' proxy rewrites them; other content is left alone.
+func TestPodProxyRewritesLinks(t *testing.T) {
+	h := newHarness(t)
+	h.addPod("web", "n1", "c")
+	ps := newPodServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/moved":
+			http.Redirect(w, r, "/elsewhere", http.StatusFound)
+		case "/plain":
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, `<a href="/rewriteme">test</a>`)
+		default:
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, `<a href="/rewriteme">test</a>`)
+		}
+	}))
+	h.startAgent("n1", &fakeStreamer{dial: ps.dial})
+	prefix := "/api/v1/namespaces/default/pods/web:80/proxy"
+	if resp, got := h.do("GET", h.http.URL+prefix+"/", "", nil); resp.StatusCode != http.StatusOK || !strings.Contains(got, `href="`+prefix+`/rewriteme"`) {
+		t.Errorf("GET %s/ = %d %q, want the link through the proxy", prefix, resp.StatusCode, got)
+	}
+	if _, got := h.do("GET", h.http.URL+prefix+"/plain", "", nil); got != `<a href="/rewriteme">test</a>` {
+		t.Errorf("GET %s/plain = %q, want text/plain untouched", prefix, got)
+	}
+	req, _ := http.NewRequest("GET", h.http.URL+prefix+"/moved", nil)
+	resp, err := h.http.Client().Transport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); loc != prefix+"/elsewhere" {
+		t.Errorf("redirect Location = %q, want %q", loc, prefix+"/elsewhere")
+	}
+}
