@@ -80,6 +80,10 @@ type Config struct {
 	// ManifestsInterval is how often that directory is read for changes
 	// (zero: manifests.DefaultInterval).
 	ManifestsInterval time.Duration
-	Version           string
-	Logger            *slog.Logger
+	// DisableControllers names controllers (controllers.Names) the
+	// server does not run, as kube-controller-manager's
+	// --controllers=-NAME: another process may run them instead.
+	DisableControllers []string
+	Version            string
+	Logger             *slog.Logger
 }

@@ -53,6 +53,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := controllers.CheckDisabled(cfg.DisableControllers); err != nil {
+		return fmt.Errorf("disable-controller: %w", err)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -290,7 +293,7 @@ func (s *instance) serve(ctx context.Context) error {
 		g.Go(func() error { return s.peers.Run(gctx, s.nodeSvc) })
 	}
 	// Controllers and the scheduler run on one server at a time.
-	ctrl := controllers.Config{ClusterCA: s.authority.CAPEM(), ClientSigner: s.authority, ExtensionAuth: &controllers.ExtensionAuthentication{
+	ctrl := controllers.Config{ClusterCA: s.authority.CAPEM(), ClientSigner: s.authority, Disabled: cfg.DisableControllers, ExtensionAuth: &controllers.ExtensionAuthentication{
 		ClientCA:            s.authority.CAPEM(),
 		RequestHeaderCA:     s.authority.FrontProxyCAPEM(),
 		AllowedNames:        []string{pki.FrontProxyClientName},

@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +25,8 @@ import (
 
 	"github.com/minik-dev/minik/agent/hollow"
 	"github.com/minik-dev/minik/internal/procstatus"
+	"github.com/minik-dev/minik/server"
+	"github.com/minik-dev/minik/server/controllers"
 )
 
 // BenchmarkHollowDeployments measures pods made through workload
@@ -40,6 +46,13 @@ import (
 // the server's CPU per pod of phases 2 and 3, and the server's RSS.
 // HOLLOW_CPUPROFILE=FILE writes a CPU profile of phase 2.
 //
+// HOLLOW_UPSTREAM_CONTROLLERS=BIN runs Kubernetes' own workload
+// controllers instead of minik's: BIN is test/conformance/upstream-controllers
+// built, started in a process of its own on the admin kubeconfig with no
+// client rate limit (minik's controllers have none either), and the server
+// runs with those controllers disabled. That process's CPU per pod and RSS
+// are reported beside the server's, and added to them in total-cpu-ms/pod.
+//
 //	go test -run '^$' -bench HollowDeployments -benchtime 1x -timeout 15m ./agent/hollow
 func BenchmarkHollowDeployments(b *testing.B) {
 	nodes, pods := envInt("HOLLOW_NODES", 1000), envInt("HOLLOW_PODS", 10000)
@@ -53,8 +66,14 @@ func benchDeployments(b *testing.B, nodes, pods, deployments, replicas int) {
 	lg := slog.New(slog.NewTextHandler(b.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
 	defer cancel()
-	c := startServer(b, ctx, lg)
+	upstream := os.Getenv("HOLLOW_UPSTREAM_CONTROLLERS")
+	c := startServer(b, ctx, lg, func(cfg *server.Config) {
+		if upstream != "" {
+			cfg.DisableControllers = upstreamControllerNames
+		}
+	})
 	c.client = benchClient(b, c)
+	ctl := startUpstreamControllers(b, c, upstream)
 	np := startNodeProcess(b, hollow.Config{
 		Server: c.url, Token: c.token, Count: nodes, DataDir: b.TempDir(),
 		CPU: "32", Memory: "64Gi", Logger: lg,
@@ -81,7 +100,7 @@ func benchDeployments(b *testing.B, nodes, pods, deployments, replicas int) {
 
 	// 2. The same number of pods again through Deployments.
 	total := deployments * replicas
-	serverBefore := processCPU(b)
+	serverBefore, ctlBefore := processCPU(b), ctl.cpu(b)
 	stopProfile := startCPUProfile(b, os.Getenv("HOLLOW_CPUPROFILE"))
 	start = time.Now()
 	createDeployments(b, ctx, c, deployments, int32(replicas))
@@ -89,19 +108,19 @@ func benchDeployments(b *testing.B, nodes, pods, deployments, replicas int) {
 	created := time.Since(start)
 	stopProfile()
 	pollFor(b, ctx, "every Deployment available", func() bool { return deploymentsDone(ctx, c, deployments, int32(replicas)) })
-	serverCreate := processCPU(b) - serverBefore
+	serverCreate, ctlCreate := processCPU(b)-serverBefore, ctl.cpu(b)-ctlBefore
 	// Said now too, so that a rollout that runs out of time loses none of it.
 	b.Logf("%d nodes: %d pods created directly bound at %.0f pods/s; through Deployments at %.0f pods/s (%.2f of direct); server CPU per pod %v",
 		nodes, pods, direct, float64(total)/created.Seconds(), float64(total)/created.Seconds()/direct,
 		(serverCreate / time.Duration(total)).Round(time.Microsecond))
 
 	// 3. Roll every Deployment at once.
-	serverBefore = processCPU(b)
+	serverBefore, ctlBefore = processCPU(b), ctl.cpu(b)
 	start = time.Now()
 	rollDeployments(b, ctx, c, deployments)
 	pollFor(b, ctx, "every rollout complete", func() bool { return deploymentsDone(ctx, c, deployments, int32(replicas)) })
 	rolled := time.Since(start)
-	serverRoll := processCPU(b) - serverBefore
+	serverRoll, ctlRoll := processCPU(b)-serverBefore, ctl.cpu(b)-ctlBefore
 
 	viaDeployments := float64(total) / created.Seconds()
 	rss := procstatus.KiB(procstatus.Self, "VmRSS") / 1024
@@ -111,12 +130,67 @@ func benchDeployments(b *testing.B, nodes, pods, deployments, replicas int) {
 	b.ReportMetric(float64(total)/rolled.Seconds(), "rollout-pods/s")
 	b.ReportMetric(float64(serverCreate)/float64(total)/float64(time.Millisecond), "server-cpu-ms/pod")
 	b.ReportMetric(float64(rss), "rss-MiB")
+	b.ReportMetric(float64(serverCreate+ctlCreate)/float64(total)/float64(time.Millisecond), "total-cpu-ms/pod")
+	b.ReportMetric(float64(serverRoll+ctlRoll)/float64(total)/float64(time.Millisecond), "total-rollout-cpu-ms/pod")
+	if upstream != "" {
+		b.ReportMetric(float64(ctlCreate)/float64(total)/float64(time.Millisecond), "controllers-cpu-ms/pod")
+		b.ReportMetric(float64(ctl.rssMiB("VmRSS")), "controllers-rss-MiB")
+		b.Logf("upstream controllers (%s): CPU per pod: create %v, rollout %v; RSS %d MiB (peak %d)", upstream,
+			(ctlCreate / time.Duration(total)).Round(time.Microsecond), (ctlRoll / time.Duration(total)).Round(time.Microsecond),
+			ctl.rssMiB("VmRSS"), ctl.rssMiB("VmHWM"))
+	}
 	b.Logf("%d nodes: %d pods created directly bound at %.0f pods/s; %d Deployments × %d replicas bound at %.0f pods/s (%.2f of direct), all available after %v",
 		nodes, pods, direct, deployments, replicas, viaDeployments, viaDeployments/direct, time.Since(start.Add(-created)).Round(time.Millisecond))
 	b.Logf("rollout of all %d Deployments complete in %v (%.0f pods/s); server CPU per pod: create %v, rollout %v; server RSS %d MiB (peak %d), nodes %d MiB",
 		deployments, rolled.Round(time.Millisecond), float64(total)/rolled.Seconds(),
 		(serverCreate / time.Duration(total)).Round(time.Microsecond), (serverRoll / time.Duration(total)).Round(time.Microsecond),
 		rss, procstatus.KiB(procstatus.Self, "VmHWM")/1024, np.rssMiB("VmRSS"))
+}
+
+// upstreamControllerNames are the controllers test/conformance/upstream-controllers runs.
+var upstreamControllerNames = []string{
+	controllers.ReplicationControllerName, controllers.ReplicaSetControllerName, controllers.DeploymentControllerName,
+	controllers.DaemonSetControllerName, controllers.StatefulSetControllerName, controllers.JobControllerName, controllers.CronJobControllerName,
+}
+
+// startUpstreamControllers starts bin, if named, on c's admin kubeconfig,
+// in a process group of its own that b's cleanup ends; its log goes to a
+// file whose tail is printed if b fails. It returns nil for no bin: a nil
+// *nodeProcess uses no CPU.
+func startUpstreamControllers(b *testing.B, c *cluster, bin string) *nodeProcess {
+	if bin == "" {
+		return nil
+	}
+	logFile := filepath.Join(b.TempDir(), "upstream-controllers.log")
+	out, err := os.Create(logFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--kubeconfig", c.kubeconfig, "--kube-api-qps", "-1", "--controllers", strings.Join(upstreamControllerNames, ","))
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	b.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(testTimeout):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+			b.Errorf("upstream controllers did not stop on SIGTERM")
+		}
+		out.Close()
+		if b.Failed() {
+			if data, err := os.ReadFile(logFile); err == nil {
+				b.Logf("upstream controllers' log (last 4 KiB):\n%s", data[max(0, len(data)-4096):])
+			}
+		}
+	})
+	return &nodeProcess{pid: cmd.Process.Pid}
 }
 
 // boundCounter follows pods with one protobuf informer and counts, for

@@ -33,9 +33,12 @@ type cluster struct {
 	url, token string
 	client     kubernetes.Interface
 	config     *rest.Config // the admin kubeconfig's, for clients of other content types
+	kubeconfig string       // the admin kubeconfig's file
 }
 
-func startServer(t testing.TB, ctx context.Context, lg *slog.Logger) *cluster {
+// startServer starts a server on a fresh data dir; each change, if any,
+// is made to its Config first.
+func startServer(t testing.TB, ctx context.Context, lg *slog.Logger, changes ...func(*server.Config)) *cluster {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,13 +49,15 @@ func startServer(t testing.TB, ctx context.Context, lg *slog.Logger) *cluster {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.Config{
-			DataDir: dir, HTTPSPort: port, BindAddress: "127.0.0.1", DisableAgent: true,
-			ClusterCIDR: "10.64.0.0/10", ServiceCIDR: "10.43.0.0/16", Logger: lg,
-			NodeRegistrationRate: -1, // thousands of nodes join at once
-		})
-	}()
+	cfg := server.Config{
+		DataDir: dir, HTTPSPort: port, BindAddress: "127.0.0.1", DisableAgent: true,
+		ClusterCIDR: "10.64.0.0/10", ServiceCIDR: "10.43.0.0/16", Logger: lg,
+		NodeRegistrationRate: -1, // thousands of nodes join at once
+	}
+	for _, change := range changes {
+		change(&cfg)
+	}
+	go func() { done <- server.Run(ctx, cfg) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -64,7 +69,7 @@ func startServer(t testing.TB, ctx context.Context, lg *slog.Logger) *cluster {
 			t.Errorf("server did not stop")
 		}
 	})
-	c := &cluster{url: fmt.Sprintf("https://127.0.0.1:%d", port)}
+	c := &cluster{url: fmt.Sprintf("https://127.0.0.1:%d", port), kubeconfig: filepath.Join(dir, pki.KubeconfigFile)}
 	poll(t, "server ready", func() bool {
 		tok, err := os.ReadFile(filepath.Join(dir, pki.TokenFile))
 		if err != nil {

@@ -84,8 +84,11 @@ func startNodeProcess(b *testing.B, cfg hollow.Config) *nodeProcess {
 	return &nodeProcess{pid: cmd.Process.Pid}
 }
 
-// cpu is the CPU time the process has used.
+// cpu is the CPU time the process has used; none for a nil p.
 func (p *nodeProcess) cpu(b *testing.B) time.Duration {
+	if p == nil {
+		return 0
+	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
 	if err != nil {
 		b.Fatal(err)

@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/informers"
+	appsinformers "k8s.io/client-go/informers/apps/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -63,6 +67,9 @@ type Config struct {
 	// ClientSigner, if set, signs the approved CertificateSigningRequests
 	// of kubernetes.io/kube-apiserver-client (CSRSigningController).
 	ClientSigner ClientCertSigner
+	// Disabled names controllers (of Names) not to run, for instance to
+	// run another implementation of them beside the server.
+	Disabled []string
 }
 
 // RunAll runs the replication manager, the ReplicaSet manager, the
@@ -100,7 +107,6 @@ func RunAll(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("controllers: %w", err)
 	}
-	runs = append(runs, serviceLBRun(client, factory, lg))
 	nsRuns, named, err := buildNamespaceControllers(client, factory, lg, cfg)
 	if err != nil {
 		return fmt.Errorf("controllers: %w", err)
@@ -119,84 +125,178 @@ func RunAll(ctx context.Context, cfg Config) error {
 	return g.Wait()
 }
 
-// build makes every controller on factory, and returns their Run funcs.
-func build(client kubernetes.Interface, factory informers.SharedInformerFactory, rec EventRecorder, lg *slog.Logger, cfg Config) ([]func(context.Context, int) error, error) {
-	core := factory.Core().V1()
-	rm, err := NewReplicationManager(client, core.ReplicationControllers(), core.Pods(), lg, ReplicationOptions{Recorder: rec})
-	if err != nil {
-		return nil, err
+// Controller names, as --disable-controller takes them: where
+// kube-controller-manager has the same controller, its short name
+// (its --controllers flag takes the same).
+const (
+	ReplicationControllerName  = "replicationcontroller"
+	ReplicaSetControllerName   = "replicaset"
+	DeploymentControllerName   = "deployment"
+	DaemonSetControllerName    = "daemonset"
+	StatefulSetControllerName  = "statefulset"
+	EndpointsControllerName    = "endpoints"
+	EndpointSliceName          = "endpointslice"
+	GarbageCollectorName       = "garbagecollector"
+	NodeLifecycleName          = "nodelifecycle"
+	DisruptionControllerName   = "disruption"
+	JobControllerName          = "job"
+	CronJobControllerName      = "cronjob"
+	ClusterRoleAggregationName = "clusterrole-aggregation"
+	EventTTLName               = "event-ttl"
+	PodGCName                  = "podgc"
+	VolumeControllerName       = "persistentvolume-binder"
+	CSRSigningName             = "csrsigning"
+	ServiceLBName              = "servicelb"
+)
+
+// controller is one controller build makes: its name and what makes it.
+type controller struct {
+	name string
+	make func() (func(context.Context, int) error, error)
+}
+
+// Names lists the controllers that Config.Disabled may name, in the order
+// they start.
+func Names() []string {
+	var names []string
+	for _, c := range controllerList(nil, nil, nil, nil, Config{}) {
+		names = append(names, c.name)
 	}
-	rsm, err := NewReplicaSetManager(client, factory.Apps().V1().ReplicaSets(), core.Pods(), lg, ReplicationOptions{Recorder: rec})
-	if err != nil {
-		return nil, err
-	}
-	dpc, err := NewDeploymentController(client, factory.Apps().V1().Deployments(), factory.Apps().V1().ReplicaSets(), lg, DeploymentOptions{Recorder: rec})
-	if err != nil {
-		return nil, err
-	}
-	dsc, err := NewDaemonSetController(client, factory.Apps().V1().DaemonSets(), factory.Apps().V1().ControllerRevisions(), core.Pods(), core.Nodes(), lg, DaemonSetOptions{Recorder: rec})
-	if err != nil {
-		return nil, err
-	}
-	ssc, err := NewStatefulSetController(client, factory.Apps().V1().StatefulSets(), core.Pods(), factory.Apps().V1().ControllerRevisions(),
-		core.PersistentVolumeClaims(), lg, StatefulSetOptions{Recorder: rec})
-	if err != nil {
-		return nil, err
-	}
-	ec, err := NewEndpointsController(client, core.Services(), core.Pods(), core.Endpoints(), lg, EndpointsOptions{})
-	if err != nil {
-		return nil, err
-	}
-	sc, err := NewEndpointSliceController(client, core.Services(), core.Pods(), core.Endpoints(), core.Nodes(),
-		factory.Discovery().V1().EndpointSlices(), lg, EndpointSliceOptions{})
-	if err != nil {
-		return nil, err
-	}
-	gc, err := NewGarbageCollector(client, factory, lg, GarbageCollectorOptions{Loopback: cfg.Loopback})
-	if err != nil {
-		return nil, err
-	}
-	nl, err := NewNodeLifecycleController(client, core.Nodes(), core.Pods(), lg, NodeLifecycleOptions{
-		GracePeriod:        cfg.NodeMonitorGracePeriod,
-		PodEvictionTimeout: cfg.PodEvictionTimeout,
-		MonitorPeriod:      cfg.NodeMonitorPeriod,
-		Heartbeats:         cfg.Heartbeats,
-		Recorder:           rec,
-	})
-	if err != nil {
-		return nil, err
-	}
-	dc, err := NewDisruptionController(client, factory.Policy().V1().PodDisruptionBudgets(), core.Pods(), core.ReplicationControllers(), factory.Apps().V1(), lg, DisruptionOptions{})
-	if err != nil {
-		return nil, err
-	}
-	jc, err := NewJobController(client, factory.Batch().V1().Jobs(), core.Pods(), lg, JobOptions{Recorder: rec})
-	if err != nil {
-		return nil, err
-	}
-	cjc, err := NewCronJobController(client, factory.Batch().V1().CronJobs(), factory.Batch().V1().Jobs(), lg, CronJobOptions{Recorder: rec})
-	if err != nil {
-		return nil, err
-	}
-	agg, err := NewClusterRoleAggregationController(client, factory.Rbac().V1().ClusterRoles(), lg)
-	if err != nil {
-		return nil, err
-	}
-	vc, err := NewVolumeController(client, core.PersistentVolumeClaims(), core.PersistentVolumes(), core.Pods(), lg, VolumeOptions{})
-	if err != nil {
-		return nil, err
-	}
-	ttl := NewEventTTL(client, lg, EventTTLOptions{})
-	pgc := NewPodGCController(client, core.Pods(), core.Nodes(), lg, PodGCOptions{TerminatedPodThreshold: cfg.TerminatedPodGCThreshold})
-	runs := []func(context.Context, int) error{atLeast(workloadWorkers, rm.Run), atLeast(workloadWorkers, rsm.Run), atLeast(workloadWorkers, dpc.Run), dsc.Run, ssc.Run, ec.Run, sc.Run, gc.Run, nl.Run, dc.Run, jc.Run, cjc.Run, agg.Run, ttl.Run, pgc.Run, vc.Run}
-	if cfg.ClientSigner != nil {
-		csc, err := NewCSRSigningController(client, factory.Certificates().V1().CertificateSigningRequests(), cfg.ClientSigner, lg)
-		if err != nil {
-			return nil, err
+	return names
+}
+
+// CheckDisabled returns an error naming the first of names that is not a
+// controller's.
+func CheckDisabled(names []string) error {
+	known := Names()
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			return fmt.Errorf("unknown controller %q (known: %s)", n, strings.Join(known, ", "))
 		}
-		runs = append(runs, csc.Run)
+	}
+	return nil
+}
+
+// build makes every controller on factory but those cfg.Disabled names,
+// and returns their Run funcs. A disabled controller is not made at all,
+// so the informers only it would use are not started.
+func build(client kubernetes.Interface, factory informers.SharedInformerFactory, rec EventRecorder, lg *slog.Logger, cfg Config) ([]func(context.Context, int) error, error) {
+	if err := CheckDisabled(cfg.Disabled); err != nil {
+		return nil, err
+	}
+	var runs []func(context.Context, int) error
+	for _, c := range controllerList(client, factory, rec, lg, cfg) {
+		if slices.Contains(cfg.Disabled, c.name) {
+			lg.Info("controller disabled", "controller", c.name)
+			continue
+		}
+		run, err := c.make()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+		runs = append(runs, run)
 	}
 	return runs, nil
+}
+
+// controllerList is every controller build may make; nothing is made
+// until a make func is called.
+func controllerList(client kubernetes.Interface, factory informers.SharedInformerFactory, rec EventRecorder, lg *slog.Logger, cfg Config) []controller {
+	var core coreinformers.Interface
+	var apps appsinformers.Interface
+	if factory != nil {
+		core, apps = factory.Core().V1(), factory.Apps().V1()
+	}
+	return []controller{
+		{ReplicationControllerName, func() (func(context.Context, int) error, error) {
+			rm, err := NewReplicationManager(client, core.ReplicationControllers(), core.Pods(), lg, ReplicationOptions{Recorder: rec})
+			return runOf(err, func() func(context.Context, int) error { return atLeast(workloadWorkers, rm.Run) })
+		}},
+		{ReplicaSetControllerName, func() (func(context.Context, int) error, error) {
+			rsm, err := NewReplicaSetManager(client, apps.ReplicaSets(), core.Pods(), lg, ReplicationOptions{Recorder: rec})
+			return runOf(err, func() func(context.Context, int) error { return atLeast(workloadWorkers, rsm.Run) })
+		}},
+		{DeploymentControllerName, func() (func(context.Context, int) error, error) {
+			dpc, err := NewDeploymentController(client, apps.Deployments(), apps.ReplicaSets(), lg, DeploymentOptions{Recorder: rec})
+			return runOf(err, func() func(context.Context, int) error { return atLeast(workloadWorkers, dpc.Run) })
+		}},
+		{DaemonSetControllerName, func() (func(context.Context, int) error, error) {
+			dsc, err := NewDaemonSetController(client, apps.DaemonSets(), apps.ControllerRevisions(), core.Pods(), core.Nodes(), lg, DaemonSetOptions{Recorder: rec})
+			return runOf(err, func() func(context.Context, int) error { return dsc.Run })
+		}},
+		{StatefulSetControllerName, func() (func(context.Context, int) error, error) {
+			ssc, err := NewStatefulSetController(client, apps.StatefulSets(), core.Pods(), apps.ControllerRevisions(),
+				core.PersistentVolumeClaims(), lg, StatefulSetOptions{Recorder: rec})
+			return runOf(err, func() func(context.Context, int) error { return ssc.Run })
+		}},
+		{EndpointsControllerName, func() (func(context.Context, int) error, error) {
+			ec, err := NewEndpointsController(client, core.Services(), core.Pods(), core.Endpoints(), lg, EndpointsOptions{})
+			return runOf(err, func() func(context.Context, int) error { return ec.Run })
+		}},
+		{EndpointSliceName, func() (func(context.Context, int) error, error) {
+			sc, err := NewEndpointSliceController(client, core.Services(), core.Pods(), core.Endpoints(), core.Nodes(),
+				factory.Discovery().V1().EndpointSlices(), lg, EndpointSliceOptions{})
+			return runOf(err, func() func(context.Context, int) error { return sc.Run })
+		}},
+		{GarbageCollectorName, func() (func(context.Context, int) error, error) {
+			gc, err := NewGarbageCollector(client, factory, lg, GarbageCollectorOptions{Loopback: cfg.Loopback})
+			return runOf(err, func() func(context.Context, int) error { return gc.Run })
+		}},
+		{NodeLifecycleName, func() (func(context.Context, int) error, error) {
+			nl, err := NewNodeLifecycleController(client, core.Nodes(), core.Pods(), lg, NodeLifecycleOptions{
+				GracePeriod:        cfg.NodeMonitorGracePeriod,
+				PodEvictionTimeout: cfg.PodEvictionTimeout,
+				MonitorPeriod:      cfg.NodeMonitorPeriod,
+				Heartbeats:         cfg.Heartbeats,
+				Recorder:           rec,
+			})
+			return runOf(err, func() func(context.Context, int) error { return nl.Run })
+		}},
+		{DisruptionControllerName, func() (func(context.Context, int) error, error) {
+			dc, err := NewDisruptionController(client, factory.Policy().V1().PodDisruptionBudgets(), core.Pods(), core.ReplicationControllers(), apps, lg, DisruptionOptions{})
+			return runOf(err, func() func(context.Context, int) error { return dc.Run })
+		}},
+		{JobControllerName, func() (func(context.Context, int) error, error) {
+			jc, err := NewJobController(client, factory.Batch().V1().Jobs(), core.Pods(), lg, JobOptions{Recorder: rec})
+			return runOf(err, func() func(context.Context, int) error { return jc.Run })
+		}},
+		{CronJobControllerName, func() (func(context.Context, int) error, error) {
+			cjc, err := NewCronJobController(client, factory.Batch().V1().CronJobs(), factory.Batch().V1().Jobs(), lg, CronJobOptions{Recorder: rec})
+			return runOf(err, func() func(context.Context, int) error { return cjc.Run })
+		}},
+		{ClusterRoleAggregationName, func() (func(context.Context, int) error, error) {
+			agg, err := NewClusterRoleAggregationController(client, factory.Rbac().V1().ClusterRoles(), lg)
+			return runOf(err, func() func(context.Context, int) error { return agg.Run })
+		}},
+		{EventTTLName, func() (func(context.Context, int) error, error) {
+			return NewEventTTL(client, lg, EventTTLOptions{}).Run, nil
+		}},
+		{PodGCName, func() (func(context.Context, int) error, error) {
+			return NewPodGCController(client, core.Pods(), core.Nodes(), lg, PodGCOptions{TerminatedPodThreshold: cfg.TerminatedPodGCThreshold}).Run, nil
+		}},
+		{VolumeControllerName, func() (func(context.Context, int) error, error) {
+			vc, err := NewVolumeController(client, core.PersistentVolumeClaims(), core.PersistentVolumes(), core.Pods(), lg, VolumeOptions{})
+			return runOf(err, func() func(context.Context, int) error { return vc.Run })
+		}},
+		{CSRSigningName, func() (func(context.Context, int) error, error) {
+			if cfg.ClientSigner == nil {
+				return func(context.Context, int) error { return nil }, nil
+			}
+			csc, err := NewCSRSigningController(client, factory.Certificates().V1().CertificateSigningRequests(), cfg.ClientSigner, lg)
+			return runOf(err, func() func(context.Context, int) error { return csc.Run })
+		}},
+		{ServiceLBName, func() (func(context.Context, int) error, error) {
+			return serviceLBRun(client, factory, lg), nil
+		}},
+	}
+}
+
+// runOf returns run() unless err is set.
+func runOf(err error, run func() func(context.Context, int) error) (func(context.Context, int) error, error) {
+	if err != nil {
+		return nil, err
+	}
+	return run(), nil
 }
 
 // workloadWorkers is the least number of workers of the controllers that

@@ -3,9 +3,11 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -66,4 +68,40 @@ func TestRunAll(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRunAllDisabled runs every controller but the Deployment controller:
+// an RC made after a Deployment gets its pods, the Deployment gets no
+// ReplicaSet; and an unknown name is refused, naming it.
+func TestRunAllDisabled(t *testing.T) {
+	e := newEnv(t)
+	if err := RunAll(e.ctx, Config{Loopback: e.cfg, Logger: e.lg, Disabled: []string{"deployment", "no-such"}}); err == nil || !strings.Contains(err.Error(), `"no-such"`) {
+		t.Fatalf("RunAll with an unknown controller = %v, want an error naming it", err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- RunAll(ctx, Config{Loopback: e.cfg, Logger: e.lg, Disabled: []string{DeploymentControllerName}}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("RunAll = %v", err)
+		}
+	}()
+	e.createDeployment("skipped", 2, appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType})
+	sel := map[string]string{"app": "rc"}
+	e.createRC("rc", 2, sel, sel)
+	e.waitRCStatus("rc", corev1.ReplicationControllerStatus{Replicas: 2, FullyLabeledReplicas: 2})
+	// The ReplicaSet manager ran too; give a Deployment controller, were
+	// it running, as long again as the RC took.
+	time.Sleep(200 * time.Millisecond)
+	if rs := e.replicaSets(); len(rs) != 0 {
+		t.Errorf("ReplicaSets = %d, want none with the Deployment controller disabled", len(rs))
+	}
+	d, err := e.client.AppsV1().Deployments("default").Get(e.ctx, "skipped", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status.ObservedGeneration != 0 {
+		t.Errorf("Deployment observedGeneration = %d, want 0 (never synced)", d.Status.ObservedGeneration)
+	}
 }

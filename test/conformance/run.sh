@@ -28,6 +28,11 @@
 #   --host-netns         run in the host network namespace instead of a private one
 #   --out DIR            run directory [runs/YYYYmmdd-HHMMSS]
 #   --keep-data          keep the server's data dir under /tmp
+#   --upstream-controllers
+#                        run Kubernetes' own workload controllers (upstream-controllers/, built
+#                        from this module into the run dir) in place of minik's: the server gets
+#                        --disable-controller for the same seven, and the command runs beside it
+#                        on the admin kubeconfig with kube-controller-manager's defaults
 # The server, its containerd and pods, e2e.test and kubectl run inside a
 # network namespace made for the run (a bridge with no ports, 10.250.0.1/24, with
 # the default route, so nothing the specs send leaves it); it is deleted at
@@ -60,6 +65,9 @@ NODE_IP=10.250.0.1
 NODES=2
 NETNS2=''
 AGENT2_PID=''
+UPSTREAM_CTL=0
+UPSTREAM_PID=''
+UPSTREAM_NAMES=replicationcontroller,replicaset,deployment,daemonset,statefulset,job,cronjob
 
 
 while (($#)); do
@@ -77,6 +85,7 @@ while (($#)); do
 	--keep-data) KEEP_DATA=1; shift ;;
 	--add-kubernetes-service) ADD_K8S_SVC=1; shift ;;
 	--host-netns) HOST_NETNS=1; shift ;;
+	--upstream-controllers) UPSTREAM_CTL=1; shift ;;
 	-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -89,7 +98,7 @@ log() { echo "run.sh: $(date +%H:%M:%S) $*" | tee -a "$OUT/run.log" >&2; }
 
 # The module is built in a copy under $WORK, so this folder may be read-only.
 mkdir -p "$WORK/src"
-cp -r "$HERE"/go.mod "$HERE"/go.sum "$HERE"/e2e_test.go "$HERE"/images "$WORK/src/"
+cp -r "$HERE"/go.mod "$HERE"/go.sum "$HERE"/e2e_test.go "$HERE"/images "$HERE"/upstream-controllers "$WORK/src/"
 if [ ! -x "$E2E" ]; then
 	log "building e2e.test (Kubernetes v1.37.2; about 15-25 minutes on 2 cores, once)"
 	(cd "$WORK/src" && nice -n 19 go test -c -o "$E2E" .)
@@ -108,6 +117,12 @@ if [ -z "${BIN:-}" ]; then
 	BIN=$OUT/minik
 fi
 BIN=$(readlink -f "$BIN")
+SERVER_EXTRA=()
+if ((UPSTREAM_CTL)); then
+	log "building upstream-controllers ($UPSTREAM_NAMES from k8s.io/kubernetes/pkg/controller)"
+	(cd "$WORK/src" && nice -n 19 go build -o "$OUT/upstream-controllers" ./upstream-controllers)
+	SERVER_EXTRA=(--disable-controller "$UPSTREAM_NAMES")
+fi
 log "minik: $BIN ($("$BIN" --version 2>&1 | head -1)); source $(git -C "$MINIK_SRC" rev-parse --short HEAD 2>/dev/null || echo '?')"
 
 
@@ -141,7 +156,16 @@ stop_agent2() {
 	ip netns del "$NETNS2" 2>/dev/null || log "could not delete netns $NETNS2"
 	NETNS2=''
 }
+stop_upstream() {
+	[ -n "$UPSTREAM_PID" ] || return 0
+	log "stopping upstream-controllers (pid $UPSTREAM_PID)"
+	kill -TERM "$UPSTREAM_PID" 2>/dev/null || true
+	for _ in $(seq 1 30); do kill -0 "$UPSTREAM_PID" 2>/dev/null || break; sleep 1; done
+	kill -KILL "$UPSTREAM_PID" 2>/dev/null || true
+	UPSTREAM_PID=''
+}
 stop_server() {
+	stop_upstream
 	stop_agent2
 	[ -n "$SERVER_PID" ] || { cleanup_netns; return 0; }
 	local pids
@@ -202,8 +226,8 @@ if ((!HOST_NETNS)); then
 	log "network namespace $NETNS (node IP $NODE_IP on a port-less bridge)"
 fi
 
-log "starting: $BIN server --data-dir $DATA --https-listen-port $PORT ${SERVER_NET[*]}"
-"${NX[@]}" "${SERVER_WRAP[@]}" "$BIN" server --data-dir "$DATA" --https-listen-port "$PORT" "${SERVER_NET[@]}" >"$OUT/server.log" 2>&1 &
+log "starting: $BIN server --data-dir $DATA --https-listen-port $PORT ${SERVER_NET[*]} ${SERVER_EXTRA[*]}"
+"${NX[@]}" "${SERVER_WRAP[@]}" "$BIN" server --data-dir "$DATA" --https-listen-port "$PORT" "${SERVER_NET[@]}" "${SERVER_EXTRA[@]}" >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
 echo "$SERVER_PID" > "$OUT/server.pid"
 
@@ -214,6 +238,11 @@ for i in $(seq 1 120); do
 done
 [ -s "$KCFG" ] || { log "no kubeconfig after 120s"; exit 1; }
 cp "$KCFG" "$OUT/admin.kubeconfig"
+if ((UPSTREAM_CTL)); then
+	"${NX[@]}" "$OUT/upstream-controllers" --kubeconfig "$KCFG" --controllers "$UPSTREAM_NAMES" >"$OUT/upstream-controllers.log" 2>&1 &
+	UPSTREAM_PID=$!
+	log "upstream-controllers running (pid $UPSTREAM_PID, log upstream-controllers.log)"
+fi
 ready=''
 for i in $(seq 1 180); do
 	ready=$("${NX[@]}" "$KUBECTL" --kubeconfig "$KCFG" get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}' 2>/dev/null || true)
