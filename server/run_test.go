@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,5 +173,19 @@ func TestRunOnEtcdCoordinates(t *testing.T) {
 	})
 	if _, _, found, err := coord.NewEtcdSecrets(cli, "/minik").Sealed(ctx); err != nil || !found {
 		t.Errorf("sealed cluster secrets in etcd: found %v, %v", found, err)
+	}
+}
+
+// TestRunRefusesUnknownController: a --disable-controller name that is no
+// controller's stops the server before it touches its data dir, with an
+// error naming the flag, the name and the known ones.
+func TestRunRefusesUnknownController(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	err := Run(context.Background(), Config{DataDir: dir, DisableControllers: []string{"deployment", "deployments"}})
+	if err == nil || !strings.Contains(err.Error(), "disable-controller") || !strings.Contains(err.Error(), `"deployments"`) || !strings.Contains(err.Error(), "replicaset") {
+		t.Fatalf("Run = %v, want an error naming disable-controller, \"deployments\" and the known names", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("data dir: %v, want it never made", err)
 	}
 }
