@@ -23,7 +23,9 @@ func TestSetResources(t *testing.T) {
 		r    Resources
 		want *specs.LinuxResources
 	}{
-		{"none", nil, Resources{}, &specs.LinuxResources{}},
+		{"none: the least shares, as the kubelet gives", nil, Resources{}, &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: u64(2)}}},
+		{"memory only", nil, Resources{MemoryLimitBytes: 32 << 20},
+			&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: u64(2)}, Memory: &specs.LinuxMemory{Limit: i64(32 << 20)}}},
 		{"request only", nil, Resources{CPURequestMilli: 250},
 			&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: u64(256)}}},
 		{"limit only gives shares too", nil, Resources{CPULimitMilli: 500, MemoryLimitBytes: 32 << 20},
@@ -33,6 +35,9 @@ func TestSetResources(t *testing.T) {
 			&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: u64(2), Quota: i64(1000), Period: u64(cfsPeriod)}}},
 		{"resize keeps unset", given, Resources{CPURequestMilli: 200},
 			&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: u64(204), Quota: i64(20000), Period: u64(cfsPeriod), Cpus: "0"},
+				Memory: &specs.LinuxMemory{Limit: i64(64 << 20)}}},
+		{"resize that drops the CPU request lowers the shares", given, Resources{MemoryLimitBytes: 64 << 20},
+			&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: u64(2), Quota: i64(20000), Period: u64(cfsPeriod), Cpus: "0"},
 				Memory: &specs.LinuxMemory{Limit: i64(64 << 20)}}},
 		{"resize changes limits", given, Resources{CPURequestMilli: 100, CPULimitMilli: 300, MemoryLimitBytes: 96 << 20},
 			&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: u64(102), Quota: i64(30000), Period: u64(cfsPeriod), Cpus: "0"},

@@ -192,17 +192,17 @@ func resourceOpts(r Resources) []oci.SpecOpts {
 
 // linuxResources is the cgroup side of r: shares from the CPU request (or
 // the limit without one), CFS quota from the CPU limit, and the memory
-// limit. A resource left unset stays nil, which an update leaves as it is.
+// limit. Without a CPU request or limit the shares are 2, the least, as
+// the kubelet gives them (so that adding a request never lowers a
+// container's weight). A resource left unset stays nil, which an update
+// leaves as it is.
 func linuxResources(r Resources) *specs.LinuxResources {
-	lr := &specs.LinuxResources{}
-	if r.CPURequestMilli > 0 || r.CPULimitMilli > 0 {
-		req := r.CPURequestMilli
-		if req == 0 {
-			req = r.CPULimitMilli
-		}
-		shares := uint64(max(2, req*1024/1000))
-		lr.CPU = &specs.LinuxCPU{Shares: &shares}
+	req := r.CPURequestMilli
+	if req == 0 {
+		req = r.CPULimitMilli
 	}
+	shares := uint64(max(minShares, req*1024/1000))
+	lr := &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &shares}}
 	if r.CPULimitMilli > 0 {
 		quota, period := max(1000, r.CPULimitMilli*cfsPeriod/1000), uint64(cfsPeriod)
 		lr.CPU.Quota, lr.CPU.Period = &quota, &period
@@ -213,6 +213,9 @@ func linuxResources(r Resources) *specs.LinuxResources {
 	}
 	return lr
 }
+
+// minShares is the least CPU weight a container gets (cgroup v1 shares).
+const minShares = 2
 
 // setResources writes the cgroup settings of r into s, keeping those r
 // leaves unset.
@@ -225,7 +228,7 @@ func setResources(s *oci.Spec, r Resources) {
 		s.Linux.Resources = &specs.LinuxResources{}
 	}
 	cur := s.Linux.Resources
-	if lr.CPU != nil {
+	if lr.CPU != nil { // always set by linuxResources
 		if cur.CPU == nil {
 			cur.CPU = &specs.LinuxCPU{}
 		}
