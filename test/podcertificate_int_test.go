@@ -158,19 +158,19 @@ func TestIntegrationPodCertificateVolume(t *testing.T) {
 		SignerName: signer.name, KeyType: "ECDSAP256", CredentialBundlePath: "bundle.pem",
 		UserAnnotations: map[string]string{"example.com/team": "tests"},
 	}}
-	reader := ctbPod("certreader", `cat /ctb/bundle.pem; echo END; while true; do sleep 1; done`, cert)
+	reader := ctbPod("certreader", `cat /ctb/bundle.pem; echo BUNDLE-DONE; while true; do sleep 1; done`, cert)
 	mustCreate(t, func() error {
 		_, err := cs.CoreV1().Pods("default").Create(ctx, reader, metav1.CreateOptions{})
 		return err
 	})
 	t.Cleanup(func() { deletePodNow(cs, "certreader") })
 	waitPodRunning(t, cs, "default", "certreader")
-	waitLog(t, cs, "default", "certreader", "END", 30*time.Second)
+	waitLog(t, cs, "default", "certreader", "BUNDLE-DONE", 30*time.Second)
 	out, err := podLogs(cs, "default", "certreader")
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkBundle(t, []byte(out[:strings.Index(out, "END")]), signer.caCert)
+	checkBundle(t, []byte(out[:strings.Index(out, "BUNDLE-DONE")]), signer.caCert)
 
 	pod, err := cs.CoreV1().Pods("default").Get(ctx, "certreader", metav1.GetOptions{})
 	if err != nil {
