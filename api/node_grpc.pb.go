@@ -26,6 +26,8 @@
 //    as core/v1 Events from "kubelet".
 //  - Heartbeat is called every few seconds; the server keeps heartbeats in
 //    memory and writes the Node only when its readiness changes.
+//  - PodToken, CreatePodCertificate and WaitPodCertificate get what the
+//    pods' serviceAccountToken and podCertificate projections hold.
 //
 // A lost connection changes nothing on the node: the agent keeps its pods
 // running and reconnects with a jittered backoff, resuming the session
