@@ -223,8 +223,8 @@ func (s *Service) newPodCertificateRequest(ctx context.Context, node string, pod
 }
 
 // awaitPodCertificate returns the outcome of pcr once its signer ended
-// it, or when wait has passed with it pending. A request deleted meanwhile
-// is NOT_FOUND.
+// it, or, with it pending, when wait has passed or the service stops. A
+// request deleted meanwhile is NOT_FOUND.
 func (s *Service) awaitPodCertificate(ctx context.Context, pcr *certificatesv1.PodCertificateRequest, wait time.Duration) (*api.PodCertificateOutcome, error) {
 	out := podCertificateOutcome(pcr)
 	if out.State != api.PodCertificateOutcome_PENDING || wait <= 0 {
@@ -241,28 +241,42 @@ func (s *Service) awaitPodCertificate(ctx context.Context, pcr *certificatesv1.P
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	for ev := range events {
-		switch {
-		case ev.Key != key || ev.Type == store.EventProgress:
-			continue
-		case ev.Type == store.EventDelete:
-			return nil, status.Errorf(codes.NotFound, "podcertificaterequest %q was deleted", pcr.Name)
-		case ev.Type == store.EventError:
-			// The watch fell behind: the node asks again.
+	for {
+		select {
+		case <-s.stopped:
+			// A server shutting down answers at once; the node asks again.
 			return out, nil
-		}
-		next := &certificatesv1.PodCertificateRequest{}
-		if err := registry.DecodeStored(ev.Value, next); err != nil {
-			return nil, grpcError(err)
-		}
-		if out = podCertificateOutcome(next); out.State != api.PodCertificateOutcome_PENDING {
-			return out, nil
+		case ev, ok := <-events:
+			if !ok {
+				if err := ctx.Err(); err != nil {
+					return nil, status.FromContextError(err).Err()
+				}
+				return out, nil
+			}
+			next, err := outcomeAfter(ev, key, out)
+			if err != nil || next.State != api.PodCertificateOutcome_PENDING || ev.Type == store.EventError {
+				// After an error event the watch is over: the node asks again.
+				return next, err
+			}
+			out = next
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, status.FromContextError(err).Err()
+}
+
+// outcomeAfter is the outcome of the request at key after ev, out if ev
+// does not change it.
+func outcomeAfter(ev store.Event, key string, out *api.PodCertificateOutcome) (*api.PodCertificateOutcome, error) {
+	switch {
+	case ev.Key != key || ev.Type == store.EventProgress || ev.Type == store.EventError:
+		return out, nil
+	case ev.Type == store.EventDelete:
+		return nil, status.Errorf(codes.NotFound, "podcertificaterequest %q was deleted", out.RequestName)
 	}
-	return out, nil
+	pcr := &certificatesv1.PodCertificateRequest{}
+	if err := registry.DecodeStored(ev.Value, pcr); err != nil {
+		return nil, grpcError(err)
+	}
+	return podCertificateOutcome(pcr), nil
 }
 
 // podCertificateOutcome is what a node learns of pcr.
