@@ -50,12 +50,17 @@ const (
 	// certMaxJitter bounds how long after beginRefreshAt a certificate is
 	// renewed, so that projections do not renew together.
 	certMaxJitter = 5 * time.Minute
+	// certOverdue is how long after its refresh time a certificate not
+	// yet renewed is reported overdue.
+	certOverdue = 10 * time.Minute
 )
 
 // Event reasons of pod certificates, as the kubelet's.
 const (
-	EventCertificateDenied = "Denied"
-	EventCertificateFailed = "Failed"
+	EventCertificateDenied  = "Denied"
+	EventCertificateFailed  = "Failed"
+	EventCertificateOverdue = "CertificateOverdueForRefresh"
+	EventCertificateExpired = "CertificateExpired"
 )
 
 // CertificateSource creates the PodCertificateRequests of the node's pods'
@@ -213,6 +218,7 @@ func (c *certManager) forget(uid types.UID) {
 // run keeps credentials for projection k of pod until ctx ends.
 func (c *certManager) run(ctx context.Context, pod *corev1.Pod, k certKey, ref CertificateProjection, lg *slog.Logger) {
 	backoff := c.retryBase
+	var late lateness
 	for {
 		cred, err := c.obtain(ctx, pod, ref, lg)
 		if ctx.Err() != nil {
@@ -222,8 +228,9 @@ func (c *certManager) run(ctx context.Context, pod *corev1.Pod, k certKey, ref C
 		if held := c.projs[k]; held != nil {
 			if err != nil {
 				held.why = err
+				late.check(c, pod, held.cred)
 			} else {
-				held.cred = cred
+				held.cred, late = cred, lateness{}
 			}
 		}
 		c.mu.Unlock()
@@ -244,6 +251,29 @@ func (c *certManager) run(ctx context.Context, pod *corev1.Pod, k certKey, ref C
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// lateness records which warnings about a certificate that could not be
+// renewed were given, each once per certificate.
+type lateness struct {
+	overdue, expired bool
+}
+
+// check warns, as the kubelet does, when cred is overdue for renewal (10
+// minutes past its refresh time) or expired.
+func (l *lateness) check(c *certManager, pod *corev1.Pod, cred *credential) {
+	if cred == nil {
+		return
+	}
+	now := c.now()
+	if !l.overdue && now.After(cred.refreshAt.Add(certOverdue)) {
+		l.overdue = true
+		c.event(pod, corev1.EventTypeWarning, EventCertificateOverdue, "PodCertificate refresh overdue")
+	}
+	if !l.expired && now.After(cred.notAfter) {
+		l.expired = true
+		c.event(pod, corev1.EventTypeWarning, EventCertificateExpired, "PodCertificate expired")
 	}
 }
 

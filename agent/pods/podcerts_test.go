@@ -397,3 +397,31 @@ func waitEvent(t *testing.T, rep *recorder, pod *corev1.Pod, want string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A certificate that could not be renewed is reported overdue 10 minutes
+// after its refresh time, and expired after its end, each once.
+func TestPodCertificateLateness(t *testing.T) {
+	clk := &clock{now: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	c := newCertManager(nil, clk.Now, nil)
+	var events []string
+	c.event = func(_ *corev1.Pod, _, reason, _ string) { events = append(events, reason) }
+	cred := &credential{refreshAt: clk.Now(), notAfter: clk.Now().Add(time.Hour)}
+	var late lateness
+	pod := certPod()
+	for _, step := range []struct {
+		advance time.Duration
+		want    []string
+	}{
+		{5 * time.Minute, nil},
+		{6 * time.Minute, []string{EventCertificateOverdue}},
+		{10 * time.Minute, []string{EventCertificateOverdue}},
+		{time.Hour, []string{EventCertificateOverdue, EventCertificateExpired}},
+		{time.Hour, []string{EventCertificateOverdue, EventCertificateExpired}},
+	} {
+		clk.Add(step.advance)
+		late.check(c, pod, cred)
+		if diff := cmp.Diff(step.want, events); diff != "" {
+			t.Errorf("events at %v (-want +got):\n%s", clk.Now(), diff)
+		}
+	}
+}
