@@ -145,7 +145,8 @@
 // new key follows after a back-off of 10 s doubling to 5 min. From the
 // signer's beginRefreshAt on (plus a jitter of up to 5 min) the node asks
 // again for a new key and rewrites the files; the held certificate serves
-// until then. Certificates are held in memory: an agent that restarts
+// until then, with a CertificateOverdueForRefresh event 10 min after its
+// refresh time and a CertificateExpired event once it has expired. Certificates are held in memory: an agent that restarts
 // asks again.
 //
 // # Security context
