@@ -343,3 +343,17 @@ func TestWaitPodCertificate(t *testing.T) {
 		}
 	})
 }
+
+func TestPodCertificateCallsNeedNodeCertificate(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := e.dial(nil)
+	_, stub := stubRequest(t, true)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "p", UID: "u"}}
+	if _, err := c.CreatePodCertificate(ctxT(t), certCall(pod, stub)); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("CreatePodCertificate without a certificate = %v, want Unauthenticated", err)
+	}
+	_, err := c.WaitPodCertificate(ctxT(t), &api.WaitPodCertificateRequest{Namespace: "default", PodName: "p", PodUid: "u", RequestName: "r"})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("WaitPodCertificate without a certificate = %v, want Unauthenticated", err)
+	}
+}
