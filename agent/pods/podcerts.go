@@ -148,7 +148,7 @@ type certManager struct {
 	// retryBase and retryMax bound the back-off between requests.
 	retryBase, retryMax time.Duration
 
-	mu    sync.Mutex // guards ctx and projs
+	mu    sync.Mutex // guards ctx, projs and their cred and why
 	ctx   context.Context
 	projs map[certKey]*certProjection
 	wg    sync.WaitGroup
@@ -159,6 +159,9 @@ type certManager struct {
 var errNotIssued = errors.New("credential bundle is not issued yet")
 
 func newCertManager(src CertificateSource, now func() time.Time, lg *slog.Logger) *certManager {
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
 	return &certManager{
 		src: src, now: now, lg: lg, retryBase: certRetryBase, retryMax: certRetryMax,
 		changed: func(types.UID) {}, event: func(*corev1.Pod, string, string, string) {},
