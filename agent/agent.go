@@ -176,7 +176,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ClusterDNS: []string{clusterDNS.String()}, ClusterDomain: cfg.ClusterDomain,
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir, Allocatable: nodeCapacity(),
 		Runtime: rt, Reporter: a.rep, Logger: cfg.Logger, BackoffBase: cfg.RestartBackoff,
-		Tokens: podTokens{client: a.client},
+		Tokens: podTokens{client: a.client}, Certificates: podCertificates{client: a.client},
 	})
 	if err != nil {
 		return err

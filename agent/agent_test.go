@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	certificatesv1client "k8s.io/client-go/kubernetes/typed/certificates/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
@@ -38,6 +39,7 @@ type cluster struct {
 	ca    *pki.Authority
 	url   string
 	admin corev1client.CoreV1Interface
+	certs certificatesv1client.CertificatesV1Interface
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -95,7 +97,11 @@ func newClusterWith(t *testing.T, configure func(*nodes.Config), opts ...grpc.Se
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &cluster{ca: ca, url: srv.URL, admin: admin}
+	certs, err := certificatesv1client.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cluster{ca: ca, url: srv.URL, admin: admin, certs: certs}
 }
 
 func newAgent(t *testing.T, c *cluster, token, dir string) *agent {

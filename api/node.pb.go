@@ -26,6 +26,8 @@
 //    as core/v1 Events from "kubelet".
 //  - Heartbeat is called every few seconds; the server keeps heartbeats in
 //    memory and writes the Node only when its readiness changes.
+//  - PodToken, CreatePodCertificate and WaitPodCertificate get what the
+//    pods' serviceAccountToken and podCertificate projections hold.
 //
 // A lost connection changes nothing on the node: the agent keeps its pods
 // running and reconnects with a jittered backoff, resuming the session
@@ -150,6 +152,58 @@ func (ObjectKind) EnumDescriptor() ([]byte, []int) {
 	return file_node_proto_rawDescGZIP(), []int{0}
 }
 
+type PodCertificateOutcome_State int32
+
+const (
+	PodCertificateOutcome_PENDING PodCertificateOutcome_State = 0
+	PodCertificateOutcome_ISSUED  PodCertificateOutcome_State = 1
+	PodCertificateOutcome_DENIED  PodCertificateOutcome_State = 2
+	PodCertificateOutcome_FAILED  PodCertificateOutcome_State = 3
+)
+
+// Enum value maps for PodCertificateOutcome_State.
+var (
+	PodCertificateOutcome_State_name = map[int32]string{
+		0: "PENDING",
+		1: "ISSUED",
+		2: "DENIED",
+		3: "FAILED",
+	}
+	PodCertificateOutcome_State_value = map[string]int32{
+		"PENDING": 0,
+		"ISSUED":  1,
+		"DENIED":  2,
+		"FAILED":  3,
+	}
+)
+
+func (x PodCertificateOutcome_State) Enum() *PodCertificateOutcome_State {
+	p := new(PodCertificateOutcome_State)
+	*p = x
+	return p
+}
+
+func (x PodCertificateOutcome_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PodCertificateOutcome_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_node_proto_enumTypes[1].Descriptor()
+}
+
+func (PodCertificateOutcome_State) Type() protoreflect.EnumType {
+	return &file_node_proto_enumTypes[1]
+}
+
+func (x PodCertificateOutcome_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PodCertificateOutcome_State.Descriptor instead.
+func (PodCertificateOutcome_State) EnumDescriptor() ([]byte, []int) {
+	return file_node_proto_rawDescGZIP(), []int{2, 0}
+}
+
 type SessionMessage_Type int32
 
 const (
@@ -186,11 +240,11 @@ func (x SessionMessage_Type) String() string {
 }
 
 func (SessionMessage_Type) Descriptor() protoreflect.EnumDescriptor {
-	return file_node_proto_enumTypes[1].Descriptor()
+	return file_node_proto_enumTypes[2].Descriptor()
 }
 
 func (SessionMessage_Type) Type() protoreflect.EnumType {
-	return &file_node_proto_enumTypes[1]
+	return &file_node_proto_enumTypes[2]
 }
 
 func (x SessionMessage_Type) Number() protoreflect.EnumNumber {
@@ -199,7 +253,7 @@ func (x SessionMessage_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SessionMessage_Type.Descriptor instead.
 func (SessionMessage_Type) EnumDescriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{7, 0}
+	return file_node_proto_rawDescGZIP(), []int{10, 0}
 }
 
 type Change_Action int32
@@ -239,11 +293,11 @@ func (x Change_Action) String() string {
 }
 
 func (Change_Action) Descriptor() protoreflect.EnumDescriptor {
-	return file_node_proto_enumTypes[2].Descriptor()
+	return file_node_proto_enumTypes[3].Descriptor()
 }
 
 func (Change_Action) Type() protoreflect.EnumType {
-	return &file_node_proto_enumTypes[2]
+	return &file_node_proto_enumTypes[3]
 }
 
 func (x Change_Action) Number() protoreflect.EnumNumber {
@@ -252,7 +306,306 @@ func (x Change_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Change_Action.Descriptor instead.
 func (Change_Action) EnumDescriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{8, 0}
+	return file_node_proto_rawDescGZIP(), []int{11, 0}
+}
+
+// CreatePodCertificateRequest asks for a certificate for one
+// podCertificate projection of a pod.
+type CreatePodCertificateRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	PodName   string                 `protobuf:"bytes,2,opt,name=pod_name,json=podName,proto3" json:"pod_name,omitempty"`
+	PodUid    string                 `protobuf:"bytes,3,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	// volume names the projected volume; source_index is the index of the
+	// podCertificate source among its sources.
+	Volume      string `protobuf:"bytes,4,opt,name=volume,proto3" json:"volume,omitempty"`
+	SourceIndex int32  `protobuf:"varint,5,opt,name=source_index,json=sourceIndex,proto3" json:"source_index,omitempty"`
+	// signer_name and key_type are the projection's.
+	SignerName string `protobuf:"bytes,6,opt,name=signer_name,json=signerName,proto3" json:"signer_name,omitempty"`
+	KeyType    string `protobuf:"bytes,7,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
+	// stub_pkcs10_request is a DER PKCS#10 request the node signed with the
+	// new key; it is the request's spec.stubPKCS10Request (its signature
+	// proves the node holds the key).
+	StubPkcs10Request []byte `protobuf:"bytes,8,opt,name=stub_pkcs10_request,json=stubPkcs10Request,proto3" json:"stub_pkcs10_request,omitempty"`
+	WaitSeconds       int32  `protobuf:"varint,9,opt,name=wait_seconds,json=waitSeconds,proto3" json:"wait_seconds,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *CreatePodCertificateRequest) Reset() {
+	*x = CreatePodCertificateRequest{}
+	mi := &file_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePodCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePodCertificateRequest) ProtoMessage() {}
+
+func (x *CreatePodCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePodCertificateRequest.ProtoReflect.Descriptor instead.
+func (*CreatePodCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_node_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CreatePodCertificateRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *CreatePodCertificateRequest) GetPodName() string {
+	if x != nil {
+		return x.PodName
+	}
+	return ""
+}
+
+func (x *CreatePodCertificateRequest) GetPodUid() string {
+	if x != nil {
+		return x.PodUid
+	}
+	return ""
+}
+
+func (x *CreatePodCertificateRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *CreatePodCertificateRequest) GetSourceIndex() int32 {
+	if x != nil {
+		return x.SourceIndex
+	}
+	return 0
+}
+
+func (x *CreatePodCertificateRequest) GetSignerName() string {
+	if x != nil {
+		return x.SignerName
+	}
+	return ""
+}
+
+func (x *CreatePodCertificateRequest) GetKeyType() string {
+	if x != nil {
+		return x.KeyType
+	}
+	return ""
+}
+
+func (x *CreatePodCertificateRequest) GetStubPkcs10Request() []byte {
+	if x != nil {
+		return x.StubPkcs10Request
+	}
+	return nil
+}
+
+func (x *CreatePodCertificateRequest) GetWaitSeconds() int32 {
+	if x != nil {
+		return x.WaitSeconds
+	}
+	return 0
+}
+
+// WaitPodCertificateRequest names a PodCertificateRequest of a pod.
+type WaitPodCertificateRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	PodName   string                 `protobuf:"bytes,2,opt,name=pod_name,json=podName,proto3" json:"pod_name,omitempty"`
+	PodUid    string                 `protobuf:"bytes,3,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	// request_name is the PodCertificateRequest's name.
+	RequestName   string `protobuf:"bytes,4,opt,name=request_name,json=requestName,proto3" json:"request_name,omitempty"`
+	WaitSeconds   int32  `protobuf:"varint,5,opt,name=wait_seconds,json=waitSeconds,proto3" json:"wait_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitPodCertificateRequest) Reset() {
+	*x = WaitPodCertificateRequest{}
+	mi := &file_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitPodCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitPodCertificateRequest) ProtoMessage() {}
+
+func (x *WaitPodCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitPodCertificateRequest.ProtoReflect.Descriptor instead.
+func (*WaitPodCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WaitPodCertificateRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *WaitPodCertificateRequest) GetPodName() string {
+	if x != nil {
+		return x.PodName
+	}
+	return ""
+}
+
+func (x *WaitPodCertificateRequest) GetPodUid() string {
+	if x != nil {
+		return x.PodUid
+	}
+	return ""
+}
+
+func (x *WaitPodCertificateRequest) GetRequestName() string {
+	if x != nil {
+		return x.RequestName
+	}
+	return ""
+}
+
+func (x *WaitPodCertificateRequest) GetWaitSeconds() int32 {
+	if x != nil {
+		return x.WaitSeconds
+	}
+	return 0
+}
+
+// PodCertificateOutcome is the state of a PodCertificateRequest.
+type PodCertificateOutcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// request_name is the PodCertificateRequest's name.
+	RequestName string                      `protobuf:"bytes,1,opt,name=request_name,json=requestName,proto3" json:"request_name,omitempty"`
+	State       PodCertificateOutcome_State `protobuf:"varint,2,opt,name=state,proto3,enum=minik.node.v1.PodCertificateOutcome_State" json:"state,omitempty"`
+	// For ISSUED: the PEM certificate chain (leaf first) and its times, in
+	// seconds since the epoch.
+	CertificateChain   string `protobuf:"bytes,3,opt,name=certificate_chain,json=certificateChain,proto3" json:"certificate_chain,omitempty"`
+	NotBeforeUnix      int64  `protobuf:"varint,4,opt,name=not_before_unix,json=notBeforeUnix,proto3" json:"not_before_unix,omitempty"`
+	BeginRefreshAtUnix int64  `protobuf:"varint,5,opt,name=begin_refresh_at_unix,json=beginRefreshAtUnix,proto3" json:"begin_refresh_at_unix,omitempty"`
+	NotAfterUnix       int64  `protobuf:"varint,6,opt,name=not_after_unix,json=notAfterUnix,proto3" json:"not_after_unix,omitempty"`
+	// For DENIED and FAILED: the condition's reason and message.
+	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	Message       string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PodCertificateOutcome) Reset() {
+	*x = PodCertificateOutcome{}
+	mi := &file_node_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodCertificateOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodCertificateOutcome) ProtoMessage() {}
+
+func (x *PodCertificateOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_node_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodCertificateOutcome.ProtoReflect.Descriptor instead.
+func (*PodCertificateOutcome) Descriptor() ([]byte, []int) {
+	return file_node_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PodCertificateOutcome) GetRequestName() string {
+	if x != nil {
+		return x.RequestName
+	}
+	return ""
+}
+
+func (x *PodCertificateOutcome) GetState() PodCertificateOutcome_State {
+	if x != nil {
+		return x.State
+	}
+	return PodCertificateOutcome_PENDING
+}
+
+func (x *PodCertificateOutcome) GetCertificateChain() string {
+	if x != nil {
+		return x.CertificateChain
+	}
+	return ""
+}
+
+func (x *PodCertificateOutcome) GetNotBeforeUnix() int64 {
+	if x != nil {
+		return x.NotBeforeUnix
+	}
+	return 0
+}
+
+func (x *PodCertificateOutcome) GetBeginRefreshAtUnix() int64 {
+	if x != nil {
+		return x.BeginRefreshAtUnix
+	}
+	return 0
+}
+
+func (x *PodCertificateOutcome) GetNotAfterUnix() int64 {
+	if x != nil {
+		return x.NotAfterUnix
+	}
+	return 0
+}
+
+func (x *PodCertificateOutcome) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PodCertificateOutcome) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
 }
 
 // PodTokenRequest names the pod and its service account.
@@ -271,7 +624,7 @@ type PodTokenRequest struct {
 
 func (x *PodTokenRequest) Reset() {
 	*x = PodTokenRequest{}
-	mi := &file_node_proto_msgTypes[0]
+	mi := &file_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -283,7 +636,7 @@ func (x *PodTokenRequest) String() string {
 func (*PodTokenRequest) ProtoMessage() {}
 
 func (x *PodTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[0]
+	mi := &file_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -296,7 +649,7 @@ func (x *PodTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodTokenRequest.ProtoReflect.Descriptor instead.
 func (*PodTokenRequest) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{0}
+	return file_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PodTokenRequest) GetNamespace() string {
@@ -353,7 +706,7 @@ type PodTokenResponse struct {
 
 func (x *PodTokenResponse) Reset() {
 	*x = PodTokenResponse{}
-	mi := &file_node_proto_msgTypes[1]
+	mi := &file_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +718,7 @@ func (x *PodTokenResponse) String() string {
 func (*PodTokenResponse) ProtoMessage() {}
 
 func (x *PodTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[1]
+	mi := &file_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +731,7 @@ func (x *PodTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodTokenResponse.ProtoReflect.Descriptor instead.
 func (*PodTokenResponse) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{1}
+	return file_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PodTokenResponse) GetToken() string {
@@ -417,7 +770,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_node_proto_msgTypes[2]
+	mi := &file_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +782,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[2]
+	mi := &file_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +795,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{2}
+	return file_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RegisterRequest) GetToken() string {
@@ -484,7 +837,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_node_proto_msgTypes[3]
+	mi := &file_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +849,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[3]
+	mi := &file_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +862,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{3}
+	return file_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RegisterResponse) GetCertificate() []byte {
@@ -534,7 +887,7 @@ type ConfigRequest struct {
 
 func (x *ConfigRequest) Reset() {
 	*x = ConfigRequest{}
-	mi := &file_node_proto_msgTypes[4]
+	mi := &file_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +899,7 @@ func (x *ConfigRequest) String() string {
 func (*ConfigRequest) ProtoMessage() {}
 
 func (x *ConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[4]
+	mi := &file_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +912,7 @@ func (x *ConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigRequest.ProtoReflect.Descriptor instead.
 func (*ConfigRequest) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{4}
+	return file_node_proto_rawDescGZIP(), []int{7}
 }
 
 // NodeConfig is what an agent needs from the server to set up its node.
@@ -581,7 +934,7 @@ type NodeConfig struct {
 
 func (x *NodeConfig) Reset() {
 	*x = NodeConfig{}
-	mi := &file_node_proto_msgTypes[5]
+	mi := &file_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +946,7 @@ func (x *NodeConfig) String() string {
 func (*NodeConfig) ProtoMessage() {}
 
 func (x *NodeConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[5]
+	mi := &file_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +959,7 @@ func (x *NodeConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeConfig.ProtoReflect.Descriptor instead.
 func (*NodeConfig) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{5}
+	return file_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NodeConfig) GetPodCidr() string {
@@ -659,7 +1012,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_node_proto_msgTypes[6]
+	mi := &file_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -671,7 +1024,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[6]
+	mi := &file_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -684,7 +1037,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{6}
+	return file_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SessionRequest) GetLastRevision() int64 {
@@ -723,7 +1076,7 @@ type SessionMessage struct {
 
 func (x *SessionMessage) Reset() {
 	*x = SessionMessage{}
-	mi := &file_node_proto_msgTypes[7]
+	mi := &file_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +1088,7 @@ func (x *SessionMessage) String() string {
 func (*SessionMessage) ProtoMessage() {}
 
 func (x *SessionMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[7]
+	mi := &file_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +1101,7 @@ func (x *SessionMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionMessage.ProtoReflect.Descriptor instead.
 func (*SessionMessage) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{7}
+	return file_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SessionMessage) GetType() SessionMessage_Type {
@@ -799,7 +1152,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_node_proto_msgTypes[8]
+	mi := &file_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +1164,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[8]
+	mi := &file_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +1177,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{8}
+	return file_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Change) GetAction() Change_Action {
@@ -877,7 +1230,7 @@ type StatusUpdate struct {
 
 func (x *StatusUpdate) Reset() {
 	*x = StatusUpdate{}
-	mi := &file_node_proto_msgTypes[9]
+	mi := &file_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +1242,7 @@ func (x *StatusUpdate) String() string {
 func (*StatusUpdate) ProtoMessage() {}
 
 func (x *StatusUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[9]
+	mi := &file_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +1255,7 @@ func (x *StatusUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdate.ProtoReflect.Descriptor instead.
 func (*StatusUpdate) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{9}
+	return file_node_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StatusUpdate) GetPods() []*PodStatus {
@@ -957,7 +1310,7 @@ type PodStatus struct {
 
 func (x *PodStatus) Reset() {
 	*x = PodStatus{}
-	mi := &file_node_proto_msgTypes[10]
+	mi := &file_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1322,7 @@ func (x *PodStatus) String() string {
 func (*PodStatus) ProtoMessage() {}
 
 func (x *PodStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[10]
+	mi := &file_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1335,7 @@ func (x *PodStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodStatus.ProtoReflect.Descriptor instead.
 func (*PodStatus) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{10}
+	return file_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PodStatus) GetNamespace() string {
@@ -1035,7 +1388,7 @@ type PodRef struct {
 
 func (x *PodRef) Reset() {
 	*x = PodRef{}
-	mi := &file_node_proto_msgTypes[11]
+	mi := &file_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1400,7 @@ func (x *PodRef) String() string {
 func (*PodRef) ProtoMessage() {}
 
 func (x *PodRef) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[11]
+	mi := &file_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1413,7 @@ func (x *PodRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodRef.ProtoReflect.Descriptor instead.
 func (*PodRef) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{11}
+	return file_node_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PodRef) GetNamespace() string {
@@ -1098,7 +1451,7 @@ type NodeReport struct {
 
 func (x *NodeReport) Reset() {
 	*x = NodeReport{}
-	mi := &file_node_proto_msgTypes[12]
+	mi := &file_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1463,7 @@ func (x *NodeReport) String() string {
 func (*NodeReport) ProtoMessage() {}
 
 func (x *NodeReport) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[12]
+	mi := &file_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1476,7 @@ func (x *NodeReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeReport.ProtoReflect.Descriptor instead.
 func (*NodeReport) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{12}
+	return file_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *NodeReport) GetStatus() []byte {
@@ -1153,7 +1506,7 @@ type StatusUpdateResponse struct {
 
 func (x *StatusUpdateResponse) Reset() {
 	*x = StatusUpdateResponse{}
-	mi := &file_node_proto_msgTypes[13]
+	mi := &file_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1518,7 @@ func (x *StatusUpdateResponse) String() string {
 func (*StatusUpdateResponse) ProtoMessage() {}
 
 func (x *StatusUpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[13]
+	mi := &file_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1531,7 @@ func (x *StatusUpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdateResponse.ProtoReflect.Descriptor instead.
 func (*StatusUpdateResponse) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{13}
+	return file_node_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StatusUpdateResponse) GetPods() []*Result {
@@ -1221,7 +1574,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_node_proto_msgTypes[14]
+	mi := &file_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1586,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[14]
+	mi := &file_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1599,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{14}
+	return file_node_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Result) GetCode() uint32 {
@@ -1275,7 +1628,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_node_proto_msgTypes[15]
+	mi := &file_node_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1640,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[15]
+	mi := &file_node_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1653,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{15}
+	return file_node_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HeartbeatRequest) GetReady() bool {
@@ -1328,7 +1681,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_node_proto_msgTypes[16]
+	mi := &file_node_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1693,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[16]
+	mi := &file_node_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1706,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{16}
+	return file_node_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HeartbeatResponse) GetIntervalMs() int64 {
@@ -1371,7 +1724,7 @@ type WatchServersRequest struct {
 
 func (x *WatchServersRequest) Reset() {
 	*x = WatchServersRequest{}
-	mi := &file_node_proto_msgTypes[17]
+	mi := &file_node_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1736,7 @@ func (x *WatchServersRequest) String() string {
 func (*WatchServersRequest) ProtoMessage() {}
 
 func (x *WatchServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[17]
+	mi := &file_node_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1749,7 @@ func (x *WatchServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchServersRequest.ProtoReflect.Descriptor instead.
 func (*WatchServersRequest) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{17}
+	return file_node_proto_rawDescGZIP(), []int{20}
 }
 
 // ServerList is the complete set of live API servers.
@@ -1411,7 +1764,7 @@ type ServerList struct {
 
 func (x *ServerList) Reset() {
 	*x = ServerList{}
-	mi := &file_node_proto_msgTypes[18]
+	mi := &file_node_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1776,7 @@ func (x *ServerList) String() string {
 func (*ServerList) ProtoMessage() {}
 
 func (x *ServerList) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[18]
+	mi := &file_node_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1789,7 @@ func (x *ServerList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerList.ProtoReflect.Descriptor instead.
 func (*ServerList) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{18}
+	return file_node_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ServerList) GetAddresses() []string {
@@ -1457,7 +1810,7 @@ type EventReport struct {
 
 func (x *EventReport) Reset() {
 	*x = EventReport{}
-	mi := &file_node_proto_msgTypes[19]
+	mi := &file_node_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1822,7 @@ func (x *EventReport) String() string {
 func (*EventReport) ProtoMessage() {}
 
 func (x *EventReport) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[19]
+	mi := &file_node_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1835,7 @@ func (x *EventReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventReport.ProtoReflect.Descriptor instead.
 func (*EventReport) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{19}
+	return file_node_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EventReport) GetEvents() []*PodEvent {
@@ -1517,7 +1870,7 @@ type PodEvent struct {
 
 func (x *PodEvent) Reset() {
 	*x = PodEvent{}
-	mi := &file_node_proto_msgTypes[20]
+	mi := &file_node_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1882,7 @@ func (x *PodEvent) String() string {
 func (*PodEvent) ProtoMessage() {}
 
 func (x *PodEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[20]
+	mi := &file_node_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1895,7 @@ func (x *PodEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodEvent.ProtoReflect.Descriptor instead.
 func (*PodEvent) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{20}
+	return file_node_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PodEvent) GetNamespace() string {
@@ -1624,7 +1977,7 @@ type EventReportResponse struct {
 
 func (x *EventReportResponse) Reset() {
 	*x = EventReportResponse{}
-	mi := &file_node_proto_msgTypes[21]
+	mi := &file_node_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +1989,7 @@ func (x *EventReportResponse) String() string {
 func (*EventReportResponse) ProtoMessage() {}
 
 func (x *EventReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_proto_msgTypes[21]
+	mi := &file_node_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +2002,7 @@ func (x *EventReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventReportResponse.ProtoReflect.Descriptor instead.
 func (*EventReportResponse) Descriptor() ([]byte, []int) {
-	return file_node_proto_rawDescGZIP(), []int{21}
+	return file_node_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EventReportResponse) GetEvents() []*Result {
@@ -1664,7 +2017,41 @@ var File_node_proto protoreflect.FileDescriptor
 const file_node_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"node.proto\x12\rminik.node.v1\"\xd7\x01\n" +
+	"node.proto\x12\rminik.node.v1\"\xb9\x02\n" +
+	"\x1bCreatePodCertificateRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x19\n" +
+	"\bpod_name\x18\x02 \x01(\tR\apodName\x12\x17\n" +
+	"\apod_uid\x18\x03 \x01(\tR\x06podUid\x12\x16\n" +
+	"\x06volume\x18\x04 \x01(\tR\x06volume\x12!\n" +
+	"\fsource_index\x18\x05 \x01(\x05R\vsourceIndex\x12\x1f\n" +
+	"\vsigner_name\x18\x06 \x01(\tR\n" +
+	"signerName\x12\x19\n" +
+	"\bkey_type\x18\a \x01(\tR\akeyType\x12.\n" +
+	"\x13stub_pkcs10_request\x18\b \x01(\fR\x11stubPkcs10Request\x12!\n" +
+	"\fwait_seconds\x18\t \x01(\x05R\vwaitSeconds\"\xb3\x01\n" +
+	"\x19WaitPodCertificateRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x19\n" +
+	"\bpod_name\x18\x02 \x01(\tR\apodName\x12\x17\n" +
+	"\apod_uid\x18\x03 \x01(\tR\x06podUid\x12!\n" +
+	"\frequest_name\x18\x04 \x01(\tR\vrequestName\x12!\n" +
+	"\fwait_seconds\x18\x05 \x01(\x05R\vwaitSeconds\"\x96\x03\n" +
+	"\x15PodCertificateOutcome\x12!\n" +
+	"\frequest_name\x18\x01 \x01(\tR\vrequestName\x12@\n" +
+	"\x05state\x18\x02 \x01(\x0e2*.minik.node.v1.PodCertificateOutcome.StateR\x05state\x12+\n" +
+	"\x11certificate_chain\x18\x03 \x01(\tR\x10certificateChain\x12&\n" +
+	"\x0fnot_before_unix\x18\x04 \x01(\x03R\rnotBeforeUnix\x121\n" +
+	"\x15begin_refresh_at_unix\x18\x05 \x01(\x03R\x12beginRefreshAtUnix\x12$\n" +
+	"\x0enot_after_unix\x18\x06 \x01(\x03R\fnotAfterUnix\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\b \x01(\tR\amessage\"8\n" +
+	"\x05State\x12\v\n" +
+	"\aPENDING\x10\x00\x12\n" +
+	"\n" +
+	"\x06ISSUED\x10\x01\x12\n" +
+	"\n" +
+	"\x06DENIED\x10\x02\x12\n" +
+	"\n" +
+	"\x06FAILED\x10\x03\"\xd7\x01\n" +
 	"\x0fPodTokenRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x19\n" +
 	"\bpod_name\x18\x02 \x01(\tR\apodName\x12\x17\n" +
@@ -1786,7 +2173,7 @@ const file_node_proto_rawDesc = "" +
 	"\x15OBJECT_KIND_CONFIGMAP\x10\x05\x12\x16\n" +
 	"\x12OBJECT_KIND_SECRET\x10\x06\x12\x1d\n" +
 	"\x19OBJECT_KIND_ENDPOINTSLICE\x10\a\x12\"\n" +
-	"\x1eOBJECT_KIND_CLUSTERTRUSTBUNDLE\x10\b2\xc1\x05\n" +
+	"\x1eOBJECT_KIND_CLUSTERTRUSTBUNDLE\x10\b2\x91\a\n" +
 	"\x04Node\x12K\n" +
 	"\bRegister\x12\x1e.minik.node.v1.RegisterRequest\x1a\x1f.minik.node.v1.RegisterResponse\x12A\n" +
 	"\x06Config\x12\x1c.minik.node.v1.ConfigRequest\x1a\x19.minik.node.v1.NodeConfig\x12I\n" +
@@ -1796,7 +2183,9 @@ const file_node_proto_rawDesc = "" +
 	"\fReportEvents\x12\x1a.minik.node.v1.EventReport\x1a\".minik.node.v1.EventReportResponse\x12N\n" +
 	"\tHeartbeat\x12\x1f.minik.node.v1.HeartbeatRequest\x1a .minik.node.v1.HeartbeatResponse\x12O\n" +
 	"\fWatchServers\x12\".minik.node.v1.WatchServersRequest\x1a\x19.minik.node.v1.ServerList0\x01\x12K\n" +
-	"\bPodToken\x12\x1e.minik.node.v1.PodTokenRequest\x1a\x1f.minik.node.v1.PodTokenResponseB Z\x1egithub.com/minik-dev/minik/apib\x06proto3"
+	"\bPodToken\x12\x1e.minik.node.v1.PodTokenRequest\x1a\x1f.minik.node.v1.PodTokenResponse\x12h\n" +
+	"\x14CreatePodCertificate\x12*.minik.node.v1.CreatePodCertificateRequest\x1a$.minik.node.v1.PodCertificateOutcome\x12d\n" +
+	"\x12WaitPodCertificate\x12(.minik.node.v1.WaitPodCertificateRequest\x1a$.minik.node.v1.PodCertificateOutcomeB Z\x1egithub.com/minik-dev/minik/apib\x06proto3"
 
 var (
 	file_node_proto_rawDescOnce sync.Once
@@ -1810,74 +2199,83 @@ func file_node_proto_rawDescGZIP() []byte {
 	return file_node_proto_rawDescData
 }
 
-var file_node_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_node_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_node_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_node_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_node_proto_goTypes = []any{
-	(ObjectKind)(0),              // 0: minik.node.v1.ObjectKind
-	(SessionMessage_Type)(0),     // 1: minik.node.v1.SessionMessage.Type
-	(Change_Action)(0),           // 2: minik.node.v1.Change.Action
-	(*PodTokenRequest)(nil),      // 3: minik.node.v1.PodTokenRequest
-	(*PodTokenResponse)(nil),     // 4: minik.node.v1.PodTokenResponse
-	(*RegisterRequest)(nil),      // 5: minik.node.v1.RegisterRequest
-	(*RegisterResponse)(nil),     // 6: minik.node.v1.RegisterResponse
-	(*ConfigRequest)(nil),        // 7: minik.node.v1.ConfigRequest
-	(*NodeConfig)(nil),           // 8: minik.node.v1.NodeConfig
-	(*SessionRequest)(nil),       // 9: minik.node.v1.SessionRequest
-	(*SessionMessage)(nil),       // 10: minik.node.v1.SessionMessage
-	(*Change)(nil),               // 11: minik.node.v1.Change
-	(*StatusUpdate)(nil),         // 12: minik.node.v1.StatusUpdate
-	(*PodStatus)(nil),            // 13: minik.node.v1.PodStatus
-	(*PodRef)(nil),               // 14: minik.node.v1.PodRef
-	(*NodeReport)(nil),           // 15: minik.node.v1.NodeReport
-	(*StatusUpdateResponse)(nil), // 16: minik.node.v1.StatusUpdateResponse
-	(*Result)(nil),               // 17: minik.node.v1.Result
-	(*HeartbeatRequest)(nil),     // 18: minik.node.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),    // 19: minik.node.v1.HeartbeatResponse
-	(*WatchServersRequest)(nil),  // 20: minik.node.v1.WatchServersRequest
-	(*ServerList)(nil),           // 21: minik.node.v1.ServerList
-	(*EventReport)(nil),          // 22: minik.node.v1.EventReport
-	(*PodEvent)(nil),             // 23: minik.node.v1.PodEvent
-	(*EventReportResponse)(nil),  // 24: minik.node.v1.EventReportResponse
-	nil,                          // 25: minik.node.v1.NodeReport.LabelsEntry
+	(ObjectKind)(0),                     // 0: minik.node.v1.ObjectKind
+	(PodCertificateOutcome_State)(0),    // 1: minik.node.v1.PodCertificateOutcome.State
+	(SessionMessage_Type)(0),            // 2: minik.node.v1.SessionMessage.Type
+	(Change_Action)(0),                  // 3: minik.node.v1.Change.Action
+	(*CreatePodCertificateRequest)(nil), // 4: minik.node.v1.CreatePodCertificateRequest
+	(*WaitPodCertificateRequest)(nil),   // 5: minik.node.v1.WaitPodCertificateRequest
+	(*PodCertificateOutcome)(nil),       // 6: minik.node.v1.PodCertificateOutcome
+	(*PodTokenRequest)(nil),             // 7: minik.node.v1.PodTokenRequest
+	(*PodTokenResponse)(nil),            // 8: minik.node.v1.PodTokenResponse
+	(*RegisterRequest)(nil),             // 9: minik.node.v1.RegisterRequest
+	(*RegisterResponse)(nil),            // 10: minik.node.v1.RegisterResponse
+	(*ConfigRequest)(nil),               // 11: minik.node.v1.ConfigRequest
+	(*NodeConfig)(nil),                  // 12: minik.node.v1.NodeConfig
+	(*SessionRequest)(nil),              // 13: minik.node.v1.SessionRequest
+	(*SessionMessage)(nil),              // 14: minik.node.v1.SessionMessage
+	(*Change)(nil),                      // 15: minik.node.v1.Change
+	(*StatusUpdate)(nil),                // 16: minik.node.v1.StatusUpdate
+	(*PodStatus)(nil),                   // 17: minik.node.v1.PodStatus
+	(*PodRef)(nil),                      // 18: minik.node.v1.PodRef
+	(*NodeReport)(nil),                  // 19: minik.node.v1.NodeReport
+	(*StatusUpdateResponse)(nil),        // 20: minik.node.v1.StatusUpdateResponse
+	(*Result)(nil),                      // 21: minik.node.v1.Result
+	(*HeartbeatRequest)(nil),            // 22: minik.node.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),           // 23: minik.node.v1.HeartbeatResponse
+	(*WatchServersRequest)(nil),         // 24: minik.node.v1.WatchServersRequest
+	(*ServerList)(nil),                  // 25: minik.node.v1.ServerList
+	(*EventReport)(nil),                 // 26: minik.node.v1.EventReport
+	(*PodEvent)(nil),                    // 27: minik.node.v1.PodEvent
+	(*EventReportResponse)(nil),         // 28: minik.node.v1.EventReportResponse
+	nil,                                 // 29: minik.node.v1.NodeReport.LabelsEntry
 }
 var file_node_proto_depIdxs = []int32{
-	8,  // 0: minik.node.v1.RegisterResponse.config:type_name -> minik.node.v1.NodeConfig
-	1,  // 1: minik.node.v1.SessionMessage.type:type_name -> minik.node.v1.SessionMessage.Type
-	11, // 2: minik.node.v1.SessionMessage.changes:type_name -> minik.node.v1.Change
-	2,  // 3: minik.node.v1.Change.action:type_name -> minik.node.v1.Change.Action
-	0,  // 4: minik.node.v1.Change.kind:type_name -> minik.node.v1.ObjectKind
-	13, // 5: minik.node.v1.StatusUpdate.pods:type_name -> minik.node.v1.PodStatus
-	14, // 6: minik.node.v1.StatusUpdate.terminated:type_name -> minik.node.v1.PodRef
-	15, // 7: minik.node.v1.StatusUpdate.node:type_name -> minik.node.v1.NodeReport
-	25, // 8: minik.node.v1.NodeReport.labels:type_name -> minik.node.v1.NodeReport.LabelsEntry
-	17, // 9: minik.node.v1.StatusUpdateResponse.pods:type_name -> minik.node.v1.Result
-	17, // 10: minik.node.v1.StatusUpdateResponse.terminated:type_name -> minik.node.v1.Result
-	17, // 11: minik.node.v1.StatusUpdateResponse.node:type_name -> minik.node.v1.Result
-	23, // 12: minik.node.v1.EventReport.events:type_name -> minik.node.v1.PodEvent
-	17, // 13: minik.node.v1.EventReportResponse.events:type_name -> minik.node.v1.Result
-	5,  // 14: minik.node.v1.Node.Register:input_type -> minik.node.v1.RegisterRequest
-	7,  // 15: minik.node.v1.Node.Config:input_type -> minik.node.v1.ConfigRequest
-	9,  // 16: minik.node.v1.Node.Session:input_type -> minik.node.v1.SessionRequest
-	12, // 17: minik.node.v1.Node.UpdateStatus:input_type -> minik.node.v1.StatusUpdate
-	12, // 18: minik.node.v1.Node.Report:input_type -> minik.node.v1.StatusUpdate
-	22, // 19: minik.node.v1.Node.ReportEvents:input_type -> minik.node.v1.EventReport
-	18, // 20: minik.node.v1.Node.Heartbeat:input_type -> minik.node.v1.HeartbeatRequest
-	20, // 21: minik.node.v1.Node.WatchServers:input_type -> minik.node.v1.WatchServersRequest
-	3,  // 22: minik.node.v1.Node.PodToken:input_type -> minik.node.v1.PodTokenRequest
-	6,  // 23: minik.node.v1.Node.Register:output_type -> minik.node.v1.RegisterResponse
-	8,  // 24: minik.node.v1.Node.Config:output_type -> minik.node.v1.NodeConfig
-	10, // 25: minik.node.v1.Node.Session:output_type -> minik.node.v1.SessionMessage
-	16, // 26: minik.node.v1.Node.UpdateStatus:output_type -> minik.node.v1.StatusUpdateResponse
-	16, // 27: minik.node.v1.Node.Report:output_type -> minik.node.v1.StatusUpdateResponse
-	24, // 28: minik.node.v1.Node.ReportEvents:output_type -> minik.node.v1.EventReportResponse
-	19, // 29: minik.node.v1.Node.Heartbeat:output_type -> minik.node.v1.HeartbeatResponse
-	21, // 30: minik.node.v1.Node.WatchServers:output_type -> minik.node.v1.ServerList
-	4,  // 31: minik.node.v1.Node.PodToken:output_type -> minik.node.v1.PodTokenResponse
-	23, // [23:32] is the sub-list for method output_type
-	14, // [14:23] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	1,  // 0: minik.node.v1.PodCertificateOutcome.state:type_name -> minik.node.v1.PodCertificateOutcome.State
+	12, // 1: minik.node.v1.RegisterResponse.config:type_name -> minik.node.v1.NodeConfig
+	2,  // 2: minik.node.v1.SessionMessage.type:type_name -> minik.node.v1.SessionMessage.Type
+	15, // 3: minik.node.v1.SessionMessage.changes:type_name -> minik.node.v1.Change
+	3,  // 4: minik.node.v1.Change.action:type_name -> minik.node.v1.Change.Action
+	0,  // 5: minik.node.v1.Change.kind:type_name -> minik.node.v1.ObjectKind
+	17, // 6: minik.node.v1.StatusUpdate.pods:type_name -> minik.node.v1.PodStatus
+	18, // 7: minik.node.v1.StatusUpdate.terminated:type_name -> minik.node.v1.PodRef
+	19, // 8: minik.node.v1.StatusUpdate.node:type_name -> minik.node.v1.NodeReport
+	29, // 9: minik.node.v1.NodeReport.labels:type_name -> minik.node.v1.NodeReport.LabelsEntry
+	21, // 10: minik.node.v1.StatusUpdateResponse.pods:type_name -> minik.node.v1.Result
+	21, // 11: minik.node.v1.StatusUpdateResponse.terminated:type_name -> minik.node.v1.Result
+	21, // 12: minik.node.v1.StatusUpdateResponse.node:type_name -> minik.node.v1.Result
+	27, // 13: minik.node.v1.EventReport.events:type_name -> minik.node.v1.PodEvent
+	21, // 14: minik.node.v1.EventReportResponse.events:type_name -> minik.node.v1.Result
+	9,  // 15: minik.node.v1.Node.Register:input_type -> minik.node.v1.RegisterRequest
+	11, // 16: minik.node.v1.Node.Config:input_type -> minik.node.v1.ConfigRequest
+	13, // 17: minik.node.v1.Node.Session:input_type -> minik.node.v1.SessionRequest
+	16, // 18: minik.node.v1.Node.UpdateStatus:input_type -> minik.node.v1.StatusUpdate
+	16, // 19: minik.node.v1.Node.Report:input_type -> minik.node.v1.StatusUpdate
+	26, // 20: minik.node.v1.Node.ReportEvents:input_type -> minik.node.v1.EventReport
+	22, // 21: minik.node.v1.Node.Heartbeat:input_type -> minik.node.v1.HeartbeatRequest
+	24, // 22: minik.node.v1.Node.WatchServers:input_type -> minik.node.v1.WatchServersRequest
+	7,  // 23: minik.node.v1.Node.PodToken:input_type -> minik.node.v1.PodTokenRequest
+	4,  // 24: minik.node.v1.Node.CreatePodCertificate:input_type -> minik.node.v1.CreatePodCertificateRequest
+	5,  // 25: minik.node.v1.Node.WaitPodCertificate:input_type -> minik.node.v1.WaitPodCertificateRequest
+	10, // 26: minik.node.v1.Node.Register:output_type -> minik.node.v1.RegisterResponse
+	12, // 27: minik.node.v1.Node.Config:output_type -> minik.node.v1.NodeConfig
+	14, // 28: minik.node.v1.Node.Session:output_type -> minik.node.v1.SessionMessage
+	20, // 29: minik.node.v1.Node.UpdateStatus:output_type -> minik.node.v1.StatusUpdateResponse
+	20, // 30: minik.node.v1.Node.Report:output_type -> minik.node.v1.StatusUpdateResponse
+	28, // 31: minik.node.v1.Node.ReportEvents:output_type -> minik.node.v1.EventReportResponse
+	23, // 32: minik.node.v1.Node.Heartbeat:output_type -> minik.node.v1.HeartbeatResponse
+	25, // 33: minik.node.v1.Node.WatchServers:output_type -> minik.node.v1.ServerList
+	8,  // 34: minik.node.v1.Node.PodToken:output_type -> minik.node.v1.PodTokenResponse
+	6,  // 35: minik.node.v1.Node.CreatePodCertificate:output_type -> minik.node.v1.PodCertificateOutcome
+	6,  // 36: minik.node.v1.Node.WaitPodCertificate:output_type -> minik.node.v1.PodCertificateOutcome
+	26, // [26:37] is the sub-list for method output_type
+	15, // [15:26] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_node_proto_init() }
@@ -1890,8 +2288,8 @@ func file_node_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_proto_rawDesc), len(file_node_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   23,
+			NumEnums:      4,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

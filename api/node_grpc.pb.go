@@ -26,6 +26,8 @@
 //    as core/v1 Events from "kubelet".
 //  - Heartbeat is called every few seconds; the server keeps heartbeats in
 //    memory and writes the Node only when its readiness changes.
+//  - PodToken, CreatePodCertificate and WaitPodCertificate get what the
+//    pods' serviceAccountToken and podCertificate projections hold.
 //
 // A lost connection changes nothing on the node: the agent keeps its pods
 // running and reconnects with a jittered backoff, resuming the session
@@ -52,15 +54,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Node_Register_FullMethodName     = "/minik.node.v1.Node/Register"
-	Node_Config_FullMethodName       = "/minik.node.v1.Node/Config"
-	Node_Session_FullMethodName      = "/minik.node.v1.Node/Session"
-	Node_UpdateStatus_FullMethodName = "/minik.node.v1.Node/UpdateStatus"
-	Node_Report_FullMethodName       = "/minik.node.v1.Node/Report"
-	Node_ReportEvents_FullMethodName = "/minik.node.v1.Node/ReportEvents"
-	Node_Heartbeat_FullMethodName    = "/minik.node.v1.Node/Heartbeat"
-	Node_WatchServers_FullMethodName = "/minik.node.v1.Node/WatchServers"
-	Node_PodToken_FullMethodName     = "/minik.node.v1.Node/PodToken"
+	Node_Register_FullMethodName             = "/minik.node.v1.Node/Register"
+	Node_Config_FullMethodName               = "/minik.node.v1.Node/Config"
+	Node_Session_FullMethodName              = "/minik.node.v1.Node/Session"
+	Node_UpdateStatus_FullMethodName         = "/minik.node.v1.Node/UpdateStatus"
+	Node_Report_FullMethodName               = "/minik.node.v1.Node/Report"
+	Node_ReportEvents_FullMethodName         = "/minik.node.v1.Node/ReportEvents"
+	Node_Heartbeat_FullMethodName            = "/minik.node.v1.Node/Heartbeat"
+	Node_WatchServers_FullMethodName         = "/minik.node.v1.Node/WatchServers"
+	Node_PodToken_FullMethodName             = "/minik.node.v1.Node/PodToken"
+	Node_CreatePodCertificate_FullMethodName = "/minik.node.v1.Node/CreatePodCertificate"
+	Node_WaitPodCertificate_FullMethodName   = "/minik.node.v1.Node/WaitPodCertificate"
 )
 
 // NodeClient is the client API for Node service.
@@ -145,6 +149,28 @@ type NodeClient interface {
 	// field or expiration_seconds under 600 → INVALID_ARGUMENT; a server
 	// that does not issue tokens → UNIMPLEMENTED.
 	PodToken(ctx context.Context, in *PodTokenRequest, opts ...grpc.CallOption) (*PodTokenResponse, error)
+	// CreatePodCertificate creates a PodCertificateRequest for a
+	// podCertificate projection of a pod bound to the node, as the kubelet
+	// creates one, and returns its outcome so far. The request names the
+	// projection (volume and source index) and repeats its signer and key
+	// type; the server fills the pod, service account and node names and
+	// UIDs, maxExpirationSeconds (86400 when the projection sets none) and
+	// unverifiedUserAnnotations from the objects it stores, and makes the
+	// Pod the request's owner. It waits up to wait_seconds (at most 30) for
+	// the signer to end the request. A pod not bound to the calling node,
+	// a pod whose uid differs, or a projection that is not there with that
+	// signer and key type → PERMISSION_DENIED; a missing field, or a stub
+	// request that is not a signed PKCS#10 request for a key of key_type →
+	// INVALID_ARGUMENT. Each call creates a new request: the node calls it
+	// for a new key only.
+	CreatePodCertificate(ctx context.Context, in *CreatePodCertificateRequest, opts ...grpc.CallOption) (*PodCertificateOutcome, error)
+	// WaitPodCertificate returns the outcome of a PodCertificateRequest
+	// the node created with CreatePodCertificate, waiting up to
+	// wait_seconds (at most 30) while it is pending; a pending outcome is
+	// not an error, and the node calls again. A request that is gone, or
+	// that is not one of the node's pod's → NOT_FOUND (the node then
+	// creates another).
+	WaitPodCertificate(ctx context.Context, in *WaitPodCertificateRequest, opts ...grpc.CallOption) (*PodCertificateOutcome, error)
 }
 
 type nodeClient struct {
@@ -266,6 +292,26 @@ func (c *nodeClient) PodToken(ctx context.Context, in *PodTokenRequest, opts ...
 	return out, nil
 }
 
+func (c *nodeClient) CreatePodCertificate(ctx context.Context, in *CreatePodCertificateRequest, opts ...grpc.CallOption) (*PodCertificateOutcome, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PodCertificateOutcome)
+	err := c.cc.Invoke(ctx, Node_CreatePodCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeClient) WaitPodCertificate(ctx context.Context, in *WaitPodCertificateRequest, opts ...grpc.CallOption) (*PodCertificateOutcome, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PodCertificateOutcome)
+	err := c.cc.Invoke(ctx, Node_WaitPodCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServer is the server API for Node service.
 // All implementations must embed UnimplementedNodeServer
 // for forward compatibility.
@@ -348,6 +394,28 @@ type NodeServer interface {
 	// field or expiration_seconds under 600 → INVALID_ARGUMENT; a server
 	// that does not issue tokens → UNIMPLEMENTED.
 	PodToken(context.Context, *PodTokenRequest) (*PodTokenResponse, error)
+	// CreatePodCertificate creates a PodCertificateRequest for a
+	// podCertificate projection of a pod bound to the node, as the kubelet
+	// creates one, and returns its outcome so far. The request names the
+	// projection (volume and source index) and repeats its signer and key
+	// type; the server fills the pod, service account and node names and
+	// UIDs, maxExpirationSeconds (86400 when the projection sets none) and
+	// unverifiedUserAnnotations from the objects it stores, and makes the
+	// Pod the request's owner. It waits up to wait_seconds (at most 30) for
+	// the signer to end the request. A pod not bound to the calling node,
+	// a pod whose uid differs, or a projection that is not there with that
+	// signer and key type → PERMISSION_DENIED; a missing field, or a stub
+	// request that is not a signed PKCS#10 request for a key of key_type →
+	// INVALID_ARGUMENT. Each call creates a new request: the node calls it
+	// for a new key only.
+	CreatePodCertificate(context.Context, *CreatePodCertificateRequest) (*PodCertificateOutcome, error)
+	// WaitPodCertificate returns the outcome of a PodCertificateRequest
+	// the node created with CreatePodCertificate, waiting up to
+	// wait_seconds (at most 30) while it is pending; a pending outcome is
+	// not an error, and the node calls again. A request that is gone, or
+	// that is not one of the node's pod's → NOT_FOUND (the node then
+	// creates another).
+	WaitPodCertificate(context.Context, *WaitPodCertificateRequest) (*PodCertificateOutcome, error)
 	mustEmbedUnimplementedNodeServer()
 }
 
@@ -384,6 +452,12 @@ func (UnimplementedNodeServer) WatchServers(*WatchServersRequest, grpc.ServerStr
 }
 func (UnimplementedNodeServer) PodToken(context.Context, *PodTokenRequest) (*PodTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PodToken not implemented")
+}
+func (UnimplementedNodeServer) CreatePodCertificate(context.Context, *CreatePodCertificateRequest) (*PodCertificateOutcome, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePodCertificate not implemented")
+}
+func (UnimplementedNodeServer) WaitPodCertificate(context.Context, *WaitPodCertificateRequest) (*PodCertificateOutcome, error) {
+	return nil, status.Error(codes.Unimplemented, "method WaitPodCertificate not implemented")
 }
 func (UnimplementedNodeServer) mustEmbedUnimplementedNodeServer() {}
 func (UnimplementedNodeServer) testEmbeddedByValue()              {}
@@ -543,6 +617,42 @@ func _Node_PodToken_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Node_CreatePodCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePodCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServer).CreatePodCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Node_CreatePodCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServer).CreatePodCertificate(ctx, req.(*CreatePodCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Node_WaitPodCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WaitPodCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServer).WaitPodCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Node_WaitPodCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServer).WaitPodCertificate(ctx, req.(*WaitPodCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Node_ServiceDesc is the grpc.ServiceDesc for Node service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -573,6 +683,14 @@ var Node_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PodToken",
 			Handler:    _Node_PodToken_Handler,
+		},
+		{
+			MethodName: "CreatePodCertificate",
+			Handler:    _Node_CreatePodCertificate_Handler,
+		},
+		{
+			MethodName: "WaitPodCertificate",
+			Handler:    _Node_WaitPodCertificate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -133,7 +133,21 @@
 // certificates of the bundle it names, or of the bundles of a signer its
 // label selector matches (nil matches none), each once and in a stable
 // order (trustbundles.go); an optional one that selects nothing is an
-// empty file.
+// empty file. A podCertificate projection holds a private key the node
+// made, of the projection's keyType, and the certificate chain its signer
+// issued for it (podcerts.go): at credentialBundlePath the PEM PKCS#8
+// key followed by the chain, or at keyPath and certificateChainPath
+// apart. The node asks for it with a PodCertificateRequest through the
+// server (Config.Certificates, the CreatePodCertificate and
+// WaitPodCertificate calls); until it is issued the volume is not set up
+// and the pod does not start (FailedMount says why). A denied or failed
+// request is a Denied or Failed event on the pod, and a new request for a
+// new key follows after a back-off of 10 s doubling to 5 min. From the
+// signer's beginRefreshAt on (plus a jitter of up to 5 min) the node asks
+// again for a new key and rewrites the files; the held certificate serves
+// until then, with a CertificateOverdueForRefresh event 10 min after its
+// refresh time and a CertificateExpired event once it has expired. Certificates are held in memory: an agent that restarts
+// asks again.
 //
 // # Security context
 //
@@ -150,7 +164,7 @@
 // # Not supported
 //
 // Startup probes (they count as passing), hostPorts (the runtime's
-// network hook has no port mappings), clusterTrustBundle and
-// podCertificate projections, procMount Unmasked, seccomp, AppArmor and
+// network hook has no port mappings), the defaultUser and user ownership
+// of projected volume files, procMount Unmasked, seccomp, AppArmor and
 // SELinux options (ignored), fsGroupChangePolicy (ownership is always set).
 package pods

@@ -61,6 +61,14 @@ func fieldPath(pod *corev1.Pod, name string) string {
 	return "spec.containers{" + name + "}"
 }
 
+// podEvent records an event about pod, if the reporter takes events.
+func (m *Manager) podEvent(pod *corev1.Pod, eventType, reason, message string) {
+	if er, ok := m.cfg.Reporter.(EventReporter); ok {
+		ev := Event{Type: eventType, Reason: reason, Message: message, Time: m.cfg.Now()}
+		er.PodEvent(types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}, pod.UID, ev)
+	}
+}
+
 // event records an event about container (or the pod when container is
 // empty), if the reporter takes events.
 func (w *worker) event(container, eventType, reason, format string, args ...any) {

@@ -77,6 +77,9 @@ type Config struct {
 	// Tokens issues the tokens of serviceAccountToken projections; nil
 	// leaves them out of the volumes.
 	Tokens TokenSource
+	// Certificates creates the PodCertificateRequests of podCertificate
+	// projections; nil leaves their volumes unready.
+	Certificates CertificateSource
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -97,8 +100,15 @@ type Manager struct {
 	objs     *Objects
 	// tokens holds the pods' service account tokens; nil without
 	// Config.Tokens.
-	tokens  *tokenCache
+	tokens *tokenCache
+	// certs holds the pods' certificates; nil without
+	// Config.Certificates.
+	certs   *certManager
 	changed chan struct{} // cap 1: desired changed
+	// certsChanged (cap 1) tells Run that the certificates of the pods in
+	// renewed changed.
+	certsChanged chan struct{}
+	renewed      map[types.UID]bool // guarded by mu
 	// objsChanged (cap 1) tells Run that the ConfigMaps or Secrets changed,
 	// so that workers refresh their pods' volumes.
 	objsChanged chan struct{}
@@ -136,9 +146,15 @@ func NewManager(cfg Config) (*Manager, error) {
 		desired: map[types.UID]*corev1.Pod{}, byName: map[types.NamespacedName]*corev1.Pod{},
 		objs:    &Objects{},
 		changed: make(chan struct{}, 1), objsChanged: make(chan struct{}, 1),
+		certsChanged: make(chan struct{}, 1), renewed: map[types.UID]bool{},
 	}
 	if cfg.Tokens != nil {
 		m.tokens = newTokenCache(cfg.Tokens, cfg.Now)
+	}
+	if cfg.Certificates != nil {
+		m.certs = newCertManager(cfg.Certificates, cfg.Now, m.lg)
+		m.certs.changed = m.certificatesChanged
+		m.certs.event = m.podEvent
 	}
 	return m, nil
 }
@@ -203,6 +219,18 @@ func samePointers[K comparable, V comparable](a, b map[K]V) bool {
 	return true
 }
 
+// certificatesChanged asks the worker of pod uid to write its volumes
+// again. It does not block.
+func (m *Manager) certificatesChanged(uid types.UID) {
+	m.mu.Lock()
+	m.renewed[uid] = true
+	m.mu.Unlock()
+	select {
+	case m.certsChanged <- struct{}{}:
+	default:
+	}
+}
+
 // objects returns the latest Objects; they are never modified.
 func (m *Manager) objects() *Objects {
 	m.mu.Lock()
@@ -239,6 +267,10 @@ func (m *Manager) Run(ctx context.Context) error {
 		return nil
 	case <-m.changed:
 	}
+	if m.certs != nil {
+		m.certs.start(ctx)
+		defer m.certs.wait()
+	}
 	m.collect(ctx, m.snapshot())
 	s := &supervisor{m: m, workers: map[types.UID]*worker{}, rejected: map[types.UID]*rejection{}, done: make(chan types.UID)}
 	defer s.wg.Wait()
@@ -252,6 +284,16 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-m.objsChanged:
 			for _, w := range s.workers {
 				w.refresh()
+			}
+		case <-m.certsChanged:
+			m.mu.Lock()
+			renewed := m.renewed
+			m.renewed = map[types.UID]bool{}
+			m.mu.Unlock()
+			for uid := range renewed {
+				if w := s.workers[uid]; w != nil {
+					w.refresh()
+				}
 			}
 		case uid := <-s.done:
 			delete(s.workers, uid)

@@ -64,7 +64,7 @@ func (m *Manager) volumePayload(ctx context.Context, pod *corev1.Pod, v *corev1.
 	case v.DownwardAPI != nil:
 		err = m.downwardFiles(out, pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
 	case v.Projected != nil:
-		err = m.projectedFiles(ctx, out, pod, v.Projected, objs)
+		err = m.projectedFiles(ctx, out, pod, v.Name, v.Projected, objs)
 	}
 	return out, err
 }
@@ -161,9 +161,9 @@ func (m *Manager) containerResource(pod *corev1.Pod, ref *corev1.ResourceFieldSe
 	return "", missingf("container %q not found", ref.ContainerName)
 }
 
-func (m *Manager) projectedFiles(ctx context.Context, out map[string]volumeFile, pod *corev1.Pod, p *corev1.ProjectedVolumeSource, objs *Objects) error {
+func (m *Manager) projectedFiles(ctx context.Context, out map[string]volumeFile, pod *corev1.Pod, volume string, p *corev1.ProjectedVolumeSource, objs *Objects) error {
 	def := p.DefaultMode
-	for _, src := range p.Sources {
+	for i, src := range p.Sources {
 		var err error
 		switch {
 		case src.ConfigMap != nil:
@@ -178,6 +178,8 @@ func (m *Manager) projectedFiles(ctx context.Context, out map[string]volumeFile,
 			err = m.tokenFile(ctx, out, pod, src.ServiceAccountToken, def)
 		case src.ClusterTrustBundle != nil:
 			err = trustBundleFile(out, src.ClusterTrustBundle, def, objs)
+		case src.PodCertificate != nil:
+			err = m.certificateFiles(out, pod, volume, i, src.PodCertificate, def)
 		}
 		if err != nil {
 			return err
@@ -254,6 +256,9 @@ func tmpfsSize(limit *resource.Quantity) string {
 func (m *Manager) removeVolumes(uid types.UID) error {
 	if m.tokens != nil {
 		m.tokens.forget(uid)
+	}
+	if m.certs != nil {
+		m.certs.forget(uid)
 	}
 	return removeVolumeDirs(filepath.Join(m.podVolumesDir(), string(uid)))
 }

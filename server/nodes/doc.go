@@ -29,6 +29,19 @@
 // admission's kube-api-access volume asks for) lasts a year and carries
 // the warnafter claim at 3607 s, which is the expiry the node is told.
 //
+// CreatePodCertificate (podcertificate.go) makes the PodCertificateRequest
+// of a pod's podCertificate projection, as the kubelet would, but written
+// by ServiceUser once the service checked that the pod is bound to the
+// calling node, has the uid given and projects, at the volume and source
+// index named, that signer and key type; the node sends only the stub
+// PKCS#10 request signed with its new key, and the names and UIDs of the
+// pod, service account and node, maxExpirationSeconds (default 86400) and
+// the user annotations come from the stored objects. It and
+// WaitPodCertificate watch the request for up to 30 s and return its
+// outcome (pending, issued with the chain and its times, denied or
+// failed); a node that sees it pending calls WaitPodCertificate again.
+// A request of another node's pod is NOT_FOUND, as a missing one.
+//
 // # Sessions
 //
 // One store watch on /registry/ (the hub, hub.go) feeds every session: it

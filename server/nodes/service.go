@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	certificatesv1client "k8s.io/client-go/kubernetes/typed/certificates/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
@@ -131,6 +132,9 @@ type Service struct {
 
 	clientMu sync.Mutex
 	clients  map[string]corev1client.CoreV1Interface // guarded by clientMu; by user name
+
+	certOnce   sync.Once
+	certClient certificatesv1client.CertificatesV1Interface // set by certOnce
 }
 
 var _ api.NodeServer = (*Service)(nil)
