@@ -408,8 +408,9 @@ func (s *Server) checkRemote(ctx context.Context, a *apiregistrationv1.APIServic
 	req.Header.Set("Accept", "application/json")
 	// As kube-aggregator checks: system:masters may read any discovery
 	// document, so the answer tells whether the service serves, not
-	// whom it lets in (an anonymous request is refused by servers that
-	// delegate authorization to this one).
+	// whom it lets in. Naming no one, the check is refused: the
+	// front-proxy certificate alone authenticates no one (the sample API
+	// server answers 401), and anonymous users may not read discovery.
 	transport.SetAuthProxyHeaders(req, aggregatorUser, "", []string{"system:masters"}, nil)
 	resp, err := api.client.Do(req)
 	if err != nil {

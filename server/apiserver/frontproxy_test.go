@@ -85,9 +85,9 @@ func TestAPIServiceProxyPresentsFrontProxyCertificate(t *testing.T) {
 	}
 }
 
-// An aggregated server that delegates authorization refuses an anonymous
-// discovery request, so the availability check names a user, as
-// kube-aggregator's does.
+// An aggregated server refuses a discovery request that names no user
+// (the front-proxy certificate alone authenticates no one), so the
+// availability check names one, as kube-aggregator's does.
 func TestAPIServiceCheckNamesAggregator(t *testing.T) {
 	ts := newTestServer(t)
 	backend := newWardleBackend(t)
