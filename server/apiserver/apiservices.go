@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/transport"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
 	"github.com/minik-dev/minik/server/registry"
@@ -46,6 +47,9 @@ const (
 	apiServiceCheckTimeout = 5 * time.Second
 	// automanagedLabel marks the APIServices the API server keeps.
 	automanagedLabel = "kube-aggregator.kubernetes.io/automanaged"
+	// aggregatorUser is who the availability checks ask as, in the
+	// front-proxy headers.
+	aggregatorUser = "system:kube-aggregator"
 )
 
 // remoteAPI is a group-version an APIService hands to a Service.
@@ -402,6 +406,12 @@ func (s *Server) checkRemote(ctx context.Context, a *apiregistrationv1.APIServic
 	path := "/apis/" + api.gv.String()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, api.base+path, nil)
 	req.Header.Set("Accept", "application/json")
+	// As kube-aggregator checks: system:masters may read any discovery
+	// document, so the answer tells whether the service serves, not
+	// whom it lets in. Naming no one, the check is refused: the
+	// front-proxy certificate alone authenticates no one (the sample API
+	// server answers 401), and anonymous users may not read discovery.
+	transport.SetAuthProxyHeaders(req, aggregatorUser, "", []string{"system:masters"}, nil)
 	resp, err := api.client.Do(req)
 	if err != nil {
 		return api, &checkError{"FailedDiscoveryCheck", fmt.Errorf("failing or missing response from %s: %w", api.base+path, err)}

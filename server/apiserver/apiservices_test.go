@@ -77,6 +77,8 @@ type wardleBackend struct {
 	caPEM []byte
 	mu    sync.Mutex
 	seen  http.Header // the headers of the last list
+	// discoverySeen are the headers of the last discovery request.
+	discoverySeen http.Header
 	// peer is the common name of the client certificate of the last
 	// list, "" without one.
 	peer string
@@ -87,6 +89,9 @@ func newWardleBackend(t *testing.T) *wardleBackend {
 	b := &wardleBackend{caPEM: caPEM}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /apis/wardle.example.com/v1alpha1", func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		b.discoverySeen = r.Header.Clone()
+		b.mu.Unlock()
 		writeJSON(w, http.StatusOK, &metav1.APIResourceList{
 			TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
 			GroupVersion: "wardle.example.com/v1alpha1",

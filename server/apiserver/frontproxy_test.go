@@ -84,3 +84,31 @@ func TestAPIServiceProxyPresentsFrontProxyCertificate(t *testing.T) {
 		t.Errorf("headers the service saw (-want +got):\n%s", diff)
 	}
 }
+
+// An aggregated server refuses a discovery request that names no user
+// (the front-proxy certificate alone authenticates no one), so the
+// availability check names one, as kube-aggregator's does.
+func TestAPIServiceCheckNamesAggregator(t *testing.T) {
+	ts := newTestServer(t)
+	backend := newWardleBackend(t)
+	ts.cfg.PodStreams = &tunnelTo{addr: backend.Listener.Addr().String()}
+	ts.serveBehind(t)
+	ts.createAPIService(t, wardleAPIService("v1alpha1.wardle.example.com", "wardle.example.com", backend.caPEM))
+	ts.waitAvailable(t, "v1alpha1.wardle.example.com", apiregistrationv1.ConditionTrue, "Passed")
+
+	backend.mu.Lock()
+	defer backend.mu.Unlock()
+	got := http.Header{}
+	for _, h := range []string{"X-Remote-User", "X-Remote-Group"} {
+		if vs := backend.discoverySeen.Values(h); len(vs) > 0 {
+			got[h] = vs
+		}
+	}
+	want := http.Header{
+		"X-Remote-User":  {"system:kube-aggregator"},
+		"X-Remote-Group": {"system:masters"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("headers of the availability check (-want +got):\n%s", diff)
+	}
+}

@@ -34,18 +34,20 @@ import (
 
 // The references, exactly as test/utils/image/manifest.go of v1.37.2 names them.
 const (
-	e2eRegistry = "registry.k8s.io/e2e-test-images"
-	agnhostRef  = e2eRegistry + "/agnhost:2.66.1"
-	agnhostPrev = e2eRegistry + "/agnhost:2.55"
-	busyboxRef  = e2eRegistry + "/busybox:1.37.0-2"
-	glibcDNSRef = e2eRegistry + "/glibc-dns-testing:2.1.1"
-	nginxRef    = e2eRegistry + "/nginx:1.27.0-2"
-	nginxNewRef = e2eRegistry + "/nginx:1.28.0-2"
-	nonrootRef  = e2eRegistry + "/nonroot:1.5"
-	nnpRef      = e2eRegistry + "/nonewprivs:1.4"
-	kittenRef   = e2eRegistry + "/kitten:1.8"
-	nautilusRef = e2eRegistry + "/nautilus:1.8"
-	pauseRef    = "registry.k8s.io/pause:3.10.2"
+	e2eRegistry  = "registry.k8s.io/e2e-test-images"
+	agnhostRef   = e2eRegistry + "/agnhost:2.66.1"
+	agnhostPrev  = e2eRegistry + "/agnhost:2.55"
+	busyboxRef   = e2eRegistry + "/busybox:1.37.0-2"
+	glibcDNSRef  = e2eRegistry + "/glibc-dns-testing:2.1.1"
+	nginxRef     = e2eRegistry + "/nginx:1.27.0-2"
+	nginxNewRef  = e2eRegistry + "/nginx:1.28.0-2"
+	nonrootRef   = e2eRegistry + "/nonroot:1.5"
+	nnpRef       = e2eRegistry + "/nonewprivs:1.4"
+	kittenRef    = e2eRegistry + "/kitten:1.8"
+	nautilusRef  = e2eRegistry + "/nautilus:1.8"
+	pauseRef     = "registry.k8s.io/pause:3.10.2"
+	sampleAPIRef = e2eRegistry + "/sample-apiserver:1.29.2"
+	etcdRef      = "registry.k8s.io/etcd:3.7.0-0"
 )
 
 const pathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -100,6 +102,16 @@ func run(out, busyboxPath, curlPath, ncPath, shPath, digPath string) error {
 	}
 	nnp := filepath.Join(tmp, "nnp")
 	if err := goBuild(nnp, "k8s.io/kubernetes/test/images/nonewprivs"); err != nil {
+		return err
+	}
+	// The aggregator spec runs the sample API server with etcd beside it
+	// in one pod: both built from the modules (the tool lines in go.mod).
+	sampleAPI := filepath.Join(tmp, "sample-apiserver")
+	if err := goBuild(sampleAPI, "k8s.io/sample-apiserver"); err != nil {
+		return err
+	}
+	etcd := filepath.Join(tmp, "etcd")
+	if err := goBuild(etcd, "go.etcd.io/etcd/server/v3"); err != nil {
 		return err
 	}
 	nnpBin, err := os.ReadFile(nnp)
@@ -188,6 +200,14 @@ func run(out, busyboxPath, curlPath, ncPath, shPath, digPath string) error {
 	if err != nil {
 		return err
 	}
+	sampleAPIBin, err := os.ReadFile(sampleAPI)
+	if err != nil {
+		return err
+	}
+	etcdBin, err := os.ReadFile(etcd)
+	if err != nil {
+		return err
+	}
 	specs := []spec{
 		{ref: busyboxRef, layers: [][]file{base}, cmd: []string{"sh"}},
 		{ref: agnhostRef, layers: [][]file{base, curlFiles, agn},
@@ -211,6 +231,15 @@ func run(out, busyboxPath, curlPath, ncPath, shPath, digPath string) error {
 			labels: map[string]string{"minik.conformance/stand-in-for": "glibc-dns-testing 2.1.1 (busybox, bash and dig)"}},
 		{ref: pauseRef, layers: [][]file{{{name: "pause", mode: 0o755, data: pauseBin}}},
 			entrypoint: []string{"/pause"}, user: "65535:65535"},
+		// As upstream's test/images/sample-apiserver Dockerfile: the spec
+		// passes only arguments.
+		{ref: sampleAPIRef, layers: [][]file{base, {{name: "sample-apiserver", mode: 0o755, data: sampleAPIBin}}},
+			entrypoint: []string{"/sample-apiserver"},
+			labels:     map[string]string{"minik.conformance/stand-in-for": "sample-apiserver 1.29.2 (built from k8s.io/sample-apiserver v0.37.2)"}},
+		// The spec runs /usr/local/bin/etcd by its path, as upstream's
+		// image holds it.
+		{ref: etcdRef, layers: [][]file{{{name: "usr/local/bin/etcd", mode: 0o755, data: etcdBin}, {name: "tmp", dir: true, mode: 0o1777}}},
+			cmd: []string{"/usr/local/bin/etcd"}},
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
