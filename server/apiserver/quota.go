@@ -99,7 +99,7 @@ func addPodCompute(u corev1.ResourceList, p *corev1.Pod) {
 			u[k] = v.DeepCopy()
 			u["requests."+k] = v.DeepCopy()
 		default:
-			if strings.HasPrefix(string(k), corev1.ResourceHugePagesPrefix) {
+			if strings.HasPrefix(string(k), corev1.ResourceHugePagesPrefix) || isExtendedResource(k) {
 				u["requests."+k] = v.DeepCopy()
 			}
 		}
@@ -110,6 +110,18 @@ func addPodCompute(u corev1.ResourceList, p *corev1.Pod) {
 			u["limits."+k] = v.DeepCopy()
 		}
 	}
+}
+
+// isExtendedResource reports whether name is an extended resource
+// (example.com/dongle): one with a domain outside kubernetes.io, which
+// quota counts by its request alone, as requests.NAME.
+func isExtendedResource(name corev1.ResourceName) bool {
+	s := string(name)
+	domain, _, ok := strings.Cut(s, "/")
+	if !ok || strings.HasPrefix(s, corev1.DefaultResourceRequestsPrefix) {
+		return false
+	}
+	return domain != "kubernetes.io" && !strings.HasSuffix(domain, ".kubernetes.io")
 }
 
 func addServicePorts(u corev1.ResourceList, s *corev1.Service) {

@@ -155,3 +155,36 @@ func TestQuotaConcurrentCreates(t *testing.T) {
 	}
 	waitUsed(t, ts, "c", "quota", rlist("pods", "5"))
 }
+
+// TestQuotaExtendedResources: an extended resource's request counts as
+// requests.NAME (its limit, equal to it, not again), and a pod that would
+// pass that quota is refused, naming it.
+func TestQuotaExtendedResources(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testContext(t)
+	makeNamespace(t, ts, "ext")
+	makeQuota(t, ts, "ext", "quota", corev1.ResourceQuotaSpec{Hard: rlist("pods", "5", "requests.example.com/dongle", "3")})
+	pods := ts.client.CoreV1().Pods("ext")
+	dongles := rlist("example.com/dongle", "2")
+	if _, err := pods.Create(ctx, podWith("first", dongles, dongles), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("Create first: %v", err)
+	}
+	waitUsed(t, ts, "ext", "quota", rlist("pods", "1", "requests.example.com/dongle", "2"))
+	_, err := pods.Create(ctx, podWith("second", dongles, dongles), metav1.CreateOptions{})
+	want := `pods "second" is forbidden: exceeded quota: quota, requested: requests.example.com/dongle=2, used: requests.example.com/dongle=2, limited: requests.example.com/dongle=3`
+	if !apierrors.IsForbidden(err) || err.Error() != want {
+		t.Errorf("Create second = %v, want 403 %q", err, want)
+	}
+}
+
+func TestIsExtendedResource(t *testing.T) {
+	for name, want := range map[corev1.ResourceName]bool{
+		"example.com/dongle": true, "nvidia.com/gpu": true,
+		"cpu": false, "hugepages-2Mi": false, "kubernetes.io/batteries": false, "node.kubernetes.io/x": false,
+		"requests.example.com/dongle": false,
+	} {
+		if got := isExtendedResource(name); got != want {
+			t.Errorf("isExtendedResource(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
