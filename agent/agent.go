@@ -11,6 +11,7 @@
 //	  containerd/                      the agent's own containerd (without --containerd-socket)
 //	  cni/                             IPAM leases and CNI cache
 //	  images/*.tar                     imported at start
+//	  registries.yaml                  registry mirrors (without --registries-config)
 //	  pods/, sandboxes/, fifo/, ...    the runtime's files
 package agent
 
@@ -57,6 +58,9 @@ type Config struct {
 	// ContainerdSocket is an existing containerd to use; "" starts one
 	// under DataDir/containerd.
 	ContainerdSocket string
+	// RegistriesConfig is the registries file (see runtime.Registries);
+	// "" reads DataDir/registries.yaml if it exists.
+	RegistriesConfig string
 	// HeartbeatInterval defaults to DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
 	// RestartBackoff is the first CrashLoopBackOff delay, doubling to five
@@ -110,11 +114,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.NodeIP == "" {
 		cfg.NodeIP = routedNodeIP(cfg.ServerURL)
 	}
+	registries, err := LoadRegistries(cfg.DataDir, cfg.RegistriesConfig)
+	if err != nil {
+		return err
+	}
 	a := &agent{cfg: cfg, lg: cfg.Logger.With("component", "agent", "node", cfg.NodeName)}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	var err error
 	if a.servers, err = newServerList(cfg.ServerURL, filepath.Join(cfg.DataDir, ServersFile), a.lg); err != nil {
 		return err
 	}
@@ -150,7 +157,8 @@ func Run(ctx context.Context, cfg Config) error {
 	ports := servicenet.NewHostPorts()
 	rt, err := runtime.New(gctx, runtime.Config{
 		Address: address, DataDir: cfg.DataDir, Namespace: "minik-" + cfg.NodeName,
-		CgroupParent: "/minik-" + cfg.NodeName, Network: cniSetup{cni: cni, ports: ports}, Logger: cfg.Logger,
+		CgroupParent: "/minik-" + cfg.NodeName, Network: cniSetup{cni: cni, ports: ports},
+		Registries: registries, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return err
@@ -258,4 +266,19 @@ func (n cniSetup) Setup(ctx context.Context, podID, netnsPath string) (string, e
 // Teardown detaches the sandbox.
 func (n cniSetup) Teardown(ctx context.Context, podID, netnsPath string) error {
 	return n.cni.Teardown(ctx, podID, netnsPath, nil)
+}
+
+// LoadRegistries reads the registries file of an agent with its state in
+// dataDir: path, else dataDir/registries.yaml if that exists (none: no
+// mirrors). A bad file's error wraps runtime.ErrInvalid and names the file
+// and the key.
+func LoadRegistries(dataDir, path string) (runtime.Registries, error) {
+	if path != "" {
+		return runtime.LoadRegistries(path)
+	}
+	r, err := runtime.LoadRegistries(filepath.Join(dataDir, runtime.RegistriesFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return runtime.Registries{}, nil
+	}
+	return r, err
 }

@@ -56,7 +56,10 @@ type Config struct {
 	// PauseBinary is the executable run as "PauseBinary pause" in each
 	// sandbox; default: this process' executable.
 	PauseBinary string
-	Logger      *slog.Logger
+	// Registries are the mirrors and registry settings pulls use; the
+	// zero value pulls from the registry an image names.
+	Registries Registries
+	Logger     *slog.Logger
 }
 
 // Containerd runs pods on containerd. It implements Runtime, Execer,

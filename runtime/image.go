@@ -63,8 +63,8 @@ func NormalizeImage(ref string) (string, error) {
 	return named.String(), nil
 }
 
-// Pull makes ref present as policy says. Registries on localhost are
-// reached over plain HTTP.
+// Pull makes ref present as policy says, through the mirrors of
+// Config.Registries. Registries on localhost are reached over plain HTTP.
 func (c *Containerd) Pull(ctx context.Context, ref string, policy PullPolicy, auth ...RegistryAuth) error {
 	_, err := c.ensureImage(c.ctx(ctx), ref, policy, auth)
 	return err
@@ -88,11 +88,7 @@ func (c *Containerd) ensureImage(ctx context.Context, ref string, policy PullPol
 			return nil, fmt.Errorf("image %q: %w", name, ErrImageNeverPull)
 		}
 	}
-	hostOpts := []docker.RegistryOpt{docker.WithPlainHTTP(docker.MatchLocalhost)}
-	if len(auth) > 0 {
-		hostOpts = append(hostOpts, docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthCreds(credentialsFor(auth)))))
-	}
-	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: docker.ConfigureDefaultRegistries(hostOpts...)})
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: c.cfg.Registries.hosts(auth)})
 	img, err := c.client.Pull(ctx, name,
 		client.WithResolver(resolver),
 		client.WithPullUnpack,

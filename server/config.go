@@ -32,6 +32,9 @@ type Config struct {
 	TerminatedPodGCThreshold int
 	// RestartBackoff is the embedded agent's first CrashLoopBackOff delay.
 	RestartBackoff time.Duration
+	// RegistriesConfig is the embedded agent's registries file ("" =
+	// DATA/agent/registries.yaml if it exists).
+	RegistriesConfig string
 	// HeartbeatInterval is the embedded agent's (default 10s).
 	HeartbeatInterval time.Duration
 	// NodeRegistrationRate and NodeRegistrationBurst limit node

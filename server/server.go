@@ -56,6 +56,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := controllers.CheckDisabled(cfg.DisableControllers); err != nil {
 		return fmt.Errorf("disable-controller: %w", err)
 	}
+	if !cfg.DisableAgent {
+		// The embedded agent would only log a bad registries file.
+		if _, err := agent.LoadRegistries(filepath.Join(cfg.DataDir, "agent"), cfg.RegistriesConfig); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -392,6 +398,7 @@ func runEmbeddedAgent(ctx context.Context, cfg Config, token string, addr net.Ad
 		DataDir: filepath.Join(cfg.DataDir, "agent"), NodeName: name, NodeIP: embeddedNodeIP(cfg),
 		HeartbeatInterval: cfg.HeartbeatInterval, Version: cfg.Version, Logger: lg,
 		RestartBackoff: cfg.RestartBackoff, ClusterDNS: clusterDNS(cfg.ServiceCIDR),
+		RegistriesConfig: cfg.RegistriesConfig,
 	})
 	if err != nil && ctx.Err() == nil {
 		lg.Error("embedded agent stopped; the control plane keeps running", "err", err)
