@@ -36,7 +36,10 @@
 # The server, its containerd and pods, e2e.test and kubectl run inside a
 # network namespace made for the run (a bridge with no ports, 10.250.0.1/24, with
 # the default route, so nothing the specs send leaves it); it is deleted at
-# the end, after "minik agent --cleanup" ran inside it.
+# the end, after "minik agent --cleanup" ran inside it. A registry in it
+# (images/serve, at NODE_IP:5000) serves the image archives; both nodes
+# mirror registry.k8s.io to it, so specs with imagePullPolicy: Always pull
+# the images they would otherwise import (not with --host-netns).
 # Environment: BIN=path to a minik binary (default: built from $MINIK_SRC, the
 # git checkout of the current directory, into the run dir); CONFORMANCE_WORK=where
 # builds, image archives and runs go [/var/tmp/minik-conformance];
@@ -65,6 +68,8 @@ NODE_IP=10.250.0.1
 NODES=2
 NETNS2=''
 AGENT2_PID=''
+REGISTRY_PID=''
+REGISTRY_PORT=5000
 UPSTREAM_CTL=0
 UPSTREAM_PID=''
 UPSTREAM_NAMES=replicationcontroller,replicaset,deployment,daemonset,statefulset,job,cronjob
@@ -122,6 +127,10 @@ if [ -z "${BIN:-}" ]; then
 	BIN=$OUT/minik
 fi
 BIN=$(readlink -f "$BIN")
+if ((!HOST_NETNS)); then
+	log "building the image registry (images/serve)"
+	(cd "$WORK/src/images" && nice -n 19 go build -o "$OUT/serve-images" ./serve)
+fi
 SERVER_EXTRA=()
 if ((UPSTREAM_CTL)); then
 	log "building upstream-controllers ($UPSTREAM_NAMES from k8s.io/kubernetes/pkg/controller)"
@@ -169,9 +178,26 @@ stop_upstream() {
 	kill -KILL "$UPSTREAM_PID" 2>/dev/null || true
 	UPSTREAM_PID=''
 }
+stop_registry() {
+	[ -n "$REGISTRY_PID" ] || return 0
+	log "stopping the image registry (pid $REGISTRY_PID)"
+	kill -TERM "$REGISTRY_PID" 2>/dev/null || true
+	wait "$REGISTRY_PID" 2>/dev/null || true
+	REGISTRY_PID=''
+}
+# write_registries FILE: a registries.yaml mirroring the images' registry
+# (every reference is under registry.k8s.io) to the run's registry.
+write_registries() {
+	cat >"$1" <<YAML
+mirrors:
+  registry.k8s.io:
+    endpoint: ["http://$NODE_IP:$REGISTRY_PORT"]
+YAML
+}
 stop_server() {
 	stop_upstream
 	stop_agent2
+	stop_registry
 	[ -n "$SERVER_PID" ] || { cleanup_netns; return 0; }
 	local pids
 	pids=$(pgrep -f -- "$DATA" | grep -vx "$$" || true)
@@ -229,6 +255,16 @@ if ((!HOST_NETNS)); then
 	grep ' /sys/fs/cgroup' /proc/mounts >"$OUT/cgroup-mounts.txt" || true
 	SERVER_WRAP=(sh -c 'while read -r src mnt type opts rest; do mkdir -p "$mnt" && mount -t "$type" -o "$opts" "$src" "$mnt" || exit 1; done <"$0"; exec "$@"' "$OUT/cgroup-mounts.txt")
 	log "network namespace $NETNS (node IP $NODE_IP on a port-less bridge)"
+	"${NX[@]}" "$OUT/serve-images" -dir "$WORK/images" -addr "$NODE_IP:$REGISTRY_PORT" -ready "$OUT/registry-images.txt" >"$OUT/registry.log" 2>&1 &
+	REGISTRY_PID=$!
+	for i in $(seq 1 120); do
+		[ -s "$OUT/registry-images.txt" ] && break
+		kill -0 "$REGISTRY_PID" 2>/dev/null || { log "the image registry exited; see $OUT/registry.log"; tail -5 "$OUT/registry.log" >&2; exit 1; }
+		sleep 1
+	done
+	[ -s "$OUT/registry-images.txt" ] || { log "the image registry was not ready after 120s"; exit 1; }
+	write_registries "$DATA/agent/registries.yaml"
+	log "image registry at $NODE_IP:$REGISTRY_PORT (pid $REGISTRY_PID; $(wc -l <"$OUT/registry-images.txt") images, see registry-images.txt), mirrored in registries.yaml"
 fi
 
 log "starting: $BIN server --data-dir $DATA --https-listen-port $PORT ${SERVER_NET[*]} ${SERVER_EXTRA[*]}"
@@ -271,6 +307,7 @@ if ((NODES > 1)) && ((!HOST_NETNS)); then
 	mkdir -p "$DATA/node2/images" "$DATA/node2/agent/images"
 	cp "$WORK"/images/*.tar "$DATA/node2/images/"
 	cp "$WORK"/images/*.tar "$DATA/node2/agent/images/"
+	write_registries "$DATA/node2/registries.yaml"
 	log "starting the second node: agent --join https://$NODE_IP:$PORT --node-ip $NODE2_IP (netns $NETNS2)"
 	nsenter --net="/run/netns/$NETNS2" "$BIN" agent --join "https://$NODE_IP:$PORT" --token "$(cat "$DATA/token")" \
 		--data-dir "$DATA/node2" --node-name conformance-2 --node-ip "$NODE2_IP" >"$OUT/agent2.log" 2>&1 &
