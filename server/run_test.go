@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/minik-dev/minik/runtime"
 	"github.com/minik-dev/minik/server/coord"
 	"github.com/minik-dev/minik/store/storetest"
 )
@@ -184,6 +185,24 @@ func TestRunRefusesUnknownController(t *testing.T) {
 	err := Run(context.Background(), Config{DataDir: dir, DisableControllers: []string{"deployment", "deployments"}})
 	if err == nil || !strings.Contains(err.Error(), "disable-controller") || !strings.Contains(err.Error(), `"deployments"`) || !strings.Contains(err.Error(), "replicaset") {
 		t.Fatalf("Run = %v, want an error naming disable-controller, \"deployments\" and the known names", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("data dir: %v, want it never made", err)
+	}
+}
+
+// TestRunRefusesBadRegistriesFile checks that the embedded agent's bad
+// registries file stops the server before it touches its data dir, as it
+// would stop an agent.
+func TestRunRefusesBadRegistriesFile(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "registries.yaml")
+	if err := os.WriteFile(conf, []byte("mirrors:\n  registry.k8s.io:\n    endpoint: [\"ftp://x\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	err := Run(context.Background(), Config{DataDir: dir, RegistriesConfig: conf})
+	if !errors.Is(err, runtime.ErrInvalid) {
+		t.Fatalf("Run = %v, want runtime.ErrInvalid", err)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("data dir: %v, want it never made", err)
