@@ -48,6 +48,14 @@
 // carries [LabelPodUID] and is a containerd GC root; [Containerd.RemovePod]
 // and [Containerd.GC] remove it.
 //
+// # Pulls
+//
+// Images are pulled with containerd's docker resolver. [Config.Registries]
+// ([Registries], read from a k3s-style registries.yaml) gives a registry
+// mirror endpoints, tried in order before the registry itself, and hosts
+// their TLS settings and credentials; a pod's pull secrets answer for hosts
+// without credentials of their own. Registries on localhost are plain HTTP.
+//
 // # Resources
 //
 // A container's cgroup gets CPU shares from its CPU request (the limit
