@@ -223,9 +223,9 @@ func run(out, busyboxPath, curlPath, ncPath, shPath, digPath string) error {
 		// As upstream's Dockerfile: nnp set-user-ID root, printing the
 		// effective uid it runs with.
 		{ref: nnpRef, layers: [][]file{base, {{name: "usr/local/bin/nnp", mode: 0o4755, data: nnpBin}}}, cmd: []string{"nnp"}},
-		{ref: kittenRef, layers: [][]file{base, kitten}, cmd: []string{"httpd", "-f", "-p", "80", "-h", "/"},
+		{ref: kittenRef, layers: [][]file{base, alpineRelease, kitten}, cmd: []string{"httpd", "-f", "-p", "80", "-h", "/"},
 			labels: map[string]string{"minik.conformance/stand-in-for": "kitten 1.8 (busybox httpd for test-webserver)"}},
-		{ref: nautilusRef, layers: [][]file{base, nautilus}, cmd: []string{"httpd", "-f", "-p", "80", "-h", "/"},
+		{ref: nautilusRef, layers: [][]file{base, alpineRelease, nautilus}, cmd: []string{"httpd", "-f", "-p", "80", "-h", "/"},
 			labels: map[string]string{"minik.conformance/stand-in-for": "nautilus 1.8 (busybox httpd for test-webserver)"}},
 		{ref: glibcDNSRef, layers: [][]file{base, digFiles}, cmd: []string{"sh"},
 			labels: map[string]string{"minik.conformance/stand-in-for": "glibc-dns-testing 2.1.1 (busybox, bash and dig)"}},
@@ -378,6 +378,15 @@ func agnhostLayer(bin, k8sDir string) ([]file, error) {
 	}
 	return fs, nil
 }
+
+// alpineRelease is the /etc/os-release of the Alpine base upstream's
+// kitten and nautilus have (through agnhost's base), which the ImageVolume
+// spec reads from the mounted image. The file says which stand-in it is.
+var alpineRelease = []file{{name: "etc/os-release", mode: 0o644, data: []byte(`NAME="Alpine Linux"
+ID=alpine
+PRETTY_NAME="Alpine Linux (minik conformance stand-in: busybox base with Alpine's os-release)"
+HOME_URL="https://alpinelinux.org/"
+`)}}
 
 // updateDemoLayer is what upstream's kitten and nautilus images add to
 // their web server: name.jpg and data.json at the root, from the module's
