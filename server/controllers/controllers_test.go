@@ -80,7 +80,9 @@ func TestRunAllDisabled(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)
-	go func() { done <- RunAll(ctx, Config{Loopback: e.cfg, Logger: e.lg, Disabled: []string{DeploymentControllerName}}) }()
+	go func() {
+		done <- RunAll(ctx, Config{Loopback: e.cfg, Logger: e.lg, Disabled: []string{DeploymentControllerName}})
+	}()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
