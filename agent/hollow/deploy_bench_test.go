@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -166,23 +165,7 @@ func startUpstreamControllers(b *testing.B, c *cluster, bin string) *nodeProcess
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--kubeconfig", c.kubeconfig, "--kube-api-qps", "-1", "--controllers", strings.Join(upstreamControllerNames, ","))
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	b.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(testTimeout):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-			b.Errorf("upstream controllers did not stop on SIGTERM")
-		}
+	b.Cleanup(func() { // after the process has stopped
 		out.Close()
 		if b.Failed() {
 			if data, err := os.ReadFile(logFile); err == nil {
@@ -190,7 +173,9 @@ func startUpstreamControllers(b *testing.B, c *cluster, bin string) *nodeProcess
 			}
 		}
 	})
-	return &nodeProcess{pid: cmd.Process.Pid}
+	cmd := exec.Command(bin, "--kubeconfig", c.kubeconfig, "--kube-api-qps", "-1", "--controllers", strings.Join(upstreamControllerNames, ","))
+	cmd.Stdout, cmd.Stderr = out, out
+	return startChild(b, cmd, "upstream controllers")
 }
 
 // boundCounter follows pods with one protobuf informer and counts, for

@@ -62,6 +62,14 @@ func startNodeProcess(b *testing.B, cfg hollow.Config) *nodeProcess {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), nodeProcessEnv+"="+string(data))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return startChild(b, cmd, "hollow node process")
+}
+
+// startChild starts cmd in a process group of its own, killed if the
+// benchmark dies, and stops it with SIGTERM (SIGKILL after testTimeout)
+// when the benchmark ends; b fails if it does not exit cleanly. Cleanups
+// registered before the call run after it has stopped.
+func startChild(b *testing.B, cmd *exec.Cmd, what string) *nodeProcess {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -73,12 +81,12 @@ func startNodeProcess(b *testing.B, cfg hollow.Config) *nodeProcess {
 		select {
 		case err := <-done:
 			if err != nil {
-				b.Errorf("hollow node process: %v", err)
+				b.Errorf("%s: %v", what, err)
 			}
 		case <-time.After(testTimeout):
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
-			b.Errorf("hollow node process did not stop on SIGTERM")
+			b.Errorf("%s did not stop on SIGTERM", what)
 		}
 	})
 	return &nodeProcess{pid: cmd.Process.Pid}
