@@ -104,19 +104,7 @@ func TestIntegrationClusterTrustBundleVolume(t *testing.T) {
 		return err
 	})
 	t.Cleanup(func() { deletePodNow(cs, "blocked") })
-	eventually(t, 60*time.Second, "FailedMount of blocked", func() error {
-		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=blocked,reason=FailedMount"})
-		if err != nil {
-			return err
-		}
-		if len(evs.Items) == 0 {
-			return fmt.Errorf("no FailedMount event yet")
-		}
-		if msg := evs.Items[0].Message; !strings.Contains(msg, `clustertrustbundle "late" not found`) {
-			return fmt.Errorf("FailedMount message %q", msg)
-		}
-		return nil
-	})
+	waitEventMessage(t, cs, "blocked", "FailedMount", `clustertrustbundle "late" not found`)
 	p, err := cs.CoreV1().Pods("default").Get(ctx, "blocked", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -218,4 +206,23 @@ func TestIntegrationCSRClientCertificate(t *testing.T) {
 	if u := review.Status.UserInfo; u.Username != "tester" || !slices.Contains(u.Groups, "testers") {
 		t.Errorf("user = %+v, want tester in testers", u)
 	}
+}
+
+// waitEventMessage waits up to a minute for an event of reason about pod
+// default/pod whose message holds want.
+func waitEventMessage(t *testing.T, cs *kubernetes.Clientset, pod, reason, want string) {
+	t.Helper()
+	eventually(t, 60*time.Second, reason+" event of "+pod, func() error {
+		evs, err := cs.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod + ",reason=" + reason})
+		if err != nil {
+			return err
+		}
+		if len(evs.Items) == 0 {
+			return fmt.Errorf("no %s event yet", reason)
+		}
+		if msg := evs.Items[0].Message; !strings.Contains(msg, want) {
+			return fmt.Errorf("%s message %q", reason, msg)
+		}
+		return nil
+	})
 }

@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"strings"
 	"sync"
@@ -193,19 +192,7 @@ func TestIntegrationPodCertificateVolume(t *testing.T) {
 		return err
 	})
 	t.Cleanup(func() { deletePodNow(cs, "certdenied") })
-	eventually(t, 60*time.Second, "Denied event of certdenied", func() error {
-		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=certdenied,reason=Denied"})
-		if err != nil {
-			return err
-		}
-		if len(evs.Items) == 0 {
-			return fmt.Errorf("no Denied event yet")
-		}
-		if msg := evs.Items[0].Message; !strings.Contains(msg, `reason="NotAllowed"`) {
-			return fmt.Errorf("Denied message %q", msg)
-		}
-		return nil
-	})
+	waitEventMessage(t, cs, "certdenied", "Denied", `reason="NotAllowed"`)
 	p, err := cs.CoreV1().Pods("default").Get(ctx, "certdenied", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
